@@ -1,0 +1,26 @@
+/*
+ * admin.h - the admin HTTP listener: GET /metrics and GET /healthz.
+ *
+ * A tiny HTTP/1.x server on a loop connection: one bounded request
+ * (proto/http.h), one response, close. Bad requests get 400, unknown paths
+ * 404, other methods 405 (with Allow), oversized requests 431/413.
+ */
+#ifndef RG_CORE_ADMIN_H
+#define RG_CORE_ADMIN_H
+
+struct buf;
+struct conn_handler;
+struct metrics;
+
+struct admin;
+
+/* healthy(arg, detail) appends a one-line status to detail and returns 1
+ * when healthy (200) or 0 when not (503). NULL = always healthy. */
+struct admin *admin_new(struct metrics *m,
+    int (*healthy)(void *arg, struct buf *detail), void *arg);
+void admin_free(struct admin *a);
+
+/* Handler for loop_listen(); pass the admin as the listener ctx. */
+const struct conn_handler *admin_handler(void);
+
+#endif

@@ -1,0 +1,162 @@
+/*
+ * loop.h - the io_uring event loop: one ring per worker thread, listeners,
+ * connections, timers and cross-thread messages.
+ *
+ * Shared-nothing: a loop and everything hanging off it (listeners,
+ * connections, their buffers and timers) belong to one thread. Other
+ * threads talk to a loop only through loop_post().
+ *
+ * Sockets: multishot accept per listener (SO_REUSEPORT, one socket per
+ * worker), multishot recv into a provided buffer ring shared by all
+ * connections of the loop, so an idle connection holds no receive buffer.
+ * Received bytes are handed to the handler and the buffer goes straight
+ * back to the ring; handlers copy what they keep. One send in flight per
+ * connection; the output queue has a high-water mark the handler checks
+ * with conn_out_full() to stop reading from the other side (back-pressure).
+ *
+ * TLS sits between the socket and the handler: with a tls_conn attached,
+ * on_data sees plaintext and conn_write() takes plaintext.
+ *
+ * Lifetime: conn_close()/conn_abort() start the one teardown path; in-flight
+ * ops are cancelled; the fd is closed once; on_close is the last callback
+ * and the conn memory is freed when no op is in flight any more.
+ */
+#ifndef RG_CORE_LOOP_H
+#define RG_CORE_LOOP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct conn;
+struct listener;
+struct loop;
+struct metrics;
+struct metrics_shard;
+struct tls_client;
+struct tls_conn;
+struct tls_server;
+
+/* Why a connection ended; also the "reason" label of close metrics. */
+enum conn_reason {
+	CR_NONE = 0, /* closed by the handler, normal end */
+	CR_EOF,      /* peer closed */
+	CR_RESET,    /* socket error from the kernel */
+	CR_TIMEOUT,  /* a timer set by the loop or the handler fired */
+	CR_TLS,      /* TLS handshake or record failure */
+	CR_OVERFLOW, /* peer sent or refused to read too much */
+	CR_NOMEM,    /* allocation failed */
+	CR_DRAIN,    /* daemon shutting down */
+	CR_CONNECT,  /* outgoing connect failed */
+	CR_MAX
+};
+const char *conn_reason_name(enum conn_reason r);
+
+struct conn_handler {
+	/* Ready: accepted/connected and, with TLS, handshake done. */
+	void (*on_open)(struct conn *c);
+	/* Plaintext arrived; p is valid only during the call. */
+	void (*on_data)(struct conn *c, const char *p, size_t n);
+	/* The output queue fell to the low-water mark (after being full). */
+	void (*on_drain)(struct conn *c);
+	/* Peer finished sending. NULL means conn_close(c). */
+	void (*on_eof)(struct conn *c);
+	/* The conn's timer fired. NULL means conn_abort(c, CR_TIMEOUT). */
+	void (*on_timer)(struct conn *c);
+	/* Last call for c, once, from the teardown path. */
+	void (*on_close)(struct conn *c, enum conn_reason why);
+};
+
+struct loop_conf {
+	unsigned index;        /* worker number: metrics shard, logs */
+	unsigned ring_entries; /* 0 = 1024 */
+	unsigned buf_count;    /* provided recv buffers, power of 2; 0 = 1024 */
+	unsigned buf_size;     /* bytes each; 0 = 16384 */
+	size_t out_high;       /* output queue high-water; 0 = 256 KiB */
+	uint64_t handshake_timeout_ms; /* TLS handshake on accept; 0 = 10 s */
+	struct metrics *metrics;
+};
+
+/* Create a loop for the calling thread. Returns NULL with *error_r set;
+ * when io_uring is unavailable the message says so and what to change. */
+struct loop *loop_new(const struct loop_conf *conf, const char **error_r);
+void loop_free(struct loop *l);
+
+/* Probe io_uring once at start-up, before threads. 0 or -1 + *error_r. */
+int loop_probe(const char **error_r);
+
+/* Run until loop_stop() and the last connection is gone. 0 or -1. */
+int loop_run(struct loop *l);
+
+/* Stop accepting, close listeners; if drain_ms is 0 abort every
+ * connection now, else give them drain_ms to end before aborting. */
+void loop_stop(struct loop *l, uint64_t drain_ms);
+
+/* Run fn(l, arg) on l's thread soon. Safe from any thread. 0 or -1. */
+int loop_post(struct loop *l, void (*fn)(struct loop *, void *), void *arg);
+
+uint64_t loop_now(const struct loop *l); /* monotonic ms, per iteration */
+unsigned loop_index(const struct loop *l);
+unsigned loop_nconns(const struct loop *l);
+struct metrics_shard *loop_shard(struct loop *l);
+struct metrics *loop_metrics(struct loop *l);
+void *loop_ctx(const struct loop *l);
+void loop_set_ctx(struct loop *l, void *ctx);
+
+/* A listening socket (already bound and listening) served by this loop.
+ * name labels metrics and logs. The loop takes ownership of fd. */
+struct listener *loop_listen(struct loop *l, int fd, const char *name,
+    const struct conn_handler *h, void *ctx);
+/* Accepted connections start TLS with ts (NULL: plain). Takes a ref and
+ * drops the previous one; sessions already running keep theirs. */
+void listener_set_tls(struct listener *li, struct tls_server *ts);
+const char *listener_name(const struct listener *li);
+void *listener_ctx(const struct listener *li);
+
+/* Outgoing TCP connection; on_open fires when connected (and, after
+ * conn_start_tls_client(), when the handshake is done). Bytes written
+ * before that are queued. NULL on immediate failure. */
+struct conn *conn_connect(struct loop *l, const struct sockaddr *sa,
+    socklen_t len, const char *name, const struct conn_handler *h,
+    void *ctx);
+
+/* Put TLS on a connection: client side before on_open of a connect, or
+ * server side for STARTTLS (plaintext still buffered by the handler must be
+ * discarded by the caller; the loop discards nothing it has delivered).
+ * on_open fires again when the handshake completes. 0 or -1. */
+int conn_start_tls_client(struct conn *c, struct tls_client *tc,
+    const char *sni);
+int conn_start_tls_server(struct conn *c, struct tls_server *ts);
+
+/* Queue plaintext. 0, or -1 if the conn is closing or out of memory. */
+int conn_write(struct conn *c, const void *p, size_t n);
+size_t conn_out_queued(const struct conn *c);
+bool conn_out_full(const struct conn *c);
+
+/* Stop / restart delivering on_data (back-pressure toward this peer). */
+void conn_pause(struct conn *c);
+void conn_resume(struct conn *c);
+
+/* Graceful: flush output (TLS close_notify), then close. */
+void conn_close(struct conn *c);
+/* Immediate: drop queued output and close. */
+void conn_abort(struct conn *c, enum conn_reason why);
+bool conn_closing(const struct conn *c);
+
+/* One timer per conn: fire on_timer after ms (0 cancels). Cheap to call
+ * on every read: re-arming does not touch the kernel. */
+void conn_set_timer(struct conn *c, uint64_t ms);
+
+void *conn_ctx(const struct conn *c);
+void conn_set_ctx(struct conn *c, void *ctx);
+uint64_t conn_sid(const struct conn *c);
+const char *conn_peer(const struct conn *c); /* "addr:port" */
+struct tls_conn *conn_tls(const struct conn *c);
+struct loop *conn_loop(const struct conn *c);
+struct listener *conn_listener(const struct conn *c); /* NULL if outgoing */
+uint64_t conn_bytes_in(const struct conn *c);  /* plaintext received */
+uint64_t conn_bytes_out(const struct conn *c); /* plaintext sent */
+uint64_t conn_started(const struct conn *c);   /* loop_now() at start */
+
+#endif
