@@ -32,8 +32,10 @@ enum metric_type {
 };
 
 /* Create a registry with nshards shards (one per worker thread, plus any
- * other thread that records). Returns NULL on allocation failure. */
-struct metrics *metrics_new(unsigned nshards);
+ * other thread that records). ns is the namespace every name gets as a
+ * prefix ("ringgate" makes "conn_open" render as "ringgate_conn_open").
+ * Returns NULL on allocation failure. */
+struct metrics *metrics_new(const char *ns, unsigned nshards);
 void metrics_free(struct metrics *m);
 
 /* Shard i (0 <= i < nshards) for the thread that owns it. */
