@@ -1,0 +1,814 @@
+/*
+ * conn.c - one TCP connection on a loop: receive through the provided
+ * buffer ring, send with one op in flight, optional TLS in between,
+ * back-pressure, timers and the one teardown path.
+ *
+ * Ownership: the loop owns every conn. A handler gets callbacks and may
+ * call any conn_* function from inside them, on any conn of the same loop.
+ * Teardown (conn_abort, or conn_close once flushed) calls on_close exactly
+ * once, closes the fd exactly once, cancels what is in flight and parks the
+ * conn on the loop's dead list; the loop frees it when its last op has
+ * completed, so a late CQE never touches freed memory.
+ *
+ * Never: blocks, calls a handler after on_close, or re-enters a handler for
+ * the same conn from conn_resume() (resumed delivery is deferred to the end
+ * of the loop iteration).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/loop_private.h"
+#include "core/metrics.h"
+#include "core/tls.h"
+
+#define LOOP_BGID 1
+#define CLOSE_FLUSH_MS 5000
+
+static uint64_t sid_make(struct loop *l);
+static void peer_format(char *dst, size_t cap, const struct sockaddr *sa);
+static void recv_arm(struct conn *c);
+static void recv_handle(struct conn *c, struct io_uring_cqe *cqe);
+static void send_handle(struct conn *c, struct io_uring_cqe *cqe);
+static void connect_handle(struct conn *c, struct io_uring_cqe *cqe);
+static void input(struct conn *c, const char *p, size_t n);
+static void tls_pump(struct conn *c);
+static void tls_established(struct conn *c);
+static void tls_failed(struct conn *c, const char *reason);
+static void peer_eof(struct conn *c);
+static void flush(struct conn *c);
+static void opened(struct conn *c);
+static void teardown(struct conn *c, enum conn_reason why);
+static void cancel_op(struct conn *c, struct op *op);
+static void stop_reading(struct conn *c);
+static void rearm_later(struct conn *c);
+static void hs_fail_count(struct conn *c, const char *reason);
+
+static const char *const reason_names[CR_MAX] = {
+	[CR_NONE] = "normal",	  [CR_EOF] = "eof",
+	[CR_RESET] = "reset",	  [CR_TIMEOUT] = "timeout",
+	[CR_TLS] = "tls",	  [CR_OVERFLOW] = "overflow",
+	[CR_NOMEM] = "nomem",	  [CR_DRAIN] = "drain",
+	[CR_CONNECT] = "connect",
+};
+
+const char *
+conn_reason_name(enum conn_reason r)
+{
+	return r < CR_MAX ? reason_names[r] : "unknown";
+}
+
+/* Session ids: a bijective mix (splitmix64) of a per-loop random key plus
+ * a counter, so ids are unique within a loop and unguessable across. */
+static uint64_t
+sid_make(struct loop *l)
+{
+	uint64_t z = l->sid_key + ++l->sid_next * 0x9e3779b97f4a7c15ULL;
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	z ^= z >> 31;
+	return z ? z : 1;
+}
+
+static void
+peer_format(char *dst, size_t cap, const struct sockaddr *sa)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)sa;
+
+		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+		snprintf(dst, cap, "%s:%u", host, ntohs(in->sin_port));
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const void *)sa;
+
+		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+		snprintf(dst, cap, "[%s]:%u", host, ntohs(in6->sin6_port));
+	} else {
+		snprintf(dst, cap, "unix");
+	}
+}
+
+struct conn *
+conn_new(struct loop *l, int fd, struct listener *li,
+    const struct conn_handler *h, void *ctx)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+
+	if (c == NULL)
+		return NULL;
+	c->loop = l;
+	c->li = li;
+	c->h = h;
+	c->ctx = ctx;
+	c->fd = fd;
+	c->sid = sid_make(l);
+	c->started = l->now;
+	c->op_recv = (struct op){ OP_RECV, c };
+	c->op_send = (struct op){ OP_SEND, c };
+	c->op_connect = (struct op){ OP_CONNECT, c };
+	if (li) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+
+		if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0)
+			peer_format(c->peer, sizeof(c->peer),
+			    (struct sockaddr *)&ss);
+		metrics_gauge_add(l->shard, li->m_open, 1);
+	}
+	c->next = l->live;
+	if (l->live)
+		l->live->prev = c;
+	l->live = c;
+	l->nconns++;
+	return c;
+}
+
+void
+conn_free(struct conn *c)
+{
+	tls_conn_free(c->tls);
+	buf_free(&c->out);
+	buf_free(&c->stash);
+	buf_free(&c->early);
+	free(c->connect_sa);
+	if (c->fd != -1)
+		close(c->fd);
+	free(c);
+}
+
+/* An accepted connection: start TLS if the listener has it, else open. */
+void
+conn_start(struct conn *c)
+{
+	struct listener *li = c->li;
+
+	if (li->tls) {
+		if ((c->tls = tls_conn_server(li->tls)) == NULL) {
+			teardown(c, CR_NOMEM);
+			return;
+		}
+		c->flags |= CF_HANDSHAKE;
+		conn_set_timer(c, c->loop->conf.handshake_timeout_ms);
+	}
+	recv_arm(c);
+	if (!c->tls)
+		opened(c);
+}
+
+static void
+opened(struct conn *c)
+{
+	c->flags |= CF_OPEN;
+	if (c->h->on_open)
+		c->h->on_open(c);
+}
+
+/* ---- receiving ---------------------------------------------------- */
+
+static void
+recv_arm(struct conn *c)
+{
+	struct io_uring_sqe *sqe;
+
+	if (c->flags & (CF_DEAD | CF_RECV_ARMED | CF_PAUSED | CF_EOF |
+			   CF_CONNECTING | CF_CLOSING))
+		return;
+	sqe = loop_sqe(c->loop);
+	io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = LOOP_BGID;
+	io_uring_sqe_set_data(sqe, &c->op_recv);
+	c->flags |= CF_RECV_ARMED;
+	c->inflight++;
+}
+
+static void
+cancel_op(struct conn *c, struct op *op)
+{
+	struct io_uring_sqe *sqe = loop_sqe(c->loop);
+
+	io_uring_prep_cancel64(sqe, (uintptr_t)op, 0);
+	io_uring_sqe_set_data64(sqe, 0);
+}
+
+static void
+stop_reading(struct conn *c)
+{
+	if ((c->flags & CF_RECV_ARMED) && !(c->flags & CF_CANCEL_SENT)) {
+		cancel_op(c, &c->op_recv);
+		c->flags |= CF_CANCEL_SENT;
+	}
+}
+
+static void
+rearm_later(struct conn *c)
+{
+	if (c->flags & (CF_REARM | CF_DEAD))
+		return;
+	c->flags |= CF_REARM;
+	c->rearm_next = c->loop->rearm;
+	c->loop->rearm = c;
+}
+
+static void
+recv_handle(struct conn *c, struct io_uring_cqe *cqe)
+{
+	struct loop *l = c->loop;
+	bool more = cqe->flags & IORING_CQE_F_MORE;
+	int res = cqe->res;
+
+	if (!more)
+		c->flags &= ~(CF_RECV_ARMED | CF_CANCEL_SENT);
+	if (res > 0) {
+		unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+		char *p = l->bufs + (size_t)bid * l->conf.buf_size;
+
+		if (!(c->flags & (CF_DEAD | CF_CLOSING)))
+			input(c, p, (size_t)res);
+		/* the handler copied what it keeps: recycle at once */
+		io_uring_buf_ring_add(l->br, p, l->conf.buf_size,
+		    (unsigned short)bid, l->br_mask, 0);
+		io_uring_buf_ring_advance(l->br, 1);
+		if (!more)
+			rearm_later(c);
+	} else if (res == 0) {
+		c->flags |= CF_EOF;
+		if (!(c->flags & CF_DEAD))
+			peer_eof(c);
+	} else if (res == -ENOBUFS) {
+		/* every buffer is busy: back-pressure, try again shortly */
+		metrics_add(l->shard, l->m_enobufs, 1);
+		rearm_later(c);
+	} else if (res == -ECANCELED) {
+		rearm_later(c); /* resumed before the cancel landed? */
+	} else if (!(c->flags & CF_DEAD)) {
+		teardown(c, CR_RESET);
+	}
+	if (!more)
+		c->inflight--;
+}
+
+static void
+input(struct conn *c, const char *p, size_t n)
+{
+	if (c->tls) {
+		if (tls_conn_feed(c->tls, p, n) == -1) {
+			teardown(c, CR_NOMEM);
+			return;
+		}
+		tls_pump(c);
+		return;
+	}
+	c->bytes_in += n;
+	if (c->flags & CF_PAUSED) {
+		if (buf_append(&c->stash, p, n) == -1)
+			teardown(c, CR_NOMEM);
+		return;
+	}
+	c->h->on_data(c, p, n);
+}
+
+static void
+peer_eof(struct conn *c)
+{
+	if (c->flags & CF_HANDSHAKE) {
+		tls_failed(c, "unexpected_eof");
+		return;
+	}
+	if (c->flags & CF_CLOSING) {
+		teardown(c, c->reason);
+		return;
+	}
+	c->reason = CR_EOF;
+	if (c->h->on_eof)
+		c->h->on_eof(c);
+	else
+		conn_close(c);
+}
+
+/* Drive the TLS engine: finish the handshake, deliver plaintext, send
+ * what it produced. Stops while paused; the ciphertext waits in the
+ * engine's input BIO until conn_resume(). */
+static void
+tls_pump(struct conn *c)
+{
+	struct loop *l = c->loop;
+
+	while (!(c->flags & (CF_DEAD | CF_CLOSING))) {
+		size_t n = 0;
+		bool hs = c->flags & CF_HANDSHAKE;
+		enum tls_rc rc;
+
+		if (!hs && (c->flags & CF_PAUSED))
+			break;
+		rc = tls_conn_read(c->tls, l->scratch, l->conf.buf_size, &n);
+		if (rc == TLS_OK && hs && tls_conn_established(c->tls)) {
+			tls_established(c);
+			continue;
+		}
+		if (rc == TLS_OK && n > 0) {
+			c->bytes_in += n;
+			c->h->on_data(c, l->scratch, n);
+			continue;
+		}
+		if (rc == TLS_CLOSED) {
+			flush(c);
+			peer_eof(c);
+			return;
+		}
+		if (rc == TLS_ERROR) {
+			const char *why = tls_conn_reason(c->tls);
+
+			tls_failed(c, why ? why : "protocol");
+			return;
+		}
+		break; /* TLS_WANT, or nothing more to do */
+	}
+	flush(c);
+}
+
+static void
+tls_established(struct conn *c)
+{
+	c->flags &= ~CF_HANDSHAKE;
+	conn_set_timer(c, 0);
+	if (c->li)
+		metrics_add(c->loop->shard, c->li->m_hs_ok, 1);
+	if (buf_used(&c->early) > 0) {
+		if (tls_conn_write(c->tls, buf_head(&c->early),
+			buf_used(&c->early)) == -1) {
+			teardown(c, CR_NOMEM);
+			return;
+		}
+		buf_free(&c->early);
+	}
+	opened(c);
+}
+
+static void
+hs_fail_count(struct conn *c, const char *reason)
+{
+	unsigned i;
+
+	if (c->li == NULL)
+		return;
+	for (i = 0; tls_reasons[i]; i++)
+		if (strcmp(tls_reasons[i], reason) == 0)
+			break;
+	/* an unknown reason falls on the last slot, "timeout" only when
+	 * it is one; keep the labels honest */
+	if (tls_reasons[i] == NULL && strcmp(reason, "timeout") != 0) {
+		for (i = 0; tls_reasons[i]; i++)
+			if (strcmp(tls_reasons[i], "protocol") == 0)
+				break;
+	}
+	metrics_add(c->loop->shard, c->li->m_hs_fail[i], 1);
+}
+
+/* A failed handshake or record: count it, send the alert OpenSSL queued,
+ * then close. */
+static void
+tls_failed(struct conn *c, const char *reason)
+{
+	bool hs = c->flags & CF_HANDSHAKE;
+
+	if (hs)
+		hs_fail_count(c, reason);
+	log_info(c->sid, hs ? "tls.handshake_failed" : "tls.error",
+	    "peer=%s reason=%s", c->peer, reason);
+	c->flags &= ~CF_HANDSHAKE;
+	c->reason = CR_TLS;
+	flush(c);
+	if (c->fd != -1 && (c->flags & CF_SEND_BUSY) && !(c->flags & CF_EOF)) {
+		c->flags |= CF_CLOSING;
+		stop_reading(c);
+		conn_set_timer(c, CLOSE_FLUSH_MS);
+		return;
+	}
+	teardown(c, CR_TLS);
+}
+
+/* ---- sending ------------------------------------------------------ */
+
+static void
+flush(struct conn *c)
+{
+	struct io_uring_sqe *sqe;
+
+	if (c->flags & CF_DEAD)
+		return;
+	if (c->tls) {
+		const char *p;
+		size_t n = tls_conn_out(c->tls, &p);
+
+		if (n > 0) {
+			if (buf_append(&c->out, p, n) == -1) {
+				teardown(c, CR_NOMEM);
+				return;
+			}
+			tls_conn_out_consume(c->tls, n);
+		}
+	}
+	if (c->flags & (CF_SEND_BUSY | CF_CONNECTING) || buf_used(&c->out) == 0)
+		return;
+	sqe = loop_sqe(c->loop);
+	io_uring_prep_send(sqe, c->fd, buf_head(&c->out), buf_used(&c->out),
+	    MSG_NOSIGNAL);
+	io_uring_sqe_set_data(sqe, &c->op_send);
+	c->flags |= CF_SEND_BUSY;
+	c->inflight++;
+}
+
+static void
+send_handle(struct conn *c, struct io_uring_cqe *cqe)
+{
+	c->flags &= ~CF_SEND_BUSY;
+	c->inflight--;
+	if (c->flags & CF_DEAD)
+		return;
+	if (cqe->res < 0) {
+		teardown(c, cqe->res == -ECANCELED ? c->reason : CR_RESET);
+		return;
+	}
+	buf_consume(&c->out, (size_t)cqe->res);
+	flush(c);
+	if (c->flags & CF_SEND_BUSY)
+		return;
+	buf_release(&c->out);
+	if (c->flags & CF_CLOSING) {
+		teardown(c, c->reason);
+		return;
+	}
+	if ((c->flags & CF_WAS_FULL) &&
+	    conn_out_queued(c) <= c->loop->conf.out_high / 4) {
+		c->flags &= ~CF_WAS_FULL;
+		if (c->h->on_drain)
+			c->h->on_drain(c);
+	}
+}
+
+int
+conn_write(struct conn *c, const void *p, size_t n)
+{
+	int rc;
+
+	if (c->flags & (CF_DEAD | CF_CLOSING))
+		return -1;
+	c->bytes_out += n;
+	if (c->tls && (c->flags & CF_HANDSHAKE))
+		rc = buf_append(&c->early, p, n);
+	else if (c->tls)
+		rc = tls_conn_write(c->tls, p, n);
+	else
+		rc = buf_append(&c->out, p, n);
+	if (rc == -1) {
+		teardown(c, CR_NOMEM);
+		return -1;
+	}
+	flush(c);
+	if (conn_out_full(c))
+		c->flags |= CF_WAS_FULL;
+	return 0;
+}
+
+size_t
+conn_out_queued(const struct conn *c)
+{
+	return buf_used(&c->out) + buf_used(&c->early);
+}
+
+bool
+conn_out_full(const struct conn *c)
+{
+	return conn_out_queued(c) >= c->loop->conf.out_high;
+}
+
+/* ---- connecting --------------------------------------------------- */
+
+struct conn *
+conn_connect(struct loop *l, const struct sockaddr *sa, socklen_t len,
+    const char *name, const struct conn_handler *h, void *ctx)
+{
+	struct io_uring_sqe *sqe;
+	struct conn *c;
+	int fd, one = 1;
+
+	if (len > sizeof(struct sockaddr_storage))
+		return NULL;
+	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return NULL;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if ((c = conn_new(l, fd, NULL, h, ctx)) == NULL) {
+		close(fd);
+		return NULL;
+	}
+	peer_format(c->peer, sizeof(c->peer), sa);
+	if ((c->connect_sa = malloc(sizeof(*c->connect_sa))) == NULL) {
+		teardown(c, CR_NOMEM);
+		return NULL;
+	}
+	memcpy(c->connect_sa, sa, len);
+	sqe = loop_sqe(l);
+	io_uring_prep_connect(sqe, fd, (struct sockaddr *)c->connect_sa, len);
+	io_uring_sqe_set_data(sqe, &c->op_connect);
+	c->flags |= CF_CONNECTING;
+	c->inflight++;
+	(void)name;
+	return c;
+}
+
+static void
+connect_handle(struct conn *c, struct io_uring_cqe *cqe)
+{
+	c->flags &= ~CF_CONNECTING;
+	c->inflight--;
+	free(c->connect_sa);
+	c->connect_sa = NULL;
+	if (c->flags & CF_DEAD)
+		return;
+	if (cqe->res < 0) {
+		log_info(c->sid, "conn.connect_failed", "peer=%s error=\"%s\"",
+		    c->peer, strerror(-cqe->res));
+		teardown(c, CR_CONNECT);
+		return;
+	}
+	recv_arm(c);
+	if (c->tls) {
+		tls_pump(c); /* sends the ClientHello */
+		return;
+	}
+	opened(c);
+	flush(c);
+}
+
+int
+conn_start_tls_client(struct conn *c, struct tls_client *tc, const char *sni)
+{
+	if (c->tls || (c->flags & CF_DEAD))
+		return -1;
+	if ((c->tls = tls_conn_client(tc, sni)) == NULL)
+		return -1;
+	c->flags |= CF_HANDSHAKE | CF_TLS_CLIENT;
+	if (buf_used(&c->out) > 0) {
+		/* plaintext queued before TLS was requested goes after it */
+		if (buf_append(&c->early, buf_head(&c->out),
+			buf_used(&c->out)) == -1)
+			return -1;
+		buf_free(&c->out);
+	}
+	conn_set_timer(c, c->loop->conf.handshake_timeout_ms);
+	if (!(c->flags & CF_CONNECTING))
+		tls_pump(c);
+	return 0;
+}
+
+int
+conn_start_tls_server(struct conn *c, struct tls_server *ts)
+{
+	if (c->tls || (c->flags & CF_DEAD))
+		return -1;
+	if ((c->tls = tls_conn_server(ts)) == NULL)
+		return -1;
+	/* Bytes that arrived in plaintext but were not delivered belong to
+	 * before the upgrade and must never be read as if they came after
+	 * it (CVE-2011-0411 class). */
+	buf_free(&c->stash);
+	c->flags |= CF_HANDSHAKE;
+	conn_set_timer(c, c->loop->conf.handshake_timeout_ms);
+	return 0;
+}
+
+/* ---- flow control, timers, closing -------------------------------- */
+
+void
+conn_pause(struct conn *c)
+{
+	if (c->flags & (CF_PAUSED | CF_DEAD))
+		return;
+	c->flags |= CF_PAUSED;
+	stop_reading(c);
+}
+
+void
+conn_resume(struct conn *c)
+{
+	if (!(c->flags & CF_PAUSED) || (c->flags & CF_DEAD))
+		return;
+	c->flags &= ~CF_PAUSED;
+	rearm_later(c);
+}
+
+/* From the loop's re-arm list, outside any handler: deliver what waited
+ * while paused, then receive again. */
+void
+conn_rearm_recv(struct conn *c)
+{
+	if (c->flags & (CF_DEAD | CF_PAUSED))
+		return;
+	if (buf_used(&c->stash) > 0) {
+		struct buf held = c->stash;
+
+		memset(&c->stash, 0, sizeof(c->stash));
+		c->h->on_data(c, buf_head(&held), buf_used(&held));
+		buf_free(&held);
+		if (c->flags & (CF_DEAD | CF_PAUSED))
+			return;
+	}
+	if (c->tls && !(c->flags & CF_CONNECTING))
+		tls_pump(c);
+	recv_arm(c);
+}
+
+void
+conn_set_timer(struct conn *c, uint64_t ms)
+{
+	if (c->flags & CF_DEAD)
+		return;
+	c->deadline = ms ? c->loop->now + ms : 0;
+	timer_update(c->loop, c);
+}
+
+void
+conn_timer_fire(struct conn *c)
+{
+	if (c->flags & CF_DEAD)
+		return;
+	if (c->flags & CF_HANDSHAKE) {
+		hs_fail_count(c, "timeout");
+		log_info(c->sid, "tls.handshake_failed",
+		    "peer=%s reason=timeout", c->peer);
+		teardown(c, CR_TIMEOUT);
+	} else if (c->flags & CF_CLOSING) {
+		teardown(c, c->reason);
+	} else if (c->flags & CF_CONNECTING) {
+		teardown(c, CR_CONNECT);
+	} else if (c->h->on_timer) {
+		c->h->on_timer(c);
+	} else {
+		teardown(c, CR_TIMEOUT);
+	}
+}
+
+void
+conn_close(struct conn *c)
+{
+	if (c->flags & (CF_DEAD | CF_CLOSING))
+		return;
+	if (c->flags & CF_CONNECTING) {
+		teardown(c, c->reason);
+		return;
+	}
+	c->flags |= CF_CLOSING;
+	stop_reading(c);
+	if (c->tls && !(c->flags & CF_HANDSHAKE))
+		tls_conn_shutdown(c->tls);
+	flush(c);
+	if (c->flags & CF_DEAD)
+		return;
+	if (!(c->flags & CF_SEND_BUSY)) {
+		teardown(c, c->reason);
+		return;
+	}
+	conn_set_timer(c, CLOSE_FLUSH_MS);
+}
+
+void
+conn_abort(struct conn *c, enum conn_reason why)
+{
+	teardown(c, why);
+}
+
+bool
+conn_closing(const struct conn *c)
+{
+	return c->flags & (CF_DEAD | CF_CLOSING);
+}
+
+/* The one teardown path. */
+static void
+teardown(struct conn *c, enum conn_reason why)
+{
+	struct loop *l = c->loop;
+
+	if (c->flags & CF_DEAD)
+		return;
+	c->flags |= CF_DEAD;
+	c->reason = why;
+	timer_remove(l, c);
+	if ((c->flags & CF_RECV_ARMED) && !(c->flags & CF_CANCEL_SENT))
+		cancel_op(c, &c->op_recv);
+	if (c->flags & CF_SEND_BUSY)
+		cancel_op(c, &c->op_send);
+	if (c->flags & CF_CONNECTING)
+		cancel_op(c, &c->op_connect);
+	/* in-flight ops hold their own file reference: closing now is safe
+	 * and releases the port to the peer at once */
+	close(c->fd);
+	c->fd = -1;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		l->live = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	c->prev = NULL;
+	c->next = l->dead;
+	l->dead = c;
+	l->nconns--;
+	if (c->li) {
+		metrics_gauge_add(l->shard, c->li->m_open, -1);
+		metrics_add(l->shard, c->li->m_closed[why], 1);
+	}
+	if (c->h->on_close)
+		c->h->on_close(c, why);
+}
+
+/* ---- dispatch and accessors --------------------------------------- */
+
+void
+conn_handle_cqe(struct conn *c, struct op *op, struct io_uring_cqe *cqe)
+{
+	switch (op->kind) {
+	case OP_RECV:
+		recv_handle(c, cqe);
+		break;
+	case OP_SEND:
+		send_handle(c, cqe);
+		break;
+	case OP_CONNECT:
+		connect_handle(c, cqe);
+		break;
+	default:
+		fatal("unknown op kind %d", op->kind);
+	}
+}
+
+void *
+conn_ctx(const struct conn *c)
+{
+	return c->ctx;
+}
+
+void
+conn_set_ctx(struct conn *c, void *ctx)
+{
+	c->ctx = ctx;
+}
+
+uint64_t
+conn_sid(const struct conn *c)
+{
+	return c->sid;
+}
+
+const char *
+conn_peer(const struct conn *c)
+{
+	return c->peer;
+}
+
+struct tls_conn *
+conn_tls(const struct conn *c)
+{
+	return c->tls;
+}
+
+struct loop *
+conn_loop(const struct conn *c)
+{
+	return c->loop;
+}
+
+struct listener *
+conn_listener(const struct conn *c)
+{
+	return c->li;
+}
+
+uint64_t
+conn_bytes_in(const struct conn *c)
+{
+	return c->bytes_in;
+}
+
+uint64_t
+conn_bytes_out(const struct conn *c)
+{
+	return c->bytes_out;
+}
+
+uint64_t
+conn_started(const struct conn *c)
+{
+	return c->started;
+}

@@ -1,0 +1,270 @@
+/*
+ * daemon.c - shared start-up and process control for ringgate and
+ * ringstore: argv, listening sockets, pid file, worker threads, signals.
+ *
+ * Signals: blocked in every thread before any is created, then taken
+ * synchronously by the main thread, so no handler ever runs on a ring
+ * thread and no async-signal-safety puzzles exist.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/config.h"
+#include "core/daemon.h"
+#include "core/log.h"
+#include "core/loop.h"
+
+struct worker {
+	struct daemon *d;
+	unsigned index;
+	pthread_t thread;
+	int rc;
+	/* start-up handshake with the main thread */
+	pthread_mutex_t *lock;
+	pthread_cond_t *cond;
+	unsigned *ready;
+};
+
+struct stop_msg {
+	uint64_t drain_ms;
+};
+
+static void usage(const char *name, const char *default_config, int code);
+static void *worker_main(void *arg);
+static void stop_loop(struct loop *l, void *arg);
+
+static __thread char daemon_errbuf[256];
+
+static void
+usage(const char *name, const char *default_config, int code)
+{
+	fprintf(code ? stderr : stdout,
+	    "usage: %s [-t] [-c FILE] [-V]\n"
+	    "  -c FILE  configuration file (default %s)\n"
+	    "  -t       check the configuration and exit\n"
+	    "  -V       print the version and exit\n",
+	    name, default_config);
+	exit(code);
+}
+
+void
+daemon_args_parse(struct daemon_args *a, int argc, char **argv,
+    const char *name, const char *default_config)
+{
+	int ch;
+
+	a->config = default_config;
+	a->test = false;
+	while ((ch = getopt(argc, argv, "c:thV")) != -1) {
+		switch (ch) {
+		case 'c':
+			a->config = optarg;
+			break;
+		case 't':
+			a->test = true;
+			break;
+		case 'V':
+			printf("%s %s\n", name, RG_VERSION);
+			exit(0);
+		case 'h':
+			usage(name, default_config, 0);
+			break;
+		default:
+			usage(name, default_config, 2);
+		}
+	}
+	if (optind != argc)
+		usage(name, default_config, 2);
+}
+
+int
+daemon_listen(const struct cfg_addr *a, bool reuseport, const char **error_r)
+{
+	int fd, one = 1;
+
+	fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		goto fail;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1)
+		goto fail;
+	if (reuseport &&
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1)
+		goto fail;
+	if (a->ss.ss_family == AF_INET6)
+		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one,
+		    sizeof(one));
+	if (bind(fd, (const struct sockaddr *)&a->ss, a->len) == -1 ||
+	    listen(fd, 4096) == -1)
+		goto fail;
+	return fd;
+fail:
+	snprintf(daemon_errbuf, sizeof(daemon_errbuf), "listen on %s: %s%s",
+	    a->text, strerror(errno),
+	    errno == EADDRINUSE ? " (is another instance running?)" :
+	    errno == EACCES ? " (ports below 1024 need root or "
+			      "CAP_NET_BIND_SERVICE)" : "");
+	*error_r = daemon_errbuf;
+	if (fd != -1)
+		close(fd);
+	return -1;
+}
+
+int
+daemon_pidfile(const char *path)
+{
+	char tmp[4096], line[32];
+	int fd, n;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+		return -1;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd == -1)
+		return -1;
+	n = snprintf(line, sizeof(line), "%ld\n", (long)getpid());
+	if (write(fd, line, (size_t)n) != n || close(fd) == -1 ||
+	    rename(tmp, path) == -1) {
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+unsigned
+daemon_ncpu(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n > 0 ? (unsigned)n : 1;
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct daemon *d = w->d;
+	struct loop_conf conf = d->loop_conf;
+	const char *err = NULL;
+	struct loop *l;
+
+	conf.index = w->index;
+	conf.metrics = d->metrics;
+	l = loop_new(&conf, &err);
+	if (l != NULL && d->worker_init(d, l, w->index) == -1) {
+		err = "worker set-up failed";
+		loop_free(l);
+		l = NULL;
+	}
+	pthread_mutex_lock(w->lock);
+	d->loops[w->index] = l;
+	(*w->ready)++;
+	pthread_cond_signal(w->cond);
+	pthread_mutex_unlock(w->lock);
+	if (l == NULL) {
+		log_error(0, "worker.failed", "worker=%u error=\"%s\"",
+		    w->index, err);
+		w->rc = -1;
+		return NULL;
+	}
+	w->rc = loop_run(l);
+	return NULL;
+}
+
+static void
+stop_loop(struct loop *l, void *arg)
+{
+	struct stop_msg *m = arg;
+
+	loop_stop(l, m->drain_ms);
+}
+
+void
+daemon_broadcast(struct daemon *d, void (*fn)(struct loop *, void *),
+    void *arg)
+{
+	for (unsigned i = 0; i < d->nworkers; i++)
+		if (d->loops[i])
+			loop_post(d->loops[i], fn, arg);
+}
+
+int
+daemon_run(struct daemon *d)
+{
+	pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+	struct stop_msg stop = { d->drain_ms };
+	struct worker *w;
+	unsigned ready = 0, started = 0;
+	bool failed = false;
+	sigset_t set;
+	int code = 0;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+	d->loops = calloc(d->nworkers, sizeof(*d->loops));
+	w = calloc(d->nworkers, sizeof(*w));
+	if (d->loops == NULL || w == NULL)
+		fatal("out of memory");
+	for (unsigned i = 0; i < d->nworkers; i++) {
+		w[i] = (struct worker){ .d = d, .index = i, .lock = &lock,
+			.cond = &cond, .ready = &ready };
+		if (pthread_create(&w[i].thread, NULL, worker_main, &w[i]) != 0)
+			fatal("pthread_create: %s", strerror(errno));
+		started++;
+	}
+	pthread_mutex_lock(&lock);
+	while (ready < started)
+		pthread_cond_wait(&cond, &lock);
+	pthread_mutex_unlock(&lock);
+	for (unsigned i = 0; i < d->nworkers; i++)
+		if (d->loops[i] == NULL)
+			failed = true;
+	if (failed) {
+		stop.drain_ms = 0;
+		code = 1;
+	} else {
+		log_info(0, "daemon.started", "workers=%u pid=%ld", d->nworkers,
+		    (long)getpid());
+		for (;;) {
+			siginfo_t si;
+			int sig = sigwaitinfo(&set, &si);
+
+			if (sig == SIGHUP) {
+				log_info(0, "daemon.reload", NULL);
+				if (d->reload)
+					d->reload(d);
+			} else if (sig == SIGTERM || sig == SIGINT) {
+				log_info(0, "daemon.stopping",
+				    "signal=%s drain_ms=%llu",
+				    sig == SIGTERM ? "TERM" : "INT",
+				    (unsigned long long)d->drain_ms);
+				break;
+			}
+		}
+	}
+	daemon_broadcast(d, stop_loop, &stop);
+	for (unsigned i = 0; i < d->nworkers; i++) {
+		pthread_join(w[i].thread, NULL);
+		if (w[i].rc != 0)
+			code = 1;
+		loop_free(d->loops[i]);
+		d->loops[i] = NULL;
+	}
+	free(w);
+	log_info(0, "daemon.stopped", "code=%d", code);
+	return code;
+}

@@ -1,0 +1,67 @@
+/*
+ * daemon.h - what every daemon's main() shares: command line, listening
+ * sockets, worker threads with one loop each, signals, pid file.
+ *
+ * The main thread owns start-up, signals and reloads; worker threads own
+ * their loops. Signals are blocked in every thread and taken by the main
+ * thread with sigwaitinfo(): SIGHUP calls the daemon's reload hook on the
+ * main thread, SIGTERM/SIGINT drain every loop and return.
+ */
+#ifndef RG_CORE_DAEMON_H
+#define RG_CORE_DAEMON_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/loop.h"
+
+struct cfg_addr;
+
+struct daemon_args {
+	const char *config; /* -c */
+	bool test;          /* -t */
+};
+
+/* Parse argv: -c FILE, -t, -V, -h. Prints usage/version and exits for
+ * -h/-V and on errors. default_config is used without -c. */
+void daemon_args_parse(struct daemon_args *a, int argc, char **argv,
+    const char *name, const char *default_config);
+
+/* A bound, listening TCP socket with SO_REUSEADDR, TCP_NODELAY (inherited
+ * by accepted sockets) and, when reuseport, SO_REUSEPORT so each worker
+ * can have its own. Returns the fd or -1 with *error_r naming the address
+ * and the errno text. */
+int daemon_listen(const struct cfg_addr *a, bool reuseport,
+    const char **error_r);
+
+/* Write our pid to path (created 0644, replaced atomically). 0 or -1. */
+int daemon_pidfile(const char *path);
+
+/* Number of online CPUs (at least 1). */
+unsigned daemon_ncpu(void);
+
+struct daemon {
+	const char *name;
+	unsigned nworkers;
+	struct metrics *metrics;
+	uint64_t drain_ms;
+	struct loop_conf loop_conf; /* template: index and metrics set here */
+	void *ctx; /* the daemon's own state */
+	/* On worker i's thread, after its loop exists: add listeners.
+	 * 0 or -1 (the daemon then stops with an error). */
+	int (*worker_init)(struct daemon *d, struct loop *l, unsigned i);
+	/* On the main thread, for SIGHUP. */
+	void (*reload)(struct daemon *d);
+	/* filled by daemon_run */
+	struct loop **loops;
+};
+
+/* Start the workers, serve signals until SIGTERM/SIGINT, drain, join.
+ * Returns the process exit code. */
+int daemon_run(struct daemon *d);
+
+/* Run fn(loop, arg) on every worker loop (reload fan-out). */
+void daemon_broadcast(struct daemon *d, void (*fn)(struct loop *, void *),
+    void *arg);
+
+#endif

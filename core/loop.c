@@ -1,0 +1,667 @@
+/*
+ * loop.c - the io_uring event loop: ring set-up, the provided receive
+ * buffer ring, CQE dispatch, listeners with multishot accept, cross-thread
+ * messages and shutdown.
+ *
+ * Relies on: Linux >= 6.1 features through liburing 2.3 (multishot accept
+ * and recv, registered buffer rings, EXT_ARG waits). Falls back to fewer
+ * ring set-up flags on older kernels; refuses to start without io_uring.
+ *
+ * Never: blocks (no file or DNS work here), frees a connection that still
+ * has an op in flight, or touches a loop from another thread except via
+ * loop_post().
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/loop_private.h"
+#include "core/metrics.h"
+#include "core/tls.h"
+
+#define LOOP_BGID 1
+#define ACCEPT_RETRY_MS 100
+
+static int ring_init(struct loop *l, const char **error_r);
+static int bufring_init(struct loop *l, const char **error_r);
+static void wake_arm(struct loop *l);
+static void wake_handle(struct loop *l, struct io_uring_cqe *cqe);
+static void accept_arm(struct listener *li);
+static void accept_handle(struct listener *li, struct io_uring_cqe *cqe);
+static void listener_metrics(struct loop *l, struct listener *li);
+static void listener_close(struct listener *li);
+static void dispatch(struct loop *l, struct io_uring_cqe *cqe);
+static void reap(struct loop *l);
+static void rearm_pending(struct loop *l);
+static void listeners_retry(struct loop *l);
+static uint64_t clock_ms(void);
+static const char *uring_error(int err);
+
+static __thread char loop_errbuf[256];
+
+static uint64_t
+clock_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static const char *
+uring_error(int err)
+{
+	if (err == EPERM || err == ENOSYS || err == EACCES)
+		snprintf(loop_errbuf, sizeof(loop_errbuf),
+		    "io_uring is not available (%s): set sysctl "
+		    "kernel.io_uring_disabled=0 (or 1 with this user in "
+		    "kernel.io_uring_group) and allow io_uring_setup in any "
+		    "seccomp profile (container runtime, systemd "
+		    "SystemCallFilter=)", strerror(err));
+	else
+		snprintf(loop_errbuf, sizeof(loop_errbuf),
+		    "io_uring set-up failed: %s (raise RLIMIT_MEMLOCK or "
+		    "lower ring_entries)", strerror(err));
+	return loop_errbuf;
+}
+
+int
+loop_probe(const char **error_r)
+{
+	struct io_uring ring;
+	int rc;
+
+	if ((rc = io_uring_queue_init(4, &ring, 0)) < 0) {
+		*error_r = uring_error(-rc);
+		return -1;
+	}
+	io_uring_queue_exit(&ring);
+	return 0;
+}
+
+static int
+ring_init(struct loop *l, const char **error_r)
+{
+	/* Most specific first: DEFER_TASKRUN needs 6.1, SINGLE_ISSUER 6.0,
+	 * COOP_TASKRUN 5.19. Each is an optimisation, none is required. */
+	static const unsigned flag_sets[] = {
+		IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+		    IORING_SETUP_SUBMIT_ALL,
+		IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL,
+		0,
+	};
+	int rc = -EINVAL;
+
+	for (size_t i = 0; i < sizeof(flag_sets) / sizeof(flag_sets[0]); i++) {
+		struct io_uring_params p;
+
+		memset(&p, 0, sizeof(p));
+		p.flags = flag_sets[i];
+		rc = io_uring_queue_init_params(l->conf.ring_entries, &l->ring,
+		    &p);
+		if (rc == 0) {
+			if (!(p.features & IORING_FEAT_EXT_ARG)) {
+				io_uring_queue_exit(&l->ring);
+				*error_r = "this kernel's io_uring lacks "
+				    "IORING_FEAT_EXT_ARG: Linux 5.11 or later "
+				    "is required (6.1+ recommended)";
+				return -1;
+			}
+			return 0;
+		}
+		if (rc != -EINVAL)
+			break;
+	}
+	*error_r = uring_error(-rc);
+	return -1;
+}
+
+static int
+bufring_init(struct loop *l, const char **error_r)
+{
+	struct io_uring_buf_reg reg;
+	size_t ring_bytes = l->conf.buf_count * sizeof(struct io_uring_buf);
+	void *mem;
+	int rc;
+
+	if (posix_memalign(&mem, 4096, ring_bytes) != 0 ||
+	    (l->bufs = malloc((size_t)l->conf.buf_count * l->conf.buf_size)) ==
+		NULL ||
+	    (l->scratch = malloc(l->conf.buf_size)) == NULL) {
+		*error_r = "out of memory for receive buffers";
+		return -1;
+	}
+	memset(mem, 0, ring_bytes);
+	l->br = mem;
+	memset(&reg, 0, sizeof(reg));
+	reg.ring_addr = (uintptr_t)l->br;
+	reg.ring_entries = l->conf.buf_count;
+	reg.bgid = LOOP_BGID;
+	if ((rc = io_uring_register_buf_ring(&l->ring, &reg, 0)) < 0) {
+		snprintf(loop_errbuf, sizeof(loop_errbuf),
+		    "io_uring buffer ring registration failed: %s (Linux 5.19 "
+		    "or later is required)", strerror(-rc));
+		*error_r = loop_errbuf;
+		return -1;
+	}
+	io_uring_buf_ring_init(l->br);
+	l->br_mask = io_uring_buf_ring_mask(l->conf.buf_count);
+	for (unsigned i = 0; i < l->conf.buf_count; i++)
+		io_uring_buf_ring_add(l->br,
+		    l->bufs + (size_t)i * l->conf.buf_size, l->conf.buf_size,
+		    (unsigned short)i, l->br_mask, (int)i);
+	io_uring_buf_ring_advance(l->br, (int)l->conf.buf_count);
+	return 0;
+}
+
+struct loop *
+loop_new(const struct loop_conf *conf, const char **error_r)
+{
+	struct loop *l = calloc(1, sizeof(*l));
+
+	if (l == NULL) {
+		*error_r = "out of memory";
+		return NULL;
+	}
+	l->conf = *conf;
+	if (l->conf.ring_entries == 0)
+		l->conf.ring_entries = 1024;
+	if (l->conf.buf_count == 0)
+		l->conf.buf_count = 1024;
+	if (l->conf.buf_size == 0)
+		l->conf.buf_size = 16384;
+	if (l->conf.out_high == 0)
+		l->conf.out_high = 256 * 1024;
+	if (l->conf.handshake_timeout_ms == 0)
+		l->conf.handshake_timeout_ms = 10000;
+	if (l->conf.buf_count & (l->conf.buf_count - 1) ||
+	    l->conf.buf_count > 32768) {
+		*error_r = "buf_count must be a power of two <= 32768";
+		free(l);
+		return NULL;
+	}
+	l->wake_fd = -1;
+	pthread_mutex_init(&l->msg_lock, NULL);
+	if (ring_init(l, error_r) == -1) {
+		pthread_mutex_destroy(&l->msg_lock);
+		free(l);
+		return NULL;
+	}
+	if (bufring_init(l, error_r) == -1)
+		goto fail;
+	if ((l->wake_fd = eventfd(0, EFD_CLOEXEC)) == -1) {
+		*error_r = "eventfd failed";
+		goto fail;
+	}
+	if (getrandom(&l->sid_key, sizeof(l->sid_key), 0) !=
+	    sizeof(l->sid_key))
+		l->sid_key = clock_ms() ^ ((uint64_t)conf->index << 56);
+	if (conf->metrics) {
+		l->shard = metrics_shard(conf->metrics, conf->index);
+		l->m_enobufs = metrics_counter(conf->metrics,
+		    "recv_buffer_exhausted_total",
+		    "Times a connection waited for a free receive buffer "
+		    "(back-pressure, not an error).", NULL);
+	} else {
+		l->m_enobufs = -1;
+	}
+	l->now = clock_ms();
+	wake_arm(l);
+	return l;
+fail:
+	loop_free(l);
+	return NULL;
+}
+
+void
+loop_free(struct loop *l)
+{
+	struct loop_msg *m;
+
+	if (l == NULL)
+		return;
+	while (l->listeners) {
+		struct listener *li = l->listeners;
+
+		l->listeners = li->next;
+		if (li->fd != -1)
+			close(li->fd);
+		tls_server_unref(&li->tls);
+		free(li->m_hs_fail);
+		free(li->name);
+		free(li);
+	}
+	while (l->live) {
+		struct conn *c = l->live;
+
+		l->live = c->next;
+		conn_free(c);
+	}
+	while (l->dead) {
+		struct conn *c = l->dead;
+
+		l->dead = c->next;
+		conn_free(c);
+	}
+	while ((m = l->msgs) != NULL) {
+		l->msgs = m->next;
+		free(m);
+	}
+	io_uring_queue_exit(&l->ring);
+	if (l->wake_fd != -1)
+		close(l->wake_fd);
+	pthread_mutex_destroy(&l->msg_lock);
+	free(l->heap);
+	free(l->br);
+	free(l->bufs);
+	free(l->scratch);
+	free(l);
+}
+
+/* An SQE, submitting what is queued if the SQ is full. Never NULL: a full
+ * SQ after a submit means the kernel is not consuming, a broken
+ * invariant. */
+struct io_uring_sqe *
+loop_sqe(struct loop *l)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&l->ring);
+
+	if (sqe == NULL) {
+		io_uring_submit(&l->ring);
+		sqe = io_uring_get_sqe(&l->ring);
+		if (sqe == NULL)
+			fatal("io_uring submission queue stuck");
+	}
+	return sqe;
+}
+
+static void
+wake_arm(struct loop *l)
+{
+	struct io_uring_sqe *sqe = loop_sqe(l);
+
+	l->op_wake.kind = OP_WAKE;
+	l->op_wake.owner = l;
+	io_uring_prep_read(sqe, l->wake_fd, &l->wake_val, sizeof(l->wake_val),
+	    0);
+	io_uring_sqe_set_data(sqe, &l->op_wake);
+}
+
+int
+loop_post(struct loop *l, void (*fn)(struct loop *, void *), void *arg)
+{
+	struct loop_msg *m = malloc(sizeof(*m)), **tail;
+	uint64_t one = 1;
+
+	if (m == NULL)
+		return -1;
+	m->fn = fn;
+	m->arg = arg;
+	m->next = NULL;
+	pthread_mutex_lock(&l->msg_lock);
+	for (tail = &l->msgs; *tail; tail = &(*tail)->next)
+		;
+	*tail = m;
+	pthread_mutex_unlock(&l->msg_lock);
+	if (write(l->wake_fd, &one, sizeof(one)) == -1 && errno != EAGAIN)
+		return -1;
+	return 0;
+}
+
+static void
+wake_handle(struct loop *l, struct io_uring_cqe *cqe)
+{
+	struct loop_msg *m;
+
+	pthread_mutex_lock(&l->msg_lock);
+	m = l->msgs;
+	l->msgs = NULL;
+	pthread_mutex_unlock(&l->msg_lock);
+	while (m) {
+		struct loop_msg *next = m->next;
+
+		m->fn(l, m->arg);
+		free(m);
+		m = next;
+	}
+	wake_arm(l);
+}
+
+/* ---- listeners ---------------------------------------------------- */
+
+static void
+listener_metrics(struct loop *l, struct listener *li)
+{
+	struct metrics *m = l->conf.metrics;
+	char labels[256];
+	unsigned n = 0;
+
+	li->m_accepted = li->m_open = li->m_hs_ok = li->m_accept_err = -1;
+	for (int r = 0; r < CR_MAX; r++)
+		li->m_closed[r] = -1;
+	while (tls_reasons[n])
+		n++;
+	li->m_hs_fail = malloc((n + 1) * sizeof(int));
+	if (m == NULL || li->m_hs_fail == NULL) {
+		if (li->m_hs_fail)
+			for (unsigned i = 0; i <= n; i++)
+				li->m_hs_fail[i] = -1;
+		return;
+	}
+	snprintf(labels, sizeof(labels), "listener=\"%s\"", li->name);
+	li->m_accepted = metrics_counter(m, "connections_accepted_total",
+	    "Connections accepted.", labels);
+	li->m_open = metrics_gauge(m, "connections_open",
+	    "Connections open now.", labels);
+	li->m_accept_err = metrics_counter(m, "accept_errors_total",
+	    "accept() failures (e.g. out of file descriptors).", labels);
+	li->m_hs_ok = metrics_counter(m, "tls_handshakes_total",
+	    "TLS handshakes completed.", labels);
+	for (int r = 0; r < CR_MAX; r++) {
+		snprintf(labels, sizeof(labels),
+		    "listener=\"%s\",reason=\"%s\"", li->name,
+		    conn_reason_name((enum conn_reason)r));
+		li->m_closed[r] = metrics_counter(m,
+		    "connections_closed_total",
+		    "Connections closed, by reason.", labels);
+	}
+	for (unsigned i = 0; i <= n; i++) {
+		snprintf(labels, sizeof(labels),
+		    "listener=\"%s\",reason=\"%s\"", li->name,
+		    i < n ? tls_reasons[i] : "timeout");
+		li->m_hs_fail[i] = metrics_counter(m,
+		    "tls_handshake_failures_total",
+		    "TLS handshakes that failed, by reason.", labels);
+	}
+}
+
+struct listener *
+loop_listen(struct loop *l, int fd, const char *name,
+    const struct conn_handler *h, void *ctx)
+{
+	struct listener *li = calloc(1, sizeof(*li));
+
+	if (li == NULL || (li->name = strdup(name)) == NULL) {
+		free(li);
+		return NULL;
+	}
+	li->loop = l;
+	li->fd = fd;
+	li->h = h;
+	li->ctx = ctx;
+	li->op_accept.kind = OP_ACCEPT;
+	li->op_accept.owner = li;
+	listener_metrics(l, li);
+	if (li->m_hs_fail == NULL) {
+		free(li->name);
+		free(li);
+		return NULL;
+	}
+	li->next = l->listeners;
+	l->listeners = li;
+	accept_arm(li);
+	return li;
+}
+
+void
+listener_set_tls(struct listener *li, struct tls_server *ts)
+{
+	if (ts)
+		tls_server_ref(ts);
+	tls_server_unref(&li->tls);
+	li->tls = ts;
+}
+
+const char *
+listener_name(const struct listener *li)
+{
+	return li->name;
+}
+
+void *
+listener_ctx(const struct listener *li)
+{
+	return li->ctx;
+}
+
+static void
+accept_arm(struct listener *li)
+{
+	struct io_uring_sqe *sqe = loop_sqe(li->loop);
+
+	/* Accepted sockets inherit TCP_NODELAY from the listener on Linux,
+	 * which the daemon sets, so accept needs no setsockopt of its own. */
+	io_uring_prep_multishot_accept(sqe, li->fd, NULL, NULL, SOCK_CLOEXEC);
+	io_uring_sqe_set_data(sqe, &li->op_accept);
+	li->armed = true;
+}
+
+static void
+accept_handle(struct listener *li, struct io_uring_cqe *cqe)
+{
+	struct loop *l = li->loop;
+	struct conn *c;
+
+	if (!(cqe->flags & IORING_CQE_F_MORE))
+		li->armed = false;
+	if (cqe->res < 0) {
+		if (cqe->res != -ECANCELED && !li->closed) {
+			metrics_add(l->shard, li->m_accept_err, 1);
+			log_warn(0, "accept.error", "listener=%s error=\"%s\"",
+			    li->name, strerror(-cqe->res));
+			li->retry_at = l->now + ACCEPT_RETRY_MS;
+		}
+		return;
+	}
+	if (li->closed || l->stopping) {
+		close(cqe->res);
+		return;
+	}
+	metrics_add(l->shard, li->m_accepted, 1);
+	c = conn_new(l, cqe->res, li, li->h, li->ctx);
+	if (c == NULL) {
+		close(cqe->res);
+		return;
+	}
+	conn_start(c);
+}
+
+static void
+listeners_retry(struct loop *l)
+{
+	for (struct listener *li = l->listeners; li; li = li->next)
+		if (!li->armed && !li->closed && li->retry_at <= l->now) {
+			li->retry_at = 0;
+			accept_arm(li);
+		}
+}
+
+static void
+listener_close(struct listener *li)
+{
+	if (li->closed)
+		return;
+	li->closed = true;
+	if (li->armed) {
+		struct io_uring_sqe *sqe = loop_sqe(li->loop);
+
+		io_uring_prep_cancel64(sqe, (uintptr_t)&li->op_accept, 0);
+		io_uring_sqe_set_data64(sqe, 0);
+	}
+	/* the accept op keeps its own file reference until cancelled */
+	close(li->fd);
+	li->fd = -1;
+}
+
+/* ---- the loop ----------------------------------------------------- */
+
+static void
+dispatch(struct loop *l, struct io_uring_cqe *cqe)
+{
+	struct op *op = io_uring_cqe_get_data(cqe);
+
+	if (op == NULL)
+		return; /* fire-and-forget cancel */
+	switch (op->kind) {
+	case OP_ACCEPT:
+		accept_handle(op->owner, cqe);
+		break;
+	case OP_WAKE:
+		wake_handle(l, cqe);
+		break;
+	default:
+		conn_handle_cqe(op->owner, op, cqe);
+		break;
+	}
+}
+
+static void
+rearm_pending(struct loop *l)
+{
+	/* delivering may queue more conns (a resume from inside on_data):
+	 * run until empty so nothing stays listed past reap() */
+	while (l->rearm) {
+		struct conn *c = l->rearm;
+
+		l->rearm = c->rearm_next;
+		c->flags &= ~CF_REARM;
+		c->rearm_next = NULL;
+		conn_rearm_recv(c);
+	}
+}
+
+static void
+reap(struct loop *l)
+{
+	struct conn **pp = &l->dead;
+
+	while (*pp) {
+		struct conn *c = *pp;
+
+		if (c->inflight == 0 && !(c->flags & CF_REARM)) {
+			*pp = c->next;
+			conn_free(c);
+		} else {
+			pp = &c->next;
+		}
+	}
+}
+
+static void
+drain_expired(struct loop *l)
+{
+	struct conn *c;
+
+	l->drain_deadline = 0;
+	while ((c = l->live) != NULL)
+		conn_abort(c, CR_DRAIN);
+}
+
+void
+loop_stop(struct loop *l, uint64_t drain_ms)
+{
+	l->stopping = true;
+	for (struct listener *li = l->listeners; li; li = li->next)
+		listener_close(li);
+	if (drain_ms == 0)
+		drain_expired(l);
+	else
+		l->drain_deadline = l->now + drain_ms;
+}
+
+int
+loop_run(struct loop *l)
+{
+	for (;;) {
+		struct io_uring_cqe *cqe;
+		struct __kernel_timespec ts, *tsp = NULL;
+		uint64_t next = timer_next(l);
+		unsigned head, count = 0;
+		int rc;
+
+		if (l->drain_deadline && (next == 0 || l->drain_deadline < next))
+			next = l->drain_deadline;
+		for (struct listener *li = l->listeners; li; li = li->next)
+			if (li->retry_at && (next == 0 || li->retry_at < next))
+				next = li->retry_at;
+		if (next) {
+			uint64_t wait = next > l->now ? next - l->now : 0;
+
+			ts.tv_sec = (long long)(wait / 1000);
+			ts.tv_nsec = (long long)(wait % 1000) * 1000000;
+			tsp = &ts;
+		}
+		if (l->stopping && l->live == NULL && l->dead == NULL)
+			break;
+		rc = io_uring_submit_and_wait_timeout(&l->ring, &cqe, 1, tsp,
+		    NULL);
+		if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN &&
+		    rc != -EBUSY) {
+			log_error(0, "loop.error", "error=\"%s\"",
+			    strerror(-rc));
+			return -1;
+		}
+		l->now = clock_ms();
+		io_uring_for_each_cqe(&l->ring, head, cqe) {
+			dispatch(l, cqe);
+			count++;
+		}
+		io_uring_cq_advance(&l->ring, count);
+		timer_run(l);
+		if (l->drain_deadline && l->drain_deadline <= l->now)
+			drain_expired(l);
+		listeners_retry(l);
+		rearm_pending(l);
+		reap(l);
+	}
+	io_uring_submit(&l->ring);
+	return 0;
+}
+
+uint64_t
+loop_now(const struct loop *l)
+{
+	return l->now;
+}
+
+unsigned
+loop_index(const struct loop *l)
+{
+	return l->conf.index;
+}
+
+unsigned
+loop_nconns(const struct loop *l)
+{
+	return l->nconns;
+}
+
+struct metrics_shard *
+loop_shard(struct loop *l)
+{
+	return l->shard;
+}
+
+struct metrics *
+loop_metrics(struct loop *l)
+{
+	return l->conf.metrics;
+}
+
+void *
+loop_ctx(const struct loop *l)
+{
+	return l->ctx;
+}
+
+void
+loop_set_ctx(struct loop *l, void *ctx)
+{
+	l->ctx = ctx;
+}

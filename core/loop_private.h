@@ -1,0 +1,148 @@
+/*
+ * loop_private.h - what loop.c, conn.c and timer.c share and nobody else
+ * may see: the loop, listener, connection and op structs.
+ *
+ * Every SQE's user_data is a pointer to a struct op embedded in its owner
+ * (a conn, a listener or the loop), never an fd: fds are reused by the
+ * kernel the moment they are closed. user_data 0 marks fire-and-forget
+ * SQEs (cancellations) whose CQEs are dropped.
+ */
+#ifndef RG_CORE_LOOP_PRIVATE_H
+#define RG_CORE_LOOP_PRIVATE_H
+
+#include <liburing.h>
+#include <pthread.h>
+
+#include "core/buf.h"
+#include "core/loop.h"
+
+enum op_kind {
+	OP_ACCEPT = 1,
+	OP_RECV,
+	OP_SEND,
+	OP_CONNECT,
+	OP_WAKE,
+};
+
+struct op {
+	uint8_t kind;
+	void *owner;
+};
+
+/* conn flags */
+enum {
+	CF_RECV_ARMED = 0x001,  /* multishot recv in flight */
+	CF_SEND_BUSY = 0x002,   /* a send in flight */
+	CF_CONNECTING = 0x004,  /* connect in flight */
+	CF_PAUSED = 0x008,      /* handler asked for no on_data */
+	CF_HANDSHAKE = 0x010,   /* TLS handshake not done yet */
+	CF_OPEN = 0x020,        /* on_open was called at least once */
+	CF_CLOSING = 0x040,     /* graceful close: flushing */
+	CF_DEAD = 0x080,        /* torn down; waiting for ops to finish */
+	CF_WAS_FULL = 0x100,    /* output passed high-water: on_drain due */
+	CF_REARM = 0x200,       /* on the loop's re-arm list */
+	CF_EOF = 0x400,         /* peer sent FIN */
+	CF_CANCEL_SENT = 0x800, /* recv cancel already requested */
+	CF_TLS_CLIENT = 0x1000, /* our side of the TLS is the client */
+};
+
+struct conn {
+	struct loop *loop;
+	struct listener *li;
+	const struct conn_handler *h;
+	void *ctx;
+	int fd;
+	unsigned flags;
+	unsigned inflight; /* ops whose final CQE has not arrived */
+	enum conn_reason reason;
+	uint64_t sid;
+	struct op op_recv, op_send, op_connect;
+	struct buf out;   /* bytes to put on the wire (ciphertext with TLS) */
+	struct buf stash; /* plaintext received while paused (no TLS) */
+	struct buf early; /* plaintext written before the TLS handshake */
+	struct tls_conn *tls;
+	struct sockaddr_storage *connect_sa; /* only while connecting */
+	/* timer: heap position and the deadline the handler wants */
+	uint64_t deadline;      /* 0 = none */
+	uint64_t heap_deadline; /* deadline of the heap entry */
+	unsigned heap_idx;      /* 0 = not in heap; else index + 1 */
+	uint64_t started, bytes_in, bytes_out;
+	struct conn *next, *prev; /* loop's live list, or dead list */
+	struct conn *rearm_next;
+	char peer[56];
+};
+
+struct listener {
+	struct loop *loop;
+	int fd;
+	char *name;
+	const struct conn_handler *h;
+	void *ctx;
+	struct tls_server *tls;
+	struct op op_accept;
+	bool armed, closed;
+	uint64_t retry_at; /* re-arm accept after EMFILE and such */
+	struct listener *next;
+	/* metric ids */
+	int m_accepted, m_open, m_hs_ok, m_accept_err;
+	int m_closed[CR_MAX];
+	int *m_hs_fail; /* one per tls_reasons[] entry, plus "timeout" */
+};
+
+struct loop_msg {
+	void (*fn)(struct loop *, void *);
+	void *arg;
+	struct loop_msg *next;
+};
+
+struct loop {
+	struct io_uring ring;
+	struct loop_conf conf;
+	struct metrics_shard *shard;
+	void *ctx;
+	uint64_t now;
+	/* provided receive buffers */
+	struct io_uring_buf_ring *br;
+	char *bufs;
+	unsigned br_mask;
+	char *scratch; /* TLS plaintext, buf_size bytes */
+	/* connections */
+	struct conn *live, *dead;
+	unsigned nconns;
+	struct conn *rearm;
+	uint64_t sid_key, sid_next;
+	/* timers: binary min-heap of conns */
+	struct conn **heap;
+	unsigned heap_len, heap_cap;
+	struct listener *listeners;
+	/* cross-thread messages */
+	int wake_fd;
+	uint64_t wake_val;
+	struct op op_wake;
+	pthread_mutex_t msg_lock;
+	struct loop_msg *msgs;
+	/* stopping */
+	bool stopping;
+	uint64_t drain_deadline; /* 0 = none */
+	int m_enobufs;
+};
+
+/* loop.c */
+struct io_uring_sqe *loop_sqe(struct loop *l);
+
+/* conn.c */
+void conn_handle_cqe(struct conn *c, struct op *op, struct io_uring_cqe *cqe);
+struct conn *conn_new(struct loop *l, int fd, struct listener *li,
+    const struct conn_handler *h, void *ctx);
+void conn_start(struct conn *c);
+void conn_timer_fire(struct conn *c);
+void conn_rearm_recv(struct conn *c);
+void conn_free(struct conn *c);
+
+/* timer.c */
+void timer_update(struct loop *l, struct conn *c);
+void timer_remove(struct loop *l, struct conn *c);
+uint64_t timer_next(struct loop *l);
+void timer_run(struct loop *l);
+
+#endif

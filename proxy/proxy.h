@@ -1,0 +1,89 @@
+/*
+ * proxy.h - ringgate's own types: its configuration and the relay slice.
+ *
+ * Today ringgate is a TLS-terminating relay: each listener relays every
+ * connection, full duplex, to a fixed upstream. The protocol front ends
+ * (IMAP, POP3, submission) will replace the fixed upstream with a login
+ * and a route, reusing the relay once the session is authenticated.
+ */
+#ifndef RG_PROXY_PROXY_H
+#define RG_PROXY_PROXY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/config.h"
+
+struct conn_handler;
+struct metrics;
+struct tls_server;
+
+struct proxy_cert {
+	char *cert;
+	char *key;
+};
+
+struct proxy_relay_conf {
+	struct cfg_loc loc;
+	char *name;
+	struct cfg_addr listen;
+	bool tls;
+	int alpn; /* index into proxy_alpn_names; 0 = none */
+	struct cfg_addr upstream;
+};
+
+struct proxy_config {
+	struct {
+		int64_t workers;
+		char *pid_file;
+		int log_level;
+		char *log_file;
+		uint64_t drain_timeout;
+	} daemon;
+	struct {
+		struct cfg_addr listen;
+	} admin;
+	struct {
+		struct proxy_cert *certificates;
+		unsigned ncertificates;
+		int min_version;
+		char *ciphers, *ciphersuites, *groups, *ticket_key_file;
+	} tls;
+	struct {
+		uint64_t handshake_timeout, connect_timeout, idle_timeout;
+		uint64_t output_buffer;
+	} limits;
+	struct proxy_relay_conf *relay;
+	unsigned nrelay;
+};
+
+extern const char *const proxy_alpn_names[];
+
+/* Load and check a config file. 0, or -1 with err filled (file:line). */
+int proxy_config_load(const char *path, struct proxy_config *cf,
+    struct cfg_error *err);
+void proxy_config_free(struct proxy_config *cf);
+
+/* Build the TLS server for relay r (NULL when r has no TLS). 0 or -1 with
+ * *error_r set. */
+int proxy_tls_build(const struct proxy_config *cf,
+    const struct proxy_relay_conf *r, struct tls_server **ts_r,
+    const char **error_r);
+
+/* One relay listener's shared, read-only state (all workers). */
+struct relay_listener {
+	char name[64];
+	struct cfg_addr upstream;
+	uint64_t connect_ms, idle_ms;
+	int m_c2u, m_u2c, m_duration, m_connect_fail, m_expiry;
+};
+
+/* Fill rl from r and register its metrics. 0 or -1. */
+int relay_listener_init(struct relay_listener *rl,
+    const struct proxy_relay_conf *r, const struct proxy_config *cf,
+    struct metrics *m);
+
+/* Handler for accepted relay connections; listener ctx = relay_listener. */
+const struct conn_handler *relay_handler(void);
+
+#endif
