@@ -6,6 +6,7 @@
  * drained steadily does not creep. Nothing here enforces limits.
  */
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

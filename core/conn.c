@@ -137,6 +137,7 @@ conn_free(struct conn *c)
 {
 	tls_conn_free(c->tls);
 	buf_free(&c->out);
+	buf_free(&c->pend);
 	buf_free(&c->stash);
 	buf_free(&c->early);
 	free(c->connect_sa);
@@ -269,7 +270,9 @@ input(struct conn *c, const char *p, size_t n)
 		return;
 	}
 	c->bytes_in += n;
-	if (c->flags & CF_PAUSED) {
+	/* keep order: while anything waits in the stash (paused, or resumed
+	 * but not yet re-delivered), new bytes queue behind it */
+	if ((c->flags & CF_PAUSED) || buf_used(&c->stash) > 0) {
 		if (buf_append(&c->stash, p, n) == -1)
 			teardown(c, CR_NOMEM);
 		return;
@@ -411,14 +414,23 @@ flush(struct conn *c)
 		size_t n = tls_conn_out(c->tls, &p);
 
 		if (n > 0) {
-			if (buf_append(&c->out, p, n) == -1) {
+			if (buf_append(&c->pend, p, n) == -1) {
 				teardown(c, CR_NOMEM);
 				return;
 			}
 			tls_conn_out_consume(c->tls, n);
 		}
 	}
-	if (c->flags & (CF_SEND_BUSY | CF_CONNECTING) || buf_used(&c->out) == 0)
+	if (c->flags & (CF_SEND_BUSY | CF_CONNECTING))
+		return;
+	if (buf_used(&c->out) == 0) {
+		struct buf t = c->out;
+
+		c->out = c->pend;
+		c->pend = t;
+		c->pend.off = c->pend.len = 0;
+	}
+	if (buf_used(&c->out) == 0)
 		return;
 	sqe = loop_sqe(c->loop);
 	io_uring_prep_send(sqe, c->fd, buf_head(&c->out), buf_used(&c->out),
@@ -444,6 +456,7 @@ send_handle(struct conn *c, struct io_uring_cqe *cqe)
 	if (c->flags & CF_SEND_BUSY)
 		return;
 	buf_release(&c->out);
+	buf_release(&c->pend);
 	if (c->flags & CF_CLOSING) {
 		teardown(c, c->reason);
 		return;
@@ -469,7 +482,7 @@ conn_write(struct conn *c, const void *p, size_t n)
 	else if (c->tls)
 		rc = tls_conn_write(c->tls, p, n);
 	else
-		rc = buf_append(&c->out, p, n);
+		rc = buf_append(&c->pend, p, n);
 	if (rc == -1) {
 		teardown(c, CR_NOMEM);
 		return -1;
@@ -483,7 +496,7 @@ conn_write(struct conn *c, const void *p, size_t n)
 size_t
 conn_out_queued(const struct conn *c)
 {
-	return buf_used(&c->out) + buf_used(&c->early);
+	return buf_used(&c->out) + buf_used(&c->pend) + buf_used(&c->early);
 }
 
 bool
@@ -559,12 +572,12 @@ conn_start_tls_client(struct conn *c, struct tls_client *tc, const char *sni)
 	if ((c->tls = tls_conn_client(tc, sni)) == NULL)
 		return -1;
 	c->flags |= CF_HANDSHAKE | CF_TLS_CLIENT;
-	if (buf_used(&c->out) > 0) {
+	if (buf_used(&c->pend) > 0 && (c->flags & CF_CONNECTING)) {
 		/* plaintext queued before TLS was requested goes after it */
-		if (buf_append(&c->early, buf_head(&c->out),
-			buf_used(&c->out)) == -1)
+		if (buf_append(&c->early, buf_head(&c->pend),
+			buf_used(&c->pend)) == -1)
 			return -1;
-		buf_free(&c->out);
+		buf_free(&c->pend);
 	}
 	conn_set_timer(c, c->loop->conf.handshake_timeout_ms);
 	if (!(c->flags & CF_CONNECTING))

@@ -57,7 +57,10 @@ struct conn {
 	enum conn_reason reason;
 	uint64_t sid;
 	struct op op_recv, op_send, op_connect;
-	struct buf out;   /* bytes to put on the wire (ciphertext with TLS) */
+	/* Wire bytes (ciphertext with TLS). `out` is what the send in flight
+	 * points into and must not move until it completes; new bytes go to
+	 * `pend`, which becomes `out` when `out` is empty. */
+	struct buf out, pend;
 	struct buf stash; /* plaintext received while paused (no TLS) */
 	struct buf early; /* plaintext written before the TLS handshake */
 	struct tls_conn *tls;
