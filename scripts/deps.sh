@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# deps.sh - install the Debian packages ringgate needs to build, test and
+# run its demo, and nothing more. Only what is missing is installed, and
+# `apt-get update` runs once, only when something is missing, so a machine
+# that already has everything is never touched.
+#
+# Run it (`scripts/deps.sh`) or source it and call rg_install_deps. It needs
+# root or sudo when something is missing; it never asks questions
+# (DEBIAN_FRONTEND=noninteractive), so it works with CI=true and no stdin.
+
+RG_DEPS=(
+	build-essential cmake pkg-config
+	liburing-dev libssl-dev libhiredis-dev libconfig-dev libcmocka-dev
+	redis-server curl swaks python3 openssl clang
+	prometheus # for promtool, which checks the /metrics text format
+	procps
+)
+
+rg_pkg_installed() {
+	local status
+	status=$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) || return 1
+	[ "$status" = "install ok installed" ]
+}
+
+rg_install_deps() {
+	local missing=() pkg sudo=()
+
+	for pkg in "${RG_DEPS[@]}"; do
+		rg_pkg_installed "$pkg" || missing+=("$pkg")
+	done
+	if [ "${#missing[@]}" -eq 0 ]; then
+		return 0
+	fi
+	if [ "$(id -u)" -ne 0 ]; then
+		if ! command -v sudo >/dev/null 2>&1; then
+			echo "deps: missing ${missing[*]}; run as root or install sudo" >&2
+			return 1
+		fi
+		sudo=(sudo -n)
+	fi
+	echo "deps: installing ${missing[*]}" >&2
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q </dev/null ||
+		return 1
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+		--no-install-recommends "${missing[@]}" </dev/null || return 1
+}
+
+# Run directly: install and report.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+	set -euo pipefail
+	rg_install_deps
+	echo "deps: all present" >&2
+fi
