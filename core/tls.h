@@ -113,6 +113,8 @@ const char *tls_conn_reason(const struct tls_conn *t);
 const char *tls_conn_version(const struct tls_conn *t);
 const char *tls_conn_cipher(const struct tls_conn *t);
 const char *tls_conn_sni(const struct tls_conn *t);
+/* The negotiated protocol (our own configured string) or NULL. */
+const char *tls_conn_alpn(const struct tls_conn *t);
 bool tls_conn_resumed(const struct tls_conn *t);
 
 /* RFC 9266 tls-exporter channel binding (32 bytes). Returns 0 or -1. */
