@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/buffer.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -417,6 +418,20 @@ test_handshake_bytewise(void **state)
 	exchange_small(&s, &c, 7);
 	peer_done(&s);
 	peer_done(&c);
+
+	/* a HelloRetryRequest (no usable key share) on a non-default site */
+	peer_init(&s, tls_conn_server(ts));
+	peer_init(&c, tls_conn_client(tc, "x.other.test"));
+	assert_int_equal(
+	    SSL_set1_groups_list(tls_conn_ssl(c.t), "ffdhe2048:P-384"), 1);
+	pump(&c, &s, 1);
+	assert_up(&s, &c);
+	assert_string_equal(tls_conn_version(s.t), "TLSv1.3");
+	assert_int_equal(SSL_get_negotiated_group(tls_conn_ssl(s.t)),
+	    NID_secp384r1);
+	exchange_small(&s, &c, 1);
+	peer_done(&s);
+	peer_done(&c);
 	tls_server_unref(&ts);
 	tls_client_unref(&tc);
 }
@@ -430,6 +445,16 @@ fill(unsigned char *p, size_t n, unsigned seed)
 		seed = seed * 1103515245u + 12345u;
 		p[i] = (unsigned char)(seed >> 16);
 	}
+}
+
+static size_t
+bio_cap(BIO *b)
+{
+	BUF_MEM *bm = NULL;
+
+	BIO_get_mem_ptr(b, &bm);
+	assert_non_null(bm);
+	return bm->max;
 }
 
 static void
@@ -459,6 +484,11 @@ test_bulk(void **state)
 	assert_memory_equal(s.got, up, len);
 	assert_int_equal(c.ngot, len);
 	assert_memory_equal(c.got, down, len);
+	/* drained buffers went back to the allocator */
+	assert_true(bio_cap(SSL_get_rbio(tls_conn_ssl(s.t))) <= 4096);
+	assert_true(bio_cap(SSL_get_wbio(tls_conn_ssl(s.t))) <= 4096);
+	assert_true(bio_cap(SSL_get_rbio(tls_conn_ssl(c.t))) <= 4096);
+	assert_true(bio_cap(SSL_get_wbio(tls_conn_ssl(c.t))) <= 4096);
 
 	/* orderly close */
 	tls_conn_shutdown(c.t);
@@ -636,7 +666,8 @@ test_ecdsa_rsa(void **state)
 
 /* Handshake with first, then try to resume that session with second. */
 static bool
-resumes(struct tls_server *first, struct tls_server *second, int maxver)
+resumes_sni(struct tls_server *first, struct tls_server *second, int maxver,
+    const char *sni)
 {
 	struct tls_client *tc = client_new("imap", false, NULL);
 	struct peer s, c;
@@ -644,7 +675,7 @@ resumes(struct tls_server *first, struct tls_server *second, int maxver)
 	bool resumed;
 
 	peer_init(&s, tls_conn_server(first));
-	peer_init(&c, tls_conn_client(tc, "mail.example.test"));
+	peer_init(&c, tls_conn_client(tc, sni));
 	SSL_set_max_proto_version(tls_conn_ssl(c.t), maxver);
 	pump(&c, &s, SIZE_MAX);
 	assert_up(&s, &c);
@@ -661,7 +692,7 @@ resumes(struct tls_server *first, struct tls_server *second, int maxver)
 	peer_done(&c);
 
 	peer_init(&s, tls_conn_server(second));
-	peer_init(&c, tls_conn_client(tc, "mail.example.test"));
+	peer_init(&c, tls_conn_client(tc, sni));
 	SSL_set_max_proto_version(tls_conn_ssl(c.t), maxver);
 	assert_int_equal(SSL_set_session(tls_conn_ssl(c.t), sess), 1);
 	SSL_SESSION_free(sess);
@@ -675,6 +706,12 @@ resumes(struct tls_server *first, struct tls_server *second, int maxver)
 	peer_done(&c);
 	tls_client_unref(&tc);
 	return resumed;
+}
+
+static bool
+resumes(struct tls_server *first, struct tls_server *second, int maxver)
+{
+	return resumes_sni(first, second, maxver, "mail.example.test");
 }
 
 static void
@@ -696,6 +733,8 @@ test_tickets(void **state)
 		assert_true(resumes(a, rot, v[i]));
 		/* ... and the new first key encrypts */
 		assert_true(resumes(rot, other, v[i]));
+		/* a session on a non-default site */
+		assert_true(resumes_sni(a, b, v[i], "x.other.test"));
 	}
 	tls_server_unref(&a);
 	tls_server_unref(&b);
