@@ -1,0 +1,265 @@
+/*
+ * entry.c - what every back-end shares: user entries and their reference
+ * counts, allow_nets= networks, user name normalisation, the lookup
+ * wrapper and the names of result codes.
+ *
+ * Relies on C11 atomics for reference counts: an entry is handed from a
+ * worker thread to a ring thread and dropped there, so the count is the
+ * only thing ever written after an entry is published. Nothing here may
+ * block or allocate on the lookup path.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <string.h>
+
+#include "auth/auth.h"
+#include "auth/auth_private.h"
+
+static int sa_bytes(const struct sockaddr *sa, uint8_t *family_r,
+    const uint8_t **addr_r);
+static int parse_prefix(const char *s, unsigned max, uint8_t *prefix_r);
+static int host_bits_zero(const struct auth_net *net);
+
+/* ---- reference counts ------------------------------------------------- */
+
+void
+auth_ref_init(struct auth_ref *ref, void (*release)(struct auth_ref *))
+{
+	atomic_init(&ref->refs, 1);
+	ref->release = release;
+}
+
+struct auth_entry *
+auth_entry_ref(struct auth_entry *e)
+{
+	atomic_fetch_add_explicit(&e->owner->refs, 1, memory_order_relaxed);
+	return e;
+}
+
+void
+auth_entry_unref(struct auth_entry **ep)
+{
+	struct auth_entry *e;
+	struct auth_ref *ref;
+
+	if (ep == NULL || (e = *ep) == NULL)
+		return;
+	*ep = NULL;
+	ref = e->owner;
+	/* acq_rel: the releasing thread must see every write made by the
+	 * others before they let go. */
+	if (atomic_fetch_sub_explicit(&ref->refs, 1, memory_order_acq_rel) ==
+	    1)
+		ref->release(ref);
+}
+
+/* ---- entry queries ---------------------------------------------------- */
+
+bool
+auth_user_allowed_from(const struct auth_entry *e, const struct sockaddr *sa)
+{
+	if (e->n_allow_nets == 0)
+		return true;
+	if (sa == NULL)
+		return false;
+	for (size_t i = 0; i < e->n_allow_nets; i++)
+		if (auth_net_match(&e->allow_nets[i], sa))
+			return true;
+	return false;
+}
+
+bool
+auth_entry_has_alias(const struct auth_entry *e, const char *addr)
+{
+	char norm[AUTH_USER_MAX + 1];
+
+	if (auth_user_normalize(addr, strlen(addr), norm) == -1)
+		return false;
+	if (strcmp(norm, e->user) == 0)
+		return true;
+	for (size_t i = 0; i < e->n_aliases; i++)
+		if (strcmp(norm, e->aliases[i]) == 0)
+			return true;
+	return false;
+}
+
+const char *
+auth_entry_field(const struct auth_entry *e, const char *key)
+{
+	for (size_t i = 0; i < e->n_fields; i++) {
+		if (strcmp(e->fields[i].key, key) == 0)
+			return e->fields[i].value ? e->fields[i].value : "";
+	}
+	return NULL;
+}
+
+/* ---- user names and lookup -------------------------------------------- */
+
+int
+auth_user_normalize(const char *in, size_t n, char *out)
+{
+	if (n == 0 || n > AUTH_USER_MAX)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)in[i];
+
+		if (c <= ' ' || c == ':' || c == 0x7f)
+			return -1;
+		out[i] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : (char)c;
+	}
+	out[n] = '\0';
+	return (int)n;
+}
+
+enum auth_lookup
+auth_lookup(struct auth_backend *b, const char *user,
+    struct auth_entry **entry_r, const char **error_r)
+{
+	char norm[AUTH_USER_MAX + 1];
+	size_t n = strnlen(user, AUTH_USER_MAX + 1);
+
+	*entry_r = NULL;
+	if (auth_user_normalize(user, n, norm) == -1)
+		return AUTH_LOOKUP_NOTFOUND;
+	return b->ops->lookup(b, norm, entry_r, error_r);
+}
+
+/* ---- networks --------------------------------------------------------- */
+
+int
+auth_net_parse(const char *s, size_t len, struct auth_net *net)
+{
+	char buf[INET6_ADDRSTRLEN + 8], *slash;
+
+	if (len == 0 || len >= sizeof(buf))
+		return -1;
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	memset(net, 0, sizeof(*net));
+	if ((slash = strchr(buf, '/')) != NULL)
+		*slash++ = '\0';
+	if (inet_pton(AF_INET, buf, net->addr) == 1) {
+		net->family = AF_INET;
+		net->prefix = 32;
+	} else if (inet_pton(AF_INET6, buf, net->addr) == 1) {
+		net->family = AF_INET6;
+		net->prefix = 128;
+	} else {
+		return -1;
+	}
+	if (slash != NULL &&
+	    parse_prefix(slash, net->prefix, &net->prefix) == -1)
+		return -1;
+	return host_bits_zero(net) ? 0 : -1;
+}
+
+static int
+parse_prefix(const char *s, unsigned max, uint8_t *prefix_r)
+{
+	unsigned v = 0;
+
+	if (*s == '\0' || strlen(s) > 3)
+		return -1;
+	for (; *s != '\0'; s++) {
+		if (*s < '0' || *s > '9')
+			return -1;
+		v = v * 10 + (unsigned)(*s - '0');
+	}
+	if (v > max)
+		return -1;
+	*prefix_r = (uint8_t)v;
+	return 0;
+}
+
+static int
+host_bits_zero(const struct auth_net *net)
+{
+	unsigned bytes = net->family == AF_INET ? 4 : 16;
+
+	for (unsigned i = 0; i < bytes; i++) {
+		unsigned bit = i * 8;
+		uint8_t mask;
+
+		if (bit + 8 <= net->prefix)
+			continue;
+		mask = bit >= net->prefix ? 0xff
+					  : (uint8_t)(0xff >> (net->prefix - bit));
+		if (net->addr[i] & mask)
+			return 0;
+	}
+	return 1;
+}
+
+/* The address bytes of sa; an IPv4-mapped IPv6 address is reported as the
+ * IPv4 address it carries, since dual-stack sockets deliver v4 clients
+ * that way. */
+static int
+sa_bytes(const struct sockaddr *sa, uint8_t *family_r, const uint8_t **addr_r)
+{
+	if (sa->sa_family == AF_INET) {
+		*family_r = AF_INET;
+		*addr_r = (const uint8_t *)&((const struct sockaddr_in *)sa)
+			      ->sin_addr;
+		return 0;
+	}
+	if (sa->sa_family == AF_INET6) {
+		const struct in6_addr *a =
+		    &((const struct sockaddr_in6 *)sa)->sin6_addr;
+
+		if (IN6_IS_ADDR_V4MAPPED(a)) {
+			*family_r = AF_INET;
+			*addr_r = a->s6_addr + 12;
+		} else {
+			*family_r = AF_INET6;
+			*addr_r = a->s6_addr;
+		}
+		return 0;
+	}
+	return -1;
+}
+
+bool
+auth_net_match(const struct auth_net *net, const struct sockaddr *sa)
+{
+	const uint8_t *a;
+	uint8_t family;
+	unsigned full, rest;
+
+	if (sa_bytes(sa, &family, &a) == -1 || family != net->family)
+		return false;
+	full = net->prefix / 8;
+	rest = net->prefix % 8;
+	if (memcmp(a, net->addr, full) != 0)
+		return false;
+	if (rest == 0)
+		return true;
+	return ((a[full] ^ net->addr[full]) & (uint8_t)(0xff << (8 - rest))) ==
+	    0;
+}
+
+/* ---- names ------------------------------------------------------------ */
+
+const char *
+auth_status_name(enum auth_status s)
+{
+	static const char *const names[] = { "ok", "fail", "tempfail" };
+
+	return (unsigned)s < 3 ? names[s] : "unknown";
+}
+
+const char *
+auth_reason_name(enum auth_reason r)
+{
+	static const char *const names[AUTH_R_MAX] = {
+		[AUTH_R_NONE] = "none",
+		[AUTH_R_PASSWORD] = "password",
+		[AUTH_R_UNKNOWN] = "unknown_user",
+		[AUTH_R_NOLOGIN] = "nologin",
+		[AUTH_R_NETWORK] = "network",
+		[AUTH_R_NOPASS] = "no_password",
+		[AUTH_R_BACKEND] = "backend",
+		[AUTH_R_OVERFLOW] = "overflow",
+	};
+
+	return (unsigned)r < AUTH_R_MAX ? names[r] : "unknown";
+}

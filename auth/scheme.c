@@ -1,0 +1,775 @@
+/*
+ * scheme.c - password schemes: verify a password against a stored
+ * "{SCHEME}data" string and make new hashes.
+ *
+ * Relies on libargon2 for ARGON2ID, libxcrypt's crypt_rn() and
+ * crypt_gensalt_rn() for the crypt family (bcrypt, sha512/256-crypt,
+ * yescrypt), OpenSSL for PBKDF2/HMAC/SHA-256 (SCRAM), CRYPTO_memcmp() and
+ * OPENSSL_cleanse(), and getrandom(2) for salts.
+ *
+ * Everything here is re-entrant and keeps no state between calls, so any
+ * number of worker threads may verify at once. It must never leave a
+ * password copy or a derived key in freed memory, never compare secrets
+ * with memcmp(), and never accept a stored string whose body does not
+ * match its {SCHEME} tag (a {BLF-CRYPT} holding a DES crypt would
+ * otherwise verify through crypt_rn() at DES strength).
+ */
+#include <argon2.h>
+#include <crypt.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/sha.h>
+
+#include "auth/auth.h"
+
+#define SALT_BYTES 16
+#define ARGON2_HASH_BYTES 32
+#define SCRAM_ITER_MAX 10000000u /* a stored count above this is an attack */
+#define SCRAM_PREFIX "SCRAM-SHA-256$"
+
+struct scheme_def {
+	const char *name;
+	enum auth_scheme id;
+	const char *crypt_prefix; /* what crypt_gensalt_rn() wants, or NULL */
+};
+
+static const struct scheme_def schemes[] = {
+	{ "ARGON2ID", AUTH_SCHEME_ARGON2ID, NULL },
+	{ "BLF-CRYPT", AUTH_SCHEME_BLF_CRYPT, "$2b$" },
+	{ "SHA512-CRYPT", AUTH_SCHEME_SHA512_CRYPT, "$6$" },
+	{ "SHA256-CRYPT", AUTH_SCHEME_SHA256_CRYPT, "$5$" },
+	{ "YESCRYPT", AUTH_SCHEME_YESCRYPT, "$y$" },
+	{ "SCRAM-SHA-256", AUTH_SCHEME_SCRAM_SHA_256, NULL },
+	{ "PLAIN", AUTH_SCHEME_PLAIN, NULL },
+	{ "CLEARTEXT", AUTH_SCHEME_PLAIN, NULL },
+};
+
+/* Stored-string prefixes that identify a scheme without a {TAG}, and what
+ * a tagged body must start with. */
+static const struct {
+	const char *prefix;
+	enum auth_scheme id;
+} body_prefixes[] = {
+	{ "$argon2id$", AUTH_SCHEME_ARGON2ID },
+	{ "$2b$", AUTH_SCHEME_BLF_CRYPT },
+	{ "$2y$", AUTH_SCHEME_BLF_CRYPT },
+	{ "$2a$", AUTH_SCHEME_BLF_CRYPT },
+	{ "$6$", AUTH_SCHEME_SHA512_CRYPT },
+	{ "$5$", AUTH_SCHEME_SHA256_CRYPT },
+	{ "$y$", AUTH_SCHEME_YESCRYPT },
+	{ SCRAM_PREFIX, AUTH_SCHEME_SCRAM_SHA_256 },
+};
+
+/* scheme lookup */
+static int split_stored(const char *stored, enum auth_scheme *s_r,
+    const char **body_r, const char **error_r);
+static int body_scheme(const char *body, enum auth_scheme *s_r);
+static void opts_fill(const struct auth_scheme_opts *in,
+    struct auth_scheme_opts *out);
+
+/* verification per family */
+static enum auth_verify verify_argon2(const char *body, const char *pw,
+    size_t pwlen, const char **error_r);
+static enum auth_verify verify_crypt(const char *body, const char *pw,
+    size_t pwlen, const char **error_r);
+static enum auth_verify verify_scram(const char *body, const char *pw,
+    size_t pwlen, const char **error_r);
+static enum auth_verify verify_plain(const char *body, const char *pw,
+    size_t pwlen);
+
+/* generation per family */
+static int hash_argon2(const char *pw, size_t pwlen,
+    const struct auth_scheme_opts *o, char **out_r, const char **error_r);
+static int hash_crypt(const struct scheme_def *d, const char *pw,
+    size_t pwlen, const struct auth_scheme_opts *o, char **out_r,
+    const char **error_r);
+static int hash_scram(const char *pw, size_t pwlen,
+    const struct auth_scheme_opts *o, char **out_r, const char **error_r);
+static int hash_plain(const char *pw, size_t pwlen, char **out_r,
+    const char **error_r);
+
+/* small tools */
+static char *pw_cstring(const char *pw, size_t pwlen);
+static void pw_free(char *copy, size_t pwlen);
+static int random_bytes(void *p, size_t n);
+static char *tagged(enum auth_scheme s, const char *body);
+static size_t b64_encode(const uint8_t *in, size_t n, char *out);
+static int b64_decode(const char *in, size_t n, uint8_t *out, size_t cap,
+    size_t *len_r);
+static int parse_u32(const char *s, size_t n, uint32_t *v_r);
+
+void
+auth_scheme_opts_default(struct auth_scheme_opts *o)
+{
+	opts_fill(o, o);
+}
+
+static void
+opts_fill(const struct auth_scheme_opts *in, struct auth_scheme_opts *out)
+{
+	*out = *in;
+	if (out->argon2_m_kib == 0)
+		out->argon2_m_kib = 65536;
+	if (out->argon2_t == 0)
+		out->argon2_t = 3;
+	if (out->argon2_p == 0)
+		out->argon2_p = 1;
+	if (out->bcrypt_cost == 0)
+		out->bcrypt_cost = 10;
+	if (out->sha_rounds == 0)
+		out->sha_rounds = 5000;
+	if (out->yescrypt_cost == 0)
+		out->yescrypt_cost = 5;
+	if (out->scram_iter == 0)
+		out->scram_iter = 4096;
+}
+
+int
+auth_scheme_parse(const char *name, size_t n, enum auth_scheme *s_r)
+{
+	for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
+		if (strlen(schemes[i].name) == n &&
+		    strncasecmp(schemes[i].name, name, n) == 0) {
+			*s_r = schemes[i].id;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+const char *
+auth_scheme_name(enum auth_scheme s)
+{
+	for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++)
+		if (schemes[i].id == s)
+			return schemes[i].name;
+	return "UNKNOWN";
+}
+
+static int
+body_scheme(const char *body, enum auth_scheme *s_r)
+{
+	size_t n = sizeof(body_prefixes) / sizeof(body_prefixes[0]);
+
+	for (size_t i = 0; i < n; i++) {
+		const char *p = body_prefixes[i].prefix;
+
+		if (strncmp(body, p, strlen(p)) == 0) {
+			*s_r = body_prefixes[i].id;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* "{TAG}body" or a bare crypt body. {CRYPT} (Dovecot's generic tag) is
+ * accepted for the strong crypt prefixes only. */
+static int
+split_stored(const char *stored, enum auth_scheme *s_r, const char **body_r,
+    const char **error_r)
+{
+	const char *close;
+	enum auth_scheme from_body;
+
+	if (stored[0] != '{') {
+		if (body_scheme(stored, s_r) == -1) {
+			*error_r = "password has no {SCHEME} and no known prefix";
+			return -1;
+		}
+		*body_r = stored;
+		return 0;
+	}
+	close = strchr(stored, '}');
+	if (close == NULL) {
+		*error_r = "unterminated {SCHEME}";
+		return -1;
+	}
+	*body_r = close + 1;
+	if (close - stored - 1 == 5 && strncasecmp(stored + 1, "CRYPT", 5) == 0) {
+		if (body_scheme(*body_r, s_r) == -1 ||
+		    *s_r == AUTH_SCHEME_SCRAM_SHA_256) {
+			*error_r = "{CRYPT} body is not a supported crypt";
+			return -1;
+		}
+		return 0;
+	}
+	if (auth_scheme_parse(stored + 1, close - stored - 1, s_r) == -1) {
+		*error_r = "unknown password scheme";
+		return -1;
+	}
+	switch (*s_r) {
+	case AUTH_SCHEME_PLAIN:
+		return 0;
+	case AUTH_SCHEME_SCRAM_SHA_256:
+		/* Dovecot's comma form has no prefix; checked when parsed. */
+		return 0;
+	default:
+		if (body_scheme(*body_r, &from_body) == -1 ||
+		    from_body != *s_r) {
+			*error_r = "hash does not match its {SCHEME}";
+			return -1;
+		}
+		return 0;
+	}
+}
+
+int
+auth_scheme_of(const char *stored, enum auth_scheme *s_r,
+    const char **error_r)
+{
+	const char *body;
+
+	return split_stored(stored, s_r, &body, error_r);
+}
+
+enum auth_verify
+auth_scheme_verify(const char *stored, const char *password, size_t pwlen,
+    const struct auth_scheme_opts *o, const char **error_r)
+{
+	enum auth_scheme s;
+	const char *body;
+
+	if (stored == NULL) {
+		*error_r = "no password";
+		return AUTH_VERIFY_ERROR;
+	}
+	if (split_stored(stored, &s, &body, error_r) == -1)
+		return AUTH_VERIFY_ERROR;
+	switch (s) {
+	case AUTH_SCHEME_ARGON2ID:
+		return verify_argon2(body, password, pwlen, error_r);
+	case AUTH_SCHEME_BLF_CRYPT:
+	case AUTH_SCHEME_SHA512_CRYPT:
+	case AUTH_SCHEME_SHA256_CRYPT:
+	case AUTH_SCHEME_YESCRYPT:
+		return verify_crypt(body, password, pwlen, error_r);
+	case AUTH_SCHEME_SCRAM_SHA_256:
+		return verify_scram(body, password, pwlen, error_r);
+	case AUTH_SCHEME_PLAIN:
+		if (o == NULL || !o->allow_plaintext) {
+			*error_r = "plaintext passwords are not enabled";
+			return AUTH_VERIFY_ERROR;
+		}
+		return verify_plain(body, password, pwlen);
+	default:
+		*error_r = "unknown password scheme";
+		return AUTH_VERIFY_ERROR;
+	}
+}
+
+/* libargon2 decodes the parameters from the string and compares the tag
+ * in constant time itself. */
+static enum auth_verify
+verify_argon2(const char *body, const char *pw, size_t pwlen,
+    const char **error_r)
+{
+	int r = argon2id_verify(body, pw, pwlen);
+
+	if (r == ARGON2_OK)
+		return AUTH_VERIFY_OK;
+	if (r == ARGON2_VERIFY_MISMATCH)
+		return AUTH_VERIFY_MISMATCH;
+	*error_r = argon2_error_message(r);
+	return AUTH_VERIFY_ERROR;
+}
+
+static enum auth_verify
+verify_crypt(const char *body, const char *pw, size_t pwlen,
+    const char **error_r)
+{
+	struct crypt_data *cd;
+	enum auth_verify ret = AUTH_VERIFY_MISMATCH;
+	char *copy;
+	const char *out;
+	size_t blen = strlen(body);
+
+	/* crypt() sees a C string: an embedded NUL would silently shorten
+	 * the password, so such a password simply does not match. */
+	if (memchr(pw, '\0', pwlen) != NULL)
+		return AUTH_VERIFY_MISMATCH;
+	if ((copy = pw_cstring(pw, pwlen)) == NULL) {
+		*error_r = "out of memory";
+		return AUTH_VERIFY_ERROR;
+	}
+	if ((cd = calloc(1, sizeof(*cd))) == NULL) {
+		pw_free(copy, pwlen);
+		*error_r = "out of memory";
+		return AUTH_VERIFY_ERROR;
+	}
+	out = crypt_rn(copy, body, cd, sizeof(*cd));
+	if (out == NULL) {
+		*error_r = "crypt hash is malformed";
+		ret = AUTH_VERIFY_ERROR;
+	} else if (strlen(out) == blen && CRYPTO_memcmp(out, body, blen) == 0) {
+		ret = AUTH_VERIFY_OK;
+	}
+	OPENSSL_cleanse(cd, sizeof(*cd));
+	free(cd);
+	pw_free(copy, pwlen);
+	return ret;
+}
+
+static enum auth_verify
+verify_scram(const char *body, const char *pw, size_t pwlen,
+    const char **error_r)
+{
+	struct auth_scram_keys stored, mine;
+	enum auth_verify ret = AUTH_VERIFY_MISMATCH;
+
+	if (auth_scram_parse(body, &stored, error_r) == -1)
+		return AUTH_VERIFY_ERROR;
+	mine.iter = stored.iter;
+	mine.salt_len = stored.salt_len;
+	memcpy(mine.salt, stored.salt, stored.salt_len);
+	if (auth_scram_derive(pw, pwlen, &mine) == -1) {
+		*error_r = "SCRAM key derivation failed";
+		ret = AUTH_VERIFY_ERROR;
+	} else if (CRYPTO_memcmp(mine.stored_key, stored.stored_key,
+		       sizeof(mine.stored_key)) == 0) {
+		ret = AUTH_VERIFY_OK;
+	}
+	OPENSSL_cleanse(&mine, sizeof(mine));
+	return ret;
+}
+
+/* Compare digests, not the strings, so the time does not depend on where
+ * the first difference is nor on the stored length. */
+static enum auth_verify
+verify_plain(const char *body, const char *pw, size_t pwlen)
+{
+	uint8_t a[SHA256_DIGEST_LENGTH], b[SHA256_DIGEST_LENGTH];
+	bool same;
+
+	SHA256((const uint8_t *)body, strlen(body), a);
+	SHA256((const uint8_t *)pw, pwlen, b);
+	same = CRYPTO_memcmp(a, b, sizeof(a)) == 0 && strlen(body) == pwlen;
+	OPENSSL_cleanse(a, sizeof(a));
+	OPENSSL_cleanse(b, sizeof(b));
+	return same ? AUTH_VERIFY_OK : AUTH_VERIFY_MISMATCH;
+}
+
+/* ---- SCRAM ------------------------------------------------------------ */
+
+int
+auth_scram_parse(const char *data, struct auth_scram_keys *k,
+    const char **error_r)
+{
+	const char *p = data, *sep[3];
+	char c1, c2, c3;
+	size_t klen;
+
+	if (strncasecmp(p, "{SCRAM-SHA-256}", 15) == 0)
+		p += 15;
+	if (strncmp(p, SCRAM_PREFIX, strlen(SCRAM_PREFIX)) == 0) {
+		p += strlen(SCRAM_PREFIX);
+		c1 = ':', c2 = '$', c3 = ':'; /* RFC 5803 */
+	} else {
+		c1 = ',', c2 = ',', c3 = ','; /* Dovecot */
+	}
+	if ((sep[0] = strchr(p, c1)) == NULL ||
+	    (sep[1] = strchr(sep[0] + 1, c2)) == NULL ||
+	    (sep[2] = strchr(sep[1] + 1, c3)) == NULL) {
+		*error_r = "SCRAM-SHA-256 keys are malformed";
+		return -1;
+	}
+	if (parse_u32(p, sep[0] - p, &k->iter) == -1 || k->iter == 0 ||
+	    k->iter > SCRAM_ITER_MAX) {
+		*error_r = "SCRAM-SHA-256 iteration count is invalid";
+		return -1;
+	}
+	if (b64_decode(sep[0] + 1, sep[1] - sep[0] - 1, k->salt,
+		sizeof(k->salt), &k->salt_len) == -1 ||
+	    k->salt_len == 0) {
+		*error_r = "SCRAM-SHA-256 salt is not base64";
+		return -1;
+	}
+	if (b64_decode(sep[1] + 1, sep[2] - sep[1] - 1, k->stored_key,
+		sizeof(k->stored_key), &klen) == -1 ||
+	    klen != sizeof(k->stored_key) ||
+	    b64_decode(sep[2] + 1, strlen(sep[2] + 1), k->server_key,
+		sizeof(k->server_key), &klen) == -1 ||
+	    klen != sizeof(k->server_key)) {
+		*error_r = "SCRAM-SHA-256 keys are not 32 bytes of base64";
+		return -1;
+	}
+	return 0;
+}
+
+int
+auth_scram_derive(const char *password, size_t pwlen,
+    struct auth_scram_keys *k)
+{
+	uint8_t salted[32], client_key[32];
+	unsigned int len = 0;
+	int ret = -1;
+
+	if (PKCS5_PBKDF2_HMAC(password, (int)pwlen, k->salt, (int)k->salt_len,
+		(int)k->iter, EVP_sha256(), sizeof(salted), salted) != 1)
+		goto fail;
+	if (HMAC(EVP_sha256(), salted, sizeof(salted),
+		(const uint8_t *)"Client Key", 10, client_key, &len) == NULL)
+		goto fail;
+	SHA256(client_key, sizeof(client_key), k->stored_key);
+	if (HMAC(EVP_sha256(), salted, sizeof(salted),
+		(const uint8_t *)"Server Key", 10, k->server_key, &len) == NULL)
+		goto fail;
+	ret = 0;
+fail:
+	OPENSSL_cleanse(salted, sizeof(salted));
+	OPENSSL_cleanse(client_key, sizeof(client_key));
+	return ret;
+}
+
+/* ---- generation ------------------------------------------------------- */
+
+int
+auth_scheme_hash(enum auth_scheme s, const char *password, size_t pwlen,
+    const struct auth_scheme_opts *o, char **hash_r, const char **error_r)
+{
+	struct auth_scheme_opts opts = { 0 };
+
+	if (o != NULL)
+		opts = *o;
+	opts_fill(&opts, &opts);
+	if (pwlen > AUTH_PASSWORD_MAX) {
+		*error_r = "password too long";
+		return -1;
+	}
+	switch (s) {
+	case AUTH_SCHEME_ARGON2ID:
+		return hash_argon2(password, pwlen, &opts, hash_r, error_r);
+	case AUTH_SCHEME_BLF_CRYPT:
+	case AUTH_SCHEME_SHA512_CRYPT:
+	case AUTH_SCHEME_SHA256_CRYPT:
+	case AUTH_SCHEME_YESCRYPT:
+		for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]);
+		     i++)
+			if (schemes[i].id == s)
+				return hash_crypt(&schemes[i], password, pwlen,
+				    &opts, hash_r, error_r);
+		break;
+	case AUTH_SCHEME_SCRAM_SHA_256:
+		return hash_scram(password, pwlen, &opts, hash_r, error_r);
+	case AUTH_SCHEME_PLAIN:
+		if (!opts.allow_plaintext) {
+			*error_r = "plaintext passwords are not enabled";
+			return -1;
+		}
+		return hash_plain(password, pwlen, hash_r, error_r);
+	default:
+		break;
+	}
+	*error_r = "unknown password scheme";
+	return -1;
+}
+
+static int
+hash_argon2(const char *pw, size_t pwlen, const struct auth_scheme_opts *o,
+    char **out_r, const char **error_r)
+{
+	uint8_t salt[SALT_BYTES];
+	size_t elen = argon2_encodedlen(o->argon2_t, o->argon2_m_kib,
+	    o->argon2_p, SALT_BYTES, ARGON2_HASH_BYTES, Argon2_id);
+	char *enc = malloc(elen + 1);
+	int r;
+
+	if (enc == NULL || random_bytes(salt, sizeof(salt)) == -1) {
+		free(enc);
+		*error_r = "out of memory or randomness";
+		return -1;
+	}
+	r = argon2id_hash_encoded(o->argon2_t, o->argon2_m_kib, o->argon2_p,
+	    pw, pwlen, salt, sizeof(salt), ARGON2_HASH_BYTES, enc, elen + 1);
+	if (r != ARGON2_OK) {
+		free(enc);
+		*error_r = argon2_error_message(r);
+		return -1;
+	}
+	*out_r = tagged(AUTH_SCHEME_ARGON2ID, enc);
+	free(enc);
+	if (*out_r == NULL) {
+		*error_r = "out of memory";
+		return -1;
+	}
+	return 0;
+}
+
+static int
+hash_crypt(const struct scheme_def *d, const char *pw, size_t pwlen,
+    const struct auth_scheme_opts *o, char **out_r, const char **error_r)
+{
+	char setting[CRYPT_GENSALT_OUTPUT_SIZE], *copy = NULL;
+	uint8_t rnd[SALT_BYTES];
+	unsigned long count;
+	struct crypt_data *cd = NULL;
+	const char *out;
+	int ret = -1;
+
+	*error_r = "out of memory";
+	if (memchr(pw, '\0', pwlen) != NULL) {
+		*error_r = "crypt schemes cannot hold a NUL byte";
+		return -1;
+	}
+	switch (d->id) {
+	case AUTH_SCHEME_BLF_CRYPT:
+		count = o->bcrypt_cost;
+		break;
+	case AUTH_SCHEME_YESCRYPT:
+		count = o->yescrypt_cost;
+		break;
+	default:
+		count = o->sha_rounds;
+		break;
+	}
+	if (random_bytes(rnd, sizeof(rnd)) == -1) {
+		*error_r = "getrandom failed";
+		return -1;
+	}
+	if (crypt_gensalt_rn(d->crypt_prefix, count, (const char *)rnd,
+		sizeof(rnd), setting, sizeof(setting)) == NULL) {
+		*error_r = "invalid crypt cost";
+		return -1;
+	}
+	if ((copy = pw_cstring(pw, pwlen)) == NULL ||
+	    (cd = calloc(1, sizeof(*cd))) == NULL)
+		goto fail;
+	if ((out = crypt_rn(copy, setting, cd, sizeof(*cd))) == NULL) {
+		*error_r = "crypt failed";
+		goto fail;
+	}
+	if ((*out_r = tagged(d->id, out)) == NULL)
+		goto fail;
+	ret = 0;
+fail:
+	if (cd != NULL)
+		OPENSSL_cleanse(cd, sizeof(*cd));
+	free(cd);
+	pw_free(copy, pwlen);
+	return ret;
+}
+
+static int
+hash_scram(const char *pw, size_t pwlen, const struct auth_scheme_opts *o,
+    char **out_r, const char **error_r)
+{
+	struct auth_scram_keys k = { .iter = o->scram_iter,
+		.salt_len = SALT_BYTES };
+	char salt64[64], stored64[64], server64[64], body[256];
+
+	if (o->scram_iter > SCRAM_ITER_MAX ||
+	    random_bytes(k.salt, k.salt_len) == -1 ||
+	    auth_scram_derive(pw, pwlen, &k) == -1) {
+		*error_r = "SCRAM key derivation failed";
+		return -1;
+	}
+	b64_encode(k.salt, k.salt_len, salt64);
+	b64_encode(k.stored_key, sizeof(k.stored_key), stored64);
+	b64_encode(k.server_key, sizeof(k.server_key), server64);
+	snprintf(body, sizeof(body), SCRAM_PREFIX "%u:%s$%s:%s", k.iter,
+	    salt64, stored64, server64);
+	OPENSSL_cleanse(&k, sizeof(k));
+	if ((*out_r = tagged(AUTH_SCHEME_SCRAM_SHA_256, body)) == NULL) {
+		*error_r = "out of memory";
+		return -1;
+	}
+	return 0;
+}
+
+/* A plaintext password must survive a passwd-file line. */
+static int
+hash_plain(const char *pw, size_t pwlen, char **out_r, const char **error_r)
+{
+	char *copy;
+
+	for (size_t i = 0; i < pwlen; i++) {
+		if (pw[i] == ':' || pw[i] == '\n' || pw[i] == '\r' ||
+		    pw[i] == '\0') {
+			*error_r = "a plaintext password cannot hold ':', "
+				   "a line break or NUL";
+			return -1;
+		}
+	}
+	if ((copy = pw_cstring(pw, pwlen)) == NULL) {
+		*error_r = "out of memory";
+		return -1;
+	}
+	*out_r = tagged(AUTH_SCHEME_PLAIN, copy);
+	pw_free(copy, pwlen);
+	if (*out_r == NULL) {
+		*error_r = "out of memory";
+		return -1;
+	}
+	return 0;
+}
+
+int
+auth_scheme_dummy(enum auth_scheme s, const struct auth_scheme_opts *o,
+    char **hash_r, const char **error_r)
+{
+	uint8_t rnd[24];
+	char pw[64];
+	size_t n;
+	int r;
+
+	if (random_bytes(rnd, sizeof(rnd)) == -1) {
+		*error_r = "getrandom failed";
+		return -1;
+	}
+	/* base64 keeps it printable, so every scheme can hold it. */
+	n = b64_encode(rnd, sizeof(rnd), pw);
+	r = auth_scheme_hash(s, pw, n, o, hash_r, error_r);
+	OPENSSL_cleanse(rnd, sizeof(rnd));
+	OPENSSL_cleanse(pw, sizeof(pw));
+	return r;
+}
+
+/* ---- small tools ------------------------------------------------------ */
+
+static char *
+pw_cstring(const char *pw, size_t pwlen)
+{
+	char *copy = malloc(pwlen + 1);
+
+	if (copy == NULL)
+		return NULL;
+	memcpy(copy, pw, pwlen);
+	copy[pwlen] = '\0';
+	return copy;
+}
+
+static void
+pw_free(char *copy, size_t pwlen)
+{
+	if (copy == NULL)
+		return;
+	OPENSSL_cleanse(copy, pwlen + 1);
+	free(copy);
+}
+
+static int
+random_bytes(void *p, size_t n)
+{
+	uint8_t *b = p;
+
+	while (n > 0) {
+		ssize_t r = getrandom(b, n, 0);
+
+		if (r == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		b += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+static char *
+tagged(enum auth_scheme s, const char *body)
+{
+	const char *name = auth_scheme_name(s);
+	size_t n = strlen(name) + strlen(body) + 3;
+	char *out = malloc(n);
+
+	if (out != NULL)
+		snprintf(out, n, "{%s}%s", name, body);
+	return out;
+}
+
+static const char b64_chars[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/* Standard base64 with padding; out needs 4*ceil(n/3)+1 bytes. Returns
+ * the length written, without the NUL. */
+static size_t
+b64_encode(const uint8_t *in, size_t n, char *out)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i += 3) {
+		uint32_t v = (uint32_t)in[i] << 16;
+
+		if (i + 1 < n)
+			v |= (uint32_t)in[i + 1] << 8;
+		if (i + 2 < n)
+			v |= in[i + 2];
+		out[o++] = b64_chars[(v >> 18) & 63];
+		out[o++] = b64_chars[(v >> 12) & 63];
+		out[o++] = i + 1 < n ? b64_chars[(v >> 6) & 63] : '=';
+		out[o++] = i + 2 < n ? b64_chars[v & 63] : '=';
+	}
+	out[o] = '\0';
+	return o;
+}
+
+static int
+b64_value(char c)
+{
+	const char *p;
+
+	if (c == '\0' || (p = strchr(b64_chars, c)) == NULL)
+		return -1;
+	return (int)(p - b64_chars);
+}
+
+/* Strict: length a multiple of 4, padding only at the end. */
+static int
+b64_decode(const char *in, size_t n, uint8_t *out, size_t cap, size_t *len_r)
+{
+	size_t o = 0;
+
+	if (n % 4 != 0)
+		return -1;
+	for (size_t i = 0; i < n; i += 4) {
+		int v[4], pad = 0;
+		uint32_t w;
+
+		for (int j = 0; j < 4; j++) {
+			if (in[i + j] == '=' && i + 4 == n && j >= 2) {
+				v[j] = 0;
+				pad++;
+				continue;
+			}
+			if (pad > 0 || (v[j] = b64_value(in[i + j])) == -1)
+				return -1;
+		}
+		w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 |
+		    (uint32_t)v[2] << 6 | (uint32_t)v[3];
+		if (o + 3 - pad > cap)
+			return -1;
+		out[o++] = (uint8_t)(w >> 16);
+		if (pad < 2)
+			out[o++] = (uint8_t)(w >> 8);
+		if (pad < 1)
+			out[o++] = (uint8_t)w;
+	}
+	*len_r = o;
+	return 0;
+}
+
+static int
+parse_u32(const char *s, size_t n, uint32_t *v_r)
+{
+	uint64_t v = 0;
+
+	if (n == 0 || n > 10)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (uint64_t)(s[i] - '0');
+	}
+	if (v > UINT32_MAX)
+		return -1;
+	*v_r = (uint32_t)v;
+	return 0;
+}
