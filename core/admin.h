@@ -8,6 +8,8 @@
 #ifndef RG_CORE_ADMIN_H
 #define RG_CORE_ADMIN_H
 
+#include <stddef.h>
+
 struct buf;
 struct conn_handler;
 struct metrics;
@@ -19,6 +21,16 @@ struct admin;
 struct admin *admin_new(struct metrics *m,
     int (*healthy)(void *arg, struct buf *detail), void *arg);
 void admin_free(struct admin *a);
+
+/* The request-to-response step, without I/O (the handler's core, and what
+ * tests drive). req[0..n) is everything the client has sent so far.
+ * Returns 0 when more bytes are needed (out untouched), 1 when a complete
+ * response (status line, headers with Content-Length and Connection: close,
+ * body unless HEAD) was appended to out and the connection is to be closed
+ * once it is sent, -1 when memory ran out (out may hold a partial
+ * response: drop it and abort). */
+int admin_respond(struct admin *a, const char *req, size_t n,
+    struct buf *out);
 
 /* Handler for loop_listen(); pass the admin as the listener ctx. */
 const struct conn_handler *admin_handler(void);
