@@ -284,8 +284,12 @@ load(struct auth_passdb *db, const char **error_r)
 		*error_r = "out of memory";
 		return -1;
 	}
-	if (read_file(db->path, &t->text, &len, &id, error_r) == -1)
+	/* Remember what was tried, good or bad, so auth_passdb_changed()
+	 * reports the next edit rather than the same broken file again. */
+	if (read_file(db->path, &t->text, &len, &id, error_r) == -1) {
+		db->seen = id;
 		goto fail;
+	}
 	db->seen = id;
 	if (parse_text(db, t, len, error_r) == -1)
 		goto fail;
@@ -318,7 +322,11 @@ read_file(const char *path, char **text_r, size_t *len_r, struct file_id *id,
 		*error_r = fail(path, 0, "open: %s", strerror(errno));
 		return -1;
 	}
-	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
+	if (fstat(fd, &st) == 0)
+		*id = (struct file_id){ .dev = st.st_dev, .ino = st.st_ino,
+			.size = st.st_size, .mtime = st.st_mtim,
+			.exists = true };
+	if (!id->exists || !S_ISREG(st.st_mode) ||
 	    (size_t)st.st_size > PASSDB_FILE_MAX) {
 		*error_r = fail(path, 0, "not a regular file under 1 GiB");
 		goto fail;
@@ -344,8 +352,6 @@ read_file(const char *path, char **text_r, size_t *len_r, struct file_id *id,
 	}
 	text[off] = '\0';
 	close(fd);
-	*id = (struct file_id){ .dev = st.st_dev, .ino = st.st_ino,
-		.size = st.st_size, .mtime = st.st_mtim, .exists = true };
 	*text_r = text;
 	*len_r = off;
 	return 0;
