@@ -632,8 +632,8 @@ load_field(struct walk *w, const struct cfg_field *f,
 	case CFG_GROUP:
 		if (!config_setting_is_group(s)) {
 			show_setting(s, shown, sizeof(shown));
-			return error_setting(w, s, "'%s' = %s: must be %s", path,
-			    shown, type_hint(f, hint, sizeof(hint)));
+			return error_setting(w, s, "'%s' = %s: must be %s",
+			    path, shown, type_hint(f, hint, sizeof(hint)));
 		}
 		return load_group(w, s, s, f->sub, base + f->offset, path);
 	case CFG_LIST:
@@ -747,7 +747,8 @@ load_strlist(struct walk *w, const struct cfg_field *f,
 	unsigned n, i;
 	char **v;
 
-	if (!lone && !config_setting_is_array(s) && !config_setting_is_list(s)) {
+	if (!lone && !config_setting_is_array(s) &&
+	    !config_setting_is_list(s)) {
 		show_setting(s, shown, sizeof(shown));
 		return error_setting(w, s, "'%s' = %s: must be %s", path, shown,
 		    type_hint(f, hint, sizeof(hint)));
@@ -921,8 +922,8 @@ store_int(struct walk *w, const struct cfg_field *f, const struct value *v,
 	if ((f->min != 0 || f->max != 0) &&
 	    (v->i < f->min || (v->i > f->max && f->max >= f->min))) {
 		if (f->max < f->min)
-			return bad_value(w, v, path, "must be at least %" PRId64,
-			    f->min);
+			return bad_value(w, v, path,
+			    "must be at least %" PRId64, f->min);
 		return bad_value(w, v, path,
 		    "must be between %" PRId64 " and %" PRId64, f->min,
 		    f->max);
@@ -1170,10 +1171,11 @@ parse_size(const char *s, uint64_t *bytes_r, char *why)
 	if (strcmp(p, "") != 0 && strcmp(p, "B") != 0 &&
 	    !(p != unit && strcmp(p, "iB") == 0))
 		goto bad_unit;
-	if (__builtin_mul_overflow(n, mult, bytes_r)) {
+	if (__builtin_mul_overflow(n, mult, &n)) {
 		snprintf(why, WHY_MAX, "it is too large");
 		return -1;
 	}
+	*bytes_r = n;
 	return 0;
 bad_unit:
 	snprintf(why, WHY_MAX,
