@@ -1,0 +1,1069 @@
+/*
+ * maildir.c - an open folder: scan, sync against the UID list, flags,
+ * expunge, plus the small file helpers the other maildir files share.
+ *
+ * A sync reads new/ and then cur/ once each (in that order, so a message
+ * moving from new/ to cur/ meanwhile is seen at least once), matches file
+ * base names to the UID list through a hash index, and stats a file only
+ * when its name lacks S= or a time prefix. A listed message that was not
+ * seen is looked for in a second scan before it is dropped, because a
+ * concurrent rename (a flag change elsewhere) can hide a file from one
+ * readdir. The list lock is held for the whole match-and-write, never
+ * while moving files from new/ to cur/ (that does not change base names).
+ * This file must never rewrite message contents: messages are immutable
+ * once delivered; only their names change.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backend/maildir_private.h"
+
+/* A directory listing: messages with file set, uid 0. */
+struct scan {
+	struct maildir_msg *files;
+	size_t count;
+	size_t cap;
+};
+
+/* Scanning */
+static int scan_dir(const char *dir, const char *sub, struct scan *s);
+static int scan_folder(const char *dir, struct scan *s);
+static void scan_free(struct scan *s);
+static bool name_ok(const char *name);
+
+/* Matching */
+static void match(struct uidlist *list, struct scan *s,
+    struct maildir_msg **found, struct maildir_msg **unknown,
+    size_t *unknown_count);
+static int cmp_base(const void *a, const void *b);
+static int cmp_date(const void *a, const void *b);
+static size_t dedupe_unknown(struct maildir_msg **unknown, size_t count);
+static int sync_locked(struct maildir *box, struct maildir_msg **msgs_r,
+    size_t *count_r);
+static int build_view(struct maildir *box, struct uidlist *list,
+    struct maildir_msg **found, struct maildir_msg **unknown,
+    size_t unknown_count, struct maildir_msg **msgs_r, size_t *count_r);
+static int write_view(const char *dir, const struct uidlist *old,
+    const struct maildir_msg *msgs, size_t count);
+
+/* After the lock */
+static void move_new_to_cur(struct maildir *box, struct maildir_msg *msgs,
+    size_t count);
+static void carry_recent(const struct maildir_msg *old, size_t old_count,
+    struct maildir_msg *cur, size_t cur_count);
+static int rename_msg(struct maildir *box, size_t index,
+    unsigned int flags);
+static void free_msgs(struct maildir_msg *msgs, size_t count);
+static int mkdir_p(const char *path);
+
+/* ---- shared helpers ---- */
+
+int
+md_path(char *buf, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, size, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= size) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
+int
+md_fsync_dir(const char *path)
+{
+	int fd, ret, saved;
+
+	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return -1;
+	ret = fsync(fd);
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return ret;
+}
+
+int
+md_lock_file(const char *dir, const char *file, int *fd_r)
+{
+	char path[PATH_MAX];
+	int fd, saved;
+
+	if (md_path(path, sizeof(path), "%s/%s", dir, file) == -1)
+		return -1;
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) == -1)
+		return -1;
+	/* flock locks belong to the open file description, so two threads
+	 * of one process exclude each other as well as processes do. */
+	while (flock(fd, LOCK_EX) == -1) {
+		if (errno == EINTR)
+			continue;
+		saved = errno;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	*fd_r = fd;
+	return 0;
+}
+
+int
+md_write_atomic(const char *dir, const char *file, const char *buf,
+    size_t len)
+{
+	char tmp[PATH_MAX], path[PATH_MAX];
+	size_t off = 0;
+	int fd, saved;
+	ssize_t n;
+
+	/* The fixed temp name is safe because every writer holds the lock
+	 * guarding this file; a stray one from a crash is truncated. */
+	if (md_path(path, sizeof(path), "%s/%s", dir, file) == -1 ||
+	    md_path(tmp, sizeof(tmp), "%s/%s.tmp", dir, file) == -1)
+		return -1;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd == -1)
+		return -1;
+	while (off < len) {
+		n = write(fd, buf + off, len - off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			goto fail;
+		off += (size_t)n;
+	}
+	if (fsync(fd) == -1)
+		goto fail;
+	if (close(fd) == -1) {
+		fd = -1;
+		goto fail;
+	}
+	fd = -1;
+	if (rename(tmp, path) == -1)
+		goto fail;
+	return md_fsync_dir(dir);
+fail:
+	saved = errno;
+	if (fd != -1)
+		close(fd);
+	unlink(tmp);
+	errno = saved;
+	return -1;
+}
+
+int
+md_unique(char *buf, size_t size, time_t t)
+{
+	char host[256], clean[1024], *o = clean;
+	struct timespec ts;
+	uint64_t rnd;
+	size_t i;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	/* Random bits instead of a process-wide counter: no shared state,
+	 * and still unique across threads, forks and pid reuse. */
+	if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
+		rnd = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ull ^
+		    (uint64_t)(uintptr_t)&rnd;
+	if (gethostname(host, sizeof(host)) == -1)
+		strcpy(host, "localhost");
+	host[sizeof(host) - 1] = '\0';
+	/* '/' and ':' cannot appear in a base name, ',' would confuse the
+	 * S= parser: escape them as octal the way Maildir writers do. */
+	for (i = 0; host[i] != '\0'; i++) {
+		if (host[i] == '/' || host[i] == ':' || host[i] == ',') {
+			o += sprintf(o, "\\%03o", (unsigned char)host[i]);
+		} else if ((unsigned char)host[i] > ' ' && host[i] != 0x7f) {
+			*o++ = host[i];
+		}
+	}
+	*o = '\0';
+	return md_path(buf, size, "%lld.M%ldP%dR%016llx.%s", (long long)t,
+	    ts.tv_nsec / 1000, (int)getpid(), (unsigned long long)rnd, clean);
+}
+
+int
+md_parse_name(const char *name, struct maildir_msg *m)
+{
+	const char *colon = strchr(name, ':'), *p, *q, *end;
+	int missing = 0;
+	uint64_t v;
+
+	m->base_len = colon ? (size_t)(colon - name) : strlen(name);
+	end = name + m->base_len;
+	m->flags = 0;
+	m->keywords = 0;
+	if (colon != NULL && colon[1] == '2' && colon[2] == ',') {
+		for (p = colon + 3; *p != '\0'; p++) {
+			switch (*p) {
+			case 'D': m->flags |= MAILDIR_FLAG_DRAFT; break;
+			case 'F': m->flags |= MAILDIR_FLAG_FLAGGED; break;
+			case 'P': m->flags |= MAILDIR_FLAG_PASSED; break;
+			case 'R': m->flags |= MAILDIR_FLAG_ANSWERED; break;
+			case 'S': m->flags |= MAILDIR_FLAG_SEEN; break;
+			case 'T': m->flags |= MAILDIR_FLAG_DELETED; break;
+			default:
+				if (*p >= 'a' && *p <= 'z')
+					m->keywords |= 1u << (*p - 'a');
+			}
+		}
+	}
+	m->size = m->vsize = 0;
+	missing |= 1;
+	for (p = name; p + 3 < end; p++) {
+		if (p[0] != ',' || (p[1] != 'S' && p[1] != 'W') || p[2] != '=')
+			continue;
+		for (v = 0, q = p + 3; q < end && *q >= '0' && *q <= '9'; q++)
+			v = v * 10 + (uint64_t)(*q - '0');
+		if (q == p + 3)
+			continue;
+		if (p[1] == 'S') {
+			m->size = v;
+			missing &= ~1;
+		} else {
+			m->vsize = v;
+		}
+	}
+	for (v = 0, p = name; p < end && *p >= '0' && *p <= '9' && v < 1000000000000ull;
+	    p++)
+		v = v * 10 + (uint64_t)(*p - '0');
+	if (p == name || *p != '.')
+		missing |= 2;
+	m->date = (time_t)v;
+	return missing;
+}
+
+void
+md_info(char *buf, unsigned int flags, uint32_t keywords)
+{
+	static const struct {
+		unsigned int flag;
+		char c;
+	} letters[] = {
+		{ MAILDIR_FLAG_DRAFT, 'D' }, { MAILDIR_FLAG_FLAGGED, 'F' },
+		{ MAILDIR_FLAG_PASSED, 'P' }, { MAILDIR_FLAG_ANSWERED, 'R' },
+		{ MAILDIR_FLAG_SEEN, 'S' }, { MAILDIR_FLAG_DELETED, 'T' },
+	};
+	size_t i;
+
+	*buf++ = ':';
+	*buf++ = '2';
+	*buf++ = ',';
+	/* ASCII order: the upper-case flags, then keyword letters. */
+	for (i = 0; i < sizeof(letters) / sizeof(letters[0]); i++)
+		if (flags & letters[i].flag)
+			*buf++ = letters[i].c;
+	for (i = 0; i < 26; i++)
+		if (keywords & (1u << i))
+			*buf++ = (char)('a' + i);
+	*buf = '\0';
+}
+
+static int
+mkdir_p(const char *path)
+{
+	char tmp[PATH_MAX], *p;
+
+	if (md_path(tmp, sizeof(tmp), "%s", path) == -1)
+		return -1;
+	for (p = tmp + 1; *p != '\0'; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0700) == -1 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	if (mkdir(tmp, 0700) == -1 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+int
+md_make_maildir(const char *dir, bool subfolder)
+{
+	static const char *const subs[] = { "tmp", "new", "cur" };
+	char path[PATH_MAX];
+	size_t i;
+	int fd;
+
+	if (mkdir_p(dir) == -1)
+		return -1;
+	for (i = 0; i < 3; i++) {
+		if (md_path(path, sizeof(path), "%s/%s", dir, subs[i]) == -1)
+			return -1;
+		if (mkdir(path, 0700) == -1 && errno != EEXIST)
+			return -1;
+	}
+	if (subfolder) {
+		if (md_path(path, sizeof(path), "%s/" MD_FOLDER_MARKER, dir) ==
+		    -1)
+			return -1;
+		fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+		if (fd == -1)
+			return -1;
+		close(fd);
+	}
+	return 0;
+}
+
+int
+md_refind(struct maildir *box, size_t index)
+{
+	static const char *const subs[] = { "cur", "new" };
+	struct maildir_msg *m = &box->msgs[index];
+	const char *base = m->file + 4;
+	char path[PATH_MAX], *file;
+	struct dirent *de;
+	size_t i, n;
+	DIR *d;
+
+	/* cur/ first: a renamed message is almost always there. */
+	for (i = 0; i < 2; i++) {
+		if (md_path(path, sizeof(path), "%s/%s", box->dir, subs[i]) ==
+		    -1)
+			return -1;
+		if ((d = opendir(path)) == NULL)
+			return -1;
+		while ((de = readdir(d)) != NULL) {
+			if (strncmp(de->d_name, base, m->base_len) != 0 ||
+			    (de->d_name[m->base_len] != ':' &&
+			    de->d_name[m->base_len] != '\0'))
+				continue;
+			n = strlen(de->d_name);
+			if ((file = malloc(n + 5)) == NULL) {
+				closedir(d);
+				return -1;
+			}
+			memcpy(file, subs[i], 3);
+			file[3] = '/';
+			memcpy(file + 4, de->d_name, n + 1);
+			closedir(d);
+			/* The view keeps its flags: the next sync reports
+			 * the other writer's change as a flag change. */
+			free(m->file);
+			m->file = file;
+			return 0;
+		}
+		closedir(d);
+	}
+	errno = ENOENT;
+	return -1;
+}
+
+/* ---- scanning ---- */
+
+/* Names this module will track: no dot files, nothing that would break a
+ * line of the UID list. */
+static bool
+name_ok(const char *name)
+{
+	const unsigned char *p = (const unsigned char *)name;
+
+	if (*p == '.' || *p == '\0')
+		return false;
+	for (; *p != '\0'; p++)
+		if (*p < ' ' || *p == 0x7f)
+			return false;
+	return true;
+}
+
+static int
+scan_dir(const char *dir, const char *sub, struct scan *s)
+{
+	char path[PATH_MAX];
+	struct maildir_msg *m;
+	struct dirent *de;
+	struct stat st;
+	int missing, saved;
+	size_t n;
+	DIR *d;
+
+	if (md_path(path, sizeof(path), "%s/%s", dir, sub) == -1)
+		return -1;
+	if ((d = opendir(path)) == NULL)
+		return errno == ENOENT ? 0 : -1;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_type == DT_DIR || !name_ok(de->d_name))
+			continue;
+		if (s->count == s->cap) {
+			size_t cap = s->cap ? s->cap * 2 : 256;
+
+			m = reallocarray(s->files, cap, sizeof(*m));
+			if (m == NULL)
+				goto fail;
+			s->files = m;
+			s->cap = cap;
+		}
+		m = &s->files[s->count];
+		memset(m, 0, sizeof(*m));
+		missing = md_parse_name(de->d_name, m);
+		if (missing != 0) {
+			/* Only names from other writers lack S= or a time. */
+			if (fstatat(dirfd(d), de->d_name, &st, 0) == -1)
+				continue; /* gone already */
+			if (missing & 1)
+				m->size = (uint64_t)st.st_size;
+			if (missing & 2)
+				m->date = st.st_mtime;
+		}
+		n = strlen(de->d_name);
+		if ((m->file = malloc(n + 5)) == NULL)
+			goto fail;
+		memcpy(m->file, sub, 3);
+		m->file[3] = '/';
+		memcpy(m->file + 4, de->d_name, n + 1);
+		s->count++;
+	}
+	closedir(d);
+	return 0;
+fail:
+	saved = errno;
+	closedir(d);
+	errno = saved;
+	return -1;
+}
+
+static int
+scan_folder(const char *dir, struct scan *s)
+{
+	memset(s, 0, sizeof(*s));
+	/* new/ before cur/: see the top of the file. */
+	if (scan_dir(dir, "new", s) == -1 || scan_dir(dir, "cur", s) == -1)
+		return -1;
+	return 0;
+}
+
+static void
+scan_free(struct scan *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->count; i++)
+		free(s->files[i].file);
+	free(s->files);
+	memset(s, 0, sizeof(*s));
+}
+
+/* ---- matching ---- */
+
+/*
+ * Point found[entry] at the scanned file with that entry's base; files not
+ * in the list go to unknown (when unknown is not NULL). If a base shows up
+ * twice (caught mid-move from new/ to cur/), the cur/ copy wins.
+ */
+static void
+match(struct uidlist *list, struct scan *s, struct maildir_msg **found,
+    struct maildir_msg **unknown, size_t *unknown_count)
+{
+	struct maildir_msg *m;
+	size_t i;
+	long idx;
+
+	for (i = 0; i < s->count; i++) {
+		m = &s->files[i];
+		idx = uidlist_find(list, m->file + 4, m->base_len);
+		if (idx < 0) {
+			if (unknown != NULL)
+				unknown[(*unknown_count)++] = m;
+		} else if (found[idx] == NULL ||
+		    (found[idx]->file[0] == 'n' && m->file[0] == 'c')) {
+			found[idx] = m;
+		}
+	}
+}
+
+static int
+cmp_base(const void *a, const void *b)
+{
+	const struct maildir_msg *x = *(struct maildir_msg *const *)a;
+	const struct maildir_msg *y = *(struct maildir_msg *const *)b;
+	size_t n = x->base_len < y->base_len ? x->base_len : y->base_len;
+	int c = memcmp(x->file + 4, y->file + 4, n);
+
+	if (c != 0)
+		return c;
+	if (x->base_len != y->base_len)
+		return x->base_len < y->base_len ? -1 : 1;
+	/* cur/ sorts before new/, so dedupe keeps the cur/ copy */
+	return (unsigned char)x->file[0] - (unsigned char)y->file[0];
+}
+
+/* New UIDs go in delivery order: the name's time, then the name. */
+static int
+cmp_date(const void *a, const void *b)
+{
+	const struct maildir_msg *x = *(struct maildir_msg *const *)a;
+	const struct maildir_msg *y = *(struct maildir_msg *const *)b;
+
+	if (x->date != y->date)
+		return x->date < y->date ? -1 : 1;
+	return cmp_base(a, b);
+}
+
+static size_t
+dedupe_unknown(struct maildir_msg **unknown, size_t count)
+{
+	size_t i, out = 0;
+
+	if (count == 0)
+		return 0;
+	qsort(unknown, count, sizeof(*unknown), cmp_base);
+	for (i = 0; i < count; i++) {
+		if (out > 0 && unknown[out - 1]->base_len ==
+		    unknown[i]->base_len && memcmp(unknown[out - 1]->file + 4,
+		    unknown[i]->file + 4, unknown[i]->base_len) == 0)
+			continue;
+		unknown[out++] = unknown[i];
+	}
+	qsort(unknown, out, sizeof(*unknown), cmp_date);
+	return out;
+}
+
+/* Move matched files into a fresh view (taking their file strings) and
+ * give unknown ones new UIDs. */
+static int
+build_view(struct maildir *box, struct uidlist *list,
+    struct maildir_msg **found, struct maildir_msg **unknown,
+    size_t unknown_count, struct maildir_msg **msgs_r, size_t *count_r)
+{
+	struct maildir_msg *msgs;
+	size_t i, n = 0;
+
+	msgs = calloc(list->count + unknown_count + 1, sizeof(*msgs));
+	if (msgs == NULL)
+		return -1;
+	for (i = 0; i < list->count; i++) {
+		if (found[i] == NULL)
+			continue;
+		msgs[n] = *found[i];
+		msgs[n++].uid = list->entries[i].uid;
+		found[i]->file = NULL;
+	}
+	for (i = 0; i < unknown_count; i++) {
+		if (list->nextuid == UINT32_MAX) {
+			free_msgs(msgs, n);
+			errno = EOVERFLOW;
+			return -1;
+		}
+		msgs[n] = *unknown[i];
+		msgs[n++].uid = list->nextuid++;
+		unknown[i]->file = NULL;
+	}
+	*msgs_r = msgs;
+	*count_r = n;
+	return 0;
+}
+
+static int
+write_view(const char *dir, const struct uidlist *old,
+    const struct maildir_msg *msgs, size_t count)
+{
+	struct uidlist out = { .exists = true };
+	size_t i;
+	int ret;
+
+	out.uidvalidity = old->uidvalidity;
+	out.nextuid = old->nextuid;
+	for (i = 0; i < count; i++) {
+		if (uidlist_push(&out, msgs[i].uid, msgs[i].file + 4,
+		    msgs[i].base_len) == -1) {
+			uidlist_free(&out);
+			return -1;
+		}
+	}
+	ret = uidlist_write(dir, &out);
+	uidlist_free(&out);
+	return ret;
+}
+
+/*
+ * The part of a sync that runs under the folder lock: read the list, scan,
+ * match, assign, write the list back if anything changed.
+ */
+static int
+sync_locked(struct maildir *box, struct maildir_msg **msgs_r,
+    size_t *count_r)
+{
+	struct scan s1 = { 0 }, s2 = { 0 };
+	struct maildir_msg **found = NULL, **unknown = NULL;
+	struct uidlist list;
+	size_t i, missing = 0, unknown_count = 0;
+	bool dirty = false;
+	int ret = -1, saved;
+
+	if (uidlist_read(box->dir, &list) == -1)
+		goto out;
+	if (!list.exists) {
+		if (uidlist_init_new(box->maildir, &list) == -1)
+			goto out;
+		dirty = true;
+	}
+	if (box->uidvalidity != 0 && list.uidvalidity != box->uidvalidity) {
+		/* The list was lost and rebuilt: this view is meaningless. */
+		errno = ESTALE;
+		goto out;
+	}
+	if (list.nextuid < box->uidnext) {
+		/* An older list was put back: never hand out seen UIDs. */
+		list.nextuid = box->uidnext;
+		dirty = true;
+	}
+	if (uidlist_index(&list) == -1 || scan_folder(box->dir, &s1) == -1)
+		goto out;
+	found = calloc(list.count + 1, sizeof(*found));
+	unknown = calloc(s1.count + 1, sizeof(*unknown));
+	if (found == NULL || unknown == NULL)
+		goto out;
+	match(&list, &s1, found, unknown, &unknown_count);
+	for (i = 0; i < list.count; i++)
+		missing += found[i] == NULL;
+	if (missing > 0) {
+		/* Second look before declaring anything expunged. */
+		if (scan_folder(box->dir, &s2) == -1)
+			goto out;
+		match(&list, &s2, found, NULL, NULL);
+		for (missing = 0, i = 0; i < list.count; i++)
+			missing += found[i] == NULL;
+		dirty = dirty || missing > 0;
+	}
+	unknown_count = dedupe_unknown(unknown, unknown_count);
+	dirty = dirty || unknown_count > 0;
+	if (build_view(box, &list, found, unknown, unknown_count, msgs_r,
+	    count_r) == -1)
+		goto out;
+	if (dirty && write_view(box->dir, &list, *msgs_r, *count_r) == -1) {
+		saved = errno;
+		free_msgs(*msgs_r, *count_r);
+		errno = saved;
+		goto out;
+	}
+	box->uidvalidity = list.uidvalidity;
+	box->uidnext = list.nextuid;
+	ret = 0;
+out:
+	saved = errno;
+	free(found);
+	free(unknown);
+	scan_free(&s1);
+	scan_free(&s2);
+	uidlist_free(&list);
+	errno = saved;
+	return ret;
+}
+
+/* ---- after the lock ---- */
+
+/* Read-write opens take new/ messages to cur/; whoever wins the rename
+ * sees them as \Recent, which is exactly RFC 3501's one-session rule. */
+static void
+move_new_to_cur(struct maildir *box, struct maildir_msg *msgs, size_t count)
+{
+	char from[PATH_MAX], to[PATH_MAX], info[40], *file;
+	struct maildir_msg *m;
+	size_t i, n;
+
+	for (i = 0; i < count; i++) {
+		m = &msgs[i];
+		if (m->file[0] != 'n')
+			continue;
+		md_info(info, m->flags, m->keywords);
+		n = 4 + m->base_len + strlen(info) + 1;
+		if ((file = malloc(n)) == NULL)
+			return; /* stays in new/; the next sync tries again */
+		snprintf(file, n, "cur/%.*s%s", (int)m->base_len, m->file + 4,
+		    info);
+		if (md_path(from, sizeof(from), "%s/%s", box->dir, m->file) ==
+		    -1 || md_path(to, sizeof(to), "%s/%s", box->dir, file) ==
+		    -1 || rename(from, to) == -1) {
+			free(file);
+			continue; /* another session moved it first */
+		}
+		free(m->file);
+		m->file = file;
+		m->flags |= MAILDIR_FLAG_RECENT;
+	}
+}
+
+static void
+carry_recent(const struct maildir_msg *old, size_t old_count,
+    struct maildir_msg *cur, size_t cur_count)
+{
+	size_t i = 0, j = 0;
+
+	while (i < old_count && j < cur_count) {
+		if (old[i].uid < cur[j].uid) {
+			i++;
+		} else if (old[i].uid > cur[j].uid) {
+			j++;
+		} else {
+			cur[j].flags |= old[i].flags & MAILDIR_FLAG_RECENT;
+			i++;
+			j++;
+		}
+	}
+}
+
+static void
+free_msgs(struct maildir_msg *msgs, size_t count)
+{
+	size_t i;
+
+	for (i = 0; i < count; i++)
+		free(msgs[i].file);
+	free(msgs);
+}
+
+/* ---- public ---- */
+
+int
+maildir_open(const char *maildir, const char *name, unsigned int flags,
+    struct maildir **box_r, const char **error_r)
+{
+	char dir[PATH_MAX], norm[PATH_MAX], path[PATH_MAX];
+	struct maildir *box;
+	int saved;
+
+	if (md_folder_resolve(maildir, name, dir, norm, true, error_r) == -1)
+		return -1;
+	if ((box = calloc(1, sizeof(*box))) == NULL)
+		goto nomem;
+	box->readonly = (flags & MAILDIR_OPEN_READONLY) != 0;
+	if ((box->maildir = strdup(maildir)) == NULL ||
+	    (box->dir = strdup(dir)) == NULL ||
+	    (box->name = strdup(norm)) == NULL)
+		goto nomem;
+	if (md_path(path, sizeof(path), "%s/new", dir) == -1 ||
+	    (box->new_path = strdup(path)) == NULL)
+		goto nomem;
+	if (md_path(path, sizeof(path), "%s/cur", dir) == -1 ||
+	    (box->cur_path = strdup(path)) == NULL)
+		goto nomem;
+	if (maildir_sync(box, NULL, error_r) == -1)
+		goto fail;
+	*box_r = box;
+	return 0;
+nomem:
+	*error_r = "out of memory";
+fail:
+	saved = errno;
+	maildir_close(&box);
+	errno = saved;
+	return -1;
+}
+
+void
+maildir_close(struct maildir **boxp)
+{
+	struct maildir *box = *boxp;
+
+	if (box == NULL)
+		return;
+	free_msgs(box->msgs, box->count);
+	free(box->maildir);
+	free(box->dir);
+	free(box->name);
+	free(box->new_path);
+	free(box->cur_path);
+	free(box);
+	*boxp = NULL;
+}
+
+int
+maildir_sync(struct maildir *box, struct maildir_changes *changes,
+    const char **error_r)
+{
+	struct maildir_msg *msgs;
+	size_t count;
+	int lock, ret, saved;
+
+	if (changes != NULL)
+		memset(changes, 0, sizeof(*changes));
+	if (uidlist_lock(box->dir, &lock) == -1) {
+		*error_r = "cannot lock the UID list";
+		return -1;
+	}
+	ret = sync_locked(box, &msgs, &count);
+	saved = errno;
+	close(lock);
+	if (ret == -1) {
+		errno = saved;
+		*error_r = errno == ESTALE ? "UIDVALIDITY changed" :
+		    "cannot sync the folder";
+		return -1;
+	}
+	if (!box->readonly)
+		move_new_to_cur(box, msgs, count);
+	carry_recent(box->msgs, box->count, msgs, count);
+	if (changes != NULL &&
+	    maildir_diff(box->msgs, box->count, msgs, count, changes) == -1) {
+		free_msgs(msgs, count);
+		*error_r = "out of memory";
+		return -1;
+	}
+	free_msgs(box->msgs, box->count);
+	box->msgs = msgs;
+	box->count = count;
+	return 0;
+}
+
+void
+maildir_changes_free(struct maildir_changes *changes)
+{
+	free(changes->expunged_uids);
+	free(changes->expunged_seqs);
+	free(changes->flag_changed);
+	memset(changes, 0, sizeof(*changes));
+}
+
+int
+maildir_diff(const struct maildir_msg *old, size_t old_count,
+    const struct maildir_msg *cur, size_t cur_count,
+    struct maildir_changes *ch)
+{
+	uint32_t max_old = old_count ? old[old_count - 1].uid : 0;
+	size_t i = 0, j = 0, n = old_count ? old_count : 1;
+
+	memset(ch, 0, sizeof(*ch));
+	ch->expunged_uids = malloc(n * sizeof(uint32_t));
+	ch->expunged_seqs = malloc(n * sizeof(uint32_t));
+	ch->flag_changed = malloc(n * sizeof(size_t));
+	if (ch->expunged_uids == NULL || ch->expunged_seqs == NULL ||
+	    ch->flag_changed == NULL) {
+		maildir_changes_free(ch);
+		errno = ENOMEM;
+		return -1;
+	}
+	while (i < old_count) {
+		if (j == cur_count || old[i].uid < cur[j].uid) {
+			ch->expunged_uids[ch->expunged_count] = old[i].uid;
+			ch->expunged_seqs[ch->expunged_count++] =
+			    (uint32_t)i + 1;
+			i++;
+		} else if (old[i].uid > cur[j].uid) {
+			j++; /* cannot happen: UIDs are assigned ascending */
+		} else {
+			if (old[i].flags != cur[j].flags ||
+			    old[i].keywords != cur[j].keywords)
+				ch->flag_changed[ch->flag_changed_count++] = j;
+			i++;
+			j++;
+		}
+	}
+	for (j = 0; j < cur_count && cur[j].uid <= max_old; j++)
+		;
+	ch->new_first = j;
+	ch->new_count = cur_count - j;
+	return 0;
+}
+
+const struct maildir_msg *
+maildir_msgs(const struct maildir *box, size_t *count_r)
+{
+	*count_r = box->count;
+	return box->msgs;
+}
+
+long
+maildir_find_uid(const struct maildir *box, uint32_t uid)
+{
+	size_t lo = 0, hi = box->count, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (box->msgs[mid].uid == uid)
+			return (long)mid;
+		if (box->msgs[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}
+
+uint32_t
+maildir_uidvalidity(const struct maildir *box)
+{
+	return box->uidvalidity;
+}
+
+uint32_t
+maildir_uidnext(const struct maildir *box)
+{
+	return box->uidnext;
+}
+
+const char *
+maildir_name(const struct maildir *box)
+{
+	return box->name;
+}
+
+bool
+maildir_readonly(const struct maildir *box)
+{
+	return box->readonly;
+}
+
+const char *
+maildir_dir(const struct maildir *box)
+{
+	return box->dir;
+}
+
+void
+maildir_watch_paths(const struct maildir *box, const char **new_r,
+    const char **cur_r)
+{
+	*new_r = box->new_path;
+	*cur_r = box->cur_path;
+}
+
+int
+maildir_msg_path(const struct maildir *box, size_t index, char *buf,
+    size_t size)
+{
+	if (index >= box->count) {
+		errno = EINVAL;
+		return -1;
+	}
+	return md_path(buf, size, "%s/%s", box->dir, box->msgs[index].file);
+}
+
+int
+maildir_msg_open(struct maildir *box, size_t index, int *fd_r,
+    const char **error_r)
+{
+	char path[PATH_MAX];
+	int fd, tries;
+
+	for (tries = 0; tries < 3; tries++) {
+		if (maildir_msg_path(box, index, path, sizeof(path)) == -1)
+			break;
+		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) != -1) {
+			*fd_r = fd;
+			return 0;
+		}
+		if (errno != ENOENT || md_refind(box, index) == -1)
+			break;
+	}
+	*error_r = errno == ENOENT ? "message expunged" :
+	    "cannot open message";
+	return -1;
+}
+
+/* Rename msgs[index] to carry these stored flags; follows a concurrent
+ * rename once. */
+static int
+rename_msg(struct maildir *box, size_t index, unsigned int flags)
+{
+	struct maildir_msg *m = &box->msgs[index];
+	char from[PATH_MAX], to[PATH_MAX], info[40], *file;
+	size_t n;
+	int tries;
+
+	md_info(info, flags, m->keywords);
+	n = 4 + m->base_len + strlen(info) + 1;
+	if ((file = malloc(n)) == NULL)
+		return -1;
+	snprintf(file, n, "cur/%.*s%s", (int)m->base_len, m->file + 4, info);
+	for (tries = 0; tries < 3; tries++) {
+		if (strcmp(file, m->file) == 0)
+			break;
+		if (md_path(from, sizeof(from), "%s/%s", box->dir, m->file) ==
+		    -1 || md_path(to, sizeof(to), "%s/%s", box->dir, file) ==
+		    -1)
+			goto fail;
+		if (rename(from, to) == 0)
+			break;
+		if (errno != ENOENT || md_refind(box, index) == -1)
+			goto fail;
+	}
+	if (tries == 3) {
+		errno = ENOENT;
+		goto fail;
+	}
+	free(m->file);
+	m->file = file;
+	m->flags = flags | (m->flags & MAILDIR_FLAG_RECENT);
+	return 0;
+fail:
+	free(file);
+	return -1;
+}
+
+int
+maildir_set_flags(struct maildir *box, size_t index, unsigned int flags,
+    const char **error_r)
+{
+	if (box->readonly) {
+		errno = EROFS;
+		*error_r = "folder is read-only";
+		return -1;
+	}
+	if (index >= box->count) {
+		errno = EINVAL;
+		*error_r = "no such message";
+		return -1;
+	}
+	if (rename_msg(box, index, flags & MAILDIR_FLAGS_STORED) == -1) {
+		*error_r = errno == ENOENT ? "message expunged" :
+		    "cannot change flags";
+		return -1;
+	}
+	return 0;
+}
+
+int
+maildir_expunge(struct maildir *box, const uint32_t *uids, size_t count,
+    const char **error_r)
+{
+	char path[PATH_MAX];
+	size_t i;
+	long idx;
+
+	if (box->readonly) {
+		errno = EROFS;
+		*error_r = "folder is read-only";
+		return -1;
+	}
+	for (i = 0; i < count; i++) {
+		if ((idx = maildir_find_uid(box, uids[i])) < 0)
+			continue;
+		if (maildir_msg_path(box, (size_t)idx, path, sizeof(path)) ==
+		    0 && unlink(path) == 0)
+			continue;
+		if (errno != ENOENT)
+			goto fail;
+		/* Renamed by someone: unlink the current name, if any. */
+		if (md_refind(box, (size_t)idx) == -1) {
+			if (errno == ENOENT)
+				continue;
+			goto fail;
+		}
+		if (maildir_msg_path(box, (size_t)idx, path, sizeof(path)) ==
+		    -1 || (unlink(path) == -1 && errno != ENOENT))
+			goto fail;
+	}
+	if (count > 0 && md_fsync_dir(box->cur_path) == -1)
+		goto fail;
+	return 0;
+fail:
+	*error_r = "cannot expunge";
+	return -1;
+}

@@ -1,0 +1,154 @@
+/*
+ * maildir_private.h - declarations shared by the maildir*.c files only.
+ *
+ * Paths are built into caller-provided PATH_MAX buffers; every builder
+ * returns -1 (ENAMETOOLONG) rather than truncating. Names of the files the
+ * module owns are defined here so the code and docs/backend.md agree.
+ */
+#ifndef RG_BACKEND_MAILDIR_PRIVATE_H
+#define RG_BACKEND_MAILDIR_PRIVATE_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend/maildir.h"
+
+#define MD_UIDLIST "ringstore-uidlist"
+#define MD_UIDLIST_TMP "ringstore-uidlist.tmp"
+#define MD_UIDLIST_LOCK "ringstore-uidlist.lock"
+#define MD_UIDLIST_MAGIC "ringstore-uidlist"
+#define MD_UIDLIST_VERSION 1
+#define MD_USER_LOCK "ringstore.lock"
+#define MD_UIDVALIDITY "ringstore-uidvalidity"
+#define MD_INITIALIZED "ringstore-initialized"
+#define MD_SUBSCRIPTIONS "subscriptions"
+#define MD_FOLDER_MARKER "maildirfolder"
+#define MD_CREATING_PREFIX "ringstore-creating."
+#define MD_DELETING_PREFIX "ringstore-deleting."
+
+/* An open folder. msgs[] is sorted by UID and owns each msgs[i].file. */
+struct maildir {
+	char *maildir;        /* the user's Maildir */
+	char *dir;            /* this folder's directory */
+	char *name;           /* normalised IMAP name */
+	char *new_path;
+	char *cur_path;
+	bool readonly;
+	uint32_t uidvalidity;
+	uint32_t uidnext;
+	struct maildir_msg *msgs;
+	size_t count;
+};
+
+/* ---- maildir_uidlist.c ---- */
+
+struct uidlist_entry {
+	uint32_t uid;
+	uint32_t len;         /* base name length */
+	const char *base;     /* not NUL-terminated in general */
+};
+
+/* A UID list read into memory. entries[] is strictly ascending by UID and
+ * points into buf (or wherever the caller's strings live). */
+struct uidlist {
+	bool exists;          /* the file was there and its header valid */
+	uint32_t uidvalidity;
+	uint32_t nextuid;
+	struct uidlist_entry *entries;
+	size_t count;
+	size_t cap;
+	char *buf;
+	uint32_t *index;      /* open-addressed base name hash: entry + 1 */
+	size_t index_mask;
+};
+
+/* Take the folder's UID list lock (flock on ringstore-uidlist.lock, waits).
+ * Close *fd_r to release. */
+int uidlist_lock(const char *dir, int *fd_r);
+
+/* Read dir's list. A missing or unreadable header gives exists = false and
+ * no entries; bad entry lines are skipped. -1 only on I/O errors. */
+int uidlist_read(const char *dir, struct uidlist *list);
+
+/* Give a list that did not exist its UIDVALIDITY (from the user's counter)
+ * and nextuid 1. */
+int uidlist_init_new(const char *maildir, struct uidlist *list);
+
+/* Append an entry (the base is not copied). -1 on ENOMEM. */
+int uidlist_push(struct uidlist *list, uint32_t uid, const char *base,
+    size_t len);
+
+/* Build the base name index; then find returns an entry index or -1. */
+int uidlist_index(struct uidlist *list);
+long uidlist_find(const struct uidlist *list, const char *base, size_t len);
+
+/* Replace the list file: temp file, fsync, rename, fsync the directory. */
+int uidlist_write(const char *dir, const struct uidlist *list);
+
+void uidlist_free(struct uidlist *list);
+
+/* Under the folder lock, make sure each base has a UID (reusing one a
+ * concurrent sync already gave it) and return them. */
+int uidlist_assign(const char *maildir, const char *dir, char *const *bases,
+    size_t count, uint32_t *uidvalidity_r, uint32_t *uids);
+
+/* Next UIDVALIDITY for this user: max(now, last + 1), kept in
+ * ringstore-uidvalidity under the user lock, so a folder re-created in the
+ * same second never repeats a value. */
+int md_new_uidvalidity(const char *maildir, uint32_t *uidvalidity_r);
+
+/* ---- helpers (maildir.c) ---- */
+
+/* snprintf into buf; -1 with ENAMETOOLONG if it does not fit. */
+int md_path(char *buf, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* fsync a directory so a rename or link in it is durable. */
+int md_fsync_dir(const char *path);
+
+/* Take the user-level lock (ringstore.lock in the Maildir). */
+int md_lock_file(const char *dir, const char *file, int *fd_r);
+
+/* Write buf to dir/file atomically (temp file, fsync, rename, fsync dir). */
+int md_write_atomic(const char *dir, const char *file, const char *buf,
+    size_t len);
+
+/* A fresh unique base name without size: <t>.M<usec>P<pid>R<hex>.<host> */
+int md_unique(char *buf, size_t size, time_t t);
+
+/* Parse a file name from new/ or cur/ into m (except uid and file): base
+ * length, flags, keywords, S=, W=, time prefix. Returns a bitmask of what
+ * the name lacked: 1 = size, 2 = date (the caller stats). */
+int md_parse_name(const char *name, struct maildir_msg *m);
+
+/* ":2,<letters>" for these flags and keywords, NUL-terminated. buf must
+ * hold at least 40 bytes. */
+void md_info(char *buf, unsigned int flags, uint32_t keywords);
+
+/* Create dir with tmp/ new/ cur/ (and the maildirfolder marker if
+ * subfolder); existing parts are fine. */
+int md_make_maildir(const char *dir, bool subfolder);
+
+/* Find the current name of msgs[index] after someone renamed it; updates
+ * msgs[index].file. -1 with ENOENT if it is gone. */
+int md_refind(struct maildir *box, size_t index);
+
+/* ---- names (maildir_folder.c) ---- */
+
+/* IMAP name to the entry under the Maildir: "" for INBOX, else ".a.b".
+ * norm (if not NULL, PATH_MAX) receives the normalised IMAP name. */
+int md_name_to_entry(const char *name, char *entry, size_t size, char *norm,
+    const char **error_r);
+
+/* Directory entry (".a.b") back to an IMAP name; -1 if it is not a folder
+ * name this module could have written. */
+int md_entry_to_name(const char *entry, char *name, size_t size);
+
+/* Resolve a folder that must exist (INBOX is created on demand when
+ * create_inbox). dir receives the path (PATH_MAX). */
+int md_folder_resolve(const char *maildir, const char *name, char *dir,
+    char *norm, bool create_inbox, const char **error_r);
+
+#endif

@@ -1,0 +1,376 @@
+/*
+ * maildir_uidlist.c - the per-folder UID list (ringstore-uidlist).
+ *
+ * The list maps UIDs to message base names (the file name without its
+ * ":2," info, which changes with flags). It is only ever replaced whole:
+ * written to a temp file, fsynced, renamed over the old one and the
+ * directory fsynced, so a crash leaves either the old or the new list.
+ * nextuid in the header only grows, so no UID is ever handed out twice,
+ * even for entries that were dropped. Every read-modify-write happens under
+ * flock() on ringstore-uidlist.lock; readers that do not write take it too,
+ * because they would otherwise act on a list that is about to change.
+ * Nothing here scans message directories: that is maildir.c's job.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backend/maildir_private.h"
+
+/* Reading */
+static int read_file(int fd, char **buf_r, size_t *len_r);
+static bool parse_u32(const char **p, uint32_t *v);
+static int parse_list(struct uidlist *list, char *buf, size_t len);
+
+/* Index */
+static uint32_t hash_base(const char *s, size_t len);
+
+static int
+read_file(int fd, char **buf_r, size_t *len_r)
+{
+	struct stat st;
+	size_t cap, len = 0;
+	char *buf;
+	ssize_t n;
+
+	if (fstat(fd, &st) == -1)
+		return -1;
+	cap = (size_t)st.st_size + 1;
+	if ((buf = malloc(cap)) == NULL)
+		return -1;
+	/* The file is replaced, never rewritten in place, so its size is
+	 * stable; still, read to EOF in case it is not what we expect. */
+	for (;;) {
+		if (len + 1 == cap) {
+			char *p = realloc(buf, cap * 2);
+
+			if (p == NULL)
+				goto fail;
+			buf = p;
+			cap *= 2;
+		}
+		n = read(fd, buf + len, cap - 1 - len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			goto fail;
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	buf[len] = '\0';
+	*buf_r = buf;
+	*len_r = len;
+	return 0;
+fail:
+	free(buf);
+	return -1;
+}
+
+static bool
+parse_u32(const char **p, uint32_t *v)
+{
+	const char *s = *p;
+	uint64_t n = 0;
+
+	if (*s < '0' || *s > '9')
+		return false;
+	while (*s >= '0' && *s <= '9') {
+		n = n * 10 + (uint64_t)(*s - '0');
+		if (n > UINT32_MAX)
+			return false;
+		s++;
+	}
+	*v = (uint32_t)n;
+	*p = s;
+	return true;
+}
+
+/*
+ * Header: "ringstore-uidlist 1 <uidvalidity> <nextuid>\n", then lines
+ * "<uid> <base>\n". Entries out of order or malformed are skipped: their
+ * files simply get new UIDs at the next sync. A UID at or above nextuid
+ * raises nextuid, so even a damaged list never causes reuse. Returns -1
+ * only when memory runs out.
+ */
+static int
+parse_list(struct uidlist *list, char *buf, size_t len)
+{
+	const char *p = buf, *magic = MD_UIDLIST_MAGIC " ";
+	uint32_t version, uid, last = 0;
+	char *eol, *line;
+
+	list->exists = false;
+	if (strncmp(p, magic, strlen(magic)) != 0)
+		return 0;
+	p += strlen(magic);
+	if (!parse_u32(&p, &version) || version != MD_UIDLIST_VERSION ||
+	    *p++ != ' ' || !parse_u32(&p, &list->uidvalidity) ||
+	    *p++ != ' ' || !parse_u32(&p, &list->nextuid) || *p != '\n' ||
+	    list->uidvalidity == 0 || list->nextuid == 0)
+		return 0;
+	list->exists = true;
+	line = (char *)p + 1;
+	for (; line < buf + len; line = eol + 1) {
+		if ((eol = strchr(line, '\n')) == NULL)
+			break; /* a torn last line: ignore */
+		*eol = '\0';
+		p = line;
+		if (!parse_u32(&p, &uid) || *p != ' ' || p[1] == '\0' ||
+		    uid <= last)
+			continue;
+		p++;
+		if (uidlist_push(list, uid, p, (size_t)(eol - p)) == -1)
+			return -1;
+		last = uid;
+		if (uid >= list->nextuid && uid < UINT32_MAX)
+			list->nextuid = uid + 1;
+	}
+	return 0;
+}
+
+int
+uidlist_read(const char *dir, struct uidlist *list)
+{
+	char path[PATH_MAX];
+	size_t len;
+	int fd;
+
+	memset(list, 0, sizeof(*list));
+	if (md_path(path, sizeof(path), "%s/" MD_UIDLIST, dir) == -1)
+		return -1;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return errno == ENOENT ? 0 : -1;
+	if (read_file(fd, &list->buf, &len) == -1) {
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	if (parse_list(list, list->buf, len) == -1)
+		return -1;
+	if (!list->exists)
+		list->count = 0;
+	return 0;
+}
+
+int
+uidlist_init_new(const char *maildir, struct uidlist *list)
+{
+	if (md_new_uidvalidity(maildir, &list->uidvalidity) == -1)
+		return -1;
+	list->nextuid = 1;
+	list->count = 0;
+	return 0;
+}
+
+int
+uidlist_push(struct uidlist *list, uint32_t uid, const char *base,
+    size_t len)
+{
+	if (list->count == list->cap) {
+		size_t cap = list->cap ? list->cap * 2 : 64;
+		struct uidlist_entry *e;
+
+		e = reallocarray(list->entries, cap, sizeof(*e));
+		if (e == NULL)
+			return -1;
+		list->entries = e;
+		list->cap = cap;
+	}
+	list->entries[list->count].uid = uid;
+	list->entries[list->count].base = base;
+	list->entries[list->count].len = (uint32_t)len;
+	list->count++;
+	return 0;
+}
+
+/* FNV-1a: base names share long prefixes (time, host), so a hash that
+ * mixes every byte matters more than speed here. */
+static uint32_t
+hash_base(const char *s, size_t len)
+{
+	uint32_t h = 2166136261u;
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		h ^= (unsigned char)s[i];
+		h *= 16777619u;
+	}
+	return h;
+}
+
+int
+uidlist_index(struct uidlist *list)
+{
+	size_t size = 16, i, slot;
+
+	while (size < list->count * 2)
+		size *= 2;
+	free(list->index);
+	if ((list->index = calloc(size, sizeof(*list->index))) == NULL)
+		return -1;
+	list->index_mask = size - 1;
+	for (i = 0; i < list->count; i++) {
+		slot = hash_base(list->entries[i].base, list->entries[i].len) &
+		    list->index_mask;
+		while (list->index[slot] != 0)
+			slot = (slot + 1) & list->index_mask;
+		list->index[slot] = (uint32_t)i + 1;
+	}
+	return 0;
+}
+
+long
+uidlist_find(const struct uidlist *list, const char *base, size_t len)
+{
+	const struct uidlist_entry *e;
+	size_t slot;
+
+	if (list->index == NULL)
+		return -1;
+	slot = hash_base(base, len) & list->index_mask;
+	while (list->index[slot] != 0) {
+		e = &list->entries[list->index[slot] - 1];
+		if (e->len == len && memcmp(e->base, base, len) == 0)
+			return (long)list->index[slot] - 1;
+		slot = (slot + 1) & list->index_mask;
+	}
+	return -1;
+}
+
+int
+uidlist_write(const char *dir, const struct uidlist *list)
+{
+	size_t cap = 64, len, i;
+	char *buf, *p;
+	int ret, n;
+
+	for (i = 0; i < list->count; i++)
+		cap += list->entries[i].len + 12;
+	if ((buf = malloc(cap)) == NULL)
+		return -1;
+	n = snprintf(buf, cap, "%s %d %u %u\n", MD_UIDLIST_MAGIC,
+	    MD_UIDLIST_VERSION, list->uidvalidity, list->nextuid);
+	p = buf + n;
+	for (i = 0; i < list->count; i++) {
+		n = snprintf(p, 12, "%u ", list->entries[i].uid);
+		p += n;
+		memcpy(p, list->entries[i].base, list->entries[i].len);
+		p += list->entries[i].len;
+		*p++ = '\n';
+	}
+	len = (size_t)(p - buf);
+	ret = md_write_atomic(dir, MD_UIDLIST, buf, len);
+	free(buf);
+	return ret;
+}
+
+void
+uidlist_free(struct uidlist *list)
+{
+	free(list->entries);
+	free(list->buf);
+	free(list->index);
+	memset(list, 0, sizeof(*list));
+}
+
+int
+uidlist_lock(const char *dir, int *fd_r)
+{
+	return md_lock_file(dir, MD_UIDLIST_LOCK, fd_r);
+}
+
+int
+uidlist_assign(const char *maildir, const char *dir, char *const *bases,
+    size_t count, uint32_t *uidvalidity_r, uint32_t *uids)
+{
+	struct uidlist list;
+	bool dirty = false;
+	int lock, saved;
+	size_t i;
+	long idx;
+
+	if (uidlist_lock(dir, &lock) == -1)
+		return -1;
+	if (uidlist_read(dir, &list) == -1)
+		goto fail;
+	if (!list.exists) {
+		if (uidlist_init_new(maildir, &list) == -1)
+			goto fail;
+		dirty = true;
+	}
+	if (uidlist_index(&list) == -1)
+		goto fail;
+	for (i = 0; i < count; i++) {
+		/* A sync in another process may have seen the file first. */
+		idx = uidlist_find(&list, bases[i], strlen(bases[i]));
+		if (idx >= 0) {
+			uids[i] = list.entries[idx].uid;
+			continue;
+		}
+		if (list.nextuid == UINT32_MAX) {
+			errno = EOVERFLOW;
+			goto fail;
+		}
+		uids[i] = list.nextuid++;
+		if (uidlist_push(&list, uids[i], bases[i], strlen(bases[i])) ==
+		    -1)
+			goto fail;
+		dirty = true;
+	}
+	if (dirty && uidlist_write(dir, &list) == -1)
+		goto fail;
+	*uidvalidity_r = list.uidvalidity;
+	uidlist_free(&list);
+	close(lock);
+	return 0;
+fail:
+	saved = errno;
+	uidlist_free(&list);
+	close(lock);
+	errno = saved;
+	return -1;
+}
+
+int
+md_new_uidvalidity(const char *maildir, uint32_t *uidvalidity_r)
+{
+	char path[PATH_MAX], buf[32];
+	uint32_t last = 0, now = (uint32_t)time(NULL), v;
+	const char *p = buf;
+	int lock, fd, saved;
+	ssize_t n;
+
+	if (md_lock_file(maildir, MD_USER_LOCK, &lock) == -1)
+		return -1;
+	if (md_path(path, sizeof(path), "%s/" MD_UIDVALIDITY, maildir) == -1)
+		goto fail;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) != -1) {
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		buf[n > 0 ? n : 0] = '\0';
+		if (!parse_u32(&p, &last))
+			last = 0;
+	} else if (errno != ENOENT)
+		goto fail;
+	v = now > last ? now : last + 1;
+	if (v == 0)
+		v = 1;
+	n = snprintf(buf, sizeof(buf), "%u\n", v);
+	if (md_write_atomic(maildir, MD_UIDVALIDITY, buf, (size_t)n) == -1)
+		goto fail;
+	close(lock);
+	*uidvalidity_r = v;
+	return 0;
+fail:
+	saved = errno;
+	close(lock);
+	errno = saved;
+	return -1;
+}
