@@ -30,6 +30,7 @@
 
 #define LOOP_BGID 1
 #define CLOSE_FLUSH_MS 5000
+#define LINGER_MS 2000
 
 static uint64_t sid_make(struct loop *l);
 static void peer_format(char *dst, size_t cap, const struct sockaddr *sa);
@@ -49,6 +50,7 @@ static void cancel_op(struct conn *c, struct op *op);
 static void stop_reading(struct conn *c);
 static void rearm_later(struct conn *c);
 static void hs_fail_count(struct conn *c, const char *reason);
+static void linger(struct conn *c);
 
 static const char *const reason_names[CR_MAX] = {
 	[CR_NONE] = "normal",	  [CR_EOF] = "eof",
@@ -181,7 +183,9 @@ recv_arm(struct conn *c)
 	struct io_uring_sqe *sqe;
 
 	if (c->flags & (CF_DEAD | CF_RECV_ARMED | CF_PAUSED | CF_EOF |
-			   CF_CONNECTING | CF_CLOSING))
+			   CF_CONNECTING))
+		return;
+	if ((c->flags & CF_CLOSING) && !(c->flags & CF_LINGER))
 		return;
 	sqe = loop_sqe(c->loop);
 	io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
@@ -288,7 +292,9 @@ peer_eof(struct conn *c)
 		return;
 	}
 	if (c->flags & CF_CLOSING) {
-		teardown(c, c->reason);
+		/* still flushing: the send completion will finish up */
+		if (!(c->flags & CF_SEND_BUSY))
+			teardown(c, c->reason);
 		return;
 	}
 	c->reason = CR_EOF;
@@ -389,15 +395,37 @@ tls_failed(struct conn *c, const char *reason)
 	log_info(c->sid, hs ? "tls.handshake_failed" : "tls.error",
 	    "peer=%s reason=%s", c->peer, reason);
 	c->flags &= ~CF_HANDSHAKE;
+	c->flags |= CF_CLOSING;
 	c->reason = CR_TLS;
-	flush(c);
-	if (c->fd != -1 && (c->flags & CF_SEND_BUSY) && !(c->flags & CF_EOF)) {
-		c->flags |= CF_CLOSING;
-		stop_reading(c);
+	flush(c); /* the alert OpenSSL queued */
+	if (c->flags & CF_DEAD)
+		return;
+	if (c->flags & CF_SEND_BUSY)
 		conn_set_timer(c, CLOSE_FLUSH_MS);
+	else
+		linger(c);
+}
+
+/* Everything is sent: send our FIN and read (and drop) whatever the peer
+ * still sends until its FIN or a short timer. Closing with unread bytes
+ * would make the kernel send a RST, which can destroy our last words (a
+ * TLS alert, a BYE) before the peer reads them. */
+static void
+linger(struct conn *c)
+{
+	if (c->flags & CF_EOF) {
+		teardown(c, c->reason);
 		return;
 	}
-	teardown(c, CR_TLS);
+	if (shutdown(c->fd, SHUT_WR) == -1) {
+		teardown(c, c->reason);
+		return;
+	}
+	c->flags &= ~CF_PAUSED;
+	c->flags |= CF_LINGER;
+	conn_set_timer(c, LINGER_MS);
+	if (!(c->flags & CF_RECV_ARMED))
+		recv_arm(c);
 }
 
 /* ---- sending ------------------------------------------------------ */
@@ -457,8 +485,8 @@ send_handle(struct conn *c, struct io_uring_cqe *cqe)
 		return;
 	buf_release(&c->out);
 	buf_release(&c->pend);
-	if (c->flags & CF_CLOSING) {
-		teardown(c, c->reason);
+	if ((c->flags & (CF_CLOSING | CF_LINGER)) == CF_CLOSING) {
+		linger(c);
 		return;
 	}
 	if ((c->flags & CF_WAS_FULL) &&
@@ -628,6 +656,11 @@ conn_rearm_recv(struct conn *c)
 {
 	if (c->flags & (CF_DEAD | CF_PAUSED))
 		return;
+	if (c->flags & CF_CLOSING) {
+		buf_free(&c->stash); /* nobody will read it now */
+		recv_arm(c);
+		return;
+	}
 	if (buf_used(&c->stash) > 0) {
 		struct buf held = c->stash;
 
@@ -681,15 +714,14 @@ conn_close(struct conn *c)
 		teardown(c, c->reason);
 		return;
 	}
-	c->flags |= CF_CLOSING;
-	stop_reading(c);
+	c->flags |= CF_CLOSING; /* input from now on is dropped */
 	if (c->tls && !(c->flags & CF_HANDSHAKE))
 		tls_conn_shutdown(c->tls);
 	flush(c);
 	if (c->flags & CF_DEAD)
 		return;
 	if (!(c->flags & CF_SEND_BUSY)) {
-		teardown(c, c->reason);
+		linger(c);
 		return;
 	}
 	conn_set_timer(c, CLOSE_FLUSH_MS);

@@ -44,6 +44,7 @@ enum {
 	CF_EOF = 0x400,         /* peer sent FIN */
 	CF_CANCEL_SENT = 0x800, /* recv cancel already requested */
 	CF_TLS_CLIENT = 0x1000, /* our side of the TLS is the client */
+	CF_LINGER = 0x2000,     /* FIN sent, dropping input until peer's */
 };
 
 struct conn {
