@@ -67,10 +67,20 @@ wait_port() {
 	return 1
 }
 
+# Build the daemons the demo runs (not the test suite: scripts/test.sh
+# does that), whichever of them exist as targets yet.
 build() {
+	local t have targets=()
 	say "building in $BUILD"
 	cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-	cmake --build "$BUILD" -j2
+	have=$(cmake --build "$BUILD" --target help)
+	for t in ringgate ringstore ringgate-passwd; do
+		if grep -Eq "^\.\.\. $t( |\$)" <<<"$have"; then
+			targets+=("$t")
+		fi
+	done
+	[ "${#targets[@]}" -gt 0 ] || die "no daemon targets in the build"
+	cmake --build "$BUILD" -j2 --target "${targets[@]}"
 }
 
 make_cert() {
@@ -262,6 +272,11 @@ start_all() {
 			{ cat "$LOG/ringgate.stderr" >&2 || true; stop_all;
 			  die "ringgate did not answer on $p; see $LOG/ringgate.*"; }
 	done
+	# A daemon that answered and then fell over is not "up".
+	sleep 0.5
+	pid_alive "$RUN/ringgate.pid" ||
+		{ tail -n 20 "$LOG/ringgate.stderr" "$LOG/ringgate.log" >&2 || true;
+		  stop_all; die "ringgate exited right after start; see $LOG/"; }
 	print_ports
 
 	if [ "$fg" = 0 ]; then

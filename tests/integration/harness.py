@@ -26,6 +26,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import warnings
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = os.environ.get("RG_SOURCE_DIR") or os.path.normpath(
@@ -297,6 +298,7 @@ class Ringgate:
         self.proc = None
         self._stderr = None
         self.returncode = None
+        self.killed = False  # stop() had to SIGKILL it
 
     # -- ports
     @property
@@ -369,6 +371,7 @@ class Ringgate:
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
+                self.killed = True
                 self.proc.kill()
                 self.proc.wait(5)
         self.returncode = self.proc.returncode
@@ -378,7 +381,8 @@ class Ringgate:
         return self.returncode
 
     def stop_checked(self):
-        """stop(), then fail on a sanitizer report or an unclean exit."""
+        """stop(), then fail on a sanitizer report, a crash (death by a
+        signal we did not send) or an unclean exit after SIGTERM."""
         was_running = self.proc is not None and self.proc.poll() is None
         code = self.stop()
         err = self.stderr()
@@ -386,6 +390,9 @@ class Ringgate:
             if mark in err:
                 raise AssertionError("sanitizer report from ringgate:\n" +
                                      err[-8000:])
+        if code is not None and code < 0 and not self.killed:
+            raise AssertionError("ringgate died of signal %d during the "
+                                 "test:\n%s" % (-code, err[-4000:]))
         if was_running and code != 0:
             raise AssertionError("ringgate exited with %s after SIGTERM:\n%s"
                                  % (code, err[-4000:]))
@@ -404,6 +411,15 @@ class Ringgate:
         except OSError:
             return ""
 
+    def assert_alive(self):
+        """Fail, with the tail of stderr, if the process has exited."""
+        code = self.proc.poll()
+        if code is not None:
+            how = "died of signal %d" % -code if code < 0 else \
+                "exited with %d" % code
+            raise AssertionError("ringgate %s:\n%s" %
+                                 (how, self.stderr()[-4000:]))
+
     def rss_kib(self):
         """VmRSS of the process in KiB."""
         with open("/proc/%d/status" % self.proc.pid) as f:
@@ -413,7 +429,11 @@ class Ringgate:
         raise AssertionError("no VmRSS for pid %d" % self.proc.pid)
 
     def metrics_text(self):
-        status, headers, body = http_get(self.admin_port, "/metrics")
+        try:
+            status, headers, body = http_get(self.admin_port, "/metrics")
+        except OSError as e:
+            self.assert_alive()
+            raise AssertionError("GET /metrics: %r" % e)
         if status != 200:
             raise AssertionError("/metrics answered %d" % status)
         return body.decode("utf-8")
@@ -621,11 +641,15 @@ def client_context(cafiles=(), alpn=None, min_version=None, max_version=None,
         ctx.verify_mode = ssl.CERT_NONE
     if legacy:
         ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
-        ctx.minimum_version = ssl.TLSVersion.TLSv1
-    if min_version is not None:
-        ctx.minimum_version = min_version
-    if max_version is not None:
-        ctx.maximum_version = max_version
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            ctx.minimum_version = ssl.TLSVersion.TLSv1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        if min_version is not None:
+            ctx.minimum_version = min_version
+        if max_version is not None:
+            ctx.maximum_version = max_version
     if alpn is not None:
         ctx.set_alpn_protocols(list(alpn))
     return ctx
@@ -698,12 +722,14 @@ def exchange(sock, payload, chunk=64 * 1024, timeout=60.0):
         sock.settimeout(old)
 
 
-def pump_send(sock, stall=2.0, limit=30.0, offset=0, chunk=64 * 1024):
+def pump_send(sock, stall=2.0, limit=30.0, offset=0, chunk=16 * 1024):
     """Write the pattern() stream from offset on a non-blocking socket
     until nothing has been accepted for `stall` seconds (the peer stopped
     reading and every buffer on the way is full) or `limit` seconds pass.
     Returns the new offset. A send retried after SSLWantWrite uses the same
-    bytes, as OpenSSL requires."""
+    bytes, as OpenSSL requires. chunk stays at one TLS record (16 KiB): a
+    bigger write that blocks half-way has already put whole records on the
+    wire that the returned offset would not count."""
     old = sock.gettimeout()
     sock.setblocking(False)
     try:

@@ -383,8 +383,23 @@ class TestAdmin(RelayCase):
         self.assertEqual(h.http_get(self.gate.admin_port, "/nope")[0], 404)
 
     def test_wrong_method_405(self):
-        self.assertEqual(h.http_get(self.gate.admin_port, "/metrics",
-                                    method="POST", body=b"x")[0], 405)
+        for method in ("DELETE", "PUT", "POST"):
+            with self.subTest(method=method):
+                status, headers, _ = h.http_get(self.gate.admin_port,
+                                                "/metrics", method=method)
+                self.assertEqual(status, 405)
+                self.assertIn("GET", headers.get("allow", ""))
+
+    def test_request_with_body_refused(self):
+        status = h.http_get(self.gate.admin_port, "/metrics", method="POST",
+                            body=b"x" * 100)[0]
+        self.assertIn(status, (405, 413))
+
+    def test_head_metrics(self):
+        status, headers, body = h.http_get(self.gate.admin_port, "/metrics",
+                                           method="HEAD")
+        self.assertEqual(status, 200)
+        self.assertEqual(body, b"")
 
     def test_garbage_request_400_or_closed(self):
         with socket.create_connection(("127.0.0.1", self.gate.admin_port),
@@ -401,7 +416,7 @@ class TestAdmin(RelayCase):
                 pass
         if data:
             self.assertTrue(data.startswith(b"HTTP/1."), data[:80])
-            self.assertIn(data.split(b" ")[1], (b"400", b"405", b"414"))
+            self.assertIn(data.split(b" ")[1], (b"400", b"405", b"413", b"414", b"431"))
         self.assertEqual(h.http_get(self.gate.admin_port, "/healthz")[0], 200)
 
     def test_metrics_content_type_and_build_info(self):
