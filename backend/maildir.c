@@ -43,28 +43,29 @@ static bool name_ok(const char *name);
 
 /* Matching */
 static void match(struct uidlist *list, struct scan *s,
-    struct maildir_msg **found, struct maildir_msg **unknown,
-    size_t *unknown_count);
+		  struct maildir_msg **found, struct maildir_msg **unknown,
+		  size_t *unknown_count);
 static int cmp_base(const void *a, const void *b);
 static int cmp_date(const void *a, const void *b);
 static size_t dedupe_unknown(struct maildir_msg **unknown, size_t count);
 static int sync_locked(struct maildir *box, struct maildir_msg **msgs_r,
-    size_t *count_r);
+		       size_t *count_r);
 static int build_view(struct maildir *box, struct uidlist *list,
-    struct maildir_msg **found, struct maildir_msg **unknown,
-    size_t unknown_count, struct maildir_msg **msgs_r, size_t *count_r);
+		      struct maildir_msg **found, struct maildir_msg **unknown,
+		      size_t unknown_count, struct maildir_msg **msgs_r,
+		      size_t *count_r);
 static int write_view(const char *dir, const struct uidlist *old,
-    const struct maildir_msg *msgs, size_t count);
+		      const struct maildir_msg *msgs, size_t count);
 
 /* After the lock */
 static void move_new_to_cur(struct maildir *box, struct maildir_msg *msgs,
-    size_t count);
+			    size_t count);
 static void carry_recent(const struct maildir_msg *old, size_t old_count,
-    struct maildir_msg *cur, size_t cur_count);
-static int rename_msg(struct maildir *box, size_t index,
-    unsigned int flags);
+			 struct maildir_msg *cur, size_t cur_count);
+static int rename_msg(struct maildir *box, size_t index, unsigned int flags);
 static void free_msgs(struct maildir_msg *msgs, size_t count);
 static int mkdir_p(const char *path);
+static void clean_tmp(const char *dir);
 
 /* ---- shared helpers ---- */
 
@@ -123,8 +124,7 @@ md_lock_file(const char *dir, const char *file, int *fd_r)
 }
 
 int
-md_write_atomic(const char *dir, const char *file, const char *buf,
-    size_t len)
+md_write_atomic(const char *dir, const char *file, const char *buf, size_t len)
 {
 	char tmp[PATH_MAX], path[PATH_MAX];
 	size_t off = 0;
@@ -179,7 +179,7 @@ md_unique(char *buf, size_t size, time_t t)
 	 * and still unique across threads, forks and pid reuse. */
 	if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
 		rnd = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ull ^
-		    (uint64_t)(uintptr_t)&rnd;
+		      (uint64_t)(uintptr_t)&rnd;
 	if (gethostname(host, sizeof(host)) == -1)
 		strcpy(host, "localhost");
 	host[sizeof(host) - 1] = '\0';
@@ -194,7 +194,8 @@ md_unique(char *buf, size_t size, time_t t)
 	}
 	*o = '\0';
 	return md_path(buf, size, "%lld.M%ldP%dR%016llx.%s", (long long)t,
-	    ts.tv_nsec / 1000, (int)getpid(), (unsigned long long)rnd, clean);
+		       ts.tv_nsec / 1000, (int)getpid(),
+		       (unsigned long long)rnd, clean);
 }
 
 int
@@ -210,17 +211,10 @@ md_parse_name(const char *name, struct maildir_msg *m)
 	m->keywords = 0;
 	if (colon != NULL && colon[1] == '2' && colon[2] == ',') {
 		for (p = colon + 3; *p != '\0'; p++) {
-			switch (*p) {
-			case 'D': m->flags |= MAILDIR_FLAG_DRAFT; break;
-			case 'F': m->flags |= MAILDIR_FLAG_FLAGGED; break;
-			case 'P': m->flags |= MAILDIR_FLAG_PASSED; break;
-			case 'R': m->flags |= MAILDIR_FLAG_ANSWERED; break;
-			case 'S': m->flags |= MAILDIR_FLAG_SEEN; break;
-			case 'T': m->flags |= MAILDIR_FLAG_DELETED; break;
-			default:
-				if (*p >= 'a' && *p <= 'z')
-					m->keywords |= 1u << (*p - 'a');
-			}
+			if ((q = strchr(MD_FLAG_LETTERS, *p)) != NULL)
+				m->flags |= 1u << (q - MD_FLAG_LETTERS);
+			else if (*p >= 'a' && *p <= 'z')
+				m->keywords |= 1u << (*p - 'a');
 		}
 	}
 	m->size = m->vsize = 0;
@@ -239,8 +233,8 @@ md_parse_name(const char *name, struct maildir_msg *m)
 			m->vsize = v;
 		}
 	}
-	for (v = 0, p = name; p < end && *p >= '0' && *p <= '9' && v < 1000000000000ull;
-	    p++)
+	for (v = 0, p = name;
+	     p < end && *p >= '0' && *p <= '9' && v < 1000000000000ull; p++)
 		v = v * 10 + (uint64_t)(*p - '0');
 	if (p == name || *p != '.')
 		missing |= 2;
@@ -251,23 +245,15 @@ md_parse_name(const char *name, struct maildir_msg *m)
 void
 md_info(char *buf, unsigned int flags, uint32_t keywords)
 {
-	static const struct {
-		unsigned int flag;
-		char c;
-	} letters[] = {
-		{ MAILDIR_FLAG_DRAFT, 'D' }, { MAILDIR_FLAG_FLAGGED, 'F' },
-		{ MAILDIR_FLAG_PASSED, 'P' }, { MAILDIR_FLAG_ANSWERED, 'R' },
-		{ MAILDIR_FLAG_SEEN, 'S' }, { MAILDIR_FLAG_DELETED, 'T' },
-	};
 	size_t i;
 
 	*buf++ = ':';
 	*buf++ = '2';
 	*buf++ = ',';
 	/* ASCII order: the upper-case flags, then keyword letters. */
-	for (i = 0; i < sizeof(letters) / sizeof(letters[0]); i++)
-		if (flags & letters[i].flag)
-			*buf++ = letters[i].c;
+	for (i = 0; MD_FLAG_LETTERS[i] != '\0'; i++)
+		if (flags & (1u << i))
+			*buf++ = MD_FLAG_LETTERS[i];
 	for (i = 0; i < 26; i++)
 		if (keywords & (1u << i))
 			*buf++ = (char)('a' + i);
@@ -297,7 +283,7 @@ mkdir_p(const char *path)
 int
 md_make_maildir(const char *dir, bool subfolder)
 {
-	static const char *const subs[] = { "tmp", "new", "cur" };
+	static const char *const subs[] = {"tmp", "new", "cur"};
 	char path[PATH_MAX];
 	size_t i;
 	int fd;
@@ -325,7 +311,7 @@ md_make_maildir(const char *dir, bool subfolder)
 int
 md_refind(struct maildir *box, size_t index)
 {
-	static const char *const subs[] = { "cur", "new" };
+	static const char *const subs[] = {"cur", "new"};
 	struct maildir_msg *m = &box->msgs[index];
 	const char *base = m->file + 4;
 	char path[PATH_MAX], *file;
@@ -343,7 +329,7 @@ md_refind(struct maildir *box, size_t index)
 		while ((de = readdir(d)) != NULL) {
 			if (strncmp(de->d_name, base, m->base_len) != 0 ||
 			    (de->d_name[m->base_len] != ':' &&
-			    de->d_name[m->base_len] != '\0'))
+			     de->d_name[m->base_len] != '\0'))
 				continue;
 			n = strlen(de->d_name);
 			if ((file = malloc(n + 5)) == NULL) {
@@ -469,7 +455,7 @@ scan_free(struct scan *s)
  */
 static void
 match(struct uidlist *list, struct scan *s, struct maildir_msg **found,
-    struct maildir_msg **unknown, size_t *unknown_count)
+      struct maildir_msg **unknown, size_t *unknown_count)
 {
 	struct maildir_msg *m;
 	size_t i;
@@ -482,7 +468,7 @@ match(struct uidlist *list, struct scan *s, struct maildir_msg **found,
 			if (unknown != NULL)
 				unknown[(*unknown_count)++] = m;
 		} else if (found[idx] == NULL ||
-		    (found[idx]->file[0] == 'n' && m->file[0] == 'c')) {
+			   (found[idx]->file[0] == 'n' && m->file[0] == 'c')) {
 			found[idx] = m;
 		}
 	}
@@ -525,9 +511,10 @@ dedupe_unknown(struct maildir_msg **unknown, size_t count)
 		return 0;
 	qsort(unknown, count, sizeof(*unknown), cmp_base);
 	for (i = 0; i < count; i++) {
-		if (out > 0 && unknown[out - 1]->base_len ==
-		    unknown[i]->base_len && memcmp(unknown[out - 1]->file + 4,
-		    unknown[i]->file + 4, unknown[i]->base_len) == 0)
+		if (out > 0 &&
+		    unknown[out - 1]->base_len == unknown[i]->base_len &&
+		    memcmp(unknown[out - 1]->file + 4, unknown[i]->file + 4,
+			   unknown[i]->base_len) == 0)
 			continue;
 		unknown[out++] = unknown[i];
 	}
@@ -539,8 +526,8 @@ dedupe_unknown(struct maildir_msg **unknown, size_t count)
  * give unknown ones new UIDs. */
 static int
 build_view(struct maildir *box, struct uidlist *list,
-    struct maildir_msg **found, struct maildir_msg **unknown,
-    size_t unknown_count, struct maildir_msg **msgs_r, size_t *count_r)
+	   struct maildir_msg **found, struct maildir_msg **unknown,
+	   size_t unknown_count, struct maildir_msg **msgs_r, size_t *count_r)
 {
 	struct maildir_msg *msgs;
 	size_t i, n = 0;
@@ -572,9 +559,9 @@ build_view(struct maildir *box, struct uidlist *list,
 
 static int
 write_view(const char *dir, const struct uidlist *old,
-    const struct maildir_msg *msgs, size_t count)
+	   const struct maildir_msg *msgs, size_t count)
 {
-	struct uidlist out = { .exists = true };
+	struct uidlist out = {.exists = true};
 	size_t i;
 	int ret;
 
@@ -582,7 +569,7 @@ write_view(const char *dir, const struct uidlist *old,
 	out.nextuid = old->nextuid;
 	for (i = 0; i < count; i++) {
 		if (uidlist_push(&out, msgs[i].uid, msgs[i].file + 4,
-		    msgs[i].base_len) == -1) {
+				 msgs[i].base_len) == -1) {
 			uidlist_free(&out);
 			return -1;
 		}
@@ -597,10 +584,9 @@ write_view(const char *dir, const struct uidlist *old,
  * match, assign, write the list back if anything changed.
  */
 static int
-sync_locked(struct maildir *box, struct maildir_msg **msgs_r,
-    size_t *count_r)
+sync_locked(struct maildir *box, struct maildir_msg **msgs_r, size_t *count_r)
 {
-	struct scan s1 = { 0 }, s2 = { 0 };
+	struct scan s1 = {0}, s2 = {0};
 	struct maildir_msg **found = NULL, **unknown = NULL;
 	struct uidlist list;
 	size_t i, missing = 0, unknown_count = 0;
@@ -645,7 +631,7 @@ sync_locked(struct maildir *box, struct maildir_msg **msgs_r,
 	unknown_count = dedupe_unknown(unknown, unknown_count);
 	dirty = dirty || unknown_count > 0;
 	if (build_view(box, &list, found, unknown, unknown_count, msgs_r,
-	    count_r) == -1)
+		       count_r) == -1)
 		goto out;
 	if (dirty && write_view(box->dir, &list, *msgs_r, *count_r) == -1) {
 		saved = errno;
@@ -687,10 +673,11 @@ move_new_to_cur(struct maildir *box, struct maildir_msg *msgs, size_t count)
 		if ((file = malloc(n)) == NULL)
 			return; /* stays in new/; the next sync tries again */
 		snprintf(file, n, "cur/%.*s%s", (int)m->base_len, m->file + 4,
-		    info);
+			 info);
 		if (md_path(from, sizeof(from), "%s/%s", box->dir, m->file) ==
-		    -1 || md_path(to, sizeof(to), "%s/%s", box->dir, file) ==
-		    -1 || rename(from, to) == -1) {
+			-1 ||
+		    md_path(to, sizeof(to), "%s/%s", box->dir, file) == -1 ||
+		    rename(from, to) == -1) {
 			free(file);
 			continue; /* another session moved it first */
 		}
@@ -702,7 +689,7 @@ move_new_to_cur(struct maildir *box, struct maildir_msg *msgs, size_t count)
 
 static void
 carry_recent(const struct maildir_msg *old, size_t old_count,
-    struct maildir_msg *cur, size_t cur_count)
+	     struct maildir_msg *cur, size_t cur_count)
 {
 	size_t i = 0, j = 0;
 
@@ -729,11 +716,36 @@ free_msgs(struct maildir_msg *msgs, size_t count)
 	free(msgs);
 }
 
+/* A delivery killed between creating its tmp/ file and linking it leaves
+ * the file behind. Nothing links from tmp/ after 36 hours (the classic
+ * Maildir rule), so older files are garbage. Best effort. */
+static void
+clean_tmp(const char *dir)
+{
+	time_t limit = time(NULL) - 36 * 3600;
+	char path[PATH_MAX];
+	struct dirent *de;
+	struct stat st;
+	DIR *d;
+
+	if (md_path(path, sizeof(path), "%s/tmp", dir) == -1 ||
+	    (d = opendir(path)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.' || fstatat(dirfd(d), de->d_name, &st,
+						    AT_SYMLINK_NOFOLLOW) == -1)
+			continue;
+		if (S_ISREG(st.st_mode) && st.st_mtime < limit)
+			unlinkat(dirfd(d), de->d_name, 0);
+	}
+	closedir(d);
+}
+
 /* ---- public ---- */
 
 int
 maildir_open(const char *maildir, const char *name, unsigned int flags,
-    struct maildir **box_r, const char **error_r)
+	     struct maildir **box_r, const char **error_r)
 {
 	char dir[PATH_MAX], norm[PATH_MAX], path[PATH_MAX];
 	struct maildir *box;
@@ -756,6 +768,8 @@ maildir_open(const char *maildir, const char *name, unsigned int flags,
 		goto nomem;
 	if (maildir_sync(box, NULL, error_r) == -1)
 		goto fail;
+	if (!box->readonly)
+		clean_tmp(dir);
 	*box_r = box;
 	return 0;
 nomem:
@@ -786,7 +800,7 @@ maildir_close(struct maildir **boxp)
 
 int
 maildir_sync(struct maildir *box, struct maildir_changes *changes,
-    const char **error_r)
+	     const char **error_r)
 {
 	struct maildir_msg *msgs;
 	size_t count;
@@ -803,8 +817,8 @@ maildir_sync(struct maildir *box, struct maildir_changes *changes,
 	close(lock);
 	if (ret == -1) {
 		errno = saved;
-		*error_r = errno == ESTALE ? "UIDVALIDITY changed" :
-		    "cannot sync the folder";
+		*error_r = errno == ESTALE ? "UIDVALIDITY changed"
+					   : "cannot sync the folder";
 		return -1;
 	}
 	if (!box->readonly)
@@ -833,8 +847,8 @@ maildir_changes_free(struct maildir_changes *changes)
 
 int
 maildir_diff(const struct maildir_msg *old, size_t old_count,
-    const struct maildir_msg *cur, size_t cur_count,
-    struct maildir_changes *ch)
+	     const struct maildir_msg *cur, size_t cur_count,
+	     struct maildir_changes *ch)
 {
 	uint32_t max_old = old_count ? old[old_count - 1].uid : 0;
 	size_t i = 0, j = 0, n = old_count ? old_count : 1;
@@ -928,7 +942,7 @@ maildir_dir(const struct maildir *box)
 
 void
 maildir_watch_paths(const struct maildir *box, const char **new_r,
-    const char **cur_r)
+		    const char **cur_r)
 {
 	*new_r = box->new_path;
 	*cur_r = box->cur_path;
@@ -936,7 +950,7 @@ maildir_watch_paths(const struct maildir *box, const char **new_r,
 
 int
 maildir_msg_path(const struct maildir *box, size_t index, char *buf,
-    size_t size)
+		 size_t size)
 {
 	if (index >= box->count) {
 		errno = EINVAL;
@@ -947,7 +961,7 @@ maildir_msg_path(const struct maildir *box, size_t index, char *buf,
 
 int
 maildir_msg_open(struct maildir *box, size_t index, int *fd_r,
-    const char **error_r)
+		 const char **error_r)
 {
 	char path[PATH_MAX];
 	int fd, tries;
@@ -962,8 +976,7 @@ maildir_msg_open(struct maildir *box, size_t index, int *fd_r,
 		if (errno != ENOENT || md_refind(box, index) == -1)
 			break;
 	}
-	*error_r = errno == ENOENT ? "message expunged" :
-	    "cannot open message";
+	*error_r = errno == ENOENT ? "message expunged" : "cannot open message";
 	return -1;
 }
 
@@ -986,8 +999,8 @@ rename_msg(struct maildir *box, size_t index, unsigned int flags)
 		if (strcmp(file, m->file) == 0)
 			break;
 		if (md_path(from, sizeof(from), "%s/%s", box->dir, m->file) ==
-		    -1 || md_path(to, sizeof(to), "%s/%s", box->dir, file) ==
-		    -1)
+			-1 ||
+		    md_path(to, sizeof(to), "%s/%s", box->dir, file) == -1)
 			goto fail;
 		if (rename(from, to) == 0)
 			break;
@@ -1009,7 +1022,7 @@ fail:
 
 int
 maildir_set_flags(struct maildir *box, size_t index, unsigned int flags,
-    const char **error_r)
+		  const char **error_r)
 {
 	if (box->readonly) {
 		errno = EROFS;
@@ -1022,8 +1035,8 @@ maildir_set_flags(struct maildir *box, size_t index, unsigned int flags,
 		return -1;
 	}
 	if (rename_msg(box, index, flags & MAILDIR_FLAGS_STORED) == -1) {
-		*error_r = errno == ENOENT ? "message expunged" :
-		    "cannot change flags";
+		*error_r = errno == ENOENT ? "message expunged"
+					   : "cannot change flags";
 		return -1;
 	}
 	return 0;
@@ -1031,7 +1044,7 @@ maildir_set_flags(struct maildir *box, size_t index, unsigned int flags,
 
 int
 maildir_expunge(struct maildir *box, const uint32_t *uids, size_t count,
-    const char **error_r)
+		const char **error_r)
 {
 	char path[PATH_MAX];
 	size_t i;
@@ -1046,7 +1059,8 @@ maildir_expunge(struct maildir *box, const uint32_t *uids, size_t count,
 		if ((idx = maildir_find_uid(box, uids[i])) < 0)
 			continue;
 		if (maildir_msg_path(box, (size_t)idx, path, sizeof(path)) ==
-		    0 && unlink(path) == 0)
+			0 &&
+		    unlink(path) == 0)
 			continue;
 		if (errno != ENOENT)
 			goto fail;
@@ -1057,7 +1071,8 @@ maildir_expunge(struct maildir *box, const uint32_t *uids, size_t count,
 			goto fail;
 		}
 		if (maildir_msg_path(box, (size_t)idx, path, sizeof(path)) ==
-		    -1 || (unlink(path) == -1 && errno != ENOENT))
+			-1 ||
+		    (unlink(path) == -1 && errno != ENOENT))
 			goto fail;
 	}
 	if (count > 0 && md_fsync_dir(box->cur_path) == -1)

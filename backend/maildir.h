@@ -31,15 +31,16 @@
 
 /* System flags, stored as the letters after ":2," (sorted, as Maildir
  * readers expect). RECENT is never stored: a message gets it in the one
- * read-write session that moved it from new/ to cur/. */
+ * read-write session that moved it from new/ to cur/. Bit i of the stored
+ * flags is the i-th letter of "DFPRST". */
 enum maildir_flag {
-	MAILDIR_FLAG_DRAFT = 1 << 0,    /* D \Draft */
-	MAILDIR_FLAG_FLAGGED = 1 << 1,  /* F \Flagged */
-	MAILDIR_FLAG_PASSED = 1 << 2,   /* P (forwarded, no IMAP flag) */
+	MAILDIR_FLAG_DRAFT = 1 << 0,	/* D \Draft */
+	MAILDIR_FLAG_FLAGGED = 1 << 1,	/* F \Flagged */
+	MAILDIR_FLAG_PASSED = 1 << 2,	/* P (forwarded, no IMAP flag) */
 	MAILDIR_FLAG_ANSWERED = 1 << 3, /* R \Answered */
-	MAILDIR_FLAG_SEEN = 1 << 4,     /* S \Seen */
-	MAILDIR_FLAG_DELETED = 1 << 5,  /* T \Deleted */
-	MAILDIR_FLAG_RECENT = 1 << 6,   /* \Recent, session only */
+	MAILDIR_FLAG_SEEN = 1 << 4,	/* S \Seen */
+	MAILDIR_FLAG_DELETED = 1 << 5,	/* T \Deleted */
+	MAILDIR_FLAG_RECENT = 1 << 6,	/* \Recent, session only */
 };
 #define MAILDIR_FLAGS_STORED 0x3fu
 
@@ -48,15 +49,15 @@ enum maildir_flag {
  * message, or maildir_close(). */
 struct maildir_msg {
 	uint32_t uid;
-	unsigned int flags;   /* enum maildir_flag */
-	uint32_t keywords;    /* lowercase info letters a-z, bit 0 = 'a';
-			       * kept verbatim, not interpreted */
-	uint64_t size;        /* S= in the name, else st_size */
-	uint64_t vsize;       /* W= in the name (size with CRLF), 0 if absent */
-	time_t date;          /* internal date: the name's time prefix */
-	char *file;           /* "new/<name>" or "cur/<name>", relative to the
-			       * folder directory */
-	size_t base_len;      /* length of the base name at file + 4 */
+	unsigned int flags; /* enum maildir_flag */
+	uint32_t keywords;  /* lowercase info letters a-z, bit 0 = 'a';
+			     * kept verbatim, not interpreted */
+	uint64_t size;	    /* S= in the name, else st_size */
+	uint64_t vsize;	    /* W= in the name (size with CRLF), 0 if absent */
+	time_t date;	    /* internal date: the name's time prefix */
+	char *file;	    /* "new/<name>" or "cur/<name>", relative to the
+			     * folder directory */
+	size_t base_len;    /* length of the base name at file + 4 */
 };
 
 /* What a sync found changed against the previous view of the folder. */
@@ -78,33 +79,33 @@ struct maildir_changes {
 
 struct maildir_status {
 	uint32_t messages;
-	uint32_t recent;      /* messages still in new/ */
+	uint32_t recent; /* messages still in new/ */
 	uint32_t unseen;
 	uint32_t uidnext;
 	uint32_t uidvalidity;
 };
 
 enum maildir_attr {
-	MAILDIR_ATTR_NOSELECT = 1 << 0,   /* a parent with no folder of its own */
+	MAILDIR_ATTR_NOSELECT = 1 << 0, /* a parent with no folder of its own */
 	MAILDIR_ATTR_HASCHILDREN = 1 << 1,
 	MAILDIR_ATTR_HASNOCHILDREN = 1 << 2,
 	MAILDIR_ATTR_SUBSCRIBED = 1 << 3,
-	MAILDIR_ATTR_DRAFTS = 1 << 4,     /* special-use, by top-level name */
+	MAILDIR_ATTR_DRAFTS = 1 << 4, /* special-use, by top-level name */
 	MAILDIR_ATTR_SENT = 1 << 5,
 	MAILDIR_ATTR_TRASH = 1 << 6,
 	MAILDIR_ATTR_JUNK = 1 << 7,
 };
 
 struct maildir_folder {
-	char *name;           /* UTF-8, '/' separated, "INBOX" first */
-	unsigned int attrs;   /* enum maildir_attr */
+	char *name;	    /* UTF-8, '/' separated, "INBOX" first */
+	unsigned int attrs; /* enum maildir_attr */
 };
 
 /* Options for delivery and APPEND. */
 struct maildir_delivery {
-	unsigned int flags;   /* stored flags; 0 puts the message in new/
-			       * (so it becomes \Recent), else in cur/ */
-	time_t date;          /* internal date; 0 means now */
+	unsigned int flags; /* stored flags; 0 puts the message in new/
+			     * (so it becomes \Recent), else in cur/ */
+	time_t date;	    /* internal date; 0 means now */
 };
 
 enum maildir_open_flags {
@@ -121,7 +122,7 @@ struct maildir;
  * Refuses empty parts, more than one '@', '/', "..", a leading '.', control
  * characters. *dir_r is malloc'd and owned by the caller. */
 int maildir_user_dir(const char *root, const char *user, char **dir_r,
-    const char **error_r);
+		     const char **error_r);
 
 /* Map an IMAP folder name (UTF-8, '/' hierarchy) to its directory under the
  * Maildir. "INBOX" (any case) is the Maildir itself. A '.' or '%' inside a
@@ -129,7 +130,7 @@ int maildir_user_dir(const char *root, const char *user, char **dir_r,
  * characters, invalid UTF-8 and names longer than a directory entry.
  * *dir_r is malloc'd and owned by the caller. */
 int maildir_folder_dir(const char *maildir, const char *name, char **dir_r,
-    const char **error_r);
+		       const char **error_r);
 
 /* ---- folders (maildir_folder.c) ---- */
 
@@ -140,39 +141,37 @@ int maildir_user_init(const char *maildir, const char **error_r);
 
 /* Create a folder and any missing parents (RFC 3501 CREATE). EEXIST if the
  * folder exists, including INBOX. */
-int maildir_create(const char *maildir, const char *name,
-    const char **error_r);
+int maildir_create(const char *maildir, const char *name, const char **error_r);
 
 /* Delete a folder and its messages. EPERM for INBOX, ENOTEMPTY if it has
  * children (they must be deleted first; the IMAP layer answers
  * NO [HASCHILDREN]), ENOENT if it does not exist. */
-int maildir_delete(const char *maildir, const char *name,
-    const char **error_r);
+int maildir_delete(const char *maildir, const char *name, const char **error_r);
 
 /* Rename a folder with all its children; missing parents of the new name are
  * created. Renaming INBOX moves its messages into a new folder and leaves
  * INBOX (and its children) in place. Subscriptions follow the rename. */
 int maildir_rename(const char *maildir, const char *from, const char *to,
-    const char **error_r);
+		   const char **error_r);
 
 /* All folders, sorted with INBOX first, with attributes. Parents that exist
  * only because a child does (made by other tools) are listed \Noselect. The
  * caller frees with maildir_list_free(). */
 int maildir_list(const char *maildir, struct maildir_folder **list_r,
-    size_t *count_r, const char **error_r);
+		 size_t *count_r, const char **error_r);
 void maildir_list_free(struct maildir_folder *list, size_t count);
 
 /* Counts for STATUS. Assigns UIDs to new files like any sync. */
 int maildir_status(const char *maildir, const char *name,
-    struct maildir_status *st, const char **error_r);
+		   struct maildir_status *st, const char **error_r);
 
 /* Add or remove a subscription (idempotent; the folder need not exist). */
 int maildir_subscribe(const char *maildir, const char *name, bool subscribe,
-    const char **error_r);
+		      const char **error_r);
 
 /* The subscribed names, in file order. Free with maildir_strings_free(). */
-int maildir_subscriptions(const char *maildir, char ***names_r,
-    size_t *count_r, const char **error_r);
+int maildir_subscriptions(const char *maildir, char ***names_r, size_t *count_r,
+			  const char **error_r);
 void maildir_strings_free(char **names, size_t count);
 
 /* ---- an open folder (maildir.c) ---- */
@@ -180,7 +179,7 @@ void maildir_strings_free(char **names, size_t count);
 /* Open and sync a folder. Read-write opens move new/ messages to cur/ and
  * mark them \Recent. *box_r is owned by the caller (maildir_close()). */
 int maildir_open(const char *maildir, const char *name, unsigned int flags,
-    struct maildir **box_r, const char **error_r);
+		 struct maildir **box_r, const char **error_r);
 
 /* Free the folder and set *box to NULL. Nothing on disk changes. */
 void maildir_close(struct maildir **box);
@@ -191,18 +190,19 @@ void maildir_close(struct maildir **box);
  * against the view before the call (free with maildir_changes_free()).
  * Previous message pointers are invalid afterwards. */
 int maildir_sync(struct maildir *box, struct maildir_changes *changes,
-    const char **error_r);
+		 const char **error_r);
 void maildir_changes_free(struct maildir_changes *changes);
 
-/* Compare two views sorted by UID; only uid and flags of the elements are
- * read, so callers may diff lightweight copies. Returns 0, or -1 (ENOMEM). */
+/* Compare two views sorted by UID; only uid, flags and keywords of the
+ * elements are read, so callers may diff lightweight copies (say, the view
+ * an IDLE session last announced). Returns 0, or -1 (ENOMEM). */
 int maildir_diff(const struct maildir_msg *old, size_t old_count,
-    const struct maildir_msg *cur, size_t cur_count,
-    struct maildir_changes *changes);
+		 const struct maildir_msg *cur, size_t cur_count,
+		 struct maildir_changes *changes);
 
 /* The current view, sorted by UID; index i is sequence number i + 1. */
 const struct maildir_msg *maildir_msgs(const struct maildir *box,
-    size_t *count_r);
+				       size_t *count_r);
 
 /* Index of the message with this UID, or -1. Binary search. */
 long maildir_find_uid(const struct maildir *box, uint32_t uid);
@@ -217,29 +217,29 @@ bool maildir_readonly(const struct maildir *box);
  * maildir_sync() would report something. Owned by the folder. */
 const char *maildir_dir(const struct maildir *box);
 void maildir_watch_paths(const struct maildir *box, const char **new_r,
-    const char **cur_r);
+			 const char **cur_r);
 
 /* Full path of a message into buf. Returns 0, or -1 if it does not fit. */
 int maildir_msg_path(const struct maildir *box, size_t index, char *buf,
-    size_t size);
+		     size_t size);
 
 /* Open a message read-only. If another process renamed it (flag change) the
  * new name is found and the view updated; ENOENT if it was expunged.
  * *fd_r is owned by the caller. */
 int maildir_msg_open(struct maildir *box, size_t index, int *fd_r,
-    const char **error_r);
+		     const char **error_r);
 
 /* Replace a message's stored flags (RECENT is kept in memory only): a rename
  * within cur/. Updates the view in place, so the next sync does not report
  * it as a change. ENOENT if the message was expunged meanwhile. */
 int maildir_set_flags(struct maildir *box, size_t index, unsigned int flags,
-    const char **error_r);
+		      const char **error_r);
 
 /* Unlink the messages with these UIDs (unknown UIDs are ignored). The view
  * is unchanged: call maildir_sync() next, whose changes carry the EXPUNGE
  * sequence numbers and which drops the UIDs from the list. */
 int maildir_expunge(struct maildir *box, const uint32_t *uids, size_t count,
-    const char **error_r);
+		    const char **error_r);
 
 /* COPY (move false) or MOVE (move true) messages by UID into another folder
  * of the same Maildir (may be the same folder). Copies are hard links (a
@@ -249,8 +249,8 @@ int maildir_expunge(struct maildir *box, const uint32_t *uids, size_t count,
  * rolled back as far as possible). After a move call maildir_sync() to get
  * the EXPUNGEs for the source. */
 int maildir_copy(struct maildir *box, const uint32_t *uids, size_t count,
-    const char *dest, bool move, uint32_t *uidvalidity_r,
-    uint32_t *dest_uids, const char **error_r);
+		 const char *dest, bool move, uint32_t *uidvalidity_r,
+		 uint32_t *dest_uids, const char **error_r);
 
 /* ---- delivery (maildir_deliver.c) ---- */
 
@@ -260,12 +260,14 @@ int maildir_copy(struct maildir *box, const uint32_t *uids, size_t count,
  * permanent. INBOX is created if missing; other folders must exist
  * (ENOENT: the IMAP layer answers NO [TRYCREATE]). opt may be NULL. */
 int maildir_deliver(const char *maildir, const char *name, const void *data,
-    size_t len, const struct maildir_delivery *opt, uint32_t *uidvalidity_r,
-    uint32_t *uid_r, const char **error_r);
+		    size_t len, const struct maildir_delivery *opt,
+		    uint32_t *uidvalidity_r, uint32_t *uid_r,
+		    const char **error_r);
 
 /* The same, reading the message from fd's current offset to EOF. */
 int maildir_deliver_fd(const char *maildir, const char *name, int fd,
-    const struct maildir_delivery *opt, uint32_t *uidvalidity_r,
-    uint32_t *uid_r, const char **error_r);
+		       const struct maildir_delivery *opt,
+		       uint32_t *uidvalidity_r, uint32_t *uid_r,
+		       const char **error_r);
 
 #endif

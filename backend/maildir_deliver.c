@@ -38,18 +38,19 @@ struct stored {
 
 static int write_all(int fd, const char *p, size_t len);
 static uint64_t count_bare_lf(const char *p, size_t len, char *last);
-static int write_tmp(const char *path, const struct source *src,
-    time_t date, uint64_t *size_r, uint64_t *vsize_r);
+static int write_tmp(const char *path, const struct source *src, time_t date,
+		     uint64_t *size_r, uint64_t *vsize_r);
 static int publish(const char *tmp, const char *dst);
 static int store(const char *dir, const struct source *src, time_t date,
-    unsigned int flags, uint32_t keywords, struct stored *out);
+		 unsigned int flags, uint32_t keywords, struct stored *out);
 static int deliver(const char *maildir, const char *name,
-    const struct source *src, const struct maildir_delivery *opt,
-    uint32_t *uidvalidity_r, uint32_t *uid_r, const char **error_r);
+		   const struct source *src, const struct maildir_delivery *opt,
+		   uint32_t *uidvalidity_r, uint32_t *uid_r,
+		   const char **error_r);
 static int dest_name(const char *dir, const struct maildir_msg *m,
-    struct stored *out);
+		     struct stored *out);
 static int transfer(struct maildir *box, size_t index, const char *ddir,
-    bool move, struct stored *out, char *src_r);
+		    bool move, struct stored *out, char *src_r);
 static void roll_back(char **made, char **orig, size_t count, bool move);
 
 static int
@@ -80,7 +81,7 @@ count_bare_lf(const char *p, size_t len, char *last)
 	if (len == 0)
 		return 0;
 	for (lf = memchr(p, '\n', len); lf != NULL;
-	    lf = memchr(lf + 1, '\n', (size_t)(end - lf - 1))) {
+	     lf = memchr(lf + 1, '\n', (size_t)(end - lf - 1))) {
 		if ((lf == p ? *last : lf[-1]) != '\r')
 			n++;
 		if (lf + 1 == end)
@@ -92,9 +93,9 @@ count_bare_lf(const char *p, size_t len, char *last)
 
 static int
 write_tmp(const char *path, const struct source *src, time_t date,
-    uint64_t *size_r, uint64_t *vsize_r)
+	  uint64_t *size_r, uint64_t *vsize_r)
 {
-	struct timespec times[2] = { { .tv_sec = date }, { .tv_sec = date } };
+	struct timespec times[2] = {{.tv_sec = date}, {.tv_sec = date}};
 	uint64_t size = 0, bare = 0;
 	char buf[65536], last = '\0';
 	int fd, saved;
@@ -154,8 +155,8 @@ publish(const char *tmp, const char *dst)
 		return 0;
 	}
 	if (errno == EPERM || errno == ENOTSUP || errno == EMLINK) {
-		if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dst,
-		    RENAME_NOREPLACE) == 0)
+		if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dst, RENAME_NOREPLACE) ==
+		    0)
 			return 0;
 	}
 	saved = errno;
@@ -168,7 +169,7 @@ publish(const char *tmp, const char *dst)
  * fsync that directory. out gets its base name and final path. */
 static int
 store(const char *dir, const struct source *src, time_t date,
-    unsigned int flags, uint32_t keywords, struct stored *out)
+      unsigned int flags, uint32_t keywords, struct stored *out)
 {
 	char uniq[NAME_MAX + 1], tmp[PATH_MAX], info[40], sub[PATH_MAX];
 	uint64_t size, vsize;
@@ -181,10 +182,12 @@ store(const char *dir, const struct source *src, time_t date,
 		return -1;
 	md_info(info, flags, keywords);
 	if (md_path(out->base, sizeof(out->base), "%s,S=%llu,W=%llu", uniq,
-	    (unsigned long long)size, (unsigned long long)vsize) == -1 ||
+		    (unsigned long long)size,
+		    (unsigned long long)vsize) == -1 ||
 	    md_path(sub, sizeof(sub), "%s/%s", dir, cur ? "cur" : "new") ==
-	    -1 || md_path(out->path, sizeof(out->path), "%s/%s%s", sub,
-	    out->base, cur ? info : "") == -1) {
+		-1 ||
+	    md_path(out->path, sizeof(out->path), "%s/%s%s", sub, out->base,
+		    cur ? info : "") == -1) {
 		unlink(tmp);
 		return -1;
 	}
@@ -199,20 +202,21 @@ store(const char *dir, const struct source *src, time_t date,
 
 static int
 deliver(const char *maildir, const char *name, const struct source *src,
-    const struct maildir_delivery *opt, uint32_t *uidvalidity_r,
-    uint32_t *uid_r, const char **error_r)
+	const struct maildir_delivery *opt, uint32_t *uidvalidity_r,
+	uint32_t *uid_r, const char **error_r)
 {
 	char dir[PATH_MAX], norm[PATH_MAX], *base;
 	time_t date = opt != NULL && opt->date != 0 ? opt->date : time(NULL);
-	unsigned int flags = opt != NULL ? opt->flags & MAILDIR_FLAGS_STORED :
-	    0;
+	unsigned int flags =
+	    opt != NULL ? opt->flags & MAILDIR_FLAGS_STORED : 0;
 	struct stored out;
 
 	if (md_folder_resolve(maildir, name, dir, norm, true, error_r) == -1)
 		return -1;
 	if (store(dir, src, date, flags, 0, &out) == -1) {
-		*error_r = errno == ENOSPC || errno == EDQUOT ?
-		    "mailbox full" : "cannot write message";
+		*error_r = errno == ENOSPC || errno == EDQUOT
+			       ? "mailbox full"
+			       : "cannot write message";
 		return -1;
 	}
 	/* The message is durable now. If the list cannot be written it
@@ -228,24 +232,22 @@ deliver(const char *maildir, const char *name, const struct source *src,
 
 int
 maildir_deliver(const char *maildir, const char *name, const void *data,
-    size_t len, const struct maildir_delivery *opt, uint32_t *uidvalidity_r,
-    uint32_t *uid_r, const char **error_r)
+		size_t len, const struct maildir_delivery *opt,
+		uint32_t *uidvalidity_r, uint32_t *uid_r, const char **error_r)
 {
-	struct source src = { .data = data, .len = len, .fd = -1 };
+	struct source src = {.data = data, .len = len, .fd = -1};
 
-	return deliver(maildir, name, &src, opt, uidvalidity_r, uid_r,
-	    error_r);
+	return deliver(maildir, name, &src, opt, uidvalidity_r, uid_r, error_r);
 }
 
 int
 maildir_deliver_fd(const char *maildir, const char *name, int fd,
-    const struct maildir_delivery *opt, uint32_t *uidvalidity_r,
-    uint32_t *uid_r, const char **error_r)
+		   const struct maildir_delivery *opt, uint32_t *uidvalidity_r,
+		   uint32_t *uid_r, const char **error_r)
 {
-	struct source src = { .fd = fd };
+	struct source src = {.fd = fd};
 
-	return deliver(maildir, name, &src, opt, uidvalidity_r, uid_r,
-	    error_r);
+	return deliver(maildir, name, &src, opt, uidvalidity_r, uid_r, error_r);
 }
 
 /* ---- COPY and MOVE ---- */
@@ -263,13 +265,13 @@ dest_name(const char *dir, const struct maildir_msg *m, struct stored *out)
 		return -1;
 	if (m->vsize != 0)
 		snprintf(vs, sizeof(vs), ",W=%llu",
-		    (unsigned long long)m->vsize);
+			 (unsigned long long)m->vsize);
 	md_info(info, flags, m->keywords);
 	if (md_path(out->base, sizeof(out->base), "%s,S=%llu%s", uniq,
-	    (unsigned long long)m->size, vs) == -1)
+		    (unsigned long long)m->size, vs) == -1)
 		return -1;
 	return md_path(out->path, sizeof(out->path), "%s/%s/%s%s", dir,
-	    cur ? "cur" : "new", out->base, cur ? info : "");
+		       cur ? "cur" : "new", out->base, cur ? info : "");
 }
 
 /*
@@ -279,10 +281,10 @@ dest_name(const char *dir, const struct maildir_msg *m, struct stored *out)
  */
 static int
 transfer(struct maildir *box, size_t index, const char *ddir, bool move,
-    struct stored *out, char *src_r)
+	 struct stored *out, char *src_r)
 {
 	const struct maildir_msg *m = &box->msgs[index];
-	struct source src = { .fd = -1 };
+	struct source src = {.fd = -1};
 	int tries, ret, saved;
 
 	if (dest_name(ddir, m, out) == -1)
@@ -292,7 +294,7 @@ transfer(struct maildir *box, size_t index, const char *ddir, bool move,
 			return -1;
 		if (move)
 			ret = renameat2(AT_FDCWD, src_r, AT_FDCWD, out->path,
-			    RENAME_NOREPLACE);
+					RENAME_NOREPLACE);
 		else
 			ret = link(src_r, out->path);
 		if (ret == 0)
@@ -309,7 +311,7 @@ transfer(struct maildir *box, size_t index, const char *ddir, bool move,
 	if ((src.fd = open(src_r, O_RDONLY | O_CLOEXEC)) == -1)
 		return errno == ENOENT ? 0 : -1;
 	ret = store(ddir, &src, m->date, m->flags & MAILDIR_FLAGS_STORED,
-	    m->keywords, out);
+		    m->keywords, out);
 	saved = errno;
 	close(src.fd);
 	errno = saved;
@@ -341,8 +343,8 @@ roll_back(char **made, char **orig, size_t count, bool move)
 
 int
 maildir_copy(struct maildir *box, const uint32_t *uids, size_t count,
-    const char *dest, bool move, uint32_t *uidvalidity_r,
-    uint32_t *dest_uids, const char **error_r)
+	     const char *dest, bool move, uint32_t *uidvalidity_r,
+	     uint32_t *dest_uids, const char **error_r)
 {
 	char ddir[PATH_MAX], norm[PATH_MAX], src[PATH_MAX], path[PATH_MAX];
 	char **bases = NULL, **made = NULL, **orig = NULL;
@@ -357,8 +359,8 @@ maildir_copy(struct maildir *box, const uint32_t *uids, size_t count,
 		*error_r = "folder is read-only";
 		return -1;
 	}
-	if (md_folder_resolve(box->maildir, dest, ddir, norm, true,
-	    error_r) == -1)
+	if (md_folder_resolve(box->maildir, dest, ddir, norm, true, error_r) ==
+	    -1)
 		return -1;
 	bases = calloc(count + 1, sizeof(*bases));
 	made = calloc(count + 1, sizeof(*made));
@@ -402,12 +404,12 @@ maildir_copy(struct maildir *box, const uint32_t *uids, size_t count,
 		goto rollback;
 	}
 	if (move && (md_fsync_dir(box->new_path) == -1 ||
-	    md_fsync_dir(box->cur_path) == -1)) {
+		     md_fsync_dir(box->cur_path) == -1)) {
 		*error_r = "cannot sync source";
 		goto rollback;
 	}
-	if (n > 0 && uidlist_assign(box->maildir, ddir, bases, n,
-	    uidvalidity_r, assigned) == -1) {
+	if (n > 0 && uidlist_assign(box->maildir, ddir, bases, n, uidvalidity_r,
+				    assigned) == -1) {
 		*error_r = "cannot update the UID list";
 		goto rollback;
 	}

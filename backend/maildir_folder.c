@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "backend/maildir_private.h"
@@ -33,31 +34,32 @@ static bool is_dir(const char *path);
 
 /* Folders */
 static int create_entry(const char *maildir, const char *entry,
-    bool must_be_new);
+			bool must_be_new);
 static int create_parents(const char *maildir, const char *entry);
 static int rm_entry(const char *path, const struct stat *st, int type,
-    struct FTW *ftw);
+		    struct FTW *ftw);
 static int remove_tree(const char *path);
 static int child_entries(const char *maildir, const char *entry,
-    char ***children_r, size_t *count_r);
+			 char ***children_r, size_t *count_r);
 static int rename_inbox(const char *maildir, const char *to,
-    const char **error_r);
+			const char **error_r);
 static int fail_with(int err, const char *msg, const char **error_r);
+static void clean_stale(const char *maildir);
 
 /* Listing */
 static int cmp_folder(const void *a, const void *b);
 static int name_cmp(const char *a, const char *b);
 static int push_folder(struct maildir_folder **v, size_t *n, size_t *cap,
-    const char *name, unsigned int attrs);
+		       const char *name, unsigned int attrs);
 static int add_missing_parents(struct maildir_folder **v, size_t *n,
-    size_t *cap);
+			       size_t *cap);
 static unsigned int special_use(const char *name);
 
 /* Subscriptions */
 static int read_lines(const char *path, char ***lines_r, size_t *count_r);
 static int write_lines(const char *maildir, char **lines, size_t count);
 static int rename_subscriptions(const char *maildir, const char *from,
-    const char *to);
+				const char *to);
 
 /* ---- names ---- */
 
@@ -98,7 +100,7 @@ is_inbox(const char *s, size_t len)
 
 int
 md_name_to_entry(const char *name, char *entry, size_t size, char *norm,
-    const char **error_r)
+		 const char **error_r)
 {
 	const char *comp, *slash;
 	size_t len, o = 0, no = 0, i, esc;
@@ -133,7 +135,7 @@ md_name_to_entry(const char *name, char *entry, size_t size, char *norm,
 				entry[o++] = "INBOX"[i];
 			else if (comp[i] == '.' || comp[i] == '%')
 				o += (size_t)sprintf(entry + o, "%%%02X",
-				    (unsigned char)comp[i]);
+						     (unsigned char)comp[i]);
 			else
 				entry[o++] = comp[i];
 		}
@@ -195,15 +197,16 @@ is_dir(const char *path)
 }
 
 int
-md_folder_resolve(const char *maildir, const char *name, char *dir,
-    char *norm, bool create_inbox, const char **error_r)
+md_folder_resolve(const char *maildir, const char *name, char *dir, char *norm,
+		  bool create_inbox, const char **error_r)
 {
 	char entry[PATH_MAX], cur[PATH_MAX];
 
 	if (md_name_to_entry(name, entry, sizeof(entry), norm, error_r) == -1)
 		return -1;
 	if (md_path(dir, PATH_MAX, "%s%s%s", maildir, *entry ? "/" : "",
-	    entry) == -1 || md_path(cur, sizeof(cur), "%s/cur", dir) == -1) {
+		    entry) == -1 ||
+	    md_path(cur, sizeof(cur), "%s/cur", dir) == -1) {
 		*error_r = "path too long";
 		return -1;
 	}
@@ -238,7 +241,7 @@ user_part_ok(const char *s, size_t len)
 
 int
 maildir_user_dir(const char *root, const char *user, char **dir_r,
-    const char **error_r)
+		 const char **error_r)
 {
 	char lower[512], path[PATH_MAX], *at;
 	size_t i, len = strlen(user);
@@ -254,7 +257,7 @@ maildir_user_dir(const char *root, const char *user, char **dir_r,
 	    !user_part_ok(at + 1, strlen(at + 1)))
 		goto bad;
 	if (md_path(path, sizeof(path), "%s/%s/%s/Maildir", root, at + 1,
-	    lower) == -1)
+		    lower) == -1)
 		goto bad;
 	if ((*dir_r = strdup(path)) == NULL) {
 		*error_r = "out of memory";
@@ -269,14 +272,14 @@ bad:
 
 int
 maildir_folder_dir(const char *maildir, const char *name, char **dir_r,
-    const char **error_r)
+		   const char **error_r)
 {
 	char entry[PATH_MAX], path[PATH_MAX];
 
 	if (md_name_to_entry(name, entry, sizeof(entry), NULL, error_r) == -1)
 		return -1;
 	if (md_path(path, sizeof(path), "%s%s%s", maildir, *entry ? "/" : "",
-	    entry) == -1) {
+		    entry) == -1) {
 		*error_r = "path too long";
 		return -1;
 	}
@@ -303,7 +306,7 @@ static int
 create_entry(const char *maildir, const char *entry, bool must_be_new)
 {
 	char tmp[PATH_MAX], path[PATH_MAX], uniq[PATH_MAX];
-	struct uidlist list = { .exists = true, .nextuid = 1 };
+	struct uidlist list = {.exists = true, .nextuid = 1};
 	int saved;
 
 	if (md_path(path, sizeof(path), "%s/%s", maildir, entry) == -1)
@@ -316,7 +319,7 @@ create_entry(const char *maildir, const char *entry, bool must_be_new)
 	}
 	if (md_unique(uniq, sizeof(uniq), time(NULL)) == -1 ||
 	    md_path(tmp, sizeof(tmp), "%s/" MD_CREATING_PREFIX "%s", maildir,
-	    uniq) == -1)
+		    uniq) == -1)
 		return -1;
 	if (md_make_maildir(tmp, true) == -1 ||
 	    md_new_uidvalidity(maildir, &list.uidvalidity) == -1 ||
@@ -381,7 +384,7 @@ remove_tree(const char *path)
 /* Entries under the Maildir named entry + "." + anything: the children. */
 static int
 child_entries(const char *maildir, const char *entry, char ***children_r,
-    size_t *count_r)
+	      size_t *count_r)
 {
 	size_t len = strlen(entry), n = 0, cap = 0;
 	char **v = NULL, **nv;
@@ -415,11 +418,40 @@ fail:
 	return -1;
 }
 
+/* Leftovers of a create or delete that crashed half-way are invisible (not
+ * ".Name") but take space; an hour is far longer than either takes. */
+static void
+clean_stale(const char *maildir)
+{
+	time_t limit = time(NULL) - 3600;
+	char path[PATH_MAX];
+	struct dirent *de;
+	struct stat st;
+	DIR *d;
+
+	if ((d = opendir(maildir)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, MD_CREATING_PREFIX,
+			    strlen(MD_CREATING_PREFIX)) != 0 &&
+		    strncmp(de->d_name, MD_DELETING_PREFIX,
+			    strlen(MD_DELETING_PREFIX)) != 0)
+			continue;
+		if (md_path(path, sizeof(path), "%s/%s", maildir, de->d_name) ==
+			-1 ||
+		    lstat(path, &st) == -1 || !S_ISDIR(st.st_mode) ||
+		    st.st_mtime >= limit)
+			continue;
+		remove_tree(path);
+	}
+	closedir(d);
+}
+
 int
 maildir_user_init(const char *maildir, const char **error_r)
 {
-	static const char *const defaults[] = { "INBOX", "Drafts", "Sent",
-		"Trash", "Junk" };
+	static const char *const defaults[] = {"INBOX", "Drafts", "Sent",
+					       "Trash", "Junk"};
 	char marker[PATH_MAX];
 	size_t i;
 	int fd;
@@ -429,6 +461,7 @@ maildir_user_init(const char *maildir, const char **error_r)
 	if (md_path(marker, sizeof(marker), "%s/" MD_INITIALIZED, maildir) ==
 	    -1)
 		return fail_with(errno, "path too long", error_r);
+	clean_stale(maildir);
 	if (access(marker, F_OK) == 0)
 		return 0;
 	for (i = 1; i < sizeof(defaults) / sizeof(defaults[0]); i++)
@@ -436,13 +469,14 @@ maildir_user_init(const char *maildir, const char **error_r)
 		    errno != EEXIST)
 			return -1;
 	for (i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
-		if (maildir_subscribe(maildir, defaults[i], true, error_r) == -1)
+		if (maildir_subscribe(maildir, defaults[i], true, error_r) ==
+		    -1)
 			return -1;
 	/* Last, so a crash part-way repeats the (idempotent) setup. */
 	fd = open(marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
 	if (fd == -1)
 		return fail_with(errno, "cannot write the init marker",
-		    error_r);
+				 error_r);
 	close(fd);
 	return 0;
 }
@@ -460,8 +494,10 @@ maildir_create(const char *maildir, const char *name, const char **error_r)
 	    create_parents(maildir, entry) == -1)
 		return fail_with(errno, "cannot create parent folder", error_r);
 	if (create_entry(maildir, entry, true) == -1)
-		return fail_with(errno, errno == EEXIST ?
-		    "folder already exists" : "cannot create folder", error_r);
+		return fail_with(errno,
+				 errno == EEXIST ? "folder already exists"
+						 : "cannot create folder",
+				 error_r);
 	return 0;
 }
 
@@ -479,7 +515,7 @@ maildir_delete(const char *maildir, const char *name, const char **error_r)
 	if (md_path(path, sizeof(path), "%s/%s", maildir, entry) == -1 ||
 	    md_unique(uniq, sizeof(uniq), time(NULL)) == -1 ||
 	    md_path(gone, sizeof(gone), "%s/" MD_DELETING_PREFIX "%s", maildir,
-	    uniq) == -1)
+		    uniq) == -1)
 		return fail_with(ENAMETOOLONG, "path too long", error_r);
 	if (!is_dir(path))
 		return fail_with(ENOENT, "no such folder", error_r);
@@ -491,8 +527,10 @@ maildir_delete(const char *maildir, const char *name, const char **error_r)
 	/* Gone from every listing in one step; the removal can take its
 	 * time (and a crash leaves only an invisible directory). */
 	if (rename(path, gone) == -1)
-		return fail_with(errno, errno == ENOENT ? "no such folder" :
-		    "cannot delete folder", error_r);
+		return fail_with(errno,
+				 errno == ENOENT ? "no such folder"
+						 : "cannot delete folder",
+				 error_r);
 	if (md_fsync_dir(maildir) == -1 || remove_tree(gone) == -1)
 		return fail_with(errno, "cannot remove folder files", error_r);
 	return 0;
@@ -522,7 +560,8 @@ rename_inbox(const char *maildir, const char *to, const char **error_r)
 	for (i = 0; i < count; i++)
 		uids[i] = msgs[i].uid;
 	if (maildir_copy(box, uids, count, to, true, &uidvalidity, dest,
-	    error_r) == -1 || maildir_sync(box, NULL, error_r) == -1)
+			 error_r) == -1 ||
+	    maildir_sync(box, NULL, error_r) == -1)
 		goto out;
 	ret = 0;
 out:
@@ -534,7 +573,7 @@ out:
 
 int
 maildir_rename(const char *maildir, const char *from, const char *to,
-    const char **error_r)
+	       const char **error_r)
 {
 	char fe[PATH_MAX], te[PATH_MAX], fn[PATH_MAX], tn[PATH_MAX];
 	char src[PATH_MAX], dst[PATH_MAX];
@@ -554,7 +593,7 @@ maildir_rename(const char *maildir, const char *from, const char *to,
 		return fail_with(EEXIST, "folder already exists", error_r);
 	if (strncmp(te, fe, flen) == 0 && te[flen] == '.')
 		return fail_with(EINVAL, "cannot move a folder into itself",
-		    error_r);
+				 error_r);
 	if (md_path(src, sizeof(src), "%s/%s", maildir, fe) == -1 ||
 	    md_path(dst, sizeof(dst), "%s/%s", maildir, te) == -1)
 		return fail_with(ENAMETOOLONG, "path too long", error_r);
@@ -567,14 +606,14 @@ maildir_rename(const char *maildir, const char *from, const char *to,
 	/* Refuse before moving anything if a child's new name is taken. */
 	for (i = 0; i < n; i++) {
 		if (md_path(dst, sizeof(dst), "%s/%s%s", maildir, te,
-		    children[i] + flen) == -1 || strlen(te) +
-		    strlen(children[i] + flen) >= 256) {
+			    children[i] + flen) == -1 ||
+		    strlen(te) + strlen(children[i] + flen) >= 256) {
 			fail_with(EINVAL, "folder name too long", error_r);
 			goto out;
 		}
 		if (is_dir(dst)) {
 			fail_with(EEXIST, "a child folder already exists",
-			    error_r);
+				  error_r);
 			goto out;
 		}
 	}
@@ -591,9 +630,11 @@ maildir_rename(const char *maildir, const char *from, const char *to,
 	 * names valid folders, never a lost one. */
 	for (i = 0; i < n; i++) {
 		if (md_path(src, sizeof(src), "%s/%s", maildir, children[i]) ==
-		    -1 || md_path(dst, sizeof(dst), "%s/%s%s", maildir, te,
-		    children[i] + flen) == -1 || renameat2(AT_FDCWD, src,
-		    AT_FDCWD, dst, RENAME_NOREPLACE) == -1) {
+			-1 ||
+		    md_path(dst, sizeof(dst), "%s/%s%s", maildir, te,
+			    children[i] + flen) == -1 ||
+		    renameat2(AT_FDCWD, src, AT_FDCWD, dst, RENAME_NOREPLACE) ==
+			-1) {
 			fail_with(errno, "cannot rename child folder", error_r);
 			goto out;
 		}
@@ -610,15 +651,15 @@ out:
 }
 
 int
-maildir_status(const char *maildir, const char *name,
-    struct maildir_status *st, const char **error_r)
+maildir_status(const char *maildir, const char *name, struct maildir_status *st,
+	       const char **error_r)
 {
 	const struct maildir_msg *msgs;
 	struct maildir *box;
 	size_t count, i;
 
-	if (maildir_open(maildir, name, MAILDIR_OPEN_READONLY, &box,
-	    error_r) == -1)
+	if (maildir_open(maildir, name, MAILDIR_OPEN_READONLY, &box, error_r) ==
+	    -1)
 		return -1;
 	msgs = maildir_msgs(box, &count);
 	memset(st, 0, sizeof(*st));
@@ -664,8 +705,8 @@ cmp_folder(const void *a, const void *b)
 }
 
 static int
-push_folder(struct maildir_folder **v, size_t *n, size_t *cap,
-    const char *name, unsigned int attrs)
+push_folder(struct maildir_folder **v, size_t *n, size_t *cap, const char *name,
+	    unsigned int attrs)
 {
 	struct maildir_folder *nv;
 
@@ -687,7 +728,7 @@ static int
 add_missing_parents(struct maildir_folder **v, size_t *n, size_t *cap)
 {
 	char prefix[PATH_MAX], *slash;
-	struct maildir_folder key = { .name = prefix };
+	struct maildir_folder key = {.name = prefix};
 	size_t i, orig = *n;
 
 	for (i = 0; i < orig; i++) {
@@ -699,7 +740,7 @@ add_missing_parents(struct maildir_folder **v, size_t *n, size_t *cap)
 			    NULL)
 				break;
 			if (push_folder(v, n, cap, prefix,
-			    MAILDIR_ATTR_NOSELECT) == -1)
+					MAILDIR_ATTR_NOSELECT) == -1)
 				return -1;
 		}
 	}
@@ -734,10 +775,10 @@ special_use(const char *name)
 
 int
 maildir_list(const char *maildir, struct maildir_folder **list_r,
-    size_t *count_r, const char **error_r)
+	     size_t *count_r, const char **error_r)
 {
 	char name[PATH_MAX], path[PATH_MAX], **subs = NULL;
-	struct maildir_folder *v = NULL, key = { .name = name };
+	struct maildir_folder *v = NULL, key = {.name = name};
 	struct maildir_folder *hit;
 	size_t n = 0, cap = 0, nsubs = 0, i, len;
 	struct dirent *de;
@@ -752,8 +793,9 @@ maildir_list(const char *maildir, struct maildir_folder **list_r,
 	} else {
 		while ((de = readdir(d)) != NULL) {
 			if (md_entry_to_name(de->d_name, name, sizeof(name)) ==
-			    -1 || md_path(path, sizeof(path), "%s/%s/cur",
-			    maildir, de->d_name) == -1)
+				-1 ||
+			    md_path(path, sizeof(path), "%s/%s/cur", maildir,
+				    de->d_name) == -1)
 				continue;
 			if (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN)
 				continue;
@@ -770,9 +812,11 @@ maildir_list(const char *maildir, struct maildir_folder **list_r,
 		goto nomem;
 	for (i = 0; i < n; i++) {
 		len = strlen(v[i].name);
-		v[i].attrs |= i + 1 < n && strncmp(v[i + 1].name, v[i].name,
-		    len) == 0 && v[i + 1].name[len] == '/' ?
-		    MAILDIR_ATTR_HASCHILDREN : MAILDIR_ATTR_HASNOCHILDREN;
+		v[i].attrs |=
+		    i + 1 < n && strncmp(v[i + 1].name, v[i].name, len) == 0 &&
+			    v[i + 1].name[len] == '/'
+			? MAILDIR_ATTR_HASCHILDREN
+			: MAILDIR_ATTR_HASNOCHILDREN;
 		v[i].attrs |= special_use(v[i].name);
 	}
 	if (maildir_subscriptions(maildir, &subs, &nsubs, error_r) == -1)
@@ -872,13 +916,14 @@ write_lines(const char *maildir, char **lines, size_t count)
 }
 
 int
-maildir_subscriptions(const char *maildir, char ***names_r,
-    size_t *count_r, const char **error_r)
+maildir_subscriptions(const char *maildir, char ***names_r, size_t *count_r,
+		      const char **error_r)
 {
 	char path[PATH_MAX];
 
 	if (md_path(path, sizeof(path), "%s/" MD_SUBSCRIPTIONS, maildir) ==
-	    -1 || read_lines(path, names_r, count_r) == -1) {
+		-1 ||
+	    read_lines(path, names_r, count_r) == -1) {
 		*error_r = "cannot read subscriptions";
 		return -1;
 	}
@@ -887,7 +932,7 @@ maildir_subscriptions(const char *maildir, char ***names_r,
 
 int
 maildir_subscribe(const char *maildir, const char *name, bool subscribe,
-    const char **error_r)
+		  const char **error_r)
 {
 	char entry[PATH_MAX], norm[PATH_MAX], path[PATH_MAX], **v = NULL;
 	size_t n = 0, i;
@@ -900,7 +945,8 @@ maildir_subscribe(const char *maildir, const char *name, bool subscribe,
 	    md_lock_file(maildir, MD_USER_LOCK, &lock) == -1)
 		return fail_with(errno, "cannot lock the Maildir", error_r);
 	if (md_path(path, sizeof(path), "%s/" MD_SUBSCRIPTIONS, maildir) ==
-	    -1 || read_lines(path, &v, &n) == -1)
+		-1 ||
+	    read_lines(path, &v, &n) == -1)
 		goto out;
 	for (i = 0; i < n && strcmp(v[i], norm) != 0; i++)
 		;
@@ -943,7 +989,8 @@ rename_subscriptions(const char *maildir, const char *from, const char *to)
 	if (md_lock_file(maildir, MD_USER_LOCK, &lock) == -1)
 		return -1;
 	if (md_path(path, sizeof(path), "%s/" MD_SUBSCRIPTIONS, maildir) ==
-	    -1 || read_lines(path, &v, &n) == -1)
+		-1 ||
+	    read_lines(path, &v, &n) == -1)
 		goto out;
 	for (i = 0; i < n; i++) {
 		if (strncmp(v[i], from, flen) != 0 ||

@@ -27,12 +27,15 @@
 #define MD_FOLDER_MARKER "maildirfolder"
 #define MD_CREATING_PREFIX "ringstore-creating."
 #define MD_DELETING_PREFIX "ringstore-deleting."
+/* Info letters in enum maildir_flag bit order (bit i is letter i), which is
+ * also the sorted order Maildir readers expect. */
+#define MD_FLAG_LETTERS "DFPRST"
 
 /* An open folder. msgs[] is sorted by UID and owns each msgs[i].file. */
 struct maildir {
-	char *maildir;        /* the user's Maildir */
-	char *dir;            /* this folder's directory */
-	char *name;           /* normalised IMAP name */
+	char *maildir; /* the user's Maildir */
+	char *dir;     /* this folder's directory */
+	char *name;    /* normalised IMAP name */
 	char *new_path;
 	char *cur_path;
 	bool readonly;
@@ -46,21 +49,21 @@ struct maildir {
 
 struct uidlist_entry {
 	uint32_t uid;
-	uint32_t len;         /* base name length */
-	const char *base;     /* not NUL-terminated in general */
+	uint32_t len;	  /* base name length */
+	const char *base; /* not NUL-terminated in general */
 };
 
 /* A UID list read into memory. entries[] is strictly ascending by UID and
  * points into buf (or wherever the caller's strings live). */
 struct uidlist {
-	bool exists;          /* the file was there and its header valid */
+	bool exists; /* the file was there and its header valid */
 	uint32_t uidvalidity;
 	uint32_t nextuid;
 	struct uidlist_entry *entries;
 	size_t count;
 	size_t cap;
 	char *buf;
-	uint32_t *index;      /* open-addressed base name hash: entry + 1 */
+	uint32_t *index; /* open-addressed base name hash: entry + 1 */
 	size_t index_mask;
 };
 
@@ -78,7 +81,7 @@ int uidlist_init_new(const char *maildir, struct uidlist *list);
 
 /* Append an entry (the base is not copied). -1 on ENOMEM. */
 int uidlist_push(struct uidlist *list, uint32_t uid, const char *base,
-    size_t len);
+		 size_t len);
 
 /* Build the base name index; then find returns an entry index or -1. */
 int uidlist_index(struct uidlist *list);
@@ -92,7 +95,7 @@ void uidlist_free(struct uidlist *list);
 /* Under the folder lock, make sure each base has a UID (reusing one a
  * concurrent sync already gave it) and return them. */
 int uidlist_assign(const char *maildir, const char *dir, char *const *bases,
-    size_t count, uint32_t *uidvalidity_r, uint32_t *uids);
+		   size_t count, uint32_t *uidvalidity_r, uint32_t *uids);
 
 /* Next UIDVALIDITY for this user: max(now, last + 1), kept in
  * ringstore-uidvalidity under the user lock, so a folder re-created in the
@@ -113,7 +116,7 @@ int md_lock_file(const char *dir, const char *file, int *fd_r);
 
 /* Write buf to dir/file atomically (temp file, fsync, rename, fsync dir). */
 int md_write_atomic(const char *dir, const char *file, const char *buf,
-    size_t len);
+		    size_t len);
 
 /* A fresh unique base name without size: <t>.M<usec>P<pid>R<hex>.<host> */
 int md_unique(char *buf, size_t size, time_t t);
@@ -140,7 +143,7 @@ int md_refind(struct maildir *box, size_t index);
 /* IMAP name to the entry under the Maildir: "" for INBOX, else ".a.b".
  * norm (if not NULL, PATH_MAX) receives the normalised IMAP name. */
 int md_name_to_entry(const char *name, char *entry, size_t size, char *norm,
-    const char **error_r);
+		     const char **error_r);
 
 /* Directory entry (".a.b") back to an IMAP name; -1 if it is not a folder
  * name this module could have written. */
@@ -149,6 +152,6 @@ int md_entry_to_name(const char *entry, char *name, size_t size);
 /* Resolve a folder that must exist (INBOX is created on demand when
  * create_inbox). dir receives the path (PATH_MAX). */
 int md_folder_resolve(const char *maildir, const char *name, char *dir,
-    char *norm, bool create_inbox, const char **error_r);
+		      char *norm, bool create_inbox, const char **error_r);
 
 #endif

@@ -111,8 +111,8 @@ parse_list(struct uidlist *list, char *buf, size_t len)
 		return 0;
 	p += strlen(magic);
 	if (!parse_u32(&p, &version) || version != MD_UIDLIST_VERSION ||
-	    *p++ != ' ' || !parse_u32(&p, &list->uidvalidity) ||
-	    *p++ != ' ' || !parse_u32(&p, &list->nextuid) || *p != '\n' ||
+	    *p++ != ' ' || !parse_u32(&p, &list->uidvalidity) || *p++ != ' ' ||
+	    !parse_u32(&p, &list->nextuid) || *p != '\n' ||
 	    list->uidvalidity == 0 || list->nextuid == 0)
 		return 0;
 	list->exists = true;
@@ -170,8 +170,7 @@ uidlist_init_new(const char *maildir, struct uidlist *list)
 }
 
 int
-uidlist_push(struct uidlist *list, uint32_t uid, const char *base,
-    size_t len)
+uidlist_push(struct uidlist *list, uint32_t uid, const char *base, size_t len)
 {
 	if (list->count == list->cap) {
 		size_t cap = list->cap ? list->cap * 2 : 64;
@@ -218,7 +217,7 @@ uidlist_index(struct uidlist *list)
 	list->index_mask = size - 1;
 	for (i = 0; i < list->count; i++) {
 		slot = hash_base(list->entries[i].base, list->entries[i].len) &
-		    list->index_mask;
+		       list->index_mask;
 		while (list->index[slot] != 0)
 			slot = (slot + 1) & list->index_mask;
 		list->index[slot] = (uint32_t)i + 1;
@@ -256,7 +255,7 @@ uidlist_write(const char *dir, const struct uidlist *list)
 	if ((buf = malloc(cap)) == NULL)
 		return -1;
 	n = snprintf(buf, cap, "%s %d %u %u\n", MD_UIDLIST_MAGIC,
-	    MD_UIDLIST_VERSION, list->uidvalidity, list->nextuid);
+		     MD_UIDLIST_VERSION, list->uidvalidity, list->nextuid);
 	p = buf + n;
 	for (i = 0; i < list->count; i++) {
 		n = snprintf(p, 12, "%u ", list->entries[i].uid);
@@ -288,7 +287,7 @@ uidlist_lock(const char *dir, int *fd_r)
 
 int
 uidlist_assign(const char *maildir, const char *dir, char *const *bases,
-    size_t count, uint32_t *uidvalidity_r, uint32_t *uids)
+	       size_t count, uint32_t *uidvalidity_r, uint32_t *uids)
 {
 	struct uidlist list;
 	bool dirty = false;
