@@ -464,7 +464,9 @@ accept_handle(struct listener *li, struct io_uring_cqe *cqe)
 		return;
 	}
 	metrics_add(l->shard, li->m_accepted, 1);
-	c = conn_new(l, cqe->res, li, li->h, li->ctx);
+	/* the conn starts with no ctx of its own: on_open sets one, and
+	 * listener_ctx(conn_listener(c)) reaches the listener's */
+	c = conn_new(l, cqe->res, li, li->h, NULL);
 	if (c == NULL) {
 		close(cqe->res);
 		return;
