@@ -809,7 +809,8 @@ maildir_sync(struct maildir *box, struct maildir_changes *changes,
 	if (changes != NULL)
 		memset(changes, 0, sizeof(*changes));
 	if (uidlist_lock(box->dir, &lock) == -1) {
-		*error_r = "cannot lock the UID list";
+		*error_r = errno == ENOENT ? "folder was deleted"
+					   : "cannot lock the UID list";
 		return -1;
 	}
 	ret = sync_locked(box, &msgs, &count);

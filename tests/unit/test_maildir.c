@@ -573,6 +573,58 @@ test_copy_move(void **state)
 	maildir_close(&box);
 }
 
+static void
+test_stale_view(void **state)
+{
+	struct fixture *fx = *state;
+	struct maildir *box;
+	const char *err;
+
+	assert_int_equal(maildir_create(fx->md, "Tmp", &err), 0);
+	deliver_text(fx, "Tmp", "x", 0);
+	assert_int_equal(maildir_open(fx->md, "Tmp", 0, &box, &err), 0);
+	assert_int_equal(maildir_delete(fx->md, "Tmp", &err), 0);
+	assert_int_equal(maildir_sync(box, NULL, &err), -1);
+	assert_int_equal(errno, ENOENT);
+	/* same name again: a different folder, the open view is dead */
+	assert_int_equal(maildir_create(fx->md, "Tmp", &err), 0);
+	assert_int_equal(maildir_sync(box, NULL, &err), -1);
+	assert_int_equal(errno, ESTALE);
+	maildir_close(&box);
+}
+
+static void
+test_diff(void **state)
+{
+	struct maildir_msg old[4] = {{.uid = 1},
+				     {.uid = 2},
+				     {.uid = 5, .flags = MAILDIR_FLAG_SEEN},
+				     {.uid = 7}};
+	struct maildir_msg cur[4] = {
+	    {.uid = 2}, {.uid = 5}, {.uid = 8}, {.uid = 9}};
+	struct maildir_changes ch;
+
+	assert_int_equal(maildir_diff(old, 4, cur, 4, &ch), 0);
+	assert_int_equal(ch.expunged_count, 2);
+	assert_int_equal(ch.expunged_uids[0], 1);
+	assert_int_equal(ch.expunged_seqs[0], 1);
+	assert_int_equal(ch.expunged_uids[1], 7);
+	assert_int_equal(ch.expunged_seqs[1], 4);
+	assert_int_equal(ch.flag_changed_count, 1);
+	assert_int_equal(ch.flag_changed[0], 1);
+	assert_int_equal(ch.new_first, 2);
+	assert_int_equal(ch.new_count, 2);
+	maildir_changes_free(&ch);
+	assert_int_equal(maildir_diff(NULL, 0, cur, 4, &ch), 0);
+	assert_int_equal(ch.new_first, 0);
+	assert_int_equal(ch.new_count, 4);
+	maildir_changes_free(&ch);
+	assert_int_equal(maildir_diff(old, 4, NULL, 0, &ch), 0);
+	assert_int_equal(ch.expunged_count, 4);
+	assert_int_equal(ch.new_count, 0);
+	maildir_changes_free(&ch);
+}
+
 /* ---- folders ---- */
 
 static void
@@ -966,6 +1018,8 @@ main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_flags, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_copy_move, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_stale_view, setup, teardown),
+	    cmocka_unit_test(test_diff),
 	    cmocka_unit_test_setup_teardown(test_folders, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rename_inbox, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_user_init_subscriptions, setup,
