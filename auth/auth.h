@@ -88,7 +88,7 @@ struct auth_entry {
 	const char *host; /* route override (host=), or NULL */
 	bool nologin;	  /* nologin: the password may be right, login not */
 	bool has_quota;
-	uint64_t quota; /* quota= in bytes */
+	uint64_t quota;			   /* quota= in bytes */
 	const struct auth_net *allow_nets; /* allow_nets=; none: anywhere */
 	size_t n_allow_nets;
 	const char *const *aliases; /* alias=, lowercased */
@@ -113,7 +113,7 @@ void auth_entry_unref(struct auth_entry **e);
 /* True if the entry has no allow_nets= or sa is inside one of them. A NULL
  * sa (no client address known) is allowed only without allow_nets=. */
 bool auth_user_allowed_from(const struct auth_entry *e,
-    const struct sockaddr *sa);
+			    const struct sockaddr *sa);
 
 /* True if addr (any case) is the user's own name or one of its aliases. */
 bool auth_entry_has_alias(const struct auth_entry *e, const char *addr);
@@ -140,7 +140,8 @@ struct auth_backend_ops {
 	/* user is already lowercased and at most AUTH_USER_MAX bytes. On
 	 * FOUND *entry_r holds a new reference. *error_r on TEMPFAIL only. */
 	enum auth_lookup (*lookup)(struct auth_backend *b, const char *user,
-	    struct auth_entry **entry_r, const char **error_r);
+				   struct auth_entry **entry_r,
+				   const char **error_r);
 };
 
 /* Back-ends embed this as their first member. */
@@ -151,7 +152,7 @@ struct auth_backend {
 /* Lowercase user into a bounded copy and ask the back-end. Names longer
  * than AUTH_USER_MAX, empty, or holding control bytes are NOTFOUND. */
 enum auth_lookup auth_lookup(struct auth_backend *b, const char *user,
-    struct auth_entry **entry_r, const char **error_r);
+			     struct auth_entry **entry_r, const char **error_r);
 
 /* ---- passwd-file back-end (auth/passdb.c) ------------------------------- */
 
@@ -170,7 +171,7 @@ struct auth_passdb_conf {
 /* Load the file and return the database, or NULL with *error_r set
  * ("path:line: reason"). conf->path is copied. */
 struct auth_passdb *auth_passdb_new(const struct auth_passdb_conf *conf,
-    const char **error_r);
+				    const char **error_r);
 void auth_passdb_free(struct auth_passdb **db);
 
 /* Parse the file again into a new table and swap it in. On any error the
@@ -179,8 +180,9 @@ void auth_passdb_free(struct auth_passdb **db);
  * table alive until they are dropped. Call from one thread at a time. */
 int auth_passdb_reload(struct auth_passdb *db, const char **error_r);
 
-/* 1 if the file's inode, size or mtime differ from the loaded table's
- * (or it vanished), 0 if not. Cheap: one stat(2). */
+/* 1 if the file's inode, size or mtime differ from what the last load
+ * attempt (good or refused) saw, or it vanished since; else 0. A broken
+ * file is thus reported once per edit, not on every poll. One stat(2). */
 int auth_passdb_changed(struct auth_passdb *db);
 
 /* The back-end interface of this database, owned by db. */
@@ -208,13 +210,13 @@ enum auth_scheme {
  * defaults in the comments. */
 struct auth_scheme_opts {
 	bool allow_plaintext;
-	uint32_t argon2_m_kib; /* 65536 */
-	uint32_t argon2_t;     /* 3 */
-	uint32_t argon2_p;     /* 1 */
-	unsigned bcrypt_cost;  /* 10 */
-	unsigned sha_rounds;   /* 5000 (SHA512/256-CRYPT) */
+	uint32_t argon2_m_kib;	/* 65536 */
+	uint32_t argon2_t;	/* 3 */
+	uint32_t argon2_p;	/* 1 */
+	unsigned bcrypt_cost;	/* 10 */
+	unsigned sha_rounds;	/* 5000 (SHA512/256-CRYPT) */
 	unsigned yescrypt_cost; /* 5 */
-	unsigned scram_iter;   /* 4096 (RFC 7677 minimum, Dovecot's default) */
+	unsigned scram_iter;	/* 4096 (RFC 7677 minimum, Dovecot's default) */
 };
 
 /* Replace every zero cost in o by its default; other fields are kept. */
@@ -228,7 +230,7 @@ const char *auth_scheme_name(enum auth_scheme s);
  * bare crypt string recognised by its prefix ($argon2id$, $2b$, $6$, ...).
  * 0 or -1 with *error_r. */
 int auth_scheme_of(const char *stored, enum auth_scheme *s_r,
-    const char **error_r);
+		   const char **error_r);
 
 enum auth_verify {
 	AUTH_VERIFY_OK = 0,
@@ -240,17 +242,20 @@ enum auth_verify {
  * embedded NUL as a mismatch) against stored. Slow by design: never call on
  * a ring thread. Comparisons are constant-time. */
 enum auth_verify auth_scheme_verify(const char *stored, const char *password,
-    size_t pwlen, const struct auth_scheme_opts *o, const char **error_r);
+				    size_t pwlen,
+				    const struct auth_scheme_opts *o,
+				    const char **error_r);
 
 /* A new "{SCHEME}data" hash of password with a fresh random salt
  * (getrandom). *hash_r is malloc'ed; the caller frees it. 0 or -1. */
 int auth_scheme_hash(enum auth_scheme s, const char *password, size_t pwlen,
-    const struct auth_scheme_opts *o, char **hash_r, const char **error_r);
+		     const struct auth_scheme_opts *o, char **hash_r,
+		     const char **error_r);
 
 /* A hash of a random, forgotten password: what unknown users are verified
  * against so their cost equals a real user's. malloc'ed. 0 or -1. */
 int auth_scheme_dummy(enum auth_scheme s, const struct auth_scheme_opts *o,
-    char **hash_r, const char **error_r);
+		      char **hash_r, const char **error_r);
 
 /* SCRAM-SHA-256 stored keys, for the SASL mechanism. */
 #define AUTH_SCRAM_SALT_MAX 128
@@ -267,14 +272,14 @@ struct auth_scram_keys {
  * Dovecot's "<iter>,<salt>,<StoredKey>,<ServerKey>". The "{SCRAM-SHA-256}"
  * prefix may be present. 0 or -1 with *error_r. */
 int auth_scram_parse(const char *data, struct auth_scram_keys *k,
-    const char **error_r);
+		     const char **error_r);
 
 /* Derive every key from a password: SaltedPassword = PBKDF2-HMAC-SHA256,
  * ClientKey = HMAC(SP, "Client Key"), StoredKey = SHA256(ClientKey),
  * ServerKey = HMAC(SP, "Server Key"). k->iter, k->salt and k->salt_len are
  * inputs. 0 or -1. */
 int auth_scram_derive(const char *password, size_t pwlen,
-    struct auth_scram_keys *k);
+		      struct auth_scram_keys *k);
 
 /* ---- verification ------------------------------------------------------- */
 
@@ -320,8 +325,8 @@ struct auth_verifier {
  * (nologin, allow_nets= against client, which may be NULL) is applied only
  * after a correct password. Slow: worker threads only. */
 void auth_verify(const struct auth_verifier *v, const char *user,
-    const char *password, size_t pwlen, const struct sockaddr *client,
-    struct auth_result *res);
+		 const char *password, size_t pwlen,
+		 const struct sockaddr *client, struct auth_result *res);
 
 /* ---- verify pool (auth/pool.c) ------------------------------------------ */
 
@@ -331,7 +336,7 @@ void auth_verify(const struct auth_verifier *v, const char *user,
  * session may be gone by now, and the callback must look it up and drop
  * the result quietly if so. */
 typedef void auth_result_cb(struct loop *l, uint64_t sid,
-    struct auth_result *res, void *ctx);
+			    struct auth_result *res, void *ctx);
 
 struct auth_pool_conf {
 	struct auth_backend *backend;
@@ -364,7 +369,7 @@ struct auth_pool;
 /* Start the workers. Builds the dummy hash (one hash at the default cost,
  * so this takes as long as one verification). NULL with *error_r. */
 struct auth_pool *auth_pool_new(const struct auth_pool_conf *conf,
-    const char **error_r);
+				const char **error_r);
 
 /* Stop and join the workers. Jobs still queued are dropped without a
  * callback; results already posted to loops are self-contained and may
@@ -379,8 +384,9 @@ void auth_pool_free(struct auth_pool **p);
  * is not NULL). -1 (no memory) means no callback will come. client may be
  * NULL; it is copied. */
 int auth_pool_submit(struct auth_pool *p, struct loop *l, uint64_t sid,
-    const char *user, const char *password, size_t pwlen,
-    const struct sockaddr *client, auth_result_cb *cb, void *ctx);
+		     const char *user, const char *password, size_t pwlen,
+		     const struct sockaddr *client, auth_result_cb *cb,
+		     void *ctx);
 
 /* Forget every cached answer (e.g. on SIGHUP). */
 void auth_pool_cache_flush(struct auth_pool *p);

@@ -16,7 +16,7 @@
 #include "auth/auth_private.h"
 
 static int sa_bytes(const struct sockaddr *sa, uint8_t *family_r,
-    const uint8_t **addr_r);
+		    const uint8_t **addr_r);
 static int parse_prefix(const char *s, unsigned max, uint8_t *prefix_r);
 static int host_bits_zero(const struct auth_net *net);
 
@@ -48,8 +48,7 @@ auth_entry_unref(struct auth_entry **ep)
 	ref = e->owner;
 	/* acq_rel: the releasing thread must see every write made by the
 	 * others before they let go. */
-	if (atomic_fetch_sub_explicit(&ref->refs, 1, memory_order_acq_rel) ==
-	    1)
+	if (atomic_fetch_sub_explicit(&ref->refs, 1, memory_order_acq_rel) == 1)
 		ref->release(ref);
 }
 
@@ -113,7 +112,7 @@ auth_user_normalize(const char *in, size_t n, char *out)
 
 enum auth_lookup
 auth_lookup(struct auth_backend *b, const char *user,
-    struct auth_entry **entry_r, const char **error_r)
+	    struct auth_entry **entry_r, const char **error_r)
 {
 	char norm[AUTH_USER_MAX + 1];
 	size_t n = strnlen(user, AUTH_USER_MAX + 1);
@@ -182,8 +181,9 @@ host_bits_zero(const struct auth_net *net)
 
 		if (bit + 8 <= net->prefix)
 			continue;
-		mask = bit >= net->prefix ? 0xff
-					  : (uint8_t)(0xff >> (net->prefix - bit));
+		mask = bit >= net->prefix
+			   ? 0xff
+			   : (uint8_t)(0xff >> (net->prefix - bit));
 		if (net->addr[i] & mask)
 			return 0;
 	}
@@ -234,7 +234,7 @@ auth_net_match(const struct auth_net *net, const struct sockaddr *sa)
 	if (rest == 0)
 		return true;
 	return ((a[full] ^ net->addr[full]) & (uint8_t)(0xff << (8 - rest))) ==
-	    0;
+	       0;
 }
 
 /* ---- names ------------------------------------------------------------ */
@@ -242,7 +242,7 @@ auth_net_match(const struct auth_net *net, const struct sockaddr *sa)
 const char *
 auth_status_name(enum auth_status s)
 {
-	static const char *const names[] = { "ok", "fail", "tempfail" };
+	static const char *const names[] = {"ok", "fail", "tempfail"};
 
 	return (unsigned)s < 3 ? names[s] : "unknown";
 }
@@ -251,14 +251,14 @@ const char *
 auth_reason_name(enum auth_reason r)
 {
 	static const char *const names[AUTH_R_MAX] = {
-		[AUTH_R_NONE] = "none",
-		[AUTH_R_PASSWORD] = "password",
-		[AUTH_R_UNKNOWN] = "unknown_user",
-		[AUTH_R_NOLOGIN] = "nologin",
-		[AUTH_R_NETWORK] = "network",
-		[AUTH_R_NOPASS] = "no_password",
-		[AUTH_R_BACKEND] = "backend",
-		[AUTH_R_OVERFLOW] = "overflow",
+	    [AUTH_R_NONE] = "none",
+	    [AUTH_R_PASSWORD] = "password",
+	    [AUTH_R_UNKNOWN] = "unknown_user",
+	    [AUTH_R_NOLOGIN] = "nologin",
+	    [AUTH_R_NETWORK] = "network",
+	    [AUTH_R_NOPASS] = "no_password",
+	    [AUTH_R_BACKEND] = "backend",
+	    [AUTH_R_OVERFLOW] = "overflow",
 	};
 
 	return (unsigned)r < AUTH_R_MAX ? names[r] : "unknown";

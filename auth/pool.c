@@ -49,7 +49,7 @@ struct job {
 	struct auth_result res;
 	bool has_client, has_key;
 	struct sockaddr_storage client;
-	uint8_t key[KEY_LEN]; /* cache key, once computed */
+	uint8_t key[KEY_LEN];	      /* cache key, once computed */
 	char user[AUTH_USER_MAX + 2]; /* one more than valid: too long */
 	size_t pwlen;
 	char password[]; /* pwlen bytes + NUL, wiped before posting */
@@ -96,8 +96,8 @@ struct auth_pool {
 };
 
 /* jobs */
-static struct job *job_new(const char *user, const char *password,
-    size_t pwlen, const struct sockaddr *client);
+static struct job *job_new(const char *user, const char *password, size_t pwlen,
+			   const struct sockaddr *client);
 static void job_wipe(struct job *j);
 static void job_free(struct job *j);
 static void job_deliver(struct auth_pool *p, struct job *j);
@@ -110,15 +110,15 @@ static int cache_init(struct cache *c, const struct auth_pool_conf *conf);
 static void cache_key(struct cache *c, struct job *j);
 static bool cache_answer(struct auth_pool *p, struct job *j);
 static bool cache_find(struct auth_pool *p, const uint8_t *key,
-    uint64_t *serial_r);
+		       uint64_t *serial_r);
 static void cache_store(struct auth_pool *p, const uint8_t *key,
-    uint64_t serial);
+			uint64_t serial);
 
 /* verification */
 static void apply_policy(struct auth_entry *e, const struct sockaddr *client,
-    struct auth_result *res);
+			 struct auth_result *res);
 static void burn_dummy(const struct auth_verifier *v, const char *password,
-    size_t pwlen);
+		       size_t pwlen);
 static uint64_t clock_ms(void *arg);
 
 /* ---- public ----------------------------------------------------------- */
@@ -146,10 +146,11 @@ auth_pool_new(const struct auth_pool_conf *conf, const char **error_r)
 		goto fail;
 	}
 	if (auth_scheme_dummy(conf->dummy_scheme, &p->schemes, &p->dummy,
-		error_r) == -1)
+			      error_r) == -1)
 		goto fail;
-	p->v = (struct auth_verifier){ .backend = conf->backend,
-		.schemes = &p->schemes, .dummy_hash = p->dummy };
+	p->v = (struct auth_verifier){.backend = conf->backend,
+				      .schemes = &p->schemes,
+				      .dummy_hash = p->dummy};
 
 	p->nthreads = conf->threads ? conf->threads : POOL_THREADS;
 	if ((p->threads = calloc(p->nthreads, sizeof(*p->threads))) == NULL) {
@@ -209,8 +210,8 @@ auth_pool_free(struct auth_pool **pp)
 
 int
 auth_pool_submit(struct auth_pool *p, struct loop *l, uint64_t sid,
-    const char *user, const char *password, size_t pwlen,
-    const struct sockaddr *client, auth_result_cb *cb, void *ctx)
+		 const char *user, const char *password, size_t pwlen,
+		 const struct sockaddr *client, auth_result_cb *cb, void *ctx)
 {
 	struct job *j;
 	bool full;
@@ -283,8 +284,8 @@ auth_pool_stats(struct auth_pool *p, struct auth_pool_stats *st)
 
 void
 auth_verify(const struct auth_verifier *v, const char *user,
-    const char *password, size_t pwlen, const struct sockaddr *client,
-    struct auth_result *res)
+	    const char *password, size_t pwlen, const struct sockaddr *client,
+	    struct auth_result *res)
 {
 	struct auth_entry *e = NULL;
 	const char *err = NULL;
@@ -305,9 +306,10 @@ auth_verify(const struct auth_verifier *v, const char *user,
 	case AUTH_LOOKUP_FOUND:
 		break;
 	}
-	r = pwlen > AUTH_PASSWORD_MAX ? AUTH_VERIFY_MISMATCH
-				      : auth_scheme_verify(e->password,
-					    password, pwlen, v->schemes, &err);
+	r = pwlen > AUTH_PASSWORD_MAX
+		? AUTH_VERIFY_MISMATCH
+		: auth_scheme_verify(e->password, password, pwlen, v->schemes,
+				     &err);
 	switch (r) {
 	case AUTH_VERIFY_OK:
 		apply_policy(e, client, res);
@@ -329,7 +331,7 @@ auth_verify(const struct auth_verifier *v, const char *user,
  * reference into res on OK, else leaves e with the caller. */
 static void
 apply_policy(struct auth_entry *e, const struct sockaddr *client,
-    struct auth_result *res)
+	     struct auth_result *res)
 {
 	if (e->nologin) {
 		res->status = AUTH_FAIL;
@@ -351,14 +353,14 @@ burn_dummy(const struct auth_verifier *v, const char *password, size_t pwlen)
 
 	if (v->dummy_hash != NULL && pwlen <= AUTH_PASSWORD_MAX)
 		(void)auth_scheme_verify(v->dummy_hash, password, pwlen,
-		    v->schemes, &err);
+					 v->schemes, &err);
 }
 
 /* ---- jobs ------------------------------------------------------------- */
 
 static struct job *
 job_new(const char *user, const char *password, size_t pwlen,
-    const struct sockaddr *client)
+	const struct sockaddr *client)
 {
 	struct job *j = calloc(1, sizeof(*j) + pwlen + 1);
 
@@ -370,11 +372,11 @@ job_new(const char *user, const char *password, size_t pwlen,
 		pwlen = AUTH_PASSWORD_MAX + 1;
 	memcpy(j->password, password, pwlen);
 	j->pwlen = pwlen;
-	if (client != NULL && (client->sa_family == AF_INET ||
-				  client->sa_family == AF_INET6)) {
+	if (client != NULL &&
+	    (client->sa_family == AF_INET || client->sa_family == AF_INET6)) {
 		size_t n = client->sa_family == AF_INET
-		    ? sizeof(struct sockaddr_in)
-		    : sizeof(struct sockaddr_in6);
+			       ? sizeof(struct sockaddr_in)
+			       : sizeof(struct sockaddr_in6);
 
 		memcpy(&j->client, client, n);
 		j->has_client = true;
@@ -504,7 +506,7 @@ cache_key(struct cache *c, struct job *j)
 	/* user NUL password: the NUL keeps ("ab","c") apart from ("a","bc"). */
 	memcpy(msg + n + 1, j->password, j->pwlen);
 	if (HMAC(EVP_sha256(), c->secret, sizeof(c->secret), msg,
-		(size_t)n + 1 + j->pwlen, j->key, &len) != NULL &&
+		 (size_t)n + 1 + j->pwlen, j->key, &len) != NULL &&
 	    len == KEY_LEN)
 		j->has_key = true;
 	OPENSSL_cleanse(msg, sizeof(msg));
@@ -553,8 +555,7 @@ cache_find(struct auth_pool *p, const uint8_t *key, uint64_t *serial_r)
 	pthread_mutex_lock(&c->lock);
 	s = &c->slots[(set & c->set_mask) * CACHE_WAYS];
 	for (int i = 0; i < CACHE_WAYS; i++, s++) {
-		if (s->expires == 0 ||
-		    CRYPTO_memcmp(s->key, key, KEY_LEN) != 0)
+		if (s->expires == 0 || CRYPTO_memcmp(s->key, key, KEY_LEN) != 0)
 			continue;
 		if (s->expires <= now) {
 			OPENSSL_cleanse(s, sizeof(*s));
@@ -592,7 +593,7 @@ cache_store(struct auth_pool *p, const uint8_t *key, uint64_t serial)
 			if (victim == NULL || victim->expires > now)
 				victim = w;
 		} else if (victim == NULL ||
-		    (victim->expires > now && w->used < victim->used)) {
+			   (victim->expires > now && w->used < victim->used)) {
 			victim = w;
 		}
 	}

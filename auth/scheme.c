@@ -42,14 +42,14 @@ struct scheme_def {
 };
 
 static const struct scheme_def schemes[] = {
-	{ "ARGON2ID", AUTH_SCHEME_ARGON2ID, NULL },
-	{ "BLF-CRYPT", AUTH_SCHEME_BLF_CRYPT, "$2b$" },
-	{ "SHA512-CRYPT", AUTH_SCHEME_SHA512_CRYPT, "$6$" },
-	{ "SHA256-CRYPT", AUTH_SCHEME_SHA256_CRYPT, "$5$" },
-	{ "YESCRYPT", AUTH_SCHEME_YESCRYPT, "$y$" },
-	{ "SCRAM-SHA-256", AUTH_SCHEME_SCRAM_SHA_256, NULL },
-	{ "PLAIN", AUTH_SCHEME_PLAIN, NULL },
-	{ "CLEARTEXT", AUTH_SCHEME_PLAIN, NULL },
+    {"ARGON2ID", AUTH_SCHEME_ARGON2ID, NULL},
+    {"BLF-CRYPT", AUTH_SCHEME_BLF_CRYPT, "$2b$"},
+    {"SHA512-CRYPT", AUTH_SCHEME_SHA512_CRYPT, "$6$"},
+    {"SHA256-CRYPT", AUTH_SCHEME_SHA256_CRYPT, "$5$"},
+    {"YESCRYPT", AUTH_SCHEME_YESCRYPT, "$y$"},
+    {"SCRAM-SHA-256", AUTH_SCHEME_SCRAM_SHA_256, NULL},
+    {"PLAIN", AUTH_SCHEME_PLAIN, NULL},
+    {"CLEARTEXT", AUTH_SCHEME_PLAIN, NULL},
 };
 
 /* Stored-string prefixes that identify a scheme without a {TAG}, and what
@@ -58,43 +58,45 @@ static const struct {
 	const char *prefix;
 	enum auth_scheme id;
 } body_prefixes[] = {
-	{ "$argon2id$", AUTH_SCHEME_ARGON2ID },
-	{ "$2b$", AUTH_SCHEME_BLF_CRYPT },
-	{ "$2y$", AUTH_SCHEME_BLF_CRYPT },
-	{ "$2a$", AUTH_SCHEME_BLF_CRYPT },
-	{ "$6$", AUTH_SCHEME_SHA512_CRYPT },
-	{ "$5$", AUTH_SCHEME_SHA256_CRYPT },
-	{ "$y$", AUTH_SCHEME_YESCRYPT },
-	{ SCRAM_PREFIX, AUTH_SCHEME_SCRAM_SHA_256 },
+    {"$argon2id$", AUTH_SCHEME_ARGON2ID},
+    {"$2b$", AUTH_SCHEME_BLF_CRYPT},
+    {"$2y$", AUTH_SCHEME_BLF_CRYPT},
+    {"$2a$", AUTH_SCHEME_BLF_CRYPT},
+    {"$6$", AUTH_SCHEME_SHA512_CRYPT},
+    {"$5$", AUTH_SCHEME_SHA256_CRYPT},
+    {"$y$", AUTH_SCHEME_YESCRYPT},
+    {SCRAM_PREFIX, AUTH_SCHEME_SCRAM_SHA_256},
 };
 
 /* scheme lookup */
 static int split_stored(const char *stored, enum auth_scheme *s_r,
-    const char **body_r, const char **error_r);
+			const char **body_r, const char **error_r);
 static int body_scheme(const char *body, enum auth_scheme *s_r);
 static void opts_fill(const struct auth_scheme_opts *in,
-    struct auth_scheme_opts *out);
+		      struct auth_scheme_opts *out);
 
 /* verification per family */
 static enum auth_verify verify_argon2(const char *body, const char *pw,
-    size_t pwlen, const char **error_r);
+				      size_t pwlen, const char **error_r);
 static enum auth_verify verify_crypt(const char *body, const char *pw,
-    size_t pwlen, const char **error_r);
+				     size_t pwlen, const char **error_r);
 static enum auth_verify verify_scram(const char *body, const char *pw,
-    size_t pwlen, const char **error_r);
+				     size_t pwlen, const char **error_r);
 static enum auth_verify verify_plain(const char *body, const char *pw,
-    size_t pwlen);
+				     size_t pwlen);
 
 /* generation per family */
 static int hash_argon2(const char *pw, size_t pwlen,
-    const struct auth_scheme_opts *o, char **out_r, const char **error_r);
-static int hash_crypt(const struct scheme_def *d, const char *pw,
-    size_t pwlen, const struct auth_scheme_opts *o, char **out_r,
-    const char **error_r);
+		       const struct auth_scheme_opts *o, char **out_r,
+		       const char **error_r);
+static int hash_crypt(const struct scheme_def *d, const char *pw, size_t pwlen,
+		      const struct auth_scheme_opts *o, char **out_r,
+		      const char **error_r);
 static int hash_scram(const char *pw, size_t pwlen,
-    const struct auth_scheme_opts *o, char **out_r, const char **error_r);
+		      const struct auth_scheme_opts *o, char **out_r,
+		      const char **error_r);
 static int hash_plain(const char *pw, size_t pwlen, char **out_r,
-    const char **error_r);
+		      const char **error_r);
 
 /* small tools */
 static char *pw_cstring(const char *pw, size_t pwlen);
@@ -103,7 +105,7 @@ static int random_bytes(void *p, size_t n);
 static char *tagged(enum auth_scheme s, const char *body);
 static size_t b64_encode(const uint8_t *in, size_t n, char *out);
 static int b64_decode(const char *in, size_t n, uint8_t *out, size_t cap,
-    size_t *len_r);
+		      size_t *len_r);
 static int parse_u32(const char *s, size_t n, uint32_t *v_r);
 
 void
@@ -174,14 +176,15 @@ body_scheme(const char *body, enum auth_scheme *s_r)
  * accepted for the strong crypt prefixes only. */
 static int
 split_stored(const char *stored, enum auth_scheme *s_r, const char **body_r,
-    const char **error_r)
+	     const char **error_r)
 {
 	const char *close;
 	enum auth_scheme from_body;
 
 	if (stored[0] != '{') {
 		if (body_scheme(stored, s_r) == -1) {
-			*error_r = "password has no {SCHEME} and no known prefix";
+			*error_r =
+			    "password has no {SCHEME} and no known prefix";
 			return -1;
 		}
 		*body_r = stored;
@@ -193,7 +196,8 @@ split_stored(const char *stored, enum auth_scheme *s_r, const char **body_r,
 		return -1;
 	}
 	*body_r = close + 1;
-	if (close - stored - 1 == 5 && strncasecmp(stored + 1, "CRYPT", 5) == 0) {
+	if (close - stored - 1 == 5 &&
+	    strncasecmp(stored + 1, "CRYPT", 5) == 0) {
 		if (body_scheme(*body_r, s_r) == -1 ||
 		    *s_r == AUTH_SCHEME_SCRAM_SHA_256) {
 			*error_r = "{CRYPT} body is not a supported crypt";
@@ -222,8 +226,7 @@ split_stored(const char *stored, enum auth_scheme *s_r, const char **body_r,
 }
 
 int
-auth_scheme_of(const char *stored, enum auth_scheme *s_r,
-    const char **error_r)
+auth_scheme_of(const char *stored, enum auth_scheme *s_r, const char **error_r)
 {
 	const char *body;
 
@@ -232,7 +235,7 @@ auth_scheme_of(const char *stored, enum auth_scheme *s_r,
 
 enum auth_verify
 auth_scheme_verify(const char *stored, const char *password, size_t pwlen,
-    const struct auth_scheme_opts *o, const char **error_r)
+		   const struct auth_scheme_opts *o, const char **error_r)
 {
 	enum auth_scheme s;
 	const char *body;
@@ -269,7 +272,7 @@ auth_scheme_verify(const char *stored, const char *password, size_t pwlen,
  * in constant time itself. */
 static enum auth_verify
 verify_argon2(const char *body, const char *pw, size_t pwlen,
-    const char **error_r)
+	      const char **error_r)
 {
 	int r = argon2id_verify(body, pw, pwlen);
 
@@ -283,7 +286,7 @@ verify_argon2(const char *body, const char *pw, size_t pwlen,
 
 static enum auth_verify
 verify_crypt(const char *body, const char *pw, size_t pwlen,
-    const char **error_r)
+	     const char **error_r)
 {
 	struct crypt_data *cd;
 	enum auth_verify ret = AUTH_VERIFY_MISMATCH;
@@ -319,7 +322,7 @@ verify_crypt(const char *body, const char *pw, size_t pwlen,
 
 static enum auth_verify
 verify_scram(const char *body, const char *pw, size_t pwlen,
-    const char **error_r)
+	     const char **error_r)
 {
 	struct auth_scram_keys stored, mine;
 	enum auth_verify ret = AUTH_VERIFY_MISMATCH;
@@ -333,7 +336,7 @@ verify_scram(const char *body, const char *pw, size_t pwlen,
 		*error_r = "SCRAM key derivation failed";
 		ret = AUTH_VERIFY_ERROR;
 	} else if (CRYPTO_memcmp(mine.stored_key, stored.stored_key,
-		       sizeof(mine.stored_key)) == 0) {
+				 sizeof(mine.stored_key)) == 0) {
 		ret = AUTH_VERIFY_OK;
 	}
 	OPENSSL_cleanse(&mine, sizeof(mine));
@@ -360,7 +363,7 @@ verify_plain(const char *body, const char *pw, size_t pwlen)
 
 int
 auth_scram_parse(const char *data, struct auth_scram_keys *k,
-    const char **error_r)
+		 const char **error_r)
 {
 	const char *p = data, *sep[3];
 	char c1, c2, c3;
@@ -386,16 +389,16 @@ auth_scram_parse(const char *data, struct auth_scram_keys *k,
 		return -1;
 	}
 	if (b64_decode(sep[0] + 1, sep[1] - sep[0] - 1, k->salt,
-		sizeof(k->salt), &k->salt_len) == -1 ||
+		       sizeof(k->salt), &k->salt_len) == -1 ||
 	    k->salt_len == 0) {
 		*error_r = "SCRAM-SHA-256 salt is not base64";
 		return -1;
 	}
 	if (b64_decode(sep[1] + 1, sep[2] - sep[1] - 1, k->stored_key,
-		sizeof(k->stored_key), &klen) == -1 ||
+		       sizeof(k->stored_key), &klen) == -1 ||
 	    klen != sizeof(k->stored_key) ||
 	    b64_decode(sep[2] + 1, strlen(sep[2] + 1), k->server_key,
-		sizeof(k->server_key), &klen) == -1 ||
+		       sizeof(k->server_key), &klen) == -1 ||
 	    klen != sizeof(k->server_key)) {
 		*error_r = "SCRAM-SHA-256 keys are not 32 bytes of base64";
 		return -1;
@@ -404,22 +407,23 @@ auth_scram_parse(const char *data, struct auth_scram_keys *k,
 }
 
 int
-auth_scram_derive(const char *password, size_t pwlen,
-    struct auth_scram_keys *k)
+auth_scram_derive(const char *password, size_t pwlen, struct auth_scram_keys *k)
 {
 	uint8_t salted[32], client_key[32];
 	unsigned int len = 0;
 	int ret = -1;
 
 	if (PKCS5_PBKDF2_HMAC(password, (int)pwlen, k->salt, (int)k->salt_len,
-		(int)k->iter, EVP_sha256(), sizeof(salted), salted) != 1)
+			      (int)k->iter, EVP_sha256(), sizeof(salted),
+			      salted) != 1)
 		goto fail;
 	if (HMAC(EVP_sha256(), salted, sizeof(salted),
-		(const uint8_t *)"Client Key", 10, client_key, &len) == NULL)
+		 (const uint8_t *)"Client Key", 10, client_key, &len) == NULL)
 		goto fail;
 	SHA256(client_key, sizeof(client_key), k->stored_key);
 	if (HMAC(EVP_sha256(), salted, sizeof(salted),
-		(const uint8_t *)"Server Key", 10, k->server_key, &len) == NULL)
+		 (const uint8_t *)"Server Key", 10, k->server_key,
+		 &len) == NULL)
 		goto fail;
 	ret = 0;
 fail:
@@ -432,9 +436,10 @@ fail:
 
 int
 auth_scheme_hash(enum auth_scheme s, const char *password, size_t pwlen,
-    const struct auth_scheme_opts *o, char **hash_r, const char **error_r)
+		 const struct auth_scheme_opts *o, char **hash_r,
+		 const char **error_r)
 {
-	struct auth_scheme_opts opts = { 0 };
+	struct auth_scheme_opts opts = {0};
 
 	if (o != NULL)
 		opts = *o;
@@ -454,7 +459,7 @@ auth_scheme_hash(enum auth_scheme s, const char *password, size_t pwlen,
 		     i++)
 			if (schemes[i].id == s)
 				return hash_crypt(&schemes[i], password, pwlen,
-				    &opts, hash_r, error_r);
+						  &opts, hash_r, error_r);
 		break;
 	case AUTH_SCHEME_SCRAM_SHA_256:
 		return hash_scram(password, pwlen, &opts, hash_r, error_r);
@@ -473,11 +478,12 @@ auth_scheme_hash(enum auth_scheme s, const char *password, size_t pwlen,
 
 static int
 hash_argon2(const char *pw, size_t pwlen, const struct auth_scheme_opts *o,
-    char **out_r, const char **error_r)
+	    char **out_r, const char **error_r)
 {
 	uint8_t salt[SALT_BYTES];
-	size_t elen = argon2_encodedlen(o->argon2_t, o->argon2_m_kib,
-	    o->argon2_p, SALT_BYTES, ARGON2_HASH_BYTES, Argon2_id);
+	size_t elen =
+	    argon2_encodedlen(o->argon2_t, o->argon2_m_kib, o->argon2_p,
+			      SALT_BYTES, ARGON2_HASH_BYTES, Argon2_id);
 	char *enc = malloc(elen + 1);
 	int r;
 
@@ -486,8 +492,9 @@ hash_argon2(const char *pw, size_t pwlen, const struct auth_scheme_opts *o,
 		*error_r = "out of memory or randomness";
 		return -1;
 	}
-	r = argon2id_hash_encoded(o->argon2_t, o->argon2_m_kib, o->argon2_p,
-	    pw, pwlen, salt, sizeof(salt), ARGON2_HASH_BYTES, enc, elen + 1);
+	r = argon2id_hash_encoded(o->argon2_t, o->argon2_m_kib, o->argon2_p, pw,
+				  pwlen, salt, sizeof(salt), ARGON2_HASH_BYTES,
+				  enc, elen + 1);
 	if (r != ARGON2_OK) {
 		free(enc);
 		*error_r = argon2_error_message(r);
@@ -504,7 +511,7 @@ hash_argon2(const char *pw, size_t pwlen, const struct auth_scheme_opts *o,
 
 static int
 hash_crypt(const struct scheme_def *d, const char *pw, size_t pwlen,
-    const struct auth_scheme_opts *o, char **out_r, const char **error_r)
+	   const struct auth_scheme_opts *o, char **out_r, const char **error_r)
 {
 	char setting[CRYPT_GENSALT_OUTPUT_SIZE], *copy = NULL;
 	uint8_t rnd[SALT_BYTES];
@@ -534,7 +541,7 @@ hash_crypt(const struct scheme_def *d, const char *pw, size_t pwlen,
 		return -1;
 	}
 	if (crypt_gensalt_rn(d->crypt_prefix, count, (const char *)rnd,
-		sizeof(rnd), setting, sizeof(setting)) == NULL) {
+			     sizeof(rnd), setting, sizeof(setting)) == NULL) {
 		*error_r = "invalid crypt cost";
 		return -1;
 	}
@@ -558,10 +565,10 @@ fail:
 
 static int
 hash_scram(const char *pw, size_t pwlen, const struct auth_scheme_opts *o,
-    char **out_r, const char **error_r)
+	   char **out_r, const char **error_r)
 {
-	struct auth_scram_keys k = { .iter = o->scram_iter,
-		.salt_len = SALT_BYTES };
+	struct auth_scram_keys k = {.iter = o->scram_iter,
+				    .salt_len = SALT_BYTES};
 	char salt64[64], stored64[64], server64[64], body[256];
 
 	if (o->scram_iter > SCRAM_ITER_MAX ||
@@ -573,8 +580,8 @@ hash_scram(const char *pw, size_t pwlen, const struct auth_scheme_opts *o,
 	b64_encode(k.salt, k.salt_len, salt64);
 	b64_encode(k.stored_key, sizeof(k.stored_key), stored64);
 	b64_encode(k.server_key, sizeof(k.server_key), server64);
-	snprintf(body, sizeof(body), SCRAM_PREFIX "%u:%s$%s:%s", k.iter,
-	    salt64, stored64, server64);
+	snprintf(body, sizeof(body), SCRAM_PREFIX "%u:%s$%s:%s", k.iter, salt64,
+		 stored64, server64);
 	OPENSSL_cleanse(&k, sizeof(k));
 	if ((*out_r = tagged(AUTH_SCHEME_SCRAM_SHA_256, body)) == NULL) {
 		*error_r = "out of memory";
@@ -612,7 +619,7 @@ hash_plain(const char *pw, size_t pwlen, char **out_r, const char **error_r)
 
 int
 auth_scheme_dummy(enum auth_scheme s, const struct auth_scheme_opts *o,
-    char **hash_r, const char **error_r)
+		  char **hash_r, const char **error_r)
 {
 	uint8_t rnd[24];
 	char pw[64];
