@@ -198,6 +198,7 @@ reload(struct daemon *d)
 			tls_server_ref(g->tls[r]);
 	}
 	export_expiry(g, d->metrics);
+	sw->g = g;
 	atomic_init(&sw->pending, d->nworkers);
 	daemon_broadcast(d, swap_tls, sw);
 	log_info(0, "reload.done", "certificates=reloaded");
