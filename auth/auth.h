@@ -172,6 +172,8 @@ struct auth_passdb_conf {
  * ("path:line: reason"). conf->path is copied. */
 struct auth_passdb *auth_passdb_new(const struct auth_passdb_conf *conf,
 				    const char **error_r);
+/* Free db and set *db to NULL. Entries still referenced elsewhere keep
+ * their table (and strings) alive until they are dropped. */
 void auth_passdb_free(struct auth_passdb **db);
 
 /* Parse the file again into a new table and swap it in. On any error the
