@@ -154,6 +154,8 @@ int maildir_delete(const char *maildir, const char *name, const char **error_r);
 int maildir_rename(const char *maildir, const char *from, const char *to,
 		   const char **error_r);
 
+/* ---- listing and subscriptions (maildir_list.c) ---- */
+
 /* All folders, sorted with INBOX first, with attributes. Parents that exist
  * only because a child does (made by other tools) are listed \Noselect. The
  * caller frees with maildir_list_free(). */

@@ -102,7 +102,7 @@ int uidlist_assign(const char *maildir, const char *dir, char *const *bases,
  * same second never repeats a value. */
 int md_new_uidvalidity(const char *maildir, uint32_t *uidvalidity_r);
 
-/* ---- helpers (maildir.c) ---- */
+/* ---- helpers (maildir_file.c) ---- */
 
 /* snprintf into buf; -1 with ENAMETOOLONG if it does not fit. */
 int md_path(char *buf, size_t size, const char *fmt, ...)
@@ -134,6 +134,11 @@ void md_info(char *buf, unsigned int flags, uint32_t keywords);
  * subfolder); existing parts are fine. */
 int md_make_maildir(const char *dir, bool subfolder);
 
+/* stat() says directory. */
+bool md_is_dir(const char *path);
+
+/* ---- maildir.c ---- */
+
 /* Find the current name of msgs[index] after someone renamed it; updates
  * msgs[index].file. -1 with ENOENT if it is gone. */
 int md_refind(struct maildir *box, size_t index);
@@ -153,5 +158,11 @@ int md_entry_to_name(const char *entry, char *name, size_t size);
  * create_inbox). dir receives the path (PATH_MAX). */
 int md_folder_resolve(const char *maildir, const char *name, char *dir,
 		      char *norm, bool create_inbox, const char **error_r);
+
+/* ---- maildir_list.c ---- */
+
+/* RENAME carries the subscriptions of from and its children to to. */
+int md_rename_subscriptions(const char *maildir, const char *from,
+			    const char *to);
 
 #endif

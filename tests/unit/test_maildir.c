@@ -303,6 +303,27 @@ test_deliver_reopen(void **state)
 	assert_int_equal(errno, EROFS);
 	maildir_close(&box);
 
+	/* from an fd (LMTP spools to a file first): read to EOF */
+	FILE *spool = tmpfile();
+	assert_non_null(spool);
+	fputs("skip\nbody\nend\n", spool);
+	fflush(spool);
+	assert_int_equal(lseek(fileno(spool), 5, SEEK_SET), 5);
+	assert_int_equal(maildir_deliver_fd(fx->md, "INBOX", fileno(spool),
+					    NULL, &uidv2, &uid, &err),
+			 0);
+	fclose(spool);
+	assert_int_equal(uid, 5);
+	assert_int_equal(
+	    maildir_open(fx->md, "INBOX", MAILDIR_OPEN_READONLY, &box, &err),
+	    0);
+	m = maildir_msgs(box, &n);
+	assert_int_equal(n, 5);
+	assert_int_equal(m[4].size, 9);
+	assert_int_equal(m[4].vsize, 11);
+	assert_string_equal(read_msg(box, 4), "body\nend\n");
+	maildir_close(&box);
+
 	/* other folders must exist */
 	errno = 0;
 	assert_int_equal(
@@ -658,6 +679,8 @@ test_folders(void **state)
 	assert_int_equal(mkdir(path, 0700), 0);
 	fmt_path(path, "%s/..x", fx->md);
 	assert_int_equal(mkdir(path, 0700), 0);
+	fmt_path(path, "%s/.notafolder", fx->md);
+	write_file(path, "a file");
 
 	assert_int_equal(maildir_list(fx->md, &v, &n, &err), 0);
 	assert_int_equal(n, 8);
