@@ -53,7 +53,8 @@ struct maildir_msg {
 	uint32_t keywords;  /* lowercase info letters a-z, bit 0 = 'a';
 			     * kept verbatim, not interpreted */
 	uint64_t size;	    /* S= in the name, else st_size */
-	uint64_t vsize;	    /* W= in the name (size with CRLF), 0 if absent */
+	uint64_t vsize;	    /* W= in the name (size with CRLF), 0 if absent;
+			     * RFC822.SIZE is vsize if set, else size */
 	time_t date;	    /* internal date: the name's time prefix */
 	char *file;	    /* "new/<name>" or "cur/<name>", relative to the
 			     * folder directory */
