@@ -56,6 +56,7 @@ static void reload(struct daemon *d);
 static void swap_tls(struct loop *l, void *arg);
 static int health(void *arg, struct buf *detail);
 static void export_expiry(struct gate *g, struct metrics *m);
+static void gate_free(struct gate *g, struct daemon *d);
 
 static int
 open_log(const struct proxy_config *cf)
@@ -204,6 +205,31 @@ reload(struct daemon *d)
 	log_info(0, "reload.done", "certificates=reloaded");
 }
 
+/* Release everything main() built; safe on a partly built gate. */
+static void
+gate_free(struct gate *g, struct daemon *d)
+{
+	if (g->tls)
+		free_tls_all(g->tls, g->cf.nrelay);
+	if (g->relay_fds)
+		for (unsigned i = 0; i < g->cf.nrelay * g->nworkers; i++)
+			if (g->relay_fds[i] != -1)
+				close(g->relay_fds[i]);
+	if (g->admin_fd != -1)
+		close(g->admin_fd);
+	if (g->listeners)
+		for (unsigned i = 0; i < g->nworkers; i++)
+			free(g->listeners[i]);
+	free(g->listeners);
+	free(g->relay_fds);
+	free(g->relays);
+	free(g->tls);
+	free(d->loops);
+	admin_free(g->admin);
+	metrics_free(d->metrics);
+	proxy_config_free(&g->cf);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -216,6 +242,7 @@ main(int argc, char **argv)
 
 	daemon_args_parse(&args, argc, argv, "ringgate", DEFAULT_CONFIG);
 	memset(&g, 0, sizeof(g));
+	memset(&d, 0, sizeof(d));
 	g.admin_fd = -1;
 	g.config_path = (char *)args.config;
 	if (proxy_config_load(args.config, &g.cf, &err) == -1) {
@@ -224,24 +251,27 @@ main(int argc, char **argv)
 	}
 	if ((g.tls = calloc(g.cf.nrelay + 1, sizeof(*g.tls))) == NULL)
 		fatal("out of memory");
+	g.nworkers = 0;
 	if (build_tls_all(&g, &g.cf, g.tls, &error) == -1) {
 		fprintf(stderr, "ringgate: %s: %s\n", args.config, error);
-		return 1;
+		code = 1;
+		goto done;
 	}
 	if (args.test) {
 		printf("ringgate: configuration file %s test is successful\n",
 		    args.config);
-		return 0;
+		code = 0;
+		goto done;
 	}
-	if (open_log(&g.cf) == -1)
-		return 1;
-	if (loop_probe(&error) == -1) {
-		log_error(0, "daemon.failed", "error=\"%s\"", error);
-		fprintf(stderr, "ringgate: %s\n", error);
-		return 1;
+	if (open_log(&g.cf) == -1 || loop_probe(&error) == -1) {
+		if (error) {
+			log_error(0, "daemon.failed", "error=\"%s\"", error);
+			fprintf(stderr, "ringgate: %s\n", error);
+		}
+		code = 1;
+		goto done;
 	}
 
-	memset(&d, 0, sizeof(d));
 	d.name = "ringgate";
 	d.nworkers = g.cf.daemon.workers ? (unsigned)g.cf.daemon.workers :
 					   daemon_ncpu();
@@ -257,6 +287,8 @@ main(int argc, char **argv)
 	g.listeners = calloc(d.nworkers, sizeof(*g.listeners));
 	if (g.relays == NULL || g.relay_fds == NULL || g.listeners == NULL)
 		fatal("out of memory");
+	for (unsigned i = 0; i < g.cf.nrelay * d.nworkers; i++)
+		g.relay_fds[i] = -1;
 	for (unsigned i = 0; i < d.nworkers; i++)
 		if ((g.listeners[i] = calloc(g.cf.nrelay + 1,
 			 sizeof(**g.listeners))) == NULL)
@@ -273,7 +305,8 @@ main(int argc, char **argv)
 				log_error(0, "daemon.failed", "error=\"%s\"",
 				    error);
 				fprintf(stderr, "ringgate: %s\n", error);
-				return 1;
+				code = 1;
+				goto done;
 			}
 			g.relay_fds[r * d.nworkers + i] = fd;
 		}
@@ -285,7 +318,8 @@ main(int argc, char **argv)
 		log_error(0, "daemon.failed", "error=\"%s\"",
 		    error ? error : "out of memory");
 		fprintf(stderr, "ringgate: %s\n", error ? error : "admin");
-		return 1;
+		code = 1;
+		goto done;
 	}
 	if (g.cf.daemon.pid_file && daemon_pidfile(g.cf.daemon.pid_file) == -1)
 		log_warn(0, "daemon.pidfile", "path=%s error=\"%s\"",
@@ -300,19 +334,9 @@ main(int argc, char **argv)
 	log_info(0, "daemon.config", "file=%s relays=%u workers=%u",
 	    args.config, g.cf.nrelay, d.nworkers);
 	code = daemon_run(&d);
-
 	if (g.cf.daemon.pid_file)
 		unlink(g.cf.daemon.pid_file);
-	free_tls_all(g.tls, g.cf.nrelay);
-	for (unsigned i = 0; i < d.nworkers; i++)
-		free(g.listeners[i]);
-	free(g.listeners);
-	free(g.relay_fds);
-	free(g.relays);
-	free(g.tls);
-	free(d.loops);
-	admin_free(g.admin);
-	metrics_free(d.metrics);
-	proxy_config_free(&g.cf);
+done:
+	gate_free(&g, &d);
 	return code;
 }
