@@ -367,6 +367,10 @@ enum sasl_rc
 sasl_success(struct sasl_server *s)
 {
 	wipe_credentials(s);
+	/* Success data, if any, is set by the mechanism afterwards: a last
+	 * challenge already sent must not go out twice. */
+	s->chal = NULL;
+	s->chal_len = 0;
 	s->state = SASL_S_SUCCESS;
 	s->error = SASL_E_NONE;
 	return SASL_SUCCESS;

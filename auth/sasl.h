@@ -40,6 +40,7 @@
 #define SASL_SECRET_MAX 64     /* server secret for fake SCRAM salts */
 #define SASL_SCRAM_SALT_MAX 128
 #define SASL_SCRAM_ITER_MAX 10000000u
+#define SASL_CHALLENGE64_MAX 688 /* base64 of the longest challenge + NUL */
 
 /* What the connection and configuration allow; one bitmask decides what is
  * advertised (sasl_mech_list), accepted (sasl_mech_find) and how a session
@@ -205,7 +206,9 @@ struct sasl_server;
  * A new session for m (from sasl_mech_find). NULL if memory runs out or
  * conf does not fit m: -PLUS or SASL_F_CBIND without cbind data, cbind
  * longer than SASL_CBIND_MAX, secret longer than SASL_SECRET_MAX, an
- * external_id longer than SASL_NAME_MAX or empty. The caller frees it
+ * external_id that is empty, longer than SASL_NAME_MAX or holds control
+ * characters, a hostname longer than SASL_NAME_MAX, fake_iter above
+ * SASL_SCRAM_ITER_MAX. The caller frees it
  * with sasl_server_free().
  */
 struct sasl_server *sasl_server_new(const struct sasl_mech *m,
@@ -247,8 +250,9 @@ enum sasl_rc sasl_server_step64(struct sasl_server *s, const char *line,
 const uint8_t *sasl_server_challenge(const struct sasl_server *s,
 				     size_t *len_r);
 
-/* The same, base64-encoded and NUL-terminated into dst (cap bytes; 512 is
- * always enough). 0 with *len_r, or -1 if dst is too small. */
+/* The same, base64-encoded and NUL-terminated into dst (cap bytes;
+ * SASL_CHALLENGE64_MAX is always enough). 0 with *len_r, or -1 if dst is
+ * too small. */
 int sasl_server_challenge64(const struct sasl_server *s, char *dst, size_t cap,
 			    size_t *len_r);
 

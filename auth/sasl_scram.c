@@ -40,6 +40,12 @@
 #define GS2_MAX (sizeof("p=" CBIND_NAME ",a=,") - 1 + 3 * SASL_NAME_MAX)
 #define SERVER_NONCE_RAW 24 /* random bytes, 32 base64 characters */
 
+/* What sasl_server_challenge64() promises to fit. */
+_Static_assert((SASL_SCRAM_SFM_MAX + 2) / 3 * 4 + 1 <= SASL_CHALLENGE64_MAX,
+	       "server-first-message too long for SASL_CHALLENGE64_MAX");
+_Static_assert((SASL_LEGACY_TS_MAX + 2) / 3 * 4 + 1 <= SASL_CHALLENGE64_MAX,
+	       "CRAM-MD5 challenge too long for SASL_CHALLENGE64_MAX");
+
 /* Cursor over one message: attributes are read left to right. */
 struct cursor {
 	const char *p;
@@ -293,9 +299,10 @@ finish(struct sasl_server *s, const uint8_t proof[32], size_t cfwp_len,
 	if (!ok)
 		return sasl_fail(s, SASL_E_CREDENTIALS);
 	if (s->flags & SASL_F_SUCCESS_DATA) {
+		sasl_success(s);
 		s->chal = (const uint8_t *)sc->sfinal;
 		s->chal_len = sc->sfinal_len;
-		return sasl_success(s);
+		return SASL_SUCCESS;
 	}
 	sc->step = SCRAM_ACK;
 	return sasl_continue(s, sc->sfinal, sc->sfinal_len);
