@@ -136,6 +136,7 @@ client_final(const char *cfirst, const char *sfirst, const uint8_t *cbdata,
 	uint8_t cbin[512], sig[32], proof[32];
 	char cb64[700], am[2048], p64[64], v64[64], wfp[1024];
 	unsigned len;
+	int n;
 
 	memcpy(cbin, cfirst, gs2_len);
 	if (cbdata != NULL)
@@ -144,14 +145,18 @@ client_final(const char *cfirst, const char *sfirst, const uint8_t *cbdata,
 		cblen = 0;
 	assert_int_equal(
 	    base64_encode(cbin, gs2_len + cblen, cb64, sizeof(cb64), NULL), 0);
-	snprintf(wfp, sizeof(wfp), "c=%s,r=%.*s", cb64, (int)nonce_len, nonce);
-	snprintf(am, sizeof(am), "%s,%s,%s", bare, sfirst, wfp);
+	n = snprintf(wfp, sizeof(wfp), "c=%s,r=%.*s", cb64, (int)nonce_len,
+		     nonce);
+	assert_true(n > 0 && (size_t)n < sizeof(wfp));
+	n = snprintf(am, sizeof(am), "%s,%s,%s", bare, sfirst, wfp);
+	assert_true(n > 0 && (size_t)n < sizeof(am));
 	HMAC(EVP_sha256(), k->stored_key, 32, (uint8_t *)am, strlen(am), sig,
 	     &len);
 	for (int i = 0; i < 32; i++)
 		proof[i] = client_key[i] ^ sig[i];
 	base64_encode(proof, 32, p64, sizeof(p64), NULL);
-	snprintf(out, cap, "%s,p=%s", wfp, p64);
+	n = snprintf(out, cap, "%s,p=%s", wfp, p64);
+	assert_true(n > 0 && (size_t)n < cap);
 	HMAC(EVP_sha256(), k->server_key, 32, (uint8_t *)am, strlen(am), sig,
 	     &len);
 	base64_encode(sig, 32, v64, sizeof(v64), NULL);
