@@ -260,9 +260,11 @@ int sasl_server_challenge64(const struct sasl_server *s, char *dst, size_t cap,
 const struct sasl_request *sasl_server_request(const struct sasl_server *s);
 
 /*
- * Answer a SASL_REQ_PASSWORD; SASL_V_TEMPFAIL (and SASL_V_FAIL) is also
- * accepted for the other kinds when the lookup itself failed. The
- * password is wiped. Returns SASL_SUCCESS or SASL_FAIL.
+ * Answer a SASL_REQ_PASSWORD: SASL_SUCCESS or SASL_FAIL; the password is
+ * wiped either way. The lookup kinds accept SASL_V_TEMPFAIL (-> FAIL) and
+ * SASL_V_FAIL, which means "unknown user" and is the same as answering
+ * with NULL keys or secret: SCRAM continues (SASL_CONTINUE) with fake
+ * values, CRAM-MD5 fails. SASL_V_OK is only for passwords.
  */
 enum sasl_rc sasl_server_verified(struct sasl_server *s, enum sasl_verdict v);
 
