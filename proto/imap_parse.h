@@ -24,11 +24,11 @@
 #include <stdint.h>
 
 /* Hard ceilings for the per-parser limits below. */
-#define IMAP_PARSE_MAX_DEPTH 32   /* list nesting */
+#define IMAP_PARSE_MAX_DEPTH 32	  /* list nesting */
 #define IMAP_PARSE_MAX_STREAMS 16 /* streamed literals in one command */
 
 enum imap_parse_status {
-	IMAP_PARSE_OK,      /* p->cmd holds a complete command */
+	IMAP_PARSE_OK,	    /* p->cmd holds a complete command */
 	IMAP_PARSE_AGAIN,   /* every byte given was consumed; feed more */
 	IMAP_PARSE_INVALID, /* answer BAD/NO with p->error; already resyncing */
 	IMAP_PARSE_FATAL,   /* cannot resync (non-sync literal): disconnect */
@@ -45,13 +45,13 @@ enum imap_parse_error {
 };
 
 struct imap_limits {
-	size_t max_line;           /* one line, CRLF included */
-	size_t max_command;        /* lines + inline literals; <= storage */
-	uint64_t max_literal;      /* largest literal accepted at all */
-	uint64_t max_nonsync;      /* largest {n+}; 4096 for LITERAL- */
+	size_t max_line;	   /* one line, CRLF included */
+	size_t max_command;	   /* lines + inline literals; <= storage */
+	uint64_t max_literal;	   /* largest literal accepted at all */
+	uint64_t max_nonsync;	   /* largest {n+}; 4096 for LITERAL- */
 	size_t max_inline_literal; /* larger literals are streamed out */
-	unsigned max_args;         /* argument nodes (lists count); <= array */
-	unsigned max_depth;        /* list nesting, <= IMAP_PARSE_MAX_DEPTH */
+	unsigned max_args;	   /* argument nodes (lists count); <= array */
+	unsigned max_depth;	   /* list nesting, <= IMAP_PARSE_MAX_DEPTH */
 };
 
 enum imap_arg_type {
@@ -61,8 +61,8 @@ enum imap_arg_type {
 	IMAP_ARG_LIST,
 };
 
-#define IMAP_ARGF_BINARY 0x01   /* literal8: ~{n} */
-#define IMAP_ARGF_NONSYNC 0x02  /* {n+} */
+#define IMAP_ARGF_BINARY 0x01	/* literal8: ~{n} */
+#define IMAP_ARGF_NONSYNC 0x02	/* {n+} */
 #define IMAP_ARGF_STREAMED 0x04 /* data went to the caller; ptr is NULL */
 
 /*
@@ -87,11 +87,11 @@ struct imap_command {
 	size_t tag_len;
 	const char *name; /* upper-cased in place, without the UID prefix */
 	size_t name_len;
-	bool uid; /* "UID FETCH" etc. */
+	bool uid;		     /* "UID FETCH" etc. */
 	const struct imap_arg *args; /* first top-level argument or NULL */
-	unsigned argc;               /* top-level arguments */
-	unsigned nargs;              /* nodes in the whole tree */
-	const char *line; /* line mode only: the line without CRLF */
+	unsigned argc;		     /* top-level arguments */
+	unsigned nargs;		     /* nodes in the whole tree */
+	const char *line;	     /* line mode only: the line without CRLF */
 	size_t line_len;
 };
 
@@ -125,7 +125,7 @@ struct imap_parser {
 	int skip_st; /* literal sniffing while discarding a bad line */
 	size_t used, seg, lit_left;
 	unsigned depth, nstreams;
-	uint32_t open[IMAP_PARSE_MAX_DEPTH];     /* list node per level */
+	uint32_t open[IMAP_PARSE_MAX_DEPTH];	 /* list node per level */
 	uint32_t last[IMAP_PARSE_MAX_DEPTH + 1]; /* last child, per level */
 };
 
@@ -136,15 +136,16 @@ struct imap_parser {
  * owned. Returns 0, or -1 if the storage is too small to be useful.
  */
 int imap_parse_init(struct imap_parser *p, const struct imap_limits *lim,
-    char *buf, size_t bufsize, struct imap_arg *argv, unsigned nargv);
+		    char *buf, size_t bufsize, struct imap_arg *argv,
+		    unsigned nargv);
 
 /*
  * Change limits and storage between commands (e.g. larger after login).
  * Returns -1 (nothing changed) if a command is half read.
  */
-int imap_parse_set_limits(struct imap_parser *p,
-    const struct imap_limits *lim, char *buf, size_t bufsize,
-    struct imap_arg *argv, unsigned nargv);
+int imap_parse_set_limits(struct imap_parser *p, const struct imap_limits *lim,
+			  char *buf, size_t bufsize, struct imap_arg *argv,
+			  unsigned nargv);
 
 /*
  * Consume input until one event. *used_r says how many bytes of data were
@@ -162,8 +163,8 @@ int imap_parse_set_limits(struct imap_parser *p,
  * send it; a non-synchronizing one over max_nonsync/max_literal is FATAL,
  * as is one announced on a line that is being discarded.
  */
-enum imap_parse_status imap_parse_feed(struct imap_parser *p,
-    const char *data, size_t len, size_t *used_r);
+enum imap_parse_status imap_parse_feed(struct imap_parser *p, const char *data,
+				       size_t len, size_t *used_r);
 
 /*
  * Refuse the synchronizing literal just announced: the command is dropped
@@ -192,7 +193,7 @@ static inline const struct imap_arg *
 imap_arg_child(const struct imap_arg *a)
 {
 	return a != NULL && a->type == IMAP_ARG_LIST && a->count > 0 ? a + 1
-								      : NULL;
+								     : NULL;
 }
 
 /* Name comparison for dispatch: word is upper case. */
@@ -235,12 +236,12 @@ struct imap_seqset {
  * when cap ranges are not enough). Numbers are 1..4294967295.
  */
 int imap_seqset_parse(struct imap_seqset *set, const char *s, size_t len,
-    const char **error_r);
+		      const char **error_r);
 
 /* Whether n is in the set, with `*` standing for star (the largest number
  * in use). A "$" set contains nothing: the caller resolves it. */
 bool imap_seqset_contains(const struct imap_seqset *set, uint32_t n,
-    uint32_t star);
+			  uint32_t star);
 
 /*
  * Replace `*` by star, order each range, sort and merge: afterwards ranges
@@ -262,12 +263,12 @@ enum imap_section_att {
 };
 
 enum imap_section_kind {
-	IMAP_SECT_ALL,         /* [] or [1.2]: the whole (part) body */
-	IMAP_SECT_HEADER,      /* [HEADER], [1.HEADER] */
-	IMAP_SECT_FIELDS,      /* [HEADER.FIELDS (A B)] */
-	IMAP_SECT_FIELDS_NOT,  /* [HEADER.FIELDS.NOT (A B)] */
-	IMAP_SECT_TEXT,        /* [TEXT], [1.TEXT] */
-	IMAP_SECT_MIME,        /* [1.MIME] (needs a part number) */
+	IMAP_SECT_ALL,	      /* [] or [1.2]: the whole (part) body */
+	IMAP_SECT_HEADER,     /* [HEADER], [1.HEADER] */
+	IMAP_SECT_FIELDS,     /* [HEADER.FIELDS (A B)] */
+	IMAP_SECT_FIELDS_NOT, /* [HEADER.FIELDS.NOT (A B)] */
+	IMAP_SECT_TEXT,	      /* [TEXT], [1.TEXT] */
+	IMAP_SECT_MIME,	      /* [1.MIME] (needs a part number) */
 };
 
 struct imap_section {
@@ -280,7 +281,7 @@ struct imap_section {
 	size_t fields_len;
 	bool partial;
 	uint32_t start, count; /* <start.count>; count 0 is allowed */
-	const char *spec; /* text between [ and ], for the response */
+	const char *spec;      /* text between [ and ], for the response */
 	size_t spec_len;
 };
 
@@ -291,12 +292,12 @@ struct imap_section {
  * part numbers only.
  */
 int imap_section_parse(const char *s, size_t len, struct imap_section *sec,
-    const char **error_r);
+		       const char **error_r);
 
 /* Iterate header field names of a FIELDS section: *pos starts at 0.
  * Returns 1 with a name (quotes removed), 0 at the end. */
 int imap_section_field_next(const struct imap_section *sec, size_t *pos,
-    const char **name_r, size_t *len_r);
+			    const char **name_r, size_t *len_r);
 
 /*
  * Response writing. The sink appends bytes and returns 0, or -1 to stop
@@ -307,13 +308,13 @@ typedef int imap_write_fn(void *ctx, const char *p, size_t len);
 #define IMAP_WRITE_UTF8 0x01 /* UTF8=ACCEPT: valid UTF-8 may be quoted */
 
 /* An astring: atom when safe (never "NIL"), else quoted, else literal. */
-int imap_write_astring(imap_write_fn *w, void *ctx, const char *s,
-    size_t len, unsigned flags);
+int imap_write_astring(imap_write_fn *w, void *ctx, const char *s, size_t len,
+		       unsigned flags);
 /* A string: quoted when possible, else a literal. */
 int imap_write_string(imap_write_fn *w, void *ctx, const char *s, size_t len,
-    unsigned flags);
+		      unsigned flags);
 /* An nstring: NIL for s == NULL, else as imap_write_string(). */
-int imap_write_nstring(imap_write_fn *w, void *ctx, const char *s,
-    size_t len, unsigned flags);
+int imap_write_nstring(imap_write_fn *w, void *ctx, const char *s, size_t len,
+		       unsigned flags);
 
 #endif

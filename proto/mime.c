@@ -38,8 +38,8 @@ static size_t count_lines(const char *s, size_t len);
 static bool is_wsp(char c);
 
 /* RFC 5322 / 2045 lexing */
-static size_t skip_cfws(const char *s, size_t pos, size_t end,
-    size_t *cstart, size_t *cend);
+static size_t skip_cfws(const char *s, size_t pos, size_t end, size_t *cstart,
+			size_t *cend);
 static size_t token_end(const char *s, size_t pos, size_t end);
 static size_t quoted_end(const char *s, size_t pos, size_t end);
 static size_t unquote(const char *s, size_t len, char *out, size_t cap);
@@ -50,11 +50,11 @@ static void parse_entity(struct mime_message *m, uint32_t i);
 static void parse_content_type(struct mime_part *p, struct mime_slice v);
 static struct mime_slice first_token(struct mime_slice v, size_t *after);
 static void split_multipart(struct mime_message *m, uint32_t i);
-static bool find_delimiter(const char *s, size_t start, size_t from,
-    size_t end, const char *pat, size_t plen, size_t *line_r,
-    size_t *next_r, bool *close_r);
+static bool find_delimiter(const char *s, size_t start, size_t from, size_t end,
+			   const char *pat, size_t plen, size_t *line_r,
+			   size_t *next_r, bool *close_r);
 static uint32_t add_part(struct mime_message *m, uint32_t parent, size_t off,
-    size_t len);
+			 size_t len);
 static bool identity_encoding(struct mime_slice enc);
 
 /* addresses */
@@ -65,9 +65,9 @@ struct lex {
 };
 static struct lex lex_next(struct mime_addr_iter *it);
 static size_t normalize_phrase(const char *s, size_t start, size_t end,
-    char *out, size_t cap);
+			       char *out, size_t cap);
 static void addr_spec(struct mime_addr_iter *it, struct mime_address *a,
-    int stop);
+		      int stop);
 
 /* output */
 struct out {
@@ -84,18 +84,16 @@ enum xf {
 static void out_bytes(struct out *o, const char *p, size_t len);
 static void out_str(struct out *o, const char *s);
 static int out_end(struct out *o);
-static void out_nstring(struct out *o, const char *p, size_t len,
-    enum xf mode);
+static void out_nstring(struct out *o, const char *p, size_t len, enum xf mode);
 static void out_number(struct out *o, size_t n);
-static void out_params(struct out *o, struct mime_slice params,
-    bool defaulted);
+static void out_params(struct out *o, struct mime_slice params, bool defaulted);
 static void out_ext(struct out *o, const struct mime_part *p, bool multi);
 static void out_addresses(struct out *o, struct mime_slice v);
 static size_t addr_count(struct mime_slice v);
 static void out_envelope(struct out *o, const struct mime_message *m,
-    uint32_t part);
+			 uint32_t part);
 static void out_body(struct out *o, const struct mime_message *m, uint32_t i,
-    bool ext);
+		     bool ext);
 
 /* search */
 struct search {
@@ -145,7 +143,8 @@ slice_ieq(struct mime_slice a, struct mime_slice b)
 	if (a.len != b.len)
 		return false;
 	for (size_t k = 0; k < a.len; k++) {
-		if (lower((unsigned char)a.ptr[k]) != lower((unsigned char)b.ptr[k]))
+		if (lower((unsigned char)a.ptr[k]) !=
+		    lower((unsigned char)b.ptr[k]))
 			return false;
 	}
 	return true;
@@ -185,8 +184,7 @@ count_lines(const char *s, size_t len)
  * last comment's contents are reported through cstart/cend if non-NULL.
  */
 static size_t
-skip_cfws(const char *s, size_t pos, size_t end, size_t *cstart,
-    size_t *cend)
+skip_cfws(const char *s, size_t pos, size_t end, size_t *cstart, size_t *cend)
 {
 	while (pos < end) {
 		unsigned depth = 0;
@@ -226,7 +224,8 @@ static size_t
 token_end(const char *s, size_t pos, size_t end)
 {
 	while (pos < end && (unsigned char)s[pos] > 0x20 &&
-	    (unsigned char)s[pos] < 0x7f && strchr("()<>@,;:\\\"/[]?=", s[pos]) == NULL)
+	       (unsigned char)s[pos] < 0x7f &&
+	       strchr("()<>@,;:\\\"/[]?=", s[pos]) == NULL)
 		pos++;
 	return pos;
 }
@@ -270,15 +269,15 @@ unquote(const char *s, size_t len, char *out, size_t cap)
 
 void
 mime_header_init(struct mime_header_iter *it, const char *hdr, size_t len,
-    const struct mime_limits *lim)
+		 const struct mime_limits *lim)
 {
 	memset(it, 0, sizeof(*it));
 	it->p = hdr;
 	it->end = len;
 	it->max = lim != NULL && lim->max_headers > 0 ? lim->max_headers
-						       : DEFAULT_HEADERS;
-	it->max_field = lim != NULL && lim->max_field > 0 ? lim->max_field
-							  : DEFAULT_FIELD;
+						      : DEFAULT_HEADERS;
+	it->max_field =
+	    lim != NULL && lim->max_field > 0 ? lim->max_field : DEFAULT_FIELD;
 }
 
 bool
@@ -291,7 +290,8 @@ mime_header_next(struct mime_header_iter *it, struct mime_field *f)
 		size_t e = first, name_end, v, vend;
 		const char *colon;
 
-		if (s[start] == '\n' || (s[start] == '\r' && first == start + 2)) {
+		if (s[start] == '\n' ||
+		    (s[start] == '\r' && first == start + 2)) {
 			it->pos = it->end; /* the empty line ends the block */
 			return false;
 		}
@@ -305,7 +305,8 @@ mime_header_next(struct mime_header_iter *it, struct mime_field *f)
 		name_end = (size_t)(colon - s);
 		while (name_end > start && is_wsp(s[name_end - 1]))
 			name_end--;
-		if (name_end == start || token_end(s, start, name_end) != name_end)
+		if (name_end == start ||
+		    token_end(s, start, name_end) != name_end)
 			continue;
 		if (e - start > it->max_field) {
 			it->limited = true;
@@ -338,7 +339,7 @@ mime_header_next(struct mime_header_iter *it, struct mime_field *f)
 
 bool
 mime_header_get(const char *hdr, size_t len, const char *name,
-    struct mime_slice *value_r)
+		struct mime_slice *value_r)
 {
 	struct mime_header_iter it;
 	struct mime_field f;
@@ -357,7 +358,7 @@ mime_header_get(const char *hdr, size_t len, const char *name,
 
 bool
 mime_param_next(struct mime_slice *rest, struct mime_slice *name_r,
-    struct mime_slice *value_r, bool *quoted_r)
+		struct mime_slice *value_r, bool *quoted_r)
 {
 	const char *s = rest->ptr;
 	size_t pos = 0, end = rest->len, n0, v0;
@@ -392,7 +393,8 @@ mime_param_next(struct mime_slice *rest, struct mime_slice *name_r,
 		} else {
 			/* lenient: anything up to ';' or white space */
 			while (pos < end && s[pos] != ';' && s[pos] != ' ' &&
-			    s[pos] != '\t' && s[pos] != '\r' && s[pos] != '\n')
+			       s[pos] != '\t' && s[pos] != '\r' &&
+			       s[pos] != '\n')
 				pos++;
 		}
 		value_r->ptr = s + v0;
@@ -405,7 +407,7 @@ mime_param_next(struct mime_slice *rest, struct mime_slice *name_r,
 
 int
 mime_param_get(struct mime_slice params, const char *name, char *buf,
-    size_t bufsize)
+	       size_t bufsize)
 {
 	struct mime_slice n, v;
 	bool quoted;
@@ -441,7 +443,7 @@ header_len(const char *s, size_t off, size_t len)
 
 int
 mime_parse(struct mime_message *m, const char *data, size_t len,
-    struct mime_part *parts, unsigned cap, const struct mime_limits *lim)
+	   struct mime_part *parts, unsigned cap, const struct mime_limits *lim)
 {
 	memset(m, 0, sizeof(*m));
 	if (cap == 0)
@@ -485,7 +487,7 @@ add_part(struct mime_message *m, uint32_t parent, size_t off, size_t len)
 static struct mime_slice
 first_token(struct mime_slice v, size_t *after)
 {
-	struct mime_slice t = { NULL, 0 };
+	struct mime_slice t = {NULL, 0};
 	size_t pos = skip_cfws(v.ptr, 0, v.len, NULL, NULL);
 	size_t e = token_end(v.ptr, pos, v.len);
 
@@ -529,7 +531,7 @@ static bool
 identity_encoding(struct mime_slice enc)
 {
 	return enc.ptr == NULL || slice_is(enc, "7bit") ||
-	    slice_is(enc, "8bit") || slice_is(enc, "binary");
+	       slice_is(enc, "8bit") || slice_is(enc, "binary");
 }
 
 static void
@@ -575,7 +577,7 @@ parse_entity(struct mime_message *m, uint32_t i)
 		const struct mime_part *up = &m->parts[p->parent];
 
 		digest_child = (up->flags & MIME_PART_MULTIPART) &&
-		    slice_is(up->subtype, "digest");
+			       slice_is(up->subtype, "digest");
 	}
 	if (p->flags & MIME_PART_DEFAULTED) {
 		p->type.ptr = digest_child ? "message" : "text";
@@ -589,8 +591,9 @@ parse_entity(struct mime_message *m, uint32_t i)
 		split_multipart(m, i);
 		p = &m->parts[i];
 	} else if (slice_is(p->type, "message") &&
-	    (slice_is(p->subtype, "rfc822") || slice_is(p->subtype, "global")) &&
-	    identity_encoding(p->encoding)) {
+		   (slice_is(p->subtype, "rfc822") ||
+		    slice_is(p->subtype, "global")) &&
+		   identity_encoding(p->encoding)) {
 		uint32_t c = MIME_NONE;
 
 		if (p->depth + 1u > m->lim.max_depth)
@@ -605,8 +608,8 @@ parse_entity(struct mime_message *m, uint32_t i)
 		}
 	}
 	if (slice_is(p->type, "text") || (p->flags & MIME_PART_MESSAGE))
-		p->body_lines = count_lines(m->data + mime_body_off(p),
-		    mime_body_len(p));
+		p->body_lines =
+		    count_lines(m->data + mime_body_off(p), mime_body_len(p));
 }
 
 /*
@@ -615,8 +618,8 @@ parse_entity(struct mime_message *m, uint32_t i)
  */
 static bool
 find_delimiter(const char *s, size_t start, size_t from, size_t end,
-    const char *pat, size_t plen, size_t *line_r, size_t *next_r,
-    bool *close_r)
+	       const char *pat, size_t plen, size_t *line_r, size_t *next_r,
+	       bool *close_r)
 {
 	size_t pos = from;
 
@@ -655,8 +658,8 @@ split_multipart(struct mime_message *m, uint32_t i)
 {
 	struct mime_part *p = &m->parts[i];
 	char pat[MAX_BOUNDARY + 3];
-	int blen = mime_param_get(p->params, "boundary", pat + 2,
-	    sizeof(pat) - 2);
+	int blen =
+	    mime_param_get(p->params, "boundary", pat + 2, sizeof(pat) - 2);
 	size_t bs = mime_body_off(p), be = bs + mime_body_len(p);
 	size_t line, next, part_start, end;
 	bool close;
@@ -668,8 +671,9 @@ split_multipart(struct mime_message *m, uint32_t i)
 	}
 	pat[0] = '-';
 	pat[1] = '-';
-	if (blen <= 0 || !find_delimiter(m->data, bs, bs, be, pat,
-			     (size_t)blen + 2, &line, &next, &close)) {
+	if (blen <= 0 ||
+	    !find_delimiter(m->data, bs, bs, be, pat, (size_t)blen + 2, &line,
+			    &next, &close)) {
 		/* RFC 2046 gives no meaning to this: show it as text. */
 		p->flags |= MIME_PART_BROKEN;
 		p->type.ptr = "text";
@@ -683,7 +687,7 @@ split_multipart(struct mime_message *m, uint32_t i)
 	while (!close) {
 		part_start = next;
 		if (find_delimiter(m->data, bs, part_start, be, pat,
-			(size_t)blen + 2, &line, &next, &close)) {
+				   (size_t)blen + 2, &line, &next, &close)) {
 			/* the line break before a delimiter belongs to it */
 			end = line;
 			if (end > part_start && m->data[end - 1] == '\n')
@@ -713,7 +717,8 @@ split_multipart(struct mime_message *m, uint32_t i)
 
 int
 mime_section(const struct mime_message *m, const uint32_t *path, unsigned n,
-    enum mime_sect kind, size_t *off_r, size_t *len_r, uint32_t *part_r)
+	     enum mime_sect kind, size_t *off_r, size_t *len_r,
+	     uint32_t *part_r)
 {
 	uint32_t cur = 0, target = 0;
 	bool cur_is_msg = true;
@@ -768,7 +773,8 @@ mime_section(const struct mime_message *m, const uint32_t *path, unsigned n,
 			*part_r = target;
 		}
 		*off_r = kind == MIME_SECT_HEADER ? p->off : mime_body_off(p);
-		*len_r = kind == MIME_SECT_HEADER ? p->hdr_len : mime_body_len(p);
+		*len_r =
+		    kind == MIME_SECT_HEADER ? p->hdr_len : mime_body_len(p);
 		return 0;
 	}
 	return -1;
@@ -776,7 +782,7 @@ mime_section(const struct mime_message *m, const uint32_t *path, unsigned n,
 
 size_t
 mime_header_fields(const char *hdr, size_t len, const struct mime_slice *names,
-    size_t nnames, bool not, mime_write_fn *w, void *ctx)
+		   size_t nnames, bool not, mime_write_fn *w, void *ctx)
 {
 	struct mime_header_iter it;
 	struct mime_field f;
@@ -788,7 +794,7 @@ mime_header_fields(const char *hdr, size_t len, const struct mime_slice *names,
 
 		for (size_t k = 0; k < nnames && !match; k++)
 			match = slice_ieq(names[k], f.name);
-		if (match == not)
+		if (match == not )
 			continue;
 		if (w != NULL && w(ctx, f.raw.ptr, f.raw.len) == -1)
 			return (size_t)-1;
@@ -813,7 +819,7 @@ mime_header_fields(const char *hdr, size_t len, const struct mime_slice *names,
 static struct lex
 lex_next(struct mime_addr_iter *it)
 {
-	struct lex t = { 0, 0, 0 };
+	struct lex t = {0, 0, 0};
 	const char *s = it->s;
 	size_t pos = skip_cfws(s, it->pos, it->len, &it->cstart, &it->cend);
 
@@ -836,7 +842,7 @@ lex_next(struct mime_addr_iter *it)
 	} else {
 		t.type = 'a';
 		while (pos < it->len &&
-		    strchr("()<>@,;:\\\".[] \t\r\n", s[pos]) == NULL)
+		       strchr("()<>@,;:\\\".[] \t\r\n", s[pos]) == NULL)
 			pos++;
 		if (pos == t.start)
 			pos++; /* a lone '\\' or ']': an atom of its own */
@@ -848,8 +854,7 @@ lex_next(struct mime_addr_iter *it)
 /* A phrase for display: quotes and comments removed, runs of white space
  * (folds included) collapsed to one space, trimmed. */
 static size_t
-normalize_phrase(const char *s, size_t start, size_t end, char *out,
-    size_t cap)
+normalize_phrase(const char *s, size_t start, size_t end, char *out, size_t cap)
 {
 	size_t n = 0, pos = start;
 	bool space = false;
@@ -857,7 +862,8 @@ normalize_phrase(const char *s, size_t start, size_t end, char *out,
 	while (pos < end) {
 		char c = s[pos];
 
-		if (c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '(') {
+		if (c == ' ' || c == '\t' || c == '\r' || c == '\n' ||
+		    c == '(') {
 			if (c == '(')
 				pos = skip_cfws(s, pos, end, NULL, NULL);
 			else
@@ -937,8 +943,8 @@ addr_spec(struct mime_addr_iter *it, struct mime_address *a, int stop)
 }
 
 bool
-mime_addr_next(struct mime_addr_iter *it, struct mime_address *a,
-    char *scratch, size_t scratch_cap)
+mime_addr_next(struct mime_addr_iter *it, struct mime_address *a, char *scratch,
+	       size_t scratch_cap)
 {
 	for (;;) {
 		size_t p0, p1, save = it->pos;
@@ -960,7 +966,7 @@ mime_addr_next(struct mime_addr_iter *it, struct mime_address *a,
 		/* a phrase (or a local part) up to what tells them apart */
 		p0 = p1 = t.start;
 		while (t.type == 'a' || t.type == 'q' || t.type == '.' ||
-		    t.type == 'd') {
+		       t.type == 'd') {
 			words = true;
 			p1 = t.end;
 			save = it->pos;
@@ -970,16 +976,16 @@ mime_addr_next(struct mime_addr_iter *it, struct mime_address *a,
 			it->in_group = true;
 			a->kind = MIME_ADDR_GROUP_START;
 			a->mailbox.ptr = scratch;
-			a->mailbox.len = normalize_phrase(it->s, p0, p1, scratch,
-			    scratch_cap);
+			a->mailbox.len = normalize_phrase(it->s, p0, p1,
+							  scratch, scratch_cap);
 			return true;
 		}
 		if (t.type == '<') {
 			a->kind = MIME_ADDR_MAILBOX;
 			if (words) {
 				a->name.ptr = scratch;
-				a->name.len = normalize_phrase(it->s, p0, p1,
-				    scratch, scratch_cap);
+				a->name.len = normalize_phrase(
+				    it->s, p0, p1, scratch, scratch_cap);
 			}
 			/* obs-route: "@a,@b:" before the addr-spec */
 			save = it->pos;
@@ -988,7 +994,7 @@ mime_addr_next(struct mime_addr_iter *it, struct mime_address *a,
 				size_t r0 = t.start;
 
 				while (t.type != ':' && t.type != '>' &&
-				    t.type != 0)
+				       t.type != 0)
 					t = lex_next(it);
 				if (t.type == ':') {
 					a->adl.ptr = it->s + r0;
@@ -1000,7 +1006,8 @@ mime_addr_next(struct mime_addr_iter *it, struct mime_address *a,
 				it->pos = save;
 			}
 			addr_spec(it, a, '>');
-			/* skip to the next address, keeping ';' for the group */
+			/* skip to the next address, keeping ';' for the group
+			 */
 			for (;;) {
 				save = it->pos;
 				t = lex_next(it);
@@ -1023,8 +1030,8 @@ mime_addr_next(struct mime_addr_iter *it, struct mime_address *a,
 		if (it->cend > it->cstart) {
 			/* old style "user@host (Real Name)" */
 			a->name.ptr = scratch;
-			a->name.len = normalize_phrase(it->s, it->cstart,
-			    it->cend, scratch, scratch_cap);
+			a->name.len = normalize_phrase(
+			    it->s, it->cstart, it->cend, scratch, scratch_cap);
 		}
 		return true;
 	}
@@ -1164,7 +1171,7 @@ out_ext(struct out *o, const struct mime_part *p, bool multi)
 	if (p->disposition.ptr != NULL) {
 		out_bytes(o, "(", 1);
 		out_nstring(o, p->disposition.ptr, p->disposition.len,
-		    XF_UNFOLD);
+			    XF_UNFOLD);
 		out_bytes(o, " ", 1);
 		out_params(o, p->disposition_params, false);
 		out_bytes(o, ")", 1);
@@ -1187,7 +1194,7 @@ out_ext(struct out *o, const struct mime_part *p, bool multi)
 					if (count > 1)
 						out_str(o, k == 0 ? "(" : " ");
 					out_nstring(o, s + t0, pos - t0,
-					    XF_UNFOLD);
+						    XF_UNFOLD);
 					k++;
 				}
 			} else {
@@ -1246,9 +1253,9 @@ out_addresses(struct out *o, struct mime_slice v)
 static void
 out_envelope(struct out *o, const struct mime_message *m, uint32_t part)
 {
-	static const char *const fields[] = { "date", "subject", "from",
-		"sender", "reply-to", "to", "cc", "bcc", "in-reply-to",
-		"message-id" };
+	static const char *const fields[] = {
+	    "date", "subject", "from", "sender",      "reply-to",
+	    "to",   "cc",      "bcc",  "in-reply-to", "message-id"};
 	const struct mime_part *p = &m->parts[part];
 	const char *hdr = m->data + p->off;
 	struct mime_slice v[10], from;
@@ -1307,8 +1314,8 @@ out_body(struct out *o, const struct mime_message *m, uint32_t i, bool ext)
 	out_nstring(o, subtype.ptr, subtype.len, XF_UNFOLD);
 	out_bytes(o, " ", 1);
 	out_params(o, p->params,
-	    (p->flags & (MIME_PART_DEFAULTED | MIME_PART_BROKEN)) != 0 &&
-		slice_is(p->type, "text"));
+		   (p->flags & (MIME_PART_DEFAULTED | MIME_PART_BROKEN)) != 0 &&
+		       slice_is(p->type, "text"));
 	out_bytes(o, " ", 1);
 	out_nstring(o, p->id.ptr, p->id.len, XF_UNFOLD);
 	out_bytes(o, " ", 1);
@@ -1338,9 +1345,9 @@ out_body(struct out *o, const struct mime_message *m, uint32_t i, bool ext)
 
 int
 mime_write_envelope(const struct mime_message *m, uint32_t part,
-    mime_write_fn *w, void *ctx)
+		    mime_write_fn *w, void *ctx)
 {
-	struct out o = { .w = w, .ctx = ctx };
+	struct out o = {.w = w, .ctx = ctx};
 
 	if (part >= m->nparts)
 		return -1;
@@ -1350,9 +1357,9 @@ mime_write_envelope(const struct mime_message *m, uint32_t part,
 
 int
 mime_write_bodystructure(const struct mime_message *m, uint32_t part,
-    bool extended, mime_write_fn *w, void *ctx)
+			 bool extended, mime_write_fn *w, void *ctx)
 {
-	struct out o = { .w = w, .ctx = ctx };
+	struct out o = {.w = w, .ctx = ctx};
 
 	if (part >= m->nparts)
 		return -1;
@@ -1411,7 +1418,7 @@ search_push(struct search *s, const char *p, size_t len)
 		if (s->wlen == sizeof(s->win)) {
 			search_scan(s);
 			memmove(s->win, s->win + s->wlen - (s->nlen - 1),
-			    s->nlen - 1);
+				s->nlen - 1);
 			s->wlen = s->nlen - 1;
 		}
 	}
@@ -1495,10 +1502,11 @@ push_qp(struct search *s, const char *p, size_t len, bool q)
 	for (size_t k = 0; k < len && !s->found; k++) {
 		char c = p[k];
 
-		if (c == '=' && k + 2 < len && hexval((unsigned char)p[k + 1]) >= 0 &&
+		if (c == '=' && k + 2 < len &&
+		    hexval((unsigned char)p[k + 1]) >= 0 &&
 		    hexval((unsigned char)p[k + 2]) >= 0) {
 			c = (char)(hexval((unsigned char)p[k + 1]) * 16 +
-			    hexval((unsigned char)p[k + 2]));
+				   hexval((unsigned char)p[k + 2]));
 			k += 2;
 		} else if (c == '=' && !q) {
 			size_t j = k + 1;
@@ -1576,7 +1584,7 @@ push_2047(struct search *s, const char *p, size_t len)
 		k = (size_t)(e - p) + 2;
 		after_word = true;
 		continue;
-literal:
+	literal:
 		if (gap > 0) {
 			search_push(s, " ", 1);
 			gap = 0;
@@ -1589,7 +1597,7 @@ literal:
 
 bool
 mime_header_search(const char *hdr, size_t len, const char *name,
-    const char *needle, size_t nlen)
+		   const char *needle, size_t nlen)
 {
 	struct mime_header_iter it;
 	struct mime_field f;
@@ -1622,7 +1630,7 @@ mime_header_search(const char *hdr, size_t len, const char *name,
 
 bool
 mime_body_search(const struct mime_message *m, uint32_t part,
-    const char *needle, size_t nlen)
+		 const char *needle, size_t nlen)
 {
 	if (nlen > MIME_SEARCH_MAX || part >= m->nparts)
 		return false;
@@ -1636,8 +1644,8 @@ mime_body_search(const struct mime_message *m, uint32_t part,
 		/* parts are in breadth-first order: descendants come later */
 		while (up != MIME_NONE && up != part)
 			up = m->parts[up].parent;
-		if (up == MIME_NONE || (p->flags & (MIME_PART_MULTIPART |
-						       MIME_PART_MESSAGE)) ||
+		if (up == MIME_NONE ||
+		    (p->flags & (MIME_PART_MULTIPART | MIME_PART_MESSAGE)) ||
 		    !slice_is(p->type, "text"))
 			continue;
 		search_init(&s, needle, nlen);

@@ -32,8 +32,8 @@ struct mime_limits {
 };
 
 #define MIME_PART_MULTIPART 0x01 /* children are its body parts */
-#define MIME_PART_MESSAGE 0x02   /* message/rfc822: child = embedded root */
-#define MIME_PART_BROKEN 0x04    /* multipart without usable boundary */
+#define MIME_PART_MESSAGE 0x02	 /* message/rfc822: child = embedded root */
+#define MIME_PART_BROKEN 0x04	 /* multipart without usable boundary */
 #define MIME_PART_DEFAULTED 0x08 /* no (valid) Content-Type */
 
 /*
@@ -47,7 +47,7 @@ struct mime_part {
 	uint32_t parent, child, nchildren;
 	uint16_t depth, flags;
 	struct mime_slice type, subtype; /* always set (default text/plain) */
-	struct mime_slice params;        /* text after the subtype */
+	struct mime_slice params;	 /* text after the subtype */
 	struct mime_slice id, description, encoding, md5;
 	struct mime_slice disposition, disposition_params;
 	struct mime_slice language, location;
@@ -68,7 +68,8 @@ struct mime_message {
  * pointers to data and parts, which must outlive it.
  */
 int mime_parse(struct mime_message *m, const char *data, size_t len,
-    struct mime_part *parts, unsigned cap, const struct mime_limits *lim);
+	       struct mime_part *parts, unsigned cap,
+	       const struct mime_limits *lim);
 
 /* Body of part p (offset into the message and length). */
 static inline size_t
@@ -84,10 +85,10 @@ mime_body_len(const struct mime_part *p)
 }
 
 enum mime_sect {
-	MIME_SECT_BODY,   /* BODY[] / BODY[1.2] */
+	MIME_SECT_BODY,	  /* BODY[] / BODY[1.2] */
 	MIME_SECT_HEADER, /* BODY[HEADER] / BODY[1.HEADER] (message parts) */
-	MIME_SECT_TEXT,   /* BODY[TEXT] / BODY[1.TEXT] (message parts) */
-	MIME_SECT_MIME,   /* BODY[1.MIME] */
+	MIME_SECT_TEXT,	  /* BODY[TEXT] / BODY[1.TEXT] (message parts) */
+	MIME_SECT_MIME,	  /* BODY[1.MIME] */
 };
 
 /*
@@ -96,15 +97,15 @@ enum mime_sect {
  * HEADER.FIELDS) in *part_r. Returns 0, or -1 for a part that does not
  * exist (the server then returns an empty string, RFC 3501 6.4.5).
  */
-int mime_section(const struct mime_message *m, const uint32_t *path,
-    unsigned n, enum mime_sect kind, size_t *off_r, size_t *len_r,
-    uint32_t *part_r);
+int mime_section(const struct mime_message *m, const uint32_t *path, unsigned n,
+		 enum mime_sect kind, size_t *off_r, size_t *len_r,
+		 uint32_t *part_r);
 
 /* Header iteration over one header block. */
 struct mime_field {
-	struct mime_slice name;  /* without the colon */
+	struct mime_slice name;	 /* without the colon */
 	struct mime_slice value; /* raw, folded, leading WSP and EOL cut */
-	struct mime_slice raw;   /* the whole field with its line end */
+	struct mime_slice raw;	 /* the whole field with its line end */
 };
 
 struct mime_header_iter {
@@ -115,13 +116,13 @@ struct mime_header_iter {
 	bool limited;
 };
 
-void mime_header_init(struct mime_header_iter *it, const char *hdr,
-    size_t len, const struct mime_limits *lim);
+void mime_header_init(struct mime_header_iter *it, const char *hdr, size_t len,
+		      const struct mime_limits *lim);
 /* Next well-formed field; false at the end (or past max_headers). */
 bool mime_header_next(struct mime_header_iter *it, struct mime_field *f);
 /* First field called name (case-insensitive) in the block; false if none. */
 bool mime_header_get(const char *hdr, size_t len, const char *name,
-    struct mime_slice *value_r);
+		     struct mime_slice *value_r);
 
 /*
  * Parameters after a Content-Type or Content-Disposition value: *rest
@@ -129,12 +130,12 @@ bool mime_header_get(const char *hdr, size_t len, const char *name,
  * escapes (see *quoted_r). Returns false at the end.
  */
 bool mime_param_next(struct mime_slice *rest, struct mime_slice *name_r,
-    struct mime_slice *value_r, bool *quoted_r);
+		     struct mime_slice *value_r, bool *quoted_r);
 
 /* Case-insensitive lookup of one parameter, unescaped into buf (NUL
  * terminated). Returns its length, or -1 if absent or too long. */
 int mime_param_get(struct mime_slice params, const char *name, char *buf,
-    size_t bufsize);
+		   size_t bufsize);
 
 /*
  * Addresses of one header value (From, To, ...), one per call. Groups
@@ -164,7 +165,7 @@ struct mime_addr_iter {
 
 void mime_addr_init(struct mime_addr_iter *it, const char *value, size_t len);
 bool mime_addr_next(struct mime_addr_iter *it, struct mime_address *a,
-    char *scratch, size_t scratch_cap);
+		    char *scratch, size_t scratch_cap);
 
 /* Output sink: append bytes, 0 or -1 to stop. */
 typedef int mime_write_fn(void *ctx, const char *p, size_t len);
@@ -176,9 +177,9 @@ typedef int mime_write_fn(void *ctx, const char *p, size_t len);
  * or -1 if the sink failed.
  */
 int mime_write_envelope(const struct mime_message *m, uint32_t part,
-    mime_write_fn *w, void *ctx);
+			mime_write_fn *w, void *ctx);
 int mime_write_bodystructure(const struct mime_message *m, uint32_t part,
-    bool extended, mime_write_fn *w, void *ctx);
+			     bool extended, mime_write_fn *w, void *ctx);
 
 /*
  * BODY[HEADER.FIELDS (names)] and .NOT: the matching (or non-matching)
@@ -186,8 +187,8 @@ int mime_write_bodystructure(const struct mime_message *m, uint32_t part,
  * length is computed; returns the length (or (size_t)-1 if w failed).
  */
 size_t mime_header_fields(const char *hdr, size_t len,
-    const struct mime_slice *names, size_t nnames, bool not, mime_write_fn *w,
-    void *ctx);
+			  const struct mime_slice *names, size_t nnames,
+			  bool not, mime_write_fn *w, void *ctx);
 
 /*
  * SEARCH helpers; ASCII case-insensitive, needle at most
@@ -200,8 +201,8 @@ size_t mime_header_fields(const char *hdr, size_t len,
 #define MIME_SEARCH_MAX 1024
 
 bool mime_header_search(const char *hdr, size_t len, const char *name,
-    const char *needle, size_t nlen);
+			const char *needle, size_t nlen);
 bool mime_body_search(const struct mime_message *m, uint32_t part,
-    const char *needle, size_t nlen);
+		      const char *needle, size_t nlen);
 
 #endif

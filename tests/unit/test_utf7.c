@@ -19,12 +19,12 @@ check_pair(const char *utf8, const char *utf7)
 	size_t n;
 	const char *err = NULL;
 
-	assert_int_equal(utf7_from_utf8(utf8, strlen(utf8), out, sizeof(out),
-			     &n, &err), 0);
+	assert_int_equal(
+	    utf7_from_utf8(utf8, strlen(utf8), out, sizeof(out), &n, &err), 0);
 	assert_string_equal(out, utf7);
 	assert_int_equal(n, strlen(utf7));
-	assert_int_equal(utf7_to_utf8(utf7, strlen(utf7), out, sizeof(out), &n,
-			     &err), 0);
+	assert_int_equal(
+	    utf7_to_utf8(utf7, strlen(utf7), out, sizeof(out), &n, &err), 0);
 	assert_string_equal(out, utf8);
 	assert_true(utf7_valid(utf7, strlen(utf7)));
 }
@@ -38,8 +38,9 @@ test_examples(void **state)
 	check_pair("&", "&-");
 	check_pair("a&b&&", "a&-b&-&-");
 	/* RFC 3501 5.1.3 */
-	check_pair("~peter/mail/\xe5\x8f\xb0\xe5\x8c\x97/\xe6\x97\xa5\xe6\x9c\xac"
-		   "\xe8\xaa\x9e",
+	check_pair(
+	    "~peter/mail/\xe5\x8f\xb0\xe5\x8c\x97/\xe6\x97\xa5\xe6\x9c\xac"
+	    "\xe8\xaa\x9e",
 	    "~peter/mail/&U,BTFw-/&ZeVnLIqe-");
 	/* shifted run at the very end, and a lone non-ASCII char */
 	check_pair("\xc3\xa9", "&AOk-");
@@ -56,22 +57,22 @@ static void
 test_bad_utf7(void **state)
 {
 	static const char *const bad[] = {
-		"&",          /* unterminated */
-		"&AOk",       /* unterminated */
-		"&AGE-",      /* 'a' encoded: must be direct */
-		"&AOk-&AOk-", /* adjacent runs: canonical is one */
-		"&AOl-",      /* non-zero padding bits */
-		"&AO-",       /* incomplete UTF-16 unit */
-		"&AOkA-",     /* extra sextet */
-		"&2D0-",      /* truncated */
-		"&2D3YPQ-",   /* high surrogate followed by high surrogate */
-		"&3gA-",      /* lone low surrogate */
-		"&2D0AZQ-",   /* high surrogate then 'e' */
-		"&AOk/-",     /* '/' is not in the modified alphabet */
-		"&=-",        /* not base64 */
-		"a\x80",      /* 8-bit on the wire */
-		"a\tb",       /* control on the wire */
-		"&AAA-",      /* U+0000 */
+	    "&",	  /* unterminated */
+	    "&AOk",	  /* unterminated */
+	    "&AGE-",	  /* 'a' encoded: must be direct */
+	    "&AOk-&AOk-", /* adjacent runs: canonical is one */
+	    "&AOl-",	  /* non-zero padding bits */
+	    "&AO-",	  /* incomplete UTF-16 unit */
+	    "&AOkA-",	  /* extra sextet */
+	    "&2D0-",	  /* truncated */
+	    "&2D3YPQ-",	  /* high surrogate followed by high surrogate */
+	    "&3gA-",	  /* lone low surrogate */
+	    "&2D0AZQ-",	  /* high surrogate then 'e' */
+	    "&AOk/-",	  /* '/' is not in the modified alphabet */
+	    "&=-",	  /* not base64 */
+	    "a\x80",	  /* 8-bit on the wire */
+	    "a\tb",	  /* control on the wire */
+	    "&AAA-",	  /* U+0000 */
 	};
 	char out[64];
 	size_t n;
@@ -79,7 +80,8 @@ test_bad_utf7(void **state)
 
 	for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
 		assert_int_equal(utf7_to_utf8(bad[k], strlen(bad[k]), out,
-				     sizeof(out), &n, &err), -1);
+					      sizeof(out), &n, &err),
+				 -1);
 		assert_false(utf7_valid(bad[k], strlen(bad[k])));
 		assert_non_null(err);
 	}
@@ -89,12 +91,12 @@ static void
 test_bad_utf8(void **state)
 {
 	static const char *const bad[] = {
-		"\xc3",             /* truncated */
-		"\xc0\xaf",         /* overlong */
-		"\xed\xa0\x80",     /* surrogate */
-		"\xf4\x90\x80\x80", /* above U+10FFFF */
-		"\xff",
-		"a\x80",
+	    "\xc3",		/* truncated */
+	    "\xc0\xaf",		/* overlong */
+	    "\xed\xa0\x80",	/* surrogate */
+	    "\xf4\x90\x80\x80", /* above U+10FFFF */
+	    "\xff",
+	    "a\x80",
 	};
 	char out[64];
 	size_t n;
@@ -102,9 +104,10 @@ test_bad_utf8(void **state)
 
 	for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++)
 		assert_int_equal(utf7_from_utf8(bad[k], strlen(bad[k]), out,
-				     sizeof(out), &n, &err), -1);
+						sizeof(out), &n, &err),
+				 -1);
 	assert_int_equal(utf7_from_utf8("a\0b", 3, out, sizeof(out), &n, &err),
-	    -1);
+			 -1);
 }
 
 static void
@@ -115,8 +118,8 @@ test_short_buffer(void **state)
 	const char *err = NULL;
 
 	/* "Entw&APw-rfe" needs 13 bytes with the NUL */
-	assert_int_equal(utf7_from_utf8("Entw\xc3\xbcrfe", 9, out, 12, &n,
-			     &err), -1);
+	assert_int_equal(
+	    utf7_from_utf8("Entw\xc3\xbcrfe", 9, out, 12, &n, &err), -1);
 	assert_string_equal(err, "Mailbox name too long");
 	assert_int_equal(utf7_to_utf8("abcdefgh", 8, out, 8, &n, &err), -1);
 	assert_int_equal(utf7_to_utf8("abcdefg", 7, out, 8, &n, &err), 0);
@@ -152,11 +155,11 @@ test_round_trip_all(void **state)
 			u8[n8++] = (char)(0x80 | (cp & 0x3f));
 		}
 		u8[n8++] = 'y';
-		assert_int_equal(utf7_from_utf8(u8, n8, u7, sizeof(u7), &n7,
-				     &err), 0);
+		assert_int_equal(
+		    utf7_from_utf8(u8, n8, u7, sizeof(u7), &n7, &err), 0);
 		assert_true(utf7_valid(u7, n7));
-		assert_int_equal(utf7_to_utf8(u7, n7, back, sizeof(back), &nb,
-				     &err), 0);
+		assert_int_equal(
+		    utf7_to_utf8(u7, n7, back, sizeof(back), &nb, &err), 0);
 		assert_int_equal(nb, n8);
 		assert_memory_equal(back, u8, n8);
 	}
@@ -166,11 +169,11 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_examples),
-		cmocka_unit_test(test_bad_utf7),
-		cmocka_unit_test(test_bad_utf8),
-		cmocka_unit_test(test_short_buffer),
-		cmocka_unit_test(test_round_trip_all),
+	    cmocka_unit_test(test_examples),
+	    cmocka_unit_test(test_bad_utf7),
+	    cmocka_unit_test(test_bad_utf8),
+	    cmocka_unit_test(test_short_buffer),
+	    cmocka_unit_test(test_round_trip_all),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
