@@ -27,6 +27,7 @@
 #define DEFAULT_FIELD (64 * 1024)
 #define MAX_BOUNDARY 200
 #define NAME_SCRATCH 1024
+#define MAX_WORD 256 /* longest RFC 2047 encoded word we decode */
 
 /* small text helpers */
 static unsigned char lower(unsigned char c);
@@ -98,15 +99,13 @@ static void out_body(struct out *o, const struct mime_message *m, uint32_t i,
 /* search */
 struct search {
 	const char *needle;
-	size_t nlen;
+	size_t nlen, j; /* j: bytes of the needle matched so far */
 	bool found;
-	size_t wlen;
-	char win[8192];
+	uint16_t fail[MIME_SEARCH_MAX];
 };
 static void search_init(struct search *s, const char *needle, size_t nlen);
 static void search_push(struct search *s, const char *p, size_t len);
 static bool search_end(struct search *s);
-static void search_scan(struct search *s);
 static void push_base64(struct search *s, const char *p, size_t len);
 static void push_qp(struct search *s, const char *p, size_t len, bool q);
 static void push_2047(struct search *s, const char *p, size_t len);
@@ -1367,67 +1366,54 @@ mime_write_bodystructure(const struct mime_message *m, uint32_t part,
 	return out_end(&o);
 }
 
+/*
+ * Knuth-Morris-Pratt over ASCII-lowered bytes: the decoders stream into
+ * it, so nothing is buffered and no needle/text pair can go quadratic.
+ */
 static void
 search_init(struct search *s, const char *needle, size_t nlen)
 {
+	size_t k = 0;
+
 	s->needle = needle;
 	s->nlen = nlen;
 	s->found = nlen == 0;
-	s->wlen = 0;
-}
-
-/* Naive case-insensitive scan of the window; needles are short. */
-static void
-search_scan(struct search *s)
-{
-	unsigned char first;
-
-	if (s->found || s->wlen < s->nlen)
+	s->j = 0;
+	if (nlen == 0)
 		return;
-	first = lower((unsigned char)s->needle[0]);
-	for (size_t k = 0; k + s->nlen <= s->wlen; k++) {
-		size_t j;
+	s->fail[0] = 0;
+	for (size_t i = 1; i < nlen; i++) {
+		unsigned char c = lower((unsigned char)needle[i]);
 
-		if (lower((unsigned char)s->win[k]) != first)
-			continue;
-		for (j = 1; j < s->nlen; j++) {
-			if (lower((unsigned char)s->win[k + j]) !=
-			    lower((unsigned char)s->needle[j]))
-				break;
-		}
-		if (j == s->nlen) {
-			s->found = true;
-			return;
-		}
+		while (k > 0 && c != lower((unsigned char)needle[k]))
+			k = s->fail[k - 1];
+		if (c == lower((unsigned char)needle[k]))
+			k++;
+		s->fail[i] = (uint16_t)k;
 	}
 }
 
-/* Append to the window; when full, scan it and keep the last nlen-1
- * bytes so that a match across two fills is still seen. */
 static void
 search_push(struct search *s, const char *p, size_t len)
 {
-	while (len > 0 && !s->found) {
-		size_t room = sizeof(s->win) - s->wlen;
-		size_t k = len < room ? len : room;
+	size_t j = s->j;
 
-		memcpy(s->win + s->wlen, p, k);
-		s->wlen += k;
-		p += k;
-		len -= k;
-		if (s->wlen == sizeof(s->win)) {
-			search_scan(s);
-			memmove(s->win, s->win + s->wlen - (s->nlen - 1),
-				s->nlen - 1);
-			s->wlen = s->nlen - 1;
-		}
+	for (size_t i = 0; i < len && !s->found; i++) {
+		unsigned char c = lower((unsigned char)p[i]);
+
+		while (j > 0 && c != lower((unsigned char)s->needle[j]))
+			j = s->fail[j - 1];
+		if (c == lower((unsigned char)s->needle[j]))
+			j++;
+		if (j == s->nlen)
+			s->found = true;
 	}
+	s->j = j;
 }
 
 static bool
 search_end(struct search *s)
 {
-	search_scan(s);
 	return s->found;
 }
 
@@ -1539,7 +1525,7 @@ push_qp(struct search *s, const char *p, size_t len, bool q)
 static void
 push_2047(struct search *s, const char *p, size_t len)
 {
-	size_t k = 0, gap = 0;
+	size_t k = 0, gap = 0, win;
 	bool after_word = false;
 
 	while (k < len && !s->found) {
@@ -1565,13 +1551,17 @@ push_2047(struct search *s, const char *p, size_t len)
 			k++;
 			continue;
 		}
-		/* =?charset?X?text?= */
-		q1 = memchr(p + k + 2, '?', len - k - 2);
-		if (q1 == NULL || q1 + 2 >= p + len || q1[2] != '?')
+		/*
+		 * =?charset?X?text?=, looked for within a bounded window so
+		 * that many "=?" without an end cannot make this quadratic.
+		 */
+		win = len - k < MAX_WORD ? len - k : MAX_WORD;
+		q1 = memchr(p + k + 2, '?', win - 2);
+		if (q1 == NULL || q1 + 2 >= p + k + win || q1[2] != '?')
 			goto literal;
 		q2 = q1 + 2;
 		q3 = q2 + 1;
-		e = memmem(q3, (size_t)(p + len - q3), "?=", 2);
+		e = memmem(q3, (size_t)(p + k + win - q3), "?=", 2);
 		if (e == NULL)
 			goto literal;
 		gap = 0;

@@ -572,7 +572,7 @@ test_sink_failure(void **state)
 	assert_int_equal(mime_write_envelope(&m, 99, sink_write, NULL), -1);
 }
 
-/* A long base64 text body: matches across the search window boundary. */
+/* A long base64 text body, and needles that overlap themselves. */
 static void
 test_search_window(void **state)
 {
@@ -607,6 +607,14 @@ test_search_window(void **state)
 	assert_true(mime_body_search(&m, 0, "xyzabc", 6));
 	assert_false(mime_body_search(&m, 0, "needles", 7));
 	assert_false(mime_body_search(&m, 0, "aa", 2));
+
+	n = (size_t)sprintf(msg, "Subject: x\r\n\r\naaab ababababc AbAbAbAc");
+	assert_int_equal(mime_parse(&m, msg, n, parts, 2, NULL), 0);
+	assert_true(mime_body_search(&m, 0, "AAB", 3));
+	assert_true(mime_body_search(&m, 0, "ababc", 5));
+	assert_true(mime_body_search(&m, 0, "abac", 4));
+	assert_false(mime_body_search(&m, 0, "ababababab", 10));
+	assert_true(mime_body_search(&m, 0, "", 0));
 }
 
 int
