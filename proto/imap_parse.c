@@ -101,7 +101,7 @@ apply_limits(struct imap_parser *p, const struct imap_limits *lim,
 		p->lim.max_line = p->lim.max_command;
 	if (p->lim.max_args == 0 || p->lim.max_args > nargv)
 		p->lim.max_args = nargv;
-	if (p->lim.max_depth > IMAP_PARSE_MAX_DEPTH)
+	if (p->lim.max_depth == 0 || p->lim.max_depth > IMAP_PARSE_MAX_DEPTH)
 		p->lim.max_depth = IMAP_PARSE_MAX_DEPTH;
 	if (p->lim.max_nonsync == 0 || p->lim.max_nonsync > p->lim.max_literal)
 		p->lim.max_nonsync = p->lim.max_literal;

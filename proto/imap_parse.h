@@ -44,6 +44,11 @@ enum imap_parse_error {
 	IMAP_ERR_TOOBIG,  /* literal over max_literal: NO [TOOBIG] or BAD */
 };
 
+/*
+ * Zero means "as large as the storage allows" for max_line, max_command
+ * and max_args, "same as max_literal" for max_nonsync and the ceiling for
+ * max_depth; max_literal 0 refuses every non-empty literal.
+ */
 struct imap_limits {
 	size_t max_line;	   /* one line, CRLF included */
 	size_t max_command;	   /* lines + inline literals; <= storage */
