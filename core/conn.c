@@ -31,6 +31,7 @@
 #define LOOP_BGID 1
 #define CLOSE_FLUSH_MS 5000
 #define LINGER_MS 2000
+#define SWEEP_MS 1000 /* idle this long: buffers go back to the allocator */
 
 static uint64_t sid_make(struct loop *l);
 static void peer_format(char *dst, size_t cap, const struct sockaddr *sa);
@@ -51,6 +52,8 @@ static void stop_reading(struct conn *c);
 static void rearm_later(struct conn *c);
 static void hs_fail_count(struct conn *c, const char *reason);
 static void linger(struct conn *c);
+static void hold(struct conn *c);
+static int tls_attach(struct conn *c, struct tls_conn *t);
 
 static const char *const reason_names[CR_MAX] = {
 	[CR_NONE] = "normal",	  [CR_EOF] = "eof",
@@ -155,7 +158,7 @@ conn_start(struct conn *c)
 	struct listener *li = c->li;
 
 	if (li->tls) {
-		if ((c->tls = tls_conn_server(li->tls)) == NULL) {
+		if (tls_attach(c, tls_conn_server(li->tls)) == -1) {
 			teardown(c, CR_NOMEM);
 			return;
 		}
@@ -173,6 +176,68 @@ opened(struct conn *c)
 	c->flags |= CF_OPEN;
 	if (c->h->on_open)
 		c->h->on_open(c);
+}
+
+/* Busy connections keep their buffers (freeing and re-faulting them on
+ * every send is most of a bulk transfer's cost); a sweep once a second
+ * gives the storage back when a connection has been quiet that long, so
+ * idle sessions still hold nothing. */
+static void
+hold(struct conn *c)
+{
+	struct loop *l = c->loop;
+
+	c->last_io = l->now;
+	if (c->flags & CF_HOLDS)
+		return;
+	c->flags |= CF_HOLDS;
+	c->hold_next = l->holders;
+	l->holders = c;
+	if (l->sweep_at == 0)
+		l->sweep_at = l->now + SWEEP_MS;
+}
+
+void
+conn_sweep(struct loop *l)
+{
+	struct conn **pp = &l->holders;
+
+	l->sweep_at = 0;
+	while (*pp) {
+		struct conn *c = *pp;
+
+		if (!(c->flags & CF_DEAD) && ((c->flags & CF_SEND_BUSY) ||
+		    l->now - c->last_io < SWEEP_MS)) {
+			pp = &c->hold_next;
+			continue;
+		}
+		if (!(c->flags & CF_DEAD)) {
+			buf_release(&c->out);
+			buf_release(&c->pend);
+			buf_release(&c->stash);
+			if (c->tls)
+				tls_conn_trim(c->tls);
+		}
+		*pp = c->hold_next;
+		c->hold_next = NULL;
+		c->flags &= ~CF_HOLDS;
+	}
+	if (l->holders)
+		l->sweep_at = l->now + SWEEP_MS;
+}
+
+/* Ciphertext goes straight into pend: no copy out of OpenSSL. */
+static int
+tls_attach(struct conn *c, struct tls_conn *t)
+{
+	if (t == NULL)
+		return -1;
+	if (tls_conn_set_sink(t, &c->pend) == -1) {
+		tls_conn_free(t);
+		return -1;
+	}
+	c->tls = t;
+	return 0;
 }
 
 /* ---- receiving ---------------------------------------------------- */
@@ -270,6 +335,7 @@ input(struct conn *c, const char *p, size_t n)
 			teardown(c, CR_NOMEM);
 			return;
 		}
+		hold(c);
 		tls_pump(c);
 		return;
 	}
@@ -483,8 +549,7 @@ send_handle(struct conn *c, struct io_uring_cqe *cqe)
 	flush(c);
 	if (c->flags & CF_SEND_BUSY)
 		return;
-	buf_release(&c->out);
-	buf_release(&c->pend);
+	hold(c);
 	if ((c->flags & (CF_CLOSING | CF_LINGER)) == CF_CLOSING) {
 		linger(c);
 		return;
@@ -597,7 +662,7 @@ conn_start_tls_client(struct conn *c, struct tls_client *tc, const char *sni)
 {
 	if (c->tls || (c->flags & CF_DEAD))
 		return -1;
-	if ((c->tls = tls_conn_client(tc, sni)) == NULL)
+	if (tls_attach(c, tls_conn_client(tc, sni)) == -1)
 		return -1;
 	c->flags |= CF_HANDSHAKE | CF_TLS_CLIENT;
 	if (buf_used(&c->pend) > 0 && (c->flags & CF_CONNECTING)) {
@@ -618,7 +683,7 @@ conn_start_tls_server(struct conn *c, struct tls_server *ts)
 {
 	if (c->tls || (c->flags & CF_DEAD))
 		return -1;
-	if ((c->tls = tls_conn_server(ts)) == NULL)
+	if (tls_attach(c, tls_conn_server(ts)) == -1)
 		return -1;
 	/* Bytes that arrived in plaintext but were not delivered belong to
 	 * before the upgrade and must never be read as if they came after

@@ -546,7 +546,7 @@ reap(struct loop *l)
 	while (*pp) {
 		struct conn *c = *pp;
 
-		if (c->inflight == 0 && !(c->flags & CF_REARM)) {
+		if (c->inflight == 0 && !(c->flags & (CF_REARM | CF_HOLDS))) {
 			*pp = c->next;
 			conn_free(c);
 		} else {
@@ -592,6 +592,8 @@ loop_run(struct loop *l)
 		for (struct listener *li = l->listeners; li; li = li->next)
 			if (li->retry_at && (next == 0 || li->retry_at < next))
 				next = li->retry_at;
+		if (l->sweep_at && (next == 0 || l->sweep_at < next))
+			next = l->sweep_at;
 		if (next) {
 			uint64_t wait = next > l->now ? next - l->now : 0;
 
@@ -620,6 +622,8 @@ loop_run(struct loop *l)
 			drain_expired(l);
 		listeners_retry(l);
 		rearm_pending(l);
+		if (l->sweep_at && l->sweep_at <= l->now)
+			conn_sweep(l);
 		reap(l);
 	}
 	io_uring_submit(&l->ring);

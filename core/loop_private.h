@@ -45,6 +45,7 @@ enum {
 	CF_CANCEL_SENT = 0x800, /* recv cancel already requested */
 	CF_TLS_CLIENT = 0x1000, /* our side of the TLS is the client */
 	CF_LINGER = 0x2000,     /* FIN sent, dropping input until peer's */
+	CF_HOLDS = 0x4000,      /* on the loop's holders list */
 };
 
 struct conn {
@@ -73,6 +74,8 @@ struct conn {
 	uint64_t started, bytes_in, bytes_out;
 	struct conn *next, *prev; /* loop's live list, or dead list */
 	struct conn *rearm_next;
+	struct conn *hold_next; /* holders list: buffers to give back */
+	uint64_t last_io;       /* loop_now() of the last send or TLS input */
 	char peer[56];
 };
 
@@ -114,6 +117,8 @@ struct loop {
 	struct conn *live, *dead;
 	unsigned nconns;
 	struct conn *rearm;
+	struct conn *holders; /* conns whose buffers hold storage */
+	uint64_t sweep_at;    /* 0 = no sweep due */
 	uint64_t sid_key, sid_next;
 	/* timers: binary min-heap of conns */
 	struct conn **heap;
@@ -142,6 +147,7 @@ void conn_start(struct conn *c);
 void conn_timer_fire(struct conn *c);
 void conn_rearm_recv(struct conn *c);
 void conn_free(struct conn *c);
+void conn_sweep(struct loop *l);
 
 /* timer.c */
 void timer_update(struct loop *l, struct conn *c);

@@ -28,6 +28,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -46,6 +47,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "core/buf.h"
 #include "core/tls.h"
 #include "core/tls_private.h"
 
@@ -113,6 +115,7 @@ struct tls_client {
 struct tls_conn {
 	SSL *ssl;
 	BIO *rbio, *wbio; /* owned by ssl */
+	struct buf *sink; /* when set, wbio appends here (tls_conn_set_sink) */
 	struct tls_server *ts;
 	struct tls_client *tc;
 	const char *reason; /* set once, on failure */
@@ -145,6 +148,10 @@ static enum tls_rc conn_error(struct tls_conn *t, int sslerr);
 static BIO *bio_new(void);
 static void bio_drain(BIO *b);
 static void bio_trim(BIO *b);
+static int sink_write(BIO *b, const char *p, int n);
+static long sink_ctrl(BIO *b, int cmd, long num, void *ptr);
+static int sink_create(BIO *b);
+static void sink_init_method(void);
 
 /* certificates and names */
 static int nopass_cb(char *buf, int size, int rwflag, void *u);
@@ -309,8 +316,8 @@ conn_error(struct tls_conn *t, int sslerr)
 	switch (sslerr) {
 	case SSL_ERROR_WANT_READ:
 	case SSL_ERROR_WANT_WRITE:
-		if (BIO_ctrl_pending(t->rbio) == 0)
-			bio_trim(t->rbio);
+		/* an emptied input BIO keeps its storage while the session
+		 * is busy; tls_conn_trim() gives it back once it is idle */
 		return TLS_WANT;
 	case SSL_ERROR_ZERO_RETURN:
 		ERR_clear_error();
@@ -362,6 +369,90 @@ bio_trim(BIO *b)
 	if (bm != NULL && bm->max > TLS_BIO_KEEP &&
 	    (fresh = BUF_MEM_new()) != NULL)
 		BIO_set_mem_buf(b, fresh, BIO_CLOSE);
+}
+
+/* ---- the sink BIO -------------------------------------------------- */
+
+/* A write-only BIO that appends to the caller's struct buf, so ciphertext
+ * lands in the connection's output queue with no copy in between and no
+ * memory BIO growing and shrinking on every record. */
+static BIO_METHOD *sink_method;
+static pthread_once_t sink_once = PTHREAD_ONCE_INIT;
+
+static int
+sink_write(BIO *b, const char *p, int n)
+{
+	struct buf *out = BIO_get_data(b);
+
+	BIO_clear_retry_flags(b);
+	if (n <= 0)
+		return 0;
+	if (buf_append(out, p, (size_t)n) == -1)
+		return -1;
+	return n;
+}
+
+static long
+sink_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	(void)b;
+	(void)num;
+	(void)ptr;
+	return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+static int
+sink_create(BIO *b)
+{
+	BIO_set_init(b, 1);
+	return 1;
+}
+
+static void
+sink_init_method(void)
+{
+	BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
+	    "ringgate sink");
+
+	if (m == NULL || !BIO_meth_set_write(m, sink_write) ||
+	    !BIO_meth_set_ctrl(m, sink_ctrl) ||
+	    !BIO_meth_set_create(m, sink_create)) {
+		BIO_meth_free(m);
+		return;
+	}
+	sink_method = m;
+}
+
+int
+tls_conn_set_sink(struct tls_conn *t, struct buf *sink)
+{
+	const char *p;
+	size_t n;
+	BIO *b;
+
+	pthread_once(&sink_once, sink_init_method);
+	if (sink_method == NULL || (b = BIO_new(sink_method)) == NULL) {
+		ERR_clear_error();
+		return -1;
+	}
+	/* whatever the memory BIO already holds goes first */
+	n = tls_conn_out(t, &p);
+	if (n > 0 && buf_append(sink, p, n) == -1) {
+		BIO_free(b);
+		return -1;
+	}
+	BIO_set_data(b, sink);
+	SSL_set0_wbio(t->ssl, b); /* frees the memory BIO */
+	t->wbio = b;
+	t->sink = sink;
+	return 0;
+}
+
+void
+tls_conn_trim(struct tls_conn *t)
+{
+	if (BIO_ctrl_pending(t->rbio) == 0)
+		bio_trim(t->rbio);
 }
 
 /* ---- certificates and names ----------------------------------------- */
@@ -1279,7 +1370,13 @@ size_t
 tls_conn_out(struct tls_conn *t, const char **p)
 {
 	char *data = NULL;
-	long n = BIO_get_mem_data(t->wbio, &data);
+	long n;
+
+	if (t->sink) {
+		*p = NULL;
+		return 0;
+	}
+	n = BIO_get_mem_data(t->wbio, &data);
 
 	*p = data;
 	return n > 0 ? (size_t)n : 0;
@@ -1289,9 +1386,12 @@ void
 tls_conn_out_consume(struct tls_conn *t, size_t n)
 {
 	char scratch[4096];
-	size_t pending = BIO_ctrl_pending(t->wbio);
+	size_t pending;
 	int chunk;
 
+	if (t->sink)
+		return;
+	pending = BIO_ctrl_pending(t->wbio);
 	if (n >= pending) {
 		bio_drain(t->wbio);
 		return;

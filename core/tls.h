@@ -101,6 +101,15 @@ void tls_conn_shutdown(struct tls_conn *t);
 size_t tls_conn_out(struct tls_conn *t, const char **p);
 void tls_conn_out_consume(struct tls_conn *t, size_t n);
 
+/* Send ciphertext straight into sink (appended, never moved by us)
+ * instead of holding it for tls_conn_out(); anything already held is
+ * appended first. sink must outlive t. 0 or -1. */
+struct buf;
+int tls_conn_set_sink(struct tls_conn *t, struct buf *sink);
+
+/* The session is idle: give back the input buffer's storage. */
+void tls_conn_trim(struct tls_conn *t);
+
 bool tls_conn_established(const struct tls_conn *t);
 
 /* Why the handshake or session failed, as a short fixed metric label:
