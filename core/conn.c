@@ -51,6 +51,7 @@ static void cancel_op(struct conn *c, struct op *op);
 static void stop_reading(struct conn *c);
 static void rearm_later(struct conn *c);
 static void hs_fail_count(struct conn *c, const char *reason);
+static bool eof_deferred(struct conn *c);
 static void linger(struct conn *c);
 static void hold(struct conn *c);
 static int tls_attach(struct conn *c, struct tls_conn *t);
@@ -312,7 +313,9 @@ recv_handle(struct conn *c, struct io_uring_cqe *cqe)
 			rearm_later(c);
 	} else if (res == 0) {
 		c->flags |= CF_EOF;
-		if (!(c->flags & CF_DEAD))
+		/* bytes still waiting (paused: in the stash or the TLS input)
+		 * come before the EOF; conn_rearm_recv() delivers both */
+		if (!(c->flags & CF_DEAD) && !eof_deferred(c))
 			peer_eof(c);
 	} else if (res == -ENOBUFS) {
 		/* every buffer is busy: back-pressure, try again shortly */
@@ -325,6 +328,14 @@ recv_handle(struct conn *c, struct io_uring_cqe *cqe)
 	}
 	if (!more)
 		c->inflight--;
+}
+
+static bool
+eof_deferred(struct conn *c)
+{
+	if (c->flags & CF_CLOSING)
+		return false;
+	return (c->flags & CF_PAUSED) || buf_used(&c->stash) > 0;
 }
 
 static void
@@ -737,6 +748,10 @@ conn_rearm_recv(struct conn *c)
 	}
 	if (c->tls && !(c->flags & CF_CONNECTING))
 		tls_pump(c);
+	if ((c->flags & (CF_EOF | CF_DEAD | CF_CLOSING | CF_PAUSED)) == CF_EOF) {
+		peer_eof(c);
+		return;
+	}
 	recv_arm(c);
 }
 
