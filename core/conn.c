@@ -54,6 +54,7 @@ static void hs_fail_count(struct conn *c, const char *reason);
 static bool eof_deferred(struct conn *c);
 static void linger(struct conn *c);
 static void hold(struct conn *c);
+static void unhold(struct conn *c);
 static int tls_attach(struct conn *c, struct tls_conn *t);
 
 static const char *const reason_names[CR_MAX] = {
@@ -192,36 +193,46 @@ hold(struct conn *c)
 	if (c->flags & CF_HOLDS)
 		return;
 	c->flags |= CF_HOLDS;
+	c->hold_prev = NULL;
 	c->hold_next = l->holders;
+	if (l->holders)
+		l->holders->hold_prev = c;
 	l->holders = c;
 	if (l->sweep_at == 0)
 		l->sweep_at = l->now + SWEEP_MS;
 }
 
+static void
+unhold(struct conn *c)
+{
+	if (!(c->flags & CF_HOLDS))
+		return;
+	if (c->hold_prev)
+		c->hold_prev->hold_next = c->hold_next;
+	else
+		c->loop->holders = c->hold_next;
+	if (c->hold_next)
+		c->hold_next->hold_prev = c->hold_prev;
+	c->hold_next = c->hold_prev = NULL;
+	c->flags &= ~CF_HOLDS;
+}
+
 void
 conn_sweep(struct loop *l)
 {
-	struct conn **pp = &l->holders;
+	struct conn *c = l->holders, *next;
 
 	l->sweep_at = 0;
-	while (*pp) {
-		struct conn *c = *pp;
-
-		if (!(c->flags & CF_DEAD) && ((c->flags & CF_SEND_BUSY) ||
-		    l->now - c->last_io < SWEEP_MS)) {
-			pp = &c->hold_next;
+	for (; c; c = next) {
+		next = c->hold_next;
+		if ((c->flags & CF_SEND_BUSY) || l->now - c->last_io < SWEEP_MS)
 			continue;
-		}
-		if (!(c->flags & CF_DEAD)) {
-			buf_release(&c->out);
-			buf_release(&c->pend);
-			buf_release(&c->stash);
-			if (c->tls)
-				tls_conn_trim(c->tls);
-		}
-		*pp = c->hold_next;
-		c->hold_next = NULL;
-		c->flags &= ~CF_HOLDS;
+		buf_release(&c->out);
+		buf_release(&c->pend);
+		buf_release(&c->stash);
+		if (c->tls)
+			tls_conn_trim(c->tls);
+		unhold(c);
 	}
 	if (l->holders)
 		l->sweep_at = l->now + SWEEP_MS;
@@ -830,6 +841,7 @@ teardown(struct conn *c, enum conn_reason why)
 	c->flags |= CF_DEAD;
 	c->reason = why;
 	timer_remove(l, c);
+	unhold(c);
 	if ((c->flags & CF_RECV_ARMED) && !(c->flags & CF_CANCEL_SENT))
 		cancel_op(c, &c->op_recv);
 	if (c->flags & CF_SEND_BUSY)

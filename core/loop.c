@@ -546,7 +546,7 @@ reap(struct loop *l)
 	while (*pp) {
 		struct conn *c = *pp;
 
-		if (c->inflight == 0 && !(c->flags & (CF_REARM | CF_HOLDS))) {
+		if (c->inflight == 0 && !(c->flags & CF_REARM)) {
 			*pp = c->next;
 			conn_free(c);
 		} else {

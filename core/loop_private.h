@@ -74,7 +74,7 @@ struct conn {
 	uint64_t started, bytes_in, bytes_out;
 	struct conn *next, *prev; /* loop's live list, or dead list */
 	struct conn *rearm_next;
-	struct conn *hold_next; /* holders list: buffers to give back */
+	struct conn *hold_next, *hold_prev; /* holders list */
 	uint64_t last_io;       /* loop_now() of the last send or TLS input */
 	char peer[56];
 };
