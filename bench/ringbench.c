@@ -9,8 +9,9 @@
  *   ringbench handshake -t ADDR [-c CONC] [-d SECS] [-p PID]
  *       full TLS handshakes, each connection closed after (resumed
  *       handshakes are measured with `openssl s_time -reuse`)
- *   ringbench idle -t ADDR -n N [-d SECS] [-p PID]
- *       open N TLS sessions, hold them idle, report the server's RSS
+ *   ringbench idle -t ADDR -n N [-c CONC] [-d SECS] [-p PID]
+ *       open N TLS sessions (CONC handshakes in flight, default 64),
+ *       hold them idle, report the server's RSS
  *   ringbench bulk -t ADDR [-c CONC] [-p PID]
  *       read everything the server sends over TLS (against a relay whose
  *       upstream is `serve -m source`), report MB/s
@@ -55,7 +56,7 @@ struct bench {
 	bool holding;
 	/* progress */
 	uint64_t started_ms, deadline_ms;
-	unsigned active, opened, done, failed;
+	unsigned active, opened, done, failed, started;
 	uint64_t rx;
 	/* the server's counters at start */
 	double cpu0;
@@ -174,6 +175,7 @@ start_one(void)
 		return;
 	}
 	B.active++;
+	B.started++;
 }
 
 static void
@@ -183,7 +185,11 @@ cl_open(struct conn *c)
 	if (B.mode == M_HANDSHAKE) {
 		conn_close(c); /* close_notify, then the next one */
 	} else if (B.mode == M_IDLE) {
+		/* keep -c handshakes in flight, so the server's peak is its
+		 * idle cost, not n simultaneous handshakes */
 		B.last = c;
+		if (B.started < B.n)
+			start_one();
 		idle_check();
 	}
 }
@@ -231,8 +237,11 @@ cl_close(struct conn *c, enum conn_reason why)
 		B.done++;
 	if (B.mode == M_HANDSHAKE && loop_now(B.loop) < B.deadline_ms)
 		start_one();
-	else if (B.mode == M_IDLE && !B.holding)
+	else if (B.mode == M_IDLE && !B.holding) {
+		if (B.started < B.n)
+			start_one();
 		idle_check();
+	}
 	else if (B.active == 0)
 		loop_stop(B.loop, 0);
 }
@@ -447,7 +456,9 @@ main(int argc, char **argv)
 	}
 	B.deadline_ms = loop_now(B.loop) + (uint64_t)(B.secs * 1000);
 	B.started_ms = (uint64_t)(now_s() * 1000);
-	for (unsigned i = 0; i < (B.mode == M_IDLE ? B.n : B.conc); i++)
+	if (B.mode == M_IDLE && B.conc == 1)
+		B.conc = 64;
+	for (unsigned i = 0; i < B.conc && (B.mode != M_IDLE || i < B.n); i++)
 		start_one();
 	loop_run(B.loop);
 	if (B.mode != M_IDLE)
