@@ -142,6 +142,8 @@ conn_new(struct loop *l, int fd, struct listener *li,
 void
 conn_free(struct conn *c)
 {
+	c->loop->released += sizeof(*c) + c->out.cap + c->pend.cap +
+	    c->stash.cap + c->early.cap + (c->tls ? 16384 : 0);
 	tls_conn_free(c->tls);
 	buf_free(&c->out);
 	buf_free(&c->pend);
@@ -227,6 +229,7 @@ conn_sweep(struct loop *l)
 		next = c->hold_next;
 		if ((c->flags & CF_SEND_BUSY) || l->now - c->last_io < SWEEP_MS)
 			continue;
+		l->released += c->out.cap + c->pend.cap + c->stash.cap;
 		buf_release(&c->out);
 		buf_release(&c->pend);
 		buf_release(&c->stash);

@@ -12,6 +12,7 @@
  * loop_post().
  */
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,8 @@
 
 #define LOOP_BGID 1
 #define ACCEPT_RETRY_MS 100
+#define TRIM_BYTES (4u << 20) /* freed since the last trim */
+#define TRIM_EVERY_MS 1000
 
 static int ring_init(struct loop *l, const char **error_r);
 static int bufring_init(struct loop *l, const char **error_r);
@@ -40,6 +43,7 @@ static void dispatch(struct loop *l, struct io_uring_cqe *cqe);
 static void reap(struct loop *l);
 static void rearm_pending(struct loop *l);
 static void listeners_retry(struct loop *l);
+static void trim(struct loop *l);
 static uint64_t clock_ms(void);
 static const char *uring_error(int err);
 
@@ -555,6 +559,19 @@ reap(struct loop *l)
 	}
 }
 
+/* After many sessions close, glibc keeps their pages in its free lists;
+ * hand them back to the kernel so a burst does not pin its peak RSS for
+ * ever. Rate-limited: malloc_trim() walks the arenas. */
+static void
+trim(struct loop *l)
+{
+	if (l->released < TRIM_BYTES || l->now < l->trim_at)
+		return;
+	l->released = 0;
+	l->trim_at = l->now + TRIM_EVERY_MS;
+	malloc_trim(0);
+}
+
 static void
 drain_expired(struct loop *l)
 {
@@ -625,6 +642,7 @@ loop_run(struct loop *l)
 		if (l->sweep_at && l->sweep_at <= l->now)
 			conn_sweep(l);
 		reap(l);
+		trim(l);
 	}
 	io_uring_submit(&l->ring);
 	return 0;

@@ -119,6 +119,8 @@ struct loop {
 	struct conn *rearm;
 	struct conn *holders; /* conns whose buffers hold storage */
 	uint64_t sweep_at;    /* 0 = no sweep due */
+	size_t released;      /* bytes freed since the last malloc_trim() */
+	uint64_t trim_at;     /* earliest next malloc_trim() */
 	uint64_t sid_key, sid_next;
 	/* timers: binary min-heap of conns */
 	struct conn **heap;
