@@ -611,6 +611,8 @@ loop_run(struct loop *l)
 				next = li->retry_at;
 		if (l->sweep_at && (next == 0 || l->sweep_at < next))
 			next = l->sweep_at;
+		if (l->released >= TRIM_BYTES && (next == 0 || l->trim_at < next))
+			next = l->trim_at; /* a trim is owed: wake for it */
 		if (next) {
 			uint64_t wait = next > l->now ? next - l->now : 0;
 
