@@ -51,8 +51,8 @@ relay = ( { name = "bench"; listen = "127.0.0.1:29993"; alpn = "imap";
 CONF
 }
 
-start_gate() { # workers
-	gate_conf "$1" 29143
+start_gate() { # workers upstream_port
+	gate_conf "$1" "$2"
 	"$GATE" -c "$TMP/gate.conf" 2>"$TMP/gate.log" &
 	GATE_PID=$!
 	PIDS+=("$GATE_PID")
@@ -67,16 +67,19 @@ stop_gate() {
 echo "# machine"
 echo "cpus=$(nproc) kernel=$(uname -r) openssl=\"$(openssl version)\""
 openssl speed -seconds 3 ecdsap256 2>/dev/null | awk '/256 bits ecdsa/ {print "openssl_speed_ecdsap256_sign_per_s=" $(NF-1)}'
-openssl speed -seconds 3 ecdhx25519 2>/dev/null | awk '/X25519/ && /op/ {print "openssl_speed_x25519_op_per_s=" $NF}'
+openssl speed -seconds 3 ecdhx25519 2>/dev/null | awk '/253 bits ecdh \(X25519\)/ {print "openssl_speed_x25519_op_per_s=" $NF}'
 
-# An upstream that sends 1 GiB to whoever connects (bulk) and otherwise
-# just holds connections (handshake and idle runs never read from it).
+# Two upstreams: one sends 1 GiB to whoever connects (bulk), one echoes
+# (handshake and idle runs, which send nothing, so it only holds conns).
 "$BENCH" serve -l 127.0.0.1:29143 -m source -s 1G &
 PIDS+=("$!")
+"$BENCH" serve -l 127.0.0.1:29144 -m echo &
+PIDS+=("$!")
 wait_port 29143
+wait_port 29144
 
 echo "# handshakes: ringgate, 1 worker, ${SECS}s, 16 concurrent"
-start_gate 1
+start_gate 1 29144
 "$BENCH" handshake -t 127.0.0.1:29993 -a imap -c 16 -d "$SECS" -p "$GATE_PID"
 stop_gate
 
@@ -89,12 +92,15 @@ wait_port 29994
 "$BENCH" handshake -t 127.0.0.1:29994 -c 16 -d "$SECS" -p "$SSERVER"
 kill "$SSERVER"
 
-echo "# bulk: 1 GiB upstream -> ringgate (2 workers) -> TLS client"
-start_gate 2
+echo "# bulk: 1 GiB upstream -> ringgate (1 worker) -> TLS client"
+start_gate 1 29143
 "$BENCH" bulk -t 127.0.0.1:29993 -c 1 -p "$GATE_PID"
+stop_gate
 
 echo "# idle: $IDLE_N TLS sessions held (each also holds an upstream conn)"
+start_gate 2 29144
+echo "gate_rss_started_kb=$(awk '/VmRSS/ {print $2}' /proc/"$GATE_PID"/status)"
 "$BENCH" idle -t 127.0.0.1:29993 -n "$IDLE_N" -d 5 -p "$GATE_PID"
-sleep 2
+sleep 4 # linger and the once-a-second sweep and trim
 echo "gate_rss_after_close_kb=$(awk '/VmRSS/ {print $2}' /proc/"$GATE_PID"/status)"
 stop_gate
