@@ -513,6 +513,27 @@ class TestDrain(RelayCase):
         # drain_timeout is 2s in the test config
         self.assertEqual(self.gate.proc.wait(15), 0, self.gate.stderr())
 
+    def test_drain_keeps_live_session_refuses_new_exits_when_done(self):
+        s = self.connect()
+        self.assert_echo(s, b"before")
+        self.gate.signal(signal.SIGTERM)
+        # listeners close at once: a new connection is refused ...
+        h.wait_for(lambda: self._refused(), what="listener closed")
+        # ... while the live session keeps relaying during the drain
+        self.assert_echo(s, b"during the drain")
+        self.assertIsNone(self.gate.proc.poll())
+        # and when it ends, ringgate exits without waiting for the timeout
+        s.close()
+        self.assertEqual(self.gate.proc.wait(15), 0, self.gate.stderr())
+        self.assertIn("daemon.stopped", self.gate.stderr())
+
+    def _refused(self):
+        try:
+            socket.create_connection(("127.0.0.1", self.port), 1).close()
+        except ConnectionRefusedError:
+            return True
+        return False
+
 
 if __name__ == "__main__":
     unittest.main()
