@@ -5,7 +5,8 @@
  *
  *   - user entries behind a small back-end interface (lookup by name). The
  *     passwd-file (Dovecot-compatible, auth/passdb.c) is the first back-end;
- *     Redis and LDAP fit the same struct auth_backend_ops.
+ *     Redis (auth/backend_redis.c) and LDAP (auth/backend_ldap.c) fit the
+ *     same struct auth_backend_ops, building entries one at a time.
  *   - password schemes (auth/scheme.c): verify a password against a stored
  *     "{SCHEME}data" string and generate new ones. ARGON2ID, BLF-CRYPT,
  *     SHA512-CRYPT, SHA256-CRYPT, YESCRYPT, SCRAM-SHA-256 (RFC 5803) and,
@@ -102,6 +103,10 @@ struct auth_entry {
 	uint64_t serial;
 
 	struct auth_ref *owner;
+
+	/* No hash here (password is NULL): the back-end checks passwords
+	 * itself through its verify hook (an LDAP bind as the user). */
+	bool verify_by_backend;
 };
 
 /* Take another reference to e (it and its strings stay valid). Returns e. */
@@ -124,6 +129,12 @@ const char *auth_entry_field(const struct auth_entry *e, const char *key);
 
 /* ---- back-ends ---------------------------------------------------------- */
 
+enum auth_status {
+	AUTH_OK = 0,
+	AUTH_FAIL,     /* wrong password, unknown user, refused: same answer */
+	AUTH_TEMPFAIL, /* overloaded, back-end down: try again later */
+};
+
 enum auth_lookup {
 	AUTH_LOOKUP_FOUND = 0,
 	AUTH_LOOKUP_NOTFOUND,
@@ -141,6 +152,18 @@ struct auth_backend_ops {
 	 * FOUND *entry_r holds a new reference. *error_r on TEMPFAIL only. */
 	enum auth_lookup (*lookup)(struct auth_backend *b, const char *user,
 				   struct auth_entry **entry_r,
+				   const char **error_r);
+	/* Optional (NULL: every entry carries a hash). For an entry of this
+	 * back-end with verify_by_backend set, auth_verify() calls this on
+	 * its worker thread instead of a scheme check, with e from lookup
+	 * and the password (pwlen bytes, 1..AUTH_PASSWORD_MAX). It may
+	 * block, bounded by the back-end's own timeouts. Returns AUTH_OK,
+	 * AUTH_FAIL for a wrong password, or AUTH_TEMPFAIL with *error_r
+	 * when the back-end could not answer; never keeps the password. A
+	 * FAIL then costs the dummy hash, as an unknown user does. */
+	enum auth_status (*verify)(struct auth_backend *b,
+				   const struct auth_entry *e,
+				   const char *password, size_t pwlen,
 				   const char **error_r);
 };
 
@@ -194,6 +217,102 @@ struct auth_backend *auth_passdb_backend(struct auth_passdb *db);
  * +1 on every successful reload). */
 size_t auth_passdb_count(struct auth_passdb *db);
 uint64_t auth_passdb_version(struct auth_passdb *db);
+
+/* ---- Redis back-end (auth/backend_redis.c) ------------------------------ */
+
+/*
+ * One hash per user at "<prefix>user:<name>" (name lowercased) with the
+ * fields password ("{SCHEME}hash"), host, nologin ("1"/"yes"/"true"/"on"
+ * or "0"/"no"/"false"/"off"), allow_nets (comma list), quota (a size such
+ * as 512M), alias (comma list), uid, gid, home; any other field is kept as
+ * an uninterpreted auth_field. A missing key is an unknown user; Redis
+ * down, slow, or a record that cannot be parsed is TEMPFAIL, never a wrong
+ * password.
+ */
+struct auth_redis;
+
+struct auth_redis_conf {
+	const char *host;     /* NULL = "127.0.0.1"; "/path" = unix socket */
+	uint16_t port;	      /* 0 = 6379 */
+	const char *username; /* ACL user for AUTH, or NULL */
+	const char *password; /* AUTH password, or NULL: no AUTH */
+	unsigned db;	      /* SELECT index, 0 = none */
+	const char *prefix;   /* NULL = "ringgate:" */
+	unsigned connect_timeout_ms; /* 0 = 1000 */
+	unsigned command_timeout_ms; /* 0 = 1000 */
+	unsigned max_idle;	     /* connections kept open; 0 = 4 */
+};
+
+/* Check conf and copy it; no connection is made until the first lookup,
+ * so Redis being down at start-up is not an error. NULL with *error_r. */
+struct auth_redis *auth_redis_new(const struct auth_redis_conf *conf,
+				  const char **error_r);
+/* Close every connection, free r and set *r to NULL. No lookup may be
+ * running; entries already handed out stay valid. */
+void auth_redis_free(struct auth_redis **r);
+/* The back-end interface, owned by r. Lookups are thread-safe and block
+ * for at most about connect + 2 * command timeout (one retry on a fresh
+ * connection when a kept one turns out dead). */
+struct auth_backend *auth_redis_backend(struct auth_redis *r);
+
+/* ---- LDAP back-end (auth/backend_ldap.c) -------------------------------- */
+
+/*
+ * Users are found with a search (base, subtree scope, filter template).
+ * In BIND mode the entry found carries no hash (verify_by_backend) and the
+ * password is checked by binding as the user's DN on a connection of our
+ * own: the directory decides. In COMPARE mode the password attribute is
+ * read and verified locally like any stored hash: "{SCHEME}data" of our
+ * schemes, a bare crypt string, or "{CRYPT}<crypt string>".
+ */
+enum auth_ldap_mode {
+	AUTH_LDAP_BIND = 0,
+	AUTH_LDAP_COMPARE,
+};
+
+struct auth_ldap;
+
+struct auth_ldap_conf {
+	/* "ldap://host[:port]" or "ldaps://host[:port]" (libldap accepts a
+	 * space-separated list of them, tried in order). */
+	const char *uri;
+	bool starttls;	     /* ldap:// only; StartTLS must then succeed */
+	const char *ca_file; /* PEM trust anchors; NULL = system default */
+	bool tls_no_verify;  /* tests only: accept any server certificate */
+
+	const char *bind_dn;	   /* service account; NULL = anonymous */
+	const char *bind_password; /* its password */
+	const char *base;	   /* search base DN */
+	/* Search filter: %u the user name, %n its local part, %d its domain
+	 * (each escaped per RFC 4515), %% a '%'. NULL = "(uid=%u)". */
+	const char *filter;
+
+	enum auth_ldap_mode mode;
+	const char *password_attr; /* COMPARE mode; NULL = "userPassword" */
+	/* Attribute names mapped onto entry fields; NULL = not mapped.
+	 * alias and allow_nets may be multi-valued. */
+	const char *host_attr, *quota_attr, *alias_attr;
+	const char *nologin_attr, *allow_nets_attr;
+
+	unsigned network_timeout_ms; /* connect; 0 = 2000 */
+	unsigned timeout_ms;	     /* each search and bind; 0 = 3000 */
+	unsigned max_idle;	     /* connections kept open; 0 = 4 */
+};
+
+/* "bind", "compare" or "search" (the last two are the same mode).
+ * 0 or -1. */
+int auth_ldap_mode_parse(const char *s, enum auth_ldap_mode *mode_r);
+
+/* Check conf (URI, filter template) and copy it; connects lazily, so the
+ * directory being down at start-up is not an error. NULL with *error_r. */
+struct auth_ldap *auth_ldap_new(const struct auth_ldap_conf *conf,
+				const char **error_r);
+/* Unbind every connection, free l and set *l to NULL. No lookup or
+ * verification may be running; entries handed out stay valid. */
+void auth_ldap_free(struct auth_ldap **l);
+/* The back-end interface (lookup and, in BIND mode, verify), owned by l;
+ * thread-safe, each call bounded by the timeouts above. */
+struct auth_backend *auth_ldap_backend(struct auth_ldap *l);
 
 /* ---- password schemes (auth/scheme.c) ----------------------------------- */
 
@@ -285,11 +404,8 @@ int auth_scram_derive(const char *password, size_t pwlen,
 
 /* ---- verification ------------------------------------------------------- */
 
-enum auth_status {
-	AUTH_OK = 0,
-	AUTH_FAIL,     /* wrong password, unknown user, refused: same answer */
-	AUTH_TEMPFAIL, /* overloaded, back-end down: try again later */
-};
+/* enum auth_status (AUTH_OK, AUTH_FAIL, AUTH_TEMPFAIL) is declared with
+ * the back-ends above, whose verify hook answers with it. */
 
 /* Why, for the server's logs and metrics; never shown to a client. */
 enum auth_reason {

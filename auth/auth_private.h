@@ -6,6 +6,7 @@
 #define RG_AUTH_AUTH_PRIVATE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "auth/auth.h"
 
@@ -17,5 +18,29 @@ int auth_user_normalize(const char *in, size_t n, char *out);
 
 /* Start a reference count at one owner reference. */
 void auth_ref_init(struct auth_ref *ref, void (*release)(struct auth_ref *));
+
+/* One field of a user record as a network back-end read it: key is a
+ * NUL-terminated name, value vlen bytes (not necessarily terminated). */
+struct auth_pair {
+	const char *key;
+	const char *value;
+	size_t vlen;
+};
+
+/* Build a stand-alone entry (auth/backend_entry.c) for user (already
+ * normalised) from a record's pairs: password, host, nologin, allow_nets,
+ * quota, alias (the last three lists may repeat), uid, gid and home mean
+ * what they mean in a passwd-file; any other key becomes an auth_field.
+ * Every string is copied. The serial is a hash of user, every pair (in
+ * any order) and version (NULL or extra text that changes with the
+ * record, e.g. an LDAP entryCSN). Returns 0 with *entry_r holding one
+ * reference, or -1 with *error_r naming the bad field, never its value. */
+int auth_entry_build(const char *user, const struct auth_pair *pairs,
+		     size_t n, const char *version, struct auth_entry **entry_r,
+		     const char **error_r);
+
+/* "1234", "512K", "100M", "2G", "1T", optionally followed by B, as the
+ * passwd-file's quota=. 0 or -1. */
+int auth_size_parse(const char *s, uint64_t *v_r);
 
 #endif

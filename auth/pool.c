@@ -119,6 +119,10 @@ static void apply_policy(struct auth_entry *e, const struct sockaddr *client,
 			 struct auth_result *res);
 static void burn_dummy(const struct auth_verifier *v, const char *password,
 		       size_t pwlen);
+static void backend_verify(const struct auth_verifier *v, struct auth_entry *e,
+			   const char *password, size_t pwlen,
+			   const struct sockaddr *client,
+			   struct auth_result *res);
 static uint64_t clock_ms(void *arg);
 
 /* ---- public ----------------------------------------------------------- */
@@ -306,6 +310,10 @@ auth_verify(const struct auth_verifier *v, const char *user,
 	case AUTH_LOOKUP_FOUND:
 		break;
 	}
+	if (e->verify_by_backend) {
+		backend_verify(v, e, password, pwlen, client, res);
+		return;
+	}
 	r = pwlen > AUTH_PASSWORD_MAX
 		? AUTH_VERIFY_MISMATCH
 		: auth_scheme_verify(e->password, password, pwlen, v->schemes,
@@ -321,6 +329,44 @@ auth_verify(const struct auth_verifier *v, const char *user,
 		/* No usable hash: the failure was quick, pay the cost. */
 		burn_dummy(v, password, pwlen);
 		res->reason = AUTH_R_NOPASS;
+		break;
+	}
+	if (res->status != AUTH_OK)
+		auth_entry_unref(&e);
+}
+
+/* The back-end checks the password itself (an LDAP bind). An empty
+ * password never reaches it: to a directory that is an unauthenticated
+ * bind, which succeeds. A failure costs the dummy hash too, so a wrong
+ * password takes as long as an unknown user. Takes e's reference. */
+static void
+backend_verify(const struct auth_verifier *v, struct auth_entry *e,
+	       const char *password, size_t pwlen,
+	       const struct sockaddr *client, struct auth_result *res)
+{
+	const struct auth_backend_ops *ops = v->backend->ops;
+	enum auth_status st = AUTH_FAIL;
+	const char *err = NULL;
+
+	if (ops->verify == NULL) {
+		burn_dummy(v, password, pwlen);
+		res->reason = AUTH_R_NOPASS;
+		auth_entry_unref(&e);
+		return;
+	}
+	if (pwlen > 0 && pwlen <= AUTH_PASSWORD_MAX)
+		st = ops->verify(v->backend, e, password, pwlen, &err);
+	switch (st) {
+	case AUTH_OK:
+		apply_policy(e, client, res);
+		break;
+	case AUTH_TEMPFAIL:
+		res->status = AUTH_TEMPFAIL;
+		res->reason = AUTH_R_BACKEND;
+		break;
+	case AUTH_FAIL:
+		burn_dummy(v, password, pwlen);
+		res->reason = AUTH_R_PASSWORD;
 		break;
 	}
 	if (res->status != AUTH_OK)

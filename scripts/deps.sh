@@ -11,8 +11,8 @@
 RG_DEPS=(
 	build-essential cmake pkg-config
 	liburing-dev libssl-dev libhiredis-dev libconfig-dev libcmocka-dev
-	libargon2-dev libcrypt-dev
-	redis-server curl swaks python3 openssl clang
+	libargon2-dev libcrypt-dev libldap-dev
+	redis-server slapd ldap-utils curl swaks python3 openssl clang
 	prometheus # for promtool, which checks the /metrics text format
 	procps
 )
