@@ -1,0 +1,228 @@
+/*
+ * config.c - ringstore's configuration schema and its cross-field checks.
+ *
+ * The tables below are the single description of the file format: types,
+ * defaults and bounds live here and nowhere else (docs/backend.md,
+ * "Running ringstore", shows every key). Relies on core/config.c for
+ * parsing and errors that name file:line. Must never accept a file that
+ * would fail later at start-up for a reason visible here.
+ */
+#include <stddef.h>
+#include <string.h>
+
+#include "core/tls.h"
+#include "backend/ringstore.h"
+
+/* Same order as enum auth_scheme. */
+const char *const rs_scheme_names[] = { "ARGON2ID", "BLF-CRYPT",
+	"SHA512-CRYPT", "SHA256-CRYPT", "YESCRYPT", "SCRAM-SHA-256", NULL };
+static const char *const log_levels[] = { "error", "warn", "info", "debug",
+	NULL };
+static const char *const tls_versions[] = { "TLSv1.2", "TLSv1.3", NULL };
+
+#define F(field) offsetof(struct rs_config, field)
+
+static const struct cfg_field daemon_fields[] = {
+	{ "workers", CFG_INT, F(daemon.workers), 0, "0", 0, 256,
+	    .hint = "a number of threads, 0 for one per core" },
+	{ "pid_file", CFG_STRING, F(daemon.pid_file) },
+	{ "log_level", CFG_ENUM, F(daemon.log_level), 0, "info",
+	    .choices = log_levels },
+	{ "log_file", CFG_STRING, F(daemon.log_file) },
+	{ "drain_timeout", CFG_DURATION, F(daemon.drain_timeout), 0, "30s", 0,
+	    3600000 },
+	{ NULL },
+};
+
+static const struct cfg_field admin_fields[] = {
+	{ "listen", CFG_ADDR, F(admin.listen), 0, "127.0.0.1:29100" },
+	{ NULL },
+};
+
+static const struct cfg_field cert_fields[] = {
+	{ "cert", CFG_STRING, offsetof(struct rs_cert, cert), CFG_REQUIRED,
+	    .hint = "the path of a PEM certificate chain" },
+	{ "key", CFG_STRING, offsetof(struct rs_cert, key), CFG_REQUIRED,
+	    .hint = "the path of a PEM private key" },
+	{ NULL },
+};
+
+static const struct cfg_field tls_fields[] = {
+	{ "certificates", CFG_LIST, F(tls.certificates), .sub = cert_fields,
+	    .elem_size = sizeof(struct rs_cert),
+	    .count_offset = F(tls.ncertificates) },
+	{ "min_version", CFG_ENUM, F(tls.min_version), 0, "TLSv1.2",
+	    .choices = tls_versions },
+	{ "ciphers", CFG_STRING, F(tls.ciphers) },
+	{ "ciphersuites", CFG_STRING, F(tls.ciphersuites) },
+	{ "groups", CFG_STRING, F(tls.groups) },
+	{ "ticket_key_file", CFG_STRING, F(tls.ticket_key_file) },
+	{ NULL },
+};
+
+/* Line limits: small before login (nobody is known yet), larger after.
+ * The command budget bounds one command with its inline literals; APPEND
+ * literals are streamed out of it and bounded by append_max instead. */
+static const struct cfg_field limits_fields[] = {
+	{ "handshake_timeout", CFG_DURATION, F(limits.handshake_timeout), 0,
+	    "10s", 100, 600000 },
+	{ "login_timeout", CFG_DURATION, F(limits.login_timeout), 0, "60s",
+	    1000, 3600000 },
+	{ "idle_timeout", CFG_DURATION, F(limits.idle_timeout), 0, "30m",
+	    1000, 86400000 },
+	{ "output_buffer", CFG_SIZE, F(limits.output_buffer), 0, "256k",
+	    16384, 64 << 20 },
+	{ "line_max_login", CFG_SIZE, F(limits.line_max_login), 0, "8k",
+	    1024, 1 << 20 },
+	{ "line_max", CFG_SIZE, F(limits.line_max), 0, "64k", 1024,
+	    16 << 20 },
+	{ "command_max", CFG_SIZE, F(limits.command_max), 0, "256k", 4096,
+	    64 << 20 },
+	{ "append_max", CFG_SIZE, F(limits.append_max), 0, "50M", 1024,
+	    (int64_t)1 << 31 },
+	{ "bad_commands", CFG_INT, F(limits.bad_commands), 0, "10", 1,
+	    1000, .hint = "bad commands before the connection is closed" },
+	{ NULL },
+};
+
+static const struct cfg_field auth_fields[] = {
+	{ "passwd_file", CFG_STRING, F(auth.passwd_file), CFG_REQUIRED,
+	    .hint = "a Dovecot-style passwd-file: user:{SCHEME}hash:..." },
+	{ "allow_plaintext", CFG_BOOL, F(auth.allow_plaintext), 0, "false" },
+	{ "default_scheme", CFG_ENUM, F(auth.default_scheme), 0,
+	    "SCRAM-SHA-256", .choices = rs_scheme_names,
+	    .hint = "the scheme most users' hashes use (unknown users cost "
+		    "the same)" },
+	{ "threads", CFG_INT, F(auth.threads), 0, "2", 1, 64 },
+	{ NULL },
+};
+
+static const struct cfg_field storage_fields[] = {
+	{ "mail_root", CFG_STRING, F(storage.mail_root), CFG_REQUIRED,
+	    .hint = "a directory; users live in <root>/<domain>/<local>" },
+	{ "threads", CFG_INT, F(storage.threads), 0, "4", 1, 256 },
+	{ "queue", CFG_INT, F(storage.queue), 0, "1024", 16, 1000000 },
+	{ NULL },
+};
+
+static const struct cfg_field imap_fields[] = {
+	{ "", CFG_LOC, offsetof(struct rs_imap_conf, loc) },
+	{ "name", CFG_STRING, offsetof(struct rs_imap_conf, name),
+	    CFG_REQUIRED, .hint = "a short label, like \"imap\"" },
+	{ "listen", CFG_ADDR, offsetof(struct rs_imap_conf, listen),
+	    CFG_REQUIRED },
+	{ "tls", CFG_BOOL, offsetof(struct rs_imap_conf, tls), 0, "false" },
+	{ "starttls", CFG_BOOL, offsetof(struct rs_imap_conf, starttls), 0,
+	    "true" },
+	{ "trusted", CFG_BOOL, offsetof(struct rs_imap_conf, trusted), 0,
+	    "false" },
+	{ NULL },
+};
+
+static const struct cfg_field root_fields[] = {
+	{ "daemon", CFG_GROUP, 0, .sub = daemon_fields },
+	{ "admin", CFG_GROUP, 0, .sub = admin_fields },
+	{ "tls", CFG_GROUP, 0, .sub = tls_fields },
+	{ "limits", CFG_GROUP, 0, .sub = limits_fields },
+	{ "auth", CFG_GROUP, 0, .sub = auth_fields },
+	{ "storage", CFG_GROUP, 0, .sub = storage_fields },
+	{ "imap", CFG_LIST, F(imap), .sub = imap_fields,
+	    .elem_size = sizeof(struct rs_imap_conf),
+	    .count_offset = F(nimap) },
+	{ NULL },
+};
+
+static int check_imap(const struct rs_config *cf, struct cfg_error *err);
+
+static int
+check_imap(const struct rs_config *cf, struct cfg_error *err)
+{
+	for (unsigned i = 0; i < cf->nimap; i++) {
+		const struct rs_imap_conf *r = &cf->imap[i];
+		size_t n = strlen(r->name);
+
+		if (n == 0 || n >= 64 ||
+		    strspn(r->name, "abcdefghijklmnopqrstuvwxyz"
+				    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") !=
+			n) {
+			cfg_error_at(err, &r->loc,
+			    "imap name '%s' must be 1-63 letters, digits, "
+			    "'_' or '-'", r->name);
+			return -1;
+		}
+		if (r->tls && cf->tls.ncertificates == 0) {
+			cfg_error_at(err, &r->loc,
+			    "imap '%s' has tls = true but tls.certificates "
+			    "is empty", r->name);
+			return -1;
+		}
+		for (unsigned j = 0; j < i; j++) {
+			if (strcmp(cf->imap[j].name, r->name) == 0 ||
+			    strcmp(cf->imap[j].listen.text,
+				r->listen.text) == 0) {
+				cfg_error_at(err, &r->loc,
+				    "imap '%s' repeats the name or address of "
+				    "line %d", r->name, cf->imap[j].loc.line);
+				return -1;
+			}
+		}
+	}
+	if (cf->limits.line_max_login > cf->limits.command_max ||
+	    cf->limits.line_max > cf->limits.command_max) {
+		cfg_error_at(err, NULL, "limits.line_max and line_max_login "
+					"must not exceed limits.command_max");
+		return -1;
+	}
+	return 0;
+}
+
+int
+rs_config_load(const char *path, struct rs_config *cf, struct cfg_error *err)
+{
+	if (cfg_load(path, root_fields, cf, err) == -1)
+		return -1;
+	if (check_imap(cf, err) == -1) {
+		cfg_free(root_fields, cf);
+		return -1;
+	}
+	return 0;
+}
+
+void
+rs_config_free(struct rs_config *cf)
+{
+	cfg_free(root_fields, cf);
+}
+
+int
+rs_tls_build(const struct rs_config *cf, struct tls_server **ts_r,
+    const char **error_r)
+{
+	struct tls_cert_conf certs[16];
+	struct tls_server_conf tc;
+	unsigned n = cf->tls.ncertificates;
+
+	*ts_r = NULL;
+	if (n == 0)
+		return 0;
+	if (n > sizeof(certs) / sizeof(certs[0])) {
+		*error_r = "at most 16 certificates are supported";
+		return -1;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		certs[i].cert_file = cf->tls.certificates[i].cert;
+		certs[i].key_file = cf->tls.certificates[i].key;
+	}
+	memset(&tc, 0, sizeof(tc));
+	tc.certs = certs;
+	tc.ncerts = n;
+	tc.alpn = "imap";
+	tc.ciphers = cf->tls.ciphers;
+	tc.ciphersuites = cf->tls.ciphersuites;
+	tc.groups = cf->tls.groups;
+	tc.min_version = cf->tls.min_version == 1 ? 13 : 12;
+	tc.ticket_key_file = cf->tls.ticket_key_file;
+	tc.prefer_server_ciphers = true;
+	*ts_r = tls_server_new(&tc, error_r);
+	return *ts_r ? 0 : -1;
+}

@@ -1,0 +1,183 @@
+/*
+ * imap_private.h - what the IMAP session core (imap_session.c) shares
+ * with the command files (imap_cmd_*.c): the session, the command table
+ * entry, replies and the job plumbing for work on the store pool.
+ *
+ * Ownership rules every command file follows: a session runs at most one
+ * job at a time (SF_BUSY) and reads no input meanwhile; a job that needs
+ * the open folder borrows it (s->box moves into the job and back in
+ * finish()), so only one thread ever touches it. A session whose
+ * connection closed while a job ran stays in the worker's table as a
+ * husk (SF_GONE) until that job's answer arrives, which then frees both.
+ */
+#ifndef RG_BACKEND_IMAP_PRIVATE_H
+#define RG_BACKEND_IMAP_PRIVATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "proto/imap_parse.h"
+#include "backend/ringstore.h"
+#include "backend/store_pool.h"
+
+struct auth_entry;
+struct conn;
+struct maildir;
+struct sasl_server;
+
+enum imap_state {
+	IS_NOT_AUTH = 0,
+	IS_AUTH,
+	IS_SELECTED,
+	IS_LOGOUT,
+};
+#define ST_NOT_AUTH (1u << IS_NOT_AUTH)
+#define ST_AUTH (1u << IS_AUTH)
+#define ST_SELECTED (1u << IS_SELECTED)
+#define ST_ANY (ST_NOT_AUTH | ST_AUTH | ST_SELECTED)
+
+enum imap_flags {
+	SF_TLS = 1 << 0,       /* TLS is on (implicit or after STARTTLS) */
+	SF_BUSY = 1 << 1,      /* a job is in flight; input waits */
+	SF_GONE = 1 << 2,      /* the connection closed under a job */
+	SF_LINE = 1 << 3,      /* the next OK event is a raw line */
+	SF_CLOSING = 1 << 4,   /* BYE sent, no more commands */
+	SF_PAUSED = 1 << 5,    /* we paused the connection */
+	SF_MORE = 1 << 6,      /* a batched FETCH waits for the output */
+};
+
+#define IMAP_TAG_MAX 128
+#define IMAP_MBOX_MAX 1024 /* UTF-8 bytes of a mailbox name */
+
+struct imap_session;
+struct imap_job;
+
+/* A command: syntax check and action are separate. check() validates the
+ * arguments (filling s->a) and returns 0, or -1 with s->error for BAD;
+ * run() acts and replies, now or when its job is done. */
+struct imap_cmd_def {
+	const char *name;
+	unsigned states;
+	bool uid; /* may follow "UID " */
+	int (*check)(struct imap_session *s, const struct imap_command *cmd);
+	void (*run)(struct imap_session *s, const struct imap_command *cmd);
+};
+
+/* Arguments a check() extracted for its run(). */
+struct imap_args {
+	char mbox[IMAP_MBOX_MAX];  /* UTF-8 */
+	char mbox2[IMAP_MBOX_MAX]; /* UTF-8, RENAME's target, LIST pattern */
+	unsigned items;		   /* STATUS items and the like */
+};
+
+struct imap_session {
+	struct rs_worker *w;
+	const struct rs_server *srv;
+	const struct rs_imap_conf *lconf;
+	struct conn *c;
+	uint64_t sid;
+	enum imap_state state;
+	unsigned flags;
+	unsigned bad;
+	uint64_t commands;
+
+	struct imap_parser parser;
+	char *pbuf;
+	size_t pbuf_size;
+	struct imap_arg *argv;
+	unsigned nargv;
+	struct buf in; /* received, not yet parsed */
+	struct buf lit; /* the streamed literal of the command being read */
+	bool lit_over;	/* more than one streamed literal: refused */
+
+	char tag[IMAP_TAG_MAX + 1];
+	const char *error; /* BAD text from a check() */
+	struct imap_args a;
+
+	/* after login */
+	char *user;
+	char *maildir;
+	struct sasl_server *sasl;
+	/* selected */
+	struct maildir *box;
+	bool readonly;
+	uint32_t exists; /* messages the client knows of */
+	/* a batched command's job waiting for the output to drain */
+	struct imap_job *more;
+
+	struct imap_session *hnext; /* worker table chain */
+};
+
+/* A job on the store pool (or the auth pool) for a session. */
+struct imap_job {
+	struct store_job base;
+	struct rs_worker *w;
+	/* With the session alive: deliver the answer (reply, take back the
+	 * box). The job is freed afterwards unless finish() kept it (then
+	 * it returns 1). */
+	int (*finish)(struct imap_session *s, struct imap_job *job);
+	void (*release)(struct imap_job *job); /* free the job's own data */
+	struct maildir *box;	/* borrowed folder, or NULL */
+	struct buf out;		/* untagged output built on the pool */
+	int err;		/* errno of a failed store call */
+	const char *errtext;
+};
+
+/* ---- imap_session.c ---- */
+
+/* One reply line: tag "*" (untagged), "+" (continuation) or NULL for the
+ * current command's tag. Formats, counts, queues. */
+void imap_reply(struct imap_session *s, const char *tag, const char *fmt,
+    ...) __attribute__((format(printf, 3, 4)));
+/* Raw protocol bytes (already formatted output of a job). */
+void imap_send(struct imap_session *s, const void *p, size_t n);
+/* Tagged BAD for a syntax problem; counts toward the disconnect. */
+void imap_bad(struct imap_session *s, const char *text);
+void imap_enter_state(struct imap_session *s, enum imap_state st);
+/* End the session after the queued output: "* BYE text". */
+void imap_bye(struct imap_session *s, const char *text);
+
+/* Allocate a job of size bytes (>= sizeof(struct imap_job)) for s. */
+void *imap_job_new(struct imap_session *s, size_t size,
+    int (*finish)(struct imap_session *, struct imap_job *));
+/* Queue it on the store pool with run; marks s busy. On a full queue the
+ * job is freed, the client gets NO [UNAVAILABLE], and -1 returns. */
+int imap_job_submit(struct imap_session *s, struct imap_job *job,
+    store_run_fn *run);
+/* The same for a job answered by someone else (auth pool): counts it in
+ * the outbox and marks s busy; complete with store_outbox_complete(). */
+void imap_job_hold(struct imap_session *s, struct imap_job *job);
+void imap_job_free(struct imap_job *job);
+/* The parser's limits for the current state (after login: larger). */
+int imap_session_set_limits(struct imap_session *s);
+
+/* The capability list for the current state, without "* CAPABILITY". */
+void imap_capability_string(struct imap_session *s, struct buf *b);
+
+/* Argument helpers: an astring or mailbox name into dst. 0 or -1 with
+ * s->error. Mailbox names are decoded from modified UTF-7; "INBOX" in
+ * any case becomes "INBOX". */
+int imap_get_astring(struct imap_session *s, const struct imap_arg *a,
+    char *dst, size_t cap);
+int imap_get_mailbox(struct imap_session *s, const struct imap_arg *a,
+    char *dst, size_t cap);
+/* Append a mailbox name (UTF-8) as an astring in modified UTF-7. */
+int imap_put_mailbox(struct buf *b, const char *name);
+/* imap_write_fn into a struct buf. */
+int imap_buf_write(void *ctx, const char *p, size_t len);
+
+/* ---- command tables ---- */
+extern const struct imap_cmd_def imap_cmds_any[];
+extern const struct imap_cmd_def imap_cmds_mailbox[];
+extern const struct imap_cmd_def imap_cmds_message[];
+
+/* AUTHENTICATE continuation line (imap_cmd_any.c). */
+void imap_auth_line(struct imap_session *s, const char *line, size_t len);
+/* Drop the selected folder (state back to AUTH). */
+void imap_unselect(struct imap_session *s);
+/* A batched job continues once the output drained (imap_cmd_message.c). */
+void imap_more(struct imap_session *s);
+
+#endif

@@ -1,0 +1,670 @@
+/*
+ * imap_session.c - the IMAP session core of ringstore: connection
+ * callbacks, the state machine (NOT_AUTH -> AUTH -> SELECTED -> LOGOUT),
+ * input discipline, the command dispatcher, replies and job plumbing.
+ *
+ * Relies on proto/imap_parse.c for a bounded tokenizer (the parser's
+ * storage is the command budget: "need more and full" is "too long"), on
+ * core/loop.c for I/O and back-pressure, and on the store pool for every
+ * blocking call: this file never touches the disk. While a job runs the
+ * connection is paused and what already arrived waits in s->in.
+ *
+ * Must never: act on input that arrived before STARTTLS after it, read
+ * the next command while a job runs, queue output without bound (a peer
+ * that does not read is paused, then timed out), or let a peer's bytes
+ * reach an assert.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "auth/auth.h"
+#include "auth/sasl.h"
+#include "backend/imap_private.h"
+#include "backend/maildir.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/metrics.h"
+#include "proto/utf7.h"
+
+/* Output beyond this many times the high-water mark means the peer does
+ * not read and something still wants to write: give up. */
+#define OUT_HARD_FACTOR 16
+
+static void on_open(struct conn *c);
+static void on_data(struct conn *c, const char *p, size_t n);
+static void on_drain(struct conn *c);
+static void on_timer(struct conn *c);
+static void on_close(struct conn *c, enum conn_reason why);
+
+static struct imap_session *session_new(struct conn *c);
+static void session_free(struct imap_session *s);
+static void table_add(struct rs_worker *w, struct imap_session *s);
+static void table_del(struct rs_worker *w, struct imap_session *s);
+
+static void process(struct imap_session *s);
+static void flow(struct imap_session *s);
+static void handle_literal(struct imap_session *s);
+static void handle_invalid(struct imap_session *s, enum imap_parse_status st);
+static void dispatch(struct imap_session *s, const struct imap_command *cmd);
+static const struct imap_cmd_def *find_cmd(const struct imap_command *cmd,
+    enum imap_state state);
+static void set_tag(struct imap_session *s, const struct imap_command *cmd);
+static void job_done(struct store_job *sj);
+
+static const struct conn_handler handler = {
+	.on_open = on_open,
+	.on_data = on_data,
+	.on_drain = on_drain,
+	.on_timer = on_timer,
+	.on_close = on_close,
+};
+
+const struct conn_handler *
+imap_handler(void)
+{
+	return &handler;
+}
+
+/* ---- the worker's session table ---------------------------------- */
+
+static void
+table_add(struct rs_worker *w, struct imap_session *s)
+{
+	struct imap_session **b = &w->sessions[s->sid % RS_SESSION_BUCKETS];
+
+	s->hnext = *b;
+	*b = s;
+}
+
+static void
+table_del(struct rs_worker *w, struct imap_session *s)
+{
+	struct imap_session **p = &w->sessions[s->sid % RS_SESSION_BUCKETS];
+
+	for (; *p; p = &(*p)->hnext)
+		if (*p == s) {
+			*p = s->hnext;
+			return;
+		}
+}
+
+struct imap_session *
+rs_worker_session(struct rs_worker *w, uint64_t sid)
+{
+	struct imap_session *s = w->sessions[sid % RS_SESSION_BUCKETS];
+
+	while (s && s->sid != sid)
+		s = s->hnext;
+	return s;
+}
+
+/* ---- life cycle ----------------------------------------------------- */
+
+static struct imap_session *
+session_new(struct conn *c)
+{
+	const struct rs_listener *li = listener_ctx(conn_listener(c));
+	struct imap_session *s = calloc(1, sizeof(*s));
+
+	if (s == NULL)
+		return NULL;
+	s->w = loop_ctx(conn_loop(c));
+	s->srv = li->srv;
+	s->lconf = li->conf;
+	s->c = c;
+	s->sid = conn_sid(c);
+	s->state = IS_NOT_AUTH;
+	if (conn_tls(c) != NULL)
+		s->flags |= SF_TLS;
+	if (imap_session_set_limits(s) == -1) {
+		free(s);
+		return NULL;
+	}
+	table_add(s->w, s);
+	return s;
+}
+
+static void
+session_free(struct imap_session *s)
+{
+	table_del(s->w, s);
+	if (s->more)
+		imap_job_free(s->more);
+	maildir_close(&s->box);
+	sasl_server_free(&s->sasl);
+	buf_free(&s->in);
+	buf_free(&s->lit);
+	free(s->pbuf);
+	free(s->argv);
+	free(s->user);
+	free(s->maildir);
+	free(s);
+}
+
+/* The command budget and literal limits: small before login, the
+ * configured ones after. Storage is reallocated only when it grows. */
+int
+imap_session_set_limits(struct imap_session *s)
+{
+	const struct rs_config *cf = s->srv->cf;
+	bool authed = s->state != IS_NOT_AUTH;
+	struct imap_limits lim = { 0 };
+	size_t size = authed ? cf->limits.command_max :
+			       cf->limits.line_max_login;
+	unsigned nargv = authed ? 4096 : 64;
+	char *pbuf;
+	struct imap_arg *argv;
+
+	lim.max_line = authed ? cf->limits.line_max : cf->limits.line_max_login;
+	lim.max_command = size;
+	lim.max_literal = authed ? cf->limits.append_max : 4096;
+	lim.max_nonsync = authed ? cf->limits.append_max : 4096;
+	lim.max_inline_literal = authed ? 65536 : 4096;
+	lim.max_args = nargv;
+	pbuf = malloc(size);
+	argv = calloc(nargv, sizeof(*argv));
+	if (pbuf == NULL || argv == NULL) {
+		free(pbuf);
+		free(argv);
+		return -1;
+	}
+	if (s->pbuf == NULL) {
+		if (imap_parse_init(&s->parser, &lim, pbuf, size, argv,
+			nargv) == -1)
+			goto fail;
+	} else if (imap_parse_set_limits(&s->parser, &lim, pbuf, size, argv,
+		       nargv) == -1) {
+		goto fail;
+	}
+	free(s->pbuf);
+	free(s->argv);
+	s->pbuf = pbuf;
+	s->pbuf_size = size;
+	s->argv = argv;
+	s->nargv = nargv;
+	return 0;
+fail:
+	free(pbuf);
+	free(argv);
+	return -1;
+}
+
+void
+imap_enter_state(struct imap_session *s, enum imap_state st)
+{
+	static const char *const names[] = { "not_auth", "auth", "selected",
+		"logout" };
+
+	log_debug(s->sid, "imap.state", "from=%s to=%s", names[s->state],
+	    names[st]);
+	s->state = st;
+}
+
+/* ---- connection callbacks ---------------------------------------- */
+
+static void
+on_open(struct conn *c)
+{
+	struct imap_session *s = conn_ctx(c);
+	struct buf caps = { 0 };
+
+	if (s != NULL) {
+		/* STARTTLS handshake done; the client speaks first now. */
+		s->flags |= SF_TLS;
+		conn_set_timer(c, s->srv->cf->limits.login_timeout);
+		return;
+	}
+	if ((s = session_new(c)) == NULL) {
+		conn_abort(c, CR_NOMEM);
+		return;
+	}
+	conn_set_ctx(c, s);
+	metrics_gauge_add(loop_shard(conn_loop(c)), s->srv->m.sessions, 1);
+	log_info(s->sid, "imap.open", "listener=%s client=%s tls=%s",
+	    s->lconf->name, conn_peer(c), s->flags & SF_TLS ? "yes" : "no");
+	imap_capability_string(s, &caps);
+	imap_reply(s, "*", "OK [CAPABILITY %.*s] ringstore ready",
+	    (int)buf_used(&caps), buf_head(&caps));
+	buf_free(&caps);
+	conn_set_timer(c, s->srv->cf->limits.login_timeout);
+}
+
+static void
+on_data(struct conn *c, const char *p, size_t n)
+{
+	struct imap_session *s = conn_ctx(c);
+
+	if (s == NULL || (s->flags & SF_CLOSING))
+		return;
+	if (buf_append(&s->in, p, n) == -1) {
+		conn_abort(c, CR_NOMEM);
+		return;
+	}
+	conn_set_timer(c, s->state == IS_NOT_AUTH ?
+		s->srv->cf->limits.login_timeout :
+		s->srv->cf->limits.idle_timeout);
+	process(s);
+}
+
+static void
+on_drain(struct conn *c)
+{
+	struct imap_session *s = conn_ctx(c);
+
+	if (s == NULL)
+		return;
+	if (s->flags & SF_MORE) {
+		s->flags &= ~SF_MORE;
+		imap_more(s);
+		return;
+	}
+	process(s);
+}
+
+static void
+on_timer(struct conn *c)
+{
+	struct imap_session *s = conn_ctx(c);
+
+	if (s != NULL && !(s->flags & SF_CLOSING) && !conn_out_full(c)) {
+		imap_bye(s, "Autologout; idle for too long");
+		return;
+	}
+	conn_abort(c, CR_TIMEOUT);
+}
+
+static void
+on_close(struct conn *c, enum conn_reason why)
+{
+	struct imap_session *s = conn_ctx(c);
+
+	if (s == NULL)
+		return;
+	metrics_gauge_add(loop_shard(conn_loop(c)), s->srv->m.sessions, -1);
+	log_info(s->sid, "imap.close", "reason=%s user=%s commands=%llu "
+	    "in=%llu out=%llu", conn_reason_name(why),
+	    s->user ? s->user : "-", (unsigned long long)s->commands,
+	    (unsigned long long)conn_bytes_in(c),
+	    (unsigned long long)conn_bytes_out(c));
+	conn_set_ctx(c, NULL);
+	s->c = NULL;
+	if (s->flags & SF_BUSY) {
+		s->flags |= SF_GONE; /* freed when the job answers */
+		return;
+	}
+	session_free(s);
+}
+
+/* ---- replies ------------------------------------------------------ */
+
+/* The one place output is queued: every line goes through here or
+ * imap_send(). A peer that lets output pile up far past the high-water
+ * mark is cut off. */
+void
+imap_send(struct imap_session *s, const void *p, size_t n)
+{
+	if (s->c == NULL || conn_closing(s->c))
+		return;
+	if (conn_out_queued(s->c) > s->srv->cf->limits.output_buffer *
+		OUT_HARD_FACTOR) {
+		log_warn(s->sid, "imap.overflow", "queued=%zu",
+		    conn_out_queued(s->c));
+		conn_abort(s->c, CR_OVERFLOW);
+		return;
+	}
+	if (conn_write(s->c, p, n) == -1)
+		conn_abort(s->c, CR_NOMEM);
+}
+
+void
+imap_reply(struct imap_session *s, const char *tag, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	int n, m;
+
+	m = snprintf(line, sizeof(line), "%s ", tag ? tag : s->tag);
+	if (m < 0 || (size_t)m >= sizeof(line) - 3)
+		m = snprintf(line, sizeof(line), "* ");
+	va_start(ap, fmt);
+	n = vsnprintf(line + m, sizeof(line) - m - 2, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n > sizeof(line) - m - 3)
+		n = (int)(sizeof(line) - m - 3);
+	memcpy(line + m + n, "\r\n", 2);
+	imap_send(s, line, (size_t)(m + n + 2));
+}
+
+void
+imap_bad(struct imap_session *s, const char *text)
+{
+	metrics_add(loop_shard(s->w->loop), s->srv->m.bad_commands, 1);
+	imap_reply(s, NULL, "BAD %s", text);
+	if (++s->bad >= (unsigned)s->srv->cf->limits.bad_commands)
+		imap_bye(s, "Too many bad commands");
+}
+
+void
+imap_bye(struct imap_session *s, const char *text)
+{
+	if (s->flags & SF_CLOSING)
+		return;
+	imap_reply(s, "*", "BYE %s", text);
+	s->flags |= SF_CLOSING;
+	if (s->c)
+		conn_close(s->c);
+}
+
+/* ---- input -------------------------------------------------------- */
+
+/* Pause reading while a job runs or the output is over its mark; read
+ * again when neither holds. */
+static void
+flow(struct imap_session *s)
+{
+	bool stop = (s->flags & (SF_BUSY | SF_MORE)) || conn_out_full(s->c);
+
+	if (stop && !(s->flags & SF_PAUSED)) {
+		s->flags |= SF_PAUSED;
+		conn_pause(s->c);
+	} else if (!stop && (s->flags & SF_PAUSED)) {
+		s->flags &= ~SF_PAUSED;
+		conn_resume(s->c);
+	}
+}
+
+static void
+process(struct imap_session *s)
+{
+	while (s->c != NULL && !(s->flags & (SF_BUSY | SF_CLOSING | SF_MORE)) &&
+	    !conn_out_full(s->c) && buf_used(&s->in) > 0) {
+		size_t used = 0;
+		enum imap_parse_status st = imap_parse_feed(&s->parser,
+		    buf_head(&s->in), buf_used(&s->in), &used);
+
+		buf_consume(&s->in, used);
+		if (st == IMAP_PARSE_AGAIN)
+			break;
+		switch (st) {
+		case IMAP_PARSE_OK:
+			if (s->flags & SF_LINE) {
+				s->flags &= ~SF_LINE;
+				imap_auth_line(s, s->parser.cmd.line,
+				    s->parser.cmd.line_len);
+			} else {
+				dispatch(s, &s->parser.cmd);
+			}
+			buf_free(&s->lit);
+			s->lit_over = false;
+			break;
+		case IMAP_PARSE_LITERAL:
+			handle_literal(s);
+			break;
+		case IMAP_PARSE_DATA:
+			if (s->parser.lit.stream == 0 &&
+			    buf_append(&s->lit, s->parser.data,
+				s->parser.data_len) == -1) {
+				conn_abort(s->c, CR_NOMEM);
+				return;
+			}
+			break;
+		default:
+			handle_invalid(s, st);
+			buf_free(&s->lit);
+			break;
+		}
+	}
+	if (s->c != NULL) {
+		buf_release(&s->in);
+		flow(s);
+	}
+}
+
+/* A literal was announced: only one streamed literal per command (the
+ * APPEND message); a synchronizing one gets its continuation. */
+static void
+handle_literal(struct imap_session *s)
+{
+	const struct imap_literal *lit = &s->parser.lit;
+
+	if (lit->streamed && lit->stream > 0) {
+		s->lit_over = true;
+		if (lit->sync && imap_parse_refuse(&s->parser) == 0) {
+			set_tag(s, &s->parser.cmd);
+			imap_bad(s, "Only one large literal per command");
+			return;
+		}
+	}
+	if (lit->sync)
+		imap_reply(s, "+", "OK");
+}
+
+static void
+handle_invalid(struct imap_session *s, enum imap_parse_status st)
+{
+	const char *text = s->parser.error ? s->parser.error : "Syntax error";
+
+	set_tag(s, &s->parser.cmd);
+	if (st == IMAP_PARSE_FATAL) {
+		imap_bye(s, text);
+		return;
+	}
+	if (s->parser.code == IMAP_ERR_TOOBIG && s->parser.cmd.tag) {
+		imap_reply(s, NULL, "NO [TOOBIG] %s", text);
+		return;
+	}
+	imap_bad(s, text);
+}
+
+static void
+set_tag(struct imap_session *s, const struct imap_command *cmd)
+{
+	if (cmd->tag == NULL || cmd->tag_len == 0 ||
+	    cmd->tag_len > IMAP_TAG_MAX) {
+		memcpy(s->tag, "*", 2);
+		return;
+	}
+	memcpy(s->tag, cmd->tag, cmd->tag_len);
+	s->tag[cmd->tag_len] = '\0';
+}
+
+/* ---- dispatch ----------------------------------------------------- */
+
+static const struct imap_cmd_def *
+find_cmd(const struct imap_command *cmd, enum imap_state state)
+{
+	static const struct imap_cmd_def *const tables[] = { imap_cmds_any,
+		imap_cmds_mailbox, imap_cmds_message };
+	const struct imap_cmd_def *named = NULL;
+
+	/* A name may have one entry per state (NOOP syncs when selected). */
+	for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++)
+		for (const struct imap_cmd_def *d = tables[t]; d->name; d++) {
+			if (!imap_command_is(cmd, d->name) ||
+			    (cmd->uid && !d->uid))
+				continue;
+			if (d->states & (1u << state))
+				return d;
+			if (named == NULL)
+				named = d;
+		}
+	return named;
+}
+
+static void
+dispatch(struct imap_session *s, const struct imap_command *cmd)
+{
+	const struct imap_cmd_def *d;
+	char qname[64];
+
+	set_tag(s, cmd);
+	if (cmd->tag_len > IMAP_TAG_MAX) {
+		imap_bad(s, "Tag too long");
+		return;
+	}
+	s->commands++;
+	metrics_add(loop_shard(s->w->loop), s->srv->m.commands, 1);
+	if ((d = find_cmd(cmd, s->state)) == NULL) {
+		log_debug(s->sid, "imap.unknown", "command=%s",
+		    log_quote(qname, sizeof(qname), cmd->name,
+			cmd->name_len));
+		imap_bad(s, "Unknown command");
+		return;
+	}
+	if (!(d->states & (1u << s->state))) {
+		imap_bad(s, s->state == IS_NOT_AUTH ?
+			"Log in first" :
+			s->state == IS_AUTH ? "Select a mailbox first" :
+					      "Not allowed now");
+		return;
+	}
+	s->error = NULL;
+	s->a.mbox[0] = s->a.mbox2[0] = '\0';
+	s->a.items = 0;
+	if (d->check && d->check(s, cmd) == -1) {
+		imap_bad(s, s->error ? s->error : "Invalid arguments");
+		return;
+	}
+	d->run(s, cmd);
+}
+
+/* ---- jobs --------------------------------------------------------- */
+
+void *
+imap_job_new(struct imap_session *s, size_t size,
+    int (*finish)(struct imap_session *, struct imap_job *))
+{
+	struct imap_job *job = calloc(1, size);
+
+	if (job == NULL)
+		return NULL;
+	job->base.done = job_done;
+	job->base.sid = s->sid;
+	job->w = s->w;
+	job->finish = finish;
+	return job;
+}
+
+void
+imap_job_free(struct imap_job *job)
+{
+	if (job == NULL)
+		return;
+	if (job->release)
+		job->release(job);
+	maildir_close(&job->box);
+	buf_free(&job->out);
+	free(job);
+}
+
+int
+imap_job_submit(struct imap_session *s, struct imap_job *job,
+    store_run_fn *run)
+{
+	job->base.run = run;
+	if (store_pool_submit(s->srv->store, s->w->outbox, &job->base) == -1) {
+		if (job->box) { /* give the folder back */
+			s->box = job->box;
+			job->box = NULL;
+		}
+		imap_job_free(job);
+		metrics_add(loop_shard(s->w->loop), s->srv->m.store_busy, 1);
+		imap_reply(s, NULL, "NO [UNAVAILABLE] Server busy, try again");
+		return -1;
+	}
+	metrics_add(loop_shard(s->w->loop), s->srv->m.store_jobs, 1);
+	s->flags |= SF_BUSY;
+	return 0;
+}
+
+void
+imap_job_hold(struct imap_session *s, struct imap_job *job)
+{
+	store_outbox_hold(s->w->outbox, &job->base);
+	s->flags |= SF_BUSY;
+}
+
+/* On the loop (or at outbox close): the answer of a job. */
+static void
+job_done(struct store_job *sj)
+{
+	struct imap_job *job = (struct imap_job *)sj;
+	struct imap_session *s = rs_worker_session(job->w, sj->sid);
+
+	if (s == NULL) {
+		imap_job_free(job);
+		return;
+	}
+	s->flags &= ~SF_BUSY;
+	if (s->flags & SF_GONE) {
+		imap_job_free(job);
+		session_free(s);
+		return;
+	}
+	if (job->finish(s, job) == 0)
+		imap_job_free(job);
+	if (s->c != NULL && !(s->flags & SF_BUSY))
+		process(s);
+}
+
+/* ---- argument helpers ------------------------------------------- */
+
+int
+imap_buf_write(void *ctx, const char *p, size_t len)
+{
+	return buf_append(ctx, p, len);
+}
+
+int
+imap_get_astring(struct imap_session *s, const struct imap_arg *a,
+    char *dst, size_t cap)
+{
+	if (a == NULL || !imap_arg_is_astring(a)) {
+		s->error = "Expected a string";
+		return -1;
+	}
+	if (a->len >= cap || memchr(a->ptr, '\0', a->len) != NULL) {
+		s->error = "String too long or holds a NUL";
+		return -1;
+	}
+	memcpy(dst, a->ptr, a->len);
+	dst[a->len] = '\0';
+	return 0;
+}
+
+int
+imap_get_mailbox(struct imap_session *s, const struct imap_arg *a,
+    char *dst, size_t cap)
+{
+	size_t n;
+
+	if (a == NULL || !imap_arg_is_astring(a)) {
+		s->error = "Expected a mailbox name";
+		return -1;
+	}
+	if (utf7_to_utf8(a->ptr, a->len, dst, cap, &n, &s->error) == -1)
+		return -1;
+	if (strncasecmp(dst, "INBOX", 5) == 0 &&
+	    (dst[5] == '\0' || dst[5] == '/'))
+		memcpy(dst, "INBOX", 5);
+	return 0;
+}
+
+int
+imap_put_mailbox(struct buf *b, const char *name)
+{
+	char enc[IMAP_MBOX_MAX * 3];
+	size_t n;
+	const char *err;
+
+	if (utf7_from_utf8(name, strlen(name), enc, sizeof(enc), &n,
+		&err) == -1)
+		return -1;
+	return imap_write_astring(imap_buf_write, b, enc, n, 0);
+}

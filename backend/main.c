@@ -1,0 +1,330 @@
+/*
+ * main.c - ringstore start-up: configuration, the passwd-file, the auth
+ * and store pools, TLS, metrics, the admin listener and the IMAP
+ * listeners on every worker loop.
+ *
+ * Everything that can fail is done here, before the first worker starts,
+ * so a bad config, an unreadable passwd-file or a busy port stops the
+ * daemon with a message naming the cause. Relies on a thread-exit
+ * destructor (pthread key) to close each worker's outbox after its loop
+ * stopped and before daemon_run() frees the loop, so no pool answer is
+ * ever posted to a freed loop. Must never: start serving with a half
+ * built context.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "auth/auth.h"
+#include "backend/imap_private.h"
+#include "backend/ringstore.h"
+#include "backend/store_pool.h"
+#include "core/admin.h"
+#include "core/buf.h"
+#include "core/config.h"
+#include "core/daemon.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/metrics.h"
+#include "core/tls.h"
+
+#define DEFAULT_CONFIG "/etc/ringgate/ringstore.conf"
+
+/* The daemon's context: built by main, read by the workers. */
+struct store_daemon {
+	struct rs_config cf;
+	struct rs_server srv;
+	struct auth_passdb *passdb;
+	struct rs_listener *listeners; /* cf.nimap */
+	int *fds;		       /* nimap * nworkers */
+	unsigned nworkers;
+	int admin_fd;
+	struct admin *admin;
+	pthread_key_t worker_key;
+	bool have_key;
+};
+
+static int open_log(const struct rs_config *cf);
+static void passdb_warn(void *ctx, const char *msg);
+static int start_pools(struct store_daemon *sd, const char **error_r);
+static int register_metrics(struct rs_server *srv, struct metrics *m);
+static int open_sockets(struct store_daemon *sd, const char **error_r);
+static int worker_init(struct daemon *d, struct loop *l, unsigned i);
+static void worker_exit(void *arg);
+static int health(void *arg, struct buf *detail);
+static void sd_free(struct store_daemon *sd, struct daemon *d);
+
+static int
+open_log(const struct rs_config *cf)
+{
+	int fd = STDERR_FILENO;
+
+	if (cf->daemon.log_file && cf->daemon.log_file[0]) {
+		fd = open(cf->daemon.log_file,
+		    O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+		if (fd == -1) {
+			fprintf(stderr, "ringstore: log_file %s: %s\n",
+			    cf->daemon.log_file, strerror(errno));
+			return -1;
+		}
+	}
+	log_init("ringstore", (enum log_level)cf->daemon.log_level, fd);
+	return 0;
+}
+
+static void
+passdb_warn(void *ctx, const char *msg)
+{
+	log_warn(0, "auth.passdb", "warning=\"%s\"", msg);
+}
+
+static int
+start_pools(struct store_daemon *sd, const char **error_r)
+{
+	const struct rs_config *cf = &sd->cf;
+	struct auth_passdb_conf pc = { 0 };
+	struct auth_pool_conf ac = { 0 };
+
+	pc.path = cf->auth.passwd_file;
+	pc.allow_plaintext = cf->auth.allow_plaintext;
+	pc.warn = passdb_warn;
+	if ((sd->passdb = auth_passdb_new(&pc, error_r)) == NULL)
+		return -1;
+	ac.backend = auth_passdb_backend(sd->passdb);
+	ac.schemes.allow_plaintext = cf->auth.allow_plaintext;
+	auth_scheme_opts_default(&ac.schemes);
+	ac.dummy_scheme = (enum auth_scheme)cf->auth.default_scheme;
+	ac.threads = (unsigned)cf->auth.threads;
+	if ((sd->srv.auth = auth_pool_new(&ac, error_r)) == NULL)
+		return -1;
+	sd->srv.store = store_pool_new((unsigned)cf->storage.threads,
+	    (unsigned)cf->storage.queue, error_r);
+	return sd->srv.store ? 0 : -1;
+}
+
+static int
+register_metrics(struct rs_server *srv, struct metrics *m)
+{
+	struct rs_metrics *x = &srv->m;
+
+	x->sessions = metrics_gauge(m, "imap_sessions",
+	    "IMAP sessions open now.", NULL);
+	x->logins_ok = metrics_counter(m, "imap_logins_total",
+	    "IMAP logins by result.", "result=\"ok\"");
+	x->logins_fail = metrics_counter(m, "imap_logins_total",
+	    "IMAP logins by result.", "result=\"fail\"");
+	x->commands = metrics_counter(m, "imap_commands_total",
+	    "IMAP commands received.", NULL);
+	x->bad_commands = metrics_counter(m, "imap_bad_commands_total",
+	    "IMAP commands answered BAD.", NULL);
+	x->store_jobs = metrics_counter(m, "store_jobs_total",
+	    "Jobs queued on the store pool.", NULL);
+	x->store_busy = metrics_counter(m, "store_jobs_refused_total",
+	    "Jobs refused because the store queue was full.", NULL);
+	if (x->sessions < 0 || x->logins_ok < 0 || x->logins_fail < 0 ||
+	    x->commands < 0 || x->bad_commands < 0 || x->store_jobs < 0 ||
+	    x->store_busy < 0)
+		return -1;
+	return 0;
+}
+
+static int
+open_sockets(struct store_daemon *sd, const char **error_r)
+{
+	unsigned n = sd->cf.nimap * sd->nworkers;
+
+	if ((sd->fds = calloc(n + 1, sizeof(int))) == NULL ||
+	    (sd->listeners = calloc(sd->cf.nimap + 1,
+		 sizeof(*sd->listeners))) == NULL) {
+		*error_r = "out of memory";
+		return -1;
+	}
+	for (unsigned i = 0; i < n; i++)
+		sd->fds[i] = -1;
+	for (unsigned r = 0; r < sd->cf.nimap; r++) {
+		sd->listeners[r].srv = &sd->srv;
+		sd->listeners[r].conf = &sd->cf.imap[r];
+		for (unsigned i = 0; i < sd->nworkers; i++) {
+			int fd = daemon_listen(&sd->cf.imap[r].listen, true,
+			    error_r);
+
+			if (fd == -1)
+				return -1;
+			sd->fds[r * sd->nworkers + i] = fd;
+		}
+	}
+	return 0;
+}
+
+static int
+health(void *arg, struct buf *detail)
+{
+	buf_printf(detail, "ok\n");
+	return 1;
+}
+
+static int
+worker_init(struct daemon *d, struct loop *l, unsigned i)
+{
+	struct store_daemon *sd = d->ctx;
+	struct rs_worker *w = calloc(1, sizeof(*w));
+
+	if (w == NULL)
+		return -1;
+	w->srv = &sd->srv;
+	w->loop = l;
+	if ((w->outbox = store_outbox_new(l)) == NULL) {
+		free(w);
+		return -1;
+	}
+	loop_set_ctx(l, w);
+	/* From here on the destructor cleans up, whatever happens. */
+	pthread_setspecific(sd->worker_key, w);
+	for (unsigned r = 0; r < sd->cf.nimap; r++) {
+		int *fd = &sd->fds[r * sd->nworkers + i];
+		struct listener *li = loop_listen(l, *fd,
+		    sd->cf.imap[r].name, imap_handler(), &sd->listeners[r]);
+
+		if (li == NULL)
+			return -1;
+		*fd = -1; /* the loop owns it */
+		if (sd->cf.imap[r].tls)
+			listener_set_tls(li, sd->srv.tls);
+	}
+	if (i == 0 && sd->admin_fd != -1) {
+		if (loop_listen(l, sd->admin_fd, "admin", admin_handler(),
+			sd->admin) == NULL)
+			return -1;
+		sd->admin_fd = -1;
+	}
+	return 0;
+}
+
+/* Thread exit of a worker: its loop has stopped (every connection is
+ * gone) and is not freed yet. Wait for the jobs still out, let their
+ * answers free the husks of closed sessions, then free the worker. */
+static void
+worker_exit(void *arg)
+{
+	struct rs_worker *w = arg;
+
+	store_outbox_close(&w->outbox);
+	for (unsigned b = 0; b < RS_SESSION_BUCKETS; b++)
+		if (w->sessions[b] != NULL)
+			log_error(0, "worker.leak", "bucket=%u", b);
+	free(w);
+}
+
+static void
+sd_free(struct store_daemon *sd, struct daemon *d)
+{
+	if (sd->fds)
+		for (unsigned i = 0; i < sd->cf.nimap * sd->nworkers; i++)
+			if (sd->fds[i] != -1)
+				close(sd->fds[i]);
+	if (sd->admin_fd != -1)
+		close(sd->admin_fd);
+	/* Loops are gone: no answer can be posted any more. */
+	store_pool_free(&sd->srv.store);
+	auth_pool_free(&sd->srv.auth);
+	auth_passdb_free(&sd->passdb);
+	tls_server_unref(&sd->srv.tls);
+	admin_free(sd->admin);
+	free(sd->fds);
+	free(sd->listeners);
+	free(d->loops);
+	metrics_free(d->metrics);
+	if (sd->have_key)
+		pthread_key_delete(sd->worker_key);
+	rs_config_free(&sd->cf);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct daemon_args args;
+	struct store_daemon sd;
+	struct daemon d;
+	struct cfg_error err;
+	const char *error = NULL;
+	int code = 1;
+
+	daemon_args_parse(&args, argc, argv, "ringstore", DEFAULT_CONFIG);
+	memset(&sd, 0, sizeof(sd));
+	memset(&d, 0, sizeof(d));
+	sd.admin_fd = -1;
+	if (rs_config_load(args.config, &sd.cf, &err) == -1) {
+		fprintf(stderr, "ringstore: %s\n", err.msg);
+		return 1;
+	}
+	sd.srv.cf = &sd.cf;
+	if (rs_tls_build(&sd.cf, &sd.srv.tls, &error) == -1) {
+		fprintf(stderr, "ringstore: %s: %s\n", args.config, error);
+		goto done;
+	}
+	if (args.test) {
+		struct stat st;
+
+		if (stat(sd.cf.auth.passwd_file, &st) == -1) {
+			fprintf(stderr, "ringstore: %s: auth.passwd_file %s: "
+			    "%s\n", args.config, sd.cf.auth.passwd_file,
+			    strerror(errno));
+			goto done;
+		}
+		printf("ringstore: configuration file %s test is successful\n",
+		    args.config);
+		code = 0;
+		goto done;
+	}
+	if (open_log(&sd.cf) == -1)
+		goto done;
+	if (loop_probe(&error) == -1 || start_pools(&sd, &error) == -1)
+		goto failed;
+	d.name = "ringstore";
+	d.nworkers = sd.cf.daemon.workers ? (unsigned)sd.cf.daemon.workers :
+					    daemon_ncpu();
+	sd.nworkers = d.nworkers;
+	if ((d.metrics = metrics_new("ringstore", d.nworkers + 1)) == NULL ||
+	    register_metrics(&sd.srv, d.metrics) == -1)
+		fatal("metrics registry: out of memory");
+	metrics_set(d.metrics, metrics_gauge_set(d.metrics, "build_info",
+				   "ringstore build.",
+				   "version=\"" RG_VERSION "\""), 1);
+	if (open_sockets(&sd, &error) == -1)
+		goto failed;
+	sd.admin = admin_new(d.metrics, health, &sd);
+	sd.admin_fd = daemon_listen(&sd.cf.admin.listen, false, &error);
+	if (sd.admin == NULL || sd.admin_fd == -1)
+		goto failed;
+	if (pthread_key_create(&sd.worker_key, worker_exit) != 0)
+		fatal("pthread_key_create failed");
+	sd.have_key = true;
+	if (sd.cf.daemon.pid_file && daemon_pidfile(sd.cf.daemon.pid_file) ==
+	    -1)
+		log_warn(0, "daemon.pidfile", "path=%s error=\"%s\"",
+		    sd.cf.daemon.pid_file, strerror(errno));
+	d.drain_ms = sd.cf.daemon.drain_timeout;
+	d.ctx = &sd;
+	d.worker_init = worker_init;
+	d.loop_conf.out_high = sd.cf.limits.output_buffer;
+	d.loop_conf.handshake_timeout_ms = sd.cf.limits.handshake_timeout;
+	log_info(0, "daemon.config", "file=%s imap=%u workers=%u mail_root=%s",
+	    args.config, sd.cf.nimap, d.nworkers, sd.cf.storage.mail_root);
+	code = daemon_run(&d);
+	if (sd.cf.daemon.pid_file)
+		unlink(sd.cf.daemon.pid_file);
+	goto done;
+failed:
+	log_error(0, "daemon.failed", "error=\"%s\"",
+	    error ? error : "out of memory");
+	fprintf(stderr, "ringstore: %s\n", error ? error : "out of memory");
+	code = 1;
+done:
+	sd_free(&sd, &d);
+	return code;
+}

@@ -1,0 +1,132 @@
+/*
+ * ringstore.h - ringstore's own types: its configuration, the read-only
+ * server context every worker shares, and the per-worker context.
+ *
+ * The server context is built on the main thread before any worker starts
+ * and only read afterwards. Each worker loop owns one struct rs_worker
+ * (its sessions, its outbox for answers from the pools); nothing in it is
+ * touched by another thread except through the outbox.
+ */
+#ifndef RG_BACKEND_RINGSTORE_H
+#define RG_BACKEND_RINGSTORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/config.h"
+
+struct auth_passdb;
+struct auth_pool;
+struct imap_session;
+struct loop;
+struct metrics;
+struct store_outbox;
+struct store_pool;
+struct tls_server;
+
+struct rs_cert {
+	char *cert;
+	char *key;
+};
+
+/* One IMAP listener. */
+struct rs_imap_conf {
+	struct cfg_loc loc;
+	char *name;
+	struct cfg_addr listen;
+	bool tls;	/* implicit TLS (IMAPS) */
+	bool starttls;	/* offer STARTTLS on a plain listener */
+	bool trusted;	/* cleartext login allowed without TLS (behind
+			 * ringgate on loopback or a private network) */
+};
+
+struct rs_config {
+	struct {
+		int64_t workers;
+		char *pid_file;
+		int log_level;
+		char *log_file;
+		uint64_t drain_timeout;
+	} daemon;
+	struct {
+		struct cfg_addr listen;
+	} admin;
+	struct {
+		struct rs_cert *certificates;
+		unsigned ncertificates;
+		int min_version;
+		char *ciphers, *ciphersuites, *groups, *ticket_key_file;
+	} tls;
+	struct {
+		uint64_t handshake_timeout, idle_timeout, login_timeout;
+		uint64_t output_buffer;
+		uint64_t line_max_login, line_max;
+		uint64_t command_max;
+		uint64_t append_max;
+		int64_t bad_commands;
+	} limits;
+	struct {
+		char *passwd_file;
+		bool allow_plaintext;
+		int default_scheme;
+		int64_t threads;
+	} auth;
+	struct {
+		char *mail_root;
+		int64_t threads;
+		int64_t queue;
+	} storage;
+	struct rs_imap_conf *imap;
+	unsigned nimap;
+};
+
+extern const char *const rs_scheme_names[];
+
+/* Load and check a config file. 0, or -1 with err filled (file:line). */
+int rs_config_load(const char *path, struct rs_config *cf,
+    struct cfg_error *err);
+void rs_config_free(struct rs_config *cf);
+
+/* The TLS server for the listeners (NULL when no certificate is
+ * configured). 0 or -1 with *error_r. */
+int rs_tls_build(const struct rs_config *cf, struct tls_server **ts_r,
+    const char **error_r);
+
+/* Metric ids, registered at start-up. */
+struct rs_metrics {
+	int sessions, logins_ok, logins_fail, commands, bad_commands;
+	int store_jobs, store_busy;
+};
+
+/* Shared, read-only after start-up. */
+struct rs_server {
+	const struct rs_config *cf;
+	struct auth_pool *auth;
+	struct store_pool *store;
+	struct tls_server *tls; /* NULL: no TLS at all */
+	struct rs_metrics m;
+};
+
+/* One IMAP listener's context (listener ctx). */
+struct rs_listener {
+	const struct rs_server *srv;
+	const struct rs_imap_conf *conf;
+};
+
+#define RS_SESSION_BUCKETS 1024
+
+/* Per worker loop (loop ctx). */
+struct rs_worker {
+	const struct rs_server *srv;
+	struct loop *loop;
+	struct store_outbox *outbox;
+	struct imap_session *sessions[RS_SESSION_BUCKETS]; /* by sid */
+};
+
+/* The IMAP connection handler; listener ctx = struct rs_listener. */
+const struct conn_handler *imap_handler(void);
+
+/* The session with this id on this worker, or NULL if it has gone. */
+struct imap_session *rs_worker_session(struct rs_worker *w, uint64_t sid);
+
+#endif

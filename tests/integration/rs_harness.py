@@ -1,0 +1,81 @@
+"""rs_harness.py - ringstore on loopback for the integration tests.
+
+Builds on harness.py: a passwd-file whose passwords are RFC 5803
+SCRAM-SHA-256 keys computed here with hashlib (what the demo stores too),
+a mail root in the test's temporary directory, and a Ringstore process
+class that reuses harness.Ringgate's life cycle (start, /healthz wait,
+stop with sanitizer and crash checks) with ringstore's binary and config.
+"""
+
+import base64
+import hashlib
+import hmac
+import os
+
+import harness as h
+
+RINGSTORE = os.path.join(h.BUILD_DIR, "backend", "ringstore")
+
+
+def scram_hash(password, salt=None, iterations=4096):
+    """'{SCRAM-SHA-256}SCRAM-SHA-256$iter:salt$StoredKey:ServerKey'."""
+    salt = salt or os.urandom(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt,
+                                 iterations)
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    stored = hashlib.sha256(client_key).digest()
+    server = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+    b64 = lambda b: base64.b64encode(b).decode()
+    return "{SCRAM-SHA-256}SCRAM-SHA-256$%d:%s$%s:%s" % (
+        iterations, b64(salt), b64(stored), b64(server))
+
+
+def write_passwd(path, users):
+    """users: {name: password}."""
+    with open(path, "w") as f:
+        for user, pw in users.items():
+            f.write("%s:%s::::::\n" % (user, scram_hash(pw)))
+
+
+def store_config(directory, imap_port, admin_port, certs=(), workers=2,
+                 **overrides):
+    """A ringstore config dict: one IMAP listener "imap" (STARTTLS when
+    certs are given), the passwd-file and mail root in directory."""
+    cfg = {
+        "daemon": {"workers": workers, "log_level": "info",
+                   "drain_timeout": "2s"},
+        "admin": {"listen": "127.0.0.1:%d" % admin_port},
+        "limits": {"handshake_timeout": "5s", "idle_timeout": "5m",
+                   "line_max_login": "8k", "line_max": "64k",
+                   "bad_commands": 5, "append_max": "10M"},
+        "auth": {"passwd_file": os.path.join(directory, "passwd"),
+                 "default_scheme": "SCRAM-SHA-256"},
+        "storage": {"mail_root": os.path.join(directory, "mail"),
+                    "threads": 2},
+        "imap": [{"name": "imap", "listen": "127.0.0.1:%d" % imap_port,
+                  "starttls": bool(certs), "trusted": not certs}],
+    }
+    if certs:
+        cfg["tls"] = {"certificates": [{"cert": c, "key": k}
+                                       for c, k in certs]}
+    for k, v in overrides.items():
+        if isinstance(v, dict) and isinstance(cfg.get(k), dict):
+            cfg[k] = dict(cfg[k], **v)
+        else:
+            cfg[k] = v
+    return cfg
+
+
+class Ringstore(h.Ringgate):
+    """A ringstore process; same life cycle as harness.Ringgate."""
+
+    def __init__(self, directory, cfg):
+        super().__init__(directory, cfg, binary=RINGSTORE)
+        self.conf_path = os.path.join(directory, "ringstore.conf")
+        self.stderr_path = os.path.join(directory, "ringstore.stderr")
+
+    def port(self, name="imap"):
+        for r in self.cfg["imap"]:
+            if r["name"] == name:
+                return int(r["listen"].rsplit(":", 1)[1])
+        raise KeyError(name)

@@ -1,0 +1,167 @@
+"""test_ringstore_imap.py - ringstore's IMAP server with Python's imaplib.
+
+Each test class starts its own ringstore on free ports with a passwd-file
+(SCRAM-SHA-256 keys) and a fresh mail root. Covered: greeting and
+CAPABILITY before and after STARTTLS, LOGIN and AUTHENTICATE PLAIN good
+and bad, cleartext login refused on an untrusted listener, bad input
+(overlong line, NUL byte, unbalanced parentheses, too many bad commands)
+answered BAD while another session keeps working, and the admin
+listener's /metrics.
+"""
+
+import os
+import socket
+import ssl
+import time
+import imaplib
+import unittest
+
+import harness as h
+import rs_harness as rs
+
+USER, PASSWORD = "demo@example.test", "ringgate-demo-pw"
+
+
+class StoreCase(unittest.TestCase):
+    """A ringstore with STARTTLS (untrusted listener) per test."""
+
+    tls = True
+
+    def setUp(self):
+        self.dir = h.temp_dir(self)
+        rs.write_passwd(os.path.join(self.dir, "passwd"),
+                        {USER: PASSWORD, "other@example.test": "secret"})
+        certs = []
+        if self.tls:
+            self.cert, self.key = h.make_cert(self.dir, "ec", stem="server")
+            certs = [(self.cert, self.key)]
+        cfg = rs.store_config(self.dir, h.free_port(), h.free_port(),
+                              certs=certs)
+        self.store = rs.Ringstore(self.dir, cfg).start(self)
+
+    def imap(self, starttls=None):
+        m = imaplib.IMAP4("127.0.0.1", self.store.port(), timeout=20)
+        self.addCleanup(self._logout, m)
+        if starttls if starttls is not None else self.tls:
+            m.starttls(ssl.create_default_context(cafile=self.cert))
+        return m
+
+    @staticmethod
+    def _logout(m):
+        try:
+            m.logout()
+        except Exception:
+            pass
+
+    def login(self):
+        m = self.imap()
+        m.login(USER, PASSWORD)
+        return m
+
+    def raw(self):
+        """A plain socket after the greeting, for byte-level abuse."""
+        s = socket.create_connection(("127.0.0.1", self.store.port()),
+                                     timeout=20)
+        self.addCleanup(s.close)
+        f = s.makefile("rb")
+        self.assertTrue(f.readline().startswith(b"* OK"))
+        return s, f
+
+
+class TestLogin(StoreCase):
+
+    def test_greeting_and_capability(self):
+        m = self.imap(starttls=False)
+        caps = m.capabilities
+        self.assertIn("STARTTLS", caps)
+        self.assertIn("LOGINDISABLED", caps)
+        self.assertNotIn("AUTH=PLAIN", caps)
+
+    def test_login_refused_before_tls(self):
+        m = self.imap(starttls=False)
+        with self.assertRaises(imaplib.IMAP4.error) as e:
+            m.login(USER, PASSWORD)
+        self.assertIn("PRIVACYREQUIRED", str(e.exception))
+
+    def test_login_good_and_bad(self):
+        m = self.imap()
+        self.assertIn("AUTH=PLAIN", m.capabilities)
+        with self.assertRaises(imaplib.IMAP4.error) as e:
+            m.login(USER, "wrong")
+        self.assertIn("AUTHENTICATIONFAILED", str(e.exception))
+        with self.assertRaises(imaplib.IMAP4.error):
+            m.login("nobody@example.test", PASSWORD)
+        typ, data = m.login(USER, PASSWORD)
+        self.assertEqual(typ, "OK")
+        self.assertIn(b"UIDPLUS", data[0])
+        self.assertEqual(m.noop()[0], "OK")
+        # first login made the default folders
+        md = os.path.join(self.dir, "mail", "example.test", "demo",
+                          "Maildir")
+        for folder in (".Drafts", ".Sent", ".Trash", ".Junk", "cur"):
+            self.assertTrue(os.path.isdir(os.path.join(md, folder)), folder)
+
+    def test_authenticate_plain(self):
+        m = self.imap()
+        typ, _ = m.authenticate(
+            "PLAIN", lambda _: ("\0%s\0%s" % (USER, PASSWORD)).encode())
+        self.assertEqual(typ, "OK")
+        m2 = self.imap()
+        with self.assertRaises(imaplib.IMAP4.error):
+            m2.authenticate("PLAIN",
+                            lambda _: ("\0%s\0nope" % USER).encode())
+
+    def test_id_enable_logout(self):
+        m = self.login()
+        typ, data = m.xatom("ID", '("name" "test")')
+        self.assertEqual(typ, "OK")
+        self.assertEqual(m.xatom("ENABLE", "CONDSTORE")[0], "OK")
+        self.assertEqual(m.logout()[0], "BYE")
+
+    def test_metrics(self):
+        self.login()
+        self.store.wait_metric("ringstore_imap_logins_total", 1,
+                               result="ok")
+        text = self.store.metrics_text()
+        self.assertIn("ringstore_imap_sessions", text)
+
+
+class TestBadInput(StoreCase):
+
+    tls = False
+
+    def test_bad_input_answered(self):
+        s, f = self.raw()
+        s.sendall(b"a1 NOOP (\r\n")
+        self.assertTrue(f.readline().startswith(b"a1 BAD"))
+        s.sendall(b"a2 NO\x00OP\r\n")
+        self.assertIn(b"BAD", f.readline())
+        s.sendall(b"a3 LOGIN " + b"x" * 20000 + b"\r\n")
+        self.assertIn(b"BAD", f.readline())
+        s.sendall(b"a4 FROB\r\n")
+        self.assertTrue(f.readline().startswith(b"a4 BAD"))
+        s.sendall(b"a5 NOOP\r\n")
+        self.assertTrue(f.readline().startswith(b"a5 OK"))
+        # another session is served meanwhile
+        m = self.imap()
+        m.login(USER, PASSWORD)
+        self.assertEqual(m.noop()[0], "OK")
+
+    def test_too_many_bad_commands_disconnect(self):
+        s, f = self.raw()
+        for i in range(5):
+            s.sendall(b"x%d FROB\r\n" % i)
+        lines = [f.readline() for _ in range(6)]
+        self.assertTrue(lines[-1].startswith(b"* BYE"), lines)
+        self.assertEqual(f.readline(), b"")
+
+    def test_huge_literal_refused(self):
+        s, f = self.raw()
+        s.sendall(b"a1 LOGIN {999999999}\r\n")
+        self.assertRegex(f.readline(), rb"^a1 (BAD|NO)")
+        s.sendall(b"a2 NOOP\r\n")
+        self.assertTrue(f.readline().startswith(b"a2 OK"))
+
+
+if __name__ == "__main__":
+    unittest.main()
