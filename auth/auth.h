@@ -34,6 +34,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "auth/sasl.h"
+
 struct loop;
 
 /* Hard limits, the same for every back-end. */
@@ -278,7 +280,6 @@ struct auth_ldap_conf {
 	const char *uri;
 	bool starttls;	     /* ldap:// only; StartTLS must then succeed */
 	const char *ca_file; /* PEM trust anchors; NULL = system default */
-	bool tls_no_verify;  /* tests only: accept any server certificate */
 
 	const char *bind_dn;	   /* service account; NULL = anonymous */
 	const char *bind_password; /* its password */
@@ -378,29 +379,16 @@ int auth_scheme_hash(enum auth_scheme s, const char *password, size_t pwlen,
 int auth_scheme_dummy(enum auth_scheme s, const struct auth_scheme_opts *o,
 		      char **hash_r, const char **error_r);
 
-/* SCRAM-SHA-256 stored keys, for the SASL mechanism. */
-#define AUTH_SCRAM_SALT_MAX 128
-struct auth_scram_keys {
-	uint32_t iter;
-	size_t salt_len;
-	uint8_t salt[AUTH_SCRAM_SALT_MAX];
-	uint8_t stored_key[32];
-	uint8_t server_key[32];
-};
-
-/* Parse the data of a {SCRAM-SHA-256} password: RFC 5803
- * "SCRAM-SHA-256$<iter>:<salt>$<StoredKey>:<ServerKey>" (base64) or
- * Dovecot's "<iter>,<salt>,<StoredKey>,<ServerKey>". The "{SCRAM-SHA-256}"
- * prefix may be present. 0 or -1 with *error_r. */
-int auth_scram_parse(const char *data, struct auth_scram_keys *k,
-		     const char **error_r);
-
-/* Derive every key from a password: SaltedPassword = PBKDF2-HMAC-SHA256,
+/* SCRAM-SHA-256 stored keys are the SASL mechanism's struct sasl_scram_keys
+ * (auth/sasl.h), and sasl_scram_keys_parse() reads the data of a
+ * {SCRAM-SHA-256} password in either stored form.
+ *
+ * Derive every key from a password: SaltedPassword = PBKDF2-HMAC-SHA256,
  * ClientKey = HMAC(SP, "Client Key"), StoredKey = SHA256(ClientKey),
  * ServerKey = HMAC(SP, "Server Key"). k->iter, k->salt and k->salt_len are
  * inputs. 0 or -1. */
 int auth_scram_derive(const char *password, size_t pwlen,
-		      struct auth_scram_keys *k);
+		      struct sasl_scram_keys *k);
 
 /* ---- verification ------------------------------------------------------- */
 

@@ -19,6 +19,12 @@ int auth_user_normalize(const char *in, size_t n, char *out);
 /* Start a reference count at one owner reference. */
 void auth_ref_init(struct auth_ref *ref, void (*release)(struct auth_ref *));
 
+/* The n bytes at s as a decimal number of at most max: 1..10 digits and
+ * nothing else (no sign, no space, no NUL). 0 with *v_r set, or -1 with
+ * *v_r untouched. What uid=, gid=, a /prefix and a SCRAM iteration count
+ * are read with (auth/entry.c). */
+int auth_u32_parse(const char *s, size_t n, uint32_t max, uint32_t *v_r);
+
 /* One field of a user record as a network back-end read it: key is a
  * NUL-terminated name, value vlen bytes (not necessarily terminated). */
 struct auth_pair {
@@ -39,8 +45,8 @@ int auth_entry_build(const char *user, const struct auth_pair *pairs,
 		     size_t n, const char *version, struct auth_entry **entry_r,
 		     const char **error_r);
 
-/* "1234", "512K", "100M", "2G", "1T", optionally followed by B, as the
- * passwd-file's quota=. 0 or -1. */
+/* "1234", "512K", "100M", "2G", "1T", optionally followed by B: quota=
+ * in a passwd-file and in a network back-end's record. 0 or -1. */
 int auth_size_parse(const char *s, uint64_t *v_r);
 
 #endif

@@ -63,7 +63,6 @@ static int add_aliases(struct built_entry *b, char *v, const char **error_r);
 
 /* values */
 static int parse_bool(const char *s, bool *v_r);
-static int parse_u32(const char *s, uint32_t *v_r);
 static uint64_t record_serial(const char *user, const struct auth_pair *pairs,
 			      size_t n, const char *version);
 static void built_release(struct auth_ref *ref);
@@ -130,7 +129,7 @@ fail:
 	return -1;
 }
 
-/* Same grammar as the passwd-file's quota=. */
+/* quota= for every back-end: the passwd-file (auth/passdb.c) and records. */
 int
 auth_size_parse(const char *s, uint64_t *v_r)
 {
@@ -268,7 +267,8 @@ interpret(struct built_entry *b, const char *key, char *value, unsigned *seen,
 		return 0;
 	case K_UID:
 	case K_GID:
-		if (parse_u32(value, k == K_UID ? &e->uid : &e->gid) == -1) {
+		if (auth_u32_parse(value, strlen(value), UINT32_MAX,
+				   k == K_UID ? &e->uid : &e->gid) == -1) {
 			*error_r = "uid or gid is not a number";
 			return -1;
 		}
@@ -347,24 +347,6 @@ parse_bool(const char *s, bool *v_r)
 		if (strcasecmp(s, no[i]) == 0)
 			return *v_r = false, 0;
 	return -1;
-}
-
-static int
-parse_u32(const char *s, uint32_t *v_r)
-{
-	uint64_t v = 0;
-
-	if (*s == '\0' || strlen(s) > 10)
-		return -1;
-	for (; *s != '\0'; s++) {
-		if (*s < '0' || *s > '9')
-			return -1;
-		v = v * 10 + (uint64_t)(*s - '0');
-	}
-	if (v > UINT32_MAX)
-		return -1;
-	*v_r = (uint32_t)v;
-	return 0;
 }
 
 /* SHA-256 per pair, summed so that the order a server lists the fields in

@@ -1,7 +1,7 @@
 /*
  * entry.c - what every back-end shares: user entries and their reference
  * counts, allow_nets= networks, user name normalisation, the lookup
- * wrapper and the names of result codes.
+ * wrapper, the names of result codes and the one decimal-number reader.
  *
  * Relies on C11 atomics for reference counts: an entry is handed from a
  * worker thread to a ring thread and dropped there, so the count is the
@@ -92,6 +92,26 @@ auth_entry_field(const struct auth_entry *e, const char *key)
 	return NULL;
 }
 
+/* ---- numbers ---------------------------------------------------------- */
+
+int
+auth_u32_parse(const char *s, size_t n, uint32_t max, uint32_t *v_r)
+{
+	uint64_t v = 0;
+
+	if (n == 0 || n > 10)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (uint64_t)(s[i] - '0');
+	}
+	if (v > max)
+		return -1;
+	*v_r = (uint32_t)v;
+	return 0;
+}
+
 /* ---- user names and lookup -------------------------------------------- */
 
 int
@@ -152,19 +172,14 @@ auth_net_parse(const char *s, size_t len, struct auth_net *net)
 	return host_bits_zero(net) ? 0 : -1;
 }
 
+/* At most three digits: "/0032" is as wrong as it looks. */
 static int
 parse_prefix(const char *s, unsigned max, uint8_t *prefix_r)
 {
-	unsigned v = 0;
+	size_t n = strlen(s);
+	uint32_t v;
 
-	if (*s == '\0' || strlen(s) > 3)
-		return -1;
-	for (; *s != '\0'; s++) {
-		if (*s < '0' || *s > '9')
-			return -1;
-		v = v * 10 + (unsigned)(*s - '0');
-	}
-	if (v > max)
+	if (n > 3 || auth_u32_parse(s, n, max, &v) == -1)
 		return -1;
 	*prefix_r = (uint8_t)v;
 	return 0;

@@ -120,7 +120,6 @@ static int check_password(struct auth_passdb *db, const char *pw,
 static char *next_field(char **p);
 static char *password_field(char **p);
 static int parse_id(const char *s, uint32_t *v_r, bool *has_r);
-static int parse_size(const char *s, uint64_t *v_r);
 static const char *fail(const char *path, unsigned lineno, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -473,7 +472,7 @@ static int
 check_password(struct auth_passdb *db, const char *pw, const char *user,
 	       unsigned lineno, const char **error_r)
 {
-	struct auth_scram_keys k;
+	struct sasl_scram_keys k;
 	enum auth_scheme s;
 	const char *err;
 	char msg[AUTH_USER_MAX + 256];
@@ -483,7 +482,7 @@ check_password(struct auth_passdb *db, const char *pw, const char *user,
 		return -1;
 	}
 	if (s == AUTH_SCHEME_SCRAM_SHA_256) {
-		int r = auth_scram_parse(pw, &k, &err);
+		int r = sasl_scram_keys_parse(pw, strlen(pw), &k, &err);
 
 		OPENSSL_cleanse(&k, sizeof(k));
 		if (r == -1) {
@@ -542,7 +541,7 @@ parse_extra(struct passdb_table *t, struct auth_entry *e, struct span *sp,
 			seen_nets = true;
 		} else if (strcmp(tok, "quota") == 0) {
 			if (v == NULL || seen_quota ||
-			    parse_size(v, &e->quota) == -1) {
+			    auth_size_parse(v, &e->quota) == -1) {
 				*error_r = "quota= is not a size (e.g. 512M)";
 				return -1;
 			}
@@ -661,52 +660,16 @@ password_field(char **p)
 	return f;
 }
 
+/* Empty means "not set"; otherwise a decimal uid or gid. */
 static int
 parse_id(const char *s, uint32_t *v_r, bool *has_r)
 {
-	uint64_t v = 0;
-
 	*has_r = false;
 	if (*s == '\0')
 		return 0;
-	if (strlen(s) > 10)
+	if (auth_u32_parse(s, strlen(s), UINT32_MAX, v_r) == -1)
 		return -1;
-	for (; *s != '\0'; s++) {
-		if (*s < '0' || *s > '9')
-			return -1;
-		v = v * 10 + (uint64_t)(*s - '0');
-	}
-	if (v > UINT32_MAX)
-		return -1;
-	*v_r = (uint32_t)v;
 	*has_r = true;
-	return 0;
-}
-
-/* "1234", "512K", "100M", "2G", "1T", optionally followed by B. */
-static int
-parse_size(const char *s, uint64_t *v_r)
-{
-	static const char units[] = "KMGT";
-	uint64_t v = 0, mult = 1;
-	const char *u;
-
-	if (*s < '0' || *s > '9')
-		return -1;
-	for (; *s >= '0' && *s <= '9'; s++) {
-		if (v > (UINT64_MAX - 9) / 10)
-			return -1;
-		v = v * 10 + (uint64_t)(*s - '0');
-	}
-	if (*s != '\0' && (u = strchr(units, *s & ~0x20)) != NULL) {
-		mult = 1ULL << (10 * (u - units + 1));
-		s++;
-	}
-	if (*s == 'B' || *s == 'b')
-		s++;
-	if (*s != '\0' || v > UINT64_MAX / mult)
-		return -1;
-	*v_r = v * mult;
 	return 0;
 }
 

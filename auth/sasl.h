@@ -195,10 +195,15 @@ struct sasl_scram_keys {
  * "SCRAM-SHA-256$<iter>:<b64 salt>$<b64 StoredKey>:<b64 ServerKey>",
  * optionally after a "{SCRAM-SHA-256}" scheme prefix, or Dovecot's
  * "<iter>,<b64 salt>,<b64 StoredKey>,<b64 ServerKey>" after that prefix.
- * len bytes of s. Returns 0, or -1 (nothing usable). iter must be in
- * 1..SASL_SCRAM_ITER_MAX and the salt 1..SASL_SCRAM_SALT_MAX bytes.
+ * len bytes of s. iter must be in 1..SASL_SCRAM_ITER_MAX, the salt
+ * 1..SASL_SCRAM_SALT_MAX bytes and each key 32 bytes, all strict base64
+ * (proto/base64.h). The one parser of stored keys: the SASL exchange, the
+ * password schemes (auth/scheme.c) and the passwd-file check all use it.
+ * Returns 0, or -1 with *error_r saying which part is wrong (never
+ * quoting it) and k wiped.
  */
-int sasl_scram_keys_parse(const char *s, size_t len, struct sasl_scram_keys *k);
+int sasl_scram_keys_parse(const char *s, size_t len, struct sasl_scram_keys *k,
+			  const char **error_r);
 
 struct sasl_server;
 

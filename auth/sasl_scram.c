@@ -32,6 +32,7 @@
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
 
+#include "auth/auth_private.h"
 #include "auth/sasl.h"
 #include "auth/sasl_private.h"
 #include "proto/base64.h"
@@ -81,7 +82,6 @@ static enum sasl_error cbind_check(struct sasl_server *s, const char *v,
 /* keys */
 static int fake_keys(struct sasl_server *s);
 static int server_first(struct sasl_server *s);
-static int parse_iter(const char *p, size_t len, uint32_t *iter);
 static int parse_b64(const char *p, size_t len, uint8_t *out, size_t min,
 		     size_t max, size_t *out_len);
 
@@ -574,7 +574,8 @@ server_first(struct sasl_server *s)
 }
 
 int
-sasl_scram_keys_parse(const char *s, size_t len, struct sasl_scram_keys *k)
+sasl_scram_keys_parse(const char *s, size_t len, struct sasl_scram_keys *k,
+		      const char **error_r)
 {
 	static const char scheme[] = "{SCRAM-SHA-256}";
 	static const char rfc5803[] = "SCRAM-SHA-256$";
@@ -597,40 +598,34 @@ sasl_scram_keys_parse(const char *s, size_t len, struct sasl_scram_keys *k)
 		const char *stop = end;
 
 		if (i < 3 &&
-		    (stop = memchr(s, sep[i], (size_t)(end - s))) == NULL)
-			return -1;
+		    (stop = memchr(s, sep[i], (size_t)(end - s))) == NULL) {
+			*error_r = "SCRAM-SHA-256 keys are malformed";
+			goto fail;
+		}
 		f[i] = s;
 		flen[i] = (size_t)(stop - s);
 		s = stop + (i < 3);
 	}
-	if (parse_iter(f[0], flen[0], &k->iter) == -1 ||
-	    parse_b64(f[1], flen[1], k->salt, 1, SASL_SCRAM_SALT_MAX,
-		      &k->salt_len) == -1 ||
-	    parse_b64(f[2], flen[2], k->stored_key, 32, 32, &n) == -1 ||
+	if (auth_u32_parse(f[0], flen[0], SASL_SCRAM_ITER_MAX, &k->iter) ==
+		-1 ||
+	    k->iter == 0) {
+		*error_r = "SCRAM-SHA-256 iteration count is invalid";
+		goto fail;
+	}
+	if (parse_b64(f[1], flen[1], k->salt, 1, SASL_SCRAM_SALT_MAX,
+		      &k->salt_len) == -1) {
+		*error_r = "SCRAM-SHA-256 salt is not base64";
+		goto fail;
+	}
+	if (parse_b64(f[2], flen[2], k->stored_key, 32, 32, &n) == -1 ||
 	    parse_b64(f[3], flen[3], k->server_key, 32, 32, &n) == -1) {
-		OPENSSL_cleanse(k, sizeof(*k));
-		return -1;
+		*error_r = "SCRAM-SHA-256 keys are not 32 bytes of base64";
+		goto fail;
 	}
 	return 0;
-}
-
-/* Decimal 1..SASL_SCRAM_ITER_MAX, digits only. */
-static int
-parse_iter(const char *p, size_t len, uint32_t *iter)
-{
-	uint64_t v = 0;
-
-	if (len == 0 || len > 10)
-		return -1;
-	for (size_t i = 0; i < len; i++) {
-		if (p[i] < '0' || p[i] > '9')
-			return -1;
-		v = v * 10 + (uint64_t)(p[i] - '0');
-	}
-	if (v < 1 || v > SASL_SCRAM_ITER_MAX)
-		return -1;
-	*iter = (uint32_t)v;
-	return 0;
+fail:
+	OPENSSL_cleanse(k, sizeof(*k));
+	return -1;
 }
 
 /*

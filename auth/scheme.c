@@ -5,7 +5,9 @@
  * Relies on libargon2 for ARGON2ID, libxcrypt's crypt_rn() and
  * crypt_gensalt_rn() for the crypt family (bcrypt, sha512/256-crypt,
  * yescrypt), OpenSSL for PBKDF2/HMAC/SHA-256 (SCRAM), CRYPTO_memcmp() and
- * OPENSSL_cleanse(), and getrandom(2) for salts.
+ * OPENSSL_cleanse(), getrandom(2) for salts, proto/base64.h for SCRAM key
+ * text and sasl_scram_keys_parse() (auth/sasl_scram.c) to read stored
+ * SCRAM keys.
  *
  * Everything here is re-entrant and keeps no state between calls, so any
  * number of worker threads may verify at once. It must never leave a
@@ -29,10 +31,11 @@
 #include <openssl/sha.h>
 
 #include "auth/auth.h"
+#include "auth/sasl.h"
+#include "proto/base64.h"
 
 #define SALT_BYTES 16
 #define ARGON2_HASH_BYTES 32
-#define SCRAM_ITER_MAX 10000000u /* a stored count above this is an attack */
 #define SCRAM_PREFIX "SCRAM-SHA-256$"
 
 struct scheme_def {
@@ -103,10 +106,6 @@ static char *pw_cstring(const char *pw, size_t pwlen);
 static void pw_free(char *copy, size_t pwlen);
 static int random_bytes(void *p, size_t n);
 static char *tagged(enum auth_scheme s, const char *body);
-static size_t b64_encode(const uint8_t *in, size_t n, char *out);
-static int b64_decode(const char *in, size_t n, uint8_t *out, size_t cap,
-		      size_t *len_r);
-static int parse_u32(const char *s, size_t n, uint32_t *v_r);
 
 void
 auth_scheme_opts_default(struct auth_scheme_opts *o)
@@ -324,10 +323,10 @@ static enum auth_verify
 verify_scram(const char *body, const char *pw, size_t pwlen,
 	     const char **error_r)
 {
-	struct auth_scram_keys stored, mine;
+	struct sasl_scram_keys stored, mine;
 	enum auth_verify ret = AUTH_VERIFY_MISMATCH;
 
-	if (auth_scram_parse(body, &stored, error_r) == -1)
+	if (sasl_scram_keys_parse(body, strlen(body), &stored, error_r) == -1)
 		return AUTH_VERIFY_ERROR;
 	mine.iter = stored.iter;
 	mine.salt_len = stored.salt_len;
@@ -361,53 +360,11 @@ verify_plain(const char *body, const char *pw, size_t pwlen)
 
 /* ---- SCRAM ------------------------------------------------------------ */
 
-int
-auth_scram_parse(const char *data, struct auth_scram_keys *k,
-		 const char **error_r)
-{
-	const char *p = data, *sep[3];
-	char c1, c2, c3;
-	size_t klen;
-
-	if (strncasecmp(p, "{SCRAM-SHA-256}", 15) == 0)
-		p += 15;
-	if (strncmp(p, SCRAM_PREFIX, strlen(SCRAM_PREFIX)) == 0) {
-		p += strlen(SCRAM_PREFIX);
-		c1 = ':', c2 = '$', c3 = ':'; /* RFC 5803 */
-	} else {
-		c1 = ',', c2 = ',', c3 = ','; /* Dovecot */
-	}
-	if ((sep[0] = strchr(p, c1)) == NULL ||
-	    (sep[1] = strchr(sep[0] + 1, c2)) == NULL ||
-	    (sep[2] = strchr(sep[1] + 1, c3)) == NULL) {
-		*error_r = "SCRAM-SHA-256 keys are malformed";
-		return -1;
-	}
-	if (parse_u32(p, sep[0] - p, &k->iter) == -1 || k->iter == 0 ||
-	    k->iter > SCRAM_ITER_MAX) {
-		*error_r = "SCRAM-SHA-256 iteration count is invalid";
-		return -1;
-	}
-	if (b64_decode(sep[0] + 1, sep[1] - sep[0] - 1, k->salt,
-		       sizeof(k->salt), &k->salt_len) == -1 ||
-	    k->salt_len == 0) {
-		*error_r = "SCRAM-SHA-256 salt is not base64";
-		return -1;
-	}
-	if (b64_decode(sep[1] + 1, sep[2] - sep[1] - 1, k->stored_key,
-		       sizeof(k->stored_key), &klen) == -1 ||
-	    klen != sizeof(k->stored_key) ||
-	    b64_decode(sep[2] + 1, strlen(sep[2] + 1), k->server_key,
-		       sizeof(k->server_key), &klen) == -1 ||
-	    klen != sizeof(k->server_key)) {
-		*error_r = "SCRAM-SHA-256 keys are not 32 bytes of base64";
-		return -1;
-	}
-	return 0;
-}
+/* Stored keys are parsed by sasl_scram_keys_parse() (auth/sasl_scram.c),
+ * the one reader of both stored forms. */
 
 int
-auth_scram_derive(const char *password, size_t pwlen, struct auth_scram_keys *k)
+auth_scram_derive(const char *password, size_t pwlen, struct sasl_scram_keys *k)
 {
 	uint8_t salted[32], client_key[32];
 	unsigned int len = 0;
@@ -567,19 +524,24 @@ static int
 hash_scram(const char *pw, size_t pwlen, const struct auth_scheme_opts *o,
 	   char **out_r, const char **error_r)
 {
-	struct auth_scram_keys k = {.iter = o->scram_iter,
+	struct sasl_scram_keys k = {.iter = o->scram_iter,
 				    .salt_len = SALT_BYTES};
 	char salt64[64], stored64[64], server64[64], body[256];
 
-	if (o->scram_iter > SCRAM_ITER_MAX ||
+	/* The buffers hold base64 of 16 and 32 bytes: encoding cannot fail. */
+	if (o->scram_iter > SASL_SCRAM_ITER_MAX ||
 	    random_bytes(k.salt, k.salt_len) == -1 ||
-	    auth_scram_derive(pw, pwlen, &k) == -1) {
+	    auth_scram_derive(pw, pwlen, &k) == -1 ||
+	    base64_encode(k.salt, k.salt_len, salt64, sizeof(salt64), NULL) ==
+		-1 ||
+	    base64_encode(k.stored_key, sizeof(k.stored_key), stored64,
+			  sizeof(stored64), NULL) == -1 ||
+	    base64_encode(k.server_key, sizeof(k.server_key), server64,
+			  sizeof(server64), NULL) == -1) {
+		OPENSSL_cleanse(&k, sizeof(k));
 		*error_r = "SCRAM key derivation failed";
 		return -1;
 	}
-	b64_encode(k.salt, k.salt_len, salt64);
-	b64_encode(k.stored_key, sizeof(k.stored_key), stored64);
-	b64_encode(k.server_key, sizeof(k.server_key), server64);
 	snprintf(body, sizeof(body), SCRAM_PREFIX "%u:%s$%s:%s", k.iter, salt64,
 		 stored64, server64);
 	OPENSSL_cleanse(&k, sizeof(k));
@@ -631,7 +593,11 @@ auth_scheme_dummy(enum auth_scheme s, const struct auth_scheme_opts *o,
 		return -1;
 	}
 	/* base64 keeps it printable, so every scheme can hold it. */
-	n = b64_encode(rnd, sizeof(rnd), pw);
+	if (base64_encode(rnd, sizeof(rnd), pw, sizeof(pw), &n) == -1) {
+		OPENSSL_cleanse(rnd, sizeof(rnd));
+		*error_r = "base64 failed";
+		return -1;
+	}
 	r = auth_scheme_hash(s, pw, n, o, hash_r, error_r);
 	OPENSSL_cleanse(rnd, sizeof(rnd));
 	OPENSSL_cleanse(pw, sizeof(pw));
@@ -690,93 +656,4 @@ tagged(enum auth_scheme s, const char *body)
 	if (out != NULL)
 		snprintf(out, n, "{%s}%s", name, body);
 	return out;
-}
-
-static const char b64_chars[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/* Standard base64 with padding; out needs 4*ceil(n/3)+1 bytes. Returns
- * the length written, without the NUL. */
-static size_t
-b64_encode(const uint8_t *in, size_t n, char *out)
-{
-	size_t o = 0;
-
-	for (size_t i = 0; i < n; i += 3) {
-		uint32_t v = (uint32_t)in[i] << 16;
-
-		if (i + 1 < n)
-			v |= (uint32_t)in[i + 1] << 8;
-		if (i + 2 < n)
-			v |= in[i + 2];
-		out[o++] = b64_chars[(v >> 18) & 63];
-		out[o++] = b64_chars[(v >> 12) & 63];
-		out[o++] = i + 1 < n ? b64_chars[(v >> 6) & 63] : '=';
-		out[o++] = i + 2 < n ? b64_chars[v & 63] : '=';
-	}
-	out[o] = '\0';
-	return o;
-}
-
-static int
-b64_value(char c)
-{
-	const char *p;
-
-	if (c == '\0' || (p = strchr(b64_chars, c)) == NULL)
-		return -1;
-	return (int)(p - b64_chars);
-}
-
-/* Strict: length a multiple of 4, padding only at the end. */
-static int
-b64_decode(const char *in, size_t n, uint8_t *out, size_t cap, size_t *len_r)
-{
-	size_t o = 0;
-
-	if (n % 4 != 0)
-		return -1;
-	for (size_t i = 0; i < n; i += 4) {
-		int v[4], pad = 0;
-		uint32_t w;
-
-		for (int j = 0; j < 4; j++) {
-			if (in[i + j] == '=' && i + 4 == n && j >= 2) {
-				v[j] = 0;
-				pad++;
-				continue;
-			}
-			if (pad > 0 || (v[j] = b64_value(in[i + j])) == -1)
-				return -1;
-		}
-		w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 |
-		    (uint32_t)v[2] << 6 | (uint32_t)v[3];
-		if (o + 3 - pad > cap)
-			return -1;
-		out[o++] = (uint8_t)(w >> 16);
-		if (pad < 2)
-			out[o++] = (uint8_t)(w >> 8);
-		if (pad < 1)
-			out[o++] = (uint8_t)w;
-	}
-	*len_r = o;
-	return 0;
-}
-
-static int
-parse_u32(const char *s, size_t n, uint32_t *v_r)
-{
-	uint64_t v = 0;
-
-	if (n == 0 || n > 10)
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -1;
-		v = v * 10 + (uint64_t)(s[i] - '0');
-	}
-	if (v > UINT32_MAX)
-		return -1;
-	*v_r = (uint32_t)v;
-	return 0;
 }

@@ -60,7 +60,7 @@ load(const uint8_t *data, size_t size)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct auth_scram_keys k;
+	struct sasl_scram_keys k;
 	struct auth_net net;
 	enum auth_scheme s;
 	const char *err;
@@ -71,7 +71,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(str, data, size);
 	str[size] = '\0';
-	(void)auth_scram_parse(str, &k, &err);
+	(void)sasl_scram_keys_parse(str, strlen(str), &k, &err);
 	(void)auth_scheme_of(str, &s, &err);
 	(void)auth_net_parse(str, size, &net);
 	free(str);

@@ -40,13 +40,14 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct sasl_scram_keys k;
+	const char *err;
 
 	if (size == 0)
 		return 0;
 	switch (data[0] & 7) {
 	case 6:
-		if (sasl_scram_keys_parse((const char *)data + 1, size - 1,
-					  &k) == 0 &&
+		if (sasl_scram_keys_parse((const char *)data + 1, size - 1, &k,
+					  &err) == 0 &&
 		    (k.iter == 0 || k.salt_len == 0 ||
 		     k.salt_len > SASL_SCRAM_SALT_MAX))
 			abort();
@@ -142,6 +143,7 @@ answer(struct sasl_server *s)
 {
 	const struct sasl_request *req = sasl_server_request(s);
 	struct sasl_scram_keys k;
+	const char *err;
 	bool user;
 
 	if (req == NULL)
@@ -161,8 +163,8 @@ answer(struct sasl_server *s)
 	case SASL_REQ_SCRAM_KEYS:
 		if (!user)
 			return sasl_server_scram_keys(s, NULL);
-		if (sasl_scram_keys_parse(USER_KEYS, strlen(USER_KEYS), &k) ==
-		    -1)
+		if (sasl_scram_keys_parse(USER_KEYS, strlen(USER_KEYS), &k,
+					  &err) == -1)
 			abort();
 		return sasl_server_scram_keys(s, &k);
 	case SASL_REQ_SECRET:

@@ -224,7 +224,7 @@ test_scram_rfc7677(void **state)
 	    "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
 	    "s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096,"
 	    "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0";
-	struct auth_scram_keys k = {.iter = 4096}, parsed;
+	struct sasl_scram_keys k = {.iter = 4096}, parsed;
 	uint8_t sig[32], proof[32], client_key[32], again[32];
 	unsigned int len;
 	char out[64], stored[256];
@@ -268,7 +268,8 @@ test_scram_rfc7677(void **state)
 		 "SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$%s:%s",
 		 "WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=",
 		 "wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=");
-	assert_int_equal(auth_scram_parse(stored, &parsed, &err), 0);
+	assert_int_equal(
+	    sasl_scram_keys_parse(stored, strlen(stored), &parsed, &err), 0);
 	assert_int_equal(parsed.iter, 4096);
 	assert_int_equal(parsed.salt_len, 16);
 	assert_memory_equal(parsed.salt, k.salt, 16);
@@ -302,12 +303,14 @@ test_scram_parse_bad(void **state)
 	    "",
 	    "SCRAM-SHA-256$",
 	};
-	struct auth_scram_keys k;
+	struct sasl_scram_keys k;
 	const char *err = NULL;
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err = NULL;
-		assert_int_equal(auth_scram_parse(bad[i], &k, &err), -1);
+		assert_int_equal(
+		    sasl_scram_keys_parse(bad[i], strlen(bad[i]), &k, &err),
+		    -1);
 		assert_non_null(err);
 	}
 }

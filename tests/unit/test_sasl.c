@@ -1068,6 +1068,7 @@ static void
 test_scram_keys_parse(void **state)
 {
 	struct sasl_scram_keys k, want;
+	const char *err = NULL;
 	uint8_t ck[32];
 	char str[512], salt[64], sk[64], svk[64];
 
@@ -1078,7 +1079,7 @@ test_scram_keys_parse(void **state)
 
 	snprintf(str, sizeof(str), "SCRAM-SHA-256$4096:%s$%s:%s", salt, sk,
 		 svk);
-	assert_int_equal(sasl_scram_keys_parse(str, strlen(str), &k), 0);
+	assert_int_equal(sasl_scram_keys_parse(str, strlen(str), &k, &err), 0);
 	assert_int_equal(k.iter, 4096);
 	assert_int_equal(k.salt_len, 16);
 	assert_memory_equal(k.salt, want.salt, 16);
@@ -1087,10 +1088,10 @@ test_scram_keys_parse(void **state)
 
 	snprintf(str, sizeof(str), "{SCRAM-SHA-256}SCRAM-SHA-256$4096:%s$%s:%s",
 		 salt, sk, svk);
-	assert_int_equal(sasl_scram_keys_parse(str, strlen(str), &k), 0);
+	assert_int_equal(sasl_scram_keys_parse(str, strlen(str), &k, &err), 0);
 	snprintf(str, sizeof(str), "{scram-sha-256}4096,%s,%s,%s", salt, sk,
 		 svk);
-	assert_int_equal(sasl_scram_keys_parse(str, strlen(str), &k), 0);
+	assert_int_equal(sasl_scram_keys_parse(str, strlen(str), &k, &err), 0);
 	assert_memory_equal(k.server_key, want.server_key, 32);
 
 	/* parsed keys drive a real exchange */
@@ -1125,8 +1126,10 @@ test_scram_keys_parse(void **state)
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
 		snprintf(str, sizeof(str), bad[i], salt, sk, svk);
 #pragma GCC diagnostic pop
-		if (sasl_scram_keys_parse(str, strlen(str), &k) != -1)
+		err = NULL;
+		if (sasl_scram_keys_parse(str, strlen(str), &k, &err) != -1)
 			fail_msg("accepted \"%s\"", str);
+		assert_non_null(err);
 	}
 }
 
