@@ -163,5 +163,59 @@ class TestBadInput(StoreCase):
         self.assertTrue(f.readline().startswith(b"a2 OK"))
 
 
+class TestMailboxes(StoreCase):
+
+    def test_select_examine_list(self):
+        m = self.login()
+        typ, data = m.select("INBOX")
+        self.assertEqual((typ, data), ("OK", [b"0"]))
+        self.assertEqual(m.untagged_responses.get("READ-WRITE"), [b""])
+        self.assertTrue(m.untagged_responses.get("UIDVALIDITY"))
+        typ, data = m.select("INBOX", readonly=True)
+        self.assertEqual(typ, "OK")
+        typ, data = m.list()
+        self.assertEqual(typ, "OK")
+        lines = b"\n".join(data)
+        for name, attr in ((b"Drafts", b"\\Drafts"),
+                           (b"Sent", b"\\Sent"), (b"Trash", b"\\Trash"),
+                           (b"Junk", b"\\Junk")):
+            self.assertRegex(lines, rb"\(.*" + attr.replace(b"\\", b"\\\\") +
+                             rb".*\) \"/\" " + name)
+        self.assertIn(b'"/" INBOX', lines)
+        typ, data = m._simple_command("LIST", "(SPECIAL-USE)", '""', "*")
+        special = m.untagged_responses.pop("LIST", [])
+        self.assertEqual(len(special), 4, special)
+        typ, data = m.list('""', '""')
+        self.assertIn(b"\\Noselect", data[0])
+        self.assertEqual(m.select("Nope")[0], "NO")
+
+    def test_create_rename_delete_subscribe(self):
+        m = self.login()
+        self.assertEqual(m.create("Projects/Ringgate")[0], "OK")
+        self.assertEqual(m.create("Projects/Ringgate")[0], "NO")
+        self.assertEqual(m.create("Caf\u00e9".encode("utf-8").decode(
+            "latin-1") if False else "Caf&AOk-")[0], "OK")
+        typ, data = m.list('""', "*")
+        names = b"\n".join(data)
+        self.assertIn(b"Projects/Ringgate", names)
+        self.assertIn(b"Caf&AOk-", names)
+        self.assertIn(b"HasChildren", names)
+        self.assertEqual(m.rename("Projects", "Work")[0], "OK")
+        typ, data = m.list('""', "Work/%")
+        self.assertIn(b"Work/Ringgate", b"".join(data))
+        self.assertEqual(m.delete("Work")[0], "NO")  # has children
+        self.assertEqual(m.delete("Work/Ringgate")[0], "OK")
+        self.assertEqual(m.delete("INBOX")[0], "NO")
+        self.assertEqual(m.subscribe("Work")[0], "OK")
+        typ, data = m.lsub('""', "*")
+        self.assertIn(b'"Work"', b"".join(data).replace(b" Work", b' "Work"'))
+        self.assertEqual(m.unsubscribe("Work")[0], "OK")
+        typ, data = m.status("INBOX", "(MESSAGES UIDNEXT UIDVALIDITY UNSEEN)")
+        self.assertRegex(data[0], rb"INBOX \(MESSAGES 0 UIDNEXT 1 "
+                                  rb"UIDVALIDITY \d+ UNSEEN 0\)")
+        typ, data = m.namespace()
+        self.assertEqual(data[0], b'(("" "/")) NIL NIL')
+
+
 if __name__ == "__main__":
     unittest.main()
