@@ -500,7 +500,11 @@ listener_close(struct listener *li)
 		io_uring_prep_cancel64(sqe, (uintptr_t)&li->op_accept, 0);
 		io_uring_sqe_set_data64(sqe, 0);
 	}
-	/* the accept op keeps its own file reference until cancelled */
+	/* The accept op holds its own reference to the socket until its
+	 * cancellation lands, and until then the kernel would keep
+	 * completing handshakes into the backlog. shutdown() stops the
+	 * socket listening now, whoever holds it. */
+	(void)shutdown(li->fd, SHUT_RDWR);
 	close(li->fd);
 	li->fd = -1;
 }
