@@ -53,4 +53,14 @@ int passwd_file_has_user(const char *path, const char *user, char *err,
 int passwd_file_edit(const struct passwd_edit *e, enum passwd_edit_why *why_r,
 		     char *err, size_t errlen);
 
+/* ---- passwd_bench.c ---------------------------------------------------- */
+
+#define PASSWD_BENCH_THREADS_MAX 64
+
+/* Print a markdown table to stdout: for each scheme, verifications of a
+ * right password per second at the default cost, by threads threads for
+ * seconds each. Measures, never judges. 0, or -1 after saying why on
+ * stderr (a hash failed, a right password did not verify). */
+int passwd_bench(unsigned seconds, unsigned threads);
+
 #endif

@@ -1,7 +1,7 @@
 /*
  * passwd_tool.c - ringgate-passwd: hash a password, add, change or remove
  * a user in a passwd-file, generate a random password to a policy, and
- * (hidden, for docs/benchmarks.md) time each scheme's verification.
+ * (hidden; passwd_bench.c) time each scheme's verification.
  *
  * Relies on libauth for the schemes (auth_scheme_hash/verify) and for the
  * user-name rules, on passwd_file_edit.c for atomic edits, on libcrack2
@@ -18,7 +18,6 @@
  */
 #include <errno.h>
 #include <getopt.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -30,7 +29,6 @@
 #include <sys/prctl.h>
 #include <sys/random.h>
 #include <termios.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <crack.h> /* after <stddef.h>: it uses size_t */
@@ -49,7 +47,6 @@
 #define GEN_TRIES 20 /* generated passwords cracklib might still refuse */
 #define NAME_MIN_FOR_SUBSTRING 3
 #define LOCK_WAIT_MS 10000
-#define BENCH_THREADS_MAX 64
 
 /* Exit codes, as --help lists them. */
 enum rc {
@@ -326,6 +323,13 @@ run_del(struct tool *t)
 	return RC_OK;
 }
 
+/* Hidden: the numbers in docs/benchmarks.md. */
+static enum rc
+run_bench(struct tool *t)
+{
+	return passwd_bench(t->seconds, t->threads) == 0 ? RC_OK : RC_INTERNAL;
+}
+
 static enum rc
 run_generate(struct tool *t)
 {
@@ -337,131 +341,6 @@ run_generate(struct tool *t)
 	t->sec->buf[t->sec->len] = '\n';
 	if (write_all(STDOUT_FILENO, t->sec->buf, t->sec->len + 1) == -1)
 		return RC_INTERNAL;
-	return RC_OK;
-}
-
-/* ---- bench (hidden) ------------------------------------------------------ */
-
-/* What one timing thread does: verify stored against pw until the time
- * is up, counting. */
-struct bench_job {
-	const char *stored;
-	const char *pw;
-	double seconds;
-	uint64_t count;
-	bool failed;
-};
-
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void *
-bench_thread(void *arg)
-{
-	struct bench_job *j = arg;
-	double end = now_s() + j->seconds;
-	const char *error;
-
-	do {
-		if (auth_scheme_verify(j->stored, j->pw, strlen(j->pw), NULL,
-				       &error) != AUTH_VERIFY_OK) {
-			j->failed = true;
-			break;
-		}
-		j->count++;
-	} while (now_s() < end);
-	return NULL;
-}
-
-/* The cost each scheme gets by default, as the table shows it. */
-static void
-bench_cost(enum auth_scheme s, const struct auth_scheme_opts *o, char *buf,
-	   size_t cap)
-{
-	switch (s) {
-	case AUTH_SCHEME_ARGON2ID:
-		snprintf(buf, cap, "m=%u KiB, t=%u, p=%u", o->argon2_m_kib,
-			 o->argon2_t, o->argon2_p);
-		break;
-	case AUTH_SCHEME_BLF_CRYPT:
-		snprintf(buf, cap, "cost %u", o->bcrypt_cost);
-		break;
-	case AUTH_SCHEME_YESCRYPT:
-		snprintf(buf, cap, "cost %u", o->yescrypt_cost);
-		break;
-	case AUTH_SCHEME_SCRAM_SHA_256:
-		snprintf(buf, cap, "%u iterations", o->scram_iter);
-		break;
-	default:
-		snprintf(buf, cap, "%u rounds", o->sha_rounds);
-		break;
-	}
-}
-
-/* One markdown table row per scheme: verifications of a right password
- * at the default cost, by t->threads threads for t->seconds each. It
- * measures; it does not judge. */
-static enum rc
-run_bench(struct tool *t)
-{
-	static const enum auth_scheme list[] = {
-	    AUTH_SCHEME_ARGON2ID,     AUTH_SCHEME_BLF_CRYPT,
-	    AUTH_SCHEME_SHA512_CRYPT, AUTH_SCHEME_SHA256_CRYPT,
-	    AUTH_SCHEME_YESCRYPT,     AUTH_SCHEME_SCRAM_SHA_256};
-	const char *pw = "correct horse battery staple", *error;
-	struct auth_scheme_opts o = {0};
-	struct bench_job jobs[BENCH_THREADS_MAX];
-	pthread_t tids[BENCH_THREADS_MAX];
-
-	auth_scheme_opts_default(&o);
-	printf("| scheme | default cost | threads | verifications | seconds "
-	       "| verifications/s | ms per verification |\n"
-	       "|---|---|---|---|---|---|---|\n");
-	for (size_t i = 0; i < sizeof(list) / sizeof(list[0]); i++) {
-		char cost[64], *stored;
-		uint64_t total = 0;
-		double start, took;
-		bool failed = false;
-
-		if (auth_scheme_hash(list[i], pw, strlen(pw), &o, &stored,
-				     &error) == -1) {
-			say("%s: %s", auth_scheme_name(list[i]), error);
-			return RC_INTERNAL;
-		}
-		start = now_s();
-		for (unsigned k = 0; k < t->threads; k++) {
-			jobs[k] = (struct bench_job){stored, pw, t->seconds};
-			if (pthread_create(&tids[k], NULL, bench_thread,
-					   &jobs[k]) != 0) {
-				say("cannot start a thread");
-				exit(RC_INTERNAL);
-			}
-		}
-		for (unsigned k = 0; k < t->threads; k++) {
-			pthread_join(tids[k], NULL);
-			total += jobs[k].count;
-			failed |= jobs[k].failed;
-		}
-		took = now_s() - start;
-		free(stored);
-		if (failed) {
-			say("%s: a right password did not verify",
-			    auth_scheme_name(list[i]));
-			return RC_INTERNAL;
-		}
-		bench_cost(list[i], &o, cost, sizeof(cost));
-		printf("| %s | %s | %u | %llu | %.1f | %.1f | %.2f |\n",
-		       auth_scheme_name(list[i]), cost, t->threads,
-		       (unsigned long long)total, took, (double)total / took,
-		       1000.0 * took * t->threads / (double)total);
-		fflush(stdout);
-	}
 	return RC_OK;
 }
 
@@ -570,7 +449,7 @@ parse_args(struct tool *t, int argc, char **argv)
 			bad = parse_uint(optarg, 1, 3600, &t->seconds);
 			break;
 		case 'T':
-			bad = parse_uint(optarg, 1, BENCH_THREADS_MAX,
+			bad = parse_uint(optarg, 1, PASSWD_BENCH_THREADS_MAX,
 					 &t->threads);
 			break;
 		}
