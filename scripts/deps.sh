@@ -15,6 +15,7 @@ RG_DEPS=(
 	redis-server slapd ldap-utils curl swaks python3 openssl clang
 	prometheus # for promtool, which checks the /metrics text format
 	procps
+	libcrack2-dev cracklib-runtime # ringgate-passwd's strength check
 )
 
 rg_pkg_installed() {
