@@ -1,3 +1,1048 @@
+/*
+ * imap_cmd_message.c - message commands of the selected state: FETCH,
+ * STORE, EXPUNGE, CLOSE, UNSELECT, NOOP/CHECK (folder sync), their UID
+ * forms, and APPEND (any authenticated state).
+ *
+ * Relies on the folder being borrowed by the job (one thread at a time),
+ * on proto/mime.h for ENVELOPE, BODYSTRUCTURE and sections over a
+ * read-only mapping of the message file, and on the view of the folder
+ * changing only through syncs whose results are announced, so sequence
+ * numbers the client knows always match the view's indexes.
+ *
+ * FETCH output is built on the pool in batches of about BATCH_BYTES; the
+ * next batch is queued only once the connection's output has drained, so
+ * a FETCH 1:* of a large folder never holds more than one batch.
+ *
+ * Must never: touch a message file on the ring thread, change flags or
+ * expunge in a read-only (EXAMINE) folder, or send EXPUNGE during FETCH
+ * or STORE.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
 #include "backend/imap_private.h"
-const struct imap_cmd_def imap_cmds_message[] = { { NULL } };
-void imap_more(struct imap_session *s) { }
+#include "backend/maildir.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "proto/mime.h"
+
+#define BATCH_BYTES (256 * 1024)
+#define MAX_RANGES 256
+#define MAX_SECTIONS 32
+#define MAX_FIELDS 64
+#define MAX_PARTS 256
+
+enum fetch_item {
+	FI_UID = 1 << 0,
+	FI_FLAGS = 1 << 1,
+	FI_INTERNALDATE = 1 << 2,
+	FI_SIZE = 1 << 3,
+	FI_ENVELOPE = 1 << 4,
+	FI_BODYSTRUCTURE = 1 << 5,
+	FI_BODY = 1 << 6,
+	FI_RFC822 = 1 << 7,
+	FI_RFC822_HEADER = 1 << 8,
+	FI_RFC822_TEXT = 1 << 9,
+};
+#define FI_NEEDS_FILE                                                   \
+	(FI_ENVELOPE | FI_BODYSTRUCTURE | FI_BODY | FI_RFC822 |          \
+	    FI_RFC822_HEADER | FI_RFC822_TEXT)
+
+struct fetch_section {
+	char *text; /* the attribute as sent, owned */
+	struct imap_section sec;
+};
+
+/* FETCH, STORE, EXPUNGE, CLOSE, NOOP: one job type over the folder. */
+struct msg_job {
+	struct imap_job base;
+	bool uid;
+	bool readonly;
+	uint32_t *idx; /* view indexes the command applies to */
+	size_t nidx, next;
+	unsigned items;
+	struct fetch_section sec[MAX_SECTIONS];
+	unsigned nsec;
+	bool set_seen;
+	/* STORE */
+	int store_op; /* 0 replace, 1 add, -1 remove */
+	bool silent;
+	unsigned flags;
+	/* EXPUNGE / sync */
+	bool expunge, quiet, close_after;
+	uint32_t exists;
+};
+
+struct append_job {
+	struct imap_job base;
+	char *maildir;
+	char name[IMAP_MBOX_MAX];
+	struct buf data;
+	struct maildir_delivery opt;
+	uint32_t uidvalidity, uid;
+};
+
+static int check_fetch(struct imap_session *s, const struct imap_command *cmd);
+static int check_store(struct imap_session *s, const struct imap_command *cmd);
+static int check_append(struct imap_session *s,
+    const struct imap_command *cmd);
+static int check_expunge(struct imap_session *s,
+    const struct imap_command *cmd);
+static int check_none(struct imap_session *s, const struct imap_command *cmd);
+static void run_fetch(struct imap_session *s, const struct imap_command *cmd);
+static void run_store(struct imap_session *s, const struct imap_command *cmd);
+static void run_expunge(struct imap_session *s,
+    const struct imap_command *cmd);
+static void run_close(struct imap_session *s, const struct imap_command *cmd);
+static void run_unselect(struct imap_session *s,
+    const struct imap_command *cmd);
+static void run_noop(struct imap_session *s, const struct imap_command *cmd);
+static void run_append(struct imap_session *s, const struct imap_command *cmd);
+
+static int parse_set(struct imap_session *s, const struct imap_arg *a,
+    bool uid, struct msg_job *job);
+static int parse_fetch_items(struct imap_session *s,
+    const struct imap_arg *a, struct msg_job *job);
+static int parse_fetch_att(struct imap_session *s, const struct imap_arg *a,
+    struct msg_job *job);
+static int parse_flags(struct imap_session *s, const struct imap_arg *a,
+    unsigned *flags_r);
+static int parse_date(const char *p, size_t n, time_t *t_r);
+static struct msg_job *msg_job(struct imap_session *s);
+static void msg_release(struct imap_job *ij);
+static void write_flags(struct buf *b, unsigned flags);
+static void fetch_run(struct store_job *sj);
+static int fetch_one(struct msg_job *job, size_t i);
+static void fetch_body(struct msg_job *job, const struct mime_message *m,
+    const struct fetch_section *fs, const char *sp);
+static void write_literal(struct buf *b, const char *p, size_t n);
+static int fetch_finish(struct imap_session *s, struct imap_job *ij);
+static void store_run(struct store_job *sj);
+static void sync_run(struct store_job *sj);
+static int sync_finish(struct imap_session *s, struct imap_job *ij);
+static void append_run(struct store_job *sj);
+static int append_finish(struct imap_session *s, struct imap_job *ij);
+static void append_release(struct imap_job *ij);
+
+const struct imap_cmd_def imap_cmds_message[] = {
+	{ "FETCH", ST_SELECTED, true, check_fetch, run_fetch },
+	{ "STORE", ST_SELECTED, true, check_store, run_store },
+	{ "EXPUNGE", ST_SELECTED, true, check_expunge, run_expunge },
+	{ "CLOSE", ST_SELECTED, false, check_none, run_close },
+	{ "UNSELECT", ST_SELECTED, false, check_none, run_unselect },
+	{ "NOOP", ST_SELECTED, false, check_none, run_noop },
+	{ "CHECK", ST_SELECTED, false, check_none, run_noop },
+	{ "APPEND", ST_AUTH | ST_SELECTED, false, check_append, run_append },
+	{ NULL },
+};
+
+static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May",
+	"Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+
+/* ---- argument parsing ---------------------------------------------- */
+
+static int
+check_none(struct imap_session *s, const struct imap_command *cmd)
+{
+	if (cmd->argc != 0) {
+		s->error = "This command takes no arguments";
+		return -1;
+	}
+	return 0;
+}
+
+/* Resolve a sequence or UID set against the current view into indexes.
+ * With job NULL only the syntax is checked. */
+static int
+parse_set(struct imap_session *s, const struct imap_arg *a, bool uid,
+    struct msg_job *job)
+{
+	struct imap_range ranges[MAX_RANGES];
+	struct imap_seqset set = { ranges, MAX_RANGES, 0, false, false };
+	const struct maildir_msg *msgs;
+	size_t n;
+
+	if (a == NULL || a->type != IMAP_ARG_ATOM) {
+		s->error = "Expected a sequence set";
+		return -1;
+	}
+	if (imap_seqset_parse(&set, a->ptr, a->len, &s->error) == -1)
+		return -1;
+	if (set.saved) {
+		s->error = "Saved search results are not supported";
+		return -1;
+	}
+	if (job == NULL)
+		return 0;
+	msgs = maildir_msgs(s->box, &n);
+	if ((job->idx = calloc(n + 1, sizeof(*job->idx))) == NULL) {
+		s->error = "Out of memory";
+		return -1;
+	}
+	if (uid) {
+		imap_seqset_resolve(&set, n ? msgs[n - 1].uid : 0);
+		for (size_t i = 0; i < n; i++)
+			if (imap_seqset_contains(&set, msgs[i].uid, 0))
+				job->idx[job->nidx++] = (uint32_t)i;
+		return 0;
+	}
+	imap_seqset_resolve(&set, (uint32_t)n);
+	for (size_t r = 0; r < set.count; r++)
+		if (set.ranges[r].hi > n) {
+			s->error = "Invalid message sequence number";
+			return -1;
+		}
+	for (size_t i = 0; i < n; i++)
+		if (imap_seqset_contains(&set, (uint32_t)i + 1, 0))
+			job->idx[job->nidx++] = (uint32_t)i;
+	return 0;
+}
+
+static int
+parse_fetch_att(struct imap_session *s, const struct imap_arg *a,
+    struct msg_job *job)
+{
+	static const struct {
+		const char *name;
+		unsigned items;
+	} simple[] = { { "UID", FI_UID }, { "FLAGS", FI_FLAGS },
+		{ "INTERNALDATE", FI_INTERNALDATE },
+		{ "RFC822.SIZE", FI_SIZE }, { "ENVELOPE", FI_ENVELOPE },
+		{ "BODYSTRUCTURE", FI_BODYSTRUCTURE }, { "BODY", FI_BODY },
+		{ "RFC822", FI_RFC822 }, { "RFC822.HEADER", FI_RFC822_HEADER },
+		{ "RFC822.TEXT", FI_RFC822_TEXT },
+		{ "ALL", FI_FLAGS | FI_INTERNALDATE | FI_SIZE | FI_ENVELOPE },
+		{ "FAST", FI_FLAGS | FI_INTERNALDATE | FI_SIZE },
+		{ "FULL", FI_FLAGS | FI_INTERNALDATE | FI_SIZE | FI_ENVELOPE |
+			FI_BODY } };
+	struct imap_section sec;
+	struct fetch_section *fs;
+	int rc;
+
+	if (a->type != IMAP_ARG_ATOM) {
+		s->error = "Invalid FETCH item";
+		return -1;
+	}
+	for (size_t i = 0; i < sizeof(simple) / sizeof(simple[0]); i++)
+		if (imap_arg_atom_is(a, simple[i].name)) {
+			if (job)
+				job->items |= simple[i].items;
+			return 0;
+		}
+	rc = imap_section_parse(a->ptr, a->len, &sec, &s->error);
+	if (rc != 0 || sec.att != IMAP_ATT_BODY) {
+		if (rc >= 0)
+			s->error = "Unknown FETCH item";
+		return -1;
+	}
+	if (job == NULL)
+		return 0;
+	if (job->nsec == MAX_SECTIONS) {
+		s->error = "Too many sections";
+		return -1;
+	}
+	fs = &job->sec[job->nsec];
+	if ((fs->text = strndup(a->ptr, a->len)) == NULL) {
+		s->error = "Out of memory";
+		return -1;
+	}
+	job->nsec++;
+	/* re-parse over our own copy: the parser's storage goes away */
+	if (imap_section_parse(fs->text, a->len, &fs->sec, &s->error) != 0)
+		return -1;
+	if (!fs->sec.peek)
+		job->set_seen = true;
+	return 0;
+}
+
+static int
+parse_fetch_items(struct imap_session *s, const struct imap_arg *a,
+    struct msg_job *job)
+{
+	if (a == NULL || imap_arg_next(a) != NULL) {
+		s->error = "FETCH takes a sequence set and items";
+		return -1;
+	}
+	if (a->type != IMAP_ARG_LIST)
+		return parse_fetch_att(s, a, job);
+	if (a->count == 0) {
+		s->error = "Empty FETCH item list";
+		return -1;
+	}
+	for (const struct imap_arg *i = imap_arg_child(a); i;
+	     i = imap_arg_next(i))
+		if (parse_fetch_att(s, i, job) == -1)
+			return -1;
+	return 0;
+}
+
+static int
+check_fetch(struct imap_session *s, const struct imap_command *cmd)
+{
+	if (parse_set(s, cmd->args, cmd->uid, NULL) == -1)
+		return -1;
+	return parse_fetch_items(s, imap_arg_next(cmd->args), NULL);
+}
+
+static int
+parse_flags(struct imap_session *s, const struct imap_arg *a,
+    unsigned *flags_r)
+{
+	static const struct {
+		const char *name;
+		unsigned bit;
+	} names[] = { { "\\Seen", MAILDIR_FLAG_SEEN },
+		{ "\\Answered", MAILDIR_FLAG_ANSWERED },
+		{ "\\Flagged", MAILDIR_FLAG_FLAGGED },
+		{ "\\Deleted", MAILDIR_FLAG_DELETED },
+		{ "\\Draft", MAILDIR_FLAG_DRAFT } };
+	const struct imap_arg *f = a->type == IMAP_ARG_LIST ? imap_arg_child(a)
+							    : a;
+
+	*flags_r = 0;
+	for (; f; f = a->type == IMAP_ARG_LIST ? imap_arg_next(f) : NULL) {
+		size_t i;
+
+		if (f->type != IMAP_ARG_ATOM) {
+			s->error = "Invalid flag";
+			return -1;
+		}
+		for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+			if (imap_arg_atom_is(f, names[i].name))
+				break;
+		if (i < sizeof(names) / sizeof(names[0]))
+			*flags_r |= names[i].bit;
+		else if (f->len > 0 && f->ptr[0] == '\\' &&
+		    !imap_arg_atom_is(f, "\\Recent")) {
+			s->error = "Unknown system flag";
+			return -1;
+		}
+		/* keywords are not stored yet: accepted and ignored */
+	}
+	return 0;
+}
+
+static int
+check_store(struct imap_session *s, const struct imap_command *cmd)
+{
+	const struct imap_arg *op = imap_arg_next(cmd->args);
+	const struct imap_arg *fl = imap_arg_next(op);
+	unsigned flags;
+
+	if (cmd->argc < 3 || op->type != IMAP_ARG_ATOM) {
+		s->error = "STORE takes a set, an item and flags";
+		return -1;
+	}
+	if (parse_set(s, cmd->args, cmd->uid, NULL) == -1)
+		return -1;
+	if (!imap_arg_atom_is(op, "FLAGS") && !imap_arg_atom_is(op, "+FLAGS") &&
+	    !imap_arg_atom_is(op, "-FLAGS") &&
+	    !imap_arg_atom_is(op, "FLAGS.SILENT") &&
+	    !imap_arg_atom_is(op, "+FLAGS.SILENT") &&
+	    !imap_arg_atom_is(op, "-FLAGS.SILENT")) {
+		s->error = "Unknown STORE item";
+		return -1;
+	}
+	/* flags as one list, or as bare atoms (RFC 3501 allows both) */
+	if (fl->type == IMAP_ARG_LIST && imap_arg_next(fl) == NULL)
+		return parse_flags(s, fl, &flags);
+	for (; fl; fl = imap_arg_next(fl))
+		if (parse_flags(s, fl, &flags) == -1)
+			return -1;
+	return 0;
+}
+
+static int
+check_expunge(struct imap_session *s, const struct imap_command *cmd)
+{
+	if (cmd->uid)
+		return cmd->argc == 1 ?
+			parse_set(s, cmd->args, true, NULL) :
+			(s->error = "UID EXPUNGE takes a UID set", -1);
+	return check_none(s, cmd);
+}
+
+/* "dd-Mon-yyyy hh:mm:ss +zzzz", the day may be space-padded. */
+static int
+parse_date(const char *p, size_t n, time_t *t_r)
+{
+	char buf[40], mon[4], sign;
+	struct tm tm = { 0 };
+	int day, year, hh, mm, ss, zone, used = 0;
+
+	if (n >= sizeof(buf))
+		return -1;
+	memcpy(buf, p, n);
+	buf[n] = '\0';
+	if (sscanf(buf, "%2d-%3s-%4d %2d:%2d:%2d %c%4d%n", &day, mon, &year,
+		&hh, &mm, &ss, &sign, &zone, &used) != 8 ||
+	    (size_t)used != n || (sign != '+' && sign != '-'))
+		return -1;
+	tm.tm_mon = -1;
+	for (int i = 0; i < 12; i++)
+		if (strcasecmp(mon, months[i]) == 0)
+			tm.tm_mon = i;
+	if (tm.tm_mon < 0 || day < 1 || day > 31 || hh > 23 || mm > 59 ||
+	    ss > 60 || year < 1970 || zone % 100 > 59)
+		return -1;
+	tm.tm_mday = day;
+	tm.tm_year = year - 1900;
+	tm.tm_hour = hh;
+	tm.tm_min = mm;
+	tm.tm_sec = ss;
+	*t_r = timegm(&tm) -
+	    (sign == '-' ? -1 : 1) * ((zone / 100) * 3600 + (zone % 100) * 60);
+	return 0;
+}
+
+/* APPEND mailbox [(flags)] [date-time] literal */
+static int
+check_append(struct imap_session *s, const struct imap_command *cmd)
+{
+	const struct imap_arg *a = imap_arg_next(cmd->args), *last = a;
+	unsigned flags;
+	time_t t;
+
+	if (cmd->argc < 2 || cmd->argc > 4) {
+		s->error = "APPEND takes a mailbox, flags, a date and a "
+			   "message";
+		return -1;
+	}
+	if (imap_get_mailbox(s, cmd->args, s->a.mbox, sizeof(s->a.mbox)) ==
+	    -1)
+		return -1;
+	while (imap_arg_next(last))
+		last = imap_arg_next(last);
+	if (last->type != IMAP_ARG_LITERAL || (last->flags & IMAP_ARGF_BINARY)) {
+		s->error = "APPEND needs the message as a literal";
+		return -1;
+	}
+	if (a != last && a->type == IMAP_ARG_LIST) {
+		if (parse_flags(s, a, &flags) == -1)
+			return -1;
+		a = imap_arg_next(a);
+	}
+	if (a != last) {
+		if (a->type != IMAP_ARG_QUOTED ||
+		    parse_date(a->ptr, a->len, &t) == -1) {
+			s->error = "Invalid date-time";
+			return -1;
+		}
+		a = imap_arg_next(a);
+	}
+	if (a != last) {
+		s->error = "Too many APPEND arguments";
+		return -1;
+	}
+	if ((last->flags & IMAP_ARGF_STREAMED) &&
+	    (s->lit_over || buf_used(&s->lit) != last->len)) {
+		s->error = "Literal not received in full";
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- jobs over the selected folder -------------------------------- */
+
+static struct msg_job *
+msg_job(struct imap_session *s)
+{
+	struct msg_job *job = imap_job_new(s, sizeof(*job), NULL);
+
+	if (job == NULL) {
+		imap_reply(s, NULL, "NO [SERVERBUG] Out of memory");
+		return NULL;
+	}
+	job->base.release = msg_release;
+	job->readonly = s->readonly;
+	return job;
+}
+
+static void
+msg_release(struct imap_job *ij)
+{
+	struct msg_job *job = (struct msg_job *)ij;
+
+	for (unsigned i = 0; i < job->nsec; i++)
+		free(job->sec[i].text);
+	free(job->idx);
+}
+
+/* Lend the folder and queue the job. */
+static void
+submit_on_box(struct imap_session *s, struct msg_job *job,
+    int (*finish)(struct imap_session *, struct imap_job *),
+    store_run_fn *run)
+{
+	job->base.finish = finish;
+	job->base.box = s->box;
+	s->box = NULL;
+	imap_job_submit(s, &job->base, run);
+}
+
+static void
+write_flags(struct buf *b, unsigned flags)
+{
+	static const struct {
+		unsigned bit;
+		const char *name;
+	} names[] = { { MAILDIR_FLAG_SEEN, "\\Seen" },
+		{ MAILDIR_FLAG_ANSWERED, "\\Answered" },
+		{ MAILDIR_FLAG_FLAGGED, "\\Flagged" },
+		{ MAILDIR_FLAG_DELETED, "\\Deleted" },
+		{ MAILDIR_FLAG_DRAFT, "\\Draft" },
+		{ MAILDIR_FLAG_RECENT, "\\Recent" } };
+	const char *sep = "";
+
+	buf_printf(b, "FLAGS (");
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (flags & names[i].bit) {
+			buf_printf(b, "%s%s", sep, names[i].name);
+			sep = " ";
+		}
+	buf_printf(b, ")");
+}
+
+/* ---- FETCH ------------------------------------------------------- */
+
+static void
+run_fetch(struct imap_session *s, const struct imap_command *cmd)
+{
+	struct msg_job *job = msg_job(s);
+
+	if (job == NULL)
+		return;
+	if (parse_set(s, cmd->args, cmd->uid, job) == -1 ||
+	    parse_fetch_items(s, imap_arg_next(cmd->args), job) == -1) {
+		imap_reply(s, NULL, "BAD %s", s->error);
+		imap_job_free(&job->base);
+		return;
+	}
+	job->uid = cmd->uid;
+	if (job->uid)
+		job->items |= FI_UID;
+	if (job->items & (FI_RFC822 | FI_RFC822_TEXT))
+		job->set_seen = true;
+	if (job->readonly)
+		job->set_seen = false;
+	submit_on_box(s, job, fetch_finish, fetch_run);
+}
+
+static void
+write_literal(struct buf *b, const char *p, size_t n)
+{
+	buf_printf(b, "{%zu}\r\n", n);
+	buf_append(b, p, n);
+}
+
+/* One BODY[...] item of one message. */
+static void
+fetch_body(struct msg_job *job, const struct mime_message *m,
+    const struct fetch_section *fs, const char *sp)
+{
+	const struct imap_section *sec = &fs->sec;
+	struct buf *b = &job->base.out;
+	struct buf tmp = { 0 };
+	enum mime_sect kind = MIME_SECT_BODY;
+	const char *p = NULL;
+	size_t off = 0, len = 0;
+	uint32_t part;
+
+	switch (sec->kind) {
+	case IMAP_SECT_HEADER:
+	case IMAP_SECT_FIELDS:
+	case IMAP_SECT_FIELDS_NOT:
+		kind = MIME_SECT_HEADER;
+		break;
+	case IMAP_SECT_TEXT:
+		kind = MIME_SECT_TEXT;
+		break;
+	case IMAP_SECT_MIME:
+		kind = MIME_SECT_MIME;
+		break;
+	default:
+		break;
+	}
+	if (mime_section(m, sec->part, sec->nparts, kind, &off, &len,
+		&part) == 0)
+		p = m->data + off;
+	else
+		len = 0;
+	if (p != NULL && (sec->kind == IMAP_SECT_FIELDS ||
+			     sec->kind == IMAP_SECT_FIELDS_NOT)) {
+		struct mime_slice names[MAX_FIELDS];
+		size_t pos = 0, nn = 0;
+		const char *name;
+		size_t nlen;
+
+		while (nn < MAX_FIELDS &&
+		    imap_section_field_next(sec, &pos, &name, &nlen) == 1) {
+			names[nn].ptr = name;
+			names[nn++].len = nlen;
+		}
+		mime_header_fields(p, len, names, nn,
+		    sec->kind == IMAP_SECT_FIELDS_NOT, imap_buf_write, &tmp);
+		p = buf_head(&tmp);
+		len = buf_used(&tmp);
+	}
+	buf_printf(b, "%sBODY[%.*s]", sp, (int)sec->spec_len, sec->spec);
+	if (sec->partial) {
+		size_t start = sec->start < len ? sec->start : len;
+		size_t cnt = len - start < sec->count ? len - start :
+							  sec->count;
+
+		buf_printf(b, "<%u> ", sec->start);
+		write_literal(b, p ? p + start : "", cnt);
+	} else {
+		buf_printf(b, " ");
+		write_literal(b, p ? p : "", len);
+	}
+	buf_free(&tmp);
+}
+
+/* One message: "* n FETCH (...)". -1 if the file could not be read
+ * (expunged meanwhile: the message is skipped). */
+static int
+fetch_one(struct msg_job *job, size_t i)
+{
+	struct maildir *box = job->base.box;
+	const struct maildir_msg *msgs;
+	struct buf *b = &job->base.out;
+	struct mime_part parts[MAX_PARTS];
+	struct mime_limits lim = { 32, 256, 64 * 1024 };
+	struct mime_message m;
+	const char *sp = "";
+	char *map = NULL;
+	size_t n, size = 0;
+	unsigned items = job->items;
+	int fd = -1;
+
+	msgs = maildir_msgs(box, &n);
+	if (job->set_seen && !(msgs[i].flags & MAILDIR_FLAG_SEEN)) {
+		const char *e;
+
+		if (maildir_set_flags(box, i, (msgs[i].flags | MAILDIR_FLAG_SEEN) &
+			MAILDIR_FLAGS_STORED, &e) == 0)
+			items |= FI_FLAGS;
+		msgs = maildir_msgs(box, &n);
+	}
+	if ((items & FI_NEEDS_FILE) || job->nsec > 0) {
+		struct stat st;
+		const char *e;
+
+		if (maildir_msg_open(box, i, &fd, &e) == -1)
+			return -1;
+		msgs = maildir_msgs(box, &n);
+		if (fstat(fd, &st) == -1) {
+			close(fd);
+			return -1;
+		}
+		size = (size_t)st.st_size;
+		if (size > 0 && (map = mmap(NULL, size, PROT_READ, MAP_PRIVATE,
+				     fd, 0)) == MAP_FAILED) {
+			close(fd);
+			return -1;
+		}
+		close(fd);
+		mime_parse(&m, map ? map : "", size, parts, MAX_PARTS, &lim);
+	}
+	buf_printf(b, "* %zu FETCH (", i + 1);
+	if (items & FI_UID) {
+		buf_printf(b, "UID %u", msgs[i].uid);
+		sp = " ";
+	}
+	if (items & FI_FLAGS) {
+		buf_printf(b, "%s", sp);
+		write_flags(b, msgs[i].flags);
+		sp = " ";
+	}
+	if (items & FI_INTERNALDATE) {
+		struct tm tm;
+
+		gmtime_r(&msgs[i].date, &tm);
+		buf_printf(b, "%sINTERNALDATE \"%02d-%s-%04d %02d:%02d:%02d "
+			      "+0000\"", sp, tm.tm_mday, months[tm.tm_mon],
+		    tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+		sp = " ";
+	}
+	if (items & FI_SIZE) {
+		buf_printf(b, "%sRFC822.SIZE %llu", sp,
+		    (unsigned long long)(msgs[i].vsize ? msgs[i].vsize :
+							 msgs[i].size));
+		sp = " ";
+	}
+	if (items & FI_ENVELOPE) {
+		buf_printf(b, "%sENVELOPE ", sp);
+		mime_write_envelope(&m, 0, imap_buf_write, b);
+		sp = " ";
+	}
+	if (items & (FI_BODYSTRUCTURE | FI_BODY)) {
+		buf_printf(b, "%s%s ", sp,
+		    items & FI_BODYSTRUCTURE ? "BODYSTRUCTURE" : "BODY");
+		mime_write_bodystructure(&m, 0, items & FI_BODYSTRUCTURE,
+		    imap_buf_write, b);
+		sp = " ";
+	}
+	if (items & FI_RFC822) {
+		buf_printf(b, "%sRFC822 ", sp);
+		write_literal(b, map ? map : "", size);
+		sp = " ";
+	}
+	if (items & FI_RFC822_HEADER) {
+		buf_printf(b, "%sRFC822.HEADER ", sp);
+		write_literal(b, map ? map : "", parts[0].hdr_len);
+		sp = " ";
+	}
+	if (items & FI_RFC822_TEXT) {
+		buf_printf(b, "%sRFC822.TEXT ", sp);
+		write_literal(b, map ? map + parts[0].hdr_len : "",
+		    size - parts[0].hdr_len);
+		sp = " ";
+	}
+	for (unsigned k = 0; k < job->nsec; k++) {
+		fetch_body(job, &m, &job->sec[k], sp);
+		sp = " ";
+	}
+	buf_printf(b, ")\r\n");
+	if (map)
+		munmap(map, size);
+	return 0;
+}
+
+static void
+fetch_run(struct store_job *sj)
+{
+	struct msg_job *job = (struct msg_job *)sj;
+
+	while (job->next < job->nidx && buf_used(&job->base.out) < BATCH_BYTES)
+		fetch_one(job, job->idx[job->next++]);
+}
+
+/* Send the batch; if more remains, keep the job and continue when the
+ * output has room again. */
+static int
+fetch_finish(struct imap_session *s, struct imap_job *ij)
+{
+	struct msg_job *job = (struct msg_job *)ij;
+
+	imap_send(s, buf_head(&ij->out), buf_used(&ij->out));
+	buf_free(&ij->out);
+	if (job->next < job->nidx && s->c != NULL) {
+		s->more = ij;
+		if (conn_out_full(s->c))
+			s->flags |= SF_MORE;
+		else
+			imap_more(s);
+		return 1;
+	}
+	s->box = ij->box;
+	ij->box = NULL;
+	imap_reply(s, NULL, "OK FETCH completed");
+	return 0;
+}
+
+void
+imap_more(struct imap_session *s)
+{
+	struct imap_job *job = s->more;
+
+	s->more = NULL;
+	if (job == NULL)
+		return;
+	job->base.run = fetch_run;
+	if (store_pool_submit(s->srv->store, s->w->outbox, &job->base) ==
+	    -1) {
+		s->box = job->box;
+		job->box = NULL;
+		imap_job_free(job);
+		imap_reply(s, NULL, "NO [UNAVAILABLE] Server busy, try again");
+		return;
+	}
+	s->flags |= SF_BUSY;
+}
+
+/* ---- STORE ------------------------------------------------------- */
+
+static void
+run_store(struct imap_session *s, const struct imap_command *cmd)
+{
+	const struct imap_arg *op = imap_arg_next(cmd->args);
+	const struct imap_arg *fl = imap_arg_next(op);
+	struct msg_job *job;
+	unsigned f;
+
+	if (s->readonly) {
+		imap_reply(s, NULL, "NO [READ-ONLY] Mailbox is read-only");
+		return;
+	}
+	if ((job = msg_job(s)) == NULL)
+		return;
+	if (parse_set(s, cmd->args, cmd->uid, job) == -1) {
+		imap_reply(s, NULL, "BAD %s", s->error);
+		imap_job_free(&job->base);
+		return;
+	}
+	job->uid = cmd->uid;
+	job->store_op = op->ptr[0] == '+' ? 1 : op->ptr[0] == '-' ? -1 : 0;
+	job->silent = op->len > 6 && strncasecmp(op->ptr + op->len - 7,
+					 ".SILENT", 7) == 0;
+	for (; fl; fl = imap_arg_next(fl)) {
+		parse_flags(s, fl, &f);
+		job->flags |= f;
+	}
+	submit_on_box(s, job, sync_finish, store_run);
+}
+
+static void
+store_run(struct store_job *sj)
+{
+	struct msg_job *job = (struct msg_job *)sj;
+	struct buf *b = &job->base.out;
+	const struct maildir_msg *msgs;
+	size_t n;
+
+	for (size_t k = 0; k < job->nidx; k++) {
+		size_t i = job->idx[k];
+		unsigned old, nf;
+		const char *e;
+
+		msgs = maildir_msgs(job->base.box, &n);
+		old = msgs[i].flags & MAILDIR_FLAGS_STORED;
+		nf = job->store_op > 0 ? old | job->flags :
+		    job->store_op < 0  ? old & ~job->flags :
+					 job->flags | (old & MAILDIR_FLAG_PASSED);
+		if (nf != old &&
+		    maildir_set_flags(job->base.box, i, nf, &e) == -1)
+			continue;
+		if (job->silent)
+			continue;
+		msgs = maildir_msgs(job->base.box, &n);
+		buf_printf(b, "* %zu FETCH (", i + 1);
+		write_flags(b, msgs[i].flags);
+		if (job->uid)
+			buf_printf(b, " UID %u", msgs[i].uid);
+		buf_printf(b, ")\r\n");
+	}
+	job->exists = (uint32_t)n;
+}
+
+/* ---- EXPUNGE, CLOSE, NOOP: sync the folder ------------------------ */
+
+static void
+run_expunge(struct imap_session *s, const struct imap_command *cmd)
+{
+	struct msg_job *job;
+
+	if (s->readonly) {
+		imap_reply(s, NULL, "NO [READ-ONLY] Mailbox is read-only");
+		return;
+	}
+	if ((job = msg_job(s)) == NULL)
+		return;
+	if (cmd->uid && parse_set(s, cmd->args, true, job) == -1) {
+		imap_reply(s, NULL, "BAD %s", s->error);
+		imap_job_free(&job->base);
+		return;
+	}
+	job->uid = cmd->uid;
+	job->expunge = true;
+	submit_on_box(s, job, sync_finish, sync_run);
+}
+
+static void
+run_close(struct imap_session *s, const struct imap_command *cmd)
+{
+	struct msg_job *job;
+
+	if (s->readonly) {
+		imap_unselect(s);
+		imap_reply(s, NULL, "OK CLOSE completed");
+		return;
+	}
+	if ((job = msg_job(s)) == NULL)
+		return;
+	job->expunge = job->quiet = job->close_after = true;
+	submit_on_box(s, job, sync_finish, sync_run);
+}
+
+static void
+run_unselect(struct imap_session *s, const struct imap_command *cmd)
+{
+	imap_unselect(s);
+	imap_reply(s, NULL, "OK UNSELECT completed");
+}
+
+static void
+run_noop(struct imap_session *s, const struct imap_command *cmd)
+{
+	struct msg_job *job = msg_job(s);
+
+	if (job != NULL)
+		submit_on_box(s, job, sync_finish, sync_run);
+}
+
+/* Expunge (if asked) and rescan; announce what changed. */
+static void
+sync_run(struct store_job *sj)
+{
+	struct msg_job *job = (struct msg_job *)sj;
+	struct maildir *box = job->base.box;
+	struct buf *b = &job->base.out;
+	struct maildir_changes ch;
+	const struct maildir_msg *msgs;
+	size_t n;
+
+	msgs = maildir_msgs(box, &n);
+	if (job->expunge) {
+		uint32_t *uids = calloc(n + 1, sizeof(*uids));
+		size_t nu = 0;
+
+		if (uids == NULL) {
+			job->base.err = ENOMEM;
+			return;
+		}
+		if (job->uid) {
+			for (size_t k = 0; k < job->nidx; k++)
+				if (msgs[job->idx[k]].flags &
+				    MAILDIR_FLAG_DELETED)
+					uids[nu++] = msgs[job->idx[k]].uid;
+		} else {
+			for (size_t i = 0; i < n; i++)
+				if (msgs[i].flags & MAILDIR_FLAG_DELETED)
+					uids[nu++] = msgs[i].uid;
+		}
+		if (nu > 0 && maildir_expunge(box, uids, nu,
+				  &job->base.errtext) == -1)
+			job->base.err = errno ? errno : EIO;
+		free(uids);
+		if (job->base.err)
+			return;
+	}
+	if (maildir_sync(box, &ch, &job->base.errtext) == -1) {
+		job->base.err = errno ? errno : EIO;
+		return;
+	}
+	msgs = maildir_msgs(box, &n);
+	job->exists = (uint32_t)n;
+	if (job->quiet) {
+		maildir_changes_free(&ch);
+		return;
+	}
+	for (size_t k = ch.expunged_count; k > 0; k--)
+		buf_printf(b, "* %u EXPUNGE\r\n", ch.expunged_seqs[k - 1]);
+	for (size_t k = 0; k < ch.flag_changed_count; k++) {
+		size_t i = ch.flag_changed[k];
+
+		buf_printf(b, "* %zu FETCH (", i + 1);
+		write_flags(b, msgs[i].flags);
+		buf_printf(b, " UID %u)\r\n", msgs[i].uid);
+	}
+	if (ch.new_count > 0 || ch.expunged_count > 0)
+		buf_printf(b, "* %zu EXISTS\r\n", n);
+	maildir_changes_free(&ch);
+}
+
+static int
+sync_finish(struct imap_session *s, struct imap_job *ij)
+{
+	struct msg_job *job = (struct msg_job *)ij;
+
+	s->box = ij->box;
+	ij->box = NULL;
+	if (ij->err) {
+		log_error(s->sid, "imap.store_failed", "errno=%d error=\"%s\"",
+		    ij->err, ij->errtext ? ij->errtext : "?");
+		imap_reply(s, NULL, "NO [SERVERBUG] Internal error");
+		return 0;
+	}
+	imap_send(s, buf_head(&ij->out), buf_used(&ij->out));
+	s->exists = job->exists;
+	if (job->close_after) {
+		imap_unselect(s);
+		imap_reply(s, NULL, "OK CLOSE completed");
+		return 0;
+	}
+	imap_reply(s, NULL, "OK Completed");
+	return 0;
+}
+
+/* ---- APPEND -------------------------------------------------------- */
+
+static void
+run_append(struct imap_session *s, const struct imap_command *cmd)
+{
+	const struct imap_arg *a = imap_arg_next(cmd->args), *last = a;
+	struct append_job *job = imap_job_new(s, sizeof(*job), append_finish);
+
+	if (job == NULL) {
+		imap_reply(s, NULL, "NO [SERVERBUG] Out of memory");
+		return;
+	}
+	job->base.release = append_release;
+	job->maildir = s->maildir;
+	memcpy(job->name, s->a.mbox, sizeof(job->name));
+	while (imap_arg_next(last))
+		last = imap_arg_next(last);
+	if (a != last && a->type == IMAP_ARG_LIST) {
+		parse_flags(s, a, &job->opt.flags);
+		a = imap_arg_next(a);
+	}
+	if (a != last)
+		parse_date(a->ptr, a->len, &job->opt.date);
+	if (last->flags & IMAP_ARGF_STREAMED) {
+		job->data = s->lit; /* take the buffer */
+		memset(&s->lit, 0, sizeof(s->lit));
+	} else if (buf_append(&job->data, last->ptr, last->len) == -1) {
+		imap_job_free(&job->base);
+		imap_reply(s, NULL, "NO [SERVERBUG] Out of memory");
+		return;
+	}
+	imap_job_submit(s, &job->base, append_run);
+}
+
+static void
+append_run(struct store_job *sj)
+{
+	struct append_job *job = (struct append_job *)sj;
+
+	errno = 0;
+	if (maildir_deliver(job->maildir, job->name, buf_head(&job->data),
+		buf_used(&job->data), &job->opt, &job->uidvalidity, &job->uid,
+		&job->base.errtext) == -1)
+		job->base.err = errno ? errno : EIO;
+}
+
+static int
+append_finish(struct imap_session *s, struct imap_job *ij)
+{
+	struct append_job *job = (struct append_job *)ij;
+
+	if (ij->err == ENOENT) {
+		imap_reply(s, NULL, "NO [TRYCREATE] Mailbox does not exist");
+		return 0;
+	}
+	if (ij->err) {
+		log_error(s->sid, "imap.append_failed", "errno=%d error=\"%s\"",
+		    ij->err, ij->errtext ? ij->errtext : "?");
+		imap_reply(s, NULL, ij->err == EINVAL ?
+			"NO [CANNOT] Invalid mailbox name" :
+			"NO [SERVERBUG] Internal error");
+		return 0;
+	}
+	imap_reply(s, NULL, "OK [APPENDUID %u %u] APPEND completed",
+	    job->uidvalidity, job->uid);
+	return 0;
+}
+
+static void
+append_release(struct imap_job *ij)
+{
+	buf_free(&((struct append_job *)ij)->data);
+}

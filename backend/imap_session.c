@@ -30,10 +30,6 @@
 #include "core/metrics.h"
 #include "proto/utf7.h"
 
-/* Output beyond this many times the high-water mark means the peer does
- * not read and something still wants to write: give up. */
-#define OUT_HARD_FACTOR 16
-
 static void on_open(struct conn *c);
 static void on_data(struct conn *c, const char *p, size_t n);
 static void on_drain(struct conn *c);
@@ -302,20 +298,15 @@ on_close(struct conn *c, enum conn_reason why)
 /* ---- replies ------------------------------------------------------ */
 
 /* The one place output is queued: every line goes through here or
- * imap_send(). A peer that lets output pile up far past the high-water
- * mark is cut off. */
+ * imap_send(). Output is bounded by construction rather than by a cap
+ * here: input is not read while the queue is over its mark (flow()), a
+ * batched FETCH continues only after a drain, so at most one batch and a
+ * few lines sit above the mark; a peer that stops reading is timed out. */
 void
 imap_send(struct imap_session *s, const void *p, size_t n)
 {
 	if (s->c == NULL || conn_closing(s->c))
 		return;
-	if (conn_out_queued(s->c) > s->srv->cf->limits.output_buffer *
-		OUT_HARD_FACTOR) {
-		log_warn(s->sid, "imap.overflow", "queued=%zu",
-		    conn_out_queued(s->c));
-		conn_abort(s->c, CR_OVERFLOW);
-		return;
-	}
 	if (conn_write(s->c, p, n) == -1)
 		conn_abort(s->c, CR_NOMEM);
 }

@@ -217,5 +217,101 @@ class TestMailboxes(StoreCase):
         self.assertEqual(data[0], b'(("" "/")) NIL NIL')
 
 
+MESSAGE = (b"From: Alice <alice@example.test>\r\n"
+           b"To: demo@example.test\r\n"
+           b"Subject: Hello ringstore\r\n"
+           b"Date: Mon, 23 Nov 2026 09:00:00 +0000\r\n"
+           b"Message-ID: <1@example.test>\r\n"
+           b"\r\n"
+           b"First line of the body.\r\n"
+           b"Second line.\r\n")
+
+
+class TestMessages(StoreCase):
+
+    tls = False
+
+    def append(self, m, folder="INBOX", flags="", msg=MESSAGE):
+        typ, data = m.append(folder, flags, None, msg)
+        self.assertEqual(typ, "OK", data)
+        match = __import__("re").search(rb"APPENDUID (\d+) (\d+)", data[0])
+        self.assertIsNotNone(match, data)
+        return int(match.group(1)), int(match.group(2))
+
+    def test_append_fetch_same_bytes(self):
+        m = self.login()
+        uidv, uid = self.append(m)
+        self.assertEqual(uid, 1)
+        big = MESSAGE + b"x" * 70 + b"\r\n"
+        big = big + (b"y" * 1022 + b"\r\n") * 5 * 1024
+        uidv2, uid2 = self.append(m, msg=big)
+        self.assertEqual((uidv2, uid2), (uidv, 2))
+        self.assertEqual(m.select("INBOX")[1], [b"2"])
+        typ, data = m.fetch("1", "(UID FLAGS RFC822.SIZE BODY.PEEK[])")
+        self.assertEqual(typ, "OK")
+        self.assertEqual(data[0][1], MESSAGE)
+        self.assertIn(b"RFC822.SIZE %d" % len(MESSAGE), data[0][0])
+        typ, data = m.uid("FETCH", "2", "(BODY.PEEK[]<1000.5000> UID)")
+        self.assertEqual(data[0][1], big[1000:6000])
+        typ, data = m.uid("FETCH", "2", "BODY.PEEK[]")
+        self.assertEqual(data[0][1], big)
+        typ, data = m.fetch("1", "(ENVELOPE BODYSTRUCTURE INTERNALDATE)")
+        self.assertIn(b'"Hello ringstore"', data[0])
+        self.assertIn(b'("TEXT" "PLAIN"', data[0].upper())
+        typ, data = m.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        self.assertEqual(data[0][1], b"Subject: Hello ringstore\r\n\r\n")
+        typ, data = m.fetch("1", "BODY[TEXT]")
+        self.assertEqual(data[0][1], MESSAGE.split(b"\r\n\r\n", 1)[1])
+        typ, data = m.fetch("1", "FLAGS")
+        self.assertIn(b"\\Seen", data[0])
+        with self.assertRaises(imaplib.IMAP4.error):
+            m.fetch("9", "FLAGS")
+
+    def test_store_expunge_and_restart(self):
+        m = self.login()
+        self.append(m, flags="(\\Flagged)")
+        self.append(m)
+        self.append(m)
+        m.select("INBOX")
+        uidvalidity = m.untagged_responses["UIDVALIDITY"][0]
+        typ, data = m.store("1", "+FLAGS", "(\\Seen \\Answered)")
+        self.assertIn(b"\\Answered", data[0])
+        self.assertIn(b"\\Flagged", data[0])
+        typ, data = m.uid("STORE", "3", "+FLAGS.SILENT", "(\\Deleted)")
+        self.assertEqual(typ, "OK")
+        typ, data = m.expunge()
+        self.assertEqual(data, [b"3"])
+        self.assertEqual(m.noop()[0], "OK")
+        m.logout()
+        # restart: flags and UIDVALIDITY survive
+        self.store.stop_checked()
+        self.store.start(self)
+        m = self.login()
+        typ, data = m.select("INBOX")
+        self.assertEqual(data, [b"2"])
+        self.assertEqual(m.untagged_responses["UIDVALIDITY"][0], uidvalidity)
+        typ, data = m.fetch("1:*", "(UID FLAGS)")
+        self.assertRegex(data[0], rb"UID 1 FLAGS \(\\Seen \\Answered "
+                                  rb"\\Flagged\)")
+        self.assertRegex(data[1], rb"UID 2 FLAGS \(\)")
+        self.assertEqual(m.unselect()[0] if hasattr(m, "unselect")
+                         else m._simple_command("UNSELECT")[0], "OK")
+        m.select("INBOX")
+        self.assertEqual(m.close()[0], "OK")
+
+    def test_append_errors(self):
+        m = self.login()
+        typ, data = m.append("Nope", "", None, MESSAGE)
+        self.assertEqual(typ, "NO")
+        self.assertIn(b"TRYCREATE", data[0])
+        s, f = self.raw()
+        s.sendall(b"a LOGIN demo@example.test ringgate-demo-pw\r\n")
+        self.assertTrue(f.readline().startswith(b"a OK"))
+        s.sendall(b"b APPEND INBOX {999999999}\r\n")
+        self.assertRegex(f.readline(), rb"^b (NO|BAD)")
+        s.sendall(b"c APPEND INBOX (\\Seen) {5+}\r\nhello\r\n")
+        self.assertRegex(f.readline(), rb"^c OK \[APPENDUID \d+ 1\]")
+
+
 if __name__ == "__main__":
     unittest.main()
