@@ -1,0 +1,67 @@
+/*
+ * mime_private.h - what the files of the MIME module share: the struct
+ * mime_slice helpers and RFC 5322 / 2045 lexing used by mime.c (structure),
+ * mime_addr.c (addresses), mime_write.c (ENVELOPE, BODYSTRUCTURE) and
+ * mime_search.c (SEARCH). Not for other modules.
+ *
+ * Every position is an offset into s, and nothing reads at or past end.
+ */
+#ifndef RG_PROTO_MIME_PRIVATE_H
+#define RG_PROTO_MIME_PRIVATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "proto/mime.h"
+
+/* ASCII case folding, inline: the search loop calls it per byte. */
+static inline unsigned char
+mime_lower(unsigned char c)
+{
+	return c >= 'A' && c <= 'Z' ? (unsigned char)(c + 32) : c;
+}
+
+static inline bool
+mime_ieq(const char *a, size_t alen, const char *word)
+{
+	size_t k;
+
+	for (k = 0; k < alen && word[k] != '\0'; k++) {
+		if (mime_lower((unsigned char)a[k]) !=
+		    mime_lower((unsigned char)word[k]))
+			return false;
+	}
+	return k == alen && word[k] == '\0';
+}
+
+static inline bool
+mime_slice_is(struct mime_slice s, const char *word)
+{
+	return s.ptr != NULL && mime_ieq(s.ptr, s.len, word);
+}
+
+static inline bool
+mime_is_wsp(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+/*
+ * Skip whitespace, folds and comments (nested, with quoted pairs). The
+ * last comment's contents are reported through cstart/cend if non-NULL.
+ */
+size_t mime_skip_cfws(const char *s, size_t pos, size_t end, size_t *cstart,
+		      size_t *cend);
+
+/* End of the RFC 2045 token at pos (printable ASCII minus SP and
+ * tspecials); pos itself when there is none. */
+size_t mime_token_end(const char *s, size_t pos, size_t end);
+
+/* s[pos] == '"': the position after the closing quote (or end). */
+size_t mime_quoted_end(const char *s, size_t pos, size_t end);
+
+/* Contents of a quoted-string (quotes optional) without escapes or line
+ * breaks into out; returns the length, truncating at cap. */
+size_t mime_unquote(const char *s, size_t len, char *out, size_t cap);
+
+#endif
