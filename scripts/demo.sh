@@ -132,18 +132,76 @@ relay = (
 EOF
 }
 
-# ringstore arrives with a later issue; its config is written only when its
-# binary exists, and that issue owns this function's contents.
+# ringstore: IMAP on $RS_IMAP (trusted: ringgate in front terminates TLS;
+# STARTTLS with the demo certificate for direct clients), the demo account
+# in a passwd-file, mail under .demo/mail.
 write_ringstore_conf() {
 	mkdir -p "$DEMO/mail"
 	cat >"$DEMO/ringstore.conf" <<EOF
 # Written by scripts/demo.sh; rewritten on every start. Throw-away, local only.
 daemon = {
+  workers = 2;
   pid_file = "$RUN/ringstore.pid";
   log_file = "$LOG/ringstore.log";
+  drain_timeout = "5s";
 };
 admin = { listen = "127.0.0.1:$RS_ADMIN"; };
+tls = {
+  certificates = ( { cert = "$DEMO/ecdsa.crt"; key = "$DEMO/ecdsa.key"; } );
+};
+auth = {
+  passwd_file = "$DEMO/ringstore.passwd";
+  default_scheme = "SCRAM-SHA-256";
+};
+storage = { mail_root = "$DEMO/mail"; };
+imap = (
+  { name = "imap"; listen = "127.0.0.1:$RS_IMAP"; starttls = true;
+    trusted = true; }
+);
 EOF
+	write_ringstore_passwd
+	deliver_welcome
+}
+
+# The demo account with RFC 5803 SCRAM-SHA-256 keys (PBKDF2, 4096 rounds),
+# computed with Python's standard library; written once.
+write_ringstore_passwd() {
+	[ -s "$DEMO/ringstore.passwd" ] && return 0
+	(umask 077 && DEMO_PASS="$DEMO_PASS" python3 - "$DEMO_USER" \
+		>"$DEMO/ringstore.passwd" <<'PY'
+import base64, hashlib, hmac, os, sys
+pw = os.environ["DEMO_PASS"].encode()
+salt = os.urandom(16)
+sp = hashlib.pbkdf2_hmac("sha256", pw, salt, 4096)
+ck = hmac.new(sp, b"Client Key", hashlib.sha256).digest()
+sk = hmac.new(sp, b"Server Key", hashlib.sha256).digest()
+b = lambda x: base64.b64encode(x).decode()
+print("%s:{SCRAM-SHA-256}SCRAM-SHA-256$4096:%s$%s:%s::::::" % (
+    sys.argv[1], b(salt), b(hashlib.sha256(ck).digest()), b(sk)))
+PY
+	)
+}
+
+# A welcome message dropped into the demo INBOX's new/, once, the way any
+# local delivery agent would; ringstore picks it up at the next sync.
+deliver_welcome() {
+	local md="$DEMO/mail/example.test/demo/Maildir" name
+	[ -e "$DEMO/welcome-delivered" ] && return 0
+	mkdir -p "$md/tmp" "$md/new" "$md/cur"
+	name="$(date +%s).M0P$$.demo"
+	printf '%s\r\n' \
+		"From: ringgate demo <postmaster@example.test>" \
+		"To: $DEMO_USER" \
+		"Subject: Welcome to ringstore" \
+		"Date: $(LC_ALL=C date -R)" \
+		"Message-ID: <welcome.$(date +%s)@example.test>" \
+		"Content-Type: text/plain; charset=utf-8" \
+		"" \
+		"This message was delivered into your INBOX by scripts/demo.sh." \
+		"Point an IMAP client at 127.0.0.1:$RS_IMAP (STARTTLS) or at" \
+		"ringgate's IMAPS on 127.0.0.1:$RG_IMAPS." >"$md/tmp/$name"
+	mv "$md/tmp/$name" "$md/new/$name"
+	: >"$DEMO/welcome-delivered"
 }
 
 start_redis() {
@@ -228,8 +286,8 @@ ringgate demo is up (state in $DEMO, logs in $LOG):
   127.0.0.1:$RG_IMAPS   ringgate IMAPS: TLS relay (ALPN imap) to 127.0.0.1:$RS_IMAP
   127.0.0.1:$RG_ADMIN   ringgate admin: /metrics, /healthz
   127.0.0.1:$REDIS_PORT   redis-server (private, no persistence)
-  ringstore: $store_note (IMAP $RS_IMAP, POP3 $RS_POP3, LMTP $RS_LMTP,
-             submission intake $RS_SUBMISSION, admin $RS_ADMIN)
+  ringstore: $store_note (IMAP $RS_IMAP with STARTTLS, admin $RS_ADMIN;
+             POP3 $RS_POP3, LMTP $RS_LMTP, submission $RS_SUBMISSION to come)
   arriving with later issues: ringgate IMAP $RG_IMAP (STARTTLS), POP3 $RG_POP3/$RG_POP3S,
              submission $RG_SUBMISSION/$RG_SUBMISSIONS
 
