@@ -254,6 +254,32 @@ verify(struct auth_redis *r, const char *user, const char *pw, const char *from,
 	auth_verify(&v, user, pw, strlen(pw), (struct sockaddr *)&sin, res);
 }
 
+/* kill(SIGSTOP) returns before the target has stopped: a fast server
+ * could still answer one more request. Wait for state T. */
+static void
+wait_stopped(pid_t pid)
+{
+	char path[64], buf[256], *p;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	for (int i = 0; i < 400; i++) {
+		struct timespec ts = {.tv_nsec = 5 * 1000 * 1000};
+		FILE *f = fopen(path, "r");
+		size_t n = 0;
+
+		if (f != NULL) {
+			n = fread(buf, 1, sizeof(buf) - 1, f);
+			fclose(f);
+		}
+		buf[n] = '\0';
+		if ((p = strrchr(buf, ')')) != NULL && p[1] == ' ' &&
+		    (p[2] == 'T' || p[2] == 't'))
+			return;
+		nanosleep(&ts, NULL);
+	}
+	fail_msg("pid %d did not stop", (int)pid);
+}
+
 static uint64_t
 now_ms(void)
 {
@@ -441,6 +467,7 @@ test_frozen(void **state)
 	assert_int_equal(look(r, "bob@example.org", &e), AUTH_LOOKUP_FOUND);
 	auth_entry_unref(&e);
 	kill(rc.pid, SIGSTOP);
+	wait_stopped(rc.pid);
 	t0 = now_ms();
 	assert_int_equal(
 	    auth_lookup(auth_redis_backend(r), "bob@example.org", &e, &err),
