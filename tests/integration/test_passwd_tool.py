@@ -439,6 +439,16 @@ class PasswdTool(unittest.TestCase):
         self.assertEqual((len(pw), sum(c in DIGITS for c in pw),
                           sum(c in SYMBOLS for c in pw)), (16, 2, 2))
 
+    def test_bench_prints_a_row_per_scheme(self):
+        # Measures only: the rates are not judged here (docs/benchmarks.md).
+        r = run(["bench", "--seconds", "1"], None, timeout=300)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        rows = [l for l in r.stdout.decode().splitlines()
+                if l.startswith("| ") and not l.startswith("| scheme")]
+        self.assertEqual([row.split(" | ")[0][2:] for row in rows],
+                         ["ARGON2ID", "BLF-CRYPT", "SHA512-CRYPT",
+                          "SHA256-CRYPT", "YESCRYPT", "SCRAM-SHA-256"])
+
     def test_usage_errors(self):
         cases = [
             [],
