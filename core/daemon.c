@@ -39,6 +39,7 @@ struct stop_msg {
 };
 
 static void usage(const char *name, const char *default_config, int code);
+static void signal_set(sigset_t *set);
 static void *worker_main(void *arg);
 static void stop_loop(struct loop *l, void *arg);
 
@@ -56,11 +57,29 @@ usage(const char *name, const char *default_config, int code)
 	exit(code);
 }
 
+/* The signals the main thread takes with sigwaitinfo(). */
+static void
+signal_set(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGHUP);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGPIPE);
+}
+
 void
 daemon_args_parse(struct daemon_args *a, int argc, char **argv,
     const char *name, const char *default_config)
 {
+	sigset_t set;
 	int ch;
+
+	/* Block before any thread exists (verify and store pools start
+	 * before the workers): a thread with SIGTERM unblocked would take
+	 * the default action and kill the process instead of draining. */
+	signal_set(&set);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
 	a->config = default_config;
 	a->test = false;
@@ -208,11 +227,7 @@ daemon_run(struct daemon *d)
 	sigset_t set;
 	int code = 0;
 
-	sigemptyset(&set);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGPIPE);
+	signal_set(&set);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
 	d->loops = calloc(d->nworkers, sizeof(*d->loops));

@@ -23,7 +23,8 @@ struct daemon_args {
 };
 
 /* Parse argv: -c FILE, -t, -V, -h. Prints usage/version and exits for
- * -h/-V and on errors. default_config is used without -c. */
+ * -h/-V and on errors. default_config is used without -c. Also blocks
+ * the signals daemon_run() takes, so call it before starting any thread. */
 void daemon_args_parse(struct daemon_args *a, int argc, char **argv,
     const char *name, const char *default_config);
 

@@ -460,6 +460,10 @@ class TestAdmin(RelayCase):
                       direction="client_to_upstream")
         g.wait_metric("ringgate_relay_bytes_total", total, listener=RELAY,
                       direction="upstream_to_client")
+        # a session ends when both of its sides have (the upstream side
+        # may still be in its lingering close when the client's is gone)
+        g.wait_metric("ringgate_relay_session_duration_seconds_count",
+                      len(sizes), listener=RELAY)
         m = g.metrics()
         n = len(sizes)
         self.assertEqual(h.metric(m, "ringgate_connections_accepted_total",
