@@ -16,47 +16,10 @@
 /* Same order as enum auth_scheme. */
 const char *const rs_scheme_names[] = { "ARGON2ID", "BLF-CRYPT",
 	"SHA512-CRYPT", "SHA256-CRYPT", "YESCRYPT", "SCRAM-SHA-256", NULL };
-static const char *const log_levels[] = { "error", "warn", "info", "debug",
-	NULL };
-static const char *const tls_versions[] = { "TLSv1.2", "TLSv1.3", NULL };
-
 #define F(field) offsetof(struct rs_config, field)
-
-static const struct cfg_field daemon_fields[] = {
-	{ "workers", CFG_INT, F(daemon.workers), 0, "0", 0, 256,
-	    .hint = "a number of threads, 0 for one per core" },
-	{ "pid_file", CFG_STRING, F(daemon.pid_file) },
-	{ "log_level", CFG_ENUM, F(daemon.log_level), 0, "info",
-	    .choices = log_levels },
-	{ "log_file", CFG_STRING, F(daemon.log_file) },
-	{ "drain_timeout", CFG_DURATION, F(daemon.drain_timeout), 0, "30s", 0,
-	    3600000 },
-	{ NULL },
-};
 
 static const struct cfg_field admin_fields[] = {
 	{ "listen", CFG_ADDR, F(admin.listen), 0, "127.0.0.1:29100" },
-	{ NULL },
-};
-
-static const struct cfg_field cert_fields[] = {
-	{ "cert", CFG_STRING, offsetof(struct rs_cert, cert), CFG_REQUIRED,
-	    .hint = "the path of a PEM certificate chain" },
-	{ "key", CFG_STRING, offsetof(struct rs_cert, key), CFG_REQUIRED,
-	    .hint = "the path of a PEM private key" },
-	{ NULL },
-};
-
-static const struct cfg_field tls_fields[] = {
-	{ "certificates", CFG_LIST, F(tls.certificates), .sub = cert_fields,
-	    .elem_size = sizeof(struct rs_cert),
-	    .count_offset = F(tls.ncertificates) },
-	{ "min_version", CFG_ENUM, F(tls.min_version), 0, "TLSv1.2",
-	    .choices = tls_versions },
-	{ "ciphers", CFG_STRING, F(tls.ciphers) },
-	{ "ciphersuites", CFG_STRING, F(tls.ciphersuites) },
-	{ "groups", CFG_STRING, F(tls.groups) },
-	{ "ticket_key_file", CFG_STRING, F(tls.ticket_key_file) },
 	{ NULL },
 };
 
@@ -120,9 +83,9 @@ static const struct cfg_field imap_fields[] = {
 };
 
 static const struct cfg_field root_fields[] = {
-	{ "daemon", CFG_GROUP, 0, .sub = daemon_fields },
+	{ "daemon", CFG_GROUP, F(daemon), .sub = daemon_conf_fields },
 	{ "admin", CFG_GROUP, 0, .sub = admin_fields },
-	{ "tls", CFG_GROUP, 0, .sub = tls_fields },
+	{ "tls", CFG_GROUP, F(tls), .sub = tls_conf_fields },
 	{ "limits", CFG_GROUP, 0, .sub = limits_fields },
 	{ "auth", CFG_GROUP, 0, .sub = auth_fields },
 	{ "storage", CFG_GROUP, 0, .sub = storage_fields },
@@ -198,31 +161,5 @@ int
 rs_tls_build(const struct rs_config *cf, struct tls_server **ts_r,
     const char **error_r)
 {
-	struct tls_cert_conf certs[16];
-	struct tls_server_conf tc;
-	unsigned n = cf->tls.ncertificates;
-
-	*ts_r = NULL;
-	if (n == 0)
-		return 0;
-	if (n > sizeof(certs) / sizeof(certs[0])) {
-		*error_r = "at most 16 certificates are supported";
-		return -1;
-	}
-	for (unsigned i = 0; i < n; i++) {
-		certs[i].cert_file = cf->tls.certificates[i].cert;
-		certs[i].key_file = cf->tls.certificates[i].key;
-	}
-	memset(&tc, 0, sizeof(tc));
-	tc.certs = certs;
-	tc.ncerts = n;
-	tc.alpn = "imap";
-	tc.ciphers = cf->tls.ciphers;
-	tc.ciphersuites = cf->tls.ciphersuites;
-	tc.groups = cf->tls.groups;
-	tc.min_version = cf->tls.min_version == 1 ? 13 : 12;
-	tc.ticket_key_file = cf->tls.ticket_key_file;
-	tc.prefer_server_ciphers = true;
-	*ts_r = tls_server_new(&tc, error_r);
-	return *ts_r ? 0 : -1;
+	return tls_conf_build(&cf->tls, "imap", ts_r, error_r);
 }

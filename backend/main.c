@@ -49,7 +49,6 @@ struct store_daemon {
 	bool have_key;
 };
 
-static int open_log(const struct rs_config *cf);
 static void passdb_warn(void *ctx, const char *msg);
 static int start_pools(struct store_daemon *sd, const char **error_r);
 static int register_metrics(struct rs_server *srv, struct metrics *m);
@@ -58,24 +57,6 @@ static int worker_init(struct daemon *d, struct loop *l, unsigned i);
 static void worker_exit(void *arg);
 static int health(void *arg, struct buf *detail);
 static void sd_free(struct store_daemon *sd, struct daemon *d);
-
-static int
-open_log(const struct rs_config *cf)
-{
-	int fd = STDERR_FILENO;
-
-	if (cf->daemon.log_file && cf->daemon.log_file[0]) {
-		fd = open(cf->daemon.log_file,
-		    O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-		if (fd == -1) {
-			fprintf(stderr, "ringstore: log_file %s: %s\n",
-			    cf->daemon.log_file, strerror(errno));
-			return -1;
-		}
-	}
-	log_init("ringstore", (enum log_level)cf->daemon.log_level, fd);
-	return 0;
-}
 
 static void
 passdb_warn(void *ctx, const char *msg)
@@ -281,13 +262,12 @@ main(int argc, char **argv)
 		code = 0;
 		goto done;
 	}
-	if (open_log(&sd.cf) == -1)
+	if (daemon_conf_log_open("ringstore", &sd.cf.daemon) == -1)
 		goto done;
 	if (loop_probe(&error) == -1 || start_pools(&sd, &error) == -1)
 		goto failed;
 	d.name = "ringstore";
-	d.nworkers = sd.cf.daemon.workers ? (unsigned)sd.cf.daemon.workers :
-					    daemon_ncpu();
+	d.nworkers = daemon_conf_workers(&sd.cf.daemon);
 	sd.nworkers = d.nworkers;
 	if ((d.metrics = metrics_new("ringstore", d.nworkers + 1)) == NULL ||
 	    register_metrics(&sd.srv, d.metrics) == -1)

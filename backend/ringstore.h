@@ -14,6 +14,8 @@
 #include <stdint.h>
 
 #include "core/config.h"
+#include "core/daemon.h"
+#include "core/tls_conf.h"
 
 struct auth_passdb;
 struct auth_pool;
@@ -23,11 +25,6 @@ struct metrics;
 struct store_outbox;
 struct store_pool;
 struct tls_server;
-
-struct rs_cert {
-	char *cert;
-	char *key;
-};
 
 /* One IMAP listener. */
 struct rs_imap_conf {
@@ -41,22 +38,11 @@ struct rs_imap_conf {
 };
 
 struct rs_config {
-	struct {
-		int64_t workers;
-		char *pid_file;
-		int log_level;
-		char *log_file;
-		uint64_t drain_timeout;
-	} daemon;
+	struct daemon_conf daemon;
 	struct {
 		struct cfg_addr listen;
 	} admin;
-	struct {
-		struct rs_cert *certificates;
-		unsigned ncertificates;
-		int min_version;
-		char *ciphers, *ciphersuites, *groups, *ticket_key_file;
-	} tls;
+	struct tls_conf tls;
 	struct {
 		uint64_t handshake_timeout, idle_timeout, login_timeout;
 		uint64_t output_buffer;

@@ -41,6 +41,23 @@ int daemon_pidfile(const char *path);
 /* Number of online CPUs (at least 1). */
 unsigned daemon_ncpu(void);
 
+/* The `daemon { }` section every config file has (core/daemon_conf.c):
+ * use daemon_conf_fields as a CFG_GROUP at the struct's offset. */
+struct daemon_conf {
+	int64_t workers; /* 0 = one per core */
+	char *pid_file;
+	int log_level;   /* enum log_level */
+	char *log_file;  /* NULL or "" = stderr */
+	uint64_t drain_timeout; /* ms */
+};
+struct cfg_field;
+extern const struct cfg_field daemon_conf_fields[];
+
+/* log_init() from the section, opening log_file if set. 0, or -1 after
+ * telling stderr why. */
+int daemon_conf_log_open(const char *ident, const struct daemon_conf *dc);
+unsigned daemon_conf_workers(const struct daemon_conf *dc);
+
 struct daemon {
 	const char *name;
 	unsigned nworkers;

@@ -14,50 +14,11 @@
 
 const char *const proxy_alpn_names[] = { "none", "imap", "pop3", "smtp",
 	NULL };
-static const char *const log_levels[] = { "error", "warn", "info", "debug",
-	NULL };
-static const char *const tls_versions[] = { "TLSv1.2", "TLSv1.3", NULL };
-
 #define F(type, field) offsetof(type, field)
-
-static const struct cfg_field daemon_fields[] = {
-	{ "workers", CFG_INT, F(struct proxy_config, daemon.workers), 0, "0",
-	    0, 256, .hint = "a number of threads, 0 for one per core" },
-	{ "pid_file", CFG_STRING, F(struct proxy_config, daemon.pid_file) },
-	{ "log_level", CFG_ENUM, F(struct proxy_config, daemon.log_level), 0,
-	    "info", .choices = log_levels },
-	{ "log_file", CFG_STRING, F(struct proxy_config, daemon.log_file) },
-	{ "drain_timeout", CFG_DURATION,
-	    F(struct proxy_config, daemon.drain_timeout), 0, "30s", 0,
-	    3600000 },
-	{ NULL },
-};
 
 static const struct cfg_field admin_fields[] = {
 	{ "listen", CFG_ADDR, F(struct proxy_config, admin.listen), 0,
 	    "127.0.0.1:19100" },
-	{ NULL },
-};
-
-static const struct cfg_field cert_fields[] = {
-	{ "cert", CFG_STRING, F(struct proxy_cert, cert), CFG_REQUIRED,
-	    .hint = "the path of a PEM certificate chain" },
-	{ "key", CFG_STRING, F(struct proxy_cert, key), CFG_REQUIRED,
-	    .hint = "the path of a PEM private key" },
-	{ NULL },
-};
-
-static const struct cfg_field tls_fields[] = {
-	{ "certificates", CFG_LIST, F(struct proxy_config, tls.certificates),
-	    .sub = cert_fields, .elem_size = sizeof(struct proxy_cert),
-	    .count_offset = F(struct proxy_config, tls.ncertificates) },
-	{ "min_version", CFG_ENUM, F(struct proxy_config, tls.min_version), 0,
-	    "TLSv1.2", .choices = tls_versions },
-	{ "ciphers", CFG_STRING, F(struct proxy_config, tls.ciphers) },
-	{ "ciphersuites", CFG_STRING, F(struct proxy_config, tls.ciphersuites) },
-	{ "groups", CFG_STRING, F(struct proxy_config, tls.groups) },
-	{ "ticket_key_file", CFG_STRING,
-	    F(struct proxy_config, tls.ticket_key_file) },
 	{ NULL },
 };
 
@@ -92,9 +53,11 @@ static const struct cfg_field relay_fields[] = {
 };
 
 static const struct cfg_field root_fields[] = {
-	{ "daemon", CFG_GROUP, 0, .sub = daemon_fields },
+	{ "daemon", CFG_GROUP, F(struct proxy_config, daemon),
+	    .sub = daemon_conf_fields },
 	{ "admin", CFG_GROUP, 0, .sub = admin_fields },
-	{ "tls", CFG_GROUP, 0, .sub = tls_fields },
+	{ "tls", CFG_GROUP, F(struct proxy_config, tls),
+	    .sub = tls_conf_fields },
 	{ "limits", CFG_GROUP, 0, .sub = limits_fields },
 	{ "relay", CFG_LIST, F(struct proxy_config, relay),
 	    .sub = relay_fields, .elem_size = sizeof(struct proxy_relay_conf),
@@ -171,31 +134,9 @@ proxy_tls_build(const struct proxy_config *cf,
     const struct proxy_relay_conf *r, struct tls_server **ts_r,
     const char **error_r)
 {
-	struct tls_cert_conf certs[16];
-	struct tls_server_conf tc;
-	unsigned n = cf->tls.ncertificates;
-
 	*ts_r = NULL;
 	if (!r->tls)
 		return 0;
-	if (n > sizeof(certs) / sizeof(certs[0])) {
-		*error_r = "at most 16 certificates are supported";
-		return -1;
-	}
-	for (unsigned i = 0; i < n; i++) {
-		certs[i].cert_file = cf->tls.certificates[i].cert;
-		certs[i].key_file = cf->tls.certificates[i].key;
-	}
-	memset(&tc, 0, sizeof(tc));
-	tc.certs = certs;
-	tc.ncerts = n;
-	tc.alpn = r->alpn ? proxy_alpn_names[r->alpn] : NULL;
-	tc.ciphers = cf->tls.ciphers;
-	tc.ciphersuites = cf->tls.ciphersuites;
-	tc.groups = cf->tls.groups;
-	tc.min_version = cf->tls.min_version == 1 ? 13 : 12;
-	tc.ticket_key_file = cf->tls.ticket_key_file;
-	tc.prefer_server_ciphers = true;
-	*ts_r = tls_server_new(&tc, error_r);
-	return *ts_r ? 0 : -1;
+	return tls_conf_build(&cf->tls, r->alpn ? proxy_alpn_names[r->alpn] :
+	    NULL, ts_r, error_r);
 }

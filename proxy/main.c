@@ -47,7 +47,6 @@ struct tls_swap {
 	atomic_uint pending;
 };
 
-static int open_log(const struct proxy_config *cf);
 static int build_tls_all(struct gate *g, const struct proxy_config *cf,
     struct tls_server **out, const char **error_r);
 static void free_tls_all(struct tls_server **ts, unsigned n);
@@ -57,24 +56,6 @@ static void swap_tls(struct loop *l, void *arg);
 static int health(void *arg, struct buf *detail);
 static void export_expiry(struct gate *g, struct metrics *m);
 static void gate_free(struct gate *g, struct daemon *d);
-
-static int
-open_log(const struct proxy_config *cf)
-{
-	int fd = STDERR_FILENO;
-
-	if (cf->daemon.log_file && cf->daemon.log_file[0]) {
-		fd = open(cf->daemon.log_file,
-		    O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-		if (fd == -1) {
-			fprintf(stderr, "ringgate: log_file %s: %s\n",
-			    cf->daemon.log_file, strerror(errno));
-			return -1;
-		}
-	}
-	log_init("ringgate", (enum log_level)cf->daemon.log_level, fd);
-	return 0;
-}
 
 static void
 free_tls_all(struct tls_server **ts, unsigned n)
@@ -263,7 +244,7 @@ main(int argc, char **argv)
 		code = 0;
 		goto done;
 	}
-	if (open_log(&g.cf) == -1 || loop_probe(&error) == -1) {
+	if (daemon_conf_log_open("ringgate", &g.cf.daemon) == -1 || loop_probe(&error) == -1) {
 		if (error) {
 			log_error(0, "daemon.failed", "error=\"%s\"", error);
 			fprintf(stderr, "ringgate: %s\n", error);
@@ -273,8 +254,7 @@ main(int argc, char **argv)
 	}
 
 	d.name = "ringgate";
-	d.nworkers = g.cf.daemon.workers ? (unsigned)g.cf.daemon.workers :
-					   daemon_ncpu();
+	d.nworkers = daemon_conf_workers(&g.cf.daemon);
 	g.nworkers = d.nworkers;
 	d.metrics = metrics_new("ringgate", d.nworkers + 1);
 	if (d.metrics == NULL)

@@ -13,15 +13,12 @@
 #include <stdint.h>
 
 #include "core/config.h"
+#include "core/daemon.h"
+#include "core/tls_conf.h"
 
 struct conn_handler;
 struct metrics;
 struct tls_server;
-
-struct proxy_cert {
-	char *cert;
-	char *key;
-};
 
 struct proxy_relay_conf {
 	struct cfg_loc loc;
@@ -33,22 +30,11 @@ struct proxy_relay_conf {
 };
 
 struct proxy_config {
-	struct {
-		int64_t workers;
-		char *pid_file;
-		int log_level;
-		char *log_file;
-		uint64_t drain_timeout;
-	} daemon;
+	struct daemon_conf daemon;
 	struct {
 		struct cfg_addr listen;
 	} admin;
-	struct {
-		struct proxy_cert *certificates;
-		unsigned ncertificates;
-		int min_version;
-		char *ciphers, *ciphersuites, *groups, *ticket_key_file;
-	} tls;
+	struct tls_conf tls;
 	struct {
 		uint64_t handshake_timeout, connect_timeout, idle_timeout;
 		uint64_t output_buffer;
