@@ -164,10 +164,20 @@ static int
 parse_set(struct imap_session *s, const struct imap_arg *a, bool uid,
     struct msg_job *job)
 {
+	if (job == NULL)
+		return imap_set_resolve(s, a, uid, NULL, NULL);
+	return imap_set_resolve(s, a, uid, &job->idx, &job->nidx);
+}
+
+int
+imap_set_resolve(struct imap_session *s, const struct imap_arg *a, bool uid,
+    uint32_t **idx_r, size_t *nidx_r)
+{
 	struct imap_range ranges[MAX_RANGES];
 	struct imap_seqset set = { ranges, MAX_RANGES, 0, false, false };
 	const struct maildir_msg *msgs;
-	size_t n;
+	uint32_t *idx;
+	size_t n, k = 0;
 
 	if (a == NULL || a->type != IMAP_ARG_ATOM) {
 		s->error = "Expected a sequence set";
@@ -179,29 +189,29 @@ parse_set(struct imap_session *s, const struct imap_arg *a, bool uid,
 		s->error = "Saved search results are not supported";
 		return -1;
 	}
-	if (job == NULL)
+	if (idx_r == NULL)
 		return 0;
 	msgs = maildir_msgs(s->box, &n);
-	if ((job->idx = calloc(n + 1, sizeof(*job->idx))) == NULL) {
+	if (uid)
+		imap_seqset_resolve(&set, n ? msgs[n - 1].uid : 0);
+	else {
+		imap_seqset_resolve(&set, (uint32_t)n);
+		for (size_t r = 0; r < set.count; r++)
+			if (set.ranges[r].hi > n) {
+				s->error = "Invalid message sequence number";
+				return -1;
+			}
+	}
+	if ((idx = calloc(n + 1, sizeof(*idx))) == NULL) {
 		s->error = "Out of memory";
 		return -1;
 	}
-	if (uid) {
-		imap_seqset_resolve(&set, n ? msgs[n - 1].uid : 0);
-		for (size_t i = 0; i < n; i++)
-			if (imap_seqset_contains(&set, msgs[i].uid, 0))
-				job->idx[job->nidx++] = (uint32_t)i;
-		return 0;
-	}
-	imap_seqset_resolve(&set, (uint32_t)n);
-	for (size_t r = 0; r < set.count; r++)
-		if (set.ranges[r].hi > n) {
-			s->error = "Invalid message sequence number";
-			return -1;
-		}
 	for (size_t i = 0; i < n; i++)
-		if (imap_seqset_contains(&set, (uint32_t)i + 1, 0))
-			job->idx[job->nidx++] = (uint32_t)i;
+		if (imap_seqset_contains(&set,
+			uid ? msgs[i].uid : (uint32_t)i + 1, 0))
+			idx[k++] = (uint32_t)i;
+	*idx_r = idx;
+	*nidx_r = k;
 	return 0;
 }
 
@@ -935,18 +945,30 @@ sync_run(struct store_job *sj)
 		maildir_changes_free(&ch);
 		return;
 	}
-	for (size_t k = ch.expunged_count; k > 0; k--)
-		buf_printf(b, "* %u EXPUNGE\r\n", ch.expunged_seqs[k - 1]);
-	for (size_t k = 0; k < ch.flag_changed_count; k++) {
-		size_t i = ch.flag_changed[k];
+	imap_write_changes(b, box, &ch);
+	maildir_changes_free(&ch);
+}
+
+void
+imap_write_changes(struct buf *b, const struct maildir *box,
+    const struct maildir_changes *ch)
+{
+	const struct maildir_msg *msgs;
+	size_t n;
+
+	msgs = maildir_msgs(box, &n);
+	/* descending: each EXPUNGE leaves the lower numbers valid */
+	for (size_t k = ch->expunged_count; k > 0; k--)
+		buf_printf(b, "* %u EXPUNGE\r\n", ch->expunged_seqs[k - 1]);
+	for (size_t k = 0; k < ch->flag_changed_count; k++) {
+		size_t i = ch->flag_changed[k];
 
 		buf_printf(b, "* %zu FETCH (", i + 1);
 		write_flags(b, msgs[i].flags);
 		buf_printf(b, " UID %u)\r\n", msgs[i].uid);
 	}
-	if (ch.new_count > 0 || ch.expunged_count > 0)
+	if (ch->new_count > 0 || ch->expunged_count > 0)
 		buf_printf(b, "* %zu EXISTS\r\n", n);
-	maildir_changes_free(&ch);
 }
 
 static int

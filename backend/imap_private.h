@@ -25,6 +25,7 @@
 struct auth_entry;
 struct conn;
 struct maildir;
+struct maildir_changes;
 struct sasl_server;
 
 enum imap_state {
@@ -172,6 +173,7 @@ int imap_buf_write(void *ctx, const char *p, size_t len);
 extern const struct imap_cmd_def imap_cmds_any[];
 extern const struct imap_cmd_def imap_cmds_mailbox[];
 extern const struct imap_cmd_def imap_cmds_message[];
+extern const struct imap_cmd_def imap_cmds_copy[];
 
 /* AUTHENTICATE continuation line (imap_cmd_any.c). */
 void imap_auth_line(struct imap_session *s, const char *line, size_t len);
@@ -179,5 +181,15 @@ void imap_auth_line(struct imap_session *s, const char *line, size_t len);
 void imap_unselect(struct imap_session *s);
 /* A batched job continues once the output drained (imap_cmd_message.c). */
 void imap_more(struct imap_session *s);
+/* Resolve a sequence set (uid false) or UID set against the selected
+ * view into ascending view indexes: *idx_r is malloc'd, owned by the
+ * caller. With idx_r NULL only the syntax is checked (no view needed).
+ * 0, or -1 with s->error for BAD. Ring thread only (reads s->box). */
+int imap_set_resolve(struct imap_session *s, const struct imap_arg *a,
+    bool uid, uint32_t **idx_r, size_t *nidx_r);
+/* Untagged EXPUNGE (descending), FETCH FLAGS and EXISTS for what a
+ * maildir_sync() of box reported. */
+void imap_write_changes(struct buf *b, const struct maildir *box,
+    const struct maildir_changes *ch);
 
 #endif

@@ -10,6 +10,7 @@ listener's /metrics.
 """
 
 import os
+import re
 import socket
 import ssl
 import time
@@ -312,6 +313,40 @@ class TestMessages(StoreCase):
         s.sendall(b"c APPEND INBOX (\\Seen) {5+}\r\nhello\r\n")
         self.assertRegex(f.readline(), rb"^c OK \[APPENDUID \d+ 1\]")
 
+
+    def test_copy_move_copyuid(self):
+        m = self.login()
+        for _ in range(4):
+            self.append(m)
+        m.select("INBOX")
+        typ, data = m.copy("1:2", "Trash")
+        self.assertEqual(typ, "OK", data)
+        match = re.search(rb"COPYUID (\d+) 1:2 1:2", data[0])
+        self.assertIsNotNone(match, data)
+        typ, data = m._simple_command("UID", "COPY", "4", "Trash")
+        self.assertRegex(data[0], rb"\[COPYUID \d+ 4 3\]")
+        typ, data = m.copy("1", "Nope")
+        self.assertEqual(typ, "NO")
+        self.assertIn(b"TRYCREATE", data[0])
+        typ, data = m._simple_command("MOVE", "1", "Nope")
+        self.assertEqual(typ, "NO")
+        self.assertIn(b"TRYCREATE", data[0])
+        # MOVE 2:3: EXPUNGEs in descending order, COPYUID on the OK
+        typ, data = m._simple_command("MOVE", "2:3", "Junk")
+        self.assertEqual(typ, "OK", data)
+        self.assertRegex(data[0], rb"\[COPYUID \d+ 2:3 1:2\] MOVE")
+        self.assertEqual(m.response("EXPUNGE")[1], [b"3", b"2"])
+        typ, data = m._simple_command("UID", "MOVE", "4", "Junk")
+        self.assertRegex(data[0], rb"\[COPYUID \d+ 4 3\]")
+        self.assertEqual(m.response("EXPUNGE")[1], [b"2"])
+        typ, data = m.fetch("1:*", "UID")
+        self.assertEqual(data, [b"1 (UID 1)"])
+        self.assertEqual(m.select("Junk")[1], [b"3"])
+        self.assertEqual(m.select("Trash")[1], [b"3"])
+        m.select("INBOX", readonly=True)
+        typ, data = m._simple_command("MOVE", "1", "Junk")
+        self.assertEqual(typ, "NO")
+        self.assertIn(b"MOVE", m.capability()[1][0])
 
 if __name__ == "__main__":
     unittest.main()
