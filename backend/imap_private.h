@@ -174,6 +174,7 @@ extern const struct imap_cmd_def imap_cmds_any[];
 extern const struct imap_cmd_def imap_cmds_mailbox[];
 extern const struct imap_cmd_def imap_cmds_message[];
 extern const struct imap_cmd_def imap_cmds_copy[];
+extern const struct imap_cmd_def imap_cmds_search[];
 
 /* AUTHENTICATE continuation line (imap_cmd_any.c). */
 void imap_auth_line(struct imap_session *s, const char *line, size_t len);

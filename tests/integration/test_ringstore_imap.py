@@ -5,8 +5,10 @@ Each test class starts its own ringstore on free ports with a passwd-file
 CAPABILITY before and after STARTTLS, LOGIN and AUTHENTICATE PLAIN good
 and bad, cleartext login refused on an untrusted listener, bad input
 (overlong line, NUL byte, unbalanced parentheses, too many bad commands)
-answered BAD while another session keeps working, and the admin
-listener's /metrics.
+answered BAD while another session keeps working, the admin
+listener's /metrics, COPY/MOVE with COPYUID, TRYCREATE and MOVE's
+EXPUNGEs, and SEARCH / UID SEARCH with every key over a small fixture
+folder plus malformed search programs answered BAD.
 """
 
 import os
@@ -347,6 +349,108 @@ class TestMessages(StoreCase):
         typ, data = m._simple_command("MOVE", "1", "Junk")
         self.assertEqual(typ, "NO")
         self.assertIn(b"MOVE", m.capability()[1][0])
+
+    def search_fixture(self, m):
+        """Four messages (seq 1..4, UID 2..5) that each answer different
+        keys; UID 1 was expunged so UIDs and sequence numbers differ."""
+        msgs = [
+            ("(\\Deleted)", "01-Jan-2019 00:00:00 +0000",
+             b"From: nobody@example.test\r\nSubject: gone\r\n\r\nx\r\n"),
+            ("(\\Seen \\Answered)", "03-Feb-2020 10:00:00 +0000",
+             b"From: Alice <alice@example.test>\r\nTo: bob@example.test\r\n"
+             b"Cc: carol@example.test\r\nSubject: Quarterly report\r\n"
+             b"Date: Mon, 3 Feb 2020 10:00:00 +0000\r\n\r\n"
+             b"The numbers are good.\r\n"),
+            ("(\\Flagged)", "10-Mar-2021 12:00:00 +0000",
+             b"From: bob@example.test\r\nTo: alice@example.test\r\n"
+             b"Bcc: dave@example.test\r\nSubject: Lunch?\r\nX-Priority: 1\r\n"
+             b"Date: Wed, 10 Mar 2021 12:00:00 +0100\r\n"
+             b"Content-Transfer-Encoding: base64\r\n\r\n"
+             b"c2VjcmV0IHBpenphIHJlY2lwZQ==\r\n" + b"\r\n" * 1000),
+            ("(\\Draft \\Deleted)", "15-Apr-2022 08:00:00 +0000",
+             b"From: carol@example.test\r\nTo: alice@example.test\r\n"
+             b"Subject: =?UTF-8?Q?Caf=C3=A9_meeting?=\r\n"
+             b"Date: 15 Apr 2022 08:00:00 -0700\r\n\r\nSee you there.\r\n"),
+            ("", "01-Jan-2023 00:00:00 +0000",
+             b"From: dave@example.test\r\nSubject: new year\r\n"
+             b"Date: Sun, 1 Jan 2023 00:00:00 +0000\r\n\r\nhello\r\n"),
+        ]
+        m.create("Search")
+        for flags, date, msg in msgs:
+            typ, data = m.append("Search", flags, '"%s"' % date, msg)
+            self.assertEqual(typ, "OK", data)
+        m.select("Search")
+        m.uid("EXPUNGE", "1")
+
+    def test_search_keys(self):
+        m = self.login()
+        self.search_fixture(m)
+        cases = [
+            ("ALL", "1 2 3 4"), ("2:3", "2 3"), ("2:*", "2 3 4"),
+            ("UID 1:2,5", "1 4"), ("ANSWERED", "1"),
+            ("UNANSWERED", "2 3 4"), ("DELETED", "3"),
+            ("UNDELETED", "1 2 4"), ("DRAFT", "3"), ("UNDRAFT", "1 2 4"),
+            ("FLAGGED", "2"), ("UNFLAGGED", "1 3 4"), ("SEEN", "1"),
+            ("UNSEEN", "2 3 4"), ("RECENT", "4"), ("NEW", "4"),
+            ("OLD", "1 2 3"), ("NOT RECENT", "1 2 3"),
+            ("FROM alice", "1"), ("FROM ALICE", "1"), ("TO alice", "2 3"),
+            ("CC carol", "1"), ("BCC dave", "2"),
+            ('SUBJECT "quarterly REPORT"', "1"), ("SUBJECT meeting", "3"),
+            ('HEADER X-Priority 1', "2"), ('HEADER x-priority ""', "2"),
+            ("BODY pizza", "2"), ("BODY numbers", "1"), ("BODY alice", ""),
+            ("TEXT alice", "1 2 3"), ('TEXT "you there"', "3"),
+            ("BEFORE 1-Jan-2021", "1"), ("ON 10-Mar-2021", "2"),
+            ("SINCE 15-Apr-2022", "3 4"), ("SENTBEFORE 1-Jan-2021", "1"),
+            ("SENTON 15-Apr-2022", "3"), ("SENTSINCE 10-Mar-2021", "2 3 4"),
+            ("LARGER 1000", "2"), ("SMALLER 1000", "1 3 4"),
+            ("NOT SEEN", "2 3 4"), ("OR FLAGGED DRAFT", "2 3"),
+            ("(FLAGGED FROM bob)", "2"), ("FLAGGED FROM alice", ""),
+            ("OR (SEEN ANSWERED) NOT DELETED", "1 2 4"),
+            ("NOT (OR 1 UID 5)", "2 3"), ("KEYWORD $Junk", ""),
+        ]
+        for crit, want in cases:
+            typ, data = m.search(None, crit)
+            self.assertEqual((typ, data), ("OK", [want.encode()]), crit)
+        typ, data = m.search("UTF-8", "FROM alice")
+        self.assertEqual(data, [b"1"])
+        typ, data = m.search("US-ASCII", "ALL")
+        self.assertEqual(data, [b"1 2 3 4"])
+        typ, data = m.search("KOI8-R", "ALL")
+        self.assertEqual(typ, "NO")
+        self.assertIn(b"BADCHARSET", data[0])
+        typ, data = m.uid("SEARCH", "FLAGGED")
+        self.assertEqual(data, [b"3"])
+        typ, data = m.uid("SEARCH", "OR 1 UID 5")
+        self.assertEqual(data, [b"2 5"])
+        # nothing was read as a side effect: still unseen
+        self.assertEqual(m.search(None, "SEEN")[1], [b"1"])
+
+    def test_search_bad_syntax(self):
+        m = self.login()
+        self.search_fixture(m)
+        for crit in ("FOO", "LARGER x", "BEFORE 32-Foo-2020", "OR SEEN",
+                     "NOT", "FROM", "HEADER X-Priority", "()", "1:x",
+                     "UID", "ON 1-Feb-2020x", "CHARSET"):
+            with self.assertRaises(imaplib.IMAP4.error, msg=crit):
+                m.search(None, crit)
+        s, f = self.raw()
+        s.sendall(b"a LOGIN demo@example.test ringgate-demo-pw\r\n")
+        self.assertTrue(f.readline().startswith(b"a OK"))
+        s.sendall(b"b SEARCH ALL\r\n")
+        self.assertTrue(f.readline().startswith(b"b BAD"))
+        s.sendall(b"c SELECT Search\r\n")
+        while not (line := f.readline()).startswith(b"c "):
+            pass
+        self.assertTrue(line.startswith(b"c OK"), line)
+        s.sendall(b"d SEARCH (SEEN\r\n")
+        self.assertTrue(f.readline().startswith(b"d BAD"))
+        s.sendall(b"e SEARCH\r\n")
+        self.assertTrue(f.readline().startswith(b"e BAD"))
+        s.sendall(b"f UID SEARCH SUBJECT {6}\r\n")
+        self.assertTrue(f.readline().startswith(b"+"))
+        s.sendall(b"Lunch? FLAGGED\r\n")
+        self.assertEqual(f.readline(), b"* SEARCH 3\r\n")
+        self.assertTrue(f.readline().startswith(b"f OK"))
 
 if __name__ == "__main__":
     unittest.main()
