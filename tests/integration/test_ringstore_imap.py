@@ -333,10 +333,15 @@ class TestMessages(StoreCase):
         typ, data = m._simple_command("MOVE", "1", "Nope")
         self.assertEqual(typ, "NO")
         self.assertIn(b"TRYCREATE", data[0])
-        # MOVE 2:3: EXPUNGEs in descending order, COPYUID on the OK
+        # MOVE 2:3: EXPUNGEs in descending order, COPYUID on an untagged
+        # OK and again on the tagged one
+        m.response("COPYUID")
         typ, data = m._simple_command("MOVE", "2:3", "Junk")
         self.assertEqual(typ, "OK", data)
         self.assertRegex(data[0], rb"\[COPYUID \d+ 2:3 1:2\] MOVE")
+        codes = m.response("COPYUID")[1]
+        self.assertEqual(len(codes), 2, codes)
+        self.assertRegex(codes[0], rb"^\d+ 2:3 1:2$")
         self.assertEqual(m.response("EXPUNGE")[1], [b"3", b"2"])
         typ, data = m._simple_command("UID", "MOVE", "4", "Junk")
         self.assertRegex(data[0], rb"\[COPYUID \d+ 4 3\]")
@@ -349,6 +354,17 @@ class TestMessages(StoreCase):
         typ, data = m._simple_command("MOVE", "1", "Junk")
         self.assertEqual(typ, "NO")
         self.assertIn(b"MOVE", m.capability()[1][0])
+        # on the wire: untagged COPYUID, then the EXPUNGE, then the OK
+        s, f = self.raw()
+        s.sendall(b"a LOGIN demo@example.test ringgate-demo-pw\r\n"
+                  b"b SELECT Trash\r\n")
+        while not f.readline().startswith(b"b OK"):
+            pass
+        s.sendall(b"c UID MOVE 2 INBOX\r\n")
+        self.assertRegex(f.readline(), rb"^\* OK \[COPYUID \d+ 2 5\]")
+        self.assertEqual(f.readline(), b"* 2 EXPUNGE\r\n")
+        self.assertEqual(f.readline(), b"* 2 EXISTS\r\n")
+        self.assertRegex(f.readline(), rb"^c OK \[COPYUID \d+ 2 5\]")
 
     def search_fixture(self, m):
         """Four messages (seq 1..4, UID 2..5) that each answer different
