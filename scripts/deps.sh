@@ -13,6 +13,7 @@ RG_DEPS=(
 	liburing-dev libssl-dev libhiredis-dev libconfig-dev libcmocka-dev
 	libargon2-dev libcrypt-dev libldap-dev
 	redis-server slapd ldap-utils curl swaks python3 openssl clang
+	isync # mbsync, a real IMAP client for ringstore's tests
 	prometheus # for promtool, which checks the /metrics text format
 	procps
 	libcrack2-dev cracklib-runtime # ringgate-passwd's strength check
