@@ -4,7 +4,8 @@ curl's IMAP URLs (LIST, UID fetch, APPEND with -T) on a trusted
 plaintext listener and over STARTTLS with --ssl-reqd and the test CA;
 mbsync (isync) syncing a local Maildir both ways, twice in a row with
 nothing changing the second time, then a local \\Seen reaching the
-server; and crash safety: kill -9 during a burst of APPENDs, restart on
+server and deletions on either side (Expunge Both) reaching the other;
+and crash safety: kill -9 during a burst of APPENDs, restart on
 the same mail root, every APPEND that got OK is there with its bytes and
 UIDs are unique and ascending.
 
@@ -316,6 +317,27 @@ class TestMbsyncPlain(StoreCase):
         self.mbsync()
         self.assertEqual(self.local_state(), local2)
         self.assertEqual(self.server_state(m), server2)
+
+        # deletions both ways: one expunged on the server, one trashed
+        # locally (T); Expunge Both removes each from the other side
+        m.select("INBOX")
+        uid2 = server2["INBOX"][b"<m2@example.test>"][0]
+        self.assertEqual(m.uid("STORE", str(uid2), "+FLAGS.SILENT",
+                               "(\\Deleted)")[0], "OK")
+        self.assertEqual(m.expunge()[0], "OK")
+        m.unselect()
+        sub, name, _ = local2["INBOX"][b"<m4@example.test>"]
+        base = name.split(":2,", 1)[0]
+        os.rename(os.path.join(d, sub, name),
+                  os.path.join(d, "cur", base + ":2,T"))
+        self.mbsync()
+        local3, server3 = self.local_state(), self.server_state(m)
+        self.assertEqual(sorted(server3["INBOX"]),
+                         [b"<m1@example.test>", b"<m5@example.test>"])
+        self.assert_same(local3, server3)
+        self.mbsync()
+        self.assertEqual(self.local_state(), local3)
+        self.assertEqual(self.server_state(m), server3)
 
 
 class TestMbsyncStartTLS(TestMbsyncPlain):
