@@ -258,6 +258,7 @@ loop_free(struct loop *l)
 		free(m);
 	}
 	io_uring_queue_exit(&l->ring);
+	fd_watch_free_all(l); /* after the ring: no READ still targets them */
 	if (l->wake_fd != -1)
 		close(l->wake_fd);
 	pthread_mutex_destroy(&l->msg_lock);
@@ -524,6 +525,9 @@ dispatch(struct loop *l, struct io_uring_cqe *cqe)
 		break;
 	case OP_WAKE:
 		wake_handle(l, cqe);
+		break;
+	case OP_FD:
+		fd_watch_handle(op->owner, cqe);
 		break;
 	default:
 		conn_handle_cqe(op->owner, op, cqe);

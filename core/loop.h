@@ -28,8 +28,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 struct conn;
+struct fd_watch;
 struct listener;
 struct loop;
 struct metrics;
@@ -103,6 +105,21 @@ struct metrics_shard *loop_shard(struct loop *l);
 struct metrics *loop_metrics(struct loop *l);
 void *loop_ctx(const struct loop *l);
 void loop_set_ctx(struct loop *l, void *ctx);
+
+/* Called with each chunk read from a watched fd (p valid only during the
+ * call), or once with p NULL and n = -errno when the fd fails or hits EOF
+ * (n = 0); after that call the watch is gone. */
+typedef void loop_fd_cb(void *ctx, const char *p, ssize_t n);
+
+/* Keep one READ of up to size bytes armed on fd (an inotify or eventfd
+ * style fd whose reads block until there is something), re-armed after
+ * every completion. The loop takes ownership of fd and closes it when the
+ * watch ends. NULL (fd closed) when out of memory. */
+struct fd_watch *loop_watch_fd(struct loop *l, int fd, size_t size,
+    loop_fd_cb *cb, void *ctx);
+/* No more callbacks; the READ is cancelled and the fd closed once the
+ * kernel lets go of it. Nulls *w; NULL is a no-op. */
+void loop_unwatch_fd(struct fd_watch **w);
 
 /* A listening socket (already bound and listening) served by this loop.
  * name labels metrics and logs. The loop takes ownership of fd. */

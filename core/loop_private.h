@@ -22,6 +22,7 @@ enum op_kind {
 	OP_SEND,
 	OP_CONNECT,
 	OP_WAKE,
+	OP_FD,
 };
 
 struct op {
@@ -96,6 +97,22 @@ struct listener {
 	int *m_hs_fail; /* one per tls_reasons[] entry, plus "timeout" */
 };
 
+/* A readable fd watched by loop_watch_fd(): one READ in flight at a time
+ * into buf, re-armed after each completion. The loop owns the struct and
+ * the fd; a cancelled watch stays on the list until its READ completes. */
+struct fd_watch {
+	struct loop *loop;
+	int fd;
+	bool armed, cancelled;
+	bool busy; /* inside cb: an unwatch only marks it */
+	loop_fd_cb *cb;
+	void *ctx;
+	struct op op;
+	struct fd_watch *next;
+	size_t size;
+	char buf[];
+};
+
 struct loop_msg {
 	void (*fn)(struct loop *, void *);
 	void *arg;
@@ -132,6 +149,7 @@ struct loop {
 	struct op op_wake;
 	pthread_mutex_t msg_lock;
 	struct loop_msg *msgs;
+	struct fd_watch *watches; /* loop_watch_fd(), live or cancelled */
 	/* stopping */
 	bool stopping;
 	uint64_t drain_deadline; /* 0 = none */
@@ -140,6 +158,10 @@ struct loop {
 
 /* loop.c */
 struct io_uring_sqe *loop_sqe(struct loop *l);
+
+/* loop_fd.c */
+void fd_watch_handle(struct fd_watch *w, struct io_uring_cqe *cqe);
+void fd_watch_free_all(struct loop *l);
 
 /* conn.c */
 void conn_handle_cqe(struct conn *c, struct op *op, struct io_uring_cqe *cqe);

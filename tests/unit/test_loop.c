@@ -2,7 +2,8 @@
  * test_loop.c - the io_uring loop and connections over real loopback TCP:
  * echo of 1 MiB, back-pressure with pause/resume, timers (ordering and
  * lazy re-arm), teardown exactly once, loop_post from another thread and
- * drain on stop. Skips (77) where io_uring is unavailable.
+ * drain on stop, and loop_watch_fd (chunked reads, EOF, unwatch from
+ * outside and from inside the callback). Skips (77) where io_uring is unavailable.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -351,6 +352,101 @@ test_connect_refused(void **state)
 	loop_free(l);
 }
 
+/* ---- watched fds ------------------------------------------------- */
+
+struct fdt {
+	char got[16];
+	size_t n;
+	int eof, calls_b, calls_c;
+	int a_wr, c_wr;
+	struct fd_watch *b, *c;
+	struct loop *l;
+};
+
+static struct fdt F;
+
+static void
+on_fd_a(void *ctx, const char *p, ssize_t n)
+{
+	struct fdt *f = ctx;
+
+	if (p == NULL) {
+		f->eof++;
+		assert_int_equal(n, 0);
+		loop_stop(f->l, 0);
+		return;
+	}
+	assert_true(n <= 4); /* the watch's buffer size */
+	assert_true(f->n + (size_t)n <= sizeof(f->got));
+	memcpy(f->got + f->n, p, (size_t)n);
+	f->n += (size_t)n;
+	if (f->n == 5) {
+		close(f->a_wr); /* EOF next */
+	}
+}
+
+static void
+on_fd_b(void *ctx, const char *p, ssize_t n)
+{
+	(void)p;
+	(void)n;
+	((struct fdt *)ctx)->calls_b++;
+}
+
+static void
+on_fd_c(void *ctx, const char *p, ssize_t n)
+{
+	struct fdt *f = ctx;
+
+	(void)p;
+	(void)n;
+	f->calls_c++;
+	/* pending input must not bring a second call once unwatched */
+	assert_int_equal(write(f->c_wr, "y", 1), 1);
+	loop_unwatch_fd(&f->c);
+	assert_null(f->c);
+}
+
+static void
+unwatch_b(struct loop *l, void *arg)
+{
+	struct fdt *f = arg;
+
+	(void)l;
+	loop_unwatch_fd(&f->b);
+	loop_unwatch_fd(&f->b); /* NULL: no-op */
+}
+
+static void
+test_watch_fd(void **state)
+{
+	struct loop *l = new_loop(0);
+	int a[2], b[2], c[2];
+
+	memset(&F, 0, sizeof(F));
+	F.l = l;
+	assert_int_equal(pipe(a), 0);
+	assert_int_equal(pipe(b), 0);
+	assert_int_equal(pipe(c), 0);
+	F.a_wr = a[1];
+	F.c_wr = c[1];
+	assert_non_null(loop_watch_fd(l, a[0], 4, on_fd_a, &F));
+	assert_non_null(F.b = loop_watch_fd(l, b[0], 4, on_fd_b, &F));
+	assert_non_null(F.c = loop_watch_fd(l, c[0], 4, on_fd_c, &F));
+	assert_int_equal(write(c[1], "x", 1), 1);
+	assert_int_equal(loop_post(l, unwatch_b, &F), 0);
+	assert_int_equal(write(a[1], "hello", 5), 5);
+	assert_int_equal(loop_run(l), 0);
+	assert_int_equal(F.n, 5);
+	assert_memory_equal(F.got, "hello", 5);
+	assert_int_equal(F.eof, 1);
+	assert_int_equal(F.calls_b, 0);
+	assert_int_equal(F.calls_c, 1);
+	loop_free(l);
+	close(b[1]);
+	close(c[1]);
+}
+
 int
 main(void)
 {
@@ -360,6 +456,7 @@ main(void)
 		cmocka_unit_test(test_abort_once),
 		cmocka_unit_test(test_post),
 		cmocka_unit_test(test_connect_refused),
+		cmocka_unit_test(test_watch_fd),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
