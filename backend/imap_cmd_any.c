@@ -110,7 +110,8 @@ imap_capability_string(struct imap_session *s, struct buf *b)
 		buf_printf(b, secure(s) ? " AUTH=PLAIN" : " LOGINDISABLED");
 		return;
 	}
-	buf_printf(b, " NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN SPECIAL-USE");
+	buf_printf(b, " NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN SPECIAL-USE"
+		      " IDLE");
 }
 
 /* ---- checks ------------------------------------------------------- */

@@ -286,6 +286,7 @@ output_finish(struct imap_session *s, struct imap_job *job)
 void
 imap_unselect(struct imap_session *s)
 {
+	imap_idle_unselect(s);
 	maildir_close(&s->box);
 	s->exists = 0;
 	if (s->state == IS_SELECTED)
@@ -342,6 +343,7 @@ select_finish(struct imap_session *s, struct imap_job *ij)
 	ij->box = NULL;
 	s->readonly = job->readonly;
 	s->exists = job->exists;
+	imap_idle_select(s);
 	imap_enter_state(s, IS_SELECTED);
 	imap_reply(s, "*", "FLAGS (\\Answered \\Flagged \\Deleted \\Seen "
 			   "\\Draft)");

@@ -23,6 +23,7 @@
 #include "backend/store_pool.h"
 
 struct auth_entry;
+struct idle_folder;
 struct conn;
 struct maildir;
 struct maildir_changes;
@@ -47,6 +48,8 @@ enum imap_flags {
 	SF_CLOSING = 1 << 4,   /* BYE sent, no more commands */
 	SF_PAUSED = 1 << 5,    /* we paused the connection */
 	SF_MORE = 1 << 6,      /* a batched FETCH waits for the output */
+	SF_IDLE = 1 << 7,      /* in IDLE: changes are pushed, DONE ends */
+	SF_CHANGED = 1 << 8,   /* the selected folder changed on disk */
 };
 
 #define IMAP_TAG_MAX 128
@@ -107,6 +110,9 @@ struct imap_session {
 	uint32_t exists; /* messages the client knows of */
 	/* a batched command's job waiting for the output to drain */
 	struct imap_job *more;
+	/* the watched folder shared with other sessions (imap_idle.c) */
+	struct idle_folder *folder;
+	struct imap_session *fnext;
 
 	struct imap_session *hnext; /* worker table chain */
 };
@@ -175,6 +181,7 @@ extern const struct imap_cmd_def imap_cmds_mailbox[];
 extern const struct imap_cmd_def imap_cmds_message[];
 extern const struct imap_cmd_def imap_cmds_copy[];
 extern const struct imap_cmd_def imap_cmds_search[];
+extern const struct imap_cmd_def imap_cmds_idle[];
 
 /* AUTHENTICATE continuation line (imap_cmd_any.c). */
 void imap_auth_line(struct imap_session *s, const char *line, size_t len);
@@ -192,5 +199,18 @@ int imap_set_resolve(struct imap_session *s, const struct imap_arg *a,
  * maildir_sync() of box reported. */
 void imap_write_changes(struct buf *b, const struct maildir *box,
     const struct maildir_changes *ch);
+
+/* ---- imap_idle.c ---- */
+
+/* The worker's inotify watcher (w->watcher), on w's loop thread. 0 or
+ * -1; imap_idle_free() after every session is gone. */
+int imap_idle_init(struct rs_worker *w);
+void imap_idle_free(struct rs_worker *w);
+/* s->box was just opened: watch its folder (shared, refcounted) so that
+ * changes reach s. Unselect drops the reference; both are idempotent. */
+void imap_idle_select(struct imap_session *s);
+void imap_idle_unselect(struct imap_session *s);
+/* A line while idling: DONE ends IDLE with the tagged OK. */
+void imap_idle_line(struct imap_session *s, const char *line, size_t len);
 
 #endif

@@ -128,6 +128,7 @@ static void
 session_free(struct imap_session *s)
 {
 	table_del(s->w, s);
+	imap_idle_unselect(s);
 	if (s->more)
 		imap_job_free(s->more);
 	maildir_close(&s->box);
@@ -386,8 +387,12 @@ process(struct imap_session *s)
 		case IMAP_PARSE_OK:
 			if (s->flags & SF_LINE) {
 				s->flags &= ~SF_LINE;
-				imap_auth_line(s, s->parser.cmd.line,
-				    s->parser.cmd.line_len);
+				if (s->flags & SF_IDLE)
+					imap_idle_line(s, s->parser.cmd.line,
+					    s->parser.cmd.line_len);
+				else
+					imap_auth_line(s, s->parser.cmd.line,
+					    s->parser.cmd.line_len);
 			} else {
 				dispatch(s, &s->parser.cmd);
 			}
@@ -472,7 +477,7 @@ find_cmd(const struct imap_command *cmd, enum imap_state state)
 {
 	static const struct imap_cmd_def *const tables[] = { imap_cmds_any,
 		imap_cmds_mailbox, imap_cmds_message, imap_cmds_copy,
-		imap_cmds_search };
+		imap_cmds_search, imap_cmds_idle };
 	const struct imap_cmd_def *named = NULL;
 
 	/* A name may have one entry per state (NOOP syncs when selected). */

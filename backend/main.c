@@ -166,6 +166,8 @@ worker_init(struct daemon *d, struct loop *l, unsigned i)
 	loop_set_ctx(l, w);
 	/* From here on the destructor cleans up, whatever happens. */
 	pthread_setspecific(sd->worker_key, w);
+	if (imap_idle_init(w) == -1)
+		return -1;
 	for (unsigned r = 0; r < sd->cf.nimap; r++) {
 		int *fd = &sd->fds[r * sd->nworkers + i];
 		struct listener *li = loop_listen(l, *fd,
@@ -195,6 +197,8 @@ worker_exit(void *arg)
 	struct rs_worker *w = arg;
 
 	store_outbox_close(&w->outbox);
+	/* after the husks: their session_free() leaves their folders */
+	imap_idle_free(w);
 	for (unsigned b = 0; b < RS_SESSION_BUCKETS; b++)
 		if (w->sessions[b] != NULL)
 			log_error(0, "worker.leak", "bucket=%u", b);

@@ -20,6 +20,7 @@
 struct auth_passdb;
 struct auth_pool;
 struct imap_session;
+struct imap_watcher;
 struct loop;
 struct metrics;
 struct store_outbox;
@@ -106,6 +107,7 @@ struct rs_worker {
 	const struct rs_server *srv;
 	struct loop *loop;
 	struct store_outbox *outbox;
+	struct imap_watcher *watcher; /* inotify for IDLE pushes */
 	struct imap_session *sessions[RS_SESSION_BUCKETS]; /* by sid */
 };
 

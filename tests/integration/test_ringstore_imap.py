@@ -8,7 +8,9 @@ and bad, cleartext login refused on an untrusted listener, bad input
 answered BAD while another session keeps working, the admin
 listener's /metrics, COPY/MOVE with COPYUID, TRYCREATE and MOVE's
 EXPUNGEs, and SEARCH / UID SEARCH with every key over a small fixture
-folder plus malformed search programs answered BAD.
+folder plus malformed search programs answered BAD, and IDLE: EXISTS,
+FETCH FLAGS and EXPUNGE pushed within a second for changes made by
+another session and for a file dropped into new/ by another program.
 """
 
 import os
@@ -467,6 +469,114 @@ class TestMessages(StoreCase):
         s.sendall(b"Lunch? FLAGGED\r\n")
         self.assertEqual(f.readline(), b"* SEARCH 3\r\n")
         self.assertTrue(f.readline().startswith(b"f OK"))
+
+
+class TestIdle(StoreCase):
+    """IDLE over a raw socket (imaplib has no IDLE before 3.14); the
+    changes come from an imaplib session, which with two workers may well
+    run on the other loop, and from a file written into new/."""
+
+    tls = False
+
+    def idler(self):
+        s, f = self.raw()
+        s.settimeout(5)
+        s.sendall(b"a LOGIN %s %s\r\n" % (USER.encode(), PASSWORD.encode()))
+        self.until(f, b"a ")
+        s.sendall(b"b SELECT INBOX\r\n")
+        line = self.until(f, b"b ")
+        self.assertTrue(line.startswith(b"b OK"), line)
+        return s, f
+
+    def until(self, f, prefix):
+        """Read lines until one starts with prefix; return it."""
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            line = f.readline()
+            self.assertTrue(line, "connection closed")
+            if line.startswith(prefix):
+                return line
+        self.fail("no %r line" % prefix)
+
+    def pushed(self, f, pattern):
+        """The next untagged line, which must come within a second."""
+        start = time.monotonic()
+        line = f.readline()
+        self.assertLess(time.monotonic() - start, 1.0, line)
+        self.assertRegex(line, pattern)
+        return line
+
+    def test_idle_pushes_changes(self):
+        other = self.login()
+        self.assertEqual(other.append("INBOX", "", None, MESSAGE)[0], "OK")
+        s, f = self.idler()
+        s.sendall(b"c IDLE\r\n")
+        self.assertEqual(f.readline(), b"+ idling\r\n")
+        # another session appends
+        self.assertEqual(other.append("INBOX", "", None, MESSAGE)[0], "OK")
+        self.pushed(f, rb"^\* 2 EXISTS\r\n$")
+        # another session changes flags
+        other.select("INBOX")
+        self.assertEqual(other.store("1", "+FLAGS.SILENT",
+                                     "(\\Seen \\Deleted)")[0], "OK")
+        # (\Recent is this session's own: it selected first)
+        self.pushed(f, rb"^\* 1 FETCH \(FLAGS \(\\Seen \\Deleted"
+                       rb"( \\Recent)?\) UID 1\)\r\n$")
+        # another session expunges
+        self.assertEqual(other.expunge()[0], "OK")
+        self.pushed(f, rb"^\* 1 EXPUNGE\r\n$")
+        self.pushed(f, rb"^\* 1 EXISTS\r\n$")
+        # a delivery by another program: tmp/ then rename into new/
+        box = os.path.join(self.dir, "mail", "example.test", "demo",
+                           "Maildir")
+        name = "%d.M1P%d.idle-test" % (int(time.time()), os.getpid())
+        with open(os.path.join(box, "tmp", name), "wb") as out:
+            out.write(MESSAGE)
+        os.rename(os.path.join(box, "tmp", name),
+                  os.path.join(box, "new", name))
+        self.pushed(f, rb"^\* 2 EXISTS\r\n$")
+        # DONE ends it with the tagged OK; the session goes on
+        s.sendall(b"DONE\r\n")
+        self.assertTrue(f.readline().startswith(b"c OK"))
+        s.sendall(b"d FETCH 2 (UID)\r\n")
+        self.assertRegex(f.readline(), rb"^\* 2 FETCH \(UID 3\)")
+        self.assertTrue(f.readline().startswith(b"d OK"))
+
+    def test_idle_burst_and_bad_line(self):
+        s, f = self.idler()
+        s.sendall(b"c IDLE\r\n")
+        self.assertEqual(f.readline(), b"+ idling\r\n")
+        s.sendall(b"NOT DONE\r\n")
+        self.assertTrue(f.readline().startswith(b"* BAD"))
+        box = os.path.join(self.dir, "mail", "example.test", "demo",
+                           "Maildir")
+        for i in range(100):
+            name = "%d.M%dP%d.burst" % (int(time.time()), i, os.getpid())
+            with open(os.path.join(box, "tmp", name), "wb") as out:
+                out.write(MESSAGE)
+            os.rename(os.path.join(box, "tmp", name),
+                      os.path.join(box, "new", name))
+        # however the burst was coalesced, the last EXISTS counts all
+        deadline = time.monotonic() + 3
+        line = b""
+        while line != b"* 100 EXISTS\r\n" and time.monotonic() < deadline:
+            line = f.readline()
+            self.assertRegex(line, rb"^\* \d+ (EXISTS|RECENT)\r\n$")
+        self.assertEqual(line, b"* 100 EXISTS\r\n")
+        s.sendall(b"done\r\n")
+        self.assertTrue(f.readline().startswith(b"c OK"))
+
+    def test_idle_in_capability_and_auth_state(self):
+        m = self.login()
+        self.assertIn("IDLE", m.capabilities + tuple(
+            m.capability()[1][0].decode().split()))
+        s, f = self.raw()
+        s.sendall(b"a LOGIN %s %s\r\nb IDLE\r\nDONE\r\n" %
+                  (USER.encode(), PASSWORD.encode()))
+        self.until(f, b"a OK")
+        self.assertEqual(f.readline(), b"+ idling\r\n")
+        self.assertTrue(f.readline().startswith(b"b OK"))
+
 
 if __name__ == "__main__":
     unittest.main()
