@@ -8,8 +8,10 @@
  * would fail later at start-up for a reason visible here.
  */
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "auth/auth.h"
 #include "core/tls.h"
 #include "backend/ringstore.h"
 
@@ -57,6 +59,13 @@ static const struct cfg_field auth_fields[] = {
 	    .hint = "the scheme most users' hashes use (unknown users cost "
 		    "the same)" },
 	{ "threads", CFG_INT, F(auth.threads), 0, "2", 1, 64 },
+	{ "", CFG_LOC, F(auth.loc) },
+	{ "master_users", CFG_STRLIST, F(auth.master_users), 0,
+	    .count_offset = F(auth.nmaster_users),
+	    .hint = "passwd-file users that may act as any user (ringgate)" },
+	{ "master_nets", CFG_STRLIST, F(auth.master_nets_text), 0,
+	    .count_offset = F(auth.nmaster_nets),
+	    .hint = "networks masters may log in from, like \"127.0.0.0/8\"" },
 	{ NULL },
 };
 
@@ -96,6 +105,35 @@ static const struct cfg_field root_fields[] = {
 };
 
 static int check_imap(const struct rs_config *cf, struct cfg_error *err);
+static int parse_master_nets(struct rs_config *cf, struct cfg_error *err);
+
+/* The networks are parsed once here so that a typo stops the load with
+ * file:line instead of refusing every master login later. */
+static int
+parse_master_nets(struct rs_config *cf, struct cfg_error *err)
+{
+	unsigned n = cf->auth.nmaster_nets;
+
+	if (n == 0)
+		return 0;
+	if ((cf->auth.master_nets = calloc(n, sizeof(struct auth_net))) ==
+	    NULL) {
+		cfg_error_at(err, &cf->auth.loc, "out of memory");
+		return -1;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		const char *t = cf->auth.master_nets_text[i];
+
+		if (auth_net_parse(t, strlen(t), &cf->auth.master_nets[i]) ==
+		    -1) {
+			cfg_error_at(err, &cf->auth.loc,
+			    "auth.master_nets: '%s' is not a network like "
+			    "10.0.0.0/8 or ::1/128", t);
+			return -1;
+		}
+	}
+	return 0;
+}
 
 static int
 check_imap(const struct rs_config *cf, struct cfg_error *err)
@@ -144,8 +182,8 @@ rs_config_load(const char *path, struct rs_config *cf, struct cfg_error *err)
 {
 	if (cfg_load(path, root_fields, cf, err) == -1)
 		return -1;
-	if (check_imap(cf, err) == -1) {
-		cfg_free(root_fields, cf);
+	if (check_imap(cf, err) == -1 || parse_master_nets(cf, err) == -1) {
+		rs_config_free(cf);
 		return -1;
 	}
 	return 0;
@@ -154,6 +192,8 @@ rs_config_load(const char *path, struct rs_config *cf, struct cfg_error *err)
 void
 rs_config_free(struct rs_config *cf)
 {
+	free(cf->auth.master_nets);
+	cf->auth.master_nets = NULL;
 	cfg_free(root_fields, cf);
 }
 

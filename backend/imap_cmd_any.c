@@ -11,10 +11,14 @@
  * listener is trusted, tell an unknown user from a wrong password, or log
  * a password or a SASL payload.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
 
 #include "auth/auth.h"
 #include "auth/sasl.h"
@@ -31,6 +35,7 @@ struct auth_job {
 	enum auth_status status;
 	enum auth_reason reason;
 	char user[AUTH_USER_MAX + 1];
+	char authzid[AUTH_USER_MAX + 1]; /* PLAIN's, "" when absent */
 	bool sasl;
 };
 
@@ -62,7 +67,11 @@ static void run_authenticate(struct imap_session *s,
     const struct imap_command *cmd);
 
 static void verify(struct imap_session *s, const char *user,
-    const char *password, size_t pwlen, bool sasl);
+    const char *authzid, const char *password, size_t pwlen, bool sasl);
+static enum sasl_verdict master_verdict(struct imap_session *s,
+    const struct auth_job *job);
+static bool master_user(const struct rs_config *cf, const char *user);
+static bool master_net(const struct rs_config *cf, const char *peer);
 static void auth_answer(struct loop *l, uint64_t sid, struct auth_result *res,
     void *ctx);
 static int auth_finish(struct imap_session *s, struct imap_job *job);
@@ -260,7 +269,7 @@ run_login(struct imap_session *s, const struct imap_command *cmd)
 	}
 	memcpy(user, u->ptr, u->len);
 	user[u->len] = '\0';
-	verify(s, user, p->ptr, p->len, false);
+	verify(s, user, "", p->ptr, p->len, false);
 }
 
 static void
@@ -271,6 +280,9 @@ run_authenticate(struct imap_session *s, const struct imap_command *cmd)
 	const struct sasl_mech *mech;
 
 	conf.flags = secure(s) ? SASL_F_SECURE : 0;
+	/* an authzid reaches auth_finish(), which grants it to masters */
+	if (s->srv->cf->auth.nmaster_users > 0)
+		conf.flags |= SASL_F_AUTHZID;
 	mech = sasl_mech_find(m->ptr, m->len, conf.flags);
 	if (mech == NULL) {
 		imap_reply(s, NULL, secure(s) ?
@@ -324,8 +336,8 @@ sasl_next(struct imap_session *s, enum sasl_rc rc)
 			login_failed(s, false);
 			return;
 		}
-		verify(s, req->authcid, req->password, req->password_len,
-		    true);
+		verify(s, req->authcid, req->authzid, req->password,
+		    req->password_len, true);
 		return;
 	case SASL_SUCCESS:
 		login_start(s, sasl_server_user(s->sasl));
@@ -339,6 +351,14 @@ sasl_next(struct imap_session *s, enum sasl_rc rc)
 		}
 		log_info(s->sid, "imap.auth_failed", "mech=PLAIN error=%s",
 		    sasl_error_name(sasl_server_error(s->sasl)));
+		if (sasl_server_error(s->sasl) == SASL_E_AUTHZID) {
+			sasl_server_free(&s->sasl);
+			metrics_add(loop_shard(s->w->loop),
+			    s->srv->m.logins_fail, 1);
+			imap_reply(s, NULL, "NO [AUTHORIZATIONFAILED] "
+					    "Authorization failed");
+			return;
+		}
 		login_failed(s, sasl_server_error(s->sasl) ==
 			SASL_E_TEMPFAIL);
 		return;
@@ -358,8 +378,8 @@ login_failed(struct imap_session *s, bool tempfail)
 /* ---- password verification --------------------------------------- */
 
 static void
-verify(struct imap_session *s, const char *user, const char *password,
-    size_t pwlen, bool sasl)
+verify(struct imap_session *s, const char *user, const char *authzid,
+    const char *password, size_t pwlen, bool sasl)
 {
 	struct auth_job *job = imap_job_new(s, sizeof(*job), auth_finish);
 
@@ -368,6 +388,7 @@ verify(struct imap_session *s, const char *user, const char *password,
 		return;
 	}
 	snprintf(job->user, sizeof(job->user), "%s", user);
+	snprintf(job->authzid, sizeof(job->authzid), "%s", authzid);
 	job->sasl = sasl;
 	imap_job_hold(s, &job->base);
 	if (auth_pool_submit(s->srv->auth, NULL, s->sid, user, password,
@@ -402,10 +423,11 @@ auth_finish(struct imap_session *s, struct imap_job *ij)
 		if (s->sasl == NULL)
 			return 0;
 		sasl_next(s, sasl_server_verified(s->sasl,
-				 job->status == AUTH_OK ? SASL_V_OK :
+				 job->status == AUTH_OK ?
+					 master_verdict(s, job) :
 				 job->status == AUTH_TEMPFAIL ?
-							  SASL_V_TEMPFAIL :
-							  SASL_V_FAIL));
+					 SASL_V_TEMPFAIL :
+					 SASL_V_FAIL));
 		return 0;
 	}
 	if (job->status != AUTH_OK) {
@@ -414,6 +436,89 @@ auth_finish(struct imap_session *s, struct imap_job *ij)
 	}
 	login_start(s, job->user);
 	return 0;
+}
+
+/* ---- master users ------------------------------------------------- */
+
+/*
+ * The password of job->user was right. Without an authzid that is all;
+ * with one, job->user must be a master logging in from master_nets and
+ * the target must be a user who may log in. An unknown or nologin target
+ * answers like a wrong password, so a master cannot probe for names.
+ */
+static enum sasl_verdict
+master_verdict(struct imap_session *s, const struct auth_job *job)
+{
+	const struct rs_config *cf = s->srv->cf;
+	char qm[AUTH_USER_MAX * 2], qt[AUTH_USER_MAX * 2];
+	struct auth_entry *e = NULL;
+	const char *why = NULL, *err = NULL;
+	enum sasl_verdict v = SASL_V_AUTHZID;
+
+	if (job->authzid[0] == '\0')
+		return SASL_V_OK;
+	if (!master_user(cf, job->user))
+		why = "not_master";
+	else if (!master_net(cf, conn_peer(s->c)))
+		why = "network";
+	else if (auth_lookup(s->srv->users, job->authzid, &e, &err) !=
+		AUTH_LOOKUP_FOUND) {
+		why = "unknown_target";
+		v = SASL_V_FAIL;
+	} else if (e->nologin) {
+		why = "nologin_target";
+		v = SASL_V_FAIL;
+	}
+	auth_entry_unref(&e);
+	log_info(s->sid, "imap.master", "master=%s target=%s peer=%s "
+	    "result=%s", log_quote(qm, sizeof(qm), job->user, (size_t)-1),
+	    log_quote(qt, sizeof(qt), job->authzid, (size_t)-1),
+	    conn_peer(s->c), why ? why : "ok");
+	if (why == NULL)
+		return SASL_V_OK;
+	metrics_add(loop_shard(s->w->loop), s->srv->m.master_refused, 1);
+	return v;
+}
+
+static bool
+master_user(const struct rs_config *cf, const char *user)
+{
+	for (unsigned i = 0; i < cf->auth.nmaster_users; i++)
+		if (strcasecmp(cf->auth.master_users[i], user) == 0)
+			return true;
+	return false;
+}
+
+/* peer is conn_peer()'s "a.b.c.d:port" or "[v6]:port". */
+static bool
+master_net(const struct rs_config *cf, const char *peer)
+{
+	struct sockaddr_storage ss = { 0 };
+	struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+	char host[INET6_ADDRSTRLEN + 8];
+	const char *colon = strrchr(peer, ':');
+	size_t n = colon ? (size_t)(colon - peer) : 0;
+
+	if (peer[0] == '[' && n >= 2) {
+		peer++;
+		n -= 2;
+	}
+	if (n == 0 || n >= sizeof(host))
+		return false;
+	memcpy(host, peer, n);
+	host[n] = '\0';
+	if (inet_pton(AF_INET, host, &in->sin_addr) == 1)
+		ss.ss_family = AF_INET;
+	else if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1)
+		ss.ss_family = AF_INET6;
+	else
+		return false;
+	for (unsigned i = 0; i < cf->auth.nmaster_nets; i++)
+		if (auth_net_match(&cf->auth.master_nets[i],
+			(struct sockaddr *)&ss))
+			return true;
+	return false;
 }
 
 /* ---- after a good password: the Maildir --------------------------- */

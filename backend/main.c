@@ -50,6 +50,8 @@ struct store_daemon {
 };
 
 static void passdb_warn(void *ctx, const char *msg);
+static int check_masters(struct store_daemon *sd, struct auth_backend *b,
+    const char **error_r);
 static int start_pools(struct store_daemon *sd, const char **error_r);
 static int register_metrics(struct rs_server *srv, struct metrics *m);
 static int open_sockets(struct store_daemon *sd, const char **error_r);
@@ -62,6 +64,33 @@ static void
 passdb_warn(void *ctx, const char *msg)
 {
 	log_warn(0, "auth.passdb", "warning=\"%s\"", msg);
+}
+
+/* Every master user must be in the passwd-file: a typo would otherwise
+ * show up only as refused logins at ringgate. */
+static int
+check_masters(struct store_daemon *sd, struct auth_backend *b,
+    const char **error_r)
+{
+	static char msg[512];
+	const struct rs_config *cf = &sd->cf;
+
+	for (unsigned i = 0; i < cf->auth.nmaster_users; i++) {
+		struct auth_entry *e = NULL;
+		const char *err = NULL;
+
+		if (auth_lookup(b, cf->auth.master_users[i], &e, &err) ==
+		    AUTH_LOOKUP_FOUND) {
+			auth_entry_unref(&e);
+			continue;
+		}
+		snprintf(msg, sizeof(msg), "%s:%d: auth.master_users: '%s' is "
+		    "not in %s", cf->auth.loc.file, cf->auth.loc.line,
+		    cf->auth.master_users[i], cf->auth.passwd_file);
+		*error_r = msg;
+		return -1;
+	}
+	return 0;
 }
 
 static int
@@ -77,6 +106,9 @@ start_pools(struct store_daemon *sd, const char **error_r)
 	if ((sd->passdb = auth_passdb_new(&pc, error_r)) == NULL)
 		return -1;
 	ac.backend = auth_passdb_backend(sd->passdb);
+	sd->srv.users = ac.backend;
+	if (check_masters(sd, ac.backend, error_r) == -1)
+		return -1;
 	ac.schemes.allow_plaintext = cf->auth.allow_plaintext;
 	auth_scheme_opts_default(&ac.schemes);
 	ac.dummy_scheme = (enum auth_scheme)cf->auth.default_scheme;
@@ -107,9 +139,11 @@ register_metrics(struct rs_server *srv, struct metrics *m)
 	    "Jobs queued on the store pool.", NULL);
 	x->store_busy = metrics_counter(m, "store_jobs_refused_total",
 	    "Jobs refused because the store queue was full.", NULL);
+	x->master_refused = metrics_counter(m, "imap_master_refused_total",
+	    "Master-user logins refused (authzid not allowed).", NULL);
 	if (x->sessions < 0 || x->logins_ok < 0 || x->logins_fail < 0 ||
 	    x->commands < 0 || x->bad_commands < 0 || x->store_jobs < 0 ||
-	    x->store_busy < 0)
+	    x->store_busy < 0 || x->master_refused < 0)
 		return -1;
 	return 0;
 }

@@ -17,6 +17,8 @@
 #include "core/daemon.h"
 #include "core/tls_conf.h"
 
+struct auth_backend;
+struct auth_net;
 struct auth_passdb;
 struct auth_pool;
 struct imap_session;
@@ -57,6 +59,14 @@ struct rs_config {
 		bool allow_plaintext;
 		int default_scheme;
 		int64_t threads;
+		/* Master identities: may act as any user through PLAIN's
+		 * authzid, only from master_nets (parsed at load). */
+		char **master_users;
+		unsigned nmaster_users;
+		char **master_nets_text;
+		unsigned nmaster_nets;
+		struct auth_net *master_nets;
+		struct cfg_loc loc;
 	} auth;
 	struct {
 		char *mail_root;
@@ -83,12 +93,14 @@ int rs_tls_build(const struct rs_config *cf, struct tls_server **ts_r,
 struct rs_metrics {
 	int sessions, logins_ok, logins_fail, commands, bad_commands;
 	int store_jobs, store_busy;
+	int master_refused; /* master logins refused (authzid) */
 };
 
 /* Shared, read-only after start-up. */
 struct rs_server {
 	const struct rs_config *cf;
 	struct auth_pool *auth;
+	struct auth_backend *users; /* non-blocking lookups (master targets) */
 	struct store_pool *store;
 	struct tls_server *tls; /* NULL: no TLS at all */
 	struct rs_metrics m;

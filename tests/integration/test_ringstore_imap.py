@@ -11,6 +11,9 @@ EXPUNGEs, and SEARCH / UID SEARCH with every key over a small fixture
 folder plus malformed search programs answered BAD, and IDLE: EXISTS,
 FETCH FLAGS and EXPUNGE pushed within a second for changes made by
 another session and for a file dropped into new/ by another program.
+Master users: AUTHENTICATE PLAIN with an authzid from a master on a
+master net logs in as that user; a non-master, a master outside
+master_nets, a wrong master password and an unknown target are refused.
 """
 
 import os
@@ -129,6 +132,72 @@ class TestLogin(StoreCase):
                                result="ok")
         text = self.store.metrics_text()
         self.assertIn("ringstore_imap_sessions", text)
+
+
+MASTER, MASTER_PW = "ringgate-master", "master-secret"
+
+
+class MasterCase(StoreCase):
+    """A trusted listener with a master user; master_nets per class."""
+
+    tls = False
+    nets = ["127.0.0.0/8", "::1/128"]
+
+    def setUp(self):
+        self.dir = h.temp_dir(self)
+        rs.write_passwd(os.path.join(self.dir, "passwd"),
+                        {USER: PASSWORD, "other@example.test": "secret",
+                         MASTER: MASTER_PW})
+        cfg = rs.store_config(self.dir, h.free_port(), h.free_port(),
+                              auth={"master_users": [MASTER],
+                                    "master_nets": self.nets})
+        self.store = rs.Ringstore(self.dir, cfg).start(self)
+
+    def plain(self, authzid, authcid, password):
+        m = self.imap()
+        resp = ("%s\0%s\0%s" % (authzid, authcid, password)).encode()
+        return m, m.authenticate("PLAIN", lambda _: resp)
+
+
+class TestMaster(MasterCase):
+
+    def test_master_acts_as_user(self):
+        u = self.login()
+        u.append("INBOX", None, None,
+                 b"Subject: for demo\r\n\r\nhello\r\n")
+        m, (typ, _) = self.plain(USER, MASTER, MASTER_PW)
+        self.assertEqual(typ, "OK")
+        typ, data = m.select("INBOX")
+        self.assertEqual(typ, "OK")
+        self.assertEqual(data[0], b"1")
+        typ, data = m.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        self.assertIn(b"for demo", data[0][1])
+
+    def test_non_master_refused(self):
+        with self.assertRaises(imaplib.IMAP4.error) as e:
+            self.plain(USER, "other@example.test", "secret")
+        self.assertIn("AUTHORIZATIONFAILED", str(e.exception))
+        self.store.wait_metric("ringstore_imap_master_refused_total", 1)
+
+    def test_wrong_master_password(self):
+        with self.assertRaises(imaplib.IMAP4.error) as e:
+            self.plain(USER, MASTER, "wrong")
+        self.assertIn("AUTHENTICATIONFAILED", str(e.exception))
+
+    def test_unknown_target(self):
+        with self.assertRaises(imaplib.IMAP4.error) as e:
+            self.plain("nobody@example.test", MASTER, MASTER_PW)
+        self.assertIn("AUTHENTICATIONFAILED", str(e.exception))
+
+
+class TestMasterOtherNet(MasterCase):
+
+    nets = ["10.0.0.0/8"]
+
+    def test_master_outside_nets_refused(self):
+        with self.assertRaises(imaplib.IMAP4.error) as e:
+            self.plain(USER, MASTER, MASTER_PW)
+        self.assertIn("AUTHORIZATIONFAILED", str(e.exception))
 
 
 class TestBadInput(StoreCase):
