@@ -49,4 +49,11 @@ int auth_entry_build(const char *user, const struct auth_pair *pairs,
  * in a passwd-file and in a network back-end's record. 0 or -1. */
 int auth_size_parse(const char *s, uint64_t *v_r);
 
+/* backend_entry.c: small helpers the network back-ends share. */
+struct timeval;
+/* ms as a timeval, dflt ms when ms is 0. */
+struct timeval backend_ms_to_tv(unsigned ms, unsigned dflt);
+/* strdup an optional string into *out_r (NULL stays NULL). 0 or -1. */
+int backend_dup_opt(const char *s, char **out_r);
+
 #endif

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/time.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -394,4 +395,22 @@ built_release(struct auth_ref *ref)
 	free(b->aliases);
 	free(b->fields);
 	free(b);
+}
+
+struct timeval
+backend_ms_to_tv(unsigned ms, unsigned dflt)
+{
+	if (ms == 0)
+		ms = dflt;
+	return (struct timeval){ .tv_sec = ms / 1000,
+		.tv_usec = (suseconds_t)(ms % 1000) * 1000 };
+}
+
+int
+backend_dup_opt(const char *s, char **out_r)
+{
+	*out_r = NULL;
+	if (s == NULL)
+		return 0;
+	return (*out_r = strdup(s)) != NULL ? 0 : -1;
 }

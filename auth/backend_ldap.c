@@ -105,8 +105,6 @@ static enum auth_status ldap_verify(struct auth_backend *b,
 				    const char **error_r);
 static enum auth_status bind_answer(int rc, const char **error_r);
 
-static struct timeval ms_to_tv(unsigned ms, unsigned dflt);
-static int dup_opt(const char *s, char **out_r);
 static void free_secret(char *s);
 
 static const struct auth_backend_ops ldap_bind_ops = {
@@ -215,26 +213,26 @@ copy_conf(struct auth_ldap *l, const struct auth_ldap_conf *c)
 {
 	l->starttls = c->starttls;
 	l->mode = c->mode;
-	l->net_tv = ms_to_tv(c->network_timeout_ms, LDAP_NET_TIMEOUT_MS);
-	l->op_tv = ms_to_tv(c->timeout_ms, LDAP_OP_TIMEOUT_MS);
+	l->net_tv = backend_ms_to_tv(c->network_timeout_ms, LDAP_NET_TIMEOUT_MS);
+	l->op_tv = backend_ms_to_tv(c->timeout_ms, LDAP_OP_TIMEOUT_MS);
 	l->max_idle = c->max_idle != 0 ? c->max_idle : LDAP_IDLE_MAX;
 	if ((l->idle = calloc(l->max_idle, sizeof(*l->idle))) == NULL)
 		return -1;
-	return dup_opt(c->uri, &l->uri) == -1 ||
-		       dup_opt(c->ca_file, &l->ca_file) == -1 ||
-		       dup_opt(c->bind_dn, &l->bind_dn) == -1 ||
-		       dup_opt(c->bind_password, &l->bind_password) == -1 ||
-		       dup_opt(c->base, &l->base) == -1 ||
-		       dup_opt(c->filter ? c->filter : LDAP_DEFAULT_FILTER,
+	return backend_dup_opt(c->uri, &l->uri) == -1 ||
+		       backend_dup_opt(c->ca_file, &l->ca_file) == -1 ||
+		       backend_dup_opt(c->bind_dn, &l->bind_dn) == -1 ||
+		       backend_dup_opt(c->bind_password, &l->bind_password) == -1 ||
+		       backend_dup_opt(c->base, &l->base) == -1 ||
+		       backend_dup_opt(c->filter ? c->filter : LDAP_DEFAULT_FILTER,
 			       &l->filter) == -1 ||
-		       dup_opt(c->password_attr ? c->password_attr
+		       backend_dup_opt(c->password_attr ? c->password_attr
 						: LDAP_DEFAULT_PASSWORD_ATTR,
 			       &l->password_attr) == -1 ||
-		       dup_opt(c->host_attr, &l->host_attr) == -1 ||
-		       dup_opt(c->quota_attr, &l->quota_attr) == -1 ||
-		       dup_opt(c->alias_attr, &l->alias_attr) == -1 ||
-		       dup_opt(c->nologin_attr, &l->nologin_attr) == -1 ||
-		       dup_opt(c->allow_nets_attr, &l->allow_nets_attr) == -1
+		       backend_dup_opt(c->host_attr, &l->host_attr) == -1 ||
+		       backend_dup_opt(c->quota_attr, &l->quota_attr) == -1 ||
+		       backend_dup_opt(c->alias_attr, &l->alias_attr) == -1 ||
+		       backend_dup_opt(c->nologin_attr, &l->nologin_attr) == -1 ||
+		       backend_dup_opt(c->allow_nets_attr, &l->allow_nets_attr) == -1
 		   ? -1
 		   : 0;
 }
@@ -749,23 +747,7 @@ rc_closed(int rc)
 
 /* ---- helpers ---------------------------------------------------------- */
 
-static struct timeval
-ms_to_tv(unsigned ms, unsigned dflt)
-{
-	if (ms == 0)
-		ms = dflt;
-	return (struct timeval){.tv_sec = ms / 1000,
-				.tv_usec = (suseconds_t)(ms % 1000) * 1000};
-}
 
-static int
-dup_opt(const char *s, char **out_r)
-{
-	*out_r = NULL;
-	if (s == NULL)
-		return 0;
-	return (*out_r = strdup(s)) != NULL ? 0 : -1;
-}
 
 static void
 free_secret(char *s)

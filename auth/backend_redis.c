@@ -70,8 +70,6 @@ static enum auth_lookup build_entry(const char *user, const redisReply *reply,
 				    struct auth_entry **entry_r,
 				    const char **error_r);
 
-static struct timeval ms_to_tv(unsigned ms, unsigned dflt);
-static int dup_opt(const char *s, char **out_r);
 
 static const struct auth_backend_ops redis_ops = {
     .name = "redis",
@@ -104,14 +102,14 @@ auth_redis_new(const struct auth_redis_conf *conf, const char **error_r)
 	}
 	r->port = conf->port != 0 ? conf->port : REDIS_DEFAULT_PORT;
 	r->db = conf->db;
-	r->connect_tv = ms_to_tv(conf->connect_timeout_ms, REDIS_TIMEOUT_MS);
-	r->command_tv = ms_to_tv(conf->command_timeout_ms, REDIS_TIMEOUT_MS);
+	r->connect_tv = backend_ms_to_tv(conf->connect_timeout_ms, REDIS_TIMEOUT_MS);
+	r->command_tv = backend_ms_to_tv(conf->command_timeout_ms, REDIS_TIMEOUT_MS);
 	r->max_idle = conf->max_idle != 0 ? conf->max_idle : REDIS_IDLE_MAX;
-	if (dup_opt(conf->host != NULL ? conf->host : REDIS_DEFAULT_HOST,
+	if (backend_dup_opt(conf->host != NULL ? conf->host : REDIS_DEFAULT_HOST,
 		    &r->host) == -1 ||
-	    dup_opt(conf->username, &r->username) == -1 ||
-	    dup_opt(conf->password, &r->password) == -1 ||
-	    dup_opt(prefix, &r->prefix) == -1 ||
+	    backend_dup_opt(conf->username, &r->username) == -1 ||
+	    backend_dup_opt(conf->password, &r->password) == -1 ||
+	    backend_dup_opt(prefix, &r->prefix) == -1 ||
 	    (r->idle = calloc(r->max_idle, sizeof(*r->idle))) == NULL) {
 		*error_r = "out of memory";
 		goto fail;
@@ -382,21 +380,4 @@ conn_error(const redisContext *c, int err)
 
 /* ---- helpers ---------------------------------------------------------- */
 
-static struct timeval
-ms_to_tv(unsigned ms, unsigned dflt)
-{
-	if (ms == 0)
-		ms = dflt;
-	return (struct timeval){.tv_sec = ms / 1000,
-				.tv_usec = (suseconds_t)(ms % 1000) * 1000};
-}
 
-/* Copy an optional string: NULL stays NULL. */
-static int
-dup_opt(const char *s, char **out_r)
-{
-	*out_r = NULL;
-	if (s == NULL)
-		return 0;
-	return (*out_r = strdup(s)) != NULL ? 0 : -1;
-}

@@ -107,7 +107,7 @@ class StoreCase(unittest.TestCase):
 
 # ---------------------------------------------------------------- curl
 
-@unittest.skipUnless(CURL, "curl is not installed")
+@unittest.skipUnless(CURL or h.IN_CI, "curl is not installed")
 class TestCurlPlain(StoreCase):
 
     tls = False
@@ -181,7 +181,7 @@ class TestCurlStartTLS(TestCurlPlain):
 
 # ---------------------------------------------------------------- mbsync
 
-@unittest.skipUnless(MBSYNC, "mbsync (isync) is not installed")
+@unittest.skipUnless(MBSYNC or h.IN_CI, "mbsync (isync) is not installed")
 class TestMbsyncPlain(StoreCase):
 
     tls = False
