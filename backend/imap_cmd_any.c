@@ -106,7 +106,7 @@ static bool
 can_starttls(const struct imap_session *s)
 {
 	return !(s->flags & SF_TLS) && s->lconf->starttls &&
-	    s->srv->tls != NULL;
+	    s->w->tls != NULL;
 }
 
 void
@@ -249,7 +249,7 @@ run_starttls(struct imap_session *s, const struct imap_command *cmd)
 	}
 	imap_reply(s, NULL, "OK Begin TLS negotiation now");
 	buf_free(&s->in);
-	if (conn_start_tls_server(s->c, s->srv->tls) == -1) {
+	if (conn_start_tls_server(s->c, s->w->tls) == -1) {
 		conn_abort(s->c, CR_TLS);
 		return;
 	}

@@ -193,6 +193,8 @@ worker_init(struct daemon *d, struct loop *l, unsigned i)
 		return -1;
 	w->srv = &sd->srv;
 	w->loop = l;
+	if ((w->tls = sd->srv.tls) != NULL)
+		tls_server_ref(w->tls);
 	if ((w->outbox = store_outbox_new(l)) == NULL) {
 		free(w);
 		return -1;
@@ -211,7 +213,7 @@ worker_init(struct daemon *d, struct loop *l, unsigned i)
 			return -1;
 		*fd = -1; /* the loop owns it */
 		if (sd->cf.imap[r].tls)
-			listener_set_tls(li, sd->srv.tls);
+			listener_set_tls(li, w->tls);
 	}
 	if (i == 0 && sd->admin_fd != -1) {
 		if (loop_listen(l, sd->admin_fd, "admin", admin_handler(),
@@ -233,6 +235,7 @@ worker_exit(void *arg)
 	store_outbox_close(&w->outbox);
 	/* after the husks: their session_free() leaves their folders */
 	imap_idle_free(w);
+	tls_server_unref(&w->tls);
 	for (unsigned b = 0; b < RS_SESSION_BUCKETS; b++)
 		if (w->sessions[b] != NULL)
 			log_error(0, "worker.leak", "bucket=%u", b);

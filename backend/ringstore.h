@@ -102,7 +102,7 @@ struct rs_server {
 	struct auth_pool *auth;
 	struct auth_backend *users; /* non-blocking lookups (master targets) */
 	struct store_pool *store;
-	struct tls_server *tls; /* NULL: no TLS at all */
+	struct tls_server *tls; /* as started; workers hold w->tls */
 	struct rs_metrics m;
 };
 
@@ -119,6 +119,9 @@ struct rs_worker {
 	const struct rs_server *srv;
 	struct loop *loop;
 	struct store_outbox *outbox;
+	/* This worker's reference to the current certificates (STARTTLS
+	 * and the TLS listeners); swapped on SIGHUP, NULL: no TLS. */
+	struct tls_server *tls;
 	struct imap_watcher *watcher; /* inotify for IDLE pushes */
 	struct imap_session *sessions[RS_SESSION_BUCKETS]; /* by sid */
 };
