@@ -59,6 +59,15 @@ static const struct cfg_field auth_fields[] = {
 	    .hint = "the scheme most users' hashes use (unknown users cost "
 		    "the same)" },
 	{ "threads", CFG_INT, F(auth.threads), 0, "2", 1, 64 },
+	{ "queue", CFG_INT, F(auth.queue), 0, "256", 1, 100000,
+	    .hint = "verifications waiting; more are refused as temporary "
+		    "failures" },
+	{ "cache_ttl", CFG_DURATION, F(auth.cache_ttl), 0, "60s", 0,
+	    86400000, .hint = "0 turns the positive cache off" },
+	{ "cache_size", CFG_INT, F(auth.cache_size), 0, "4096", 1, 10000000 },
+	{ "reload_check", CFG_DURATION, F(auth.reload_check), 0, "2s", 0,
+	    3600000, .hint = "how often the passwd-file is checked for "
+			     "changes; 0 = only on SIGHUP" },
 	{ "", CFG_LOC, F(auth.loc) },
 	{ "master_users", CFG_STRLIST, F(auth.master_users), 0,
 	    .count_offset = F(auth.nmaster_users),

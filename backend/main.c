@@ -113,6 +113,10 @@ start_pools(struct store_daemon *sd, const char **error_r)
 	auth_scheme_opts_default(&ac.schemes);
 	ac.dummy_scheme = (enum auth_scheme)cf->auth.default_scheme;
 	ac.threads = (unsigned)cf->auth.threads;
+	ac.queue_max = (unsigned)cf->auth.queue;
+	ac.cache_size = (unsigned)cf->auth.cache_size;
+	ac.cache_ttl_ms = cf->auth.cache_ttl;
+	ac.cache_off = cf->auth.cache_ttl == 0;
 	if ((sd->srv.auth = auth_pool_new(&ac, error_r)) == NULL)
 		return -1;
 	sd->srv.store = store_pool_new((unsigned)cf->storage.threads,

@@ -58,7 +58,10 @@ struct rs_config {
 		char *passwd_file;
 		bool allow_plaintext;
 		int default_scheme;
-		int64_t threads;
+		int64_t threads, queue;
+		uint64_t cache_ttl; /* ms; 0 = no positive cache */
+		int64_t cache_size;
+		uint64_t reload_check; /* ms; 0 = SIGHUP only */
 		/* Master identities: may act as any user through PLAIN's
 		 * authzid, only from master_nets (parsed at load). */
 		char **master_users;
