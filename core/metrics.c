@@ -11,7 +11,7 @@
  *   gauge       1 slot, an int64 delta stored two's complement (a shard's
  *               slot may read "negative"; the sum over shards is right)
  *   gauge_set   1 slot, unused in shards; the value lives in the def as
- *               the bits of a double, written by any thread
+ *   counter_set the bits of a double, written by any thread
  *   histogram   nbuckets + 2 slots: one per bucket including +Inf, each
  *               counting observations that fell in that bucket only
  *               (cumulated at render time; their total is _count), then
@@ -41,6 +41,7 @@
 #define METRICS_MAX_DEFS 1024
 #define METRICS_SLOTS 2048
 #define METRICS_MAX_BUCKETS 64
+#define METRICS_MAX_COLLECTORS 8
 #define CACHE_LINE 64
 
 struct metric_def {
@@ -53,7 +54,7 @@ struct metric_def {
 	double *buckets;
 	int family_next; /* next def of the same family, -1 at the end */
 	bool family_head;
-	_Atomic uint64_t set_bits; /* METRIC_GAUGE_SET value, double bits */
+	_Atomic uint64_t set_bits; /* *_SET value, double bits */
 };
 
 struct metrics_shard {
@@ -72,6 +73,11 @@ struct metrics {
 	/* slot -> def index; written before the id is handed out */
 	int16_t slot_def[METRICS_SLOTS];
 	struct metric_def defs[METRICS_MAX_DEFS];
+	unsigned ncollectors;
+	struct {
+		metrics_collect_fn *fn;
+		void *arg;
+	} collectors[METRICS_MAX_COLLECTORS];
 };
 
 /* registration */
@@ -103,6 +109,7 @@ static const char *const type_names[] = {
 	[METRIC_GAUGE] = "gauge",
 	[METRIC_GAUGE_SET] = "gauge",
 	[METRIC_HISTOGRAM] = "histogram",
+	[METRIC_COUNTER_SET] = "counter",
 };
 
 struct metrics *
@@ -181,6 +188,30 @@ metrics_gauge_set(struct metrics *m, const char *name, const char *help,
 {
 	return metric_register(m, name, help, labels, METRIC_GAUGE_SET, NULL,
 	    0);
+}
+
+int
+metrics_counter_set(struct metrics *m, const char *name, const char *help,
+    const char *labels)
+{
+	return metric_register(m, name, help, labels, METRIC_COUNTER_SET,
+	    NULL, 0);
+}
+
+int
+metrics_collector(struct metrics *m, metrics_collect_fn *fn, void *arg)
+{
+	int rc = -1;
+
+	pthread_mutex_lock(&m->lock);
+	if (m->ncollectors < METRICS_MAX_COLLECTORS) {
+		m->collectors[m->ncollectors].fn = fn;
+		m->collectors[m->ncollectors].arg = arg;
+		m->ncollectors++;
+		rc = 0;
+	}
+	pthread_mutex_unlock(&m->lock);
+	return rc;
 }
 
 int
@@ -351,7 +382,8 @@ metrics_set(struct metrics *m, int id, double v)
 {
 	struct metric_def *d = def_of(m, id);
 
-	if (d == NULL || d->type != METRIC_GAUGE_SET)
+	if (d == NULL ||
+	    (d->type != METRIC_GAUGE_SET && d->type != METRIC_COUNTER_SET))
 		return;
 	atomic_store_explicit(&d->set_bits,
 	    double_bits(v), memory_order_relaxed);
@@ -371,6 +403,7 @@ metrics_value(struct metrics *m, int id)
 	case METRIC_GAUGE:
 		return (double)(int64_t)slot_sum(m, d->slot);
 	case METRIC_GAUGE_SET:
+	case METRIC_COUNTER_SET:
 		return bits_double(atomic_load_explicit(&d->set_bits,
 		    memory_order_relaxed));
 	case METRIC_HISTOGRAM:
@@ -415,8 +448,17 @@ metrics_render(struct metrics *m, struct buf *out)
 {
 	int rc = 0;
 
+	unsigned nc;
+
 	if (m == NULL)
 		return 0;
+	/* Collectors set values without the lock (metrics_set takes none);
+	 * the table itself is read under it. */
+	pthread_mutex_lock(&m->lock);
+	nc = m->ncollectors;
+	pthread_mutex_unlock(&m->lock);
+	for (unsigned i = 0; i < nc; i++)
+		m->collectors[i].fn(m, m->collectors[i].arg);
 	pthread_mutex_lock(&m->lock);
 	for (unsigned i = 0; i < m->ndefs && rc == 0; i++)
 		if (m->defs[i].family_head)

@@ -29,6 +29,9 @@ enum metric_type {
 	METRIC_GAUGE,     /* per-thread +/- deltas summed (e.g. open conns) */
 	METRIC_GAUGE_SET, /* one global value set with metrics_set() */
 	METRIC_HISTOGRAM, /* per-thread buckets summed */
+	/* A counter kept elsewhere (a pool's own stats) and copied in by a
+	 * collector with metrics_set(); rendered as a counter. */
+	METRIC_COUNTER_SET,
 };
 
 /* Create a registry with nshards shards (one per worker thread, plus any
@@ -50,13 +53,24 @@ int metrics_gauge(struct metrics *m, const char *name, const char *help,
     const char *labels);
 int metrics_gauge_set(struct metrics *m, const char *name, const char *help,
     const char *labels);
+int metrics_counter_set(struct metrics *m, const char *name,
+    const char *help, const char *labels);
 int metrics_histogram(struct metrics *m, const char *name, const char *help,
     const char *labels, const double *buckets, unsigned nbuckets);
+
+/* A function run at the start of every metrics_render(), on the scraping
+ * thread, to copy values kept elsewhere into GAUGE_SET/COUNTER_SET
+ * metrics with metrics_set(). It must not register metrics or render.
+ * At most 8 per registry; register them before the first scrape.
+ * 0, or -1 when the table is full. */
+typedef void metrics_collect_fn(struct metrics *m, void *arg);
+int metrics_collector(struct metrics *m, metrics_collect_fn *fn, void *arg);
 
 /* Hot path; an id < 0 is ignored, so unregistered metrics cost nothing. */
 void metrics_add(struct metrics_shard *s, int id, uint64_t n);
 void metrics_gauge_add(struct metrics_shard *s, int id, int64_t delta);
 void metrics_observe(struct metrics_shard *s, int id, double v);
+/* GAUGE_SET and COUNTER_SET only; any thread. */
 void metrics_set(struct metrics *m, int id, double v);
 
 /* Sum of a counter or gauge across shards (tests, healthz). */
