@@ -11,6 +11,9 @@
  * user is the first field after leading blanks, '#' starts a comment, and
  * an RFC 5803 SCRAM password spans two ':' of its own.
  *
+ * The editor's own write loop, passwd_write_all(), is also the one the
+ * command line front end uses for stdout and the terminal.
+ *
  * Must never: touch a byte of any other line, leave a partial file under
  * the real name, install a file the server would refuse, widen the file's
  * permissions or silently give it a new owner, or replace a symbolic link
@@ -84,7 +87,6 @@ static void build_del(struct edit *ed, const struct line_pos *pos);
 /* small tools */
 static int read_all(const char *path, char **text_r, size_t *len_r,
 		    struct stat *st, char *err, size_t errlen);
-static int write_all(int fd, const char *p, size_t n);
 static int fsync_dir(const char *path);
 static int errf(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -127,6 +129,23 @@ passwd_file_edit(const struct passwd_edit *e, enum passwd_edit_why *why_r,
 fail:
 	edit_cleanup(&ed);
 	return ret;
+}
+
+int
+passwd_write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t r = write(fd, p, n);
+
+		if (r == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += r;
+		n -= (size_t)r;
+	}
+	return 0;
 }
 
 /* ---- steps ------------------------------------------------------------ */
@@ -254,7 +273,7 @@ write_tmp(struct edit *ed)
 			    (unsigned)ed->st.st_uid, (unsigned)ed->st.st_gid,
 			    strerror(errno));
 	if (fchmod(ed->tmp_fd, mode) == -1 ||
-	    write_all(ed->tmp_fd, ed->new, ed->new_len) == -1 ||
+	    passwd_write_all(ed->tmp_fd, ed->new, ed->new_len) == -1 ||
 	    fsync(ed->tmp_fd) == -1)
 		return errf(ed->err, ed->errlen, "%s: %s", ed->tmp_path,
 			    strerror(errno));
@@ -489,23 +508,6 @@ read_all(const char *path, char **text_r, size_t *len_r, struct stat *st,
 	text[off] = '\0';
 	*text_r = text;
 	*len_r = off;
-	return 0;
-}
-
-static int
-write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t r = write(fd, p, n);
-
-		if (r == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += r;
-		n -= (size_t)r;
-	}
 	return 0;
 }
 

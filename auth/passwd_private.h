@@ -1,8 +1,9 @@
 /*
- * passwd_private.h - what the two files of ringgate-passwd share: the
- * atomic passwd-file editor (passwd_file_edit.c) as the command line front
- * end (passwd_tool.c) sees it. Neither file is part of libauth; the tool
- * links libauth for the schemes and for loading the file it writes.
+ * passwd_private.h - what the files of ringgate-passwd share: the atomic
+ * passwd-file editor (passwd_file_edit.c) and its write loop as the
+ * command line front end (passwd_tool.c) sees them, and the hidden bench
+ * (passwd_bench.c). None of them is part of libauth; the tool links
+ * libauth for the schemes and for loading the file it writes.
  */
 #ifndef RG_AUTH_PASSWD_PRIVATE_H
 #define RG_AUTH_PASSWD_PRIVATE_H
@@ -52,6 +53,11 @@ int passwd_file_has_user(const char *path, const char *user, char *err,
  * *why_r and a message in err; the old file is then untouched. */
 int passwd_file_edit(const struct passwd_edit *e, enum passwd_edit_why *why_r,
 		     char *err, size_t errlen);
+
+/* Write all n bytes of p to fd, going on after EINTR and short writes.
+ * Returns 0, or -1 with errno from write(2); some bytes may have been
+ * written then. Nothing is kept: p stays the caller's. */
+int passwd_write_all(int fd, const char *p, size_t n);
 
 /* ---- passwd_bench.c ---------------------------------------------------- */
 

@@ -151,7 +151,6 @@ static struct secret *secret_new(void);
 static void secret_free(struct secret **s);
 
 /* small tools */
-static int write_all(int fd, const char *p, size_t n);
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static const struct command commands[] = {
@@ -291,8 +290,8 @@ run_edit(struct tool *t)
 	free(hash);
 	if (t->given & O_GENERATE) {
 		t->sec->buf[t->sec->len] = '\n';
-		if (write_all(STDOUT_FILENO, t->sec->buf, t->sec->len + 1) ==
-		    -1) {
+		if (passwd_write_all(STDOUT_FILENO, t->sec->buf,
+				     t->sec->len + 1) == -1) {
 			say("%s: user %s written, but the password could not "
 			    "be shown: %s",
 			    t->file, t->user, strerror(errno));
@@ -339,7 +338,7 @@ run_generate(struct tool *t)
 	}
 	t->sec->len = t->gen.length;
 	t->sec->buf[t->sec->len] = '\n';
-	if (write_all(STDOUT_FILENO, t->sec->buf, t->sec->len + 1) == -1)
+	if (passwd_write_all(STDOUT_FILENO, t->sec->buf, t->sec->len + 1) == -1)
 		return RC_INTERNAL;
 	return RC_OK;
 }
@@ -685,7 +684,7 @@ tty_line(const char *prompt, char *buf, size_t cap, size_t *len_r)
 	if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) == -1) {
 		r = -1;
 	} else {
-		(void)write_all(STDERR_FILENO, prompt, strlen(prompt));
+		(void)passwd_write_all(STDERR_FILENO, prompt, strlen(prompt));
 		r = read_line(STDIN_FILENO, buf, cap, len_r);
 		saved_errno = errno;
 		tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved);
@@ -695,7 +694,7 @@ tty_line(const char *prompt, char *buf, size_t cap, size_t *len_r)
 		sigaction(sigs[i], &old[i], NULL);
 	if (tty_signal_ctx.signo != 0) {
 		explicit_bzero(buf, cap);
-		(void)write_all(STDERR_FILENO, "\n", 1);
+		(void)passwd_write_all(STDERR_FILENO, "\n", 1);
 		raise(tty_signal_ctx.signo);
 		errno = EINTR;
 		return -1;
@@ -923,23 +922,6 @@ secret_free(struct secret **sp)
 }
 
 /* ---- small tools ------------------------------------------------------ */
-
-static int
-write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t r = write(fd, p, n);
-
-		if (r == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += r;
-		n -= (size_t)r;
-	}
-	return 0;
-}
 
 static void
 say(const char *fmt, ...)
