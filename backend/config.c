@@ -75,6 +75,12 @@ static const struct cfg_field auth_fields[] = {
 	{ "master_nets", CFG_STRLIST, F(auth.master_nets_text), 0,
 	    .count_offset = F(auth.nmaster_nets),
 	    .hint = "networks masters may log in from, like \"127.0.0.0/8\"" },
+	{ "legacy_mechanisms", CFG_BOOL, F(auth.legacy_mechanisms), 0,
+	    "false", .hint = "CRAM-MD5 for {PLAIN} users; needs "
+			     "allow_plaintext" },
+	{ "scram_secret_file", CFG_STRING, F(auth.scram_secret_file), 0,
+	    .hint = "the same file on every instance: unknown users get the "
+		    "same fake SCRAM salts everywhere" },
 	{ NULL },
 };
 
@@ -114,6 +120,7 @@ static const struct cfg_field root_fields[] = {
 };
 
 static int check_imap(const struct rs_config *cf, struct cfg_error *err);
+static int check_auth(const struct rs_config *cf, struct cfg_error *err);
 static int parse_master_nets(struct rs_config *cf, struct cfg_error *err);
 
 /* The networks are parsed once here so that a typo stops the load with
@@ -140,6 +147,19 @@ parse_master_nets(struct rs_config *cf, struct cfg_error *err)
 			    "10.0.0.0/8 or ::1/128", t);
 			return -1;
 		}
+	}
+	return 0;
+}
+
+/* CRAM-MD5 needs the plaintext secret: without allow_plaintext it would
+ * be advertised and fail for everyone. */
+static int
+check_auth(const struct rs_config *cf, struct cfg_error *err)
+{
+	if (cf->auth.legacy_mechanisms && !cf->auth.allow_plaintext) {
+		cfg_error_at(err, &cf->auth.loc, "auth.legacy_mechanisms needs "
+		    "auth.allow_plaintext = true ({PLAIN} passwords)");
+		return -1;
 	}
 	return 0;
 }
@@ -189,9 +209,12 @@ check_imap(const struct rs_config *cf, struct cfg_error *err)
 int
 rs_config_load(const char *path, struct rs_config *cf, struct cfg_error *err)
 {
+	/* fields outside the tables (master_nets) start empty too */
+	memset(cf, 0, sizeof(*cf));
 	if (cfg_load(path, root_fields, cf, err) == -1)
 		return -1;
-	if (check_imap(cf, err) == -1 || parse_master_nets(cf, err) == -1) {
+	if (check_imap(cf, err) == -1 || check_auth(cf, err) == -1 ||
+	    parse_master_nets(cf, err) == -1) {
 		rs_config_free(cf);
 		return -1;
 	}

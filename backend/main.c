@@ -1,7 +1,9 @@
 /*
  * main.c - ringstore start-up: configuration, the passwd-file, the auth
  * and store pools, TLS, metrics, the admin listener and the IMAP
- * listeners on every worker loop.
+ * listeners on every worker loop; then, on the main thread, reloads:
+ * SIGHUP re-reads certificates and the passwd-file, and a tick notices
+ * an edited passwd-file by itself.
  *
  * Everything that can fail is done here, before the first worker starts,
  * so a bad config, an unreadable passwd-file or a busy port stops the
@@ -9,11 +11,13 @@
  * destructor (pthread key) to close each worker's outbox after its loop
  * stopped and before daemon_run() frees the loop, so no pool answer is
  * ever posted to a freed loop. Must never: start serving with a half
- * built context.
+ * built context, or drop the running certificates or users because a new
+ * file is broken.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,25 +39,60 @@
 
 #define DEFAULT_CONFIG "/etc/ringgate/ringstore.conf"
 
-/* The daemon's context: built by main, read by the workers. */
+/* Metrics the main thread and the scrape collector set. */
+struct sd_metrics {
+	int submitted, verifies, cache_hits, cache_misses, overflows, lost;
+	int result[3]; /* per enum auth_status */
+	int queued;
+	int users, users_version, reload_ok, reload_failed;
+	uint64_t n_reload_ok, n_reload_failed; /* main thread only */
+};
+
+/* The daemon's context: built by main, read by the workers. After start-up
+ * only the main thread changes it (reloads), and workers learn of new
+ * certificates through loop_post. */
 struct store_daemon {
+	const char *config_path;
 	struct rs_config cf;
 	struct rs_server srv;
 	struct auth_passdb *passdb;
 	struct rs_listener *listeners; /* cf.nimap */
 	int *fds;		       /* nimap * nworkers */
+	struct listener **lis;	       /* nworkers * nimap, set by workers */
 	unsigned nworkers;
 	int admin_fd;
 	struct admin *admin;
+	struct metrics *metrics;
+	struct sd_metrics am;
 	pthread_key_t worker_key;
 	bool have_key;
 };
 
+/* New certificates on their way to every worker; the last one frees it. */
+struct tls_swap {
+	struct store_daemon *sd;
+	struct tls_server *tls;
+	atomic_uint pending;
+};
+
 static void passdb_warn(void *ctx, const char *msg);
-static int check_masters(struct store_daemon *sd, struct auth_backend *b,
+static int check_masters(const struct rs_config *cf, struct auth_backend *b,
     const char **error_r);
+static struct auth_passdb *open_passdb(const struct rs_config *cf,
+    const char **error_r);
+static int test_config(struct store_daemon *sd, const char *path);
 static int start_pools(struct store_daemon *sd, const char **error_r);
 static int register_metrics(struct rs_server *srv, struct metrics *m);
+static int register_auth_metrics(struct store_daemon *sd, struct metrics *m);
+static void collect_auth(struct metrics *m, void *arg);
+
+/* reloads, on the main thread */
+static void reload(struct daemon *d);
+static void tick(struct daemon *d);
+static void reload_users(struct store_daemon *sd, const char *why);
+static void reload_tls(struct store_daemon *sd, struct daemon *d,
+    const struct rs_config *ncf);
+static void swap_tls(struct loop *l, void *arg);
 static int open_sockets(struct store_daemon *sd, const char **error_r);
 static int worker_init(struct daemon *d, struct loop *l, unsigned i);
 static void worker_exit(void *arg);
@@ -69,11 +108,10 @@ passdb_warn(void *ctx, const char *msg)
 /* Every master user must be in the passwd-file: a typo would otherwise
  * show up only as refused logins at ringgate. */
 static int
-check_masters(struct store_daemon *sd, struct auth_backend *b,
+check_masters(const struct rs_config *cf, struct auth_backend *b,
     const char **error_r)
 {
 	static char msg[512];
-	const struct rs_config *cf = &sd->cf;
 
 	for (unsigned i = 0; i < cf->auth.nmaster_users; i++) {
 		struct auth_entry *e = NULL;
@@ -93,21 +131,47 @@ check_masters(struct store_daemon *sd, struct auth_backend *b,
 	return 0;
 }
 
-static int
-start_pools(struct store_daemon *sd, const char **error_r)
+static struct auth_passdb *
+open_passdb(const struct rs_config *cf, const char **error_r)
 {
-	const struct rs_config *cf = &sd->cf;
 	struct auth_passdb_conf pc = { 0 };
-	struct auth_pool_conf ac = { 0 };
 
 	pc.path = cf->auth.passwd_file;
 	pc.allow_plaintext = cf->auth.allow_plaintext;
 	pc.warn = passdb_warn;
-	if ((sd->passdb = auth_passdb_new(&pc, error_r)) == NULL)
+	return auth_passdb_new(&pc, error_r);
+}
+
+/* -t: everything start-up would check short of binding ports, the
+ * passwd-file included (parsed whole, master users present). */
+static int
+test_config(struct store_daemon *sd, const char *path)
+{
+	const char *error = NULL;
+
+	if ((sd->passdb = open_passdb(&sd->cf, &error)) == NULL ||
+	    check_masters(&sd->cf, auth_passdb_backend(sd->passdb), &error) ==
+	    -1) {
+		fprintf(stderr, "ringstore: %s\n", error);
+		return 1;
+	}
+	printf("ringstore: configuration file %s test is successful (%zu "
+	    "users)\n", path, auth_passdb_count(sd->passdb));
+	return 0;
+}
+
+static int
+start_pools(struct store_daemon *sd, const char **error_r)
+{
+	const struct rs_config *cf = &sd->cf;
+	struct auth_pool_conf ac = { 0 };
+
+	if ((sd->passdb = open_passdb(cf, error_r)) == NULL)
 		return -1;
 	ac.backend = auth_passdb_backend(sd->passdb);
 	sd->srv.users = ac.backend;
-	if (check_masters(sd, ac.backend, error_r) == -1)
+	if (check_masters(cf, ac.backend, error_r) == -1 ||
+	    imap_auth_init(&sd->srv, error_r) == -1)
 		return -1;
 	ac.schemes.allow_plaintext = cf->auth.allow_plaintext;
 	auth_scheme_opts_default(&ac.schemes);
@@ -152,12 +216,200 @@ register_metrics(struct rs_server *srv, struct metrics *m)
 	return 0;
 }
 
+/* The auth pool keeps its own counters; a collector copies them in at
+ * every scrape. The passwd-file gauges and reload counters are set by the
+ * main thread when it loads. */
+static int
+register_auth_metrics(struct store_daemon *sd, struct metrics *m)
+{
+	static const char *const res[3] = { "result=\"ok\"",
+		"result=\"fail\"", "result=\"tempfail\"" };
+	struct sd_metrics *a = &sd->am;
+	int bad = 0;
+
+	a->submitted = metrics_counter_set(m, "auth_requests_total",
+	    "Password verifications asked of the auth pool.", NULL);
+	a->verifies = metrics_counter_set(m, "auth_hashes_total",
+	    "Password hashes computed (real or dummy).", NULL);
+	a->cache_hits = metrics_counter_set(m, "auth_cache_total",
+	    "Positive auth cache lookups.", "result=\"hit\"");
+	a->cache_misses = metrics_counter_set(m, "auth_cache_total",
+	    "Positive auth cache lookups.", "result=\"miss\"");
+	a->overflows = metrics_counter_set(m, "auth_queue_refused_total",
+	    "Verifications refused because the auth queue was full.", NULL);
+	a->lost = metrics_counter_set(m, "auth_results_lost_total",
+	    "Verification results that could not be delivered.", NULL);
+	for (int i = 0; i < 3; i++)
+		bad |= (a->result[i] = metrics_counter_set(m,
+		    "auth_results_total", "Verification answers by result.",
+		    res[i])) < 0;
+	a->queued = metrics_gauge_set(m, "auth_queue",
+	    "Verifications waiting for a pool thread.", NULL);
+	a->users = metrics_gauge_set(m, "passdb_users",
+	    "Users in the passwd-file table in use.", NULL);
+	a->users_version = metrics_gauge_set(m, "passdb_version",
+	    "Loads of the passwd-file table in use (1 = first).", NULL);
+	a->reload_ok = metrics_counter_set(m, "passdb_reloads_total",
+	    "passwd-file reloads by result.", "result=\"ok\"");
+	a->reload_failed = metrics_counter_set(m, "passdb_reloads_total",
+	    "passwd-file reloads by result.", "result=\"refused\"");
+	if (bad || a->submitted < 0 || a->verifies < 0 ||
+	    a->cache_hits < 0 || a->cache_misses < 0 || a->overflows < 0 ||
+	    a->lost < 0 || a->queued < 0 || a->users < 0 ||
+	    a->users_version < 0 || a->reload_ok < 0 || a->reload_failed < 0)
+		return -1;
+	metrics_set(m, a->users, (double)auth_passdb_count(sd->passdb));
+	metrics_set(m, a->users_version,
+	    (double)auth_passdb_version(sd->passdb));
+	return metrics_collector(m, collect_auth, sd);
+}
+
+/* On the scraping thread: the pool's counters are atomics. */
+static void
+collect_auth(struct metrics *m, void *arg)
+{
+	struct store_daemon *sd = arg;
+	struct sd_metrics *a = &sd->am;
+	struct auth_pool_stats st;
+
+	auth_pool_stats(sd->srv.auth, &st);
+	metrics_set(m, a->submitted, (double)st.submitted);
+	metrics_set(m, a->verifies, (double)st.verifies);
+	metrics_set(m, a->cache_hits, (double)st.cache_hits);
+	metrics_set(m, a->cache_misses, (double)st.cache_misses);
+	metrics_set(m, a->overflows, (double)st.overflows);
+	metrics_set(m, a->lost, (double)st.lost);
+	for (int i = 0; i < 3; i++)
+		metrics_set(m, a->result[i], (double)st.result[i]);
+	metrics_set(m, a->queued, (double)st.queued);
+}
+
+/* ---- reloads (main thread) ---------------------------------------- */
+
+/* SIGHUP: certificates and users. Listen addresses, limits and paths need
+ * a restart; a change to them is logged, not applied. A file that does
+ * not load keeps what runs and says why. */
+static void
+reload(struct daemon *d)
+{
+	struct store_daemon *sd = d->ctx;
+	struct rs_config ncf;
+	struct cfg_error err;
+
+	if (rs_config_load(sd->config_path, &ncf, &err) == -1) {
+		log_error(0, "reload.failed", "error=\"%s\" kept=old",
+		    err.msg);
+	} else {
+		if (strcmp(ncf.auth.passwd_file, sd->cf.auth.passwd_file) != 0 ||
+		    ncf.nimap != sd->cf.nimap)
+			log_warn(0, "reload.partial", "note=\"passwd_file or "
+			    "imap listeners changed; restart to apply\"");
+		reload_tls(sd, d, &ncf);
+		rs_config_free(&ncf);
+	}
+	reload_users(sd, "signal");
+}
+
+/* Every auth.reload_check: pick up an edited passwd-file by itself. */
+static void
+tick(struct daemon *d)
+{
+	struct store_daemon *sd = d->ctx;
+
+	if (auth_passdb_changed(sd->passdb))
+		reload_users(sd, "changed");
+}
+
+static void
+reload_users(struct store_daemon *sd, const char *why)
+{
+	struct sd_metrics *a = &sd->am;
+	const char *error = NULL;
+
+	if (auth_passdb_reload(sd->passdb, &error) == -1) {
+		metrics_set(sd->metrics, a->reload_failed,
+		    (double)++a->n_reload_failed);
+		log_error(0, "passdb.reload_failed",
+		    "trigger=%s error=\"%s\" kept=old", why, error);
+		return;
+	}
+	/* Cached answers are checked against each entry's serial anyway;
+	 * an explicit reload also forgets them, as operators expect. */
+	auth_pool_cache_flush(sd->srv.auth);
+	metrics_set(sd->metrics, a->reload_ok, (double)++a->n_reload_ok);
+	metrics_set(sd->metrics, a->users,
+	    (double)auth_passdb_count(sd->passdb));
+	metrics_set(sd->metrics, a->users_version,
+	    (double)auth_passdb_version(sd->passdb));
+	log_info(0, "passdb.reloaded", "trigger=%s users=%zu version=%llu",
+	    why, auth_passdb_count(sd->passdb),
+	    (unsigned long long)auth_passdb_version(sd->passdb));
+	if (check_masters(&sd->cf, sd->srv.users, &error) == -1)
+		log_warn(0, "passdb.master_missing", "error=\"%s\"", error);
+}
+
+/* New certificates for new connections; sessions keep theirs. */
+static void
+reload_tls(struct store_daemon *sd, struct daemon *d,
+    const struct rs_config *ncf)
+{
+	struct tls_server *ts = NULL;
+	struct tls_swap *sw;
+	const char *error = NULL;
+
+	if (rs_tls_build(ncf, &ts, &error) == -1) {
+		log_error(0, "reload.failed", "error=\"%s\" kept=old", error);
+		return;
+	}
+	if (ts == NULL && sd->srv.tls == NULL)
+		return;
+	if ((sw = calloc(1, sizeof(*sw))) == NULL) {
+		tls_server_unref(&ts);
+		log_error(0, "reload.failed", "error=\"out of memory\"");
+		return;
+	}
+	sw->sd = sd;
+	sw->tls = ts;
+	atomic_init(&sw->pending, d->nworkers);
+	tls_server_unref(&sd->srv.tls);
+	if ((sd->srv.tls = ts) != NULL)
+		tls_server_ref(ts);
+	daemon_broadcast(d, swap_tls, sw);
+	log_info(0, "reload.done", "certificates=%s",
+	    ts ? "reloaded" : "none");
+}
+
+/* On a worker: adopt the new certificates (STARTTLS and TLS listeners). */
+static void
+swap_tls(struct loop *l, void *arg)
+{
+	struct tls_swap *sw = arg;
+	struct store_daemon *sd = sw->sd;
+	struct rs_worker *w = loop_ctx(l);
+	unsigned i = loop_index(l);
+
+	tls_server_unref(&w->tls);
+	if ((w->tls = sw->tls) != NULL)
+		tls_server_ref(w->tls);
+	for (unsigned r = 0; r < sd->cf.nimap; r++) {
+		struct listener *li = sd->lis[i * sd->cf.nimap + r];
+
+		if (li != NULL && sd->cf.imap[r].tls)
+			listener_set_tls(li, w->tls);
+	}
+	if (atomic_fetch_sub(&sw->pending, 1) == 1) {
+		tls_server_unref(&sw->tls);
+		free(sw);
+	}
+}
+
 static int
 open_sockets(struct store_daemon *sd, const char **error_r)
 {
 	unsigned n = sd->cf.nimap * sd->nworkers;
 
 	if ((sd->fds = calloc(n + 1, sizeof(int))) == NULL ||
+	    (sd->lis = calloc(n + 1, sizeof(*sd->lis))) == NULL ||
 	    (sd->listeners = calloc(sd->cf.nimap + 1,
 		 sizeof(*sd->listeners))) == NULL) {
 		*error_r = "out of memory";
@@ -216,6 +468,7 @@ worker_init(struct daemon *d, struct loop *l, unsigned i)
 		if (li == NULL)
 			return -1;
 		*fd = -1; /* the loop owns it */
+		sd->lis[i * sd->cf.nimap + r] = li;
 		if (sd->cf.imap[r].tls)
 			listener_set_tls(li, w->tls);
 	}
@@ -262,6 +515,7 @@ sd_free(struct store_daemon *sd, struct daemon *d)
 	tls_server_unref(&sd->srv.tls);
 	admin_free(sd->admin);
 	free(sd->fds);
+	free(sd->lis);
 	free(sd->listeners);
 	free(d->loops);
 	metrics_free(d->metrics);
@@ -284,6 +538,7 @@ main(int argc, char **argv)
 	memset(&sd, 0, sizeof(sd));
 	memset(&d, 0, sizeof(d));
 	sd.admin_fd = -1;
+	sd.config_path = args.config;
 	if (rs_config_load(args.config, &sd.cf, &err) == -1) {
 		fprintf(stderr, "ringstore: %s\n", err.msg);
 		return 1;
@@ -294,17 +549,7 @@ main(int argc, char **argv)
 		goto done;
 	}
 	if (args.test) {
-		struct stat st;
-
-		if (stat(sd.cf.auth.passwd_file, &st) == -1) {
-			fprintf(stderr, "ringstore: %s: auth.passwd_file %s: "
-			    "%s\n", args.config, sd.cf.auth.passwd_file,
-			    strerror(errno));
-			goto done;
-		}
-		printf("ringstore: configuration file %s test is successful\n",
-		    args.config);
-		code = 0;
+		code = test_config(&sd, args.config);
 		goto done;
 	}
 	if (daemon_conf_log_open("ringstore", &sd.cf.daemon) == -1)
@@ -314,8 +559,9 @@ main(int argc, char **argv)
 	d.name = "ringstore";
 	d.nworkers = daemon_conf_workers(&sd.cf.daemon);
 	sd.nworkers = d.nworkers;
-	if ((d.metrics = metrics_new("ringstore", d.nworkers + 1)) == NULL ||
-	    register_metrics(&sd.srv, d.metrics) == -1)
+	if ((sd.metrics = d.metrics = metrics_new("ringstore", d.nworkers + 1)) == NULL ||
+	    register_metrics(&sd.srv, d.metrics) == -1 ||
+	    register_auth_metrics(&sd, d.metrics) == -1)
 		fatal("metrics registry: out of memory");
 	metrics_set(d.metrics, metrics_gauge_set(d.metrics, "build_info",
 				   "ringstore build.",
@@ -336,6 +582,9 @@ main(int argc, char **argv)
 	d.drain_ms = sd.cf.daemon.drain_timeout;
 	d.ctx = &sd;
 	d.worker_init = worker_init;
+	d.reload = reload;
+	d.tick = tick;
+	d.tick_ms = sd.cf.auth.reload_check;
 	d.loop_conf.out_high = sd.cf.limits.output_buffer;
 	d.loop_conf.handshake_timeout_ms = sd.cf.limits.handshake_timeout;
 	log_info(0, "daemon.config", "file=%s imap=%u workers=%u mail_root=%s",

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/config.h"
@@ -42,6 +43,7 @@ static void usage(const char *name, const char *default_config, int code);
 static void signal_set(sigset_t *set);
 static void *worker_main(void *arg);
 static void stop_loop(struct loop *l, void *arg);
+static int wait_signal(struct daemon *d, const sigset_t *set);
 
 static __thread char daemon_errbuf[256];
 
@@ -198,6 +200,39 @@ worker_main(void *arg)
 	return NULL;
 }
 
+/* The next signal in set, or 0 when the daemon's tick is due. Ticks are
+ * measured on CLOCK_MONOTONIC, so a burst of signals cannot starve them. */
+static int
+wait_signal(struct daemon *d, const sigset_t *set)
+{
+	struct timespec now, ts;
+	siginfo_t si;
+	uint64_t now_ms, wait_ms;
+	int sig;
+
+	for (;;) {
+		if (d->tick == NULL || d->tick_ms == 0) {
+			if ((sig = sigwaitinfo(set, &si)) > 0)
+				return sig;
+			continue;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		now_ms = (uint64_t)now.tv_sec * 1000 +
+		    (uint64_t)now.tv_nsec / 1000000;
+		if (d->next_tick_ms == 0)
+			d->next_tick_ms = now_ms + d->tick_ms;
+		if (now_ms >= d->next_tick_ms) {
+			d->next_tick_ms = now_ms + d->tick_ms;
+			return 0;
+		}
+		wait_ms = d->next_tick_ms - now_ms;
+		ts.tv_sec = (time_t)(wait_ms / 1000);
+		ts.tv_nsec = (long)(wait_ms % 1000) * 1000000;
+		if ((sig = sigtimedwait(set, &si, &ts)) > 0)
+			return sig;
+	}
+}
+
 static void
 stop_loop(struct loop *l, void *arg)
 {
@@ -255,10 +290,11 @@ daemon_run(struct daemon *d)
 		log_info(0, "daemon.started", "workers=%u pid=%ld", d->nworkers,
 		    (long)getpid());
 		for (;;) {
-			siginfo_t si;
-			int sig = sigwaitinfo(&set, &si);
+			int sig = wait_signal(d, &set);
 
-			if (sig == SIGHUP) {
+			if (sig == 0) {
+				d->tick(d);
+			} else if (sig == SIGHUP) {
 				log_info(0, "daemon.reload", NULL);
 				if (d->reload)
 					d->reload(d);

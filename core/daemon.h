@@ -5,7 +5,8 @@
  * The main thread owns start-up, signals and reloads; worker threads own
  * their loops. Signals are blocked in every thread and taken by the main
  * thread with sigwaitinfo(): SIGHUP calls the daemon's reload hook on the
- * main thread, SIGTERM/SIGINT drain every loop and return.
+ * main thread, SIGTERM/SIGINT drain every loop and return. Between
+ * signals the main thread may run the daemon's tick hook.
  */
 #ifndef RG_CORE_DAEMON_H
 #define RG_CORE_DAEMON_H
@@ -70,8 +71,13 @@ struct daemon {
 	int (*worker_init)(struct daemon *d, struct loop *l, unsigned i);
 	/* On the main thread, for SIGHUP. */
 	void (*reload)(struct daemon *d);
+	/* On the main thread about every tick_ms (0: never) while serving:
+	 * cheap periodic checks such as "did the users file change?". */
+	uint64_t tick_ms;
+	void (*tick)(struct daemon *d);
 	/* filled by daemon_run */
 	struct loop **loops;
+	uint64_t next_tick_ms; /* CLOCK_MONOTONIC */
 };
 
 /* Start the workers, serve signals until SIGTERM/SIGINT, drain, join.
