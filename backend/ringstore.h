@@ -70,6 +70,11 @@ struct rs_config {
 		unsigned nmaster_nets;
 		struct auth_net *master_nets;
 		struct cfg_loc loc;
+		/* CRAM-MD5 (needs allow_plaintext and {PLAIN} passwords). */
+		bool legacy_mechanisms;
+		/* Keys SCRAM's fake salts for unknown users; NULL = random
+		 * per process (imap_auth_init reads it). */
+		char *scram_secret_file;
 	} auth;
 	struct {
 		char *mail_root;
@@ -107,6 +112,9 @@ struct rs_server {
 	struct store_pool *store;
 	struct tls_server *tls; /* as started; workers hold w->tls */
 	struct rs_metrics m;
+	/* SHA-256 of auth.scram_secret_file; len 0: sasl's random one. */
+	uint8_t scram_secret[32];
+	size_t scram_secret_len;
 };
 
 /* One IMAP listener's context (listener ctx). */
