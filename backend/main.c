@@ -14,21 +14,16 @@
  * built context, or drop the running certificates or users because a new
  * file is broken.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "auth/auth.h"
 #include "backend/imap_private.h"
 #include "backend/ringstore.h"
 #include "backend/store_pool.h"
-#include "core/admin.h"
 #include "core/buf.h"
 #include "core/config.h"
 #include "core/daemon.h"
@@ -60,19 +55,16 @@ struct store_daemon {
 	int *fds;		       /* nimap * nworkers */
 	struct listener **lis;	       /* nworkers * nimap, set by workers */
 	unsigned nworkers;
-	int admin_fd;
-	struct admin *admin;
 	struct metrics *metrics;
 	struct sd_metrics am;
 	pthread_key_t worker_key;
 	bool have_key;
 };
 
-/* New certificates on their way to every worker; the last one frees it. */
+/* New certificates on their way to every worker. */
 struct tls_swap {
 	struct store_daemon *sd;
 	struct tls_server *tls;
-	atomic_uint pending;
 };
 
 static void passdb_warn(void *ctx, const char *msg);
@@ -93,10 +85,11 @@ static void reload_users(struct store_daemon *sd, const char *why);
 static void reload_tls(struct store_daemon *sd, struct daemon *d,
     const struct rs_config *ncf);
 static void swap_tls(struct loop *l, void *arg);
-static int open_sockets(struct store_daemon *sd, const char **error_r);
+static void swap_done(void *arg);
+static int open_sockets(struct store_daemon *sd, struct daemon *d,
+    const char **error_r);
 static int worker_init(struct daemon *d, struct loop *l, unsigned i);
 static void worker_exit(void *arg);
-static int health(void *arg, struct buf *detail);
 static void sd_free(struct store_daemon *sd, struct daemon *d);
 
 static void
@@ -170,8 +163,7 @@ start_pools(struct store_daemon *sd, const char **error_r)
 		return -1;
 	ac.backend = auth_passdb_backend(sd->passdb);
 	sd->srv.users = ac.backend;
-	if (check_masters(cf, ac.backend, error_r) == -1 ||
-	    imap_auth_init(&sd->srv, error_r) == -1)
+	if (check_masters(cf, ac.backend, error_r) == -1)
 		return -1;
 	ac.schemes.allow_plaintext = cf->auth.allow_plaintext;
 	auth_scheme_opts_default(&ac.schemes);
@@ -370,11 +362,14 @@ reload_tls(struct store_daemon *sd, struct daemon *d,
 	}
 	sw->sd = sd;
 	sw->tls = ts;
-	atomic_init(&sw->pending, d->nworkers);
 	tls_server_unref(&sd->srv.tls);
 	if ((sd->srv.tls = ts) != NULL)
 		tls_server_ref(ts);
-	daemon_broadcast(d, swap_tls, sw);
+	if (daemon_broadcast_done(d, swap_tls, sw, swap_done) == -1) {
+		swap_done(sw);
+		log_error(0, "reload.failed", "error=\"out of memory\"");
+		return;
+	}
 	log_info(0, "reload.done", "certificates=%s",
 	    ts ? "reloaded" : "none");
 }
@@ -397,14 +392,19 @@ swap_tls(struct loop *l, void *arg)
 		if (li != NULL && sd->cf.imap[r].tls)
 			listener_set_tls(li, w->tls);
 	}
-	if (atomic_fetch_sub(&sw->pending, 1) == 1) {
-		tls_server_unref(&sw->tls);
-		free(sw);
-	}
+}
+
+static void
+swap_done(void *arg)
+{
+	struct tls_swap *sw = arg;
+
+	tls_server_unref(&sw->tls);
+	free(sw);
 }
 
 static int
-open_sockets(struct store_daemon *sd, const char **error_r)
+open_sockets(struct store_daemon *sd, struct daemon *d, const char **error_r)
 {
 	unsigned n = sd->cf.nimap * sd->nworkers;
 
@@ -420,23 +420,11 @@ open_sockets(struct store_daemon *sd, const char **error_r)
 	for (unsigned r = 0; r < sd->cf.nimap; r++) {
 		sd->listeners[r].srv = &sd->srv;
 		sd->listeners[r].conf = &sd->cf.imap[r];
-		for (unsigned i = 0; i < sd->nworkers; i++) {
-			int fd = daemon_listen(&sd->cf.imap[r].listen, true,
-			    error_r);
-
-			if (fd == -1)
-				return -1;
-			sd->fds[r * sd->nworkers + i] = fd;
-		}
+		if (daemon_listen_workers(d, &sd->cf.imap[r].listen,
+			&sd->fds[r * sd->nworkers], error_r) == -1)
+			return -1;
 	}
 	return 0;
-}
-
-static int
-health(void *arg, struct buf *detail)
-{
-	buf_printf(detail, "ok\n");
-	return 1;
 }
 
 static int
@@ -472,12 +460,6 @@ worker_init(struct daemon *d, struct loop *l, unsigned i)
 		if (sd->cf.imap[r].tls)
 			listener_set_tls(li, w->tls);
 	}
-	if (i == 0 && sd->admin_fd != -1) {
-		if (loop_listen(l, sd->admin_fd, "admin", admin_handler(),
-			sd->admin) == NULL)
-			return -1;
-		sd->admin_fd = -1;
-	}
 	return 0;
 }
 
@@ -506,19 +488,15 @@ sd_free(struct store_daemon *sd, struct daemon *d)
 		for (unsigned i = 0; i < sd->cf.nimap * sd->nworkers; i++)
 			if (sd->fds[i] != -1)
 				close(sd->fds[i]);
-	if (sd->admin_fd != -1)
-		close(sd->admin_fd);
 	/* Loops are gone: no answer can be posted any more. */
 	store_pool_free(&sd->srv.store);
 	auth_pool_free(&sd->srv.auth);
 	auth_passdb_free(&sd->passdb);
 	tls_server_unref(&sd->srv.tls);
-	admin_free(sd->admin);
 	free(sd->fds);
 	free(sd->lis);
 	free(sd->listeners);
-	free(d->loops);
-	metrics_free(d->metrics);
+	daemon_free(d);
 	if (sd->have_key)
 		pthread_key_delete(sd->worker_key);
 	rs_config_free(&sd->cf);
@@ -537,7 +515,6 @@ main(int argc, char **argv)
 	daemon_args_parse(&args, argc, argv, "ringstore", DEFAULT_CONFIG);
 	memset(&sd, 0, sizeof(sd));
 	memset(&d, 0, sizeof(d));
-	sd.admin_fd = -1;
 	sd.config_path = args.config;
 	if (rs_config_load(args.config, &sd.cf, &err) == -1) {
 		fprintf(stderr, "ringstore: %s\n", err.msg);
@@ -559,26 +536,18 @@ main(int argc, char **argv)
 	d.name = "ringstore";
 	d.nworkers = daemon_conf_workers(&sd.cf.daemon);
 	sd.nworkers = d.nworkers;
-	if ((sd.metrics = d.metrics = metrics_new("ringstore", d.nworkers + 1)) == NULL ||
+	if (daemon_metrics_new(&d) == -1 ||
 	    register_metrics(&sd.srv, d.metrics) == -1 ||
 	    register_auth_metrics(&sd, d.metrics) == -1)
 		fatal("metrics registry: out of memory");
-	metrics_set(d.metrics, metrics_gauge_set(d.metrics, "build_info",
-				   "ringstore build.",
-				   "version=\"" RG_VERSION "\""), 1);
-	if (open_sockets(&sd, &error) == -1)
-		goto failed;
-	sd.admin = admin_new(d.metrics, health, &sd);
-	sd.admin_fd = daemon_listen(&sd.cf.admin.listen, false, &error);
-	if (sd.admin == NULL || sd.admin_fd == -1)
+	sd.metrics = d.metrics;
+	if (open_sockets(&sd, &d, &error) == -1 ||
+	    daemon_admin(&d, &sd.cf.admin.listen, NULL, NULL, &error) == -1)
 		goto failed;
 	if (pthread_key_create(&sd.worker_key, worker_exit) != 0)
 		fatal("pthread_key_create failed");
 	sd.have_key = true;
-	if (sd.cf.daemon.pid_file && daemon_pidfile(sd.cf.daemon.pid_file) ==
-	    -1)
-		log_warn(0, "daemon.pidfile", "path=%s error=\"%s\"",
-		    sd.cf.daemon.pid_file, strerror(errno));
+	d.pid_file = sd.cf.daemon.pid_file;
 	d.drain_ms = sd.cf.daemon.drain_timeout;
 	d.ctx = &sd;
 	d.worker_init = worker_init;
@@ -590,8 +559,6 @@ main(int argc, char **argv)
 	log_info(0, "daemon.config", "file=%s imap=%u workers=%u mail_root=%s",
 	    args.config, sd.cf.nimap, d.nworkers, sd.cf.storage.mail_root);
 	code = daemon_run(&d);
-	if (sd.cf.daemon.pid_file)
-		unlink(sd.cf.daemon.pid_file);
 	goto done;
 failed:
 	log_error(0, "daemon.failed", "error=\"%s\"",

@@ -13,16 +13,19 @@
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "core/admin.h"
 #include "core/config.h"
 #include "core/daemon.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "core/metrics.h"
 
 struct worker {
 	struct daemon *d;
@@ -44,6 +47,15 @@ static void signal_set(sigset_t *set);
 static void *worker_main(void *arg);
 static void stop_loop(struct loop *l, void *arg);
 static int wait_signal(struct daemon *d, const sigset_t *set);
+static void broadcast_step(struct loop *l, void *arg);
+
+/* A daemon_broadcast_done() in flight. */
+struct broadcast {
+	void (*fn)(struct loop *, void *);
+	void (*done)(void *);
+	void *arg;
+	atomic_uint pending;
+};
 
 static __thread char daemon_errbuf[256];
 
@@ -180,6 +192,16 @@ worker_main(void *arg)
 	conf.index = w->index;
 	conf.metrics = d->metrics;
 	l = loop_new(&conf, &err);
+	if (l != NULL && w->index == 0 && d->admin != NULL) {
+		if (loop_listen(l, d->admin_fd, "admin", admin_handler(),
+			d->admin) == NULL) {
+			err = "admin listener set-up failed";
+			loop_free(l);
+			l = NULL;
+		} else {
+			d->admin_fd = -1; /* the loop owns it */
+		}
+	}
 	if (l != NULL && d->worker_init(d, l, w->index) == -1) {
 		err = "worker set-up failed";
 		loop_free(l);
@@ -251,6 +273,105 @@ daemon_broadcast(struct daemon *d, void (*fn)(struct loop *, void *),
 }
 
 int
+daemon_broadcast_done(struct daemon *d, void (*fn)(struct loop *, void *),
+    void *arg, void (*done)(void *))
+{
+	struct broadcast *b = malloc(sizeof(*b));
+	unsigned n = 0;
+
+	if (b == NULL)
+		return -1;
+	for (unsigned i = 0; i < d->nworkers; i++)
+		n += d->loops[i] != NULL;
+	if (n == 0) {
+		free(b);
+		done(arg);
+		return 0;
+	}
+	b->fn = fn;
+	b->done = done;
+	b->arg = arg;
+	atomic_init(&b->pending, n);
+	daemon_broadcast(d, broadcast_step, b);
+	return 0;
+}
+
+static void
+broadcast_step(struct loop *l, void *arg)
+{
+	struct broadcast *b = arg;
+
+	b->fn(l, b->arg);
+	if (atomic_fetch_sub(&b->pending, 1) == 1) {
+		b->done(b->arg);
+		free(b);
+	}
+}
+
+/* ---- start-up helpers ----------------------------------------------- */
+
+int
+daemon_metrics_new(struct daemon *d)
+{
+	char help[64];
+
+	if ((d->metrics = metrics_new(d->name, d->nworkers + 1)) == NULL)
+		return -1;
+	snprintf(help, sizeof(help), "%s build.", d->name);
+	metrics_set(d->metrics, metrics_gauge_set(d->metrics, "build_info",
+	    help, "version=\"" RG_VERSION "\""), 1);
+	return 0;
+}
+
+int
+daemon_admin(struct daemon *d, const struct cfg_addr *a,
+    int (*health)(void *arg, struct buf *detail), void *arg,
+    const char **error_r)
+{
+	if ((d->admin = admin_new(d->metrics, health, arg)) == NULL) {
+		*error_r = "out of memory";
+		return -1;
+	}
+	if ((d->admin_fd = daemon_listen(a, false, error_r)) == -1) {
+		admin_free(d->admin);
+		d->admin = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+int
+daemon_listen_workers(struct daemon *d, const struct cfg_addr *a, int *fds,
+    const char **error_r)
+{
+	for (unsigned i = 0; i < d->nworkers; i++)
+		fds[i] = -1;
+	for (unsigned i = 0; i < d->nworkers; i++) {
+		if ((fds[i] = daemon_listen(a, true, error_r)) != -1)
+			continue;
+		for (unsigned j = 0; j < i; j++) {
+			close(fds[j]);
+			fds[j] = -1;
+		}
+		return -1;
+	}
+	return 0;
+}
+
+void
+daemon_free(struct daemon *d)
+{
+	if (d->admin != NULL && d->admin_fd != -1)
+		close(d->admin_fd);
+	admin_free(d->admin);
+	d->admin = NULL;
+	free(d->loops);
+	d->loops = NULL;
+	metrics_free(d->metrics);
+	d->metrics = NULL;
+}
+
+int
 daemon_run(struct daemon *d)
 {
 	pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -264,7 +385,13 @@ daemon_run(struct daemon *d)
 
 	signal_set(&set);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	if (d->pid_file && daemon_pidfile(d->pid_file) == -1)
+		log_warn(0, "daemon.pidfile", "path=%s error=\"%s\"",
+		    d->pid_file, strerror(errno));
 
+	if (d->pid_file && daemon_pidfile(d->pid_file) == -1)
+		log_warn(0, "daemon.pidfile", "path=%s error=\"%s\"",
+		    d->pid_file, strerror(errno));
 	d->loops = calloc(d->nworkers, sizeof(*d->loops));
 	w = calloc(d->nworkers, sizeof(*w));
 	if (d->loops == NULL || w == NULL)
@@ -316,6 +443,8 @@ daemon_run(struct daemon *d)
 		d->loops[i] = NULL;
 	}
 	free(w);
+	if (d->pid_file)
+		unlink(d->pid_file);
 	log_info(0, "daemon.stopped", "code=%d", code);
 	return code;
 }

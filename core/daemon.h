@@ -59,10 +59,14 @@ extern const struct cfg_field daemon_conf_fields[];
 int daemon_conf_log_open(const char *ident, const struct daemon_conf *dc);
 unsigned daemon_conf_workers(const struct daemon_conf *dc);
 
+struct admin;
+struct buf;
+
 struct daemon {
 	const char *name;
 	unsigned nworkers;
-	struct metrics *metrics;
+	struct metrics *metrics; /* daemon_metrics_new() */
+	const char *pid_file;	 /* written at start, removed at exit */
 	uint64_t drain_ms;
 	struct loop_conf loop_conf; /* template: index and metrics set here */
 	void *ctx; /* the daemon's own state */
@@ -75,10 +79,36 @@ struct daemon {
 	 * cheap periodic checks such as "did the users file change?". */
 	uint64_t tick_ms;
 	void (*tick)(struct daemon *d);
-	/* filled by daemon_run */
+	/* filled by daemon_admin() and daemon_run() */
+	struct admin *admin;
+	int admin_fd; /* until worker 0 takes it */
 	struct loop **loops;
 	uint64_t next_tick_ms; /* CLOCK_MONOTONIC */
 };
+
+/* ---- start-up, on the main thread before daemon_run() ------------------ */
+
+/* The metrics registry (namespace d->name, a shard per worker plus one)
+ * with its build_info gauge, into d->metrics. Set d->nworkers first.
+ * 0, or -1 when out of memory. */
+int daemon_metrics_new(struct daemon *d);
+
+/* The admin HTTP listener (/metrics, /healthz) on a, served by worker 0.
+ * health as for admin_new() (NULL: always healthy). 0, or -1 with
+ * *error_r naming the address. */
+int daemon_admin(struct daemon *d, const struct cfg_addr *a,
+    int (*health)(void *arg, struct buf *detail), void *arg,
+    const char **error_r);
+
+/* One SO_REUSEPORT socket on a per worker into fds[0..d->nworkers). On
+ * failure every socket opened here is closed, fds[] is -1 and *error_r
+ * names the address. 0 or -1. */
+int daemon_listen_workers(struct daemon *d, const struct cfg_addr *a,
+    int *fds, const char **error_r);
+
+/* Free what the daemon_* calls made (registry, admin, loops array).
+ * Call once after daemon_run() returned, or after a failed start-up. */
+void daemon_free(struct daemon *d);
 
 /* Start the workers, serve signals until SIGTERM/SIGINT, drain, join.
  * Returns the process exit code. */
@@ -87,5 +117,11 @@ int daemon_run(struct daemon *d);
 /* Run fn(loop, arg) on every worker loop (reload fan-out). */
 void daemon_broadcast(struct daemon *d, void (*fn)(struct loop *, void *),
     void *arg);
+
+/* The same, then done(arg) on the thread of the last worker to finish,
+ * once every worker has run fn (the place to drop what arg holds).
+ * 0, or -1 when out of memory (nothing runs). */
+int daemon_broadcast_done(struct daemon *d,
+    void (*fn)(struct loop *, void *), void *arg, void (*done)(void *));
 
 #endif

@@ -8,14 +8,12 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "core/admin.h"
 #include "core/buf.h"
 #include "core/config.h"
 #include "core/daemon.h"
@@ -34,8 +32,6 @@ struct gate {
 	struct proxy_config cf;
 	struct relay_listener *relays; /* cf.nrelay */
 	int *relay_fds;                /* nrelay * nworkers */
-	int admin_fd;
-	struct admin *admin;
 	struct tls_server **tls;       /* per relay, main's current set */
 	unsigned nworkers;
 	struct listener ***listeners;  /* [worker][relay] */
@@ -44,7 +40,6 @@ struct gate {
 struct tls_swap {
 	struct gate *g;
 	struct tls_server **tls; /* per relay */
-	atomic_uint pending;
 };
 
 static int build_tls_all(struct gate *g, const struct proxy_config *cf,
@@ -53,7 +48,7 @@ static void free_tls_all(struct tls_server **ts, unsigned n);
 static int worker_init(struct daemon *d, struct loop *l, unsigned i);
 static void reload(struct daemon *d);
 static void swap_tls(struct loop *l, void *arg);
-static int health(void *arg, struct buf *detail);
+static void swap_done(void *arg);
 static void export_expiry(struct gate *g, struct metrics *m);
 static void gate_free(struct gate *g, struct daemon *d);
 
@@ -88,13 +83,6 @@ export_expiry(struct gate *g, struct metrics *m)
 }
 
 static int
-health(void *arg, struct buf *detail)
-{
-	buf_printf(detail, "ok\n");
-	return 1;
-}
-
-static int
 worker_init(struct daemon *d, struct loop *l, unsigned i)
 {
 	struct gate *g = d->ctx;
@@ -110,17 +98,10 @@ worker_init(struct daemon *d, struct loop *l, unsigned i)
 		listener_set_tls(li, g->tls[r]);
 		g->listeners[i][r] = li;
 	}
-	if (i == 0 && g->admin_fd != -1) {
-		if (loop_listen(l, g->admin_fd, "admin", admin_handler(),
-			g->admin) == NULL)
-			return -1;
-		g->admin_fd = -1;
-	}
 	return 0;
 }
 
-/* On a worker: adopt the new certificates for new connections. The last
- * worker to do so drops the swap's own references. */
+/* On a worker: adopt the new certificates for new connections. */
 static void
 swap_tls(struct loop *l, void *arg)
 {
@@ -131,11 +112,17 @@ swap_tls(struct loop *l, void *arg)
 	for (unsigned r = 0; r < g->cf.nrelay; r++)
 		if (g->listeners[i][r] && sw->tls[r])
 			listener_set_tls(g->listeners[i][r], sw->tls[r]);
-	if (atomic_fetch_sub(&sw->pending, 1) == 1) {
-		free_tls_all(sw->tls, g->cf.nrelay);
-		free(sw->tls);
-		free(sw);
-	}
+}
+
+/* After the last worker: drop the swap's own references. */
+static void
+swap_done(void *arg)
+{
+	struct tls_swap *sw = arg;
+
+	free_tls_all(sw->tls, sw->g->cf.nrelay);
+	free(sw->tls);
+	free(sw);
 }
 
 /* SIGHUP: re-read the certificate files named by the config file. A
@@ -181,8 +168,11 @@ reload(struct daemon *d)
 	}
 	export_expiry(g, d->metrics);
 	sw->g = g;
-	atomic_init(&sw->pending, d->nworkers);
-	daemon_broadcast(d, swap_tls, sw);
+	if (daemon_broadcast_done(d, swap_tls, sw, swap_done) == -1) {
+		swap_done(sw);
+		log_error(0, "reload.failed", "error=\"out of memory\"");
+		return;
+	}
 	log_info(0, "reload.done", "certificates=reloaded");
 }
 
@@ -196,8 +186,6 @@ gate_free(struct gate *g, struct daemon *d)
 		for (unsigned i = 0; i < g->cf.nrelay * g->nworkers; i++)
 			if (g->relay_fds[i] != -1)
 				close(g->relay_fds[i]);
-	if (g->admin_fd != -1)
-		close(g->admin_fd);
 	if (g->listeners)
 		for (unsigned i = 0; i < g->nworkers; i++)
 			free(g->listeners[i]);
@@ -205,9 +193,7 @@ gate_free(struct gate *g, struct daemon *d)
 	free(g->relay_fds);
 	free(g->relays);
 	free(g->tls);
-	free(d->loops);
-	admin_free(g->admin);
-	metrics_free(d->metrics);
+	daemon_free(d);
 	proxy_config_free(&g->cf);
 }
 
@@ -224,7 +210,6 @@ main(int argc, char **argv)
 	daemon_args_parse(&args, argc, argv, "ringgate", DEFAULT_CONFIG);
 	memset(&g, 0, sizeof(g));
 	memset(&d, 0, sizeof(d));
-	g.admin_fd = -1;
 	g.config_path = (char *)args.config;
 	if (proxy_config_load(args.config, &g.cf, &err) == -1) {
 		fprintf(stderr, "ringgate: %s\n", err.msg);
@@ -256,12 +241,8 @@ main(int argc, char **argv)
 	d.name = "ringgate";
 	d.nworkers = daemon_conf_workers(&g.cf.daemon);
 	g.nworkers = d.nworkers;
-	d.metrics = metrics_new("ringgate", d.nworkers + 1);
-	if (d.metrics == NULL)
+	if (daemon_metrics_new(&d) == -1)
 		fatal("out of memory");
-	metrics_set(d.metrics, metrics_gauge_set(d.metrics, "build_info",
-				   "ringgate build.",
-				   "version=\"" RG_VERSION "\""), 1);
 	g.relays = calloc(g.cf.nrelay + 1, sizeof(*g.relays));
 	g.relay_fds = calloc(g.cf.nrelay * d.nworkers + 1, sizeof(int));
 	g.listeners = calloc(d.nworkers, sizeof(*g.listeners));
@@ -277,33 +258,14 @@ main(int argc, char **argv)
 		if (relay_listener_init(&g.relays[r], &g.cf.relay[r], &g.cf,
 			d.metrics) == -1)
 			fatal("metrics registry full");
-		for (unsigned i = 0; i < d.nworkers; i++) {
-			int fd = daemon_listen(&g.cf.relay[r].listen, true,
-			    &error);
-
-			if (fd == -1) {
-				log_error(0, "daemon.failed", "error=\"%s\"",
-				    error);
-				fprintf(stderr, "ringgate: %s\n", error);
-				code = 1;
-				goto done;
-			}
-			g.relay_fds[r * d.nworkers + i] = fd;
-		}
+		if (daemon_listen_workers(&d, &g.cf.relay[r].listen,
+			&g.relay_fds[r * d.nworkers], &error) == -1)
+			goto failed;
 	}
 	export_expiry(&g, d.metrics);
-	g.admin = admin_new(d.metrics, health, &g);
-	g.admin_fd = daemon_listen(&g.cf.admin.listen, false, &error);
-	if (g.admin == NULL || g.admin_fd == -1) {
-		log_error(0, "daemon.failed", "error=\"%s\"",
-		    error ? error : "out of memory");
-		fprintf(stderr, "ringgate: %s\n", error ? error : "admin");
-		code = 1;
-		goto done;
-	}
-	if (g.cf.daemon.pid_file && daemon_pidfile(g.cf.daemon.pid_file) == -1)
-		log_warn(0, "daemon.pidfile", "path=%s error=\"%s\"",
-		    g.cf.daemon.pid_file, strerror(errno));
+	if (daemon_admin(&d, &g.cf.admin.listen, NULL, NULL, &error) == -1)
+		goto failed;
+	d.pid_file = g.cf.daemon.pid_file;
 
 	d.drain_ms = g.cf.daemon.drain_timeout;
 	d.ctx = &g;
@@ -314,8 +276,11 @@ main(int argc, char **argv)
 	log_info(0, "daemon.config", "file=%s relays=%u workers=%u",
 	    args.config, g.cf.nrelay, d.nworkers);
 	code = daemon_run(&d);
-	if (g.cf.daemon.pid_file)
-		unlink(g.cf.daemon.pid_file);
+	goto done;
+failed:
+	log_error(0, "daemon.failed", "error=\"%s\"", error);
+	fprintf(stderr, "ringgate: %s\n", error);
+	code = 1;
 done:
 	gate_free(&g, &d);
 	return code;
