@@ -4,7 +4,8 @@ Each test class starts its own ringstore on free ports with a passwd-file
 (SCRAM-SHA-256 keys) and a fresh mail root. Covered: greeting and
 CAPABILITY before and after STARTTLS, LOGIN and AUTHENTICATE PLAIN good
 and bad, cleartext login refused on an untrusted listener, bad input
-(overlong line, NUL byte, unbalanced parentheses, too many bad commands)
+(overlong line, NUL byte, unbalanced parentheses, invalid sequence sets,
+too many bad commands)
 answered BAD while another session keeps working, the admin
 listener's /metrics, COPY/MOVE with COPYUID, TRYCREATE and MOVE's
 EXPUNGEs, and SEARCH / UID SEARCH with every key over a small fixture
@@ -228,6 +229,47 @@ class TestBadInput(StoreCase):
         lines = [f.readline() for _ in range(6)]
         self.assertTrue(lines[-1].startswith(b"* BYE"), lines)
         self.assertEqual(f.readline(), b"")
+
+    def test_invalid_sequence_sets(self):
+        bad = [b"FETCH 0 FLAGS", b"FETCH 0:* FLAGS", b"FETCH 1:abc FLAGS",
+               b"FETCH 1,,2 FLAGS", b"FETCH , FLAGS", b"FETCH 1: FLAGS",
+               b"FETCH -1 FLAGS", b"UID FETCH 4294967296 FLAGS",
+               b"FETCH 99999999999999999999 FLAGS",
+               b"STORE 1:2:3 +FLAGS (\\Seen)", b"COPY *:0x1 INBOX",
+               b"SEARCH 1..2", b"UID SEARCH UID 1:*:2"]
+        # bad_commands is 5 here: a fresh session for every three
+        for start in range(0, len(bad), 3):
+            cmd = self.selected_session()
+            for i, line in enumerate(bad[start:start + 3]):
+                tag = b"b%d" % (start + i)
+                self.assertRegex(cmd(tag, line), rb"^b\d+ (BAD|NO) \S",
+                                 line)
+            # numbers past the mailbox are legal and select nothing
+            self.assertTrue(cmd(b"u", b"UID FETCH 7:9 FLAGS"
+                                ).startswith(b"u OK"))
+            self.assertTrue(cmd(b"n", b"NOOP").startswith(b"n OK"))
+        m = self.login()
+        self.assertEqual(m.noop()[0], "OK")
+
+    def selected_session(self):
+        """A raw session logged in with INBOX selected (holding one
+        message); returns cmd(tag, line) -> the tagged reply line."""
+        s, f = self.raw()
+
+        def cmd(tag, line):
+            s.sendall(tag + b" " + line + b"\r\n")
+            while True:
+                r = f.readline()
+                self.assertNotEqual(r, b"", "connection closed")
+                if r.startswith(tag + b" "):
+                    return r
+
+        self.assertTrue(cmd(b"l", b"LOGIN %s %s" % (
+            USER.encode(), PASSWORD.encode())).startswith(b"l OK"))
+        self.assertTrue(cmd(b"p", b"APPEND INBOX {4+}\r\nHi\r\n"
+                            ).startswith(b"p OK"))
+        self.assertTrue(cmd(b"s", b"SELECT INBOX").startswith(b"s OK"))
+        return cmd
 
     def test_huge_literal_refused(self):
         s, f = self.raw()
