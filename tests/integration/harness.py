@@ -188,6 +188,12 @@ def base_config(certs, relays, admin_port, workers=2, **overrides):
                    "idle_timeout": "5m", "output_buffer": "256k"},
         "relay": relays,
     }
+    return merge_config(cfg, overrides)
+
+
+def merge_config(cfg, overrides):
+    """Apply overrides to cfg (in place, returned): a dict value merges
+    into the section of that name, anything else replaces it."""
     for k, v in overrides.items():
         if isinstance(v, dict) and isinstance(cfg.get(k), dict):
             cfg[k] = dict(cfg[k], **v)

@@ -58,12 +58,7 @@ def store_config(directory, imap_port, admin_port, certs=(), workers=2,
     if certs:
         cfg["tls"] = {"certificates": [{"cert": c, "key": k}
                                        for c, k in certs]}
-    for k, v in overrides.items():
-        if isinstance(v, dict) and isinstance(cfg.get(k), dict):
-            cfg[k] = dict(cfg[k], **v)
-        else:
-            cfg[k] = v
-    return cfg
+    return h.merge_config(cfg, overrides)
 
 
 class Ringstore(h.Ringgate):
