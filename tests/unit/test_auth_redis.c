@@ -31,6 +31,7 @@
 #include <hiredis.h>
 
 #include "auth/auth.h"
+#include "tests/unit/server_helpers.h"
 
 #define PASSWORD "correct horse battery"
 #define COMMAND_TIMEOUT_MS 300
@@ -63,21 +64,6 @@ in_path(const char *prog)
 		path += n + (path[n] == ':');
 	}
 	return false;
-}
-
-static uint16_t
-free_port(void)
-{
-	struct sockaddr_in sin = {.sin_family = AF_INET};
-	socklen_t len = sizeof(sin);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	assert_int_not_equal(fd, -1);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
-	close(fd);
-	return ntohs(sin.sin_port);
 }
 
 static redisContext *
@@ -252,41 +238,6 @@ verify(struct auth_redis *r, const char *user, const char *pw, const char *from,
 	struct sockaddr_in sin = v4(from);
 
 	auth_verify(&v, user, pw, strlen(pw), (struct sockaddr *)&sin, res);
-}
-
-/* kill(SIGSTOP) returns before the target has stopped: a fast server
- * could still answer one more request. Wait for state T. */
-static void
-wait_stopped(pid_t pid)
-{
-	char path[64], buf[256], *p;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	for (int i = 0; i < 400; i++) {
-		struct timespec ts = {.tv_nsec = 5 * 1000 * 1000};
-		FILE *f = fopen(path, "r");
-		size_t n = 0;
-
-		if (f != NULL) {
-			n = fread(buf, 1, sizeof(buf) - 1, f);
-			fclose(f);
-		}
-		buf[n] = '\0';
-		if ((p = strrchr(buf, ')')) != NULL && p[1] == ' ' &&
-		    (p[2] == 'T' || p[2] == 't'))
-			return;
-		nanosleep(&ts, NULL);
-	}
-	fail_msg("pid %d did not stop", (int)pid);
-}
-
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /* ---- tests ------------------------------------------------------------ */
