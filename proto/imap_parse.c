@@ -109,11 +109,11 @@ apply_limits(struct imap_parser *p, const struct imap_limits *lim,
 		p->lim.max_inline_literal = p->lim.max_command;
 }
 
-int
-imap_parse_init(struct imap_parser *p, const struct imap_limits *lim, char *buf,
-		size_t bufsize, struct imap_arg *argv, unsigned nargv)
+/* Point p at the caller's storage and derive the limits from it. */
+static int
+set_storage(struct imap_parser *p, const struct imap_limits *lim, char *buf,
+	    size_t bufsize, struct imap_arg *argv, unsigned nargv)
 {
-	memset(p, 0, sizeof(*p));
 	if (buf == NULL || bufsize < MIN_STORAGE || argv == NULL || nargv == 0)
 		return -1;
 	p->buf = buf;
@@ -121,9 +121,17 @@ imap_parse_init(struct imap_parser *p, const struct imap_limits *lim, char *buf,
 	p->argv = argv;
 	p->argv_cap = nargv;
 	apply_limits(p, lim, bufsize, nargv);
-	p->state = ST_LINE;
 	reset_command(p);
 	return 0;
+}
+
+int
+imap_parse_init(struct imap_parser *p, const struct imap_limits *lim, char *buf,
+		size_t bufsize, struct imap_arg *argv, unsigned nargv)
+{
+	memset(p, 0, sizeof(*p));
+	p->state = ST_LINE;
+	return set_storage(p, lim, buf, bufsize, argv, nargv);
 }
 
 int
@@ -131,16 +139,9 @@ imap_parse_set_limits(struct imap_parser *p, const struct imap_limits *lim,
 		      char *buf, size_t bufsize, struct imap_arg *argv,
 		      unsigned nargv)
 {
-	if (!imap_parse_idle(p) || buf == NULL || bufsize < MIN_STORAGE ||
-	    argv == NULL || nargv == 0)
+	if (!imap_parse_idle(p))
 		return -1;
-	p->buf = buf;
-	p->cap = bufsize;
-	p->argv = argv;
-	p->argv_cap = nargv;
-	apply_limits(p, lim, bufsize, nargv);
-	reset_command(p);
-	return 0;
+	return set_storage(p, lim, buf, bufsize, argv, nargv);
 }
 
 bool
