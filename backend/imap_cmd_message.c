@@ -13,6 +13,16 @@
  * next batch is queued only once the connection's output has drained, so
  * a FETCH 1:* of a large folder never holds more than one batch.
  *
+ * A large APPEND message (a literal the parser streams) never sits in
+ * memory whole: when its literal is announced a pool job creates the
+ * file in the folder's tmp/ (maildir_deliver_begin()), only then is the
+ * continuation sent; bytes are gathered into a CHUNK_BYTES buffer and
+ * each full one is written by a pool job while the next fills. Reading
+ * stops while a full buffer waits for the write before it, so a session
+ * holds at most two chunks. The command's end commits (fsync, link, UID)
+ * on the pool exactly like a small APPEND; anything else (disconnect,
+ * BAD, a failed write) unlinks the tmp file, on the pool too.
+ *
  * Must never: touch a message file on the ring thread, change flags or
  * expunge in a read-only (EXAMINE) folder, or send EXPUNGE during FETCH
  * or STORE.
@@ -34,6 +44,7 @@
 #include "proto/mime.h"
 
 #define BATCH_BYTES (256 * 1024)
+#define CHUNK_BYTES (256 * 1024)
 #define MAX_RANGES 256
 #define MAX_SECTIONS 32
 #define MAX_FIELDS 64
@@ -89,6 +100,49 @@ struct append_job {
 	uint32_t uidvalidity, uid;
 };
 
+/* Where a streamed APPEND is. */
+enum append_state {
+	AS_BEGIN,    /* the tmp file is being created */
+	AS_STREAM,   /* literal bytes arriving */
+	AS_RECEIVED, /* all of them; the command line is being read */
+	AS_COMMIT,   /* APPEND ran: commit once no write is out */
+	AS_ABORTED,  /* dropped while a write is out: unlink after it */
+};
+
+/* The streamed APPEND of a session (s->app). Owned by the session; its
+ * jobs point at it, and it is freed only when none is out. `in` is used
+ * by one job at a time and never on the ring. */
+struct imap_append {
+	enum append_state state;
+	struct maildir_incoming *in;
+	char name[IMAP_MBOX_MAX];
+	struct maildir_delivery opt;
+	uint64_t size, received; /* the literal's, and so far */
+	char *fill;		 /* CHUNK_BYTES, filling; NULL until needed */
+	size_t len;
+	char *spare; /* the other buffer, back from a write */
+	bool job_out;
+	bool sync;  /* the literal waits for a continuation */
+	int err;    /* a failure so far: the rest is dropped, then NO */
+	const char *errtext;
+};
+
+/* Create the tmp file, write a chunk, or commit: one job type. */
+struct stream_job {
+	struct imap_job base;
+	struct imap_append *app;
+	const char *maildir; /* the session's, outlives the job */
+	char *data;	     /* the chunk written, owned */
+	size_t len;
+	uint32_t uidvalidity, uid;
+};
+
+/* Unlinks an abandoned tmp file on the pool, after its session. */
+struct dispose_job {
+	struct store_job base;
+	struct maildir_incoming *in;
+};
+
 static int check_fetch(struct imap_session *s, const struct imap_command *cmd);
 static int check_store(struct imap_session *s, const struct imap_command *cmd);
 static int check_append(struct imap_session *s,
@@ -130,6 +184,27 @@ static int sync_finish(struct imap_session *s, struct imap_job *ij);
 static void append_run(struct store_job *sj);
 static int append_finish(struct imap_session *s, struct imap_job *ij);
 static void append_release(struct imap_job *ij);
+static int check_append_args(struct imap_session *s,
+    const struct imap_command *cmd, const struct imap_arg **last_r);
+static void append_options(struct imap_session *s,
+    const struct imap_command *cmd, struct maildir_delivery *opt);
+static void append_fail(struct imap_session *s, int err, const char *text);
+
+/* streamed APPEND */
+static struct stream_job *stream_job(struct imap_session *s,
+    int (*finish)(struct imap_session *, struct imap_job *));
+static void stream_release(struct imap_job *ij);
+static void begin_run(struct store_job *sj);
+static int begin_finish(struct imap_session *s, struct imap_job *ij);
+static void write_submit(struct imap_session *s);
+static void write_run(struct store_job *sj);
+static int write_finish(struct imap_session *s, struct imap_job *ij);
+static void commit_submit(struct imap_session *s);
+static void commit_run(struct store_job *sj);
+static int commit_finish(struct imap_session *s, struct imap_job *ij);
+static void stream_drop(struct imap_session *s);
+static void dispose(struct imap_session *s, struct maildir_incoming **in);
+static void dispose_run(struct store_job *sj);
 
 const struct imap_cmd_def imap_cmds_message[] = {
 	{ "FETCH", ST_SELECTED, true, check_fetch, run_fetch },
@@ -412,9 +487,12 @@ parse_date(const char *p, size_t n, time_t *t_r)
 	return 0;
 }
 
-/* APPEND mailbox [(flags)] [date-time] literal */
+/* APPEND mailbox [(flags)] [date-time] literal: everything but the
+ * literal's contents, so it also serves when the literal is announced
+ * (the message is the last argument so far). *last_r: the literal. */
 static int
-check_append(struct imap_session *s, const struct imap_command *cmd)
+check_append_args(struct imap_session *s, const struct imap_command *cmd,
+    const struct imap_arg **last_r)
 {
 	const struct imap_arg *a = imap_arg_next(cmd->args), *last = a;
 	unsigned flags;
@@ -451,12 +529,42 @@ check_append(struct imap_session *s, const struct imap_command *cmd)
 		s->error = "Too many APPEND arguments";
 		return -1;
 	}
+	*last_r = last;
+	return 0;
+}
+
+static int
+check_append(struct imap_session *s, const struct imap_command *cmd)
+{
+	const struct imap_arg *last;
+
+	if (check_append_args(s, cmd, &last) == -1)
+		return -1;
+	/* a streamed message must be the one s->app received */
 	if ((last->flags & IMAP_ARGF_STREAMED) &&
-	    (s->lit_over || buf_used(&s->lit) != last->len)) {
+	    (s->lit_over || last->stream != 0 || s->app == NULL ||
+		s->app->state != AS_RECEIVED || s->app->received != last->len)) {
 		s->error = "Literal not received in full";
 		return -1;
 	}
 	return 0;
+}
+
+/* Flags and internal date of a checked APPEND. */
+static void
+append_options(struct imap_session *s, const struct imap_command *cmd,
+    struct maildir_delivery *opt)
+{
+	const struct imap_arg *a = imap_arg_next(cmd->args), *last = a;
+
+	while (imap_arg_next(last))
+		last = imap_arg_next(last);
+	if (a != last && a->type == IMAP_ARG_LIST) {
+		parse_flags(s, a, &opt->flags);
+		a = imap_arg_next(a);
+	}
+	if (a != last)
+		parse_date(a->ptr, a->len, &opt->date);
 }
 
 /* ---- jobs over the selected folder -------------------------------- */
@@ -1000,28 +1108,27 @@ sync_finish(struct imap_session *s, struct imap_job *ij)
 static void
 run_append(struct imap_session *s, const struct imap_command *cmd)
 {
-	const struct imap_arg *a = imap_arg_next(cmd->args), *last = a;
-	struct append_job *job = imap_job_new(s, sizeof(*job), append_finish);
+	const struct imap_arg *last = cmd->args;
+	struct append_job *job;
 
-	if (job == NULL) {
+	while (imap_arg_next(last))
+		last = imap_arg_next(last);
+	if (last->flags & IMAP_ARGF_STREAMED) {
+		/* check_append() made sure s->app holds all of it */
+		s->app->state = AS_COMMIT;
+		if (!s->app->job_out)
+			commit_submit(s);
+		return;
+	}
+	if ((job = imap_job_new(s, sizeof(*job), append_finish)) == NULL) {
 		imap_reply(s, NULL, "NO [SERVERBUG] Out of memory");
 		return;
 	}
 	job->base.release = append_release;
 	job->maildir = s->maildir;
 	memcpy(job->name, s->a.mbox, sizeof(job->name));
-	while (imap_arg_next(last))
-		last = imap_arg_next(last);
-	if (a != last && a->type == IMAP_ARG_LIST) {
-		parse_flags(s, a, &job->opt.flags);
-		a = imap_arg_next(a);
-	}
-	if (a != last)
-		parse_date(a->ptr, a->len, &job->opt.date);
-	if (last->flags & IMAP_ARGF_STREAMED) {
-		job->data = s->lit; /* take the buffer */
-		memset(&s->lit, 0, sizeof(s->lit));
-	} else if (buf_append(&job->data, last->ptr, last->len) == -1) {
+	append_options(s, cmd, &job->opt);
+	if (buf_append(&job->data, last->ptr, last->len) == -1) {
 		imap_job_free(&job->base);
 		imap_reply(s, NULL, "NO [SERVERBUG] Out of memory");
 		return;
@@ -1041,21 +1148,38 @@ append_run(struct store_job *sj)
 		job->base.err = errno ? errno : EIO;
 }
 
+/* The tagged NO for a failed APPEND; unexpected errors are logged. */
+static void
+append_fail(struct imap_session *s, int err, const char *text)
+{
+	switch (err) {
+	case ENOENT:
+		imap_reply(s, NULL, "NO [TRYCREATE] Mailbox does not exist");
+		return;
+	case EINVAL:
+		imap_reply(s, NULL, "NO [CANNOT] Invalid mailbox name");
+		return;
+	case ENOSPC:
+	case EDQUOT:
+		imap_reply(s, NULL, "NO [OVERQUOTA] Mailbox full");
+		return;
+	case EAGAIN:
+		imap_reply(s, NULL, "NO [UNAVAILABLE] Server busy, try again");
+		return;
+	default:
+		log_error(s->sid, "imap.append_failed", "errno=%d error=\"%s\"",
+		    err, text ? text : "?");
+		imap_reply(s, NULL, "NO [SERVERBUG] Internal error");
+	}
+}
+
 static int
 append_finish(struct imap_session *s, struct imap_job *ij)
 {
 	struct append_job *job = (struct append_job *)ij;
 
-	if (ij->err == ENOENT) {
-		imap_reply(s, NULL, "NO [TRYCREATE] Mailbox does not exist");
-		return 0;
-	}
 	if (ij->err) {
-		log_error(s->sid, "imap.append_failed", "errno=%d error=\"%s\"",
-		    ij->err, ij->errtext ? ij->errtext : "?");
-		imap_reply(s, NULL, ij->err == EINVAL ?
-			"NO [CANNOT] Invalid mailbox name" :
-			"NO [SERVERBUG] Internal error");
+		append_fail(s, ij->err, ij->errtext);
 		return 0;
 	}
 	imap_reply(s, NULL, "OK [APPENDUID %u %u] APPEND completed",
@@ -1067,4 +1191,351 @@ static void
 append_release(struct imap_job *ij)
 {
 	buf_free(&((struct append_job *)ij)->data);
+}
+
+/* ---- streamed APPEND ------------------------------------------------ */
+
+void
+imap_append_literal(struct imap_session *s)
+{
+	const struct imap_literal *lit = &s->parser.lit;
+	struct imap_command cmd = s->parser.cmd;
+	const struct imap_arg *last;
+	struct imap_append *app;
+	struct stream_job *job;
+
+	/* the command so far: its arguments end with this literal */
+	cmd.args = cmd.nargs > 0 ? s->argv : NULL;
+	s->error = NULL;
+	if (s->app != NULL || check_append_args(s, &cmd, &last) == -1 ||
+	    !(last->flags & IMAP_ARGF_STREAMED)) {
+		/* a synchronizing literal is refused now; a LITERAL+ one is
+		 * dropped as it comes and check_append() says BAD after it */
+		if (lit->sync && imap_parse_refuse(&s->parser) == 0)
+			imap_bad(s, s->error ? s->error : "Invalid APPEND");
+		return;
+	}
+	if ((app = calloc(1, sizeof(*app))) == NULL) {
+		if (lit->sync && imap_parse_refuse(&s->parser) == 0)
+			imap_reply(s, NULL, "NO [SERVERBUG] Out of memory");
+		conn_abort(s->c, CR_NOMEM);
+		return;
+	}
+	memcpy(app->name, s->a.mbox, sizeof(app->name));
+	append_options(s, &cmd, &app->opt);
+	app->size = lit->size;
+	app->sync = lit->sync;
+	s->app = app;
+	if ((job = stream_job(s, begin_finish)) == NULL ||
+	    imap_job_queue(s, &job->base, begin_run, SF_BUSY) == -1) {
+		app->err = job ? EAGAIN : ENOMEM;
+		app->state = AS_STREAM;
+		if (app->sync) {
+			if (imap_parse_refuse(&s->parser) == 0)
+				append_fail(s, app->err, "cannot queue");
+			stream_drop(s);
+		}
+		return;
+	}
+	app->job_out = true;
+}
+
+static struct stream_job *
+stream_job(struct imap_session *s,
+    int (*finish)(struct imap_session *, struct imap_job *))
+{
+	struct stream_job *job = imap_job_new(s, sizeof(*job), finish);
+
+	if (job == NULL)
+		return NULL;
+	job->base.release = stream_release;
+	job->app = s->app;
+	job->maildir = s->maildir;
+	return job;
+}
+
+static void
+stream_release(struct imap_job *ij)
+{
+	free(((struct stream_job *)ij)->data);
+}
+
+static void
+begin_run(struct store_job *sj)
+{
+	struct stream_job *job = (struct stream_job *)sj;
+	struct imap_append *app = job->app;
+
+	errno = 0;
+	if (maildir_deliver_begin(job->maildir, app->name, &app->opt,
+		&app->in, &job->base.errtext) == -1)
+		job->base.err = errno ? errno : EIO;
+}
+
+/* The tmp file is there: ask for the message. If it could not be made,
+ * a synchronizing literal is refused with NO; a LITERAL+ one is dropped
+ * as it arrives and the NO comes at the command's end. */
+static int
+begin_finish(struct imap_session *s, struct imap_job *ij)
+{
+	struct imap_append *app = s->app;
+
+	app->job_out = false;
+	app->state = app->size > 0 ? AS_STREAM : AS_RECEIVED;
+	if (ij->err == 0) {
+		if (app->sync)
+			imap_reply(s, "+", "OK");
+		return 0;
+	}
+	app->err = ij->err;
+	app->errtext = ij->errtext;
+	if (app->sync && imap_parse_refuse(&s->parser) == 0) {
+		append_fail(s, app->err, app->errtext);
+		stream_drop(s);
+	}
+	return 0;
+}
+
+void
+imap_append_data(struct imap_session *s, const char *p, size_t n)
+{
+	struct imap_append *app = s->app;
+
+	if (app == NULL || app->state != AS_STREAM)
+		return;
+	app->received += n;
+	if (app->received >= app->size)
+		app->state = AS_RECEIVED;
+	if (app->err != 0)
+		return; /* dropped: the NO comes at the end */
+	if (app->fill == NULL) {
+		app->fill = app->spare ? app->spare : malloc(CHUNK_BYTES);
+		app->spare = NULL;
+		app->len = 0;
+		if (app->fill == NULL) {
+			app->err = ENOMEM;
+			app->errtext = "out of memory";
+			return;
+		}
+	}
+	if (n > CHUNK_BYTES - app->len) {
+		/* imap_append_room() bounds what is fed: cannot happen */
+		app->err = EIO;
+		app->errtext = "chunk overflow";
+		return;
+	}
+	memcpy(app->fill + app->len, p, n);
+	app->len += n;
+	if (app->len == CHUNK_BYTES && !app->job_out)
+		write_submit(s);
+}
+
+size_t
+imap_append_room(const struct imap_session *s)
+{
+	const struct imap_append *app = s->app;
+
+	if (app == NULL)
+		return SIZE_MAX;
+	switch (app->state) {
+	case AS_STREAM:
+		if (app->err != 0)
+			return SIZE_MAX;
+		return app->fill == NULL ? CHUNK_BYTES :
+					   CHUNK_BYTES - app->len;
+	case AS_COMMIT:
+	case AS_ABORTED:
+		return 0; /* until the write out comes back */
+	default:
+		return SIZE_MAX;
+	}
+}
+
+/* Hand the full chunk to the pool; the next one fills meanwhile. */
+static void
+write_submit(struct imap_session *s)
+{
+	struct imap_append *app = s->app;
+	struct stream_job *job = stream_job(s, write_finish);
+
+	if (job == NULL) {
+		app->err = ENOMEM;
+		app->errtext = "out of memory";
+		return;
+	}
+	job->data = app->fill;
+	job->len = app->len;
+	app->fill = NULL;
+	app->len = 0;
+	if (imap_job_queue(s, &job->base, write_run, SF_WRITING) == -1) {
+		app->err = EAGAIN; /* the chunk went with the job */
+		app->errtext = "store queue full";
+		return;
+	}
+	app->job_out = true;
+}
+
+static void
+write_run(struct store_job *sj)
+{
+	struct stream_job *job = (struct stream_job *)sj;
+
+	errno = 0;
+	if (maildir_deliver_write(job->app->in, job->data, job->len,
+		&job->base.errtext) == -1)
+		job->base.err = errno ? errno : EIO;
+}
+
+static int
+write_finish(struct imap_session *s, struct imap_job *ij)
+{
+	struct stream_job *job = (struct stream_job *)ij;
+	struct imap_append *app = s->app;
+
+	app->job_out = false;
+	app->spare = job->data; /* the buffer comes back for reuse */
+	job->data = NULL;
+	if (ij->err != 0 && app->err == 0) {
+		app->err = ij->err;
+		app->errtext = ij->errtext;
+		free(app->fill);
+		app->fill = NULL;
+		app->len = 0;
+		dispose(s, &app->in); /* no need to keep a full disk full */
+	}
+	switch (app->state) {
+	case AS_ABORTED:
+		stream_drop(s);
+		break;
+	case AS_COMMIT:
+		commit_submit(s);
+		break;
+	default:
+		if (app->err == 0 && app->len == CHUNK_BYTES)
+			write_submit(s);
+		break;
+	}
+	return 0;
+}
+
+/* APPEND ran and no write is out: the last bytes, fsync, link, UID. */
+static void
+commit_submit(struct imap_session *s)
+{
+	struct imap_append *app = s->app;
+	struct stream_job *job;
+
+	if (app->err != 0) {
+		append_fail(s, app->err, app->errtext);
+		stream_drop(s);
+		return;
+	}
+	if ((job = stream_job(s, commit_finish)) == NULL) {
+		imap_reply(s, NULL, "NO [SERVERBUG] Out of memory");
+		stream_drop(s);
+		return;
+	}
+	job->data = app->fill;
+	job->len = app->len;
+	app->fill = NULL;
+	app->len = 0;
+	if (imap_job_submit(s, &job->base, commit_run) == -1) {
+		stream_drop(s);
+		return;
+	}
+	app->job_out = true;
+}
+
+static void
+commit_run(struct store_job *sj)
+{
+	struct stream_job *job = (struct stream_job *)sj;
+	struct imap_append *app = job->app;
+
+	errno = 0;
+	if ((job->len > 0 && maildir_deliver_write(app->in, job->data,
+				 job->len, &job->base.errtext) == -1) ||
+	    maildir_deliver_commit(&app->in, &job->uidvalidity, &job->uid,
+		&job->base.errtext) == -1)
+		job->base.err = errno ? errno : EIO;
+}
+
+static int
+commit_finish(struct imap_session *s, struct imap_job *ij)
+{
+	struct stream_job *job = (struct stream_job *)ij;
+
+	s->app->job_out = false;
+	if (ij->err != 0)
+		append_fail(s, ij->err, ij->errtext);
+	else
+		imap_reply(s, NULL, "OK [APPENDUID %u %u] APPEND completed",
+		    job->uidvalidity, job->uid);
+	stream_drop(s);
+	return 0;
+}
+
+void
+imap_append_end(struct imap_session *s)
+{
+	struct imap_append *app = s->app;
+
+	if (app == NULL || app->state == AS_COMMIT || app->state == AS_ABORTED)
+		return;
+	if (app->job_out) {
+		app->state = AS_ABORTED; /* after the write comes back */
+		return;
+	}
+	stream_drop(s);
+}
+
+/* Forget the streamed APPEND (no job out): the tmp file, if any, goes. */
+static void
+stream_drop(struct imap_session *s)
+{
+	struct imap_append *app = s->app;
+
+	if (app == NULL)
+		return;
+	dispose(s, &app->in);
+	free(app->fill);
+	free(app->spare);
+	free(app);
+	s->app = NULL;
+}
+
+void
+imap_append_free(struct imap_session *s)
+{
+	stream_drop(s);
+}
+
+/* Unlink an unfinished tmp file on the pool; if the pool has stopped
+ * (or memory is short), here. */
+static void
+dispose(struct imap_session *s, struct maildir_incoming **in)
+{
+	struct dispose_job *job;
+
+	if (*in == NULL)
+		return;
+	if ((job = calloc(1, sizeof(*job))) != NULL) {
+		job->base.run = dispose_run;
+		job->in = *in;
+		if (store_pool_detach(s->srv->store, &job->base) == 0) {
+			*in = NULL;
+			return;
+		}
+		free(job);
+	}
+	maildir_deliver_abort(in);
+}
+
+static void
+dispose_run(struct store_job *sj)
+{
+	struct dispose_job *job = (struct dispose_job *)sj;
+
+	maildir_deliver_abort(&job->in);
+	free(job);
 }

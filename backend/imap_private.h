@@ -24,6 +24,7 @@
 
 struct auth_entry;
 struct idle_folder;
+struct imap_append;
 struct conn;
 struct maildir;
 struct maildir_changes;
@@ -50,6 +51,8 @@ enum imap_flags {
 	SF_MORE = 1 << 6,      /* a batched FETCH waits for the output */
 	SF_IDLE = 1 << 7,      /* in IDLE: changes are pushed, DONE ends */
 	SF_CHANGED = 1 << 8,   /* the selected folder changed on disk */
+	SF_WRITING = 1 << 9,   /* an APPEND chunk is being written; input
+				* goes on (imap_cmd_message.c) */
 };
 
 #define IMAP_TAG_MAX 128
@@ -93,8 +96,12 @@ struct imap_session {
 	struct imap_arg *argv;
 	unsigned nargv;
 	struct buf in; /* received, not yet parsed */
-	struct buf lit; /* the streamed literal of the command being read */
 	bool lit_over;	/* more than one streamed literal: refused */
+	/* the APPEND message streaming into a tmp file, or NULL */
+	struct imap_append *app;
+	/* an oversized LITERAL+ being swallowed before NO [TOOBIG] */
+	uint64_t skip;
+	bool skip_line;
 
 	char tag[IMAP_TAG_MAX + 1];
 	const char *error; /* BAD text from a check() */
@@ -126,6 +133,8 @@ struct imap_job {
 	 * it returns 1). */
 	int (*finish)(struct imap_session *s, struct imap_job *job);
 	void (*release)(struct imap_job *job); /* free the job's own data */
+	unsigned hold;		/* the session flag it holds: SF_BUSY, or
+				 * SF_WRITING for a background write */
 	struct maildir *box;	/* borrowed folder, or NULL */
 	struct buf out;		/* untagged output built on the pool */
 	int err;		/* errno of a failed store call */
@@ -153,6 +162,10 @@ void *imap_job_new(struct imap_session *s, size_t size,
  * job is freed, the client gets NO [UNAVAILABLE], and -1 returns. */
 int imap_job_submit(struct imap_session *s, struct imap_job *job,
     store_run_fn *run);
+/* The same without the reply, holding flag (SF_BUSY or SF_WRITING) on s
+ * until the answer: -1 (job freed, folder given back) on a full queue. */
+int imap_job_queue(struct imap_session *s, struct imap_job *job,
+    store_run_fn *run, unsigned flag);
 /* The same for a job answered by someone else (auth pool): counts it in
  * the outbox and marks s busy; complete with store_outbox_complete(). */
 void imap_job_hold(struct imap_session *s, struct imap_job *job);
@@ -189,6 +202,18 @@ void imap_auth_line(struct imap_session *s, const char *line, size_t len);
 void imap_unselect(struct imap_session *s);
 /* A batched job continues once the output drained (imap_cmd_message.c). */
 void imap_more(struct imap_session *s);
+/* Streamed APPEND (imap_cmd_message.c). _literal(): APPEND's message
+ * literal (stream 0) was announced; creates the tmp file on the pool and
+ * answers the continuation (or NO and refuses a synchronizing one).
+ * _data(): its bytes. _room(): how many input bytes may be fed now, 0
+ * while a chunk waits for a write (the session stops reading). _end():
+ * the command ended without APPEND taking the message (BAD, parse
+ * error): the tmp file goes. _free(): session teardown, no job out. */
+void imap_append_literal(struct imap_session *s);
+void imap_append_data(struct imap_session *s, const char *p, size_t n);
+size_t imap_append_room(const struct imap_session *s);
+void imap_append_end(struct imap_session *s);
+void imap_append_free(struct imap_session *s);
 /* Resolve a sequence set (uid false) or UID set against the selected
  * view into ascending view indexes: *idx_r is malloc'd, owned by the
  * caller. With idx_r NULL only the syntax is checked (no view needed).

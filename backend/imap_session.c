@@ -7,7 +7,10 @@
  * storage is the command budget: "need more and full" is "too long"), on
  * core/loop.c for I/O and back-pressure, and on the store pool for every
  * blocking call: this file never touches the disk. While a job runs the
- * connection is paused and what already arrived waits in s->in.
+ * connection is paused and what already arrived waits in s->in. An
+ * APPEND literal is not kept here: its bytes go to imap_cmd_message.c,
+ * which writes them out in chunks and says how much may be fed
+ * (imap_append_room()), so reading stops while a full chunk waits.
  *
  * Must never: act on input that arrived before STARTTLS after it, read
  * the next command while a job runs, queue output without bound (a peer
@@ -42,7 +45,9 @@ static void table_add(struct rs_worker *w, struct imap_session *s);
 static void table_del(struct rs_worker *w, struct imap_session *s);
 
 static void process(struct imap_session *s);
+static bool skip_input(struct imap_session *s);
 static void flow(struct imap_session *s);
+static void fill_limits(const struct imap_session *s, struct imap_limits *lim);
 static void handle_literal(struct imap_session *s);
 static void handle_invalid(struct imap_session *s, enum imap_parse_status st);
 static void dispatch(struct imap_session *s, const struct imap_command *cmd);
@@ -129,12 +134,12 @@ session_free(struct imap_session *s)
 {
 	table_del(s->w, s);
 	imap_idle_unselect(s);
+	imap_append_free(s);
 	if (s->more)
 		imap_job_free(s->more);
 	maildir_close(&s->box);
 	sasl_server_free(&s->sasl);
 	buf_free(&s->in);
-	buf_free(&s->lit);
 	free(s->pbuf);
 	free(s->argv);
 	free(s->user);
@@ -142,26 +147,38 @@ session_free(struct imap_session *s)
 	free(s);
 }
 
+/* The parser's limits for the current state. */
+static void
+fill_limits(const struct imap_session *s, struct imap_limits *lim)
+{
+	const struct rs_config *cf = s->srv->cf;
+	bool authed = s->state != IS_NOT_AUTH;
+
+	memset(lim, 0, sizeof(*lim));
+	lim->max_line = authed ? cf->limits.line_max :
+				 cf->limits.line_max_login;
+	lim->max_command = authed ? cf->limits.command_max :
+				    cf->limits.line_max_login;
+	lim->max_literal = authed ? cf->limits.append_max : 4096;
+	lim->max_nonsync = authed ? cf->limits.append_max : 4096;
+	lim->max_inline_literal = authed ? 65536 : 4096;
+	lim->max_args = authed ? 4096 : 64;
+}
+
 /* The command budget and literal limits: small before login, the
  * configured ones after. Storage is reallocated only when it grows. */
 int
 imap_session_set_limits(struct imap_session *s)
 {
-	const struct rs_config *cf = s->srv->cf;
-	bool authed = s->state != IS_NOT_AUTH;
-	struct imap_limits lim = { 0 };
-	size_t size = authed ? cf->limits.command_max :
-			       cf->limits.line_max_login;
-	unsigned nargv = authed ? 4096 : 64;
+	struct imap_limits lim;
+	size_t size;
+	unsigned nargv;
 	char *pbuf;
 	struct imap_arg *argv;
 
-	lim.max_line = authed ? cf->limits.line_max : cf->limits.line_max_login;
-	lim.max_command = size;
-	lim.max_literal = authed ? cf->limits.append_max : 4096;
-	lim.max_nonsync = authed ? cf->limits.append_max : 4096;
-	lim.max_inline_literal = authed ? 65536 : 4096;
-	lim.max_args = nargv;
+	fill_limits(s, &lim);
+	size = lim.max_command;
+	nargv = lim.max_args;
 	pbuf = malloc(size);
 	argv = calloc(nargv, sizeof(*argv));
 	if (pbuf == NULL || argv == NULL) {
@@ -289,7 +306,7 @@ on_close(struct conn *c, enum conn_reason why)
 	    (unsigned long long)conn_bytes_out(c));
 	conn_set_ctx(c, NULL);
 	s->c = NULL;
-	if (s->flags & SF_BUSY) {
+	if (s->flags & (SF_BUSY | SF_WRITING)) {
 		s->flags |= SF_GONE; /* freed when the job answers */
 		return;
 	}
@@ -355,12 +372,13 @@ imap_bye(struct imap_session *s, const char *text)
 
 /* ---- input -------------------------------------------------------- */
 
-/* Pause reading while a job runs or the output is over its mark; read
- * again when neither holds. */
+/* Pause reading while a job runs, the output is over its mark or an
+ * APPEND chunk waits for its write; read again when none holds. */
 static void
 flow(struct imap_session *s)
 {
-	bool stop = (s->flags & (SF_BUSY | SF_MORE)) || conn_out_full(s->c);
+	bool stop = (s->flags & (SF_BUSY | SF_MORE)) || conn_out_full(s->c) ||
+	    imap_append_room(s) == 0;
 
 	if (stop && !(s->flags & SF_PAUSED)) {
 		s->flags |= SF_PAUSED;
@@ -376,10 +394,16 @@ process(struct imap_session *s)
 {
 	while (s->c != NULL && !(s->flags & (SF_BUSY | SF_CLOSING | SF_MORE)) &&
 	    !conn_out_full(s->c) && buf_used(&s->in) > 0) {
-		size_t used = 0;
-		enum imap_parse_status st = imap_parse_feed(&s->parser,
-		    buf_head(&s->in), buf_used(&s->in), &used);
+		size_t used = 0, len = buf_used(&s->in);
+		size_t room = imap_append_room(s);
+		enum imap_parse_status st;
 
+		if ((s->skip > 0 || s->skip_line) && skip_input(s))
+			continue;
+		if (room == 0)
+			break;
+		st = imap_parse_feed(&s->parser, buf_head(&s->in),
+		    len < room ? len : room, &used);
 		buf_consume(&s->in, used);
 		if (st == IMAP_PARSE_AGAIN)
 			break;
@@ -396,23 +420,21 @@ process(struct imap_session *s)
 			} else {
 				dispatch(s, &s->parser.cmd);
 			}
-			buf_free(&s->lit);
+			imap_append_end(s);
 			s->lit_over = false;
 			break;
 		case IMAP_PARSE_LITERAL:
 			handle_literal(s);
 			break;
 		case IMAP_PARSE_DATA:
-			if (s->parser.lit.stream == 0 &&
-			    buf_append(&s->lit, s->parser.data,
-				s->parser.data_len) == -1) {
-				conn_abort(s->c, CR_NOMEM);
-				return;
-			}
+			if (s->parser.lit.stream == 0)
+				imap_append_data(s, s->parser.data,
+				    s->parser.data_len);
 			break;
 		default:
 			handle_invalid(s, st);
-			buf_free(&s->lit);
+			imap_append_end(s);
+			s->lit_over = false;
 			break;
 		}
 	}
@@ -422,20 +444,61 @@ process(struct imap_session *s)
 	}
 }
 
+/* An oversized LITERAL+ is being swallowed: drop its bytes and the rest
+ * of its line, then start a fresh parser (a FATAL one stays FATAL) and
+ * answer NO [TOOBIG]. True while there was input to drop. */
+static bool
+skip_input(struct imap_session *s)
+{
+	size_t n = buf_used(&s->in);
+	const char *lf;
+	struct imap_limits lim;
+
+	if (s->skip > 0) {
+		if (n > s->skip)
+			n = (size_t)s->skip;
+		s->skip -= n;
+		buf_consume(&s->in, n);
+		return true;
+	}
+	lf = memchr(buf_head(&s->in), '\n', n);
+	buf_consume(&s->in, lf ? (size_t)(lf - buf_head(&s->in)) + 1 : n);
+	if (lf == NULL)
+		return true;
+	s->skip_line = false;
+	fill_limits(s, &lim);
+	if (imap_parse_init(&s->parser, &lim, s->pbuf, s->pbuf_size, s->argv,
+		s->nargv) == -1) {
+		imap_bye(s, "Internal error");
+		return true;
+	}
+	imap_reply(s, NULL, "NO [TOOBIG] Literal too large");
+	return true;
+}
+
 /* A literal was announced: only one streamed literal per command (the
- * APPEND message); a synchronizing one gets its continuation. */
+ * APPEND message, which goes to a tmp file and answers the continuation
+ * itself); a synchronizing one gets its continuation. */
 static void
 handle_literal(struct imap_session *s)
 {
 	const struct imap_literal *lit = &s->parser.lit;
+	const struct imap_command *cmd = &s->parser.cmd;
 
 	if (lit->streamed && lit->stream > 0) {
 		s->lit_over = true;
 		if (lit->sync && imap_parse_refuse(&s->parser) == 0) {
-			set_tag(s, &s->parser.cmd);
+			set_tag(s, cmd);
 			imap_bad(s, "Only one large literal per command");
+			imap_append_end(s);
 			return;
 		}
+	}
+	if (lit->streamed && lit->stream == 0 && s->state != IS_NOT_AUTH &&
+	    !cmd->uid && imap_command_is(cmd, "APPEND")) {
+		set_tag(s, cmd);
+		imap_append_literal(s);
+		return;
 	}
 	if (lit->sync)
 		imap_reply(s, "+", "OK");
@@ -445,8 +508,18 @@ static void
 handle_invalid(struct imap_session *s, enum imap_parse_status st)
 {
 	const char *text = s->parser.error ? s->parser.error : "Syntax error";
+	uint64_t max = s->srv->cf->limits.append_max;
 
 	set_tag(s, &s->parser.cmd);
+	/* An over-large LITERAL+ after login: swallow it (within reason)
+	 * and answer NO rather than drop the connection (RFC 7888). */
+	if (st == IMAP_PARSE_FATAL && s->parser.code == IMAP_ERR_TOOBIG &&
+	    s->state != IS_NOT_AUTH && s->parser.cmd.tag != NULL &&
+	    !s->parser.lit.sync && s->parser.lit.size / 4 <= max) {
+		s->skip = s->parser.lit.size;
+		s->skip_line = true;
+		return;
+	}
 	if (st == IMAP_PARSE_FATAL) {
 		imap_bye(s, text);
 		return;
@@ -561,10 +634,11 @@ imap_job_free(struct imap_job *job)
 }
 
 int
-imap_job_submit(struct imap_session *s, struct imap_job *job,
-    store_run_fn *run)
+imap_job_queue(struct imap_session *s, struct imap_job *job,
+    store_run_fn *run, unsigned flag)
 {
 	job->base.run = run;
+	job->hold = flag;
 	if (store_pool_submit(s->srv->store, s->w->outbox, &job->base) == -1) {
 		if (job->box) { /* give the folder back */
 			s->box = job->box;
@@ -572,17 +646,28 @@ imap_job_submit(struct imap_session *s, struct imap_job *job,
 		}
 		imap_job_free(job);
 		metrics_add(loop_shard(s->w->loop), s->srv->m.store_busy, 1);
-		imap_reply(s, NULL, "NO [UNAVAILABLE] Server busy, try again");
 		return -1;
 	}
 	metrics_add(loop_shard(s->w->loop), s->srv->m.store_jobs, 1);
-	s->flags |= SF_BUSY;
+	s->flags |= flag;
+	return 0;
+}
+
+int
+imap_job_submit(struct imap_session *s, struct imap_job *job,
+    store_run_fn *run)
+{
+	if (imap_job_queue(s, job, run, SF_BUSY) == -1) {
+		imap_reply(s, NULL, "NO [UNAVAILABLE] Server busy, try again");
+		return -1;
+	}
 	return 0;
 }
 
 void
 imap_job_hold(struct imap_session *s, struct imap_job *job)
 {
+	job->hold = SF_BUSY;
 	store_outbox_hold(s->w->outbox, &job->base);
 	s->flags |= SF_BUSY;
 }
@@ -598,10 +683,12 @@ job_done(struct store_job *sj)
 		imap_job_free(job);
 		return;
 	}
-	s->flags &= ~SF_BUSY;
+	s->flags &= ~(job->hold ? job->hold : (unsigned)SF_BUSY);
 	if (s->flags & SF_GONE) {
+		/* a husk: free it once its last job is back */
 		imap_job_free(job);
-		session_free(s);
+		if (!(s->flags & (SF_BUSY | SF_WRITING)))
+			session_free(s);
 		return;
 	}
 	if (job->finish(s, job) == 0)

@@ -273,4 +273,31 @@ int maildir_deliver_fd(const char *maildir, const char *name, int fd,
 		       uint32_t *uidvalidity_r, uint32_t *uid_r,
 		       const char **error_r);
 
+/* The same in pieces, for a message that arrives over time (a streamed
+ * APPEND): _begin() resolves the folder (INBOX is created if missing,
+ * ENOENT for others) and creates the file in its tmp/ under a fresh
+ * unique name; _write() appends bytes; _commit() fsyncs, links into new/
+ * or cur/, fsyncs the directory and assigns the UID, with the guarantees
+ * of maildir_deliver(); _abort() closes and unlinks the tmp file. Every
+ * call blocks (worker threads only), and one handle is used by one thread
+ * at a time. The handle *in_r is owned by the caller until _commit() or
+ * _abort(), which both free it (whatever the result) and NULL the
+ * pointer; _abort(NULL handle) is a no-op. A failed _write() leaves the
+ * handle to be aborted. Errors as above; ENOSPC or EDQUOT come with the
+ * text "mailbox full". */
+struct maildir_incoming;
+
+int maildir_deliver_begin(const char *maildir, const char *name,
+			  const struct maildir_delivery *opt,
+			  struct maildir_incoming **in_r,
+			  const char **error_r);
+int maildir_deliver_write(struct maildir_incoming *in, const void *data,
+			  size_t len, const char **error_r);
+/* Bytes written so far. */
+uint64_t maildir_deliver_size(const struct maildir_incoming *in);
+int maildir_deliver_commit(struct maildir_incoming **in,
+			   uint32_t *uidvalidity_r, uint32_t *uid_r,
+			   const char **error_r);
+void maildir_deliver_abort(struct maildir_incoming **in);
+
 #endif

@@ -36,13 +36,34 @@ struct stored {
 	char path[PATH_MAX];
 };
 
+/* A message being written under tmp/: every delivery goes through one,
+ * on the stack for a whole message at once, on the heap between
+ * maildir_deliver_begin() and _commit()/_abort(). */
+struct maildir_incoming {
+	char *maildir;		 /* owned; NULL on the stack */
+	char dir[PATH_MAX];	 /* the folder */
+	char uniq[NAME_MAX + 1]; /* base name without sizes */
+	char tmp[PATH_MAX];
+	int fd; /* -1 once closed */
+	time_t date;
+	unsigned int flags;
+	uint32_t keywords;
+	uint64_t size, bare; /* bytes, and LFs without a CR before them */
+	char last;	     /* last byte written, for the next chunk */
+};
+
 static int write_all(int fd, const char *p, size_t len);
 static uint64_t count_bare_lf(const char *p, size_t len, char *last);
-static int write_tmp(const char *path, const struct source *src, time_t date,
-		     uint64_t *size_r, uint64_t *vsize_r);
+static int tmp_open(struct maildir_incoming *in, const char *dir, time_t date,
+		    unsigned int flags, uint32_t keywords);
+static int tmp_write(struct maildir_incoming *in, const char *p, size_t len);
+static int tmp_copy(struct maildir_incoming *in, const struct source *src);
+static int tmp_publish(struct maildir_incoming *in, struct stored *out);
+static void tmp_discard(struct maildir_incoming *in);
 static int publish(const char *tmp, const char *dst);
 static int store(const char *dir, const struct source *src, time_t date,
 		 unsigned int flags, uint32_t keywords, struct stored *out);
+static const char *store_error(void);
 static int deliver(const char *maildir, const char *name,
 		   const struct source *src, const struct maildir_delivery *opt,
 		   uint32_t *uidvalidity_r, uint32_t *uid_r,
@@ -91,55 +112,118 @@ count_bare_lf(const char *p, size_t len, char *last)
 	return n;
 }
 
+/* Create a fresh file under dir/tmp (O_EXCL: never an existing one). */
 static int
-write_tmp(const char *path, const struct source *src, time_t date,
-	  uint64_t *size_r, uint64_t *vsize_r)
+tmp_open(struct maildir_incoming *in, const char *dir, time_t date,
+	 unsigned int flags, uint32_t keywords)
 {
-	struct timespec times[2] = {{.tv_sec = date}, {.tv_sec = date}};
-	uint64_t size = 0, bare = 0;
-	char buf[65536], last = '\0';
-	int fd, saved;
+	in->fd = -1;
+	in->tmp[0] = '\0';
+	in->date = date;
+	in->flags = flags;
+	in->keywords = keywords;
+	in->size = in->bare = 0;
+	in->last = '\0';
+	if (md_path(in->dir, sizeof(in->dir), "%s", dir) == -1 ||
+	    md_unique(in->uniq, sizeof(in->uniq) - 48, date) == -1 ||
+	    md_path(in->tmp, sizeof(in->tmp), "%s/tmp/%s", dir, in->uniq) ==
+		-1) {
+		in->tmp[0] = '\0';
+		return -1;
+	}
+	in->fd = open(in->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (in->fd == -1) {
+		in->tmp[0] = '\0'; /* not ours: never unlink it */
+		return -1;
+	}
+	return 0;
+}
+
+static int
+tmp_write(struct maildir_incoming *in, const char *p, size_t len)
+{
+	in->bare += count_bare_lf(p, len, &in->last);
+	in->size += len;
+	return write_all(in->fd, p, len);
+}
+
+static int
+tmp_copy(struct maildir_incoming *in, const struct source *src)
+{
+	char buf[65536];
 	ssize_t n;
 
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd == -1)
-		return -1;
-	if (src->fd == -1) {
-		bare = count_bare_lf(src->data, src->len, &last);
-		size = src->len;
-		if (write_all(fd, src->data, src->len) == -1)
-			goto fail;
-	} else {
-		for (;;) {
-			n = read(src->fd, buf, sizeof(buf));
-			if (n == -1 && errno == EINTR)
-				continue;
-			if (n == -1)
-				goto fail;
-			if (n == 0)
-				break;
-			bare += count_bare_lf(buf, (size_t)n, &last);
-			size += (uint64_t)n;
-			if (write_all(fd, buf, (size_t)n) == -1)
-				goto fail;
-		}
+	if (src->fd == -1)
+		return tmp_write(in, src->data, src->len);
+	for (;;) {
+		n = read(src->fd, buf, sizeof(buf));
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			return -1;
+		if (n == 0)
+			return 0;
+		if (tmp_write(in, buf, (size_t)n) == -1)
+			return -1;
 	}
+}
+
+/* Close and forget the file; errno is kept. */
+static void
+tmp_discard(struct maildir_incoming *in)
+{
+	int saved = errno;
+
+	if (in->fd != -1)
+		close(in->fd);
+	in->fd = -1;
+	if (in->tmp[0] != '\0')
+		unlink(in->tmp);
+	in->tmp[0] = '\0';
+	errno = saved;
+}
+
+/* fsync the file, give it its final name in new/ (no flags) or cur/ and
+ * fsync that directory. The tmp name is gone afterwards, either way. */
+static int
+tmp_publish(struct maildir_incoming *in, struct stored *out)
+{
+	struct timespec times[2] = {{.tv_sec = in->date},
+				    {.tv_sec = in->date}};
+	char info[40], sub[PATH_MAX];
+	bool cur = in->flags != 0 || in->keywords != 0;
+	int fd = in->fd;
+
 	/* mtime = internal date, for tools that read it instead of the name */
 	if (futimens(fd, times) == -1 || fsync(fd) == -1)
 		goto fail;
-	if (close(fd) == -1) {
-		fd = -1;
+	in->fd = -1;
+	if (close(fd) == -1)
 		goto fail;
+	md_info(info, in->flags, in->keywords);
+	if (md_path(out->base, sizeof(out->base), "%s,S=%llu,W=%llu",
+		    in->uniq, (unsigned long long)in->size,
+		    (unsigned long long)(in->size + in->bare)) == -1 ||
+	    md_path(sub, sizeof(sub), "%s/%s", in->dir, cur ? "cur" : "new") ==
+		-1 ||
+	    md_path(out->path, sizeof(out->path), "%s/%s%s", sub, out->base,
+		    cur ? info : "") == -1)
+		goto fail;
+	if (publish(in->tmp, out->path) == -1) {
+		in->tmp[0] = '\0'; /* publish() unlinked it */
+		return -1;
 	}
-	*size_r = size;
-	*vsize_r = size + bare;
+	in->tmp[0] = '\0';
+	if (md_fsync_dir(sub) == -1) {
+		int saved = errno;
+
+		unlink(out->path);
+		errno = saved;
+		return -1;
+	}
 	return 0;
 fail:
-	saved = errno;
-	if (fd != -1)
-		close(fd);
-	unlink(path);
-	errno = saved;
+	tmp_discard(in);
 	return -1;
 }
 
@@ -171,33 +255,23 @@ static int
 store(const char *dir, const struct source *src, time_t date,
       unsigned int flags, uint32_t keywords, struct stored *out)
 {
-	char uniq[NAME_MAX + 1], tmp[PATH_MAX], info[40], sub[PATH_MAX];
-	uint64_t size, vsize;
-	bool cur = flags != 0 || keywords != 0;
+	struct maildir_incoming in = {.fd = -1};
 
-	if (md_unique(uniq, sizeof(uniq) - 48, date) == -1 ||
-	    md_path(tmp, sizeof(tmp), "%s/tmp/%s", dir, uniq) == -1)
+	if (tmp_open(&in, dir, date, flags, keywords) == -1)
 		return -1;
-	if (write_tmp(tmp, src, date, &size, &vsize) == -1)
-		return -1;
-	md_info(info, flags, keywords);
-	if (md_path(out->base, sizeof(out->base), "%s,S=%llu,W=%llu", uniq,
-		    (unsigned long long)size,
-		    (unsigned long long)vsize) == -1 ||
-	    md_path(sub, sizeof(sub), "%s/%s", dir, cur ? "cur" : "new") ==
-		-1 ||
-	    md_path(out->path, sizeof(out->path), "%s/%s%s", sub, out->base,
-		    cur ? info : "") == -1) {
-		unlink(tmp);
+	if (tmp_copy(&in, src) == -1) {
+		tmp_discard(&in);
 		return -1;
 	}
-	if (publish(tmp, out->path) == -1)
-		return -1;
-	if (md_fsync_dir(sub) == -1) {
-		unlink(out->path);
-		return -1;
-	}
-	return 0;
+	return tmp_publish(&in, out);
+}
+
+/* The error text for a failed write, from errno. */
+static const char *
+store_error(void)
+{
+	return errno == ENOSPC || errno == EDQUOT ? "mailbox full"
+						  : "cannot write message";
 }
 
 static int
@@ -214,9 +288,7 @@ deliver(const char *maildir, const char *name, const struct source *src,
 	if (md_folder_resolve(maildir, name, dir, norm, true, error_r) == -1)
 		return -1;
 	if (store(dir, src, date, flags, 0, &out) == -1) {
-		*error_r = errno == ENOSPC || errno == EDQUOT
-			       ? "mailbox full"
-			       : "cannot write message";
+		*error_r = store_error();
 		return -1;
 	}
 	/* The message is durable now. If the list cannot be written it
@@ -248,6 +320,106 @@ maildir_deliver_fd(const char *maildir, const char *name, int fd,
 	struct source src = {.fd = fd};
 
 	return deliver(maildir, name, &src, opt, uidvalidity_r, uid_r, error_r);
+}
+
+/* ---- a message written in pieces ---- */
+
+int
+maildir_deliver_begin(const char *maildir, const char *name,
+		      const struct maildir_delivery *opt,
+		      struct maildir_incoming **in_r, const char **error_r)
+{
+	char dir[PATH_MAX], norm[PATH_MAX];
+	time_t date = opt != NULL && opt->date != 0 ? opt->date : time(NULL);
+	unsigned int flags =
+	    opt != NULL ? opt->flags & MAILDIR_FLAGS_STORED : 0;
+	struct maildir_incoming *in;
+
+	*in_r = NULL;
+	if (md_folder_resolve(maildir, name, dir, norm, true, error_r) == -1)
+		return -1;
+	if ((in = calloc(1, sizeof(*in))) == NULL ||
+	    (in->maildir = strdup(maildir)) == NULL) {
+		free(in);
+		errno = ENOMEM;
+		*error_r = "out of memory";
+		return -1;
+	}
+	if (tmp_open(in, dir, date, flags, 0) == -1) {
+		int saved = errno;
+
+		*error_r = store_error();
+		free(in->maildir);
+		free(in);
+		errno = saved;
+		return -1;
+	}
+	*in_r = in;
+	return 0;
+}
+
+int
+maildir_deliver_write(struct maildir_incoming *in, const void *data,
+		      size_t len, const char **error_r)
+{
+	if (in->fd == -1) {
+		errno = EBADF;
+		*error_r = "delivery already failed";
+		return -1;
+	}
+	if (tmp_write(in, data, len) == -1) {
+		*error_r = store_error();
+		return -1;
+	}
+	return 0;
+}
+
+uint64_t
+maildir_deliver_size(const struct maildir_incoming *in)
+{
+	return in->size;
+}
+
+int
+maildir_deliver_commit(struct maildir_incoming **inp, uint32_t *uidvalidity_r,
+		       uint32_t *uid_r, const char **error_r)
+{
+	struct maildir_incoming *in = *inp;
+	struct stored out;
+	char *base = out.base;
+	int ret = -1, saved;
+
+	*inp = NULL;
+	if (in->fd == -1) {
+		errno = EBADF;
+		*error_r = "delivery already failed";
+	} else if (tmp_publish(in, &out) == -1) {
+		*error_r = store_error();
+	} else if (uidlist_assign(in->maildir, in->dir, &base, 1,
+				  uidvalidity_r, uid_r) == -1) {
+		*error_r = "cannot update the UID list";
+	} else {
+		ret = 0;
+	}
+	saved = errno;
+	tmp_discard(in);
+	free(in->maildir);
+	free(in);
+	errno = saved;
+	return ret;
+}
+
+void
+maildir_deliver_abort(struct maildir_incoming **inp)
+{
+	struct maildir_incoming *in = *inp;
+
+	if (in == NULL)
+		return;
+	*inp = NULL;
+	tmp_discard(in);
+	free(in->maildir);
+	free(in);
 }
 
 /* ---- COPY and MOVE ---- */

@@ -41,6 +41,7 @@ struct store_outbox {
 };
 
 static void *pool_main(void *arg);
+static void enqueue(struct store_pool *p, struct store_job *job);
 static void outbox_drain(struct loop *l, void *arg);
 static struct store_job *outbox_take(struct store_outbox *ob);
 
@@ -66,6 +67,10 @@ pool_main(void *arg)
 		p->queued--;
 		pthread_mutex_unlock(&p->lock);
 		job->next = NULL;
+		if (job->outbox == NULL) { /* detached: run() frees it */
+			job->run(job);
+			continue;
+		}
 		job->run(job);
 		store_outbox_complete(job);
 	}
@@ -149,6 +154,34 @@ store_outbox_hold(struct store_outbox *ob, struct store_job *job)
 	pthread_mutex_unlock(&ob->lock);
 }
 
+/* Under p->lock: append job to the queue and wake a thread. */
+static void
+enqueue(struct store_pool *p, struct store_job *job)
+{
+	job->next = NULL;
+	if (p->tail)
+		p->tail->next = job;
+	else
+		p->head = job;
+	p->tail = job;
+	p->queued++;
+	pthread_cond_signal(&p->cond);
+}
+
+int
+store_pool_detach(struct store_pool *p, struct store_job *job)
+{
+	pthread_mutex_lock(&p->lock);
+	if (p->stopping) {
+		pthread_mutex_unlock(&p->lock);
+		return -1;
+	}
+	job->outbox = NULL;
+	enqueue(p, job);
+	pthread_mutex_unlock(&p->lock);
+	return 0;
+}
+
 int
 store_pool_submit(struct store_pool *p, struct store_outbox *ob,
     struct store_job *job)
@@ -159,14 +192,7 @@ store_pool_submit(struct store_pool *p, struct store_outbox *ob,
 		return -1;
 	}
 	store_outbox_hold(ob, job);
-	job->next = NULL;
-	if (p->tail)
-		p->tail->next = job;
-	else
-		p->head = job;
-	p->tail = job;
-	p->queued++;
-	pthread_cond_signal(&p->cond);
+	enqueue(p, job);
 	pthread_mutex_unlock(&p->lock);
 	return 0;
 }

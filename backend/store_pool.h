@@ -61,6 +61,14 @@ void store_outbox_close(struct store_outbox **ob);
 int store_pool_submit(struct store_pool *p, struct store_outbox *ob,
     struct store_job *job);
 
+/* Queue job with no answer: run() on a pool thread owns the job and frees
+ * it; done is unused. For clean-up that must happen after its session has
+ * gone (unlinking an abandoned tmp file). Not held to the queue limit: a
+ * session has at most one, and dropping it would leak a file. Queued jobs
+ * all run before store_pool_free() returns. 0, or -1 when the pool is
+ * stopping (nothing happens; the caller does the work itself). */
+int store_pool_detach(struct store_pool *p, struct store_job *job);
+
 /* For answers from elsewhere: count job as in flight on ob (any thread
  * before the work starts) and later hand it in with
  * store_outbox_complete() from whatever thread finished it. */
