@@ -111,6 +111,7 @@ struct imap_session {
 	char *user;
 	char *maildir;
 	struct sasl_server *sasl;
+	int auth_reason; /* enum auth_reason of a SCRAM/CRAM lookup, logs */
 	/* selected */
 	struct maildir *box;
 	bool readonly;
@@ -196,8 +197,23 @@ extern const struct imap_cmd_def imap_cmds_copy[];
 extern const struct imap_cmd_def imap_cmds_search[];
 extern const struct imap_cmd_def imap_cmds_idle[];
 
-/* AUTHENTICATE continuation line (imap_cmd_any.c). */
+/* ---- imap_auth.c: LOGIN, AUTHENTICATE (every SASL mechanism) ---- */
+int imap_auth_check_login(struct imap_session *s,
+    const struct imap_command *cmd);
+void imap_auth_run_login(struct imap_session *s,
+    const struct imap_command *cmd);
+int imap_auth_check_authenticate(struct imap_session *s,
+    const struct imap_command *cmd);
+void imap_auth_run_authenticate(struct imap_session *s,
+    const struct imap_command *cmd);
+/* An AUTHENTICATE continuation line. */
 void imap_auth_line(struct imap_session *s, const char *line, size_t len);
+/* " AUTH=..." for every mechanism this session may use now, or
+ * " LOGINDISABLED" before TLS on an untrusted listener. */
+void imap_auth_capability(struct imap_session *s, struct buf *b);
+/* At start-up, before the workers: read auth.scram_secret_file into srv
+ * and warn about auth.legacy_mechanisms. 0, or -1 with *error_r. */
+int imap_auth_init(struct rs_server *srv, const char **error_r);
 /* Drop the selected folder (state back to AUTH). */
 void imap_unselect(struct imap_session *s);
 /* A batched job continues once the output drained (imap_cmd_message.c). */

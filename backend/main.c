@@ -163,7 +163,8 @@ start_pools(struct store_daemon *sd, const char **error_r)
 		return -1;
 	ac.backend = auth_passdb_backend(sd->passdb);
 	sd->srv.users = ac.backend;
-	if (check_masters(cf, ac.backend, error_r) == -1)
+	if (check_masters(cf, ac.backend, error_r) == -1 ||
+	    imap_auth_init(&sd->srv, error_r) == -1)
 		return -1;
 	ac.schemes.allow_plaintext = cf->auth.allow_plaintext;
 	auth_scheme_opts_default(&ac.schemes);
