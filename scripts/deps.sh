@@ -14,6 +14,7 @@ RG_DEPS=(
 	libargon2-dev libcrypt-dev libldap-dev
 	redis-server slapd ldap-utils curl swaks python3 openssl clang
 	isync # mbsync, a real IMAP client for ringstore's tests
+	gsasl # GNU SASL's client: SCRAM-SHA-256(-PLUS) against ringstore
 	prometheus # for promtool, which checks the /metrics text format
 	procps
 	libcrack2-dev cracklib-runtime # ringgate-passwd's strength check
