@@ -11,7 +11,9 @@ socket, since gsasl only does STARTTLS itself.
 
 Covered: the right password for each mechanism; a wrong password, an
 unknown user and (for SCRAM) a user stored as ARGON2ID all get the same
-tagged NO; -PLUS offered only where ringstore terminates TLS 1.3; a
+tagged NO; -PLUS offered only where ringstore terminates TLS 1.3, and a
+correct proof bound to the wrong tls-exporter data (a hand-made SCRAM
+client: Python's ssl cannot export keying material) refused; a
 cancelled exchange answers BAD and the session goes on; nologin and
 allow_nets= refused after a correct SCRAM proof as after a correct
 PLAIN password; CRAM-MD5 only with auth.legacy_mechanisms; the SCRAM
@@ -23,6 +25,8 @@ fails them (scripts/deps.sh installs both).
 """
 
 import base64
+import hashlib
+import hmac
 import imaplib
 import os
 import re
@@ -197,6 +201,30 @@ class Raw:
 
 def b64(data):
     return base64.b64encode(data).decode()
+
+
+def scram_exchange(r, mech, gs2, user, password, cbind=b""):
+    """Run SCRAM by hand on a Raw session: gs2 header as given, the
+    channel-binding data to claim, a correct proof for password. Returns
+    the line after the proof (a "+ v=..." challenge or the tagged end)."""
+    bare = b"n=%s,r=rOprNGfwEbeRWgbNEkqO" % user.encode()
+    r.send(b"a AUTHENTICATE %s %s" % (mech.encode(),
+                                      b64(gs2 + bare).encode()))
+    ln = r.line()
+    assert ln.startswith(b"+ "), ln
+    first = base64.b64decode(ln[2:])
+    attrs = dict(kv.split(b"=", 1) for kv in first.split(b","))
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(),
+                                 base64.b64decode(attrs[b"s"]),
+                                 int(attrs[b"i"]))
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    stored = hashlib.sha256(client_key).digest()
+    without_proof = b"c=%s,r=%s" % (b64(gs2 + cbind).encode(), attrs[b"r"])
+    sig = hmac.new(stored, bare + b"," + first + b"," + without_proof,
+                   hashlib.sha256).digest()
+    proof = bytes(a ^ b for a, b in zip(client_key, sig))
+    r.send(b64(without_proof + b",p=" + b64(proof).encode()).encode())
+    return r.line()
 
 
 # ---------------------------------------------------------------- cases
@@ -415,12 +443,31 @@ class TestMechanisms(AuthCase):
         r.send(b"*")
         self.assertTrue(r.until_tagged(b"c")[-1].startswith(b"c BAD"))
 
+    def test_channel_binding_is_checked(self):
+        # the hand-made client is right: plain SCRAM logs in
+        r = self.raw("trusted")
+        ln = scram_exchange(r, "SCRAM-SHA-256", b"n,,", SCRAM_USER,
+                            SCRAM_PW)
+        self.assertTrue(base64.b64decode(ln[2:]).startswith(b"v="), ln)
+        r.send(b"")
+        self.assertTrue(r.until_tagged(b"a")[-1].startswith(b"a OK"))
+        # -PLUS with a correct proof but binding data that is not this
+        # connection's tls-exporter (Python's ssl cannot export it)
+        r = self.raw("imaps")
+        ln = scram_exchange(r, "SCRAM-SHA-256-PLUS", b"p=tls-exporter,,",
+                            SCRAM_USER, SCRAM_PW, cbind=bytes(32))
+        self.assertEqual(ln, b"a " + AUTH_FAILED)
+        self.assertIn("error=channel_binding",
+                      self.log_events("imap.auth_failed")[-1])
+
     def test_downgrade_refused_where_plus_offered(self):
         r = self.raw("imaps")
         r.send(b"a AUTHENTICATE SCRAM-SHA-256 " +
                b64(b"y,,n=%s,r=abcdefghijklmnop" %
                    SCRAM_USER.encode()).encode())
         self.assertEqual(r.until_tagged(b"a")[-1], b"a " + AUTH_FAILED)
+        self.assertIn("error=channel_binding",
+                      self.log_events("imap.auth_failed")[-1])
 
     def test_same_answer_for_wrong_unknown_and_argon(self):
         answers = {}
