@@ -1,0 +1,429 @@
+/*
+ * fuzz_imap_session.c - the whole ringstore IMAP session under arbitrary
+ * client bytes: the real imap_handler() on a real io_uring loop, with the
+ * real auth pool (passwd-file), store pool and a Maildir on disk.
+ *
+ * Set up once: a temporary directory (on /dev/shm when there is one, so
+ * the Maildir's fsyncs are cheap) with a config, a passwd-file holding
+ * one {PLAIN} user and the mail root; the pools; one worker loop on its
+ * own thread listening on 127.0.0.1 (an ephemeral port; core/ adopts
+ * sockets only through listeners, so a loopback TCP pair stands in for a
+ * socketpair). Each input is one connection: its first byte picks a
+ * prefix (none: the login state is fuzzed; LOGIN; or LOGIN, two APPENDs
+ * and SELECT INBOX), the rest follows as client bytes, written while the
+ * output is read and dropped; then the client half-closes and reads to
+ * EOF. The loop processes every byte before it sees that EOF (a paused
+ * connection defers it), so the whole input is consumed. The target then
+ * waits until the worker's session table is empty (husks included: every
+ * pool job answered), wipes the mail root and returns, so inputs do not
+ * see each other's mail and ASan sees every session freed.
+ *
+ * A session that does not end within SESSION_MS of the client's EOF, or
+ * a husk that never goes, is a bug: the target aborts.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "auth/auth.h"
+#include "backend/imap_private.h"
+#include "backend/ringstore.h"
+#include "backend/store_pool.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/metrics.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define SESSION_MS 30000
+#define MAX_INPUT (1024 * 1024) /* seeds stream APPENDs past 256 KiB */
+
+#define USER "fuzz@example.test"
+#define PASS "fuzz-secret"
+#define LOGIN "a LOGIN " USER " " PASS "\r\n"
+#define MSG1                                                                   \
+	"From: Alice <alice@example.test>\r\n"                                 \
+	"To: fuzz@example.test\r\n"                                            \
+	"Subject: =?UTF-8?B?aMOpbGxv?= one\r\n"                                \
+	"Date: Mon, 23 Nov 2026 09:00:00 +0000\r\n"                            \
+	"Message-ID: <one@example.test>\r\n"                                   \
+	"MIME-Version: 1.0\r\n"                                                \
+	"Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n"                \
+	"--b\r\nContent-Type: text/plain\r\n\r\nhello body\r\n"                \
+	"--b\r\nContent-Type: text/plain\r\n"                                  \
+	"Content-Transfer-Encoding: base64\r\n\r\naGVsbG8gYmFzZTY0\r\n"        \
+	"--b--\r\n"
+#define MSG2 "From: bob@example.test\r\nSubject: two\r\n\r\nsecond\r\n"
+
+static struct {
+	char dir[128];
+	char mail[192];
+	struct rs_config cf;
+	struct rs_server srv;
+	struct auth_passdb *passdb;
+	struct rs_listener rl;
+	struct metrics *metrics;
+	struct loop *loop;
+	struct rs_worker *w;
+	int lfd;
+	struct sockaddr_in addr;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int ready; /* 1 running, -1 failed */
+	bool echo; /* FUZZ_SESSION_ECHO set: server output to stderr */
+} F = {.lfd = -1};
+
+static atomic_int sessions_left;
+static atomic_int probe_done;
+
+static void die(const char *what);
+static uint64_t now_ms(void);
+static void write_file(const char *path, const char *text);
+static void setup(void);
+static void *loop_main(void *arg);
+static int worker_start(void);
+static int register_metrics(struct rs_server *srv, struct metrics *m);
+static void run_session(const char *p, size_t n);
+static void probe(struct loop *l, void *arg);
+static void wait_sessions_gone(void);
+static int wipe_one(const char *path, const struct stat *st, int flag,
+		    struct FTW *ftw);
+static void wipe_mail(void);
+
+static void
+die(const char *what)
+{
+	fprintf(stderr, "fuzz_imap_session: %s: %s\n", what, strerror(errno));
+	abort();
+}
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void
+write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	if (f == NULL || fputs(text, f) == EOF || fclose(f) == EOF)
+		die(path);
+}
+
+static int
+register_metrics(struct rs_server *srv, struct metrics *m)
+{
+	struct rs_metrics *x = &srv->m;
+
+	x->sessions = metrics_gauge(m, "imap_sessions", "s", NULL);
+	x->logins_ok =
+	    metrics_counter(m, "imap_logins_total", "l", "result=\"ok\"");
+	x->logins_fail =
+	    metrics_counter(m, "imap_logins_total", "l", "result=\"fail\"");
+	x->commands = metrics_counter(m, "imap_commands_total", "c", NULL);
+	x->bad_commands = metrics_counter(m, "imap_bad_total", "b", NULL);
+	x->store_jobs = metrics_counter(m, "store_jobs_total", "j", NULL);
+	x->store_busy = metrics_counter(m, "store_refused_total", "r", NULL);
+	x->master_refused =
+	    metrics_counter(m, "master_refused_total", "m", NULL);
+	return x->sessions < 0 || x->master_refused < 0 ? -1 : 0;
+}
+
+/* Once: files, config, pools, the worker loop. */
+static void
+setup(void)
+{
+	const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+	char path[256], conf[2048];
+	struct cfg_error err;
+	struct auth_passdb_conf pc = {0};
+	struct auth_pool_conf ac = {0};
+	const char *error = NULL;
+	pthread_t th;
+	int null_fd;
+
+	signal(SIGPIPE, SIG_IGN);
+	F.echo = getenv("FUZZ_SESSION_ECHO") != NULL;
+	if (loop_probe(&error) == -1) {
+		/* no io_uring here (seccomp, sysctl): nothing to fuzz */
+		fprintf(stderr, "fuzz_imap_session: skipped: %s\n", error);
+		exit(77);
+	}
+	/* errors a peer can cause (failed APPENDs...) are not interesting */
+	if ((null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC)) == -1)
+		die("/dev/null");
+	log_init("fuzz", LL_ERROR, null_fd);
+	snprintf(F.dir, sizeof(F.dir), "%s/rg-fuzz-session-XXXXXX", base);
+	if (mkdtemp(F.dir) == NULL)
+		die("mkdtemp");
+	snprintf(F.mail, sizeof(F.mail), "%s/mail", F.dir);
+	if (mkdir(F.mail, 0700) == -1)
+		die(F.mail);
+	snprintf(path, sizeof(path), "%s/passwd", F.dir);
+	write_file(path, USER ":{PLAIN}" PASS "::::::\n");
+	snprintf(conf, sizeof(conf),
+		 "daemon = { workers = 1; };\n"
+		 "limits = { login_timeout = \"20s\"; idle_timeout = \"20s\";\n"
+		 "  line_max = \"16k\"; command_max = \"64k\";\n"
+		 "  append_max = \"512k\"; bad_commands = 50; };\n"
+		 "auth = { passwd_file = \"%s\"; allow_plaintext = true;\n"
+		 "  default_scheme = \"SHA256-CRYPT\"; threads = 1; };\n"
+		 "storage = { mail_root = \"%s\"; threads = 2; queue = 64; };\n"
+		 "imap = ( { name = \"fuzz\"; listen = \"127.0.0.1:1\";\n"
+		 "  starttls = false; trusted = true; } );\n",
+		 path, F.mail);
+	snprintf(path, sizeof(path), "%s/ringstore.conf", F.dir);
+	write_file(path, conf);
+	if (rs_config_load(path, &F.cf, &err) == -1) {
+		fprintf(stderr, "fuzz_imap_session: %s\n", err.msg);
+		abort();
+	}
+	F.srv.cf = &F.cf;
+	pc.path = F.cf.auth.passwd_file;
+	pc.allow_plaintext = true;
+	if ((F.passdb = auth_passdb_new(&pc, &error)) == NULL)
+		goto fail;
+	ac.backend = auth_passdb_backend(F.passdb);
+	F.srv.users = ac.backend;
+	ac.schemes.allow_plaintext = true;
+	auth_scheme_opts_default(&ac.schemes);
+	ac.dummy_scheme = (enum auth_scheme)F.cf.auth.default_scheme;
+	ac.threads = 1;
+	if ((F.srv.auth = auth_pool_new(&ac, &error)) == NULL ||
+	    (F.srv.store = store_pool_new(2, 64, &error)) == NULL)
+		goto fail;
+	if ((F.metrics = metrics_new("fuzz", 2)) == NULL ||
+	    register_metrics(&F.srv, F.metrics) == -1) {
+		error = "metrics";
+		goto fail;
+	}
+	F.rl.srv = &F.srv;
+	F.rl.conf = &F.cf.imap[0];
+	pthread_mutex_init(&F.lock, NULL);
+	pthread_cond_init(&F.cond, NULL);
+	if (pthread_create(&th, NULL, loop_main, NULL) != 0) {
+		error = "pthread_create";
+		goto fail;
+	}
+	pthread_detach(th);
+	pthread_mutex_lock(&F.lock);
+	while (F.ready == 0)
+		pthread_cond_wait(&F.cond, &F.lock);
+	pthread_mutex_unlock(&F.lock);
+	if (F.ready == 1)
+		return;
+	error = "the worker loop did not start (io_uring?)";
+fail:
+	fprintf(stderr, "fuzz_imap_session: %s\n", error ? error : "?");
+	abort();
+}
+
+/* On the loop thread: the worker, its outbox, the watcher, a listener
+ * on an ephemeral loopback port. */
+static int
+worker_start(void)
+{
+	struct loop_conf lc = {0};
+	socklen_t alen = sizeof(F.addr);
+	const char *error = NULL;
+
+	lc.buf_count = 64;
+	lc.out_high = F.cf.limits.output_buffer;
+	lc.metrics = F.metrics;
+	if ((F.loop = loop_new(&lc, &error)) == NULL) {
+		fprintf(stderr, "fuzz_imap_session: %s\n", error);
+		return -1;
+	}
+	if ((F.w = calloc(1, sizeof(*F.w))) == NULL)
+		return -1;
+	F.w->srv = &F.srv;
+	F.w->loop = F.loop;
+	if ((F.w->outbox = store_outbox_new(F.loop)) == NULL)
+		return -1;
+	loop_set_ctx(F.loop, F.w);
+	if (imap_idle_init(F.w) == -1)
+		return -1;
+	F.addr.sin_family = AF_INET;
+	F.addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if ((F.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1 ||
+	    bind(F.lfd, (struct sockaddr *)&F.addr, sizeof(F.addr)) == -1 ||
+	    listen(F.lfd, 64) == -1 ||
+	    getsockname(F.lfd, (struct sockaddr *)&F.addr, &alen) == -1)
+		return -1;
+	if (loop_listen(F.loop, F.lfd, "fuzz", imap_handler(), &F.rl) == NULL)
+		return -1;
+	return 0;
+}
+
+static void *
+loop_main(void *arg)
+{
+	int ok = worker_start() == 0;
+
+	pthread_mutex_lock(&F.lock);
+	F.ready = ok ? 1 : -1;
+	pthread_cond_broadcast(&F.cond);
+	pthread_mutex_unlock(&F.lock);
+	if (ok)
+		loop_run(F.loop); /* until the process exits */
+	return NULL;
+}
+
+/* On the loop thread: how many sessions (husks too) are left. */
+static void
+probe(struct loop *l, void *arg)
+{
+	struct rs_worker *w = loop_ctx(l);
+	int n = 0;
+
+	for (unsigned b = 0; b < RS_SESSION_BUCKETS; b++)
+		for (struct imap_session *s = w->sessions[b]; s; s = s->hnext)
+			n++;
+	atomic_store(&sessions_left, n + (int)loop_nconns(l));
+	atomic_store(&probe_done, 1);
+}
+
+static void
+wait_sessions_gone(void)
+{
+	uint64_t deadline = now_ms() + SESSION_MS;
+
+	for (;;) {
+		atomic_store(&probe_done, 0);
+		if (loop_post(F.loop, probe, NULL) == -1)
+			die("loop_post");
+		while (!atomic_load(&probe_done)) {
+			if (now_ms() > deadline) {
+				fprintf(stderr, "fuzz_imap_session: loop "
+						"stuck\n");
+				abort();
+			}
+			usleep(100);
+		}
+		if (atomic_load(&sessions_left) == 0)
+			return;
+		if (now_ms() > deadline) {
+			fprintf(stderr, "fuzz_imap_session: a session "
+					"outlived its connection\n");
+			abort();
+		}
+		usleep(200);
+	}
+}
+
+/* One connection: write everything while draining the output, then
+ * half-close and read to EOF. */
+static void
+run_session(const char *p, size_t n)
+{
+	uint64_t deadline = now_ms() + SESSION_MS;
+	size_t off = 0;
+	bool wr_open = true;
+	char sink[16384];
+	int fd;
+
+	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1 ||
+	    connect(fd, (struct sockaddr *)&F.addr, sizeof(F.addr)) == -1 ||
+	    fcntl(fd, F_SETFL, O_NONBLOCK) == -1)
+		die("connect");
+	for (;;) {
+		struct pollfd pfd = {fd, POLLIN, 0};
+		ssize_t r;
+
+		if (wr_open && off == n) {
+			shutdown(fd, SHUT_WR);
+			wr_open = false;
+		}
+		if (wr_open)
+			pfd.events |= POLLOUT;
+		if (now_ms() > deadline) {
+			fprintf(stderr, "fuzz_imap_session: the session did "
+					"not end after the client's EOF\n");
+			abort();
+		}
+		if (poll(&pfd, 1, 100) == -1 && errno != EINTR)
+			die("poll");
+		if (pfd.revents & (POLLIN | POLLHUP | POLLERR)) {
+			r = read(fd, sink, sizeof(sink));
+			if (r > 0 && F.echo)
+				fwrite(sink, 1, (size_t)r, stderr);
+			if (r == 0 ||
+			    (r == -1 && errno != EAGAIN && errno != EINTR))
+				break; /* closed (or reset) by the server */
+		}
+		if (wr_open && (pfd.revents & POLLOUT)) {
+			r = send(fd, p + off, n - off, MSG_NOSIGNAL);
+			if (r > 0)
+				off += (size_t)r;
+			else if (r == -1 && errno != EAGAIN && errno != EINTR)
+				wr_open = false; /* the server hung up */
+		}
+	}
+	close(fd);
+}
+
+static int
+wipe_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	if (ftw->level > 0)
+		remove(path);
+	return 0;
+}
+
+static void
+wipe_mail(void)
+{
+	nftw(F.mail, wipe_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static char buf[MAX_INPUT + 4096];
+	size_t n = 0;
+	unsigned mode;
+
+	if (size == 0 || size > MAX_INPUT)
+		return 0;
+	if (F.ready == 0)
+		setup();
+	mode = data[0] % 3;
+	if (mode < 2) {
+		n = (size_t)snprintf(buf, sizeof(buf), "%s",
+				     mode == 0 ? "" : LOGIN);
+	} else {
+		n = (size_t)snprintf(
+		    buf, sizeof(buf),
+		    LOGIN "b APPEND INBOX {%zu+}\r\n%s\r\n"
+			  "c APPEND INBOX (\\Flagged \\Seen) "
+			  "\"02-Feb-2026 10:11:12 +0100\" {%zu+}\r\n%s\r\n"
+			  "d SELECT INBOX\r\n",
+		    sizeof(MSG1) - 1, MSG1, sizeof(MSG2) - 1, MSG2);
+	}
+	memcpy(buf + n, data + 1, size - 1);
+	n += size - 1;
+	run_session(buf, n);
+	wait_sessions_gone();
+	wipe_mail();
+	return 0;
+}
