@@ -226,7 +226,7 @@ for i in range(n):
                 % (b, plain, b, html, b))
     else:
         b = "mix-%x" % rnd.getrandbits(64)
-        att = base64.encodebytes(os.urandom(max(300, body_size * 3 // 4 - 600)))
+        att = base64.encodebytes(rnd.randbytes(max(300, body_size * 3 // 4 - 600)))
         hdr.append('Content-Type: multipart/mixed; boundary="%s"' % b)
         body = ("--%s\nContent-Type: text/plain; charset=utf-8\n\n%s"
                 "--%s\nContent-Type: application/pdf; name=\"doc%d.pdf\"\n"
