@@ -1216,9 +1216,9 @@ imap_append_literal(struct imap_session *s)
 		return;
 	}
 	if ((app = calloc(1, sizeof(*app))) == NULL) {
+		/* a LITERAL+ one is dropped: BAD "not received in full" */
 		if (lit->sync && imap_parse_refuse(&s->parser) == 0)
 			imap_reply(s, NULL, "NO [SERVERBUG] Out of memory");
-		conn_abort(s->c, CR_NOMEM);
 		return;
 	}
 	memcpy(app->name, s->a.mbox, sizeof(app->name));

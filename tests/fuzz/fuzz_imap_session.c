@@ -104,6 +104,7 @@ static void wait_sessions_gone(void);
 static int wipe_one(const char *path, const struct stat *st, int flag,
 		    struct FTW *ftw);
 static void wipe_mail(void);
+static void remove_dir(void);
 
 static void
 die(const char *what)
@@ -176,6 +177,7 @@ setup(void)
 	snprintf(F.dir, sizeof(F.dir), "%s/rg-fuzz-session-XXXXXX", base);
 	if (mkdtemp(F.dir) == NULL)
 		die("mkdtemp");
+	atexit(remove_dir);
 	snprintf(F.mail, sizeof(F.mail), "%s/mail", F.dir);
 	if (mkdir(F.mail, 0700) == -1)
 		die(F.mail);
@@ -394,6 +396,15 @@ static void
 wipe_mail(void)
 {
 	nftw(F.mail, wipe_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* At exit: the whole temporary directory goes (no session is running:
+ * each input waited for its own to end). */
+static void
+remove_dir(void)
+{
+	nftw(F.dir, wipe_one, 16, FTW_DEPTH | FTW_PHYS);
+	rmdir(F.dir);
 }
 
 int

@@ -13,6 +13,9 @@ command completes. Checked here from the outside:
 - a literal over append_max is refused with NO [TOOBIG] before any byte
   is stored: no continuation for a synchronizing literal, and a LITERAL+
   one is swallowed, then NO, and the session goes on;
+- a full disk (a small tmpfs as the mail root, when the test may mount
+  one) answers NO [OVERQUOTA], leaves nothing behind, and the session
+  goes on;
 - ten concurrent large APPENDs all land, each intact.
 """
 
@@ -21,6 +24,7 @@ import imaplib
 import os
 import re
 import socket
+import subprocess
 import threading
 import unittest
 
@@ -53,9 +57,12 @@ def vm_hwm_kib(pid):
 
 class AppendCase(unittest.TestCase):
     append_max = "40M"
+    tmpfs = None  # a size: the mail root is a tmpfs that small
 
     def setUp(self):
         self.dir = h.temp_dir(self)
+        if self.tmpfs:
+            self.mount_tmpfs(os.path.join(self.dir, "mail"), self.tmpfs)
         rs.write_passwd(os.path.join(self.dir, "passwd"), {USER: PASSWORD})
         # one worker: the memory test warms up the loop every session uses
         cfg = rs.store_config(self.dir, h.free_port(), h.free_port(),
@@ -64,6 +71,15 @@ class AppendCase(unittest.TestCase):
         self.store = rs.Ringstore(self.dir, cfg).start(self)
         self.inbox = os.path.join(self.dir, "mail", "example.test", "demo",
                                   "Maildir")
+
+    def mount_tmpfs(self, path, size):
+        os.mkdir(path)
+        p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=" + size,
+                            "tmpfs", path], capture_output=True, text=True)
+        if p.returncode != 0:
+            self.skipTest("cannot mount a tmpfs (needs root): %s"
+                          % p.stderr.strip())
+        self.addCleanup(subprocess.run, ["umount", "-l", path])
 
     def login(self):
         m = imaplib.IMAP4("127.0.0.1", self.store.port(), timeout=60)
@@ -213,6 +229,25 @@ class TestLargeAppend(AppendCase):
         self.assertIn(b"[TRYCREATE]", line)
         s.sendall(b"b NOOP\r\n")
         self.tagged(f, b"b", b"OK")
+
+
+class TestDiskFull(AppendCase):
+    """The mail root is a 4 MiB tmpfs: an 8 MiB APPEND meets ENOSPC."""
+    tmpfs = "4m"
+
+    def test_full_disk_is_overquota_and_leaves_nothing(self):
+        m = self.login()
+        typ, data = m.append("INBOX", None, None, message(8 * MIB, b"full"))
+        self.assertEqual(typ, "NO", data)
+        self.assertIn(b"[OVERQUOTA]", data[0])
+        h.wait_for(lambda: self.files("tmp") == [], timeout=20,
+                   what="tmp/ emptied after ENOSPC")
+        self.assertEqual(self.stored(), [])
+        # the space is back and the session goes on
+        msg = message(512 * 1024, b"fits")
+        typ, data = m.append("INBOX", None, None, msg)
+        self.assertEqual(typ, "OK", data)
+        self.assertEqual(self.stored(), [hashlib.sha256(msg).hexdigest()])
 
 
 class TestTooBig(AppendCase):
