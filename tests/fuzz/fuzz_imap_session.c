@@ -98,6 +98,7 @@ static void setup(void);
 static void *loop_main(void *arg);
 static int worker_start(void);
 static int register_metrics(struct rs_server *srv, struct metrics *m);
+static int connected(int fd, uint64_t deadline);
 static void run_session(const char *p, size_t n);
 static void probe(struct loop *l, void *arg);
 static void wait_sessions_gone(void);
@@ -333,6 +334,26 @@ wait_sessions_gone(void)
 	}
 }
 
+/* Wait for a non-blocking connect to finish. 0, or -1 with errno. */
+static int
+connected(int fd, uint64_t deadline)
+{
+	struct pollfd pfd = {fd, POLLOUT, 0};
+	socklen_t len = sizeof(int);
+	int err = 0;
+
+	while (poll(&pfd, 1, 100) != 1) {
+		if (now_ms() > deadline) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
+		return -1;
+	errno = err;
+	return err == 0 ? 0 : -1;
+}
+
 /* One connection: write everything while draining the output, then
  * half-close and read to EOF. */
 static void
@@ -344,9 +365,14 @@ run_session(const char *p, size_t n)
 	char sink[16384];
 	int fd;
 
-	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1 ||
-	    connect(fd, (struct sockaddr *)&F.addr, sizeof(F.addr)) == -1 ||
-	    fcntl(fd, F_SETFL, O_NONBLOCK) == -1)
+	/* non-blocking from the start: libFuzzer's timer signals would
+	 * interrupt a blocking connect() */
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd == -1 ||
+	    (connect(fd, (struct sockaddr *)&F.addr, sizeof(F.addr)) == -1 &&
+	     errno != EINPROGRESS && errno != EINTR))
+		die("connect");
+	if (connected(fd, deadline) == -1)
 		die("connect");
 	for (;;) {
 		struct pollfd pfd = {fd, POLLIN, 0};
