@@ -51,6 +51,8 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "bench/bench_proc.h"
+
 #define LINE_MAX_BYTES (1 << 20)
 #define IO_TIMEOUT_S 15
 #define MAX_ACCTS 8
@@ -111,13 +113,10 @@ static struct opts O;
 static SSL_CTX *tls_ctx;
 static double deadline;
 
-static double now_s(void);
 static int cmp_double(const void *a, const void *b);
 static double median(double *v, unsigned n);
 static void usage(void);
 
-static int proc_times(long pid, double *self, double *children, long *ppid,
-		      char *comm, size_t commsz, unsigned long long *start);
 static double acct_cpu(struct acct *a);
 static int acct_add(enum acct_kind kind, const char *arg);
 static void acct_begin(void);
@@ -148,15 +147,6 @@ static void *login_thread(void *arg);
 static int login_once(struct io *io);
 
 /* ---- small helpers ------------------------------------------------ */
-
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static int
 cmp_double(const void *a, const void *b)
@@ -189,55 +179,6 @@ self_cpu(void)
 /* ---- server CPU from /proc ---------------------------------------- */
 
 /*
- * Fields of /proc/PID/stat: 4 ppid, 14 utime, 15 stime, 16 cutime,
- * 17 cstime, 22 starttime. The command name may hold spaces and
- * parentheses, so parsing starts after the last ')'.
- */
-static int
-proc_times(long pid, double *self, double *children, long *ppid, char *comm,
-	   size_t commsz, unsigned long long *start)
-{
-	unsigned long ut, st;
-	long cut, cst, pp;
-	unsigned long long stt;
-	char path[64], line[1024], *p, *q;
-	double hz = (double)sysconf(_SC_CLK_TCK);
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-	if ((f = fopen(path, "r")) == NULL)
-		return -1;
-	p = fgets(line, sizeof(line), f);
-	fclose(f);
-	if (p == NULL || (p = strrchr(line, ')')) == NULL ||
-	    (q = strchr(line, '(')) == NULL)
-		return -1;
-	if (sscanf(
-		p + 2,
-		"%*c %ld %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %ld %ld "
-		"%*d %*d %*d %*d %llu",
-		&pp, &ut, &st, &cut, &cst, &stt) != 6)
-		return -1;
-	if (self)
-		*self = (double)(ut + st) / hz;
-	if (children)
-		*children = (double)(cut + cst) / hz;
-	if (ppid)
-		*ppid = pp;
-	if (start)
-		*start = stt;
-	if (comm) {
-		size_t n = (size_t)(p - q - 1);
-
-		if (n >= commsz)
-			n = commsz - 1;
-		memcpy(comm, q + 1, n);
-		comm[n] = '\0';
-	}
-	return 0;
-}
-
-/*
  * The tree's CPU: every process whose ancestry reaches root counts its
  * own time and its reaped children's. A child that exits moves its time
  * from its own entry into its parent's cutime, so differences between two
@@ -258,7 +199,7 @@ tree_cpu(long root)
 		long pid = strtol(de->d_name, NULL, 10), pp;
 
 		if (pid <= 0 ||
-		    proc_times(pid, NULL, NULL, &pp, NULL, 0, NULL) == -1)
+		    bench_proc_times(pid, NULL, NULL, &pp, NULL, 0, NULL) == -1)
 			continue;
 		pids[n] = pid;
 		parents[n++] = pp;
@@ -278,7 +219,7 @@ tree_cpu(long root)
 		}
 		if (p != root)
 			continue;
-		if (proc_times(pids[i], &s, &c, NULL, NULL, 0, NULL) == 0)
+		if (bench_proc_times(pids[i], &s, &c, NULL, NULL, 0, NULL) == 0)
 			sum += s + c;
 	}
 	return sum;
@@ -291,13 +232,13 @@ acct_cpu(struct acct *a)
 
 	switch (a->kind) {
 	case A_PROC:
-		return proc_times(a->pid, &s, NULL, NULL, NULL, 0, NULL) == 0
+		return bench_proc_times(a->pid, &s, NULL, NULL, NULL, 0, NULL) == 0
 			   ? s
 			   : -1;
 	case A_IMAP_CHILD:
 		if (a->live <= 0)
 			return -1;
-		return proc_times(a->live, &s, NULL, NULL, NULL, 0, NULL) == 0
+		return bench_proc_times(a->live, &s, NULL, NULL, NULL, 0, NULL) == 0
 			   ? s
 			   : -1;
 	case A_TREE:
@@ -344,7 +285,7 @@ newest_imap_child(long master)
 	while ((de = readdir(d)) != NULL) {
 		long pid = strtol(de->d_name, NULL, 10);
 
-		if (pid <= 0 || proc_times(pid, NULL, NULL, &pp, comm,
+		if (pid <= 0 || bench_proc_times(pid, NULL, NULL, &pp, comm,
 					   sizeof(comm), &st) == -1)
 			continue;
 		if (pp == master && strcmp(comm, "imap") == 0 && st >= best) {
@@ -714,7 +655,7 @@ step(struct io *io, const char *name, const char *text, unsigned runs)
 		return -1;
 	acct_begin();
 	for (unsigned i = 0; i < runs; i++) {
-		double t0 = now_s();
+		double t0 = bench_now_s();
 
 		snprintf(tag, sizeof(tag), "s%u", i);
 		if (command(io, tag, text, &r) == -1 ||
@@ -724,7 +665,7 @@ step(struct io *io, const char *name, const char *text, unsigned runs)
 			free(t);
 			return -1;
 		}
-		t[i] = now_s() - t0;
+		t[i] = bench_now_s() - t0;
 		if (i == 0) {
 			first = t[0];
 			bytes = r.bytes;
@@ -853,7 +794,7 @@ run_append(void)
 	snprintf(text, sizeof(text), "CREATE %s", box);
 	(void)command(&io, "c", text, &r); /* NO when it exists: fine */
 	acct_begin();
-	t0 = now_s();
+	t0 = bench_now_s();
 	for (; done < O.count; done++) {
 		size_t n = make_message(msg, sizeof(msg), done);
 		int len;
@@ -872,7 +813,7 @@ run_append(void)
 		    strcmp(r.status, "OK") != 0)
 			break;
 	}
-	secs = now_s() - t0;
+	secs = bench_now_s() - t0;
 	printf("step=append mailbox=%s appends=%u failed=%u seconds=%.2f "
 	       "appends_per_s=%.1f",
 	       O.mailbox, done, O.count - done, secs, done / secs);
@@ -918,11 +859,11 @@ login_thread(void *arg)
 	if (io == NULL)
 		return NULL;
 	io->fd = -1;
-	while ((t0 = now_s()) < deadline) {
+	while ((t0 = bench_now_s()) < deadline) {
 		if (login_once(io) == 0) {
 			w->ok++;
 			if (w->nlat < LAT_MAX)
-				w->lat[w->nlat++] = now_s() - t0;
+				w->lat[w->nlat++] = bench_now_s() - t0;
 		} else {
 			w->failed++;
 			usleep(10000); /* a refusing server is not a spin */
@@ -944,7 +885,7 @@ run_login(void)
 	    (lat = calloc((size_t)O.conc * LAT_MAX, sizeof(double))) == NULL)
 		return -1;
 	acct_begin();
-	t0 = now_s();
+	t0 = bench_now_s();
 	deadline = t0 + O.secs;
 	for (unsigned i = 0; i < O.conc; i++) {
 		w[i].lat = lat + (size_t)i * LAT_MAX;
@@ -958,7 +899,7 @@ run_login(void)
 		memmove(lat + nlat, w[i].lat, w[i].nlat * sizeof(double));
 		nlat += w[i].nlat;
 	}
-	secs = now_s() - t0;
+	secs = bench_now_s() - t0;
 	printf("step=login tls=%s conc=%u seconds=%.2f logins=%u failed=%u "
 	       "logins_per_s=%.1f median_ms=%.2f",
 	       O.tls ? "yes" : "no", O.conc, secs, ok, failed, ok / secs,

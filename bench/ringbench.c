@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/bench_proc.h"
 #include "core/config.h"
 #include "core/daemon.h"
 #include "core/log.h"
@@ -66,9 +67,7 @@ struct bench {
 
 static struct bench B;
 
-static double now_s(void);
 static double proc_cpu(long pid);
-static long proc_rss_kb(long pid);
 static void usage(void);
 static int loopback_only(const struct cfg_addr *a);
 static void start_one(void);
@@ -95,53 +94,6 @@ static const struct conn_handler server_h = {
 	.on_data = sv_data,
 	.on_drain = sv_drain,
 };
-
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* utime + stime of pid in seconds, from /proc/PID/stat fields 14 and 15. */
-static double
-proc_cpu(long pid)
-{
-	char path[64], line[1024], *p;
-	unsigned long ut, st;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-	if ((f = fopen(path, "r")) == NULL)
-		return -1;
-	p = fgets(line, sizeof(line), f);
-	fclose(f);
-	if (p == NULL || (p = strrchr(line, ')')) == NULL)
-		return -1;
-	if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-		&ut, &st) != 2)
-		return -1;
-	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
-static long
-proc_rss_kb(long pid)
-{
-	char path[64], line[256];
-	long kb = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%ld/status", pid);
-	if ((f = fopen(path, "r")) == NULL)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
-			break;
-	fclose(f);
-	return kb;
-}
 
 static int
 loopback_only(const struct cfg_addr *a)
@@ -306,7 +258,7 @@ sv_drain(struct conn *c)
 static void
 report(void)
 {
-	double secs = now_s() - (double)B.started_ms / 1000.0;
+	double secs = bench_now_s() - (double)B.started_ms / 1000.0;
 	struct rusage ru;
 	double self;
 
@@ -338,12 +290,22 @@ report(void)
 static void
 idle_report(void)
 {
-	long rss = proc_rss_kb(B.pid);
+	long rss = bench_proc_rss_kb(B.pid);
 
 	printf("mode=idle sessions=%u failed=%u server_rss_before_kb=%ld "
 	       "server_rss_after_kb=%ld bytes_per_session=%.0f\n",
 	    B.opened, B.failed, B.rss0, rss,
 	    B.opened ? (double)(rss - B.rss0) * 1024.0 / B.opened : 0.0);
+}
+
+/* utime + stime of pid in seconds, or -1. */
+static double
+proc_cpu(long pid)
+{
+	double cpu;
+
+	return bench_proc_times(pid, &cpu, NULL, NULL, NULL, 0, NULL) == 0 ?
+	    cpu : -1;
 }
 
 static void
@@ -452,10 +414,10 @@ main(int argc, char **argv)
 	}
 	if (B.pid > 0) {
 		B.cpu0 = proc_cpu(B.pid);
-		B.rss0 = proc_rss_kb(B.pid);
+		B.rss0 = bench_proc_rss_kb(B.pid);
 	}
 	B.deadline_ms = loop_now(B.loop) + (uint64_t)(B.secs * 1000);
-	B.started_ms = (uint64_t)(now_s() * 1000);
+	B.started_ms = (uint64_t)(bench_now_s() * 1000);
 	if (B.mode == M_IDLE && B.conc == 1)
 		B.conc = 64;
 	for (unsigned i = 0; i < B.conc && (B.mode != M_IDLE || i < B.n); i++)
