@@ -37,6 +37,7 @@ static size_t line_end(const char *s, size_t pos, size_t end);
 static size_t count_lines(const char *s, size_t len);
 
 /* structure */
+static bool header_scan(const char *s, size_t off, size_t len, size_t *hdr_r);
 static size_t header_len(const char *s, size_t off, size_t len);
 static void parse_entity(struct mime_message *m, uint32_t i);
 static void parse_content_type(struct mime_part *p, struct mime_slice v);
@@ -126,13 +127,20 @@ mime_skip_cfws(const char *s, size_t pos, size_t end, size_t *cstart,
 	return pos;
 }
 
+/* RFC 2045 tspecials: a table, not strchr(), as this runs per byte of
+ * every field name and parameter. */
+static const bool tspecial[256] = {
+    ['('] = true, [')'] = true, ['<'] = true, ['>'] = true,  ['@'] = true,
+    [','] = true, [';'] = true, [':'] = true, ['\\'] = true, ['"'] = true,
+    ['/'] = true, ['['] = true, [']'] = true, ['?'] = true,  ['='] = true,
+};
+
 /* RFC 2045 token: printable ASCII minus SP and tspecials. */
 size_t
 mime_token_end(const char *s, size_t pos, size_t end)
 {
 	while (pos < end && (unsigned char)s[pos] > 0x20 &&
-	       (unsigned char)s[pos] < 0x7f &&
-	       strchr("()<>@,;:\\\"/[]?=", s[pos]) == NULL)
+	       (unsigned char)s[pos] < 0x7f && !tspecial[(unsigned char)s[pos]])
 		pos++;
 	return pos;
 }
@@ -333,20 +341,45 @@ mime_param_get(struct mime_slice params, const char *name, char *buf,
 	return -1;
 }
 
-/* Length of the header block at off, including the empty line. */
-static size_t
-header_len(const char *s, size_t off, size_t len)
+/*
+ * The header block at off: true with its length (the empty line included)
+ * in *hdr_r if an empty line ends it before off + len, false with len if
+ * not. A CR at the very end is no empty line yet: its LF may follow.
+ */
+static bool
+header_scan(const char *s, size_t off, size_t len, size_t *hdr_r)
 {
 	size_t pos = off, end = off + len;
 
 	while (pos < end) {
-		if (s[pos] == '\n')
-			return pos + 1 - off;
-		if (s[pos] == '\r' && pos + 1 < end && s[pos + 1] == '\n')
-			return pos + 2 - off;
+		if (s[pos] == '\n') {
+			*hdr_r = pos + 1 - off;
+			return true;
+		}
+		if (s[pos] == '\r' && pos + 1 < end && s[pos + 1] == '\n') {
+			*hdr_r = pos + 2 - off;
+			return true;
+		}
 		pos = line_end(s, pos, end);
 	}
-	return len;
+	*hdr_r = len;
+	return false;
+}
+
+/* Length of the header block at off, including the empty line. */
+static size_t
+header_len(const char *s, size_t off, size_t len)
+{
+	size_t hdr;
+
+	header_scan(s, off, len, &hdr);
+	return hdr;
+}
+
+bool
+mime_header_end(const char *data, size_t len, size_t *hdr_len_r)
+{
+	return header_scan(data, 0, len, hdr_len_r);
 }
 
 int

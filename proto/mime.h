@@ -71,6 +71,18 @@ int mime_parse(struct mime_message *m, const char *data, size_t len,
 	       struct mime_part *parts, unsigned cap,
 	       const struct mime_limits *lim);
 
+/*
+ * Where the message's own header ends, for reading no more of a file than
+ * a header-only FETCH needs: true if an empty line ends the header within
+ * data[0..len), with *hdr_len_r its length including that line (what
+ * mime_parse() makes parts[0].hdr_len of the whole message); false if
+ * more data could still change it. mime_parse() of just data[0..hdr_len)
+ * then gives the same parts[0] header (so the same ENVELOPE and header
+ * sections) as a parse of the whole message; its body, structure and
+ * part count are not the message's.
+ */
+bool mime_header_end(const char *data, size_t len, size_t *hdr_len_r);
+
 /* Body of part p (offset into the message and length). */
 static inline size_t
 mime_body_off(const struct mime_part *p)

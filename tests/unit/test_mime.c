@@ -617,6 +617,73 @@ test_search_window(void **state)
 	assert_true(mime_body_search(&m, 0, "", 0));
 }
 
+/*
+ * mime_header_end() over every prefix of a message, as a header-only
+ * FETCH reads it: once it finds the header's end it must be the whole
+ * message's, and a parse of just the header must give the same ENVELOPE
+ * and header fields as a parse of the whole message.
+ */
+static void
+check_header_end(const char *msg, size_t len)
+{
+	static const struct mime_slice names[] = {{"subject", 7}, {"from", 4}};
+	struct mime_part parts[16], hparts[16];
+	struct mime_message m, hm;
+	struct sink a = {0}, b = {0};
+	bool seen = false;
+	size_t h;
+
+	assert_int_equal(mime_parse(&m, msg, len, parts, 16, NULL), 0);
+	for (size_t k = 0; k <= len; k++) {
+		if (!mime_header_end(msg, k, &h)) {
+			assert_false(seen);
+			assert_int_equal(h, k);
+			continue;
+		}
+		seen = true;
+		assert_true(h <= k);
+		assert_int_equal(h, parts[0].hdr_len);
+		assert_int_equal(mime_parse(&hm, msg, h, hparts, 16, NULL), 0);
+		assert_int_equal(hparts[0].hdr_len, h);
+		CHECK_STR(envelope(&hm, 0), envelope(&m, 0));
+		a.len = b.len = 0;
+		mime_header_fields(msg, parts[0].hdr_len, names, 2, false,
+				   sink_write, &a);
+		mime_header_fields(msg, hparts[0].hdr_len, names, 2, false,
+				   sink_write, &b);
+		assert_int_equal(a.len, b.len);
+		assert_memory_equal(a.buf, b.buf, a.len);
+	}
+	/* no empty line at all: the whole message is its header */
+	if (!seen)
+		assert_int_equal(parts[0].hdr_len, len);
+	free(a.buf);
+	free(b.buf);
+}
+
+static void
+test_header_end(void **state)
+{
+	static const char *const msgs[] = {
+	    "Subject: lf\nFrom: a@b\n\nbody\n\nmore\n",
+	    "Subject: crlf\r\nFrom: a@b\r\n\r\nbody\r\n",
+	    "Subject: folded\r\n  on two\r\n\tlines\r\nFrom: a@b\r\n\r\n",
+	    "Subject: no empty line\r\nFrom: a@b\r\n",
+	    "Subject: no line end",
+	    "Subject: a CR at the end\r",
+	    "Subject: a bare CR\r\rFrom: a@b\r\n\r\nx",
+	    "\nan empty header\n",
+	    "\r\n",
+	    "",
+	    "Content-Type: multipart/mixed; boundary=b\n\n--b\n\nx\n--b--\n",
+	};
+
+	(void)state;
+	check_header_end(simple, sizeof(simple) - 1);
+	for (size_t i = 0; i < sizeof(msgs) / sizeof(msgs[0]); i++)
+		check_header_end(msgs[i], strlen(msgs[i]));
+}
+
 int
 main(void)
 {
@@ -630,6 +697,7 @@ main(void)
 	    cmocka_unit_test(test_limits),
 	    cmocka_unit_test(test_sink_failure),
 	    cmocka_unit_test(test_search_window),
+	    cmocka_unit_test(test_header_end),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
