@@ -2,7 +2,8 @@
  * scheme.c - password schemes: verify a password against a stored
  * "{SCHEME}data" string and make new hashes.
  *
- * Relies on libargon2 for ARGON2ID, libxcrypt's crypt_rn() and
+ * Relies on libsodium for ARGON2ID with one lane (p=1) and libargon2 for
+ * the rest of ARGON2ID, libxcrypt's crypt_rn() and
  * crypt_gensalt_rn() for the crypt family (bcrypt, sha512/256-crypt,
  * yescrypt), OpenSSL for PBKDF2/HMAC/SHA-256 (SCRAM), CRYPTO_memcmp() and
  * OPENSSL_cleanse(), getrandom(2) for salts, proto/base64.h for SCRAM key
@@ -15,10 +16,21 @@
  * with memcmp(), and never accept a stored string whose body does not
  * match its {SCHEME} tag (a {BLF-CRYPT} holding a DES crypt would
  * otherwise verify through crypt_rn() at DES strength).
+ *
+ * Why two Argon2 libraries: at m=64 MiB, t=3, p=1 libsodium takes less than
+ * half the CPU of Debian's libargon2 (docs/benchmarks.md, "auth:
+ * verifications per second"): it maps its memory with MAP_POPULATE instead
+ * of taking 16,384 page faults inside the fill loop, and picks SIMD code at
+ * run time where Debian builds libargon2's portable code. Both compute the
+ * same function and write the same PHC strings. libsodium has one lane
+ * only and reads only v=19 strings with a tag of 16 bytes or more, so
+ * everything else (p>1 hashes from other tools, v=16, short tags) still
+ * goes to libargon2, which reads every form it ever wrote.
  */
 #include <argon2.h>
 #include <crypt.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,12 +42,16 @@
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
 
+#include <sodium.h>
+
 #include "auth/auth.h"
 #include "auth/sasl.h"
 #include "proto/base64.h"
 
 #define SALT_BYTES 16
 #define ARGON2_HASH_BYTES 32
+#define ARGON2_SODIUM_PREFIX "$argon2id$v=19$m="
+#define ARGON2_SODIUM_MIN_TAG64 22 /* base64 of libsodium's 16-byte minimum */
 #define SCRAM_PREFIX "SCRAM-SHA-256$"
 
 struct scheme_def {
@@ -79,6 +95,12 @@ static void opts_fill(const struct auth_scheme_opts *in,
 		      struct auth_scheme_opts *out);
 
 /* verification per family */
+static bool sodium_ready(void);
+static void sodium_setup(void);
+static bool argon2_sodium_reads(const char *body);
+static enum auth_verify verify_argon2_sodium(const char *body, const char *pw,
+					     size_t pwlen,
+					     const char **error_r);
 static enum auth_verify verify_argon2(const char *body, const char *pw,
 				      size_t pwlen, const char **error_r);
 static enum auth_verify verify_crypt(const char *body, const char *pw,
@@ -92,6 +114,9 @@ static enum auth_verify verify_plain(const char *body, const char *pw,
 static int hash_argon2(const char *pw, size_t pwlen,
 		       const struct auth_scheme_opts *o, char **out_r,
 		       const char **error_r);
+static int hash_argon2_sodium(const char *pw, size_t pwlen,
+			      const struct auth_scheme_opts *o, char **out_r,
+			      const char **error_r);
 static int hash_crypt(const struct scheme_def *d, const char *pw, size_t pwlen,
 		      const struct auth_scheme_opts *o, char **out_r,
 		      const char **error_r);
@@ -267,14 +292,80 @@ auth_scheme_verify(const char *stored, const char *password, size_t pwlen,
 	}
 }
 
+/* sodium_init() must run before any other libsodium call. Callers reach
+ * this file from the verify pool, ringgate-passwd and tests, with no common
+ * start-up, so the first libsodium use in the process runs it, once, under
+ * pthread_once(). If it fails, libargon2 does all the work. */
+static pthread_once_t sodium_once = PTHREAD_ONCE_INIT;
+static bool sodium_ok;
+
+static void
+sodium_setup(void)
+{
+	sodium_ok = sodium_init() >= 0;
+}
+
+static bool
+sodium_ready(void)
+{
+	(void)pthread_once(&sodium_once, sodium_setup);
+	return sodium_ok;
+}
+
+/* Whether libsodium reads body exactly as libargon2 would: it must be
+ * "$argon2id$v=19$m=<digits>,t=<digits>,p=1$<salt>$<tag>" with a tag of at
+ * least 16 bytes. Only the shape is checked, on the stored string alone
+ * (never the password); libsodium decodes the numbers and base64 itself.
+ * A string that fails here is not refused, only left to libargon2. */
+static bool
+argon2_sodium_reads(const char *body)
+{
+	size_t n = strlen(ARGON2_SODIUM_PREFIX);
+	const char *p, *tag;
+
+	if (strncmp(body, ARGON2_SODIUM_PREFIX, n) != 0)
+		return false;
+	p = body + n;
+	if ((n = strspn(p, "0123456789")) == 0 || strncmp(p + n, ",t=", 3) != 0)
+		return false;
+	p += n + 3;
+	if ((n = strspn(p, "0123456789")) == 0 ||
+	    strncmp(p + n, ",p=1$", 5) != 0)
+		return false;
+	p += n + 5;
+	tag = strrchr(p, '$');
+	return tag != NULL && strlen(tag + 1) >= ARGON2_SODIUM_MIN_TAG64;
+}
+
+/* libsodium compares the tag with sodium_memcmp() (constant time). It
+ * returns -1 both for a wrong password and for a string it cannot use;
+ * only the former sets errno to EINVAL. */
+static enum auth_verify
+verify_argon2_sodium(const char *body, const char *pw, size_t pwlen,
+		     const char **error_r)
+{
+	errno = 0;
+	if (crypto_pwhash_argon2id_str_verify(body, pw, pwlen) == 0)
+		return AUTH_VERIFY_OK;
+	if (errno == EINVAL)
+		return AUTH_VERIFY_MISMATCH;
+	*error_r =
+	    errno == ENOMEM ? "out of memory" : "argon2id hash is malformed";
+	return AUTH_VERIFY_ERROR;
+}
+
 /* libargon2 decodes the parameters from the string and compares the tag
- * in constant time itself. */
+ * in constant time itself. Which library runs depends on the stored string
+ * only, so the time still says nothing about the password. */
 static enum auth_verify
 verify_argon2(const char *body, const char *pw, size_t pwlen,
 	      const char **error_r)
 {
-	int r = argon2id_verify(body, pw, pwlen);
+	int r;
 
+	if (argon2_sodium_reads(body) && sodium_ready())
+		return verify_argon2_sodium(body, pw, pwlen, error_r);
+	r = argon2id_verify(body, pw, pwlen);
 	if (r == ARGON2_OK)
 		return AUTH_VERIFY_OK;
 	if (r == ARGON2_VERIFY_MISMATCH)
@@ -433,17 +524,23 @@ auth_scheme_hash(enum auth_scheme s, const char *password, size_t pwlen,
 	return -1;
 }
 
+/* One lane goes to libsodium, whose string has the same form as ours
+ * (16-byte salt, 32-byte tag); p>1 and costs libsodium refuses (m<8 KiB,
+ * which libargon2 refuses too) go to libargon2. */
 static int
 hash_argon2(const char *pw, size_t pwlen, const struct auth_scheme_opts *o,
 	    char **out_r, const char **error_r)
 {
 	uint8_t salt[SALT_BYTES];
-	size_t elen =
-	    argon2_encodedlen(o->argon2_t, o->argon2_m_kib, o->argon2_p,
-			      SALT_BYTES, ARGON2_HASH_BYTES, Argon2_id);
-	char *enc = malloc(elen + 1);
+	size_t elen;
+	char *enc;
 	int r;
 
+	if (o->argon2_p == 1 && o->argon2_m_kib >= 8 && sodium_ready())
+		return hash_argon2_sodium(pw, pwlen, o, out_r, error_r);
+	elen = argon2_encodedlen(o->argon2_t, o->argon2_m_kib, o->argon2_p,
+				 SALT_BYTES, ARGON2_HASH_BYTES, Argon2_id);
+	enc = malloc(elen + 1);
 	if (enc == NULL || random_bytes(salt, sizeof(salt)) == -1) {
 		free(enc);
 		*error_r = "out of memory or randomness";
@@ -460,6 +557,26 @@ hash_argon2(const char *pw, size_t pwlen, const struct auth_scheme_opts *o,
 	*out_r = tagged(AUTH_SCHEME_ARGON2ID, enc);
 	free(enc);
 	if (*out_r == NULL) {
+		*error_r = "out of memory";
+		return -1;
+	}
+	return 0;
+}
+
+static int
+hash_argon2_sodium(const char *pw, size_t pwlen,
+		   const struct auth_scheme_opts *o, char **out_r,
+		   const char **error_r)
+{
+	char enc[crypto_pwhash_argon2id_STRBYTES];
+
+	if (crypto_pwhash_argon2id_str(enc, pw, pwlen, o->argon2_t,
+				       (size_t)o->argon2_m_kib * 1024) != 0) {
+		*error_r =
+		    errno == ENOMEM ? "out of memory" : "invalid argon2id cost";
+		return -1;
+	}
+	if ((*out_r = tagged(AUTH_SCHEME_ARGON2ID, enc)) == NULL) {
 		*error_r = "out of memory";
 		return -1;
 	}

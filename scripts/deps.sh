@@ -11,7 +11,7 @@
 RG_DEPS=(
 	build-essential cmake pkg-config
 	liburing-dev libssl-dev libhiredis-dev libconfig-dev libcmocka-dev
-	libargon2-dev libcrypt-dev libldap-dev
+	libargon2-dev libsodium-dev libcrypt-dev libldap-dev
 	redis-server slapd ldap-utils curl swaks python3 openssl clang
 	isync # mbsync, a real IMAP client for ringstore's tests
 	gsasl # GNU SASL's client: SCRAM-SHA-256(-PLUS) against ringstore

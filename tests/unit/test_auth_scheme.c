@@ -2,7 +2,9 @@
  * test_auth_scheme.c - password schemes against known answers made by
  * tools nobody here wrote, RFC 7677's SCRAM-SHA-256 exchange, round trips
  * of every generator, and the refusals (disabled plaintext, a hash whose
- * body does not match its tag, NUL bytes for crypt).
+ * body does not match its tag, NUL bytes for crypt), and ARGON2ID across
+ * its two libraries: libsodium (one lane) and libargon2 (the rest) must
+ * each verify what the other wrote.
  *
  * How the fixed vectors were made (password "correct horse" unless said):
  *   openssl passwd -6 -salt Q9b2kL0x ...          SHA512-CRYPT
@@ -27,6 +29,9 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
+
+#include <argon2.h>
+#include <sodium.h>
 
 #include "auth/auth.h"
 
@@ -416,6 +421,107 @@ test_dummy(void **state)
 	free(d2);
 }
 
+/* Strings at a cost small enough for a unit test. */
+#define XM_KIB 256
+#define XT 2
+
+/* libargon2 with the given lanes, version and tag length, tagged. */
+static void
+argon2_make(uint32_t p, uint32_t version, size_t taglen, char *out, size_t cap)
+{
+	static const uint8_t salt[16] = "ringgate-x-salt!";
+	char enc[256];
+
+	assert_int_equal(argon2_hash(XT, XM_KIB, p, PW, strlen(PW), salt,
+				     sizeof(salt), NULL, taglen, enc,
+				     sizeof(enc), Argon2_id, version),
+			 ARGON2_OK);
+	snprintf(out, cap, "{ARGON2ID}%s", enc);
+}
+
+static void
+assert_verifies(const char *stored)
+{
+	const char *err = NULL;
+
+	assert_int_equal(
+	    auth_scheme_verify(stored, PW, strlen(PW), &no_plain, &err),
+	    AUTH_VERIFY_OK);
+	assert_int_equal(
+	    auth_scheme_verify(stored, "correct horsf", 13, &no_plain, &err),
+	    AUTH_VERIFY_MISMATCH);
+}
+
+/* A libsodium string verifies with libargon2 and ours; a libargon2 string
+ * verifies with libsodium and ours; auth_scheme_hash()'s p=1 and p=2
+ * strings verify with libargon2; and what libsodium cannot read (p=2,
+ * v=16, a tag under 16 bytes) still verifies, through libargon2. */
+static void
+test_argon2_cross(void **state)
+{
+	struct auth_scheme_opts o = {.argon2_m_kib = XM_KIB, .argon2_t = XT};
+	char sod[crypto_pwhash_argon2id_STRBYTES], lib[300];
+	const char *err = NULL;
+	char *h = NULL;
+
+	assert_true(sodium_init() >= 0);
+	assert_int_equal(
+	    crypto_pwhash_argon2id_str(sod, PW, strlen(PW), XT, XM_KIB * 1024),
+	    0);
+	assert_int_equal(argon2id_verify(sod, PW, strlen(PW)), ARGON2_OK);
+	assert_int_equal(argon2id_verify(sod, "x", 1), ARGON2_VERIFY_MISMATCH);
+	snprintf(lib, sizeof(lib), "{ARGON2ID}%s", sod);
+	assert_verifies(lib);
+
+	argon2_make(1, ARGON2_VERSION_13, 32, lib, sizeof(lib));
+	memcpy(sod, lib + 10, strlen(lib + 10) + 1);
+	assert_int_equal(crypto_pwhash_argon2id_str_verify(sod, PW, strlen(PW)),
+			 0);
+	assert_int_equal(crypto_pwhash_argon2id_str_verify(sod, "x", 1), -1);
+	assert_verifies(lib);
+
+	/* Ours, one lane (libsodium) and two (libargon2). */
+	for (uint32_t p = 1; p <= 2; p++) {
+		char want[64];
+
+		o.argon2_p = p;
+		assert_int_equal(auth_scheme_hash(AUTH_SCHEME_ARGON2ID, PW,
+						  strlen(PW), &o, &h, &err),
+				 0);
+		snprintf(want, sizeof(want),
+			 "{ARGON2ID}$argon2id$v=19$m=%u,t=%u,p=%u$", XM_KIB, XT,
+			 p);
+		assert_memory_equal(h, want, strlen(want));
+		assert_int_equal(argon2id_verify(h + 10, PW, strlen(PW)),
+				 ARGON2_OK);
+		assert_verifies(h);
+		free(h);
+		h = NULL;
+	}
+
+	argon2_make(2, ARGON2_VERSION_13, 32, lib, sizeof(lib));
+	assert_verifies(lib);
+	argon2_make(1, ARGON2_VERSION_10, 32, lib, sizeof(lib));
+	assert_non_null(strstr(lib, "$v=16$"));
+	assert_verifies(lib);
+	argon2_make(1, ARGON2_VERSION_13, 8, lib, sizeof(lib));
+	assert_verifies(lib);
+
+	/* A one-lane string libsodium cannot decode is an error, not a
+	 * mismatch, as it is for libargon2. */
+	assert_int_equal(
+	    auth_scheme_verify("{ARGON2ID}$argon2id$v=19$m=256,t=2,p=1$"
+			       "c2FsdHNhbHRzYWx0$!!!!!!!!!!!!!!!!!!!!!!!!",
+			       PW, strlen(PW), &no_plain, &err),
+	    AUTH_VERIFY_ERROR);
+	assert_int_equal(
+	    auth_scheme_verify("{ARGON2ID}$argon2id$v=19$m=4,t=2,p=1$"
+			       "c2FsdHNhbHRzYWx0$qFW9WhT6SIj99YBQsXv6kgMdN2VgFe"
+			       "44UCfrbkMujD0",
+			       PW, strlen(PW), &no_plain, &err),
+	    AUTH_VERIFY_ERROR);
+}
+
 int
 main(void)
 {
@@ -430,6 +536,7 @@ main(void)
 	    cmocka_unit_test(test_round_trips),
 	    cmocka_unit_test(test_default_costs),
 	    cmocka_unit_test(test_dummy),
+	    cmocka_unit_test(test_argon2_cross),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
