@@ -40,6 +40,7 @@ struct mbox_job {
 	struct imap_job base;
 	enum folder_op op;
 	char *maildir; /* the session's; it outlives the job */
+	struct maildir_cache *cache; /* the server's; may be NULL */
 	char name[IMAP_MBOX_MAX];
 	char name2[IMAP_MBOX_MAX];
 	unsigned items;
@@ -233,6 +234,7 @@ mbox_job(struct imap_session *s,
 		return NULL;
 	}
 	job->maildir = s->maildir;
+	job->cache = s->srv->folders;
 	memcpy(job->name, s->a.mbox, sizeof(job->name));
 	memcpy(job->name2, s->a.mbox2, sizeof(job->name2));
 	job->items = s->a.items;
@@ -312,7 +314,7 @@ select_run(struct store_job *sj)
 	const struct maildir_msg *msgs;
 	size_t n;
 
-	if (maildir_open(job->maildir, job->name,
+	if (maildir_open_cached(job->cache, job->maildir, job->name,
 		job->readonly ? MAILDIR_OPEN_READONLY : 0, &job->base.box,
 		&job->base.errtext) == -1) {
 		job->base.err = errno ? errno : EIO;

@@ -10,6 +10,14 @@
  * concurrent rename (a flag change elsewhere) can hide a file from one
  * readdir. The list lock is held for the whole match-and-write, never
  * while moving files from new/ to cur/ (that does not change base names).
+ * With a snapshot cache (maildir_cache.c) a sync first stat()s new/, cur/
+ * and the UID list and, if they match a snapshot, copies its view instead
+ * of scanning, without the lock: the snapshot is what a locked sync would
+ * build from those very files. A scan that found both directories
+ * settled is stored for the next one, with the identity of the list it
+ * read or (stat()ed under the lock) wrote. Views copied from a
+ * snapshot keep their names in one block (box->names), so every place
+ * that replaces a name frees through file_free().
  * This file must never rewrite message contents: messages are immutable
  * once delivered; only their names change.
  */
@@ -46,7 +54,7 @@ static int cmp_base(const void *a, const void *b);
 static int cmp_date(const void *a, const void *b);
 static size_t dedupe_unknown(struct maildir_msg **unknown, size_t count);
 static int sync_locked(struct maildir *box, struct maildir_msg **msgs_r,
-		       size_t *count_r);
+		       size_t *count_r, bool *dirty_r);
 static int build_view(struct maildir *box, struct uidlist *list,
 		      struct maildir_msg **found, struct maildir_msg **unknown,
 		      size_t unknown_count, struct maildir_msg **msgs_r,
@@ -54,13 +62,22 @@ static int build_view(struct maildir *box, struct uidlist *list,
 static int write_view(const char *dir, const struct uidlist *old,
 		      const struct maildir_msg *msgs, size_t count);
 
+/* Whole syncs, through the snapshot cache */
+static int sync_view(struct maildir *box, struct md_view *v,
+		     const char **error_r);
+static bool cache_hit(struct maildir *box, const struct md_folder_id *id,
+		      struct md_view *v);
+static void cache_store(struct maildir *box, const struct md_folder_id *id,
+			const struct timespec *t0, const struct md_view *v);
+
 /* After the lock */
-static void move_new_to_cur(struct maildir *box, struct maildir_msg *msgs,
-			    size_t count);
+static void move_new_to_cur(struct maildir *box, struct md_view *v);
 static void carry_recent(const struct maildir_msg *old, size_t old_count,
 			 struct maildir_msg *cur, size_t cur_count);
 static int rename_msg(struct maildir *box, size_t index, unsigned int flags);
 static void free_msgs(struct maildir_msg *msgs, size_t count);
+static void view_free(struct md_view *v);
+static void file_free(const char *names, size_t names_size, char *file);
 static void clean_tmp(const char *dir);
 
 /* ---- finding a renamed message ---- */
@@ -99,7 +116,7 @@ md_refind(struct maildir *box, size_t index)
 			closedir(d);
 			/* The view keeps its flags: the next sync reports
 			 * the other writer's change as a flag change. */
-			free(m->file);
+			file_free(box->names, box->names_size, m->file);
 			m->file = file;
 			return 0;
 		}
@@ -341,7 +358,8 @@ write_view(const char *dir, const struct uidlist *old,
  * match, assign, write the list back if anything changed.
  */
 static int
-sync_locked(struct maildir *box, struct maildir_msg **msgs_r, size_t *count_r)
+sync_locked(struct maildir *box, struct maildir_msg **msgs_r, size_t *count_r,
+	    bool *dirty_r)
 {
 	struct scan s1 = {0}, s2 = {0};
 	struct maildir_msg **found = NULL, **unknown = NULL;
@@ -398,6 +416,7 @@ sync_locked(struct maildir *box, struct maildir_msg **msgs_r, size_t *count_r)
 	}
 	box->uidvalidity = list.uidvalidity;
 	box->uidnext = list.nextuid;
+	*dirty_r = dirty;
 	ret = 0;
 out:
 	saved = errno;
@@ -415,14 +434,14 @@ out:
 /* Read-write opens take new/ messages to cur/; whoever wins the rename
  * sees them as \Recent, which is exactly RFC 3501's one-session rule. */
 static void
-move_new_to_cur(struct maildir *box, struct maildir_msg *msgs, size_t count)
+move_new_to_cur(struct maildir *box, struct md_view *v)
 {
 	char from[PATH_MAX], to[PATH_MAX], info[40], *file;
 	struct maildir_msg *m;
 	size_t i, n;
 
-	for (i = 0; i < count; i++) {
-		m = &msgs[i];
+	for (i = 0; i < v->count; i++) {
+		m = &v->msgs[i];
 		if (m->file[0] != 'n')
 			continue;
 		md_info(info, m->flags, m->keywords);
@@ -438,7 +457,7 @@ move_new_to_cur(struct maildir *box, struct maildir_msg *msgs, size_t count)
 			free(file);
 			continue; /* another session moved it first */
 		}
-		free(m->file);
+		file_free(v->names, v->names_size, m->file);
 		m->file = file;
 		m->flags |= MAILDIR_FLAG_RECENT;
 	}
@@ -473,6 +492,29 @@ free_msgs(struct maildir_msg *msgs, size_t count)
 	free(msgs);
 }
 
+/* A name inside a view's block goes with the block; others were
+ * malloc'd alone (a fresh scan, or renamed since the copy). */
+static void
+file_free(const char *names, size_t names_size, char *file)
+{
+	uintptr_t p = (uintptr_t)file, b = (uintptr_t)names;
+
+	if (names == NULL || p < b || p >= b + names_size)
+		free(file);
+}
+
+static void
+view_free(struct md_view *v)
+{
+	size_t i;
+
+	for (i = 0; i < v->count; i++)
+		file_free(v->names, v->names_size, v->msgs[i].file);
+	free(v->msgs);
+	free(v->names);
+	memset(v, 0, sizeof(*v));
+}
+
 /* A delivery killed between creating its tmp/ file and linking it leaves
  * the file behind. Nothing links from tmp/ after 36 hours (the classic
  * Maildir rule), so older files are garbage. Best effort. */
@@ -504,6 +546,14 @@ int
 maildir_open(const char *maildir, const char *name, unsigned int flags,
 	     struct maildir **box_r, const char **error_r)
 {
+	return maildir_open_cached(NULL, maildir, name, flags, box_r, error_r);
+}
+
+int
+maildir_open_cached(struct maildir_cache *cache, const char *maildir,
+		    const char *name, unsigned int flags,
+		    struct maildir **box_r, const char **error_r)
+{
 	char dir[PATH_MAX], norm[PATH_MAX], path[PATH_MAX];
 	struct maildir *box;
 	int saved;
@@ -513,6 +563,7 @@ maildir_open(const char *maildir, const char *name, unsigned int flags,
 	if ((box = calloc(1, sizeof(*box))) == NULL)
 		goto nomem;
 	box->readonly = (flags & MAILDIR_OPEN_READONLY) != 0;
+	box->cache = cache;
 	if ((box->maildir = strdup(maildir)) == NULL ||
 	    (box->dir = strdup(dir)) == NULL ||
 	    (box->name = strdup(norm)) == NULL)
@@ -542,10 +593,15 @@ void
 maildir_close(struct maildir **boxp)
 {
 	struct maildir *box = *boxp;
+	struct md_view view;
 
 	if (box == NULL)
 		return;
-	free_msgs(box->msgs, box->count);
+	view = (struct md_view){.msgs = box->msgs,
+				.count = box->count,
+				.names = box->names,
+				.names_size = box->names_size};
+	view_free(&view);
 	free(box->maildir);
 	free(box->dir);
 	free(box->name);
@@ -555,23 +611,70 @@ maildir_close(struct maildir **boxp)
 	*boxp = NULL;
 }
 
-int
-maildir_sync(struct maildir *box, struct maildir_changes *changes,
-	     const char **error_r)
+/* Serve the view from a snapshot if its identity still holds and it
+ * agrees with what this folder already handed out. */
+static bool
+cache_hit(struct maildir *box, const struct md_folder_id *id, struct md_view *v)
 {
-	struct maildir_msg *msgs;
-	size_t count;
+	if (md_cache_get(box->cache, box->dir, id, v) != 1)
+		return false;
+	if ((box->uidvalidity != 0 && v->uidvalidity != box->uidvalidity) ||
+	    v->uidnext < box->uidnext) {
+		/* Let the full sync report or repair it. */
+		view_free(v);
+		return false;
+	}
+	box->uidvalidity = v->uidvalidity;
+	box->uidnext = v->uidnext;
+	return true;
+}
+
+/* A scan is worth keeping only if the directories had settled before it
+ * began (id->list is then the list it read or wrote). */
+static void
+cache_store(struct maildir *box, const struct md_folder_id *id,
+	    const struct timespec *t0, const struct md_view *v)
+{
+	if (id == NULL || !md_cache_settled(box->cache, id, t0))
+		md_cache_unsettled(box->cache);
+	else
+		md_cache_put(box->cache, box->dir, id, v);
+}
+
+/*
+ * The synced view, without \Recent and before anything moves to cur/.
+ * With a cache: t0, then the identity, then (on a miss) the scan, in that
+ * order, so that the identity stored is never newer than what the scan
+ * saw. Taking it before the lock is fine for the same reason: a list
+ * replaced in between only makes the snapshot miss later.
+ */
+static int
+sync_view(struct maildir *box, struct md_view *v, const char **error_r)
+{
+	struct md_folder_id id;
+	struct timespec t0;
+	bool have_id = false, dirty = false;
 	int lock, ret, saved;
 
-	if (changes != NULL)
-		memset(changes, 0, sizeof(*changes));
+	memset(v, 0, sizeof(*v));
+	if (box->cache != NULL) {
+		clock_gettime(CLOCK_REALTIME, &t0);
+		have_id = md_folder_id_read(box->dir, &id) == 0;
+		if (have_id && cache_hit(box, &id, v))
+			return 0;
+	}
 	if (uidlist_lock(box->dir, &lock) == -1) {
 		*error_r = errno == ENOENT ? "folder was deleted"
 					   : "cannot lock the UID list";
 		return -1;
 	}
-	ret = sync_locked(box, &msgs, &count);
+	ret = sync_locked(box, &v->msgs, &v->count, &dirty);
 	saved = errno;
+	if (ret == 0 && dirty && have_id) {
+		/* The list we just wrote, stat()ed before anyone else can
+		 * replace it: the new view matches it exactly. */
+		have_id = md_file_id_read(box->dir, MD_UIDLIST, &id.list) == 0;
+	}
 	close(lock);
 	if (ret == -1) {
 		errno = saved;
@@ -579,18 +682,41 @@ maildir_sync(struct maildir *box, struct maildir_changes *changes,
 					   : "cannot sync the folder";
 		return -1;
 	}
+	v->uidvalidity = box->uidvalidity;
+	v->uidnext = box->uidnext;
+	if (box->cache != NULL)
+		cache_store(box, have_id ? &id : NULL, &t0, v);
+	return 0;
+}
+
+int
+maildir_sync(struct maildir *box, struct maildir_changes *changes,
+	     const char **error_r)
+{
+	struct md_view v, old;
+
+	if (changes != NULL)
+		memset(changes, 0, sizeof(*changes));
+	if (sync_view(box, &v, error_r) == -1)
+		return -1;
 	if (!box->readonly)
-		move_new_to_cur(box, msgs, count);
-	carry_recent(box->msgs, box->count, msgs, count);
-	if (changes != NULL &&
-	    maildir_diff(box->msgs, box->count, msgs, count, changes) == -1) {
-		free_msgs(msgs, count);
+		move_new_to_cur(box, &v);
+	carry_recent(box->msgs, box->count, v.msgs, v.count);
+	if (changes != NULL && maildir_diff(box->msgs, box->count, v.msgs,
+					    v.count, changes) == -1) {
+		view_free(&v);
 		*error_r = "out of memory";
 		return -1;
 	}
-	free_msgs(box->msgs, box->count);
-	box->msgs = msgs;
-	box->count = count;
+	old = (struct md_view){.msgs = box->msgs,
+			       .count = box->count,
+			       .names = box->names,
+			       .names_size = box->names_size};
+	view_free(&old);
+	box->msgs = v.msgs;
+	box->count = v.count;
+	box->names = v.names;
+	box->names_size = v.names_size;
 	return 0;
 }
 
@@ -769,7 +895,7 @@ rename_msg(struct maildir *box, size_t index, unsigned int flags)
 		errno = ENOENT;
 		goto fail;
 	}
-	free(m->file);
+	file_free(box->names, box->names_size, m->file);
 	m->file = file;
 	m->flags = flags | (m->flags & MAILDIR_FLAG_RECENT);
 	return 0;

@@ -116,6 +116,7 @@ enum maildir_open_flags {
 };
 
 struct maildir;
+struct maildir_cache;
 
 /* ---- names and paths (maildir_folder.c) ---- */
 
@@ -183,6 +184,12 @@ void maildir_strings_free(char **names, size_t count);
  * mark them \Recent. *box_r is owned by the caller (maildir_close()). */
 int maildir_open(const char *maildir, const char *name, unsigned int flags,
 		 struct maildir **box_r, const char **error_r);
+
+/* The same, through a folder snapshot cache (see below; NULL: none). The
+ * folder keeps using cache for its later syncs, so cache must outlive it. */
+int maildir_open_cached(struct maildir_cache *cache, const char *maildir,
+			const char *name, unsigned int flags,
+			struct maildir **box_r, const char **error_r);
 
 /* Free the folder and set *box to NULL. Nothing on disk changes. */
 void maildir_close(struct maildir **box);
@@ -254,6 +261,44 @@ int maildir_expunge(struct maildir *box, const uint32_t *uids, size_t count,
 int maildir_copy(struct maildir *box, const uint32_t *uids, size_t count,
 		 const char *dest, bool move, uint32_t *uidvalidity_r,
 		 uint32_t *dest_uids, const char **error_r);
+
+/* ---- folder snapshots (maildir_cache.c) ---- */
+
+/*
+ * A per-process cache of synced folder views, so that opening or syncing a
+ * folder nobody changed costs three stat() calls and a copy instead of two
+ * directory scans and a UID list parse. A snapshot is used only while
+ * new/, cur/ and the UID list stat() exactly as they did before the scan
+ * that produced it, and only stored when the directories had not changed
+ * for settle_ms before that scan (file times move in coarse ticks, so a
+ * younger directory could change again without its mtime moving).
+ * docs/backend.md gives the argument. Thread-safe (one mutex); bounded by
+ * max_entries snapshots and max_bytes of their memory, least recently used
+ * dropped first. Returns NULL on allocation failure.
+ */
+#define MAILDIR_CACHE_SETTLE_MS 2000
+
+struct maildir_cache_stats {
+	uint64_t hits;	    /* opens and syncs served from a snapshot */
+	uint64_t misses;    /* scanned (no snapshot, or it was stale) */
+	uint64_t stores;    /* snapshots stored */
+	uint64_t unsettled; /* scans not stored: folder changed too lately,
+			     * or the sync rewrote the UID list */
+	uint64_t evictions; /* dropped for the entry or byte bound */
+	size_t entries;
+	size_t bytes;
+};
+
+struct maildir_cache *maildir_cache_new(size_t max_entries, size_t max_bytes,
+					unsigned int settle_ms);
+
+/* Free every snapshot and the cache; sets *cache to NULL. No folder
+ * opened through it may still be open. */
+void maildir_cache_free(struct maildir_cache **cache);
+
+/* Counters since maildir_cache_new(), and the current size. */
+void maildir_cache_stats(struct maildir_cache *cache,
+			 struct maildir_cache_stats *st);
 
 /* ---- delivery (maildir_deliver.c) ---- */
 

@@ -12,6 +12,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
 
 #include "backend/maildir.h"
 
@@ -31,7 +33,9 @@
  * also the sorted order Maildir readers expect. */
 #define MD_FLAG_LETTERS "DFPRST"
 
-/* An open folder. msgs[] is sorted by UID and owns each msgs[i].file. */
+/* An open folder. msgs[] is sorted by UID and owns each msgs[i].file,
+ * except names that point into the names block (a view copied from a
+ * snapshot): those are freed with the block. md_file_free() knows which. */
 struct maildir {
 	char *maildir; /* the user's Maildir */
 	char *dir;     /* this folder's directory */
@@ -43,7 +47,65 @@ struct maildir {
 	uint32_t uidnext;
 	struct maildir_msg *msgs;
 	size_t count;
+	char *names; /* block behind a copied view's file names, or NULL */
+	size_t names_size;
+	struct maildir_cache *cache; /* borrowed, or NULL */
 };
+
+/* ---- maildir_cache.c ---- */
+
+/* What stat() says of one file, enough to tell that it changed: a
+ * directory entry change moves mtime and ctime, a UID list rewrite is a
+ * new inode. */
+struct md_file_id {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime;
+	struct timespec ctime;
+};
+
+/* new/, cur/ and the UID list of a folder, stat()ed together. */
+struct md_folder_id {
+	struct md_file_id new_dir;
+	struct md_file_id cur_dir;
+	struct md_file_id list;
+};
+
+/* A view as the cache hands it out: msgs[i].file points into names. */
+struct md_view {
+	struct maildir_msg *msgs;
+	size_t count;
+	char *names;
+	size_t names_size;
+	uint32_t uidvalidity;
+	uint32_t uidnext;
+};
+
+/* stat() dir/name into *id. -1 with errno if that fails. */
+int md_file_id_read(const char *dir, const char *name, struct md_file_id *id);
+
+/* stat() the three files of dir; a missing list gives a zero id. -1 if a
+ * directory is missing or stat() fails. */
+int md_folder_id_read(const char *dir, struct md_folder_id *id);
+
+/* Whether a scan that started at t0 after taking id may be stored: both
+ * directories unchanged for the cache's settle time. */
+bool md_cache_settled(const struct maildir_cache *cache,
+		      const struct md_folder_id *id, const struct timespec *t0);
+
+/* Copy dir's snapshot into *view if its identity equals id (two
+ * allocations). 1 on a hit, 0 on a miss (counted), -1 on ENOMEM. */
+int md_cache_get(struct maildir_cache *cache, const char *dir,
+		 const struct md_folder_id *id, struct md_view *view);
+
+/* Store a copy of a view synced after id was taken (replacing dir's old
+ * snapshot), if it fits the bounds. Best effort: nothing is reported. */
+void md_cache_put(struct maildir_cache *cache, const char *dir,
+		  const struct md_folder_id *id, const struct md_view *view);
+
+/* Count a scan that was not stored (see maildir_cache_stats). */
+void md_cache_unsettled(struct maildir_cache *cache);
 
 /* ---- maildir_uidlist.c ---- */
 

@@ -22,6 +22,7 @@
 
 #include "auth/auth.h"
 #include "backend/imap_private.h"
+#include "backend/maildir.h"
 #include "backend/ringstore.h"
 #include "backend/store_pool.h"
 #include "core/buf.h"
@@ -176,6 +177,12 @@ start_pools(struct store_daemon *sd, const char **error_r)
 	ac.cache_off = cf->auth.cache_ttl == 0;
 	if ((sd->srv.auth = auth_pool_new(&ac, error_r)) == NULL)
 		return -1;
+	sd->srv.folders = maildir_cache_new(RS_FOLDER_CACHE_ENTRIES,
+	    RS_FOLDER_CACHE_BYTES, MAILDIR_CACHE_SETTLE_MS);
+	if (sd->srv.folders == NULL) {
+		*error_r = "cannot allocate the folder cache";
+		return -1;
+	}
 	sd->srv.store = store_pool_new((unsigned)cf->storage.threads,
 	    (unsigned)cf->storage.queue, error_r);
 	return sd->srv.store ? 0 : -1;
@@ -491,6 +498,7 @@ sd_free(struct store_daemon *sd, struct daemon *d)
 				close(sd->fds[i]);
 	/* Loops are gone: no answer can be posted any more. */
 	store_pool_free(&sd->srv.store);
+	maildir_cache_free(&sd->srv.folders);
 	auth_pool_free(&sd->srv.auth);
 	auth_passdb_free(&sd->passdb);
 	tls_server_unref(&sd->srv.tls);

@@ -24,6 +24,7 @@ struct auth_pool;
 struct imap_session;
 struct imap_watcher;
 struct loop;
+struct maildir_cache;
 struct metrics;
 struct store_outbox;
 struct store_pool;
@@ -97,6 +98,10 @@ void rs_config_free(struct rs_config *cf);
 int rs_tls_build(const struct rs_config *cf, struct tls_server **ts_r,
     const char **error_r);
 
+/* Bounds of srv->folders: a 10,000-message folder's snapshot is ~1.2 MB. */
+#define RS_FOLDER_CACHE_ENTRIES 256
+#define RS_FOLDER_CACHE_BYTES (64u << 20)
+
 /* Metric ids, registered at start-up. */
 struct rs_metrics {
 	int sessions, logins_ok, logins_fail, commands, bad_commands;
@@ -110,6 +115,9 @@ struct rs_server {
 	struct auth_pool *auth;
 	struct auth_backend *users; /* non-blocking lookups (master targets) */
 	struct store_pool *store;
+	/* Folder snapshots for SELECT/EXAMINE (maildir.h), shared by the
+	 * store threads; NULL runs without. */
+	struct maildir_cache *folders;
 	struct tls_server *tls; /* as started; workers hold w->tls */
 	struct rs_metrics m;
 	/* SHA-256 of auth.scram_secret_file; len 0: sasl's random one. */
