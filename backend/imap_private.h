@@ -87,6 +87,10 @@ struct imap_session {
 	uint64_t sid;
 	enum imap_state state;
 	unsigned flags;
+	/* Loop callbacks running on this session: a close inside one (an
+	 * abort after a failed write) makes it a husk, freed on the way out,
+	 * never under its caller. */
+	unsigned calls;
 	unsigned bad;
 	uint64_t commands;
 

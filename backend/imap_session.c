@@ -45,6 +45,8 @@ static void table_add(struct rs_worker *w, struct imap_session *s);
 static void table_del(struct rs_worker *w, struct imap_session *s);
 
 static void process(struct imap_session *s);
+static void call_begin(struct imap_session *s);
+static void call_end(struct imap_session *s);
 static bool skip_input(struct imap_session *s);
 static void flow(struct imap_session *s);
 static void fill_limits(const struct imap_session *s, struct imap_limits *lim);
@@ -263,7 +265,9 @@ on_data(struct conn *c, const char *p, size_t n)
 	conn_set_timer(c, s->state == IS_NOT_AUTH ?
 		s->srv->cf->limits.login_timeout :
 		s->srv->cf->limits.idle_timeout);
+	call_begin(s);
 	process(s);
+	call_end(s);
 }
 
 static void
@@ -273,12 +277,30 @@ on_drain(struct conn *c)
 
 	if (s == NULL)
 		return;
+	call_begin(s);
 	if (s->flags & SF_MORE) {
 		s->flags &= ~SF_MORE;
 		imap_more(s);
-		return;
+	} else {
+		process(s);
 	}
-	process(s);
+	call_end(s);
+}
+
+static void
+call_begin(struct imap_session *s)
+{
+	s->calls++;
+}
+
+/* The outermost callback frees a session whose connection closed under
+ * it, unless a job still holds it (job_done frees it then). */
+static void
+call_end(struct imap_session *s)
+{
+	if (--s->calls == 0 && (s->flags & SF_GONE) &&
+	    !(s->flags & (SF_BUSY | SF_WRITING)))
+		session_free(s);
 }
 
 static void
@@ -308,8 +330,8 @@ on_close(struct conn *c, enum conn_reason why)
 	    (unsigned long long)conn_bytes_out(c));
 	conn_set_ctx(c, NULL);
 	s->c = NULL;
-	if (s->flags & (SF_BUSY | SF_WRITING)) {
-		s->flags |= SF_GONE; /* freed when the job answers */
+	if ((s->flags & (SF_BUSY | SF_WRITING)) || s->calls > 0) {
+		s->flags |= SF_GONE; /* freed when the job or call returns */
 		return;
 	}
 	session_free(s);
@@ -693,10 +715,12 @@ job_done(struct store_job *sj)
 			session_free(s);
 		return;
 	}
+	call_begin(s);
 	if (job->finish(s, job) == 0)
 		imap_job_free(job);
 	if (s->c != NULL && !(s->flags & SF_BUSY))
 		process(s);
+	call_end(s);
 }
 
 /* ---- argument helpers ------------------------------------------- */

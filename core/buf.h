@@ -25,10 +25,11 @@ buf_used(const struct buf *b)
 	return b->len - b->off;
 }
 
+/* Never NULL + 0 (undefined behaviour) for a buffer never written. */
 static inline const char *
 buf_head(const struct buf *b)
 {
-	return b->data + b->off;
+	return b->data != NULL ? b->data + b->off : "";
 }
 
 /* Append n bytes. Returns 0, or -1 if memory ran out (b unchanged). */
