@@ -58,7 +58,7 @@
  * Whole files up to READ_WHOLE_MAX are read too; larger ones are mapped.
  * Reading avoids munmap(), whose TLB shootdown IPIs to the other threads'
  * CPUs cost more than the parse of a small message. */
-#define READ_FIRST (16 * 1024)
+#define READ_FIRST (8 * 1024)
 #define HEADER_READ_MAX (256 * 1024)
 #define READ_WHOLE_MAX (4 * 1024 * 1024)
 

@@ -134,7 +134,17 @@ out_nstring(struct out *o, const char *p, size_t len, enum xf mode)
 	}
 	for (size_t i = k; i < end; i++) {
 		char c = p[i];
+		size_t run = i;
 
+		/* runs of bytes that need nothing done go out in one piece */
+		while (run < end && p[run] != '\r' && p[run] != '\n' &&
+		       p[run] != '"' && p[run] != '\\')
+			run++;
+		if (run > i) {
+			out_bytes(o, p + i, run - i);
+			i = run - 1;
+			continue;
+		}
 		if (c == '\r' || c == '\n')
 			continue;
 		if (mode == XF_QUOTED && c == '\\' && i + 1 < end)
