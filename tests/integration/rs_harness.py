@@ -61,6 +61,14 @@ def store_config(directory, imap_port, admin_port, certs=(), workers=2,
     return h.merge_config(cfg, overrides)
 
 
+def logout_quietly(m):
+    """LOGOUT an imaplib session if it is still there (test cleanups)."""
+    try:
+        m.logout()
+    except Exception:
+        pass
+
+
 class Ringstore(h.Ringgate):
     """A ringstore process; same life cycle as harness.Ringgate."""
 

@@ -83,16 +83,9 @@ class AppendCase(unittest.TestCase):
 
     def login(self):
         m = imaplib.IMAP4("127.0.0.1", self.store.port(), timeout=60)
-        self.addCleanup(self._logout, m)
+        self.addCleanup(rs.logout_quietly, m)
         m.login(USER, PASSWORD)
         return m
-
-    @staticmethod
-    def _logout(m):
-        try:
-            m.logout()
-        except Exception:
-            pass
 
     def raw(self):
         """A logged-in raw socket and a line reader over it."""

@@ -265,15 +265,8 @@ class AuthCase(unittest.TestCase):
             m = imaplib.IMAP4("127.0.0.1", port, timeout=20)
             if listener == "imap":
                 m.starttls(self.tls_ctx())
-        self.addCleanup(self._logout, m)
+        self.addCleanup(rs.logout_quietly, m)
         return m
-
-    @staticmethod
-    def _logout(m):
-        try:
-            m.logout()
-        except Exception:
-            pass
 
     def raw(self, listener="trusted"):
         port = self.store.port(listener)

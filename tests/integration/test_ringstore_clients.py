@@ -64,18 +64,11 @@ class StoreCase(unittest.TestCase):
 
     def login(self):
         m = imaplib.IMAP4("127.0.0.1", self.store.port(), timeout=20)
-        self.addCleanup(self._logout, m)
+        self.addCleanup(rs.logout_quietly, m)
         if self.tls:
             m.starttls(ssl.create_default_context(cafile=self.cert))
         m.login(USER, PASSWORD)
         return m
-
-    @staticmethod
-    def _logout(m):
-        try:
-            m.logout()
-        except Exception:
-            pass
 
     def append(self, m, folder, msg, flags=""):
         typ, data = m.append(folder, flags, None, msg)
@@ -384,7 +377,7 @@ class TestCrashDuringAppends(StoreCase):
         self.append(m, "INBOX", message(0, "before"))
         m.select("INBOX")
         uidvalidity = m.untagged_responses["UIDVALIDITY"][0]
-        self._logout(m)
+        rs.logout_quietly(m)
 
         acked, stop = [], threading.Event()
         threads = [threading.Thread(target=self.appender,

@@ -50,17 +50,10 @@ class StoreCase(unittest.TestCase):
 
     def imap(self, starttls=None):
         m = imaplib.IMAP4("127.0.0.1", self.store.port(), timeout=20)
-        self.addCleanup(self._logout, m)
+        self.addCleanup(rs.logout_quietly, m)
         if starttls if starttls is not None else self.tls:
             m.starttls(ssl.create_default_context(cafile=self.cert))
         return m
-
-    @staticmethod
-    def _logout(m):
-        try:
-            m.logout()
-        except Exception:
-            pass
 
     def login(self):
         m = self.imap()
