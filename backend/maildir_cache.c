@@ -27,6 +27,9 @@
 
 #include "backend/maildir_private.h"
 
+/* The ctime margin (see md_cache_settled): ten 100 Hz ticks. */
+#define CTIME_SETTLE_NS (100 * 1000000LL)
+
 struct snapshot {
 	char *dir;
 	uint32_t hash;
@@ -135,21 +138,28 @@ md_folder_id_read(const char *dir, struct md_folder_id *id)
 
 /*
  * A change after t0 gets a time from the kernel's coarse clock, which lags
- * the real one by at most a tick, so it differs from any time older than
- * t0 - settle as long as settle exceeds the tick and the file system's
- * time granularity. The UID list needs no such margin: it is replaced, not
- * changed, and ringstore replaces it only when new/ or cur/ changed.
+ * the real one by at most a tick, so its mtime differs from any time older
+ * than t0 - settle as long as settle exceeds the tick and the file
+ * system's time granularity. ctime only has to catch utimes() putting an
+ * mtime back (cp -a, rsync -t): the kernel sets it to the current time, so
+ * a margin of a few ticks does; a whole settle time would make every
+ * folder copied with its times unstorable for that long. The UID list
+ * needs no margin: it is replaced, not changed, and ringstore replaces it
+ * only when new/ or cur/ changed.
  */
 bool
 md_cache_settled(const struct maildir_cache *c, const struct md_folder_id *id,
 		 const struct timespec *t0)
 {
-	int64_t limit = ts_ns(t0) - c->settle_ns;
+	int64_t mlimit = ts_ns(t0) - c->settle_ns;
+	int64_t climit =
+	    ts_ns(t0) -
+	    (c->settle_ns < CTIME_SETTLE_NS ? c->settle_ns : CTIME_SETTLE_NS);
 
-	return ts_ns(&id->new_dir.mtime) < limit &&
-	       ts_ns(&id->new_dir.ctime) < limit &&
-	       ts_ns(&id->cur_dir.mtime) < limit &&
-	       ts_ns(&id->cur_dir.ctime) < limit;
+	return ts_ns(&id->new_dir.mtime) < mlimit &&
+	       ts_ns(&id->cur_dir.mtime) < mlimit &&
+	       ts_ns(&id->new_dir.ctime) < climit &&
+	       ts_ns(&id->cur_dir.ctime) < climit;
 }
 
 /* ---- snapshots ---- */

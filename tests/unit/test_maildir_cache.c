@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
 #include <pthread.h>
@@ -544,6 +545,63 @@ test_unsettled(void **state)
 }
 
 static void
+backdate(const char *dir, const struct timespec *when)
+{
+	struct timespec times[2] = {*when, *when};
+
+	assert_int_equal(utimensat(AT_FDCWD, dir, times, 0), 0);
+}
+
+/* Directories copied with their times (cp -a, rsync -t) have an old mtime
+ * and a fresh ctime: storable after the short ctime margin, not the whole
+ * settle time; and a change hidden by putting the same mtime back is still
+ * seen, through ctime. */
+static void
+test_backdated_mtime(void **state)
+{
+	struct fixture *fx = *state;
+	struct timespec old = {.tv_sec = time(NULL) - 3600, .tv_nsec = 0};
+	struct maildir_cache_stats st;
+	char newd[PATH_MAX], curd[PATH_MAX], path[PATH_MAX];
+	struct maildir_cache *c;
+	struct maildir *box;
+	const char *err;
+	size_t n;
+
+	c = maildir_cache_new(8, 1u << 20, MAILDIR_CACHE_SETTLE_MS);
+	assert_non_null(c);
+	deliver(fx, "INBOX", MAILDIR_FLAG_SEEN);
+	fmt_path(newd, "%s/new", fx->md);
+	fmt_path(curd, "%s/cur", fx->md);
+	backdate(newd, &old);
+	backdate(curd, &old);
+	settle(); /* past the ctime margin, far from MAILDIR_CACHE_SETTLE_MS */
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(maildir_open_cached(c, fx->md, "INBOX",
+						     MAILDIR_OPEN_READONLY,
+						     &box, &err),
+				 0);
+		maildir_close(&box);
+	}
+	maildir_cache_stats(c, &st);
+	assert_int_equal(st.stores, 1);
+	assert_int_equal(st.hits, 1);
+
+	fmt_path(path, "%s/cur/1000.hidden.host:2,S", fx->md);
+	write_file(path, "From: x\n\nhidden\n");
+	backdate(curd, &old);
+	assert_int_equal(maildir_open_cached(c, fx->md, "INBOX",
+					     MAILDIR_OPEN_READONLY, &box, &err),
+			 0);
+	maildir_msgs(box, &n);
+	assert_int_equal(n, 2);
+	maildir_close(&box);
+	maildir_cache_stats(c, &st);
+	assert_int_equal(st.hits, 1);
+	maildir_cache_free(&c);
+}
+
+static void
 test_bounds(void **state)
 {
 	struct fixture *fx = *state;
@@ -712,6 +770,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_own_changes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_recent, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_unsettled, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_backdated_mtime, setup,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(test_bounds, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
 	};
