@@ -279,11 +279,22 @@ out_envelope(struct out *o, const struct mime_message *m, uint32_t part)
 	    "date", "subject", "from", "sender",      "reply-to",
 	    "to",   "cc",      "bcc",  "in-reply-to", "message-id"};
 	const struct mime_part *p = &m->parts[part];
-	const char *hdr = m->data + p->off;
-	struct mime_slice v[10], from;
+	struct mime_header_iter it;
+	struct mime_field f;
+	struct mime_slice v[10] = {{NULL, 0}}, from;
 
-	for (size_t k = 0; k < 10; k++)
-		mime_header_get(hdr, p->hdr_len, fields[k], &v[k]);
+	/* one pass, first field of each name: what mime_header_get() per
+	 * name would find, without walking the header ten times */
+	mime_header_init(&it, m->data + p->off, p->hdr_len, NULL);
+	while (mime_header_next(&it, &f)) {
+		for (size_t k = 0; k < 10; k++) {
+			if (v[k].ptr == NULL &&
+			    mime_slice_is(f.name, fields[k])) {
+				v[k] = f.value;
+				break;
+			}
+		}
+	}
 	from = v[2];
 	/* RFC 3501: absent or empty Sender and Reply-To default to From */
 	if (v[3].ptr == NULL || addr_count(v[3]) == 0)
