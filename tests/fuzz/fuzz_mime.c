@@ -6,7 +6,9 @@
  * checks that every part lies inside its parent, writes ENVELOPE and
  * BODYSTRUCTURE and checks that the text is balanced IMAP (quoted strings
  * closed, literal counts right, parentheses matched), resolves sections,
- * and runs the address iterator and both searches.
+ * runs the address iterator and both searches, and checks that a parse
+ * of just the header (mime_header_end() over a prefix) writes the same
+ * ENVELOPE as the whole message.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -161,6 +163,36 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					abort();
 			}
 		}
+	}
+	/* a header-only FETCH reads a prefix until mime_header_end() and
+	 * parses just the header: same header length, same ENVELOPE */
+	for (size_t cut = size / 2;; cut = size) {
+		static struct mime_part hparts[4];
+		static struct sink whole, head;
+		struct mime_message hm;
+		size_t h;
+
+		if (!mime_header_end(msg, cut, &h)) {
+			if (h != cut ||
+			    (cut == size && parts[0].hdr_len != size))
+				abort();
+		} else {
+			if (h > cut || h != parts[0].hdr_len ||
+			    mime_parse(&hm, msg, h, hparts, 4, &lim) != 0 ||
+			    hparts[0].hdr_len != h)
+				abort();
+			whole.len = head.len = 0;
+			whole.overflow = head.overflow = false;
+			mime_write_envelope(&m, 0, sink_write, &whole);
+			mime_write_envelope(&hm, 0, sink_write, &head);
+			if (whole.overflow != head.overflow ||
+			    (!whole.overflow &&
+			     (whole.len != head.len ||
+			      memcmp(whole.buf, head.buf, whole.len) != 0)))
+				abort();
+		}
+		if (cut == size)
+			break;
 	}
 	if (size > 4) {
 		mime_header_search(msg, parts[0].hdr_len, NULL, msg + size - 3,
