@@ -42,6 +42,7 @@
 
 #include "backend/imap_private.h"
 #include "backend/maildir.h"
+#include "backend/msg_read.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "proto/mime.h"
@@ -52,15 +53,6 @@
 #define MAX_SECTIONS 32
 #define MAX_FIELDS 64
 #define MAX_PARTS 256
-/* Message files are read with pread() into the job's buffer: a header-only
- * FETCH reads READ_FIRST bytes, then twice as much each time, until the
- * header's empty line (a header past HEADER_READ_MAX is read whole).
- * Whole files up to READ_WHOLE_MAX are read too; larger ones are mapped.
- * Reading avoids munmap(), whose TLB shootdown IPIs to the other threads'
- * CPUs cost more than the parse of a small message. */
-#define READ_FIRST (8 * 1024)
-#define HEADER_READ_MAX (256 * 1024)
-#define READ_WHOLE_MAX (4 * 1024 * 1024)
 
 enum fetch_item {
 	FI_UID = 1 << 0,
@@ -97,8 +89,7 @@ struct msg_job {
 	unsigned nsec;
 	bool set_seen;
 	bool header_only; /* nothing asked for is past the header */
-	char *rbuf;	  /* message bytes read on the pool, reused */
-	size_t rcap;
+	struct msg_reader rd; /* message bytes read on the pool, reused */
 	/* STORE */
 	int store_op; /* 0 replace, 1 add, -1 remove */
 	bool silent;
@@ -106,16 +97,6 @@ struct msg_job {
 	/* EXPUNGE / sync */
 	bool expunge, quiet, close_after;
 	uint32_t exists;
-};
-
-/* The bytes of one message fetch_one() works on: data[0..len) is the
- * whole file, or with job->header_only its header block (or the whole
- * file if it has no empty line). data is job->rbuf or map. */
-struct msg_text {
-	const char *data;
-	size_t len;
-	char *map; /* a mapping of a large file, or NULL */
-	size_t maplen;
 };
 
 struct append_job {
@@ -202,12 +183,6 @@ static void write_flags(struct buf *b, unsigned flags);
 static void fetch_run(struct store_job *sj);
 static int fetch_one(struct msg_job *job, size_t i);
 static bool fetch_header_only(const struct msg_job *job);
-static int msg_load(struct msg_job *job, size_t i, struct msg_text *t);
-static int load_header(struct msg_job *job, int fd, struct msg_text *t);
-static int load_whole(struct msg_job *job, int fd, struct msg_text *t);
-static int rbuf_reserve(struct msg_job *job, size_t size);
-static ssize_t pread_full(int fd, char *p, size_t n, size_t off);
-static void msg_unload(struct msg_text *t);
 static void fetch_body(struct msg_job *job, const struct mime_message *m,
     const struct fetch_section *fs, const char *sp);
 static void write_literal(struct buf *b, const char *p, size_t n);
@@ -625,7 +600,7 @@ msg_release(struct imap_job *ij)
 	for (unsigned i = 0; i < job->nsec; i++)
 		free(job->sec[i].text);
 	free(job->idx);
-	free(job->rbuf);
+	msg_reader_free(&job->rd);
 }
 
 /* Lend the folder and queue the job. */
@@ -780,123 +755,6 @@ fetch_header_only(const struct msg_job *job)
 	return true;
 }
 
-/* Make job->rbuf hold at least size bytes (contents kept). */
-static int
-rbuf_reserve(struct msg_job *job, size_t size)
-{
-	char *p;
-
-	if (size <= job->rcap)
-		return 0;
-	if ((p = realloc(job->rbuf, size)) == NULL)
-		return -1;
-	job->rbuf = p;
-	job->rcap = size;
-	return 0;
-}
-
-/* pread() until n bytes or the end of the file; the count read, or -1. */
-static ssize_t
-pread_full(int fd, char *p, size_t n, size_t off)
-{
-	size_t got = 0;
-	ssize_t r;
-
-	while (got < n) {
-		r = pread(fd, p + got, n - got, (off_t)(off + got));
-		if (r == -1 && errno == EINTR)
-			continue;
-		if (r == -1)
-			return -1;
-		if (r == 0)
-			break;
-		got += (size_t)r;
-	}
-	return (ssize_t)got;
-}
-
-/* Read the file's header block into job->rbuf: 1 if t holds it, 0 if it
- * is longer than HEADER_READ_MAX (read the whole file instead), -1. */
-static int
-load_header(struct msg_job *job, int fd, struct msg_text *t)
-{
-	size_t have = 0, want = READ_FIRST, hdr;
-	ssize_t r;
-
-	for (;;) {
-		if (rbuf_reserve(job, have + want) == -1 ||
-		    (r = pread_full(fd, job->rbuf + have, want, have)) == -1)
-			return -1;
-		have += (size_t)r;
-		/* a file that ends without an empty line is all header */
-		if (mime_header_end(job->rbuf, have, &hdr) || (size_t)r < want)
-			break;
-		if (have >= HEADER_READ_MAX)
-			return 0;
-		want = have;
-	}
-	t->data = job->rbuf;
-	t->len = hdr;
-	return 1;
-}
-
-/* The whole file: read into job->rbuf, or mapped if it is large. */
-static int
-load_whole(struct msg_job *job, int fd, struct msg_text *t)
-{
-	struct stat st;
-	size_t size;
-	ssize_t r;
-
-	if (fstat(fd, &st) == -1)
-		return -1;
-	size = (size_t)st.st_size;
-	if (size > READ_WHOLE_MAX) {
-		t->map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-		if (t->map == MAP_FAILED) {
-			t->map = NULL;
-			return -1;
-		}
-		t->maplen = size;
-		t->data = t->map;
-		t->len = size;
-		return 0;
-	}
-	if (rbuf_reserve(job, size > 0 ? size : 1) == -1 ||
-	    (r = pread_full(fd, job->rbuf, size, 0)) == -1)
-		return -1;
-	t->data = job->rbuf;
-	t->len = (size_t)r;
-	return 0;
-}
-
-/* Open message i and load what the job needs of it into t. -1 if it
- * could not be read (expunged meanwhile). */
-static int
-msg_load(struct msg_job *job, size_t i, struct msg_text *t)
-{
-	const char *e;
-	int fd, rc = 0;
-
-	memset(t, 0, sizeof(*t));
-	if (maildir_msg_open(job->base.box, i, &fd, &e) == -1)
-		return -1;
-	if (job->header_only)
-		rc = load_header(job, fd, t);
-	if (rc == 0)
-		rc = load_whole(job, fd, t);
-	close(fd);
-	return rc == -1 ? -1 : 0;
-}
-
-static void
-msg_unload(struct msg_text *t)
-{
-	if (t->map != NULL)
-		munmap(t->map, t->maplen);
-	t->map = NULL;
-}
-
 /* One message: "* n FETCH (...)". -1 if the file could not be read
  * (expunged meanwhile: the message is skipped). */
 static int
@@ -923,7 +781,7 @@ fetch_one(struct msg_job *job, size_t i)
 		msgs = maildir_msgs(box, &n);
 	}
 	if ((items & FI_NEEDS_FILE) || job->nsec > 0) {
-		if (msg_load(job, i, &t) == -1)
+		if (msg_read(&job->rd, box, i, job->header_only, &t) == -1)
 			return -1;
 		msgs = maildir_msgs(box, &n);
 		/* header only: the header slice parses to the same parts[0]
@@ -988,7 +846,7 @@ fetch_one(struct msg_job *job, size_t i)
 		sp = " ";
 	}
 	buf_printf(b, ")\r\n");
-	msg_unload(&t);
+	msg_read_done(&t);
 	return 0;
 }
 

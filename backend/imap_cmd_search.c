@@ -22,14 +22,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "backend/imap_private.h"
 #include "backend/imap_search.h"
 #include "backend/maildir.h"
+#include "backend/msg_read.h"
 #include "core/log.h"
 #include "proto/mime.h"
 
@@ -39,10 +38,12 @@ struct search_job {
 	struct imap_job base;
 	bool uid;
 	struct imap_search prog;
-	/* the message being evaluated; its file is read on demand */
+	/* the message being evaluated; its file is read on demand, only
+	 * its header when no key looks at the body */
+	bool header_only;
 	int loaded; /* 0 not yet, 1 parsed, -1 unreadable */
-	char *map;
-	size_t size;
+	struct msg_reader rd;
+	struct msg_text text;
 	struct mime_message m;
 	struct mime_part parts[MAX_PARTS];
 };
@@ -116,9 +117,13 @@ search_run(struct store_job *sj)
 	size_t n;
 
 	msgs = maildir_msgs(job->base.box, &n);
+	job->header_only = true;
 	/* resolve `*` once: against the view the client was told of */
 	for (int k = 0; k < job->prog.nkeys; k++) {
 		struct skey *key = &job->prog.keys[k];
+
+		if (key->op == SK_BODY || key->op == SK_TEXT)
+			job->header_only = false;
 		struct imap_seqset set = { key->ranges, key->nranges,
 			key->nranges, false, false };
 
@@ -224,33 +229,19 @@ eval_file(struct search_job *job, const struct skey *key, size_t i)
 	}
 }
 
-/* Map and parse message i once per message. 0, or -1 if unreadable. */
+/* Read and parse message i once per message. 0, or -1 if unreadable. */
 static int
 load(struct search_job *job, size_t i)
 {
 	struct mime_limits lim = { 32, 256, 64 * 1024 };
-	struct stat st;
-	const char *e;
-	int fd;
 
 	if (job->loaded != 0)
 		return job->loaded == 1 ? 0 : -1;
 	job->loaded = -1;
-	if (maildir_msg_open(job->base.box, i, &fd, &e) == -1)
+	if (msg_read(&job->rd, job->base.box, i, job->header_only,
+		&job->text) == -1)
 		return -1;
-	if (fstat(fd, &st) == -1) {
-		close(fd);
-		return -1;
-	}
-	job->size = (size_t)st.st_size;
-	if (job->size > 0 && (job->map = mmap(NULL, job->size, PROT_READ,
-				  MAP_PRIVATE, fd, 0)) == MAP_FAILED) {
-		job->map = NULL;
-		close(fd);
-		return -1;
-	}
-	close(fd);
-	mime_parse(&job->m, job->map ? job->map : "", job->size, job->parts,
+	mime_parse(&job->m, job->text.data, job->text.len, job->parts,
 	    MAX_PARTS, &lim);
 	job->loaded = 1;
 	return 0;
@@ -259,10 +250,7 @@ load(struct search_job *job, size_t i)
 static void
 unload(struct search_job *job)
 {
-	if (job->map != NULL)
-		munmap(job->map, job->size);
-	job->map = NULL;
-	job->size = 0;
+	msg_read_done(&job->text);
 	job->loaded = 0;
 }
 
@@ -308,5 +296,6 @@ search_release(struct imap_job *ij)
 	struct search_job *job = (struct search_job *)ij;
 
 	unload(job);
+	msg_reader_free(&job->rd);
 	imap_search_free(&job->prog);
 }
