@@ -269,9 +269,9 @@ int maildir_copy(struct maildir *box, const uint32_t *uids, size_t count,
  * folder nobody changed costs three stat() calls and a copy instead of two
  * directory scans and a UID list parse. A snapshot is used only while
  * new/, cur/ and the UID list stat() exactly as they did before the scan
- * that produced it, and only stored when the directories had not changed
- * for settle_ms before that scan (file times move in coarse ticks, so a
- * younger directory could change again without its mtime moving).
+ * that produced it, and only stored when the directories' mtimes were
+ * settle_ms old when that scan began (file times move in coarse ticks, so
+ * a younger directory could change again without its mtime moving).
  * docs/backend.md gives the argument. Thread-safe (one mutex); bounded by
  * max_entries snapshots and max_bytes of their memory, least recently used
  * dropped first. Returns NULL on allocation failure.
@@ -282,8 +282,8 @@ struct maildir_cache_stats {
 	uint64_t hits;	    /* opens and syncs served from a snapshot */
 	uint64_t misses;    /* scanned (no snapshot, or it was stale) */
 	uint64_t stores;    /* snapshots stored */
-	uint64_t unsettled; /* scans not stored: folder changed too lately,
-			     * or the sync rewrote the UID list */
+	uint64_t unsettled; /* scans not stored: new/ or cur/ changed
+			     * within the settle time (or would not stat) */
 	uint64_t evictions; /* dropped for the entry or byte bound */
 	size_t entries;
 	size_t bytes;
