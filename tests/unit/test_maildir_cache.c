@@ -47,6 +47,7 @@ static void fmt_path(char *buf, const char *fmt, ...)
 static void write_file(const char *path, const char *text);
 static void deliver(struct fixture *fx, const char *folder, unsigned flags);
 static void settle(void);
+static void linger(void);
 static struct maildir *open_box(struct fixture *fx, const char *name,
 				unsigned flags);
 static size_t count_of(struct fixture *fx, const char *name);
@@ -138,6 +139,15 @@ settle(void)
 	struct timespec ts = {0, (SETTLE_MS + 50) * 1000000L};
 
 	nanosleep(&ts, NULL);
+}
+
+/* Settled for long enough that busy reader threads surely open the
+ * folder a few times while it is storable. */
+static void
+linger(void)
+{
+	for (int i = 0; i < 4; i++)
+		settle();
 }
 
 static struct maildir *
@@ -738,9 +748,9 @@ test_threads(void **state)
 			atomic_store(&r[i].delivered, total);
 		nanosleep(&pause, NULL);
 		if (k == 5)
-			settle(); /* let one snapshot of the new state in */
+			linger(); /* let a snapshot of the new state in */
 	}
-	settle();
+	linger();
 	for (i = 0; i < 3; i++) {
 		atomic_store(&r[i].stop, true);
 		pthread_join(t[i], NULL);
