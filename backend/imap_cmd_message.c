@@ -1409,8 +1409,13 @@ write_finish(struct imap_session *s, struct imap_job *ij)
 	struct imap_append *app = s->app;
 
 	app->job_out = false;
-	app->spare = job->data; /* the buffer comes back for reuse */
-	job->data = NULL;
+	/* The buffer comes back for reuse, unless one is spare already: a
+	 * chunk that filled while this one was out, went out in turn and is
+	 * back before any byte asked for the spare. */
+	if (app->spare == NULL) {
+		app->spare = job->data;
+		job->data = NULL;
+	}
 	if (ij->err != 0 && app->err == 0) {
 		app->err = ij->err;
 		app->errtext = ij->errtext;
