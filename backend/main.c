@@ -41,6 +41,9 @@ struct sd_metrics {
 	int result[3]; /* per enum auth_status */
 	int queued;
 	int users, users_version, reload_ok, reload_failed;
+	/* folder snapshot cache (backend/maildir_cache.c) */
+	int folders_hit, folders_miss, folders_unsettled, folders_evicted;
+	int folders_entries, folders_bytes;
 	uint64_t n_reload_ok, n_reload_failed; /* main thread only */
 };
 
@@ -78,6 +81,9 @@ static int start_pools(struct store_daemon *sd, const char **error_r);
 static int register_metrics(struct rs_server *srv, struct metrics *m);
 static int register_auth_metrics(struct store_daemon *sd, struct metrics *m);
 static void collect_auth(struct metrics *m, void *arg);
+static int register_folder_metrics(struct store_daemon *sd,
+    struct metrics *m);
+static void collect_folders(struct metrics *m, void *arg);
 
 /* reloads, on the main thread */
 static void reload(struct daemon *d);
@@ -282,6 +288,51 @@ collect_auth(struct metrics *m, void *arg)
 	for (int i = 0; i < 3; i++)
 		metrics_set(m, a->result[i], (double)st.result[i]);
 	metrics_set(m, a->queued, (double)st.queued);
+}
+
+/* The folder snapshot cache: how often SELECT/NOOP skipped a rescan. */
+static int
+register_folder_metrics(struct store_daemon *sd, struct metrics *m)
+{
+	struct sd_metrics *a = &sd->am;
+	const char *h = "Folder opens and syncs by snapshot cache result.";
+
+	a->folders_hit = metrics_counter_set(m, "folder_cache_total", h,
+	    "result=\"hit\"");
+	a->folders_miss = metrics_counter_set(m, "folder_cache_total", h,
+	    "result=\"miss\"");
+	a->folders_unsettled = metrics_counter_set(m,
+	    "folder_cache_unsettled_total",
+	    "Scans not kept: the folder changed within the settle time.",
+	    NULL);
+	a->folders_evicted = metrics_counter_set(m,
+	    "folder_cache_evictions_total",
+	    "Snapshots dropped for the entry or byte bound.", NULL);
+	a->folders_entries = metrics_gauge_set(m, "folder_cache_entries",
+	    "Folder snapshots held.", NULL);
+	a->folders_bytes = metrics_gauge_set(m, "folder_cache_bytes",
+	    "Bytes held by folder snapshots.", NULL);
+	if (a->folders_hit < 0 || a->folders_miss < 0 ||
+	    a->folders_unsettled < 0 || a->folders_evicted < 0 ||
+	    a->folders_entries < 0 || a->folders_bytes < 0)
+		return -1;
+	return metrics_collector(m, collect_folders, sd);
+}
+
+static void
+collect_folders(struct metrics *m, void *arg)
+{
+	struct store_daemon *sd = arg;
+	struct sd_metrics *a = &sd->am;
+	struct maildir_cache_stats st;
+
+	maildir_cache_stats(sd->srv.folders, &st);
+	metrics_set(m, a->folders_hit, (double)st.hits);
+	metrics_set(m, a->folders_miss, (double)st.misses);
+	metrics_set(m, a->folders_unsettled, (double)st.unsettled);
+	metrics_set(m, a->folders_evicted, (double)st.evictions);
+	metrics_set(m, a->folders_entries, (double)st.entries);
+	metrics_set(m, a->folders_bytes, (double)st.bytes);
 }
 
 /* ---- reloads (main thread) ---------------------------------------- */
@@ -547,7 +598,8 @@ main(int argc, char **argv)
 	sd.nworkers = d.nworkers;
 	if (daemon_metrics_new(&d) == -1 ||
 	    register_metrics(&sd.srv, d.metrics) == -1 ||
-	    register_auth_metrics(&sd, d.metrics) == -1)
+	    register_auth_metrics(&sd, d.metrics) == -1 ||
+	    register_folder_metrics(&sd, d.metrics) == -1)
 		fatal("metrics registry: out of memory");
 	sd.metrics = d.metrics;
 	if (open_sockets(&sd, &d, &error) == -1 ||

@@ -122,6 +122,9 @@ class ReloadCase(unittest.TestCase):
                                          result="ok"), 1)
         self.assertEqual(h.metric(s, "ringstore_auth_queue"), 0)
         self.assertEqual(h.metric(s, "ringstore_passdb_version"), 1)
+        self.assertIsNotNone(h.metric(s, "ringstore_folder_cache_total",
+                                      result="miss"))
+        self.assertIsNotNone(h.metric(s, "ringstore_folder_cache_entries"))
         if os.path.exists("/usr/bin/promtool"):
             p = subprocess.run(["promtool", "check", "metrics"],
                                input=text.encode(), capture_output=True)
