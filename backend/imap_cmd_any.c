@@ -10,7 +10,6 @@
 #include "backend/imap_private.h"
 #include "core/loop.h"
 
-static int check_none(struct imap_session *s, const struct imap_command *cmd);
 static int check_id(struct imap_session *s, const struct imap_command *cmd);
 static int check_enable(struct imap_session *s,
     const struct imap_command *cmd);
@@ -24,12 +23,12 @@ static void run_starttls(struct imap_session *s,
     const struct imap_command *cmd);
 
 const struct imap_cmd_def imap_cmds_any[] = {
-	{ "CAPABILITY", ST_ANY, false, check_none, run_capability },
-	{ "NOOP", ST_NOT_AUTH | ST_AUTH, false, check_none, run_noop },
-	{ "LOGOUT", ST_ANY, false, check_none, run_logout },
+	{ "CAPABILITY", ST_ANY, false, imap_check_none, run_capability },
+	{ "NOOP", ST_NOT_AUTH | ST_AUTH, false, imap_check_none, run_noop },
+	{ "LOGOUT", ST_ANY, false, imap_check_none, run_logout },
 	{ "ID", ST_ANY, false, check_id, run_id },
 	{ "ENABLE", ST_AUTH, false, check_enable, run_enable },
-	{ "STARTTLS", ST_NOT_AUTH, false, check_none, run_starttls },
+	{ "STARTTLS", ST_NOT_AUTH, false, imap_check_none, run_starttls },
 	{ "LOGIN", ST_NOT_AUTH, false, imap_auth_check_login,
 	    imap_auth_run_login },
 	{ "AUTHENTICATE", ST_NOT_AUTH, false, imap_auth_check_authenticate,
@@ -59,16 +58,6 @@ imap_capability_string(struct imap_session *s, struct buf *b)
 }
 
 /* ---- checks ------------------------------------------------------- */
-
-static int
-check_none(struct imap_session *s, const struct imap_command *cmd)
-{
-	if (cmd->argc != 0) {
-		s->error = "This command takes no arguments";
-		return -1;
-	}
-	return 0;
-}
 
 static int
 check_id(struct imap_session *s, const struct imap_command *cmd)

@@ -57,7 +57,6 @@ static int check_rename(struct imap_session *s,
 static int check_list(struct imap_session *s, const struct imap_command *cmd);
 static int check_status(struct imap_session *s,
     const struct imap_command *cmd);
-static int check_none(struct imap_session *s, const struct imap_command *cmd);
 
 static void run_select(struct imap_session *s, const struct imap_command *cmd);
 static void run_folder_op(struct imap_session *s,
@@ -97,22 +96,12 @@ const struct imap_cmd_def imap_cmds_mailbox[] = {
 	{ "LIST", ST_AUTH | ST_SELECTED, false, check_list, run_list },
 	{ "LSUB", ST_AUTH | ST_SELECTED, false, check_list, run_list },
 	{ "STATUS", ST_AUTH | ST_SELECTED, false, check_status, run_status },
-	{ "NAMESPACE", ST_AUTH | ST_SELECTED, false, check_none,
+	{ "NAMESPACE", ST_AUTH | ST_SELECTED, false, imap_check_none,
 	    run_namespace },
 	{ NULL },
 };
 
 /* ---- checks ------------------------------------------------------- */
-
-static int
-check_none(struct imap_session *s, const struct imap_command *cmd)
-{
-	if (cmd->argc != 0) {
-		s->error = "This command takes no arguments";
-		return -1;
-	}
-	return 0;
-}
 
 static int
 check_mailbox(struct imap_session *s, const struct imap_command *cmd)

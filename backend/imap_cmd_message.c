@@ -157,7 +157,6 @@ static int check_append(struct imap_session *s,
     const struct imap_command *cmd);
 static int check_expunge(struct imap_session *s,
     const struct imap_command *cmd);
-static int check_none(struct imap_session *s, const struct imap_command *cmd);
 static void run_fetch(struct imap_session *s, const struct imap_command *cmd);
 static void run_store(struct imap_session *s, const struct imap_command *cmd);
 static void run_expunge(struct imap_session *s,
@@ -219,10 +218,10 @@ const struct imap_cmd_def imap_cmds_message[] = {
 	{ "FETCH", ST_SELECTED, true, check_fetch, run_fetch },
 	{ "STORE", ST_SELECTED, true, check_store, run_store },
 	{ "EXPUNGE", ST_SELECTED, true, check_expunge, run_expunge },
-	{ "CLOSE", ST_SELECTED, false, check_none, run_close },
-	{ "UNSELECT", ST_SELECTED, false, check_none, run_unselect },
-	{ "NOOP", ST_SELECTED, false, check_none, run_noop },
-	{ "CHECK", ST_SELECTED, false, check_none, run_noop },
+	{ "CLOSE", ST_SELECTED, false, imap_check_none, run_close },
+	{ "UNSELECT", ST_SELECTED, false, imap_check_none, run_unselect },
+	{ "NOOP", ST_SELECTED, false, imap_check_none, run_noop },
+	{ "CHECK", ST_SELECTED, false, imap_check_none, run_noop },
 	{ "APPEND", ST_AUTH | ST_SELECTED, false, check_append, run_append },
 	{ NULL },
 };
@@ -231,16 +230,6 @@ static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May",
 	"Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
 
 /* ---- argument parsing ---------------------------------------------- */
-
-static int
-check_none(struct imap_session *s, const struct imap_command *cmd)
-{
-	if (cmd->argc != 0) {
-		s->error = "This command takes no arguments";
-		return -1;
-	}
-	return 0;
-}
 
 /* Resolve a sequence or UID set against the current view into indexes.
  * With job NULL only the syntax is checked. */
@@ -460,7 +449,7 @@ check_expunge(struct imap_session *s, const struct imap_command *cmd)
 		return cmd->argc == 1 ?
 			parse_set(s, cmd->args, true, NULL) :
 			(s->error = "UID EXPUNGE takes a UID set", -1);
-	return check_none(s, cmd);
+	return imap_check_none(s, cmd);
 }
 
 /* "dd-Mon-yyyy hh:mm:ss +zzzz", the day may be space-padded. */

@@ -193,6 +193,9 @@ int imap_put_mailbox(struct buf *b, const char *name);
 /* imap_write_fn into a struct buf. */
 int imap_buf_write(void *ctx, const char *p, size_t len);
 
+/* check() of commands that take no arguments (BAD text otherwise). */
+int imap_check_none(struct imap_session *s, const struct imap_command *cmd);
+
 /* ---- command tables ---- */
 extern const struct imap_cmd_def imap_cmds_any[];
 extern const struct imap_cmd_def imap_cmds_mailbox[];

@@ -726,6 +726,16 @@ job_done(struct store_job *sj)
 /* ---- argument helpers ------------------------------------------- */
 
 int
+imap_check_none(struct imap_session *s, const struct imap_command *cmd)
+{
+	if (cmd->argc != 0) {
+		s->error = "This command takes no arguments";
+		return -1;
+	}
+	return 0;
+}
+
+int
 imap_buf_write(void *ctx, const char *p, size_t len)
 {
 	return buf_append(ctx, p, len);
