@@ -26,15 +26,13 @@
 #include <unistd.h>
 
 #include "backend/maildir.h"
+#include "tests/unit/maildir_fixture.h"
 
 struct fixture {
 	char root[PATH_MAX];
 	char md[PATH_MAX]; /* the user's Maildir */
 };
 
-static int rm_cb(const char *p, const struct stat *st, int t, struct FTW *f);
-static void fmt_path(char *buf, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
 static void write_file(const char *path, const char *text);
 static char *read_msg(struct maildir *box, size_t index);
 static size_t count_dir(const char *dir);
@@ -43,41 +41,14 @@ static uint32_t deliver_text(struct fixture *fx, const char *folder,
 static const struct maildir_folder *find_folder(const struct maildir_folder *v,
 						size_t n, const char *name);
 
-/* Paths into PATH_MAX buffers; the fixture's paths are short. */
-static void
-fmt_path(char *buf, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(buf, PATH_MAX, fmt, ap);
-	va_end(ap);
-	assert_true(n > 0 && n < PATH_MAX);
-}
-
-static int
-rm_cb(const char *p, const struct stat *st, int t, struct FTW *f)
-{
-	return remove(p);
-}
-
 static int
 setup(void **state)
 {
 	struct fixture *fx = calloc(1, sizeof(*fx));
-	const char *tmp = getenv("TMPDIR");
-	const char *err;
-	char *dir;
 
-	snprintf(fx->root, sizeof(fx->root), "%s/rg-maildir-XXXXXX",
-		 tmp ? tmp : "/tmp");
-	if (mkdtemp(fx->root) == NULL)
+	if (md_fixture_make(fx->root, fx->md, "rg-maildir",
+		"User@Example.COM") == -1)
 		return -1;
-	if (maildir_user_dir(fx->root, "User@Example.COM", &dir, &err) == -1)
-		return -1;
-	snprintf(fx->md, sizeof(fx->md), "%s", dir);
-	free(dir);
 	*state = fx;
 	return 0;
 }
@@ -87,7 +58,7 @@ teardown(void **state)
 {
 	struct fixture *fx = *state;
 
-	nftw(fx->root, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	md_fixture_remove(fx->root);
 	free(fx);
 	return 0;
 }

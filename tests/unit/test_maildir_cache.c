@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "backend/maildir.h"
+#include "tests/unit/maildir_fixture.h"
 
 /* Short enough to keep the tests quick, longer than any clock tick. */
 #define SETTLE_MS 100
@@ -41,9 +42,6 @@ struct fixture {
 	struct maildir_cache *cache;
 };
 
-static int rm_cb(const char *p, const struct stat *st, int t, struct FTW *f);
-static void fmt_path(char *buf, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
 static void write_file(const char *path, const char *text);
 static void deliver(struct fixture *fx, const char *folder, unsigned flags);
 static void settle(void);
@@ -55,40 +53,13 @@ static void stats(struct fixture *fx, struct maildir_cache_stats *st);
 static void prime(struct fixture *fx, const char *name);
 static void same_view(struct maildir *a, struct maildir *b);
 
-static void
-fmt_path(char *buf, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(buf, PATH_MAX, fmt, ap);
-	va_end(ap);
-	assert_true(n > 0 && n < PATH_MAX);
-}
-
-static int
-rm_cb(const char *p, const struct stat *st, int t, struct FTW *f)
-{
-	return remove(p);
-}
-
 static int
 setup(void **state)
 {
 	struct fixture *fx = calloc(1, sizeof(*fx));
-	const char *tmp = getenv("TMPDIR");
-	const char *err;
-	char *dir;
 
-	snprintf(fx->root, sizeof(fx->root), "%s/rg-mdcache-XXXXXX",
-		 tmp ? tmp : "/tmp");
-	if (mkdtemp(fx->root) == NULL)
+	if (md_fixture_make(fx->root, fx->md, "rg-mdcache", "user@example.com") == -1)
 		return -1;
-	if (maildir_user_dir(fx->root, "user@example.com", &dir, &err) == -1)
-		return -1;
-	snprintf(fx->md, sizeof(fx->md), "%s", dir);
-	free(dir);
 	fx->cache = maildir_cache_new(64, 64u << 20, SETTLE_MS);
 	if (fx->cache == NULL)
 		return -1;
@@ -103,7 +74,7 @@ teardown(void **state)
 
 	maildir_cache_free(&fx->cache);
 	assert_null(fx->cache);
-	nftw(fx->root, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	md_fixture_remove(fx->root);
 	free(fx);
 	return 0;
 }

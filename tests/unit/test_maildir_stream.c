@@ -24,39 +24,26 @@
 #include <unistd.h>
 
 #include "backend/maildir.h"
+#include "tests/unit/maildir_fixture.h"
 
 struct fixture {
 	char root[PATH_MAX];
 	char md[PATH_MAX]; /* the user's Maildir */
 };
 
-static int rm_cb(const char *p, const struct stat *st, int t, struct FTW *f);
 static size_t count_dir(const char *md, const char *sub, char *name_r);
 static char *slurp(const char *path, size_t *len_r);
-
-static int
-rm_cb(const char *p, const struct stat *st, int t, struct FTW *f)
-{
-	return remove(p);
-}
 
 static int
 setup(void **state)
 {
 	struct fixture *fx = calloc(1, sizeof(*fx));
-	const char *tmp = getenv("TMPDIR");
 	const char *err;
-	char *dir;
 
 	if (fx == NULL)
 		return -1;
-	snprintf(fx->root, sizeof(fx->root), "%s/rg-mdstream-XXXXXX",
-		 tmp ? tmp : "/tmp");
-	if (mkdtemp(fx->root) == NULL ||
-	    maildir_user_dir(fx->root, "user@example.test", &dir, &err) == -1)
+	if (md_fixture_make(fx->root, fx->md, "rg-mdstream", "user@example.test") == -1)
 		return -1;
-	snprintf(fx->md, sizeof(fx->md), "%s", dir);
-	free(dir);
 	if (maildir_user_init(fx->md, &err) == -1)
 		return -1;
 	*state = fx;
@@ -68,7 +55,7 @@ teardown(void **state)
 {
 	struct fixture *fx = *state;
 
-	nftw(fx->root, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	md_fixture_remove(fx->root);
 	free(fx);
 	return 0;
 }

@@ -1,0 +1,68 @@
+/*
+ * maildir_fixture.h - what the Maildir unit tests share: a private mail
+ * root under $TMPDIR (or /tmp) with one user's Maildir path, removed
+ * whole at teardown, and bounded path formatting.
+ *
+ * Header-only (static inline) so each test stays one executable; include
+ * after <cmocka.h>, whose asserts it uses.
+ */
+#ifndef RG_TESTS_MAILDIR_FIXTURE_H
+#define RG_TESTS_MAILDIR_FIXTURE_H
+
+#include <ftw.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "backend/maildir.h"
+
+/* vsnprintf into a PATH_MAX buffer; the fixtures' paths are short. */
+static inline void
+fmt_path(char *buf, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, PATH_MAX, fmt, ap);
+	va_end(ap);
+	assert_true(n > 0 && n < PATH_MAX);
+}
+
+/* A fresh "<tmp>/<stem>-XXXXXX" into root (PATH_MAX bytes) and user's
+ * Maildir path under it into md (PATH_MAX bytes; not created). 0 or -1. */
+static inline int
+md_fixture_make(char *root, char *md, const char *stem, const char *user)
+{
+	const char *tmp = getenv("TMPDIR");
+	const char *err;
+	char *dir;
+
+	snprintf(root, PATH_MAX, "%s/%s-XXXXXX", tmp ? tmp : "/tmp", stem);
+	if (mkdtemp(root) == NULL ||
+	    maildir_user_dir(root, user, &dir, &err) == -1)
+		return -1;
+	snprintf(md, PATH_MAX, "%s", dir);
+	free(dir);
+	return 0;
+}
+
+static inline int
+md_fixture_rm_cb(const char *p, const struct stat *st, int t,
+    struct FTW *f)
+{
+	(void)st;
+	(void)t;
+	(void)f;
+	return remove(p);
+}
+
+/* Remove the whole mail root. */
+static inline void
+md_fixture_remove(const char *root)
+{
+	nftw(root, md_fixture_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+#endif
