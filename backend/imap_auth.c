@@ -82,6 +82,8 @@ static void sasl_next(struct imap_session *s, enum sasl_rc rc);
 static void sasl_request(struct imap_session *s);
 static enum sasl_rc scram_keys(struct imap_session *s, const char *user);
 static enum sasl_rc cram_secret(struct imap_session *s, const char *user);
+static enum auth_lookup stored_entry(struct imap_session *s,
+    const char *user, struct auth_entry **e_r);
 static bool scram_final(const struct imap_session *s);
 static bool refused(struct imap_session *s);
 static void sasl_success(struct imap_session *s);
@@ -444,11 +446,33 @@ sasl_request(struct imap_session *s)
 }
 
 /*
+ * The user's entry for a mechanism that needs its stored secret (SCRAM,
+ * CRAM-MD5), looked up on the ring thread. A back-end that could block
+ * cannot be asked here; only the passwd-file exists in ringstore now, so
+ * that is a TEMPFAIL. Sets s->auth_reason for NOTFOUND and TEMPFAIL; on
+ * FOUND *e_r is a reference the caller drops.
+ */
+static enum auth_lookup
+stored_entry(struct imap_session *s, const char *user,
+    struct auth_entry **e_r)
+{
+	const char *err = NULL;
+	enum auth_lookup r = AUTH_LOOKUP_TEMPFAIL;
+
+	*e_r = NULL;
+	if (s->srv->users->ops->lookup_nonblocking)
+		r = auth_lookup(s->srv->users, user, e_r, &err);
+	if (r == AUTH_LOOKUP_NOTFOUND)
+		s->auth_reason = AUTH_R_UNKNOWN;
+	else if (r != AUTH_LOOKUP_FOUND)
+		s->auth_reason = AUTH_R_BACKEND;
+	return r;
+}
+
+/*
  * The user's stored SCRAM-SHA-256 keys. Unknown users, users stored
  * with another scheme and unreadable keys all answer NULL: the exchange
  * goes on with fake keys and fails on the proof like a wrong password.
- * A back-end that could block cannot be asked on the ring thread; only
- * the passwd-file exists in ringstore now, so that is a TEMPFAIL.
  */
 static enum sasl_rc
 scram_keys(struct imap_session *s, const char *user)
@@ -460,9 +484,7 @@ scram_keys(struct imap_session *s, const char *user)
 	enum sasl_rc rc;
 	bool ok = false;
 
-	if (!s->srv->users->ops->lookup_nonblocking)
-		return sasl_server_verified(s->sasl, SASL_V_TEMPFAIL);
-	switch (auth_lookup(s->srv->users, user, &e, &err)) {
+	switch (stored_entry(s, user, &e)) {
 	case AUTH_LOOKUP_FOUND:
 		ok = e->password != NULL &&
 		    auth_scheme_of(e->password, &scheme, &err) == 0 &&
@@ -470,16 +492,13 @@ scram_keys(struct imap_session *s, const char *user)
 		    sasl_scram_keys_parse(e->password, strlen(e->password),
 			&k, &err) == 0;
 		s->auth_reason = ok ? AUTH_R_PASSWORD : AUTH_R_NOPASS;
+		auth_entry_unref(&e);
 		break;
 	case AUTH_LOOKUP_NOTFOUND:
-		s->auth_reason = AUTH_R_UNKNOWN;
 		break;
 	default:
-		auth_entry_unref(&e);
-		s->auth_reason = AUTH_R_BACKEND;
 		return sasl_server_verified(s->sasl, SASL_V_TEMPFAIL);
 	}
-	auth_entry_unref(&e);
 	rc = sasl_server_scram_keys(s->sasl, ok ? &k : NULL);
 	OPENSSL_cleanse(&k, sizeof(k));
 	return rc;
@@ -495,9 +514,7 @@ cram_secret(struct imap_session *s, const char *user)
 	enum auth_scheme scheme;
 	enum sasl_rc rc;
 
-	if (!s->srv->users->ops->lookup_nonblocking)
-		return sasl_server_verified(s->sasl, SASL_V_TEMPFAIL);
-	switch (auth_lookup(s->srv->users, user, &e, &err)) {
+	switch (stored_entry(s, user, &e)) {
 	case AUTH_LOOKUP_FOUND:
 		if (s->srv->cf->auth.allow_plaintext && e->password != NULL &&
 		    e->password[0] == '{' &&
@@ -507,11 +524,8 @@ cram_secret(struct imap_session *s, const char *user)
 		s->auth_reason = secret ? AUTH_R_PASSWORD : AUTH_R_NOPASS;
 		break;
 	case AUTH_LOOKUP_NOTFOUND:
-		s->auth_reason = AUTH_R_UNKNOWN;
 		break;
 	default:
-		auth_entry_unref(&e);
-		s->auth_reason = AUTH_R_BACKEND;
 		return sasl_server_verified(s->sasl, SASL_V_TEMPFAIL);
 	}
 	rc = sasl_server_secret(s->sasl, secret,

@@ -1,7 +1,7 @@
 /*
  * maildir_fixture.h - what the Maildir unit tests share: a private mail
  * root under $TMPDIR (or /tmp) with one user's Maildir path, removed
- * whole at teardown, and bounded path formatting.
+ * whole at teardown, bounded path formatting and small file writes.
  *
  * Header-only (static inline) so each test stays one executable; include
  * after <cmocka.h>, whose asserts it uses.
@@ -56,6 +56,17 @@ md_fixture_rm_cb(const char *p, const struct stat *st, int t,
 	(void)t;
 	(void)f;
 	return remove(p);
+}
+
+/* Create or replace path with text. */
+static inline void
+write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	fputs(text, f);
+	assert_int_equal(fclose(f), 0);
 }
 
 /* Remove the whole mail root. */

@@ -33,7 +33,6 @@ struct fixture {
 	char md[PATH_MAX]; /* the user's Maildir */
 };
 
-static void write_file(const char *path, const char *text);
 static char *read_msg(struct maildir *box, size_t index);
 static size_t count_dir(const char *dir);
 static uint32_t deliver_text(struct fixture *fx, const char *folder,
@@ -61,16 +60,6 @@ teardown(void **state)
 	md_fixture_remove(fx->root);
 	free(fx);
 	return 0;
-}
-
-static void
-write_file(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-
-	assert_non_null(f);
-	fputs(text, f);
-	assert_int_equal(fclose(f), 0);
 }
 
 static char *

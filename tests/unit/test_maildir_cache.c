@@ -42,7 +42,6 @@ struct fixture {
 	struct maildir_cache *cache;
 };
 
-static void write_file(const char *path, const char *text);
 static void deliver(struct fixture *fx, const char *folder, unsigned flags);
 static void settle(void);
 static void linger(void);
@@ -77,16 +76,6 @@ teardown(void **state)
 	md_fixture_remove(fx->root);
 	free(fx);
 	return 0;
-}
-
-static void
-write_file(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-
-	assert_non_null(f);
-	fputs(text, f);
-	assert_int_equal(fclose(f), 0);
 }
 
 static void
