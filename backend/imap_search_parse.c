@@ -334,10 +334,13 @@ get_string(struct sparse *p, const struct imap_arg *a, char **dst,
 	}
 	if (dst == NULL)
 		return 0;
-	if ((*dst = strndup(a->ptr, a->len)) == NULL) {
+	/* every byte: a literal may hold a NUL, and the length is a->len */
+	if ((*dst = malloc(a->len + 1)) == NULL) {
 		*p->error = "Out of memory";
 		return -1;
 	}
+	memcpy(*dst, a->ptr, a->len);
+	(*dst)[a->len] = '\0';
 	*len_r = a->len;
 	return 0;
 }
