@@ -851,9 +851,11 @@ teardown(struct conn *c, enum conn_reason why)
 		cancel_op(c, &c->op_send);
 	if (c->flags & CF_CONNECTING)
 		cancel_op(c, &c->op_connect);
-	/* in-flight ops hold their own file reference: closing now is safe
-	 * and releases the port to the peer at once */
-	close(c->fd);
+	/* through the ring, behind the cancels and any op still queued
+	 * that names the fd (loop_close_fd): in-flight ops hold their own
+	 * file reference, queued ones would otherwise run on whatever file
+	 * another thread gets the number for next */
+	loop_close_fd(l, c->fd);
 	c->fd = -1;
 	if (c->prev)
 		c->prev->next = c->next;

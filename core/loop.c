@@ -230,6 +230,12 @@ loop_free(struct loop *l)
 
 	if (l == NULL)
 		return;
+	/* First the ring: what was queued after loop_run() returned (closes
+	 * from a worker's exit hook) goes in, then once the ring is gone no
+	 * op can name a descriptor and the ones still held below are closed
+	 * directly. */
+	io_uring_submit(&l->ring);
+	io_uring_queue_exit(&l->ring);
 	while (l->listeners) {
 		struct listener *li = l->listeners;
 
@@ -257,8 +263,7 @@ loop_free(struct loop *l)
 		l->msgs = m->next;
 		free(m);
 	}
-	io_uring_queue_exit(&l->ring);
-	fd_watch_free_all(l); /* after the ring: no READ still targets them */
+	fd_watch_free_all(l);
 	if (l->wake_fd != -1)
 		close(l->wake_fd);
 	pthread_mutex_destroy(&l->msg_lock);
@@ -284,6 +289,26 @@ loop_sqe(struct loop *l)
 			fatal("io_uring submission queue stuck");
 	}
 	return sqe;
+}
+
+/* Close fd behind everything already queued on this ring. The kernel
+ * issues SQEs in queue order and an issued op holds its own reference to
+ * the file, so every op that names fd (a SEND prepared a moment ago, a
+ * RECV re-armed this iteration) runs on this file, and the number only
+ * becomes free for another thread's accept() or open() once none of our
+ * SQEs can name it any more. Registered (direct) descriptors would avoid
+ * the shared table altogether, but getpeername(), shutdown() and
+ * setsockopt() on accepted sockets need real ones. */
+void
+loop_close_fd(struct loop *l, int fd)
+{
+	struct io_uring_sqe *sqe;
+
+	if (fd == -1)
+		return;
+	sqe = loop_sqe(l);
+	io_uring_prep_close(sqe, fd);
+	io_uring_sqe_set_data64(sqe, 0);
 }
 
 static void
@@ -465,7 +490,7 @@ accept_handle(struct listener *li, struct io_uring_cqe *cqe)
 		return;
 	}
 	if (li->closed || l->stopping) {
-		close(cqe->res);
+		loop_close_fd(l, cqe->res);
 		return;
 	}
 	metrics_add(l->shard, li->m_accepted, 1);
@@ -473,7 +498,7 @@ accept_handle(struct listener *li, struct io_uring_cqe *cqe)
 	 * listener_ctx(conn_listener(c)) reaches the listener's */
 	c = conn_new(l, cqe->res, li, li->h, NULL);
 	if (c == NULL) {
-		close(cqe->res);
+		loop_close_fd(l, cqe->res);
 		return;
 	}
 	conn_start(c);
@@ -506,7 +531,7 @@ listener_close(struct listener *li)
 	 * completing handshakes into the backlog. shutdown() stops the
 	 * socket listening now, whoever holds it. */
 	(void)shutdown(li->fd, SHUT_RDWR);
-	close(li->fd);
+	loop_close_fd(li->loop, li->fd);
 	li->fd = -1;
 }
 

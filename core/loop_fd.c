@@ -98,7 +98,8 @@ fd_watch_handle(struct fd_watch *w, struct io_uring_cqe *cqe)
 		watch_arm(w);
 }
 
-/* At loop_free(), after the ring is gone: nothing can complete any more. */
+/* At loop_free(), after the ring is gone: nothing can complete any more,
+ * so the descriptors are closed directly. */
 void
 fd_watch_free_all(struct loop *l)
 {
@@ -130,6 +131,6 @@ watch_unlink_free(struct fd_watch *w)
 		pp = &(*pp)->next;
 	if (*pp)
 		*pp = w->next;
-	close(w->fd);
+	loop_close_fd(w->loop, w->fd); /* the one rule: see loop_private.h */
 	free(w);
 }

@@ -5,7 +5,14 @@
  * Every SQE's user_data is a pointer to a struct op embedded in its owner
  * (a conn, a listener or the loop), never an fd: fds are reused by the
  * kernel the moment they are closed. user_data 0 marks fire-and-forget
- * SQEs (cancellations) whose CQEs are dropped.
+ * SQEs (cancellations, closes) whose CQEs are dropped.
+ *
+ * Descriptor lifetime: on a loop's thread a descriptor that an SQE may
+ * have named is closed only through the ring (loop_close_fd()), queued
+ * behind every SQE that names it. The descriptor table is shared by every
+ * thread of the process: a close() while an SQE naming the number still
+ * waits in the submission queue lets another thread's accept() or open()
+ * take the number, and the op then runs on that thread's new file.
  */
 #ifndef RG_CORE_LOOP_PRIVATE_H
 #define RG_CORE_LOOP_PRIVATE_H
@@ -158,6 +165,7 @@ struct loop {
 
 /* loop.c */
 struct io_uring_sqe *loop_sqe(struct loop *l);
+void loop_close_fd(struct loop *l, int fd);
 
 /* loop_fd.c */
 void fd_watch_handle(struct fd_watch *w, struct io_uring_cqe *cqe);
