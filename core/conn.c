@@ -56,6 +56,7 @@ static void linger(struct conn *c);
 static void hold(struct conn *c);
 static void unhold(struct conn *c);
 static int tls_attach(struct conn *c, struct tls_conn *t);
+static void timer_fired(struct timer *t, void *arg);
 
 static const char *const reason_names[CR_MAX] = {
 	[CR_NONE] = "normal",	  [CR_EOF] = "eof",
@@ -122,6 +123,7 @@ conn_new(struct loop *l, int fd, struct listener *li,
 	c->op_recv = (struct op){ OP_RECV, c };
 	c->op_send = (struct op){ OP_SEND, c };
 	c->op_connect = (struct op){ OP_CONNECT, c };
+	timer_init(&c->timer, l, timer_fired, c);
 	if (li) {
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof(ss);
@@ -774,13 +776,17 @@ conn_set_timer(struct conn *c, uint64_t ms)
 {
 	if (c->flags & CF_DEAD)
 		return;
-	c->deadline = ms ? c->loop->now + ms : 0;
-	timer_update(c->loop, c);
+	/* a conn that cannot get a timer would never time out: close it */
+	if (timer_set(&c->timer, ms) == -1)
+		teardown(c, CR_NOMEM);
 }
 
-void
-conn_timer_fire(struct conn *c)
+static void
+timer_fired(struct timer *t, void *arg)
 {
+	struct conn *c = arg;
+
+	(void)t;
 	if (c->flags & CF_DEAD)
 		return;
 	if (c->flags & CF_HANDSHAKE) {
@@ -843,7 +849,7 @@ teardown(struct conn *c, enum conn_reason why)
 		return;
 	c->flags |= CF_DEAD;
 	c->reason = why;
-	timer_remove(l, c);
+	timer_stop(&c->timer);
 	unhold(c);
 	if ((c->flags & CF_RECV_ARMED) && !(c->flags & CF_CANCEL_SENT))
 		cancel_op(c, &c->op_recv);

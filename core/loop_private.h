@@ -22,6 +22,7 @@
 
 #include "core/buf.h"
 #include "core/loop.h"
+#include "core/timer.h"
 
 enum op_kind {
 	OP_ACCEPT = 1,
@@ -75,10 +76,7 @@ struct conn {
 	struct buf early; /* plaintext written before the TLS handshake */
 	struct tls_conn *tls;
 	struct sockaddr_storage *connect_sa; /* only while connecting */
-	/* timer: heap position and the deadline the handler wants */
-	uint64_t deadline;      /* 0 = none */
-	uint64_t heap_deadline; /* deadline of the heap entry */
-	unsigned heap_idx;      /* 0 = not in heap; else index + 1 */
+	struct timer timer; /* the conn's one deadline (conn_set_timer) */
 	uint64_t started, bytes_in, bytes_out;
 	struct conn *next, *prev; /* loop's live list, or dead list */
 	struct conn *rearm_next;
@@ -146,8 +144,8 @@ struct loop {
 	size_t released;      /* bytes freed since the last malloc_trim() */
 	uint64_t trim_at;     /* earliest next malloc_trim() */
 	uint64_t sid_key, sid_next;
-	/* timers: binary min-heap of conns */
-	struct conn **heap;
+	/* timers: binary min-heap of every timer of the loop (timer.c) */
+	struct timer **heap;
 	unsigned heap_len, heap_cap;
 	struct listener *listeners;
 	/* cross-thread messages */
@@ -176,14 +174,11 @@ void conn_handle_cqe(struct conn *c, struct op *op, struct io_uring_cqe *cqe);
 struct conn *conn_new(struct loop *l, int fd, struct listener *li,
     const struct conn_handler *h, void *ctx);
 void conn_start(struct conn *c);
-void conn_timer_fire(struct conn *c);
 void conn_rearm_recv(struct conn *c);
 void conn_free(struct conn *c);
 void conn_sweep(struct loop *l);
 
 /* timer.c */
-void timer_update(struct loop *l, struct conn *c);
-void timer_remove(struct loop *l, struct conn *c);
 uint64_t timer_next(struct loop *l);
 void timer_run(struct loop *l);
 

@@ -1,29 +1,34 @@
 /*
- * timer.c - one timer per connection, kept in a binary min-heap per loop.
+ * timer.c - every timer of a loop in one binary min-heap.
  *
  * The loop never submits a timeout SQE per timer: it passes the earliest
  * deadline to io_uring_submit_and_wait_timeout() (one kernel wait per loop
  * iteration, whatever the number of timers).
  *
  * Re-arming is cheap on purpose: handlers push an idle deadline forward on
- * every read. A later deadline only updates conn->deadline; the heap entry
+ * every read. A later deadline only updates t->deadline; the heap entry
  * keeps its earlier position and, when it comes due, is moved to the new
  * deadline instead of firing. Only an earlier deadline touches the heap.
+ *
+ * Owners embed their timers (core/timer.h); connections embed one for
+ * their single deadline. Never: calls a callback for a stopped timer, or
+ * touches a timer after its callback returned.
  */
 #include <stdlib.h>
 
 #include "core/loop_private.h"
+#include "core/timer.h"
 
 static void heap_swap(struct loop *l, unsigned a, unsigned b);
 static void heap_up(struct loop *l, unsigned i);
 static void heap_down(struct loop *l, unsigned i);
-static int heap_push(struct loop *l, struct conn *c);
+static int heap_push(struct loop *l, struct timer *t);
 static void heap_pop_at(struct loop *l, unsigned i);
 
 static void
 heap_swap(struct loop *l, unsigned a, unsigned b)
 {
-	struct conn *t = l->heap[a];
+	struct timer *t = l->heap[a];
 
 	l->heap[a] = l->heap[b];
 	l->heap[b] = t;
@@ -64,20 +69,20 @@ heap_down(struct loop *l, unsigned i)
 }
 
 static int
-heap_push(struct loop *l, struct conn *c)
+heap_push(struct loop *l, struct timer *t)
 {
 	if (l->heap_len == l->heap_cap) {
 		unsigned cap = l->heap_cap ? l->heap_cap * 2 : 256;
-		struct conn **h = realloc(l->heap, cap * sizeof(*h));
+		struct timer **h = realloc(l->heap, cap * sizeof(*h));
 
 		if (h == NULL)
 			return -1;
 		l->heap = h;
 		l->heap_cap = cap;
 	}
-	c->heap_deadline = c->deadline;
-	l->heap[l->heap_len] = c;
-	c->heap_idx = ++l->heap_len;
+	t->heap_deadline = t->deadline;
+	l->heap[l->heap_len] = t;
+	t->heap_idx = ++l->heap_len;
 	heap_up(l, l->heap_len - 1);
 	return 0;
 }
@@ -85,7 +90,7 @@ heap_push(struct loop *l, struct conn *c)
 static void
 heap_pop_at(struct loop *l, unsigned i)
 {
-	struct conn *c = l->heap[i];
+	struct timer *t = l->heap[i];
 
 	l->heap_len--;
 	if (i != l->heap_len) {
@@ -94,37 +99,68 @@ heap_pop_at(struct loop *l, unsigned i)
 		heap_down(l, i);
 		heap_up(l, i);
 	}
-	c->heap_idx = 0;
+	t->heap_idx = 0;
 }
 
-/* Called after c->deadline changed. An allocation failure leaves the conn
- * without a timer; the loop then closes it rather than let it hang. */
 void
-timer_update(struct loop *l, struct conn *c)
+timer_init(struct timer *t, struct loop *l, timer_cb *cb, void *arg)
 {
-	if (c->deadline == 0) {
-		if (c->heap_idx)
-			heap_pop_at(l, c->heap_idx - 1);
-		return;
+	t->loop = l;
+	t->cb = cb;
+	t->arg = arg;
+	t->deadline = t->heap_deadline = 0;
+	t->heap_idx = 0;
+}
+
+int
+timer_set_at(struct timer *t, uint64_t at)
+{
+	struct loop *l = t->loop;
+
+	if (at == 0) {
+		timer_stop(t);
+		return 0;
 	}
-	if (c->heap_idx == 0) {
-		if (heap_push(l, c) == -1)
-			conn_abort(c, CR_NOMEM);
-		return;
+	t->deadline = at;
+	if (t->heap_idx == 0) {
+		if (heap_push(l, t) == -1) {
+			t->deadline = 0;
+			return -1;
+		}
+		return 0;
 	}
-	if (c->deadline < c->heap_deadline) {
-		c->heap_deadline = c->deadline;
-		heap_up(l, c->heap_idx - 1);
+	if (at < t->heap_deadline) {
+		t->heap_deadline = at;
+		heap_up(l, t->heap_idx - 1);
 	}
 	/* later deadline: fixed up lazily when the entry comes due */
+	return 0;
+}
+
+int
+timer_set(struct timer *t, uint64_t ms)
+{
+	return timer_set_at(t, ms ? t->loop->now + ms : 0);
 }
 
 void
-timer_remove(struct loop *l, struct conn *c)
+timer_stop(struct timer *t)
 {
-	c->deadline = 0;
-	if (c->heap_idx)
-		heap_pop_at(l, c->heap_idx - 1);
+	t->deadline = 0;
+	if (t->heap_idx)
+		heap_pop_at(t->loop, t->heap_idx - 1);
+}
+
+bool
+timer_armed(const struct timer *t)
+{
+	return t->deadline != 0;
+}
+
+uint64_t
+timer_deadline(const struct timer *t)
+{
+	return t->deadline;
 }
 
 /* Earliest deadline in ms, or 0 when there is none. */
@@ -134,22 +170,22 @@ timer_next(struct loop *l)
 	return l->heap_len ? l->heap[0]->heap_deadline : 0;
 }
 
-/* Fire what is due. A handler may set, clear or re-arm any timer (its own
- * or another conn's) from inside the callback. */
+/* Fire what is due. A callback may set, stop or re-arm any timer (its
+ * own or another's) and free its owner. */
 void
 timer_run(struct loop *l)
 {
 	while (l->heap_len && l->heap[0]->heap_deadline <= l->now) {
-		struct conn *c = l->heap[0];
+		struct timer *t = l->heap[0];
 
-		if (c->deadline > l->now) {
+		if (t->deadline > l->now) {
 			/* pushed forward since it was queued */
-			c->heap_deadline = c->deadline;
+			t->heap_deadline = t->deadline;
 			heap_down(l, 0);
 			continue;
 		}
 		heap_pop_at(l, 0);
-		c->deadline = 0;
-		conn_timer_fire(c);
+		t->deadline = 0;
+		t->cb(t, t->arg);
 	}
 }

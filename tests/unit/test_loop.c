@@ -1,10 +1,11 @@
 /*
  * test_loop.c - the io_uring loop and connections over real loopback TCP:
  * echo of 1 MiB, back-pressure with pause/resume, timers (ordering and
- * lazy re-arm), teardown exactly once, loop_post from another thread and
- * drain on stop, loop_watch_fd (chunked reads, EOF, unwatch from
- * outside and from inside the callback), and that a conn's queued ops
- * never reach the next file to get its descriptor number. Skips (77) where io_uring is unavailable.
+ * lazy re-arm, of conns and of their own), teardown exactly once,
+ * loop_post from another thread and drain on stop, loop_watch_fd
+ * (chunked reads, EOF, unwatch from outside and from inside the
+ * callback), and that a conn's queued ops never reach the next file to
+ * get its descriptor number. Skips (77) where io_uring is unavailable.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,6 +22,7 @@
 #include "core/config.h"
 #include "core/daemon.h"
 #include "core/loop.h"
+#include "core/timer.h"
 
 struct t {
 	struct loop *l;
@@ -223,6 +225,54 @@ test_timers(void **state)
 	assert_int_equal(T.norder, 2);
 	assert_memory_equal(T.order, "ba", 2);
 	loop_free(T.l);
+}
+
+/* ---- timers of their own, not tied to a conn ---------------------- */
+
+struct tt {
+	struct timer a, b, c;
+	char order[8];
+	int n;
+};
+
+static struct tt TT;
+
+static void
+tt_fired(struct timer *t, void *arg)
+{
+	char name = (char)(uintptr_t)arg;
+
+	TT.order[TT.n++] = name;
+	assert_false(timer_armed(t)); /* stopped before the call */
+	if (name == 'c')
+		assert_int_equal(timer_set(&TT.c, 25), 0); /* again, later */
+	if (name == 'a')
+		timer_stop(&TT.c); /* before its second turn */
+	if (name == 'b')
+		loop_stop(t->loop, 0);
+}
+
+static void
+test_own_timers(void **state)
+{
+	struct loop *l = new_loop(0);
+
+	memset(&TT, 0, sizeof(TT));
+	timer_init(&TT.a, l, tt_fired, (void *)'a');
+	timer_init(&TT.b, l, tt_fired, (void *)'b');
+	timer_init(&TT.c, l, tt_fired, (void *)'c');
+	assert_false(timer_armed(&TT.a));
+	assert_int_equal(timer_set(&TT.a, 30), 0);
+	assert_int_equal(timer_set(&TT.b, 10), 0);
+	assert_int_equal(timer_set(&TT.b, 60), 0); /* lazily later */
+	assert_int_equal(timer_set(&TT.c, 20), 0);
+	assert_true(timer_deadline(&TT.b) >= loop_now(l) + 60);
+	assert_int_equal(loop_run(l), 0);
+	assert_int_equal(TT.n, 3);
+	assert_memory_equal(TT.order, "cab", 3);
+	assert_false(timer_armed(&TT.c));
+	timer_set(&TT.a, 0); /* 0 stops: harmless on a stopped timer */
+	loop_free(l);
 }
 
 /* ---- teardown: abort inside on_data, on_close exactly once -------- */
@@ -503,6 +553,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_echo_1mib),
 		cmocka_unit_test(test_timers),
+		cmocka_unit_test(test_own_timers),
 		cmocka_unit_test(test_abort_once),
 		cmocka_unit_test(test_fd_reuse_after_abort),
 		cmocka_unit_test(test_post),
