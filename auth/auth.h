@@ -35,6 +35,7 @@
 #include <sys/socket.h>
 
 #include "auth/sasl.h"
+#include "core/net.h"
 
 struct loop;
 
@@ -42,25 +43,6 @@ struct loop;
 #define AUTH_USER_MAX 256	  /* bytes in a user name, without NUL */
 #define AUTH_PASSWORD_MAX 1024	  /* bytes in a password to verify */
 #define AUTH_PASSDB_LINE_MAX 8192 /* bytes in one passwd-file line */
-
-/* ---- networks (allow_nets=) ------------------------------------------ */
-
-/* One IPv4 or IPv6 network in binary form. */
-struct auth_net {
-	uint8_t family; /* AF_INET or AF_INET6 */
-	uint8_t prefix; /* 0..32 or 0..128 */
-	uint8_t addr[16];
-};
-
-/* Parse "a.b.c.d[/n]" or "v6[/n]" (s is n bytes, not NUL-terminated); a
- * bare address is a host network. Host bits below the prefix must be zero,
- * so a typo such as 10.1.2.3/8 is refused rather than silently widened.
- * Returns 0, or -1 if it is not a network. */
-int auth_net_parse(const char *s, size_t len, struct auth_net *net);
-
-/* Does sa (AF_INET or AF_INET6; an IPv4-mapped IPv6 address counts as its
- * IPv4 address) lie inside net? */
-bool auth_net_match(const struct auth_net *net, const struct sockaddr *sa);
 
 /* ---- user entries ----------------------------------------------------- */
 
@@ -92,7 +74,7 @@ struct auth_entry {
 	bool nologin;	  /* nologin: the password may be right, login not */
 	bool has_quota;
 	uint64_t quota;			   /* quota= in bytes */
-	const struct auth_net *allow_nets; /* allow_nets=; none: anywhere */
+	const struct net *allow_nets; /* allow_nets=; none: anywhere */
 	size_t n_allow_nets;
 	const char *const *aliases; /* alias=, lowercased */
 	size_t n_aliases;

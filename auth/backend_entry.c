@@ -32,7 +32,7 @@ struct built_entry {
 	struct auth_entry e;
 	char *text; /* every string of e, one block */
 	size_t text_len;
-	struct auth_net *nets;
+	struct net *nets;
 	const char **aliases;
 	struct auth_field *fields;
 };
@@ -295,7 +295,7 @@ add_nets(struct built_entry *b, char *v, const char **error_r)
 
 	for (tok = strtok_r(v, LIST_SEPARATORS, &save); tok != NULL;
 	     tok = strtok_r(NULL, LIST_SEPARATORS, &save)) {
-		if (auth_net_parse(tok, strlen(tok),
+		if (net_parse(tok, strlen(tok),
 				   &b->nets[b->e.n_allow_nets]) == -1) {
 			*error_r = "allow_nets holds something that is not a "
 				   "network (addr or addr/prefix, host bits 0)";

@@ -1,7 +1,7 @@
 /*
  * entry.c - what every back-end shares: user entries and their reference
- * counts, allow_nets= networks, user name normalisation, the lookup
- * wrapper, the names of result codes and the one decimal-number reader.
+ * counts, the allow_nets= check (networks themselves are core/net.h),
+ * user name normalisation, the lookup wrapper, the names of result codes and the one decimal-number reader.
  *
  * Relies on C11 atomics for reference counts: an entry is handed from a
  * worker thread to a ring thread and dropped there, so the count is the
@@ -14,11 +14,6 @@
 
 #include "auth/auth.h"
 #include "auth/auth_private.h"
-
-static int sa_bytes(const struct sockaddr *sa, uint8_t *family_r,
-		    const uint8_t **addr_r);
-static int parse_prefix(const char *s, unsigned max, uint8_t *prefix_r);
-static int host_bits_zero(const struct auth_net *net);
 
 /* ---- reference counts ------------------------------------------------- */
 
@@ -62,7 +57,7 @@ auth_user_allowed_from(const struct auth_entry *e, const struct sockaddr *sa)
 	if (sa == NULL)
 		return false;
 	for (size_t i = 0; i < e->n_allow_nets; i++)
-		if (auth_net_match(&e->allow_nets[i], sa))
+		if (net_match(&e->allow_nets[i], sa))
 			return true;
 	return false;
 }
@@ -141,115 +136,6 @@ auth_lookup(struct auth_backend *b, const char *user,
 	if (auth_user_normalize(user, n, norm) == -1)
 		return AUTH_LOOKUP_NOTFOUND;
 	return b->ops->lookup(b, norm, entry_r, error_r);
-}
-
-/* ---- networks --------------------------------------------------------- */
-
-int
-auth_net_parse(const char *s, size_t len, struct auth_net *net)
-{
-	char buf[INET6_ADDRSTRLEN + 8], *slash;
-
-	if (len == 0 || len >= sizeof(buf))
-		return -1;
-	memcpy(buf, s, len);
-	buf[len] = '\0';
-	memset(net, 0, sizeof(*net));
-	if ((slash = strchr(buf, '/')) != NULL)
-		*slash++ = '\0';
-	if (inet_pton(AF_INET, buf, net->addr) == 1) {
-		net->family = AF_INET;
-		net->prefix = 32;
-	} else if (inet_pton(AF_INET6, buf, net->addr) == 1) {
-		net->family = AF_INET6;
-		net->prefix = 128;
-	} else {
-		return -1;
-	}
-	if (slash != NULL &&
-	    parse_prefix(slash, net->prefix, &net->prefix) == -1)
-		return -1;
-	return host_bits_zero(net) ? 0 : -1;
-}
-
-/* At most three digits: "/0032" is as wrong as it looks. */
-static int
-parse_prefix(const char *s, unsigned max, uint8_t *prefix_r)
-{
-	size_t n = strlen(s);
-	uint32_t v;
-
-	if (n > 3 || auth_u32_parse(s, n, max, &v) == -1)
-		return -1;
-	*prefix_r = (uint8_t)v;
-	return 0;
-}
-
-static int
-host_bits_zero(const struct auth_net *net)
-{
-	unsigned bytes = net->family == AF_INET ? 4 : 16;
-
-	for (unsigned i = 0; i < bytes; i++) {
-		unsigned bit = i * 8;
-		uint8_t mask;
-
-		if (bit + 8 <= net->prefix)
-			continue;
-		mask = bit >= net->prefix
-			   ? 0xff
-			   : (uint8_t)(0xff >> (net->prefix - bit));
-		if (net->addr[i] & mask)
-			return 0;
-	}
-	return 1;
-}
-
-/* The address bytes of sa; an IPv4-mapped IPv6 address is reported as the
- * IPv4 address it carries, since dual-stack sockets deliver v4 clients
- * that way. */
-static int
-sa_bytes(const struct sockaddr *sa, uint8_t *family_r, const uint8_t **addr_r)
-{
-	if (sa->sa_family == AF_INET) {
-		*family_r = AF_INET;
-		*addr_r = (const uint8_t *)&((const struct sockaddr_in *)sa)
-			      ->sin_addr;
-		return 0;
-	}
-	if (sa->sa_family == AF_INET6) {
-		const struct in6_addr *a =
-		    &((const struct sockaddr_in6 *)sa)->sin6_addr;
-
-		if (IN6_IS_ADDR_V4MAPPED(a)) {
-			*family_r = AF_INET;
-			*addr_r = a->s6_addr + 12;
-		} else {
-			*family_r = AF_INET6;
-			*addr_r = a->s6_addr;
-		}
-		return 0;
-	}
-	return -1;
-}
-
-bool
-auth_net_match(const struct auth_net *net, const struct sockaddr *sa)
-{
-	const uint8_t *a;
-	uint8_t family;
-	unsigned full, rest;
-
-	if (sa_bytes(sa, &family, &a) == -1 || family != net->family)
-		return false;
-	full = net->prefix / 8;
-	rest = net->prefix % 8;
-	if (memcmp(a, net->addr, full) != 0)
-		return false;
-	if (rest == 0)
-		return true;
-	return ((a[full] ^ net->addr[full]) & (uint8_t)(0xff << (8 - rest))) ==
-	       0;
 }
 
 /* ---- names ------------------------------------------------------------ */

@@ -62,7 +62,7 @@ struct passdb_table {
 	struct span *spans;
 	size_t n, cap;
 
-	struct auth_net *nets;
+	struct net *nets;
 	size_t n_nets, cap_nets;
 	const char **aliases;
 	size_t n_aliases, cap_aliases;
@@ -581,7 +581,7 @@ parse_nets(struct passdb_table *t, struct span *sp, char *v,
 			*error_r = "out of memory";
 			return -1;
 		}
-		if (auth_net_parse(tok, strlen(tok), &t->nets[t->n_nets]) ==
+		if (net_parse(tok, strlen(tok), &t->nets[t->n_nets]) ==
 		    -1) {
 			*error_r = "allow_nets= holds something that is not a "
 				   "network (addr or addr/prefix, host bits 0)";

@@ -72,9 +72,10 @@ static const struct cfg_field auth_fields[] = {
 	{ "master_users", CFG_STRLIST, F(auth.master_users), 0,
 	    .count_offset = F(auth.nmaster_users),
 	    .hint = "passwd-file users that may act as any user (ringgate)" },
-	{ "master_nets", CFG_STRLIST, F(auth.master_nets_text), 0,
+	{ "master_nets", CFG_NETLIST, F(auth.master_nets), 0,
 	    .count_offset = F(auth.nmaster_nets),
-	    .hint = "networks masters may log in from, like \"127.0.0.0/8\"" },
+	    .hint = "networks masters may log in from, like "
+		    "[ \"127.0.0.0/8\", \"::1\" ]" },
 	{ "legacy_mechanisms", CFG_BOOL, F(auth.legacy_mechanisms), 0,
 	    "false", .hint = "CRAM-MD5 for {PLAIN} users; needs "
 			     "allow_plaintext" },
@@ -121,35 +122,6 @@ static const struct cfg_field root_fields[] = {
 
 static int check_imap(const struct rs_config *cf, struct cfg_error *err);
 static int check_auth(const struct rs_config *cf, struct cfg_error *err);
-static int parse_master_nets(struct rs_config *cf, struct cfg_error *err);
-
-/* The networks are parsed once here so that a typo stops the load with
- * file:line instead of refusing every master login later. */
-static int
-parse_master_nets(struct rs_config *cf, struct cfg_error *err)
-{
-	unsigned n = cf->auth.nmaster_nets;
-
-	if (n == 0)
-		return 0;
-	if ((cf->auth.master_nets = calloc(n, sizeof(struct auth_net))) ==
-	    NULL) {
-		cfg_error_at(err, &cf->auth.loc, "out of memory");
-		return -1;
-	}
-	for (unsigned i = 0; i < n; i++) {
-		const char *t = cf->auth.master_nets_text[i];
-
-		if (auth_net_parse(t, strlen(t), &cf->auth.master_nets[i]) ==
-		    -1) {
-			cfg_error_at(err, &cf->auth.loc,
-			    "auth.master_nets: '%s' is not a network like "
-			    "10.0.0.0/8 or ::1/128", t);
-			return -1;
-		}
-	}
-	return 0;
-}
 
 /* CRAM-MD5 needs the plaintext secret: without allow_plaintext it would
  * be advertised and fail for everyone. */
@@ -209,12 +181,10 @@ check_imap(const struct rs_config *cf, struct cfg_error *err)
 int
 rs_config_load(const char *path, struct rs_config *cf, struct cfg_error *err)
 {
-	/* fields outside the tables (master_nets) start empty too */
 	memset(cf, 0, sizeof(*cf));
 	if (cfg_load(path, root_fields, cf, err) == -1)
 		return -1;
-	if (check_imap(cf, err) == -1 || check_auth(cf, err) == -1 ||
-	    parse_master_nets(cf, err) == -1) {
+	if (check_imap(cf, err) == -1 || check_auth(cf, err) == -1) {
 		rs_config_free(cf);
 		return -1;
 	}
@@ -224,8 +194,6 @@ rs_config_load(const char *path, struct rs_config *cf, struct cfg_error *err)
 void
 rs_config_free(struct rs_config *cf)
 {
-	free(cf->auth.master_nets);
-	cf->auth.master_nets = NULL;
 	cfg_free(root_fields, cf);
 }
 

@@ -764,11 +764,8 @@ master_net(const struct imap_session *s)
 
 	if (!peer_addr(s, &ss))
 		return false;
-	for (unsigned i = 0; i < cf->auth.nmaster_nets; i++)
-		if (auth_net_match(&cf->auth.master_nets[i],
-			(struct sockaddr *)&ss))
-			return true;
-	return false;
+	return net_list_match(cf->auth.master_nets, cf->auth.nmaster_nets,
+	    (struct sockaddr *)&ss);
 }
 
 /* ---- after a good password: the Maildir ----------------------------- */

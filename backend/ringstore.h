@@ -18,7 +18,7 @@
 #include "core/tls_conf.h"
 
 struct auth_backend;
-struct auth_net;
+struct net;
 struct auth_passdb;
 struct auth_pool;
 struct imap_session;
@@ -64,12 +64,11 @@ struct rs_config {
 		int64_t cache_size;
 		uint64_t reload_check; /* ms; 0 = SIGHUP only */
 		/* Master identities: may act as any user through PLAIN's
-		 * authzid, only from master_nets (parsed at load). */
+		 * authzid, only from master_nets. */
 		char **master_users;
 		unsigned nmaster_users;
-		char **master_nets_text;
 		unsigned nmaster_nets;
-		struct auth_net *master_nets;
+		struct net *master_nets;
 		struct cfg_loc loc;
 		/* CRAM-MD5 (needs allow_plaintext and {PLAIN} passwords). */
 		bool legacy_mechanisms;

@@ -43,6 +43,7 @@
 
 #include "core/config.h"
 #include "core/config_private.h"
+#include "core/net.h"
 
 #define PATH_MAX_KEY 256 /* a key path like "tls.certificates[1].key" */
 #define SUGGEST_DIST 2	 /* edits allowed for "did you mean" */
@@ -84,7 +85,13 @@ static int load_list(struct walk *w, const struct cfg_field *f,
     const config_setting_t *s, char *base, const char *path);
 static int load_strlist(struct walk *w, const struct cfg_field *f,
     const config_setting_t *s, char *base, const char *path);
+static const char *def_item(const char *p, size_t *len_r);
+static unsigned def_item_count(const char *def);
 static int default_strlist(struct walk *w, const struct cfg_field *f,
+    const config_setting_t *anchor, char *base);
+static int load_netlist(struct walk *w, const struct cfg_field *f,
+    const config_setting_t *s, char *base, const char *path);
+static int default_netlist(struct walk *w, const struct cfg_field *f,
     const config_setting_t *anchor, char *base);
 
 /* cleanup */
@@ -322,6 +329,9 @@ cfg_type_hint(const struct cfg_field *f, char *buf, size_t n)
 		       "\"[::1]:993\" or \"*:993\"";
 	case CFG_STRLIST:
 		return "a list of strings like [ \"a\", \"b\" ]";
+	case CFG_NETLIST:
+		return "a list of networks like [ \"10.0.0.0/8\", \"::1\" ] "
+		       "(no host bits below the prefix)";
 	case CFG_GROUP:
 		return "a group like { key = value; }";
 	case CFG_LIST:
@@ -454,6 +464,7 @@ clear_fields(const struct cfg_field *fields, char *base)
 			memset(p, 0, sizeof(struct cfg_addr));
 			break;
 		case CFG_STRLIST:
+		case CFG_NETLIST:
 		case CFG_LIST:
 			*(void **)p = NULL;
 			*(unsigned *)(base + f->count_offset) = 0;
@@ -557,6 +568,8 @@ load_field(struct walk *w, const struct cfg_field *f,
 		return load_list(w, f, s, base, path);
 	case CFG_STRLIST:
 		return load_strlist(w, f, s, base, path);
+	case CFG_NETLIST:
+		return load_netlist(w, f, s, base, path);
 	default:
 		cfg_value_of_setting(&v, s);
 		return cfg_value_store(w, f, &v, base, path);
@@ -582,6 +595,8 @@ load_missing(struct walk *w, const struct cfg_field *f,
 		return 0;
 	if (f->type == CFG_STRLIST)
 		return default_strlist(w, f, anchor, base);
+	if (f->type == CFG_NETLIST)
+		return default_netlist(w, f, anchor, base);
 	if (cfg_value_of_default(&v, f, anchor) == -1)
 		return cfg_bad_value(w, &v, path, "must be %s",
 		    cfg_type_hint(f, hint, sizeof(hint)));
@@ -698,20 +713,40 @@ load_strlist(struct walk *w, const struct cfg_field *f,
 	return 0;
 }
 
-/* A string list's default is written as its items separated by commas
- * and/or spaces: "imap, pop3". */
+/* A list's default is written as its items separated by commas and/or
+ * spaces: "imap, pop3". def_item() returns the start of the item at or
+ * after p (its length in *len_r, 0 at the end). */
+static const char *
+def_item(const char *p, size_t *len_r)
+{
+	static const char sep[] = ", \t";
+
+	p += strspn(p, sep);
+	*len_r = strcspn(p, sep);
+	return p;
+}
+
+static unsigned
+def_item_count(const char *def)
+{
+	unsigned n = 0;
+	size_t len;
+
+	for (const char *p = def_item(def, &len); len > 0;
+	    p = def_item(p + len, &len))
+		n++;
+	return n;
+}
+
 static int
 default_strlist(struct walk *w, const struct cfg_field *f,
     const config_setting_t *anchor, char *base)
 {
-	static const char sep[] = ", \t";
-	const char *p;
-	unsigned n = 0, i;
+	unsigned n = def_item_count(f->def), i;
+	const char *p = f->def;
+	size_t len = 0;
 	char **v;
 
-	for (p = f->def + strspn(f->def, sep); *p != '\0';
-	    p += strcspn(p, sep), p += strspn(p, sep))
-		n++;
 	if (n == 0)
 		return 0;
 	v = calloc(n, sizeof(*v));
@@ -719,15 +754,77 @@ default_strlist(struct walk *w, const struct cfg_field *f,
 		return error_setting(w, anchor, "out of memory");
 	*(char ***)(base + f->offset) = v;
 	*(unsigned *)(base + f->count_offset) = n;
-	p = f->def + strspn(f->def, sep);
 	for (i = 0; i < n; i++) {
-		size_t len = strcspn(p, sep);
-
+		p = def_item(p + len, &len);
 		v[i] = strndup(p, len);
 		if (v[i] == NULL)
 			return error_setting(w, anchor, "out of memory");
-		p += len;
-		p += strspn(p, sep);
+	}
+	return 0;
+}
+
+/* A list of networks: like a string list, but each item must be a
+ * network, refused at its own line so the operator sees which. */
+static int
+load_netlist(struct walk *w, const struct cfg_field *f,
+    const config_setting_t *s, char *base, const char *path)
+{
+	char hint[256], shown[SHOWN_MAX], epath[PATH_MAX_KEY];
+	bool lone = config_setting_type(s) == CONFIG_TYPE_STRING;
+	struct net *v;
+	unsigned n, i;
+
+	if (!lone && !config_setting_is_array(s) &&
+	    !config_setting_is_list(s)) {
+		cfg_show_setting(s, shown, sizeof(shown));
+		return error_setting(w, s, "'%s' = %s: must be %s", path, shown,
+		    cfg_type_hint(f, hint, sizeof(hint)));
+	}
+	n = lone ? 1 : (unsigned)config_setting_length(s);
+	if (n == 0)
+		return 0;
+	if ((v = calloc(n, sizeof(*v))) == NULL)
+		return error_setting(w, s, "out of memory");
+	*(struct net **)(base + f->offset) = v;
+	*(unsigned *)(base + f->count_offset) = n;
+	for (i = 0; i < n; i++) {
+		const config_setting_t *e =
+		    lone ? s : config_setting_get_elem(s, i);
+		const char *t = config_setting_get_string(e);
+
+		if (t != NULL && net_parse(t, strlen(t), &v[i]) == 0)
+			continue;
+		index_path(epath, path, i);
+		cfg_show_setting(e, shown, sizeof(shown));
+		return error_setting(w, e, "'%s' = %s: not a network; '%s' is %s",
+		    epath, shown, path, cfg_type_hint(f, hint, sizeof(hint)));
+	}
+	return 0;
+}
+
+/* A network list's default: "127.0.0.0/8, ::1". A bad default is the
+ * program's fault, but it is still reported rather than ignored. */
+static int
+default_netlist(struct walk *w, const struct cfg_field *f,
+    const config_setting_t *anchor, char *base)
+{
+	unsigned n = def_item_count(f->def), i;
+	const char *p = f->def;
+	size_t len = 0;
+	struct net *v;
+
+	if (n == 0)
+		return 0;
+	if ((v = calloc(n, sizeof(*v))) == NULL)
+		return error_setting(w, anchor, "out of memory");
+	*(struct net **)(base + f->offset) = v;
+	*(unsigned *)(base + f->count_offset) = n;
+	for (i = 0; i < n; i++) {
+		p = def_item(p + len, &len);
+		if (net_parse(p, len, &v[i]) == -1)
+			return error_setting(w, anchor,
+			    "built-in default '%s' is not a network list",
+			    f->def);
 	}
 	return 0;
 }
@@ -756,6 +853,11 @@ free_fields(const struct cfg_field *fields, char *base)
 			*count = 0;
 			break;
 		}
+		case CFG_NETLIST:
+			free(*(struct net **)p);
+			*(struct net **)p = NULL;
+			*count = 0;
+			break;
 		case CFG_GROUP:
 			free_fields(f->sub, p);
 			break;

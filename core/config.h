@@ -12,7 +12,8 @@
  * ("500ms", "30s", "5m", "2h", "1d") or plain integers meaning seconds;
  * sizes are strings ("64k", "10M", "1G", binary units) or integers in
  * bytes; addresses are "host:port" with a numeric IPv4 host, "[v6]:port" or
- * "*:port" (never resolved: start-up must not depend on DNS).
+ * "*:port" (never resolved: start-up must not depend on DNS); networks
+ * are "10.0.0.0/8" or "::1" strings with no host bits below the prefix.
  *
  * Everything cfg_load() allocates (strings, list arrays) belongs to the
  * filled struct and is released with cfg_free() using the same table.
@@ -34,6 +35,8 @@ enum cfg_type {
 	CFG_ENUM,     /* int: index into choices */
 	CFG_ADDR,     /* struct cfg_addr */
 	CFG_STRLIST,  /* char ** + unsigned count at count_offset */
+	CFG_NETLIST,  /* struct net * (core/net.h) + unsigned count at
+		       * count_offset: "10.0.0.0/8" strings, each checked */
 	CFG_GROUP,    /* nested struct at offset, fields in sub */
 	CFG_LIST,     /* list of groups: elem_size each, array pointer at
 		       * offset, unsigned count at count_offset */

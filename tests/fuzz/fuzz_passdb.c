@@ -61,7 +61,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct sasl_scram_keys k;
-	struct auth_net net;
+	struct net net;
 	enum auth_scheme s;
 	const char *err;
 	char *str;
@@ -73,7 +73,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	str[size] = '\0';
 	(void)sasl_scram_keys_parse(str, strlen(str), &k, &err);
 	(void)auth_scheme_of(str, &s, &err);
-	(void)auth_net_parse(str, size, &net);
+	(void)net_parse(str, size, &net);
 	free(str);
 	return 0;
 }

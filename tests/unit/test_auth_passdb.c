@@ -254,40 +254,6 @@ test_allow_nets(void **state)
 	auth_passdb_free(&db);
 }
 
-static void
-test_net_parse(void **state)
-{
-	struct auth_net n;
-	struct sockaddr_storage ss;
-
-	assert_int_equal(auth_net_parse("10.0.0.0/8", 10, &n), 0);
-	assert_int_equal(n.family, AF_INET);
-	assert_int_equal(n.prefix, 8);
-	assert_int_equal(auth_net_parse("10.1.0.0/8", 10, &n), -1);
-	assert_int_equal(auth_net_parse("10.0.0.1", 8, &n), 0);
-	assert_int_equal(n.prefix, 32);
-	assert_int_equal(auth_net_parse("0.0.0.0/0", 9, &n), 0);
-	ss = addr("8.8.8.8");
-	assert_true(auth_net_match(&n, (struct sockaddr *)&ss));
-	ss = addr("2001:db8::1");
-	assert_false(auth_net_match(&n, (struct sockaddr *)&ss));
-	assert_int_equal(auth_net_parse("10.0.0.0/33", 11, &n), -1);
-	assert_int_equal(auth_net_parse("10.0.0.0/", 9, &n), -1);
-	assert_int_equal(auth_net_parse("10.0.0.0/x", 10, &n), -1);
-	assert_int_equal(auth_net_parse("10.0.0", 6, &n), -1);
-	assert_int_equal(auth_net_parse("fe80::/10", 9, &n), 0);
-	assert_int_equal(n.family, AF_INET6);
-	ss = addr("febf::1");
-	assert_true(auth_net_match(&n, (struct sockaddr *)&ss));
-	ss = addr("fec0::1");
-	assert_false(auth_net_match(&n, (struct sockaddr *)&ss));
-	assert_int_equal(auth_net_parse("fe80::1/10", 10, &n), -1);
-	assert_int_equal(auth_net_parse("::/129", 6, &n), -1);
-	assert_int_equal(auth_net_parse("", 0, &n), -1);
-	/* The length bounds the parse: a longer buffer is not read. */
-	assert_int_equal(auth_net_parse("10.0.0.0/8,junk", 10, &n), 0);
-}
-
 struct bad_case {
 	const char *text;
 	const char *expect; /* ":line: reason" fragment */
@@ -520,7 +486,6 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_good_file, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_allow_nets, setup, teardown),
-	    cmocka_unit_test(test_net_parse),
 	    cmocka_unit_test_setup_teardown(test_bad_lines, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
