@@ -28,10 +28,13 @@ enum proxy_rc {
 
 struct proxy_hdr {
 	int version;   /* 1 or 2 */
-	/* true for v2 LOCAL, v1 UNKNOWN and v2 UNSPEC families: the
-	 * connection's own addresses stand (health checks) */
+	/* true for v1 UNKNOWN, v2 LOCAL, and v2 PROXY with an UNSPEC
+	 * family or transport or AF_UNIX addresses (which we cannot use):
+	 * the connection's own addresses stand (health checks) */
 	bool local;
-	struct sockaddr_storage src, dst; /* valid when !local */
+	/* valid when !local: both AF_INET or both AF_INET6, with ports;
+	 * zeroed (lengths 0) when local */
+	struct sockaddr_storage src, dst;
 	socklen_t src_len, dst_len;
 	size_t len; /* bytes the header took; the payload starts after */
 	/* v2 TLVs the caller may want, as slices into the input (NULL, 0
@@ -44,7 +47,17 @@ struct proxy_hdr {
 /* Parse the first n bytes of a connection. On PROXY_OK *h is filled and
  * h->len says where the payload starts; on AGAIN call again with more
  * bytes (the same start); on INVALID *error_r says why in a few words
- * (for the log; never contains input bytes). */
+ * (for the log; never contains input bytes; error_r may be NULL).
+ *
+ * AGAIN only while the bytes can still become a valid header: anything
+ * else (a client not speaking PROXY at all) is INVALID on the first
+ * byte that proves it. Strict: v1 exactly as the spec's grammar (single
+ * spaces, no leading zeros, CRLF within 107 bytes); v2 version 2, LOCAL
+ * or PROXY, STREAM only (DGRAM is INVALID), a length covering the address
+ * block of the family (also under LOCAL), TLVs fitting exactly, ALPN,
+ * AUTHORITY, UNIQUE_ID (<= 128 bytes), SSL and CRC32C at most once each,
+ * a CRC32C that matches. After an UNSPEC family or transport the block is
+ * opaque and its TLVs are not read. Slices in *h point into p. */
 enum proxy_rc proxy_proto_parse(const void *p, size_t n,
     struct proxy_hdr *h, const char **error_r);
 
