@@ -26,7 +26,9 @@
 #include "core/log.h"
 #include "core/loop_private.h"
 #include "core/metrics.h"
+#include "core/net.h"
 #include "core/tls.h"
+#include "proto/proxy_proto.h"
 
 #define LOOP_BGID 1
 #define CLOSE_FLUSH_MS 5000
@@ -57,14 +59,25 @@ static void hold(struct conn *c);
 static void unhold(struct conn *c);
 static int tls_attach(struct conn *c, struct tls_conn *t);
 static void timer_fired(struct timer *t, void *arg);
+static void session_start(struct conn *c);
+static void proxy_input(struct conn *c, const char *p, size_t n);
+static void refuse(struct conn *c, int why, const char *detail);
+static socklen_t addr_copy(union conn_addr *dst, const struct sockaddr *sa);
 
 static const char *const reason_names[CR_MAX] = {
 	[CR_NONE] = "normal",	  [CR_EOF] = "eof",
 	[CR_RESET] = "reset",	  [CR_TIMEOUT] = "timeout",
 	[CR_TLS] = "tls",	  [CR_OVERFLOW] = "overflow",
 	[CR_NOMEM] = "nomem",	  [CR_DRAIN] = "drain",
-	[CR_CONNECT] = "connect",
+	[CR_CONNECT] = "connect", [CR_PROXY] = "proxy",
+	[CR_REFUSED] = "refused",
 };
+
+/* connections_refused_total's reasons, in listener->m_refused order */
+enum { REFUSE_PROXY_UNTRUSTED, REFUSE_PROXY_INVALID, REFUSE_PROXY_TIMEOUT,
+	REFUSE_NOT_ALLOWED, REFUSE_NREASONS };
+static const char *const refuse_reasons[REFUSE_NREASONS] = {
+	"proxy_untrusted", "proxy_invalid", "proxy_timeout", "not_allowed" };
 
 const char *
 conn_reason_name(enum conn_reason r)
@@ -128,9 +141,12 @@ conn_new(struct loop *l, int fd, struct listener *li,
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof(ss);
 
-		if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0)
+		if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0) {
+			c->peer_len = addr_copy(&c->peer_sa,
+			    (struct sockaddr *)&ss);
 			peer_format(c->peer, sizeof(c->peer),
 			    (struct sockaddr *)&ss);
+		}
 		metrics_gauge_add(l->shard, li->m_open, 1);
 	}
 	c->next = l->live;
@@ -157,12 +173,39 @@ conn_free(struct conn *c)
 	free(c);
 }
 
-/* An accepted connection: start TLS if the listener has it, else open. */
+/* An accepted connection: a PROXY header first where the listener wants
+ * one, then TLS if the listener has it, else open. */
 void
 conn_start(struct conn *c)
 {
 	struct listener *li = c->li;
 
+	if (li->proxy) {
+		if (!net_list_match(li->proxy_nets, li->nproxy_nets,
+			c->peer_len ? &c->peer_sa.sa : NULL)) {
+			refuse(c, REFUSE_PROXY_UNTRUSTED,
+			    "source not in proxy_nets");
+			return;
+		}
+		c->flags |= CF_PROXY_HDR;
+		conn_set_timer(c, c->loop->conf.handshake_timeout_ms);
+		recv_arm(c);
+		return;
+	}
+	session_start(c);
+}
+
+static void
+session_start(struct conn *c)
+{
+	struct listener *li = c->li;
+
+	if (li->nallow_nets > 0 && !net_list_match(li->allow_nets,
+				       li->nallow_nets,
+				       c->peer_len ? &c->peer_sa.sa : NULL)) {
+		refuse(c, REFUSE_NOT_ALLOWED, "client not in trusted_nets");
+		return;
+	}
 	if (li->tls) {
 		if (tls_attach(c, tls_conn_server(li->tls)) == -1) {
 			teardown(c, CR_NOMEM);
@@ -182,6 +225,155 @@ opened(struct conn *c)
 	c->flags |= CF_OPEN;
 	if (c->h->on_open)
 		c->h->on_open(c);
+}
+
+/* ---- PROXY protocol header on accepted connections ------------------ */
+
+/* The header's bytes collect in the stash (nothing has been delivered
+ * yet); what follows it is the session's first input. A trusted load
+ * balancer sends the header in its first segment, so an incomplete one
+ * only waits for the handshake timer, and the parser refuses anything that
+ * cannot become a header at its first wrong byte. */
+static void
+proxy_input(struct conn *c, const char *p, size_t n)
+{
+	struct proxy_hdr h;
+	const char *why = NULL;
+	struct buf rest;
+	enum proxy_rc rc;
+
+	if (buf_append(&c->stash, p, n) == -1) {
+		teardown(c, CR_NOMEM);
+		return;
+	}
+	rc = proxy_proto_parse(buf_head(&c->stash), buf_used(&c->stash), &h,
+	    &why);
+	if (rc == PROXY_AGAIN)
+		return;
+	if (rc == PROXY_INVALID) {
+		refuse(c, REFUSE_PROXY_INVALID, why);
+		return;
+	}
+	if (!h.local && conn_set_peer(c, (struct sockaddr *)&h.src,
+			    (struct sockaddr *)&h.dst) == -1) {
+		refuse(c, REFUSE_PROXY_INVALID, "address family");
+		return;
+	}
+	buf_consume(&c->stash, h.len);
+	rest = c->stash;
+	memset(&c->stash, 0, sizeof(c->stash));
+	c->flags &= ~CF_PROXY_HDR;
+	conn_set_timer(c, 0);
+	log_debug(c->sid, "proxy.header", "listener=%s peer=%s version=%d",
+	    c->li->name, c->peer, h.version);
+	session_start(c);
+	if (buf_used(&rest) > 0 && !(c->flags & (CF_DEAD | CF_CLOSING))) {
+		if (c->tls) {
+			input(c, buf_head(&rest), buf_used(&rest));
+		} else {
+			/* delivered at the end of the iteration, in order
+			 * with whatever arrives meanwhile */
+			c->stash = rest;
+			memset(&rest, 0, sizeof(rest));
+			rearm_later(c);
+		}
+	}
+	buf_free(&rest);
+}
+
+static void
+refuse(struct conn *c, int why, const char *detail)
+{
+	metrics_add(c->loop->shard, c->li->m_refused[why], 1);
+	log_info(c->sid, "conn.refused", "listener=%s peer=%s reason=%s "
+	    "detail=\"%s\"", c->li->name, c->peer, refuse_reasons[why],
+	    detail ? detail : "");
+	teardown(c, why == REFUSE_PROXY_TIMEOUT ? CR_TIMEOUT :
+		why == REFUSE_NOT_ALLOWED ? CR_REFUSED : CR_PROXY);
+}
+
+/* Registered only for listeners that refuse anything (PROXY, an
+ * allow-list), so other listeners' metrics stay short. */
+void
+conn_refuse_metrics(struct loop *l, struct listener *li)
+{
+	char labels[256];
+
+	if (l->conf.metrics == NULL || li->m_refused[0] != -1)
+		return; /* nowhere to count, or done already */
+	for (int i = 0; i < REFUSE_NREASONS; i++) {
+		snprintf(labels, sizeof(labels),
+		    "listener=\"%s\",reason=\"%s\"", li->name,
+		    refuse_reasons[i]);
+		li->m_refused[i] = metrics_counter(l->conf.metrics,
+		    "connections_refused_total",
+		    "Connections closed at accept: PROXY header from outside "
+		    "proxy_nets, broken or late; client outside a trusted "
+		    "listener's trusted_nets.", labels);
+	}
+}
+
+/* ---- addresses ------------------------------------------------------ */
+
+static socklen_t
+addr_copy(union conn_addr *dst, const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET) {
+		memcpy(&dst->in, sa, sizeof(dst->in));
+		return sizeof(dst->in);
+	}
+	if (sa->sa_family == AF_INET6) {
+		memcpy(&dst->in6, sa, sizeof(dst->in6));
+		return sizeof(dst->in6);
+	}
+	return 0;
+}
+
+const struct sockaddr *
+conn_peer_addr(const struct conn *c, socklen_t *len_r)
+{
+	if (len_r)
+		*len_r = c->peer_len;
+	return c->peer_len ? &c->peer_sa.sa : NULL;
+}
+
+const struct sockaddr *
+conn_local_addr(struct conn *c, socklen_t *len_r)
+{
+	if (c->local_len == 0 && c->li != NULL && c->fd != -1) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+
+		/* asked for rarely (PROXY v2 to a back end): no syscall
+		 * per accept for it */
+		if (getsockname(c->fd, (struct sockaddr *)&ss, &len) == 0)
+			c->local_len = addr_copy(&c->local_sa,
+			    (struct sockaddr *)&ss);
+	}
+	if (len_r)
+		*len_r = c->local_len;
+	return c->local_len ? &c->local_sa.sa : NULL;
+}
+
+int
+conn_set_peer(struct conn *c, const struct sockaddr *peer,
+    const struct sockaddr *local)
+{
+	union conn_addr a, b;
+	socklen_t alen, blen = 0;
+
+	if ((alen = addr_copy(&a, peer)) == 0)
+		return -1;
+	if (local != NULL && (blen = addr_copy(&b, local)) == 0)
+		return -1;
+	c->peer_sa = a;
+	c->peer_len = alen;
+	if (local != NULL) {
+		c->local_sa = b;
+		c->local_len = blen;
+	}
+	peer_format(c->peer, sizeof(c->peer), peer);
+	return 0;
 }
 
 /* Busy connections keep their buffers (freeing and re-faulting them on
@@ -327,6 +519,9 @@ recv_handle(struct conn *c, struct io_uring_cqe *cqe)
 		io_uring_buf_ring_advance(l->br, 1);
 		if (!more)
 			rearm_later(c);
+	} else if (res == 0 && (c->flags & CF_PROXY_HDR)) {
+		/* gone before its header: nobody to tell (health checks) */
+		teardown(c, CR_EOF);
 	} else if (res == 0) {
 		c->flags |= CF_EOF;
 		/* bytes still waiting (paused: in the stash or the TLS input)
@@ -357,6 +552,10 @@ eof_deferred(struct conn *c)
 static void
 input(struct conn *c, const char *p, size_t n)
 {
+	if (c->flags & CF_PROXY_HDR) {
+		proxy_input(c, p, n);
+		return;
+	}
 	if (c->tls) {
 		if (tls_conn_feed(c->tls, p, n) == -1) {
 			teardown(c, CR_NOMEM);
@@ -646,6 +845,7 @@ conn_connect(struct loop *l, const struct sockaddr *sa, socklen_t len,
 		return NULL;
 	}
 	peer_format(c->peer, sizeof(c->peer), sa);
+	c->peer_len = addr_copy(&c->peer_sa, sa);
 	if ((c->connect_sa = malloc(sizeof(*c->connect_sa))) == NULL) {
 		teardown(c, CR_NOMEM);
 		return NULL;
@@ -682,6 +882,20 @@ connect_handle(struct conn *c, struct io_uring_cqe *cqe)
 	}
 	opened(c);
 	flush(c);
+}
+
+/* The preamble goes into `out`, which the first send after the connect
+ * takes before `pend` (where a ClientHello or early writes wait). */
+int
+conn_send_preamble(struct conn *c, const void *p, size_t n)
+{
+	if (!(c->flags & CF_CONNECTING) || c->tls != NULL ||
+	    conn_out_queued(c) > 0)
+		return -1;
+	if (buf_append(&c->out, p, n) == -1)
+		return -1;
+	c->bytes_out += n;
+	return 0;
 }
 
 int
@@ -789,7 +1003,9 @@ timer_fired(struct timer *t, void *arg)
 	(void)t;
 	if (c->flags & CF_DEAD)
 		return;
-	if (c->flags & CF_HANDSHAKE) {
+	if (c->flags & CF_PROXY_HDR) {
+		refuse(c, REFUSE_PROXY_TIMEOUT, "no header in time");
+	} else if (c->flags & CF_HANDSHAKE) {
 		hs_fail_count(c, "timeout");
 		log_info(c->sid, "tls.handshake_failed",
 		    "peer=%s reason=timeout", c->peer);

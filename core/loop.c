@@ -264,6 +264,7 @@ loop_free(struct loop *l)
 		free(m);
 	}
 	fd_watch_free_all(l);
+	fd_poll_free_all(l);
 	if (l->wake_fd != -1)
 		close(l->wake_fd);
 	pthread_mutex_destroy(&l->msg_lock);
@@ -373,6 +374,8 @@ listener_metrics(struct loop *l, struct listener *li)
 	unsigned n = 0;
 
 	li->m_accepted = li->m_open = li->m_hs_ok = li->m_accept_err = -1;
+	for (size_t i = 0; i < sizeof(li->m_refused) / sizeof(int); i++)
+		li->m_refused[i] = -1; /* conn_refuse_metrics() when used */
 	for (int r = 0; r < CR_MAX; r++)
 		li->m_closed[r] = -1;
 	while (tls_reasons[n])
@@ -446,6 +449,23 @@ listener_set_tls(struct listener *li, struct tls_server *ts)
 		tls_server_ref(ts);
 	tls_server_unref(&li->tls);
 	li->tls = ts;
+}
+
+void
+listener_set_proxy(struct listener *li, const struct net *nets, unsigned n)
+{
+	conn_refuse_metrics(li->loop, li);
+	li->proxy = true;
+	li->proxy_nets = nets;
+	li->nproxy_nets = n;
+}
+
+void
+listener_set_allow(struct listener *li, const struct net *nets, unsigned n)
+{
+	conn_refuse_metrics(li->loop, li);
+	li->allow_nets = nets;
+	li->nallow_nets = n;
 }
 
 const char *
@@ -553,6 +573,9 @@ dispatch(struct loop *l, struct io_uring_cqe *cqe)
 		break;
 	case OP_FD:
 		fd_watch_handle(op->owner, cqe);
+		break;
+	case OP_POLL:
+		fd_poll_handle(op->owner, cqe);
 		break;
 	default:
 		conn_handle_cqe(op->owner, op, cqe);

@@ -31,11 +31,13 @@
 #include <sys/types.h>
 
 struct conn;
+struct fd_poll;
 struct fd_watch;
 struct listener;
 struct loop;
 struct metrics;
 struct metrics_shard;
+struct net;
 struct tls_client;
 struct tls_conn;
 struct tls_server;
@@ -51,6 +53,8 @@ enum conn_reason {
 	CR_NOMEM,    /* allocation failed */
 	CR_DRAIN,    /* daemon shutting down */
 	CR_CONNECT,  /* outgoing connect failed */
+	CR_PROXY,    /* PROXY header missing, broken or from a stranger */
+	CR_REFUSED,  /* client outside the listener's allow-list */
 	CR_MAX
 };
 const char *conn_reason_name(enum conn_reason r);
@@ -121,6 +125,23 @@ struct fd_watch *loop_watch_fd(struct loop *l, int fd, size_t size,
  * kernel lets go of it. Nulls *w; NULL is a no-op. */
 void loop_unwatch_fd(struct fd_watch **w);
 
+/* Readiness of a descriptor a library reads and writes itself (hiredis):
+ * cb gets the poll(2) events that are ready (POLLIN, POLLOUT, POLLERR,
+ * POLLHUP) among those asked for. Level-triggered: while an asked-for
+ * event stays ready, cb is called again every loop iteration. */
+typedef void loop_poll_cb(void *ctx, unsigned revents);
+
+/* Watch fd for the events in `events` (POLLIN|POLLOUT; 0 = none for now).
+ * The caller keeps owning fd. NULL when out of memory. */
+struct fd_poll *loop_poll_fd(struct loop *l, int fd, unsigned events,
+    loop_poll_cb *cb, void *ctx);
+/* Change what is asked for; cheap when nothing changes. */
+void loop_poll_set(struct fd_poll *p, unsigned events);
+/* No more callbacks. Everything queued that names fd goes to the kernel
+ * before this returns, so the caller may close(fd) right after. Nulls
+ * *p; NULL is a no-op. Safe from inside cb. */
+void loop_unpoll_fd(struct fd_poll **p);
+
 /* A listening socket (already bound and listening) served by this loop.
  * name labels metrics and logs. The loop takes ownership of fd. */
 struct listener *loop_listen(struct loop *l, int fd, const char *name,
@@ -128,6 +149,18 @@ struct listener *loop_listen(struct loop *l, int fd, const char *name,
 /* Accepted connections start TLS with ts (NULL: plain). Takes a ref and
  * drops the previous one; sessions already running keep theirs. */
 void listener_set_tls(struct listener *li, struct tls_server *ts);
+/* Every connection on li starts with a PROXY v1/v2 header (from a load
+ * balancer) that is read before anything else, TLS included; the address
+ * it carries becomes the conn's peer (conn_peer_addr). Connections from
+ * outside nets[0..n) are closed at once, as are those whose header is
+ * broken or does not arrive within the handshake timeout; each is counted
+ * in connections_refused_total. nets must outlive the listener. */
+void listener_set_proxy(struct listener *li, const struct net *nets,
+    unsigned n);
+/* Only clients inside nets[0..n) (the address after any PROXY header)
+ * may use li; others are closed at accept and counted. n = 0: anyone. */
+void listener_set_allow(struct listener *li, const struct net *nets,
+    unsigned n);
 const char *listener_name(const struct listener *li);
 void *listener_ctx(const struct listener *li);
 
@@ -137,6 +170,12 @@ void *listener_ctx(const struct listener *li);
 struct conn *conn_connect(struct loop *l, const struct sockaddr *sa,
     socklen_t len, const char *name, const struct conn_handler *h,
     void *ctx);
+
+/* Bytes that go out in the clear before anything else on an outgoing
+ * connection, TLS handshake included (a PROXY v2 header for a back end).
+ * Only while the connect is in flight and before any other write.
+ * 0 or -1. */
+int conn_send_preamble(struct conn *c, const void *p, size_t n);
 
 /* Put TLS on a connection: client side before on_open of a connect, or
  * server side for STARTTLS (plaintext still buffered by the handler must be
@@ -169,6 +208,18 @@ void *conn_ctx(const struct conn *c);
 void conn_set_ctx(struct conn *c, void *ctx);
 uint64_t conn_sid(const struct conn *c);
 const char *conn_peer(const struct conn *c); /* "addr:port" */
+/* The client's address (accepted conns: the socket's peer, or what a
+ * PROXY header said; outgoing: where we connected), NULL if unknown. */
+const struct sockaddr *conn_peer_addr(const struct conn *c, socklen_t *len_r);
+/* The address the client connected to (accepted conns; the PROXY
+ * header's destination when there was one), NULL if unknown. */
+const struct sockaddr *conn_local_addr(struct conn *c,
+    socklen_t *len_r);
+/* Replace the peer (and, if local is not NULL, the local) address: what a
+ * trusted PROXY header or load balancer says. 0, or -1 for an address
+ * that is not AF_INET/AF_INET6. */
+int conn_set_peer(struct conn *c, const struct sockaddr *peer,
+    const struct sockaddr *local);
 struct tls_conn *conn_tls(const struct conn *c);
 struct loop *conn_loop(const struct conn *c);
 struct listener *conn_listener(const struct conn *c); /* NULL if outgoing */

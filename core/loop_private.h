@@ -18,6 +18,7 @@
 #define RG_CORE_LOOP_PRIVATE_H
 
 #include <liburing.h>
+#include <netinet/in.h>
 #include <pthread.h>
 
 #include "core/buf.h"
@@ -31,6 +32,7 @@ enum op_kind {
 	OP_CONNECT,
 	OP_WAKE,
 	OP_FD,
+	OP_POLL,
 };
 
 struct op {
@@ -55,6 +57,15 @@ enum {
 	CF_TLS_CLIENT = 0x1000, /* our side of the TLS is the client */
 	CF_LINGER = 0x2000,     /* FIN sent, dropping input until peer's */
 	CF_HOLDS = 0x4000,      /* on the loop's holders list */
+	CF_PROXY_HDR = 0x8000,  /* reading a PROXY header (before TLS) */
+};
+
+/* A socket address small enough to keep in every conn (no
+ * sockaddr_storage: AF_UNIX paths are never a peer here). */
+union conn_addr {
+	struct sockaddr sa;
+	struct sockaddr_in in;
+	struct sockaddr_in6 in6;
 };
 
 struct conn {
@@ -82,6 +93,9 @@ struct conn {
 	struct conn *rearm_next;
 	struct conn *hold_next, *hold_prev; /* holders list */
 	uint64_t last_io;       /* loop_now() of the last send or TLS input */
+	union conn_addr peer_sa; /* the client: socket or PROXY header */
+	union conn_addr local_sa; /* what it connected to (ditto) */
+	socklen_t peer_len, local_len; /* 0 = unknown */
 	char peer[56];
 };
 
@@ -95,11 +109,19 @@ struct listener {
 	struct op op_accept;
 	bool armed, closed;
 	uint64_t retry_at; /* re-arm accept after EMFILE and such */
+	/* PROXY protocol: only these sources, each conn sends a header */
+	const struct net *proxy_nets;
+	unsigned nproxy_nets;
+	bool proxy;
+	/* allow-list of clients (after the PROXY header); 0 = anyone */
+	const struct net *allow_nets;
+	unsigned nallow_nets;
 	struct listener *next;
 	/* metric ids */
 	int m_accepted, m_open, m_hs_ok, m_accept_err;
 	int m_closed[CR_MAX];
 	int *m_hs_fail; /* one per tls_reasons[] entry, plus "timeout" */
+	int m_refused[4]; /* conn.c's refuse_reasons; -1 = not counted */
 };
 
 /* A readable fd watched by loop_watch_fd(): one READ in flight at a time
@@ -116,6 +138,23 @@ struct fd_watch {
 	struct fd_watch *next;
 	size_t size;
 	char buf[];
+};
+
+/* A descriptor polled for loop_poll_fd(): at most one one-shot POLL_ADD
+ * in flight, re-armed after each completion while events are wanted (a
+ * one-shot poll looks at the current state when armed: level-triggered,
+ * as hiredis expects). `want` is what the owner asks for, `armed_for`
+ * what the op in flight waits for; a change cancels it and the
+ * completion re-arms with the new set. */
+struct fd_poll {
+	struct loop *loop;
+	int fd;
+	unsigned want, armed_for;
+	bool armed, cancel_sent, gone, busy;
+	loop_poll_cb *cb;
+	void *ctx;
+	struct op op;
+	struct fd_poll *next;
 };
 
 struct loop_msg {
@@ -155,6 +194,7 @@ struct loop {
 	pthread_mutex_t msg_lock;
 	struct loop_msg *msgs;
 	struct fd_watch *watches; /* loop_watch_fd(), live or cancelled */
+	struct fd_poll *polls;    /* loop_poll_fd(), live or gone */
 	/* stopping */
 	bool stopping;
 	uint64_t drain_deadline; /* 0 = none */
@@ -168,6 +208,8 @@ void loop_close_fd(struct loop *l, int fd);
 /* loop_fd.c */
 void fd_watch_handle(struct fd_watch *w, struct io_uring_cqe *cqe);
 void fd_watch_free_all(struct loop *l);
+void fd_poll_handle(struct fd_poll *p, struct io_uring_cqe *cqe);
+void fd_poll_free_all(struct loop *l);
 
 /* conn.c */
 void conn_handle_cqe(struct conn *c, struct op *op, struct io_uring_cqe *cqe);
@@ -177,6 +219,7 @@ void conn_start(struct conn *c);
 void conn_rearm_recv(struct conn *c);
 void conn_free(struct conn *c);
 void conn_sweep(struct loop *l);
+void conn_refuse_metrics(struct loop *l, struct listener *li);
 
 /* timer.c */
 uint64_t timer_next(struct loop *l);

@@ -4,8 +4,12 @@
  * lazy re-arm, of conns and of their own), teardown exactly once,
  * loop_post from another thread and drain on stop, loop_watch_fd
  * (chunked reads, EOF, unwatch from outside and from inside the
- * callback), and that a conn's queued ops never reach the next file to
- * get its descriptor number. Skips (77) where io_uring is unavailable.
+ * callback), loop_poll_fd (level-triggered, changing events, unpoll
+ * inside and outside the callback with the fd closed at once), PROXY
+ * v1/v2 listeners (peer taken from the header, split headers, no header
+ * and untrusted sources closed before on_open), and that
+ * a conn's queued ops never reach the next file to get its descriptor
+ * number. Skips (77) where io_uring is unavailable.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,7 +18,9 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -22,7 +28,9 @@
 #include "core/config.h"
 #include "core/daemon.h"
 #include "core/loop.h"
+#include "core/net.h"
 #include "core/timer.h"
+#include "proto/proxy_proto.h"
 
 struct t {
 	struct loop *l;
@@ -547,6 +555,270 @@ test_watch_fd(void **state)
 	close(c[1]);
 }
 
+/* ---- PROXY protocol listeners --------------------------------------- */
+
+struct px {
+	struct loop *l;
+	struct cfg_addr trusted, stranger;
+	int opened;
+	char reply[64];
+};
+
+static struct px X;
+
+static void
+px_data(struct conn *c, const char *p, size_t n)
+{
+	char line[80];
+	socklen_t len;
+	const struct sockaddr *sa = conn_peer_addr(c, &len);
+
+	/* the payload after the header, then who the conn says it is */
+	assert_true(n >= 5 && memcmp(p, "hello", 5) == 0);
+	assert_non_null(sa);
+	snprintf(line, sizeof(line), "%s %s\n", conn_peer(c),
+	    sa->sa_family == AF_INET6 ? "v6" : "v4");
+	conn_write(c, line, strlen(line));
+	conn_close(c);
+}
+
+static void
+px_open(struct conn *c)
+{
+	X.opened++;
+}
+
+static const struct conn_handler px_handler = {
+	.on_open = px_open,
+	.on_data = px_data,
+};
+
+/* A client on its own thread: send the parts (with a pause between, so
+ * a header can arrive split), read until EOF. */
+static void
+px_client(const struct cfg_addr *a, const char *p1, size_t n1,
+    const char *p2, size_t n2, char *out, size_t cap)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	size_t got = 0;
+	ssize_t r;
+
+	assert_int_equal(connect(fd, (const struct sockaddr *)&a->ss, a->len),
+	    0);
+	assert_int_equal(write(fd, p1, n1), (ssize_t)n1);
+	if (n2) {
+		usleep(20000);
+		(void)write(fd, p2, n2); /* may fail: refused already */
+	}
+	while (got + 1 < cap && (r = read(fd, out + got, cap - got - 1)) > 0)
+		got += (size_t)r;
+	out[got] = '\0';
+	close(fd);
+}
+
+static void
+px_stop(struct loop *l, void *arg)
+{
+	(void)arg;
+	loop_stop(l, 1000);
+}
+
+static void *
+px_clients(void *arg)
+{
+	static const char v1[] = "PROXY TCP4 192.0.2.1 192.0.2.2 5000 143\r\n"
+				 "hello";
+	struct sockaddr_in6 src = { .sin6_family = AF_INET6,
+		.sin6_port = htons(6000) };
+	struct sockaddr_in6 dst = { .sin6_family = AF_INET6,
+		.sin6_port = htons(993) };
+	char hdr[PROXY_V2_MAX_WRITE + 8], out[64];
+	size_t n;
+
+	(void)arg;
+	px_client(&X.trusted, v1, sizeof(v1) - 1, NULL, 0, out, sizeof(out));
+	assert_string_equal(out, "192.0.2.1:5000 v4\n");
+	/* v2, IPv6, split inside the header */
+	inet_pton(AF_INET6, "2001:db8::7", &src.sin6_addr);
+	inet_pton(AF_INET6, "2001:db8::1", &dst.sin6_addr);
+	n = proxy_proto_write_v2(hdr, sizeof(hdr), (struct sockaddr *)&src,
+	    (struct sockaddr *)&dst);
+	assert_true(n > 16);
+	memcpy(hdr + n, "hello", 5);
+	px_client(&X.trusted, hdr, 10, hdr + 10, n + 5 - 10, out,
+	    sizeof(out));
+	assert_string_equal(out, "[2001:db8::7]:6000 v6\n");
+	/* no header at all, and a source outside proxy_nets: closed */
+	px_client(&X.trusted, "a LOGIN x y\r\n", 13, NULL, 0, out,
+	    sizeof(out));
+	assert_string_equal(out, "");
+	px_client(&X.stranger, v1, sizeof(v1) - 1, NULL, 0, out, sizeof(out));
+	assert_string_equal(out, "");
+	loop_post(X.l, px_stop, NULL);
+	return NULL;
+}
+
+/* Our own outgoing conn with a PROXY v2 preamble, as ringgate sends one
+ * to a back end: the header goes out first, in the clear. */
+static void
+pre_data(struct conn *c, const char *p, size_t n)
+{
+	size_t have = strlen(X.reply);
+
+	assert_true(have + n < sizeof(X.reply));
+	memcpy(X.reply + have, p, n);
+	X.reply[have + n] = '\0';
+}
+
+static const struct conn_handler pre_handler = {
+	.on_data = pre_data,
+};
+
+static void
+pre_connect(struct px *x)
+{
+	struct sockaddr_in src = { .sin_family = AF_INET,
+		.sin_port = htons(7000) };
+	struct sockaddr_in dst = { .sin_family = AF_INET,
+		.sin_port = htons(143) };
+	char hdr[PROXY_V2_MAX_WRITE];
+	struct conn *c;
+	size_t n;
+
+	inet_pton(AF_INET, "198.51.100.9", &src.sin_addr);
+	inet_pton(AF_INET, "198.51.100.1", &dst.sin_addr);
+	n = proxy_proto_write_v2(hdr, sizeof(hdr), (struct sockaddr *)&src,
+	    (struct sockaddr *)&dst);
+	c = conn_connect(x->l, (struct sockaddr *)&x->trusted.ss,
+	    x->trusted.len, "pre", &pre_handler, NULL);
+	assert_non_null(c);
+	assert_int_equal(conn_write(c, "hello", 5), 0);
+	/* after a write it is too late for a preamble */
+	assert_int_equal(conn_send_preamble(c, hdr, n), -1);
+	conn_abort(c, CR_NONE);
+	c = conn_connect(x->l, (struct sockaddr *)&x->trusted.ss,
+	    x->trusted.len, "pre", &pre_handler, NULL);
+	assert_non_null(c);
+	assert_int_equal(conn_send_preamble(c, hdr, n), 0);
+	assert_int_equal(conn_write(c, "hello", 5), 0);
+}
+
+static void
+test_proxy_listener(void **state)
+{
+	struct net lo, ten;
+	struct listener *li;
+	pthread_t th;
+	struct t saved;
+	int fd;
+
+	memset(&X, 0, sizeof(X));
+	X.l = new_loop(0);
+	assert_int_equal(net_parse("127.0.0.0/8", 11, &lo), 0);
+	assert_int_equal(net_parse("10.0.0.0/8", 10, &ten), 0);
+	saved = T;
+	fd = listen_any(&T);
+	X.trusted = T.addr;
+	assert_non_null(li = loop_listen(X.l, fd, "px", &px_handler, NULL));
+	listener_set_proxy(li, &lo, 1);
+	fd = listen_any(&T);
+	X.stranger = T.addr;
+	assert_non_null(li = loop_listen(X.l, fd, "px2", &px_handler, NULL));
+	listener_set_proxy(li, &ten, 1);
+	T = saved;
+	pre_connect(&X);
+	assert_int_equal(pthread_create(&th, NULL, px_clients, NULL), 0);
+	assert_int_equal(loop_run(X.l), 0);
+	pthread_join(th, NULL);
+	assert_int_equal(X.opened, 3);
+	assert_string_equal(X.reply, "198.51.100.9:7000 v4\n");
+	loop_free(X.l);
+}
+
+/* ---- polled fds ----------------------------------------------------- */
+
+struct pt {
+	struct loop *l;
+	struct fd_poll *p, *q;
+	struct timer t;
+	int a[2], b[2];
+	char got[8];
+	int calls, qcalls;
+	unsigned rev[8];
+};
+
+static struct pt P;
+
+static void
+pt_tick(struct timer *t, void *arg)
+{
+	(void)t;
+	(void)arg;
+	/* q waits for input that never comes: unpoll it from outside its
+	 * callback and close its fd at once */
+	loop_unpoll_fd(&P.q);
+	assert_null(P.q);
+	close(P.b[0]);
+	assert_int_equal(write(P.a[1], "c", 1), 1);
+}
+
+static void
+pt_cb(void *ctx, unsigned revents)
+{
+	(void)ctx;
+	assert_true(P.calls < 8);
+	P.rev[P.calls++] = revents;
+	if (revents & POLLIN)
+		assert_int_equal(read(P.a[0], P.got + strlen(P.got), 1), 1);
+	switch (P.calls) {
+	case 2: /* "ab" read one at a time: level-triggered */
+		loop_poll_set(P.p, POLLOUT);
+		break;
+	case 3:
+		loop_poll_set(P.p, POLLIN);
+		assert_int_equal(timer_set(&P.t, 30), 0);
+		break;
+	case 4:
+		loop_unpoll_fd(&P.p);
+		close(P.a[0]);
+		loop_stop(P.l, 0);
+		break;
+	}
+}
+
+static void
+pt_never(void *ctx, unsigned revents)
+{
+	(void)ctx;
+	(void)revents;
+	P.qcalls++;
+}
+
+static void
+test_poll_fd(void **state)
+{
+	memset(&P, 0, sizeof(P));
+	P.l = new_loop(0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, P.a), 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, P.b), 0);
+	timer_init(&P.t, P.l, pt_tick, NULL);
+	assert_int_equal(write(P.a[1], "ab", 2), 2);
+	assert_non_null(P.p = loop_poll_fd(P.l, P.a[0], POLLIN, pt_cb, NULL));
+	assert_non_null(P.q = loop_poll_fd(P.l, P.b[0], POLLIN, pt_never,
+	    NULL));
+	assert_int_equal(loop_run(P.l), 0);
+	assert_int_equal(P.calls, 4);
+	assert_string_equal(P.got, "abc");
+	assert_int_equal(P.rev[0], POLLIN);
+	assert_int_equal(P.rev[1], POLLIN);
+	assert_int_equal(P.rev[2], POLLOUT);
+	assert_int_equal(P.rev[3], POLLIN);
+	assert_int_equal(P.qcalls, 0);
+	loop_free(P.l);
+	close(P.a[1]);
+	close(P.b[1]);
+}
+
 int
 main(void)
 {
@@ -559,6 +831,8 @@ main(void)
 		cmocka_unit_test(test_post),
 		cmocka_unit_test(test_connect_refused),
 		cmocka_unit_test(test_watch_fd),
+		cmocka_unit_test(test_poll_fd),
+		cmocka_unit_test(test_proxy_listener),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
