@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "auth/auth.h"
+#include "core/listener_conf.h"
 #include "core/tls.h"
 #include "backend/ringstore.h"
 
@@ -93,20 +94,6 @@ static const struct cfg_field storage_fields[] = {
 	{ NULL },
 };
 
-static const struct cfg_field imap_fields[] = {
-	{ "", CFG_LOC, offsetof(struct rs_imap_conf, loc) },
-	{ "name", CFG_STRING, offsetof(struct rs_imap_conf, name),
-	    CFG_REQUIRED, .hint = "a short label, like \"imap\"" },
-	{ "listen", CFG_ADDR, offsetof(struct rs_imap_conf, listen),
-	    CFG_REQUIRED },
-	{ "tls", CFG_BOOL, offsetof(struct rs_imap_conf, tls), 0, "false" },
-	{ "starttls", CFG_BOOL, offsetof(struct rs_imap_conf, starttls), 0,
-	    "true" },
-	{ "trusted", CFG_BOOL, offsetof(struct rs_imap_conf, trusted), 0,
-	    "false" },
-	{ NULL },
-};
-
 static const struct cfg_field root_fields[] = {
 	{ "daemon", CFG_GROUP, F(daemon), .sub = daemon_conf_fields },
 	{ "admin", CFG_GROUP, 0, .sub = admin_fields },
@@ -114,8 +101,8 @@ static const struct cfg_field root_fields[] = {
 	{ "limits", CFG_GROUP, 0, .sub = limits_fields },
 	{ "auth", CFG_GROUP, 0, .sub = auth_fields },
 	{ "storage", CFG_GROUP, 0, .sub = storage_fields },
-	{ "imap", CFG_LIST, F(imap), .sub = imap_fields,
-	    .elem_size = sizeof(struct rs_imap_conf),
+	{ "imap", CFG_LIST, F(imap), .sub = listener_conf_fields,
+	    .elem_size = sizeof(struct listener_conf),
 	    .count_offset = F(nimap) },
 	{ NULL },
 };
@@ -139,36 +126,9 @@ check_auth(const struct rs_config *cf, struct cfg_error *err)
 static int
 check_imap(const struct rs_config *cf, struct cfg_error *err)
 {
-	for (unsigned i = 0; i < cf->nimap; i++) {
-		const struct rs_imap_conf *r = &cf->imap[i];
-		size_t n = strlen(r->name);
-
-		if (n == 0 || n >= 64 ||
-		    strspn(r->name, "abcdefghijklmnopqrstuvwxyz"
-				    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") !=
-			n) {
-			cfg_error_at(err, &r->loc,
-			    "imap name '%s' must be 1-63 letters, digits, "
-			    "'_' or '-'", r->name);
-			return -1;
-		}
-		if (r->tls && cf->tls.ncertificates == 0) {
-			cfg_error_at(err, &r->loc,
-			    "imap '%s' has tls = true but tls.certificates "
-			    "is empty", r->name);
-			return -1;
-		}
-		for (unsigned j = 0; j < i; j++) {
-			if (strcmp(cf->imap[j].name, r->name) == 0 ||
-			    strcmp(cf->imap[j].listen.text,
-				r->listen.text) == 0) {
-				cfg_error_at(err, &r->loc,
-				    "imap '%s' repeats the name or address of "
-				    "line %d", r->name, cf->imap[j].loc.line);
-				return -1;
-			}
-		}
-	}
+	if (listener_conf_check(cf->imap, cf->nimap, "imap",
+		cf->tls.ncertificates > 0, err) == -1)
+		return -1;
 	if (cf->limits.line_max_login > cf->limits.command_max ||
 	    cf->limits.line_max > cf->limits.command_max) {
 		cfg_error_at(err, NULL, "limits.line_max and line_max_login "

@@ -72,8 +72,6 @@ static int read_secret(const char *path, uint8_t out[SHA256_DIGEST_LENGTH],
 /* policy */
 static bool secure(const struct imap_session *s);
 static unsigned mech_flags(struct imap_session *s, uint8_t cb[CBIND_LEN]);
-static bool peer_addr(const struct imap_session *s,
-    struct sockaddr_storage *ss);
 static enum auth_reason entry_policy(struct imap_session *s,
     const char *user);
 
@@ -233,36 +231,6 @@ imap_auth_capability(struct imap_session *s, struct buf *b)
 		buf_printf(b, " AUTH=%s", names[i]);
 }
 
-/* The client's address from conn_peer()'s "a.b.c.d:port" or
- * "[v6]:port". false if it cannot be read. */
-static bool
-peer_addr(const struct imap_session *s, struct sockaddr_storage *ss)
-{
-	struct sockaddr_in *in = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-	const char *peer = conn_peer(s->c);
-	const char *colon = strrchr(peer, ':');
-	size_t n = colon ? (size_t)(colon - peer) : 0;
-	char host[INET6_ADDRSTRLEN + 8];
-
-	memset(ss, 0, sizeof(*ss));
-	if (peer[0] == '[' && n >= 2) {
-		peer++;
-		n -= 2;
-	}
-	if (n == 0 || n >= sizeof(host))
-		return false;
-	memcpy(host, peer, n);
-	host[n] = '\0';
-	if (inet_pton(AF_INET, host, &in->sin_addr) == 1)
-		ss->ss_family = AF_INET;
-	else if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1)
-		ss->ss_family = AF_INET6;
-	else
-		return false;
-	return true;
-}
-
 /*
  * After a correct SCRAM proof or CRAM-MD5 digest: what the auth pool
  * checks after a correct password (nologin, allow_nets= against the
@@ -272,7 +240,6 @@ peer_addr(const struct imap_session *s, struct sockaddr_storage *ss)
 static enum auth_reason
 entry_policy(struct imap_session *s, const char *user)
 {
-	struct sockaddr_storage ss;
 	struct auth_entry *e = NULL;
 	const char *err = NULL;
 	enum auth_reason r = AUTH_R_NONE;
@@ -281,8 +248,7 @@ entry_policy(struct imap_session *s, const char *user)
 		return AUTH_R_UNKNOWN;
 	if (e->nologin)
 		r = AUTH_R_NOLOGIN;
-	else if (!auth_user_allowed_from(e, peer_addr(s, &ss) ?
-		     (struct sockaddr *)&ss : NULL))
+	else if (!auth_user_allowed_from(e, conn_peer_addr(s->c, NULL)))
 		r = AUTH_R_NETWORK;
 	auth_entry_unref(&e);
 	return r;
@@ -650,7 +616,6 @@ verify(struct imap_session *s, const char *user, const char *authzid,
     const char *password, size_t pwlen, bool sasl)
 {
 	struct auth_job *job = imap_job_new(s, sizeof(*job), auth_finish);
-	struct sockaddr_storage ss;
 
 	if (job == NULL) {
 		login_failed(s, true);
@@ -661,8 +626,7 @@ verify(struct imap_session *s, const char *user, const char *authzid,
 	job->sasl = sasl;
 	imap_job_hold(s, &job->base);
 	if (auth_pool_submit(s->srv->auth, NULL, s->sid, user, password,
-		pwlen, peer_addr(s, &ss) ? (struct sockaddr *)&ss : NULL,
-		auth_answer, job) == -1) {
+		pwlen, conn_peer_addr(s->c, NULL), auth_answer, job) == -1) {
 		job->status = AUTH_TEMPFAIL;
 		store_outbox_complete(&job->base.base);
 	}
@@ -760,12 +724,9 @@ static bool
 master_net(const struct imap_session *s)
 {
 	const struct rs_config *cf = s->srv->cf;
-	struct sockaddr_storage ss;
 
-	if (!peer_addr(s, &ss))
-		return false;
 	return net_list_match(cf->auth.master_nets, cf->auth.nmaster_nets,
-	    (struct sockaddr *)&ss);
+	    conn_peer_addr(s->c, NULL));
 }
 
 /* ---- after a good password: the Maildir ----------------------------- */

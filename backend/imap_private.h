@@ -82,7 +82,7 @@ struct imap_args {
 struct imap_session {
 	struct rs_worker *w;
 	const struct rs_server *srv;
-	const struct rs_imap_conf *lconf;
+	const struct listener_conf *lconf;
 	struct conn *c;
 	uint64_t sid;
 	enum imap_state state;

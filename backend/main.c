@@ -515,6 +515,7 @@ worker_init(struct daemon *d, struct loop *l, unsigned i)
 		if (li == NULL)
 			return -1;
 		*fd = -1; /* the loop owns it */
+		listener_conf_apply(&sd->cf.imap[r], li);
 		sd->lis[i * sd->cf.nimap + r] = li;
 		if (sd->cf.imap[r].tls)
 			listener_set_tls(li, w->tls);

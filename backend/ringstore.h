@@ -15,6 +15,7 @@
 
 #include "core/config.h"
 #include "core/daemon.h"
+#include "core/listener_conf.h"
 #include "core/tls_conf.h"
 
 struct auth_backend;
@@ -31,16 +32,6 @@ struct store_pool;
 struct tls_server;
 
 /* One IMAP listener. */
-struct rs_imap_conf {
-	struct cfg_loc loc;
-	char *name;
-	struct cfg_addr listen;
-	bool tls;	/* implicit TLS (IMAPS) */
-	bool starttls;	/* offer STARTTLS on a plain listener */
-	bool trusted;	/* cleartext login allowed without TLS (behind
-			 * ringgate on loopback or a private network) */
-};
-
 struct rs_config {
 	struct daemon_conf daemon;
 	struct {
@@ -81,7 +72,7 @@ struct rs_config {
 		int64_t threads;
 		int64_t queue;
 	} storage;
-	struct rs_imap_conf *imap;
+	struct listener_conf *imap;
 	unsigned nimap;
 };
 
@@ -127,7 +118,7 @@ struct rs_server {
 /* One IMAP listener's context (listener ctx). */
 struct rs_listener {
 	const struct rs_server *srv;
-	const struct rs_imap_conf *conf;
+	const struct listener_conf *conf;
 };
 
 #define RS_SESSION_BUCKETS 1024

@@ -17,6 +17,7 @@ RG_DEPS=(
 	gsasl # GNU SASL's client: SCRAM-SHA-256(-PLUS) against ringstore
 	prometheus # for promtool, which checks the /metrics text format
 	procps
+	haproxy # a real load balancer sending PROXY v2 in front of the daemons
 	libcrack2-dev cracklib-runtime # ringgate-passwd's strength check
 )
 
