@@ -30,9 +30,9 @@ enum skey_op {
 	SK_AND = 1, /* children in order; an empty AND is ALL */
 	SK_OR,
 	SK_NOT,
-	SK_SEQ,	 /* ranges against sequence numbers */
-	SK_UID,	 /* ranges against UIDs */
-	SK_FLAG, /* (flags & mask) == want */
+	SK_SEQ,	      /* ranges against sequence numbers */
+	SK_UID,	      /* ranges against UIDs */
+	SK_FLAG,      /* (flags & mask) == want */
 	SK_KEYWORD,   /* value is a keyword; mask its letters, set when
 		       * the program runs on the folder */
 	SK_UNKEYWORD, /* the same, not set */

@@ -291,8 +291,7 @@ parse_key(struct sparse *p, const struct imap_arg **ap, unsigned depth)
 					: SK_UNKEYWORD)) == -1 ||
 		    p->prog == NULL)
 			return k;
-		return get_string(p, arg1, &p->prog->keys[k].value, &vlen) ==
-			       -1
+		return get_string(p, arg1, &p->prog->keys[k].value, &vlen) == -1
 			   ? -1
 			   : k;
 	}
