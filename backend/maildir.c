@@ -78,6 +78,7 @@ static void cache_store(struct maildir *box, const struct md_folder_id *id,
 static void move_new_to_cur(struct maildir *box, struct md_view *v);
 static void carry_recent(const struct maildir_msg *old, size_t old_count,
 			 struct maildir_msg *cur, size_t cur_count);
+static void backoff(int tries);
 static int change_msg(struct maildir *box, size_t index,
 		      const struct maildir_flag_change *c);
 static void free_msgs(struct maildir_msg *msgs, size_t count);
@@ -888,6 +889,22 @@ maildir_msg_open(struct maildir *box, size_t index, int *fd_r,
 	return -1;
 }
 
+/* Writers that keep renaming one file in lockstep could starve each
+ * other: after a second conflict, wait a jittered moment that doubles
+ * with each one (about 16 us, up to 1 ms; worker threads only). */
+static void
+backoff(int tries)
+{
+	struct timespec ts;
+	long max = 16000L << (tries < 6 ? tries : 6);
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_nsec = (long)((unsigned long)ts.tv_nsec * 2654435761u %
+			    (unsigned long)max);
+	ts.tv_sec = 0;
+	nanosleep(&ts, NULL);
+}
+
 /*
  * The compare-and-swap behind every flag change. m->file is the name we
  * believe current; the new name is computed from the flags in that very
@@ -947,6 +964,8 @@ change_msg(struct maildir *box, size_t index,
 		}
 		if (errno != ENOENT || md_refind(box, index) == -1)
 			return -1;
+		if (tries > 0)
+			backoff(tries);
 	}
 	/* Renamed under us every time: let the client retry. */
 	errno = EAGAIN;

@@ -267,13 +267,14 @@ int maildir_msg_open(struct maildir *box, size_t index, int *fd_r,
  * file has on disk when it is renamed, never from this view, so changes
  * made meanwhile by other sessions or programs are kept (a rename from
  * the exact old name is a compare-and-swap; on ENOENT the current name is
- * looked up and the change recomputed, at most MAILDIR_STORE_TRIES
- * times, then EAGAIN). The view takes the flags the file ends with (it
+ * looked up and the change recomputed, with a growing jittered pause
+ * from the second conflict on, at most MAILDIR_STORE_TRIES times, then
+ * EAGAIN). The view takes the flags the file ends with (it
  * may show other writers' changes too), so the next sync does not report
  * them. RECENT stays in memory. ENOENT if the message was expunged. The
  * rename is not fsynced: maildir_flush() does that for a batch.
  */
-#define MAILDIR_STORE_TRIES 16
+#define MAILDIR_STORE_TRIES 32
 int maildir_change_flags(struct maildir *box, size_t index,
 			 const struct maildir_flag_change *change,
 			 const char **error_r);
