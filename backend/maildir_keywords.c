@@ -276,26 +276,29 @@ md_keywords_load(const char *dir, struct md_keywords *kw, bool *changed_r)
 	return 0;
 }
 
-/* Dovecot's layout: "<index> <name>\n" per line, ascending. */
+/* Dovecot's layout: "<index> <name>\n" per line, ascending. Names other
+ * programs wrote may be long: the buffer is sized to fit. */
 static int
 write_file(const char *dir, const struct md_keywords *kw)
 {
-	char buf[MAILDIR_KEYWORDS_MAX * (MAILDIR_KEYWORD_LEN_MAX + 8)];
-	size_t i, off = 0, n;
+	size_t i, off = 0, size = 1;
+	char *buf;
+	int ret, saved;
 
-	for (i = 0; i < MAILDIR_KEYWORDS_MAX; i++) {
-		if (!(kw->present & (1u << i)))
-			continue;
-		/* Names we did not write may be longer than ours. */
-		n = strlen(kw->names[i]);
-		if (off + n + 8 > sizeof(buf)) {
-			errno = EOVERFLOW;
-			return -1;
-		}
-		off += (size_t)snprintf(buf + off, sizeof(buf) - off,
-					"%zu %s\n", i, kw->names[i]);
-	}
-	return md_write_atomic(dir, MD_KEYWORDS, buf, off);
+	for (i = 0; i < MAILDIR_KEYWORDS_MAX; i++)
+		if (kw->present & (1u << i))
+			size += strlen(kw->names[i]) + 4;
+	if ((buf = malloc(size)) == NULL)
+		return -1;
+	for (i = 0; i < MAILDIR_KEYWORDS_MAX; i++)
+		if (kw->present & (1u << i))
+			off += (size_t)snprintf(buf + off, size - off,
+						"%zu %s\n", i, kw->names[i]);
+	ret = md_write_atomic(dir, MD_KEYWORDS, buf, off);
+	saved = errno;
+	free(buf);
+	errno = saved;
+	return ret;
 }
 
 /* Re-read under the lock even if the identity matches: cheap, and the
