@@ -37,7 +37,6 @@ static int parse_line(const char *p, size_t len, struct md_keywords *kw);
 static void index_names(struct md_keywords *kw);
 static bool same_names(const struct md_keywords *a,
 		       const struct md_keywords *b);
-static int read_file(int fd, char **buf_r, size_t *len_r);
 static int load_locked(const char *dir, struct md_keywords *kw,
 		       bool *changed_r);
 static int write_file(const char *dir, const struct md_keywords *kw);
@@ -190,43 +189,6 @@ md_keywords_find(const struct md_keywords *kw, const char *name)
 
 /* ---- reading and writing ---- */
 
-/* The whole file (it is small: 26 short lines), NUL-terminated. */
-static int
-read_file(int fd, char **buf_r, size_t *len_r)
-{
-	size_t len = 0, cap = 4096;
-	char *buf = malloc(cap + 1), *p;
-	ssize_t n;
-
-	if (buf == NULL)
-		return -1;
-	for (;;) {
-		if (len == cap) {
-			if (cap >= MD_KEYWORDS_READ_MAX)
-				break; /* the rest is not read */
-			cap *= 2;
-			if ((p = realloc(buf, cap + 1)) == NULL)
-				goto fail;
-			buf = p;
-		}
-		n = read(fd, buf + len, cap - len);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1)
-			goto fail;
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	buf[len] = '\0';
-	*buf_r = buf;
-	*len_r = len;
-	return 0;
-fail:
-	free(buf);
-	return -1;
-}
-
 int
 md_keywords_load(const char *dir, struct md_keywords *kw, bool *changed_r)
 {
@@ -255,7 +217,8 @@ md_keywords_load(const char *dir, struct md_keywords *kw, bool *changed_r)
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
 		return errno == ENOENT ? 0 : -1; /* replaced: next time */
 	/* The identity of what we read, not of what we stat()ed. */
-	if (fstat(fd, &st) == -1 || read_file(fd, &buf, &len) == -1) {
+	if (fstat(fd, &st) == -1 ||
+	    md_read_file(fd, MD_KEYWORDS_READ_MAX, &buf, &len) == -1) {
 		saved = errno;
 		close(fd);
 		errno = saved;

@@ -207,6 +207,10 @@ int md_lock_file(const char *dir, const char *file, int *fd_r);
 int md_write_atomic(const char *dir, const char *file, const char *buf,
 		    size_t len);
 
+/* The whole file open at fd (at most max bytes if max is not 0),
+ * NUL-terminated; *buf_r is malloc'd, owned by the caller. */
+int md_read_file(int fd, size_t max, char **buf_r, size_t *len_r);
+
 /* A fresh unique base name without size: <t>.M<usec>P<pid>R<hex>.<host> */
 int md_unique(char *buf, size_t size, time_t t);
 

@@ -25,7 +25,6 @@ sessions loses no acknowledged change.
 import os
 import random
 import re
-import socket
 import threading
 import imaplib
 import unittest
@@ -69,31 +68,17 @@ class FlagsCase(unittest.TestCase):
         self.store = rs.Ringstore(self.dir, cfg).start(self)
 
     def login(self):
-        m = imaplib.IMAP4("127.0.0.1", self.store.port(), timeout=20)
-        self.addCleanup(rs.logout_quietly, m)
-        m.login(USER, PASSWORD)
-        return m
+        return rs.imap_login(self, self.store.port(), USER, PASSWORD)
 
     def raw(self):
         """A logged-in plain socket and its line reader."""
-        s = socket.create_connection(("127.0.0.1", self.store.port()),
-                                     timeout=20)
-        self.addCleanup(s.close)
-        f = s.makefile("rb")
-        self.assertTrue(f.readline().startswith(b"* OK"))
+        s, f = rs.raw_connect(self, self.store.port())
         s.sendall(b"L LOGIN %s %s\r\n" % (USER.encode(), PASSWORD.encode()))
         self.until(f, b"L")
         return s, f
 
     def until(self, f, tag):
-        """Lines up to and including the tagged answer for tag."""
-        lines = []
-        while True:
-            line = f.readline()
-            self.assertTrue(line, "connection closed")
-            lines.append(line)
-            if line.startswith(tag + b" "):
-                return lines
+        return rs.read_tagged(self, f, tag)
 
     def command(self, s, f, tag, text):
         s.sendall(tag + b" " + text + b"\r\n")
@@ -582,23 +567,12 @@ class TestCrashDuringStores(FlagsCase):
             self.append(m, "INBOX", message(i))
         rs.logout_quietly(m)
         acked = {uid: frozenset() for uid in range(1, n + 1)}
-        inflight, count, stop = {}, [], threading.Event()
-        threads = [threading.Thread(target=self.storer,
-                                    args=(k, acked, inflight, count, stop),
-                                    daemon=True)
-                   for k in range(self.THREADS)]
-        for t in threads:
-            t.start()
-        try:
-            h.wait_for(lambda: len(count) >= 300, timeout=120,
-                       what="300 STOREs acknowledged")
-            self.store.proc.kill()
-            self.store.killed = True
-            self.store.proc.wait(10)
-        finally:
-            stop.set()
-            for t in threads:
-                t.join(30)
+        inflight, count = {}, []
+        threads = rs.kill_during(
+            self.store,
+            [lambda stop, k=k: self.storer(k, acked, inflight, count, stop)
+             for k in range(self.THREADS)],
+            lambda: len(count) >= 300, 120, "300 STOREs acknowledged")
         self.assertFalse(any(t.is_alive() for t in threads))
         self.assertEqual([a for a in acked.values() if a and
                           isinstance(a, tuple)], [])
