@@ -966,9 +966,6 @@ store_run(struct store_job *sj)
 			buf_printf(b, " UID %u", msgs[i].uid);
 		buf_printf(b, ")\r\n");
 	}
-	/* acknowledged changes are durable */
-	if (!job->base.err && maildir_flush(box, &job->base.errtext) == -1)
-		job->base.err = errno ? errno : EIO;
 	maildir_msgs(box, &n);
 	job->exists = (uint32_t)n;
 }

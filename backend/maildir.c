@@ -972,9 +972,6 @@ change_msg(struct maildir *box, size_t index,
 	return -1;
 done:
 	if (file != NULL) {
-		if (m->file[0] == 'n')
-			box->renamed_new = true;
-		box->renamed_cur = true;
 		file_free(box->names, box->names_size, m->file);
 		m->file = file;
 	}
@@ -1026,18 +1023,6 @@ maildir_set_flags(struct maildir *box, size_t index, unsigned int flags,
 	};
 
 	return maildir_change_flags(box, index, &c, error_r);
-}
-
-int
-maildir_flush(struct maildir *box, const char **error_r)
-{
-	if ((box->renamed_cur && md_fsync_dir(box->cur_path) == -1) ||
-	    (box->renamed_new && md_fsync_dir(box->new_path) == -1)) {
-		*error_r = "cannot sync the folder";
-		return -1;
-	}
-	box->renamed_cur = box->renamed_new = false;
-	return 0;
 }
 
 int

@@ -272,7 +272,8 @@ int maildir_msg_open(struct maildir *box, size_t index, int *fd_r,
  * EAGAIN). The view takes the flags the file ends with (it
  * may show other writers' changes too), so the next sync does not report
  * them. RECENT stays in memory. ENOENT if the message was expunged. The
- * rename is not fsynced: maildir_flush() does that for a batch.
+ * rename is not fsynced (a killed process loses nothing; a power cut may
+ * revert the latest flag changes, never a message).
  */
 #define MAILDIR_STORE_TRIES 32
 int maildir_change_flags(struct maildir *box, size_t index,
@@ -284,9 +285,6 @@ int maildir_change_flags(struct maildir *box, size_t index,
 int maildir_set_flags(struct maildir *box, size_t index, unsigned int flags,
 		      const char **error_r);
 
-/* Make the flag changes made through box durable: fsync cur/ (and new/
- * if a message left it). A no-op when nothing was renamed. */
-int maildir_flush(struct maildir *box, const char **error_r);
 
 /* Unlink the messages with these UIDs (unknown UIDs are ignored). The view
  * is unchanged: call maildir_sync() next, whose changes carry the EXPUNGE

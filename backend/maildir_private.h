@@ -83,9 +83,7 @@ struct maildir {
 	size_t names_size;
 	struct maildir_cache *cache; /* borrowed, or NULL */
 	struct md_keywords kw;
-	bool kw_changed;  /* not yet reported (maildir_keywords_changed) */
-	bool renamed_cur; /* flag renames since maildir_flush() */
-	bool renamed_new; /* ... of which some left new/ */
+	bool kw_changed; /* not yet reported (maildir_keywords_changed) */
 };
 
 /* new/, cur/ and the UID list of a folder, stat()ed together. */

@@ -429,6 +429,20 @@ class TestKeywords(FlagsCase):
         typ, data = m.search(None, "KEYWORD $two")
         self.assertEqual(data, [b"2 3"])
 
+    def test_rename_inbox_keeps_keywords(self):
+        self.store_flags(self.m, "1", "+FLAGS", "($a $b)")
+        self.store_flags(self.m, "2", "+FLAGS", "($b)")
+        self.m.create("Pre")
+        self.append(self.m, "Pre", message(9), "($z)")
+        self.m.close()
+        self.assertEqual(self.m.rename("Pre", "Pre2")[0], "OK")
+        self.assertEqual(self.m.rename("INBOX", "Old")[0], "OK")
+        self.m.select("Old")
+        self.assertEqual(self.fetch_flags(self.m, "1:*"),
+                         [{"$a", "$b"}, {"$b"}, frozenset()])
+        self.m.select("Pre2")
+        self.assertEqual(self.fetch_flags(self.m), [{"$z"}])
+
     def test_reconnect_and_restart(self):
         m = self.m
         self.store_flags(m, "2", "+FLAGS", "($Keep \\Answered)")
