@@ -336,11 +336,9 @@ select_finish(struct imap_session *s, struct imap_job *ij)
 	s->exists = job->exists;
 	imap_idle_select(s);
 	imap_enter_state(s, IS_SELECTED);
-	imap_reply(s, "*", "FLAGS (\\Answered \\Flagged \\Deleted \\Seen "
-			   "\\Draft)");
-	imap_reply(s, "*", "OK [PERMANENTFLAGS (%s)] Flags",
-	    job->readonly ? "" :
-			    "\\Answered \\Flagged \\Deleted \\Seen \\Draft");
+	/* the folder's keywords too; box is the session's now */
+	imap_write_flag_lists(&ij->out, s->box);
+	imap_send(s, buf_head(&ij->out), buf_used(&ij->out));
 	imap_reply(s, "*", "%u EXISTS", job->exists);
 	imap_reply(s, "*", "%u RECENT", job->recent);
 	if (job->unseen_seq)

@@ -93,7 +93,8 @@ struct msg_job {
 	/* STORE */
 	int store_op; /* 0 replace, 1 add, -1 remove */
 	bool silent;
-	unsigned flags;
+	struct imap_flag_list fl;
+	bool store_retry; /* a message kept being renamed by others */
 	/* EXPUNGE / sync */
 	bool expunge, quiet, close_after;
 	uint32_t exists;
@@ -105,6 +106,7 @@ struct append_job {
 	char name[IMAP_MBOX_MAX];
 	struct buf data;
 	struct maildir_delivery opt;
+	struct imap_flag_list fl; /* opt's keywords live here */
 	uint32_t uidvalidity, uid;
 };
 
@@ -125,6 +127,7 @@ struct imap_append {
 	struct maildir_incoming *in;
 	char name[IMAP_MBOX_MAX];
 	struct maildir_delivery opt;
+	struct imap_flag_list fl; /* opt's keywords live here */
 	uint64_t size, received; /* the literal's, and so far */
 	char *fill;		 /* CHUNK_BYTES, filling; NULL until needed */
 	size_t len;
@@ -173,12 +176,9 @@ static int parse_fetch_items(struct imap_session *s,
     const struct imap_arg *a, struct msg_job *job);
 static int parse_fetch_att(struct imap_session *s, const struct imap_arg *a,
     struct msg_job *job);
-static int parse_flags(struct imap_session *s, const struct imap_arg *a,
-    unsigned *flags_r);
 static int parse_date(const char *p, size_t n, time_t *t_r);
 static struct msg_job *msg_job(struct imap_session *s);
 static void msg_release(struct imap_job *ij);
-static void write_flags(struct buf *b, unsigned flags);
 static void fetch_run(struct store_job *sj);
 static int fetch_one(struct msg_job *job, size_t i);
 static bool fetch_header_only(const struct msg_job *job);
@@ -187,6 +187,11 @@ static void fetch_body(struct msg_job *job, const struct mime_message *m,
 static void write_literal(struct buf *b, const char *p, size_t n);
 static int fetch_finish(struct imap_session *s, struct imap_job *ij);
 static void store_run(struct store_job *sj);
+static int store_resolve(struct msg_job *job,
+    struct maildir_flag_change *c);
+static bool store_expected(const struct maildir_msg *before,
+    const struct maildir_msg *after, const struct maildir_flag_change *c);
+static int store_finish(struct imap_session *s, struct imap_job *ij);
 static void sync_run(struct store_job *sj);
 static int sync_finish(struct imap_session *s, struct imap_job *ij);
 static void append_run(struct store_job *sj);
@@ -194,8 +199,9 @@ static int append_finish(struct imap_session *s, struct imap_job *ij);
 static void append_release(struct imap_job *ij);
 static int check_append_args(struct imap_session *s,
     const struct imap_command *cmd, const struct imap_arg **last_r);
-static void append_options(struct imap_session *s,
-    const struct imap_command *cmd, struct maildir_delivery *opt);
+static int append_options(struct imap_session *s,
+    const struct imap_command *cmd, struct maildir_delivery *opt,
+    struct imap_flag_list *fl);
 static void append_fail(struct imap_session *s, int err, const char *text);
 
 /* streamed APPEND */
@@ -375,49 +381,10 @@ check_fetch(struct imap_session *s, const struct imap_command *cmd)
 }
 
 static int
-parse_flags(struct imap_session *s, const struct imap_arg *a,
-    unsigned *flags_r)
-{
-	static const struct {
-		const char *name;
-		unsigned bit;
-	} names[] = { { "\\Seen", MAILDIR_FLAG_SEEN },
-		{ "\\Answered", MAILDIR_FLAG_ANSWERED },
-		{ "\\Flagged", MAILDIR_FLAG_FLAGGED },
-		{ "\\Deleted", MAILDIR_FLAG_DELETED },
-		{ "\\Draft", MAILDIR_FLAG_DRAFT } };
-	const struct imap_arg *f = a->type == IMAP_ARG_LIST ? imap_arg_child(a)
-							    : a;
-
-	*flags_r = 0;
-	for (; f; f = a->type == IMAP_ARG_LIST ? imap_arg_next(f) : NULL) {
-		size_t i;
-
-		if (f->type != IMAP_ARG_ATOM) {
-			s->error = "Invalid flag";
-			return -1;
-		}
-		for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-			if (imap_arg_atom_is(f, names[i].name))
-				break;
-		if (i < sizeof(names) / sizeof(names[0]))
-			*flags_r |= names[i].bit;
-		else if (f->len > 0 && f->ptr[0] == '\\' &&
-		    !imap_arg_atom_is(f, "\\Recent")) {
-			s->error = "Unknown system flag";
-			return -1;
-		}
-		/* keywords are not stored yet: accepted and ignored */
-	}
-	return 0;
-}
-
-static int
 check_store(struct imap_session *s, const struct imap_command *cmd)
 {
 	const struct imap_arg *op = imap_arg_next(cmd->args);
 	const struct imap_arg *fl = imap_arg_next(op);
-	unsigned flags;
 
 	if (cmd->argc < 3 || op->type != IMAP_ARG_ATOM) {
 		s->error = "STORE takes a set, an item and flags";
@@ -434,12 +401,7 @@ check_store(struct imap_session *s, const struct imap_command *cmd)
 		return -1;
 	}
 	/* flags as one list, or as bare atoms (RFC 3501 allows both) */
-	if (fl->type == IMAP_ARG_LIST && imap_arg_next(fl) == NULL)
-		return parse_flags(s, fl, &flags);
-	for (; fl; fl = imap_arg_next(fl))
-		if (parse_flags(s, fl, &flags) == -1)
-			return -1;
-	return 0;
+	return imap_flags_parse(s, fl, true, NULL);
 }
 
 static int
@@ -493,7 +455,6 @@ check_append_args(struct imap_session *s, const struct imap_command *cmd,
     const struct imap_arg **last_r)
 {
 	const struct imap_arg *a = imap_arg_next(cmd->args), *last = a;
-	unsigned flags;
 	time_t t;
 
 	if (cmd->argc < 2 || cmd->argc > 4) {
@@ -511,7 +472,7 @@ check_append_args(struct imap_session *s, const struct imap_command *cmd,
 		return -1;
 	}
 	if (a != last && a->type == IMAP_ARG_LIST) {
-		if (parse_flags(s, a, &flags) == -1)
+		if (imap_flags_parse(s, a, false, NULL) == -1)
 			return -1;
 		a = imap_arg_next(a);
 	}
@@ -548,21 +509,30 @@ check_append(struct imap_session *s, const struct imap_command *cmd)
 	return 0;
 }
 
-/* Flags and internal date of a checked APPEND. */
-static void
+/* Flags, keywords (kept in fl) and internal date of a checked APPEND.
+ * -1 with s->error if the keywords cannot be kept (out of memory). */
+static int
 append_options(struct imap_session *s, const struct imap_command *cmd,
-    struct maildir_delivery *opt)
+    struct maildir_delivery *opt, struct imap_flag_list *fl)
 {
 	const struct imap_arg *a = imap_arg_next(cmd->args), *last = a;
 
 	while (imap_arg_next(last))
 		last = imap_arg_next(last);
 	if (a != last && a->type == IMAP_ARG_LIST) {
-		parse_flags(s, a, &opt->flags);
+		if (imap_flags_parse(s, a, false, fl) == -1)
+			return -1;
+		opt->flags = fl->flags;
+		/* a keyword too long to keep is dropped like one that
+		 * does not fit: the message matters more */
+		opt->keywords = fl->too_long ? NULL :
+					       (const char *const *)fl->keywords;
+		opt->keyword_count = fl->too_long ? 0 : fl->nkeywords;
 		a = imap_arg_next(a);
 	}
 	if (a != last)
 		parse_date(a->ptr, a->len, &opt->date);
+	return 0;
 }
 
 /* ---- jobs over the selected folder -------------------------------- */
@@ -590,6 +560,7 @@ msg_release(struct imap_job *ij)
 		free(job->sec[i].text);
 	free(job->idx);
 	msg_reader_free(&job->rd);
+	imap_flags_free(&job->fl);
 }
 
 /* Lend the folder and queue the job. */
@@ -602,29 +573,6 @@ submit_on_box(struct imap_session *s, struct msg_job *job,
 	job->base.box = s->box;
 	s->box = NULL;
 	imap_job_submit(s, &job->base, run);
-}
-
-static void
-write_flags(struct buf *b, unsigned flags)
-{
-	static const struct {
-		unsigned bit;
-		const char *name;
-	} names[] = { { MAILDIR_FLAG_SEEN, "\\Seen" },
-		{ MAILDIR_FLAG_ANSWERED, "\\Answered" },
-		{ MAILDIR_FLAG_FLAGGED, "\\Flagged" },
-		{ MAILDIR_FLAG_DELETED, "\\Deleted" },
-		{ MAILDIR_FLAG_DRAFT, "\\Draft" },
-		{ MAILDIR_FLAG_RECENT, "\\Recent" } };
-	const char *sep = "";
-
-	buf_printf(b, "FLAGS (");
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (flags & names[i].bit) {
-			buf_printf(b, "%s%s", sep, names[i].name);
-			sep = " ";
-		}
-	buf_printf(b, ")");
 }
 
 /* ---- FETCH ------------------------------------------------------- */
@@ -762,10 +710,11 @@ fetch_one(struct msg_job *job, size_t i)
 
 	msgs = maildir_msgs(box, &n);
 	if (job->set_seen && !(msgs[i].flags & MAILDIR_FLAG_SEEN)) {
+		static const struct maildir_flag_change seen = {
+			.set = MAILDIR_FLAG_SEEN };
 		const char *e;
 
-		if (maildir_set_flags(box, i, (msgs[i].flags | MAILDIR_FLAG_SEEN) &
-			MAILDIR_FLAGS_STORED, &e) == 0)
+		if (maildir_change_flags(box, i, &seen, &e) == 0)
 			items |= FI_FLAGS;
 		msgs = maildir_msgs(box, &n);
 	}
@@ -784,7 +733,7 @@ fetch_one(struct msg_job *job, size_t i)
 	}
 	if (items & FI_FLAGS) {
 		buf_printf(b, "%s", sp);
-		write_flags(b, msgs[i].flags);
+		imap_write_flags(b, box, &msgs[i]);
 		sp = " ";
 	}
 	if (items & FI_INTERNALDATE) {
@@ -897,9 +846,7 @@ static void
 run_store(struct imap_session *s, const struct imap_command *cmd)
 {
 	const struct imap_arg *op = imap_arg_next(cmd->args);
-	const struct imap_arg *fl = imap_arg_next(op);
 	struct msg_job *job;
-	unsigned f;
 
 	if (s->readonly) {
 		imap_reply(s, NULL, "NO [READ-ONLY] Mailbox is read-only");
@@ -907,8 +854,15 @@ run_store(struct imap_session *s, const struct imap_command *cmd)
 	}
 	if ((job = msg_job(s)) == NULL)
 		return;
-	if (parse_set(s, cmd->args, cmd->uid, job) == -1) {
+	if (parse_set(s, cmd->args, cmd->uid, job) == -1 ||
+	    imap_flags_parse(s, imap_arg_next(op), true, &job->fl) == -1) {
 		imap_reply(s, NULL, "BAD %s", s->error);
+		imap_job_free(&job->base);
+		return;
+	}
+	if (job->fl.too_long) {
+		imap_reply(s, NULL, "NO [LIMIT] Keyword longer than %d bytes",
+		    MAILDIR_KEYWORD_LEN_MAX);
 		imap_job_free(&job->base);
 		return;
 	}
@@ -916,44 +870,129 @@ run_store(struct imap_session *s, const struct imap_command *cmd)
 	job->store_op = op->ptr[0] == '+' ? 1 : op->ptr[0] == '-' ? -1 : 0;
 	job->silent = op->len > 6 && strncasecmp(op->ptr + op->len - 7,
 					 ".SILENT", 7) == 0;
-	for (; fl; fl = imap_arg_next(fl)) {
-		parse_flags(s, fl, &f);
-		job->flags |= f;
+	submit_on_box(s, job, store_finish, store_run);
+}
+
+/* The change as the storage applies it, to the flags each file has on
+ * disk when it is renamed (so concurrent STOREs never undo each other):
+ * keywords become letters, new ones are added to the folder (not for
+ * -FLAGS, which cannot need them). Replacing leaves what IMAP cannot
+ * name: the P flag and letters without a keyword. */
+static int
+store_resolve(struct msg_job *job, struct maildir_flag_change *c)
+{
+	struct maildir *box = job->base.box;
+	uint32_t letters = 0;
+
+	memset(c, 0, sizeof(*c));
+	if (job->fl.nkeywords > 0 && maildir_keywords_get(box,
+	    (const char *const *)job->fl.keywords, job->fl.nkeywords,
+	    job->store_op >= 0, &letters, &job->base.errtext) == -1)
+		return -1;
+	if (job->store_op > 0) {
+		c->set = job->fl.flags;
+		c->set_keywords = maildir_keywords_canon(box, letters);
+	} else if (job->store_op < 0) {
+		c->clear = job->fl.flags;
+		c->clear_keywords = letters; /* every letter of the name */
+	} else {
+		c->set = job->fl.flags;
+		c->clear = (MAILDIR_FLAGS_STORED & ~MAILDIR_FLAG_PASSED) &
+		    ~job->fl.flags;
+		c->set_keywords = maildir_keywords_canon(box, letters);
+		c->clear_keywords = maildir_keywords_named(box) & ~letters;
 	}
-	submit_on_box(s, job, sync_finish, store_run);
+	return 0;
+}
+
+/* Whether after is what this change makes of before: if not, someone
+ * else changed the message too, and even .SILENT reports it (RFC 3501
+ * 6.4.6). */
+static bool
+store_expected(const struct maildir_msg *before,
+    const struct maildir_msg *after, const struct maildir_flag_change *c)
+{
+	unsigned f = ((before->flags & ~c->clear) | c->set) &
+	    MAILDIR_FLAGS_STORED;
+	uint32_t k = (before->keywords & ~c->clear_keywords) |
+	    c->set_keywords;
+
+	return (after->flags & MAILDIR_FLAGS_STORED) == f &&
+	    after->keywords == k;
 }
 
 static void
 store_run(struct store_job *sj)
 {
 	struct msg_job *job = (struct msg_job *)sj;
+	struct maildir *box = job->base.box;
 	struct buf *b = &job->base.out;
+	struct maildir_flag_change c;
 	const struct maildir_msg *msgs;
 	size_t n;
 
+	errno = 0;
+	if (store_resolve(job, &c) == -1) {
+		job->base.err = errno ? errno : EIO;
+		return;
+	}
+	/* new keywords are announced before any FETCH shows one */
+	if (maildir_keywords_changed(box))
+		imap_write_flag_lists(b, box);
 	for (size_t k = 0; k < job->nidx; k++) {
 		size_t i = job->idx[k];
-		unsigned old, nf;
+		struct maildir_msg before;
 		const char *e;
 
-		msgs = maildir_msgs(job->base.box, &n);
-		old = msgs[i].flags & MAILDIR_FLAGS_STORED;
-		nf = job->store_op > 0 ? old | job->flags :
-		    job->store_op < 0  ? old & ~job->flags :
-					 job->flags | (old & MAILDIR_FLAG_PASSED);
-		if (nf != old &&
-		    maildir_set_flags(job->base.box, i, nf, &e) == -1)
+		msgs = maildir_msgs(box, &n);
+		before = msgs[i];
+		if (maildir_change_flags(box, i, &c, &e) == -1) {
+			/* expunged meanwhile: nothing to report (RFC 3501
+			 * 7.4.1 lets the EXPUNGE come later) */
+			if (errno == EAGAIN)
+				job->store_retry = true;
+			else if (errno != ENOENT) {
+				job->base.err = errno ? errno : EIO;
+				job->base.errtext = e;
+			}
 			continue;
-		if (job->silent)
+		}
+		msgs = maildir_msgs(box, &n);
+		if (job->silent && store_expected(&before, &msgs[i], &c))
 			continue;
-		msgs = maildir_msgs(job->base.box, &n);
 		buf_printf(b, "* %zu FETCH (", i + 1);
-		write_flags(b, msgs[i].flags);
+		imap_write_flags(b, box, &msgs[i]);
 		if (job->uid)
 			buf_printf(b, " UID %u", msgs[i].uid);
 		buf_printf(b, ")\r\n");
 	}
+	maildir_msgs(box, &n);
 	job->exists = (uint32_t)n;
+}
+
+static int
+store_finish(struct imap_session *s, struct imap_job *ij)
+{
+	struct msg_job *job = (struct msg_job *)ij;
+
+	s->box = ij->box;
+	ij->box = NULL;
+	/* what did change is reported whatever the outcome */
+	imap_send(s, buf_head(&ij->out), buf_used(&ij->out));
+	if (ij->err == EOVERFLOW) {
+		imap_reply(s, NULL, "NO [LIMIT] Too many keywords in this "
+				    "mailbox (%d)", MAILDIR_KEYWORDS_MAX);
+	} else if (ij->err) {
+		log_error(s->sid, "imap.store_failed", "errno=%d error=\"%s\"",
+		    ij->err, ij->errtext ? ij->errtext : "?");
+		imap_reply(s, NULL, "NO [SERVERBUG] Internal error");
+	} else if (job->store_retry) {
+		imap_reply(s, NULL, "NO [INUSE] Messages changed by others "
+				    "meanwhile, try again");
+	} else {
+		imap_reply(s, NULL, "OK STORE completed");
+	}
+	return 0;
 }
 
 /* ---- EXPUNGE, CLOSE, NOOP: sync the folder ------------------------ */
@@ -1073,11 +1112,13 @@ imap_write_changes(struct buf *b, const struct maildir *box,
 	/* descending: each EXPUNGE leaves the lower numbers valid */
 	for (size_t k = ch->expunged_count; k > 0; k--)
 		buf_printf(b, "* %u EXPUNGE\r\n", ch->expunged_seqs[k - 1]);
+	if (ch->keywords_changed)
+		imap_write_flag_lists(b, box);
 	for (size_t k = 0; k < ch->flag_changed_count; k++) {
 		size_t i = ch->flag_changed[k];
 
 		buf_printf(b, "* %zu FETCH (", i + 1);
-		write_flags(b, msgs[i].flags);
+		imap_write_flags(b, box, &msgs[i]);
 		buf_printf(b, " UID %u)\r\n", msgs[i].uid);
 	}
 	if (ch->new_count > 0 || ch->expunged_count > 0)
@@ -1132,8 +1173,8 @@ run_append(struct imap_session *s, const struct imap_command *cmd)
 	job->base.release = append_release;
 	job->maildir = s->maildir;
 	memcpy(job->name, s->a.mbox, sizeof(job->name));
-	append_options(s, cmd, &job->opt);
-	if (buf_append(&job->data, last->ptr, last->len) == -1) {
+	if (append_options(s, cmd, &job->opt, &job->fl) == -1 ||
+	    buf_append(&job->data, last->ptr, last->len) == -1) {
 		imap_job_free(&job->base);
 		imap_reply(s, NULL, "NO [SERVERBUG] Out of memory");
 		return;
@@ -1196,6 +1237,7 @@ static void
 append_release(struct imap_job *ij)
 {
 	buf_free(&((struct append_job *)ij)->data);
+	imap_flags_free(&((struct append_job *)ij)->fl);
 }
 
 /* ---- streamed APPEND ------------------------------------------------ */
@@ -1207,7 +1249,7 @@ imap_append_literal(struct imap_session *s)
 	struct imap_command cmd = s->parser.cmd;
 	const struct imap_arg *last;
 	struct imap_append *app;
-	struct stream_job *job;
+	struct stream_job *job = NULL;
 
 	/* the command so far: its arguments end with this literal */
 	cmd.args = cmd.nargs > 0 ? s->argv : NULL;
@@ -1227,11 +1269,11 @@ imap_append_literal(struct imap_session *s)
 		return;
 	}
 	memcpy(app->name, s->a.mbox, sizeof(app->name));
-	append_options(s, &cmd, &app->opt);
 	app->size = lit->size;
 	app->sync = lit->sync;
 	s->app = app;
-	if ((job = stream_job(s, begin_finish)) == NULL ||
+	if (append_options(s, &cmd, &app->opt, &app->fl) == -1 ||
+	    (job = stream_job(s, begin_finish)) == NULL ||
 	    imap_job_queue(s, &job->base, begin_run, SF_BUSY) == -1) {
 		app->err = job ? EAGAIN : ENOMEM;
 		app->state = AS_STREAM;
@@ -1510,6 +1552,7 @@ stream_drop(struct imap_session *s)
 	dispose(s, &app->in);
 	free(app->fill);
 	free(app->spare);
+	imap_flags_free(&app->fl);
 	free(app);
 	s->app = NULL;
 }

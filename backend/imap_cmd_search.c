@@ -59,6 +59,7 @@ static bool eval_file(struct search_job *job, const struct skey *key,
 static int load(struct search_job *job, size_t i);
 static void unload(struct search_job *job);
 static bool sent_day(struct search_job *job, uint64_t *day_r);
+static void key_letters(struct maildir *box, struct skey *key);
 static int search_finish(struct imap_session *s, struct imap_job *ij);
 static void search_release(struct imap_job *ij);
 
@@ -124,6 +125,8 @@ search_run(struct store_job *sj)
 
 		if (key->op == SK_BODY || key->op == SK_TEXT)
 			job->header_only = false;
+		if (key->op == SK_KEYWORD || key->op == SK_UNKEYWORD)
+			key_letters(job->base.box, key);
 		struct imap_seqset set = { key->ranges, key->nranges,
 			key->nranges, false, false };
 
@@ -144,6 +147,20 @@ search_run(struct store_job *sj)
 							(uint32_t)i + 1);
 	}
 	buf_printf(b, "\r\n");
+}
+
+/* The letters that carry a KEYWORD key's name in this folder (every one:
+ * a name may repeat); none for a name the folder does not know. */
+static void
+key_letters(struct maildir *box, struct skey *key)
+{
+	const char *name = key->value;
+	const char *e;
+	uint32_t letters = 0;
+
+	if (maildir_keyword_valid(name, strlen(name)))
+		maildir_keywords_get(box, &name, 1, false, &letters, &e);
+	key->mask = letters;
 }
 
 static bool
@@ -174,8 +191,10 @@ eval(struct search_job *job, int k, size_t i)
 		return imap_seqset_contains(&set, msgs[i].uid, 0);
 	case SK_FLAG:
 		return (msgs[i].flags & key->mask) == key->want;
-	case SK_NONE:
-		return false;
+	case SK_KEYWORD:
+		return (msgs[i].keywords & key->mask) != 0;
+	case SK_UNKEYWORD:
+		return (msgs[i].keywords & key->mask) == 0;
 	case SK_LARGER:
 	case SK_SMALLER: {
 		uint64_t size = msgs[i].vsize ? msgs[i].vsize : msgs[i].size;

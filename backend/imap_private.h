@@ -28,6 +28,7 @@ struct imap_append;
 struct conn;
 struct maildir;
 struct maildir_changes;
+struct maildir_msg;
 struct sasl_server;
 
 enum imap_state {
@@ -195,6 +196,31 @@ int imap_buf_write(void *ctx, const char *p, size_t len);
 
 /* check() of commands that take no arguments (BAD text otherwise). */
 int imap_check_none(struct imap_session *s, const struct imap_command *cmd);
+
+/* ---- imap_flags.c: flag lists and FLAGS responses ---- */
+
+/* A parsed flag list: system flags and keyword names. */
+struct imap_flag_list {
+	unsigned flags;	  /* enum maildir_flag, stored ones only */
+	char **keywords;  /* NULL-terminated, one allocation; NULL if none */
+	size_t nkeywords;
+	bool too_long;	  /* a keyword over MAILDIR_KEYWORD_LEN_MAX */
+};
+
+/* Parse flags at a: a flag list, or with chain (STORE) also one or more
+ * bare flags (a and what follows it). With fl NULL only the syntax is
+ * checked. 0, or -1 with s->error for BAD; free fl with
+ * imap_flags_free() either way. */
+int imap_flags_parse(struct imap_session *s, const struct imap_arg *a,
+    bool chain, struct imap_flag_list *fl);
+void imap_flags_free(struct imap_flag_list *fl);
+/* "FLAGS (...)" of a message of box: system flags, then its keywords. */
+void imap_write_flags(struct buf *b, const struct maildir *box,
+    const struct maildir_msg *m);
+/* "* FLAGS (...)" and "* OK [PERMANENTFLAGS (...)]" lines of box, with
+ * its keywords (and \* while another keyword fits); read-only folders
+ * have no permanent flags. */
+void imap_write_flag_lists(struct buf *b, const struct maildir *box);
 
 /* ---- command tables ---- */
 extern const struct imap_cmd_def imap_cmds_any[];

@@ -30,10 +30,12 @@ enum skey_op {
 	SK_AND = 1, /* children in order; an empty AND is ALL */
 	SK_OR,
 	SK_NOT,
-	SK_SEQ,	 /* ranges against sequence numbers */
-	SK_UID,	 /* ranges against UIDs */
-	SK_FLAG, /* (flags & mask) == want */
-	SK_NONE, /* KEYWORD: keywords are not stored, nothing matches */
+	SK_SEQ,	      /* ranges against sequence numbers */
+	SK_UID,	      /* ranges against UIDs */
+	SK_FLAG,      /* (flags & mask) == want */
+	SK_KEYWORD,   /* value is a keyword; mask its letters, set when
+		       * the program runs on the folder */
+	SK_UNKEYWORD, /* the same, not set */
 	SK_LARGER,
 	SK_SMALLER,
 	SK_BEFORE, /* internal date, by UTC day */
@@ -50,7 +52,7 @@ enum skey_op {
 struct skey {
 	enum skey_op op;
 	int child, next; /* indexes into the program, -1 for none */
-	unsigned mask, want;
+	unsigned mask, want; /* SK_FLAG; mask also SK_(UN)KEYWORD */
 	uint64_t n;  /* size, or a day number for dates */
 	char *name;  /* HEADER field name, owned */
 	char *value; /* string to find, owned */

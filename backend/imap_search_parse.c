@@ -37,6 +37,7 @@ static int get_string(struct sparse *p, const struct imap_arg *a, char **dst,
 		      size_t *len_r);
 static int get_day(struct sparse *p, const struct imap_arg *a, uint64_t *d);
 static int get_ranges(struct sparse *p, const struct imap_arg *a, int k);
+static bool keyword_chars(const struct imap_arg *a);
 
 static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
 				     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
@@ -275,14 +276,24 @@ parse_key(struct sparse *p, const struct imap_arg **ap, unsigned depth)
 	}
 	if (imap_arg_atom_is(a, "KEYWORD") ||
 	    imap_arg_atom_is(a, "UNKEYWORD")) {
-		/* keywords are not stored: no message has one */
-		if (arg1 == NULL || arg1->type != IMAP_ARG_ATOM) {
+		size_t vlen;
+
+		/* flag-keyword is an atom (a name no folder can hold, too
+		 * long or NIL, simply matches nothing) */
+		if (arg1 == NULL || arg1->type != IMAP_ARG_ATOM ||
+		    !keyword_chars(arg1)) {
 			*p->error = "KEYWORD takes a flag keyword";
 			return -1;
 		}
 		*ap = imap_arg_next(arg1);
-		return new_key(p, imap_arg_atom_is(a, "KEYWORD") ? SK_NONE
-								 : SK_AND);
+		if ((k = new_key(p, imap_arg_atom_is(a, "KEYWORD")
+					? SK_KEYWORD
+					: SK_UNKEYWORD)) == -1 ||
+		    p->prog == NULL)
+			return k;
+		return get_string(p, arg1, &p->prog->keys[k].value, &vlen) == -1
+			   ? -1
+			   : k;
 	}
 	if (imap_arg_atom_is(a, "NOT") || imap_arg_atom_is(a, "OR")) {
 		bool or = imap_arg_atom_is(a, "OR");
@@ -324,6 +335,17 @@ parse_key(struct sparse *p, const struct imap_arg **ap, unsigned depth)
 }
 
 /* An astring argument, copied (the parser's storage goes away). */
+/* Every byte an ATOM-CHAR: the tokenizer's atoms also allow '%', '*',
+ * ']' and a leading '\\'. */
+static bool
+keyword_chars(const struct imap_arg *a)
+{
+	for (size_t i = 0; i < a->len; i++)
+		if (!maildir_keyword_valid(a->ptr + i, 1))
+			return false;
+	return true;
+}
+
 static int
 get_string(struct sparse *p, const struct imap_arg *a, char **dst,
 	   size_t *len_r)

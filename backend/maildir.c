@@ -18,6 +18,10 @@
  * read or (stat()ed under the lock) wrote. Views copied from a
  * snapshot keep their names in one block (box->names), so every place
  * that replaces a name frees through file_free().
+ * Flag changes never trust the view: each computes the new name from the
+ * flags in the name the file has when it is renamed, and a rename from
+ * that exact name is the compare-and-swap that keeps concurrent changes
+ * by other sessions and programs (change_msg()).
  * This file must never rewrite message contents: messages are immutable
  * once delivered; only their names change.
  */
@@ -74,11 +78,14 @@ static void cache_store(struct maildir *box, const struct md_folder_id *id,
 static void move_new_to_cur(struct maildir *box, struct md_view *v);
 static void carry_recent(const struct maildir_msg *old, size_t old_count,
 			 struct maildir_msg *cur, size_t cur_count);
-static int rename_msg(struct maildir *box, size_t index, unsigned int flags);
+static void backoff(int tries);
+static int change_msg(struct maildir *box, size_t index,
+		      const struct maildir_flag_change *c);
 static void free_msgs(struct maildir_msg *msgs, size_t count);
 static void view_free(struct md_view *v);
 static void file_free(const char *names, size_t names_size, char *file);
 static void clean_tmp(const char *dir);
+static void refresh_keywords(struct maildir *box);
 
 /* ---- finding a renamed message ---- */
 
@@ -564,6 +571,7 @@ maildir_open_cached(struct maildir_cache *cache, const char *maildir,
 		goto nomem;
 	box->readonly = (flags & MAILDIR_OPEN_READONLY) != 0;
 	box->cache = cache;
+	md_keywords_init(&box->kw);
 	if ((box->maildir = strdup(maildir)) == NULL ||
 	    (box->dir = strdup(dir)) == NULL ||
 	    (box->name = strdup(norm)) == NULL)
@@ -576,6 +584,7 @@ maildir_open_cached(struct maildir_cache *cache, const char *maildir,
 		goto nomem;
 	if (maildir_sync(box, NULL, error_r) == -1)
 		goto fail;
+	box->kw_changed = false; /* the opener lists the names anyway */
 	if (!box->readonly)
 		clean_tmp(dir);
 	*box_r = box;
@@ -602,6 +611,7 @@ maildir_close(struct maildir **boxp)
 				.names = box->names,
 				.names_size = box->names_size};
 	view_free(&view);
+	md_keywords_free(&box->kw);
 	free(box->maildir);
 	free(box->dir);
 	free(box->name);
@@ -689,6 +699,18 @@ sync_view(struct maildir *box, struct md_view *v, const char **error_r)
 	return 0;
 }
 
+/* The keyword names, read after the directories were scanned: a name is
+ * written before any file carries its letter, so every letter the scan
+ * saw is named. A file we cannot read keeps the names we had. */
+static void
+refresh_keywords(struct maildir *box)
+{
+	bool changed;
+
+	if (md_keywords_load(box->dir, &box->kw, &changed) == 0 && changed)
+		box->kw_changed = true;
+}
+
 int
 maildir_sync(struct maildir *box, struct maildir_changes *changes,
 	     const char **error_r)
@@ -699,6 +721,7 @@ maildir_sync(struct maildir *box, struct maildir_changes *changes,
 		memset(changes, 0, sizeof(*changes));
 	if (sync_view(box, &v, error_r) == -1)
 		return -1;
+	refresh_keywords(box);
 	if (!box->readonly)
 		move_new_to_cur(box, &v);
 	carry_recent(box->msgs, box->count, v.msgs, v.count);
@@ -717,6 +740,8 @@ maildir_sync(struct maildir *box, struct maildir_changes *changes,
 	box->count = v.count;
 	box->names = v.names;
 	box->names_size = v.names_size;
+	if (changes != NULL)
+		changes->keywords_changed = maildir_keywords_changed(box);
 	return 0;
 }
 
@@ -864,49 +889,99 @@ maildir_msg_open(struct maildir *box, size_t index, int *fd_r,
 	return -1;
 }
 
-/* Rename msgs[index] to carry these stored flags; follows a concurrent
- * rename once. */
-static int
-rename_msg(struct maildir *box, size_t index, unsigned int flags)
+/* Writers that keep renaming one file in lockstep could starve each
+ * other: after a second conflict, wait a jittered moment that doubles
+ * with each one (about 16 us, up to 1 ms; worker threads only). */
+static void
+backoff(int tries)
 {
-	struct maildir_msg *m = &box->msgs[index];
+	struct timespec ts;
+	long max = 16000L << (tries < 6 ? tries : 6);
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_nsec = (long)((unsigned long)ts.tv_nsec * 2654435761u %
+			    (unsigned long)max);
+	ts.tv_sec = 0;
+	nanosleep(&ts, NULL);
+}
+
+/*
+ * The compare-and-swap behind every flag change. m->file is the name we
+ * believe current; the new name is computed from the flags in that very
+ * name, and rename() from it succeeds only if the file still has it. If
+ * someone renamed it meanwhile (ENOENT), look the name up again and
+ * recompute from there: a change made by another writer between our
+ * look-up and our rename is never overwritten. A name that needs no
+ * change is checked to exist, so the view never reports flags the file
+ * no longer has.
+ */
+static int
+change_msg(struct maildir *box, size_t index,
+	   const struct maildir_flag_change *c)
+{
+	struct maildir_msg *m = &box->msgs[index], disk;
 	char from[PATH_MAX], to[PATH_MAX], info[40], *file;
+	unsigned int flags;
+	uint32_t keywords;
 	size_t n;
 	int tries;
 
-	md_info(info, flags, m->keywords);
-	n = 4 + m->base_len + strlen(info) + 1;
-	if ((file = malloc(n)) == NULL)
-		return -1;
-	snprintf(file, n, "cur/%.*s%s", (int)m->base_len, m->file + 4, info);
-	for (tries = 0; tries < 3; tries++) {
-		if (strcmp(file, m->file) == 0)
-			break;
+	for (tries = 0; tries < MAILDIR_STORE_TRIES; tries++) {
+		md_parse_name(m->file + 4, &disk);
+		flags =
+		    ((disk.flags & ~c->clear) | c->set) & MAILDIR_FLAGS_STORED;
+		keywords =
+		    ((disk.keywords & ~c->clear_keywords) | c->set_keywords) &
+		    MD_ALL_KEYWORDS;
 		if (md_path(from, sizeof(from), "%s/%s", box->dir, m->file) ==
-			-1 ||
-		    md_path(to, sizeof(to), "%s/%s", box->dir, file) == -1)
-			goto fail;
-		if (rename(from, to) == 0)
-			break;
+		    -1)
+			return -1;
+		if (flags == disk.flags && keywords == disk.keywords) {
+			if (access(from, F_OK) == 0) {
+				file = NULL;
+				goto done;
+			}
+		} else {
+			md_info(info, flags, keywords);
+			n = 4 + m->base_len + strlen(info) + 1;
+			if ((file = malloc(n)) == NULL)
+				return -1;
+			snprintf(file, n, "cur/%.*s%s", (int)m->base_len,
+				 m->file + 4, info);
+			if (md_path(to, sizeof(to), "%s/%s", box->dir, file) ==
+			    -1) {
+				free(file);
+				return -1;
+			}
+			if (rename(from, to) == 0)
+				goto done;
+			{
+				int saved = errno;
+
+				free(file);
+				errno = saved;
+			}
+		}
 		if (errno != ENOENT || md_refind(box, index) == -1)
-			goto fail;
+			return -1;
+		if (tries > 0)
+			backoff(tries);
 	}
-	if (tries == 3) {
-		errno = ENOENT;
-		goto fail;
-	}
-	file_free(box->names, box->names_size, m->file);
-	m->file = file;
-	m->flags = flags | (m->flags & MAILDIR_FLAG_RECENT);
-	return 0;
-fail:
-	free(file);
+	/* Renamed under us every time: let the client retry. */
+	errno = EAGAIN;
 	return -1;
+done:
+	if (file != NULL) {
+		file_free(box->names, box->names_size, m->file);
+		m->file = file;
+	}
+	m->flags = flags | (m->flags & MAILDIR_FLAG_RECENT);
+	m->keywords = keywords;
+	return 0;
 }
 
-int
-maildir_set_flags(struct maildir *box, size_t index, unsigned int flags,
-		  const char **error_r)
+static int
+check_change(struct maildir *box, size_t index, const char **error_r)
 {
 	if (box->readonly) {
 		errno = EROFS;
@@ -918,12 +993,36 @@ maildir_set_flags(struct maildir *box, size_t index, unsigned int flags,
 		*error_r = "no such message";
 		return -1;
 	}
-	if (rename_msg(box, index, flags & MAILDIR_FLAGS_STORED) == -1) {
-		*error_r = errno == ENOENT ? "message expunged"
-					   : "cannot change flags";
+	return 0;
+}
+
+int
+maildir_change_flags(struct maildir *box, size_t index,
+		     const struct maildir_flag_change *change,
+		     const char **error_r)
+{
+	if (check_change(box, index, error_r) == -1)
+		return -1;
+	if (change_msg(box, index, change) == -1) {
+		*error_r = errno == ENOENT   ? "message expunged"
+			   : errno == EAGAIN ? "message renamed by others "
+					       "too often"
+					     : "cannot change flags";
 		return -1;
 	}
 	return 0;
+}
+
+int
+maildir_set_flags(struct maildir *box, size_t index, unsigned int flags,
+		  const char **error_r)
+{
+	struct maildir_flag_change c = {
+	    .set = flags & MAILDIR_FLAGS_STORED,
+	    .clear = MAILDIR_FLAGS_STORED & ~flags,
+	};
+
+	return maildir_change_flags(box, index, &c, error_r);
 }
 
 int

@@ -44,14 +44,20 @@ enum maildir_flag {
 };
 #define MAILDIR_FLAGS_STORED 0x3fu
 
+/* Keywords (IMAP flag keywords such as $Forwarded) are the info letters
+ * a-z, named per folder by its dovecot-keywords file in Dovecot's format:
+ * at most 26 per folder, and never renamed or reused once listed. */
+#define MAILDIR_KEYWORDS_MAX 26
+#define MAILDIR_KEYWORD_LEN_MAX 128 /* bytes of one keyword name */
+
 /* One message of an open folder. Strings are owned by the folder and stay
  * valid until the next maildir_sync(), maildir_set_flags() on the same
  * message, or maildir_close(). */
 struct maildir_msg {
 	uint32_t uid;
 	unsigned int flags; /* enum maildir_flag */
-	uint32_t keywords;  /* lowercase info letters a-z, bit 0 = 'a';
-			     * kept verbatim, not interpreted */
+	uint32_t keywords;  /* info letters a-z, bit 0 = 'a', as on disk:
+			     * maildir_keyword_name() names them */
 	uint64_t size;	    /* S= in the name, else st_size */
 	uint64_t vsize;	    /* W= in the name (size with CRLF), 0 if absent;
 			     * RFC822.SIZE is vsize if set, else size */
@@ -76,6 +82,9 @@ struct maildir_changes {
 	/* Indexes into the new view of old messages whose flags changed. */
 	size_t *flag_changed;
 	size_t flag_changed_count;
+	/* The folder's keyword names changed since the last sync or
+	 * maildir_keywords_changed() (maildir_sync() only). */
+	bool keywords_changed;
 };
 
 struct maildir_status {
@@ -107,6 +116,20 @@ struct maildir_delivery {
 	unsigned int flags; /* stored flags; 0 puts the message in new/
 			     * (so it becomes \Recent), else in cur/ */
 	time_t date;	    /* internal date; 0 means now */
+	/* Keyword names (valid by maildir_keyword_valid()), added to the
+	 * folder's keyword file as needed; names that no longer fit in its
+	 * 26 letters are dropped (APPEND SHOULD keep flags, but refusing
+	 * the message would lose it). Borrowed for the call. */
+	const char *const *keywords;
+	size_t keyword_count;
+};
+
+/* A flag change, applied to the flags a message has on disk at the
+ * moment of its rename: new = (on disk & ~clear) | set, for the stored
+ * flags and the keyword letters alike. */
+struct maildir_flag_change {
+	unsigned int set, clear;	       /* enum maildir_flag, stored */
+	uint32_t set_keywords, clear_keywords; /* letters, bit 0 = 'a' */
 };
 
 enum maildir_open_flags {
@@ -239,11 +262,29 @@ int maildir_msg_path(const struct maildir *box, size_t index, char *buf,
 int maildir_msg_open(struct maildir *box, size_t index, int *fd_r,
 		     const char **error_r);
 
-/* Replace a message's stored flags (RECENT is kept in memory only): a rename
- * within cur/. Updates the view in place, so the next sync does not report
- * it as a change. ENOENT if the message was expunged meanwhile. */
+/*
+ * Change a message's flags: a rename into cur/ computed from the name the
+ * file has on disk when it is renamed, never from this view, so changes
+ * made meanwhile by other sessions or programs are kept (a rename from
+ * the exact old name is a compare-and-swap; on ENOENT the current name is
+ * looked up and the change recomputed, with a growing jittered pause
+ * from the second conflict on, at most MAILDIR_STORE_TRIES times, then
+ * EAGAIN). The view takes the flags the file ends with (it
+ * may show other writers' changes too), so the next sync does not report
+ * them. RECENT stays in memory. ENOENT if the message was expunged. The
+ * rename is not fsynced (a killed process loses nothing; a power cut may
+ * revert the latest flag changes, never a message).
+ */
+#define MAILDIR_STORE_TRIES 32
+int maildir_change_flags(struct maildir *box, size_t index,
+			 const struct maildir_flag_change *change,
+			 const char **error_r);
+
+/* Replace the six stored flags with flags (keywords stay as they are on
+ * disk): maildir_change_flags() with set = flags, clear = the others. */
 int maildir_set_flags(struct maildir *box, size_t index, unsigned int flags,
 		      const char **error_r);
+
 
 /* Unlink the messages with these UIDs (unknown UIDs are ignored). The view
  * is unchanged: call maildir_sync() next, whose changes carry the EXPUNGE
@@ -253,7 +294,10 @@ int maildir_expunge(struct maildir *box, const uint32_t *uids, size_t count,
 
 /* COPY (move false) or MOVE (move true) messages by UID into another folder
  * of the same Maildir (may be the same folder). Copies are hard links (a
- * byte copy across devices), moves are renames. dest_uids[i] receives the
+ * byte copy across devices), moves are renames; each carries the flags its
+ * file has at that moment, and its keywords under the destination's own
+ * letters (added to its keyword file; names that do not fit are dropped,
+ * unnamed letters too). dest_uids[i] receives the
  * new UID of uids[i], or 0 if that message was already gone; with
  * *uidvalidity_r that is COPYUID. On failure nothing is copied (moves are
  * rolled back as far as possible). After a move call maildir_sync() to get
@@ -261,6 +305,47 @@ int maildir_expunge(struct maildir *box, const uint32_t *uids, size_t count,
 int maildir_copy(struct maildir *box, const uint32_t *uids, size_t count,
 		 const char *dest, bool move, uint32_t *uidvalidity_r,
 		 uint32_t *dest_uids, const char **error_r);
+
+/* ---- keywords (maildir_keywords.c) ---- */
+
+/* A name that may be stored as a keyword: 1 to MAILDIR_KEYWORD_LEN_MAX
+ * ATOM-CHARs of RFC 3501 (no atom-specials, no 8-bit), no leading '\'
+ * (system flags), and not NIL (clients read it as the special form). */
+bool maildir_keyword_valid(const char *name, size_t len);
+
+/* The name of keyword letter i (0 = 'a') in this folder, or NULL if the
+ * letter has none (unknown to the keyword file, an invalid name, or a
+ * duplicate of a lower letter's name: letters canonicalises those). */
+const char *maildir_keyword_name(const struct maildir *box, unsigned int i);
+
+/* Letters with a name in this folder (duplicates included). */
+uint32_t maildir_keywords_named(const struct maildir *box);
+
+/* Map letters as found on disk to the letters whose names to show: each
+ * named letter to the lowest letter of the same name, unnamed ones to
+ * nothing. */
+uint32_t maildir_keywords_canon(const struct maildir *box, uint32_t letters);
+
+/* Whether another keyword can still be created here (a letter is free). */
+bool maildir_keywords_room(const struct maildir *box);
+
+/*
+ * The letters of names (each valid by maildir_keyword_valid()): every
+ * letter carrying each name, case-insensitively. With create, names the
+ * folder lacks are added to its keyword file first (under the folder
+ * lock, the file replaced atomically and fsynced), all or nothing:
+ * EOVERFLOW if they do not all fit in the free letters (nothing is
+ * added). Without create, unknown names add no letter. Names added by
+ * others are picked up on the way.
+ */
+int maildir_keywords_get(struct maildir *box, const char *const *names,
+			 size_t count, bool create, uint32_t *letters_r,
+			 const char **error_r);
+
+/* True once after the folder's keyword names changed through this view
+ * (a sync, a keyword created, a COPY that read them); clears the mark.
+ * A sync reports the same in maildir_changes.keywords_changed. */
+bool maildir_keywords_changed(struct maildir *box);
 
 /* ---- folder snapshots (maildir_cache.c) ---- */
 

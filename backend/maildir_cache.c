@@ -49,9 +49,6 @@ struct maildir_cache {
 };
 
 /* Identity */
-static void file_id(const struct stat *st, struct md_file_id *id);
-static bool file_id_equal(const struct md_file_id *a,
-			  const struct md_file_id *b);
 static bool folder_id_equal(const struct md_folder_id *a,
 			    const struct md_folder_id *b);
 static int64_t ts_ns(const struct timespec *ts);
@@ -72,8 +69,8 @@ static void lru_drop(struct maildir_cache *c, struct snapshot *s);
 
 /* ---- identity ---- */
 
-static void
-file_id(const struct stat *st, struct md_file_id *id)
+void
+md_file_id(const struct stat *st, struct md_file_id *id)
 {
 	memset(id, 0, sizeof(*id));
 	id->dev = st->st_dev;
@@ -83,8 +80,8 @@ file_id(const struct stat *st, struct md_file_id *id)
 	id->ctime = st->st_ctim;
 }
 
-static bool
-file_id_equal(const struct md_file_id *a, const struct md_file_id *b)
+bool
+md_file_id_equal(const struct md_file_id *a, const struct md_file_id *b)
 {
 	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
 	       a->mtime.tv_sec == b->mtime.tv_sec &&
@@ -96,9 +93,9 @@ file_id_equal(const struct md_file_id *a, const struct md_file_id *b)
 static bool
 folder_id_equal(const struct md_folder_id *a, const struct md_folder_id *b)
 {
-	return file_id_equal(&a->new_dir, &b->new_dir) &&
-	       file_id_equal(&a->cur_dir, &b->cur_dir) &&
-	       file_id_equal(&a->list, &b->list);
+	return md_file_id_equal(&a->new_dir, &b->new_dir) &&
+	       md_file_id_equal(&a->cur_dir, &b->cur_dir) &&
+	       md_file_id_equal(&a->list, &b->list);
 }
 
 static int64_t
@@ -116,7 +113,7 @@ md_file_id_read(const char *dir, const char *name, struct md_file_id *id)
 	if (md_path(path, sizeof(path), "%s/%s", dir, name) == -1 ||
 	    stat(path, &st) == -1)
 		return -1;
-	file_id(&st, id);
+	md_file_id(&st, id);
 	return 0;
 }
 

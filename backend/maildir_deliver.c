@@ -64,13 +64,19 @@ static int publish(const char *tmp, const char *dst);
 static int store(const char *dir, const struct source *src, time_t date,
 		 unsigned int flags, uint32_t keywords, struct stored *out);
 static const char *store_error(void);
+static int delivery_keywords(const char *dir,
+			     const struct maildir_delivery *opt,
+			     uint32_t *letters_r, const char **error_r);
 static int deliver(const char *maildir, const char *name,
 		   const struct source *src, const struct maildir_delivery *opt,
 		   uint32_t *uidvalidity_r, uint32_t *uid_r,
 		   const char **error_r);
+struct kw_map;
+static int map_keywords(struct maildir *box, struct kw_map *km,
+			uint32_t letters, uint32_t *dst_r);
 static int dest_name(const char *dir, const struct maildir_msg *m,
-		     struct stored *out);
-static int transfer(struct maildir *box, size_t index, const char *ddir,
+		     unsigned int flags, uint32_t keywords, struct stored *out);
+static int transfer(struct maildir *box, size_t index, struct kw_map *km,
 		    bool move, struct stored *out, char *src_r);
 static void roll_back(char **made, char **orig, size_t count, bool move);
 
@@ -266,6 +272,27 @@ store(const char *dir, const struct source *src, time_t date,
 	return tmp_publish(&in, out);
 }
 
+/* The letters of the delivery's keywords in the folder dir, added to its
+ * keyword file as needed (names that do not fit are dropped). */
+static int
+delivery_keywords(const char *dir, const struct maildir_delivery *opt,
+		  uint32_t *letters_r, const char **error_r)
+{
+	struct md_keywords kw;
+	int ret;
+
+	*letters_r = 0;
+	if (opt == NULL || opt->keyword_count == 0)
+		return 0;
+	md_keywords_init(&kw);
+	ret = md_keywords_resolve(dir, &kw, opt->keywords, opt->keyword_count,
+				  letters_r);
+	md_keywords_free(&kw);
+	if (ret == -1)
+		*error_r = "cannot write the keyword file";
+	return ret;
+}
+
 /* The error text for a failed write, from errno. */
 static const char *
 store_error(void)
@@ -285,9 +312,13 @@ deliver(const char *maildir, const char *name, const struct source *src,
 	    opt != NULL ? opt->flags & MAILDIR_FLAGS_STORED : 0;
 	struct stored out;
 
+	uint32_t keywords;
+
 	if (md_folder_resolve(maildir, name, dir, norm, true, error_r) == -1)
 		return -1;
-	if (store(dir, src, date, flags, 0, &out) == -1) {
+	if (delivery_keywords(dir, opt, &keywords, error_r) == -1)
+		return -1;
+	if (store(dir, src, date, flags, keywords, &out) == -1) {
 		*error_r = store_error();
 		return -1;
 	}
@@ -334,9 +365,12 @@ maildir_deliver_begin(const char *maildir, const char *name,
 	unsigned int flags =
 	    opt != NULL ? opt->flags & MAILDIR_FLAGS_STORED : 0;
 	struct maildir_incoming *in;
+	uint32_t keywords;
 
 	*in_r = NULL;
 	if (md_folder_resolve(maildir, name, dir, norm, true, error_r) == -1)
+		return -1;
+	if (delivery_keywords(dir, opt, &keywords, error_r) == -1)
 		return -1;
 	if ((in = calloc(1, sizeof(*in))) == NULL ||
 	    (in->maildir = strdup(maildir)) == NULL) {
@@ -345,7 +379,7 @@ maildir_deliver_begin(const char *maildir, const char *name,
 		*error_r = "out of memory";
 		return -1;
 	}
-	if (tmp_open(in, dir, date, flags, 0) == -1) {
+	if (tmp_open(in, dir, date, flags, keywords) == -1) {
 		int saved = errno;
 
 		*error_r = store_error();
@@ -424,21 +458,68 @@ maildir_deliver_abort(struct maildir_incoming **inp)
 
 /* ---- COPY and MOVE ---- */
 
-/* A fresh name in the destination keeping the internal date (time
- * prefix), sizes, flags and keywords of m. */
+/* Keyword letters of the source folder mapped to the destination's. */
+struct kw_map {
+	const char *ddir;
+	struct md_keywords dst; /* the destination's file, as last read */
+	int8_t to[MAILDIR_KEYWORDS_MAX]; /* KW_UNMAPPED, -1 none, letter */
+};
+#define KW_UNMAPPED (-2)
+
+/* The destination letters of source letters, mapping the ones not seen
+ * yet: by name (the source's file is re-read for a letter it does not
+ * name yet), added to the destination's file as needed. Letters without
+ * a name, or whose name does not fit there, are dropped. */
 static int
-dest_name(const char *dir, const struct maildir_msg *m, struct stored *out)
+map_keywords(struct maildir *box, struct kw_map *km, uint32_t letters,
+	     uint32_t *dst_r)
+{
+	const char *names[MAILDIR_KEYWORDS_MAX];
+	int src[MAILDIR_KEYWORDS_MAX], got[MAILDIR_KEYWORDS_MAX];
+	size_t i, n = 0;
+	bool changed;
+
+	if ((letters & ~box->kw.valid) != 0 &&
+	    md_keywords_load(box->dir, &box->kw, &changed) == 0 && changed)
+		box->kw_changed = true;
+	for (i = 0; i < MAILDIR_KEYWORDS_MAX; i++) {
+		if (!(letters & (1u << i)) || km->to[i] != KW_UNMAPPED)
+			continue;
+		km->to[i] = -1;
+		if (!(box->kw.valid & (1u << i)))
+			continue;
+		src[n] = (int)i;
+		names[n++] = box->kw.names[i];
+	}
+	if (n > 0) {
+		if (md_keywords_add(km->ddir, &km->dst, names, n, 0, false, got,
+				    &changed) == -1)
+			return -1;
+		for (i = 0; i < n; i++)
+			km->to[src[i]] = (int8_t)got[i];
+	}
+	*dst_r = 0;
+	for (i = 0; i < MAILDIR_KEYWORDS_MAX; i++)
+		if ((letters & (1u << i)) && km->to[i] >= 0)
+			*dst_r |= 1u << km->to[i];
+	return 0;
+}
+
+/* A fresh name in the destination keeping the internal date (time
+ * prefix) and sizes of m, with these flags and keywords. */
+static int
+dest_name(const char *dir, const struct maildir_msg *m, unsigned int flags,
+	  uint32_t keywords, struct stored *out)
 {
 	char uniq[NAME_MAX + 1], info[40], vs[32] = "";
-	unsigned int flags = m->flags & MAILDIR_FLAGS_STORED;
-	bool cur = flags != 0 || m->keywords != 0;
+	bool cur = flags != 0 || keywords != 0;
 
 	if (md_unique(uniq, sizeof(uniq) - 48, m->date) == -1)
 		return -1;
 	if (m->vsize != 0)
 		snprintf(vs, sizeof(vs), ",W=%llu",
 			 (unsigned long long)m->vsize);
-	md_info(info, flags, m->keywords);
+	md_info(info, flags, keywords);
 	if (md_path(out->base, sizeof(out->base), "%s,S=%llu%s", uniq,
 		    (unsigned long long)m->size, vs) == -1)
 		return -1;
@@ -448,21 +529,27 @@ dest_name(const char *dir, const struct maildir_msg *m, struct stored *out)
 
 /*
  * Put one message into ddir: link (copy) or rename (move) its file, with a
- * byte copy across devices. src_r receives the source path (PATH_MAX).
- * Returns 1 if done, 0 if the message was gone, -1 on error.
+ * byte copy across devices. The flags are the ones in the source's name
+ * as it is linked or renamed (a rename elsewhere makes the link fail and
+ * the name is looked up again), not the view's. src_r receives the
+ * source path (PATH_MAX). Returns 1 if done, 0 if the message was gone,
+ * -1 on error.
  */
 static int
-transfer(struct maildir *box, size_t index, const char *ddir, bool move,
+transfer(struct maildir *box, size_t index, struct kw_map *km, bool move,
 	 struct stored *out, char *src_r)
 {
 	const struct maildir_msg *m = &box->msgs[index];
 	struct source src = {.fd = -1};
+	struct maildir_msg disk;
+	uint32_t keywords = 0;
 	int tries, ret, saved;
 
-	if (dest_name(ddir, m, out) == -1)
-		return -1;
-	for (tries = 0; tries < 3; tries++) {
-		if (md_path(src_r, PATH_MAX, "%s/%s", box->dir, m->file) == -1)
+	for (tries = 0; tries < MAILDIR_STORE_TRIES; tries++) {
+		md_parse_name(m->file + 4, &disk);
+		if (map_keywords(box, km, disk.keywords, &keywords) == -1 ||
+		    dest_name(km->ddir, m, disk.flags, keywords, out) == -1 ||
+		    md_path(src_r, PATH_MAX, "%s/%s", box->dir, m->file) == -1)
 			return -1;
 		if (move)
 			ret = renameat2(AT_FDCWD, src_r, AT_FDCWD, out->path,
@@ -473,17 +560,18 @@ transfer(struct maildir *box, size_t index, const char *ddir, bool move,
 			return 1;
 		if (errno != ENOENT)
 			break;
-		/* A flag change elsewhere renamed it: follow once more. */
+		/* A flag change elsewhere renamed it: follow. */
 		if (md_refind(box, index) == -1)
 			return errno == ENOENT ? 0 : -1;
 	}
+	if (tries == MAILDIR_STORE_TRIES)
+		errno = EAGAIN;
 	if (errno != EXDEV && errno != EPERM && errno != EMLINK &&
 	    errno != ENOTSUP)
 		return -1;
 	if ((src.fd = open(src_r, O_RDONLY | O_CLOEXEC)) == -1)
 		return errno == ENOENT ? 0 : -1;
-	ret = store(ddir, &src, m->date, m->flags & MAILDIR_FLAGS_STORED,
-		    m->keywords, out);
+	ret = store(km->ddir, &src, m->date, disk.flags, keywords, out);
 	saved = errno;
 	close(src.fd);
 	errno = saved;
@@ -520,6 +608,7 @@ maildir_copy(struct maildir *box, const uint32_t *uids, size_t count,
 {
 	char ddir[PATH_MAX], norm[PATH_MAX], src[PATH_MAX], path[PATH_MAX];
 	char **bases = NULL, **made = NULL, **orig = NULL;
+	struct kw_map km;
 	uint32_t *assigned = NULL;
 	struct stored out;
 	size_t i, n = 0;
@@ -534,6 +623,9 @@ maildir_copy(struct maildir *box, const uint32_t *uids, size_t count,
 	if (md_folder_resolve(box->maildir, dest, ddir, norm, true, error_r) ==
 	    -1)
 		return -1;
+	km.ddir = ddir;
+	md_keywords_init(&km.dst);
+	memset(km.to, KW_UNMAPPED, sizeof(km.to));
 	bases = calloc(count + 1, sizeof(*bases));
 	made = calloc(count + 1, sizeof(*made));
 	orig = calloc(count + 1, sizeof(*orig));
@@ -544,7 +636,7 @@ maildir_copy(struct maildir *box, const uint32_t *uids, size_t count,
 		dest_uids[i] = 0;
 		if ((idx = maildir_find_uid(box, uids[i])) < 0)
 			continue;
-		r = transfer(box, (size_t)idx, ddir, move, &out, src);
+		r = transfer(box, (size_t)idx, &km, move, &out, src);
 		if (r == -1) {
 			*error_r = "cannot copy message";
 			goto rollback;
@@ -615,5 +707,6 @@ out:
 	if (bases != NULL)
 		maildir_strings_free(bases, count);
 	free(assigned);
+	md_keywords_free(&km.dst);
 	return ret;
 }

@@ -122,6 +122,46 @@ fail:
 }
 
 int
+md_read_file(int fd, size_t max, char **buf_r, size_t *len_r)
+{
+	size_t limit = max != 0 ? max : SIZE_MAX - 1, cap, len = 0;
+	struct stat st;
+	char *buf, *p;
+	ssize_t n;
+
+	if (fstat(fd, &st) == -1)
+		return -1;
+	cap = ((size_t)st.st_size < limit ? (size_t)st.st_size : limit) + 1;
+	if ((buf = malloc(cap)) == NULL)
+		return -1;
+	/* The files are replaced, never rewritten in place, so the size is
+	 * stable; still, read to EOF in case it is not what we expect. */
+	while (len < limit) {
+		if (len + 1 == cap) {
+			cap = cap - 1 < limit / 2 ? cap * 2 : limit + 1;
+			if ((p = realloc(buf, cap)) == NULL)
+				goto fail;
+			buf = p;
+		}
+		n = read(fd, buf + len, cap - 1 - len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			goto fail;
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	buf[len] = '\0';
+	*buf_r = buf;
+	*len_r = len;
+	return 0;
+fail:
+	free(buf);
+	return -1;
+}
+
+int
 md_unique(char *buf, size_t size, time_t t)
 {
 	char host[256], clean[1024], *o = clean;

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -29,9 +30,40 @@
 #define MD_FOLDER_MARKER "maildirfolder"
 #define MD_CREATING_PREFIX "ringstore-creating."
 #define MD_DELETING_PREFIX "ringstore-deleting."
+/* Dovecot's keyword list, same name and format, so that a Maildir moved
+ * between the two keeps its keywords. */
+#define MD_KEYWORDS "dovecot-keywords"
+#define MD_KEYWORDS_READ_MAX (64 * 1024) /* more is not a keyword file */
+#define MD_ALL_KEYWORDS ((1u << MAILDIR_KEYWORDS_MAX) - 1)
 /* Info letters in enum maildir_flag bit order (bit i is letter i), which is
  * also the sorted order Maildir readers expect. */
 #define MD_FLAG_LETTERS "DFPRST"
+
+/* ---- maildir_cache.c ---- */
+
+/* What stat() says of one file, enough to tell that it changed: a
+ * directory entry change moves mtime and ctime, a UID list rewrite is a
+ * new inode. */
+struct md_file_id {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime;
+	struct timespec ctime;
+};
+
+/* A folder's keyword file in memory: letter i is names[i]. A slot with a
+ * line is never reused, even when its name is one we cannot use (kept so
+ * that a rewrite does not drop another program's line). */
+struct md_keywords {
+	char *names[MAILDIR_KEYWORDS_MAX];   /* as in the file; NULL: no line */
+	uint32_t present;		     /* letters with a line */
+	uint32_t valid;			     /* ... whose name is a keyword */
+	uint8_t canon[MAILDIR_KEYWORDS_MAX]; /* lowest valid letter with the
+					      * same name (valid ones) */
+	bool have_id; /* id is the file these came from */
+	struct md_file_id id;
+};
 
 /* An open folder. msgs[] is sorted by UID and owns each msgs[i].file,
  * except names that point into the names block (a view copied from a
@@ -50,19 +82,8 @@ struct maildir {
 	char *names; /* block behind a copied view's file names, or NULL */
 	size_t names_size;
 	struct maildir_cache *cache; /* borrowed, or NULL */
-};
-
-/* ---- maildir_cache.c ---- */
-
-/* What stat() says of one file, enough to tell that it changed: a
- * directory entry change moves mtime and ctime, a UID list rewrite is a
- * new inode. */
-struct md_file_id {
-	dev_t dev;
-	ino_t ino;
-	off_t size;
-	struct timespec mtime;
-	struct timespec ctime;
+	struct md_keywords kw;
+	bool kw_changed; /* not yet reported (maildir_keywords_changed) */
 };
 
 /* new/, cur/ and the UID list of a folder, stat()ed together. */
@@ -81,6 +102,10 @@ struct md_view {
 	uint32_t uidvalidity;
 	uint32_t uidnext;
 };
+
+/* The identity of what st describes; whether two are the same. */
+void md_file_id(const struct stat *st, struct md_file_id *id);
+bool md_file_id_equal(const struct md_file_id *a, const struct md_file_id *b);
 
 /* stat() dir/name into *id. -1 with errno if that fails. */
 int md_file_id_read(const char *dir, const char *name, struct md_file_id *id);
@@ -180,6 +205,10 @@ int md_lock_file(const char *dir, const char *file, int *fd_r);
 int md_write_atomic(const char *dir, const char *file, const char *buf,
 		    size_t len);
 
+/* The whole file open at fd (at most max bytes if max is not 0),
+ * NUL-terminated; *buf_r is malloc'd, owned by the caller. */
+int md_read_file(int fd, size_t max, char **buf_r, size_t *len_r);
+
 /* A fresh unique base name without size: <t>.M<usec>P<pid>R<hex>.<host> */
 int md_unique(char *buf, size_t size, time_t t);
 
@@ -198,6 +227,45 @@ int md_make_maildir(const char *dir, bool subfolder);
 
 /* stat() says directory. */
 bool md_is_dir(const char *path);
+
+/* ---- maildir_keywords.c ---- */
+
+/* Parse a keyword file's bytes into kw (emptied first): "<letter index>
+ * <name>" lines, as Dovecot writes them; lines that do not parse are
+ * skipped, a later line for an index replaces an earlier one. -1 on
+ * ENOMEM (kw is then empty). Pure: no I/O. */
+int md_keywords_parse(const char *buf, size_t len, struct md_keywords *kw);
+
+/* Re-read dir's keyword file into kw if it changed since kw was read
+ * (one stat() otherwise). *changed_r: the usable names changed. A file
+ * that cannot be read leaves kw as it was (-1, errno). */
+int md_keywords_load(const char *dir, struct md_keywords *kw, bool *changed_r);
+
+/* Letters of names in kw, case-insensitively, duplicates included. */
+uint32_t md_keywords_find(const struct md_keywords *kw, const char *name);
+
+/*
+ * Under dir's folder lock: re-read the file, give every name of names[]
+ * it lacks the lowest letter that has no line and is not in avoid, and
+ * replace the file (atomically, fsynced) if anything was added.
+ * letters_r[i] is the letter index for names[i], or -1 where none was
+ * free; all_or_nothing refuses (EOVERFLOW, nothing written) instead.
+ * *changed_r as for md_keywords_load().
+ */
+int md_keywords_add(const char *dir, struct md_keywords *kw,
+		    const char *const *names, size_t count, uint32_t avoid,
+		    bool all_or_nothing, int *letters_r, bool *changed_r);
+
+/* For delivery (no open view): the letters of names in dir's file, one
+ * per name, added as needed; names that do not fit get none. kw is a
+ * cache the caller owns (md_keywords_init() before, _free() after). */
+int md_keywords_resolve(const char *dir, struct md_keywords *kw,
+			const char *const *names, size_t count,
+			uint32_t *letters_r);
+
+/* An empty map (no file read yet); _free() empties a used one. */
+void md_keywords_init(struct md_keywords *kw);
+void md_keywords_free(struct md_keywords *kw);
 
 /* ---- maildir.c ---- */
 

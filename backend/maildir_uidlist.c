@@ -24,54 +24,11 @@
 #include "backend/maildir_private.h"
 
 /* Reading */
-static int read_file(int fd, char **buf_r, size_t *len_r);
 static bool parse_u32(const char **p, uint32_t *v);
 static int parse_list(struct uidlist *list, char *buf, size_t len);
 
 /* Index */
 static uint32_t hash_base(const char *s, size_t len);
-
-static int
-read_file(int fd, char **buf_r, size_t *len_r)
-{
-	struct stat st;
-	size_t cap, len = 0;
-	char *buf;
-	ssize_t n;
-
-	if (fstat(fd, &st) == -1)
-		return -1;
-	cap = (size_t)st.st_size + 1;
-	if ((buf = malloc(cap)) == NULL)
-		return -1;
-	/* The file is replaced, never rewritten in place, so its size is
-	 * stable; still, read to EOF in case it is not what we expect. */
-	for (;;) {
-		if (len + 1 == cap) {
-			char *p = realloc(buf, cap * 2);
-
-			if (p == NULL)
-				goto fail;
-			buf = p;
-			cap *= 2;
-		}
-		n = read(fd, buf + len, cap - 1 - len);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1)
-			goto fail;
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	buf[len] = '\0';
-	*buf_r = buf;
-	*len_r = len;
-	return 0;
-fail:
-	free(buf);
-	return -1;
-}
 
 static bool
 parse_u32(const char **p, uint32_t *v)
@@ -147,7 +104,7 @@ uidlist_read(const char *dir, struct uidlist *list)
 		return -1;
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
 		return errno == ENOENT ? 0 : -1;
-	if (read_file(fd, &list->buf, &len) == -1) {
+	if (md_read_file(fd, 0, &list->buf, &len) == -1) {
 		close(fd);
 		return -1;
 	}

@@ -10,7 +10,10 @@ stop with sanitizer and crash checks) with ringstore's binary and config.
 import base64
 import hashlib
 import hmac
+import imaplib
 import os
+import socket
+import threading
 
 import harness as h
 
@@ -67,6 +70,58 @@ def logout_quietly(m):
         m.logout()
     except Exception:
         pass
+
+
+def imap_login(testcase, port, user, password, timeout=20):
+    """An imaplib session on 127.0.0.1:port logged in as user, logged out
+    when testcase ends."""
+    m = imaplib.IMAP4("127.0.0.1", port, timeout=timeout)
+    testcase.addCleanup(logout_quietly, m)
+    m.login(user, password)
+    return m
+
+
+def raw_connect(testcase, port, timeout=h.IO_TIMEOUT):
+    """A plain socket to 127.0.0.1:port after the greeting, and a line
+    reader over it; closed when testcase ends."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    testcase.addCleanup(s.close)
+    f = s.makefile("rb")
+    testcase.assertTrue(f.readline().startswith(b"* OK"))
+    return s, f
+
+
+def read_tagged(testcase, f, tag):
+    """The lines read from f up to and including tag's tagged answer."""
+    lines = []
+    while True:
+        line = f.readline()
+        testcase.assertTrue(line, "connection closed; got %r" % lines)
+        lines.append(line)
+        if line.startswith(tag + b" "):
+            return lines
+
+
+def kill_during(store, workers, enough, timeout, what):
+    """Start one thread per worker (each called with a stop event), SIGKILL
+    store once enough() is true, then set stop and join the threads.
+    Returns the threads; store is left dead (killed set, so stop() does
+    not count it as a crash)."""
+    stop = threading.Event()
+    threads = [threading.Thread(target=w, args=(stop,), daemon=True)
+               for w in workers]
+    for t in threads:
+        t.start()
+    try:
+        h.wait_for(enough, timeout=timeout, what=what)
+        store.proc.kill()
+        store.killed = True
+        store.proc.wait(10)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+    return threads
 
 
 class Ringstore(h.Ringgate):

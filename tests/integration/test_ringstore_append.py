@@ -100,15 +100,10 @@ class AppendCase(unittest.TestCase):
 
     def tagged(self, f, tag, status):
         """Read to the tagged line of tag; assert its status; return it."""
-        lines = []
-        while True:
-            line = f.readline()
-            self.assertTrue(line, "connection closed; got %r" % lines)
-            lines.append(line)
-            if line.startswith(tag + b" "):
-                self.assertTrue(line.startswith(tag + b" " + status),
-                                "%r after %r" % (line, lines[:-1]))
-                return line
+        lines = rs.read_tagged(self, f, tag)
+        self.assertTrue(lines[-1].startswith(tag + b" " + status),
+                        "%r after %r" % (lines[-1], lines[:-1]))
+        return lines[-1]
 
     def files(self, sub):
         d = os.path.join(self.inbox, sub)

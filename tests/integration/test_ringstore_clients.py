@@ -5,6 +5,8 @@ plaintext listener and over STARTTLS with --ssl-reqd and the test CA;
 mbsync (isync) syncing a local Maildir both ways, twice in a row with
 nothing changing the second time, then a local \\Seen reaching the
 server and deletions on either side (Expunge Both) reaching the other;
+the one keyword mbsync 1.4 syncs ($Forwarded, its Maildir P) set and
+cleared on either side;
 and crash safety: kill -9 during a burst of APPENDs, restart on
 the same mail root, every APPEND that got OK is there with its bytes and
 UIDs are unique and ascending.
@@ -21,7 +23,6 @@ import re
 import shutil
 import ssl
 import subprocess
-import threading
 import time
 import unittest
 
@@ -219,6 +220,15 @@ class TestMbsyncPlain(StoreCase):
         with open(os.path.join(d, sub, name), "wb") as f:
             f.write(msg)
 
+    def local_relabel(self, folder, entry, info):
+        """Give a local message (a local_state() entry) the Maildir info
+        flags info, in cur/, as a MUA would."""
+        sub, name, _ = entry
+        d = os.path.join(self.local, folder)
+        os.rename(os.path.join(d, sub, name),
+                  os.path.join(d, "cur", name.split(":2,", 1)[0] + ":2," +
+                               info))
+
     def local_state(self):
         """{folder: {Message-ID: (subdir, file name, body CRLF)}}."""
         out = {}
@@ -332,6 +342,45 @@ class TestMbsyncPlain(StoreCase):
         self.assertEqual(self.local_state(), local3)
         self.assertEqual(self.server_state(m), server3)
 
+    def test_forwarded_keyword_both_ways(self):
+        """mbsync 1.4 syncs one keyword, $Forwarded, as the Maildir P
+        flag, and only with a server whose PERMANENTFLAGS has \\*:
+        set and cleared on either side, it reaches the other."""
+        m = self.login()
+        self.append(m, "INBOX", message(1, "forwarded on the server"))
+        self.local_put("INBOX", "1700000010.l2.host:2,S",
+                       message(2, "forwarded locally"), sub="cur")
+        self.mbsync()
+        server = self.server_state(m)["INBOX"]
+        uid1 = server[b"<m1@example.test>"][0]
+        m.select("INBOX")
+        self.assertEqual(m.uid("STORE", str(uid1), "+FLAGS",
+                               "($Forwarded)")[0], "OK")
+        self.local_relabel("INBOX", self.local_state()["INBOX"][
+            b"<m2@example.test>"], "PS")
+        self.mbsync()
+        local, server = self.local_state()["INBOX"], self.server_state(m)
+        self.assertIn("P", local[b"<m1@example.test>"][1].split(":2,")[1])
+        self.assertEqual(server["INBOX"][b"<m2@example.test>"][1],
+                         frozenset((b"\\Seen", b"$Forwarded")))
+        # the server keeps it as a keyword, in Dovecot's format
+        md = os.path.join(self.dir, "mail", "example.test", "demo",
+                          "Maildir")
+        with open(os.path.join(md, "dovecot-keywords")) as f:
+            self.assertEqual(f.read(), "0 $Forwarded\n")
+        # cleared on either side
+        m.select("INBOX")
+        self.assertEqual(m.uid("STORE", str(uid1), "-FLAGS",
+                               "($Forwarded)")[0], "OK")
+        self.local_relabel("INBOX", local[b"<m2@example.test>"], "S")
+        self.mbsync()
+        local, server = self.local_state()["INBOX"], self.server_state(m)
+        self.assertNotIn("P", local[b"<m1@example.test>"][1].split(":2,")[1])
+        self.assertEqual(server["INBOX"][b"<m2@example.test>"][1],
+                         frozenset((b"\\Seen",)))
+        self.mbsync()
+        self.assertEqual(self.local_state()["INBOX"], local)
+
 
 class TestMbsyncStartTLS(TestMbsyncPlain):
 
@@ -379,22 +428,12 @@ class TestCrashDuringAppends(StoreCase):
         uidvalidity = m.untagged_responses["UIDVALIDITY"][0]
         rs.logout_quietly(m)
 
-        acked, stop = [], threading.Event()
-        threads = [threading.Thread(target=self.appender,
-                                    args=(k + 1, acked, stop), daemon=True)
-                   for k in range(self.THREADS)]
-        for t in threads:
-            t.start()
-        try:
-            h.wait_for(lambda: len(acked) >= 60, timeout=60,
-                       what="60 APPENDs acknowledged")
-            self.store.proc.kill()
-            self.store.killed = True
-            self.store.proc.wait(10)
-        finally:
-            stop.set()
-            for t in threads:
-                t.join(30)
+        acked = []
+        threads = rs.kill_during(
+            self.store,
+            [lambda stop, k=k: self.appender(k + 1, acked, stop)
+             for k in range(self.THREADS)],
+            lambda: len(acked) >= 60, 60, "60 APPENDs acknowledged")
         self.assertEqual(self.store.proc.returncode, -9)
         self.assertFalse(any(t.is_alive() for t in threads))
         self.assertEqual([a for a in acked if a[0] == "NO"], [])

@@ -62,12 +62,7 @@ class StoreCase(unittest.TestCase):
 
     def raw(self):
         """A plain socket after the greeting, for byte-level abuse."""
-        s = socket.create_connection(("127.0.0.1", self.store.port()),
-                                     timeout=20)
-        self.addCleanup(s.close)
-        f = s.makefile("rb")
-        self.assertTrue(f.readline().startswith(b"* OK"))
-        return s, f
+        return rs.raw_connect(self, self.store.port(), timeout=20)
 
 
 class TestLogin(StoreCase):
