@@ -78,7 +78,6 @@ static int rename_msg(struct maildir *box, size_t index, unsigned int flags);
 static void free_msgs(struct maildir_msg *msgs, size_t count);
 static void view_free(struct md_view *v);
 static void file_free(const char *names, size_t names_size, char *file);
-static void clean_tmp(const char *dir);
 
 /* ---- finding a renamed message ---- */
 
@@ -515,31 +514,6 @@ view_free(struct md_view *v)
 	memset(v, 0, sizeof(*v));
 }
 
-/* A delivery killed between creating its tmp/ file and linking it leaves
- * the file behind. Nothing links from tmp/ after 36 hours (the classic
- * Maildir rule), so older files are garbage. Best effort. */
-static void
-clean_tmp(const char *dir)
-{
-	time_t limit = time(NULL) - 36 * 3600;
-	char path[PATH_MAX];
-	struct dirent *de;
-	struct stat st;
-	DIR *d;
-
-	if (md_path(path, sizeof(path), "%s/tmp", dir) == -1 ||
-	    (d = opendir(path)) == NULL)
-		return;
-	while ((de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.' || fstatat(dirfd(d), de->d_name, &st,
-						    AT_SYMLINK_NOFOLLOW) == -1)
-			continue;
-		if (S_ISREG(st.st_mode) && st.st_mtime < limit)
-			unlinkat(dirfd(d), de->d_name, 0);
-	}
-	closedir(d);
-}
-
 /* ---- public ---- */
 
 int
@@ -577,7 +551,7 @@ maildir_open_cached(struct maildir_cache *cache, const char *maildir,
 	if (maildir_sync(box, NULL, error_r) == -1)
 		goto fail;
 	if (!box->readonly)
-		clean_tmp(dir);
+		md_clean_tmp(dir, time(NULL));
 	*box_r = box;
 	return 0;
 nomem:

@@ -199,6 +199,14 @@ int md_make_maildir(const char *dir, bool subfolder);
 /* stat() says directory. */
 bool md_is_dir(const char *path);
 
+/* ---- maildir_deliver.c ---- */
+
+/* Remove what a delivery killed before its link left in dir's tmp/: files
+ * older than 36 hours by ctime and by the time in their name, that no
+ * deliverer holds locked. Best effort; now is the current time (a
+ * parameter so tests can look 36 hours ahead). */
+void md_clean_tmp(const char *dir, time_t now);
+
 /* ---- maildir.c ---- */
 
 /* Find the current name of msgs[index] after someone renamed it; updates

@@ -1,0 +1,296 @@
+/*
+ * test_maildir_mailbox.c - what several sessions of one mailbox may
+ * assume of each other at the library level (issue 9):
+ *
+ * - tmp/ cleanup: a file is removed only when its ctime and the time in
+ *   its name are both 36 hours old and no deliverer holds it; an mtime
+ *   an APPEND set to 2020 does not count, nor does a file in flight;
+ *   deliveries dated 2020 (whole and in pieces) all succeed while
+ *   another thread opens the folder read-write in a loop;
+ * - \Recent: each message is recent in exactly one read-write view (the
+ *   first to sync after it got its UID), whether it came to new/, or to
+ *   cur/ with flags, or by COPY; read-only views and STATUS report what
+ *   nobody has claimed and do not claim it;
+ * - folder limits and names (see the sections below).
+ *
+ * Each test works in its own temporary directory.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backend/maildir_private.h"
+#include "tests/unit/maildir_fixture.h"
+
+/* 2020-03-15 10:00:00 UTC: a date a migration tool would APPEND with */
+#define OLD_DATE ((time_t)1584266400)
+#define HOURS(n) ((time_t)(n) * 3600)
+
+struct fixture {
+	char root[PATH_MAX];
+	char md[PATH_MAX]; /* the user's Maildir */
+};
+
+static size_t count_entries(const char *dir);
+static bool exists_in(const char *dir, const char *name);
+static int make_tmp(const char *tmpdir, const char *name);
+static void set_mtime(const char *path, time_t t);
+
+static int
+setup(void **state)
+{
+	struct fixture *fx = calloc(1, sizeof(*fx));
+	const char *err;
+
+	if (fx == NULL ||
+	    md_fixture_make(fx->root, fx->md, "rg-mdbox",
+		"user@example.test") == -1 ||
+	    maildir_user_init(fx->md, &err) == -1)
+		return -1;
+	*state = fx;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *fx = *state;
+
+	md_fixture_remove(fx->root);
+	free(fx);
+	return 0;
+}
+
+static size_t
+count_entries(const char *dir)
+{
+	struct dirent *de;
+	size_t n = 0;
+	DIR *d = opendir(dir);
+
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL)
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+static bool
+exists_in(const char *dir, const char *name)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	fmt_path(path, "%s/%s", dir, name);
+	return lstat(path, &st) == 0;
+}
+
+/* A file in tmp/ as a deliverer would leave it; returns its open fd. */
+static int
+make_tmp(const char *tmpdir, const char *name)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	fmt_path(path, "%s/%s", tmpdir, name);
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	assert_true(fd != -1);
+	assert_int_equal(write(fd, "x\r\n", 3), 3);
+	return fd;
+}
+
+static void
+set_mtime(const char *path, time_t t)
+{
+	struct timespec ts[2] = {{.tv_sec = t}, {.tv_sec = t}};
+
+	assert_int_equal(utimensat(AT_FDCWD, path, ts, 0), 0);
+}
+
+/* ---- tmp/ cleanup ---- */
+
+/* Which tmp/ files go, judged 1 hour and 37 hours from now. */
+static void
+test_tmp_cleanup_rules(void **state)
+{
+	struct fixture *fx = *state;
+	char tmp[PATH_MAX], path[PATH_MAX], name[64];
+	time_t now = time(NULL);
+	int stray, dated, future, held_fd;
+
+	fmt_path(tmp, "%s/tmp", fx->md);
+	/* a delivery killed before its link: no time in the name */
+	stray = make_tmp(tmp, "stray");
+	close(stray);
+	/* an APPEND dated 2020 set the mtime to 2020 before its link */
+	dated = make_tmp(tmp, "dated");
+	close(dated);
+	fmt_path(path, "%s/dated", tmp);
+	set_mtime(path, OLD_DATE);
+	/* a delivery in flight holds its lock */
+	held_fd = make_tmp(tmp, "held");
+	assert_int_equal(flock(held_fd, LOCK_EX | LOCK_NB), 0);
+	/* a name that says it was made later than the limit */
+	snprintf(name, sizeof(name), "%lld.M1P1.host",
+	    (long long)(now + HOURS(40)));
+	future = make_tmp(tmp, name);
+	close(future);
+	fmt_path(path, "%s/sub", tmp);
+	assert_int_equal(mkdir(path, 0700), 0);
+	fmt_path(path, "%s/link", tmp);
+	assert_int_equal(symlink("/nonexistent", path), 0);
+
+	md_clean_tmp(fx->md, now + HOURS(1));
+	assert_int_equal(count_entries(tmp), 6); /* nothing is old yet */
+
+	md_clean_tmp(fx->md, now + HOURS(37));
+	assert_false(exists_in(tmp, "stray"));
+	assert_false(exists_in(tmp, "dated"));
+	assert_true(exists_in(tmp, "held"));
+	assert_true(exists_in(tmp, name));
+	assert_true(exists_in(tmp, "sub"));
+	assert_true(exists_in(tmp, "link"));
+
+	/* released: it is garbage now */
+	close(held_fd);
+	md_clean_tmp(fx->md, now + HOURS(37));
+	assert_false(exists_in(tmp, "held"));
+}
+
+/* A delivery in pieces is in tmp/ for as long as its client takes; the
+ * cleanup never takes it, even when it judges 37 hours ahead. */
+static void
+test_tmp_in_flight_survives(void **state)
+{
+	struct fixture *fx = *state;
+	struct maildir_delivery opt = {.date = OLD_DATE};
+	struct maildir_incoming *in;
+	struct maildir *box;
+	char tmp[PATH_MAX];
+	uint32_t uidv, uid;
+	const char *err;
+	size_t n;
+
+	fmt_path(tmp, "%s/tmp", fx->md);
+	assert_int_equal(maildir_deliver_begin(fx->md, "INBOX", &opt, &in,
+			     &err),
+	    0);
+	assert_int_equal(maildir_deliver_write(in, "Subject: x\r\n\r\n", 14,
+			     &err),
+	    0);
+	md_clean_tmp(fx->md, time(NULL) + HOURS(37));
+	assert_int_equal(count_entries(tmp), 1);
+	/* and a read-write open meanwhile does not take it either */
+	assert_int_equal(maildir_open(fx->md, "INBOX", 0, &box, &err), 0);
+	maildir_close(&box);
+	assert_int_equal(maildir_deliver_commit(&in, &uidv, &uid, &err), 0);
+	assert_int_equal(count_entries(tmp), 0);
+	assert_int_equal(maildir_open(fx->md, "INBOX", 0, &box, &err), 0);
+	assert_int_equal(maildir_msgs(box, &n)->date, OLD_DATE);
+	assert_int_equal(n, 1);
+	maildir_close(&box);
+}
+
+struct opener {
+	const char *md;
+	atomic_bool stop;
+	unsigned long opens;
+	int failed;
+};
+
+static void *
+open_loop(void *arg)
+{
+	struct opener *o = arg;
+	struct maildir *box;
+	const char *err;
+
+	while (!atomic_load(&o->stop)) {
+		if (maildir_open(o->md, "INBOX", 0, &box, &err) == -1) {
+			o->failed++;
+			continue;
+		}
+		maildir_close(&box);
+		o->opens++;
+	}
+	return NULL;
+}
+
+/* Issue 9 bug 1 at the library level: every delivery dated 2020 lands
+ * while another thread opens the folder read-write (and so runs the
+ * cleanup) as fast as it can. */
+static void
+test_old_dates_while_opening(void **state)
+{
+	struct fixture *fx = *state;
+	struct opener o = {.md = fx->md};
+	struct maildir_delivery opt = {.date = OLD_DATE};
+	struct maildir_incoming *in;
+	struct maildir *box;
+	uint32_t uidv, uid;
+	const char *err;
+	pthread_t t;
+	int i, failed = 0, ok = 0;
+	size_t n;
+
+	assert_int_equal(pthread_create(&t, NULL, open_loop, &o), 0);
+	for (i = 0; i < 300; i++) {
+		opt.flags = i % 3 == 0 ? MAILDIR_FLAG_SEEN : 0;
+		if (i % 2 == 0) {
+			if (maildir_deliver(fx->md, "INBOX", "a\r\n", 3, &opt,
+				&uidv, &uid, &err) == 0)
+				ok++;
+			else
+				failed++;
+			continue;
+		}
+		if (maildir_deliver_begin(fx->md, "INBOX", &opt, &in, &err) ==
+			0 &&
+		    maildir_deliver_write(in, "b\r\n", 3, &err) == 0 &&
+		    maildir_deliver_commit(&in, &uidv, &uid, &err) == 0)
+			ok++;
+		else
+			failed++;
+		maildir_deliver_abort(&in);
+	}
+	atomic_store(&o.stop, true);
+	pthread_join(t, NULL);
+	print_message("%d of 300 deliveries failed against %lu opens\n",
+	    failed, o.opens);
+	assert_int_equal(failed, 0);
+	assert_int_equal(o.failed, 0);
+	assert_int_equal(maildir_open(fx->md, "INBOX", 0, &box, &err), 0);
+	maildir_msgs(box, &n);
+	assert_int_equal(n, (size_t)ok);
+	maildir_close(&box);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_tmp_cleanup_rules, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_tmp_in_flight_survives,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_old_dates_while_opening,
+		    setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
