@@ -1080,8 +1080,14 @@ imap_write_changes(struct buf *b, const struct maildir *box,
 		write_flags(b, msgs[i].flags);
 		buf_printf(b, " UID %u)\r\n", msgs[i].uid);
 	}
-	if (ch->new_count > 0 || ch->expunged_count > 0)
-		buf_printf(b, "* %zu EXISTS\r\n", n);
+	if (ch->new_count > 0 || ch->expunged_count > 0) {
+		size_t recent = 0;
+
+		/* RFC 3501 7.3.2: RECENT goes with a change of size */
+		for (size_t i = 0; i < n; i++)
+			recent += (msgs[i].flags & MAILDIR_FLAG_RECENT) != 0;
+		buf_printf(b, "* %zu EXISTS\r\n* %zu RECENT\r\n", n, recent);
+	}
 }
 
 static int
@@ -1138,6 +1144,7 @@ run_append(struct imap_session *s, const struct imap_command *cmd)
 		imap_reply(s, NULL, "NO [SERVERBUG] Out of memory");
 		return;
 	}
+	imap_announce_lend(s, &job->base, job->name);
 	imap_job_submit(s, &job->base, append_run);
 }
 
@@ -1151,6 +1158,8 @@ append_run(struct store_job *sj)
 		buf_used(&job->data), &job->opt, &job->uidvalidity, &job->uid,
 		&job->base.errtext) == -1)
 		job->base.err = errno ? errno : EIO;
+	else
+		imap_announce_sync(&job->base);
 }
 
 /* The tagged NO for a failed APPEND; unexpected errors are logged. */
@@ -1183,6 +1192,7 @@ append_finish(struct imap_session *s, struct imap_job *ij)
 {
 	struct append_job *job = (struct append_job *)ij;
 
+	imap_announce_finish(s, ij);
 	if (ij->err) {
 		append_fail(s, ij->err, ij->errtext);
 		return 0;
@@ -1449,6 +1459,7 @@ commit_submit(struct imap_session *s)
 	job->len = app->len;
 	app->fill = NULL;
 	app->len = 0;
+	imap_announce_lend(s, &job->base, app->name);
 	if (imap_job_submit(s, &job->base, commit_run) == -1) {
 		stream_drop(s);
 		return;
@@ -1468,6 +1479,8 @@ commit_run(struct store_job *sj)
 	    maildir_deliver_commit(&app->in, &job->uidvalidity, &job->uid,
 		&job->base.errtext) == -1)
 		job->base.err = errno ? errno : EIO;
+	else
+		imap_announce_sync(&job->base);
 }
 
 static int
@@ -1476,6 +1489,7 @@ commit_finish(struct imap_session *s, struct imap_job *ij)
 	struct stream_job *job = (struct stream_job *)ij;
 
 	s->app->job_out = false;
+	imap_announce_finish(s, ij);
 	if (ij->err != 0)
 		append_fail(s, ij->err, ij->errtext);
 	else

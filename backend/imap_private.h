@@ -248,6 +248,19 @@ int imap_set_resolve(struct imap_session *s, const struct imap_arg *a,
 void imap_write_changes(struct buf *b, const struct maildir *box,
     const struct maildir_changes *ch);
 
+/* ---- imap_announce.c: APPEND/COPY into the selected folder ---- */
+
+/* On the ring, before the job is queued: if name is the selected folder,
+ * lend s->box to job and return true. The job runs
+ * imap_announce_sync() after its store call (pool; nothing without a
+ * box) and its finish imap_announce_finish() before the tagged answer
+ * (gives the box back, sends the EXISTS/RECENT and other changes, sets
+ * s->exists; nothing without a box). */
+bool imap_announce_lend(struct imap_session *s, struct imap_job *job,
+    const char *name);
+void imap_announce_sync(struct imap_job *job);
+void imap_announce_finish(struct imap_session *s, struct imap_job *job);
+
 /* ---- imap_idle.c ---- */
 
 /* The worker's inotify watcher (w->watcher), on w's loop thread. 0 or

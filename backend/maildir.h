@@ -30,9 +30,11 @@
 #include <time.h>
 
 /* System flags, stored as the letters after ":2," (sorted, as Maildir
- * readers expect). RECENT is never stored: a message gets it in the one
- * read-write session that moved it from new/ to cur/. Bit i of the stored
- * flags is the i-th letter of "DFPRST". */
+ * readers expect). RECENT is not a letter: a message gets it in the one
+ * read-write view that syncs first after it got its UID (the UID list
+ * records which UIDs have been claimed so), and read-only views show it
+ * on messages nobody has claimed yet. Bit i of the stored flags is the
+ * i-th letter of "DFPRST". */
 enum maildir_flag {
 	MAILDIR_FLAG_DRAFT = 1 << 0,	/* D \Draft */
 	MAILDIR_FLAG_FLAGGED = 1 << 1,	/* F \Flagged */
@@ -80,7 +82,7 @@ struct maildir_changes {
 
 struct maildir_status {
 	uint32_t messages;
-	uint32_t recent; /* messages still in new/ */
+	uint32_t recent; /* messages no read-write view has claimed */
 	uint32_t unseen;
 	uint32_t uidnext;
 	uint32_t uidvalidity;
@@ -104,8 +106,8 @@ struct maildir_folder {
 
 /* Options for delivery and APPEND. */
 struct maildir_delivery {
-	unsigned int flags; /* stored flags; 0 puts the message in new/
-			     * (so it becomes \Recent), else in cur/ */
+	unsigned int flags; /* stored flags; 0 puts the message in new/,
+			     * else in cur/ (\Recent either way) */
 	time_t date;	    /* internal date; 0 means now */
 };
 
@@ -181,7 +183,8 @@ void maildir_strings_free(char **names, size_t count);
 /* ---- an open folder (maildir.c) ---- */
 
 /* Open and sync a folder. Read-write opens move new/ messages to cur/ and
- * mark them \Recent. *box_r is owned by the caller (maildir_close()). */
+ * claim the messages nobody has seen as \Recent. *box_r is owned by the
+ * caller (maildir_close()). */
 int maildir_open(const char *maildir, const char *name, unsigned int flags,
 		 struct maildir **box_r, const char **error_r);
 
@@ -228,6 +231,10 @@ bool maildir_readonly(const struct maildir *box);
 const char *maildir_dir(const struct maildir *box);
 void maildir_watch_paths(const struct maildir *box, const char **new_r,
 			 const char **cur_r);
+
+/* Whether the IMAP folder name (UTF-8, as maildir_open() takes it) is
+ * this open folder. String work only: no disk access. */
+bool maildir_is_folder(const struct maildir *box, const char *name);
 
 /* Full path of a message into buf. Returns 0, or -1 if it does not fit. */
 int maildir_msg_path(const struct maildir *box, size_t index, char *buf,

@@ -266,6 +266,19 @@ maildir_folder_dir(const char *maildir, const char *name, char **dir_r,
 	return 0;
 }
 
+bool
+maildir_is_folder(const struct maildir *box, const char *name)
+{
+	char entry[PATH_MAX], path[PATH_MAX];
+	const char *err;
+
+	if (md_name_to_entry(name, entry, sizeof(entry), NULL, &err) == -1 ||
+	    md_path(path, sizeof(path), "%s%s%s", box->maildir,
+		    *entry ? "/" : "", entry) == -1)
+		return false;
+	return strcmp(path, box->dir) == 0;
+}
+
 /* ---- folders ---- */
 
 static int
@@ -282,7 +295,8 @@ static int
 create_entry(const char *maildir, const char *entry, bool must_be_new)
 {
 	char tmp[PATH_MAX], path[PATH_MAX], uniq[PATH_MAX];
-	struct uidlist list = {.exists = true, .nextuid = 1};
+	struct uidlist list = {.exists = true, .nextuid = 1,
+			       .first_recent = 1};
 	int saved;
 
 	if (md_path(path, sizeof(path), "%s/%s", maildir, entry) == -1)
@@ -641,7 +655,8 @@ maildir_status(const char *maildir, const char *name, struct maildir_status *st,
 	memset(st, 0, sizeof(*st));
 	st->messages = (uint32_t)count;
 	for (i = 0; i < count; i++) {
-		st->recent += msgs[i].file[0] == 'n';
+		/* a read-only view shows what nobody has claimed */
+		st->recent += (msgs[i].flags & MAILDIR_FLAG_RECENT) != 0;
 		st->unseen += (msgs[i].flags & MAILDIR_FLAG_SEEN) == 0;
 	}
 	st->uidnext = maildir_uidnext(box);

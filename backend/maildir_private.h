@@ -21,7 +21,9 @@
 #define MD_UIDLIST_TMP "ringstore-uidlist.tmp"
 #define MD_UIDLIST_LOCK "ringstore-uidlist.lock"
 #define MD_UIDLIST_MAGIC "ringstore-uidlist"
-#define MD_UIDLIST_VERSION 1
+/* Version 2 adds the first UID no read-write view has claimed as \Recent;
+ * version 1 lists are still read (as if every listed UID was claimed). */
+#define MD_UIDLIST_VERSION 2
 #define MD_USER_LOCK "ringstore.lock"
 #define MD_UIDVALIDITY "ringstore-uidvalidity"
 #define MD_INITIALIZED "ringstore-initialized"
@@ -50,6 +52,10 @@ struct maildir {
 	char *names; /* block behind a copied view's file names, or NULL */
 	size_t names_size;
 	struct maildir_cache *cache; /* borrowed, or NULL */
+	/* The last sync's \Recent: a read-write one claimed the UIDs from
+	 * recent_from up (0: none); a read-only one shows those from the
+	 * list's first unclaimed UID up. */
+	uint32_t recent_from;
 };
 
 /* ---- maildir_cache.c ---- */
@@ -80,6 +86,7 @@ struct md_view {
 	size_t names_size;
 	uint32_t uidvalidity;
 	uint32_t uidnext;
+	uint32_t first_recent; /* the list's first unclaimed UID */
 };
 
 /* stat() dir/name into *id. -1 with errno if that fails. */
@@ -95,9 +102,13 @@ bool md_cache_settled(const struct maildir_cache *cache,
 		      const struct md_folder_id *id, const struct timespec *t0);
 
 /* Copy dir's snapshot into *view if its identity equals id (two
- * allocations). 1 on a hit, 0 on a miss (counted), -1 on ENOMEM. */
+ * allocations). claimed_only (a read-write open): a snapshot holding
+ * messages nobody has claimed as \Recent is a miss, since claiming needs
+ * the lock; it stays for read-only opens. 1 on a hit, 0 on a miss
+ * (counted), -1 on ENOMEM. */
 int md_cache_get(struct maildir_cache *cache, const char *dir,
-		 const struct md_folder_id *id, struct md_view *view);
+		 const struct md_folder_id *id, bool claimed_only,
+		 struct md_view *view);
 
 /* Store a copy of a view synced after id was taken (replacing dir's old
  * snapshot), if it fits the bounds. Best effort: nothing is reported. */
@@ -121,6 +132,10 @@ struct uidlist {
 	bool exists; /* the file was there and its header valid */
 	uint32_t uidvalidity;
 	uint32_t nextuid;
+	/* UIDs from here up have not been seen by any read-write view:
+	 * the first such view to sync claims them as \Recent and moves
+	 * this to nextuid. Never above nextuid. */
+	uint32_t first_recent;
 	struct uidlist_entry *entries;
 	size_t count;
 	size_t cap;
@@ -138,7 +153,7 @@ int uidlist_lock(const char *dir, int *fd_r);
 int uidlist_read(const char *dir, struct uidlist *list);
 
 /* Give a list that did not exist its UIDVALIDITY (from the user's counter)
- * and nextuid 1. */
+ * and nextuid 1 (first_recent 1: every message it will list is new). */
 int uidlist_init_new(const char *maildir, struct uidlist *list);
 
 /* Append an entry (the base is not copied). -1 on ENOMEM. */

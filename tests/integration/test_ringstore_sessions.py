@@ -70,6 +70,12 @@ class SessionCase(unittest.TestCase):
         """imaplib's collected untagged responses of one kind, taken."""
         return m._untagged_response("OK", [None], name)[1]
 
+    def select(self, m, box="INBOX"):
+        """SELECT and take its EXISTS and RECENT: (exists, recent)."""
+        self.ok(m.select(box))
+        return (int(self.untagged(m, "EXISTS")[-1]),
+                int(self.untagged(m, "RECENT")[-1]))
+
 
 class TestAppendWhileSelecting(SessionCase):
     """Bug 1: old-dated APPENDs against a session that SELECTs in a loop."""
@@ -122,7 +128,7 @@ class TestAnnounce(SessionCase):
 
     def test_append_into_selected_folder(self):
         m = self.login()
-        self.ok(m.select("INBOX"))
+        self.select(m)
         for k in range(1, 41):
             flags = "(\\Seen)" if k % 2 else None
             msg = large_message(k) if k % 10 == 0 else small_message(k)
@@ -137,15 +143,14 @@ class TestAnnounce(SessionCase):
 
     def test_append_into_other_folder_is_not_announced(self):
         m = self.login()
-        self.ok(m.select("INBOX"))
+        self.select(m)
         self.ok(m.append("Trash", None, None, small_message(1)))
         self.assertEqual(self.untagged(m, "EXISTS"), [None])
 
     def test_copy_and_uid_copy_into_selected_folder(self):
         m = self.login()
         self.ok(m.append("INBOX", "(\\Flagged)", None, small_message(1)))
-        self.ok(m.select("INBOX"))
-        self.untagged(m, "EXISTS")
+        self.assertEqual(self.select(m), (1, 1))
         for k in range(2, 22):
             if k % 2:
                 self.ok(m.copy("1", "INBOX"))
@@ -159,8 +164,7 @@ class TestAnnounce(SessionCase):
     def test_uid_move_within_selected_folder(self):
         m = self.login()
         self.ok(m.append("INBOX", None, None, small_message(1)))
-        self.ok(m.select("INBOX"))
-        self.untagged(m, "EXISTS")
+        self.assertEqual(self.select(m), (1, 1))
         for k in range(20):
             data = self.ok(m.fetch("1", "(UID)"))
             uid = re.search(rb"UID (\d+)", data[0]).group(1)
@@ -175,7 +179,7 @@ class TestAnnounce(SessionCase):
         m = self.login()
         other = self.login()
         self.ok(m.create("Box"))
-        self.ok(m.select("INBOX"))
+        self.select(m)
         for k in range(1, 21):
             self.ok(other.append("Box", None, None, small_message(k)))
             self.ok(other.select("Box"))
@@ -198,8 +202,8 @@ class TestRecent(SessionCase):
     def test_one_session_gets_recent(self):
         a, b = self.login(), self.login()
         watcher = self.login()
-        self.ok(a.select("INBOX"))
-        self.ok(b.select("INBOX"))
+        self.select(a)
+        self.select(b)
         appender = self.login()
         claimed = {id(a): 0, id(b): 0}
         total = 0
@@ -210,7 +214,7 @@ class TestRecent(SessionCase):
             # nobody has seen it: EXAMINE and STATUS say so, and do not
             # take it
             self.assertEqual(self.status_recent(watcher), 1)
-            data = self.ok(watcher.examine("INBOX"))
+            self.ok(watcher.select("INBOX", readonly=True))
             self.assertEqual(self.untagged(watcher, "RECENT"), [b"1"])
             watcher.close()
             first, second = (a, b) if k % 2 else (b, a)
@@ -238,7 +242,7 @@ class TestRecent(SessionCase):
 
     def test_delivery_agent_drop_is_recent_once(self):
         a = self.login()
-        self.ok(a.select("INBOX"))
+        self.select(a)
         new = os.path.join(self.inbox, "new")
         for k in range(20):
             name = "%d.M%dP1.mda" % (int(time.time()), k)

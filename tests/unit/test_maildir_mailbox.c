@@ -50,6 +50,10 @@ static size_t count_entries(const char *dir);
 static bool exists_in(const char *dir, const char *name);
 static int make_tmp(const char *tmpdir, const char *name);
 static void set_mtime(const char *path, time_t t);
+static uint32_t deliver(struct fixture *fx, const char *folder,
+			unsigned int flags, time_t date);
+static size_t recent_count(struct maildir *box);
+static uint32_t status_recent(struct fixture *fx, const char *folder);
 
 static int
 setup(void **state)
@@ -120,6 +124,43 @@ set_mtime(const char *path, time_t t)
 	struct timespec ts[2] = {{.tv_sec = t}, {.tv_sec = t}};
 
 	assert_int_equal(utimensat(AT_FDCWD, path, ts, 0), 0);
+}
+
+static uint32_t
+deliver(struct fixture *fx, const char *folder, unsigned int flags,
+	time_t date)
+{
+	struct maildir_delivery opt = {.flags = flags, .date = date};
+	static const char text[] = "Subject: hi\r\n\r\nbody\r\n";
+	uint32_t uidv, uid;
+	const char *err;
+
+	assert_int_equal(maildir_deliver(fx->md, folder, text,
+			     sizeof(text) - 1, &opt, &uidv, &uid, &err),
+	    0);
+	return uid;
+}
+
+static size_t
+recent_count(struct maildir *box)
+{
+	const struct maildir_msg *m;
+	size_t n, i, r = 0;
+
+	m = maildir_msgs(box, &n);
+	for (i = 0; i < n; i++)
+		r += (m[i].flags & MAILDIR_FLAG_RECENT) != 0;
+	return r;
+}
+
+static uint32_t
+status_recent(struct fixture *fx, const char *folder)
+{
+	struct maildir_status st;
+	const char *err;
+
+	assert_int_equal(maildir_status(fx->md, folder, &st, &err), 0);
+	return st.recent;
 }
 
 /* ---- tmp/ cleanup ---- */
@@ -280,6 +321,216 @@ test_old_dates_while_opening(void **state)
 	maildir_close(&box);
 }
 
+/* ---- \Recent ---- */
+
+/* Whatever way a message arrives (new/, cur/ with flags, COPY, MOVE, a
+ * file another program drops), the first read-write view to sync gets
+ * it as \Recent, and only that one; read-only views and STATUS show the
+ * unclaimed ones and leave them unclaimed. */
+static void
+test_recent_first_view(void **state)
+{
+	struct fixture *fx = *state;
+	struct maildir *a, *b, *ro, *src;
+	uint32_t uids[1], dest[1], uidv;
+	char path[PATH_MAX];
+	const char *err;
+
+	deliver(fx, "INBOX", 0, 0);
+	deliver(fx, "INBOX", MAILDIR_FLAG_SEEN, 0);
+	deliver(fx, "INBOX", MAILDIR_FLAG_FLAGGED, OLD_DATE);
+	assert_int_equal(status_recent(fx, "INBOX"), 3);
+	assert_int_equal(maildir_open(fx->md, "INBOX", MAILDIR_OPEN_READONLY,
+			     &ro, &err),
+	    0);
+	assert_int_equal(recent_count(ro), 3);
+	assert_int_equal(status_recent(fx, "INBOX"), 3); /* still */
+
+	assert_int_equal(maildir_open(fx->md, "INBOX", 0, &a, &err), 0);
+	assert_int_equal(recent_count(a), 3);
+	assert_int_equal(maildir_open(fx->md, "INBOX", 0, &b, &err), 0);
+	assert_int_equal(recent_count(b), 0);
+	assert_int_equal(status_recent(fx, "INBOX"), 0);
+
+	/* COPY into the folder: the first sync after it claims it */
+	deliver(fx, "Trash", MAILDIR_FLAG_ANSWERED, 0);
+	assert_int_equal(maildir_open(fx->md, "Trash", 0, &src, &err), 0);
+	uids[0] = maildir_msgs(src, &(size_t){0})[0].uid;
+	assert_int_equal(maildir_copy(src, uids, 1, "INBOX", false, &uidv,
+			     dest, &err),
+	    0);
+	assert_int_equal(status_recent(fx, "INBOX"), 1);
+	assert_int_equal(maildir_sync(b, NULL, &err), 0);
+	assert_int_equal(maildir_sync(a, NULL, &err), 0);
+	assert_int_equal(recent_count(b), 1);
+	assert_int_equal(recent_count(a), 3);
+	assert_true(maildir_msgs(b, &(size_t){0})[3].flags &
+	    MAILDIR_FLAG_RECENT);
+	/* MOVE: the same */
+	assert_int_equal(maildir_copy(src, uids, 1, "INBOX", true, &uidv,
+			     dest, &err),
+	    0);
+	assert_int_equal(maildir_sync(a, NULL, &err), 0);
+	assert_int_equal(maildir_sync(b, NULL, &err), 0);
+	assert_int_equal(recent_count(a), 4);
+	assert_int_equal(recent_count(b), 1);
+	/* a file another program drops into cur/ */
+	fmt_path(path, "%s/cur/2000000000.P9.mua:2,S", fx->md);
+	write_file(path, "dropped\r\n");
+	assert_int_equal(maildir_sync(b, NULL, &err), 0);
+	assert_int_equal(maildir_sync(a, NULL, &err), 0);
+	assert_int_equal(recent_count(b), 2);
+	assert_int_equal(recent_count(a), 4);
+	/* the read-only view keeps what it showed and shows the new ones
+	 * (it cannot know who claimed them: RFC 3501 says show them) */
+	assert_int_equal(maildir_sync(ro, NULL, &err), 0);
+	assert_int_equal(recent_count(ro), 3);
+	maildir_close(&ro);
+	assert_int_equal(status_recent(fx, "INBOX"), 0);
+	maildir_close(&a);
+	maildir_close(&b);
+	maildir_close(&src);
+}
+
+/* A UID list from before \Recent was recorded (version 1): what it
+ * lists counts as seen, what it does not list is new. */
+static void
+test_recent_version1_list(void **state)
+{
+	struct fixture *fx = *state;
+	struct maildir *box;
+	char path[PATH_MAX], line[128];
+	const struct maildir_msg *m;
+	uint32_t uidv;
+	const char *err;
+	size_t n;
+	FILE *f;
+
+	deliver(fx, "INBOX", 0, 0);
+	deliver(fx, "INBOX", MAILDIR_FLAG_SEEN, 0);
+	assert_int_equal(maildir_open(fx->md, "INBOX", MAILDIR_OPEN_READONLY,
+			     &box, &err),
+	    0);
+	m = maildir_msgs(box, &n);
+	assert_int_equal(n, 2);
+	uidv = maildir_uidvalidity(box);
+	fmt_path(path, "%s/ringstore-uidlist", fx->md);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fprintf(f, "ringstore-uidlist 1 %u 3\n", uidv);
+	snprintf(line, sizeof(line), "%u %.*s\n", m[0].uid,
+	    (int)m[0].base_len, m[0].file + 4);
+	fputs(line, f);
+	assert_int_equal(fclose(f), 0);
+	maildir_close(&box);
+	/* UID 2 fell out of the list: it comes back as UID 3, new */
+	assert_int_equal(maildir_open(fx->md, "INBOX", 0, &box, &err), 0);
+	m = maildir_msgs(box, &n);
+	assert_int_equal(n, 2);
+	assert_int_equal(maildir_uidvalidity(box), uidv);
+	assert_false(m[0].flags & MAILDIR_FLAG_RECENT);
+	assert_int_equal(m[1].uid, 3);
+	assert_true(m[1].flags & MAILDIR_FLAG_RECENT);
+	maildir_close(&box);
+}
+
+enum { RECENT_MSGS = 240, RECENT_THREADS = 4 };
+
+struct claimer {
+	struct fixture *fx;
+	struct maildir_cache *cache; /* NULL: no snapshots */
+	atomic_bool *stop;
+	atomic_uint *seen; /* per UID: views that had it \Recent */
+	int failed;
+};
+
+/* Count the \Recent ones among view indexes [from, n). A read-write
+ * view decides \Recent at the sync a message first appears in. */
+static void
+count_claims(struct maildir *box, size_t from, atomic_uint *seen)
+{
+	const struct maildir_msg *m;
+	size_t n, i;
+
+	m = maildir_msgs(box, &n);
+	for (i = from; i < n; i++)
+		if ((m[i].flags & MAILDIR_FLAG_RECENT) &&
+		    m[i].uid <= RECENT_MSGS)
+			atomic_fetch_add(&seen[m[i].uid], 1);
+}
+
+static void *
+claim_loop(void *arg)
+{
+	struct claimer *c = arg;
+	struct maildir_changes ch;
+	struct maildir *box;
+	const char *err;
+	bool last = false;
+
+	/* one more round after stop, so nothing delivered is left */
+	while (!last) {
+		last = atomic_load(c->stop);
+		if (maildir_open_cached(c->cache, c->fx->md, "INBOX", 0, &box,
+			&err) == -1) {
+			c->failed++;
+			continue;
+		}
+		count_claims(box, 0, c->seen);
+		/* a sync of an open view may claim too */
+		if (maildir_sync(box, &ch, &err) == -1) {
+			c->failed++;
+		} else {
+			count_claims(box, ch.new_first, c->seen);
+			maildir_changes_free(&ch);
+		}
+		maildir_close(&box);
+	}
+	return NULL;
+}
+
+/* Threads (half of them through one snapshot cache, like ringstore's
+ * store pool) open and sync the folder read-write while messages
+ * arrive in every way: each message is \Recent in exactly one view. */
+static void
+test_recent_exactly_once(void **state)
+{
+	struct fixture *fx = *state;
+	struct claimer c[RECENT_THREADS];
+	pthread_t t[RECENT_THREADS];
+	static atomic_uint seen[RECENT_MSGS + 1];
+	atomic_bool stop = false;
+	struct maildir_cache *cache;
+	uint32_t uid;
+	int i;
+
+	cache = maildir_cache_new(16, 1u << 20, 0);
+	assert_non_null(cache);
+	for (i = 0; i <= RECENT_MSGS; i++)
+		atomic_store(&seen[i], 0);
+	for (i = 0; i < RECENT_THREADS; i++) {
+		c[i] = (struct claimer){.fx = fx, .cache = i % 2 ? cache : NULL,
+		    .stop = &stop, .seen = seen};
+		assert_int_equal(pthread_create(&t[i], NULL, claim_loop, &c[i]),
+		    0);
+	}
+	for (i = 1; i <= RECENT_MSGS; i++) {
+		uid = deliver(fx, "INBOX", i % 3 ? 0 : MAILDIR_FLAG_SEEN, 0);
+		assert_int_equal(uid, (uint32_t)i);
+	}
+	atomic_store(&stop, true);
+	for (i = 0; i < RECENT_THREADS; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(c[i].failed, 0);
+	}
+	maildir_cache_free(&cache);
+	for (i = 1; i <= RECENT_MSGS; i++)
+		if (atomic_load(&seen[i]) != 1)
+			fail_msg("UID %d was \\Recent in %u views", i,
+			    atomic_load(&seen[i]));
+	assert_int_equal(status_recent(fx, "INBOX"), 0);
+}
+
 int
 main(void)
 {
@@ -289,6 +540,12 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_tmp_in_flight_survives,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_old_dates_while_opening,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recent_first_view, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_recent_version1_list,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recent_exactly_once,
 		    setup, teardown),
 	};
 
