@@ -169,6 +169,8 @@ copy_finish(struct imap_session *s, struct imap_job *ij)
 		    ij->err, ij->errtext ? ij->errtext : "?");
 		imap_reply(s, NULL, ij->err == EINVAL ?
 			"NO [CANNOT] Invalid mailbox name" :
+			ij->err == ENAMETOOLONG ?
+			"NO [LIMIT] Mailbox name too long" :
 			"NO [SERVERBUG] Internal error");
 		return 0;
 	}

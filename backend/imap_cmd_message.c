@@ -1173,6 +1173,9 @@ append_fail(struct imap_session *s, int err, const char *text)
 	case EINVAL:
 		imap_reply(s, NULL, "NO [CANNOT] Invalid mailbox name");
 		return;
+	case ENAMETOOLONG:
+		imap_reply(s, NULL, "NO [LIMIT] Mailbox name too long");
+		return;
 	case ENOSPC:
 	case EDQUOT:
 		imap_reply(s, NULL, "NO [OVERQUOTA] Mailbox full");
@@ -1222,12 +1225,18 @@ imap_append_literal(struct imap_session *s)
 	/* the command so far: its arguments end with this literal */
 	cmd.args = cmd.nargs > 0 ? s->argv : NULL;
 	s->error = NULL;
+	s->a.refuse = NULL;
 	if (s->app != NULL || check_append_args(s, &cmd, &last) == -1 ||
 	    !(last->flags & IMAP_ARGF_STREAMED)) {
 		/* a synchronizing literal is refused now; a LITERAL+ one is
-		 * dropped as it comes and check_append() says BAD after it */
-		if (lit->sync && imap_parse_refuse(&s->parser) == 0)
-			imap_bad(s, s->error ? s->error : "Invalid APPEND");
+		 * dropped as it comes and check_append() answers after it */
+		if (lit->sync && imap_parse_refuse(&s->parser) == 0) {
+			if (s->a.refuse != NULL)
+				imap_reply(s, NULL, "NO %s", s->a.refuse);
+			else
+				imap_bad(s, s->error ? s->error :
+						       "Invalid APPEND");
+		}
 		return;
 	}
 	if ((app = calloc(1, sizeof(*app))) == NULL) {

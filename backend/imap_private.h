@@ -62,8 +62,9 @@ struct imap_session;
 struct imap_job;
 
 /* A command: syntax check and action are separate. check() validates the
- * arguments (filling s->a) and returns 0, or -1 with s->error for BAD;
- * run() acts and replies, now or when its job is done. */
+ * arguments (filling s->a) and returns 0, or -1 with s->error for BAD
+ * (or s->a.refuse for NO: see there); run() acts and replies, now or
+ * when its job is done. */
 struct imap_cmd_def {
 	const char *name;
 	unsigned states;
@@ -77,6 +78,11 @@ struct imap_args {
 	char mbox[IMAP_MBOX_MAX];  /* UTF-8 */
 	char mbox2[IMAP_MBOX_MAX]; /* UTF-8, RENAME's target, LIST pattern */
 	unsigned items;		   /* STATUS items and the like */
+	/* Set with a failed check() when the syntax was fine but a value
+	 * is refused (a mailbox name that is no valid name): the answer is
+	 * "NO <refuse>" ("[CODE] text"), which does not count as a bad
+	 * command. */
+	const char *refuse;
 };
 
 struct imap_session {

@@ -621,8 +621,12 @@ dispatch(struct imap_session *s, const struct imap_command *cmd)
 	s->error = NULL;
 	s->a.mbox[0] = s->a.mbox2[0] = '\0';
 	s->a.items = 0;
+	s->a.refuse = NULL;
 	if (d->check && d->check(s, cmd) == -1) {
-		imap_bad(s, s->error ? s->error : "Invalid arguments");
+		if (s->a.refuse != NULL)
+			imap_reply(s, NULL, "NO %s", s->a.refuse);
+		else
+			imap_bad(s, s->error ? s->error : "Invalid arguments");
 		return;
 	}
 	d->run(s, cmd);
@@ -768,8 +772,13 @@ imap_get_mailbox(struct imap_session *s, const struct imap_arg *a,
 		s->error = "Expected a mailbox name";
 		return -1;
 	}
-	if (utf7_to_utf8(a->ptr, a->len, dst, cap, &n, &s->error) == -1)
+	if (utf7_to_utf8(a->ptr, a->len, dst, cap, &n, &s->error) == -1) {
+		/* well-formed, but no mailbox can have that name: clients
+		 * expect NO, and BAD would count toward the disconnect */
+		s->a.refuse = a->len >= cap ? "[LIMIT] Mailbox name too long" :
+					      "[CANNOT] Invalid mailbox name";
 		return -1;
+	}
 	if (strncasecmp(dst, "INBOX", 5) == 0 &&
 	    (dst[5] == '\0' || dst[5] == '/'))
 		memcpy(dst, "INBOX", 5);

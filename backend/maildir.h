@@ -130,9 +130,10 @@ int maildir_user_dir(const char *root, const char *user, char **dir_r,
 
 /* Map an IMAP folder name (UTF-8, '/' hierarchy) to its directory under the
  * Maildir. "INBOX" (any case) is the Maildir itself. A '.' or '%' inside a
- * name is stored as %2E / %25. Refuses empty components, control
- * characters, invalid UTF-8 and names longer than a directory entry.
- * *dir_r is malloc'd and owned by the caller. */
+ * name is stored as %2E / %25. Refuses (EINVAL) empty components, the
+ * components "." and "..", control characters and invalid UTF-8, and
+ * (ENAMETOOLONG) names longer than a directory entry. *dir_r is malloc'd
+ * and owned by the caller. */
 int maildir_folder_dir(const char *maildir, const char *name, char **dir_r,
 		       const char **error_r);
 
@@ -146,6 +147,25 @@ int maildir_user_init(const char *maildir, const char **error_r);
 /* Create a folder and any missing parents (RFC 3501 CREATE). EEXIST if the
  * folder exists, including INBOX. */
 int maildir_create(const char *maildir, const char *name, const char **error_r);
+
+/* Per-user folder limits (maildir_check_limits()); 0 means no limit. */
+struct maildir_limits {
+	unsigned int max_folders; /* folders besides INBOX */
+	unsigned int max_depth;	  /* levels: "a/b/c" is 3 */
+	unsigned int max_name;	  /* bytes of the UTF-8 name */
+};
+
+/* Whether CREATE name (from NULL) or RENAME from to name stays within
+ * lim: the folder count after name and its missing parents are created,
+ * and the depth and length of name and (RENAME) of every child's new
+ * name. Not atomic with the create: concurrent sessions of one user can
+ * overshoot by one folder each. 0, or -1 with EMLINK (too many folders),
+ * ENAMETOOLONG (too deep or too long) or a system error. Names the
+ * library refuses anyway pass (the create says why); lim NULL or all 0:
+ * no limits. */
+int maildir_check_limits(const char *maildir, const struct maildir_limits *lim,
+			 const char *name, const char *from,
+			 const char **error_r);
 
 /* Delete a folder and its messages. EPERM for INBOX, ENOTEMPTY if it has
  * children (they must be deleted first; the IMAP layer answers

@@ -96,7 +96,10 @@ md_name_to_entry(const char *name, char *entry, size_t size, char *norm,
 	for (comp = name; comp != NULL; comp = slash ? slash + 1 : NULL) {
 		slash = strchr(comp, '/');
 		len = slash ? (size_t)(slash - comp) : strlen(comp);
-		if (len == 0)
+		/* "." and ".." would be stored as literal names (%2E), but
+		 * every client and tool reads them as path steps. */
+		if (len == 0 || (comp[0] == '.' && (len == 1 ||
+						    (len == 2 && comp[1] == '.'))))
 			goto bad;
 		/* INBOX is case-insensitive, and only as the first part. */
 		inbox = comp == name && is_inbox(comp, len);
@@ -130,7 +133,7 @@ md_name_to_entry(const char *name, char *entry, size_t size, char *norm,
 	return 0;
 toolong:
 	*error_r = "folder name too long";
-	errno = EINVAL;
+	errno = ENAMETOOLONG;
 	return -1;
 bad:
 	*error_r = "invalid folder name";
@@ -598,7 +601,8 @@ maildir_rename(const char *maildir, const char *from, const char *to,
 		if (md_path(dst, sizeof(dst), "%s/%s%s", maildir, te,
 			    children[i] + flen) == -1 ||
 		    strlen(te) + strlen(children[i] + flen) >= 256) {
-			fail_with(EINVAL, "folder name too long", error_r);
+			fail_with(ENAMETOOLONG, "folder name too long",
+				  error_r);
 			goto out;
 		}
 		if (md_is_dir(dst)) {

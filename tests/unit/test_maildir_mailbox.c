@@ -11,7 +11,10 @@
  *   first to sync after it got its UID), whether it came to new/, or to
  *   cur/ with flags, or by COPY; read-only views and STATUS report what
  *   nobody has claimed and do not claim it;
- * - folder limits and names (see the sections below).
+ * - folder names: "." and ".." (also as components) are refused, names
+ *   longer than a directory entry are ENAMETOOLONG;
+ * - maildir_check_limits(): folder count (with the parents a CREATE or
+ *   RENAME makes), depth and length, children's new names for RENAME.
  *
  * Each test works in its own temporary directory.
  */
@@ -531,6 +534,141 @@ test_recent_exactly_once(void **state)
 	assert_int_equal(status_recent(fx, "INBOX"), 0);
 }
 
+/* ---- folder names and limits ---- */
+
+/* "." and ".." are path steps to every tool, never folder names; names
+ * longer than a directory entry are a limit (ENAMETOOLONG), not a bad
+ * name. */
+static void
+test_dot_names(void **state)
+{
+	static const char *const bad[] = {".", "..", "a/..", "../a", "a/../b",
+		"a/./b", "INBOX/..", "./."};
+	static const char *const good[] = {"...", "..a", "a..", ".a", "a.",
+		"v1.2/..x"};
+	struct fixture *fx = *state;
+	char name[300];
+	const char *err;
+	char *dir;
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		errno = 0;
+		assert_int_equal(maildir_folder_dir(fx->md, bad[i], &dir, &err),
+		    -1);
+		assert_int_equal(errno, EINVAL);
+		assert_int_equal(maildir_create(fx->md, bad[i], &err), -1);
+		assert_int_equal(errno, EINVAL);
+	}
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		assert_int_equal(maildir_create(fx->md, good[i], &err), 0);
+	memset(name, 'x', sizeof(name) - 1);
+	name[sizeof(name) - 1] = '\0';
+	assert_int_equal(maildir_create(fx->md, name, &err), -1);
+	assert_int_equal(errno, ENAMETOOLONG);
+	name[254] = '\0'; /* ".xxx...": exactly one 255-byte entry */
+	assert_int_equal(maildir_create(fx->md, name, &err), 0);
+}
+
+static size_t
+folder_count(struct fixture *fx)
+{
+	struct maildir_folder *v;
+	const char *err;
+	size_t n, i, k = 0;
+
+	assert_int_equal(maildir_list(fx->md, &v, &n, &err), 0);
+	for (i = 0; i < n; i++)
+		k += !(v[i].attrs & MAILDIR_ATTR_NOSELECT) &&
+		    strcmp(v[i].name, "INBOX") != 0;
+	maildir_list_free(v, n);
+	return k;
+}
+
+static void
+test_folder_limits(void **state)
+{
+	struct fixture *fx = *state;
+	struct maildir_limits lim = {.max_folders = 8, .max_depth = 3,
+	    .max_name = 20};
+	struct maildir_limits none = {0};
+	char path[PATH_MAX];
+	const char *err;
+
+	/* setup made Drafts, Sent, Trash, Junk */
+	assert_int_equal(folder_count(fx), 4);
+	assert_int_equal(maildir_check_limits(fx->md, NULL, "a/b/c/d/e", NULL,
+			     &err),
+	    0);
+	assert_int_equal(maildir_check_limits(fx->md, &none, "a/b/c/d/e",
+			     NULL, &err),
+	    0);
+	/* depth and length of the name */
+	assert_int_equal(maildir_check_limits(fx->md, &lim, "a/b/c", NULL,
+			     &err),
+	    0);
+	assert_int_equal(maildir_check_limits(fx->md, &lim, "a/b/c/d", NULL,
+			     &err),
+	    -1);
+	assert_int_equal(errno, ENAMETOOLONG);
+	assert_int_equal(maildir_check_limits(fx->md, &lim,
+			     "aaaaaaaaaabbbbbbbbbbc", NULL, &err),
+	    -1);
+	assert_int_equal(errno, ENAMETOOLONG);
+	/* the count: a/b/c makes three folders (7), then one more fits */
+	assert_int_equal(maildir_create(fx->md, "a/b/c", &err), 0);
+	assert_int_equal(folder_count(fx), 7);
+	assert_int_equal(maildir_check_limits(fx->md, &lim, "x/y", NULL, &err),
+	    -1);
+	assert_int_equal(errno, EMLINK);
+	assert_int_equal(maildir_check_limits(fx->md, &lim, "x", NULL, &err),
+	    0);
+	/* an existing name adds nothing (CREATE then says EEXIST) */
+	assert_int_equal(maildir_check_limits(fx->md, &lim, "a/b", NULL, &err),
+	    0);
+	/* INBOX/x has the Maildir itself as parent */
+	assert_int_equal(maildir_check_limits(fx->md, &lim, "INBOX/x", NULL,
+			     &err),
+	    0);
+	assert_int_equal(maildir_create(fx->md, "x", &err), 0);
+	assert_int_equal(maildir_check_limits(fx->md, &lim, "y", NULL, &err),
+	    -1);
+	assert_int_equal(errno, EMLINK);
+	/* RENAME: moves add nothing; new parents do; so does INBOX, whose
+	 * messages become a new folder; children's new names count */
+	assert_int_equal(maildir_check_limits(fx->md, &lim, "z", "x", &err),
+	    0);
+	assert_int_equal(maildir_check_limits(fx->md, &lim, "p/q", "x", &err),
+	    -1);
+	assert_int_equal(errno, EMLINK);
+	assert_int_equal(maildir_check_limits(fx->md, &lim, "old", "INBOX",
+			     &err),
+	    -1);
+	assert_int_equal(errno, EMLINK);
+	assert_int_equal(maildir_check_limits(fx->md, &lim, "x/n", "a", &err),
+	    -1); /* a/b/c would become x/n/b/c: four levels */
+	assert_int_equal(errno, ENAMETOOLONG);
+	assert_int_equal(maildir_check_limits(fx->md, &lim, "a/b", "x", &err),
+	    0);
+	assert_int_equal(maildir_check_limits(fx->md, &lim,
+			     "0123456789012345678", "a", &err),
+	    -1); /* ...8/b/c is 23 bytes */
+	assert_int_equal(errno, ENAMETOOLONG);
+	/* a parent made by another program (a bare directory) is no folder:
+	 * creating below it counts it */
+	fmt_path(path, "%s/.bare.child", fx->md);
+	assert_int_equal(mkdir(path, 0700), 0);
+	assert_int_equal(folder_count(fx), 8);
+	lim.max_folders = 9;
+	assert_int_equal(maildir_check_limits(fx->md, &lim, "bare", NULL,
+			     &err),
+	    0);
+	assert_int_equal(maildir_check_limits(fx->md, &lim, "bare/more", NULL,
+			     &err),
+	    -1);
+	assert_int_equal(errno, EMLINK);
+}
+
 int
 main(void)
 {
@@ -547,6 +685,10 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recent_exactly_once,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dot_names, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_folder_limits, setup,
+		    teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
