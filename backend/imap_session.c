@@ -149,6 +149,12 @@ session_free(struct imap_session *s)
 	free(s);
 }
 
+/* ID before login (RFC 2971): 30 pairs of a field of at most 30 octets
+ * and a value of at most 1024, each byte escaped in a quoted string,
+ * with the tag: under 64 KiB. Only ID gets it; other commands keep
+ * limits.line_max_login. */
+#define ID_COMMAND_MAX (64 * 1024)
+
 /* The parser's limits for the current state. */
 static void
 fill_limits(const struct imap_session *s, struct imap_limits *lim)
@@ -165,6 +171,10 @@ fill_limits(const struct imap_session *s, struct imap_limits *lim)
 	lim->max_nonsync = authed ? cf->limits.append_max : 4096;
 	lim->max_inline_literal = authed ? 65536 : 4096;
 	lim->max_args = authed ? 4096 : 64;
+	if (!authed) {
+		lim->big_name = "ID";
+		lim->big_line = lim->big_command = ID_COMMAND_MAX;
+	}
 }
 
 /* The command budget and literal limits: small before login, the
@@ -179,7 +189,8 @@ imap_session_set_limits(struct imap_session *s)
 	struct imap_arg *argv;
 
 	fill_limits(s, &lim);
-	size = lim.max_command;
+	size = lim.max_command > lim.big_command ? lim.max_command :
+						   lim.big_command;
 	nargv = lim.max_args;
 	/* Not zeroed: the parser clears each node as it takes it, and
 	 * untouched pages then cost neither a memset nor resident memory. */

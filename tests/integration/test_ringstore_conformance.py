@@ -107,5 +107,57 @@ class TestAddressSearch(StoreCase):
         self.assertEqual(data, [b"1"])
 
 
+class TestIdBeforeLogin(StoreCase):
+
+    @staticmethod
+    def id_command(tag, escaped=True):
+        """RFC 2971's largest ID: 30 pairs, 30-octet fields, 1024-octet
+        values; escaped, every byte of them is a quoted pair."""
+        pairs = []
+        for k in range(30):
+            field = (b"x-field-%02d-" % k).ljust(30, b"f")
+            value = (b"\\" if escaped else b"v") * 1024
+            if escaped:
+                field = field[:15] + b'\\"' * 7 + field[29:]
+                value = b'\\\\' * 1024
+            pairs.append(b'"%s" "%s"' % (field, value))
+        return tag + b" ID (" + b" ".join(pairs) + b")\r\n"
+
+    def test_full_size_id_before_login(self):
+        s, f = self.raw()
+        cmd = self.id_command(b"a")
+        self.assertGreater(len(cmd), 60000)
+        s.sendall(cmd)
+        lines = []
+        self.assertTrue(self.tagged(f, b"a", lines).startswith(b"a OK"))
+        self.assertTrue(lines[0].startswith(b"* ID ("), lines)
+        # as literals, synchronizing
+        s.sendall(b'b ID ("name" {1024}\r\n')
+        self.assertTrue(f.readline().startswith(b"+"))
+        s.sendall(b"n" * 1024 + b' "version" {4}\r\n')
+        self.assertTrue(f.readline().startswith(b"+"))
+        s.sendall(b"1.23)\r\n")
+        self.assertTrue(self.tagged(f, b"b").startswith(b"b OK"))
+        # the session goes on and logs in
+        s.sendall(b"c LOGIN %s %s\r\n" % (USER.encode(), PASSWORD.encode()))
+        self.assertTrue(self.tagged(f, b"c").startswith(b"c OK"))
+
+    def test_other_commands_stay_small(self):
+        s, f = self.raw()
+        # limits.line_max_login is 8k: the same bytes as another command
+        # are too long, and so is an ID beyond RFC 2971's size
+        for tag, line in ((b"a", b"a NOOP " + b"x" * 9000 + b"\r\n"),
+                          (b"b", b"b LOGIN " + b"u" * 9000 + b" p\r\n"),
+                          (b"c", b"c IDX " + b"x" * 9000 + b"\r\n"),
+                          (b"d", b'd ID ("a" "' + b"x" * 70000 +
+                           b'")\r\n')):
+            s.sendall(line)
+            reply = self.tagged(f, tag)
+            self.assertTrue(reply.startswith(tag + b" BAD"), reply)
+            self.assertIn(b"too long", reply)
+        s.sendall(b"e CAPABILITY\r\n")
+        self.assertTrue(self.tagged(f, b"e").startswith(b"e OK"))
+
+
 if __name__ == "__main__":
     unittest.main()
