@@ -122,9 +122,15 @@ struct maildir_cache;
 
 /* ---- names and paths (maildir_folder.c) ---- */
 
+/* Whether user is a name maildir_user_dir() takes: "localpart@domain"
+ * with both parts non-empty, one '@', no '/', "..", leading '.' or
+ * control characters. 0, or -1 (EINVAL) with *error_r saying what is
+ * wrong (for an operator: ringstore -t prints it). */
+int maildir_user_check(const char *user, const char **error_r);
+
 /* Map "localpart@domain" to <root>/<domain>/<localpart>/Maildir, lowercased.
- * Refuses empty parts, more than one '@', '/', "..", a leading '.', control
- * characters. *dir_r is malloc'd and owned by the caller. */
+ * Refuses what maildir_user_check() refuses. *dir_r is malloc'd and owned
+ * by the caller. */
 int maildir_user_dir(const char *root, const char *user, char **dir_r,
 		     const char **error_r);
 

@@ -219,22 +219,41 @@ user_part_ok(const char *s, size_t len)
 }
 
 int
+maildir_user_check(const char *user, const char **error_r)
+{
+	const char *at = strchr(user, '@');
+	size_t len = strlen(user);
+
+	if (at == NULL) {
+		*error_r = "no @domain (mail is kept under "
+			   "<mail_root>/<domain>/<localpart>: write "
+			   "localpart@domain)";
+	} else if (strchr(at + 1, '@') != NULL) {
+		*error_r = "more than one '@'";
+	} else if (len >= 512 || !user_part_ok(user, (size_t)(at - user)) ||
+		   !user_part_ok(at + 1, strlen(at + 1))) {
+		*error_r = "an empty or too long part, '/', '..', a leading "
+			   "'.' or a control character";
+	} else {
+		return 0;
+	}
+	errno = EINVAL;
+	return -1;
+}
+
+int
 maildir_user_dir(const char *root, const char *user, char **dir_r,
 		 const char **error_r)
 {
 	char lower[512], path[PATH_MAX], *at;
 	size_t i, len = strlen(user);
 
-	if (len >= sizeof(lower))
+	if (maildir_user_check(user, error_r) == -1)
 		goto bad;
 	for (i = 0; i <= len; i++)
 		lower[i] = (char)tolower((unsigned char)user[i]);
-	if ((at = strchr(lower, '@')) == NULL || strchr(at + 1, '@') != NULL)
-		goto bad;
+	at = strchr(lower, '@');
 	*at = '\0';
-	if (!user_part_ok(lower, strlen(lower)) ||
-	    !user_part_ok(at + 1, strlen(at + 1)))
-		goto bad;
 	if (md_path(path, sizeof(path), "%s/%s/%s/Maildir", root, at + 1,
 		    lower) == -1)
 		goto bad;

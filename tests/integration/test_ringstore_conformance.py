@@ -159,5 +159,62 @@ class TestIdBeforeLogin(StoreCase):
         self.assertTrue(self.tagged(f, b"e").startswith(b"e OK"))
 
 
+class TestUserWithoutDomain(unittest.TestCase):
+    """A passwd-file name without @domain could authenticate and never
+    get a mailbox: -t, start and reload refuse the file at its line."""
+
+    def setUp(self):
+        self.dir = h.temp_dir(self)
+        self.passwd = os.path.join(self.dir, "passwd")
+        self.cfg = rs.store_config(
+            self.dir, h.free_port(), h.free_port(),
+            auth={"master_users": ["ringgate-master"]})
+        self.store = rs.Ringstore(self.dir, self.cfg)
+
+    def write(self, users):
+        rs.write_passwd(self.passwd, users)
+
+    def check(self):
+        self.store.write_config()
+        p = h.run([rs.RINGSTORE, "-t", "-c", self.store.conf_path],
+                  timeout=30, check=False)
+        return p.returncode, p.stdout + p.stderr
+
+    def test_check_refuses_name_without_domain(self):
+        self.write({USER: PASSWORD, "ringgate-master": "m", "bob": "b"})
+        code, out = self.check()
+        self.assertEqual(code, 1, out)
+        self.assertIn("%s:3: user bob: no @domain" % self.passwd, out)
+        # the daemon refuses to start the same way
+        with self.assertRaises(AssertionError) as cm:
+            self.store.start()
+        self.assertIn("%s:3: user bob" % self.passwd, str(cm.exception))
+        for bad, why in (("a@b@c", "more than one"), ("@x.test", "empty"),
+                         ("u@", "empty"), (".u@x.test", "leading"),
+                         ("u@..", "'..'")):
+            self.write({USER: PASSWORD, bad: "x"})
+            code, out = self.check()
+            self.assertEqual(code, 1, out)
+            self.assertIn("%s:2: user %s:" % (self.passwd, bad), out)
+            self.assertIn(why, out)
+
+    def test_master_may_omit_domain_and_reload_keeps_old_table(self):
+        self.write({USER: PASSWORD, "ringgate-master": "m"})
+        code, out = self.check()
+        self.assertEqual(code, 0, out)
+        self.assertIn("test is successful (2 users)", out)
+        self.store.start(self)
+        # an edit that adds a name without a domain is refused; the old
+        # table stays and its users still log in
+        self.write({USER: PASSWORD, "ringgate-master": "m", "carol": "c"})
+        self.store.reload()
+        h.wait_for(lambda: "user carol: no @domain" in self.store.stderr(),
+                   what="the refused reload in the log")
+        m = imaplib.IMAP4("127.0.0.1", self.store.port(), timeout=30)
+        self.addCleanup(rs.logout_quietly, m)
+        self.assertEqual(m.login(USER, PASSWORD)[0], "OK")
+        self.assertIn("passdb.reload_failed", self.store.stderr())
+
+
 if __name__ == "__main__":
     unittest.main()
