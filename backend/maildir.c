@@ -59,8 +59,7 @@ static void match(struct uidlist *list, struct scan *s,
 static int cmp_base(const void *a, const void *b);
 static int cmp_date(const void *a, const void *b);
 static size_t dedupe_unknown(struct maildir_msg **unknown, size_t count);
-static int sync_locked(struct maildir *box, struct md_view *v,
-		       bool *dirty_r);
+static int sync_locked(struct maildir *box, struct md_view *v, bool *dirty_r);
 static bool claim_recent(struct maildir *box, struct uidlist *list,
 			 const struct md_view *v);
 static int build_view(struct maildir *box, struct uidlist *list,
@@ -366,8 +365,7 @@ write_view(const char *dir, const struct uidlist *old,
  * them: they are \Recent here only (RFC 3501 2.3.2). v is sorted by UID.
  * True if the list changed. */
 static bool
-claim_recent(struct maildir *box, struct uidlist *list,
-	     const struct md_view *v)
+claim_recent(struct maildir *box, struct uidlist *list, const struct md_view *v)
 {
 	if (box->readonly || v->count == 0 ||
 	    v->msgs[v->count - 1].uid < list->first_recent)

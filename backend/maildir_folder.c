@@ -98,8 +98,8 @@ md_name_to_entry(const char *name, char *entry, size_t size, char *norm,
 		len = slash ? (size_t)(slash - comp) : strlen(comp);
 		/* "." and ".." would be stored as literal names (%2E), but
 		 * every client and tool reads them as path steps. */
-		if (len == 0 || (comp[0] == '.' && (len == 1 ||
-						    (len == 2 && comp[1] == '.'))))
+		if (len == 0 || (comp[0] == '.' &&
+				 (len == 1 || (len == 2 && comp[1] == '.'))))
 			goto bad;
 		/* INBOX is case-insensitive, and only as the first part. */
 		inbox = comp == name && is_inbox(comp, len);
@@ -317,8 +317,7 @@ static int
 create_entry(const char *maildir, const char *entry, bool must_be_new)
 {
 	char tmp[PATH_MAX], path[PATH_MAX], uniq[PATH_MAX];
-	struct uidlist list = {.exists = true, .nextuid = 1,
-			       .first_recent = 1};
+	struct uidlist list = {.exists = true, .nextuid = 1, .first_recent = 1};
 	int saved;
 
 	if (md_path(path, sizeof(path), "%s/%s", maildir, entry) == -1)

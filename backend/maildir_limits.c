@@ -19,8 +19,7 @@
 #include "backend/maildir_private.h"
 
 static unsigned int depth_of(const char *name);
-static bool listed(const struct maildir_folder *v, size_t n,
-		   const char *name);
+static bool listed(const struct maildir_folder *v, size_t n, const char *name);
 static int check_shape(const struct maildir_limits *lim, size_t len,
 		       unsigned int depth, const char **error_r);
 static unsigned int missing_parents(const struct maildir_folder *v, size_t n,
@@ -98,9 +97,8 @@ maildir_check_limits(const char *maildir, const struct maildir_limits *lim,
 	unsigned int fdepth = 0;
 	int ret = -1;
 
-	if (lim == NULL ||
-	    (lim->max_folders == 0 && lim->max_depth == 0 &&
-	     lim->max_name == 0))
+	if (lim == NULL || (lim->max_folders == 0 && lim->max_depth == 0 &&
+			    lim->max_name == 0))
 		return 0;
 	/* Bad names are refused later with their own error. */
 	if (md_name_to_entry(name, entry, sizeof(entry), to, error_r) == -1)

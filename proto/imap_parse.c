@@ -163,11 +163,11 @@ big_start(const struct imap_parser *p, const char *s, size_t n)
 	if (k == 0 || k == len || head[k++] != ' ')
 		return false;
 	for (; *name != '\0'; name++, k++)
-		if (k == len || ascii_upper((unsigned char)head[k]) !=
-				    (unsigned char)*name)
+		if (k == len ||
+		    ascii_upper((unsigned char)head[k]) != (unsigned char)*name)
 			return false;
 	return k < len &&
-	    (head[k] == ' ' || head[k] == '\r' || head[k] == '\n');
+	       (head[k] == ' ' || head[k] == '\r' || head[k] == '\n');
 }
 
 /* Point p at the caller's storage and derive the limits from it. */

@@ -311,7 +311,8 @@ addr_text(struct mime_slice v, char *out, size_t cap)
 			break;
 		if (v.ptr[pos] == '"') {
 			q = mime_quoted_end(v.ptr, pos, v.len);
-			n += mime_unquote(v.ptr + pos, q - pos, out + n, cap - n);
+			n += mime_unquote(v.ptr + pos, q - pos, out + n,
+					  cap - n);
 			pos = q;
 			continue;
 		}

@@ -358,9 +358,8 @@ static void
 test_check_user(void **state)
 {
 	int calls = 0;
-	struct auth_passdb_conf conf = {.path = path,
-					.check_user = need_domain,
-					.check_ctx = &calls};
+	struct auth_passdb_conf conf = {
+	    .path = path, .check_user = need_domain, .check_ctx = &calls};
 	struct auth_passdb *db;
 	struct auth_entry *e;
 	const char *err = NULL;

@@ -434,8 +434,8 @@ test_limit_errors(void **state)
  * step-th) gave for the first command: its status and, on OK, the number
  * of children of its first argument. */
 static enum imap_parse_status
-big_feed(const struct imap_limits *lim, const char *in, size_t len,
-	 size_t step, unsigned *children_r, size_t *len3_r)
+big_feed(const struct imap_limits *lim, const char *in, size_t len, size_t step,
+	 unsigned *children_r, size_t *len3_r)
 {
 	static char big_storage[80000];
 	struct imap_parser p;
@@ -443,8 +443,7 @@ big_feed(const struct imap_limits *lim, const char *in, size_t len,
 	size_t off = 0, used, chunk;
 
 	assert_int_equal(imap_parse_init(&p, lim, big_storage,
-					 sizeof(big_storage), argv_store,
-					 256),
+					 sizeof(big_storage), argv_store, 256),
 			 0);
 	while (off < len) {
 		chunk = len - off < step ? len - off : step;
@@ -494,9 +493,9 @@ test_big_command(void **state)
 	n += (size_t)sprintf(in + n, ")\r\n");
 	assert_true(n > 60000 && n < 65536);
 	for (k = 0; k < sizeof(steps) / sizeof(steps[0]); k++) {
-		assert_int_equal(big_feed(&lim, in, n, steps[k], &children,
-					  &len3),
-				 IMAP_PARSE_OK);
+		assert_int_equal(
+		    big_feed(&lim, in, n, steps[k], &children, &len3),
+		    IMAP_PARSE_OK);
 		assert_int_equal(children, 60);
 		assert_int_equal(len3, 1024);
 	}
@@ -529,9 +528,9 @@ test_big_command(void **state)
 	}
 	n += (size_t)sprintf(in + n, ")\r\n");
 	for (k = 0; k < sizeof(steps) / sizeof(steps[0]); k++) {
-		assert_int_equal(big_feed(&lim, in, n, steps[k], &children,
-					  &len3),
-				 IMAP_PARSE_OK);
+		assert_int_equal(
+		    big_feed(&lim, in, n, steps[k], &children, &len3),
+		    IMAP_PARSE_OK);
 		assert_int_equal(children, 60);
 	}
 	/* and a small command after a big one is small again */

@@ -303,28 +303,28 @@ test_addr_search(void **state)
 		const char *field, *needle;
 		bool found;
 	} cases[] = {
-		{"from", "user-from@domain.org", true},
-		{"FROM", "USER-FROM@DOMAIN.ORG", true},
-		{"from", "from@domain", true},
-		{"from", "domain.org", true},
-		{"from", "comment", false},
-		{"from", "(", false},
-		{"from", "<user-from", false}, /* no name: no brackets */
-		{"to", "Pete <pete@silly.test>", true},
-		{"to", "pete@silly.test", true},
-		{"to", "nice", false},
-		{"to", "his host", false},
-		{"to", "john q@quoted.test", true},
-		{"to", "a.b@dots.test", true},
-		{"to", "nodomain", true},
-		{"to", "MISSING", false},
-		{"to", "user-from", false}, /* only the named field */
-		{"cc", "undisclosed", true},
-		{"bcc", "Andr\xe9 Pirard <pirard@", true},
-		{"bcc", "=?ISO", false},
-		{"bcc", "Real Name <bare@host>", true},
-		{"cc", "", true},
-		{"reply-to", "", false},
+	    {"from", "user-from@domain.org", true},
+	    {"FROM", "USER-FROM@DOMAIN.ORG", true},
+	    {"from", "from@domain", true},
+	    {"from", "domain.org", true},
+	    {"from", "comment", false},
+	    {"from", "(", false},
+	    {"from", "<user-from", false}, /* no name: no brackets */
+	    {"to", "Pete <pete@silly.test>", true},
+	    {"to", "pete@silly.test", true},
+	    {"to", "nice", false},
+	    {"to", "his host", false},
+	    {"to", "john q@quoted.test", true},
+	    {"to", "a.b@dots.test", true},
+	    {"to", "nodomain", true},
+	    {"to", "MISSING", false},
+	    {"to", "user-from", false}, /* only the named field */
+	    {"cc", "undisclosed", true},
+	    {"bcc", "Andr\xe9 Pirard <pirard@", true},
+	    {"bcc", "=?ISO", false},
+	    {"bcc", "Real Name <bare@host>", true},
+	    {"cc", "", true},
+	    {"reply-to", "", false},
 	};
 	struct mime_part parts[2];
 	struct mime_message m;
@@ -334,9 +334,9 @@ test_addr_search(void **state)
 	assert_int_equal(mime_parse(&m, hdr, sizeof(hdr) - 1, parts, 2, NULL),
 			 0);
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		bool got = mime_addr_search(hdr, parts[0].hdr_len,
-					    cases[i].field, cases[i].needle,
-					    strlen(cases[i].needle));
+		bool got =
+		    mime_addr_search(hdr, parts[0].hdr_len, cases[i].field,
+				     cases[i].needle, strlen(cases[i].needle));
 
 		if (got != cases[i].found)
 			fail_msg("%s %s: %d", cases[i].field, cases[i].needle,
