@@ -16,52 +16,15 @@ item 5), each as a conformance run by an outside client found it:
 
 import imaplib
 import os
-import socket
-import subprocess
 import unittest
 
 import harness as h
 import rs_harness as rs
 
-USER, PASSWORD = "demo@example.test", "ringgate-demo-pw"
+USER, PASSWORD = rs.DEMO_USER, rs.DEMO_PASSWORD
 
 
-class StoreCase(unittest.TestCase):
-    limits = {}
-
-    def setUp(self):
-        self.dir = h.temp_dir(self)
-        rs.write_passwd(os.path.join(self.dir, "passwd"), {USER: PASSWORD})
-        cfg = rs.store_config(self.dir, h.free_port(), h.free_port(),
-                              limits=self.limits)
-        self.store = rs.Ringstore(self.dir, cfg).start(self)
-
-    def login(self):
-        m = imaplib.IMAP4("127.0.0.1", self.store.port(), timeout=30)
-        self.addCleanup(rs.logout_quietly, m)
-        m.login(USER, PASSWORD)
-        return m
-
-    def raw(self):
-        s = socket.create_connection(("127.0.0.1", self.store.port()),
-                                     timeout=h.IO_TIMEOUT)
-        self.addCleanup(s.close)
-        f = s.makefile("rb")
-        self.addCleanup(f.close)
-        self.assertTrue(f.readline().startswith(b"* OK"))
-        return s, f
-
-    def tagged(self, f, tag, untagged=None):
-        while True:
-            line = f.readline()
-            self.assertTrue(line, "connection closed")
-            if line.startswith(tag + b" "):
-                return line
-            if untagged is not None:
-                untagged.append(line)
-
-
-class TestAddressSearch(StoreCase):
+class TestAddressSearch(rs.StoreTestCase):
 
     MESSAGES = [
         b"From: <user-from (comment)@ (comment) domain.org>\r\n"
@@ -107,7 +70,7 @@ class TestAddressSearch(StoreCase):
         self.assertEqual(data, [b"1"])
 
 
-class TestIdBeforeLogin(StoreCase):
+class TestIdBeforeLogin(rs.StoreTestCase):
 
     @staticmethod
     def id_command(tag, escaped=True):

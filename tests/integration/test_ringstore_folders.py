@@ -20,14 +20,12 @@ Issue 9, bug 4 and items 5 and 8, through imaplib and raw sockets:
 import base64
 import imaplib
 import os
-import socket
 import threading
 import unittest
 
-import harness as h
 import rs_harness as rs
 
-USER, PASSWORD = "demo@example.test", "ringgate-demo-pw"
+USER, PASSWORD = rs.DEMO_USER, rs.DEMO_PASSWORD
 
 
 def utf7(name):
@@ -47,46 +45,7 @@ def utf7(name):
     return "".join(out)
 
 
-class FolderCase(unittest.TestCase):
-    limits = {}
-
-    def setUp(self):
-        self.dir = h.temp_dir(self)
-        rs.write_passwd(os.path.join(self.dir, "passwd"), {USER: PASSWORD})
-        cfg = rs.store_config(self.dir, h.free_port(), h.free_port(),
-                              limits=self.limits)
-        self.store = rs.Ringstore(self.dir, cfg).start(self)
-        self.maildir = os.path.join(self.dir, "mail", "example.test",
-                                    "demo", "Maildir")
-
-    def login(self):
-        m = imaplib.IMAP4("127.0.0.1", self.store.port(), timeout=30)
-        self.addCleanup(rs.logout_quietly, m)
-        m.login(USER, PASSWORD)
-        return m
-
-    def raw(self):
-        """A logged-in socket and its line reader."""
-        s = socket.create_connection(("127.0.0.1", self.store.port()),
-                                     timeout=h.IO_TIMEOUT)
-        self.addCleanup(s.close)
-        f = s.makefile("rb")
-        self.addCleanup(f.close)
-        self.assertTrue(f.readline().startswith(b"* OK"))
-        s.sendall(b"l LOGIN %s %s\r\n" % (USER.encode(), PASSWORD.encode()))
-        self.assertTrue(self.tagged(f, b"l").startswith(b"l OK"))
-        return s, f
-
-    def tagged(self, f, tag, untagged=None):
-        """Read to tag's line and return it; untagged lines go to the
-        list if one is given."""
-        while True:
-            line = f.readline()
-            self.assertTrue(line, "connection closed")
-            if line.startswith(tag + b" "):
-                return line
-            if untagged is not None:
-                untagged.append(line)
+class FolderCase(rs.StoreTestCase):
 
     def entries(self):
         """The folder directories in the Maildir."""
@@ -99,18 +58,6 @@ class FolderCase(unittest.TestCase):
         self.assertEqual(typ, "OK", data)
         return sorted(line.rsplit(b' "/" ', 1)[1].strip(b'"').decode()
                       for line in data if line)
-
-    def ok(self, result):
-        typ, data = result
-        self.assertEqual(typ, "OK", data)
-        return data
-
-    def no(self, result, code=None):
-        typ, data = result
-        self.assertEqual(typ, "NO", data)
-        if code is not None:
-            self.assertIn(b"[" + code + b"]", data[0])
-        return data
 
 
 class TestCreateAndLsub(FolderCase):
@@ -188,7 +135,7 @@ class TestNames(FolderCase):
         self.assertIn("v1.2/..x", self.folders(m))
 
     def test_invalid_names_answered_no(self):
-        s, f = self.raw()
+        s, f = self.raw(login=True)
         bad = [b'"a&Jjo!"', b'"&AGE"', b'"x&-&ZeVnLIqe"',
                b'"' + b"n" * 1100 + b'"']
         # limits.bad_commands is 5: twenty NOs must not end the session
@@ -208,31 +155,25 @@ class TestNames(FolderCase):
         self.assertTrue(f.readline().startswith(b"+"))
         s.sendall(b"hello\r\n")
         self.assertTrue(self.tagged(f, b"a1").startswith(b"a1 NO [CANNOT]"))
-        s.sendall(b'a3 APPEND "a&Jjo!" {100000}\r\n')
-        self.assertTrue(self.tagged(f, b"a3").startswith(b"a3 NO [CANNOT]"))
-        s.sendall(b'a4 APPEND "a&Jjo!" {100000+}\r\n' + b"x" * 100000 +
-                  b"\r\n")
-        self.assertTrue(self.tagged(f, b"a4").startswith(b"a4 NO [CANNOT]"))
-        s.sendall(b'a2 APPEND "a&Jjo!" {5+}\r\nhello\r\n')
-        self.assertTrue(self.tagged(f, b"a2").startswith(b"a2 NO [CANNOT]"))
-        # COPY and SELECT while selected; a refused SELECT still closes
-        # the selected folder (RFC 3501 6.3.1)
-        s.sendall(b"s1 SELECT INBOX\r\n")
-        self.assertTrue(self.tagged(f, b"s1").startswith(b"s1 OK"))
-        s.sendall(b'c1 COPY 1:* "a&Jjo!"\r\n')
-        self.assertTrue(self.tagged(f, b"c1").startswith(b"c1 NO [CANNOT]"))
-        s.sendall(b'c2 UID MOVE 1:* "&AGE"\r\n')
-        self.assertTrue(self.tagged(f, b"c2").startswith(b"c2 NO [CANNOT]"))
-        s.sendall(b's2 SELECT "&AGE"\r\n')
-        self.assertTrue(self.tagged(f, b"s2").startswith(b"s2 NO [CANNOT]"))
-        s.sendall(b"s3 NOOP\r\ns4 CHECK\r\n")
-        self.assertTrue(self.tagged(f, b"s3").startswith(b"s3 OK"))
-        # CHECK needs a selected folder: there is none any more
-        self.assertTrue(self.tagged(f, b"s4").startswith(b"s4 BAD"))
-        s.sendall(b"z LOGOUT\r\n")
-        self.assertTrue(self.tagged(f, b"z").startswith(b"z OK"))
+        # then COPY and SELECT while selected; a refused SELECT still
+        # closes the selected folder (RFC 3501 6.3.1), so CHECK is BAD
+        for tag, line, want in (
+                (b"a3", b'APPEND "a&Jjo!" {100000}', b"NO [CANNOT]"),
+                (b"a4", b'APPEND "a&Jjo!" {100000+}\r\n' +
+                 b"x" * 100000, b"NO [CANNOT]"),
+                (b"a2", b'APPEND "a&Jjo!" {5+}\r\nhello', b"NO [CANNOT]"),
+                (b"s1", b"SELECT INBOX", b"OK"),
+                (b"c1", b'COPY 1:* "a&Jjo!"', b"NO [CANNOT]"),
+                (b"c2", b'UID MOVE 1:* "&AGE"', b"NO [CANNOT]"),
+                (b"s2", b'SELECT "&AGE"', b"NO [CANNOT]"),
+                (b"s3", b"NOOP", b"OK"),
+                (b"s4", b"CHECK", b"BAD"),
+                (b"z", b"LOGOUT", b"OK")):
+            s.sendall(tag + b" " + line + b"\r\n")
+            reply = self.tagged(f, tag)
+            self.assertTrue(reply.startswith(tag + b" " + want), reply)
         # syntax errors are still BAD
-        s, f = self.raw()
+        s, f = self.raw(login=True)
         s.sendall(b"b1 CREATE\r\n")
         self.assertTrue(self.tagged(f, b"b1").startswith(b"b1 BAD"))
         s.sendall(b"b2 CREATE (a)\r\n")

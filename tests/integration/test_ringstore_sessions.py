@@ -19,17 +19,14 @@ to, the session beside it (issue 9, bugs 1 and 3):
 Every concurrency case runs many rounds, not once.
 """
 
-import imaplib
 import os
 import re
 import threading
 import time
 import unittest
 
-import harness as h
 import rs_harness as rs
 
-USER, PASSWORD = "demo@example.test", "ringgate-demo-pw"
 OLD_DATE = '"15-Mar-2020 10:00:00 +0000"'
 
 
@@ -45,26 +42,11 @@ def large_message(k):
     return small_message(k) + (b"%064d\r\n" % k) * 1200
 
 
-class SessionCase(unittest.TestCase):
+class SessionCase(rs.StoreTestCase):
 
     def setUp(self):
-        self.dir = h.temp_dir(self)
-        rs.write_passwd(os.path.join(self.dir, "passwd"), {USER: PASSWORD})
-        cfg = rs.store_config(self.dir, h.free_port(), h.free_port())
-        self.store = rs.Ringstore(self.dir, cfg).start(self)
-        self.inbox = os.path.join(self.dir, "mail", "example.test", "demo",
-                                  "Maildir")
-
-    def login(self):
-        m = imaplib.IMAP4("127.0.0.1", self.store.port(), timeout=60)
-        self.addCleanup(rs.logout_quietly, m)
-        m.login(USER, PASSWORD)
-        return m
-
-    def ok(self, result):
-        typ, data = result
-        self.assertEqual(typ, "OK", data)
-        return data
+        super().setUp()
+        self.inbox = self.maildir
 
     def untagged(self, m, name):
         """imaplib's collected untagged responses of one kind, taken."""

@@ -44,43 +44,25 @@
 #define OLD_DATE ((time_t)1584266400)
 #define HOURS(n) ((time_t)(n)*3600)
 
-struct fixture {
-	char root[PATH_MAX];
-	char md[PATH_MAX]; /* the user's Maildir */
-};
-
 static size_t count_entries(const char *dir);
 static bool exists_in(const char *dir, const char *name);
 static int make_tmp(const char *tmpdir, const char *name);
 static void set_mtime(const char *path, time_t t);
-static uint32_t deliver(struct fixture *fx, const char *folder,
+static uint32_t deliver(struct md_fixture *fx, const char *folder,
 			unsigned int flags, time_t date);
 static size_t recent_count(struct maildir *box);
-static uint32_t status_recent(struct fixture *fx, const char *folder);
+static uint32_t status_recent(struct md_fixture *fx, const char *folder);
 
 static int
 setup(void **state)
 {
-	struct fixture *fx = calloc(1, sizeof(*fx));
-	const char *err;
-
-	if (fx == NULL ||
-	    md_fixture_make(fx->root, fx->md, "rg-mdbox",
-			    "user@example.test") == -1 ||
-	    maildir_user_init(fx->md, &err) == -1)
-		return -1;
-	*state = fx;
-	return 0;
+	return md_fixture_setup(state, "rg-mdbox");
 }
 
 static int
 teardown(void **state)
 {
-	struct fixture *fx = *state;
-
-	md_fixture_remove(fx->root);
-	free(fx);
-	return 0;
+	return md_fixture_teardown(state);
 }
 
 static size_t
@@ -130,7 +112,8 @@ set_mtime(const char *path, time_t t)
 }
 
 static uint32_t
-deliver(struct fixture *fx, const char *folder, unsigned int flags, time_t date)
+deliver(struct md_fixture *fx, const char *folder, unsigned int flags,
+	time_t date)
 {
 	struct maildir_delivery opt = {.flags = flags, .date = date};
 	static const char text[] = "Subject: hi\r\n\r\nbody\r\n";
@@ -156,7 +139,7 @@ recent_count(struct maildir *box)
 }
 
 static uint32_t
-status_recent(struct fixture *fx, const char *folder)
+status_recent(struct md_fixture *fx, const char *folder)
 {
 	struct maildir_status st;
 	const char *err;
@@ -171,7 +154,7 @@ status_recent(struct fixture *fx, const char *folder)
 static void
 test_tmp_cleanup_rules(void **state)
 {
-	struct fixture *fx = *state;
+	struct md_fixture *fx = *state;
 	char tmp[PATH_MAX], path[PATH_MAX], name[64];
 	time_t now = time(NULL);
 	int stray, dated, future, held_fd;
@@ -220,7 +203,7 @@ test_tmp_cleanup_rules(void **state)
 static void
 test_tmp_in_flight_survives(void **state)
 {
-	struct fixture *fx = *state;
+	struct md_fixture *fx = *state;
 	struct maildir_delivery opt = {.date = OLD_DATE};
 	struct maildir_incoming *in;
 	struct maildir *box;
@@ -278,7 +261,7 @@ open_loop(void *arg)
 static void
 test_old_dates_while_opening(void **state)
 {
-	struct fixture *fx = *state;
+	struct md_fixture *fx = *state;
 	struct opener o = {.md = fx->md};
 	struct maildir_delivery opt = {.date = OLD_DATE};
 	struct maildir_incoming *in;
@@ -330,7 +313,7 @@ test_old_dates_while_opening(void **state)
 static void
 test_recent_first_view(void **state)
 {
-	struct fixture *fx = *state;
+	struct md_fixture *fx = *state;
 	struct maildir *a, *b, *ro, *src;
 	uint32_t uids[1], dest[1], uidv;
 	char path[PATH_MAX];
@@ -394,7 +377,7 @@ test_recent_first_view(void **state)
 static void
 test_recent_version1_list(void **state)
 {
-	struct fixture *fx = *state;
+	struct md_fixture *fx = *state;
 	struct maildir *box;
 	char path[PATH_MAX], line[128];
 	const struct maildir_msg *m;
@@ -434,7 +417,7 @@ test_recent_version1_list(void **state)
 enum { RECENT_MSGS = 240, RECENT_THREADS = 4 };
 
 struct claimer {
-	struct fixture *fx;
+	struct md_fixture *fx;
 	struct maildir_cache *cache; /* NULL: no snapshots */
 	atomic_bool *stop;
 	atomic_uint *seen; /* per UID: views that had it \Recent */
@@ -492,7 +475,7 @@ claim_loop(void *arg)
 static void
 test_recent_exactly_once(void **state)
 {
-	struct fixture *fx = *state;
+	struct md_fixture *fx = *state;
 	struct claimer c[RECENT_THREADS];
 	pthread_t t[RECENT_THREADS];
 	static atomic_uint seen[RECENT_MSGS + 1];
@@ -542,7 +525,7 @@ test_dot_names(void **state)
 					  "a/../b", "a/./b", "INBOX/..", "./."};
 	static const char *const good[] = {"...", "..a", "a..",
 					   ".a",  "a.",	 "v1.2/..x"};
-	struct fixture *fx = *state;
+	struct md_fixture *fx = *state;
 	char name[300];
 	const char *err;
 	char *dir;
@@ -567,7 +550,7 @@ test_dot_names(void **state)
 }
 
 static size_t
-folder_count(struct fixture *fx)
+folder_count(struct md_fixture *fx)
 {
 	struct maildir_folder *v;
 	const char *err;
@@ -584,7 +567,7 @@ folder_count(struct fixture *fx)
 static void
 test_folder_limits(void **state)
 {
-	struct fixture *fx = *state;
+	struct md_fixture *fx = *state;
 	struct maildir_limits lim = {
 	    .max_folders = 8, .max_depth = 3, .max_name = 20};
 	struct maildir_limits none = {0};
