@@ -21,11 +21,11 @@
  * name, and not locked. So it never removes a file in flight, whatever
  * date an APPEND gave.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <dirent.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -224,7 +224,7 @@ tmp_publish(struct maildir_incoming *in, struct stored *out)
 				    {.tv_sec = in->date}};
 	char info[40], sub[PATH_MAX];
 	bool cur = in->flags != 0 || in->keywords != 0;
-	int ret;
+	int ret, closed, saved;
 
 	/* mtime = internal date, for tools that read it instead of the
 	 * name; the cleanup judges by ctime, which this sets to now */
@@ -240,18 +240,16 @@ tmp_publish(struct maildir_incoming *in, struct stored *out)
 		    cur ? info : "") == -1)
 		goto fail;
 	ret = publish(in->tmp, out->path);
+	saved = errno;
 	in->tmp[0] = '\0'; /* published, or unlinked by publish() */
-	if (close(in->fd) == -1 && ret == 0) {
-		in->fd = -1;
-		unlink(out->path);
+	closed = close(in->fd);
+	in->fd = -1;
+	if (ret == -1) {
+		errno = saved;
 		return -1;
 	}
-	in->fd = -1;
-	if (ret == -1)
-		return -1;
-	if (md_fsync_dir(sub) == -1) {
-		int saved = errno;
-
+	if (closed == -1 || md_fsync_dir(sub) == -1) {
+		saved = errno;
 		unlink(out->path);
 		errno = saved;
 		return -1;
@@ -473,9 +471,9 @@ name_time(const char *name)
 }
 
 /*
- * Whether dir's tmp/ entry name is garbage: a regular file whose ctime
- * and name time (if any) are both before limit, and which nobody holds a
- * lock on. Returns with the file unlinked-ready: the caller unlinks.
+ * Whether the tmp/ entry name (dfd: the tmp/ directory) is garbage for
+ * the caller to unlink: a regular file whose ctime and name time (if it
+ * has one) are both before limit, and which no deliverer holds locked.
  */
 static bool
 tmp_stale(int dfd, const char *name, time_t limit)
