@@ -173,6 +173,13 @@ struct auth_passdb_conf {
 	 * text names file:line and never holds a secret. May be NULL. */
 	void (*warn)(void *ctx, const char *msg);
 	void *warn_ctx;
+	/* Optional (NULL: any valid name): the daemon's own rule for user
+	 * names, called with each name as stored (lowercased). -1 with
+	 * *reason_r (static text) refuses the whole file, "path:line: user
+	 * NAME: reason", at load and at every reload (the old table stays),
+	 * so ringstore -t catches a name that could never log in. */
+	int (*check_user)(void *ctx, const char *user, const char **reason_r);
+	void *check_ctx;
 };
 
 /* Load the file and return the database, or NULL with *error_r set

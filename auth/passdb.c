@@ -90,6 +90,8 @@ struct auth_passdb {
 	bool allow_plaintext;
 	void (*warn)(void *ctx, const char *msg);
 	void *warn_ctx;
+	int (*check_user)(void *ctx, const char *user, const char **reason_r);
+	void *check_ctx;
 
 	pthread_mutex_t lock; /* guards cur: swap, and grab + ref */
 	struct passdb_table *cur;
@@ -169,6 +171,8 @@ auth_passdb_new(const struct auth_passdb_conf *conf, const char **error_r)
 	db->allow_plaintext = conf->allow_plaintext;
 	db->warn = conf->warn;
 	db->warn_ctx = conf->warn_ctx;
+	db->check_user = conf->check_user;
+	db->check_ctx = conf->check_ctx;
 	pthread_mutex_init(&db->lock, NULL);
 	if (load(db, error_r) == -1) {
 		auth_passdb_free(&db);
@@ -442,6 +446,11 @@ parse_line(struct auth_passdb *db, struct passdb_table *t, char *line,
 		return -1;
 	}
 	e->user = user;
+	if (db->check_user != NULL &&
+	    db->check_user(db->check_ctx, user, &err) == -1) {
+		*error_r = fail(db->path, lineno, "user %s: %s", user, err);
+		return -1;
+	}
 	if (table_find(t, user) != NULL) {
 		*error_r = fail(db->path, lineno, "duplicate user %s", user);
 		return -1;

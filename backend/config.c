@@ -48,6 +48,16 @@ static const struct cfg_field limits_fields[] = {
 	    (int64_t)1 << 31 },
 	{ "bad_commands", CFG_INT, F(limits.bad_commands), 0, "10", 1,
 	    1000, .hint = "bad commands before the connection is closed" },
+	/* Per user: a user who may make folders without bound fills a
+	 * directory every LIST and login reads. A Maildir++ name is one
+	 * directory entry, so 255 bytes is also what the disk allows. */
+	{ "folders_max", CFG_INT, F(limits.folders_max), 0, "1000", 0,
+	    1000000, .hint = "folders per user besides INBOX; 0 = no limit" },
+	{ "folder_depth_max", CFG_INT, F(limits.folder_depth_max), 0, "16",
+	    0, 127, .hint = "levels in a folder name (a/b/c is 3); "
+			    "0 = no limit" },
+	{ "folder_name_max", CFG_INT, F(limits.folder_name_max), 0, "255",
+	    1, 255, .hint = "bytes of a folder name in UTF-8" },
 	{ NULL },
 };
 

@@ -6,7 +6,9 @@
  * copy itself (links or renames, the destination's UID list) runs on the
  * store pool with the folder borrowed, like every other message command.
  * A MOVE then syncs the source folder on the pool, so its EXPUNGEs come
- * from the same change report as EXPUNGE's and are numbered correctly.
+ * from the same change report as EXPUNGE's and are numbered correctly; a
+ * COPY into the selected folder syncs it too, so the copies' EXISTS (and
+ * their \Recent, which is this session's) precede the tagged OK.
  *
  * Must never: touch files on the ring thread, move out of a read-only
  * (EXAMINE) folder, or claim COPYUID pairs for messages that were gone.
@@ -27,7 +29,7 @@ struct copy_job {
 	uint32_t *dst;	/* destination UIDs, 0 where the source was gone */
 	size_t n;
 	uint32_t uidvalidity;
-	uint32_t exists; /* MOVE: the source view after the sync */
+	bool announce; /* the view changes: MOVE, or COPY into itself */
 };
 
 static int check_copy(struct imap_session *s, const struct imap_command *cmd);
@@ -98,6 +100,7 @@ run_copy(struct imap_session *s, const struct imap_command *cmd)
 		job->uids[k] = msgs[idx[k]].uid;
 	job->n = nidx;
 	free(idx);
+	job->announce = move || maildir_is_folder(s->box, job->dest);
 	job->base.box = s->box;
 	s->box = NULL;
 	imap_job_submit(s, &job->base, copy_run);
@@ -107,27 +110,18 @@ static void
 copy_run(struct store_job *sj)
 {
 	struct copy_job *job = (struct copy_job *)sj;
-	struct maildir *box = job->base.box;
-	struct maildir_changes ch;
-	size_t n;
 
 	errno = 0;
-	if (maildir_copy(box, job->uids, job->n, job->dest, job->move,
-		&job->uidvalidity, job->dst, &job->base.errtext) == -1) {
+	if (maildir_copy(job->base.box, job->uids, job->n, job->dest,
+		job->move, &job->uidvalidity, job->dst,
+		&job->base.errtext) == -1) {
 		job->base.err = errno ? errno : EIO;
 		return;
 	}
-	if (!job->move)
-		return;
-	/* The moved files are gone from the source: announce it now. */
-	if (maildir_sync(box, &ch, &job->base.errtext) == -1) {
-		job->base.err = errno ? errno : EIO;
-		return;
-	}
-	imap_write_changes(&job->base.out, box, &ch);
-	maildir_changes_free(&ch);
-	maildir_msgs(box, &n);
-	job->exists = (uint32_t)n;
+	/* Moved files are gone from the source, copies into the selected
+	 * folder are new in it: announce either now. */
+	if (job->announce)
+		imap_announce_sync(&job->base);
 }
 
 /* The pairs that were copied, as a compact uid-set: set[i] for every i
@@ -162,7 +156,7 @@ copy_finish(struct imap_session *s, struct imap_job *ij)
 	struct copy_job *job = (struct copy_job *)ij;
 	const char *verb = job->move ? "MOVE" : "COPY";
 	struct buf code = { 0 };
-	size_t copied = 0;
+	size_t copied = 0, n;
 
 	s->box = ij->box;
 	ij->box = NULL;
@@ -175,6 +169,8 @@ copy_finish(struct imap_session *s, struct imap_job *ij)
 		    ij->err, ij->errtext ? ij->errtext : "?");
 		imap_reply(s, NULL, ij->err == EINVAL ?
 			"NO [CANNOT] Invalid mailbox name" :
+			ij->err == ENAMETOOLONG ?
+			"NO [LIMIT] Mailbox name too long" :
 			"NO [SERVERBUG] Internal error");
 		return 0;
 	}
@@ -193,8 +189,8 @@ copy_finish(struct imap_session *s, struct imap_job *ij)
 		imap_reply(s, "*", "OK [%.*s] Moved", (int)buf_used(&code),
 		    buf_head(&code));
 	imap_send(s, buf_head(&ij->out), buf_used(&ij->out));
-	if (job->move)
-		s->exists = job->exists;
+	maildir_msgs(s->box, &n);
+	s->exists = (uint32_t)n;
 	if (copied == 0)
 		imap_reply(s, NULL, "OK %s completed, no messages", verb);
 	else

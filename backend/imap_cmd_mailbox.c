@@ -41,6 +41,7 @@ struct mbox_job {
 	enum folder_op op;
 	char *maildir; /* the session's; it outlives the job */
 	struct maildir_cache *cache; /* the server's; may be NULL */
+	struct maildir_limits lim;   /* CREATE and RENAME */
 	char name[IMAP_MBOX_MAX];
 	char name2[IMAP_MBOX_MAX];
 	unsigned items;
@@ -51,6 +52,8 @@ struct mbox_job {
 };
 
 static int check_mailbox(struct imap_session *s,
+    const struct imap_command *cmd);
+static int check_select(struct imap_session *s,
     const struct imap_command *cmd);
 static int check_rename(struct imap_session *s,
     const struct imap_command *cmd);
@@ -79,10 +82,14 @@ static void reply_error(struct imap_session *s, struct imap_job *job);
 static bool pattern_match(const char *pat, const char *name);
 static void list_line(struct buf *b, const char *verb, unsigned attrs,
     const char *name);
+static void lsub_run(struct mbox_job *job);
+static int lsub_parents(const char *pat, char **subs, size_t n,
+    char ***parents_r, size_t *count_r);
+static int cmp_str(const void *a, const void *b);
 
 const struct imap_cmd_def imap_cmds_mailbox[] = {
-	{ "SELECT", ST_AUTH | ST_SELECTED, false, check_mailbox, run_select },
-	{ "EXAMINE", ST_AUTH | ST_SELECTED, false, check_mailbox, run_select },
+	{ "SELECT", ST_AUTH | ST_SELECTED, false, check_select, run_select },
+	{ "EXAMINE", ST_AUTH | ST_SELECTED, false, check_select, run_select },
 	{ "CREATE", ST_AUTH | ST_SELECTED, false, check_mailbox,
 	    run_folder_op },
 	{ "DELETE", ST_AUTH | ST_SELECTED, false, check_mailbox,
@@ -111,6 +118,16 @@ check_mailbox(struct imap_session *s, const struct imap_command *cmd)
 		return -1;
 	}
 	return imap_get_mailbox(s, cmd->args, s->a.mbox, sizeof(s->a.mbox));
+}
+
+/* A refused name still runs SELECT: RFC 3501 6.3.1 closes the selected
+ * folder whenever a SELECT is attempted, and run_select() answers NO. */
+static int
+check_select(struct imap_session *s, const struct imap_command *cmd)
+{
+	if (check_mailbox(s, cmd) == -1 && s->a.refuse == NULL)
+		return -1;
+	return 0;
 }
 
 static int
@@ -224,6 +241,9 @@ mbox_job(struct imap_session *s,
 	}
 	job->maildir = s->maildir;
 	job->cache = s->srv->folders;
+	job->lim.max_folders = (unsigned)s->srv->cf->limits.folders_max;
+	job->lim.max_depth = (unsigned)s->srv->cf->limits.folder_depth_max;
+	job->lim.max_name = (unsigned)s->srv->cf->limits.folder_name_max;
 	memcpy(job->name, s->a.mbox, sizeof(job->name));
 	memcpy(job->name2, s->a.mbox2, sizeof(job->name2));
 	job->items = s->a.items;
@@ -249,6 +269,13 @@ reply_error(struct imap_session *s, struct imap_job *job)
 		break;
 	case EINVAL:
 		imap_reply(s, NULL, "NO [CANNOT] Invalid mailbox name");
+		break;
+	case EMLINK:
+	case ENAMETOOLONG:
+		/* the library's text says which: too many folders, name
+		 * too deep, name too long */
+		imap_reply(s, NULL, "NO [LIMIT] %s",
+		    job->errtext ? job->errtext : "Limit reached");
 		break;
 	default:
 		log_error(s->sid, "imap.store_failed", "errno=%d error=\"%s\"",
@@ -290,6 +317,10 @@ run_select(struct imap_session *s, const struct imap_command *cmd)
 	struct mbox_job *job;
 
 	imap_unselect(s);
+	if (s->a.refuse != NULL) {
+		imap_reply(s, NULL, "NO %s", s->a.refuse);
+		return;
+	}
 	if ((job = mbox_job(s, select_finish)) == NULL)
 		return;
 	job->readonly = imap_command_is(cmd, "EXAMINE");
@@ -366,6 +397,16 @@ run_folder_op(struct imap_session *s, const struct imap_command *cmd)
 	    imap_command_is(cmd, "RENAME")	 ? OP_RENAME :
 	    imap_command_is(cmd, "SUBSCRIBE")	 ? OP_SUB :
 						   OP_UNSUB;
+	/* RFC 3501 6.3.3: a trailing separator declares that the name will
+	 * have children; Maildir++ needs no such declaration, so it is
+	 * ignored and the folder created like any other (a parent is an
+	 * ordinary folder here). */
+	if (job->op == OP_CREATE) {
+		size_t len = strlen(job->name);
+
+		if (len > 1 && job->name[len - 1] == '/')
+			job->name[len - 1] = '\0';
+	}
 	/* Deleting the selected folder: unselect it first. */
 	if (job->op == OP_DELETE && s->box != NULL &&
 	    strcmp(maildir_name(s->box), job->name) == 0)
@@ -383,13 +424,20 @@ folder_run(struct store_job *sj)
 	errno = 0;
 	switch (job->op) {
 	case OP_CREATE:
-		rc = maildir_create(job->maildir, job->name, e);
+		rc = maildir_check_limits(job->maildir, &job->lim, job->name,
+			 NULL, e);
+		if (rc == 0)
+			rc = maildir_create(job->maildir, job->name, e);
 		break;
 	case OP_DELETE:
 		rc = maildir_delete(job->maildir, job->name, e);
 		break;
 	case OP_RENAME:
-		rc = maildir_rename(job->maildir, job->name, job->name2, e);
+		rc = maildir_check_limits(job->maildir, &job->lim, job->name2,
+			 job->name, e);
+		if (rc == 0)
+			rc = maildir_rename(job->maildir, job->name,
+			    job->name2, e);
 		break;
 	case OP_SUB:
 	case OP_UNSUB:
@@ -482,20 +530,11 @@ list_run(struct store_job *sj)
 	const unsigned special = MAILDIR_ATTR_DRAFTS | MAILDIR_ATTR_SENT |
 	    MAILDIR_ATTR_TRASH | MAILDIR_ATTR_JUNK;
 	struct maildir_folder *list = NULL;
-	char **subs = NULL;
 	size_t n = 0;
 
 	errno = 0;
 	if (job->items & LIST_LSUB) {
-		if (maildir_subscriptions(job->maildir, &subs, &n,
-			&job->base.errtext) == -1) {
-			job->base.err = errno ? errno : EIO;
-			return;
-		}
-		for (size_t i = 0; i < n; i++)
-			if (pattern_match(job->name2, subs[i]))
-				list_line(&job->base.out, "LSUB", 0, subs[i]);
-		maildir_strings_free(subs, n);
+		lsub_run(job);
 		return;
 	}
 	if (maildir_list(job->maildir, &list, &n, &job->base.errtext) == -1) {
@@ -517,6 +556,99 @@ list_run(struct store_job *sj)
 		list_line(&job->base.out, "LIST", attrs, list[i].name);
 	}
 	maildir_list_free(list, n);
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* RFC 3501 6.3.9: with '%', a name that matches but is not subscribed
+ * while something below it is comes back \Noselect ("foo/%" over a
+ * subscribed "foo/bar/baz" gives "foo/bar"). The ancestors of every
+ * subscribed name the pattern does not match itself, that do match and
+ * are not subscribed, sorted and unique into *parents_r. */
+static int
+lsub_parents(const char *pat, char **subs, size_t n, char ***parents_r,
+    size_t *count_r)
+{
+	char **v = NULL, **nv, pfx[IMAP_MBOX_MAX];
+	size_t cap = 0, k = 0, len;
+
+	*parents_r = NULL;
+	*count_r = 0;
+	if (strchr(pat, '%') == NULL)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		if (pattern_match(pat, subs[i]))
+			continue;
+		for (const char *slash = strchr(subs[i], '/'); slash != NULL;
+		     slash = strchr(slash + 1, '/')) {
+			if ((len = (size_t)(slash - subs[i])) >= sizeof(pfx))
+				break;
+			memcpy(pfx, subs[i], len);
+			pfx[len] = '\0';
+			if (!pattern_match(pat, pfx))
+				continue;
+			if (k == cap) {
+				cap = cap ? cap * 2 : 8;
+				if ((nv = reallocarray(v, cap, sizeof(*v))) ==
+				    NULL)
+					goto fail;
+				v = nv;
+			}
+			if ((v[k] = strdup(pfx)) == NULL)
+				goto fail;
+			k++;
+		}
+	}
+	if (k > 0)
+		qsort(v, k, sizeof(*v), cmp_str);
+	*parents_r = v;
+	*count_r = k;
+	return 0;
+fail:
+	maildir_strings_free(v, k);
+	return -1;
+}
+
+static void
+lsub_run(struct mbox_job *job)
+{
+	char **subs = NULL, **parents = NULL, **sorted = NULL;
+	size_t n = 0, np = 0;
+
+	if (maildir_subscriptions(job->maildir, &subs, &n,
+		&job->base.errtext) == -1) {
+		job->base.err = errno ? errno : EIO;
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (pattern_match(job->name2, subs[i]))
+			list_line(&job->base.out, "LSUB", 0, subs[i]);
+	if (lsub_parents(job->name2, subs, n, &parents, &np) == -1 ||
+	    (sorted = calloc(n + 1, sizeof(*sorted))) == NULL) {
+		job->base.err = ENOMEM;
+		job->base.errtext = "out of memory";
+		goto out;
+	}
+	/* the subscribed names, sorted, to skip parents that are
+	 * subscribed themselves */
+	memcpy(sorted, subs, n * sizeof(*sorted));
+	qsort(sorted, n, sizeof(*sorted), cmp_str);
+	for (size_t i = 0; i < np; i++) {
+		if ((i > 0 && strcmp(parents[i], parents[i - 1]) == 0) ||
+		    bsearch(&parents[i], sorted, n, sizeof(*sorted),
+			cmp_str) != NULL)
+			continue;
+		list_line(&job->base.out, "LSUB", MAILDIR_ATTR_NOSELECT,
+		    parents[i]);
+	}
+out:
+	free(sorted);
+	maildir_strings_free(parents, np);
+	maildir_strings_free(subs, n);
 }
 
 /* ---- STATUS -------------------------------------------------------- */

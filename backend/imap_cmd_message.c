@@ -1121,8 +1121,14 @@ imap_write_changes(struct buf *b, const struct maildir *box,
 		imap_write_flags(b, box, &msgs[i]);
 		buf_printf(b, " UID %u)\r\n", msgs[i].uid);
 	}
-	if (ch->new_count > 0 || ch->expunged_count > 0)
-		buf_printf(b, "* %zu EXISTS\r\n", n);
+	if (ch->new_count > 0 || ch->expunged_count > 0) {
+		size_t recent = 0;
+
+		/* RFC 3501 7.3.2: RECENT goes with a change of size */
+		for (size_t i = 0; i < n; i++)
+			recent += (msgs[i].flags & MAILDIR_FLAG_RECENT) != 0;
+		buf_printf(b, "* %zu EXISTS\r\n* %zu RECENT\r\n", n, recent);
+	}
 }
 
 static int
@@ -1179,6 +1185,7 @@ run_append(struct imap_session *s, const struct imap_command *cmd)
 		imap_reply(s, NULL, "NO [SERVERBUG] Out of memory");
 		return;
 	}
+	imap_announce_lend(s, &job->base, job->name);
 	imap_job_submit(s, &job->base, append_run);
 }
 
@@ -1192,6 +1199,8 @@ append_run(struct store_job *sj)
 		buf_used(&job->data), &job->opt, &job->uidvalidity, &job->uid,
 		&job->base.errtext) == -1)
 		job->base.err = errno ? errno : EIO;
+	else
+		imap_announce_sync(&job->base);
 }
 
 /* The tagged NO for a failed APPEND; unexpected errors are logged. */
@@ -1204,6 +1213,9 @@ append_fail(struct imap_session *s, int err, const char *text)
 		return;
 	case EINVAL:
 		imap_reply(s, NULL, "NO [CANNOT] Invalid mailbox name");
+		return;
+	case ENAMETOOLONG:
+		imap_reply(s, NULL, "NO [LIMIT] Mailbox name too long");
 		return;
 	case ENOSPC:
 	case EDQUOT:
@@ -1224,6 +1236,7 @@ append_finish(struct imap_session *s, struct imap_job *ij)
 {
 	struct append_job *job = (struct append_job *)ij;
 
+	imap_announce_finish(s, ij);
 	if (ij->err) {
 		append_fail(s, ij->err, ij->errtext);
 		return 0;
@@ -1254,12 +1267,18 @@ imap_append_literal(struct imap_session *s)
 	/* the command so far: its arguments end with this literal */
 	cmd.args = cmd.nargs > 0 ? s->argv : NULL;
 	s->error = NULL;
+	s->a.refuse = NULL;
 	if (s->app != NULL || check_append_args(s, &cmd, &last) == -1 ||
 	    !(last->flags & IMAP_ARGF_STREAMED)) {
 		/* a synchronizing literal is refused now; a LITERAL+ one is
-		 * dropped as it comes and check_append() says BAD after it */
-		if (lit->sync && imap_parse_refuse(&s->parser) == 0)
-			imap_bad(s, s->error ? s->error : "Invalid APPEND");
+		 * dropped as it comes and check_append() answers after it */
+		if (lit->sync && imap_parse_refuse(&s->parser) == 0) {
+			if (s->a.refuse != NULL)
+				imap_reply(s, NULL, "NO %s", s->a.refuse);
+			else
+				imap_bad(s, s->error ? s->error :
+						       "Invalid APPEND");
+		}
 		return;
 	}
 	if ((app = calloc(1, sizeof(*app))) == NULL) {
@@ -1491,6 +1510,7 @@ commit_submit(struct imap_session *s)
 	job->len = app->len;
 	app->fill = NULL;
 	app->len = 0;
+	imap_announce_lend(s, &job->base, app->name);
 	if (imap_job_submit(s, &job->base, commit_run) == -1) {
 		stream_drop(s);
 		return;
@@ -1510,6 +1530,8 @@ commit_run(struct store_job *sj)
 	    maildir_deliver_commit(&app->in, &job->uidvalidity, &job->uid,
 		&job->base.errtext) == -1)
 		job->base.err = errno ? errno : EIO;
+	else
+		imap_announce_sync(&job->base);
 }
 
 static int
@@ -1518,6 +1540,7 @@ commit_finish(struct imap_session *s, struct imap_job *ij)
 	struct stream_job *job = (struct stream_job *)ij;
 
 	s->app->job_out = false;
+	imap_announce_finish(s, ij);
 	if (ij->err != 0)
 		append_fail(s, ij->err, ij->errtext);
 	else

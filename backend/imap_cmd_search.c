@@ -229,6 +229,9 @@ eval_file(struct search_job *job, const struct skey *key, size_t i)
 	case SK_HEADER:
 		return mime_header_search(job->m.data, root->hdr_len, key->name,
 		    key->value, key->vlen);
+	case SK_ADDRESS:
+		return mime_addr_search(job->m.data, root->hdr_len, key->name,
+		    key->value, key->vlen);
 	case SK_BODY:
 		return mime_body_search(&job->m, 0, key->value, key->vlen);
 	case SK_TEXT:

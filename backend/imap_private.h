@@ -63,8 +63,9 @@ struct imap_session;
 struct imap_job;
 
 /* A command: syntax check and action are separate. check() validates the
- * arguments (filling s->a) and returns 0, or -1 with s->error for BAD;
- * run() acts and replies, now or when its job is done. */
+ * arguments (filling s->a) and returns 0, or -1 with s->error for BAD
+ * (or s->a.refuse for NO: see there); run() acts and replies, now or
+ * when its job is done. */
 struct imap_cmd_def {
 	const char *name;
 	unsigned states;
@@ -78,6 +79,11 @@ struct imap_args {
 	char mbox[IMAP_MBOX_MAX];  /* UTF-8 */
 	char mbox2[IMAP_MBOX_MAX]; /* UTF-8, RENAME's target, LIST pattern */
 	unsigned items;		   /* STATUS items and the like */
+	/* Set with a failed check() when the syntax was fine but a value
+	 * is refused (a mailbox name that is no valid name): the answer is
+	 * "NO <refuse>" ("[CODE] text"), which does not count as a bad
+	 * command. */
+	const char *refuse;
 };
 
 struct imap_session {
@@ -273,6 +279,19 @@ int imap_set_resolve(struct imap_session *s, const struct imap_arg *a,
  * maildir_sync() of box reported. */
 void imap_write_changes(struct buf *b, const struct maildir *box,
     const struct maildir_changes *ch);
+
+/* ---- imap_announce.c: APPEND/COPY into the selected folder ---- */
+
+/* On the ring, before the job is queued: if name is the selected folder,
+ * lend s->box to job and return true. The job runs
+ * imap_announce_sync() after its store call (pool; nothing without a
+ * box) and its finish imap_announce_finish() before the tagged answer
+ * (gives the box back, sends the EXISTS/RECENT and other changes, sets
+ * s->exists; nothing without a box). */
+bool imap_announce_lend(struct imap_session *s, struct imap_job *job,
+    const char *name);
+void imap_announce_sync(struct imap_job *job);
+void imap_announce_finish(struct imap_session *s, struct imap_job *job);
 
 /* ---- imap_idle.c ---- */
 

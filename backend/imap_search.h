@@ -45,6 +45,7 @@ enum skey_op {
 	SK_SENTON,
 	SK_SENTSINCE,
 	SK_HEADER, /* name (NULL: any field) contains value */
+	SK_ADDRESS, /* FROM/TO/CC/BCC: an address of field name does */
 	SK_BODY,
 	SK_TEXT,
 };

@@ -164,8 +164,8 @@ parse_key(struct sparse *p, const struct imap_arg **ap, unsigned depth)
 		enum skey_op op;
 		const char *field;
 	} strings[] = {
-	    {"FROM", SK_HEADER, "From"},       {"TO", SK_HEADER, "To"},
-	    {"CC", SK_HEADER, "Cc"},	       {"BCC", SK_HEADER, "Bcc"},
+	    {"FROM", SK_ADDRESS, "From"},      {"TO", SK_ADDRESS, "To"},
+	    {"CC", SK_ADDRESS, "Cc"},	       {"BCC", SK_ADDRESS, "Bcc"},
 	    {"SUBJECT", SK_HEADER, "Subject"}, {"BODY", SK_BODY, NULL},
 	    {"TEXT", SK_TEXT, NULL},
 	};

@@ -149,6 +149,12 @@ session_free(struct imap_session *s)
 	free(s);
 }
 
+/* ID before login (RFC 2971): 30 pairs of a field of at most 30 octets
+ * and a value of at most 1024, each byte escaped in a quoted string,
+ * with the tag: under 64 KiB. Only ID gets it; other commands keep
+ * limits.line_max_login. */
+#define ID_COMMAND_MAX (64 * 1024)
+
 /* The parser's limits for the current state. */
 static void
 fill_limits(const struct imap_session *s, struct imap_limits *lim)
@@ -165,6 +171,10 @@ fill_limits(const struct imap_session *s, struct imap_limits *lim)
 	lim->max_nonsync = authed ? cf->limits.append_max : 4096;
 	lim->max_inline_literal = authed ? 65536 : 4096;
 	lim->max_args = authed ? 4096 : 64;
+	if (!authed) {
+		lim->big_name = "ID";
+		lim->big_line = lim->big_command = ID_COMMAND_MAX;
+	}
 }
 
 /* The command budget and literal limits: small before login, the
@@ -179,7 +189,8 @@ imap_session_set_limits(struct imap_session *s)
 	struct imap_arg *argv;
 
 	fill_limits(s, &lim);
-	size = lim.max_command;
+	size = lim.max_command > lim.big_command ? lim.max_command :
+						   lim.big_command;
 	nargv = lim.max_args;
 	/* Not zeroed: the parser clears each node as it takes it, and
 	 * untouched pages then cost neither a memset nor resident memory. */
@@ -621,8 +632,12 @@ dispatch(struct imap_session *s, const struct imap_command *cmd)
 	s->error = NULL;
 	s->a.mbox[0] = s->a.mbox2[0] = '\0';
 	s->a.items = 0;
+	s->a.refuse = NULL;
 	if (d->check && d->check(s, cmd) == -1) {
-		imap_bad(s, s->error ? s->error : "Invalid arguments");
+		if (s->a.refuse != NULL)
+			imap_reply(s, NULL, "NO %s", s->a.refuse);
+		else
+			imap_bad(s, s->error ? s->error : "Invalid arguments");
 		return;
 	}
 	d->run(s, cmd);
@@ -768,8 +783,13 @@ imap_get_mailbox(struct imap_session *s, const struct imap_arg *a,
 		s->error = "Expected a mailbox name";
 		return -1;
 	}
-	if (utf7_to_utf8(a->ptr, a->len, dst, cap, &n, &s->error) == -1)
+	if (utf7_to_utf8(a->ptr, a->len, dst, cap, &n, &s->error) == -1) {
+		/* well-formed, but no mailbox can have that name: clients
+		 * expect NO, and BAD would count toward the disconnect */
+		s->a.refuse = a->len >= cap ? "[LIMIT] Mailbox name too long" :
+					      "[CANNOT] Invalid mailbox name";
 		return -1;
+	}
 	if (strncasecmp(dst, "INBOX", 5) == 0 &&
 	    (dst[5] == '\0' || dst[5] == '/'))
 		memcpy(dst, "INBOX", 5);

@@ -22,6 +22,12 @@
  * flags in the name the file has when it is renamed, and a rename from
  * that exact name is the compare-and-swap that keeps concurrent changes
  * by other sessions and programs (change_msg()).
+ * \Recent is a claim in the UID list: the list's first_recent is the
+ * first UID no read-write view has seen; the first read-write sync to
+ * find messages at or above it marks them \Recent and moves it to
+ * nextuid, under the lock, so each message is \Recent in exactly one
+ * view whichever directory it arrived in. Read-only views show the
+ * unclaimed ones without claiming them.
  * This file must never rewrite message contents: messages are immutable
  * once delivered; only their names change.
  */
@@ -57,8 +63,9 @@ static void match(struct uidlist *list, struct scan *s,
 static int cmp_base(const void *a, const void *b);
 static int cmp_date(const void *a, const void *b);
 static size_t dedupe_unknown(struct maildir_msg **unknown, size_t count);
-static int sync_locked(struct maildir *box, struct maildir_msg **msgs_r,
-		       size_t *count_r, bool *dirty_r);
+static int sync_locked(struct maildir *box, struct md_view *v, bool *dirty_r);
+static bool claim_recent(struct maildir *box, struct uidlist *list,
+			 const struct md_view *v);
 static int build_view(struct maildir *box, struct uidlist *list,
 		      struct maildir_msg **found, struct maildir_msg **unknown,
 		      size_t unknown_count, struct maildir_msg **msgs_r,
@@ -76,6 +83,7 @@ static void cache_store(struct maildir *box, const struct md_folder_id *id,
 
 /* After the lock */
 static void move_new_to_cur(struct maildir *box, struct md_view *v);
+static void mark_recent(const struct maildir *box, struct md_view *v);
 static void carry_recent(const struct maildir_msg *old, size_t old_count,
 			 struct maildir_msg *cur, size_t cur_count);
 static void backoff(int tries);
@@ -84,7 +92,6 @@ static int change_msg(struct maildir *box, size_t index,
 static void free_msgs(struct maildir_msg *msgs, size_t count);
 static void view_free(struct md_view *v);
 static void file_free(const char *names, size_t names_size, char *file);
-static void clean_tmp(const char *dir);
 static void refresh_keywords(struct maildir *box);
 
 /* ---- finding a renamed message ---- */
@@ -348,6 +355,7 @@ write_view(const char *dir, const struct uidlist *old,
 
 	out.uidvalidity = old->uidvalidity;
 	out.nextuid = old->nextuid;
+	out.first_recent = old->first_recent;
 	for (i = 0; i < count; i++) {
 		if (uidlist_push(&out, msgs[i].uid, msgs[i].file + 4,
 				 msgs[i].base_len) == -1) {
@@ -360,13 +368,26 @@ write_view(const char *dir, const struct uidlist *old,
 	return ret;
 }
 
+/* A read-write view that holds messages nobody has claimed yet takes
+ * them: they are \Recent here only (RFC 3501 2.3.2). v is sorted by UID.
+ * True if the list changed. */
+static bool
+claim_recent(struct maildir *box, struct uidlist *list, const struct md_view *v)
+{
+	if (box->readonly || v->count == 0 ||
+	    v->msgs[v->count - 1].uid < list->first_recent)
+		return false;
+	box->recent_from = list->first_recent;
+	list->first_recent = list->nextuid;
+	return true;
+}
+
 /*
  * The part of a sync that runs under the folder lock: read the list, scan,
- * match, assign, write the list back if anything changed.
+ * match, assign, claim \Recent, write the list back if anything changed.
  */
 static int
-sync_locked(struct maildir *box, struct maildir_msg **msgs_r, size_t *count_r,
-	    bool *dirty_r)
+sync_locked(struct maildir *box, struct md_view *v, bool *dirty_r)
 {
 	struct scan s1 = {0}, s2 = {0};
 	struct maildir_msg **found = NULL, **unknown = NULL;
@@ -412,17 +433,22 @@ sync_locked(struct maildir *box, struct maildir_msg **msgs_r, size_t *count_r,
 	}
 	unknown_count = dedupe_unknown(unknown, unknown_count);
 	dirty = dirty || unknown_count > 0;
-	if (build_view(box, &list, found, unknown, unknown_count, msgs_r,
-		       count_r) == -1)
+	if (build_view(box, &list, found, unknown, unknown_count, &v->msgs,
+		       &v->count) == -1)
 		goto out;
-	if (dirty && write_view(box->dir, &list, *msgs_r, *count_r) == -1) {
+	dirty = claim_recent(box, &list, v) || dirty;
+	if (dirty && write_view(box->dir, &list, v->msgs, v->count) == -1) {
 		saved = errno;
-		free_msgs(*msgs_r, *count_r);
+		free_msgs(v->msgs, v->count);
+		v->msgs = NULL;
+		v->count = 0;
+		box->recent_from = 0;
 		errno = saved;
 		goto out;
 	}
 	box->uidvalidity = list.uidvalidity;
 	box->uidnext = list.nextuid;
+	v->first_recent = list.first_recent;
 	*dirty_r = dirty;
 	ret = 0;
 out:
@@ -438,8 +464,8 @@ out:
 
 /* ---- after the lock ---- */
 
-/* Read-write opens take new/ messages to cur/; whoever wins the rename
- * sees them as \Recent, which is exactly RFC 3501's one-session rule. */
+/* Read-write opens take new/ messages to cur/ (a Maildir reader has
+ * seen them); \Recent is the list's claim, not the winner of a rename. */
 static void
 move_new_to_cur(struct maildir *box, struct md_view *v)
 {
@@ -466,8 +492,21 @@ move_new_to_cur(struct maildir *box, struct md_view *v)
 		}
 		file_free(v->names, v->names_size, m->file);
 		m->file = file;
-		m->flags |= MAILDIR_FLAG_RECENT;
 	}
+}
+
+/* \Recent of a fresh view: what this read-write sync claimed, or (read
+ * only) what nobody has claimed yet. */
+static void
+mark_recent(const struct maildir *box, struct md_view *v)
+{
+	uint32_t from = box->readonly ? v->first_recent : box->recent_from;
+	size_t i;
+
+	if (from == 0)
+		return;
+	for (i = v->count; i > 0 && v->msgs[i - 1].uid >= from; i--)
+		v->msgs[i - 1].flags |= MAILDIR_FLAG_RECENT;
 }
 
 static void
@@ -522,31 +561,6 @@ view_free(struct md_view *v)
 	memset(v, 0, sizeof(*v));
 }
 
-/* A delivery killed between creating its tmp/ file and linking it leaves
- * the file behind. Nothing links from tmp/ after 36 hours (the classic
- * Maildir rule), so older files are garbage. Best effort. */
-static void
-clean_tmp(const char *dir)
-{
-	time_t limit = time(NULL) - 36 * 3600;
-	char path[PATH_MAX];
-	struct dirent *de;
-	struct stat st;
-	DIR *d;
-
-	if (md_path(path, sizeof(path), "%s/tmp", dir) == -1 ||
-	    (d = opendir(path)) == NULL)
-		return;
-	while ((de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.' || fstatat(dirfd(d), de->d_name, &st,
-						    AT_SYMLINK_NOFOLLOW) == -1)
-			continue;
-		if (S_ISREG(st.st_mode) && st.st_mtime < limit)
-			unlinkat(dirfd(d), de->d_name, 0);
-	}
-	closedir(d);
-}
-
 /* ---- public ---- */
 
 int
@@ -586,7 +600,7 @@ maildir_open_cached(struct maildir_cache *cache, const char *maildir,
 		goto fail;
 	box->kw_changed = false; /* the opener lists the names anyway */
 	if (!box->readonly)
-		clean_tmp(dir);
+		md_clean_tmp(dir, time(NULL));
 	*box_r = box;
 	return 0;
 nomem:
@@ -622,11 +636,12 @@ maildir_close(struct maildir **boxp)
 }
 
 /* Serve the view from a snapshot if its identity still holds and it
- * agrees with what this folder already handed out. */
+ * agrees with what this folder already handed out. A read-write view
+ * with unclaimed messages needs the lock to claim them: no hit. */
 static bool
 cache_hit(struct maildir *box, const struct md_folder_id *id, struct md_view *v)
 {
-	if (md_cache_get(box->cache, box->dir, id, v) != 1)
+	if (md_cache_get(box->cache, box->dir, id, !box->readonly, v) != 1)
 		return false;
 	if ((box->uidvalidity != 0 && v->uidvalidity != box->uidvalidity) ||
 	    v->uidnext < box->uidnext) {
@@ -667,6 +682,7 @@ sync_view(struct maildir *box, struct md_view *v, const char **error_r)
 	int lock, ret, saved;
 
 	memset(v, 0, sizeof(*v));
+	box->recent_from = 0;
 	if (box->cache != NULL) {
 		clock_gettime(CLOCK_REALTIME, &t0);
 		have_id = md_folder_id_read(box->dir, &id) == 0;
@@ -678,7 +694,7 @@ sync_view(struct maildir *box, struct md_view *v, const char **error_r)
 					   : "cannot lock the UID list";
 		return -1;
 	}
-	ret = sync_locked(box, &v->msgs, &v->count, &dirty);
+	ret = sync_locked(box, v, &dirty);
 	saved = errno;
 	if (ret == 0 && dirty && have_id) {
 		/* The list we just wrote, stat()ed before anyone else can
@@ -724,6 +740,7 @@ maildir_sync(struct maildir *box, struct maildir_changes *changes,
 	refresh_keywords(box);
 	if (!box->readonly)
 		move_new_to_cur(box, &v);
+	mark_recent(box, &v);
 	carry_recent(box->msgs, box->count, v.msgs, v.count);
 	if (changes != NULL && maildir_diff(box->msgs, box->count, v.msgs,
 					    v.count, changes) == -1) {

@@ -30,9 +30,11 @@
 #include <time.h>
 
 /* System flags, stored as the letters after ":2," (sorted, as Maildir
- * readers expect). RECENT is never stored: a message gets it in the one
- * read-write session that moved it from new/ to cur/. Bit i of the stored
- * flags is the i-th letter of "DFPRST". */
+ * readers expect). RECENT is not a letter: a message gets it in the one
+ * read-write view that syncs first after it got its UID (the UID list
+ * records which UIDs have been claimed so), and read-only views show it
+ * on messages nobody has claimed yet. Bit i of the stored flags is the
+ * i-th letter of "DFPRST". */
 enum maildir_flag {
 	MAILDIR_FLAG_DRAFT = 1 << 0,	/* D \Draft */
 	MAILDIR_FLAG_FLAGGED = 1 << 1,	/* F \Flagged */
@@ -89,7 +91,7 @@ struct maildir_changes {
 
 struct maildir_status {
 	uint32_t messages;
-	uint32_t recent; /* messages still in new/ */
+	uint32_t recent; /* messages no read-write view has claimed */
 	uint32_t unseen;
 	uint32_t uidnext;
 	uint32_t uidvalidity;
@@ -113,8 +115,8 @@ struct maildir_folder {
 
 /* Options for delivery and APPEND. */
 struct maildir_delivery {
-	unsigned int flags; /* stored flags; 0 puts the message in new/
-			     * (so it becomes \Recent), else in cur/ */
+	unsigned int flags; /* stored flags; 0 puts the message in new/,
+			     * else in cur/ (\Recent either way) */
 	time_t date;	    /* internal date; 0 means now */
 	/* Keyword names (valid by maildir_keyword_valid()), added to the
 	 * folder's keyword file as needed; names that no longer fit in its
@@ -143,17 +145,24 @@ struct maildir_cache;
 
 /* ---- names and paths (maildir_folder.c) ---- */
 
+/* Whether user is a name maildir_user_dir() takes: "localpart@domain"
+ * with both parts non-empty, one '@', no '/', "..", leading '.' or
+ * control characters. 0, or -1 (EINVAL) with *error_r saying what is
+ * wrong (for an operator: ringstore -t prints it). */
+int maildir_user_check(const char *user, const char **error_r);
+
 /* Map "localpart@domain" to <root>/<domain>/<localpart>/Maildir, lowercased.
- * Refuses empty parts, more than one '@', '/', "..", a leading '.', control
- * characters. *dir_r is malloc'd and owned by the caller. */
+ * Refuses what maildir_user_check() refuses. *dir_r is malloc'd and owned
+ * by the caller. */
 int maildir_user_dir(const char *root, const char *user, char **dir_r,
 		     const char **error_r);
 
 /* Map an IMAP folder name (UTF-8, '/' hierarchy) to its directory under the
  * Maildir. "INBOX" (any case) is the Maildir itself. A '.' or '%' inside a
- * name is stored as %2E / %25. Refuses empty components, control
- * characters, invalid UTF-8 and names longer than a directory entry.
- * *dir_r is malloc'd and owned by the caller. */
+ * name is stored as %2E / %25. Refuses (EINVAL) empty components, the
+ * components "." and "..", control characters and invalid UTF-8, and
+ * (ENAMETOOLONG) names longer than a directory entry. *dir_r is malloc'd
+ * and owned by the caller. */
 int maildir_folder_dir(const char *maildir, const char *name, char **dir_r,
 		       const char **error_r);
 
@@ -167,6 +176,25 @@ int maildir_user_init(const char *maildir, const char **error_r);
 /* Create a folder and any missing parents (RFC 3501 CREATE). EEXIST if the
  * folder exists, including INBOX. */
 int maildir_create(const char *maildir, const char *name, const char **error_r);
+
+/* Per-user folder limits (maildir_check_limits()); 0 means no limit. */
+struct maildir_limits {
+	unsigned int max_folders; /* folders besides INBOX */
+	unsigned int max_depth;	  /* levels: "a/b/c" is 3 */
+	unsigned int max_name;	  /* bytes of the UTF-8 name */
+};
+
+/* Whether CREATE name (from NULL) or RENAME from to name stays within
+ * lim: the folder count after name and its missing parents are created,
+ * and the depth and length of name and (RENAME) of every child's new
+ * name. Not atomic with the create: concurrent sessions of one user can
+ * overshoot by one folder each. 0, or -1 with EMLINK (too many folders),
+ * ENAMETOOLONG (too deep or too long) or a system error. Names the
+ * library refuses anyway pass (the create says why); lim NULL or all 0:
+ * no limits. */
+int maildir_check_limits(const char *maildir, const struct maildir_limits *lim,
+			 const char *name, const char *from,
+			 const char **error_r);
 
 /* Delete a folder and its messages. EPERM for INBOX, ENOTEMPTY if it has
  * children (they must be deleted first; the IMAP layer answers
@@ -204,7 +232,8 @@ void maildir_strings_free(char **names, size_t count);
 /* ---- an open folder (maildir.c) ---- */
 
 /* Open and sync a folder. Read-write opens move new/ messages to cur/ and
- * mark them \Recent. *box_r is owned by the caller (maildir_close()). */
+ * claim the messages nobody has seen as \Recent. *box_r is owned by the
+ * caller (maildir_close()). */
 int maildir_open(const char *maildir, const char *name, unsigned int flags,
 		 struct maildir **box_r, const char **error_r);
 
@@ -251,6 +280,10 @@ bool maildir_readonly(const struct maildir *box);
 const char *maildir_dir(const struct maildir *box);
 void maildir_watch_paths(const struct maildir *box, const char **new_r,
 			 const char **cur_r);
+
+/* Whether the IMAP folder name (UTF-8, as maildir_open() takes it) is
+ * this open folder. String work only: no disk access. */
+bool maildir_is_folder(const struct maildir *box, const char *name);
 
 /* Full path of a message into buf. Returns 0, or -1 if it does not fit. */
 int maildir_msg_path(const struct maildir *box, size_t index, char *buf,

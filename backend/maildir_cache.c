@@ -199,6 +199,7 @@ view_copy(const struct md_view *from, struct md_view *to)
 	to->names_size = from->names_size;
 	to->uidvalidity = from->uidvalidity;
 	to->uidnext = from->uidnext;
+	to->first_recent = from->first_recent;
 	return 0;
 }
 
@@ -233,6 +234,7 @@ snap_new(const char *dir, const struct md_folder_id *id,
 	s->view.names_size = size;
 	s->view.uidvalidity = view->uidvalidity;
 	s->view.uidnext = view->uidnext;
+	s->view.first_recent = view->first_recent;
 	s->hash = hash_dir(dir);
 	s->id = *id;
 	s->bytes = sizeof(*s) + strlen(dir) + 1 + size +
@@ -311,9 +313,19 @@ lru_drop(struct maildir_cache *c, struct snapshot *s)
 
 /* ---- private interface ---- */
 
+/* Whether a read-write view of s would have to claim \Recent. */
+static bool
+unclaimed(const struct snapshot *s)
+{
+	const struct md_view *v = &s->view;
+
+	return v->count > 0 && v->msgs[v->count - 1].uid >= v->first_recent;
+}
+
 int
 md_cache_get(struct maildir_cache *c, const char *dir,
-	     const struct md_folder_id *id, struct md_view *view)
+	     const struct md_folder_id *id, bool claimed_only,
+	     struct md_view *view)
 {
 	uint32_t hash = hash_dir(dir);
 	struct snapshot *s;
@@ -326,7 +338,7 @@ md_cache_get(struct maildir_cache *c, const char *dir,
 		lru_drop(c, s);
 		s = NULL;
 	}
-	if (s == NULL) {
+	if (s == NULL || (claimed_only && unclaimed(s))) {
 		c->st.misses++;
 		pthread_mutex_unlock(&c->mutex);
 		return 0;

@@ -11,17 +11,31 @@
  * renames; a byte copy through tmp/ is the fallback across devices. This
  * file must never overwrite an existing message name (link() and
  * RENAME_NOREPLACE refuse to).
+ *
+ * The tmp/ cleanup lives here too, because it and the deliverer follow
+ * one protocol: a deliverer holds flock() on its tmp file from creation
+ * until the file is linked, names it after the creation time (never the
+ * internal date, which APPEND chooses), and sets the file's mtime to the
+ * internal date; the cleanup takes a file only if it is old by ctime,
+ * which nobody can set (utimes() moves it to now), old by the time in its
+ * name, and not locked. So it never removes a file in flight, whatever
+ * date an APPEND gave.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "backend/maildir_private.h"
+
+/* Nothing links from tmp/ after 36 hours: the classic Maildir rule. */
+#define TMP_MAX_AGE (36 * 3600)
 
 /* The source of a new file: a buffer, or an fd read to EOF. */
 struct source {
@@ -79,6 +93,8 @@ static int dest_name(const char *dir, const struct maildir_msg *m,
 static int transfer(struct maildir *box, size_t index, struct kw_map *km,
 		    bool move, struct stored *out, char *src_r);
 static void roll_back(char **made, char **orig, size_t count, bool move);
+static bool tmp_stale(int dfd, const char *name, time_t limit);
+static time_t name_time(const char *name);
 
 static int
 write_all(int fd, const char *p, size_t len)
@@ -118,11 +134,19 @@ count_bare_lf(const char *p, size_t len, char *last)
 	return n;
 }
 
-/* Create a fresh file under dir/tmp (O_EXCL: never an existing one). */
+/*
+ * Create a fresh file under dir/tmp (O_EXCL: never an existing one) and
+ * lock it until it is published or discarded, so the tmp/ cleanup leaves
+ * it alone. Its tmp name carries the creation time; the base name (its
+ * name in new/ or cur/) carries the internal date with the same unique
+ * tail.
+ */
 static int
 tmp_open(struct maildir_incoming *in, const char *dir, time_t date,
 	 unsigned int flags, uint32_t keywords)
 {
+	const char *tail;
+
 	in->fd = -1;
 	in->tmp[0] = '\0';
 	in->date = date;
@@ -131,15 +155,22 @@ tmp_open(struct maildir_incoming *in, const char *dir, time_t date,
 	in->size = in->bare = 0;
 	in->last = '\0';
 	if (md_path(in->dir, sizeof(in->dir), "%s", dir) == -1 ||
-	    md_unique(in->uniq, sizeof(in->uniq) - 48, date) == -1 ||
-	    md_path(in->tmp, sizeof(in->tmp), "%s/tmp/%s", dir, in->uniq) ==
-		-1) {
+	    md_unique(in->uniq, sizeof(in->uniq) - 48, date) == -1)
+		return -1;
+	tail = strchr(in->uniq, '.');
+	if (md_path(in->tmp, sizeof(in->tmp), "%s/tmp/%lld%s", dir,
+		    (long long)time(NULL), tail) == -1) {
 		in->tmp[0] = '\0';
 		return -1;
 	}
 	in->fd = open(in->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (in->fd == -1) {
 		in->tmp[0] = '\0'; /* not ours: never unlink it */
+		return -1;
+	}
+	/* A file nobody else has opened yet: this cannot block. */
+	if (flock(in->fd, LOCK_EX | LOCK_NB) == -1) {
+		tmp_discard(in);
 		return -1;
 	}
 	return 0;
@@ -190,7 +221,8 @@ tmp_discard(struct maildir_incoming *in)
 }
 
 /* fsync the file, give it its final name in new/ (no flags) or cur/ and
- * fsync that directory. The tmp name is gone afterwards, either way. */
+ * fsync that directory. The tmp name is gone afterwards, either way. The
+ * file stays open (and locked) until it has its final name. */
 static int
 tmp_publish(struct maildir_incoming *in, struct stored *out)
 {
@@ -198,13 +230,11 @@ tmp_publish(struct maildir_incoming *in, struct stored *out)
 				    {.tv_sec = in->date}};
 	char info[40], sub[PATH_MAX];
 	bool cur = in->flags != 0 || in->keywords != 0;
-	int fd = in->fd;
+	int ret, closed, saved;
 
-	/* mtime = internal date, for tools that read it instead of the name */
-	if (futimens(fd, times) == -1 || fsync(fd) == -1)
-		goto fail;
-	in->fd = -1;
-	if (close(fd) == -1)
+	/* mtime = internal date, for tools that read it instead of the
+	 * name; the cleanup judges by ctime, which this sets to now */
+	if (futimens(in->fd, times) == -1 || fsync(in->fd) == -1)
 		goto fail;
 	md_info(info, in->flags, in->keywords);
 	if (md_path(out->base, sizeof(out->base), "%s,S=%llu,W=%llu",
@@ -215,14 +245,17 @@ tmp_publish(struct maildir_incoming *in, struct stored *out)
 	    md_path(out->path, sizeof(out->path), "%s/%s%s", sub, out->base,
 		    cur ? info : "") == -1)
 		goto fail;
-	if (publish(in->tmp, out->path) == -1) {
-		in->tmp[0] = '\0'; /* publish() unlinked it */
+	ret = publish(in->tmp, out->path);
+	saved = errno;
+	in->tmp[0] = '\0'; /* published, or unlinked by publish() */
+	closed = close(in->fd);
+	in->fd = -1;
+	if (ret == -1) {
+		errno = saved;
 		return -1;
 	}
-	in->tmp[0] = '\0';
-	if (md_fsync_dir(sub) == -1) {
-		int saved = errno;
-
+	if (closed == -1 || md_fsync_dir(sub) == -1) {
+		saved = errno;
 		unlink(out->path);
 		errno = saved;
 		return -1;
@@ -454,6 +487,69 @@ maildir_deliver_abort(struct maildir_incoming **inp)
 	tmp_discard(in);
 	free(in->maildir);
 	free(in);
+}
+
+/* ---- tmp/ cleanup ---- */
+
+/* The decimal time a name starts with ("<time>.", as Maildir writers
+ * name tmp files), or 0 if it has none. */
+static time_t
+name_time(const char *name)
+{
+	long long v = 0;
+	const char *p;
+
+	for (p = name; *p >= '0' && *p <= '9' && v < 100000000000LL; p++)
+		v = v * 10 + (*p - '0');
+	return p != name && *p == '.' ? (time_t)v : 0;
+}
+
+/*
+ * Whether the tmp/ entry name (dfd: the tmp/ directory) is garbage for
+ * the caller to unlink: a regular file whose ctime and name time (if it
+ * has one) are both before limit, and which no deliverer holds locked.
+ */
+static bool
+tmp_stale(int dfd, const char *name, time_t limit)
+{
+	struct stat st, again;
+	bool stale = false;
+	time_t t = name_time(name);
+	int fd;
+
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
+	    !S_ISREG(st.st_mode) || st.st_ctime >= limit || t >= limit)
+		return false;
+	fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd == -1)
+		return false;
+	/* A ringstore deliverer holds its lock until the link; the inode
+	 * and ctime are checked again under ours, so the file judged is the
+	 * file removed. */
+	if (flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &again) == 0 &&
+	    again.st_ino == st.st_ino && again.st_dev == st.st_dev &&
+	    again.st_ctime < limit)
+		stale = true;
+	close(fd);
+	return stale;
+}
+
+void
+md_clean_tmp(const char *dir, time_t now)
+{
+	char path[PATH_MAX];
+	struct dirent *de;
+	DIR *d;
+
+	if (md_path(path, sizeof(path), "%s/tmp", dir) == -1 ||
+	    (d = opendir(path)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] != '.' &&
+		    tmp_stale(dirfd(d), de->d_name, now - TMP_MAX_AGE))
+			unlinkat(dirfd(d), de->d_name, 0);
+	}
+	closedir(d);
 }
 
 /* ---- COPY and MOVE ---- */

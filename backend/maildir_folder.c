@@ -96,7 +96,10 @@ md_name_to_entry(const char *name, char *entry, size_t size, char *norm,
 	for (comp = name; comp != NULL; comp = slash ? slash + 1 : NULL) {
 		slash = strchr(comp, '/');
 		len = slash ? (size_t)(slash - comp) : strlen(comp);
-		if (len == 0)
+		/* "." and ".." would be stored as literal names (%2E), but
+		 * every client and tool reads them as path steps. */
+		if (len == 0 || (comp[0] == '.' &&
+				 (len == 1 || (len == 2 && comp[1] == '.'))))
 			goto bad;
 		/* INBOX is case-insensitive, and only as the first part. */
 		inbox = comp == name && is_inbox(comp, len);
@@ -130,7 +133,7 @@ md_name_to_entry(const char *name, char *entry, size_t size, char *norm,
 	return 0;
 toolong:
 	*error_r = "folder name too long";
-	errno = EINVAL;
+	errno = ENAMETOOLONG;
 	return -1;
 bad:
 	*error_r = "invalid folder name";
@@ -216,22 +219,41 @@ user_part_ok(const char *s, size_t len)
 }
 
 int
+maildir_user_check(const char *user, const char **error_r)
+{
+	const char *at = strchr(user, '@');
+	size_t len = strlen(user);
+
+	if (at == NULL) {
+		*error_r = "no @domain (mail is kept under "
+			   "<mail_root>/<domain>/<localpart>: write "
+			   "localpart@domain)";
+	} else if (strchr(at + 1, '@') != NULL) {
+		*error_r = "more than one '@'";
+	} else if (len >= 512 || !user_part_ok(user, (size_t)(at - user)) ||
+		   !user_part_ok(at + 1, strlen(at + 1))) {
+		*error_r = "an empty or too long part, '/', '..', a leading "
+			   "'.' or a control character";
+	} else {
+		return 0;
+	}
+	errno = EINVAL;
+	return -1;
+}
+
+int
 maildir_user_dir(const char *root, const char *user, char **dir_r,
 		 const char **error_r)
 {
 	char lower[512], path[PATH_MAX], *at;
 	size_t i, len = strlen(user);
 
-	if (len >= sizeof(lower))
+	if (maildir_user_check(user, error_r) == -1)
 		goto bad;
 	for (i = 0; i <= len; i++)
 		lower[i] = (char)tolower((unsigned char)user[i]);
-	if ((at = strchr(lower, '@')) == NULL || strchr(at + 1, '@') != NULL)
-		goto bad;
+	at = strchr(lower, '@');
 	*at = '\0';
-	if (!user_part_ok(lower, strlen(lower)) ||
-	    !user_part_ok(at + 1, strlen(at + 1)))
-		goto bad;
 	if (md_path(path, sizeof(path), "%s/%s/%s/Maildir", root, at + 1,
 		    lower) == -1)
 		goto bad;
@@ -266,6 +288,19 @@ maildir_folder_dir(const char *maildir, const char *name, char **dir_r,
 	return 0;
 }
 
+bool
+maildir_is_folder(const struct maildir *box, const char *name)
+{
+	char entry[PATH_MAX], path[PATH_MAX];
+	const char *err;
+
+	if (md_name_to_entry(name, entry, sizeof(entry), NULL, &err) == -1 ||
+	    md_path(path, sizeof(path), "%s%s%s", box->maildir,
+		    *entry ? "/" : "", entry) == -1)
+		return false;
+	return strcmp(path, box->dir) == 0;
+}
+
 /* ---- folders ---- */
 
 static int
@@ -282,7 +317,7 @@ static int
 create_entry(const char *maildir, const char *entry, bool must_be_new)
 {
 	char tmp[PATH_MAX], path[PATH_MAX], uniq[PATH_MAX];
-	struct uidlist list = {.exists = true, .nextuid = 1};
+	struct uidlist list = {.exists = true, .nextuid = 1, .first_recent = 1};
 	int saved;
 
 	if (md_path(path, sizeof(path), "%s/%s", maildir, entry) == -1)
@@ -584,7 +619,8 @@ maildir_rename(const char *maildir, const char *from, const char *to,
 		if (md_path(dst, sizeof(dst), "%s/%s%s", maildir, te,
 			    children[i] + flen) == -1 ||
 		    strlen(te) + strlen(children[i] + flen) >= 256) {
-			fail_with(EINVAL, "folder name too long", error_r);
+			fail_with(ENAMETOOLONG, "folder name too long",
+				  error_r);
 			goto out;
 		}
 		if (md_is_dir(dst)) {
@@ -641,7 +677,8 @@ maildir_status(const char *maildir, const char *name, struct maildir_status *st,
 	memset(st, 0, sizeof(*st));
 	st->messages = (uint32_t)count;
 	for (i = 0; i < count; i++) {
-		st->recent += msgs[i].file[0] == 'n';
+		/* a read-only view shows what nobody has claimed */
+		st->recent += (msgs[i].flags & MAILDIR_FLAG_RECENT) != 0;
 		st->unseen += (msgs[i].flags & MAILDIR_FLAG_SEEN) == 0;
 	}
 	st->uidnext = maildir_uidnext(box);

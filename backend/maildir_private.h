@@ -22,7 +22,9 @@
 #define MD_UIDLIST_TMP "ringstore-uidlist.tmp"
 #define MD_UIDLIST_LOCK "ringstore-uidlist.lock"
 #define MD_UIDLIST_MAGIC "ringstore-uidlist"
-#define MD_UIDLIST_VERSION 1
+/* Version 2 adds the first UID no read-write view has claimed as \Recent;
+ * version 1 lists are still read (as if every listed UID was claimed). */
+#define MD_UIDLIST_VERSION 2
 #define MD_USER_LOCK "ringstore.lock"
 #define MD_UIDVALIDITY "ringstore-uidvalidity"
 #define MD_INITIALIZED "ringstore-initialized"
@@ -84,6 +86,10 @@ struct maildir {
 	struct maildir_cache *cache; /* borrowed, or NULL */
 	struct md_keywords kw;
 	bool kw_changed; /* not yet reported (maildir_keywords_changed) */
+	/* The last sync's \Recent: a read-write one claimed the UIDs from
+	 * recent_from up (0: none); a read-only one shows those from the
+	 * list's first unclaimed UID up. */
+	uint32_t recent_from;
 };
 
 /* new/, cur/ and the UID list of a folder, stat()ed together. */
@@ -101,6 +107,7 @@ struct md_view {
 	size_t names_size;
 	uint32_t uidvalidity;
 	uint32_t uidnext;
+	uint32_t first_recent; /* the list's first unclaimed UID */
 };
 
 /* The identity of what st describes; whether two are the same. */
@@ -120,9 +127,13 @@ bool md_cache_settled(const struct maildir_cache *cache,
 		      const struct md_folder_id *id, const struct timespec *t0);
 
 /* Copy dir's snapshot into *view if its identity equals id (two
- * allocations). 1 on a hit, 0 on a miss (counted), -1 on ENOMEM. */
+ * allocations). claimed_only (a read-write open): a snapshot holding
+ * messages nobody has claimed as \Recent is a miss, since claiming needs
+ * the lock; it stays for read-only opens. 1 on a hit, 0 on a miss
+ * (counted), -1 on ENOMEM. */
 int md_cache_get(struct maildir_cache *cache, const char *dir,
-		 const struct md_folder_id *id, struct md_view *view);
+		 const struct md_folder_id *id, bool claimed_only,
+		 struct md_view *view);
 
 /* Store a copy of a view synced after id was taken (replacing dir's old
  * snapshot), if it fits the bounds. Best effort: nothing is reported. */
@@ -146,6 +157,10 @@ struct uidlist {
 	bool exists; /* the file was there and its header valid */
 	uint32_t uidvalidity;
 	uint32_t nextuid;
+	/* UIDs from here up have not been seen by any read-write view:
+	 * the first such view to sync claims them as \Recent and moves
+	 * this to nextuid. Never above nextuid. */
+	uint32_t first_recent;
 	struct uidlist_entry *entries;
 	size_t count;
 	size_t cap;
@@ -163,7 +178,7 @@ int uidlist_lock(const char *dir, int *fd_r);
 int uidlist_read(const char *dir, struct uidlist *list);
 
 /* Give a list that did not exist its UIDVALIDITY (from the user's counter)
- * and nextuid 1. */
+ * and nextuid 1 (first_recent 1: every message it will list is new). */
 int uidlist_init_new(const char *maildir, struct uidlist *list);
 
 /* Append an entry (the base is not copied). -1 on ENOMEM. */
@@ -266,6 +281,14 @@ int md_keywords_resolve(const char *dir, struct md_keywords *kw,
 /* An empty map (no file read yet); _free() empties a used one. */
 void md_keywords_init(struct md_keywords *kw);
 void md_keywords_free(struct md_keywords *kw);
+
+/* ---- maildir_deliver.c ---- */
+
+/* Remove what a delivery killed before its link left in dir's tmp/: files
+ * older than 36 hours by ctime and by the time in their name, that no
+ * deliverer holds locked. Best effort; now is the current time (a
+ * parameter so tests can look 36 hours ahead). */
+void md_clean_tmp(const char *dir, time_t now);
 
 /* ---- maildir.c ---- */
 

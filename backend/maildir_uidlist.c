@@ -50,11 +50,12 @@ parse_u32(const char **p, uint32_t *v)
 }
 
 /*
- * Header: "ringstore-uidlist 1 <uidvalidity> <nextuid>\n", then lines
- * "<uid> <base>\n". Entries out of order or malformed are skipped: their
- * files simply get new UIDs at the next sync. A UID at or above nextuid
- * raises nextuid, so even a damaged list never causes reuse. Returns -1
- * only when memory runs out.
+ * Header: "ringstore-uidlist 2 <uidvalidity> <nextuid> <first recent>\n"
+ * (version 1 has no first recent: everything listed counts as seen),
+ * then lines "<uid> <base>\n". Entries out of order or malformed are
+ * skipped: their files simply get new UIDs at the next sync. A UID at or
+ * above nextuid raises nextuid, so even a damaged list never causes
+ * reuse. Returns -1 only when memory runs out.
  */
 static int
 parse_list(struct uidlist *list, char *buf, size_t len)
@@ -67,11 +68,19 @@ parse_list(struct uidlist *list, char *buf, size_t len)
 	if (strncmp(p, magic, strlen(magic)) != 0)
 		return 0;
 	p += strlen(magic);
-	if (!parse_u32(&p, &version) || version != MD_UIDLIST_VERSION ||
+	if (!parse_u32(&p, &version) || (version != 1 && version != 2) ||
 	    *p++ != ' ' || !parse_u32(&p, &list->uidvalidity) || *p++ != ' ' ||
-	    !parse_u32(&p, &list->nextuid) || *p != '\n' ||
-	    list->uidvalidity == 0 || list->nextuid == 0)
+	    !parse_u32(&p, &list->nextuid) || list->uidvalidity == 0 ||
+	    list->nextuid == 0)
 		return 0;
+	list->first_recent = list->nextuid;
+	if (version == 2 &&
+	    (*p++ != ' ' || !parse_u32(&p, &list->first_recent)))
+		return 0;
+	if (*p != '\n')
+		return 0;
+	if (list->first_recent == 0 || list->first_recent > list->nextuid)
+		list->first_recent = list->nextuid;
 	list->exists = true;
 	line = (char *)p + 1;
 	for (; line < buf + len; line = eol + 1) {
@@ -122,6 +131,7 @@ uidlist_init_new(const char *maildir, struct uidlist *list)
 	if (md_new_uidvalidity(maildir, &list->uidvalidity) == -1)
 		return -1;
 	list->nextuid = 1;
+	list->first_recent = 1;
 	list->count = 0;
 	return 0;
 }
@@ -211,8 +221,9 @@ uidlist_write(const char *dir, const struct uidlist *list)
 		cap += list->entries[i].len + 12;
 	if ((buf = malloc(cap)) == NULL)
 		return -1;
-	n = snprintf(buf, cap, "%s %d %u %u\n", MD_UIDLIST_MAGIC,
-		     MD_UIDLIST_VERSION, list->uidvalidity, list->nextuid);
+	n = snprintf(buf, cap, "%s %d %u %u %u\n", MD_UIDLIST_MAGIC,
+		     MD_UIDLIST_VERSION, list->uidvalidity, list->nextuid,
+		     list->first_recent);
 	p = buf + n;
 	for (i = 0; i < list->count; i++) {
 		n = snprintf(p, 12, "%u ", list->entries[i].uid);

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "auth/auth.h"
@@ -105,6 +106,24 @@ passdb_warn(void *ctx, const char *msg)
 	log_warn(0, "auth.passdb", "warning=\"%s\"", msg);
 }
 
+/* Mail lives under <mail_root>/<domain>/<localpart>: a passwd-file user
+ * without a domain would authenticate and then never get a mailbox, so
+ * the file is refused naming the line (at -t, at start, at a reload,
+ * which keeps the old table). A default domain was the other choice; it
+ * would give one mailbox two names ("bob", "bob@example.org") that
+ * ringgate hashes to different stores. Master users own no mailbox and
+ * may omit the domain. */
+static int
+passdb_check_user(void *ctx, const char *user, const char **reason_r)
+{
+	const struct rs_config *cf = ctx;
+
+	for (unsigned i = 0; i < cf->auth.nmaster_users; i++)
+		if (strcasecmp(cf->auth.master_users[i], user) == 0)
+			return 0;
+	return maildir_user_check(user, reason_r);
+}
+
 /* Every master user must be in the passwd-file: a typo would otherwise
  * show up only as refused logins at ringgate. */
 static int
@@ -139,6 +158,8 @@ open_passdb(const struct rs_config *cf, const char **error_r)
 	pc.path = cf->auth.passwd_file;
 	pc.allow_plaintext = cf->auth.allow_plaintext;
 	pc.warn = passdb_warn;
+	pc.check_user = passdb_check_user;
+	pc.check_ctx = (void *)cf;
 	return auth_passdb_new(&pc, error_r);
 }
 

@@ -45,6 +45,8 @@ struct rs_config {
 		uint64_t command_max;
 		uint64_t append_max;
 		int64_t bad_commands;
+		/* per user, for CREATE and RENAME (maildir_check_limits) */
+		int64_t folders_max, folder_depth_max, folder_name_max;
 	} limits;
 	struct {
 		char *passwd_file;

@@ -61,6 +61,9 @@ static int fail(struct imap_parser *p, enum imap_parse_error code,
 static int fatal(struct imap_parser *p, enum imap_parse_error code,
 		 const char *text);
 static void enter_skip(struct imap_parser *p);
+static bool big_start(const struct imap_parser *p, const char *s, size_t n);
+static size_t line_max(const struct imap_parser *p);
+static size_t command_max(const struct imap_parser *p);
 static int sniff(int st, unsigned char c);
 static void find_tag(struct imap_parser *p);
 
@@ -107,6 +110,64 @@ apply_limits(struct imap_parser *p, const struct imap_limits *lim,
 		p->lim.max_nonsync = p->lim.max_literal;
 	if (p->lim.max_inline_literal > p->lim.max_command)
 		p->lim.max_inline_literal = p->lim.max_command;
+	if (p->lim.big_name != NULL) {
+		if (p->lim.big_command > bufsize)
+			p->lim.big_command = bufsize;
+		if (p->lim.big_command < p->lim.max_command)
+			p->lim.big_command = p->lim.max_command;
+		if (p->lim.big_line == 0 ||
+		    p->lim.big_line > p->lim.big_command)
+			p->lim.big_line = p->lim.big_command;
+		if (p->lim.big_line < p->lim.max_line)
+			p->lim.big_line = p->lim.max_line;
+	}
+}
+
+/* The budgets of the command being read. */
+static size_t
+line_max(const struct imap_parser *p)
+{
+	return p->big ? p->lim.big_line : p->lim.max_line;
+}
+
+static size_t
+command_max(const struct imap_parser *p)
+{
+	return p->big ? p->lim.big_command : p->lim.max_command;
+}
+
+/*
+ * Whether the command in the storage, continued by s[0..n), starts with
+ * "<tag> <big_name>" and a space or the end of the line. Only the first
+ * bytes matter: a tag longer than that is not worth a larger budget.
+ */
+static bool
+big_start(const struct imap_parser *p, const char *s, size_t n)
+{
+	char head[160];
+	size_t len = 0, k = 0, used = p->used;
+	const char *name = p->lim.big_name;
+
+	if (name == NULL)
+		return false;
+	if (used > sizeof(head))
+		used = sizeof(head);
+	memcpy(head, p->buf, used);
+	len = used;
+	if (n > sizeof(head) - len)
+		n = sizeof(head) - len;
+	memcpy(head + len, s, n);
+	len += n;
+	while (k < len && is_tag_char((unsigned char)head[k]))
+		k++;
+	if (k == 0 || k == len || head[k++] != ' ')
+		return false;
+	for (; *name != '\0'; name++, k++)
+		if (k == len ||
+		    ascii_upper((unsigned char)head[k]) != (unsigned char)*name)
+			return false;
+	return k < len &&
+	       (head[k] == ' ' || head[k] == '\r' || head[k] == '\n');
 }
 
 /* Point p at the caller's storage and derive the limits from it. */
@@ -244,6 +305,7 @@ reset_command(struct imap_parser *p)
 	p->data_len = 0;
 	p->reset_pending = false;
 	p->lit_pending = false;
+	p->big = false;
 	p->need_sep = false;
 	p->just_opened = false;
 	p->stage = STAGE_TAG;
@@ -270,8 +332,8 @@ read_line(struct imap_parser *p, const char *data, size_t len, size_t *i)
 		const char *lf = memchr(s, '\n', len - *i);
 		size_t n = lf != NULL ? (size_t)(lf - s) + 1 : len - *i;
 		const char *nul = memchr(s, '\0', n);
-		size_t room_line = p->lim.max_line - (p->used - p->seg);
-		size_t room_cmd = p->lim.max_command - p->used;
+		size_t room_line = line_max(p) - (p->used - p->seg);
+		size_t room_cmd = command_max(p) - p->used;
 		const char *why = NULL;
 		size_t keep = n;
 		int st;
@@ -279,6 +341,11 @@ read_line(struct imap_parser *p, const char *data, size_t len, size_t *i)
 		if (nul != NULL) {
 			why = nul_text;
 			keep = (size_t)(nul - s);
+		}
+		if ((keep > room_line || keep > room_cmd) && !p->big &&
+		    big_start(p, s, keep)) {
+			p->big = true; /* again, with the big budgets */
+			continue;
 		}
 		if (keep > room_line) {
 			why = "Line too long";
@@ -370,7 +437,10 @@ start_literal(struct imap_parser *p)
 		return fail(p, IMAP_ERR_TOOBIG, "Literal too large");
 	}
 	if (size <= p->lim.max_inline_literal) {
-		if (size > p->lim.max_command - p->used) {
+		if (size > command_max(p) - p->used && !p->big &&
+		    big_start(p, "", 0))
+			p->big = true;
+		if (size > command_max(p) - p->used) {
 			if (!sync)
 				return fatal(p, IMAP_ERR_TOOLONG,
 					     "Command too long");

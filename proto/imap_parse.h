@@ -57,6 +57,18 @@ struct imap_limits {
 	size_t max_inline_literal; /* larger literals are streamed out */
 	unsigned max_args;	   /* argument nodes (lists count); <= array */
 	unsigned max_depth;	   /* list nesting, <= IMAP_PARSE_MAX_DEPTH */
+	/*
+	 * One command may have a larger line and command budget than the
+	 * rest: big_name (upper case), such as "ID" before login, whose RFC
+	 * 2971 maximum (30 pairs of 1024-octet values, about 64 KiB quoted)
+	 * is far above a login line. It is recognised from the tag and name
+	 * at the start of the command, so every other command is still cut
+	 * at max_line / max_command. NULL: no such command. big_command is
+	 * bounded by the storage, big_line by big_command; neither is ever
+	 * below its max_ counterpart.
+	 */
+	const char *big_name;
+	size_t big_line, big_command;
 };
 
 enum imap_arg_type {
@@ -126,6 +138,7 @@ struct imap_parser {
 	unsigned argv_cap;
 	int state;
 	bool reset_pending, line_mode, need_sep, just_opened, lit_pending;
+	bool big; /* this command is lim.big_name: the big budgets apply */
 	int stage;
 	int skip_st; /* literal sniffing while discarding a bad line */
 	size_t used, seg, lit_left;

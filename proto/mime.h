@@ -214,6 +214,17 @@ size_t mime_header_fields(const char *hdr, size_t len,
 
 bool mime_header_search(const char *hdr, size_t len, const char *name,
 			const char *needle, size_t nlen);
+/*
+ * SEARCH FROM/TO/CC/BCC: RFC 3501 looks in the envelope's field, so the
+ * addresses of the fields called name are parsed (as for ENVELOPE) and
+ * each is matched as "display name <local@domain>" (or "local@domain"
+ * without a name): the name with RFC 2047 words decoded, local part and
+ * domain without comments, folding white space or quotes. A group name
+ * is matched on its own. Raw header text (comments, the layout of the
+ * value) does not match.
+ */
+bool mime_addr_search(const char *hdr, size_t len, const char *name,
+		      const char *needle, size_t nlen);
 bool mime_body_search(const struct mime_message *m, uint32_t part,
 		      const char *needle, size_t nlen);
 

@@ -1,6 +1,7 @@
 /*
- * mime_search.c - IMAP SEARCH over one message: a header field or a
- * part's text, matched case-insensitively (ASCII) after decoding.
+ * mime_search.c - IMAP SEARCH over one message: a header field, the
+ * addresses of an address field, or a part's text, matched
+ * case-insensitively (ASCII) after decoding.
  *
  * Bodies are decoded from base64 or quoted-printable and header values
  * from RFC 2047 encoded words as they stream into a Knuth-Morris-Pratt
@@ -20,6 +21,7 @@
 #include "proto/mime_private.h"
 
 #define MAX_WORD 256 /* longest RFC 2047 encoded word we decode */
+#define MAX_ADDR_PART 1024 /* local part or domain kept for matching */
 
 /* search */
 struct search {
@@ -36,6 +38,10 @@ static void push_qp(struct search *s, const char *p, size_t len, bool q);
 static void push_2047(struct search *s, const char *p, size_t len);
 static int hexval(unsigned char c);
 static int b64val(unsigned char c);
+static size_t addr_text(struct mime_slice v, char *out, size_t cap);
+static bool in_value(struct mime_slice s, const char *value, size_t vlen);
+static bool addr_match(const struct mime_address *a, const char *needle,
+		       size_t nlen, const char *value, size_t vlen);
 
 /*
  * Knuth-Morris-Pratt over ASCII-lowered bytes: the decoders stream into
@@ -285,6 +291,102 @@ mime_header_search(const char *hdr, size_t len, const char *name,
 		push_2047(&s, f.value.ptr, f.value.len);
 		if (search_end(&s))
 			return true;
+	}
+	return false;
+}
+
+/*
+ * A local part or domain as an address: comments and folding white space
+ * dropped, quoted strings and quoted pairs unquoted, atoms, dots and
+ * domain literals kept, truncated at cap.
+ */
+static size_t
+addr_text(struct mime_slice v, char *out, size_t cap)
+{
+	size_t pos = 0, n = 0, q;
+
+	while (pos < v.len && n < cap) {
+		pos = mime_skip_cfws(v.ptr, pos, v.len, NULL, NULL);
+		if (pos >= v.len)
+			break;
+		if (v.ptr[pos] == '"') {
+			q = mime_quoted_end(v.ptr, pos, v.len);
+			n += mime_unquote(v.ptr + pos, q - pos, out + n,
+					  cap - n);
+			pos = q;
+			continue;
+		}
+		out[n++] = v.ptr[pos++];
+	}
+	return n;
+}
+
+/* The slice points into the header value (not at the parser's
+ * MISSING_MAILBOX / MISSING_DOMAIN placeholders). */
+static bool
+in_value(struct mime_slice s, const char *value, size_t vlen)
+{
+	uintptr_t p = (uintptr_t)s.ptr, v = (uintptr_t)value;
+
+	return p >= v && p <= v + vlen;
+}
+
+static bool
+addr_match(const struct mime_address *a, const char *needle, size_t nlen,
+	   const char *value, size_t vlen)
+{
+	char local[MAX_ADDR_PART], domain[MAX_ADDR_PART];
+	size_t ll = 0, dl = 0;
+	struct search s;
+
+	search_init(&s, needle, nlen);
+	if (a->kind == MIME_ADDR_GROUP_START) {
+		push_2047(&s, a->mailbox.ptr, a->mailbox.len);
+		return search_end(&s);
+	}
+	if (in_value(a->mailbox, value, vlen))
+		ll = addr_text(a->mailbox, local, sizeof(local));
+	if (in_value(a->host, value, vlen))
+		dl = addr_text(a->host, domain, sizeof(domain));
+	if (a->name.len > 0) {
+		push_2047(&s, a->name.ptr, a->name.len);
+		search_push(&s, " <", 2);
+	}
+	search_push(&s, local, ll);
+	if (dl > 0) {
+		search_push(&s, "@", 1);
+		search_push(&s, domain, dl);
+	}
+	if (a->name.len > 0)
+		search_push(&s, ">", 1);
+	return search_end(&s);
+}
+
+bool
+mime_addr_search(const char *hdr, size_t len, const char *name,
+		 const char *needle, size_t nlen)
+{
+	struct mime_header_iter it;
+	struct mime_addr_iter ai;
+	struct mime_address a;
+	struct mime_field f;
+	char scratch[MAX_ADDR_PART];
+
+	if (nlen > MIME_SEARCH_MAX)
+		return false;
+	mime_header_init(&it, hdr, len, NULL);
+	while (mime_header_next(&it, &f)) {
+		if (!mime_slice_is(f.name, name))
+			continue;
+		if (nlen == 0)
+			return true;
+		mime_addr_init(&ai, f.value.ptr, f.value.len);
+		while (mime_addr_next(&ai, &a, scratch, sizeof(scratch))) {
+			if (a.kind != MIME_ADDR_GROUP_END &&
+			    addr_match(&a, needle, nlen, f.value.ptr,
+				       f.value.len))
+				return true;
+		}
 	}
 	return false;
 }

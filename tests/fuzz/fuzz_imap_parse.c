@@ -1,7 +1,8 @@
 /*
  * fuzz_imap_parse.c - the IMAP command tokenizer under arbitrary input.
  *
- * The first byte picks the limits and the literal policy; the rest is fed
+ * The first byte picks the limits (with or without a larger budget for
+ * ID) and the literal policy; the rest is fed
  * once whole and once in pseudo-random pieces (seeded by the input), and
  * both runs must produce the same event trace. Every command is walked and
  * its atoms run through the sequence-set and section parsers and the
@@ -184,6 +185,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		lim.max_args = 8;
 	if (mode & 8)
 		lim.max_inline_literal = 4096;
+	if (mode & 32) {
+		/* one command ("ID") with a larger budget than the rest */
+		lim.big_name = "ID";
+		lim.big_line = mode & 64 ? 1024 : 0;
+		lim.big_command = 8192;
+	}
 	if (run(data, size, &lim, mode & 16, mode, false) !=
 	    run(data, size, &lim, mode & 16, mode, true))
 		abort();

@@ -63,6 +63,7 @@ walk(const struct imap_search *prog, int k, unsigned depth, unsigned char *seen)
 			abort();
 		break;
 	case SK_HEADER:
+	case SK_ADDRESS:
 		if (children != 0 || key->name == NULL || key->value == NULL ||
 		    strlen(key->value) > key->vlen)
 			abort();

@@ -6,7 +6,7 @@
  * checks that every part lies inside its parent, writes ENVELOPE and
  * BODYSTRUCTURE and checks that the text is balanced IMAP (quoted strings
  * closed, literal counts right, parentheses matched), resolves sections,
- * runs the address iterator and both searches, and checks that a parse
+ * runs the address iterator and the three searches, and checks that a parse
  * of just the header (mime_header_end() over a prefix) writes the same
  * ENVELOPE as the whole message.
  */
@@ -198,6 +198,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		mime_header_search(msg, parts[0].hdr_len, NULL, msg + size - 3,
 				   3);
 		mime_header_search(msg, parts[0].hdr_len, "subject", msg, 2);
+		mime_addr_search(msg, parts[0].hdr_len, "from", msg + size - 3,
+				 3);
+		mime_addr_search(msg, parts[0].hdr_len, "to", msg, 1);
 		mime_body_search(&m, 0, msg + size - 4, 4);
 	}
 	return 0;

@@ -4,7 +4,9 @@ Builds on harness.py: a passwd-file whose passwords are RFC 5803
 SCRAM-SHA-256 keys computed here with hashlib (what the demo stores too),
 a mail root in the test's temporary directory, and a Ringstore process
 class that reuses harness.Ringgate's life cycle (start, /healthz wait,
-stop with sanitizer and crash checks) with ringstore's binary and config.
+stop with sanitizer and crash checks) with ringstore's binary and config,
+and StoreTestCase: a store per test with the demo user and the imaplib /
+raw socket helpers the session-level tests share.
 """
 
 import base64
@@ -14,6 +16,7 @@ import imaplib
 import os
 import socket
 import threading
+import unittest
 
 import harness as h
 
@@ -137,3 +140,71 @@ class Ringstore(h.Ringgate):
             if r["name"] == name:
                 return int(r["listen"].rsplit(":", 1)[1])
         raise KeyError(name)
+
+
+DEMO_USER, DEMO_PASSWORD = "demo@example.test", "ringgate-demo-pw"
+
+
+class StoreTestCase(unittest.TestCase):
+    """A ringstore per test with one user (DEMO_USER) on a trusted
+    listener, and the client helpers the session-level tests share.
+    Subclasses may set `limits` (merged into the config's limits)."""
+
+    limits = {}
+
+    def setUp(self):
+        self.dir = h.temp_dir(self)
+        write_passwd(os.path.join(self.dir, "passwd"),
+                     {DEMO_USER: DEMO_PASSWORD})
+        cfg = store_config(self.dir, h.free_port(), h.free_port(),
+                           limits=self.limits)
+        self.store = Ringstore(self.dir, cfg).start(self)
+        self.maildir = os.path.join(self.dir, "mail", "example.test",
+                                    "demo", "Maildir")
+
+    def login(self, timeout=60):
+        """A logged-in imaplib session, logged out at cleanup."""
+        m = imaplib.IMAP4("127.0.0.1", self.store.port(), timeout=timeout)
+        self.addCleanup(logout_quietly, m)
+        m.login(DEMO_USER, DEMO_PASSWORD)
+        return m
+
+    def raw(self, login=False):
+        """A socket after the greeting (and LOGIN if asked) and its line
+        reader, both closed at cleanup."""
+        s = socket.create_connection(("127.0.0.1", self.store.port()),
+                                     timeout=h.IO_TIMEOUT)
+        self.addCleanup(s.close)
+        f = s.makefile("rb")
+        self.addCleanup(f.close)
+        self.assertTrue(f.readline().startswith(b"* OK"))
+        if login:
+            s.sendall(b"l LOGIN %s %s\r\n" % (DEMO_USER.encode(),
+                                               DEMO_PASSWORD.encode()))
+            self.assertTrue(self.tagged(f, b"l").startswith(b"l OK"))
+        return s, f
+
+    def tagged(self, f, tag, untagged=None):
+        """Read to tag's line and return it; untagged lines go to the
+        list if one is given."""
+        while True:
+            line = f.readline()
+            self.assertTrue(line, "connection closed")
+            if line.startswith(tag + b" "):
+                return line
+            if untagged is not None:
+                untagged.append(line)
+
+    def ok(self, result):
+        """An imaplib result that must be OK: its data."""
+        typ, data = result
+        self.assertEqual(typ, "OK", data)
+        return data
+
+    def no(self, result, code=None):
+        """An imaplib result that must be NO (with [code] if given)."""
+        typ, data = result
+        self.assertEqual(typ, "NO", data)
+        if code is not None:
+            self.assertIn(b"[" + code + b"]", data[0])
+        return data

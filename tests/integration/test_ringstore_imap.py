@@ -465,6 +465,8 @@ class TestMessages(StoreCase):
         self.assertRegex(f.readline(), rb"^\* OK \[COPYUID \d+ 2 5\]")
         self.assertEqual(f.readline(), b"* 2 EXPUNGE\r\n")
         self.assertEqual(f.readline(), b"* 2 EXISTS\r\n")
+        # the imaplib session selected Trash first: \Recent is its own
+        self.assertEqual(f.readline(), b"* 0 RECENT\r\n")
         self.assertRegex(f.readline(), rb"^c OK \[COPYUID \d+ 2 5\]")
 
     def search_fixture(self, m):
@@ -493,7 +495,12 @@ class TestMessages(StoreCase):
              b"Date: Sun, 1 Jan 2023 00:00:00 +0000\r\n\r\nhello\r\n"),
         ]
         m.create("Search")
-        for flags, date, msg in msgs:
+        for k, (flags, date, msg) in enumerate(msgs):
+            if k == len(msgs) - 1:
+                # the first four have been seen by a read-write session
+                # (\Recent is gone), the last one has not
+                m.select("Search")
+                m.select("INBOX")
             typ, data = m.append("Search", flags, '"%s"' % date, msg)
             self.assertEqual(typ, "OK", data)
         m.select("Search")
@@ -614,6 +621,8 @@ class TestIdle(StoreCase):
         # another session appends
         self.assertEqual(other.append("INBOX", "", None, MESSAGE)[0], "OK")
         self.pushed(f, rb"^\* 2 EXISTS\r\n$")
+        # RECENT comes with EXISTS; this session saw both first
+        self.pushed(f, rb"^\* 2 RECENT\r\n$")
         # another session changes flags
         other.select("INBOX")
         self.assertEqual(other.store("1", "+FLAGS.SILENT",
@@ -625,6 +634,7 @@ class TestIdle(StoreCase):
         self.assertEqual(other.expunge()[0], "OK")
         self.pushed(f, rb"^\* 1 EXPUNGE\r\n$")
         self.pushed(f, rb"^\* 1 EXISTS\r\n$")
+        self.pushed(f, rb"^\* 1 RECENT\r\n$")
         # a delivery by another program: tmp/ then rename into new/
         box = os.path.join(self.dir, "mail", "example.test", "demo",
                            "Maildir")
@@ -634,6 +644,7 @@ class TestIdle(StoreCase):
         os.rename(os.path.join(box, "tmp", name),
                   os.path.join(box, "new", name))
         self.pushed(f, rb"^\* 2 EXISTS\r\n$")
+        self.pushed(f, rb"^\* 2 RECENT\r\n$")
         # DONE ends it with the tagged OK; the session goes on
         s.sendall(b"DONE\r\n")
         self.assertTrue(f.readline().startswith(b"c OK"))
@@ -662,6 +673,7 @@ class TestIdle(StoreCase):
             line = f.readline()
             self.assertRegex(line, rb"^\* \d+ (EXISTS|RECENT)\r\n$")
         self.assertEqual(line, b"* 100 EXISTS\r\n")
+        self.assertEqual(f.readline(), b"* 100 RECENT\r\n")
         s.sendall(b"done\r\n")
         self.assertTrue(f.readline().startswith(b"c OK"))
 

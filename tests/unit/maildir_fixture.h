@@ -76,4 +76,40 @@ md_fixture_remove(const char *root)
 	nftw(root, md_fixture_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* A cmocka fixture: a fresh mail root with user@example.test's Maildir
+ * set up as at first login (INBOX, Drafts, Sent, Trash, Junk). */
+struct md_fixture {
+	char root[PATH_MAX];
+	char md[PATH_MAX]; /* the user's Maildir */
+};
+
+/* setup/teardown bodies: *state gets a struct md_fixture under
+ * "<tmp>/<stem>-XXXXXX". */
+static inline int
+md_fixture_setup(void **state, const char *stem)
+{
+	struct md_fixture *fx = calloc(1, sizeof(*fx));
+	const char *err;
+
+	if (fx == NULL ||
+	    md_fixture_make(fx->root, fx->md, stem, "user@example.test") ==
+		-1 ||
+	    maildir_user_init(fx->md, &err) == -1) {
+		free(fx);
+		return -1;
+	}
+	*state = fx;
+	return 0;
+}
+
+static inline int
+md_fixture_teardown(void **state)
+{
+	struct md_fixture *fx = *state;
+
+	md_fixture_remove(fx->root);
+	free(fx);
+	return 0;
+}
+
 #endif

@@ -307,6 +307,45 @@ test_bad_lines(void **state)
 	}
 }
 
+/* The daemon's own rule for names (ringstore: localpart@domain), at
+ * load and at reload: the file is refused naming the line, a reload
+ * keeps the old table. */
+static int
+need_domain(void *ctx, const char *user, const char **reason_r)
+{
+	++*(int *)ctx;
+	if (strchr(user, '@') != NULL || strcmp(user, "master") == 0)
+		return 0;
+	*reason_r = "no @domain";
+	return -1;
+}
+
+static void
+test_check_user(void **state)
+{
+	int calls = 0;
+	struct auth_passdb_conf conf = {
+	    .path = path, .check_user = need_domain, .check_ctx = &calls};
+	struct auth_passdb *db;
+	struct auth_entry *e;
+	const char *err = NULL;
+	char want[128];
+
+	write_str("A@x.test:::\nMaster:::\n# bob:::\n");
+	db = auth_passdb_new(&conf, &err);
+	assert_non_null(db);
+	assert_int_equal(calls, 2); /* names as stored: lowercased */
+	write_str("a@x.test:::\n\nBob:::\n");
+	assert_int_equal(auth_passdb_reload(db, &err), -1);
+	snprintf(want, sizeof(want), "%s:3: user bob: no @domain", path);
+	assert_string_equal(err, want);
+	assert_non_null(e = find(db, "master"));
+	auth_entry_unref(&e);
+	auth_passdb_free(&db);
+	assert_null(auth_passdb_new(&conf, &err));
+	assert_string_equal(err, want);
+}
+
 static void
 test_limits(void **state)
 {
@@ -488,6 +527,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_allow_nets, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_lines, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_check_user, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_quota_sizes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_changed_vanished, setup,

@@ -430,6 +430,134 @@ test_limit_errors(void **state)
 	}
 }
 
+/* What feeding in at the cut points (every one if step is 1, else every
+ * step-th) gave for the first command: its status and, on OK, the number
+ * of children of its first argument. */
+static enum imap_parse_status
+big_feed(const struct imap_limits *lim, const char *in, size_t len, size_t step,
+	 unsigned *children_r, size_t *len3_r)
+{
+	static char big_storage[80000];
+	struct imap_parser p;
+	enum imap_parse_status st = IMAP_PARSE_AGAIN;
+	size_t off = 0, used, chunk;
+
+	assert_int_equal(imap_parse_init(&p, lim, big_storage,
+					 sizeof(big_storage), argv_store, 256),
+			 0);
+	while (off < len) {
+		chunk = len - off < step ? len - off : step;
+		st = imap_parse_feed(&p, in + off, chunk, &used);
+		off += used;
+		if (st == IMAP_PARSE_LITERAL)
+			continue; /* accepted */
+		if (st != IMAP_PARSE_AGAIN)
+			break;
+	}
+	if (st == IMAP_PARSE_OK) {
+		const struct imap_arg *l = p.cmd.args, *v;
+
+		*children_r = l->type == IMAP_ARG_LIST ? l->count : 0;
+		v = imap_arg_next(imap_arg_child(l));
+		*len3_r = v != NULL ? v->len : 0;
+	}
+	return st;
+}
+
+/* ID (RFC 2971): 30 pairs of 30-octet fields and 1024-octet values,
+ * every byte escaped, about 63 KiB: accepted under big_name while other
+ * commands stay within max_line; with literals too. */
+static void
+test_big_command(void **state)
+{
+	static char in[140000];
+	struct imap_limits lim = test_limits;
+	static const size_t steps[] = {1 << 20, 1, 7, 4096};
+	unsigned children = 0;
+	size_t n, k, s, len3 = 0;
+
+	lim.max_line = lim.max_command = 1024;
+	lim.max_inline_literal = 4096;
+	lim.big_name = "ID";
+	lim.big_line = lim.big_command = 65536;
+	n = (size_t)sprintf(in, "tag1 id (");
+	for (k = 0; k < 30; k++) {
+		n += (size_t)sprintf(in + n, "%s\"", k ? " " : "");
+		for (s = 0; s < 30; s++)
+			n += (size_t)sprintf(in + n, "\\\"");
+		n += (size_t)sprintf(in + n, "\" \"");
+		for (s = 0; s < 1024; s++)
+			n += (size_t)sprintf(in + n, "\\\\");
+		n += (size_t)sprintf(in + n, "\"");
+	}
+	n += (size_t)sprintf(in + n, ")\r\n");
+	assert_true(n > 60000 && n < 65536);
+	for (k = 0; k < sizeof(steps) / sizeof(steps[0]); k++) {
+		assert_int_equal(
+		    big_feed(&lim, in, n, steps[k], &children, &len3),
+		    IMAP_PARSE_OK);
+		assert_int_equal(children, 60);
+		assert_int_equal(len3, 1024);
+	}
+	/* the same size under another name is too long */
+	memcpy(in, "tag1 IX", 7);
+	assert_int_equal(big_feed(&lim, in, n, 1 << 20, &children, &len3),
+			 IMAP_PARSE_INVALID);
+	memcpy(in, "tag1 id", 7);
+	/* IDX is not ID; nor is a name after a long tag */
+	n = (size_t)sprintf(in, "t IDX ");
+	memset(in + n, 'x', 2000);
+	n += 2000;
+	n += (size_t)sprintf(in + n, "\r\n");
+	assert_int_equal(big_feed(&lim, in, n, 1, &children, &len3),
+			 IMAP_PARSE_INVALID);
+	/* over the big budget is too long for ID as well */
+	n = (size_t)sprintf(in, "t ID (\"a\" \"");
+	memset(in + n, 'x', 70000);
+	n += 70000;
+	n += (size_t)sprintf(in + n, "\")\r\n");
+	assert_int_equal(big_feed(&lim, in, n, 1 << 20, &children, &len3),
+			 IMAP_PARSE_INVALID);
+	/* values as literals: over max_command in total, each inline */
+	n = (size_t)sprintf(in, "t ID (");
+	for (k = 0; k < 30; k++) {
+		n += (size_t)sprintf(in + n, "%s\"field%zu\" {1024+}\r\n",
+				     k ? " " : "", k);
+		memset(in + n, 'v', 1024);
+		n += 1024;
+	}
+	n += (size_t)sprintf(in + n, ")\r\n");
+	for (k = 0; k < sizeof(steps) / sizeof(steps[0]); k++) {
+		assert_int_equal(
+		    big_feed(&lim, in, n, steps[k], &children, &len3),
+		    IMAP_PARSE_OK);
+		assert_int_equal(children, 60);
+	}
+	/* and a small command after a big one is small again */
+	{
+		static char big_storage[80000];
+		struct imap_parser p;
+		size_t off = 0, used;
+
+		n += (size_t)sprintf(in + n, "u NOOP ");
+		memset(in + n, 'x', 2000);
+		n += 2000;
+		n += (size_t)sprintf(in + n, "\r\n");
+		assert_int_equal(imap_parse_init(&p, &lim, big_storage,
+						 sizeof(big_storage),
+						 argv_store, 256),
+				 0);
+		while (imap_parse_feed(&p, in + off, n - off, &used) ==
+		       IMAP_PARSE_LITERAL)
+			off += used;
+		off += used;
+		assert_memory_equal(p.cmd.name, "ID", 2);
+		assert_int_equal(imap_parse_feed(&p, in + off, n - off, &used),
+				 IMAP_PARSE_INVALID);
+		assert_string_equal(p.error, "Line too long");
+	}
+}
+
 static void
 test_refuse(void **state)
 {
@@ -822,6 +950,7 @@ main(void)
 	    cmocka_unit_test(test_quoting),
 	    cmocka_unit_test(test_errors),
 	    cmocka_unit_test(test_limit_errors),
+	    cmocka_unit_test(test_big_command),
 	    cmocka_unit_test(test_refuse),
 	    cmocka_unit_test(test_line_mode),
 	    cmocka_unit_test(test_set_limits),

@@ -26,38 +26,19 @@
 #include "backend/maildir.h"
 #include "tests/unit/maildir_fixture.h"
 
-struct fixture {
-	char root[PATH_MAX];
-	char md[PATH_MAX]; /* the user's Maildir */
-};
-
 static size_t count_dir(const char *md, const char *sub, char *name_r);
 static char *slurp(const char *path, size_t *len_r);
 
 static int
 setup(void **state)
 {
-	struct fixture *fx = calloc(1, sizeof(*fx));
-	const char *err;
-
-	if (fx == NULL)
-		return -1;
-	if (md_fixture_make(fx->root, fx->md, "rg-mdstream", "user@example.test") == -1)
-		return -1;
-	if (maildir_user_init(fx->md, &err) == -1)
-		return -1;
-	*state = fx;
-	return 0;
+	return md_fixture_setup(state, "rg-mdstream");
 }
 
 static int
 teardown(void **state)
 {
-	struct fixture *fx = *state;
-
-	md_fixture_remove(fx->root);
-	free(fx);
-	return 0;
+	return md_fixture_teardown(state);
 }
 
 /* Entries of md/sub (not dot files); the last one's name into name_r. */
@@ -104,7 +85,7 @@ slurp(const char *path, size_t *len_r)
 static void
 test_pieces_land_whole(void **state)
 {
-	struct fixture *fx = *state;
+	struct md_fixture *fx = *state;
 	/* one bare LF ("b\n"), and a CRLF split across two pieces */
 	const char *pieces[] = {"Subject: s\r\n\r\na\r", "\nb\n", "c\r\n"};
 	struct maildir_incoming *in = NULL;
@@ -147,7 +128,7 @@ test_pieces_land_whole(void **state)
 static void
 test_flags_go_to_cur(void **state)
 {
-	struct fixture *fx = *state;
+	struct md_fixture *fx = *state;
 	struct maildir_delivery opt = {.flags = MAILDIR_FLAG_SEEN,
 				       .date = 1700000000};
 	struct maildir_incoming *in = NULL;
@@ -167,7 +148,7 @@ test_flags_go_to_cur(void **state)
 static void
 test_abort_leaves_nothing(void **state)
 {
-	struct fixture *fx = *state;
+	struct md_fixture *fx = *state;
 	struct maildir_incoming *in = NULL;
 	const char *err;
 
@@ -186,7 +167,7 @@ test_abort_leaves_nothing(void **state)
 static void
 test_missing_folder(void **state)
 {
-	struct fixture *fx = *state;
+	struct md_fixture *fx = *state;
 	struct maildir_incoming *in = (struct maildir_incoming *)&in;
 	const char *err = NULL;
 

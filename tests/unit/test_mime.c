@@ -285,6 +285,65 @@ test_nested(void **state)
 					10));
 }
 
+/* SEARCH FROM/TO/CC/BCC match the parsed addresses (issue 9): comments,
+ * quotes and folds do not count, the joined local@domain does. */
+static void
+test_addr_search(void **state)
+{
+	static const char hdr[] =
+	    "From: <user-from (comment)@ (comment) domain.org>\r\n"
+	    "To: Pete(A nice \\) chap) <pete@silly.test(his host)>,\r\n"
+	    " \"john q\"@quoted.test, a (c) . b@dots.test, nodomain\r\n"
+	    "Cc: Undisclosed recipients:;\r\n"
+	    "Bcc: =?ISO-8859-1?Q?Andr=E9?= Pirard <PIRARD@vm1.ulg.ac.be>,"
+	    " bare@host (Real Name)\r\n"
+	    "Subject: user-from@domain.org\r\n"
+	    "\r\n";
+	static const struct {
+		const char *field, *needle;
+		bool found;
+	} cases[] = {
+	    {"from", "user-from@domain.org", true},
+	    {"FROM", "USER-FROM@DOMAIN.ORG", true},
+	    {"from", "from@domain", true},
+	    {"from", "domain.org", true},
+	    {"from", "comment", false},
+	    {"from", "(", false},
+	    {"from", "<user-from", false}, /* no name: no brackets */
+	    {"to", "Pete <pete@silly.test>", true},
+	    {"to", "pete@silly.test", true},
+	    {"to", "nice", false},
+	    {"to", "his host", false},
+	    {"to", "john q@quoted.test", true},
+	    {"to", "a.b@dots.test", true},
+	    {"to", "nodomain", true},
+	    {"to", "MISSING", false},
+	    {"to", "user-from", false}, /* only the named field */
+	    {"cc", "undisclosed", true},
+	    {"bcc", "Andr\xe9 Pirard <pirard@", true},
+	    {"bcc", "=?ISO", false},
+	    {"bcc", "Real Name <bare@host>", true},
+	    {"cc", "", true},
+	    {"reply-to", "", false},
+	};
+	struct mime_part parts[2];
+	struct mime_message m;
+	size_t i;
+
+	(void)state;
+	assert_int_equal(mime_parse(&m, hdr, sizeof(hdr) - 1, parts, 2, NULL),
+			 0);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		bool got =
+		    mime_addr_search(hdr, parts[0].hdr_len, cases[i].field,
+				     cases[i].needle, strlen(cases[i].needle));
+
+		if (got != cases[i].found)
+			fail_msg("%s %s: %d", cases[i].field, cases[i].needle,
+				 got);
+	}
+}
+
 static void
 test_addresses(void **state)
 {
@@ -694,6 +753,7 @@ main(void)
 	    cmocka_unit_test(test_simple),
 	    cmocka_unit_test(test_nested),
 	    cmocka_unit_test(test_addresses),
+	    cmocka_unit_test(test_addr_search),
 	    cmocka_unit_test(test_iterator_and_fields),
 	    cmocka_unit_test(test_params),
 	    cmocka_unit_test(test_broken),
