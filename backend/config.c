@@ -47,6 +47,9 @@ static const struct cfg_field limits_fields[] = {
 	    (int64_t)1 << 31 },
 	{ "bad_commands", CFG_INT, F(limits.bad_commands), 0, "10", 1,
 	    1000, .hint = "bad commands before the connection is closed" },
+	{ "search_cpu", CFG_DURATION, F(limits.search_cpu), 0, "30s", 0,
+	    3600000, .hint = "CPU time one SEARCH may take before it ends "
+			     "with NO [LIMIT]; 0: no limit" },
 	{ NULL },
 };
 
@@ -89,6 +92,9 @@ static const struct cfg_field storage_fields[] = {
 	    .hint = "a directory; users live in <root>/<domain>/<local>" },
 	{ "threads", CFG_INT, F(storage.threads), 0, "4", 1, 256 },
 	{ "queue", CFG_INT, F(storage.queue), 0, "1024", 16, 1000000 },
+	{ "login_threads", CFG_INT, F(storage.login_threads), 0, "1", 1, 64,
+	    .hint = "threads only for what a login needs from the disk, so "
+		    "logins never wait behind mailbox work" },
 	{ NULL },
 };
 

@@ -174,6 +174,14 @@ int imap_job_queue(struct imap_session *s, struct imap_job *job,
 /* The same for a job answered by someone else (auth pool): counts it in
  * the outbox and marks s busy; complete with store_outbox_complete(). */
 void imap_job_hold(struct imap_session *s, struct imap_job *job);
+/* The pool a job of s goes to now: the login lane before login, else the
+ * store pool. */
+struct store_pool *imap_job_pool(const struct imap_session *s);
+/* Queue the next part of s's current command (a FETCH batch, a SEARCH
+ * slice), job already set up with its run(): not held to the queue
+ * limit (store_pool_resubmit()). Marks s busy; -1 (nothing queued, the
+ * caller still owns the job) when the pool is stopping. */
+int imap_job_again(struct imap_session *s, struct imap_job *job);
 void imap_job_free(struct imap_job *job);
 /* The parser's limits for the current state (after login: larger). */
 int imap_session_set_limits(struct imap_session *s);

@@ -54,6 +54,7 @@ struct rs_config {
 		uint64_t command_max;
 		uint64_t append_max;
 		int64_t bad_commands;
+		uint64_t search_cpu; /* ms of CPU per SEARCH; 0 = no limit */
 	} limits;
 	struct {
 		char *passwd_file;
@@ -81,6 +82,7 @@ struct rs_config {
 		char *mail_root;
 		int64_t threads;
 		int64_t queue;
+		int64_t login_threads; /* the login lane (srv->login) */
 	} storage;
 	struct rs_imap_conf *imap;
 	unsigned nimap;
@@ -107,6 +109,7 @@ struct rs_metrics {
 	int sessions, logins_ok, logins_fail, commands, bad_commands;
 	int store_jobs, store_busy;
 	int master_refused; /* master logins refused (authzid) */
+	int search_limit, search_gone; /* SEARCHes stopped: budget, client */
 };
 
 /* Shared, read-only after start-up. */
@@ -115,6 +118,10 @@ struct rs_server {
 	struct auth_pool *auth;
 	struct auth_backend *users; /* non-blocking lookups (master targets) */
 	struct store_pool *store;
+	/* The login lane: jobs of sessions not yet authenticated (the
+	 * Maildir set-up of a login), so logins never queue behind mailbox
+	 * work; NULL: they go to store. */
+	struct store_pool *login;
 	/* Folder snapshots for SELECT/EXAMINE (maildir.h), shared by the
 	 * store threads; NULL runs without. */
 	struct maildir_cache *folders;
