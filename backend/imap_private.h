@@ -208,6 +208,7 @@ int imap_check_none(struct imap_session *s, const struct imap_command *cmd);
 extern const struct imap_cmd_def imap_cmds_any[];
 extern const struct imap_cmd_def imap_cmds_mailbox[];
 extern const struct imap_cmd_def imap_cmds_message[];
+extern const struct imap_cmd_def imap_cmds_fetch[];
 extern const struct imap_cmd_def imap_cmds_copy[];
 extern const struct imap_cmd_def imap_cmds_search[];
 extern const struct imap_cmd_def imap_cmds_idle[];
@@ -231,8 +232,11 @@ void imap_auth_capability(struct imap_session *s, struct buf *b);
 int imap_auth_init(struct rs_server *srv, const char **error_r);
 /* Drop the selected folder (state back to AUTH). */
 void imap_unselect(struct imap_session *s);
-/* A batched job continues once the output drained (imap_cmd_message.c). */
+/* A batched job continues once the output drained (imap_cmd_fetch.c). */
 void imap_more(struct imap_session *s);
+/* "FLAGS (...)" of a message (imap_cmd_message.c), and month names. */
+void imap_write_flags(struct buf *b, unsigned flags);
+extern const char *const imap_months[12];
 /* Streamed APPEND (imap_cmd_message.c). _literal(): APPEND's message
  * literal (stream 0) was announced; creates the tmp file on the pool and
  * answers the continuation (or NO and refuses a synchronizing one).

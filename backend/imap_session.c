@@ -574,8 +574,8 @@ static const struct imap_cmd_def *
 find_cmd(const struct imap_command *cmd, enum imap_state state)
 {
 	static const struct imap_cmd_def *const tables[] = { imap_cmds_any,
-		imap_cmds_mailbox, imap_cmds_message, imap_cmds_copy,
-		imap_cmds_search, imap_cmds_idle };
+		imap_cmds_mailbox, imap_cmds_message, imap_cmds_fetch,
+		imap_cmds_copy, imap_cmds_search, imap_cmds_idle };
 	const struct imap_cmd_def *named = NULL;
 
 	/* A name may have one entry per state (NOOP syncs when selected). */
