@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,7 @@ static void recv_arm(struct conn *c);
 static void recv_handle(struct conn *c, struct io_uring_cqe *cqe);
 static void send_handle(struct conn *c, struct io_uring_cqe *cqe);
 static void connect_handle(struct conn *c, struct io_uring_cqe *cqe);
+static void poll_handle(struct conn *c, struct io_uring_cqe *cqe);
 static void input(struct conn *c, const char *p, size_t n);
 static void tls_pump(struct conn *c);
 static void tls_established(struct conn *c);
@@ -122,6 +124,7 @@ conn_new(struct loop *l, int fd, struct listener *li,
 	c->op_recv = (struct op){ OP_RECV, c };
 	c->op_send = (struct op){ OP_SEND, c };
 	c->op_connect = (struct op){ OP_CONNECT, c };
+	c->op_poll = (struct op){ OP_POLL, c };
 	if (li) {
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof(ss);
@@ -739,6 +742,52 @@ conn_resume(struct conn *c)
 	rearm_later(c);
 }
 
+void
+conn_watch_hangup(struct conn *c, bool on)
+{
+	struct io_uring_sqe *sqe;
+
+	if (c->flags & (CF_DEAD | CF_CLOSING))
+		return;
+	if (!on) {
+		c->flags &= ~CF_POLL_WANT;
+		if ((c->flags & CF_POLL_ARMED) && !(c->flags & CF_POLL_CANCEL)) {
+			cancel_op(c, &c->op_poll);
+			c->flags |= CF_POLL_CANCEL;
+		}
+		return;
+	}
+	c->flags |= CF_POLL_WANT;
+	if (c->flags & CF_POLL_ARMED)
+		return; /* being cancelled: poll_handle() arms it again */
+	sqe = loop_sqe(c->loop);
+	io_uring_prep_poll_add(sqe, c->fd, POLLRDHUP | POLLHUP | POLLERR);
+	io_uring_sqe_set_data(sqe, &c->op_poll);
+	c->flags |= CF_POLL_ARMED;
+	c->inflight++;
+}
+
+/* The hangup poll completed: the peer left, or the watch was cancelled
+ * (then a watch wanted again meanwhile is armed anew). A hangup seen
+ * after the watch was turned off is left to the normal receive path. */
+static void
+poll_handle(struct conn *c, struct io_uring_cqe *cqe)
+{
+	c->flags &= ~(CF_POLL_ARMED | CF_POLL_CANCEL);
+	c->inflight--;
+	if ((c->flags & (CF_DEAD | CF_CLOSING)) || !(c->flags & CF_POLL_WANT))
+		return;
+	if (cqe->res < 0 && cqe->res != -ECANCELED) {
+		c->flags &= ~CF_POLL_WANT; /* cannot watch: leave it */
+		return;
+	}
+	if (cqe->res > 0 && (cqe->res & (POLLRDHUP | POLLHUP | POLLERR))) {
+		teardown(c, (cqe->res & POLLERR) ? CR_RESET : CR_EOF);
+		return;
+	}
+	conn_watch_hangup(c, true);
+}
+
 /* From the loop's re-arm list, outside any handler: deliver what waited
  * while paused, then receive again. */
 void
@@ -851,6 +900,8 @@ teardown(struct conn *c, enum conn_reason why)
 		cancel_op(c, &c->op_send);
 	if (c->flags & CF_CONNECTING)
 		cancel_op(c, &c->op_connect);
+	if ((c->flags & CF_POLL_ARMED) && !(c->flags & CF_POLL_CANCEL))
+		cancel_op(c, &c->op_poll);
 	/* in-flight ops hold their own file reference: closing now is safe
 	 * and releases the port to the peer at once */
 	close(c->fd);
@@ -887,6 +938,9 @@ conn_handle_cqe(struct conn *c, struct op *op, struct io_uring_cqe *cqe)
 		break;
 	case OP_CONNECT:
 		connect_handle(c, cqe);
+		break;
+	case OP_POLL:
+		poll_handle(c, cqe);
 		break;
 	default:
 		fatal("unknown op kind %d", op->kind);

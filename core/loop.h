@@ -155,6 +155,13 @@ bool conn_out_full(const struct conn *c);
 void conn_pause(struct conn *c);
 void conn_resume(struct conn *c);
 
+/* While paused nothing is read, so a peer that leaves goes unnoticed. With
+ * the watch on, the peer's FIN, a reset or a socket error ends the
+ * connection at once (on_close with CR_EOF or CR_RESET), even with input
+ * still unread: for a server busy with a long command, a client that shut
+ * its side is gone (Dovecot does the same). Off cancels it. */
+void conn_watch_hangup(struct conn *c, bool on);
+
 /* Graceful: flush output (TLS close_notify), then close. */
 void conn_close(struct conn *c);
 /* Immediate: drop queued output and close. */

@@ -2,8 +2,10 @@
  * test_loop.c - the io_uring loop and connections over real loopback TCP:
  * echo of 1 MiB, back-pressure with pause/resume, timers (ordering and
  * lazy re-arm), teardown exactly once, loop_post from another thread and
- * drain on stop, and loop_watch_fd (chunked reads, EOF, unwatch from
- * outside and from inside the callback). Skips (77) where io_uring is unavailable.
+ * drain on stop, loop_watch_fd (chunked reads, EOF, unwatch from
+ * outside and from inside the callback), and the hangup watch of a paused
+ * connection (a FIN ends it at once; a watch turned off leaves the FIN
+ * to the receive path after resume). Skips (77) where io_uring is unavailable.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -283,6 +285,96 @@ test_abort_once(void **state)
 	loop_free(T.l);
 }
 
+/* ---- hangup watch while paused ------------------------------------ */
+
+static struct {
+	bool keep_watch; /* false: turn the watch off again at once */
+	enum conn_reason why;
+	char order[8];
+	int n;
+} HW;
+
+static void
+hw_data(struct conn *c, const char *p, size_t n)
+{
+	/* a long command starts: no more reading, watch for the peer */
+	conn_pause(c);
+	conn_watch_hangup(c, true);
+	if (!HW.keep_watch)
+		conn_watch_hangup(c, false);
+	conn_set_timer(c, HW.keep_watch ? 5000 : 300);
+	HW.order[HW.n++] = 'D';
+}
+
+static void
+hw_timer(struct conn *c)
+{
+	HW.order[HW.n++] = 'T';
+	conn_set_timer(c, 5000);
+	if (HW.keep_watch)
+		conn_abort(c, CR_TIMEOUT); /* the watch missed the FIN */
+	else
+		conn_resume(c); /* the receive path finds the FIN */
+}
+
+static void
+hw_close(struct conn *c, enum conn_reason why)
+{
+	HW.order[HW.n++] = 'C';
+	HW.why = why;
+	loop_stop(conn_loop(c), 0);
+}
+
+static const struct conn_handler hw_handler = {
+	.on_data = hw_data,
+	.on_timer = hw_timer,
+	.on_close = hw_close,
+};
+
+static void
+hw_client_open(struct conn *c)
+{
+	conn_write(c, "long command\r\n", 14);
+	conn_close(c); /* FIN after the bytes */
+}
+
+static const struct conn_handler hw_client = {
+	.on_open = hw_client_open,
+};
+
+static void
+run_hangup(bool keep_watch)
+{
+	int fd;
+
+	memset(&T, 0, sizeof(T));
+	memset(&HW, 0, sizeof(HW));
+	HW.keep_watch = keep_watch;
+	T.l = new_loop(0);
+	fd = listen_any(&T);
+	assert_non_null(loop_listen(T.l, fd, "t", &hw_handler, NULL));
+	assert_non_null(conn_connect(T.l, (struct sockaddr *)&T.addr.ss,
+	    T.addr.len, "c", &hw_client, NULL));
+	assert_int_equal(loop_run(T.l), 0);
+	loop_free(T.l);
+}
+
+static void
+test_hangup_watch(void **state)
+{
+	run_hangup(true);
+	assert_string_equal(HW.order, "DC");
+	assert_int_equal(HW.why, CR_EOF);
+}
+
+static void
+test_hangup_watch_off(void **state)
+{
+	run_hangup(false);
+	assert_string_equal(HW.order, "DTC");
+	assert_int_equal(HW.why, CR_EOF);
+}
+
 /* ---- loop_post from another thread -------------------------------- */
 
 static int posted;
@@ -457,6 +549,8 @@ main(void)
 		cmocka_unit_test(test_post),
 		cmocka_unit_test(test_connect_refused),
 		cmocka_unit_test(test_watch_fd),
+		cmocka_unit_test(test_hangup_watch),
+		cmocka_unit_test(test_hangup_watch_off),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
