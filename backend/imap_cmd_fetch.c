@@ -802,8 +802,7 @@ fetch_finish(struct imap_session *s, struct imap_job *ij)
 {
 	struct fetch_job *job = (struct fetch_job *)ij;
 
-	imap_send(s, buf_head(&ij->out), buf_used(&ij->out));
-	buf_consume(&ij->out, buf_used(&ij->out)); /* reused */
+	imap_send_buf(s, &ij->out); /* comes back empty, for reuse */
 	if (ij->err != 0) {
 		/* a literal went out short: the stream cannot be repaired */
 		log_error(s->sid, "imap.fetch_failed", "errno=%d error=\"%s\"",

@@ -154,6 +154,9 @@ void imap_reply(struct imap_session *s, const char *tag, const char *fmt,
     ...) __attribute__((format(printf, 3, 4)));
 /* Raw protocol bytes (already formatted output of a job). */
 void imap_send(struct imap_session *s, const void *p, size_t n);
+/* The same for a job's whole output buffer, handed over without a copy
+ * where the connection allows it; *b comes back empty for reuse. */
+void imap_send_buf(struct imap_session *s, struct buf *b);
 /* Tagged BAD for a syntax problem; counts toward the disconnect. */
 void imap_bad(struct imap_session *s, const char *text);
 void imap_enter_state(struct imap_session *s, enum imap_state st);

@@ -355,6 +355,17 @@ imap_send(struct imap_session *s, const void *p, size_t n)
 }
 
 void
+imap_send_buf(struct imap_session *s, struct buf *b)
+{
+	if (s->c == NULL || conn_closing(s->c)) {
+		buf_consume(b, buf_used(b));
+		return;
+	}
+	if (conn_write_buf(s->c, b) == -1)
+		conn_abort(s->c, CR_NOMEM);
+}
+
+void
 imap_reply(struct imap_session *s, const char *tag, const char *fmt, ...)
 {
 	char line[1024];

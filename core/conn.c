@@ -614,6 +614,33 @@ conn_write(struct conn *c, const void *p, size_t n)
 	return 0;
 }
 
+int
+conn_write_buf(struct conn *c, struct buf *b)
+{
+	size_t n = buf_used(b);
+	struct buf t;
+
+	if (n == 0)
+		return 0;
+	if (c->tls || (c->flags & (CF_DEAD | CF_CLOSING)) ||
+	    buf_used(&c->pend) > 0) {
+		int rc = conn_write(c, buf_head(b), n);
+
+		buf_consume(b, n);
+		return rc;
+	}
+	/* pend is empty: b's storage becomes pend, pend's goes back */
+	t = c->pend;
+	c->pend = *b;
+	*b = t;
+	b->off = b->len = 0;
+	c->bytes_out += n;
+	flush(c);
+	if (conn_out_full(c))
+		c->flags |= CF_WAS_FULL;
+	return 0;
+}
+
 size_t
 conn_out_queued(const struct conn *c)
 {

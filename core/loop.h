@@ -30,6 +30,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+struct buf;
 struct conn;
 struct fd_watch;
 struct listener;
@@ -148,6 +149,10 @@ int conn_start_tls_server(struct conn *c, struct tls_server *ts);
 
 /* Queue plaintext. 0, or -1 if the conn is closing or out of memory. */
 int conn_write(struct conn *c, const void *p, size_t n);
+/* The same for a whole buffer, taking its storage instead of copying
+ * when nothing else waits to be sent (plaintext connections): *b comes
+ * back empty, maybe holding other storage for its next use. */
+int conn_write_buf(struct conn *c, struct buf *b);
 size_t conn_out_queued(const struct conn *c);
 bool conn_out_full(const struct conn *c);
 
