@@ -815,10 +815,13 @@ fetch_finish(struct imap_session *s, struct imap_job *ij)
 	}
 	if ((job->active || job->next < job->nidx) && s->c != NULL) {
 		s->more = ij;
-		if (conn_out_full(s->c))
+		if (conn_out_full(s->c)) {
+			/* a client that does not read holds no batch of ours */
+			buf_free(&ij->out);
 			s->flags |= SF_MORE;
-		else
+		} else {
 			imap_more(s);
+		}
 		return 1;
 	}
 	s->box = ij->box;

@@ -34,10 +34,12 @@ MANY = 300  # messages in the folder "Many"
 
 
 def session_bound():
-    """docs/backend.md: a session holds at most its output queue (the
-    limit plus one batch, in buffers that grow by doubling), the job's
-    batch buffer and a read buffer of at most 256 KiB."""
-    return 2 * (OUTPUT_BUFFER + BATCH) + BATCH + (256 << 10)
+    """docs/backend.md: while its client does not read, a session holds
+    its output queue (below the limit when the last batch of at most 256
+    KiB joined it) in two buffers that grow by doubling, a read buffer and
+    a text buffer of at most 256 KiB each (the text of small items, far
+    less here)."""
+    return 4 * (OUTPUT_BUFFER + BATCH) + 2 * (256 << 10)
 
 
 def allowance():
