@@ -108,6 +108,7 @@ struct fetch_job {
 	unsigned nsec;
 	bool set_seen;
 	enum fetch_need need;
+	bool need_size; /* a literal runs to the end of the file */
 	/* the message being sent: its plan and how far it got */
 	bool active;
 	bool oom; /* the plan's text could not be built */
@@ -314,6 +315,12 @@ run_fetch(struct imap_session *s, const struct imap_command *cmd)
 	if (s->readonly)
 		job->set_seen = false;
 	job->need = fetch_need(job);
+	job->need_size = (job->items & (FI_RFC822 | FI_RFC822_TEXT)) != 0;
+	for (unsigned k = 0; k < job->nsec; k++)
+		if (job->sec[k].sec.nparts == 0 &&
+		    (job->sec[k].sec.kind == IMAP_SECT_ALL ||
+			job->sec[k].sec.kind == IMAP_SECT_TEXT))
+			job->need_size = true;
 	job->base.box = s->box;
 	s->box = NULL;
 	imap_job_submit(s, &job->base, fetch_run);
@@ -434,14 +441,18 @@ plan_read(struct fetch_job *job, size_t i, struct mime_message *m,
 	const char *e;
 
 	drop_held(job);
-	mime_parse(m, "", 0, parts, MAX_PARTS, &lim);
+	job->size = 0;
+	if (job->need == NEED_NOTHING || job->need == NEED_SIZE)
+		mime_parse(m, "", 0, parts, MAX_PARTS, &lim);
 	if (job->need == NEED_NOTHING)
 		return 0;
 	if (maildir_msg_open(job->base.box, i, &job->fd, &e) == -1)
 		return -1;
-	if (fstat(job->fd, &st) == -1)
-		goto fail;
-	job->size = (size_t)st.st_size;
+	if (job->need_size && job->need != NEED_ALL) {
+		if (fstat(job->fd, &st) == -1)
+			goto fail;
+		job->size = (size_t)st.st_size;
+	}
 	if (job->need == NEED_SIZE)
 		return 0;
 	if (msg_read_fd(&job->rd, job->fd, job->need == NEED_HEADER,
