@@ -93,11 +93,13 @@ pool_main(void *arg)
 		pthread_mutex_unlock(&p->lock);
 		if (job->outbox == NULL) { /* detached: run() frees it */
 			job->run(job);
-		} else {
-			job->run(job);
-			store_outbox_complete(job);
+			p->running--;
+			continue;
 		}
+		job->run(job);
+		/* not running any more once its answer can be seen */
 		p->running--;
+		store_outbox_complete(job);
 	}
 }
 
