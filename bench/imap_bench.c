@@ -140,6 +140,7 @@ static int read_resp(struct io *io, const char *tag, struct resp *r);
 static int command(struct io *io, const char *tag, const char *text,
 		   struct resp *r);
 static int login(struct io *io);
+static int open_session(struct io *io);
 
 static int run_steps(void);
 static int run_body(void);
@@ -641,6 +642,18 @@ login(struct io *io)
 	return 0;
 }
 
+/* Connect and LOGIN, then find the server processes to account. */
+static int
+open_session(struct io *io)
+{
+	if (io_connect(io) == -1 || login(io) == -1) {
+		fprintf(stderr, "ringbench-imap: connect or LOGIN failed\n");
+		return -1;
+	}
+	acct_resolve();
+	return 0;
+}
+
 /* ---- select / fetch ----------------------------------------------- */
 
 /*
@@ -700,11 +713,8 @@ run_steps(void)
 	struct io io = {.fd = -1};
 	int rc = -1;
 
-	if (io_connect(&io) == -1 || login(&io) == -1) {
-		fprintf(stderr, "ringbench-imap: connect or LOGIN failed\n");
+	if (open_session(&io) == -1)
 		goto out;
-	}
-	acct_resolve();
 	if (step(&io, "select_cold", "SELECT INBOX", 1) == -1 ||
 	    step(&io, "select_warm", "SELECT INBOX", O.runs) == -1)
 		goto out;
@@ -736,11 +746,8 @@ run_body(void)
 	struct resp r;
 	int rc = -1;
 
-	if (io_connect(&io) == -1 || login(&io) == -1) {
-		fprintf(stderr, "ringbench-imap: connect or LOGIN failed\n");
+	if (open_session(&io) == -1)
 		goto out;
-	}
-	acct_resolve();
 	quote(box, sizeof(box), O.mailbox);
 	snprintf(text, sizeof(text), "SELECT %s", box);
 	if (command(&io, "b", text, &r) == -1 || strcmp(r.status, "OK") != 0 ||
@@ -830,11 +837,8 @@ run_append(void)
 	struct resp r;
 	int rc = -1;
 
-	if (io_connect(&io) == -1 || login(&io) == -1) {
-		fprintf(stderr, "ringbench-imap: connect or LOGIN failed\n");
+	if (open_session(&io) == -1)
 		goto out;
-	}
-	acct_resolve();
 	quote(box, sizeof(box), O.mailbox);
 	snprintf(text, sizeof(text), "CREATE %s", box);
 	(void)command(&io, "c", text, &r); /* NO when it exists: fine */
