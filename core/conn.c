@@ -778,7 +778,8 @@ conn_watch_hangup(struct conn *c, bool on)
 		return;
 	if (!on) {
 		c->flags &= ~CF_POLL_WANT;
-		if ((c->flags & CF_POLL_ARMED) && !(c->flags & CF_POLL_CANCEL)) {
+		if ((c->flags & (CF_POLL_ARMED | CF_POLL_CANCEL)) ==
+		    CF_POLL_ARMED) {
 			cancel_op(c, &c->op_poll);
 			c->flags |= CF_POLL_CANCEL;
 		}

@@ -1,11 +1,12 @@
 /*
  * test_loop.c - the io_uring loop and connections over real loopback TCP:
- * echo of 1 MiB (with conn_write() and conn_write_buf()), back-pressure with pause/resume, timers (ordering and
- * lazy re-arm), teardown exactly once, loop_post from another thread and
- * drain on stop, loop_watch_fd (chunked reads, EOF, unwatch from
- * outside and from inside the callback), and the hangup watch of a paused
- * connection (a FIN ends it at once; a watch turned off leaves the FIN
- * to the receive path after resume). Skips (77) where io_uring is unavailable.
+ * echo of 1 MiB (through conn_write() and conn_write_buf()),
+ * back-pressure with pause/resume, timers (ordering and lazy re-arm),
+ * teardown exactly once, loop_post from another thread and drain on
+ * stop, loop_watch_fd (chunked reads, EOF, unwatch from outside and from
+ * inside the callback), and the hangup watch of a paused connection (a
+ * FIN ends it at once; a watch turned off leaves the FIN to the receive
+ * path after resume). Skips (77) where io_uring is unavailable.
  */
 #include <stdarg.h>
 #include <stddef.h>
