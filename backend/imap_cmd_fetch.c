@@ -533,7 +533,8 @@ plan_items(struct fetch_job *job, size_t i, const struct mime_message *m,
 	}
 	if (items & FI_RFC822_TEXT) {
 		seg_text(job, "%sRFC822.TEXT ", sp);
-		seg_literal(job, SEG_FILE, hdr, job->size - hdr);
+		seg_literal(job, SEG_FILE, hdr, job->size > hdr ?
+		    job->size - hdr : 0);
 		sp = " ";
 	}
 	for (unsigned k = 0; k < job->nsec; k++) {
@@ -593,9 +594,11 @@ section_range(const struct fetch_job *job, const struct mime_message *m,
 
 	if (sec->nparts == 0) {
 		*off_r = sec->kind == IMAP_SECT_TEXT ? hdr : 0;
+		/* (a file cut shorter than its header meanwhile: empty) */
 		*len_r = sec->kind == IMAP_SECT_ALL ? job->size :
-		    sec->kind == IMAP_SECT_TEXT	    ? job->size - hdr :
-						      hdr;
+		    sec->kind != IMAP_SECT_TEXT	    ? hdr :
+		    job->size > hdr		    ? job->size - hdr :
+						      0;
 		return 0;
 	}
 	switch (sec->kind) {
