@@ -58,6 +58,9 @@ static const struct cfg_field limits_fields[] = {
 			    "0 = no limit" },
 	{ "folder_name_max", CFG_INT, F(limits.folder_name_max), 0, "255",
 	    1, 255, .hint = "bytes of a folder name in UTF-8" },
+	{ "search_cpu", CFG_DURATION, F(limits.search_cpu), 0, "30s", 0,
+	    3600000, .hint = "CPU time one SEARCH may take before it ends "
+			     "with NO [LIMIT]; 0: no limit" },
 	{ NULL },
 };
 
@@ -101,6 +104,9 @@ static const struct cfg_field storage_fields[] = {
 	    .hint = "a directory; users live in <root>/<domain>/<local>" },
 	{ "threads", CFG_INT, F(storage.threads), 0, "4", 1, 256 },
 	{ "queue", CFG_INT, F(storage.queue), 0, "1024", 16, 1000000 },
+	{ "login_threads", CFG_INT, F(storage.login_threads), 0, "1", 1, 64,
+	    .hint = "threads only for what a login needs from the disk, so "
+		    "logins never wait behind mailbox work" },
 	{ NULL },
 };
 

@@ -1,20 +1,12 @@
 /*
- * imap_cmd_message.c - message commands of the selected state: FETCH,
- * STORE, EXPUNGE, CLOSE, UNSELECT, NOOP/CHECK (folder sync), their UID
- * forms, and APPEND (any authenticated state).
+ * imap_cmd_message.c - message commands of the selected state: STORE,
+ * EXPUNGE, CLOSE, UNSELECT, NOOP/CHECK (folder sync), their UID forms,
+ * and APPEND (any authenticated state). FETCH is imap_cmd_fetch.c.
  *
  * Relies on the folder being borrowed by the job (one thread at a time),
- * on proto/mime.h for ENVELOPE, BODYSTRUCTURE and sections over the
- * message's bytes, and on the view of the folder changing only through
- * syncs whose results are announced, so sequence numbers the client knows
- * always match the view's indexes. A FETCH that needs nothing past the
- * top-level header (ENVELOPE, header sections) reads only the header;
- * files are read into a buffer the job reuses, and only large ones are
- * mapped (munmap() costs TLB shootdowns on every other CPU).
- *
- * FETCH output is built on the pool in batches of about BATCH_BYTES; the
- * next batch is queued only once the connection's output has drained, so
- * a FETCH 1:* of a large folder never holds more than one batch.
+ * and on the view of the folder changing only through syncs whose results
+ * are announced, so sequence numbers the client knows always match the
+ * view's indexes.
  *
  * A large APPEND message (a literal the parser streams) never sits in
  * memory whole: when its literal is announced a pool job creates the
@@ -27,69 +19,32 @@
  * BAD, a failed write) unlinks the tmp file, on the pool too.
  *
  * Must never: touch a message file on the ring thread, change flags or
- * expunge in a read-only (EXAMINE) folder, or send EXPUNGE during FETCH
- * or STORE.
+ * expunge in a read-only (EXAMINE) folder, or send EXPUNGE during STORE.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "backend/imap_private.h"
 #include "backend/maildir.h"
-#include "backend/msg_read.h"
 #include "core/log.h"
 #include "core/loop.h"
-#include "proto/mime.h"
 
-#define BATCH_BYTES (256 * 1024)
 #define CHUNK_BYTES (256 * 1024)
 #define MAX_RANGES 256
-#define MAX_SECTIONS 32
-#define MAX_FIELDS 64
-#define MAX_PARTS 256
 
-enum fetch_item {
-	FI_UID = 1 << 0,
-	FI_FLAGS = 1 << 1,
-	FI_INTERNALDATE = 1 << 2,
-	FI_SIZE = 1 << 3,
-	FI_ENVELOPE = 1 << 4,
-	FI_BODYSTRUCTURE = 1 << 5,
-	FI_BODY = 1 << 6,
-	FI_RFC822 = 1 << 7,
-	FI_RFC822_HEADER = 1 << 8,
-	FI_RFC822_TEXT = 1 << 9,
-};
-#define FI_NEEDS_FILE                                                   \
-	(FI_ENVELOPE | FI_BODYSTRUCTURE | FI_BODY | FI_RFC822 |          \
-	    FI_RFC822_HEADER | FI_RFC822_TEXT)
-/* Items that need more of the file than the top-level header. */
-#define FI_NEEDS_BODY (FI_BODYSTRUCTURE | FI_BODY | FI_RFC822 | FI_RFC822_TEXT)
-
-struct fetch_section {
-	char *text; /* the attribute as sent, owned */
-	struct imap_section sec;
-};
-
-/* FETCH, STORE, EXPUNGE, CLOSE, NOOP: one job type over the folder. */
+/* STORE, EXPUNGE, CLOSE, NOOP: one job type over the folder. */
 struct msg_job {
 	struct imap_job base;
 	bool uid;
 	bool readonly;
 	uint32_t *idx; /* view indexes the command applies to */
-	size_t nidx, next;
-	unsigned items;
-	struct fetch_section sec[MAX_SECTIONS];
-	unsigned nsec;
-	bool set_seen;
-	bool header_only; /* nothing asked for is past the header */
-	struct msg_reader rd; /* message bytes read on the pool, reused */
+	size_t nidx;
 	/* STORE */
 	int store_op; /* 0 replace, 1 add, -1 remove */
 	bool silent;
@@ -154,13 +109,11 @@ struct dispose_job {
 	struct maildir_incoming *in;
 };
 
-static int check_fetch(struct imap_session *s, const struct imap_command *cmd);
 static int check_store(struct imap_session *s, const struct imap_command *cmd);
 static int check_append(struct imap_session *s,
     const struct imap_command *cmd);
 static int check_expunge(struct imap_session *s,
     const struct imap_command *cmd);
-static void run_fetch(struct imap_session *s, const struct imap_command *cmd);
 static void run_store(struct imap_session *s, const struct imap_command *cmd);
 static void run_expunge(struct imap_session *s,
     const struct imap_command *cmd);
@@ -172,20 +125,9 @@ static void run_append(struct imap_session *s, const struct imap_command *cmd);
 
 static int parse_set(struct imap_session *s, const struct imap_arg *a,
     bool uid, struct msg_job *job);
-static int parse_fetch_items(struct imap_session *s,
-    const struct imap_arg *a, struct msg_job *job);
-static int parse_fetch_att(struct imap_session *s, const struct imap_arg *a,
-    struct msg_job *job);
 static int parse_date(const char *p, size_t n, time_t *t_r);
 static struct msg_job *msg_job(struct imap_session *s);
 static void msg_release(struct imap_job *ij);
-static void fetch_run(struct store_job *sj);
-static int fetch_one(struct msg_job *job, size_t i);
-static bool fetch_header_only(const struct msg_job *job);
-static void fetch_body(struct msg_job *job, const struct mime_message *m,
-    const struct fetch_section *fs, const char *sp);
-static void write_literal(struct buf *b, const char *p, size_t n);
-static int fetch_finish(struct imap_session *s, struct imap_job *ij);
 static void store_run(struct store_job *sj);
 static int store_resolve(struct msg_job *job,
     struct maildir_flag_change *c);
@@ -221,7 +163,6 @@ static void dispose(struct imap_session *s, struct maildir_incoming **in);
 static void dispose_run(struct store_job *sj);
 
 const struct imap_cmd_def imap_cmds_message[] = {
-	{ "FETCH", ST_SELECTED, true, check_fetch, run_fetch },
 	{ "STORE", ST_SELECTED, true, check_store, run_store },
 	{ "EXPUNGE", ST_SELECTED, true, check_expunge, run_expunge },
 	{ "CLOSE", ST_SELECTED, false, imap_check_none, run_close },
@@ -232,7 +173,7 @@ const struct imap_cmd_def imap_cmds_message[] = {
 	{ NULL },
 };
 
-static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May",
+const char *const imap_months[12] = { "Jan", "Feb", "Mar", "Apr", "May",
 	"Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
 
 /* ---- argument parsing ---------------------------------------------- */
@@ -295,92 +236,6 @@ imap_set_resolve(struct imap_session *s, const struct imap_arg *a, bool uid,
 }
 
 static int
-parse_fetch_att(struct imap_session *s, const struct imap_arg *a,
-    struct msg_job *job)
-{
-	static const struct {
-		const char *name;
-		unsigned items;
-	} simple[] = { { "UID", FI_UID }, { "FLAGS", FI_FLAGS },
-		{ "INTERNALDATE", FI_INTERNALDATE },
-		{ "RFC822.SIZE", FI_SIZE }, { "ENVELOPE", FI_ENVELOPE },
-		{ "BODYSTRUCTURE", FI_BODYSTRUCTURE }, { "BODY", FI_BODY },
-		{ "RFC822", FI_RFC822 }, { "RFC822.HEADER", FI_RFC822_HEADER },
-		{ "RFC822.TEXT", FI_RFC822_TEXT },
-		{ "ALL", FI_FLAGS | FI_INTERNALDATE | FI_SIZE | FI_ENVELOPE },
-		{ "FAST", FI_FLAGS | FI_INTERNALDATE | FI_SIZE },
-		{ "FULL", FI_FLAGS | FI_INTERNALDATE | FI_SIZE | FI_ENVELOPE |
-			FI_BODY } };
-	struct imap_section sec;
-	struct fetch_section *fs;
-	int rc;
-
-	if (a->type != IMAP_ARG_ATOM) {
-		s->error = "Invalid FETCH item";
-		return -1;
-	}
-	for (size_t i = 0; i < sizeof(simple) / sizeof(simple[0]); i++)
-		if (imap_arg_atom_is(a, simple[i].name)) {
-			if (job)
-				job->items |= simple[i].items;
-			return 0;
-		}
-	rc = imap_section_parse(a->ptr, a->len, &sec, &s->error);
-	if (rc != 0 || sec.att != IMAP_ATT_BODY) {
-		if (rc >= 0)
-			s->error = "Unknown FETCH item";
-		return -1;
-	}
-	if (job == NULL)
-		return 0;
-	if (job->nsec == MAX_SECTIONS) {
-		s->error = "Too many sections";
-		return -1;
-	}
-	fs = &job->sec[job->nsec];
-	if ((fs->text = strndup(a->ptr, a->len)) == NULL) {
-		s->error = "Out of memory";
-		return -1;
-	}
-	job->nsec++;
-	/* re-parse over our own copy: the parser's storage goes away */
-	if (imap_section_parse(fs->text, a->len, &fs->sec, &s->error) != 0)
-		return -1;
-	if (!fs->sec.peek)
-		job->set_seen = true;
-	return 0;
-}
-
-static int
-parse_fetch_items(struct imap_session *s, const struct imap_arg *a,
-    struct msg_job *job)
-{
-	if (a == NULL || imap_arg_next(a) != NULL) {
-		s->error = "FETCH takes a sequence set and items";
-		return -1;
-	}
-	if (a->type != IMAP_ARG_LIST)
-		return parse_fetch_att(s, a, job);
-	if (a->count == 0) {
-		s->error = "Empty FETCH item list";
-		return -1;
-	}
-	for (const struct imap_arg *i = imap_arg_child(a); i;
-	     i = imap_arg_next(i))
-		if (parse_fetch_att(s, i, job) == -1)
-			return -1;
-	return 0;
-}
-
-static int
-check_fetch(struct imap_session *s, const struct imap_command *cmd)
-{
-	if (parse_set(s, cmd->args, cmd->uid, NULL) == -1)
-		return -1;
-	return parse_fetch_items(s, imap_arg_next(cmd->args), NULL);
-}
-
-static int
 check_store(struct imap_session *s, const struct imap_command *cmd)
 {
 	const struct imap_arg *op = imap_arg_next(cmd->args);
@@ -432,7 +287,7 @@ parse_date(const char *p, size_t n, time_t *t_r)
 		return -1;
 	tm.tm_mon = -1;
 	for (int i = 0; i < 12; i++)
-		if (strcasecmp(mon, months[i]) == 0)
+		if (strcasecmp(mon, imap_months[i]) == 0)
 			tm.tm_mon = i;
 	if (tm.tm_mon < 0 || day < 1 || day > 31 || hh > 23 || mm > 59 ||
 	    ss > 60 || year < 1970 || zone % 100 > 59)
@@ -556,10 +411,7 @@ msg_release(struct imap_job *ij)
 {
 	struct msg_job *job = (struct msg_job *)ij;
 
-	for (unsigned i = 0; i < job->nsec; i++)
-		free(job->sec[i].text);
 	free(job->idx);
-	msg_reader_free(&job->rd);
 	imap_flags_free(&job->fl);
 }
 
@@ -573,271 +425,6 @@ submit_on_box(struct imap_session *s, struct msg_job *job,
 	job->base.box = s->box;
 	s->box = NULL;
 	imap_job_submit(s, &job->base, run);
-}
-
-/* ---- FETCH ------------------------------------------------------- */
-
-static void
-run_fetch(struct imap_session *s, const struct imap_command *cmd)
-{
-	struct msg_job *job = msg_job(s);
-
-	if (job == NULL)
-		return;
-	if (parse_set(s, cmd->args, cmd->uid, job) == -1 ||
-	    parse_fetch_items(s, imap_arg_next(cmd->args), job) == -1) {
-		imap_reply(s, NULL, "BAD %s", s->error);
-		imap_job_free(&job->base);
-		return;
-	}
-	job->uid = cmd->uid;
-	if (job->uid)
-		job->items |= FI_UID;
-	if (job->items & (FI_RFC822 | FI_RFC822_TEXT))
-		job->set_seen = true;
-	if (job->readonly)
-		job->set_seen = false;
-	job->header_only = fetch_header_only(job);
-	submit_on_box(s, job, fetch_finish, fetch_run);
-}
-
-static void
-write_literal(struct buf *b, const char *p, size_t n)
-{
-	buf_printf(b, "{%zu}\r\n", n);
-	buf_append(b, p, n);
-}
-
-/* One BODY[...] item of one message. */
-static void
-fetch_body(struct msg_job *job, const struct mime_message *m,
-    const struct fetch_section *fs, const char *sp)
-{
-	const struct imap_section *sec = &fs->sec;
-	struct buf *b = &job->base.out;
-	struct buf tmp = { 0 };
-	enum mime_sect kind = MIME_SECT_BODY;
-	const char *p = NULL;
-	size_t off = 0, len = 0;
-	uint32_t part;
-
-	switch (sec->kind) {
-	case IMAP_SECT_HEADER:
-	case IMAP_SECT_FIELDS:
-	case IMAP_SECT_FIELDS_NOT:
-		kind = MIME_SECT_HEADER;
-		break;
-	case IMAP_SECT_TEXT:
-		kind = MIME_SECT_TEXT;
-		break;
-	case IMAP_SECT_MIME:
-		kind = MIME_SECT_MIME;
-		break;
-	default:
-		break;
-	}
-	if (mime_section(m, sec->part, sec->nparts, kind, &off, &len,
-		&part) == 0)
-		p = m->data + off;
-	else
-		len = 0;
-	if (p != NULL && (sec->kind == IMAP_SECT_FIELDS ||
-			     sec->kind == IMAP_SECT_FIELDS_NOT)) {
-		struct mime_slice names[MAX_FIELDS];
-		size_t pos = 0, nn = 0;
-		const char *name;
-		size_t nlen;
-
-		while (nn < MAX_FIELDS &&
-		    imap_section_field_next(sec, &pos, &name, &nlen) == 1) {
-			names[nn].ptr = name;
-			names[nn++].len = nlen;
-		}
-		mime_header_fields(p, len, names, nn,
-		    sec->kind == IMAP_SECT_FIELDS_NOT, imap_buf_write, &tmp);
-		p = buf_head(&tmp);
-		len = buf_used(&tmp);
-	}
-	buf_printf(b, "%sBODY[%.*s]", sp, (int)sec->spec_len, sec->spec);
-	if (sec->partial) {
-		size_t start = sec->start < len ? sec->start : len;
-		size_t cnt = len - start < sec->count ? len - start :
-							  sec->count;
-
-		buf_printf(b, "<%u> ", sec->start);
-		write_literal(b, p ? p + start : "", cnt);
-	} else {
-		buf_printf(b, " ");
-		write_literal(b, p ? p : "", len);
-	}
-	buf_free(&tmp);
-}
-
-/* True if every item asked for is in the top-level header (ENVELOPE,
- * RFC822.HEADER, BODY[HEADER], BODY[HEADER.FIELDS[.NOT] (..)]) or needs
- * no file at all. */
-static bool
-fetch_header_only(const struct msg_job *job)
-{
-	if (job->items & FI_NEEDS_BODY)
-		return false;
-	for (unsigned k = 0; k < job->nsec; k++) {
-		const struct imap_section *sec = &job->sec[k].sec;
-
-		if (sec->nparts > 0 || (sec->kind != IMAP_SECT_HEADER &&
-					sec->kind != IMAP_SECT_FIELDS &&
-					sec->kind != IMAP_SECT_FIELDS_NOT))
-			return false;
-	}
-	return true;
-}
-
-/* One message: "* n FETCH (...)". -1 if the file could not be read
- * (expunged meanwhile: the message is skipped). */
-static int
-fetch_one(struct msg_job *job, size_t i)
-{
-	struct maildir *box = job->base.box;
-	const struct maildir_msg *msgs;
-	struct buf *b = &job->base.out;
-	struct mime_part parts[MAX_PARTS];
-	struct mime_limits lim = { 32, 256, 64 * 1024 };
-	struct mime_message m;
-	struct msg_text t = { "", 0, NULL, 0 };
-	const char *sp = "";
-	size_t n;
-	unsigned items = job->items;
-
-	msgs = maildir_msgs(box, &n);
-	if (job->set_seen && !(msgs[i].flags & MAILDIR_FLAG_SEEN)) {
-		static const struct maildir_flag_change seen = {
-			.set = MAILDIR_FLAG_SEEN };
-		const char *e;
-
-		if (maildir_change_flags(box, i, &seen, &e) == 0)
-			items |= FI_FLAGS;
-		msgs = maildir_msgs(box, &n);
-	}
-	if ((items & FI_NEEDS_FILE) || job->nsec > 0) {
-		if (msg_read(&job->rd, box, i, job->header_only, &t) == -1)
-			return -1;
-		msgs = maildir_msgs(box, &n);
-		/* header only: the header slice parses to the same parts[0]
-		 * header (mime_header_end()) without walking the body */
-		mime_parse(&m, t.data, t.len, parts, MAX_PARTS, &lim);
-	}
-	buf_printf(b, "* %zu FETCH (", i + 1);
-	if (items & FI_UID) {
-		buf_printf(b, "UID %u", msgs[i].uid);
-		sp = " ";
-	}
-	if (items & FI_FLAGS) {
-		buf_printf(b, "%s", sp);
-		imap_write_flags(b, box, &msgs[i]);
-		sp = " ";
-	}
-	if (items & FI_INTERNALDATE) {
-		struct tm tm;
-
-		gmtime_r(&msgs[i].date, &tm);
-		buf_printf(b, "%sINTERNALDATE \"%02d-%s-%04d %02d:%02d:%02d "
-			      "+0000\"", sp, tm.tm_mday, months[tm.tm_mon],
-		    tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
-		sp = " ";
-	}
-	if (items & FI_SIZE) {
-		buf_printf(b, "%sRFC822.SIZE %llu", sp,
-		    (unsigned long long)(msgs[i].vsize ? msgs[i].vsize :
-							 msgs[i].size));
-		sp = " ";
-	}
-	if (items & FI_ENVELOPE) {
-		buf_printf(b, "%sENVELOPE ", sp);
-		mime_write_envelope(&m, 0, imap_buf_write, b);
-		sp = " ";
-	}
-	if (items & (FI_BODYSTRUCTURE | FI_BODY)) {
-		buf_printf(b, "%s%s ", sp,
-		    items & FI_BODYSTRUCTURE ? "BODYSTRUCTURE" : "BODY");
-		mime_write_bodystructure(&m, 0, items & FI_BODYSTRUCTURE,
-		    imap_buf_write, b);
-		sp = " ";
-	}
-	if (items & FI_RFC822) {
-		buf_printf(b, "%sRFC822 ", sp);
-		write_literal(b, t.data, t.len);
-		sp = " ";
-	}
-	if (items & FI_RFC822_HEADER) {
-		buf_printf(b, "%sRFC822.HEADER ", sp);
-		write_literal(b, t.data, parts[0].hdr_len);
-		sp = " ";
-	}
-	if (items & FI_RFC822_TEXT) {
-		buf_printf(b, "%sRFC822.TEXT ", sp);
-		write_literal(b, t.data + parts[0].hdr_len,
-		    t.len - parts[0].hdr_len);
-		sp = " ";
-	}
-	for (unsigned k = 0; k < job->nsec; k++) {
-		fetch_body(job, &m, &job->sec[k], sp);
-		sp = " ";
-	}
-	buf_printf(b, ")\r\n");
-	msg_read_done(&t);
-	return 0;
-}
-
-static void
-fetch_run(struct store_job *sj)
-{
-	struct msg_job *job = (struct msg_job *)sj;
-
-	while (job->next < job->nidx && buf_used(&job->base.out) < BATCH_BYTES)
-		fetch_one(job, job->idx[job->next++]);
-}
-
-/* Send the batch; if more remains, keep the job and continue when the
- * output has room again. */
-static int
-fetch_finish(struct imap_session *s, struct imap_job *ij)
-{
-	struct msg_job *job = (struct msg_job *)ij;
-
-	imap_send(s, buf_head(&ij->out), buf_used(&ij->out));
-	buf_free(&ij->out);
-	if (job->next < job->nidx && s->c != NULL) {
-		s->more = ij;
-		if (conn_out_full(s->c))
-			s->flags |= SF_MORE;
-		else
-			imap_more(s);
-		return 1;
-	}
-	s->box = ij->box;
-	ij->box = NULL;
-	imap_reply(s, NULL, "OK FETCH completed");
-	return 0;
-}
-
-void
-imap_more(struct imap_session *s)
-{
-	struct imap_job *job = s->more;
-
-	s->more = NULL;
-	if (job == NULL)
-		return;
-	job->base.run = fetch_run;
-	if (store_pool_submit(s->srv->store, s->w->outbox, &job->base) ==
-	    -1) {
-		s->box = job->box;
-		job->box = NULL;
-		imap_job_free(job);
-		imap_reply(s, NULL, "NO [UNAVAILABLE] Server busy, try again");
-		return;
-	}
-	s->flags |= SF_BUSY;
 }
 
 /* ---- STORE ------------------------------------------------------- */

@@ -13,9 +13,19 @@
  * proto/mime.h, which also decodes RFC 2047 words and transfer
  * encodings; no charset beyond UTF-8 and US-ASCII is accepted.
  *
+ * A SEARCH never holds a pool thread for long: it runs in slices of about
+ * SLICE_MS, between messages or, within a message, between keys that
+ * read the file (whose results are kept, so the message resumes where it
+ * stopped), and each slice re-queues the job behind the other flows
+ * waiting. The message's bytes are dropped between slices. Its CPU time
+ * is summed over the slices; past limits.search_cpu it ends with
+ * NO [LIMIT]. A client that leaves meanwhile ends the session (the
+ * connection's hangup watch), and the next slice is never queued.
+ *
  * Must never: touch a message file on the ring thread, recurse or
- * allocate without a bound set by the client's input, or answer with
- * more than one "* SEARCH" line.
+ * allocate without a bound set by the client's input, answer with more
+ * than one "* SEARCH" line, or keep a pool thread past its slice by more
+ * than one key over one message.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -30,9 +40,19 @@
 #include "backend/maildir.h"
 #include "backend/msg_read.h"
 #include "core/log.h"
+#include "core/loop.h"
+#include "core/metrics.h"
 #include "proto/mime.h"
 
 #define MAX_PARTS 256
+#define SLICE_MS 20 /* a slice's wall time on a pool thread */
+
+/* A file key's result for the message being evaluated. */
+enum memo {
+	MEMO_NONE = 0,
+	MEMO_TRUE,
+	MEMO_FALSE,
+};
 
 struct search_job {
 	struct imap_job base;
@@ -46,6 +66,13 @@ struct search_job {
 	struct msg_text text;
 	struct mime_message m;
 	struct mime_part parts[MAX_PARTS];
+	/* where it is: the next message, and for it the file keys done */
+	bool started, finished, limited;
+	bool yield; /* the slice is over: evaluate no more file keys */
+	size_t pos, nmsgs;
+	unsigned char memo[IMAP_SEARCH_MAX_KEYS];
+	uint64_t slice_end; /* CLOCK_MONOTONIC ns */
+	uint64_t cpu_ns, budget_ns;
 };
 
 static int check_search(struct imap_session *s,
@@ -53,8 +80,12 @@ static int check_search(struct imap_session *s,
 static void run_search(struct imap_session *s,
     const struct imap_command *cmd);
 static void search_run(struct store_job *sj);
+static void search_start(struct search_job *job);
+static uint64_t clock_ns(clockid_t id);
 static bool eval(struct search_job *job, int k, size_t i);
 static bool eval_file(struct search_job *job, const struct skey *key,
+    size_t i);
+static bool eval_file_key(struct search_job *job, const struct skey *key,
     size_t i);
 static int load(struct search_job *job, size_t i);
 static void unload(struct search_job *job);
@@ -102,24 +133,35 @@ run_search(struct imap_session *s, const struct imap_command *cmd)
 		imap_job_free(&job->base);
 		return;
 	}
+	job->budget_ns = s->srv->cf->limits.search_cpu * 1000000ULL;
 	job->base.box = s->box;
 	s->box = NULL;
-	imap_job_submit(s, &job->base, search_run);
+	if (imap_job_submit(s, &job->base, search_run) == 0)
+		conn_watch_hangup(s->c, true);
 }
 
 /* ---- evaluation (store pool) -------------------------------------- */
 
-static void
-search_run(struct store_job *sj)
+static uint64_t
+clock_ns(clockid_t id)
 {
-	struct search_job *job = (struct search_job *)sj;
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* The first slice: resolve `*` once, against the view the client was
+ * told of, and see whether any key needs more than the header. */
+static void
+search_start(struct search_job *job)
+{
 	const struct maildir_msg *msgs;
-	struct buf *b = &job->base.out;
 	size_t n;
 
 	msgs = maildir_msgs(job->base.box, &n);
+	job->nmsgs = n;
 	job->header_only = true;
-	/* resolve `*` once: against the view the client was told of */
 	for (int k = 0; k < job->prog.nkeys; k++) {
 		struct skey *key = &job->prog.keys[k];
 
@@ -136,17 +178,45 @@ search_run(struct store_job *sj)
 		    n ? msgs[n - 1].uid : 0);
 		key->nranges = set.count;
 	}
-	buf_printf(b, "* SEARCH");
-	for (size_t i = 0; i < n; i++) {
-		bool hit = eval(job, 0, i);
+	buf_printf(&job->base.out, "* SEARCH");
+	job->started = true;
+}
 
+/* One slice: messages from job->pos until the slice's time is up. */
+static void
+search_run(struct store_job *sj)
+{
+	struct search_job *job = (struct search_job *)sj;
+	const struct maildir_msg *msgs;
+	struct buf *b = &job->base.out;
+	uint64_t cpu0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+	size_t n;
+
+	if (!job->started)
+		search_start(job);
+	job->yield = false;
+	job->slice_end = clock_ns(CLOCK_MONOTONIC) + SLICE_MS * 1000000ULL;
+	while (job->pos < job->nmsgs) {
+		bool hit = eval(job, 0, job->pos);
+
+		if (job->yield)
+			break; /* this message again next slice, from memo */
 		unload(job);
+		memset(job->memo, 0, sizeof(job->memo));
 		msgs = maildir_msgs(job->base.box, &n);
 		if (hit)
-			buf_printf(b, " %u", job->uid ? msgs[i].uid :
-							(uint32_t)i + 1);
+			buf_printf(b, " %u", job->uid ? msgs[job->pos].uid :
+			    (uint32_t)job->pos + 1);
+		job->pos++;
+		if (clock_ns(CLOCK_MONOTONIC) >= job->slice_end)
+			break;
 	}
-	buf_printf(b, "\r\n");
+	unload(job);
+	job->cpu_ns += clock_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0;
+	if (job->pos == job->nmsgs)
+		buf_printf(b, "\r\n");
+	else if (job->budget_ns > 0 && job->cpu_ns >= job->budget_ns)
+		job->limited = true;
 }
 
 /* The letters that carry a KEYWORD key's name in this folder (every one:
@@ -219,6 +289,23 @@ eval(struct search_job *job, int k, size_t i)
  * by another program meanwhile) matches none of them. */
 static bool
 eval_file(struct search_job *job, const struct skey *key, size_t i)
+{
+	size_t k = (size_t)(key - job->prog.keys);
+	bool r;
+
+	if (job->memo[k] != MEMO_NONE)
+		return job->memo[k] == MEMO_TRUE;
+	if (job->yield)
+		return false; /* not recorded: evaluated next slice */
+	r = eval_file_key(job, key, i);
+	job->memo[k] = r ? MEMO_TRUE : MEMO_FALSE;
+	if (clock_ns(CLOCK_MONOTONIC) >= job->slice_end)
+		job->yield = true;
+	return r;
+}
+
+static bool
+eval_file_key(struct search_job *job, const struct skey *key, size_t i)
 {
 	const struct mime_part *root = &job->parts[0];
 	uint64_t day;
@@ -298,13 +385,36 @@ sent_day(struct search_job *job, uint64_t *day_r)
 	return imap_search_parse_day(dstr, strlen(dstr), day_r) == 0;
 }
 
+/* A slice is back: the next one, or the answer. */
 static int
 search_finish(struct imap_session *s, struct imap_job *ij)
 {
+	struct search_job *job = (struct search_job *)ij;
+	struct metrics_shard *ms = loop_shard(s->w->loop);
+
+	if (!ij->err && !job->limited && job->pos < job->nmsgs &&
+	    imap_job_again(s, ij) == 0)
+		return 1;
+	job->finished = true;
+	if (s->c != NULL)
+		conn_watch_hangup(s->c, false);
 	s->box = ij->box;
 	ij->box = NULL;
 	if (ij->err) {
 		imap_reply(s, NULL, "NO [SERVERBUG] Internal error");
+		return 0;
+	}
+	if (job->limited) {
+		metrics_add(ms, s->srv->m.search_limit, 1);
+		log_info(s->sid, "imap.search_stopped", "reason=limit "
+		    "messages=%zu/%zu cpu_ms=%llu", job->pos, job->nmsgs,
+		    (unsigned long long)(job->cpu_ns / 1000000));
+		imap_reply(s, NULL, "NO [LIMIT] SEARCH took too much time; "
+				    "search fewer messages or keys");
+		return 0;
+	}
+	if (job->pos < job->nmsgs) { /* the pool is stopping */
+		imap_reply(s, NULL, "NO [UNAVAILABLE] Server busy, try again");
 		return 0;
 	}
 	imap_send(s, buf_head(&ij->out), buf_used(&ij->out));
@@ -312,10 +422,20 @@ search_finish(struct imap_session *s, struct imap_job *ij)
 	return 0;
 }
 
+/* A SEARCH freed before its answer lost its client: count and log it
+ * (the session is gone; this is the job's last trace). */
 static void
 search_release(struct imap_job *ij)
 {
 	struct search_job *job = (struct search_job *)ij;
+
+	if (job->started && !job->finished) {
+		metrics_add(loop_shard(ij->w->loop), ij->w->srv->m.search_gone,
+		    1);
+		log_info(ij->base.sid, "imap.search_stopped",
+		    "reason=disconnect messages=%zu/%zu cpu_ms=%llu", job->pos,
+		    job->nmsgs, (unsigned long long)(job->cpu_ns / 1000000));
+	}
 
 	unload(job);
 	msg_reader_free(&job->rd);

@@ -161,6 +161,9 @@ void imap_reply(struct imap_session *s, const char *tag, const char *fmt,
     ...) __attribute__((format(printf, 3, 4)));
 /* Raw protocol bytes (already formatted output of a job). */
 void imap_send(struct imap_session *s, const void *p, size_t n);
+/* The same for a job's whole output buffer, handed over without a copy
+ * where the connection allows it; *b comes back empty for reuse. */
+void imap_send_buf(struct imap_session *s, struct buf *b);
 /* Tagged BAD for a syntax problem; counts toward the disconnect. */
 void imap_bad(struct imap_session *s, const char *text);
 void imap_enter_state(struct imap_session *s, enum imap_state st);
@@ -181,6 +184,14 @@ int imap_job_queue(struct imap_session *s, struct imap_job *job,
 /* The same for a job answered by someone else (auth pool): counts it in
  * the outbox and marks s busy; complete with store_outbox_complete(). */
 void imap_job_hold(struct imap_session *s, struct imap_job *job);
+/* The pool a job of s goes to now: the login lane before login, else the
+ * store pool. */
+struct store_pool *imap_job_pool(const struct imap_session *s);
+/* Queue the next part of s's current command (a FETCH batch, a SEARCH
+ * slice), job already set up with its run(): not held to the queue
+ * limit (store_pool_resubmit()). Marks s busy; -1 (nothing queued, the
+ * caller still owns the job) when the pool is stopping. */
+int imap_job_again(struct imap_session *s, struct imap_job *job);
 void imap_job_free(struct imap_job *job);
 /* The parser's limits for the current state (after login: larger). */
 int imap_session_set_limits(struct imap_session *s);
@@ -232,6 +243,7 @@ void imap_write_flag_lists(struct buf *b, const struct maildir *box);
 extern const struct imap_cmd_def imap_cmds_any[];
 extern const struct imap_cmd_def imap_cmds_mailbox[];
 extern const struct imap_cmd_def imap_cmds_message[];
+extern const struct imap_cmd_def imap_cmds_fetch[];
 extern const struct imap_cmd_def imap_cmds_copy[];
 extern const struct imap_cmd_def imap_cmds_search[];
 extern const struct imap_cmd_def imap_cmds_idle[];
@@ -255,8 +267,10 @@ void imap_auth_capability(struct imap_session *s, struct buf *b);
 int imap_auth_init(struct rs_server *srv, const char **error_r);
 /* Drop the selected folder (state back to AUTH). */
 void imap_unselect(struct imap_session *s);
-/* A batched job continues once the output drained (imap_cmd_message.c). */
+/* A batched job continues once the output drained (imap_cmd_fetch.c). */
 void imap_more(struct imap_session *s);
+/* Month names for dates (imap_cmd_message.c). */
+extern const char *const imap_months[12];
 /* Streamed APPEND (imap_cmd_message.c). _literal(): APPEND's message
  * literal (stream 0) was announced; creates the tmp file on the pool and
  * answers the continuation (or NO and refuses a synchronizing one).

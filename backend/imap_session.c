@@ -56,6 +56,7 @@ static void dispatch(struct imap_session *s, const struct imap_command *cmd);
 static const struct imap_cmd_def *find_cmd(const struct imap_command *cmd,
     enum imap_state state);
 static void set_tag(struct imap_session *s, const struct imap_command *cmd);
+static uint64_t job_flow(const struct imap_session *s);
 static void job_done(struct store_job *sj);
 
 static const struct conn_handler handler = {
@@ -365,6 +366,17 @@ imap_send(struct imap_session *s, const void *p, size_t n)
 }
 
 void
+imap_send_buf(struct imap_session *s, struct buf *b)
+{
+	if (s->c == NULL || conn_closing(s->c)) {
+		buf_consume(b, buf_used(b));
+		return;
+	}
+	if (conn_write_buf(s->c, b) == -1)
+		conn_abort(s->c, CR_NOMEM);
+}
+
+void
 imap_reply(struct imap_session *s, const char *tag, const char *fmt, ...)
 {
 	char line[1024];
@@ -584,8 +596,8 @@ static const struct imap_cmd_def *
 find_cmd(const struct imap_command *cmd, enum imap_state state)
 {
 	static const struct imap_cmd_def *const tables[] = { imap_cmds_any,
-		imap_cmds_mailbox, imap_cmds_message, imap_cmds_copy,
-		imap_cmds_search, imap_cmds_idle };
+		imap_cmds_mailbox, imap_cmds_message, imap_cmds_fetch,
+		imap_cmds_copy, imap_cmds_search, imap_cmds_idle };
 	const struct imap_cmd_def *named = NULL;
 
 	/* A name may have one entry per state (NOOP syncs when selected). */
@@ -655,6 +667,7 @@ imap_job_new(struct imap_session *s, size_t size,
 		return NULL;
 	job->base.done = job_done;
 	job->base.sid = s->sid;
+	job->base.flow = job_flow(s);
 	job->w = s->w;
 	job->finish = finish;
 	return job;
@@ -672,13 +685,51 @@ imap_job_free(struct imap_job *job)
 	free(job);
 }
 
+/* The pool's fairness key: the user once logged in (all of a user's
+ * sessions share one turn), the session before. FNV-1a; a collision only
+ * makes two users share a turn. */
+static uint64_t
+job_flow(const struct imap_session *s)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	if (s->user == NULL)
+		return s->sid;
+	for (const unsigned char *p = (const void *)s->user; *p; p++)
+		h = (h ^ *p) * 0x100000001b3ULL;
+	return h;
+}
+
+/* Logins never wait behind mailbox work: whatever a session needs before
+ * it is authenticated (the Maildir set-up at login) runs on its own lane
+ * (srv->login, storage.login_threads), everything else on the store. */
+struct store_pool *
+imap_job_pool(const struct imap_session *s)
+{
+	if (s->state == IS_NOT_AUTH && s->srv->login != NULL)
+		return s->srv->login;
+	return s->srv->store;
+}
+
 int
 imap_job_queue(struct imap_session *s, struct imap_job *job,
     store_run_fn *run, unsigned flag)
 {
 	job->base.run = run;
 	job->hold = flag;
-	if (store_pool_submit(s->srv->store, s->w->outbox, &job->base) == -1) {
+	if ((s->flags & (SF_BUSY | SF_WRITING)) != 0) {
+		/* one job per session in the pool: a caller broke the rule */
+		log_error(s->sid, "imap.job_overlap", "flags=%#x", s->flags);
+		metrics_add(loop_shard(s->w->loop), s->srv->m.store_busy, 1);
+		if (job->box) {
+			s->box = job->box;
+			job->box = NULL;
+		}
+		imap_job_free(job);
+		return -1;
+	}
+	if (store_pool_submit(imap_job_pool(s), s->w->outbox,
+		&job->base) == -1) {
 		if (job->box) { /* give the folder back */
 			s->box = job->box;
 			job->box = NULL;
@@ -700,6 +751,17 @@ imap_job_submit(struct imap_session *s, struct imap_job *job,
 		imap_reply(s, NULL, "NO [UNAVAILABLE] Server busy, try again");
 		return -1;
 	}
+	return 0;
+}
+
+int
+imap_job_again(struct imap_session *s, struct imap_job *job)
+{
+	job->hold = SF_BUSY;
+	if (store_pool_resubmit(s->srv->store, s->w->outbox, &job->base) ==
+	    -1)
+		return -1;
+	s->flags |= SF_BUSY;
 	return 0;
 }
 

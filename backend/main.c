@@ -45,6 +45,8 @@ struct sd_metrics {
 	/* folder snapshot cache (backend/maildir_cache.c) */
 	int folders_hit, folders_miss, folders_unsettled, folders_evicted;
 	int folders_entries, folders_bytes;
+	/* the store pool and its login lane: [0] mailbox, [1] login */
+	int pool_queued[2], pool_running[2];
 	uint64_t n_reload_ok, n_reload_failed; /* main thread only */
 };
 
@@ -212,7 +214,11 @@ start_pools(struct store_daemon *sd, const char **error_r)
 	}
 	sd->srv.store = store_pool_new((unsigned)cf->storage.threads,
 	    (unsigned)cf->storage.queue, error_r);
-	return sd->srv.store ? 0 : -1;
+	if (sd->srv.store == NULL)
+		return -1;
+	sd->srv.login = store_pool_new((unsigned)cf->storage.login_threads,
+	    (unsigned)cf->storage.queue, error_r);
+	return sd->srv.login ? 0 : -1;
 }
 
 static int
@@ -236,9 +242,15 @@ register_metrics(struct rs_server *srv, struct metrics *m)
 	    "Jobs refused because the store queue was full.", NULL);
 	x->master_refused = metrics_counter(m, "imap_master_refused_total",
 	    "Master-user logins refused (authzid not allowed).", NULL);
+	x->search_limit = metrics_counter(m, "imap_search_stopped_total",
+	    "SEARCH commands stopped before the end.", "reason=\"limit\"");
+	x->search_gone = metrics_counter(m, "imap_search_stopped_total",
+	    "SEARCH commands stopped before the end.",
+	    "reason=\"disconnect\"");
 	if (x->sessions < 0 || x->logins_ok < 0 || x->logins_fail < 0 ||
 	    x->commands < 0 || x->bad_commands < 0 || x->store_jobs < 0 ||
-	    x->store_busy < 0 || x->master_refused < 0)
+	    x->store_busy < 0 || x->master_refused < 0 ||
+	    x->search_limit < 0 || x->search_gone < 0)
 		return -1;
 	return 0;
 }
@@ -333,6 +345,16 @@ register_folder_metrics(struct store_daemon *sd, struct metrics *m)
 	    "Folder snapshots held.", NULL);
 	a->folders_bytes = metrics_gauge_set(m, "folder_cache_bytes",
 	    "Bytes held by folder snapshots.", NULL);
+	for (int i = 0; i < 2; i++) {
+		const char *lane = i ? "lane=\"login\"" : "lane=\"mailbox\"";
+
+		a->pool_queued[i] = metrics_gauge_set(m, "store_queue",
+		    "Store pool jobs waiting for a thread.", lane);
+		a->pool_running[i] = metrics_gauge_set(m, "store_running",
+		    "Store pool jobs on a thread now.", lane);
+		if (a->pool_queued[i] < 0 || a->pool_running[i] < 0)
+			return -1;
+	}
 	if (a->folders_hit < 0 || a->folders_miss < 0 ||
 	    a->folders_unsettled < 0 || a->folders_evicted < 0 ||
 	    a->folders_entries < 0 || a->folders_bytes < 0)
@@ -354,6 +376,13 @@ collect_folders(struct metrics *m, void *arg)
 	metrics_set(m, a->folders_evicted, (double)st.evictions);
 	metrics_set(m, a->folders_entries, (double)st.entries);
 	metrics_set(m, a->folders_bytes, (double)st.bytes);
+	for (int i = 0; i < 2; i++) {
+		struct store_pool_stats ps;
+
+		store_pool_stats(i ? sd->srv.login : sd->srv.store, &ps);
+		metrics_set(m, a->pool_queued[i], (double)ps.queued);
+		metrics_set(m, a->pool_running[i], (double)ps.running);
+	}
 }
 
 /* ---- reloads (main thread) ---------------------------------------- */
@@ -571,6 +600,7 @@ sd_free(struct store_daemon *sd, struct daemon *d)
 				close(sd->fds[i]);
 	/* Loops are gone: no answer can be posted any more. */
 	store_pool_free(&sd->srv.store);
+	store_pool_free(&sd->srv.login);
 	maildir_cache_free(&sd->srv.folders);
 	auth_pool_free(&sd->srv.auth);
 	auth_passdb_free(&sd->passdb);

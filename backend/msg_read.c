@@ -18,7 +18,6 @@
 #include "proto/mime.h"
 
 static int reserve(struct msg_reader *r, size_t size);
-static ssize_t pread_full(int fd, char *p, size_t n, size_t off);
 static int read_header(struct msg_reader *r, int fd, struct msg_text *t);
 static int read_whole(struct msg_reader *r, int fd, struct msg_text *t);
 
@@ -37,9 +36,8 @@ reserve(struct msg_reader *r, size_t size)
 	return 0;
 }
 
-/* pread() until n bytes or the end of the file; the count read, or -1. */
-static ssize_t
-pread_full(int fd, char *p, size_t n, size_t off)
+ssize_t
+msg_pread(int fd, char *p, size_t n, size_t off)
 {
 	size_t got = 0;
 	ssize_t k;
@@ -67,7 +65,7 @@ read_header(struct msg_reader *r, int fd, struct msg_text *t)
 
 	for (;;) {
 		if (reserve(r, have + want) == -1 ||
-		    (k = pread_full(fd, r->buf + have, want, have)) == -1)
+		    (k = msg_pread(fd, r->buf + have, want, have)) == -1)
 			return -1;
 		have += (size_t)k;
 		/* a file that ends without an empty line is all header */
@@ -105,7 +103,7 @@ read_whole(struct msg_reader *r, int fd, struct msg_text *t)
 		return 0;
 	}
 	if (reserve(r, size > 0 ? size : 1) == -1 ||
-	    (k = pread_full(fd, r->buf, size, 0)) == -1)
+	    (k = msg_pread(fd, r->buf, size, 0)) == -1)
 		return -1;
 	t->data = r->buf;
 	t->len = (size_t)k;
@@ -117,21 +115,47 @@ msg_read(struct msg_reader *r, struct maildir *box, size_t index,
     bool header_only, struct msg_text *t)
 {
 	const char *e;
-	int fd, rc = 0;
+	int fd, rc;
 
 	memset(t, 0, sizeof(*t));
 	t->data = "";
 	if (maildir_msg_open(box, index, &fd, &e) == -1)
 		return -1;
+	rc = msg_read_fd(r, fd, header_only, t);
+	close(fd);
+	return rc;
+}
+
+int
+msg_read_fd(struct msg_reader *r, int fd, bool header_only,
+    struct msg_text *t)
+{
+	int rc = 0;
+
+	memset(t, 0, sizeof(*t));
+	t->data = "";
 	if (header_only)
 		rc = read_header(r, fd, t);
 	if (rc == 0)
 		rc = read_whole(r, fd, t);
-	close(fd);
 	if (rc == -1) {
 		msg_read_done(t);
 		return -1;
 	}
+	return 0;
+}
+
+int
+msg_read_range(struct msg_reader *r, int fd, size_t off, size_t len,
+    struct msg_text *t)
+{
+	memset(t, 0, sizeof(*t));
+	t->data = "";
+	if (reserve(r, len > 0 ? len : 1) == -1 ||
+	    msg_pread(fd, r->buf, len, off) != (ssize_t)len)
+		return -1;
+	t->data = r->buf;
+	t->len = len;
 	return 0;
 }
 

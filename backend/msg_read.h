@@ -42,6 +42,19 @@ struct msg_text {
 int msg_read(struct msg_reader *r, struct maildir *box, size_t index,
     bool header_only, struct msg_text *t);
 
+/* The same from a descriptor the caller opened (and closes). */
+int msg_read_fd(struct msg_reader *r, int fd, bool header_only,
+    struct msg_text *t);
+
+/* Bytes [off, off + len) of fd into r's buffer (t points at them): for a
+ * part's header that a FETCH needs again after its read was dropped. 0,
+ * or -1 if they could not all be read. */
+int msg_read_range(struct msg_reader *r, int fd, size_t off, size_t len,
+    struct msg_text *t);
+
+/* pread() until n bytes or the end of the file: the count read, or -1. */
+ssize_t msg_pread(int fd, char *p, size_t n, size_t off);
+
 /* Release a mapping t may hold; t reads as empty afterwards. */
 void msg_read_done(struct msg_text *t);
 

@@ -47,6 +47,7 @@ struct rs_config {
 		int64_t bad_commands;
 		/* per user, for CREATE and RENAME (maildir_check_limits) */
 		int64_t folders_max, folder_depth_max, folder_name_max;
+		uint64_t search_cpu; /* ms of CPU per SEARCH; 0 = no limit */
 	} limits;
 	struct {
 		char *passwd_file;
@@ -73,6 +74,7 @@ struct rs_config {
 		char *mail_root;
 		int64_t threads;
 		int64_t queue;
+		int64_t login_threads; /* the login lane (srv->login) */
 	} storage;
 	struct listener_conf *imap;
 	unsigned nimap;
@@ -99,6 +101,7 @@ struct rs_metrics {
 	int sessions, logins_ok, logins_fail, commands, bad_commands;
 	int store_jobs, store_busy;
 	int master_refused; /* master logins refused (authzid) */
+	int search_limit, search_gone; /* SEARCHes stopped: budget, client */
 };
 
 /* Shared, read-only after start-up. */
@@ -107,6 +110,10 @@ struct rs_server {
 	struct auth_pool *auth;
 	struct auth_backend *users; /* non-blocking lookups (master targets) */
 	struct store_pool *store;
+	/* The login lane: jobs of sessions not yet authenticated (the
+	 * Maildir set-up of a login), so logins never queue behind mailbox
+	 * work; NULL: they go to store. */
+	struct store_pool *login;
 	/* Folder snapshots for SELECT/EXAMINE (maildir.h), shared by the
 	 * store threads; NULL runs without. */
 	struct maildir_cache *folders;

@@ -8,6 +8,14 @@
  * thread afterwards. done() receives the job's session id and must look
  * the session up and drop the answer (freeing the job) if it has gone.
  *
+ * Fairness: every job names a flow (ringstore uses one per user, and
+ * one per session before login). Jobs of one flow run in the order they
+ * were queued; flows with jobs waiting take turns, one job each, so a
+ * flow that queues many jobs delays the others by at most one job per
+ * turn, never by its whole backlog. Long work is cut into jobs that
+ * re-queue themselves (store_pool_resubmit()), which puts them behind
+ * every other waiting flow.
+ *
  * The outbox exists so that answers never outlive the loop: every job
  * submitted through an outbox is counted there, and store_outbox_close()
  * (run by the owning thread after its loop stopped, before the loop is
@@ -33,7 +41,15 @@ struct store_job {
 	store_done_fn *done; /* owning loop's thread (or at outbox close) */
 	struct store_outbox *outbox;
 	uint64_t sid;
+	uint64_t flow; /* fairness key (any value; 0 is as good as any) */
 	struct store_job *next; /* private */
+};
+
+/* A snapshot for metrics. */
+struct store_pool_stats {
+	unsigned queued;  /* jobs waiting */
+	unsigned running; /* jobs on a thread now */
+	unsigned flows;	  /* flows with jobs waiting */
 };
 
 /* Start threads (>= 1) with room for queue_max waiting jobs. NULL with
@@ -47,6 +63,7 @@ void store_pool_free(struct store_pool **p);
 
 /* Jobs waiting now (for metrics). */
 unsigned store_pool_queued(struct store_pool *p);
+void store_pool_stats(struct store_pool *p, struct store_pool_stats *st);
 
 /* An outbox for loop l; call on l's thread. NULL on allocation failure. */
 struct store_outbox *store_outbox_new(struct loop *l);
@@ -59,6 +76,14 @@ void store_outbox_close(struct store_outbox **ob);
  * ob. 0, or -1 if the queue is full (nothing happens; the caller answers
  * "try again later" and frees the job). Never blocks. */
 int store_pool_submit(struct store_pool *p, struct store_outbox *ob,
+    struct store_job *job);
+
+/* The same for the next part of work already admitted (a FETCH batch, a
+ * SEARCH slice): queued like any job (so other flows take their turns
+ * first) but not held to the queue limit, since its command already
+ * holds a place (a session has at most one). -1 only when the pool is
+ * stopping or memory ran out. */
+int store_pool_resubmit(struct store_pool *p, struct store_outbox *ob,
     struct store_job *job);
 
 /* Queue job with no answer: run() on a pool thread owns the job and frees

@@ -10,6 +10,12 @@ die() {
 	exit 1
 }
 
+# A TCP port on 127.0.0.1 that was free a moment ago, from the kernel's
+# ephemeral range (outside the 10000-29999 ports the demo uses).
+free_port() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
 wait_port() { # port
 	for _ in $(seq 150); do
 		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
@@ -244,6 +250,41 @@ for i in range(n):
     with open(path, "wb") as f:
         f.write(data)
     os.utime(path, (t, t))
+PY
+	: >"$dir.complete"
+}
+
+# make_big DIR SIZE: a Maildir++ folder (cur/ new/ tmp/, maildirfolder)
+# holding one message of SIZE bytes, text lines of a fixed seed, made once
+# and reused while DIR exists: the FETCH BODY[] streaming step.
+make_big() {
+	local dir=$1 size=$2
+	[ -e "$dir.complete" ] && return 0
+	rm -rf "$dir"
+	mkdir -p "$dir/cur" "$dir/new" "$dir/tmp"
+	: >"$dir/maildirfolder"
+	python3 - "$dir/cur" "$size" <<'PY'
+import os, random, sys
+
+out, size = sys.argv[1], int(sys.argv[2])
+rnd = random.Random(20261206)
+head = (b"From: Big Sender <big@example.org>\nTo: bench@example.test\n"
+        b"Subject: a large message\nDate: Sun, 6 Dec 2026 12:00:00 +0000\n"
+        b"Message-ID: <big.1@example.org>\nMIME-Version: 1.0\n"
+        b"Content-Type: text/plain; charset=us-ascii\n\n")
+alphabet = b"abcdefghijklmnopqrstuvwxyz      ABCDEFGHIJ0123456789.,"
+lines = [bytes(rnd.choice(alphabet) for _ in range(72)) + b"\n"
+         for _ in range(1024)]
+body = bytearray()
+while len(head) + len(body) < size:
+    body += lines[rnd.randrange(1024)]
+data = head + bytes(body[:size - len(head) - 1]) + b"\n"
+t = 1765000000
+name = "%d.M1P1R0000000000000001.bench,S=%d,W=%d:2,S" % (
+    t, len(data), len(data) + data.count(b"\n"))
+with open(os.path.join(out, name), "wb") as f:
+    f.write(data)
+os.utime(os.path.join(out, name), (t, t))
 PY
 	: >"$dir.complete"
 }

@@ -7,6 +7,10 @@
  *       server started) and RUNS more times (warm)
  *   ringbench-imap fetch  ... the same, then RUNS times each
  *       FETCH 1:* (FLAGS UID RFC822.SIZE) and FETCH 1:* ENVELOPE
+ *   ringbench-imap body   -t ADDR -u USER -w PASS [-n RUNS] [-m BOX]
+ *       LOGIN, SELECT BOX, one untimed FETCH 1 BODY.PEEK[] (page cache,
+ *       the server's own caches), then RUNS timed ones: prints MB/s of
+ *       the median run (mb_per_s) besides the usual step figures
  *   ringbench-imap append -t ADDR -u USER -w PASS [-n COUNT] [-m BOX]
  *       COUNT APPENDs (synchronizing literals) of generated 2-6 KiB
  *       messages into BOX (created first if missing), one connection
@@ -58,7 +62,7 @@
 #define MAX_ACCTS 8
 #define LAT_MAX 100000 /* latencies kept per login thread */
 
-enum mode { M_SELECT, M_FETCH, M_APPEND, M_LOGIN };
+enum mode { M_SELECT, M_FETCH, M_BODY, M_APPEND, M_LOGIN };
 enum acct_kind { A_PROC, A_IMAP_CHILD, A_TREE };
 
 /* One server whose CPU time is reported. */
@@ -136,8 +140,10 @@ static int read_resp(struct io *io, const char *tag, struct resp *r);
 static int command(struct io *io, const char *tag, const char *text,
 		   struct resp *r);
 static int login(struct io *io);
+static int open_session(struct io *io);
 
 static int run_steps(void);
+static int run_body(void);
 static int step(struct io *io, const char *name, const char *text,
 		unsigned runs);
 static int run_append(void);
@@ -636,6 +642,18 @@ login(struct io *io)
 	return 0;
 }
 
+/* Connect and LOGIN, then find the server processes to account. */
+static int
+open_session(struct io *io)
+{
+	if (io_connect(io) == -1 || login(io) == -1) {
+		fprintf(stderr, "ringbench-imap: connect or LOGIN failed\n");
+		return -1;
+	}
+	acct_resolve();
+	return 0;
+}
+
 /* ---- select / fetch ----------------------------------------------- */
 
 /*
@@ -676,6 +694,8 @@ step(struct io *io, const char *name, const char *text, unsigned runs)
 	printf("step=%s runs=%u first_ms=%.2f median_ms=%.2f bytes=%llu", name,
 	       runs, first * 1e3, median(t, runs) * 1e3,
 	       (unsigned long long)bytes);
+	if (O.mode == M_BODY)
+		printf(" mb_per_s=%.1f", (double)bytes / median(t, runs) / 1e6);
 	if (fetches)
 		printf(" fetch_lines=%u", fetches);
 	if (exists)
@@ -693,11 +713,8 @@ run_steps(void)
 	struct io io = {.fd = -1};
 	int rc = -1;
 
-	if (io_connect(&io) == -1 || login(&io) == -1) {
-		fprintf(stderr, "ringbench-imap: connect or LOGIN failed\n");
+	if (open_session(&io) == -1)
 		goto out;
-	}
-	acct_resolve();
 	if (step(&io, "select_cold", "SELECT INBOX", 1) == -1 ||
 	    step(&io, "select_warm", "SELECT INBOX", O.runs) == -1)
 		goto out;
@@ -711,6 +728,41 @@ out:
 	if (io.fd != -1) {
 		struct resp r;
 
+		(void)command(&io, "z", "LOGOUT", &r);
+	}
+	io_close(&io);
+	free(io.line);
+	printf("client_cpu_s=%.2f\n", self_cpu());
+	return rc;
+}
+
+/* One large message, fetched whole again and again: streaming rate and
+ * the server's CPU per byte. */
+static int
+run_body(void)
+{
+	struct io io = {.fd = -1};
+	char box[300], text[320];
+	struct resp r;
+	int rc = -1;
+
+	if (open_session(&io) == -1)
+		goto out;
+	quote(box, sizeof(box), O.mailbox);
+	snprintf(text, sizeof(text), "SELECT %s", box);
+	if (command(&io, "b", text, &r) == -1 || strcmp(r.status, "OK") != 0 ||
+	    r.exists == 0 ||
+	    command(&io, "w", "FETCH 1 BODY.PEEK[]", &r) == -1 ||
+	    strcmp(r.status, "OK") != 0) {
+		fprintf(stderr, "ringbench-imap: SELECT %s or the first FETCH "
+				"failed\n", O.mailbox);
+		goto out;
+	}
+	if (step(&io, "fetch_body", "FETCH 1 BODY.PEEK[]", O.runs) == -1)
+		goto out;
+	rc = 0;
+out:
+	if (io.fd != -1) {
 		(void)command(&io, "z", "LOGOUT", &r);
 	}
 	io_close(&io);
@@ -785,11 +837,8 @@ run_append(void)
 	struct resp r;
 	int rc = -1;
 
-	if (io_connect(&io) == -1 || login(&io) == -1) {
-		fprintf(stderr, "ringbench-imap: connect or LOGIN failed\n");
+	if (open_session(&io) == -1)
 		goto out;
-	}
-	acct_resolve();
 	quote(box, sizeof(box), O.mailbox);
 	snprintf(text, sizeof(text), "CREATE %s", box);
 	(void)command(&io, "c", text, &r); /* NO when it exists: fine */
@@ -922,6 +971,8 @@ usage(void)
 	    stderr,
 	    "usage: ringbench-imap select|fetch -t ADDR -u USER -w PASS "
 	    "[-n RUNS] [ACCT...]\n"
+	    "       ringbench-imap body -t ADDR -u USER -w PASS [-n RUNS] "
+	    "[-m BOX] [ACCT...]\n"
 	    "       ringbench-imap append -t ADDR -u USER -w PASS [-n COUNT] "
 	    "[-m BOX] [ACCT...]\n"
 	    "       ringbench-imap login -t ADDR -u USER -w PASS [-c CONC] "
@@ -947,6 +998,8 @@ main(int argc, char **argv)
 		O.mode = M_SELECT;
 	else if (strcmp(cmd, "fetch") == 0)
 		O.mode = M_FETCH;
+	else if (strcmp(cmd, "body") == 0)
+		O.mode = M_BODY;
 	else if (strcmp(cmd, "append") == 0)
 		O.mode = M_APPEND;
 	else if (strcmp(cmd, "login") == 0)
@@ -1018,6 +1071,8 @@ main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (O.mode == M_SELECT || O.mode == M_FETCH)
 		rc = run_steps();
+	else if (O.mode == M_BODY)
+		rc = run_body();
 	else if (O.mode == M_APPEND)
 		rc = run_append();
 	else

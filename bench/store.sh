@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # store.sh - ringstore against Dovecot on the same 10,000-message INBOX:
 #   SELECT (cold = first open since start, then warm), FETCH 1:* (FLAGS UID
-#   RFC822.SIZE), FETCH 1:* ENVELOPE, 1,000 APPENDs into a new folder and
-#   1,000 into the 10,000-message INBOX, each timed by bench/imap_bench.c
-#   (ringbench-imap) with the server's own CPU time from /proc.
+#   RFC822.SIZE), FETCH 1:* ENVELOPE, FETCH 1 BODY.PEEK[] of a 10 MiB
+#   message (MB/s and CPU per GB, plain IMAP), 1,000 APPENDs into a new
+#   folder and 1,000 into the 10,000-message INBOX, each timed by
+#   bench/imap_bench.c (ringbench-imap) with the server's own CPU time
+#   from /proc.
 # Usage: bench/store.sh [BUILD_DIR] (default build/). Loopback only.
 #
 # The Maildir is generated once (Python stdlib, fixed seed) and kept in
@@ -16,7 +18,8 @@
 # on exit; each client run is bounded by `timeout`. Prints the raw
 # key=value lines, then a table of ratios (ringstore / Dovecot).
 # Env: RG_STORE_RUNS (warm runs per step, default 10), RG_STORE_MESSAGES
-# (default 10000).
+# (default 10000), RG_STORE_BODY_RUNS (10 MiB fetches, default 50),
+# RG_STORE_STEPS (default "fetch body append"; e.g. "body" for that one).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -26,8 +29,11 @@ PASSWD_TOOL=$BUILD/auth/ringgate-passwd
 CLIENT=$BUILD/bench/ringbench-imap
 RUNS=${RG_STORE_RUNS:-10}
 NMSG=${RG_STORE_MESSAGES:-10000}
+BODY_RUNS=${RG_STORE_BODY_RUNS:-50}
+STEPS=${RG_STORE_STEPS:-fetch body append}
 CORPUS=$BUILD/bench-data/inbox-$NMSG
-RS_PORT=29543 RS_ADMIN=29590 DC_PORT=29643
+BIG=$BUILD/bench-data/big-10m
+BIG_SIZE=$((10 * 1024 * 1024))
 USER_NAME=bench@example.test
 PASS=bench-store-pw-1
 TMP=$(mktemp -d /tmp/rg-store.XXXXXX)
@@ -35,6 +41,7 @@ RS_PID= DC_PID=
 
 # shellcheck source=bench/bench_lib.sh
 . "$ROOT/bench/bench_lib.sh"
+RS_PORT=$(free_port) RS_ADMIN=$(free_port) DC_PORT=$(free_port)
 
 cleanup() {
 	stop_pid "$RS_PID"
@@ -48,11 +55,13 @@ for f in "$STORE" "$PASSWD_TOOL" "$CLIENT"; do
 done
 need_dovecot
 make_corpus "$CORPUS" "$NMSG"
+make_big "$BIG" "$BIG_SIZE"
 chmod 755 "$TMP"
 
 # ---- ringstore ------------------------------------------------------
 mkdir -p "$TMP/rs/mail/example.test/bench"
 cp -a "$CORPUS" "$TMP/rs/mail/example.test/bench/Maildir"
+cp -a "$BIG" "$TMP/rs/mail/example.test/bench/Maildir/.Big"
 printf '%s:%s::::::\n' "$USER_NAME" \
 	"$(printf '%s\n' "$PASS" | "$PASSWD_TOOL" hash --scheme SCRAM-SHA-256)" \
 	>"$TMP/rs/passwd"
@@ -72,6 +81,7 @@ wait_port "$RS_PORT" || { cat "$TMP/rs/stderr" >&2; die "ringstore did not start
 # ---- Dovecot ----------------------------------------------------------
 mkdir -p "$TMP/dc/home"
 cp -a "$CORPUS" "$TMP/dc/home/Maildir"
+cp -a "$BIG" "$TMP/dc/home/Maildir/.Big"
 chown -R rgbench:rgbench "$TMP/dc/home"
 dovecot_conf "$TMP/dc" "$DC_PORT" \
 	"$(doveadm pw -s SHA512-CRYPT -p "$PASS")" "$USER_NAME"
@@ -92,15 +102,25 @@ run_client() { # label server args...
 		sed "s/^step=/server=$server label=$label step=/" | tee -a "$TMP/results"
 }
 : >"$TMP/results"
-echo "# ringstore: fetch steps, $RUNS warm runs each"
-run_client fetch rs fetch -n "$RUNS" -p "server=$RS_PID"
-echo "# Dovecot: fetch steps, $RUNS warm runs each"
-run_client fetch dc fetch -n "$RUNS" -I "server=$DC_PID"
-for box in Bench INBOX; do
-	echo "# 1000 APPENDs into $box: ringstore, then Dovecot"
-	run_client "append_$box" rs append -n 1000 -m "$box" -p "server=$RS_PID"
-	run_client "append_$box" dc append -n 1000 -m "$box" -I "server=$DC_PID"
-done
+has_step() { case " $STEPS " in *" $1 "*) return 0 ;; esac; return 1; }
+if has_step fetch; then
+	echo "# ringstore: fetch steps, $RUNS warm runs each"
+	run_client fetch rs fetch -n "$RUNS" -p "server=$RS_PID"
+	echo "# Dovecot: fetch steps, $RUNS warm runs each"
+	run_client fetch dc fetch -n "$RUNS" -I "server=$DC_PID"
+fi
+if has_step body; then
+	echo "# FETCH 1 BODY.PEEK[] of $BIG_SIZE bytes, $BODY_RUNS runs: ringstore, then Dovecot"
+	run_client body rs body -n "$BODY_RUNS" -m Big -p "server=$RS_PID"
+	run_client body dc body -n "$BODY_RUNS" -m Big -I "server=$DC_PID"
+fi
+if has_step append; then
+	for box in Bench INBOX; do
+		echo "# 1000 APPENDs into $box: ringstore, then Dovecot"
+		run_client "append_$box" rs append -n 1000 -m "$box" -p "server=$RS_PID"
+		run_client "append_$box" dc append -n 1000 -m "$box" -I "server=$DC_PID"
+	done
+fi
 
 # ---- the table ----------------------------------------------------------
 echo
@@ -116,7 +136,12 @@ function kv(line, key,   re, m) {
 	s = kv($0, "server"); st = kv($0, "step")
 	if (st == "append") st = kv($0, "label")
 	if (!(st in seen)) { order[++n] = st; seen[st] = 1 }
-	if (st ~ /^append/) {
+	if (st == "fetch_body") {
+		t[s, st] = kv($0, "median_ms")
+		c[s, st] = kv($0, "cpu_server_ms_per_run")
+		b[s, st] = kv($0, "mb_per_s") "MB/s"
+		gb[s] = c[s, st] / kv($0, "bytes") * 1e6
+	} else if (st ~ /^append/) {
 		t[s, st] = kv($0, "seconds") * 1000 / kv($0, "appends")
 		c[s, st] = kv($0, "cpu_server_ms_per_append")
 		b[s, st] = kv($0, "appends_per_s") "/s"
@@ -137,5 +162,8 @@ END {
 		    c["rs", st], c["dc", st], ratio(c["rs", st], c["dc", st]),
 		    b["rs", st], b["dc", st]
 	}
+	if (("rs", "fetch_body") in t)
+		printf "fetch_body CPU per GB: ringstore %.2f s, Dovecot %.2f s\n",
+		    gb["rs"], gb["dc"]
 }' "$TMP/results"
 echo "(append rows: ms and CPU ms per APPEND; time_x < 1 means ringstore is faster)"

@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,7 @@ static void recv_arm(struct conn *c);
 static void recv_handle(struct conn *c, struct io_uring_cqe *cqe);
 static void send_handle(struct conn *c, struct io_uring_cqe *cqe);
 static void connect_handle(struct conn *c, struct io_uring_cqe *cqe);
+static void poll_handle(struct conn *c, struct io_uring_cqe *cqe);
 static void input(struct conn *c, const char *p, size_t n);
 static void tls_pump(struct conn *c);
 static void tls_established(struct conn *c);
@@ -136,6 +138,7 @@ conn_new(struct loop *l, int fd, struct listener *li,
 	c->op_recv = (struct op){ OP_RECV, c };
 	c->op_send = (struct op){ OP_SEND, c };
 	c->op_connect = (struct op){ OP_CONNECT, c };
+	c->op_poll = (struct op){ OP_HANGUP, c };
 	timer_init(&c->timer, l, timer_fired, c);
 	if (li) {
 		struct sockaddr_storage ss;
@@ -812,6 +815,33 @@ conn_write(struct conn *c, const void *p, size_t n)
 	return 0;
 }
 
+int
+conn_write_buf(struct conn *c, struct buf *b)
+{
+	size_t n = buf_used(b);
+	struct buf t;
+
+	if (n == 0)
+		return 0;
+	if (c->tls || (c->flags & (CF_DEAD | CF_CLOSING)) ||
+	    buf_used(&c->pend) > 0) {
+		int rc = conn_write(c, buf_head(b), n);
+
+		buf_consume(b, n);
+		return rc;
+	}
+	/* pend is empty: b's storage becomes pend, pend's goes back */
+	t = c->pend;
+	c->pend = *b;
+	*b = t;
+	b->off = b->len = 0;
+	c->bytes_out += n;
+	flush(c);
+	if (conn_out_full(c))
+		c->flags |= CF_WAS_FULL;
+	return 0;
+}
+
 size_t
 conn_out_queued(const struct conn *c)
 {
@@ -955,6 +985,53 @@ conn_resume(struct conn *c)
 	rearm_later(c);
 }
 
+void
+conn_watch_hangup(struct conn *c, bool on)
+{
+	struct io_uring_sqe *sqe;
+
+	if (c->flags & (CF_DEAD | CF_CLOSING))
+		return;
+	if (!on) {
+		c->flags &= ~CF_POLL_WANT;
+		if ((c->flags & (CF_POLL_ARMED | CF_POLL_CANCEL)) ==
+		    CF_POLL_ARMED) {
+			cancel_op(c, &c->op_poll);
+			c->flags |= CF_POLL_CANCEL;
+		}
+		return;
+	}
+	c->flags |= CF_POLL_WANT;
+	if (c->flags & CF_POLL_ARMED)
+		return; /* being cancelled: poll_handle() arms it again */
+	sqe = loop_sqe(c->loop);
+	io_uring_prep_poll_add(sqe, c->fd, POLLRDHUP | POLLHUP | POLLERR);
+	io_uring_sqe_set_data(sqe, &c->op_poll);
+	c->flags |= CF_POLL_ARMED;
+	c->inflight++;
+}
+
+/* The hangup poll completed: the peer left, or the watch was cancelled
+ * (then a watch wanted again meanwhile is armed anew). A hangup seen
+ * after the watch was turned off is left to the normal receive path. */
+static void
+poll_handle(struct conn *c, struct io_uring_cqe *cqe)
+{
+	c->flags &= ~(CF_POLL_ARMED | CF_POLL_CANCEL);
+	c->inflight--;
+	if ((c->flags & (CF_DEAD | CF_CLOSING)) || !(c->flags & CF_POLL_WANT))
+		return;
+	if (cqe->res < 0 && cqe->res != -ECANCELED) {
+		c->flags &= ~CF_POLL_WANT; /* cannot watch: leave it */
+		return;
+	}
+	if (cqe->res > 0 && (cqe->res & (POLLRDHUP | POLLHUP | POLLERR))) {
+		teardown(c, (cqe->res & POLLERR) ? CR_RESET : CR_EOF);
+		return;
+	}
+	conn_watch_hangup(c, true);
+}
+
 /* From the loop's re-arm list, outside any handler: deliver what waited
  * while paused, then receive again. */
 void
@@ -1073,6 +1150,8 @@ teardown(struct conn *c, enum conn_reason why)
 		cancel_op(c, &c->op_send);
 	if (c->flags & CF_CONNECTING)
 		cancel_op(c, &c->op_connect);
+	if ((c->flags & CF_POLL_ARMED) && !(c->flags & CF_POLL_CANCEL))
+		cancel_op(c, &c->op_poll);
 	/* through the ring, behind the cancels and any op still queued
 	 * that names the fd (loop_close_fd): in-flight ops hold their own
 	 * file reference, queued ones would otherwise run on whatever file
@@ -1111,6 +1190,9 @@ conn_handle_cqe(struct conn *c, struct op *op, struct io_uring_cqe *cqe)
 		break;
 	case OP_CONNECT:
 		connect_handle(c, cqe);
+		break;
+	case OP_HANGUP:
+		poll_handle(c, cqe);
 		break;
 	default:
 		fatal("unknown op kind %d", op->kind);

@@ -30,6 +30,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+struct buf;
 struct conn;
 struct fd_poll;
 struct fd_watch;
@@ -187,12 +188,23 @@ int conn_start_tls_server(struct conn *c, struct tls_server *ts);
 
 /* Queue plaintext. 0, or -1 if the conn is closing or out of memory. */
 int conn_write(struct conn *c, const void *p, size_t n);
+/* The same for a whole buffer, taking its storage instead of copying
+ * when nothing else waits to be sent (plaintext connections): *b comes
+ * back empty, maybe holding other storage for its next use. */
+int conn_write_buf(struct conn *c, struct buf *b);
 size_t conn_out_queued(const struct conn *c);
 bool conn_out_full(const struct conn *c);
 
 /* Stop / restart delivering on_data (back-pressure toward this peer). */
 void conn_pause(struct conn *c);
 void conn_resume(struct conn *c);
+
+/* While paused nothing is read, so a peer that leaves goes unnoticed. With
+ * the watch on, the peer's FIN, a reset or a socket error ends the
+ * connection at once (on_close with CR_EOF or CR_RESET), even with input
+ * still unread: for a server busy with a long command, a client that shut
+ * its side is gone (Dovecot does the same). Off cancels it. */
+void conn_watch_hangup(struct conn *c, bool on);
 
 /* Graceful: flush output (TLS close_notify), then close. */
 void conn_close(struct conn *c);

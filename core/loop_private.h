@@ -32,7 +32,8 @@ enum op_kind {
 	OP_CONNECT,
 	OP_WAKE,
 	OP_FD,
-	OP_POLL,
+	OP_POLL,    /* loop_poll_fd() */
+	OP_HANGUP,  /* conn_watch_hangup() */
 };
 
 struct op {
@@ -58,6 +59,9 @@ enum {
 	CF_LINGER = 0x2000,     /* FIN sent, dropping input until peer's */
 	CF_HOLDS = 0x4000,      /* on the loop's holders list */
 	CF_PROXY_HDR = 0x8000,  /* reading a PROXY header (before TLS) */
+	CF_POLL_ARMED = 0x10000, /* hangup poll in flight */
+	CF_POLL_CANCEL = 0x20000, /* its cancel already requested */
+	CF_POLL_WANT = 0x40000, /* the handler wants the hangup watch */
 };
 
 /* A socket address small enough to keep in every conn (no
@@ -78,7 +82,7 @@ struct conn {
 	unsigned inflight; /* ops whose final CQE has not arrived */
 	enum conn_reason reason;
 	uint64_t sid;
-	struct op op_recv, op_send, op_connect;
+	struct op op_recv, op_send, op_connect, op_poll;
 	/* Wire bytes (ciphertext with TLS). `out` is what the send in flight
 	 * points into and must not move until it completes; new bytes go to
 	 * `pend`, which becomes `out` when `out` is empty. */

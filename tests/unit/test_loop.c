@@ -1,15 +1,17 @@
 /*
  * test_loop.c - the io_uring loop and connections over real loopback TCP:
- * echo of 1 MiB, back-pressure with pause/resume, timers (ordering and
- * lazy re-arm, of conns and of their own), teardown exactly once,
- * loop_post from another thread and drain on stop, loop_watch_fd
- * (chunked reads, EOF, unwatch from outside and from inside the
- * callback), loop_poll_fd (level-triggered, changing events, unpoll
- * inside and outside the callback with the fd closed at once), PROXY
- * v1/v2 listeners (peer taken from the header, split headers, no header
- * and untrusted sources closed before on_open), and that
- * a conn's queued ops never reach the next file to get its descriptor
- * number. Skips (77) where io_uring is unavailable.
+ * echo of 1 MiB (through conn_write() and conn_write_buf()),
+ * back-pressure with pause/resume, timers (ordering and lazy re-arm, of
+ * conns and of their own), teardown exactly once, loop_post from another
+ * thread and drain on stop, loop_watch_fd (chunked reads, EOF, unwatch
+ * from outside and from inside the callback), loop_poll_fd
+ * (level-triggered, changing events, unpoll inside and outside the
+ * callback with the fd closed at once), PROXY v1/v2 listeners (peer taken
+ * from the header, split headers, no header and untrusted sources closed
+ * before on_open), the hangup watch of a paused connection (a FIN ends it
+ * at once; a watch turned off leaves the FIN to the receive path after
+ * resume), and that a conn's queued ops never reach the next file to get
+ * its descriptor number. Skips (77) where io_uring is unavailable.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,6 +27,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/buf.h"
 #include "core/config.h"
 #include "core/daemon.h"
 #include "core/loop.h"
@@ -108,6 +111,26 @@ static const struct conn_handler echo_handler = {
 	.on_close = server_close,
 };
 
+/* The same echo through conn_write_buf(): storage taken when nothing
+ * waits, copied otherwise; the buffer comes back empty every time. */
+static struct buf echo_b;
+
+static void
+echo_buf_data(struct conn *c, const char *p, size_t n)
+{
+	assert_int_equal(buf_append(&echo_b, p, n), 0);
+	assert_int_equal(conn_write_buf(c, &echo_b), 0);
+	assert_int_equal(buf_used(&echo_b), 0);
+	if (conn_out_full(c))
+		conn_pause(c);
+}
+
+static const struct conn_handler echo_buf_handler = {
+	.on_data = echo_buf_data,
+	.on_drain = echo_drain,
+	.on_close = server_close,
+};
+
 static void
 client_push(struct conn *c)
 {
@@ -158,14 +181,14 @@ static const struct conn_handler client_handler = {
 };
 
 static void
-test_echo_1mib(void **state)
+run_echo(const struct conn_handler *server)
 {
 	int fd;
 
 	memset(&T, 0, sizeof(T));
 	T.l = new_loop(64 * 1024);
 	fd = listen_any(&T);
-	assert_non_null(loop_listen(T.l, fd, "test", &echo_handler, NULL));
+	assert_non_null(loop_listen(T.l, fd, "test", server, NULL));
 	T.want = 1 << 20;
 	T.pattern = malloc(T.want);
 	for (size_t i = 0; i < T.want; i++)
@@ -182,6 +205,19 @@ test_echo_1mib(void **state)
 	assert_true(T.drains > 0); /* 1 MiB through a 64 KiB queue */
 	loop_free(T.l);
 	free(T.pattern);
+}
+
+static void
+test_echo_1mib(void **state)
+{
+	run_echo(&echo_handler);
+}
+
+static void
+test_echo_write_buf(void **state)
+{
+	run_echo(&echo_buf_handler);
+	buf_free(&echo_b);
 }
 
 /* ---- timers ------------------------------------------------------- */
@@ -389,6 +425,96 @@ test_fd_reuse_after_abort(void **state)
 	close(reuse_pair[0]);
 	close(reuse_pair[1]);
 	close(cfd);
+}
+
+/* ---- hangup watch while paused ------------------------------------ */
+
+static struct {
+	bool keep_watch; /* false: turn the watch off again at once */
+	enum conn_reason why;
+	char order[8];
+	int n;
+} HW;
+
+static void
+hw_data(struct conn *c, const char *p, size_t n)
+{
+	/* a long command starts: no more reading, watch for the peer */
+	conn_pause(c);
+	conn_watch_hangup(c, true);
+	if (!HW.keep_watch)
+		conn_watch_hangup(c, false);
+	conn_set_timer(c, HW.keep_watch ? 5000 : 300);
+	HW.order[HW.n++] = 'D';
+}
+
+static void
+hw_timer(struct conn *c)
+{
+	HW.order[HW.n++] = 'T';
+	conn_set_timer(c, 5000);
+	if (HW.keep_watch)
+		conn_abort(c, CR_TIMEOUT); /* the watch missed the FIN */
+	else
+		conn_resume(c); /* the receive path finds the FIN */
+}
+
+static void
+hw_close(struct conn *c, enum conn_reason why)
+{
+	HW.order[HW.n++] = 'C';
+	HW.why = why;
+	loop_stop(conn_loop(c), 0);
+}
+
+static const struct conn_handler hw_handler = {
+	.on_data = hw_data,
+	.on_timer = hw_timer,
+	.on_close = hw_close,
+};
+
+static void
+hw_client_open(struct conn *c)
+{
+	conn_write(c, "long command\r\n", 14);
+	conn_close(c); /* FIN after the bytes */
+}
+
+static const struct conn_handler hw_client = {
+	.on_open = hw_client_open,
+};
+
+static void
+run_hangup(bool keep_watch)
+{
+	int fd;
+
+	memset(&T, 0, sizeof(T));
+	memset(&HW, 0, sizeof(HW));
+	HW.keep_watch = keep_watch;
+	T.l = new_loop(0);
+	fd = listen_any(&T);
+	assert_non_null(loop_listen(T.l, fd, "t", &hw_handler, NULL));
+	assert_non_null(conn_connect(T.l, (struct sockaddr *)&T.addr.ss,
+	    T.addr.len, "c", &hw_client, NULL));
+	assert_int_equal(loop_run(T.l), 0);
+	loop_free(T.l);
+}
+
+static void
+test_hangup_watch(void **state)
+{
+	run_hangup(true);
+	assert_string_equal(HW.order, "DC");
+	assert_int_equal(HW.why, CR_EOF);
+}
+
+static void
+test_hangup_watch_off(void **state)
+{
+	run_hangup(false);
+	assert_string_equal(HW.order, "DTC");
+	assert_int_equal(HW.why, CR_EOF);
 }
 
 /* ---- loop_post from another thread -------------------------------- */
@@ -824,6 +950,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_echo_1mib),
+		cmocka_unit_test(test_echo_write_buf),
 		cmocka_unit_test(test_timers),
 		cmocka_unit_test(test_own_timers),
 		cmocka_unit_test(test_abort_once),
@@ -833,6 +960,8 @@ main(void)
 		cmocka_unit_test(test_watch_fd),
 		cmocka_unit_test(test_poll_fd),
 		cmocka_unit_test(test_proxy_listener),
+		cmocka_unit_test(test_hangup_watch),
+		cmocka_unit_test(test_hangup_watch_off),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
