@@ -362,7 +362,8 @@ parse_args(struct tool *t, int argc, char **argv)
 	    {"seconds", required_argument, NULL, 'S'},
 	    {"threads", required_argument, NULL, 'T'},
 	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0}};
+	    {NULL, 0, NULL, 0},
+	};
 	static const struct {
 		int ch;
 		enum opt bit;

@@ -2,9 +2,11 @@
 # test.sh - the whole test suite, as CI runs it (.ci/run execs this).
 #
 #   1. install what is missing (scripts/deps.sh)
-#   2. build/       normal build (RelWithDebInfo, -Werror), ctest
-#   3. build-asan/  ASan + UBSan build, ctest with leak detection
-#   4. build-fuzz/  clang libFuzzer build (when clang exists), a short run of
+#   2. format       scripts/format.sh --check: every tracked .c/.h is as
+#                   clang-format (.clang-format) lays it out
+#   3. build/       normal build (RelWithDebInfo, -Werror), ctest
+#   4. build-asan/  ASan + UBSan build, ctest with leak detection
+#   5. build-fuzz/  clang libFuzzer build (when clang exists), a short run of
 #                   every tests/fuzz/fuzz_* target over a copy of its corpus
 #
 # Exits non-zero if any step fails and prints one summary line at the end.
@@ -49,6 +51,23 @@ build_and_test() {
 	step "$name: ctest"
 	(cd "$dir" && ctest --output-on-failure -j"$JOBS" </dev/null)
 	record "$name-ctest" $?
+}
+
+# The layout check. Without clang-format it is skipped with a note, except
+# in CI, where a missing formatter is a failure (deps.sh installs it).
+format_check() {
+	step "format: scripts/format.sh --check"
+	if ! command -v "${CLANG_FORMAT:-clang-format}" >/dev/null 2>&1; then
+		if [ -n "$CI" ]; then
+			echo "test.sh: clang-format not found; in CI that fails" >&2
+			record format 1
+		else
+			echo "test.sh: clang-format not found; format check skipped" >&2
+		fi
+		return 0
+	fi
+	"$ROOT/scripts/format.sh" --check </dev/null
+	record format $?
 }
 
 # Run every libFuzzer target for FUZZ_SECONDS over a scratch copy of its
@@ -116,6 +135,8 @@ main() {
 		exit 1
 	fi
 	record deps 0
+
+	format_check
 
 	build_and_test normal "$ROOT/build"
 
