@@ -73,7 +73,7 @@ struct auth_entry {
 	const char *host; /* route override (host=), or NULL */
 	bool nologin;	  /* nologin: the password may be right, login not */
 	bool has_quota;
-	uint64_t quota;			   /* quota= in bytes */
+	uint64_t quota;		      /* quota= in bytes */
 	const struct net *allow_nets; /* allow_nets=; none: anywhere */
 	size_t n_allow_nets;
 	const char *const *aliases; /* alias=, lowercased */
@@ -102,7 +102,7 @@ void auth_entry_unref(struct auth_entry **e);
 /* True if the entry has no allow_nets= or sa is inside one of them. A NULL
  * sa (no client address known) is allowed only without allow_nets=. */
 bool auth_user_allowed_from(const struct auth_entry *e,
-			    const struct sockaddr *sa);
+    const struct sockaddr *sa);
 
 /* True if addr (any case) is the user's own name or one of its aliases. */
 bool auth_entry_has_alias(const struct auth_entry *e, const char *addr);
@@ -135,8 +135,7 @@ struct auth_backend_ops {
 	/* user is already lowercased and at most AUTH_USER_MAX bytes. On
 	 * FOUND *entry_r holds a new reference. *error_r on TEMPFAIL only. */
 	enum auth_lookup (*lookup)(struct auth_backend *b, const char *user,
-				   struct auth_entry **entry_r,
-				   const char **error_r);
+	    struct auth_entry **entry_r, const char **error_r);
 	/* Optional (NULL: every entry carries a hash). For an entry of this
 	 * back-end with verify_by_backend set, auth_verify() calls this on
 	 * its worker thread instead of a scheme check, with e from lookup
@@ -146,9 +145,8 @@ struct auth_backend_ops {
 	 * when the back-end could not answer; never keeps the password. A
 	 * FAIL then costs the dummy hash, as an unknown user does. */
 	enum auth_status (*verify)(struct auth_backend *b,
-				   const struct auth_entry *e,
-				   const char *password, size_t pwlen,
-				   const char **error_r);
+	    const struct auth_entry *e, const char *password, size_t pwlen,
+	    const char **error_r);
 };
 
 /* Back-ends embed this as their first member. */
@@ -159,7 +157,7 @@ struct auth_backend {
 /* Lowercase user into a bounded copy and ask the back-end. Names longer
  * than AUTH_USER_MAX, empty, or holding control bytes are NOTFOUND. */
 enum auth_lookup auth_lookup(struct auth_backend *b, const char *user,
-			     struct auth_entry **entry_r, const char **error_r);
+    struct auth_entry **entry_r, const char **error_r);
 
 /* ---- passwd-file back-end (auth/passdb.c) ------------------------------- */
 
@@ -185,7 +183,7 @@ struct auth_passdb_conf {
 /* Load the file and return the database, or NULL with *error_r set
  * ("path:line: reason"). conf->path is copied. */
 struct auth_passdb *auth_passdb_new(const struct auth_passdb_conf *conf,
-				    const char **error_r);
+    const char **error_r);
 /* Free db and set *db to NULL. Entries still referenced elsewhere keep
  * their table (and strings) alive until they are dropped. */
 void auth_passdb_free(struct auth_passdb **db);
@@ -237,7 +235,7 @@ struct auth_redis_conf {
 /* Check conf and copy it; no connection is made until the first lookup,
  * so Redis being down at start-up is not an error. NULL with *error_r. */
 struct auth_redis *auth_redis_new(const struct auth_redis_conf *conf,
-				  const char **error_r);
+    const char **error_r);
 /* Close every connection, free r and set *r to NULL. No lookup may be
  * running; entries already handed out stay valid. */
 void auth_redis_free(struct auth_redis **r);
@@ -296,7 +294,7 @@ int auth_ldap_mode_parse(const char *s, enum auth_ldap_mode *mode_r);
 /* Check conf (URI, filter template) and copy it; connects lazily, so the
  * directory being down at start-up is not an error. NULL with *error_r. */
 struct auth_ldap *auth_ldap_new(const struct auth_ldap_conf *conf,
-				const char **error_r);
+    const char **error_r);
 /* Unbind every connection, free l and set *l to NULL. No lookup or
  * verification may be running; entries handed out stay valid. */
 void auth_ldap_free(struct auth_ldap **l);
@@ -341,7 +339,7 @@ const char *auth_scheme_name(enum auth_scheme s);
  * bare crypt string recognised by its prefix ($argon2id$, $2b$, $6$, ...).
  * 0 or -1 with *error_r. */
 int auth_scheme_of(const char *stored, enum auth_scheme *s_r,
-		   const char **error_r);
+    const char **error_r);
 
 enum auth_verify {
 	AUTH_VERIFY_OK = 0,
@@ -353,20 +351,17 @@ enum auth_verify {
  * embedded NUL as a mismatch) against stored. Slow by design: never call on
  * a ring thread. Comparisons are constant-time. */
 enum auth_verify auth_scheme_verify(const char *stored, const char *password,
-				    size_t pwlen,
-				    const struct auth_scheme_opts *o,
-				    const char **error_r);
+    size_t pwlen, const struct auth_scheme_opts *o, const char **error_r);
 
 /* A new "{SCHEME}data" hash of password with a fresh random salt
  * (getrandom). *hash_r is malloc'ed; the caller frees it. 0 or -1. */
 int auth_scheme_hash(enum auth_scheme s, const char *password, size_t pwlen,
-		     const struct auth_scheme_opts *o, char **hash_r,
-		     const char **error_r);
+    const struct auth_scheme_opts *o, char **hash_r, const char **error_r);
 
 /* A hash of a random, forgotten password: what unknown users are verified
  * against so their cost equals a real user's. malloc'ed. 0 or -1. */
 int auth_scheme_dummy(enum auth_scheme s, const struct auth_scheme_opts *o,
-		      char **hash_r, const char **error_r);
+    char **hash_r, const char **error_r);
 
 /* SCRAM-SHA-256 stored keys are the SASL mechanism's struct sasl_scram_keys
  * (auth/sasl.h), and sasl_scram_keys_parse() reads the data of a
@@ -377,7 +372,7 @@ int auth_scheme_dummy(enum auth_scheme s, const struct auth_scheme_opts *o,
  * ServerKey = HMAC(SP, "Server Key"). k->iter, k->salt and k->salt_len are
  * inputs. 0 or -1. */
 int auth_scram_derive(const char *password, size_t pwlen,
-		      struct sasl_scram_keys *k);
+    struct sasl_scram_keys *k);
 
 /* ---- verification ------------------------------------------------------- */
 
@@ -420,8 +415,8 @@ struct auth_verifier {
  * (nologin, allow_nets= against client, which may be NULL) is applied only
  * after a correct password. Slow: worker threads only. */
 void auth_verify(const struct auth_verifier *v, const char *user,
-		 const char *password, size_t pwlen,
-		 const struct sockaddr *client, struct auth_result *res);
+    const char *password, size_t pwlen, const struct sockaddr *client,
+    struct auth_result *res);
 
 /* ---- verify pool (auth/pool.c) ------------------------------------------ */
 
@@ -431,7 +426,7 @@ void auth_verify(const struct auth_verifier *v, const char *user,
  * session may be gone by now, and the callback must look it up and drop
  * the result quietly if so. */
 typedef void auth_result_cb(struct loop *l, uint64_t sid,
-			    struct auth_result *res, void *ctx);
+    struct auth_result *res, void *ctx);
 
 struct auth_pool_conf {
 	struct auth_backend *backend;
@@ -464,7 +459,7 @@ struct auth_pool;
 /* Start the workers. Builds the dummy hash (one hash at the default cost,
  * so this takes as long as one verification). NULL with *error_r. */
 struct auth_pool *auth_pool_new(const struct auth_pool_conf *conf,
-				const char **error_r);
+    const char **error_r);
 
 /* Stop and join the workers. Jobs still queued are dropped without a
  * callback; results already posted to loops are self-contained and may
@@ -479,9 +474,8 @@ void auth_pool_free(struct auth_pool **p);
  * is not NULL). -1 (no memory) means no callback will come. client may be
  * NULL; it is copied. */
 int auth_pool_submit(struct auth_pool *p, struct loop *l, uint64_t sid,
-		     const char *user, const char *password, size_t pwlen,
-		     const struct sockaddr *client, auth_result_cb *cb,
-		     void *ctx);
+    const char *user, const char *password, size_t pwlen,
+    const struct sockaddr *client, auth_result_cb *cb, void *ctx);
 
 /* Forget every cached answer (e.g. on SIGHUP). */
 void auth_pool_cache_flush(struct auth_pool *p);

@@ -41,9 +41,8 @@ struct auth_pair {
  * any order) and version (NULL or extra text that changes with the
  * record, e.g. an LDAP entryCSN). Returns 0 with *entry_r holding one
  * reference, or -1 with *error_r naming the bad field, never its value. */
-int auth_entry_build(const char *user, const struct auth_pair *pairs,
-		     size_t n, const char *version, struct auth_entry **entry_r,
-		     const char **error_r);
+int auth_entry_build(const char *user, const struct auth_pair *pairs, size_t n,
+    const char *version, struct auth_entry **entry_r, const char **error_r);
 
 /* "1234", "512K", "100M", "2G", "1T", optionally followed by B: quota=
  * in a passwd-file and in a network back-end's record. 0 or -1. */

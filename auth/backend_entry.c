@@ -55,25 +55,24 @@ enum known_key {
 static enum known_key known_key(const char *key);
 static size_t count_items(const char *v, size_t n);
 static int copy_pairs(struct built_entry *b, const char *user,
-		      const struct auth_pair *pairs, size_t n, char **values,
-		      const char **error_r);
+    const struct auth_pair *pairs, size_t n, char **values,
+    const char **error_r);
 static int interpret(struct built_entry *b, const char *key, char *value,
-		     unsigned *seen, const char **error_r);
+    unsigned *seen, const char **error_r);
 static int add_nets(struct built_entry *b, char *v, const char **error_r);
 static int add_aliases(struct built_entry *b, char *v, const char **error_r);
 
 /* values */
 static int parse_bool(const char *s, bool *v_r);
 static uint64_t record_serial(const char *user, const struct auth_pair *pairs,
-			      size_t n, const char *version);
+    size_t n, const char *version);
 static void built_release(struct auth_ref *ref);
 
 /* ---- public ----------------------------------------------------------- */
 
 int
 auth_entry_build(const char *user, const struct auth_pair *pairs, size_t n,
-		 const char *version, struct auth_entry **entry_r,
-		 const char **error_r)
+    const char *version, struct auth_entry **entry_r, const char **error_r)
 {
 	struct built_entry *b;
 	char **values = NULL;
@@ -103,9 +102,10 @@ auth_entry_build(const char *user, const struct auth_pair *pairs, size_t n,
 	if ((values = calloc(n + 1, sizeof(*values))) == NULL ||
 	    (n_nets && (b->nets = calloc(n_nets, sizeof(*b->nets))) == NULL) ||
 	    (n_aliases &&
-	     (b->aliases = calloc(n_aliases, sizeof(*b->aliases))) == NULL) ||
+		(b->aliases = calloc(n_aliases, sizeof(*b->aliases))) ==
+		    NULL) ||
 	    (n_fields &&
-	     (b->fields = calloc(n_fields, sizeof(*b->fields))) == NULL))
+		(b->fields = calloc(n_fields, sizeof(*b->fields))) == NULL))
 		goto nomem;
 	if (copy_pairs(b, user, pairs, n, values, error_r) == -1)
 		goto fail;
@@ -163,11 +163,15 @@ static enum known_key
 known_key(const char *key)
 {
 	static const char *const names[] = {
-	    [K_PASSWORD] = "password", [K_HOST] = "host",
-	    [K_NOLOGIN] = "nologin",   [K_ALLOW_NETS] = "allow_nets",
-	    [K_QUOTA] = "quota",       [K_ALIAS] = "alias",
-	    [K_UID] = "uid",	       [K_GID] = "gid",
-	    [K_HOME] = "home",
+		[K_PASSWORD] = "password",
+		[K_HOST] = "host",
+		[K_NOLOGIN] = "nologin",
+		[K_ALLOW_NETS] = "allow_nets",
+		[K_QUOTA] = "quota",
+		[K_ALIAS] = "alias",
+		[K_UID] = "uid",
+		[K_GID] = "gid",
+		[K_HOME] = "home",
 	};
 
 	for (size_t i = 1; i < sizeof(names) / sizeof(names[0]); i++)
@@ -192,8 +196,8 @@ count_items(const char *v, size_t n)
  * at the copy of pairs[i].value. */
 static int
 copy_pairs(struct built_entry *b, const char *user,
-	   const struct auth_pair *pairs, size_t n, char **values,
-	   const char **error_r)
+    const struct auth_pair *pairs, size_t n, char **values,
+    const char **error_r)
 {
 	size_t len = strlen(user) + 1, off;
 
@@ -230,7 +234,7 @@ copy_pairs(struct built_entry *b, const char *user,
  * in b instead, which copy_pairs() put right before the value's copy. */
 static int
 interpret(struct built_entry *b, const char *key, char *value, unsigned *seen,
-	  const char **error_r)
+    const char **error_r)
 {
 	enum known_key k = known_key(key);
 	struct auth_entry *e = &b->e;
@@ -269,7 +273,7 @@ interpret(struct built_entry *b, const char *key, char *value, unsigned *seen,
 	case K_UID:
 	case K_GID:
 		if (auth_u32_parse(value, strlen(value), UINT32_MAX,
-				   k == K_UID ? &e->uid : &e->gid) == -1) {
+			k == K_UID ? &e->uid : &e->gid) == -1) {
 			*error_r = "uid or gid is not a number";
 			return -1;
 		}
@@ -280,8 +284,9 @@ interpret(struct built_entry *b, const char *key, char *value, unsigned *seen,
 	case K_ALIAS:
 		return add_aliases(b, value, error_r);
 	case K_OTHER:
-		b->fields[e->n_fields++] = (struct auth_field){
-		    .key = value - strlen(key) - 1, .value = value};
+		b->fields[e->n_fields++] = (struct auth_field){ .key = value -
+			    strlen(key) - 1,
+			.value = value };
 		return 0;
 	}
 	return 0;
@@ -295,8 +300,8 @@ add_nets(struct built_entry *b, char *v, const char **error_r)
 
 	for (tok = strtok_r(v, LIST_SEPARATORS, &save); tok != NULL;
 	     tok = strtok_r(NULL, LIST_SEPARATORS, &save)) {
-		if (net_parse(tok, strlen(tok),
-				   &b->nets[b->e.n_allow_nets]) == -1) {
+		if (net_parse(tok, strlen(tok), &b->nets[b->e.n_allow_nets]) ==
+		    -1) {
 			*error_r = "allow_nets holds something that is not a "
 				   "network (addr or addr/prefix, host bits 0)";
 			return -1;
@@ -338,8 +343,8 @@ add_aliases(struct built_entry *b, char *v, const char **error_r)
 static int
 parse_bool(const char *s, bool *v_r)
 {
-	static const char *const yes[] = {"", "1", "yes", "true", "on", "y"};
-	static const char *const no[] = {"0", "no", "false", "off", "n"};
+	static const char *const yes[] = { "", "1", "yes", "true", "on", "y" };
+	static const char *const no[] = { "0", "no", "false", "off", "n" };
 
 	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
 		if (strcasecmp(s, yes[i]) == 0)
@@ -354,7 +359,7 @@ parse_bool(const char *s, bool *v_r)
  * does not matter, then hashed once more with the user and version. */
 static uint64_t
 record_serial(const char *user, const struct auth_pair *pairs, size_t n,
-	      const char *version)
+    const char *version)
 {
 	uint8_t md[EVP_MAX_MD_SIZE];
 	uint64_t sum = 0, part, serial = 0;

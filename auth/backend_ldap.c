@@ -72,9 +72,9 @@ static void list_attrs(struct auth_ldap *l);
 
 /* connections */
 static int conn_take(struct auth_ldap *l, struct ldap_conn *c, bool *fresh_r,
-		     const char **error_r);
+    const char **error_r);
 static int conn_open(struct auth_ldap *l, struct ldap_conn *c,
-		     const char **error_r);
+    const char **error_r);
 static int conn_options(struct auth_ldap *l, LDAP *ld);
 static int conn_bind(LDAP *ld, const char *dn, const char *pw, size_t pwlen);
 static void conn_give(struct auth_ldap *l, struct ldap_conn *c);
@@ -84,40 +84,37 @@ static bool rc_closed(int rc);
 
 /* lookup */
 static enum auth_lookup ldap_lookup(struct auth_backend *b, const char *user,
-				    struct auth_entry **entry_r,
-				    const char **error_r);
+    struct auth_entry **entry_r, const char **error_r);
 static int search(struct auth_ldap *l, const char *filter, LDAPMessage **res_r,
-		  LDAP **ld_r, struct ldap_conn *c, const char **error_r);
+    LDAP **ld_r, struct ldap_conn *c, const char **error_r);
 static enum auth_lookup read_entry(struct auth_ldap *l, LDAP *ld,
-				   LDAPMessage *res, const char *user,
-				   struct auth_entry **entry_r,
-				   const char **error_r);
+    LDAPMessage *res, const char *user, struct auth_entry **entry_r,
+    const char **error_r);
 static bool usable_hash(const char **v, size_t *vlen);
 static int expand_filter(const char *tmpl, const char *user, char *out,
-			 size_t size);
+    size_t size);
 static int escape_value(const char *s, size_t n, char *out, size_t size,
-			size_t *len_r);
+    size_t *len_r);
 
 /* verify (BIND mode) */
 static enum auth_status ldap_verify(struct auth_backend *b,
-				    const struct auth_entry *e,
-				    const char *password, size_t pwlen,
-				    const char **error_r);
+    const struct auth_entry *e, const char *password, size_t pwlen,
+    const char **error_r);
 static enum auth_status bind_answer(int rc, const char **error_r);
 
 static void free_secret(char *s);
 
 static const struct auth_backend_ops ldap_bind_ops = {
-    .name = "ldap",
-    .lookup_nonblocking = false,
-    .lookup = ldap_lookup,
-    .verify = ldap_verify,
+	.name = "ldap",
+	.lookup_nonblocking = false,
+	.lookup = ldap_lookup,
+	.verify = ldap_verify,
 };
 
 static const struct auth_backend_ops ldap_compare_ops = {
-    .name = "ldap",
-    .lookup_nonblocking = false,
-    .lookup = ldap_lookup,
+	.name = "ldap",
+	.lookup_nonblocking = false,
+	.lookup = ldap_lookup,
 };
 
 /* ---- public ----------------------------------------------------------- */
@@ -148,15 +145,15 @@ auth_ldap_new(const struct auth_ldap_conf *conf, const char **error_r)
 		*error_r = "ldap: unknown mode";
 		goto fail;
 	}
-	l->backend.ops =
-	    conf->mode == AUTH_LDAP_BIND ? &ldap_bind_ops : &ldap_compare_ops;
+	l->backend.ops = conf->mode == AUTH_LDAP_BIND ? &ldap_bind_ops :
+							&ldap_compare_ops;
 	if (conf->uri == NULL || conf->base == NULL) {
 		*error_r = "ldap: uri and base are required";
 		goto fail;
 	}
 	if (check_uri(conf->uri, conf->starttls, error_r) == -1 ||
 	    check_filter(conf->filter ? conf->filter : LDAP_DEFAULT_FILTER,
-			 error_r) == -1)
+		error_r) == -1)
 		goto fail;
 	if (conf->bind_dn != NULL && conf->bind_password == NULL) {
 		*error_r = "ldap: bind_dn without bind_password";
@@ -213,28 +210,29 @@ copy_conf(struct auth_ldap *l, const struct auth_ldap_conf *c)
 {
 	l->starttls = c->starttls;
 	l->mode = c->mode;
-	l->net_tv = backend_ms_to_tv(c->network_timeout_ms, LDAP_NET_TIMEOUT_MS);
+	l->net_tv = backend_ms_to_tv(c->network_timeout_ms,
+	    LDAP_NET_TIMEOUT_MS);
 	l->op_tv = backend_ms_to_tv(c->timeout_ms, LDAP_OP_TIMEOUT_MS);
 	l->max_idle = c->max_idle != 0 ? c->max_idle : LDAP_IDLE_MAX;
 	if ((l->idle = calloc(l->max_idle, sizeof(*l->idle))) == NULL)
 		return -1;
 	return backend_dup_opt(c->uri, &l->uri) == -1 ||
-		       backend_dup_opt(c->ca_file, &l->ca_file) == -1 ||
-		       backend_dup_opt(c->bind_dn, &l->bind_dn) == -1 ||
-		       backend_dup_opt(c->bind_password, &l->bind_password) == -1 ||
-		       backend_dup_opt(c->base, &l->base) == -1 ||
-		       backend_dup_opt(c->filter ? c->filter : LDAP_DEFAULT_FILTER,
-			       &l->filter) == -1 ||
-		       backend_dup_opt(c->password_attr ? c->password_attr
-						: LDAP_DEFAULT_PASSWORD_ATTR,
-			       &l->password_attr) == -1 ||
-		       backend_dup_opt(c->host_attr, &l->host_attr) == -1 ||
-		       backend_dup_opt(c->quota_attr, &l->quota_attr) == -1 ||
-		       backend_dup_opt(c->alias_attr, &l->alias_attr) == -1 ||
-		       backend_dup_opt(c->nologin_attr, &l->nologin_attr) == -1 ||
-		       backend_dup_opt(c->allow_nets_attr, &l->allow_nets_attr) == -1
-		   ? -1
-		   : 0;
+		backend_dup_opt(c->ca_file, &l->ca_file) == -1 ||
+		backend_dup_opt(c->bind_dn, &l->bind_dn) == -1 ||
+		backend_dup_opt(c->bind_password, &l->bind_password) == -1 ||
+		backend_dup_opt(c->base, &l->base) == -1 ||
+		backend_dup_opt(c->filter ? c->filter : LDAP_DEFAULT_FILTER,
+		    &l->filter) == -1 ||
+		backend_dup_opt(c->password_attr ? c->password_attr :
+						   LDAP_DEFAULT_PASSWORD_ATTR,
+		    &l->password_attr) == -1 ||
+		backend_dup_opt(c->host_attr, &l->host_attr) == -1 ||
+		backend_dup_opt(c->quota_attr, &l->quota_attr) == -1 ||
+		backend_dup_opt(c->alias_attr, &l->alias_attr) == -1 ||
+		backend_dup_opt(c->nologin_attr, &l->nologin_attr) == -1 ||
+		backend_dup_opt(c->allow_nets_attr, &l->allow_nets_attr) == -1 ?
+	    -1 :
+	    0;
 }
 
 /* Every URI of the list must be ldap:// or ldaps://; StartTLS makes no
@@ -300,8 +298,8 @@ check_filter(const char *tmpl, const char **error_r)
 static void
 list_attrs(struct auth_ldap *l)
 {
-	char *maybe[] = {l->host_attr, l->quota_attr, l->alias_attr,
-			 l->nologin_attr, l->allow_nets_attr};
+	char *maybe[] = { l->host_attr, l->quota_attr, l->alias_attr,
+		l->nologin_attr, l->allow_nets_attr };
 	size_t n = 0;
 
 	l->attrs[n++] = "entryCSN";
@@ -318,7 +316,7 @@ list_attrs(struct auth_ldap *l)
 
 static enum auth_lookup
 ldap_lookup(struct auth_backend *b, const char *user,
-	    struct auth_entry **entry_r, const char **error_r)
+    struct auth_entry **entry_r, const char **error_r)
 {
 	struct auth_ldap *l = (struct auth_ldap *)b;
 	char filter[LDAP_FILTER_MAX];
@@ -347,7 +345,7 @@ ldap_lookup(struct auth_backend *b, const char *user,
  * gives c back. */
 static int
 search(struct auth_ldap *l, const char *filter, LDAPMessage **res_r,
-       LDAP **ld_r, struct ldap_conn *c, const char **error_r)
+    LDAP **ld_r, struct ldap_conn *c, const char **error_r)
 {
 	for (int attempt = 0; attempt < 2; attempt++) {
 		struct timeval tv = l->op_tv;
@@ -358,15 +356,14 @@ search(struct auth_ldap *l, const char *filter, LDAPMessage **res_r,
 		if (conn_take(l, c, &fresh, error_r) == -1)
 			return -1;
 		if (!c->as_service) {
-			rc = conn_bind(
-			    c->ld, l->bind_dn, l->bind_password,
+			rc = conn_bind(c->ld, l->bind_dn, l->bind_password,
 			    l->bind_password ? strlen(l->bind_password) : 0);
 			c->as_service = rc == LDAP_SUCCESS;
 		}
 		if (rc == LDAP_SUCCESS)
-			rc = ldap_search_ext_s(
-			    c->ld, l->base, LDAP_SCOPE_SUBTREE, filter,
-			    l->attrs, 0, NULL, NULL, &tv, 2, res_r);
+			rc = ldap_search_ext_s(c->ld, l->base,
+			    LDAP_SCOPE_SUBTREE, filter, l->attrs, 0, NULL, NULL,
+			    &tv, 2, res_r);
 		/* Size limit: two entries came back, which is an answer. */
 		if (rc == LDAP_SUCCESS || rc == LDAP_SIZELIMIT_EXCEEDED) {
 			*ld_r = c->ld;
@@ -374,11 +371,11 @@ search(struct auth_ldap *l, const char *filter, LDAPMessage **res_r,
 		}
 		ldap_msgfree(*res_r);
 		*res_r = NULL;
-		*error_r = rc == LDAP_NO_SUCH_OBJECT
-			       ? "ldap: search base does not exist"
-			   : rc == LDAP_INVALID_CREDENTIALS
-			       ? "ldap: service account bind refused"
-			       : ldap_err2string(rc);
+		*error_r = rc == LDAP_NO_SUCH_OBJECT ?
+		    "ldap: search base does not exist" :
+		    rc == LDAP_INVALID_CREDENTIALS ?
+		    "ldap: service account bind refused" :
+		    ldap_err2string(rc);
 		if (!rc_dead(rc)) {
 			/* The connection is fine; the request was not. */
 			conn_give(l, c);
@@ -397,10 +394,10 @@ search(struct auth_ldap *l, const char *filter, LDAPMessage **res_r,
  * does not identify users, which must not log anyone in. */
 static enum auth_lookup
 read_entry(struct auth_ldap *l, LDAP *ld, LDAPMessage *res, const char *user,
-	   struct auth_entry **entry_r, const char **error_r)
+    struct auth_entry **entry_r, const char **error_r)
 {
 	struct auth_pair pairs[LDAP_PAIRS_MAX];
-	struct berval **vals[LDAP_ATTRS_MAX] = {NULL};
+	struct berval **vals[LDAP_ATTRS_MAX] = { NULL };
 	char version[256] = "", *dn = NULL;
 	LDAPMessage *m;
 	enum auth_lookup ret = AUTH_LOOKUP_TEMPFAIL;
@@ -418,8 +415,9 @@ read_entry(struct auth_ldap *l, LDAP *ld, LDAPMessage *res, const char *user,
 		*error_r = "ldap: entry without a DN";
 		return AUTH_LOOKUP_TEMPFAIL;
 	}
-	pairs[n++] = (struct auth_pair){
-	    .key = LDAP_DN_FIELD, .value = dn, .vlen = strlen(dn)};
+	pairs[n++] = (struct auth_pair){ .key = LDAP_DN_FIELD,
+		.value = dn,
+		.vlen = strlen(dn) };
 	for (size_t i = 0; l->attrs[i] != NULL && nv < LDAP_ATTRS_MAX; i++) {
 		const char *a = l->attrs[i];
 		const char *key = NULL;
@@ -434,7 +432,7 @@ read_entry(struct auth_ldap *l, LDAP *ld, LDAPMessage *res, const char *user,
 			size_t have = strlen(version);
 
 			snprintf(version + have, sizeof(version) - have,
-				 "%.*s;", (int)bv[0]->bv_len, bv[0]->bv_val);
+			    "%.*s;", (int)bv[0]->bv_len, bv[0]->bv_val);
 			continue;
 		}
 		if (l->mode == AUTH_LDAP_COMPARE && a == l->password_attr) {
@@ -456,8 +454,9 @@ read_entry(struct auth_ldap *l, LDAP *ld, LDAPMessage *res, const char *user,
 			if (strcmp(key, "password") == 0 &&
 			    !usable_hash(&v, &vlen))
 				continue;
-			pairs[n++] = (struct auth_pair){
-			    .key = key, .value = v, .vlen = vlen};
+			pairs[n++] = (struct auth_pair){ .key = key,
+				.value = v,
+				.vlen = vlen };
 			if (scalar)
 				break; /* the first value of a scalar */
 		}
@@ -570,7 +569,7 @@ escape_value(const char *s, size_t n, char *out, size_t size, size_t *len_r)
 
 static enum auth_status
 ldap_verify(struct auth_backend *b, const struct auth_entry *e,
-	    const char *password, size_t pwlen, const char **error_r)
+    const char *password, size_t pwlen, const char **error_r)
 {
 	struct auth_ldap *l = (struct auth_ldap *)b;
 	const char *dn = auth_entry_field(e, LDAP_DN_FIELD);
@@ -628,7 +627,7 @@ bind_answer(int rc, const char **error_r)
 
 static int
 conn_take(struct auth_ldap *l, struct ldap_conn *c, bool *fresh_r,
-	  const char **error_r)
+    const char **error_r)
 {
 	bool got = false;
 
@@ -662,9 +661,9 @@ conn_open(struct auth_ldap *l, struct ldap_conn *c, const char **error_r)
 	}
 	if (l->starttls &&
 	    (rc = ldap_start_tls_s(c->ld, NULL, NULL)) != LDAP_SUCCESS) {
-		*error_r = rc == LDAP_CONNECT_ERROR
-			       ? "ldap: StartTLS failed (certificate?)"
-			       : ldap_err2string(rc);
+		*error_r = rc == LDAP_CONNECT_ERROR ?
+		    "ldap: StartTLS failed (certificate?)" :
+		    ldap_err2string(rc);
 		conn_drop(c);
 		return -1;
 	}
@@ -688,7 +687,8 @@ conn_options(struct auth_ldap *l, LDAP *ld)
 	if (ldap_set_option(ld, LDAP_OPT_X_TLS_REQUIRE_CERT, &demand) != 0 ||
 	    ldap_set_option(ld, LDAP_OPT_X_TLS_PROTOCOL_MIN, &tls12) != 0 ||
 	    (l->ca_file != NULL &&
-	     ldap_set_option(ld, LDAP_OPT_X_TLS_CACERTFILE, l->ca_file) != 0) ||
+		ldap_set_option(ld, LDAP_OPT_X_TLS_CACERTFILE, l->ca_file) !=
+		    0) ||
 	    ldap_set_option(ld, LDAP_OPT_X_TLS_NEWCTX, &zero) != 0)
 		return -1;
 	return 0;
@@ -699,11 +699,11 @@ conn_options(struct auth_ldap *l, LDAP *ld)
 static int
 conn_bind(LDAP *ld, const char *dn, const char *pw, size_t pwlen)
 {
-	struct berval cred = {.bv_len = pw != NULL ? pwlen : 0,
-			      .bv_val = pw != NULL ? (char *)pw : ""};
+	struct berval cred = { .bv_len = pw != NULL ? pwlen : 0,
+		.bv_val = pw != NULL ? (char *)pw : "" };
 
 	return ldap_sasl_bind_s(ld, dn != NULL ? dn : "", LDAP_SASL_SIMPLE,
-				&cred, NULL, NULL, NULL);
+	    &cred, NULL, NULL, NULL);
 }
 
 static void
@@ -732,10 +732,10 @@ static bool
 rc_dead(int rc)
 {
 	return rc == LDAP_SERVER_DOWN || rc == LDAP_TIMEOUT ||
-	       rc == LDAP_CONNECT_ERROR || rc == LDAP_LOCAL_ERROR ||
-	       rc == LDAP_ENCODING_ERROR || rc == LDAP_DECODING_ERROR ||
-	       rc == LDAP_NO_MEMORY || rc == LDAP_UNAVAILABLE ||
-	       rc == LDAP_BUSY || rc == LDAP_OTHER;
+	    rc == LDAP_CONNECT_ERROR || rc == LDAP_LOCAL_ERROR ||
+	    rc == LDAP_ENCODING_ERROR || rc == LDAP_DECODING_ERROR ||
+	    rc == LDAP_NO_MEMORY || rc == LDAP_UNAVAILABLE || rc == LDAP_BUSY ||
+	    rc == LDAP_OTHER;
 }
 
 /* A kept connection the server has closed (restarted, idle timeout). */
@@ -746,8 +746,6 @@ rc_closed(int rc)
 }
 
 /* ---- helpers ---------------------------------------------------------- */
-
-
 
 static void
 free_secret(char *s)

@@ -50,31 +50,28 @@ struct auth_redis {
 
 /* connections */
 static redisContext *conn_take(struct auth_redis *r, bool *fresh_r,
-			       const char **error_r);
+    const char **error_r);
 static redisContext *conn_open(struct auth_redis *r, const char **error_r);
 static int conn_setup(struct auth_redis *r, redisContext *c,
-		      const char **error_r);
+    const char **error_r);
 static int conn_status(redisContext *c, redisReply *reply, const char *refused,
-		       const char **error_r);
+    const char **error_r);
 static void conn_give(struct auth_redis *r, redisContext *c);
 static bool conn_dead(const redisContext *c, int err);
 static const char *conn_error(const redisContext *c, int err);
 
 /* lookup */
 static enum auth_lookup redis_lookup(struct auth_backend *b, const char *user,
-				     struct auth_entry **entry_r,
-				     const char **error_r);
+    struct auth_entry **entry_r, const char **error_r);
 static redisReply *hgetall(struct auth_redis *r, const char *key, size_t klen,
-			   const char **error_r);
+    const char **error_r);
 static enum auth_lookup build_entry(const char *user, const redisReply *reply,
-				    struct auth_entry **entry_r,
-				    const char **error_r);
-
+    struct auth_entry **entry_r, const char **error_r);
 
 static const struct auth_backend_ops redis_ops = {
-    .name = "redis",
-    .lookup_nonblocking = false,
-    .lookup = redis_lookup,
+	.name = "redis",
+	.lookup_nonblocking = false,
+	.lookup = redis_lookup,
 };
 
 /* ---- public ----------------------------------------------------------- */
@@ -83,8 +80,8 @@ struct auth_redis *
 auth_redis_new(const struct auth_redis_conf *conf, const char **error_r)
 {
 	struct auth_redis *r = calloc(1, sizeof(*r));
-	const char *prefix =
-	    conf->prefix != NULL ? conf->prefix : REDIS_DEFAULT_PREFIX;
+	const char *prefix = conf->prefix != NULL ? conf->prefix :
+						    REDIS_DEFAULT_PREFIX;
 
 	if (r == NULL) {
 		*error_r = "out of memory";
@@ -102,11 +99,14 @@ auth_redis_new(const struct auth_redis_conf *conf, const char **error_r)
 	}
 	r->port = conf->port != 0 ? conf->port : REDIS_DEFAULT_PORT;
 	r->db = conf->db;
-	r->connect_tv = backend_ms_to_tv(conf->connect_timeout_ms, REDIS_TIMEOUT_MS);
-	r->command_tv = backend_ms_to_tv(conf->command_timeout_ms, REDIS_TIMEOUT_MS);
+	r->connect_tv = backend_ms_to_tv(conf->connect_timeout_ms,
+	    REDIS_TIMEOUT_MS);
+	r->command_tv = backend_ms_to_tv(conf->command_timeout_ms,
+	    REDIS_TIMEOUT_MS);
 	r->max_idle = conf->max_idle != 0 ? conf->max_idle : REDIS_IDLE_MAX;
-	if (backend_dup_opt(conf->host != NULL ? conf->host : REDIS_DEFAULT_HOST,
-		    &r->host) == -1 ||
+	if (backend_dup_opt(conf->host != NULL ? conf->host :
+						 REDIS_DEFAULT_HOST,
+		&r->host) == -1 ||
 	    backend_dup_opt(conf->username, &r->username) == -1 ||
 	    backend_dup_opt(conf->password, &r->password) == -1 ||
 	    backend_dup_opt(prefix, &r->prefix) == -1 ||
@@ -152,7 +152,7 @@ auth_redis_backend(struct auth_redis *r)
 
 static enum auth_lookup
 redis_lookup(struct auth_backend *b, const char *user,
-	     struct auth_entry **entry_r, const char **error_r)
+    struct auth_entry **entry_r, const char **error_r)
 {
 	struct auth_redis *r = (struct auth_redis *)b;
 	char key[REDIS_PREFIX_MAX + sizeof("user:") + AUTH_USER_MAX];
@@ -175,7 +175,7 @@ redis_lookup(struct auth_backend *b, const char *user,
  * found dead. NULL with *error_r when Redis could not be asked. */
 static redisReply *
 hgetall(struct auth_redis *r, const char *key, size_t klen,
-	const char **error_r)
+    const char **error_r)
 {
 	for (int attempt = 0; attempt < 2; attempt++) {
 		redisContext *c;
@@ -207,7 +207,7 @@ hgetall(struct auth_redis *r, const char *key, size_t klen,
  * so TEMPFAIL, never an unknown user. */
 static enum auth_lookup
 build_entry(const char *user, const redisReply *reply,
-	    struct auth_entry **entry_r, const char **error_r)
+    struct auth_entry **entry_r, const char **error_r)
 {
 	struct auth_pair *pairs;
 	size_t n;
@@ -243,8 +243,9 @@ build_entry(const char *user, const redisReply *reply,
 			*error_r = "redis: user record has a binary field name";
 			return AUTH_LOOKUP_TEMPFAIL;
 		}
-		pairs[i] = (struct auth_pair){
-		    .key = k->str, .value = v->str, .vlen = (size_t)v->len};
+		pairs[i] = (struct auth_pair){ .key = k->str,
+			.value = v->str,
+			.vlen = (size_t)v->len };
 	}
 	rc = auth_entry_build(user, pairs, n, NULL, entry_r, error_r);
 	free(pairs);
@@ -303,10 +304,9 @@ conn_setup(struct auth_redis *r, redisContext *c, const char **error_r)
 		return -1;
 	}
 	if (r->password != NULL) {
-		reply = r->username != NULL
-			    ? redisCommand(c, "AUTH %s %s", r->username,
-					   r->password)
-			    : redisCommand(c, "AUTH %s", r->password);
+		reply = r->username != NULL ?
+		    redisCommand(c, "AUTH %s %s", r->username, r->password) :
+		    redisCommand(c, "AUTH %s", r->password);
 		if (conn_status(c, reply, "redis: AUTH refused", error_r) == -1)
 			return -1;
 	}
@@ -323,7 +323,7 @@ conn_setup(struct auth_redis *r, redisContext *c, const char **error_r)
  * after the command: a NULL reply's reason is still in errno. */
 static int
 conn_status(redisContext *c, redisReply *reply, const char *refused,
-	    const char **error_r)
+    const char **error_r)
 {
 	bool ok;
 
@@ -361,7 +361,7 @@ conn_dead(const redisContext *c, int err)
 	if (c->err == REDIS_ERR_EOF)
 		return true;
 	return c->err == REDIS_ERR_IO && err != EAGAIN && err != EWOULDBLOCK &&
-	       err != ETIMEDOUT && err != EINPROGRESS;
+	    err != ETIMEDOUT && err != EINPROGRESS;
 }
 
 /* hiredis reports a command timeout as an I/O error with EAGAIN. */
@@ -379,5 +379,3 @@ conn_error(const redisContext *c, int err)
 }
 
 /* ---- helpers ---------------------------------------------------------- */
-
-

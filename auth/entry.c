@@ -127,7 +127,7 @@ auth_user_normalize(const char *in, size_t n, char *out)
 
 enum auth_lookup
 auth_lookup(struct auth_backend *b, const char *user,
-	    struct auth_entry **entry_r, const char **error_r)
+    struct auth_entry **entry_r, const char **error_r)
 {
 	char norm[AUTH_USER_MAX + 1];
 	size_t n = strnlen(user, AUTH_USER_MAX + 1);
@@ -143,7 +143,7 @@ auth_lookup(struct auth_backend *b, const char *user,
 const char *
 auth_status_name(enum auth_status s)
 {
-	static const char *const names[] = {"ok", "fail", "tempfail"};
+	static const char *const names[] = { "ok", "fail", "tempfail" };
 
 	return (unsigned)s < 3 ? names[s] : "unknown";
 }
@@ -152,14 +152,14 @@ const char *
 auth_reason_name(enum auth_reason r)
 {
 	static const char *const names[AUTH_R_MAX] = {
-	    [AUTH_R_NONE] = "none",
-	    [AUTH_R_PASSWORD] = "password",
-	    [AUTH_R_UNKNOWN] = "unknown_user",
-	    [AUTH_R_NOLOGIN] = "nologin",
-	    [AUTH_R_NETWORK] = "network",
-	    [AUTH_R_NOPASS] = "no_password",
-	    [AUTH_R_BACKEND] = "backend",
-	    [AUTH_R_OVERFLOW] = "overflow",
+		[AUTH_R_NONE] = "none",
+		[AUTH_R_PASSWORD] = "password",
+		[AUTH_R_UNKNOWN] = "unknown_user",
+		[AUTH_R_NOLOGIN] = "nologin",
+		[AUTH_R_NETWORK] = "network",
+		[AUTH_R_NOPASS] = "no_password",
+		[AUTH_R_BACKEND] = "backend",
+		[AUTH_R_OVERFLOW] = "overflow",
 	};
 
 	return (unsigned)r < AUTH_R_MAX ? names[r] : "unknown";

@@ -105,20 +105,19 @@ static __thread char passdb_errbuf[512];
 /* loading */
 static int load(struct auth_passdb *db, const char **error_r);
 static int read_file(const char *path, char **text_r, size_t *len_r,
-		     struct file_id *id, const char **error_r);
+    struct file_id *id, const char **error_r);
 static int parse_text(struct auth_passdb *db, struct passdb_table *t,
-		      size_t len, const char **error_r);
+    size_t len, const char **error_r);
 static int parse_line(struct auth_passdb *db, struct passdb_table *t,
-		      char *line, unsigned lineno, const char **error_r);
+    char *line, unsigned lineno, const char **error_r);
 static int parse_extra(struct passdb_table *t, struct auth_entry *e,
-		       struct span *sp, char *extra, const char **error_r);
+    struct span *sp, char *extra, const char **error_r);
 static int parse_nets(struct passdb_table *t, struct span *sp, char *v,
-		      const char **error_r);
+    const char **error_r);
 static int parse_aliases(struct passdb_table *t, struct span *sp, char *v,
-			 const char **error_r);
+    const char **error_r);
 static int check_password(struct auth_passdb *db, const char *pw,
-			  const char *user, unsigned lineno,
-			  const char **error_r);
+    const char *user, unsigned lineno, const char **error_r);
 static char *next_field(char **p);
 static char *password_field(char **p);
 static int parse_id(const char *s, uint32_t *v_r, bool *has_r);
@@ -134,9 +133,9 @@ static int grow_entries(struct passdb_table *t);
 static void table_unref(struct passdb_table *t);
 static void table_fixup(struct passdb_table *t);
 static void table_serials(struct passdb_table *t,
-			  const struct passdb_table *old);
+    const struct passdb_table *old);
 static struct auth_entry *table_find(const struct passdb_table *t,
-				     const char *user);
+    const char *user);
 static uint64_t name_hash(uint64_t seed, const char *s);
 static uint64_t line_hash(const char *s, size_t n);
 static int grow(void **arr, size_t *cap, size_t need, size_t size);
@@ -144,13 +143,12 @@ static struct passdb_table *current(struct auth_passdb *db);
 
 /* back-end */
 static enum auth_lookup passdb_lookup(struct auth_backend *b, const char *user,
-				      struct auth_entry **entry_r,
-				      const char **error_r);
+    struct auth_entry **entry_r, const char **error_r);
 
 static const struct auth_backend_ops passdb_ops = {
-    .name = "passwd-file",
-    .lookup_nonblocking = true,
-    .lookup = passdb_lookup,
+	.name = "passwd-file",
+	.lookup_nonblocking = true,
+	.lookup = passdb_lookup,
 };
 
 /* ---- public ----------------------------------------------------------- */
@@ -166,8 +164,8 @@ auth_passdb_new(const struct auth_passdb_conf *conf, const char **error_r)
 		return NULL;
 	}
 	db->backend.ops = &passdb_ops;
-	db->max_entries =
-	    conf->max_entries ? conf->max_entries : PASSDB_MAX_ENTRIES;
+	db->max_entries = conf->max_entries ? conf->max_entries :
+					      PASSDB_MAX_ENTRIES;
 	db->allow_plaintext = conf->allow_plaintext;
 	db->warn = conf->warn;
 	db->warn_ctx = conf->warn_ctx;
@@ -211,9 +209,9 @@ auth_passdb_changed(struct auth_passdb *db)
 	if (stat(db->path, &st) == -1)
 		return db->seen.exists ? 1 : 0;
 	return !db->seen.exists || st.st_dev != db->seen.dev ||
-	       st.st_ino != db->seen.ino || st.st_size != db->seen.size ||
-	       st.st_mtim.tv_sec != db->seen.mtime.tv_sec ||
-	       st.st_mtim.tv_nsec != db->seen.mtime.tv_nsec;
+	    st.st_ino != db->seen.ino || st.st_size != db->seen.size ||
+	    st.st_mtim.tv_sec != db->seen.mtime.tv_sec ||
+	    st.st_mtim.tv_nsec != db->seen.mtime.tv_nsec;
 }
 
 struct auth_backend *
@@ -261,7 +259,7 @@ current(struct auth_passdb *db)
 
 static enum auth_lookup
 passdb_lookup(struct auth_backend *b, const char *user,
-	      struct auth_entry **entry_r, const char **error_r)
+    struct auth_entry **entry_r, const char **error_r)
 {
 	struct auth_passdb *db = (struct auth_passdb *)b;
 	struct passdb_table *t = current(db);
@@ -282,7 +280,7 @@ static int
 load(struct auth_passdb *db, const char **error_r)
 {
 	struct passdb_table *t = table_new(db->version + 1), *old;
-	struct file_id id = {0};
+	struct file_id id = { 0 };
 	size_t len;
 
 	if (t == NULL) {
@@ -316,7 +314,7 @@ fail:
 
 static int
 read_file(const char *path, char **text_r, size_t *len_r, struct file_id *id,
-	  const char **error_r)
+    const char **error_r)
 {
 	struct stat st;
 	size_t off = 0;
@@ -328,11 +326,11 @@ read_file(const char *path, char **text_r, size_t *len_r, struct file_id *id,
 		return -1;
 	}
 	if (fstat(fd, &st) == 0)
-		*id = (struct file_id){.dev = st.st_dev,
-				       .ino = st.st_ino,
-				       .size = st.st_size,
-				       .mtime = st.st_mtim,
-				       .exists = true};
+		*id = (struct file_id){ .dev = st.st_dev,
+			.ino = st.st_ino,
+			.size = st.st_size,
+			.mtime = st.st_mtim,
+			.exists = true };
 	if (!id->exists || !S_ISREG(st.st_mode) ||
 	    (size_t)st.st_size > PASSDB_FILE_MAX) {
 		*error_r = fail(path, 0, "not a regular file under 1 GiB");
@@ -370,7 +368,7 @@ fail:
 
 static int
 parse_text(struct auth_passdb *db, struct passdb_table *t, size_t len,
-	   const char **error_r)
+    const char **error_r)
 {
 	char *p = t->text, *end = t->text + len;
 	unsigned lineno = 0;
@@ -383,7 +381,7 @@ parse_text(struct auth_passdb *db, struct passdb_table *t, size_t len,
 		lineno++;
 		if (n > AUTH_PASSDB_LINE_MAX) {
 			*error_r = fail(db->path, lineno, "line longer than %d",
-					AUTH_PASSDB_LINE_MAX);
+			    AUTH_PASSDB_LINE_MAX);
 			return -1;
 		}
 		if (memchr(p, '\0', n) != NULL) {
@@ -400,7 +398,7 @@ parse_text(struct auth_passdb *db, struct passdb_table *t, size_t len,
 			continue;
 		if (t->n >= db->max_entries) {
 			*error_r = fail(db->path, lineno, "more than %zu users",
-					db->max_entries);
+			    db->max_entries);
 			return -1;
 		}
 		if (grow_entries(t) == -1) {
@@ -423,7 +421,7 @@ parse_text(struct auth_passdb *db, struct passdb_table *t, size_t len,
  * fields in file order. */
 static int
 parse_line(struct auth_passdb *db, struct passdb_table *t, char *line,
-	   unsigned lineno, const char **error_r)
+    unsigned lineno, const char **error_r)
 {
 	struct auth_entry *e = &t->entries[t->n];
 	struct span *sp = &t->spans[t->n];
@@ -479,7 +477,7 @@ parse_line(struct auth_passdb *db, struct passdb_table *t, char *line,
  * verify, and the operator is told. */
 static int
 check_password(struct auth_passdb *db, const char *pw, const char *user,
-	       unsigned lineno, const char **error_r)
+    unsigned lineno, const char **error_r)
 {
 	struct sasl_scram_keys k;
 	enum auth_scheme s;
@@ -500,8 +498,7 @@ check_password(struct auth_passdb *db, const char *pw, const char *user,
 		}
 	}
 	if (s == AUTH_SCHEME_PLAIN && !db->allow_plaintext && db->warn) {
-		snprintf(
-		    msg, sizeof(msg),
+		snprintf(msg, sizeof(msg),
 		    "%s:%u: user %s has a plaintext password but plaintext "
 		    "schemes are off: that user cannot log in",
 		    db->path, lineno, user);
@@ -512,7 +509,7 @@ check_password(struct auth_passdb *db, const char *pw, const char *user,
 
 static int
 parse_extra(struct passdb_table *t, struct auth_entry *e, struct span *sp,
-	    char *extra, const char **error_r)
+    char *extra, const char **error_r)
 {
 	char *save = NULL, *tok;
 	bool seen_host = false, seen_nets = false, seen_quota = false,
@@ -565,12 +562,12 @@ parse_extra(struct passdb_table *t, struct auth_entry *e, struct span *sp,
 			seen_alias = true;
 		} else {
 			if (grow((void **)&t->fields, &t->cap_fields,
-				 t->n_fields + 1, sizeof(*t->fields)) == -1) {
+				t->n_fields + 1, sizeof(*t->fields)) == -1) {
 				*error_r = "out of memory";
 				return -1;
 			}
 			t->fields[t->n_fields++] =
-			    (struct auth_field){.key = tok, .value = v};
+			    (struct auth_field){ .key = tok, .value = v };
 			sp->n_fields++;
 		}
 	}
@@ -579,19 +576,18 @@ parse_extra(struct passdb_table *t, struct auth_entry *e, struct span *sp,
 
 static int
 parse_nets(struct passdb_table *t, struct span *sp, char *v,
-	   const char **error_r)
+    const char **error_r)
 {
 	char *save = NULL, *tok;
 
 	for (tok = strtok_r(v, ",", &save); tok != NULL;
 	     tok = strtok_r(NULL, ",", &save)) {
 		if (grow((void **)&t->nets, &t->cap_nets, t->n_nets + 1,
-			 sizeof(*t->nets)) == -1) {
+			sizeof(*t->nets)) == -1) {
 			*error_r = "out of memory";
 			return -1;
 		}
-		if (net_parse(tok, strlen(tok), &t->nets[t->n_nets]) ==
-		    -1) {
+		if (net_parse(tok, strlen(tok), &t->nets[t->n_nets]) == -1) {
 			*error_r = "allow_nets= holds something that is not a "
 				   "network (addr or addr/prefix, host bits 0)";
 			return -1;
@@ -608,7 +604,7 @@ parse_nets(struct passdb_table *t, struct span *sp, char *v,
 
 static int
 parse_aliases(struct passdb_table *t, struct span *sp, char *v,
-	      const char **error_r)
+    const char **error_r)
 {
 	char *save = NULL, *tok;
 
@@ -619,7 +615,7 @@ parse_aliases(struct passdb_table *t, struct span *sp, char *v,
 			return -1;
 		}
 		if (grow((void **)&t->aliases, &t->cap_aliases,
-			 t->n_aliases + 1, sizeof(*t->aliases)) == -1) {
+			t->n_aliases + 1, sizeof(*t->aliases)) == -1) {
 			*error_r = "out of memory";
 			return -1;
 		}
@@ -690,15 +686,15 @@ fail(const char *path, unsigned lineno, const char *fmt, ...)
 
 	if (lineno > 0)
 		n = snprintf(passdb_errbuf, sizeof(passdb_errbuf),
-			     "%s:%u: ", path, lineno);
+		    "%s:%u: ", path, lineno);
 	else
 		n = snprintf(passdb_errbuf, sizeof(passdb_errbuf),
-			     "%s: ", path);
+		    "%s: ", path);
 	if (n < 0 || (size_t)n >= sizeof(passdb_errbuf))
 		return passdb_errbuf;
 	va_start(ap, fmt);
 	vsnprintf(passdb_errbuf + n, sizeof(passdb_errbuf) - (size_t)n, fmt,
-		  ap);
+	    ap);
 	va_end(ap);
 	return passdb_errbuf;
 }
@@ -806,8 +802,8 @@ table_serials(struct passdb_table *t, const struct passdb_table *old)
 		if (o == NULL)
 			continue;
 		same_pw = (e->password == NULL && o->password == NULL) ||
-			  (e->password != NULL && o->password != NULL &&
-			   strcmp(e->password, o->password) == 0);
+		    (e->password != NULL && o->password != NULL &&
+			strcmp(e->password, o->password) == 0);
 		if (same_pw &&
 		    t->line_hash[i] == old->line_hash[o - old->entries])
 			e->serial = o->serial;

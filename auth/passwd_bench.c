@@ -37,21 +37,21 @@ struct bench_job {
 };
 
 static int bench_scheme(enum auth_scheme s, const struct auth_scheme_opts *o,
-			unsigned seconds, unsigned threads);
+    unsigned seconds, unsigned threads);
 static void *bench_thread(void *arg);
 static void bench_cost(enum auth_scheme s, const struct auth_scheme_opts *o,
-		       char *buf, size_t cap);
+    char *buf, size_t cap);
 static double now_s(void);
 static double thread_cpu_s(void);
 
 int
 passwd_bench(unsigned seconds, unsigned threads)
 {
-	static const enum auth_scheme list[] = {
-	    AUTH_SCHEME_ARGON2ID,     AUTH_SCHEME_BLF_CRYPT,
-	    AUTH_SCHEME_SHA512_CRYPT, AUTH_SCHEME_SHA256_CRYPT,
-	    AUTH_SCHEME_YESCRYPT,     AUTH_SCHEME_SCRAM_SHA_256};
-	struct auth_scheme_opts o = {0};
+	static const enum auth_scheme list[] = { AUTH_SCHEME_ARGON2ID,
+		AUTH_SCHEME_BLF_CRYPT, AUTH_SCHEME_SHA512_CRYPT,
+		AUTH_SCHEME_SHA256_CRYPT, AUTH_SCHEME_YESCRYPT,
+		AUTH_SCHEME_SCRAM_SHA_256 };
+	struct auth_scheme_opts o = { 0 };
 
 	if (threads == 0 || threads > PASSWD_BENCH_THREADS_MAX)
 		return -1;
@@ -69,7 +69,7 @@ passwd_bench(unsigned seconds, unsigned threads)
  * several threads it is the throughput the pool would see. */
 static int
 bench_scheme(enum auth_scheme s, const struct auth_scheme_opts *o,
-	     unsigned seconds, unsigned threads)
+    unsigned seconds, unsigned threads)
 {
 	struct bench_job jobs[PASSWD_BENCH_THREADS_MAX];
 	const char *error;
@@ -80,17 +80,17 @@ bench_scheme(enum auth_scheme s, const struct auth_scheme_opts *o,
 	double start, took, cpu = 0;
 
 	if (auth_scheme_hash(s, BENCH_PASSWORD, strlen(BENCH_PASSWORD), o,
-			     &stored, &error) == -1) {
+		&stored, &error) == -1) {
 		fprintf(stderr, "ringgate-passwd: %s: %s\n",
-			auth_scheme_name(s), error);
+		    auth_scheme_name(s), error);
 		return -1;
 	}
 	start = now_s();
 	for (; started < threads; started++) {
-		jobs[started] =
-		    (struct bench_job){.stored = stored, .seconds = seconds};
+		jobs[started] = (struct bench_job){ .stored = stored,
+			.seconds = seconds };
 		if (pthread_create(&jobs[started].tid, NULL, bench_thread,
-				   &jobs[started]) != 0) {
+			&jobs[started]) != 0) {
 			failed = true;
 			break;
 		}
@@ -105,17 +105,16 @@ bench_scheme(enum auth_scheme s, const struct auth_scheme_opts *o,
 	free(stored);
 	if (failed || total == 0) {
 		fprintf(stderr,
-			"ringgate-passwd: %s: a thread failed to start or a "
-			"right password did not verify\n",
-			auth_scheme_name(s));
+		    "ringgate-passwd: %s: a thread failed to start or a "
+		    "right password did not verify\n",
+		    auth_scheme_name(s));
 		return -1;
 	}
 	bench_cost(s, o, cost, sizeof(cost));
 	printf("| %s | %s | %u | %llu | %.1f | %.1f | %.1f | %.2f |\n",
-	       auth_scheme_name(s), cost, threads, (unsigned long long)total,
-	       took, (double)total / took,
-	       1000.0 * took * threads / (double)total,
-	       1000.0 * cpu / (double)total);
+	    auth_scheme_name(s), cost, threads, (unsigned long long)total, took,
+	    (double)total / took, 1000.0 * took * threads / (double)total,
+	    1000.0 * cpu / (double)total);
 	fflush(stdout);
 	return 0;
 }
@@ -129,8 +128,8 @@ bench_thread(void *arg)
 
 	do {
 		if (auth_scheme_verify(j->stored, BENCH_PASSWORD,
-				       strlen(BENCH_PASSWORD), NULL,
-				       &error) != AUTH_VERIFY_OK) {
+			strlen(BENCH_PASSWORD), NULL,
+			&error) != AUTH_VERIFY_OK) {
 			j->failed = true;
 			break;
 		}
@@ -143,12 +142,12 @@ bench_thread(void *arg)
 /* The cost each scheme gets by default, as the table shows it. */
 static void
 bench_cost(enum auth_scheme s, const struct auth_scheme_opts *o, char *buf,
-	   size_t cap)
+    size_t cap)
 {
 	switch (s) {
 	case AUTH_SCHEME_ARGON2ID:
 		snprintf(buf, cap, "m=%u KiB, t=%u, p=%u", o->argon2_m_kib,
-			 o->argon2_t, o->argon2_p);
+		    o->argon2_t, o->argon2_p);
 		break;
 	case AUTH_SCHEME_BLF_CRYPT:
 		snprintf(buf, cap, "cost %u", o->bcrypt_cost);

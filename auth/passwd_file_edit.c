@@ -76,9 +76,9 @@ static void edit_cleanup(struct edit *ed);
 
 /* lines */
 static int find_user(const char *text, size_t len, const char *user,
-		     struct line_pos *pos);
+    struct line_pos *pos);
 static bool line_user(const char *text, size_t s, size_t end, const char *user,
-		      struct line_pos *pos);
+    struct line_pos *pos);
 static size_t password_end(const char *text, size_t f, size_t end);
 static int build_add(struct edit *ed);
 static int build_set(struct edit *ed, const struct line_pos *pos);
@@ -86,14 +86,14 @@ static void build_del(struct edit *ed, const struct line_pos *pos);
 
 /* small tools */
 static int read_all(const char *path, char **text_r, size_t *len_r,
-		    struct stat *st, char *err, size_t errlen);
+    struct stat *st, char *err, size_t errlen);
 static int fsync_dir(const char *path);
 static int errf(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 int
 passwd_file_has_user(const char *path, const char *user, char *err,
-		     size_t errlen)
+    size_t errlen)
 {
 	struct line_pos pos;
 	struct stat st;
@@ -112,10 +112,13 @@ passwd_file_has_user(const char *path, const char *user, char *err,
 
 int
 passwd_file_edit(const struct passwd_edit *e, enum passwd_edit_why *why_r,
-		 char *err, size_t errlen)
+    char *err, size_t errlen)
 {
-	struct edit ed = {
-	    .e = e, .lock_fd = -1, .tmp_fd = -1, .err = err, .errlen = errlen};
+	struct edit ed = { .e = e,
+		.lock_fd = -1,
+		.tmp_fd = -1,
+		.err = err,
+		.errlen = errlen };
 	int ret = -1;
 
 	*why_r = PASSWD_EDIT_FAILED;
@@ -161,10 +164,10 @@ resolve_path(struct edit *ed)
 	if (realpath(path, ed->path) == NULL) {
 		if (errno != ENOENT)
 			return errf(ed->err, ed->errlen, "%s: %s", path,
-				    strerror(errno));
+			    strerror(errno));
 		if (strlen(path) >= sizeof(ed->path))
 			return errf(ed->err, ed->errlen, "%s: name too long",
-				    path);
+			    path);
 		strcpy(ed->path, path);
 	}
 	n = snprintf(ed->lock_path, sizeof(ed->lock_path), "%s.lock", ed->path);
@@ -181,21 +184,21 @@ resolve_path(struct edit *ed)
 static int
 take_lock(struct edit *ed)
 {
-	struct timespec nap = {0, LOCK_POLL_NS};
+	struct timespec nap = { 0, LOCK_POLL_NS };
 	unsigned waited_ms = 0;
 
 	ed->lock_fd = open(ed->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (ed->lock_fd == -1)
 		return errf(ed->err, ed->errlen, "%s: %s", ed->lock_path,
-			    strerror(errno));
+		    strerror(errno));
 	while (flock(ed->lock_fd, LOCK_EX | LOCK_NB) == -1) {
 		if (errno != EWOULDBLOCK && errno != EINTR)
 			return errf(ed->err, ed->errlen, "%s: flock: %s",
-				    ed->lock_path, strerror(errno));
+			    ed->lock_path, strerror(errno));
 		if (waited_ms >= ed->e->lock_wait_ms)
 			return errf(ed->err, ed->errlen,
-				    "%s: locked by another editor for %u ms",
-				    ed->lock_path, waited_ms);
+			    "%s: locked by another editor for %u ms",
+			    ed->lock_path, waited_ms);
 		nanosleep(&nap, NULL);
 		waited_ms += LOCK_POLL_NS / 1000000;
 	}
@@ -208,18 +211,18 @@ read_old(struct edit *ed)
 	if (access(ed->path, F_OK) == -1 && errno == ENOENT) {
 		if (ed->e->op != PASSWD_EDIT_ADD)
 			return errf(ed->err, ed->errlen, "%s: no such file",
-				    ed->path);
+			    ed->path);
 		ed->old = strdup("");
 		if (ed->old == NULL)
 			return errf(ed->err, ed->errlen, "out of memory");
 		return 0;
 	}
 	if (read_all(ed->path, &ed->old, &ed->old_len, &ed->st, ed->err,
-		     ed->errlen) == -1)
+		ed->errlen) == -1)
 		return -1;
 	if (!S_ISREG(ed->st.st_mode))
 		return errf(ed->err, ed->errlen, "%s: not a regular file",
-			    ed->path);
+		    ed->path);
 	ed->exists = true;
 	return 0;
 }
@@ -234,14 +237,14 @@ build_new(struct edit *ed, enum passwd_edit_why *why_r)
 		if (found) {
 			*why_r = PASSWD_EDIT_EXISTS;
 			return errf(ed->err, ed->errlen, "%s: user %s exists",
-				    ed->path, ed->e->user);
+			    ed->path, ed->e->user);
 		}
 		return build_add(ed);
 	}
 	if (!found) {
 		*why_r = PASSWD_EDIT_MISSING;
 		return errf(ed->err, ed->errlen, "%s: no user %s", ed->path,
-			    ed->e->user);
+		    ed->e->user);
 	}
 	if (ed->e->op == PASSWD_EDIT_SET)
 		return build_set(ed, &pos);
@@ -263,20 +266,20 @@ write_tmp(struct edit *ed)
 
 		ed->tmp_path[0] = '\0';
 		return errf(ed->err, ed->errlen, "%s: cannot create: %s",
-			    ed->path, strerror(saved));
+		    ed->path, strerror(saved));
 	}
 	if (ed->exists &&
 	    (ed->st.st_uid != geteuid() || ed->st.st_gid != getegid()) &&
 	    fchown(ed->tmp_fd, ed->st.st_uid, ed->st.st_gid) == -1)
 		return errf(ed->err, ed->errlen,
-			    "%s: cannot keep owner %u:%u: %s", ed->path,
-			    (unsigned)ed->st.st_uid, (unsigned)ed->st.st_gid,
-			    strerror(errno));
+		    "%s: cannot keep owner %u:%u: %s", ed->path,
+		    (unsigned)ed->st.st_uid, (unsigned)ed->st.st_gid,
+		    strerror(errno));
 	if (fchmod(ed->tmp_fd, mode) == -1 ||
 	    passwd_write_all(ed->tmp_fd, ed->new, ed->new_len) == -1 ||
 	    fsync(ed->tmp_fd) == -1)
 		return errf(ed->err, ed->errlen, "%s: %s", ed->tmp_path,
-			    strerror(errno));
+		    strerror(errno));
 	return 0;
 }
 
@@ -285,8 +288,8 @@ write_tmp(struct edit *ed)
 static int
 check_loads(struct edit *ed)
 {
-	struct auth_passdb_conf conf = {.path = ed->tmp_path,
-					.allow_plaintext = true};
+	struct auth_passdb_conf conf = { .path = ed->tmp_path,
+		.allow_plaintext = true };
 	struct auth_passdb *db;
 	struct auth_entry *entry = NULL;
 	const char *error, *rest;
@@ -298,22 +301,21 @@ check_loads(struct edit *ed)
 
 		rest = strncmp(error, ed->tmp_path, n) == 0 ? error + n : error;
 		return errf(ed->err, ed->errlen,
-			    "%s%s (the file is left unchanged)", ed->path,
-			    rest);
+		    "%s%s (the file is left unchanged)", ed->path, rest);
 	}
 	r = auth_lookup(auth_passdb_backend(db), ed->e->user, &entry, &error);
 	if (ed->e->op == PASSWD_EDIT_DEL)
 		ok = r == AUTH_LOOKUP_NOTFOUND;
 	else
 		ok = r == AUTH_LOOKUP_FOUND && entry->password != NULL &&
-		     strcmp(entry->password, ed->e->hash) == 0;
+		    strcmp(entry->password, ed->e->hash) == 0;
 	auth_entry_unref(&entry);
 	auth_passdb_free(&db);
 	if (!ok)
 		return errf(ed->err, ed->errlen,
-			    "%s: the edited file does not read back as meant "
-			    "(the file is left unchanged)",
-			    ed->path);
+		    "%s: the edited file does not read back as meant "
+		    "(the file is left unchanged)",
+		    ed->path);
 	return 0;
 }
 
@@ -323,20 +325,20 @@ install(struct edit *ed)
 	if (close(ed->tmp_fd) == -1) {
 		ed->tmp_fd = -1;
 		return errf(ed->err, ed->errlen, "%s: %s", ed->tmp_path,
-			    strerror(errno));
+		    strerror(errno));
 	}
 	ed->tmp_fd = -1;
 	if (rename(ed->tmp_path, ed->path) == -1)
 		return errf(ed->err, ed->errlen, "rename %s: %s", ed->tmp_path,
-			    strerror(errno));
+		    strerror(errno));
 	ed->tmp_path[0] = '\0';
 	/* The rename is done; a failed directory fsync only means it might
 	 * not survive a power cut, which is worth saying but not undoing. */
 	if (fsync_dir(ed->path) == -1)
 		fprintf(stderr,
-			"ringgate-passwd: warning: fsync of the "
-			"directory of %s: %s\n",
-			ed->path, strerror(errno));
+		    "ringgate-passwd: warning: fsync of the "
+		    "directory of %s: %s\n",
+		    ed->path, strerror(errno));
 	return 0;
 }
 
@@ -382,7 +384,7 @@ find_user(const char *text, size_t len, const char *user, struct line_pos *pos)
  * position when it is. */
 static bool
 line_user(const char *text, size_t s, size_t end, const char *user,
-	  struct line_pos *pos)
+    struct line_pos *pos)
 {
 	char norm[AUTH_USER_MAX + 1];
 	const char *colon;
@@ -428,15 +430,15 @@ build_add(struct edit *ed)
 	const char *extra = ed->e->extra;
 	bool need_nl = ed->old_len > 0 && ed->old[ed->old_len - 1] != '\n';
 	size_t cap = ed->old_len + strlen(ed->e->user) + strlen(ed->e->hash) +
-		     (extra ? strlen(extra) : 0) + 16;
+	    (extra ? strlen(extra) : 0) + 16;
 	int n;
 
 	if ((ed->new = malloc(cap)) == NULL)
 		return errf(ed->err, ed->errlen, "out of memory");
 	memcpy(ed->new, ed->old, ed->old_len);
 	n = snprintf(ed->new + ed->old_len, cap - ed->old_len, "%s%s:%s%s%s\n",
-		     need_nl ? "\n" : "", ed->e->user, ed->e->hash,
-		     extra ? "::::::" : "", extra ? extra : "");
+	    need_nl ? "\n" : "", ed->e->user, ed->e->hash,
+	    extra ? "::::::" : "", extra ? extra : "");
 	ed->new_len = ed->old_len + (size_t)n;
 	return 0;
 }
@@ -471,7 +473,7 @@ build_del(struct edit *ed, const struct line_pos *pos)
 	ed->new = ed->old;
 	ed->old = NULL;
 	memmove(ed->new + pos->start, ed->new + pos->next,
-		ed->old_len - pos->next);
+	    ed->old_len - pos->next);
 	ed->new_len = ed->old_len - (pos->next - pos->start);
 }
 
@@ -479,7 +481,7 @@ build_del(struct edit *ed, const struct line_pos *pos)
 
 static int
 read_all(const char *path, char **text_r, size_t *len_r, struct stat *st,
-	 char *err, size_t errlen)
+    char *err, size_t errlen)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	char *text = NULL;

@@ -41,7 +41,7 @@ struct passwd_edit {
  * checks again under the lock. A missing file has no users. Returns 1 or
  * 0, or -1 with the reason in err. */
 int passwd_file_has_user(const char *path, const char *user, char *err,
-			 size_t errlen);
+    size_t errlen);
 
 /* Apply e to its file atomically: under an exclusive flock(2) on
  * "<path>.lock", read the file, change the one line, write a temporary
@@ -52,7 +52,7 @@ int passwd_file_has_user(const char *path, const char *user, char *err,
  * 0600). A symbolic link is followed, not replaced. Returns 0, or -1 with
  * *why_r and a message in err; the old file is then untouched. */
 int passwd_file_edit(const struct passwd_edit *e, enum passwd_edit_why *why_r,
-		     char *err, size_t errlen);
+    char *err, size_t errlen);
 
 /* Write all n bytes of p to fd, going on after EINTR and short writes.
  * Returns 0, or -1 with errno from write(2); some bytes may have been

@@ -137,10 +137,10 @@ static void tty_signal(int signo);
 
 /* policy */
 static enum rc policy_check(const struct tool *t, const char *pw, size_t len,
-			    bool quiet);
+    bool quiet);
 static size_t utf8_chars(const char *s, size_t n);
 static bool contains_ci(const char *hay, size_t hn, const char *needle,
-			size_t nn);
+    size_t nn);
 
 /* generation */
 static int generate(const struct gen_policy *g, char *out);
@@ -154,18 +154,18 @@ static void secret_free(struct secret **s);
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static const struct command commands[] = {
-    {"hash", O_SCHEME, 0, true, run_hash},
-    {"add",
-     O_FILE | O_SCHEME | O_GENERATE | O_MIN_LENGTH | O_LENGTH | O_DIGITS |
-	 O_SYMBOLS | O_EXTRA | O_DICT,
-     1, true, run_edit},
-    {"set",
-     O_FILE | O_SCHEME | O_GENERATE | O_MIN_LENGTH | O_LENGTH | O_DIGITS |
-	 O_SYMBOLS | O_DICT,
-     1, true, run_edit},
-    {"del", O_FILE, 1, false, run_del},
-    {"generate", O_LENGTH | O_DIGITS | O_SYMBOLS, 0, true, run_generate},
-    {"bench", O_SECONDS | O_THREADS, 0, false, run_bench},
+	{ "hash", O_SCHEME, 0, true, run_hash },
+	{ "add",
+	    O_FILE | O_SCHEME | O_GENERATE | O_MIN_LENGTH | O_LENGTH |
+		O_DIGITS | O_SYMBOLS | O_EXTRA | O_DICT,
+	    1, true, run_edit },
+	{ "set",
+	    O_FILE | O_SCHEME | O_GENERATE | O_MIN_LENGTH | O_LENGTH |
+		O_DIGITS | O_SYMBOLS | O_DICT,
+	    1, true, run_edit },
+	{ "del", O_FILE, 1, false, run_del },
+	{ "generate", O_LENGTH | O_DIGITS | O_SYMBOLS, 0, true, run_generate },
+	{ "bench", O_SECONDS | O_THREADS, 0, false, run_bench },
 };
 
 static const char digits_set[] = "0123456789";
@@ -176,12 +176,12 @@ static const char letters_set[] =
 int
 main(int argc, char **argv)
 {
-	struct tool t = {.scheme = AUTH_SCHEME_ARGON2ID,
-			 .min_length = MIN_LENGTH_DEFAULT,
-			 .gen = {GEN_LENGTH_DEFAULT, GEN_DIGITS_DEFAULT,
-				 GEN_SYMBOLS_DEFAULT},
-			 .seconds = 3,
-			 .threads = 1};
+	struct tool t = { .scheme = AUTH_SCHEME_ARGON2ID,
+		.min_length = MIN_LENGTH_DEFAULT,
+		.gen = { GEN_LENGTH_DEFAULT, GEN_DIGITS_DEFAULT,
+		    GEN_SYMBOLS_DEFAULT },
+		.seconds = 3,
+		.threads = 1 };
 	enum rc rc;
 
 	/* No core file or ptrace peek can see the secret. */
@@ -209,7 +209,7 @@ run_hash(struct tool *t)
 	if ((rc = read_password(t, "Password: ")) != RC_OK)
 		return rc;
 	if (auth_scheme_hash(t->scheme, t->sec->buf, t->sec->len, NULL, &hash,
-			     &error) == -1) {
+		&error) == -1) {
 		say("cannot hash: %s", error);
 		return RC_INTERNAL;
 	}
@@ -224,13 +224,12 @@ run_hash(struct tool *t)
 static enum rc
 run_edit(struct tool *t)
 {
-	struct passwd_edit e = {.path = t->file,
-				.op = strcmp(t->cmd->name, "add") == 0
-					  ? PASSWD_EDIT_ADD
-					  : PASSWD_EDIT_SET,
-				.user = t->user,
-				.extra = t->extra,
-				.lock_wait_ms = LOCK_WAIT_MS};
+	struct passwd_edit e = { .path = t->file,
+		.op = strcmp(t->cmd->name, "add") == 0 ? PASSWD_EDIT_ADD :
+							 PASSWD_EDIT_SET,
+		.user = t->user,
+		.extra = t->extra,
+		.lock_wait_ms = LOCK_WAIT_MS };
 	struct gen_policy g = t->gen;
 	enum passwd_edit_why why;
 	char err[PASSWD_ERR_MAX], *hash = NULL;
@@ -270,14 +269,14 @@ run_edit(struct tool *t)
 		char prompt[AUTH_USER_MAX + 32];
 
 		snprintf(prompt, sizeof(prompt),
-			 "New password for %s: ", t->user);
+		    "New password for %s: ", t->user);
 		if ((rc = read_password(t, prompt)) != RC_OK ||
 		    (rc = policy_check(t, t->sec->buf, t->sec->len, false)) !=
 			RC_OK)
 			return rc;
 	}
 	if (auth_scheme_hash(t->scheme, t->sec->buf, t->sec->len, NULL, &hash,
-			     &error) == -1) {
+		&error) == -1) {
 		say("cannot hash: %s", error);
 		return RC_INTERNAL;
 	}
@@ -291,7 +290,7 @@ run_edit(struct tool *t)
 	if (t->given & O_GENERATE) {
 		t->sec->buf[t->sec->len] = '\n';
 		if (passwd_write_all(STDOUT_FILENO, t->sec->buf,
-				     t->sec->len + 1) == -1) {
+			t->sec->len + 1) == -1) {
 			say("%s: user %s written, but the password could not "
 			    "be shown: %s",
 			    t->file, t->user, strerror(errno));
@@ -307,10 +306,10 @@ run_edit(struct tool *t)
 static enum rc
 run_del(struct tool *t)
 {
-	struct passwd_edit e = {.path = t->file,
-				.op = PASSWD_EDIT_DEL,
-				.user = t->user,
-				.lock_wait_ms = LOCK_WAIT_MS};
+	struct passwd_edit e = { .path = t->file,
+		.op = PASSWD_EDIT_DEL,
+		.user = t->user,
+		.lock_wait_ms = LOCK_WAIT_MS };
 	enum passwd_edit_why why;
 	char err[PASSWD_ERR_MAX];
 
@@ -350,27 +349,27 @@ static enum rc
 parse_args(struct tool *t, int argc, char **argv)
 {
 	static const struct option longopts[] = {
-	    {"file", required_argument, NULL, 'f'},
-	    {"scheme", required_argument, NULL, 's'},
-	    {"generate", no_argument, NULL, 'g'},
-	    {"min-length", required_argument, NULL, 'm'},
-	    {"length", required_argument, NULL, 'l'},
-	    {"digits", required_argument, NULL, 'd'},
-	    {"symbols", required_argument, NULL, 'y'},
-	    {"extra", required_argument, NULL, 'e'},
-	    {"dict", required_argument, NULL, 'D'},
-	    {"seconds", required_argument, NULL, 'S'},
-	    {"threads", required_argument, NULL, 'T'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
+		{ "file", required_argument, NULL, 'f' },
+		{ "scheme", required_argument, NULL, 's' },
+		{ "generate", no_argument, NULL, 'g' },
+		{ "min-length", required_argument, NULL, 'm' },
+		{ "length", required_argument, NULL, 'l' },
+		{ "digits", required_argument, NULL, 'd' },
+		{ "symbols", required_argument, NULL, 'y' },
+		{ "extra", required_argument, NULL, 'e' },
+		{ "dict", required_argument, NULL, 'D' },
+		{ "seconds", required_argument, NULL, 'S' },
+		{ "threads", required_argument, NULL, 'T' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
 	};
 	static const struct {
 		int ch;
 		enum opt bit;
-	} bits[] = {{'f', O_FILE},	 {'s', O_SCHEME}, {'g', O_GENERATE},
-		    {'m', O_MIN_LENGTH}, {'l', O_LENGTH}, {'d', O_DIGITS},
-		    {'y', O_SYMBOLS},	 {'e', O_EXTRA},  {'D', O_DICT},
-		    {'S', O_SECONDS},	 {'T', O_THREADS}};
+	} bits[] = { { 'f', O_FILE }, { 's', O_SCHEME }, { 'g', O_GENERATE },
+		{ 'm', O_MIN_LENGTH }, { 'l', O_LENGTH }, { 'd', O_DIGITS },
+		{ 'y', O_SYMBOLS }, { 'e', O_EXTRA }, { 'D', O_DICT },
+		{ 'S', O_SECONDS }, { 'T', O_THREADS } };
 	int ch, bad = 0;
 
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 ||
@@ -414,7 +413,7 @@ parse_args(struct tool *t, int argc, char **argv)
 			break;
 		case 's':
 			if (auth_scheme_parse(optarg, strlen(optarg),
-					      &t->scheme) == -1 ||
+				&t->scheme) == -1 ||
 			    t->scheme == AUTH_SCHEME_PLAIN) {
 				say("unknown scheme '%s' (ARGON2ID, BLF-CRYPT, "
 				    "SHA512-CRYPT, YESCRYPT, SCRAM-SHA-256)",
@@ -424,19 +423,19 @@ parse_args(struct tool *t, int argc, char **argv)
 			break;
 		case 'm':
 			bad = parse_uint(optarg, 1, AUTH_PASSWORD_MAX,
-					 &t->min_length);
+			    &t->min_length);
 			break;
 		case 'l':
 			bad = parse_uint(optarg, GEN_LENGTH_MIN, GEN_LENGTH_MAX,
-					 &t->gen.length);
+			    &t->gen.length);
 			break;
 		case 'd':
 			bad = parse_uint(optarg, 0, GEN_LENGTH_MAX,
-					 &t->gen.digits);
+			    &t->gen.digits);
 			break;
 		case 'y':
 			bad = parse_uint(optarg, 0, GEN_LENGTH_MAX,
-					 &t->gen.symbols);
+			    &t->gen.symbols);
 			break;
 		case 'e':
 			t->extra = optarg;
@@ -450,7 +449,7 @@ parse_args(struct tool *t, int argc, char **argv)
 			break;
 		case 'T':
 			bad = parse_uint(optarg, 1, PASSWD_BENCH_THREADS_MAX,
-					 &t->threads);
+			    &t->threads);
 			break;
 		}
 		if (bad == -1) {
@@ -539,68 +538,68 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-		"usage: " PROG " hash [--scheme S]\n"
-		"       " PROG " add --file F [--scheme S] [--generate "
-		"[--length N --digits N --symbols N]]\n"
-		"                   [--min-length N] [--extra FIELDS] "
-		"[--dict PATH] USER\n"
-		"       " PROG " set --file F [--scheme S] [--generate ...] "
-		"[--min-length N] [--dict PATH] USER\n"
-		"       " PROG " del --file F USER\n"
-		"       " PROG " generate [--length N] [--digits N] "
-		"[--symbols N]\n"
-		"\n"
-		"The password is read from stdin (its first line) when stdin "
-		"is not a terminal,\n"
-		"else prompted for twice without echo. It is never taken "
-		"from the command line.\n"
-		"\n"
-		"  hash      print {SCHEME}hash of the password (no strength "
-		"check)\n"
-		"  add       append USER to F; refuses a user that exists\n"
-		"  set       change USER's password in F, keeping the rest of "
-		"the line\n"
-		"  del       remove USER from F\n"
-		"  generate  print a random password: exactly N digits and N "
-		"symbols,\n"
-		"            the rest letters, shuffled (default 16, 2, 2)\n"
-		"\n"
-		"  -s, --scheme S    ARGON2ID (default), BLF-CRYPT, "
-		"SHA512-CRYPT, YESCRYPT,\n"
-		"                    SCRAM-SHA-256 (needed for SASL "
-		"SCRAM-SHA-256), SHA256-CRYPT\n"
-		"  -f, --file F      the passwd-file; edits are atomic (temp "
-		"file, fsync, rename),\n"
-		"                    serialised by flock on F.lock, and keep "
-		"comments, order,\n"
-		"                    mode and owner\n"
-		"  -g, --generate    make the password instead of reading "
-		"one; printed once on stdout\n"
-		"  --min-length N    refuse passwords shorter than N "
-		"characters (default %d)\n"
-		"  --extra FIELDS    add: extra fields, e.g. \"host=10.0.0.5 "
-		"quota=1G\"\n"
-		"  --dict PATH       cracklib dictionary (default %s)\n"
-		"\n"
-		"add and set refuse a password that is too short, contains "
-		"the user name or its\n"
-		"local part, or that cracklib finds weak; without the "
-		"cracklib dictionary they\n"
-		"refuse every password.\n"
-		"\n"
-		"Exit codes:\n"
-		"  0  done\n"
-		"  1  password refused (weak, too short, contains the user "
-		"name, prompts differ,\n"
-		"     empty or missing)\n"
-		"  2  usage error\n"
-		"  3  add: the user exists; set, del: no such user\n"
-		"  4  F cannot be locked, read or written, or would not load "
-		"(left unchanged)\n"
-		"  5  cannot check or make a password (no cracklib "
-		"dictionary, no randomness,\n"
-		"     hashing failed)\n",
-		MIN_LENGTH_DEFAULT, GetDefaultCracklibDict());
+	    "usage: " PROG " hash [--scheme S]\n"
+	    "       " PROG " add --file F [--scheme S] [--generate "
+	    "[--length N --digits N --symbols N]]\n"
+	    "                   [--min-length N] [--extra FIELDS] "
+	    "[--dict PATH] USER\n"
+	    "       " PROG " set --file F [--scheme S] [--generate ...] "
+	    "[--min-length N] [--dict PATH] USER\n"
+	    "       " PROG " del --file F USER\n"
+	    "       " PROG " generate [--length N] [--digits N] "
+	    "[--symbols N]\n"
+	    "\n"
+	    "The password is read from stdin (its first line) when stdin "
+	    "is not a terminal,\n"
+	    "else prompted for twice without echo. It is never taken "
+	    "from the command line.\n"
+	    "\n"
+	    "  hash      print {SCHEME}hash of the password (no strength "
+	    "check)\n"
+	    "  add       append USER to F; refuses a user that exists\n"
+	    "  set       change USER's password in F, keeping the rest of "
+	    "the line\n"
+	    "  del       remove USER from F\n"
+	    "  generate  print a random password: exactly N digits and N "
+	    "symbols,\n"
+	    "            the rest letters, shuffled (default 16, 2, 2)\n"
+	    "\n"
+	    "  -s, --scheme S    ARGON2ID (default), BLF-CRYPT, "
+	    "SHA512-CRYPT, YESCRYPT,\n"
+	    "                    SCRAM-SHA-256 (needed for SASL "
+	    "SCRAM-SHA-256), SHA256-CRYPT\n"
+	    "  -f, --file F      the passwd-file; edits are atomic (temp "
+	    "file, fsync, rename),\n"
+	    "                    serialised by flock on F.lock, and keep "
+	    "comments, order,\n"
+	    "                    mode and owner\n"
+	    "  -g, --generate    make the password instead of reading "
+	    "one; printed once on stdout\n"
+	    "  --min-length N    refuse passwords shorter than N "
+	    "characters (default %d)\n"
+	    "  --extra FIELDS    add: extra fields, e.g. \"host=10.0.0.5 "
+	    "quota=1G\"\n"
+	    "  --dict PATH       cracklib dictionary (default %s)\n"
+	    "\n"
+	    "add and set refuse a password that is too short, contains "
+	    "the user name or its\n"
+	    "local part, or that cracklib finds weak; without the "
+	    "cracklib dictionary they\n"
+	    "refuse every password.\n"
+	    "\n"
+	    "Exit codes:\n"
+	    "  0  done\n"
+	    "  1  password refused (weak, too short, contains the user "
+	    "name, prompts differ,\n"
+	    "     empty or missing)\n"
+	    "  2  usage error\n"
+	    "  3  add: the user exists; set, del: no such user\n"
+	    "  4  F cannot be locked, read or written, or would not load "
+	    "(left unchanged)\n"
+	    "  5  cannot check or make a password (no cracklib "
+	    "dictionary, no randomness,\n"
+	    "     hashing failed)\n",
+	    MIN_LENGTH_DEFAULT, GetDefaultCracklibDict());
 }
 
 /* ---- reading a password ------------------------------------------------ */
@@ -616,9 +615,9 @@ read_password(struct tool *t, const char *prompt)
 		return read_tty(t, prompt);
 	if (read_line(STDIN_FILENO, s->buf, sizeof(s->buf), &s->len) == -1) {
 		say("cannot read the password from stdin: %s",
-		    errno == EMSGSIZE  ? "longer than 1024 bytes"
-		    : errno == ENODATA ? "no password given"
-				       : strerror(errno));
+		    errno == EMSGSIZE	 ? "longer than 1024 bytes" :
+			errno == ENODATA ? "no password given" :
+					   strerror(errno));
 		return RC_REFUSED;
 	}
 	if (s->len == 0) {
@@ -643,8 +642,8 @@ read_tty(struct tool *t, const char *prompt)
 	    tty_line("Retype: ", s->again, sizeof(s->again), &again_len) ==
 		-1) {
 		say("cannot read the password: %s",
-		    errno == EMSGSIZE ? "longer than 1024 bytes"
-				      : strerror(errno));
+		    errno == EMSGSIZE ? "longer than 1024 bytes" :
+					strerror(errno));
 		return RC_REFUSED;
 	}
 	same = again_len == s->len && memcmp(s->buf, s->again, s->len) == 0;
@@ -666,8 +665,8 @@ read_tty(struct tool *t, const char *prompt)
 static int
 tty_line(const char *prompt, char *buf, size_t cap, size_t *len_r)
 {
-	struct sigaction sa = {.sa_handler = tty_signal}, old[3];
-	static const int sigs[3] = {SIGINT, SIGTERM, SIGHUP};
+	struct sigaction sa = { .sa_handler = tty_signal }, old[3];
+	static const int sigs[3] = { SIGINT, SIGTERM, SIGHUP };
 	struct termios saved, quiet;
 	int r, saved_errno;
 
@@ -779,7 +778,7 @@ policy_check(const struct tool *t, const char *pw, size_t len, bool quiet)
 	if ((len == llen && contains_ci(pw, len, t->user, llen)) ||
 	    (len == ulen && contains_ci(pw, len, t->user, ulen)) ||
 	    (llen >= NAME_MIN_FOR_SUBSTRING &&
-	     contains_ci(pw, len, t->user, llen))) {
+		contains_ci(pw, len, t->user, llen))) {
 		if (!quiet)
 			say("password refused: it contains the user name");
 		return RC_REFUSED;

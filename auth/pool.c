@@ -97,7 +97,7 @@ struct auth_pool {
 
 /* jobs */
 static struct job *job_new(const char *user, const char *password, size_t pwlen,
-			   const struct sockaddr *client);
+    const struct sockaddr *client);
 static void job_wipe(struct job *j);
 static void job_free(struct job *j);
 static void job_deliver(struct auth_pool *p, struct job *j);
@@ -110,19 +110,18 @@ static int cache_init(struct cache *c, const struct auth_pool_conf *conf);
 static void cache_key(struct cache *c, struct job *j);
 static bool cache_answer(struct auth_pool *p, struct job *j);
 static bool cache_find(struct auth_pool *p, const uint8_t *key,
-		       uint64_t *serial_r);
+    uint64_t *serial_r);
 static void cache_store(struct auth_pool *p, const uint8_t *key,
-			uint64_t serial);
+    uint64_t serial);
 
 /* verification */
 static void apply_policy(struct auth_entry *e, const struct sockaddr *client,
-			 struct auth_result *res);
+    struct auth_result *res);
 static void burn_dummy(const struct auth_verifier *v, const char *password,
-		       size_t pwlen);
+    size_t pwlen);
 static void backend_verify(const struct auth_verifier *v, struct auth_entry *e,
-			   const char *password, size_t pwlen,
-			   const struct sockaddr *client,
-			   struct auth_result *res);
+    const char *password, size_t pwlen, const struct sockaddr *client,
+    struct auth_result *res);
 static uint64_t clock_ms(void *arg);
 
 /* ---- public ----------------------------------------------------------- */
@@ -150,11 +149,11 @@ auth_pool_new(const struct auth_pool_conf *conf, const char **error_r)
 		goto fail;
 	}
 	if (auth_scheme_dummy(conf->dummy_scheme, &p->schemes, &p->dummy,
-			      error_r) == -1)
+		error_r) == -1)
 		goto fail;
-	p->v = (struct auth_verifier){.backend = conf->backend,
-				      .schemes = &p->schemes,
-				      .dummy_hash = p->dummy};
+	p->v = (struct auth_verifier){ .backend = conf->backend,
+		.schemes = &p->schemes,
+		.dummy_hash = p->dummy };
 
 	p->nthreads = conf->threads ? conf->threads : POOL_THREADS;
 	if ((p->threads = calloc(p->nthreads, sizeof(*p->threads))) == NULL) {
@@ -214,8 +213,8 @@ auth_pool_free(struct auth_pool **pp)
 
 int
 auth_pool_submit(struct auth_pool *p, struct loop *l, uint64_t sid,
-		 const char *user, const char *password, size_t pwlen,
-		 const struct sockaddr *client, auth_result_cb *cb, void *ctx)
+    const char *user, const char *password, size_t pwlen,
+    const struct sockaddr *client, auth_result_cb *cb, void *ctx)
 {
 	struct job *j;
 	bool full;
@@ -288,8 +287,8 @@ auth_pool_stats(struct auth_pool *p, struct auth_pool_stats *st)
 
 void
 auth_verify(const struct auth_verifier *v, const char *user,
-	    const char *password, size_t pwlen, const struct sockaddr *client,
-	    struct auth_result *res)
+    const char *password, size_t pwlen, const struct sockaddr *client,
+    struct auth_result *res)
 {
 	struct auth_entry *e = NULL;
 	const char *err = NULL;
@@ -314,10 +313,9 @@ auth_verify(const struct auth_verifier *v, const char *user,
 		backend_verify(v, e, password, pwlen, client, res);
 		return;
 	}
-	r = pwlen > AUTH_PASSWORD_MAX
-		? AUTH_VERIFY_MISMATCH
-		: auth_scheme_verify(e->password, password, pwlen, v->schemes,
-				     &err);
+	r = pwlen > AUTH_PASSWORD_MAX ?
+	    AUTH_VERIFY_MISMATCH :
+	    auth_scheme_verify(e->password, password, pwlen, v->schemes, &err);
 	switch (r) {
 	case AUTH_VERIFY_OK:
 		apply_policy(e, client, res);
@@ -341,8 +339,8 @@ auth_verify(const struct auth_verifier *v, const char *user,
  * password takes as long as an unknown user. Takes e's reference. */
 static void
 backend_verify(const struct auth_verifier *v, struct auth_entry *e,
-	       const char *password, size_t pwlen,
-	       const struct sockaddr *client, struct auth_result *res)
+    const char *password, size_t pwlen, const struct sockaddr *client,
+    struct auth_result *res)
 {
 	const struct auth_backend_ops *ops = v->backend->ops;
 	enum auth_status st = AUTH_FAIL;
@@ -377,7 +375,7 @@ backend_verify(const struct auth_verifier *v, struct auth_entry *e,
  * reference into res on OK, else leaves e with the caller. */
 static void
 apply_policy(struct auth_entry *e, const struct sockaddr *client,
-	     struct auth_result *res)
+    struct auth_result *res)
 {
 	if (e->nologin) {
 		res->status = AUTH_FAIL;
@@ -399,14 +397,14 @@ burn_dummy(const struct auth_verifier *v, const char *password, size_t pwlen)
 
 	if (v->dummy_hash != NULL && pwlen <= AUTH_PASSWORD_MAX)
 		(void)auth_scheme_verify(v->dummy_hash, password, pwlen,
-					 v->schemes, &err);
+		    v->schemes, &err);
 }
 
 /* ---- jobs ------------------------------------------------------------- */
 
 static struct job *
 job_new(const char *user, const char *password, size_t pwlen,
-	const struct sockaddr *client)
+    const struct sockaddr *client)
 {
 	struct job *j = calloc(1, sizeof(*j) + pwlen + 1);
 
@@ -420,9 +418,9 @@ job_new(const char *user, const char *password, size_t pwlen,
 	j->pwlen = pwlen;
 	if (client != NULL &&
 	    (client->sa_family == AF_INET || client->sa_family == AF_INET6)) {
-		size_t n = client->sa_family == AF_INET
-			       ? sizeof(struct sockaddr_in)
-			       : sizeof(struct sockaddr_in6);
+		size_t n = client->sa_family == AF_INET ?
+		    sizeof(struct sockaddr_in) :
+		    sizeof(struct sockaddr_in6);
 
 		memcpy(&j->client, client, n);
 		j->has_client = true;
@@ -500,8 +498,9 @@ worker(void *arg)
 static void
 job_verify(struct auth_pool *p, struct job *j)
 {
-	const struct sockaddr *client =
-	    j->has_client ? (const struct sockaddr *)&j->client : NULL;
+	const struct sockaddr *client = j->has_client ?
+	    (const struct sockaddr *)&j->client :
+	    NULL;
 
 	/* Back-ends that block were not probed at submit time. */
 	if (p->cache.on && !p->v.backend->ops->lookup_nonblocking &&
@@ -552,7 +551,7 @@ cache_key(struct cache *c, struct job *j)
 	/* user NUL password: the NUL keeps ("ab","c") apart from ("a","bc"). */
 	memcpy(msg + n + 1, j->password, j->pwlen);
 	if (HMAC(EVP_sha256(), c->secret, sizeof(c->secret), msg,
-		 (size_t)n + 1 + j->pwlen, j->key, &len) != NULL &&
+		(size_t)n + 1 + j->pwlen, j->key, &len) != NULL &&
 	    len == KEY_LEN)
 		j->has_key = true;
 	OPENSSL_cleanse(msg, sizeof(msg));
@@ -563,8 +562,9 @@ cache_key(struct cache *c, struct job *j)
 static bool
 cache_answer(struct auth_pool *p, struct job *j)
 {
-	const struct sockaddr *client =
-	    j->has_client ? (const struct sockaddr *)&j->client : NULL;
+	const struct sockaddr *client = j->has_client ?
+	    (const struct sockaddr *)&j->client :
+	    NULL;
 	struct auth_entry *e = NULL;
 	const char *err;
 	uint64_t serial;
@@ -639,7 +639,7 @@ cache_store(struct auth_pool *p, const uint8_t *key, uint64_t serial)
 			if (victim == NULL || victim->expires > now)
 				victim = w;
 		} else if (victim == NULL ||
-			   (victim->expires > now && w->used < victim->used)) {
+		    (victim->expires > now && w->used < victim->used)) {
 			victim = w;
 		}
 	}

@@ -26,35 +26,35 @@
 #include "proto/base64.h"
 
 static const struct sasl_mech mechs[SASL_MECH_MAX] = {
-    {"SCRAM-SHA-256-PLUS", SASL_MECH_SCRAM_SHA_256_PLUS,
-     SASL_F_SECURE | SASL_F_CBIND, false, &sasl_scram_ops},
-    {"SCRAM-SHA-256", SASL_MECH_SCRAM_SHA_256, SASL_F_SECURE, false,
-     &sasl_scram_ops},
-    {"EXTERNAL", SASL_MECH_EXTERNAL, SASL_F_SECURE | SASL_F_EXTERNAL, false,
-     &sasl_external_ops},
-    {"PLAIN", SASL_MECH_PLAIN, SASL_F_SECURE, false, &sasl_plain_ops},
-    {"LOGIN", SASL_MECH_LOGIN, SASL_F_SECURE, false, &sasl_login_ops},
-    {"CRAM-MD5", SASL_MECH_CRAM_MD5, SASL_F_SECURE | SASL_F_LEGACY, true,
-     &sasl_cram_ops},
+	{ "SCRAM-SHA-256-PLUS", SASL_MECH_SCRAM_SHA_256_PLUS,
+	    SASL_F_SECURE | SASL_F_CBIND, false, &sasl_scram_ops },
+	{ "SCRAM-SHA-256", SASL_MECH_SCRAM_SHA_256, SASL_F_SECURE, false,
+	    &sasl_scram_ops },
+	{ "EXTERNAL", SASL_MECH_EXTERNAL, SASL_F_SECURE | SASL_F_EXTERNAL,
+	    false, &sasl_external_ops },
+	{ "PLAIN", SASL_MECH_PLAIN, SASL_F_SECURE, false, &sasl_plain_ops },
+	{ "LOGIN", SASL_MECH_LOGIN, SASL_F_SECURE, false, &sasl_login_ops },
+	{ "CRAM-MD5", SASL_MECH_CRAM_MD5, SASL_F_SECURE | SASL_F_LEGACY, true,
+	    &sasl_cram_ops },
 };
 
 static const char *const error_names[SASL_E_MAX] = {
-    [SASL_E_NONE] = "none",
-    [SASL_E_MALFORMED] = "malformed",
-    [SASL_E_CANCELLED] = "cancelled",
-    [SASL_E_TOOLONG] = "too_long",
-    [SASL_E_CREDENTIALS] = "credentials",
-    [SASL_E_AUTHZID] = "authzid_refused",
-    [SASL_E_CBIND] = "channel_binding",
-    [SASL_E_NOIDENTITY] = "no_identity",
-    [SASL_E_TEMPFAIL] = "tempfail",
-    [SASL_E_STATE] = "state",
-    [SASL_E_INTERNAL] = "internal",
+	[SASL_E_NONE] = "none",
+	[SASL_E_MALFORMED] = "malformed",
+	[SASL_E_CANCELLED] = "cancelled",
+	[SASL_E_TOOLONG] = "too_long",
+	[SASL_E_CREDENTIALS] = "credentials",
+	[SASL_E_AUTHZID] = "authzid_refused",
+	[SASL_E_CBIND] = "channel_binding",
+	[SASL_E_NOIDENTITY] = "no_identity",
+	[SASL_E_TEMPFAIL] = "tempfail",
+	[SASL_E_STATE] = "state",
+	[SASL_E_INTERNAL] = "internal",
 };
 
 /* conf checks and copies */
 static int conf_copy(struct sasl_server *s, const struct sasl_mech *m,
-		     const struct sasl_server_conf *conf);
+    const struct sasl_server_conf *conf);
 static int copy_str(char *dst, size_t cap, const char *src);
 
 /* secrets */
@@ -251,7 +251,7 @@ sasl_server_challenge(const struct sasl_server *s, size_t *len_r)
 
 int
 sasl_server_challenge64(const struct sasl_server *s, char *dst, size_t cap,
-			size_t *len_r)
+    size_t *len_r)
 {
 	const uint8_t *p;
 	size_t n;
@@ -391,7 +391,7 @@ sasl_fail(struct sasl_server *s, enum sasl_error e)
 
 enum sasl_error
 sasl_set_ids(struct sasl_server *s, const char *authcid, size_t authcid_len,
-	     const char *authzid, size_t authzid_len)
+    const char *authzid, size_t authzid_len)
 {
 	if (authcid_len > SASL_NAME_MAX || authzid_len > SASL_NAME_MAX)
 		return SASL_E_TOOLONG;
@@ -478,7 +478,7 @@ sasl_default_secret(size_t *len_r)
 /* Check conf against m and copy what the session keeps. 0 or -1. */
 static int
 conf_copy(struct sasl_server *s, const struct sasl_mech *m,
-	  const struct sasl_server_conf *conf)
+    const struct sasl_server_conf *conf)
 {
 	s->flags = conf->flags;
 	/* Only PLAIN hands the authzid to a verifier that can refuse it;
@@ -509,13 +509,12 @@ conf_copy(struct sasl_server *s, const struct sasl_mech *m,
 		return -1;
 	if (conf->external_id != NULL &&
 	    (copy_str(s->external_id, sizeof(s->external_id),
-		      conf->external_id) == -1 ||
-	     s->external_id[0] == '\0' ||
-	     !sasl_name_valid(s->external_id, strlen(s->external_id))))
+		 conf->external_id) == -1 ||
+		s->external_id[0] == '\0' ||
+		!sasl_name_valid(s->external_id, strlen(s->external_id))))
 		return -1;
 	if (copy_str(s->hostname, sizeof(s->hostname),
-		     conf->hostname != NULL ? conf->hostname : "localhost") ==
-	    -1)
+		conf->hostname != NULL ? conf->hostname : "localhost") == -1)
 		return -1;
 	return 0;
 }
@@ -545,8 +544,8 @@ wipe_credentials(struct sasl_server *s)
 static void
 default_secret_init(void)
 {
-	default_secret_ok =
-	    sasl_random(default_secret, sizeof(default_secret)) == 0;
+	default_secret_ok = sasl_random(default_secret,
+				sizeof(default_secret)) == 0;
 }
 
 /*

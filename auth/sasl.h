@@ -87,7 +87,7 @@ struct sasl_mech;
  * without SASL_F_LEGACY.
  */
 const struct sasl_mech *sasl_mech_find(const char *name, size_t len,
-				       unsigned flags);
+    unsigned flags);
 
 /* The mechanism with this id, ignoring policy (tests, fuzzers), or NULL. */
 const struct sasl_mech *sasl_mech_get(enum sasl_mech_id id);
@@ -203,7 +203,7 @@ struct sasl_scram_keys {
  * quoting it) and k wiped.
  */
 int sasl_scram_keys_parse(const char *s, size_t len, struct sasl_scram_keys *k,
-			  const char **error_r);
+    const char **error_r);
 
 struct sasl_server;
 
@@ -217,7 +217,7 @@ struct sasl_server;
  * with sasl_server_free().
  */
 struct sasl_server *sasl_server_new(const struct sasl_mech *m,
-				    const struct sasl_server_conf *conf);
+    const struct sasl_server_conf *conf);
 
 /* Wipe and free *s, set it to NULL. NULL is fine. */
 void sasl_server_free(struct sasl_server **s);
@@ -228,11 +228,11 @@ void sasl_server_free(struct sasl_server **s);
  * with len 0. Call once.
  */
 enum sasl_rc sasl_server_start(struct sasl_server *s, const void *ir,
-			       size_t len);
+    size_t len);
 
 /* The next client response (decoded), after SASL_CONTINUE. */
 enum sasl_rc sasl_server_step(struct sasl_server *s, const void *resp,
-			      size_t len);
+    size_t len);
 
 /*
  * The same, taking the base64 text as the protocols carry it (without the
@@ -242,9 +242,9 @@ enum sasl_rc sasl_server_step(struct sasl_server *s, const void *resp,
  * SASL_E_TOOLONG.
  */
 enum sasl_rc sasl_server_start64(struct sasl_server *s, const char *line,
-				 size_t len);
+    size_t len);
 enum sasl_rc sasl_server_step64(struct sasl_server *s, const char *line,
-				size_t len);
+    size_t len);
 
 /*
  * The challenge to send after SASL_CONTINUE, or the additional data that
@@ -253,13 +253,13 @@ enum sasl_rc sasl_server_step64(struct sasl_server *s, const char *line,
  * changes it; *len_r may be 0 (an empty challenge).
  */
 const uint8_t *sasl_server_challenge(const struct sasl_server *s,
-				     size_t *len_r);
+    size_t *len_r);
 
 /* The same, base64-encoded and NUL-terminated into dst (cap bytes;
  * SASL_CHALLENGE64_MAX is always enough). 0 with *len_r, or -1 if dst is
  * too small. */
 int sasl_server_challenge64(const struct sasl_server *s, char *dst, size_t cap,
-			    size_t *len_r);
+    size_t *len_r);
 
 /* The pending request after SASL_VERIFY, else NULL. */
 const struct sasl_request *sasl_server_request(const struct sasl_server *s);
@@ -280,7 +280,7 @@ enum sasl_rc sasl_server_verified(struct sasl_server *s, enum sasl_verdict v);
  * server-first message) or SASL_FAIL.
  */
 enum sasl_rc sasl_server_scram_keys(struct sasl_server *s,
-				    const struct sasl_scram_keys *k);
+    const struct sasl_scram_keys *k);
 
 /*
  * Answer a SASL_REQ_SECRET with the plaintext-equivalent secret (copied
@@ -288,7 +288,7 @@ enum sasl_rc sasl_server_scram_keys(struct sasl_server *s,
  * SASL_SUCCESS or SASL_FAIL.
  */
 enum sasl_rc sasl_server_secret(struct sasl_server *s, const void *secret,
-				size_t len);
+    size_t len);
 
 /* Outcome details. user: the identity to log in as (the authzid if one was
  * given and allowed, else the authcid); valid after SASL_SUCCESS, else
@@ -319,7 +319,7 @@ int sasl_server_set_nonce(struct sasl_server *s, const char *p, size_t len);
  * not empty. Returns the text length, or -1. The raw message is wiped.
  */
 int sasl_client_plain(const char *authzid, const char *authcid,
-		      const char *password, char out[SASL_CLIENT_PLAIN_MAX]);
+    const char *password, char out[SASL_CLIENT_PLAIN_MAX]);
 
 /* ---- legacy helpers (sasl_legacy.c) ---------------------------------------
  */
@@ -338,7 +338,7 @@ int sasl_legacy_timestamp(char *buf, size_t cap, const char *host);
 /* APOP digest: lowercase hex MD5(timestamp || secret) into hex[33]
  * (NUL-terminated). 0, or -1 on a crypto failure. */
 int sasl_legacy_apop_digest(const char *ts, size_t ts_len, const void *secret,
-			    size_t secret_len, char hex[33]);
+    size_t secret_len, char hex[33]);
 
 /*
  * Does digest (digest_len characters of hex, either case, as the client
@@ -346,7 +346,6 @@ int sasl_legacy_apop_digest(const char *ts, size_t ts_len, const void *secret,
  * comparison is constant-time. Only when legacy mechanisms are enabled.
  */
 bool sasl_legacy_apop_verify(const char *ts, size_t ts_len, const void *secret,
-			     size_t secret_len, const char *digest,
-			     size_t digest_len);
+    size_t secret_len, const char *digest, size_t digest_len);
 
 #endif

@@ -18,12 +18,12 @@
 
 static enum sasl_rc external_begin(struct sasl_server *s);
 static enum sasl_rc external_step(struct sasl_server *s, const uint8_t *p,
-				  size_t len);
+    size_t len);
 
 const struct sasl_mech_ops sasl_external_ops = {
-    .begin = external_begin,
-    .step = external_step,
-    .wipe = NULL,
+	.begin = external_begin,
+	.step = external_step,
+	.wipe = NULL,
 };
 
 static enum sasl_rc
@@ -42,7 +42,7 @@ external_step(struct sasl_server *s, const uint8_t *p, size_t len)
 	if (s->external_id[0] == '\0')
 		return sasl_fail(s, SASL_E_NOIDENTITY);
 	e = sasl_set_ids(s, s->external_id, strlen(s->external_id),
-			 (const char *)p, len);
+	    (const char *)p, len);
 	if (e != SASL_E_NONE)
 		return sasl_fail(s, e);
 	return sasl_success(s);

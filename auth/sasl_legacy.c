@@ -25,15 +25,15 @@
 
 static enum sasl_rc cram_begin(struct sasl_server *s);
 static enum sasl_rc cram_step(struct sasl_server *s, const uint8_t *p,
-			      size_t len);
+    size_t len);
 static int hex_digest(const char *hex, size_t len, uint8_t out[16]);
 static int hex_nibble(char c);
 static bool host_valid(const char *host, size_t len);
 
 const struct sasl_mech_ops sasl_cram_ops = {
-    .begin = cram_begin,
-    .step = cram_step,
-    .wipe = NULL,
+	.begin = cram_begin,
+	.step = cram_step,
+	.wipe = NULL,
 };
 
 /* ---- CRAM-MD5 ------------------------------------------------------------ */
@@ -50,7 +50,7 @@ cram_begin(struct sasl_server *s)
 		c->chal_len = s->nonce_len;
 	} else {
 		n = sasl_legacy_timestamp(c->chal, sizeof(c->chal),
-					  s->hostname);
+		    s->hostname);
 		if (n == -1)
 			return sasl_fail(s, SASL_E_INTERNAL);
 		c->chal_len = (size_t)n;
@@ -95,9 +95,9 @@ sasl_server_secret(struct sasl_server *s, const void *secret, size_t len)
 		len = sizeof(dummy);
 	}
 	ok = len <= 0x7fffffff &&
-	     HMAC(EVP_md5(), secret, (int)len, (const uint8_t *)c->chal,
-		  c->chal_len, mac, &mdlen) != NULL &&
-	     mdlen == sizeof(mac);
+	    HMAC(EVP_md5(), secret, (int)len, (const uint8_t *)c->chal,
+		c->chal_len, mac, &mdlen) != NULL &&
+	    mdlen == sizeof(mac);
 	ok = ok && CRYPTO_memcmp(mac, c->digest, sizeof(mac)) == 0;
 	ok = ok && secret != dummy;
 	OPENSSL_cleanse(dummy, sizeof(dummy));
@@ -123,7 +123,7 @@ sasl_legacy_timestamp(char *buf, size_t cap, const char *host)
 		return -1;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	n = snprintf(buf, cap, "<%llu.%lld@%s>", (unsigned long long)r,
-		     (long long)ts.tv_sec, host);
+	    (long long)ts.tv_sec, host);
 	if (n < 0 || (size_t)n >= cap)
 		return -1;
 	return n;
@@ -131,7 +131,7 @@ sasl_legacy_timestamp(char *buf, size_t cap, const char *host)
 
 int
 sasl_legacy_apop_digest(const char *ts, size_t ts_len, const void *secret,
-			size_t secret_len, char hex[33])
+    size_t secret_len, char hex[33])
 {
 	static const char digits[] = "0123456789abcdef";
 	uint8_t md[EVP_MAX_MD_SIZE];
@@ -140,9 +140,9 @@ sasl_legacy_apop_digest(const char *ts, size_t ts_len, const void *secret,
 	int ok;
 
 	ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_md5(), NULL) == 1 &&
-	     EVP_DigestUpdate(ctx, ts, ts_len) == 1 &&
-	     EVP_DigestUpdate(ctx, secret, secret_len) == 1 &&
-	     EVP_DigestFinal_ex(ctx, md, &mdlen) == 1 && mdlen == 16;
+	    EVP_DigestUpdate(ctx, ts, ts_len) == 1 &&
+	    EVP_DigestUpdate(ctx, secret, secret_len) == 1 &&
+	    EVP_DigestFinal_ex(ctx, md, &mdlen) == 1 && mdlen == 16;
 	EVP_MD_CTX_free(ctx);
 	if (!ok)
 		return -1;
@@ -157,8 +157,7 @@ sasl_legacy_apop_digest(const char *ts, size_t ts_len, const void *secret,
 
 bool
 sasl_legacy_apop_verify(const char *ts, size_t ts_len, const void *secret,
-			size_t secret_len, const char *digest,
-			size_t digest_len)
+    size_t secret_len, const char *digest, size_t digest_len)
 {
 	char hex[33];
 	uint8_t want[16], got[16];

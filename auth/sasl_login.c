@@ -15,12 +15,12 @@
 
 static enum sasl_rc login_begin(struct sasl_server *s);
 static enum sasl_rc login_step(struct sasl_server *s, const uint8_t *p,
-			       size_t len);
+    size_t len);
 
 const struct sasl_mech_ops sasl_login_ops = {
-    .begin = login_begin,
-    .step = login_step,
-    .wipe = NULL,
+	.begin = login_begin,
+	.step = login_step,
+	.wipe = NULL,
 };
 
 static const char user_prompt[] = "Username:";
@@ -45,7 +45,7 @@ login_step(struct sasl_server *s, const uint8_t *p, size_t len)
 			return sasl_fail(s, e);
 		s->u.login = LOGIN_PASSWORD;
 		return sasl_continue(s, password_prompt,
-				     sizeof(password_prompt) - 1);
+		    sizeof(password_prompt) - 1);
 	case LOGIN_PASSWORD:
 		if ((e = sasl_set_password(s, (const char *)p, len)) !=
 		    SASL_E_NONE)

@@ -21,12 +21,12 @@
 
 static enum sasl_rc plain_begin(struct sasl_server *s);
 static enum sasl_rc plain_step(struct sasl_server *s, const uint8_t *p,
-			       size_t len);
+    size_t len);
 
 const struct sasl_mech_ops sasl_plain_ops = {
-    .begin = plain_begin,
-    .step = plain_step,
-    .wipe = NULL,
+	.begin = plain_begin,
+	.step = plain_step,
+	.wipe = NULL,
 };
 
 /* The client sends everything in one response: ask for it. */
@@ -65,7 +65,7 @@ plain_step(struct sasl_server *s, const uint8_t *p, size_t len)
 
 int
 sasl_client_plain(const char *authzid, const char *authcid,
-		  const char *password, char out[SASL_CLIENT_PLAIN_MAX])
+    const char *password, char out[SASL_CLIENT_PLAIN_MAX])
 {
 	char raw[3 * SASL_NAME_MAX + 2];
 	size_t zlen = authzid != NULL ? strlen(authzid) : 0;

@@ -28,8 +28,8 @@ struct sasl_mech_ops {
 	enum sasl_rc (*begin)(struct sasl_server *s);
 	/* One decoded response of at most SASL_RESPONSE_MAX bytes, while the
 	 * session waits for one. */
-	enum sasl_rc (*step)(struct sasl_server *s, const uint8_t *p,
-			     size_t len);
+	enum sasl_rc (
+	    *step)(struct sasl_server *s, const uint8_t *p, size_t len);
 	/* Release and wipe the mechanism's own state (may be NULL). */
 	void (*wipe)(struct sasl_server *s);
 };
@@ -137,12 +137,11 @@ enum sasl_rc sasl_fail(struct sasl_server *s, enum sasl_error e);
  * or the error to fail with.
  */
 enum sasl_error sasl_set_ids(struct sasl_server *s, const char *authcid,
-			     size_t authcid_len, const char *authzid,
-			     size_t authzid_len);
+    size_t authcid_len, const char *authzid, size_t authzid_len);
 
 /* Copy a password (at most SASL_NAME_MAX bytes, not empty, no NUL). */
 enum sasl_error sasl_set_password(struct sasl_server *s, const char *p,
-				  size_t len);
+    size_t len);
 
 /* Strict UTF-8 (no overlongs, surrogates or code points past U+10FFFF)
  * without NUL. */

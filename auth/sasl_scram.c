@@ -43,9 +43,9 @@
 
 /* What sasl_server_challenge64() promises to fit. */
 _Static_assert((SASL_SCRAM_SFM_MAX + 2) / 3 * 4 + 1 <= SASL_CHALLENGE64_MAX,
-	       "server-first-message too long for SASL_CHALLENGE64_MAX");
+    "server-first-message too long for SASL_CHALLENGE64_MAX");
 _Static_assert((SASL_LEGACY_TS_MAX + 2) / 3 * 4 + 1 <= SASL_CHALLENGE64_MAX,
-	       "CRAM-MD5 challenge too long for SASL_CHALLENGE64_MAX");
+    "CRAM-MD5 challenge too long for SASL_CHALLENGE64_MAX");
 
 /* Cursor over one message: attributes are read left to right. */
 struct cursor {
@@ -56,39 +56,39 @@ struct cursor {
 /* mechanism */
 static enum sasl_rc scram_begin(struct sasl_server *s);
 static enum sasl_rc scram_step(struct sasl_server *s, const uint8_t *p,
-			       size_t len);
+    size_t len);
 static void scram_wipe(struct sasl_server *s);
 static enum sasl_rc client_first(struct sasl_server *s, const char *p,
-				 size_t len);
+    size_t len);
 static enum sasl_rc client_final(struct sasl_server *s, const char *p,
-				 size_t len);
+    size_t len);
 static enum sasl_rc finish(struct sasl_server *s, const uint8_t proof[32],
-			   size_t cfwp_len, const char *cfwp);
+    size_t cfwp_len, const char *cfwp);
 
 /* parsing */
 static enum sasl_error gs2_header(struct sasl_server *s, struct cursor *c,
-				  char *authzid, size_t *authzid_len);
+    char *authzid, size_t *authzid_len);
 static enum sasl_error cbind_policy(struct sasl_server *s, const char *name,
-				    size_t len);
+    size_t len);
 static bool attr(struct cursor *c, char name, const char **v, size_t *vlen);
 static bool attr_any(struct cursor *c, char *name_r, const char **v,
-		     size_t *vlen);
+    size_t *vlen);
 static enum sasl_error saslname(const char *v, size_t vlen, char *out,
-				size_t *out_len);
+    size_t *out_len);
 static bool nonce_valid(const char *v, size_t vlen);
 static enum sasl_error cbind_check(struct sasl_server *s, const char *v,
-				   size_t vlen);
+    size_t vlen);
 
 /* keys */
 static int fake_keys(struct sasl_server *s);
 static int server_first(struct sasl_server *s);
 static int parse_b64(const char *p, size_t len, uint8_t *out, size_t min,
-		     size_t max, size_t *out_len);
+    size_t max, size_t *out_len);
 
 const struct sasl_mech_ops sasl_scram_ops = {
-    .begin = scram_begin,
-    .step = scram_step,
-    .wipe = scram_wipe,
+	.begin = scram_begin,
+	.step = scram_step,
+	.wipe = scram_wipe,
 };
 
 /* ---- mechanism ---------------------------------------------------------- */
@@ -143,7 +143,7 @@ static enum sasl_rc
 client_first(struct sasl_server *s, const char *p, size_t len)
 {
 	struct sasl_scram *sc = &s->u.scram;
-	struct cursor c = {p, len, 0};
+	struct cursor c = { p, len, 0 };
 	char authzid[SASL_NAME_MAX + 1], user[SASL_NAME_MAX + 1], name;
 	size_t zlen, ulen, vlen, gs2_len;
 	const char *v;
@@ -214,7 +214,7 @@ static enum sasl_rc
 client_final(struct sasl_server *s, const char *p, size_t len)
 {
 	struct sasl_scram *sc = &s->u.scram;
-	struct cursor c = {p, len, 0};
+	struct cursor c = { p, len, 0 };
 	const char *cb, *v;
 	size_t cblen, vlen, cfwp_len, plen;
 	uint8_t proof[32];
@@ -255,7 +255,7 @@ client_final(struct sasl_server *s, const char *p, size_t len)
  */
 static enum sasl_rc
 finish(struct sasl_server *s, const uint8_t proof[32], size_t cfwp_len,
-       const char *cfwp)
+    const char *cfwp)
 {
 	struct sasl_scram *sc = &s->u.scram;
 	size_t bare_len = sc->cfm_len - sc->gs2_len, n = 0, am_len;
@@ -275,7 +275,7 @@ finish(struct sasl_server *s, const uint8_t proof[32], size_t cfwp_len,
 	am[n++] = ',';
 	memcpy(am + n, cfwp, cfwp_len);
 	ok = HMAC(EVP_sha256(), sc->keys.stored_key, 32, (uint8_t *)am, am_len,
-		  sig, &mdlen) != NULL;
+		 sig, &mdlen) != NULL;
 	for (size_t i = 0; i < 32; i++)
 		key[i] = proof[i] ^ sig[i];
 	ok = ok && SHA256(key, 32, stored) != NULL;
@@ -283,11 +283,11 @@ finish(struct sasl_server *s, const uint8_t proof[32], size_t cfwp_len,
 	ok = ok & (CRYPTO_memcmp(stored, sc->keys.stored_key, 32) == 0);
 	ok = ok & !sc->fake;
 	if (HMAC(EVP_sha256(), sc->keys.server_key, 32, (uint8_t *)am, am_len,
-		 sig, &mdlen) == NULL)
+		sig, &mdlen) == NULL)
 		ok = false;
 	memcpy(sc->sfinal, "v=", 2);
 	if (base64_encode(sig, 32, sc->sfinal + 2, sizeof(sc->sfinal) - 2,
-			  &n) == -1)
+		&n) == -1)
 		ok = false;
 	sc->sfinal_len = n + 2;
 	OPENSSL_cleanse(am, am_len);
@@ -318,7 +318,7 @@ finish(struct sasl_server *s, const uint8_t proof[32], size_t cfwp_len,
  */
 static enum sasl_error
 gs2_header(struct sasl_server *s, struct cursor *c, char *authzid,
-	   size_t *authzid_len)
+    size_t *authzid_len)
 {
 	const char *v;
 	size_t vlen;
@@ -341,9 +341,9 @@ gs2_header(struct sasl_server *s, struct cursor *c, char *authzid,
 			char ch = v[i];
 
 			if (!((ch >= 'a' && ch <= 'z') ||
-			      (ch >= 'A' && ch <= 'Z') ||
-			      (ch >= '0' && ch <= '9') || ch == '.' ||
-			      ch == '-'))
+				(ch >= 'A' && ch <= 'Z') ||
+				(ch >= '0' && ch <= '9') || ch == '.' ||
+				ch == '-'))
 				return SASL_E_MALFORMED;
 		}
 		if ((e = cbind_policy(s, v, vlen)) != SASL_E_NONE)
@@ -554,17 +554,17 @@ server_first(struct sasl_server *s)
 	if (s->nonce_len > 0) {
 		memcpy(snonce, s->nonce, s->nonce_len + 1);
 	} else if (sasl_random(raw, sizeof(raw)) == -1 ||
-		   base64_encode(raw, sizeof(raw), snonce, sizeof(snonce),
-				 NULL) == -1) {
+	    base64_encode(raw, sizeof(raw), snonce, sizeof(snonce), NULL) ==
+		-1) {
 		return -1;
 	}
 	snonce_len = strlen(snonce);
 	if (base64_encode(sc->keys.salt, sc->keys.salt_len, salt, sizeof(salt),
-			  NULL) == -1)
+		NULL) == -1)
 		return -1;
 	n = snprintf(sc->sfm, sizeof(sc->sfm), "r=%.*s%s,s=%s,i=%u",
-		     (int)sc->cnonce_len, sc->cfm + sc->cnonce_off, snonce,
-		     salt, (unsigned)sc->keys.iter);
+	    (int)sc->cnonce_len, sc->cfm + sc->cnonce_off, snonce, salt,
+	    (unsigned)sc->keys.iter);
 	if (n < 0 || (size_t)n >= sizeof(sc->sfm))
 		return -1;
 	sc->sfm_len = (size_t)n;
@@ -575,13 +575,13 @@ server_first(struct sasl_server *s)
 
 int
 sasl_scram_keys_parse(const char *s, size_t len, struct sasl_scram_keys *k,
-		      const char **error_r)
+    const char **error_r)
 {
 	static const char scheme[] = "{SCRAM-SHA-256}";
 	static const char rfc5803[] = "SCRAM-SHA-256$";
 	const char *f[4], *end = s + len;
 	size_t flen[4], n;
-	char sep[3] = {',', ',', ','};
+	char sep[3] = { ',', ',', ',' };
 
 	if (len >= sizeof(scheme) - 1 &&
 	    strncasecmp(s, scheme, sizeof(scheme) - 1) == 0)
@@ -613,7 +613,7 @@ sasl_scram_keys_parse(const char *s, size_t len, struct sasl_scram_keys *k,
 		goto fail;
 	}
 	if (parse_b64(f[1], flen[1], k->salt, 1, SASL_SCRAM_SALT_MAX,
-		      &k->salt_len) == -1) {
+		&k->salt_len) == -1) {
 		*error_r = "SCRAM-SHA-256 salt is not base64";
 		goto fail;
 	}
@@ -634,7 +634,7 @@ fail:
  */
 static int
 parse_b64(const char *p, size_t len, uint8_t *out, size_t min, size_t max,
-	  size_t *out_len)
+    size_t *out_len)
 {
 	if (base64_decode(p, len, out, max, out_len, 0) != BASE64_OK)
 		return -1;

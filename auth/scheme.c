@@ -61,14 +61,14 @@ struct scheme_def {
 };
 
 static const struct scheme_def schemes[] = {
-    {"ARGON2ID", AUTH_SCHEME_ARGON2ID, NULL},
-    {"BLF-CRYPT", AUTH_SCHEME_BLF_CRYPT, "$2b$"},
-    {"SHA512-CRYPT", AUTH_SCHEME_SHA512_CRYPT, "$6$"},
-    {"SHA256-CRYPT", AUTH_SCHEME_SHA256_CRYPT, "$5$"},
-    {"YESCRYPT", AUTH_SCHEME_YESCRYPT, "$y$"},
-    {"SCRAM-SHA-256", AUTH_SCHEME_SCRAM_SHA_256, NULL},
-    {"PLAIN", AUTH_SCHEME_PLAIN, NULL},
-    {"CLEARTEXT", AUTH_SCHEME_PLAIN, NULL},
+	{ "ARGON2ID", AUTH_SCHEME_ARGON2ID, NULL },
+	{ "BLF-CRYPT", AUTH_SCHEME_BLF_CRYPT, "$2b$" },
+	{ "SHA512-CRYPT", AUTH_SCHEME_SHA512_CRYPT, "$6$" },
+	{ "SHA256-CRYPT", AUTH_SCHEME_SHA256_CRYPT, "$5$" },
+	{ "YESCRYPT", AUTH_SCHEME_YESCRYPT, "$y$" },
+	{ "SCRAM-SHA-256", AUTH_SCHEME_SCRAM_SHA_256, NULL },
+	{ "PLAIN", AUTH_SCHEME_PLAIN, NULL },
+	{ "CLEARTEXT", AUTH_SCHEME_PLAIN, NULL },
 };
 
 /* Stored-string prefixes that identify a scheme without a {TAG}, and what
@@ -77,54 +77,49 @@ static const struct {
 	const char *prefix;
 	enum auth_scheme id;
 } body_prefixes[] = {
-    {"$argon2id$", AUTH_SCHEME_ARGON2ID},
-    {"$2b$", AUTH_SCHEME_BLF_CRYPT},
-    {"$2y$", AUTH_SCHEME_BLF_CRYPT},
-    {"$2a$", AUTH_SCHEME_BLF_CRYPT},
-    {"$6$", AUTH_SCHEME_SHA512_CRYPT},
-    {"$5$", AUTH_SCHEME_SHA256_CRYPT},
-    {"$y$", AUTH_SCHEME_YESCRYPT},
-    {SCRAM_PREFIX, AUTH_SCHEME_SCRAM_SHA_256},
+	{ "$argon2id$", AUTH_SCHEME_ARGON2ID },
+	{ "$2b$", AUTH_SCHEME_BLF_CRYPT },
+	{ "$2y$", AUTH_SCHEME_BLF_CRYPT },
+	{ "$2a$", AUTH_SCHEME_BLF_CRYPT },
+	{ "$6$", AUTH_SCHEME_SHA512_CRYPT },
+	{ "$5$", AUTH_SCHEME_SHA256_CRYPT },
+	{ "$y$", AUTH_SCHEME_YESCRYPT },
+	{ SCRAM_PREFIX, AUTH_SCHEME_SCRAM_SHA_256 },
 };
 
 /* scheme lookup */
 static int split_stored(const char *stored, enum auth_scheme *s_r,
-			const char **body_r, const char **error_r);
+    const char **body_r, const char **error_r);
 static int body_scheme(const char *body, enum auth_scheme *s_r);
 static void opts_fill(const struct auth_scheme_opts *in,
-		      struct auth_scheme_opts *out);
+    struct auth_scheme_opts *out);
 
 /* verification per family */
 static bool sodium_ready(void);
 static void sodium_setup(void);
 static bool argon2_sodium_reads(const char *body);
 static enum auth_verify verify_argon2_sodium(const char *body, const char *pw,
-					     size_t pwlen,
-					     const char **error_r);
+    size_t pwlen, const char **error_r);
 static enum auth_verify verify_argon2(const char *body, const char *pw,
-				      size_t pwlen, const char **error_r);
+    size_t pwlen, const char **error_r);
 static enum auth_verify verify_crypt(const char *body, const char *pw,
-				     size_t pwlen, const char **error_r);
+    size_t pwlen, const char **error_r);
 static enum auth_verify verify_scram(const char *body, const char *pw,
-				     size_t pwlen, const char **error_r);
+    size_t pwlen, const char **error_r);
 static enum auth_verify verify_plain(const char *body, const char *pw,
-				     size_t pwlen);
+    size_t pwlen);
 
 /* generation per family */
 static int hash_argon2(const char *pw, size_t pwlen,
-		       const struct auth_scheme_opts *o, char **out_r,
-		       const char **error_r);
+    const struct auth_scheme_opts *o, char **out_r, const char **error_r);
 static int hash_argon2_sodium(const char *pw, size_t pwlen,
-			      const struct auth_scheme_opts *o, char **out_r,
-			      const char **error_r);
+    const struct auth_scheme_opts *o, char **out_r, const char **error_r);
 static int hash_crypt(const struct scheme_def *d, const char *pw, size_t pwlen,
-		      const struct auth_scheme_opts *o, char **out_r,
-		      const char **error_r);
+    const struct auth_scheme_opts *o, char **out_r, const char **error_r);
 static int hash_scram(const char *pw, size_t pwlen,
-		      const struct auth_scheme_opts *o, char **out_r,
-		      const char **error_r);
+    const struct auth_scheme_opts *o, char **out_r, const char **error_r);
 static int hash_plain(const char *pw, size_t pwlen, char **out_r,
-		      const char **error_r);
+    const char **error_r);
 
 /* small tools */
 static char *pw_cstring(const char *pw, size_t pwlen);
@@ -200,7 +195,7 @@ body_scheme(const char *body, enum auth_scheme *s_r)
  * accepted for the strong crypt prefixes only. */
 static int
 split_stored(const char *stored, enum auth_scheme *s_r, const char **body_r,
-	     const char **error_r)
+    const char **error_r)
 {
 	const char *close;
 	enum auth_scheme from_body;
@@ -259,7 +254,7 @@ auth_scheme_of(const char *stored, enum auth_scheme *s_r, const char **error_r)
 
 enum auth_verify
 auth_scheme_verify(const char *stored, const char *password, size_t pwlen,
-		   const struct auth_scheme_opts *o, const char **error_r)
+    const struct auth_scheme_opts *o, const char **error_r)
 {
 	enum auth_scheme s;
 	const char *body;
@@ -342,15 +337,15 @@ argon2_sodium_reads(const char *body)
  * only the former sets errno to EINVAL. */
 static enum auth_verify
 verify_argon2_sodium(const char *body, const char *pw, size_t pwlen,
-		     const char **error_r)
+    const char **error_r)
 {
 	errno = 0;
 	if (crypto_pwhash_argon2id_str_verify(body, pw, pwlen) == 0)
 		return AUTH_VERIFY_OK;
 	if (errno == EINVAL)
 		return AUTH_VERIFY_MISMATCH;
-	*error_r =
-	    errno == ENOMEM ? "out of memory" : "argon2id hash is malformed";
+	*error_r = errno == ENOMEM ? "out of memory" :
+				     "argon2id hash is malformed";
 	return AUTH_VERIFY_ERROR;
 }
 
@@ -359,7 +354,7 @@ verify_argon2_sodium(const char *body, const char *pw, size_t pwlen,
  * only, so the time still says nothing about the password. */
 static enum auth_verify
 verify_argon2(const char *body, const char *pw, size_t pwlen,
-	      const char **error_r)
+    const char **error_r)
 {
 	int r;
 
@@ -376,7 +371,7 @@ verify_argon2(const char *body, const char *pw, size_t pwlen,
 
 static enum auth_verify
 verify_crypt(const char *body, const char *pw, size_t pwlen,
-	     const char **error_r)
+    const char **error_r)
 {
 	struct crypt_data *cd;
 	enum auth_verify ret = AUTH_VERIFY_MISMATCH;
@@ -412,7 +407,7 @@ verify_crypt(const char *body, const char *pw, size_t pwlen,
 
 static enum auth_verify
 verify_scram(const char *body, const char *pw, size_t pwlen,
-	     const char **error_r)
+    const char **error_r)
 {
 	struct sasl_scram_keys stored, mine;
 	enum auth_verify ret = AUTH_VERIFY_MISMATCH;
@@ -426,7 +421,7 @@ verify_scram(const char *body, const char *pw, size_t pwlen,
 		*error_r = "SCRAM key derivation failed";
 		ret = AUTH_VERIFY_ERROR;
 	} else if (CRYPTO_memcmp(mine.stored_key, stored.stored_key,
-				 sizeof(mine.stored_key)) == 0) {
+		       sizeof(mine.stored_key)) == 0) {
 		ret = AUTH_VERIFY_OK;
 	}
 	OPENSSL_cleanse(&mine, sizeof(mine));
@@ -462,16 +457,14 @@ auth_scram_derive(const char *password, size_t pwlen, struct sasl_scram_keys *k)
 	int ret = -1;
 
 	if (PKCS5_PBKDF2_HMAC(password, (int)pwlen, k->salt, (int)k->salt_len,
-			      (int)k->iter, EVP_sha256(), sizeof(salted),
-			      salted) != 1)
+		(int)k->iter, EVP_sha256(), sizeof(salted), salted) != 1)
 		goto fail;
 	if (HMAC(EVP_sha256(), salted, sizeof(salted),
-		 (const uint8_t *)"Client Key", 10, client_key, &len) == NULL)
+		(const uint8_t *)"Client Key", 10, client_key, &len) == NULL)
 		goto fail;
 	SHA256(client_key, sizeof(client_key), k->stored_key);
 	if (HMAC(EVP_sha256(), salted, sizeof(salted),
-		 (const uint8_t *)"Server Key", 10, k->server_key,
-		 &len) == NULL)
+		(const uint8_t *)"Server Key", 10, k->server_key, &len) == NULL)
 		goto fail;
 	ret = 0;
 fail:
@@ -484,10 +477,9 @@ fail:
 
 int
 auth_scheme_hash(enum auth_scheme s, const char *password, size_t pwlen,
-		 const struct auth_scheme_opts *o, char **hash_r,
-		 const char **error_r)
+    const struct auth_scheme_opts *o, char **hash_r, const char **error_r)
 {
-	struct auth_scheme_opts opts = {0};
+	struct auth_scheme_opts opts = { 0 };
 
 	if (o != NULL)
 		opts = *o;
@@ -507,7 +499,7 @@ auth_scheme_hash(enum auth_scheme s, const char *password, size_t pwlen,
 		     i++)
 			if (schemes[i].id == s)
 				return hash_crypt(&schemes[i], password, pwlen,
-						  &opts, hash_r, error_r);
+				    &opts, hash_r, error_r);
 		break;
 	case AUTH_SCHEME_SCRAM_SHA_256:
 		return hash_scram(password, pwlen, &opts, hash_r, error_r);
@@ -529,7 +521,7 @@ auth_scheme_hash(enum auth_scheme s, const char *password, size_t pwlen,
  * which libargon2 refuses too) go to libargon2. */
 static int
 hash_argon2(const char *pw, size_t pwlen, const struct auth_scheme_opts *o,
-	    char **out_r, const char **error_r)
+    char **out_r, const char **error_r)
 {
 	uint8_t salt[SALT_BYTES];
 	size_t elen;
@@ -539,7 +531,7 @@ hash_argon2(const char *pw, size_t pwlen, const struct auth_scheme_opts *o,
 	if (o->argon2_p == 1 && o->argon2_m_kib >= 8 && sodium_ready())
 		return hash_argon2_sodium(pw, pwlen, o, out_r, error_r);
 	elen = argon2_encodedlen(o->argon2_t, o->argon2_m_kib, o->argon2_p,
-				 SALT_BYTES, ARGON2_HASH_BYTES, Argon2_id);
+	    SALT_BYTES, ARGON2_HASH_BYTES, Argon2_id);
 	enc = malloc(elen + 1);
 	if (enc == NULL || random_bytes(salt, sizeof(salt)) == -1) {
 		free(enc);
@@ -547,8 +539,7 @@ hash_argon2(const char *pw, size_t pwlen, const struct auth_scheme_opts *o,
 		return -1;
 	}
 	r = argon2id_hash_encoded(o->argon2_t, o->argon2_m_kib, o->argon2_p, pw,
-				  pwlen, salt, sizeof(salt), ARGON2_HASH_BYTES,
-				  enc, elen + 1);
+	    pwlen, salt, sizeof(salt), ARGON2_HASH_BYTES, enc, elen + 1);
 	if (r != ARGON2_OK) {
 		free(enc);
 		*error_r = argon2_error_message(r);
@@ -565,15 +556,14 @@ hash_argon2(const char *pw, size_t pwlen, const struct auth_scheme_opts *o,
 
 static int
 hash_argon2_sodium(const char *pw, size_t pwlen,
-		   const struct auth_scheme_opts *o, char **out_r,
-		   const char **error_r)
+    const struct auth_scheme_opts *o, char **out_r, const char **error_r)
 {
 	char enc[crypto_pwhash_argon2id_STRBYTES];
 
 	if (crypto_pwhash_argon2id_str(enc, pw, pwlen, o->argon2_t,
-				       (size_t)o->argon2_m_kib * 1024) != 0) {
-		*error_r =
-		    errno == ENOMEM ? "out of memory" : "invalid argon2id cost";
+		(size_t)o->argon2_m_kib * 1024) != 0) {
+		*error_r = errno == ENOMEM ? "out of memory" :
+					     "invalid argon2id cost";
 		return -1;
 	}
 	if ((*out_r = tagged(AUTH_SCHEME_ARGON2ID, enc)) == NULL) {
@@ -585,7 +575,7 @@ hash_argon2_sodium(const char *pw, size_t pwlen,
 
 static int
 hash_crypt(const struct scheme_def *d, const char *pw, size_t pwlen,
-	   const struct auth_scheme_opts *o, char **out_r, const char **error_r)
+    const struct auth_scheme_opts *o, char **out_r, const char **error_r)
 {
 	char setting[CRYPT_GENSALT_OUTPUT_SIZE], *copy = NULL;
 	uint8_t rnd[SALT_BYTES];
@@ -615,7 +605,7 @@ hash_crypt(const struct scheme_def *d, const char *pw, size_t pwlen,
 		return -1;
 	}
 	if (crypt_gensalt_rn(d->crypt_prefix, count, (const char *)rnd,
-			     sizeof(rnd), setting, sizeof(setting)) == NULL) {
+		sizeof(rnd), setting, sizeof(setting)) == NULL) {
 		*error_r = "invalid crypt cost";
 		return -1;
 	}
@@ -639,10 +629,10 @@ fail:
 
 static int
 hash_scram(const char *pw, size_t pwlen, const struct auth_scheme_opts *o,
-	   char **out_r, const char **error_r)
+    char **out_r, const char **error_r)
 {
-	struct sasl_scram_keys k = {.iter = o->scram_iter,
-				    .salt_len = SALT_BYTES};
+	struct sasl_scram_keys k = { .iter = o->scram_iter,
+		.salt_len = SALT_BYTES };
 	char salt64[64], stored64[64], server64[64], body[256];
 
 	/* The buffers hold base64 of 16 and 32 bytes: encoding cannot fail. */
@@ -652,15 +642,15 @@ hash_scram(const char *pw, size_t pwlen, const struct auth_scheme_opts *o,
 	    base64_encode(k.salt, k.salt_len, salt64, sizeof(salt64), NULL) ==
 		-1 ||
 	    base64_encode(k.stored_key, sizeof(k.stored_key), stored64,
-			  sizeof(stored64), NULL) == -1 ||
+		sizeof(stored64), NULL) == -1 ||
 	    base64_encode(k.server_key, sizeof(k.server_key), server64,
-			  sizeof(server64), NULL) == -1) {
+		sizeof(server64), NULL) == -1) {
 		OPENSSL_cleanse(&k, sizeof(k));
 		*error_r = "SCRAM key derivation failed";
 		return -1;
 	}
 	snprintf(body, sizeof(body), SCRAM_PREFIX "%u:%s$%s:%s", k.iter, salt64,
-		 stored64, server64);
+	    stored64, server64);
 	OPENSSL_cleanse(&k, sizeof(k));
 	if ((*out_r = tagged(AUTH_SCHEME_SCRAM_SHA_256, body)) == NULL) {
 		*error_r = "out of memory";
@@ -698,7 +688,7 @@ hash_plain(const char *pw, size_t pwlen, char **out_r, const char **error_r)
 
 int
 auth_scheme_dummy(enum auth_scheme s, const struct auth_scheme_opts *o,
-		  char **hash_r, const char **error_r)
+    char **hash_r, const char **error_r)
 {
 	uint8_t rnd[24];
 	char pw[64];

@@ -17,8 +17,8 @@
 #include "backend/ringstore.h"
 
 /* Same order as enum auth_scheme. */
-const char *const rs_scheme_names[] = { "ARGON2ID", "BLF-CRYPT",
-	"SHA512-CRYPT", "SHA256-CRYPT", "YESCRYPT", "SCRAM-SHA-256", NULL };
+const char *const rs_scheme_names[] = { "ARGON2ID", "BLF-CRYPT", "SHA512-CRYPT",
+	"SHA256-CRYPT", "YESCRYPT", "SCRAM-SHA-256", NULL };
 #define F(field) offsetof(struct rs_config, field)
 
 static const struct cfg_field admin_fields[] = {
@@ -34,33 +34,34 @@ static const struct cfg_field limits_fields[] = {
 	    "10s", 100, 600000 },
 	{ "login_timeout", CFG_DURATION, F(limits.login_timeout), 0, "60s",
 	    1000, 3600000 },
-	{ "idle_timeout", CFG_DURATION, F(limits.idle_timeout), 0, "30m",
-	    1000, 86400000 },
-	{ "output_buffer", CFG_SIZE, F(limits.output_buffer), 0, "256k",
-	    16384, 64 << 20 },
-	{ "line_max_login", CFG_SIZE, F(limits.line_max_login), 0, "8k",
-	    1024, 1 << 20 },
-	{ "line_max", CFG_SIZE, F(limits.line_max), 0, "64k", 1024,
-	    16 << 20 },
+	{ "idle_timeout", CFG_DURATION, F(limits.idle_timeout), 0, "30m", 1000,
+	    86400000 },
+	{ "output_buffer", CFG_SIZE, F(limits.output_buffer), 0, "256k", 16384,
+	    64 << 20 },
+	{ "line_max_login", CFG_SIZE, F(limits.line_max_login), 0, "8k", 1024,
+	    1 << 20 },
+	{ "line_max", CFG_SIZE, F(limits.line_max), 0, "64k", 1024, 16 << 20 },
 	{ "command_max", CFG_SIZE, F(limits.command_max), 0, "256k", 4096,
 	    64 << 20 },
 	{ "append_max", CFG_SIZE, F(limits.append_max), 0, "50M", 1024,
 	    (int64_t)1 << 31 },
-	{ "bad_commands", CFG_INT, F(limits.bad_commands), 0, "10", 1,
-	    1000, .hint = "bad commands before the connection is closed" },
+	{ "bad_commands", CFG_INT, F(limits.bad_commands), 0, "10", 1, 1000,
+	    .hint = "bad commands before the connection is closed" },
 	/* Per user: a user who may make folders without bound fills a
 	 * directory every LIST and login reads. A Maildir++ name is one
 	 * directory entry, so 255 bytes is also what the disk allows. */
-	{ "folders_max", CFG_INT, F(limits.folders_max), 0, "1000", 0,
-	    1000000, .hint = "folders per user besides INBOX; 0 = no limit" },
-	{ "folder_depth_max", CFG_INT, F(limits.folder_depth_max), 0, "16",
-	    0, 127, .hint = "levels in a folder name (a/b/c is 3); "
-			    "0 = no limit" },
-	{ "folder_name_max", CFG_INT, F(limits.folder_name_max), 0, "255",
-	    1, 255, .hint = "bytes of a folder name in UTF-8" },
+	{ "folders_max", CFG_INT, F(limits.folders_max), 0, "1000", 0, 1000000,
+	    .hint = "folders per user besides INBOX; 0 = no limit" },
+	{ "folder_depth_max", CFG_INT, F(limits.folder_depth_max), 0, "16", 0,
+	    127,
+	    .hint = "levels in a folder name (a/b/c is 3); "
+		    "0 = no limit" },
+	{ "folder_name_max", CFG_INT, F(limits.folder_name_max), 0, "255", 1,
+	    255, .hint = "bytes of a folder name in UTF-8" },
 	{ "search_cpu", CFG_DURATION, F(limits.search_cpu), 0, "30s", 0,
-	    3600000, .hint = "CPU time one SEARCH may take before it ends "
-			     "with NO [LIMIT]; 0: no limit" },
+	    3600000,
+	    .hint = "CPU time one SEARCH may take before it ends "
+		    "with NO [LIMIT]; 0: no limit" },
 	{ NULL },
 };
 
@@ -76,12 +77,13 @@ static const struct cfg_field auth_fields[] = {
 	{ "queue", CFG_INT, F(auth.queue), 0, "256", 1, 100000,
 	    .hint = "verifications waiting; more are refused as temporary "
 		    "failures" },
-	{ "cache_ttl", CFG_DURATION, F(auth.cache_ttl), 0, "60s", 0,
-	    86400000, .hint = "0 turns the positive cache off" },
+	{ "cache_ttl", CFG_DURATION, F(auth.cache_ttl), 0, "60s", 0, 86400000,
+	    .hint = "0 turns the positive cache off" },
 	{ "cache_size", CFG_INT, F(auth.cache_size), 0, "4096", 1, 10000000 },
 	{ "reload_check", CFG_DURATION, F(auth.reload_check), 0, "2s", 0,
-	    3600000, .hint = "how often the passwd-file is checked for "
-			     "changes; 0 = only on SIGHUP" },
+	    3600000,
+	    .hint = "how often the passwd-file is checked for "
+		    "changes; 0 = only on SIGHUP" },
 	{ "", CFG_LOC, F(auth.loc) },
 	{ "master_users", CFG_STRLIST, F(auth.master_users), 0,
 	    .count_offset = F(auth.nmaster_users),
@@ -90,9 +92,9 @@ static const struct cfg_field auth_fields[] = {
 	    .count_offset = F(auth.nmaster_nets),
 	    .hint = "networks masters may log in from, like "
 		    "[ \"127.0.0.0/8\", \"::1\" ]" },
-	{ "legacy_mechanisms", CFG_BOOL, F(auth.legacy_mechanisms), 0,
-	    "false", .hint = "CRAM-MD5 for {PLAIN} users; needs "
-			     "allow_plaintext" },
+	{ "legacy_mechanisms", CFG_BOOL, F(auth.legacy_mechanisms), 0, "false",
+	    .hint = "CRAM-MD5 for {PLAIN} users; needs "
+		    "allow_plaintext" },
 	{ "scram_secret_file", CFG_STRING, F(auth.scram_secret_file), 0,
 	    .hint = "the same file on every instance: unknown users get the "
 		    "same fake SCRAM salts everywhere" },
@@ -132,7 +134,8 @@ static int
 check_auth(const struct rs_config *cf, struct cfg_error *err)
 {
 	if (cf->auth.legacy_mechanisms && !cf->auth.allow_plaintext) {
-		cfg_error_at(err, &cf->auth.loc, "auth.legacy_mechanisms needs "
+		cfg_error_at(err, &cf->auth.loc,
+		    "auth.legacy_mechanisms needs "
 		    "auth.allow_plaintext = true ({PLAIN} passwords)");
 		return -1;
 	}
@@ -147,8 +150,9 @@ check_imap(const struct rs_config *cf, struct cfg_error *err)
 		return -1;
 	if (cf->limits.line_max_login > cf->limits.command_max ||
 	    cf->limits.line_max > cf->limits.command_max) {
-		cfg_error_at(err, NULL, "limits.line_max and line_max_login "
-					"must not exceed limits.command_max");
+		cfg_error_at(err, NULL,
+		    "limits.line_max and line_max_login "
+		    "must not exceed limits.command_max");
 		return -1;
 	}
 	return 0;

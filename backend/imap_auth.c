@@ -44,9 +44,9 @@
 #include "core/metrics.h"
 #include "core/tls.h"
 
-#define CBIND_LEN 32		/* RFC 9266 tls-exporter */
-#define SECRET_FILE_MAX 4096	/* bytes read from auth.scram_secret_file */
-#define SECRET_FILE_MIN 16	/* shorter is refused: guessable */
+#define CBIND_LEN 32	     /* RFC 9266 tls-exporter */
+#define SECRET_FILE_MAX 4096 /* bytes read from auth.scram_secret_file */
+#define SECRET_FILE_MIN 16   /* shorter is refused: guessable */
 
 /* A password check on the auth pool. */
 struct auth_job {
@@ -72,23 +72,22 @@ static int read_secret(const char *path, uint8_t out[SHA256_DIGEST_LENGTH],
 /* policy */
 static bool secure(const struct imap_session *s);
 static unsigned mech_flags(struct imap_session *s, uint8_t cb[CBIND_LEN]);
-static enum auth_reason entry_policy(struct imap_session *s,
-    const char *user);
+static enum auth_reason entry_policy(struct imap_session *s, const char *user);
 
 /* the SASL exchange */
 static void sasl_next(struct imap_session *s, enum sasl_rc rc);
 static void sasl_request(struct imap_session *s);
 static enum sasl_rc scram_keys(struct imap_session *s, const char *user);
 static enum sasl_rc cram_secret(struct imap_session *s, const char *user);
-static enum auth_lookup stored_entry(struct imap_session *s,
-    const char *user, struct auth_entry **e_r);
+static enum auth_lookup stored_entry(struct imap_session *s, const char *user,
+    struct auth_entry **e_r);
 static bool scram_final(const struct imap_session *s);
 static bool refused(struct imap_session *s);
 static void sasl_success(struct imap_session *s);
 static void sasl_failed(struct imap_session *s);
 static const char *mech_of(const struct imap_session *s);
-static void auth_log(struct imap_session *s, const char *user,
-    const char *mech, enum auth_status st, enum auth_reason r);
+static void auth_log(struct imap_session *s, const char *user, const char *mech,
+    enum auth_status st, enum auth_reason r);
 static void login_failed(struct imap_session *s, bool tempfail);
 
 /* passwords on the auth pool */
@@ -125,7 +124,8 @@ imap_auth_init(struct rs_server *srv, const char **error_r)
 		srv->scram_secret_len = SHA256_DIGEST_LENGTH;
 	}
 	if (cf->auth.legacy_mechanisms)
-		log_warn(0, "auth.legacy", "mechanisms=CRAM-MD5 warning=\"it "
+		log_warn(0, "auth.legacy",
+		    "mechanisms=CRAM-MD5 warning=\"it "
 		    "needs plaintext-equivalent secrets: only users stored "
 		    "as {PLAIN} or {CLEARTEXT} can use it\"");
 	return 0;
@@ -159,23 +159,24 @@ read_secret(const char *path, uint8_t out[SHA256_DIGEST_LENGTH],
 		why = "longer than 4096 bytes";
 	if (fd != -1)
 		close(fd);
-	while (why == NULL && n > 0 && (buf[n - 1] == '\n' ||
-	    buf[n - 1] == '\r' || buf[n - 1] == ' ' || buf[n - 1] == '\t'))
+	while (why == NULL && n > 0 &&
+	    (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ' ||
+		buf[n - 1] == '\t'))
 		n--;
 	if (why == NULL && n < SECRET_FILE_MIN)
 		why = "shorter than 16 bytes";
-	if (why == NULL && SHA256((const uint8_t *)buf, (size_t)n, out) ==
-	    NULL)
+	if (why == NULL && SHA256((const uint8_t *)buf, (size_t)n, out) == NULL)
 		why = "SHA-256 failed";
 	OPENSSL_cleanse(buf, sizeof(buf));
 	if (why == NULL) {
 		if (st.st_mode & S_IROTH)
-			log_warn(0, "auth.scram_secret", "path=%s warning=\""
-			    "readable by everyone\"", path);
+			log_warn(0, "auth.scram_secret",
+			    "path=%s warning=\""
+			    "readable by everyone\"",
+			    path);
 		return 0;
 	}
-	snprintf(msg, sizeof(msg), "auth.scram_secret_file %s: %s", path,
-	    why);
+	snprintf(msg, sizeof(msg), "auth.scram_secret_file %s: %s", path, why);
 	*error_r = msg;
 	return -1;
 }
@@ -330,14 +331,15 @@ imap_auth_run_authenticate(struct imap_session *s,
 	mech = sasl_mech_find(m->ptr, m->len, conf.flags);
 	sasl_server_free(&s->sasl);
 	if (mech == NULL) {
-		imap_reply(s, NULL, secure(s) ?
-			"NO Unsupported authentication mechanism" :
-			"NO [PRIVACYREQUIRED] Use STARTTLS first");
+		imap_reply(s, NULL,
+		    secure(s) ? "NO Unsupported authentication mechanism" :
+				"NO [PRIVACYREQUIRED] Use STARTTLS first");
 	} else if ((s->sasl = sasl_server_new(mech, &conf)) == NULL) {
 		imap_reply(s, NULL, "NO [UNAVAILABLE] Out of memory");
 	} else {
-		sasl_next(s, sasl_server_start64(s->sasl, ir ? ir->ptr : NULL,
-				 ir ? ir->len : 0));
+		sasl_next(s,
+		    sasl_server_start64(s->sasl, ir ? ir->ptr : NULL,
+			ir ? ir->len : 0));
 	}
 	OPENSSL_cleanse(cb, sizeof(cb));
 }
@@ -363,8 +365,8 @@ sasl_next(struct imap_session *s, enum sasl_rc rc)
 	case SASL_CONTINUE:
 		if (scram_final(s) && refused(s))
 			return;
-		if (sasl_server_challenge64(s->sasl, chal, sizeof(chal),
-			&n) == -1) {
+		if (sasl_server_challenge64(s->sasl, chal, sizeof(chal), &n) ==
+		    -1) {
 			login_failed(s, true);
 			return;
 		}
@@ -419,8 +421,7 @@ sasl_request(struct imap_session *s)
  * FOUND *e_r is a reference the caller drops.
  */
 static enum auth_lookup
-stored_entry(struct imap_session *s, const char *user,
-    struct auth_entry **e_r)
+stored_entry(struct imap_session *s, const char *user, struct auth_entry **e_r)
 {
 	const char *err = NULL;
 	enum auth_lookup r = AUTH_LOOKUP_TEMPFAIL;
@@ -455,8 +456,8 @@ scram_keys(struct imap_session *s, const char *user)
 		ok = e->password != NULL &&
 		    auth_scheme_of(e->password, &scheme, &err) == 0 &&
 		    scheme == AUTH_SCHEME_SCRAM_SHA_256 &&
-		    sasl_scram_keys_parse(e->password, strlen(e->password),
-			&k, &err) == 0;
+		    sasl_scram_keys_parse(e->password, strlen(e->password), &k,
+			&err) == 0;
 		s->auth_reason = ok ? AUTH_R_PASSWORD : AUTH_R_NOPASS;
 		auth_entry_unref(&e);
 		break;
@@ -494,8 +495,7 @@ cram_secret(struct imap_session *s, const char *user)
 	default:
 		return sasl_server_verified(s->sasl, SASL_V_TEMPFAIL);
 	}
-	rc = sasl_server_secret(s->sasl, secret,
-	    secret ? strlen(secret) : 0);
+	rc = sasl_server_secret(s->sasl, secret, secret ? strlen(secret) : 0);
 	auth_entry_unref(&e);
 	return rc;
 }
@@ -561,20 +561,25 @@ sasl_failed(struct imap_session *s)
 		imap_bad(s, "Authentication cancelled");
 		return;
 	}
-	if (e == SASL_E_CREDENTIALS && (id == SASL_MECH_SCRAM_SHA_256 ||
-	    id == SASL_MECH_SCRAM_SHA_256_PLUS || id == SASL_MECH_CRAM_MD5))
-		auth_log(s, sasl_server_authcid(s->sasl), mech_of(s),
-		    AUTH_FAIL, (enum auth_reason)s->auth_reason);
+	if (e == SASL_E_CREDENTIALS &&
+	    (id == SASL_MECH_SCRAM_SHA_256 ||
+		id == SASL_MECH_SCRAM_SHA_256_PLUS || id == SASL_MECH_CRAM_MD5))
+		auth_log(s, sasl_server_authcid(s->sasl), mech_of(s), AUTH_FAIL,
+		    (enum auth_reason)s->auth_reason);
 	else
-		log_info(s->sid, "imap.auth_failed", "mech=%s user=%s "
-		    "error=%s", mech_of(s), log_quote(q, sizeof(q),
-			sasl_server_authcid(s->sasl), (size_t)-1),
+		log_info(s->sid, "imap.auth_failed",
+		    "mech=%s user=%s "
+		    "error=%s",
+		    mech_of(s),
+		    log_quote(q, sizeof(q), sasl_server_authcid(s->sasl),
+			(size_t)-1),
 		    sasl_error_name(e));
 	if (e == SASL_E_AUTHZID) {
 		sasl_server_free(&s->sasl);
 		metrics_add(loop_shard(s->w->loop), s->srv->m.logins_fail, 1);
-		imap_reply(s, NULL, "NO [AUTHORIZATIONFAILED] "
-				    "Authorization failed");
+		imap_reply(s, NULL,
+		    "NO [AUTHORIZATIONFAILED] "
+		    "Authorization failed");
 		return;
 	}
 	login_failed(s, e == SASL_E_TEMPFAIL);
@@ -584,7 +589,7 @@ static const char *
 mech_of(const struct imap_session *s)
 {
 	return s->sasl ? sasl_mech_name(sasl_server_mech(s->sasl)) :
-	    "IMAP-LOGIN";
+			 "IMAP-LOGIN";
 }
 
 static void
@@ -604,9 +609,9 @@ login_failed(struct imap_session *s, bool tempfail)
 {
 	sasl_server_free(&s->sasl);
 	metrics_add(loop_shard(s->w->loop), s->srv->m.logins_fail, 1);
-	imap_reply(s, NULL, tempfail ?
-		"NO [UNAVAILABLE] Temporary authentication failure" :
-		"NO [AUTHENTICATIONFAILED] Authentication failed");
+	imap_reply(s, NULL,
+	    tempfail ? "NO [UNAVAILABLE] Temporary authentication failure" :
+		       "NO [AUTHENTICATIONFAILED] Authentication failed");
 }
 
 /* ---- password verification ----------------------------------------- */
@@ -625,8 +630,8 @@ verify(struct imap_session *s, const char *user, const char *authzid,
 	snprintf(job->authzid, sizeof(job->authzid), "%s", authzid);
 	job->sasl = sasl;
 	imap_job_hold(s, &job->base);
-	if (auth_pool_submit(s->srv->auth, NULL, s->sid, user, password,
-		pwlen, conn_peer_addr(s->c, NULL), auth_answer, job) == -1) {
+	if (auth_pool_submit(s->srv->auth, NULL, s->sid, user, password, pwlen,
+		conn_peer_addr(s->c, NULL), auth_answer, job) == -1) {
 		job->status = AUTH_TEMPFAIL;
 		store_outbox_complete(&job->base.base);
 	}
@@ -653,12 +658,11 @@ auth_finish(struct imap_session *s, struct imap_job *ij)
 	if (job->sasl) {
 		if (s->sasl == NULL)
 			return 0;
-		sasl_next(s, sasl_server_verified(s->sasl,
-				 job->status == AUTH_OK ?
-					 master_verdict(s, job) :
-				 job->status == AUTH_TEMPFAIL ?
-					 SASL_V_TEMPFAIL :
-					 SASL_V_FAIL));
+		sasl_next(s,
+		    sasl_server_verified(s->sasl,
+			job->status == AUTH_OK ? master_verdict(s, job) :
+			    job->status == AUTH_TEMPFAIL ? SASL_V_TEMPFAIL :
+							   SASL_V_FAIL));
 		return 0;
 	}
 	if (job->status != AUTH_OK) {
@@ -693,7 +697,7 @@ master_verdict(struct imap_session *s, const struct auth_job *job)
 	else if (!master_net(s))
 		why = "network";
 	else if (auth_lookup(s->srv->users, job->authzid, &e, &err) !=
-		AUTH_LOOKUP_FOUND) {
+	    AUTH_LOOKUP_FOUND) {
 		why = "unknown_target";
 		v = SASL_V_FAIL;
 	} else if (e->nologin) {
@@ -701,8 +705,10 @@ master_verdict(struct imap_session *s, const struct auth_job *job)
 		v = SASL_V_FAIL;
 	}
 	auth_entry_unref(&e);
-	log_info(s->sid, "imap.master", "master=%s target=%s peer=%s "
-	    "result=%s", log_quote(qm, sizeof(qm), job->user, (size_t)-1),
+	log_info(s->sid, "imap.master",
+	    "master=%s target=%s peer=%s "
+	    "result=%s",
+	    log_quote(qm, sizeof(qm), job->user, (size_t)-1),
 	    log_quote(qt, sizeof(qt), job->authzid, (size_t)-1),
 	    conn_peer(s->c), why ? why : "ok");
 	if (why == NULL)

@@ -11,8 +11,7 @@
 #include "core/loop.h"
 
 static int check_id(struct imap_session *s, const struct imap_command *cmd);
-static int check_enable(struct imap_session *s,
-    const struct imap_command *cmd);
+static int check_enable(struct imap_session *s, const struct imap_command *cmd);
 static void run_capability(struct imap_session *s,
     const struct imap_command *cmd);
 static void run_noop(struct imap_session *s, const struct imap_command *cmd);
@@ -39,8 +38,7 @@ const struct imap_cmd_def imap_cmds_any[] = {
 static bool
 can_starttls(const struct imap_session *s)
 {
-	return !(s->flags & SF_TLS) && s->lconf->starttls &&
-	    s->w->tls != NULL;
+	return !(s->flags & SF_TLS) && s->lconf->starttls && s->w->tls != NULL;
 }
 
 void
@@ -53,8 +51,9 @@ imap_capability_string(struct imap_session *s, struct buf *b)
 		imap_auth_capability(s, b);
 		return;
 	}
-	buf_printf(b, " NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN SPECIAL-USE"
-		      " IDLE");
+	buf_printf(b,
+	    " NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN SPECIAL-USE"
+	    " IDLE");
 }
 
 /* ---- checks ------------------------------------------------------- */
@@ -62,8 +61,8 @@ imap_capability_string(struct imap_session *s, struct buf *b)
 static int
 check_id(struct imap_session *s, const struct imap_command *cmd)
 {
-	if (cmd->argc != 1 || (cmd->args->type != IMAP_ARG_LIST &&
-				  !imap_arg_is_nil(cmd->args))) {
+	if (cmd->argc != 1 ||
+	    (cmd->args->type != IMAP_ARG_LIST && !imap_arg_is_nil(cmd->args))) {
 		s->error = "ID takes a parameter list or NIL";
 		return -1;
 	}

@@ -112,9 +112,8 @@ copy_run(struct store_job *sj)
 	struct copy_job *job = (struct copy_job *)sj;
 
 	errno = 0;
-	if (maildir_copy(job->base.box, job->uids, job->n, job->dest,
-		job->move, &job->uidvalidity, job->dst,
-		&job->base.errtext) == -1) {
+	if (maildir_copy(job->base.box, job->uids, job->n, job->dest, job->move,
+		&job->uidvalidity, job->dst, &job->base.errtext) == -1) {
 		job->base.err = errno ? errno : EIO;
 		return;
 	}
@@ -127,8 +126,7 @@ copy_run(struct store_job *sj)
 /* The pairs that were copied, as a compact uid-set: set[i] for every i
  * with dst[i] != 0, consecutive runs as ranges. */
 static void
-write_uid_set(struct buf *b, const uint32_t *set, const uint32_t *dst,
-    size_t n)
+write_uid_set(struct buf *b, const uint32_t *set, const uint32_t *dst, size_t n)
 {
 	const char *sep = "";
 
@@ -167,11 +165,11 @@ copy_finish(struct imap_session *s, struct imap_job *ij)
 	if (ij->err) {
 		log_error(s->sid, "imap.copy_failed", "errno=%d error=\"%s\"",
 		    ij->err, ij->errtext ? ij->errtext : "?");
-		imap_reply(s, NULL, ij->err == EINVAL ?
-			"NO [CANNOT] Invalid mailbox name" :
+		imap_reply(s, NULL,
+		    ij->err == EINVAL ? "NO [CANNOT] Invalid mailbox name" :
 			ij->err == ENAMETOOLONG ?
-			"NO [LIMIT] Mailbox name too long" :
-			"NO [SERVERBUG] Internal error");
+					"NO [LIMIT] Mailbox name too long" :
+					"NO [SERVERBUG] Internal error");
 		return 0;
 	}
 	for (size_t i = 0; i < job->n; i++)

@@ -138,8 +138,8 @@ struct fields_sink {
 
 static int check_fetch(struct imap_session *s, const struct imap_command *cmd);
 static void run_fetch(struct imap_session *s, const struct imap_command *cmd);
-static int parse_fetch_items(struct imap_session *s,
-    const struct imap_arg *a, struct fetch_job *job);
+static int parse_fetch_items(struct imap_session *s, const struct imap_arg *a,
+    struct fetch_job *job);
 static int parse_fetch_att(struct imap_session *s, const struct imap_arg *a,
     struct fetch_job *job);
 static enum fetch_need fetch_need(const struct fetch_job *job);
@@ -155,12 +155,12 @@ static void plan_items(struct fetch_job *job, size_t i,
 static void plan_section(struct fetch_job *job, const struct mime_message *m,
     unsigned k, const char *sp);
 static int section_range(const struct fetch_job *job,
-    const struct mime_message *m, const struct imap_section *sec,
-    size_t *off_r, size_t *len_r);
+    const struct mime_message *m, const struct imap_section *sec, size_t *off_r,
+    size_t *len_r);
 static void seg_text(struct fetch_job *job, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-static void seg_literal(struct fetch_job *job, enum seg_kind kind,
-    size_t off, size_t len);
+static void seg_literal(struct fetch_job *job, enum seg_kind kind, size_t off,
+    size_t len);
 static int emit(struct fetch_job *job, size_t room);
 static int emit_fields(struct fetch_job *job, const struct fetch_seg *sg,
     size_t n);
@@ -186,14 +186,15 @@ parse_fetch_att(struct imap_session *s, const struct imap_arg *a,
 		const char *name;
 		unsigned items;
 	} simple[] = { { "UID", FI_UID }, { "FLAGS", FI_FLAGS },
-		{ "INTERNALDATE", FI_INTERNALDATE },
-		{ "RFC822.SIZE", FI_SIZE }, { "ENVELOPE", FI_ENVELOPE },
+		{ "INTERNALDATE", FI_INTERNALDATE }, { "RFC822.SIZE", FI_SIZE },
+		{ "ENVELOPE", FI_ENVELOPE },
 		{ "BODYSTRUCTURE", FI_BODYSTRUCTURE }, { "BODY", FI_BODY },
 		{ "RFC822", FI_RFC822 }, { "RFC822.HEADER", FI_RFC822_HEADER },
 		{ "RFC822.TEXT", FI_RFC822_TEXT },
 		{ "ALL", FI_FLAGS | FI_INTERNALDATE | FI_SIZE | FI_ENVELOPE },
 		{ "FAST", FI_FLAGS | FI_INTERNALDATE | FI_SIZE },
-		{ "FULL", FI_FLAGS | FI_INTERNALDATE | FI_SIZE | FI_ENVELOPE |
+		{ "FULL",
+		    FI_FLAGS | FI_INTERNALDATE | FI_SIZE | FI_ENVELOPE |
 			FI_BODY } };
 	struct imap_section sec;
 	struct fetch_section *fs;
@@ -300,8 +301,8 @@ run_fetch(struct imap_session *s, const struct imap_command *cmd)
 	}
 	job->base.release = fetch_release;
 	job->fd = -1;
-	if (imap_set_resolve(s, cmd->args, cmd->uid, &job->idx,
-		&job->nidx) == -1 ||
+	if (imap_set_resolve(s, cmd->args, cmd->uid, &job->idx, &job->nidx) ==
+		-1 ||
 	    parse_fetch_items(s, imap_arg_next(cmd->args), job) == -1) {
 		imap_reply(s, NULL, "BAD %s", s->error);
 		imap_job_free(&job->base);
@@ -407,7 +408,8 @@ plan(struct fetch_job *job, size_t i)
 	msgs = maildir_msgs(box, &n);
 	if (job->set_seen && !(msgs[i].flags & MAILDIR_FLAG_SEEN)) {
 		static const struct maildir_flag_change seen = {
-			.set = MAILDIR_FLAG_SEEN };
+			.set = MAILDIR_FLAG_SEEN
+		};
 		const char *e;
 
 		/* added to the flags on disk (not the view's), and a flag
@@ -499,9 +501,11 @@ plan_items(struct fetch_job *job, size_t i, const struct mime_message *m,
 		struct tm tm;
 
 		gmtime_r(&msgs[i].date, &tm);
-		seg_text(job, "%sINTERNALDATE \"%02d-%s-%04d %02d:%02d:%02d "
-			      "+0000\"", sp, tm.tm_mday, imap_months[tm.tm_mon],
-		    tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+		seg_text(job,
+		    "%sINTERNALDATE \"%02d-%s-%04d %02d:%02d:%02d "
+		    "+0000\"",
+		    sp, tm.tm_mday, imap_months[tm.tm_mon], tm.tm_year + 1900,
+		    tm.tm_hour, tm.tm_min, tm.tm_sec);
 		sp = " ";
 	}
 	if (items & FI_SIZE) {
@@ -536,8 +540,8 @@ plan_items(struct fetch_job *job, size_t i, const struct mime_message *m,
 	}
 	if (items & FI_RFC822_TEXT) {
 		seg_text(job, "%sRFC822.TEXT ", sp);
-		seg_literal(job, SEG_FILE, hdr, job->size > hdr ?
-		    job->size - hdr : 0);
+		seg_literal(job, SEG_FILE, hdr,
+		    job->size > hdr ? job->size - hdr : 0);
 		sp = " ";
 	}
 	for (unsigned k = 0; k < job->nsec; k++) {
@@ -549,8 +553,8 @@ plan_items(struct fetch_job *job, size_t i, const struct mime_message *m,
 
 /* One BODY[...]<...> item: its name, then its literal. */
 static void
-plan_section(struct fetch_job *job, const struct mime_message *m,
-    unsigned k, const char *sp)
+plan_section(struct fetch_job *job, const struct mime_message *m, unsigned k,
+    const char *sp)
 {
 	const struct imap_section *sec = &job->sec[k].sec;
 	bool fields = sec->kind == IMAP_SECT_FIELDS ||
@@ -672,8 +676,7 @@ seg_text(struct fetch_job *job, const char *fmt, ...)
 
 /* "{len}\r\n" and the literal's bytes, from the file or a filter. */
 static void
-seg_literal(struct fetch_job *job, enum seg_kind kind, size_t off,
-    size_t len)
+seg_literal(struct fetch_job *job, enum seg_kind kind, size_t off, size_t len)
 {
 	struct fetch_seg *sg;
 

@@ -39,7 +39,7 @@ enum folder_op { OP_CREATE, OP_DELETE, OP_RENAME, OP_SUB, OP_UNSUB };
 struct mbox_job {
 	struct imap_job base;
 	enum folder_op op;
-	char *maildir; /* the session's; it outlives the job */
+	char *maildir;		     /* the session's; it outlives the job */
 	struct maildir_cache *cache; /* the server's; may be NULL */
 	struct maildir_limits lim;   /* CREATE and RENAME */
 	char name[IMAP_MBOX_MAX];
@@ -53,13 +53,10 @@ struct mbox_job {
 
 static int check_mailbox(struct imap_session *s,
     const struct imap_command *cmd);
-static int check_select(struct imap_session *s,
-    const struct imap_command *cmd);
-static int check_rename(struct imap_session *s,
-    const struct imap_command *cmd);
+static int check_select(struct imap_session *s, const struct imap_command *cmd);
+static int check_rename(struct imap_session *s, const struct imap_command *cmd);
 static int check_list(struct imap_session *s, const struct imap_command *cmd);
-static int check_status(struct imap_session *s,
-    const struct imap_command *cmd);
+static int check_status(struct imap_session *s, const struct imap_command *cmd);
 
 static void run_select(struct imap_session *s, const struct imap_command *cmd);
 static void run_folder_op(struct imap_session *s,
@@ -94,8 +91,7 @@ const struct imap_cmd_def imap_cmds_mailbox[] = {
 	    run_folder_op },
 	{ "DELETE", ST_AUTH | ST_SELECTED, false, check_mailbox,
 	    run_folder_op },
-	{ "RENAME", ST_AUTH | ST_SELECTED, false, check_rename,
-	    run_folder_op },
+	{ "RENAME", ST_AUTH | ST_SELECTED, false, check_rename, run_folder_op },
 	{ "SUBSCRIBE", ST_AUTH | ST_SELECTED, false, check_mailbox,
 	    run_folder_op },
 	{ "UNSUBSCRIBE", ST_AUTH | ST_SELECTED, false, check_mailbox,
@@ -137,8 +133,7 @@ check_rename(struct imap_session *s, const struct imap_command *cmd)
 		s->error = "RENAME takes two mailbox names";
 		return -1;
 	}
-	if (imap_get_mailbox(s, cmd->args, s->a.mbox, sizeof(s->a.mbox)) ==
-	    -1)
+	if (imap_get_mailbox(s, cmd->args, s->a.mbox, sizeof(s->a.mbox)) == -1)
 		return -1;
 	return imap_get_mailbox(s, imap_arg_next(cmd->args), s->a.mbox2,
 	    sizeof(s->a.mbox2));
@@ -154,7 +149,8 @@ check_list(struct imap_session *s, const struct imap_command *cmd)
 
 	if (imap_command_is(cmd, "LSUB"))
 		s->a.items |= LIST_LSUB;
-	if (a != NULL && a->type == IMAP_ARG_LIST && !(s->a.items & LIST_LSUB)) {
+	if (a != NULL && a->type == IMAP_ARG_LIST &&
+	    !(s->a.items & LIST_LSUB)) {
 		for (const struct imap_arg *o = imap_arg_child(a); o;
 		     o = imap_arg_next(o)) {
 			if (imap_arg_atom_is(o, "SPECIAL-USE"))
@@ -208,8 +204,7 @@ check_status(struct imap_session *s, const struct imap_command *cmd)
 		s->error = "STATUS takes a mailbox and a list of items";
 		return -1;
 	}
-	if (imap_get_mailbox(s, cmd->args, s->a.mbox, sizeof(s->a.mbox)) ==
-	    -1)
+	if (imap_get_mailbox(s, cmd->args, s->a.mbox, sizeof(s->a.mbox)) == -1)
 		return -1;
 	for (const struct imap_arg *i = imap_arg_child(l); i;
 	     i = imap_arg_next(i)) {
@@ -261,8 +256,9 @@ reply_error(struct imap_session *s, struct imap_job *job)
 		imap_reply(s, NULL, "NO [ALREADYEXISTS] Mailbox exists");
 		break;
 	case ENOTEMPTY:
-		imap_reply(s, NULL, "NO [HASCHILDREN] Mailbox has children; "
-				    "delete them first");
+		imap_reply(s, NULL,
+		    "NO [HASCHILDREN] Mailbox has children; "
+		    "delete them first");
 		break;
 	case EPERM:
 		imap_reply(s, NULL, "NO [CANNOT] Not allowed for INBOX");
@@ -280,8 +276,9 @@ reply_error(struct imap_session *s, struct imap_job *job)
 	default:
 		log_error(s->sid, "imap.store_failed", "errno=%d error=\"%s\"",
 		    job->err, job->errtext ? job->errtext : "?");
-		imap_reply(s, NULL, "NO [SERVERBUG] Internal error, see the "
-				    "server log");
+		imap_reply(s, NULL,
+		    "NO [SERVERBUG] Internal error, see the "
+		    "server log");
 		break;
 	}
 }
@@ -425,7 +422,7 @@ folder_run(struct store_job *sj)
 	switch (job->op) {
 	case OP_CREATE:
 		rc = maildir_check_limits(job->maildir, &job->lim, job->name,
-			 NULL, e);
+		    NULL, e);
 		if (rc == 0)
 			rc = maildir_create(job->maildir, job->name, e);
 		break;
@@ -434,10 +431,10 @@ folder_run(struct store_job *sj)
 		break;
 	case OP_RENAME:
 		rc = maildir_check_limits(job->maildir, &job->lim, job->name2,
-			 job->name, e);
+		    job->name, e);
 		if (rc == 0)
-			rc = maildir_rename(job->maildir, job->name,
-			    job->name2, e);
+			rc = maildir_rename(job->maildir, job->name, job->name2,
+			    e);
 		break;
 	case OP_SUB:
 	case OP_UNSUB:
@@ -639,8 +636,8 @@ lsub_run(struct mbox_job *job)
 	qsort(sorted, n, sizeof(*sorted), cmp_str);
 	for (size_t i = 0; i < np; i++) {
 		if ((i > 0 && strcmp(parents[i], parents[i - 1]) == 0) ||
-		    bsearch(&parents[i], sorted, n, sizeof(*sorted),
-			cmp_str) != NULL)
+		    bsearch(&parents[i], sorted, n, sizeof(*sorted), cmp_str) !=
+			NULL)
 			continue;
 		list_line(&job->base.out, "LSUB", MAILDIR_ATTR_NOSELECT,
 		    parents[i]);
@@ -678,10 +675,10 @@ status_run(struct store_job *sj)
 	buf_printf(b, "* STATUS ");
 	imap_put_mailbox(b, job->name);
 	buf_printf(b, " (");
-#define ITEM(bit, name, v)                                              \
-	if (job->items & (bit)) {                                       \
-		buf_printf(b, "%s%s %u", sep, name, (unsigned)(v));     \
-		sep = " ";                                              \
+#define ITEM(bit, name, v)                                                     \
+	if (job->items & (bit)) {                                              \
+		buf_printf(b, "%s%s %u", sep, name, (unsigned)(v));            \
+		sep = " ";                                                     \
 	}
 	ITEM(STATUS_MESSAGES, "MESSAGES", job->st.messages)
 	ITEM(STATUS_RECENT, "RECENT", job->st.recent)

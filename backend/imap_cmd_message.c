@@ -83,13 +83,13 @@ struct imap_append {
 	char name[IMAP_MBOX_MAX];
 	struct maildir_delivery opt;
 	struct imap_flag_list fl; /* opt's keywords live here */
-	uint64_t size, received; /* the literal's, and so far */
-	char *fill;		 /* CHUNK_BYTES, filling; NULL until needed */
+	uint64_t size, received;  /* the literal's, and so far */
+	char *fill;		  /* CHUNK_BYTES, filling; NULL until needed */
 	size_t len;
 	char *spare; /* the other buffer, back from a write */
 	bool job_out;
-	bool sync;  /* the literal waits for a continuation */
-	int err;    /* a failure so far: the rest is dropped, then NO */
+	bool sync; /* the literal waits for a continuation */
+	int err;   /* a failure so far: the rest is dropped, then NO */
 	const char *errtext;
 };
 
@@ -110,27 +110,24 @@ struct dispose_job {
 };
 
 static int check_store(struct imap_session *s, const struct imap_command *cmd);
-static int check_append(struct imap_session *s,
-    const struct imap_command *cmd);
+static int check_append(struct imap_session *s, const struct imap_command *cmd);
 static int check_expunge(struct imap_session *s,
     const struct imap_command *cmd);
 static void run_store(struct imap_session *s, const struct imap_command *cmd);
-static void run_expunge(struct imap_session *s,
-    const struct imap_command *cmd);
+static void run_expunge(struct imap_session *s, const struct imap_command *cmd);
 static void run_close(struct imap_session *s, const struct imap_command *cmd);
 static void run_unselect(struct imap_session *s,
     const struct imap_command *cmd);
 static void run_noop(struct imap_session *s, const struct imap_command *cmd);
 static void run_append(struct imap_session *s, const struct imap_command *cmd);
 
-static int parse_set(struct imap_session *s, const struct imap_arg *a,
-    bool uid, struct msg_job *job);
+static int parse_set(struct imap_session *s, const struct imap_arg *a, bool uid,
+    struct msg_job *job);
 static int parse_date(const char *p, size_t n, time_t *t_r);
 static struct msg_job *msg_job(struct imap_session *s);
 static void msg_release(struct imap_job *ij);
 static void store_run(struct store_job *sj);
-static int store_resolve(struct msg_job *job,
-    struct maildir_flag_change *c);
+static int store_resolve(struct msg_job *job, struct maildir_flag_change *c);
 static bool store_expected(const struct maildir_msg *before,
     const struct maildir_msg *after, const struct maildir_flag_change *c);
 static int store_finish(struct imap_session *s, struct imap_job *ij);
@@ -173,8 +170,8 @@ const struct imap_cmd_def imap_cmds_message[] = {
 	{ NULL },
 };
 
-const char *const imap_months[12] = { "Jan", "Feb", "Mar", "Apr", "May",
-	"Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+const char *const imap_months[12] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+	"Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
 
 /* ---- argument parsing ---------------------------------------------- */
 
@@ -264,8 +261,8 @@ check_expunge(struct imap_session *s, const struct imap_command *cmd)
 {
 	if (cmd->uid)
 		return cmd->argc == 1 ?
-			parse_set(s, cmd->args, true, NULL) :
-			(s->error = "UID EXPUNGE takes a UID set", -1);
+		    parse_set(s, cmd->args, true, NULL) :
+		    (s->error = "UID EXPUNGE takes a UID set", -1);
 	return imap_check_none(s, cmd);
 }
 
@@ -317,12 +314,12 @@ check_append_args(struct imap_session *s, const struct imap_command *cmd,
 			   "message";
 		return -1;
 	}
-	if (imap_get_mailbox(s, cmd->args, s->a.mbox, sizeof(s->a.mbox)) ==
-	    -1)
+	if (imap_get_mailbox(s, cmd->args, s->a.mbox, sizeof(s->a.mbox)) == -1)
 		return -1;
 	while (imap_arg_next(last))
 		last = imap_arg_next(last);
-	if (last->type != IMAP_ARG_LITERAL || (last->flags & IMAP_ARGF_BINARY)) {
+	if (last->type != IMAP_ARG_LITERAL ||
+	    (last->flags & IMAP_ARGF_BINARY)) {
 		s->error = "APPEND needs the message as a literal";
 		return -1;
 	}
@@ -357,7 +354,8 @@ check_append(struct imap_session *s, const struct imap_command *cmd)
 	/* a streamed message must be the one s->app received */
 	if ((last->flags & IMAP_ARGF_STREAMED) &&
 	    (s->lit_over || last->stream != 0 || s->app == NULL ||
-		s->app->state != AS_RECEIVED || s->app->received != last->len)) {
+		s->app->state != AS_RECEIVED ||
+		s->app->received != last->len)) {
 		s->error = "Literal not received in full";
 		return -1;
 	}
@@ -380,8 +378,9 @@ append_options(struct imap_session *s, const struct imap_command *cmd,
 		opt->flags = fl->flags;
 		/* a keyword too long to keep is dropped like one that
 		 * does not fit: the message matters more */
-		opt->keywords = fl->too_long ? NULL :
-					       (const char *const *)fl->keywords;
+		opt->keywords = fl->too_long ?
+		    NULL :
+		    (const char *const *)fl->keywords;
 		opt->keyword_count = fl->too_long ? 0 : fl->nkeywords;
 		a = imap_arg_next(a);
 	}
@@ -418,8 +417,7 @@ msg_release(struct imap_job *ij)
 /* Lend the folder and queue the job. */
 static void
 submit_on_box(struct imap_session *s, struct msg_job *job,
-    int (*finish)(struct imap_session *, struct imap_job *),
-    store_run_fn *run)
+    int (*finish)(struct imap_session *, struct imap_job *), store_run_fn *run)
 {
 	job->base.finish = finish;
 	job->base.box = s->box;
@@ -455,8 +453,8 @@ run_store(struct imap_session *s, const struct imap_command *cmd)
 	}
 	job->uid = cmd->uid;
 	job->store_op = op->ptr[0] == '+' ? 1 : op->ptr[0] == '-' ? -1 : 0;
-	job->silent = op->len > 6 && strncasecmp(op->ptr + op->len - 7,
-					 ".SILENT", 7) == 0;
+	job->silent = op->len > 6 &&
+	    strncasecmp(op->ptr + op->len - 7, ".SILENT", 7) == 0;
 	submit_on_box(s, job, store_finish, store_run);
 }
 
@@ -472,9 +470,10 @@ store_resolve(struct msg_job *job, struct maildir_flag_change *c)
 	uint32_t letters = 0;
 
 	memset(c, 0, sizeof(*c));
-	if (job->fl.nkeywords > 0 && maildir_keywords_get(box,
-	    (const char *const *)job->fl.keywords, job->fl.nkeywords,
-	    job->store_op >= 0, &letters, &job->base.errtext) == -1)
+	if (job->fl.nkeywords > 0 &&
+	    maildir_keywords_get(box, (const char *const *)job->fl.keywords,
+		job->fl.nkeywords, job->store_op >= 0, &letters,
+		&job->base.errtext) == -1)
 		return -1;
 	if (job->store_op > 0) {
 		c->set = job->fl.flags;
@@ -501,8 +500,7 @@ store_expected(const struct maildir_msg *before,
 {
 	unsigned f = ((before->flags & ~c->clear) | c->set) &
 	    MAILDIR_FLAGS_STORED;
-	uint32_t k = (before->keywords & ~c->clear_keywords) |
-	    c->set_keywords;
+	uint32_t k = (before->keywords & ~c->clear_keywords) | c->set_keywords;
 
 	return (after->flags & MAILDIR_FLAGS_STORED) == f &&
 	    after->keywords == k;
@@ -567,15 +565,18 @@ store_finish(struct imap_session *s, struct imap_job *ij)
 	/* what did change is reported whatever the outcome */
 	imap_send(s, buf_head(&ij->out), buf_used(&ij->out));
 	if (ij->err == EOVERFLOW) {
-		imap_reply(s, NULL, "NO [LIMIT] Too many keywords in this "
-				    "mailbox (%d)", MAILDIR_KEYWORDS_MAX);
+		imap_reply(s, NULL,
+		    "NO [LIMIT] Too many keywords in this "
+		    "mailbox (%d)",
+		    MAILDIR_KEYWORDS_MAX);
 	} else if (ij->err) {
 		log_error(s->sid, "imap.store_failed", "errno=%d error=\"%s\"",
 		    ij->err, ij->errtext ? ij->errtext : "?");
 		imap_reply(s, NULL, "NO [SERVERBUG] Internal error");
 	} else if (job->store_retry) {
-		imap_reply(s, NULL, "NO [INUSE] Messages changed by others "
-				    "meanwhile, try again");
+		imap_reply(s, NULL,
+		    "NO [INUSE] Messages changed by others "
+		    "meanwhile, try again");
 	} else {
 		imap_reply(s, NULL, "OK STORE completed");
 	}
@@ -667,8 +668,8 @@ sync_run(struct store_job *sj)
 				if (msgs[i].flags & MAILDIR_FLAG_DELETED)
 					uids[nu++] = msgs[i].uid;
 		}
-		if (nu > 0 && maildir_expunge(box, uids, nu,
-				  &job->base.errtext) == -1)
+		if (nu > 0 &&
+		    maildir_expunge(box, uids, nu, &job->base.errtext) == -1)
 			job->base.err = errno ? errno : EIO;
 		free(uids);
 		if (job->base.err)
@@ -863,8 +864,8 @@ imap_append_literal(struct imap_session *s)
 			if (s->a.refuse != NULL)
 				imap_reply(s, NULL, "NO %s", s->a.refuse);
 			else
-				imap_bad(s, s->error ? s->error :
-						       "Invalid APPEND");
+				imap_bad(s,
+				    s->error ? s->error : "Invalid APPEND");
 		}
 		return;
 	}
@@ -920,8 +921,8 @@ begin_run(struct store_job *sj)
 	struct imap_append *app = job->app;
 
 	errno = 0;
-	if (maildir_deliver_begin(job->maildir, app->name, &app->opt,
-		&app->in, &job->base.errtext) == -1)
+	if (maildir_deliver_begin(job->maildir, app->name, &app->opt, &app->in,
+		&job->base.errtext) == -1)
 		job->base.err = errno ? errno : EIO;
 }
 
@@ -994,8 +995,7 @@ imap_append_room(const struct imap_session *s)
 	case AS_STREAM:
 		if (app->err != 0)
 			return SIZE_MAX;
-		return app->fill == NULL ? CHUNK_BYTES :
-					   CHUNK_BYTES - app->len;
+		return app->fill == NULL ? CHUNK_BYTES : CHUNK_BYTES - app->len;
 	case AS_COMMIT:
 	case AS_ABORTED:
 		return 0; /* until the write out comes back */
@@ -1112,8 +1112,9 @@ commit_run(struct store_job *sj)
 	struct imap_append *app = job->app;
 
 	errno = 0;
-	if ((job->len > 0 && maildir_deliver_write(app->in, job->data,
-				 job->len, &job->base.errtext) == -1) ||
+	if ((job->len > 0 &&
+		maildir_deliver_write(app->in, job->data, job->len,
+		    &job->base.errtext) == -1) ||
 	    maildir_deliver_commit(&app->in, &job->uidvalidity, &job->uid,
 		&job->base.errtext) == -1)
 		job->base.err = errno ? errno : EIO;

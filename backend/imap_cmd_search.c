@@ -75,16 +75,13 @@ struct search_job {
 	uint64_t cpu_ns, budget_ns;
 };
 
-static int check_search(struct imap_session *s,
-    const struct imap_command *cmd);
-static void run_search(struct imap_session *s,
-    const struct imap_command *cmd);
+static int check_search(struct imap_session *s, const struct imap_command *cmd);
+static void run_search(struct imap_session *s, const struct imap_command *cmd);
 static void search_run(struct store_job *sj);
 static void search_start(struct search_job *job);
 static uint64_t clock_ns(clockid_t id);
 static bool eval(struct search_job *job, int k, size_t i);
-static bool eval_file(struct search_job *job, const struct skey *key,
-    size_t i);
+static bool eval_file(struct search_job *job, const struct skey *key, size_t i);
 static bool eval_file_key(struct search_job *job, const struct skey *key,
     size_t i);
 static int load(struct search_job *job, size_t i);
@@ -121,15 +118,16 @@ run_search(struct imap_session *s, const struct imap_command *cmd)
 	}
 	job->base.release = search_release;
 	job->uid = cmd->uid;
-	if (imap_search_parse(&job->prog, cmd->args, &badcharset,
-		&s->error) == -1) {
+	if (imap_search_parse(&job->prog, cmd->args, &badcharset, &s->error) ==
+	    -1) {
 		imap_reply(s, NULL, "BAD %s", s->error);
 		imap_job_free(&job->base);
 		return;
 	}
 	if (badcharset) {
-		imap_reply(s, NULL, "NO [BADCHARSET (UTF-8 US-ASCII)] "
-				    "Unsupported charset");
+		imap_reply(s, NULL,
+		    "NO [BADCHARSET (UTF-8 US-ASCII)] "
+		    "Unsupported charset");
 		imap_job_free(&job->base);
 		return;
 	}
@@ -174,8 +172,10 @@ search_start(struct search_job *job)
 
 		if (key->op != SK_SEQ && key->op != SK_UID)
 			continue;
-		imap_seqset_resolve(&set, key->op == SK_SEQ ? (uint32_t)n :
-		    n ? msgs[n - 1].uid : 0);
+		imap_seqset_resolve(&set,
+		    key->op == SK_SEQ ? (uint32_t)n :
+			n	      ? msgs[n - 1].uid :
+					0);
 		key->nranges = set.count;
 	}
 	buf_printf(&job->base.out, "* SEARCH");
@@ -205,8 +205,9 @@ search_run(struct store_job *sj)
 		memset(job->memo, 0, sizeof(job->memo));
 		msgs = maildir_msgs(job->base.box, &n);
 		if (hit)
-			buf_printf(b, " %u", job->uid ? msgs[job->pos].uid :
-			    (uint32_t)job->pos + 1);
+			buf_printf(b, " %u",
+			    job->uid ? msgs[job->pos].uid :
+				       (uint32_t)job->pos + 1);
 		job->pos++;
 		if (clock_ns(CLOCK_MONOTONIC) >= job->slice_end)
 			break;
@@ -406,11 +407,14 @@ search_finish(struct imap_session *s, struct imap_job *ij)
 	}
 	if (job->limited) {
 		metrics_add(ms, s->srv->m.search_limit, 1);
-		log_info(s->sid, "imap.search_stopped", "reason=limit "
-		    "messages=%zu/%zu cpu_ms=%llu", job->pos, job->nmsgs,
+		log_info(s->sid, "imap.search_stopped",
+		    "reason=limit "
+		    "messages=%zu/%zu cpu_ms=%llu",
+		    job->pos, job->nmsgs,
 		    (unsigned long long)(job->cpu_ns / 1000000));
-		imap_reply(s, NULL, "NO [LIMIT] SEARCH took too much time; "
-				    "search fewer messages or keys");
+		imap_reply(s, NULL,
+		    "NO [LIMIT] SEARCH took too much time; "
+		    "search fewer messages or keys");
 		return 0;
 	}
 	if (job->pos < job->nmsgs) { /* the pool is stopping */

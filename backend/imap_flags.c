@@ -88,8 +88,8 @@ parse_one(struct imap_session *s, const struct imap_arg *f,
 }
 
 int
-imap_flags_parse(struct imap_session *s, const struct imap_arg *a,
-    bool chain, struct imap_flag_list *fl)
+imap_flags_parse(struct imap_session *s, const struct imap_arg *a, bool chain,
+    struct imap_flag_list *fl)
 {
 	struct imap_flag_list tmp;
 	const struct imap_arg *f;
@@ -130,8 +130,8 @@ imap_flags_parse(struct imap_session *s, const struct imap_arg *a,
 /* The keywords as one allocation: a NULL-terminated array of pointers,
  * then the strings (the parser's storage goes away, jobs keep these). */
 static int
-copy_keywords(const struct imap_arg *a, bool chain,
-    struct imap_flag_list *fl, size_t bytes)
+copy_keywords(const struct imap_arg *a, bool chain, struct imap_flag_list *fl,
+    size_t bytes)
 {
 	const struct imap_arg *f = chain ? a : imap_arg_child(a);
 	size_t head = (fl->nkeywords + 1) * sizeof(char *), k = 0;

@@ -36,7 +36,7 @@
 /* RFC 2177: clients re-issue IDLE at least every 29 minutes. */
 #define IDLE_TIMEOUT_MS (31u * 60 * 1000)
 #define IDLE_EVENT_BUF 4096
-#define IDLE_MASK                                                            \
+#define IDLE_MASK                                                              \
 	(IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_ONLYDIR)
 
 /* One watched folder: new/ and cur/, and the sessions that selected it. */
@@ -101,11 +101,9 @@ imap_idle_init(struct rs_worker *w)
 	iw->ifd = ifd;
 	iw->tfd = tfd;
 	/* from here the fd watches own the fds, even on failure */
-	iw->events = loop_watch_fd(w->loop, ifd, IDLE_EVENT_BUF, on_events,
-	    iw);
+	iw->events = loop_watch_fd(w->loop, ifd, IDLE_EVENT_BUF, on_events, iw);
 	ifd = -1;
-	iw->timer = loop_watch_fd(w->loop, tfd, sizeof(uint64_t), on_timer,
-	    iw);
+	iw->timer = loop_watch_fd(w->loop, tfd, sizeof(uint64_t), on_timer, iw);
 	tfd = -1;
 	if (iw->events == NULL || iw->timer == NULL)
 		goto fail;
@@ -147,8 +145,7 @@ on_events(void *ctx, const char *p, ssize_t n)
 
 	if (p == NULL) {
 		/* the instance failed: no more pushes, NOOP still works */
-		log_error(0, "idle.inotify", "error=\"%s\"",
-		    strerror((int)-n));
+		log_error(0, "idle.inotify", "error=\"%s\"", strerror((int)-n));
 		iw->events = NULL;
 		return;
 	}
@@ -184,8 +181,8 @@ mark_wd(struct imap_watcher *iw, int wd, uint32_t mask)
 static void
 arm_timer(struct imap_watcher *iw)
 {
-	struct itimerspec its = { .it_value.tv_nsec =
-				      IDLE_COALESCE_MS * 1000000L };
+	struct itimerspec its = { .it_value.tv_nsec = IDLE_COALESCE_MS *
+		    1000000L };
 
 	if (iw->armed || iw->timer == NULL)
 		return;
@@ -361,8 +358,8 @@ sync_start(struct imap_session *s)
 	job->base.base.run = sync_run;
 	job->base.box = s->box;
 	s->box = NULL;
-	if (store_pool_submit(s->srv->store, s->w->outbox,
-		&job->base.base) == -1) {
+	if (store_pool_submit(s->srv->store, s->w->outbox, &job->base.base) ==
+	    -1) {
 		s->box = job->base.box;
 		job->base.box = NULL;
 		imap_job_free(&job->base);

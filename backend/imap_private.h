@@ -43,16 +43,16 @@ enum imap_state {
 #define ST_ANY (ST_NOT_AUTH | ST_AUTH | ST_SELECTED)
 
 enum imap_flags {
-	SF_TLS = 1 << 0,       /* TLS is on (implicit or after STARTTLS) */
-	SF_BUSY = 1 << 1,      /* a job is in flight; input waits */
-	SF_GONE = 1 << 2,      /* the connection closed under a job */
-	SF_LINE = 1 << 3,      /* the next OK event is a raw line */
-	SF_CLOSING = 1 << 4,   /* BYE sent, no more commands */
-	SF_PAUSED = 1 << 5,    /* we paused the connection */
-	SF_MORE = 1 << 6,      /* a batched FETCH waits for the output */
-	SF_IDLE = 1 << 7,      /* in IDLE: changes are pushed, DONE ends */
-	SF_CHANGED = 1 << 8,   /* the selected folder changed on disk */
-	SF_WRITING = 1 << 9,   /* an APPEND chunk is being written; input
+	SF_TLS = 1 << 0,     /* TLS is on (implicit or after STARTTLS) */
+	SF_BUSY = 1 << 1,    /* a job is in flight; input waits */
+	SF_GONE = 1 << 2,    /* the connection closed under a job */
+	SF_LINE = 1 << 3,    /* the next OK event is a raw line */
+	SF_CLOSING = 1 << 4, /* BYE sent, no more commands */
+	SF_PAUSED = 1 << 5,  /* we paused the connection */
+	SF_MORE = 1 << 6,    /* a batched FETCH waits for the output */
+	SF_IDLE = 1 << 7,    /* in IDLE: changes are pushed, DONE ends */
+	SF_CHANGED = 1 << 8, /* the selected folder changed on disk */
+	SF_WRITING = 1 << 9, /* an APPEND chunk is being written; input
 				* goes on (imap_cmd_message.c) */
 };
 
@@ -107,7 +107,7 @@ struct imap_session {
 	struct imap_arg *argv;
 	unsigned nargv;
 	struct buf in; /* received, not yet parsed */
-	bool lit_over;	/* more than one streamed literal: refused */
+	bool lit_over; /* more than one streamed literal: refused */
 	/* the APPEND message streaming into a tmp file, or NULL */
 	struct imap_append *app;
 	/* an oversized LITERAL+ being swallowed before NO [TOOBIG] */
@@ -145,11 +145,11 @@ struct imap_job {
 	 * it returns 1). */
 	int (*finish)(struct imap_session *s, struct imap_job *job);
 	void (*release)(struct imap_job *job); /* free the job's own data */
-	unsigned hold;		/* the session flag it holds: SF_BUSY, or
+	unsigned hold;	     /* the session flag it holds: SF_BUSY, or
 				 * SF_WRITING for a background write */
-	struct maildir *box;	/* borrowed folder, or NULL */
-	struct buf out;		/* untagged output built on the pool */
-	int err;		/* errno of a failed store call */
+	struct maildir *box; /* borrowed folder, or NULL */
+	struct buf out;	     /* untagged output built on the pool */
+	int err;	     /* errno of a failed store call */
 	const char *errtext;
 };
 
@@ -157,8 +157,8 @@ struct imap_job {
 
 /* One reply line: tag "*" (untagged), "+" (continuation) or NULL for the
  * current command's tag. Formats, counts, queues. */
-void imap_reply(struct imap_session *s, const char *tag, const char *fmt,
-    ...) __attribute__((format(printf, 3, 4)));
+void imap_reply(struct imap_session *s, const char *tag, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* Raw protocol bytes (already formatted output of a job). */
 void imap_send(struct imap_session *s, const void *p, size_t n);
 /* The same for a job's whole output buffer, handed over without a copy
@@ -218,10 +218,10 @@ int imap_check_none(struct imap_session *s, const struct imap_command *cmd);
 
 /* A parsed flag list: system flags and keyword names. */
 struct imap_flag_list {
-	unsigned flags;	  /* enum maildir_flag, stored ones only */
-	char **keywords;  /* NULL-terminated, one allocation; NULL if none */
+	unsigned flags;	 /* enum maildir_flag, stored ones only */
+	char **keywords; /* NULL-terminated, one allocation; NULL if none */
 	size_t nkeywords;
-	bool too_long;	  /* a keyword over MAILDIR_KEYWORD_LEN_MAX */
+	bool too_long; /* a keyword over MAILDIR_KEYWORD_LEN_MAX */
 };
 
 /* Parse flags at a: a flag list, or with chain (STORE) also one or more
@@ -287,8 +287,8 @@ void imap_append_free(struct imap_session *s);
  * view into ascending view indexes: *idx_r is malloc'd, owned by the
  * caller. With idx_r NULL only the syntax is checked (no view needed).
  * 0, or -1 with s->error for BAD. Ring thread only (reads s->box). */
-int imap_set_resolve(struct imap_session *s, const struct imap_arg *a,
-    bool uid, uint32_t **idx_r, size_t *nidx_r);
+int imap_set_resolve(struct imap_session *s, const struct imap_arg *a, bool uid,
+    uint32_t **idx_r, size_t *nidx_r);
 /* Untagged EXPUNGE (descending), FETCH FLAGS and EXISTS for what a
  * maildir_sync() of box reported. */
 void imap_write_changes(struct buf *b, const struct maildir *box,

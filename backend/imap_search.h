@@ -44,7 +44,7 @@ enum skey_op {
 	SK_SENTBEFORE, /* Date: header, by its own day */
 	SK_SENTON,
 	SK_SENTSINCE,
-	SK_HEADER, /* name (NULL: any field) contains value */
+	SK_HEADER,  /* name (NULL: any field) contains value */
 	SK_ADDRESS, /* FROM/TO/CC/BCC: an address of field name does */
 	SK_BODY,
 	SK_TEXT,
@@ -52,11 +52,11 @@ enum skey_op {
 
 struct skey {
 	enum skey_op op;
-	int child, next; /* indexes into the program, -1 for none */
+	int child, next;     /* indexes into the program, -1 for none */
 	unsigned mask, want; /* SK_FLAG; mask also SK_(UN)KEYWORD */
-	uint64_t n;  /* size, or a day number for dates */
-	char *name;  /* HEADER field name, owned */
-	char *value; /* string to find, owned */
+	uint64_t n;	     /* size, or a day number for dates */
+	char *name;	     /* HEADER field name, owned */
+	char *value;	     /* string to find, owned */
 	size_t vlen;
 	struct imap_range *ranges; /* SEQ / UID, owned */
 	size_t nranges;
@@ -77,7 +77,7 @@ struct imap_search {
  * US-ASCII is not an error: *badcharset_r says so (NO [BADCHARSET]).
  */
 int imap_search_parse(struct imap_search *prog, const struct imap_arg *args,
-		      bool *badcharset_r, const char **error_r);
+    bool *badcharset_r, const char **error_r);
 
 /* Free what the keys own; prog can be parsed into again. */
 void imap_search_free(struct imap_search *prog);

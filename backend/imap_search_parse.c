@@ -29,24 +29,24 @@ struct sparse {
 
 static int parse_program(struct sparse *p, const struct imap_arg *a);
 static int parse_key(struct sparse *p, const struct imap_arg **ap,
-		     unsigned depth);
+    unsigned depth);
 static int parse_list(struct sparse *p, const struct imap_arg *a,
-		      unsigned depth, int parent);
+    unsigned depth, int parent);
 static int new_key(struct sparse *p, enum skey_op op);
 static int get_string(struct sparse *p, const struct imap_arg *a, char **dst,
-		      size_t *len_r);
+    size_t *len_r);
 static int get_day(struct sparse *p, const struct imap_arg *a, uint64_t *d);
 static int get_ranges(struct sparse *p, const struct imap_arg *a, int k);
 static bool keyword_chars(const struct imap_arg *a);
 
-static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-				     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+	"Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
 
 int
 imap_search_parse(struct imap_search *prog, const struct imap_arg *args,
-		  bool *badcharset_r, const char **error_r)
+    bool *badcharset_r, const char **error_r)
 {
-	struct sparse p = {prog, error_r, 0, false};
+	struct sparse p = { prog, error_r, 0, false };
 	int rc;
 
 	if (prog != NULL)
@@ -96,7 +96,7 @@ parse_program(struct sparse *p, const struct imap_arg *a)
 /* Keys from a to the end of its level, as children of parent. */
 static int
 parse_list(struct sparse *p, const struct imap_arg *a, unsigned depth,
-	   int parent)
+    int parent)
 {
 	int last = -1, k;
 
@@ -143,39 +143,48 @@ parse_key(struct sparse *p, const struct imap_arg **ap, unsigned depth)
 		enum skey_op op;
 		unsigned mask, want;
 	} simple[] = {
-	    {"ALL", SK_AND, 0, 0},
-	    {"ANSWERED", SK_FLAG, MAILDIR_FLAG_ANSWERED, MAILDIR_FLAG_ANSWERED},
-	    {"DELETED", SK_FLAG, MAILDIR_FLAG_DELETED, MAILDIR_FLAG_DELETED},
-	    {"DRAFT", SK_FLAG, MAILDIR_FLAG_DRAFT, MAILDIR_FLAG_DRAFT},
-	    {"FLAGGED", SK_FLAG, MAILDIR_FLAG_FLAGGED, MAILDIR_FLAG_FLAGGED},
-	    {"SEEN", SK_FLAG, MAILDIR_FLAG_SEEN, MAILDIR_FLAG_SEEN},
-	    {"RECENT", SK_FLAG, MAILDIR_FLAG_RECENT, MAILDIR_FLAG_RECENT},
-	    {"NEW", SK_FLAG, MAILDIR_FLAG_RECENT | MAILDIR_FLAG_SEEN,
-	     MAILDIR_FLAG_RECENT},
-	    {"OLD", SK_FLAG, MAILDIR_FLAG_RECENT, 0},
-	    {"UNANSWERED", SK_FLAG, MAILDIR_FLAG_ANSWERED, 0},
-	    {"UNDELETED", SK_FLAG, MAILDIR_FLAG_DELETED, 0},
-	    {"UNDRAFT", SK_FLAG, MAILDIR_FLAG_DRAFT, 0},
-	    {"UNFLAGGED", SK_FLAG, MAILDIR_FLAG_FLAGGED, 0},
-	    {"UNSEEN", SK_FLAG, MAILDIR_FLAG_SEEN, 0},
+		{ "ALL", SK_AND, 0, 0 },
+		{ "ANSWERED", SK_FLAG, MAILDIR_FLAG_ANSWERED,
+		    MAILDIR_FLAG_ANSWERED },
+		{ "DELETED", SK_FLAG, MAILDIR_FLAG_DELETED,
+		    MAILDIR_FLAG_DELETED },
+		{ "DRAFT", SK_FLAG, MAILDIR_FLAG_DRAFT, MAILDIR_FLAG_DRAFT },
+		{ "FLAGGED", SK_FLAG, MAILDIR_FLAG_FLAGGED,
+		    MAILDIR_FLAG_FLAGGED },
+		{ "SEEN", SK_FLAG, MAILDIR_FLAG_SEEN, MAILDIR_FLAG_SEEN },
+		{ "RECENT", SK_FLAG, MAILDIR_FLAG_RECENT, MAILDIR_FLAG_RECENT },
+		{ "NEW", SK_FLAG, MAILDIR_FLAG_RECENT | MAILDIR_FLAG_SEEN,
+		    MAILDIR_FLAG_RECENT },
+		{ "OLD", SK_FLAG, MAILDIR_FLAG_RECENT, 0 },
+		{ "UNANSWERED", SK_FLAG, MAILDIR_FLAG_ANSWERED, 0 },
+		{ "UNDELETED", SK_FLAG, MAILDIR_FLAG_DELETED, 0 },
+		{ "UNDRAFT", SK_FLAG, MAILDIR_FLAG_DRAFT, 0 },
+		{ "UNFLAGGED", SK_FLAG, MAILDIR_FLAG_FLAGGED, 0 },
+		{ "UNSEEN", SK_FLAG, MAILDIR_FLAG_SEEN, 0 },
 	};
 	static const struct {
 		const char *name;
 		enum skey_op op;
 		const char *field;
 	} strings[] = {
-	    {"FROM", SK_ADDRESS, "From"},      {"TO", SK_ADDRESS, "To"},
-	    {"CC", SK_ADDRESS, "Cc"},	       {"BCC", SK_ADDRESS, "Bcc"},
-	    {"SUBJECT", SK_HEADER, "Subject"}, {"BODY", SK_BODY, NULL},
-	    {"TEXT", SK_TEXT, NULL},
+		{ "FROM", SK_ADDRESS, "From" },
+		{ "TO", SK_ADDRESS, "To" },
+		{ "CC", SK_ADDRESS, "Cc" },
+		{ "BCC", SK_ADDRESS, "Bcc" },
+		{ "SUBJECT", SK_HEADER, "Subject" },
+		{ "BODY", SK_BODY, NULL },
+		{ "TEXT", SK_TEXT, NULL },
 	};
 	static const struct {
 		const char *name;
 		enum skey_op op;
 	} dates[] = {
-	    {"BEFORE", SK_BEFORE}, {"ON", SK_ON},
-	    {"SINCE", SK_SINCE},   {"SENTBEFORE", SK_SENTBEFORE},
-	    {"SENTON", SK_SENTON}, {"SENTSINCE", SK_SENTSINCE},
+		{ "BEFORE", SK_BEFORE },
+		{ "ON", SK_ON },
+		{ "SINCE", SK_SINCE },
+		{ "SENTBEFORE", SK_SENTBEFORE },
+		{ "SENTON", SK_SENTON },
+		{ "SENTSINCE", SK_SENTSINCE },
 	};
 	const struct imap_arg *a = *ap, *arg1 = imap_arg_next(a);
 	struct skey *key;
@@ -194,8 +203,9 @@ parse_key(struct sparse *p, const struct imap_arg **ap, unsigned depth)
 		}
 		if ((k = new_key(p, SK_AND)) == -1)
 			return -1;
-		return parse_list(p, imap_arg_child(a), depth + 1, k) == -1 ? -1
-									    : k;
+		return parse_list(p, imap_arg_child(a), depth + 1, k) == -1 ?
+		    -1 :
+		    k;
 	}
 	if (a->type != IMAP_ARG_ATOM) {
 		*p->error = "Expected a search key";
@@ -215,9 +225,9 @@ parse_key(struct sparse *p, const struct imap_arg **ap, unsigned depth)
 				return -1;
 			*ap = imap_arg_next(arg1);
 			if (p->prog == NULL)
-				return get_string(p, arg1, NULL, NULL) == -1
-					   ? -1
-					   : k;
+				return get_string(p, arg1, NULL, NULL) == -1 ?
+				    -1 :
+				    k;
 			key = &p->prog->keys[k];
 			if (get_string(p, arg1, &key->value, &key->vlen) == -1)
 				return -1;
@@ -247,9 +257,9 @@ parse_key(struct sparse *p, const struct imap_arg **ap, unsigned depth)
 			*p->error = "LARGER and SMALLER take a number";
 			return -1;
 		}
-		if ((k = new_key(p, imap_arg_atom_is(a, "LARGER")
-					? SK_LARGER
-					: SK_SMALLER)) != -1 &&
+		if ((k = new_key(p,
+			 imap_arg_atom_is(a, "LARGER") ? SK_LARGER :
+							 SK_SMALLER)) != -1 &&
 		    p->prog)
 			p->prog->keys[k].n = n;
 		*ap = imap_arg_next(arg1);
@@ -264,15 +274,14 @@ parse_key(struct sparse *p, const struct imap_arg **ap, unsigned depth)
 		*ap = imap_arg_next(arg2);
 		if (p->prog == NULL)
 			return get_string(p, arg1, NULL, NULL) == -1 ||
-				       get_string(p, arg2, NULL, NULL) == -1
-				   ? -1
-				   : k;
+				get_string(p, arg2, NULL, NULL) == -1 ?
+			    -1 :
+			    k;
 		key = &p->prog->keys[k];
 		return get_string(p, arg1, &key->name, &nlen) == -1 ||
-			       get_string(p, arg2, &key->value, &key->vlen) ==
-				   -1
-			   ? -1
-			   : k;
+			get_string(p, arg2, &key->value, &key->vlen) == -1 ?
+		    -1 :
+		    k;
 	}
 	if (imap_arg_atom_is(a, "KEYWORD") ||
 	    imap_arg_atom_is(a, "UNKEYWORD")) {
@@ -286,14 +295,16 @@ parse_key(struct sparse *p, const struct imap_arg **ap, unsigned depth)
 			return -1;
 		}
 		*ap = imap_arg_next(arg1);
-		if ((k = new_key(p, imap_arg_atom_is(a, "KEYWORD")
-					? SK_KEYWORD
-					: SK_UNKEYWORD)) == -1 ||
+		if ((k = new_key(p,
+			 imap_arg_atom_is(a, "KEYWORD") ? SK_KEYWORD :
+							  SK_UNKEYWORD)) ==
+			-1 ||
 		    p->prog == NULL)
 			return k;
-		return get_string(p, arg1, &p->prog->keys[k].value, &vlen) == -1
-			   ? -1
-			   : k;
+		return get_string(p, arg1, &p->prog->keys[k].value, &vlen) ==
+			-1 ?
+		    -1 :
+		    k;
 	}
 	if (imap_arg_atom_is(a, "NOT") || imap_arg_atom_is(a, "OR")) {
 		bool or = imap_arg_atom_is(a, "OR");
@@ -348,7 +359,7 @@ keyword_chars(const struct imap_arg *a)
 
 static int
 get_string(struct sparse *p, const struct imap_arg *a, char **dst,
-	   size_t *len_r)
+    size_t *len_r)
 {
 	if (a == NULL || !imap_arg_is_astring(a) || a->ptr == NULL) {
 		*p->error = "Search key needs a string";
@@ -383,7 +394,7 @@ int
 imap_search_parse_day(const char *str, size_t len, uint64_t *day_r)
 {
 	char buf[16], mon[4];
-	struct tm tm = {0};
+	struct tm tm = { 0 };
 	int day, year, used = 0;
 
 	if (str == NULL || len >= sizeof(buf))
@@ -412,8 +423,8 @@ static int
 get_ranges(struct sparse *p, const struct imap_arg *a, int k)
 {
 	struct imap_range ranges[IMAP_SEARCH_MAX_RANGES];
-	struct imap_seqset set = {ranges, IMAP_SEARCH_MAX_RANGES, 0, false,
-				  false};
+	struct imap_seqset set = { ranges, IMAP_SEARCH_MAX_RANGES, 0, false,
+		false };
 	struct skey *key;
 
 	if (a == NULL || a->type != IMAP_ARG_ATOM ||

@@ -274,9 +274,9 @@ on_data(struct conn *c, const char *p, size_t n)
 		conn_abort(c, CR_NOMEM);
 		return;
 	}
-	conn_set_timer(c, s->state == IS_NOT_AUTH ?
-		s->srv->cf->limits.login_timeout :
-		s->srv->cf->limits.idle_timeout);
+	conn_set_timer(c,
+	    s->state == IS_NOT_AUTH ? s->srv->cf->limits.login_timeout :
+				      s->srv->cf->limits.idle_timeout);
 	call_begin(s);
 	process(s);
 	call_end(s);
@@ -335,9 +335,11 @@ on_close(struct conn *c, enum conn_reason why)
 	if (s == NULL)
 		return;
 	metrics_gauge_add(loop_shard(conn_loop(c)), s->srv->m.sessions, -1);
-	log_info(s->sid, "imap.close", "reason=%s user=%s commands=%llu "
-	    "in=%llu out=%llu", conn_reason_name(why),
-	    s->user ? s->user : "-", (unsigned long long)s->commands,
+	log_info(s->sid, "imap.close",
+	    "reason=%s user=%s commands=%llu "
+	    "in=%llu out=%llu",
+	    conn_reason_name(why), s->user ? s->user : "-",
+	    (unsigned long long)s->commands,
 	    (unsigned long long)conn_bytes_in(c),
 	    (unsigned long long)conn_bytes_out(c));
 	conn_set_ctx(c, NULL);
@@ -629,14 +631,13 @@ dispatch(struct imap_session *s, const struct imap_command *cmd)
 	metrics_add(loop_shard(s->w->loop), s->srv->m.commands, 1);
 	if ((d = find_cmd(cmd, s->state)) == NULL) {
 		log_debug(s->sid, "imap.unknown", "command=%s",
-		    log_quote(qname, sizeof(qname), cmd->name,
-			cmd->name_len));
+		    log_quote(qname, sizeof(qname), cmd->name, cmd->name_len));
 		imap_bad(s, "Unknown command");
 		return;
 	}
 	if (!(d->states & (1u << s->state))) {
-		imap_bad(s, s->state == IS_NOT_AUTH ?
-			"Log in first" :
+		imap_bad(s,
+		    s->state == IS_NOT_AUTH ? "Log in first" :
 			s->state == IS_AUTH ? "Select a mailbox first" :
 					      "Not allowed now");
 		return;
@@ -712,8 +713,8 @@ imap_job_pool(const struct imap_session *s)
 }
 
 int
-imap_job_queue(struct imap_session *s, struct imap_job *job,
-    store_run_fn *run, unsigned flag)
+imap_job_queue(struct imap_session *s, struct imap_job *job, store_run_fn *run,
+    unsigned flag)
 {
 	job->base.run = run;
 	job->hold = flag;
@@ -728,8 +729,8 @@ imap_job_queue(struct imap_session *s, struct imap_job *job,
 		imap_job_free(job);
 		return -1;
 	}
-	if (store_pool_submit(imap_job_pool(s), s->w->outbox,
-		&job->base) == -1) {
+	if (store_pool_submit(imap_job_pool(s), s->w->outbox, &job->base) ==
+	    -1) {
 		if (job->box) { /* give the folder back */
 			s->box = job->box;
 			job->box = NULL;
@@ -744,8 +745,7 @@ imap_job_queue(struct imap_session *s, struct imap_job *job,
 }
 
 int
-imap_job_submit(struct imap_session *s, struct imap_job *job,
-    store_run_fn *run)
+imap_job_submit(struct imap_session *s, struct imap_job *job, store_run_fn *run)
 {
 	if (imap_job_queue(s, job, run, SF_BUSY) == -1) {
 		imap_reply(s, NULL, "NO [UNAVAILABLE] Server busy, try again");
@@ -758,8 +758,7 @@ int
 imap_job_again(struct imap_session *s, struct imap_job *job)
 {
 	job->hold = SF_BUSY;
-	if (store_pool_resubmit(s->srv->store, s->w->outbox, &job->base) ==
-	    -1)
+	if (store_pool_resubmit(s->srv->store, s->w->outbox, &job->base) == -1)
 		return -1;
 	s->flags |= SF_BUSY;
 	return 0;
@@ -819,8 +818,8 @@ imap_buf_write(void *ctx, const char *p, size_t len)
 }
 
 int
-imap_get_astring(struct imap_session *s, const struct imap_arg *a,
-    char *dst, size_t cap)
+imap_get_astring(struct imap_session *s, const struct imap_arg *a, char *dst,
+    size_t cap)
 {
 	if (a == NULL || !imap_arg_is_astring(a)) {
 		s->error = "Expected a string";
@@ -836,8 +835,8 @@ imap_get_astring(struct imap_session *s, const struct imap_arg *a,
 }
 
 int
-imap_get_mailbox(struct imap_session *s, const struct imap_arg *a,
-    char *dst, size_t cap)
+imap_get_mailbox(struct imap_session *s, const struct imap_arg *a, char *dst,
+    size_t cap)
 {
 	size_t n;
 
@@ -865,8 +864,8 @@ imap_put_mailbox(struct buf *b, const char *name)
 	size_t n;
 	const char *err;
 
-	if (utf7_from_utf8(name, strlen(name), enc, sizeof(enc), &n,
-		&err) == -1)
+	if (utf7_from_utf8(name, strlen(name), enc, sizeof(enc), &n, &err) ==
+	    -1)
 		return -1;
 	return imap_write_astring(imap_buf_write, b, enc, n, 0);
 }

@@ -58,37 +58,36 @@ static bool name_ok(const char *name);
 
 /* Matching */
 static void match(struct uidlist *list, struct scan *s,
-		  struct maildir_msg **found, struct maildir_msg **unknown,
-		  size_t *unknown_count);
+    struct maildir_msg **found, struct maildir_msg **unknown,
+    size_t *unknown_count);
 static int cmp_base(const void *a, const void *b);
 static int cmp_date(const void *a, const void *b);
 static size_t dedupe_unknown(struct maildir_msg **unknown, size_t count);
 static int sync_locked(struct maildir *box, struct md_view *v, bool *dirty_r);
 static bool claim_recent(struct maildir *box, struct uidlist *list,
-			 const struct md_view *v);
+    const struct md_view *v);
 static int build_view(struct maildir *box, struct uidlist *list,
-		      struct maildir_msg **found, struct maildir_msg **unknown,
-		      size_t unknown_count, struct maildir_msg **msgs_r,
-		      size_t *count_r);
+    struct maildir_msg **found, struct maildir_msg **unknown,
+    size_t unknown_count, struct maildir_msg **msgs_r, size_t *count_r);
 static int write_view(const char *dir, const struct uidlist *old,
-		      const struct maildir_msg *msgs, size_t count);
+    const struct maildir_msg *msgs, size_t count);
 
 /* Whole syncs, through the snapshot cache */
 static int sync_view(struct maildir *box, struct md_view *v,
-		     const char **error_r);
+    const char **error_r);
 static bool cache_hit(struct maildir *box, const struct md_folder_id *id,
-		      struct md_view *v);
+    struct md_view *v);
 static void cache_store(struct maildir *box, const struct md_folder_id *id,
-			const struct timespec *t0, const struct md_view *v);
+    const struct timespec *t0, const struct md_view *v);
 
 /* After the lock */
 static void move_new_to_cur(struct maildir *box, struct md_view *v);
 static void mark_recent(const struct maildir *box, struct md_view *v);
 static void carry_recent(const struct maildir_msg *old, size_t old_count,
-			 struct maildir_msg *cur, size_t cur_count);
+    struct maildir_msg *cur, size_t cur_count);
 static void backoff(int tries);
 static int change_msg(struct maildir *box, size_t index,
-		      const struct maildir_flag_change *c);
+    const struct maildir_flag_change *c);
 static void free_msgs(struct maildir_msg *msgs, size_t count);
 static void view_free(struct md_view *v);
 static void file_free(const char *names, size_t names_size, char *file);
@@ -99,7 +98,7 @@ static void refresh_keywords(struct maildir *box);
 int
 md_refind(struct maildir *box, size_t index)
 {
-	static const char *const subs[] = {"cur", "new"};
+	static const char *const subs[] = { "cur", "new" };
 	struct maildir_msg *m = &box->msgs[index];
 	const char *base = m->file + 4;
 	char path[PATH_MAX], *file;
@@ -117,7 +116,7 @@ md_refind(struct maildir *box, size_t index)
 		while ((de = readdir(d)) != NULL) {
 			if (strncmp(de->d_name, base, m->base_len) != 0 ||
 			    (de->d_name[m->base_len] != ':' &&
-			     de->d_name[m->base_len] != '\0'))
+				de->d_name[m->base_len] != '\0'))
 				continue;
 			n = strlen(de->d_name);
 			if ((file = malloc(n + 5)) == NULL) {
@@ -243,7 +242,7 @@ scan_free(struct scan *s)
  */
 static void
 match(struct uidlist *list, struct scan *s, struct maildir_msg **found,
-      struct maildir_msg **unknown, size_t *unknown_count)
+    struct maildir_msg **unknown, size_t *unknown_count)
 {
 	struct maildir_msg *m;
 	size_t i;
@@ -256,7 +255,7 @@ match(struct uidlist *list, struct scan *s, struct maildir_msg **found,
 			if (unknown != NULL)
 				unknown[(*unknown_count)++] = m;
 		} else if (found[idx] == NULL ||
-			   (found[idx]->file[0] == 'n' && m->file[0] == 'c')) {
+		    (found[idx]->file[0] == 'n' && m->file[0] == 'c')) {
 			found[idx] = m;
 		}
 	}
@@ -302,7 +301,7 @@ dedupe_unknown(struct maildir_msg **unknown, size_t count)
 		if (out > 0 &&
 		    unknown[out - 1]->base_len == unknown[i]->base_len &&
 		    memcmp(unknown[out - 1]->file + 4, unknown[i]->file + 4,
-			   unknown[i]->base_len) == 0)
+			unknown[i]->base_len) == 0)
 			continue;
 		unknown[out++] = unknown[i];
 	}
@@ -314,8 +313,8 @@ dedupe_unknown(struct maildir_msg **unknown, size_t count)
  * give unknown ones new UIDs. */
 static int
 build_view(struct maildir *box, struct uidlist *list,
-	   struct maildir_msg **found, struct maildir_msg **unknown,
-	   size_t unknown_count, struct maildir_msg **msgs_r, size_t *count_r)
+    struct maildir_msg **found, struct maildir_msg **unknown,
+    size_t unknown_count, struct maildir_msg **msgs_r, size_t *count_r)
 {
 	struct maildir_msg *msgs;
 	size_t i, n = 0;
@@ -347,9 +346,9 @@ build_view(struct maildir *box, struct uidlist *list,
 
 static int
 write_view(const char *dir, const struct uidlist *old,
-	   const struct maildir_msg *msgs, size_t count)
+    const struct maildir_msg *msgs, size_t count)
 {
-	struct uidlist out = {.exists = true};
+	struct uidlist out = { .exists = true };
 	size_t i;
 	int ret;
 
@@ -358,7 +357,7 @@ write_view(const char *dir, const struct uidlist *old,
 	out.first_recent = old->first_recent;
 	for (i = 0; i < count; i++) {
 		if (uidlist_push(&out, msgs[i].uid, msgs[i].file + 4,
-				 msgs[i].base_len) == -1) {
+			msgs[i].base_len) == -1) {
 			uidlist_free(&out);
 			return -1;
 		}
@@ -389,7 +388,7 @@ claim_recent(struct maildir *box, struct uidlist *list, const struct md_view *v)
 static int
 sync_locked(struct maildir *box, struct md_view *v, bool *dirty_r)
 {
-	struct scan s1 = {0}, s2 = {0};
+	struct scan s1 = { 0 }, s2 = { 0 };
 	struct maildir_msg **found = NULL, **unknown = NULL;
 	struct uidlist list;
 	size_t i, missing = 0, unknown_count = 0;
@@ -434,7 +433,7 @@ sync_locked(struct maildir *box, struct md_view *v, bool *dirty_r)
 	unknown_count = dedupe_unknown(unknown, unknown_count);
 	dirty = dirty || unknown_count > 0;
 	if (build_view(box, &list, found, unknown, unknown_count, &v->msgs,
-		       &v->count) == -1)
+		&v->count) == -1)
 		goto out;
 	dirty = claim_recent(box, &list, v) || dirty;
 	if (dirty && write_view(box->dir, &list, v->msgs, v->count) == -1) {
@@ -482,7 +481,7 @@ move_new_to_cur(struct maildir *box, struct md_view *v)
 		if ((file = malloc(n)) == NULL)
 			return; /* stays in new/; the next sync tries again */
 		snprintf(file, n, "cur/%.*s%s", (int)m->base_len, m->file + 4,
-			 info);
+		    info);
 		if (md_path(from, sizeof(from), "%s/%s", box->dir, m->file) ==
 			-1 ||
 		    md_path(to, sizeof(to), "%s/%s", box->dir, file) == -1 ||
@@ -511,7 +510,7 @@ mark_recent(const struct maildir *box, struct md_view *v)
 
 static void
 carry_recent(const struct maildir_msg *old, size_t old_count,
-	     struct maildir_msg *cur, size_t cur_count)
+    struct maildir_msg *cur, size_t cur_count)
 {
 	size_t i = 0, j = 0;
 
@@ -565,15 +564,15 @@ view_free(struct md_view *v)
 
 int
 maildir_open(const char *maildir, const char *name, unsigned int flags,
-	     struct maildir **box_r, const char **error_r)
+    struct maildir **box_r, const char **error_r)
 {
 	return maildir_open_cached(NULL, maildir, name, flags, box_r, error_r);
 }
 
 int
 maildir_open_cached(struct maildir_cache *cache, const char *maildir,
-		    const char *name, unsigned int flags,
-		    struct maildir **box_r, const char **error_r)
+    const char *name, unsigned int flags, struct maildir **box_r,
+    const char **error_r)
 {
 	char dir[PATH_MAX], norm[PATH_MAX], path[PATH_MAX];
 	struct maildir *box;
@@ -620,10 +619,10 @@ maildir_close(struct maildir **boxp)
 
 	if (box == NULL)
 		return;
-	view = (struct md_view){.msgs = box->msgs,
-				.count = box->count,
-				.names = box->names,
-				.names_size = box->names_size};
+	view = (struct md_view){ .msgs = box->msgs,
+		.count = box->count,
+		.names = box->names,
+		.names_size = box->names_size };
 	view_free(&view);
 	md_keywords_free(&box->kw);
 	free(box->maildir);
@@ -658,7 +657,7 @@ cache_hit(struct maildir *box, const struct md_folder_id *id, struct md_view *v)
  * began (id->list is then the list it read or wrote). */
 static void
 cache_store(struct maildir *box, const struct md_folder_id *id,
-	    const struct timespec *t0, const struct md_view *v)
+    const struct timespec *t0, const struct md_view *v)
 {
 	if (id == NULL || !md_cache_settled(box->cache, id, t0))
 		md_cache_unsettled(box->cache);
@@ -690,8 +689,8 @@ sync_view(struct maildir *box, struct md_view *v, const char **error_r)
 			return 0;
 	}
 	if (uidlist_lock(box->dir, &lock) == -1) {
-		*error_r = errno == ENOENT ? "folder was deleted"
-					   : "cannot lock the UID list";
+		*error_r = errno == ENOENT ? "folder was deleted" :
+					     "cannot lock the UID list";
 		return -1;
 	}
 	ret = sync_locked(box, v, &dirty);
@@ -704,8 +703,8 @@ sync_view(struct maildir *box, struct md_view *v, const char **error_r)
 	close(lock);
 	if (ret == -1) {
 		errno = saved;
-		*error_r = errno == ESTALE ? "UIDVALIDITY changed"
-					   : "cannot sync the folder";
+		*error_r = errno == ESTALE ? "UIDVALIDITY changed" :
+					     "cannot sync the folder";
 		return -1;
 	}
 	v->uidvalidity = box->uidvalidity;
@@ -729,7 +728,7 @@ refresh_keywords(struct maildir *box)
 
 int
 maildir_sync(struct maildir *box, struct maildir_changes *changes,
-	     const char **error_r)
+    const char **error_r)
 {
 	struct md_view v, old;
 
@@ -742,16 +741,17 @@ maildir_sync(struct maildir *box, struct maildir_changes *changes,
 		move_new_to_cur(box, &v);
 	mark_recent(box, &v);
 	carry_recent(box->msgs, box->count, v.msgs, v.count);
-	if (changes != NULL && maildir_diff(box->msgs, box->count, v.msgs,
-					    v.count, changes) == -1) {
+	if (changes != NULL &&
+	    maildir_diff(box->msgs, box->count, v.msgs, v.count, changes) ==
+		-1) {
 		view_free(&v);
 		*error_r = "out of memory";
 		return -1;
 	}
-	old = (struct md_view){.msgs = box->msgs,
-			       .count = box->count,
-			       .names = box->names,
-			       .names_size = box->names_size};
+	old = (struct md_view){ .msgs = box->msgs,
+		.count = box->count,
+		.names = box->names,
+		.names_size = box->names_size };
 	view_free(&old);
 	box->msgs = v.msgs;
 	box->count = v.count;
@@ -773,8 +773,7 @@ maildir_changes_free(struct maildir_changes *changes)
 
 int
 maildir_diff(const struct maildir_msg *old, size_t old_count,
-	     const struct maildir_msg *cur, size_t cur_count,
-	     struct maildir_changes *ch)
+    const struct maildir_msg *cur, size_t cur_count, struct maildir_changes *ch)
 {
 	uint32_t max_old = old_count ? old[old_count - 1].uid : 0;
 	size_t i = 0, j = 0, n = old_count ? old_count : 1;
@@ -792,8 +791,8 @@ maildir_diff(const struct maildir_msg *old, size_t old_count,
 	while (i < old_count) {
 		if (j == cur_count || old[i].uid < cur[j].uid) {
 			ch->expunged_uids[ch->expunged_count] = old[i].uid;
-			ch->expunged_seqs[ch->expunged_count++] =
-			    (uint32_t)i + 1;
+			ch->expunged_seqs[ch->expunged_count++] = (uint32_t)i +
+			    1;
 			i++;
 		} else if (old[i].uid > cur[j].uid) {
 			j++; /* cannot happen: UIDs are assigned ascending */
@@ -868,7 +867,7 @@ maildir_dir(const struct maildir *box)
 
 void
 maildir_watch_paths(const struct maildir *box, const char **new_r,
-		    const char **cur_r)
+    const char **cur_r)
 {
 	*new_r = box->new_path;
 	*cur_r = box->cur_path;
@@ -876,7 +875,7 @@ maildir_watch_paths(const struct maildir *box, const char **new_r,
 
 int
 maildir_msg_path(const struct maildir *box, size_t index, char *buf,
-		 size_t size)
+    size_t size)
 {
 	if (index >= box->count) {
 		errno = EINVAL;
@@ -887,7 +886,7 @@ maildir_msg_path(const struct maildir *box, size_t index, char *buf,
 
 int
 maildir_msg_open(struct maildir *box, size_t index, int *fd_r,
-		 const char **error_r)
+    const char **error_r)
 {
 	char path[PATH_MAX];
 	int fd, tries;
@@ -917,7 +916,7 @@ backoff(int tries)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	ts.tv_nsec = (long)((unsigned long)ts.tv_nsec * 2654435761u %
-			    (unsigned long)max);
+	    (unsigned long)max);
 	ts.tv_sec = 0;
 	nanosleep(&ts, NULL);
 }
@@ -934,7 +933,7 @@ backoff(int tries)
  */
 static int
 change_msg(struct maildir *box, size_t index,
-	   const struct maildir_flag_change *c)
+    const struct maildir_flag_change *c)
 {
 	struct maildir_msg *m = &box->msgs[index], disk;
 	char from[PATH_MAX], to[PATH_MAX], info[40], *file;
@@ -945,10 +944,10 @@ change_msg(struct maildir *box, size_t index,
 
 	for (tries = 0; tries < MAILDIR_STORE_TRIES; tries++) {
 		md_parse_name(m->file + 4, &disk);
-		flags =
-		    ((disk.flags & ~c->clear) | c->set) & MAILDIR_FLAGS_STORED;
-		keywords =
-		    ((disk.keywords & ~c->clear_keywords) | c->set_keywords) &
+		flags = ((disk.flags & ~c->clear) | c->set) &
+		    MAILDIR_FLAGS_STORED;
+		keywords = ((disk.keywords & ~c->clear_keywords) |
+			       c->set_keywords) &
 		    MD_ALL_KEYWORDS;
 		if (md_path(from, sizeof(from), "%s/%s", box->dir, m->file) ==
 		    -1)
@@ -964,7 +963,7 @@ change_msg(struct maildir *box, size_t index,
 			if ((file = malloc(n)) == NULL)
 				return -1;
 			snprintf(file, n, "cur/%.*s%s", (int)m->base_len,
-				 m->file + 4, info);
+			    m->file + 4, info);
 			if (md_path(to, sizeof(to), "%s/%s", box->dir, file) ==
 			    -1) {
 				free(file);
@@ -1015,16 +1014,15 @@ check_change(struct maildir *box, size_t index, const char **error_r)
 
 int
 maildir_change_flags(struct maildir *box, size_t index,
-		     const struct maildir_flag_change *change,
-		     const char **error_r)
+    const struct maildir_flag_change *change, const char **error_r)
 {
 	if (check_change(box, index, error_r) == -1)
 		return -1;
 	if (change_msg(box, index, change) == -1) {
-		*error_r = errno == ENOENT   ? "message expunged"
-			   : errno == EAGAIN ? "message renamed by others "
-					       "too often"
-					     : "cannot change flags";
+		*error_r = errno == ENOENT ? "message expunged" :
+		    errno == EAGAIN	   ? "message renamed by others "
+					     "too often" :
+					     "cannot change flags";
 		return -1;
 	}
 	return 0;
@@ -1032,11 +1030,11 @@ maildir_change_flags(struct maildir *box, size_t index,
 
 int
 maildir_set_flags(struct maildir *box, size_t index, unsigned int flags,
-		  const char **error_r)
+    const char **error_r)
 {
 	struct maildir_flag_change c = {
-	    .set = flags & MAILDIR_FLAGS_STORED,
-	    .clear = MAILDIR_FLAGS_STORED & ~flags,
+		.set = flags & MAILDIR_FLAGS_STORED,
+		.clear = MAILDIR_FLAGS_STORED & ~flags,
 	};
 
 	return maildir_change_flags(box, index, &c, error_r);
@@ -1044,7 +1042,7 @@ maildir_set_flags(struct maildir *box, size_t index, unsigned int flags,
 
 int
 maildir_expunge(struct maildir *box, const uint32_t *uids, size_t count,
-		const char **error_r)
+    const char **error_r)
 {
 	char path[PATH_MAX];
 	size_t i;

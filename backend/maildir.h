@@ -155,7 +155,7 @@ int maildir_user_check(const char *user, const char **error_r);
  * Refuses what maildir_user_check() refuses. *dir_r is malloc'd and owned
  * by the caller. */
 int maildir_user_dir(const char *root, const char *user, char **dir_r,
-		     const char **error_r);
+    const char **error_r);
 
 /* Map an IMAP folder name (UTF-8, '/' hierarchy) to its directory under the
  * Maildir. "INBOX" (any case) is the Maildir itself. A '.' or '%' inside a
@@ -164,7 +164,7 @@ int maildir_user_dir(const char *root, const char *user, char **dir_r,
  * (ENAMETOOLONG) names longer than a directory entry. *dir_r is malloc'd
  * and owned by the caller. */
 int maildir_folder_dir(const char *maildir, const char *name, char **dir_r,
-		       const char **error_r);
+    const char **error_r);
 
 /* ---- folders (maildir_folder.c) ---- */
 
@@ -193,8 +193,7 @@ struct maildir_limits {
  * library refuses anyway pass (the create says why); lim NULL or all 0:
  * no limits. */
 int maildir_check_limits(const char *maildir, const struct maildir_limits *lim,
-			 const char *name, const char *from,
-			 const char **error_r);
+    const char *name, const char *from, const char **error_r);
 
 /* Delete a folder and its messages. EPERM for INBOX, ENOTEMPTY if it has
  * children (they must be deleted first; the IMAP layer answers
@@ -205,7 +204,7 @@ int maildir_delete(const char *maildir, const char *name, const char **error_r);
  * created. Renaming INBOX moves its messages into a new folder and leaves
  * INBOX (and its children) in place. Subscriptions follow the rename. */
 int maildir_rename(const char *maildir, const char *from, const char *to,
-		   const char **error_r);
+    const char **error_r);
 
 /* ---- listing and subscriptions (maildir_list.c) ---- */
 
@@ -213,20 +212,20 @@ int maildir_rename(const char *maildir, const char *from, const char *to,
  * only because a child does (made by other tools) are listed \Noselect. The
  * caller frees with maildir_list_free(). */
 int maildir_list(const char *maildir, struct maildir_folder **list_r,
-		 size_t *count_r, const char **error_r);
+    size_t *count_r, const char **error_r);
 void maildir_list_free(struct maildir_folder *list, size_t count);
 
 /* Counts for STATUS. Assigns UIDs to new files like any sync. */
 int maildir_status(const char *maildir, const char *name,
-		   struct maildir_status *st, const char **error_r);
+    struct maildir_status *st, const char **error_r);
 
 /* Add or remove a subscription (idempotent; the folder need not exist). */
 int maildir_subscribe(const char *maildir, const char *name, bool subscribe,
-		      const char **error_r);
+    const char **error_r);
 
 /* The subscribed names, in file order. Free with maildir_strings_free(). */
 int maildir_subscriptions(const char *maildir, char ***names_r, size_t *count_r,
-			  const char **error_r);
+    const char **error_r);
 void maildir_strings_free(char **names, size_t count);
 
 /* ---- an open folder (maildir.c) ---- */
@@ -235,13 +234,13 @@ void maildir_strings_free(char **names, size_t count);
  * claim the messages nobody has seen as \Recent. *box_r is owned by the
  * caller (maildir_close()). */
 int maildir_open(const char *maildir, const char *name, unsigned int flags,
-		 struct maildir **box_r, const char **error_r);
+    struct maildir **box_r, const char **error_r);
 
 /* The same, through a folder snapshot cache (see below; NULL: none). The
  * folder keeps using cache for its later syncs, so cache must outlive it. */
 int maildir_open_cached(struct maildir_cache *cache, const char *maildir,
-			const char *name, unsigned int flags,
-			struct maildir **box_r, const char **error_r);
+    const char *name, unsigned int flags, struct maildir **box_r,
+    const char **error_r);
 
 /* Free the folder and set *box to NULL. Nothing on disk changes. */
 void maildir_close(struct maildir **box);
@@ -252,19 +251,19 @@ void maildir_close(struct maildir **box);
  * against the view before the call (free with maildir_changes_free()).
  * Previous message pointers are invalid afterwards. */
 int maildir_sync(struct maildir *box, struct maildir_changes *changes,
-		 const char **error_r);
+    const char **error_r);
 void maildir_changes_free(struct maildir_changes *changes);
 
 /* Compare two views sorted by UID; only uid, flags and keywords of the
  * elements are read, so callers may diff lightweight copies (say, the view
  * an IDLE session last announced). Returns 0, or -1 (ENOMEM). */
 int maildir_diff(const struct maildir_msg *old, size_t old_count,
-		 const struct maildir_msg *cur, size_t cur_count,
-		 struct maildir_changes *changes);
+    const struct maildir_msg *cur, size_t cur_count,
+    struct maildir_changes *changes);
 
 /* The current view, sorted by UID; index i is sequence number i + 1. */
 const struct maildir_msg *maildir_msgs(const struct maildir *box,
-				       size_t *count_r);
+    size_t *count_r);
 
 /* Index of the message with this UID, or -1. Binary search. */
 long maildir_find_uid(const struct maildir *box, uint32_t uid);
@@ -279,7 +278,7 @@ bool maildir_readonly(const struct maildir *box);
  * maildir_sync() would report something. Owned by the folder. */
 const char *maildir_dir(const struct maildir *box);
 void maildir_watch_paths(const struct maildir *box, const char **new_r,
-			 const char **cur_r);
+    const char **cur_r);
 
 /* Whether the IMAP folder name (UTF-8, as maildir_open() takes it) is
  * this open folder. String work only: no disk access. */
@@ -287,13 +286,13 @@ bool maildir_is_folder(const struct maildir *box, const char *name);
 
 /* Full path of a message into buf. Returns 0, or -1 if it does not fit. */
 int maildir_msg_path(const struct maildir *box, size_t index, char *buf,
-		     size_t size);
+    size_t size);
 
 /* Open a message read-only. If another process renamed it (flag change) the
  * new name is found and the view updated; ENOENT if it was expunged.
  * *fd_r is owned by the caller. */
 int maildir_msg_open(struct maildir *box, size_t index, int *fd_r,
-		     const char **error_r);
+    const char **error_r);
 
 /*
  * Change a message's flags: a rename into cur/ computed from the name the
@@ -310,20 +309,18 @@ int maildir_msg_open(struct maildir *box, size_t index, int *fd_r,
  */
 #define MAILDIR_STORE_TRIES 32
 int maildir_change_flags(struct maildir *box, size_t index,
-			 const struct maildir_flag_change *change,
-			 const char **error_r);
+    const struct maildir_flag_change *change, const char **error_r);
 
 /* Replace the six stored flags with flags (keywords stay as they are on
  * disk): maildir_change_flags() with set = flags, clear = the others. */
 int maildir_set_flags(struct maildir *box, size_t index, unsigned int flags,
-		      const char **error_r);
-
+    const char **error_r);
 
 /* Unlink the messages with these UIDs (unknown UIDs are ignored). The view
  * is unchanged: call maildir_sync() next, whose changes carry the EXPUNGE
  * sequence numbers and which drops the UIDs from the list. */
 int maildir_expunge(struct maildir *box, const uint32_t *uids, size_t count,
-		    const char **error_r);
+    const char **error_r);
 
 /* COPY (move false) or MOVE (move true) messages by UID into another folder
  * of the same Maildir (may be the same folder). Copies are hard links (a
@@ -336,8 +333,8 @@ int maildir_expunge(struct maildir *box, const uint32_t *uids, size_t count,
  * rolled back as far as possible). After a move call maildir_sync() to get
  * the EXPUNGEs for the source. */
 int maildir_copy(struct maildir *box, const uint32_t *uids, size_t count,
-		 const char *dest, bool move, uint32_t *uidvalidity_r,
-		 uint32_t *dest_uids, const char **error_r);
+    const char *dest, bool move, uint32_t *uidvalidity_r, uint32_t *dest_uids,
+    const char **error_r);
 
 /* ---- keywords (maildir_keywords.c) ---- */
 
@@ -372,8 +369,7 @@ bool maildir_keywords_room(const struct maildir *box);
  * others are picked up on the way.
  */
 int maildir_keywords_get(struct maildir *box, const char *const *names,
-			 size_t count, bool create, uint32_t *letters_r,
-			 const char **error_r);
+    size_t count, bool create, uint32_t *letters_r, const char **error_r);
 
 /* True once after the folder's keyword names changed through this view
  * (a sync, a keyword created, a COPY that read them); clears the mark.
@@ -408,7 +404,7 @@ struct maildir_cache_stats {
 };
 
 struct maildir_cache *maildir_cache_new(size_t max_entries, size_t max_bytes,
-					unsigned int settle_ms);
+    unsigned int settle_ms);
 
 /* Free every snapshot and the cache; sets *cache to NULL. No folder
  * opened through it may still be open. */
@@ -416,7 +412,7 @@ void maildir_cache_free(struct maildir_cache **cache);
 
 /* Counters since maildir_cache_new(), and the current size. */
 void maildir_cache_stats(struct maildir_cache *cache,
-			 struct maildir_cache_stats *st);
+    struct maildir_cache_stats *st);
 
 /* ---- delivery (maildir_deliver.c) ---- */
 
@@ -426,15 +422,13 @@ void maildir_cache_stats(struct maildir_cache *cache,
  * permanent. INBOX is created if missing; other folders must exist
  * (ENOENT: the IMAP layer answers NO [TRYCREATE]). opt may be NULL. */
 int maildir_deliver(const char *maildir, const char *name, const void *data,
-		    size_t len, const struct maildir_delivery *opt,
-		    uint32_t *uidvalidity_r, uint32_t *uid_r,
-		    const char **error_r);
+    size_t len, const struct maildir_delivery *opt, uint32_t *uidvalidity_r,
+    uint32_t *uid_r, const char **error_r);
 
 /* The same, reading the message from fd's current offset to EOF. */
 int maildir_deliver_fd(const char *maildir, const char *name, int fd,
-		       const struct maildir_delivery *opt,
-		       uint32_t *uidvalidity_r, uint32_t *uid_r,
-		       const char **error_r);
+    const struct maildir_delivery *opt, uint32_t *uidvalidity_r,
+    uint32_t *uid_r, const char **error_r);
 
 /* The same in pieces, for a message that arrives over time (a streamed
  * APPEND): _begin() resolves the folder (INBOX is created if missing,
@@ -451,16 +445,14 @@ int maildir_deliver_fd(const char *maildir, const char *name, int fd,
 struct maildir_incoming;
 
 int maildir_deliver_begin(const char *maildir, const char *name,
-			  const struct maildir_delivery *opt,
-			  struct maildir_incoming **in_r,
-			  const char **error_r);
+    const struct maildir_delivery *opt, struct maildir_incoming **in_r,
+    const char **error_r);
 int maildir_deliver_write(struct maildir_incoming *in, const void *data,
-			  size_t len, const char **error_r);
+    size_t len, const char **error_r);
 /* Bytes written so far. */
 uint64_t maildir_deliver_size(const struct maildir_incoming *in);
 int maildir_deliver_commit(struct maildir_incoming **in,
-			   uint32_t *uidvalidity_r, uint32_t *uid_r,
-			   const char **error_r);
+    uint32_t *uidvalidity_r, uint32_t *uid_r, const char **error_r);
 void maildir_deliver_abort(struct maildir_incoming **in);
 
 #endif

@@ -50,19 +50,19 @@ struct maildir_cache {
 
 /* Identity */
 static bool folder_id_equal(const struct md_folder_id *a,
-			    const struct md_folder_id *b);
+    const struct md_folder_id *b);
 static int64_t ts_ns(const struct timespec *ts);
 
 /* Snapshots */
 static uint32_t hash_dir(const char *dir);
 static struct snapshot *snap_new(const char *dir, const struct md_folder_id *id,
-				 const struct md_view *view);
+    const struct md_view *view);
 static void snap_unref(struct snapshot *s);
 static int view_copy(const struct md_view *from, struct md_view *to);
 
 /* LRU, under the mutex */
 static struct snapshot *lru_find(struct maildir_cache *c, const char *dir,
-				 uint32_t hash);
+    uint32_t hash);
 static void lru_unlink(struct maildir_cache *c, struct snapshot *s);
 static void lru_push(struct maildir_cache *c, struct snapshot *s);
 static void lru_drop(struct maildir_cache *c, struct snapshot *s);
@@ -84,18 +84,18 @@ bool
 md_file_id_equal(const struct md_file_id *a, const struct md_file_id *b)
 {
 	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
-	       a->mtime.tv_sec == b->mtime.tv_sec &&
-	       a->mtime.tv_nsec == b->mtime.tv_nsec &&
-	       a->ctime.tv_sec == b->ctime.tv_sec &&
-	       a->ctime.tv_nsec == b->ctime.tv_nsec;
+	    a->mtime.tv_sec == b->mtime.tv_sec &&
+	    a->mtime.tv_nsec == b->mtime.tv_nsec &&
+	    a->ctime.tv_sec == b->ctime.tv_sec &&
+	    a->ctime.tv_nsec == b->ctime.tv_nsec;
 }
 
 static bool
 folder_id_equal(const struct md_folder_id *a, const struct md_folder_id *b)
 {
 	return md_file_id_equal(&a->new_dir, &b->new_dir) &&
-	       md_file_id_equal(&a->cur_dir, &b->cur_dir) &&
-	       md_file_id_equal(&a->list, &b->list);
+	    md_file_id_equal(&a->cur_dir, &b->cur_dir) &&
+	    md_file_id_equal(&a->list, &b->list);
 }
 
 static int64_t
@@ -146,17 +146,16 @@ md_folder_id_read(const char *dir, struct md_folder_id *id)
  */
 bool
 md_cache_settled(const struct maildir_cache *c, const struct md_folder_id *id,
-		 const struct timespec *t0)
+    const struct timespec *t0)
 {
 	int64_t mlimit = ts_ns(t0) - c->settle_ns;
-	int64_t climit =
-	    ts_ns(t0) -
+	int64_t climit = ts_ns(t0) -
 	    (c->settle_ns < CTIME_SETTLE_NS ? c->settle_ns : CTIME_SETTLE_NS);
 
 	return ts_ns(&id->new_dir.mtime) < mlimit &&
-	       ts_ns(&id->cur_dir.mtime) < mlimit &&
-	       ts_ns(&id->new_dir.ctime) < climit &&
-	       ts_ns(&id->cur_dir.ctime) < climit;
+	    ts_ns(&id->cur_dir.mtime) < mlimit &&
+	    ts_ns(&id->new_dir.ctime) < climit &&
+	    ts_ns(&id->cur_dir.ctime) < climit;
 }
 
 /* ---- snapshots ---- */
@@ -193,8 +192,8 @@ view_copy(const struct md_view *from, struct md_view *to)
 	memcpy(to->msgs, from->msgs, from->count * sizeof(*to->msgs));
 	memcpy(to->names, from->names, from->names_size);
 	for (i = 0; i < from->count; i++)
-		to->msgs[i].file =
-		    to->names + (from->msgs[i].file - from->names);
+		to->msgs[i].file = to->names +
+		    (from->msgs[i].file - from->names);
 	to->count = from->count;
 	to->names_size = from->names_size;
 	to->uidvalidity = from->uidvalidity;
@@ -207,7 +206,7 @@ view_copy(const struct md_view *from, struct md_view *to)
  * malloc'd one by one): packed into one block here. */
 static struct snapshot *
 snap_new(const char *dir, const struct md_folder_id *id,
-	 const struct md_view *view)
+    const struct md_view *view)
 {
 	struct snapshot *s;
 	size_t i, n, size = 0;
@@ -238,7 +237,7 @@ snap_new(const char *dir, const struct md_folder_id *id,
 	s->hash = hash_dir(dir);
 	s->id = *id;
 	s->bytes = sizeof(*s) + strlen(dir) + 1 + size +
-		   view->count * sizeof(*s->view.msgs);
+	    view->count * sizeof(*s->view.msgs);
 	s->refs = 1;
 	return s;
 fail:
@@ -324,8 +323,7 @@ unclaimed(const struct snapshot *s)
 
 int
 md_cache_get(struct maildir_cache *c, const char *dir,
-	     const struct md_folder_id *id, bool claimed_only,
-	     struct md_view *view)
+    const struct md_folder_id *id, bool claimed_only, struct md_view *view)
 {
 	uint32_t hash = hash_dir(dir);
 	struct snapshot *s;
@@ -360,7 +358,7 @@ md_cache_get(struct maildir_cache *c, const char *dir,
 
 void
 md_cache_put(struct maildir_cache *c, const char *dir,
-	     const struct md_folder_id *id, const struct md_view *view)
+    const struct md_folder_id *id, const struct md_view *view)
 {
 	struct snapshot *s, *old;
 
@@ -375,8 +373,9 @@ md_cache_put(struct maildir_cache *c, const char *dir,
 		snap_unref(s);
 		return;
 	}
-	while (c->tail != NULL && (c->st.entries >= c->max_entries ||
-				   c->st.bytes + s->bytes > c->max_bytes)) {
+	while (c->tail != NULL &&
+	    (c->st.entries >= c->max_entries ||
+		c->st.bytes + s->bytes > c->max_bytes)) {
 		lru_drop(c, c->tail);
 		c->st.evictions++;
 	}

@@ -69,29 +69,28 @@ struct maildir_incoming {
 static int write_all(int fd, const char *p, size_t len);
 static uint64_t count_bare_lf(const char *p, size_t len, char *last);
 static int tmp_open(struct maildir_incoming *in, const char *dir, time_t date,
-		    unsigned int flags, uint32_t keywords);
+    unsigned int flags, uint32_t keywords);
 static int tmp_write(struct maildir_incoming *in, const char *p, size_t len);
 static int tmp_copy(struct maildir_incoming *in, const struct source *src);
 static int tmp_publish(struct maildir_incoming *in, struct stored *out);
 static void tmp_discard(struct maildir_incoming *in);
 static int publish(const char *tmp, const char *dst);
 static int store(const char *dir, const struct source *src, time_t date,
-		 unsigned int flags, uint32_t keywords, struct stored *out);
+    unsigned int flags, uint32_t keywords, struct stored *out);
 static const char *store_error(void);
 static int delivery_keywords(const char *dir,
-			     const struct maildir_delivery *opt,
-			     uint32_t *letters_r, const char **error_r);
+    const struct maildir_delivery *opt, uint32_t *letters_r,
+    const char **error_r);
 static int deliver(const char *maildir, const char *name,
-		   const struct source *src, const struct maildir_delivery *opt,
-		   uint32_t *uidvalidity_r, uint32_t *uid_r,
-		   const char **error_r);
+    const struct source *src, const struct maildir_delivery *opt,
+    uint32_t *uidvalidity_r, uint32_t *uid_r, const char **error_r);
 struct kw_map;
 static int map_keywords(struct maildir *box, struct kw_map *km,
-			uint32_t letters, uint32_t *dst_r);
+    uint32_t letters, uint32_t *dst_r);
 static int dest_name(const char *dir, const struct maildir_msg *m,
-		     unsigned int flags, uint32_t keywords, struct stored *out);
+    unsigned int flags, uint32_t keywords, struct stored *out);
 static int transfer(struct maildir *box, size_t index, struct kw_map *km,
-		    bool move, struct stored *out, char *src_r);
+    bool move, struct stored *out, char *src_r);
 static void roll_back(char **made, char **orig, size_t count, bool move);
 static bool tmp_stale(int dfd, const char *name, time_t limit);
 static time_t name_time(const char *name);
@@ -143,7 +142,7 @@ count_bare_lf(const char *p, size_t len, char *last)
  */
 static int
 tmp_open(struct maildir_incoming *in, const char *dir, time_t date,
-	 unsigned int flags, uint32_t keywords)
+    unsigned int flags, uint32_t keywords)
 {
 	const char *tail;
 
@@ -159,7 +158,7 @@ tmp_open(struct maildir_incoming *in, const char *dir, time_t date,
 		return -1;
 	tail = strchr(in->uniq, '.');
 	if (md_path(in->tmp, sizeof(in->tmp), "%s/tmp/%lld%s", dir,
-		    (long long)time(NULL), tail) == -1) {
+		(long long)time(NULL), tail) == -1) {
 		in->tmp[0] = '\0';
 		return -1;
 	}
@@ -226,8 +225,8 @@ tmp_discard(struct maildir_incoming *in)
 static int
 tmp_publish(struct maildir_incoming *in, struct stored *out)
 {
-	struct timespec times[2] = {{.tv_sec = in->date},
-				    {.tv_sec = in->date}};
+	struct timespec times[2] = { { .tv_sec = in->date },
+		{ .tv_sec = in->date } };
 	char info[40], sub[PATH_MAX];
 	bool cur = in->flags != 0 || in->keywords != 0;
 	int ret, closed, saved;
@@ -237,13 +236,13 @@ tmp_publish(struct maildir_incoming *in, struct stored *out)
 	if (futimens(in->fd, times) == -1 || fsync(in->fd) == -1)
 		goto fail;
 	md_info(info, in->flags, in->keywords);
-	if (md_path(out->base, sizeof(out->base), "%s,S=%llu,W=%llu",
-		    in->uniq, (unsigned long long)in->size,
-		    (unsigned long long)(in->size + in->bare)) == -1 ||
+	if (md_path(out->base, sizeof(out->base), "%s,S=%llu,W=%llu", in->uniq,
+		(unsigned long long)in->size,
+		(unsigned long long)(in->size + in->bare)) == -1 ||
 	    md_path(sub, sizeof(sub), "%s/%s", in->dir, cur ? "cur" : "new") ==
 		-1 ||
 	    md_path(out->path, sizeof(out->path), "%s/%s%s", sub, out->base,
-		    cur ? info : "") == -1)
+		cur ? info : "") == -1)
 		goto fail;
 	ret = publish(in->tmp, out->path);
 	saved = errno;
@@ -292,9 +291,9 @@ publish(const char *tmp, const char *dst)
  * fsync that directory. out gets its base name and final path. */
 static int
 store(const char *dir, const struct source *src, time_t date,
-      unsigned int flags, uint32_t keywords, struct stored *out)
+    unsigned int flags, uint32_t keywords, struct stored *out)
 {
-	struct maildir_incoming in = {.fd = -1};
+	struct maildir_incoming in = { .fd = -1 };
 
 	if (tmp_open(&in, dir, date, flags, keywords) == -1)
 		return -1;
@@ -309,7 +308,7 @@ store(const char *dir, const struct source *src, time_t date,
  * keyword file as needed (names that do not fit are dropped). */
 static int
 delivery_keywords(const char *dir, const struct maildir_delivery *opt,
-		  uint32_t *letters_r, const char **error_r)
+    uint32_t *letters_r, const char **error_r)
 {
 	struct md_keywords kw;
 	int ret;
@@ -319,7 +318,7 @@ delivery_keywords(const char *dir, const struct maildir_delivery *opt,
 		return 0;
 	md_keywords_init(&kw);
 	ret = md_keywords_resolve(dir, &kw, opt->keywords, opt->keyword_count,
-				  letters_r);
+	    letters_r);
 	md_keywords_free(&kw);
 	if (ret == -1)
 		*error_r = "cannot write the keyword file";
@@ -330,19 +329,19 @@ delivery_keywords(const char *dir, const struct maildir_delivery *opt,
 static const char *
 store_error(void)
 {
-	return errno == ENOSPC || errno == EDQUOT ? "mailbox full"
-						  : "cannot write message";
+	return errno == ENOSPC || errno == EDQUOT ? "mailbox full" :
+						    "cannot write message";
 }
 
 static int
 deliver(const char *maildir, const char *name, const struct source *src,
-	const struct maildir_delivery *opt, uint32_t *uidvalidity_r,
-	uint32_t *uid_r, const char **error_r)
+    const struct maildir_delivery *opt, uint32_t *uidvalidity_r,
+    uint32_t *uid_r, const char **error_r)
 {
 	char dir[PATH_MAX], norm[PATH_MAX], *base;
 	time_t date = opt != NULL && opt->date != 0 ? opt->date : time(NULL);
-	unsigned int flags =
-	    opt != NULL ? opt->flags & MAILDIR_FLAGS_STORED : 0;
+	unsigned int flags = opt != NULL ? opt->flags & MAILDIR_FLAGS_STORED :
+					   0;
 	struct stored out;
 
 	uint32_t keywords;
@@ -368,20 +367,20 @@ deliver(const char *maildir, const char *name, const struct source *src,
 
 int
 maildir_deliver(const char *maildir, const char *name, const void *data,
-		size_t len, const struct maildir_delivery *opt,
-		uint32_t *uidvalidity_r, uint32_t *uid_r, const char **error_r)
+    size_t len, const struct maildir_delivery *opt, uint32_t *uidvalidity_r,
+    uint32_t *uid_r, const char **error_r)
 {
-	struct source src = {.data = data, .len = len, .fd = -1};
+	struct source src = { .data = data, .len = len, .fd = -1 };
 
 	return deliver(maildir, name, &src, opt, uidvalidity_r, uid_r, error_r);
 }
 
 int
 maildir_deliver_fd(const char *maildir, const char *name, int fd,
-		   const struct maildir_delivery *opt, uint32_t *uidvalidity_r,
-		   uint32_t *uid_r, const char **error_r)
+    const struct maildir_delivery *opt, uint32_t *uidvalidity_r,
+    uint32_t *uid_r, const char **error_r)
 {
-	struct source src = {.fd = fd};
+	struct source src = { .fd = fd };
 
 	return deliver(maildir, name, &src, opt, uidvalidity_r, uid_r, error_r);
 }
@@ -390,13 +389,13 @@ maildir_deliver_fd(const char *maildir, const char *name, int fd,
 
 int
 maildir_deliver_begin(const char *maildir, const char *name,
-		      const struct maildir_delivery *opt,
-		      struct maildir_incoming **in_r, const char **error_r)
+    const struct maildir_delivery *opt, struct maildir_incoming **in_r,
+    const char **error_r)
 {
 	char dir[PATH_MAX], norm[PATH_MAX];
 	time_t date = opt != NULL && opt->date != 0 ? opt->date : time(NULL);
-	unsigned int flags =
-	    opt != NULL ? opt->flags & MAILDIR_FLAGS_STORED : 0;
+	unsigned int flags = opt != NULL ? opt->flags & MAILDIR_FLAGS_STORED :
+					   0;
 	struct maildir_incoming *in;
 	uint32_t keywords;
 
@@ -426,8 +425,8 @@ maildir_deliver_begin(const char *maildir, const char *name,
 }
 
 int
-maildir_deliver_write(struct maildir_incoming *in, const void *data,
-		      size_t len, const char **error_r)
+maildir_deliver_write(struct maildir_incoming *in, const void *data, size_t len,
+    const char **error_r)
 {
 	if (in->fd == -1) {
 		errno = EBADF;
@@ -449,7 +448,7 @@ maildir_deliver_size(const struct maildir_incoming *in)
 
 int
 maildir_deliver_commit(struct maildir_incoming **inp, uint32_t *uidvalidity_r,
-		       uint32_t *uid_r, const char **error_r)
+    uint32_t *uid_r, const char **error_r)
 {
 	struct maildir_incoming *in = *inp;
 	struct stored out;
@@ -462,8 +461,8 @@ maildir_deliver_commit(struct maildir_incoming **inp, uint32_t *uidvalidity_r,
 		*error_r = "delivery already failed";
 	} else if (tmp_publish(in, &out) == -1) {
 		*error_r = store_error();
-	} else if (uidlist_assign(in->maildir, in->dir, &base, 1,
-				  uidvalidity_r, uid_r) == -1) {
+	} else if (uidlist_assign(in->maildir, in->dir, &base, 1, uidvalidity_r,
+		       uid_r) == -1) {
 		*error_r = "cannot update the UID list";
 	} else {
 		ret = 0;
@@ -568,7 +567,7 @@ struct kw_map {
  * a name, or whose name does not fit there, are dropped. */
 static int
 map_keywords(struct maildir *box, struct kw_map *km, uint32_t letters,
-	     uint32_t *dst_r)
+    uint32_t *dst_r)
 {
 	const char *names[MAILDIR_KEYWORDS_MAX];
 	int src[MAILDIR_KEYWORDS_MAX], got[MAILDIR_KEYWORDS_MAX];
@@ -589,7 +588,7 @@ map_keywords(struct maildir *box, struct kw_map *km, uint32_t letters,
 	}
 	if (n > 0) {
 		if (md_keywords_add(km->ddir, &km->dst, names, n, 0, false, got,
-				    &changed) == -1)
+			&changed) == -1)
 			return -1;
 		for (i = 0; i < n; i++)
 			km->to[src[i]] = (int8_t)got[i];
@@ -605,7 +604,7 @@ map_keywords(struct maildir *box, struct kw_map *km, uint32_t letters,
  * prefix) and sizes of m, with these flags and keywords. */
 static int
 dest_name(const char *dir, const struct maildir_msg *m, unsigned int flags,
-	  uint32_t keywords, struct stored *out)
+    uint32_t keywords, struct stored *out)
 {
 	char uniq[NAME_MAX + 1], info[40], vs[32] = "";
 	bool cur = flags != 0 || keywords != 0;
@@ -614,13 +613,13 @@ dest_name(const char *dir, const struct maildir_msg *m, unsigned int flags,
 		return -1;
 	if (m->vsize != 0)
 		snprintf(vs, sizeof(vs), ",W=%llu",
-			 (unsigned long long)m->vsize);
+		    (unsigned long long)m->vsize);
 	md_info(info, flags, keywords);
 	if (md_path(out->base, sizeof(out->base), "%s,S=%llu%s", uniq,
-		    (unsigned long long)m->size, vs) == -1)
+		(unsigned long long)m->size, vs) == -1)
 		return -1;
 	return md_path(out->path, sizeof(out->path), "%s/%s/%s%s", dir,
-		       cur ? "cur" : "new", out->base, cur ? info : "");
+	    cur ? "cur" : "new", out->base, cur ? info : "");
 }
 
 /*
@@ -633,10 +632,10 @@ dest_name(const char *dir, const struct maildir_msg *m, unsigned int flags,
  */
 static int
 transfer(struct maildir *box, size_t index, struct kw_map *km, bool move,
-	 struct stored *out, char *src_r)
+    struct stored *out, char *src_r)
 {
 	const struct maildir_msg *m = &box->msgs[index];
-	struct source src = {.fd = -1};
+	struct source src = { .fd = -1 };
 	struct maildir_msg disk;
 	uint32_t keywords = 0;
 	int tries, ret, saved;
@@ -649,7 +648,7 @@ transfer(struct maildir *box, size_t index, struct kw_map *km, bool move,
 			return -1;
 		if (move)
 			ret = renameat2(AT_FDCWD, src_r, AT_FDCWD, out->path,
-					RENAME_NOREPLACE);
+			    RENAME_NOREPLACE);
 		else
 			ret = link(src_r, out->path);
 		if (ret == 0)
@@ -699,8 +698,8 @@ roll_back(char **made, char **orig, size_t count, bool move)
 
 int
 maildir_copy(struct maildir *box, const uint32_t *uids, size_t count,
-	     const char *dest, bool move, uint32_t *uidvalidity_r,
-	     uint32_t *dest_uids, const char **error_r)
+    const char *dest, bool move, uint32_t *uidvalidity_r, uint32_t *dest_uids,
+    const char **error_r)
 {
 	char ddir[PATH_MAX], norm[PATH_MAX], src[PATH_MAX], path[PATH_MAX];
 	char **bases = NULL, **made = NULL, **orig = NULL;
@@ -763,13 +762,15 @@ maildir_copy(struct maildir *box, const uint32_t *uids, size_t count,
 		*error_r = "cannot sync destination";
 		goto rollback;
 	}
-	if (move && (md_fsync_dir(box->new_path) == -1 ||
-		     md_fsync_dir(box->cur_path) == -1)) {
+	if (move &&
+	    (md_fsync_dir(box->new_path) == -1 ||
+		md_fsync_dir(box->cur_path) == -1)) {
 		*error_r = "cannot sync source";
 		goto rollback;
 	}
-	if (n > 0 && uidlist_assign(box->maildir, ddir, bases, n, uidvalidity_r,
-				    assigned) == -1) {
+	if (n > 0 &&
+	    uidlist_assign(box->maildir, ddir, bases, n, uidvalidity_r,
+		assigned) == -1) {
 		*error_r = "cannot update the UID list";
 		goto rollback;
 	}

@@ -174,7 +174,7 @@ md_unique(char *buf, size_t size, time_t t)
 	 * and still unique across threads, forks and pid reuse. */
 	if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
 		rnd = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ull ^
-		      (uint64_t)(uintptr_t)&rnd;
+		    (uint64_t)(uintptr_t)&rnd;
 	if (gethostname(host, sizeof(host)) == -1)
 		strcpy(host, "localhost");
 	host[sizeof(host) - 1] = '\0';
@@ -189,8 +189,7 @@ md_unique(char *buf, size_t size, time_t t)
 	}
 	*o = '\0';
 	return md_path(buf, size, "%lld.M%ldP%dR%016llx.%s", (long long)t,
-		       ts.tv_nsec / 1000, (int)getpid(),
-		       (unsigned long long)rnd, clean);
+	    ts.tv_nsec / 1000, (int)getpid(), (unsigned long long)rnd, clean);
 }
 
 int
@@ -278,7 +277,7 @@ mkdir_p(const char *path)
 int
 md_make_maildir(const char *dir, bool subfolder)
 {
-	static const char *const subs[] = {"tmp", "new", "cur"};
+	static const char *const subs[] = { "tmp", "new", "cur" };
 	char path[PATH_MAX];
 	size_t i;
 	int fd;

@@ -33,15 +33,15 @@ static bool is_inbox(const char *s, size_t len);
 
 /* Folders */
 static int create_entry(const char *maildir, const char *entry,
-			bool must_be_new);
+    bool must_be_new);
 static int create_parents(const char *maildir, const char *entry);
 static int rm_entry(const char *path, const struct stat *st, int type,
-		    struct FTW *ftw);
+    struct FTW *ftw);
 static int remove_tree(const char *path);
 static int child_entries(const char *maildir, const char *entry,
-			 char ***children_r, size_t *count_r);
+    char ***children_r, size_t *count_r);
 static int rename_inbox(const char *maildir, const char *to,
-			const char **error_r);
+    const char **error_r);
 static int fail_with(int err, const char *msg, const char **error_r);
 static void clean_stale(const char *maildir);
 
@@ -84,7 +84,7 @@ is_inbox(const char *s, size_t len)
 
 int
 md_name_to_entry(const char *name, char *entry, size_t size, char *norm,
-		 const char **error_r)
+    const char **error_r)
 {
 	const char *comp, *slash;
 	size_t len, o = 0, no = 0, i, esc;
@@ -98,8 +98,9 @@ md_name_to_entry(const char *name, char *entry, size_t size, char *norm,
 		len = slash ? (size_t)(slash - comp) : strlen(comp);
 		/* "." and ".." would be stored as literal names (%2E), but
 		 * every client and tool reads them as path steps. */
-		if (len == 0 || (comp[0] == '.' &&
-				 (len == 1 || (len == 2 && comp[1] == '.'))))
+		if (len == 0 ||
+		    (comp[0] == '.' &&
+			(len == 1 || (len == 2 && comp[1] == '.'))))
 			goto bad;
 		/* INBOX is case-insensitive, and only as the first part. */
 		inbox = comp == name && is_inbox(comp, len);
@@ -122,7 +123,7 @@ md_name_to_entry(const char *name, char *entry, size_t size, char *norm,
 				entry[o++] = "INBOX"[i];
 			else if (comp[i] == '.' || comp[i] == '%')
 				o += (size_t)sprintf(entry + o, "%%%02X",
-						     (unsigned char)comp[i]);
+				    (unsigned char)comp[i]);
 			else
 				entry[o++] = comp[i];
 		}
@@ -177,14 +178,14 @@ md_entry_to_name(const char *entry, char *name, size_t size)
 
 int
 md_folder_resolve(const char *maildir, const char *name, char *dir, char *norm,
-		  bool create_inbox, const char **error_r)
+    bool create_inbox, const char **error_r)
 {
 	char entry[PATH_MAX], cur[PATH_MAX];
 
 	if (md_name_to_entry(name, entry, sizeof(entry), norm, error_r) == -1)
 		return -1;
 	if (md_path(dir, PATH_MAX, "%s%s%s", maildir, *entry ? "/" : "",
-		    entry) == -1 ||
+		entry) == -1 ||
 	    md_path(cur, sizeof(cur), "%s/cur", dir) == -1) {
 		*error_r = "path too long";
 		return -1;
@@ -231,7 +232,7 @@ maildir_user_check(const char *user, const char **error_r)
 	} else if (strchr(at + 1, '@') != NULL) {
 		*error_r = "more than one '@'";
 	} else if (len >= 512 || !user_part_ok(user, (size_t)(at - user)) ||
-		   !user_part_ok(at + 1, strlen(at + 1))) {
+	    !user_part_ok(at + 1, strlen(at + 1))) {
 		*error_r = "an empty or too long part, '/', '..', a leading "
 			   "'.' or a control character";
 	} else {
@@ -243,7 +244,7 @@ maildir_user_check(const char *user, const char **error_r)
 
 int
 maildir_user_dir(const char *root, const char *user, char **dir_r,
-		 const char **error_r)
+    const char **error_r)
 {
 	char lower[512], path[PATH_MAX], *at;
 	size_t i, len = strlen(user);
@@ -255,7 +256,7 @@ maildir_user_dir(const char *root, const char *user, char **dir_r,
 	at = strchr(lower, '@');
 	*at = '\0';
 	if (md_path(path, sizeof(path), "%s/%s/%s/Maildir", root, at + 1,
-		    lower) == -1)
+		lower) == -1)
 		goto bad;
 	if ((*dir_r = strdup(path)) == NULL) {
 		*error_r = "out of memory";
@@ -270,14 +271,14 @@ bad:
 
 int
 maildir_folder_dir(const char *maildir, const char *name, char **dir_r,
-		   const char **error_r)
+    const char **error_r)
 {
 	char entry[PATH_MAX], path[PATH_MAX];
 
 	if (md_name_to_entry(name, entry, sizeof(entry), NULL, error_r) == -1)
 		return -1;
 	if (md_path(path, sizeof(path), "%s%s%s", maildir, *entry ? "/" : "",
-		    entry) == -1) {
+		entry) == -1) {
 		*error_r = "path too long";
 		return -1;
 	}
@@ -296,7 +297,7 @@ maildir_is_folder(const struct maildir *box, const char *name)
 
 	if (md_name_to_entry(name, entry, sizeof(entry), NULL, &err) == -1 ||
 	    md_path(path, sizeof(path), "%s%s%s", box->maildir,
-		    *entry ? "/" : "", entry) == -1)
+		*entry ? "/" : "", entry) == -1)
 		return false;
 	return strcmp(path, box->dir) == 0;
 }
@@ -317,7 +318,9 @@ static int
 create_entry(const char *maildir, const char *entry, bool must_be_new)
 {
 	char tmp[PATH_MAX], path[PATH_MAX], uniq[PATH_MAX];
-	struct uidlist list = {.exists = true, .nextuid = 1, .first_recent = 1};
+	struct uidlist list = { .exists = true,
+		.nextuid = 1,
+		.first_recent = 1 };
 	int saved;
 
 	if (md_path(path, sizeof(path), "%s/%s", maildir, entry) == -1)
@@ -330,7 +333,7 @@ create_entry(const char *maildir, const char *entry, bool must_be_new)
 	}
 	if (md_unique(uniq, sizeof(uniq), time(NULL)) == -1 ||
 	    md_path(tmp, sizeof(tmp), "%s/" MD_CREATING_PREFIX "%s", maildir,
-		    uniq) == -1)
+		uniq) == -1)
 		return -1;
 	if (md_make_maildir(tmp, true) == -1 ||
 	    md_new_uidvalidity(maildir, &list.uidvalidity) == -1 ||
@@ -395,7 +398,7 @@ remove_tree(const char *path)
 /* Entries under the Maildir named entry + "." + anything: the children. */
 static int
 child_entries(const char *maildir, const char *entry, char ***children_r,
-	      size_t *count_r)
+    size_t *count_r)
 {
 	size_t len = strlen(entry), n = 0, cap = 0;
 	char **v = NULL, **nv;
@@ -444,9 +447,9 @@ clean_stale(const char *maildir)
 		return;
 	while ((de = readdir(d)) != NULL) {
 		if (strncmp(de->d_name, MD_CREATING_PREFIX,
-			    strlen(MD_CREATING_PREFIX)) != 0 &&
+			strlen(MD_CREATING_PREFIX)) != 0 &&
 		    strncmp(de->d_name, MD_DELETING_PREFIX,
-			    strlen(MD_DELETING_PREFIX)) != 0)
+			strlen(MD_DELETING_PREFIX)) != 0)
 			continue;
 		if (md_path(path, sizeof(path), "%s/%s", maildir, de->d_name) ==
 			-1 ||
@@ -461,8 +464,8 @@ clean_stale(const char *maildir)
 int
 maildir_user_init(const char *maildir, const char **error_r)
 {
-	static const char *const defaults[] = {"INBOX", "Drafts", "Sent",
-					       "Trash", "Junk"};
+	static const char *const defaults[] = { "INBOX", "Drafts", "Sent",
+		"Trash", "Junk" };
 	char marker[PATH_MAX];
 	size_t i;
 	int fd;
@@ -487,7 +490,7 @@ maildir_user_init(const char *maildir, const char **error_r)
 	fd = open(marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
 	if (fd == -1)
 		return fail_with(errno, "cannot write the init marker",
-				 error_r);
+		    error_r);
 	close(fd);
 	return 0;
 }
@@ -506,9 +509,9 @@ maildir_create(const char *maildir, const char *name, const char **error_r)
 		return fail_with(errno, "cannot create parent folder", error_r);
 	if (create_entry(maildir, entry, true) == -1)
 		return fail_with(errno,
-				 errno == EEXIST ? "folder already exists"
-						 : "cannot create folder",
-				 error_r);
+		    errno == EEXIST ? "folder already exists" :
+				      "cannot create folder",
+		    error_r);
 	return 0;
 }
 
@@ -526,7 +529,7 @@ maildir_delete(const char *maildir, const char *name, const char **error_r)
 	if (md_path(path, sizeof(path), "%s/%s", maildir, entry) == -1 ||
 	    md_unique(uniq, sizeof(uniq), time(NULL)) == -1 ||
 	    md_path(gone, sizeof(gone), "%s/" MD_DELETING_PREFIX "%s", maildir,
-		    uniq) == -1)
+		uniq) == -1)
 		return fail_with(ENAMETOOLONG, "path too long", error_r);
 	if (!md_is_dir(path))
 		return fail_with(ENOENT, "no such folder", error_r);
@@ -539,9 +542,8 @@ maildir_delete(const char *maildir, const char *name, const char **error_r)
 	 * time (and a crash leaves only an invisible directory). */
 	if (rename(path, gone) == -1)
 		return fail_with(errno,
-				 errno == ENOENT ? "no such folder"
-						 : "cannot delete folder",
-				 error_r);
+		    errno == ENOENT ? "no such folder" : "cannot delete folder",
+		    error_r);
 	if (md_fsync_dir(maildir) == -1 || remove_tree(gone) == -1)
 		return fail_with(errno, "cannot remove folder files", error_r);
 	return 0;
@@ -571,7 +573,7 @@ rename_inbox(const char *maildir, const char *to, const char **error_r)
 	for (i = 0; i < count; i++)
 		uids[i] = msgs[i].uid;
 	if (maildir_copy(box, uids, count, to, true, &uidvalidity, dest,
-			 error_r) == -1 ||
+		error_r) == -1 ||
 	    maildir_sync(box, NULL, error_r) == -1)
 		goto out;
 	ret = 0;
@@ -584,7 +586,7 @@ out:
 
 int
 maildir_rename(const char *maildir, const char *from, const char *to,
-	       const char **error_r)
+    const char **error_r)
 {
 	char fe[PATH_MAX], te[PATH_MAX], fn[PATH_MAX], tn[PATH_MAX];
 	char src[PATH_MAX], dst[PATH_MAX];
@@ -604,7 +606,7 @@ maildir_rename(const char *maildir, const char *from, const char *to,
 		return fail_with(EEXIST, "folder already exists", error_r);
 	if (strncmp(te, fe, flen) == 0 && te[flen] == '.')
 		return fail_with(EINVAL, "cannot move a folder into itself",
-				 error_r);
+		    error_r);
 	if (md_path(src, sizeof(src), "%s/%s", maildir, fe) == -1 ||
 	    md_path(dst, sizeof(dst), "%s/%s", maildir, te) == -1)
 		return fail_with(ENAMETOOLONG, "path too long", error_r);
@@ -617,15 +619,15 @@ maildir_rename(const char *maildir, const char *from, const char *to,
 	/* Refuse before moving anything if a child's new name is taken. */
 	for (i = 0; i < n; i++) {
 		if (md_path(dst, sizeof(dst), "%s/%s%s", maildir, te,
-			    children[i] + flen) == -1 ||
+			children[i] + flen) == -1 ||
 		    strlen(te) + strlen(children[i] + flen) >= 256) {
 			fail_with(ENAMETOOLONG, "folder name too long",
-				  error_r);
+			    error_r);
 			goto out;
 		}
 		if (md_is_dir(dst)) {
 			fail_with(EEXIST, "a child folder already exists",
-				  error_r);
+			    error_r);
 			goto out;
 		}
 	}
@@ -644,7 +646,7 @@ maildir_rename(const char *maildir, const char *from, const char *to,
 		if (md_path(src, sizeof(src), "%s/%s", maildir, children[i]) ==
 			-1 ||
 		    md_path(dst, sizeof(dst), "%s/%s%s", maildir, te,
-			    children[i] + flen) == -1 ||
+			children[i] + flen) == -1 ||
 		    renameat2(AT_FDCWD, src, AT_FDCWD, dst, RENAME_NOREPLACE) ==
 			-1) {
 			fail_with(errno, "cannot rename child folder", error_r);
@@ -664,7 +666,7 @@ out:
 
 int
 maildir_status(const char *maildir, const char *name, struct maildir_status *st,
-	       const char **error_r)
+    const char **error_r)
 {
 	const struct maildir_msg *msgs;
 	struct maildir *box;

@@ -36,9 +36,9 @@ static bool atom_char(unsigned char c);
 static int parse_line(const char *p, size_t len, struct md_keywords *kw);
 static void index_names(struct md_keywords *kw);
 static bool same_names(const struct md_keywords *a,
-		       const struct md_keywords *b);
+    const struct md_keywords *b);
 static int load_locked(const char *dir, struct md_keywords *kw,
-		       bool *changed_r);
+    bool *changed_r);
 static int write_file(const char *dir, const struct md_keywords *kw);
 static uint32_t used_letters(const struct maildir *box);
 
@@ -169,7 +169,7 @@ same_names(const struct md_keywords *a, const struct md_keywords *b)
 	for (i = 0; i < MAILDIR_KEYWORDS_MAX; i++)
 		if ((a->valid & (1u << i)) &&
 		    (a->canon[i] != b->canon[i] ||
-		     strcmp(a->names[i], b->names[i]) != 0))
+			strcmp(a->names[i], b->names[i]) != 0))
 			return false;
 	return true;
 }
@@ -256,7 +256,7 @@ write_file(const char *dir, const struct md_keywords *kw)
 	for (i = 0; i < MAILDIR_KEYWORDS_MAX; i++)
 		if (kw->present & (1u << i))
 			off += (size_t)snprintf(buf + off, size - off,
-						"%zu %s\n", i, kw->names[i]);
+			    "%zu %s\n", i, kw->names[i]);
 	ret = md_write_atomic(dir, MD_KEYWORDS, buf, off);
 	saved = errno;
 	free(buf);
@@ -275,8 +275,8 @@ load_locked(const char *dir, struct md_keywords *kw, bool *changed_r)
 
 int
 md_keywords_add(const char *dir, struct md_keywords *kw,
-		const char *const *names, size_t count, uint32_t avoid,
-		bool all_or_nothing, int *letters_r, bool *changed_r)
+    const char *const *names, size_t count, uint32_t avoid, bool all_or_nothing,
+    int *letters_r, bool *changed_r)
 {
 	uint32_t taken, added = 0, letters;
 	size_t i, k;
@@ -357,7 +357,7 @@ out:
 
 int
 md_keywords_resolve(const char *dir, struct md_keywords *kw,
-		    const char *const *names, size_t count, uint32_t *letters_r)
+    const char *const *names, size_t count, uint32_t *letters_r)
 {
 	int idx[MAILDIR_KEYWORDS_MAX + 1], *letters = idx;
 	uint32_t found = 0, mask;
@@ -384,7 +384,7 @@ md_keywords_resolve(const char *dir, struct md_keywords *kw,
 	    (letters = calloc(count, sizeof(*letters))) == NULL)
 		return -1;
 	if (md_keywords_add(dir, kw, names, count, 0, false, letters,
-			    &changed) == -1)
+		&changed) == -1)
 		goto out;
 	for (i = 0; i < count; i++)
 		if (letters[i] >= 0)
@@ -444,13 +444,12 @@ bool
 maildir_keywords_room(const struct maildir *box)
 {
 	return ((box->kw.present | used_letters(box)) & MD_ALL_KEYWORDS) !=
-	       MD_ALL_KEYWORDS;
+	    MD_ALL_KEYWORDS;
 }
 
 int
 maildir_keywords_get(struct maildir *box, const char *const *names,
-		     size_t count, bool create, uint32_t *letters_r,
-		     const char **error_r)
+    size_t count, bool create, uint32_t *letters_r, const char **error_r)
 {
 	int idx[MAILDIR_KEYWORDS_MAX + 1], *letters = idx;
 	uint32_t found = 0, mask;
@@ -478,10 +477,10 @@ maildir_keywords_get(struct maildir *box, const char *const *names,
 		return -1;
 	}
 	if (md_keywords_add(box->dir, &box->kw, names, count, used_letters(box),
-			    true, letters, &changed) == -1) {
-		*error_r = errno == EOVERFLOW
-			       ? "too many keywords in this folder"
-			       : "cannot write the keyword file";
+		true, letters, &changed) == -1) {
+		*error_r = errno == EOVERFLOW ?
+		    "too many keywords in this folder" :
+		    "cannot write the keyword file";
 		goto out;
 	}
 	box->kw_changed = box->kw_changed || changed;

@@ -21,9 +21,9 @@
 static unsigned int depth_of(const char *name);
 static bool listed(const struct maildir_folder *v, size_t n, const char *name);
 static int check_shape(const struct maildir_limits *lim, size_t len,
-		       unsigned int depth, const char **error_r);
+    unsigned int depth, const char **error_r);
 static unsigned int missing_parents(const struct maildir_folder *v, size_t n,
-				    char *name);
+    char *name);
 static int fail_limit(int err, const char *text, const char **error_r);
 
 static unsigned int
@@ -57,14 +57,14 @@ fail_limit(int err, const char *text, const char **error_r)
 /* A name of len bytes and depth levels within the limits. */
 static int
 check_shape(const struct maildir_limits *lim, size_t len, unsigned int depth,
-	    const char **error_r)
+    const char **error_r)
 {
 	if (lim->max_depth != 0 && depth > lim->max_depth)
 		return fail_limit(ENAMETOOLONG, "folder name too deep",
-				  error_r);
+		    error_r);
 	if (lim->max_name != 0 && len > lim->max_name)
 		return fail_limit(ENAMETOOLONG, "folder name too long",
-				  error_r);
+		    error_r);
 	return 0;
 }
 
@@ -89,7 +89,7 @@ missing_parents(const struct maildir_folder *v, size_t n, char *name)
 
 int
 maildir_check_limits(const char *maildir, const struct maildir_limits *lim,
-		     const char *name, const char *from, const char **error_r)
+    const char *name, const char *from, const char **error_r)
 {
 	char entry[PATH_MAX], to[PATH_MAX], src[PATH_MAX];
 	struct maildir_folder *v = NULL;
@@ -97,15 +97,16 @@ maildir_check_limits(const char *maildir, const struct maildir_limits *lim,
 	unsigned int fdepth = 0;
 	int ret = -1;
 
-	if (lim == NULL || (lim->max_folders == 0 && lim->max_depth == 0 &&
-			    lim->max_name == 0))
+	if (lim == NULL ||
+	    (lim->max_folders == 0 && lim->max_depth == 0 &&
+		lim->max_name == 0))
 		return 0;
 	/* Bad names are refused later with their own error. */
 	if (md_name_to_entry(name, entry, sizeof(entry), to, error_r) == -1)
 		return 0;
 	if (from != NULL) {
 		if (md_name_to_entry(from, entry, sizeof(entry), src,
-				     error_r) == -1)
+			error_r) == -1)
 			return 0;
 		flen = strlen(src);
 		fdepth = depth_of(src);
@@ -124,8 +125,7 @@ maildir_check_limits(const char *maildir, const struct maildir_limits *lim,
 		if (from != NULL && strcmp(src, "INBOX") != 0 &&
 		    strncmp(f, src, flen) == 0 && f[flen] == '/' &&
 		    check_shape(lim, strlen(to) + strlen(f) - flen,
-				depth_of(to) + depth_of(f) - fdepth,
-				error_r) == -1)
+			depth_of(to) + depth_of(f) - fdepth, error_r) == -1)
 			goto out;
 	}
 	/* CREATE adds the folder and its missing parents; RENAME only the

@@ -22,9 +22,9 @@
 static int cmp_folder(const void *a, const void *b);
 static int name_cmp(const char *a, const char *b);
 static int push_folder(struct maildir_folder **v, size_t *n, size_t *cap,
-		       const char *name, unsigned int attrs);
+    const char *name, unsigned int attrs);
 static int add_missing_parents(struct maildir_folder **v, size_t *n,
-			       size_t *cap);
+    size_t *cap);
 static unsigned int special_use(const char *name);
 
 /* Subscriptions */
@@ -63,7 +63,7 @@ cmp_folder(const void *a, const void *b)
 
 static int
 push_folder(struct maildir_folder **v, size_t *n, size_t *cap, const char *name,
-	    unsigned int attrs)
+    unsigned int attrs)
 {
 	struct maildir_folder *nv;
 
@@ -85,7 +85,7 @@ static int
 add_missing_parents(struct maildir_folder **v, size_t *n, size_t *cap)
 {
 	char prefix[PATH_MAX], *slash;
-	struct maildir_folder key = {.name = prefix};
+	struct maildir_folder key = { .name = prefix };
 	size_t i, orig = *n;
 
 	for (i = 0; i < orig; i++) {
@@ -97,7 +97,7 @@ add_missing_parents(struct maildir_folder **v, size_t *n, size_t *cap)
 			    NULL)
 				break;
 			if (push_folder(v, n, cap, prefix,
-					MAILDIR_ATTR_NOSELECT) == -1)
+				MAILDIR_ATTR_NOSELECT) == -1)
 				return -1;
 		}
 	}
@@ -132,10 +132,10 @@ special_use(const char *name)
 
 int
 maildir_list(const char *maildir, struct maildir_folder **list_r,
-	     size_t *count_r, const char **error_r)
+    size_t *count_r, const char **error_r)
 {
 	char name[PATH_MAX], path[PATH_MAX], **subs = NULL;
-	struct maildir_folder *v = NULL, key = {.name = name};
+	struct maildir_folder *v = NULL, key = { .name = name };
 	struct maildir_folder *hit;
 	size_t n = 0, cap = 0, nsubs = 0, i, len;
 	struct dirent *de;
@@ -152,7 +152,7 @@ maildir_list(const char *maildir, struct maildir_folder **list_r,
 			if (md_entry_to_name(de->d_name, name, sizeof(name)) ==
 				-1 ||
 			    md_path(path, sizeof(path), "%s/%s/cur", maildir,
-				    de->d_name) == -1)
+				de->d_name) == -1)
 				continue;
 			attrs = md_is_dir(path) ? 0 : MAILDIR_ATTR_NOSELECT;
 			/* Without cur/ it may still be a bare directory (a
@@ -174,11 +174,11 @@ maildir_list(const char *maildir, struct maildir_folder **list_r,
 		goto nomem;
 	for (i = 0; i < n; i++) {
 		len = strlen(v[i].name);
-		v[i].attrs |=
-		    i + 1 < n && strncmp(v[i + 1].name, v[i].name, len) == 0 &&
-			    v[i + 1].name[len] == '/'
-			? MAILDIR_ATTR_HASCHILDREN
-			: MAILDIR_ATTR_HASNOCHILDREN;
+		v[i].attrs |= i + 1 < n &&
+			strncmp(v[i + 1].name, v[i].name, len) == 0 &&
+			v[i + 1].name[len] == '/' ?
+		    MAILDIR_ATTR_HASCHILDREN :
+		    MAILDIR_ATTR_HASNOCHILDREN;
 		v[i].attrs |= special_use(v[i].name);
 	}
 	if (maildir_subscriptions(maildir, &subs, &nsubs, error_r) == -1)
@@ -279,7 +279,7 @@ write_lines(const char *maildir, char **lines, size_t count)
 
 int
 maildir_subscriptions(const char *maildir, char ***names_r, size_t *count_r,
-		      const char **error_r)
+    const char **error_r)
 {
 	char path[PATH_MAX];
 
@@ -294,7 +294,7 @@ maildir_subscriptions(const char *maildir, char ***names_r, size_t *count_r,
 
 int
 maildir_subscribe(const char *maildir, const char *name, bool subscribe,
-		  const char **error_r)
+    const char **error_r)
 {
 	char entry[PATH_MAX], norm[PATH_MAX], path[PATH_MAX], **v = NULL;
 	size_t n = 0, i;

@@ -124,7 +124,7 @@ int md_folder_id_read(const char *dir, struct md_folder_id *id);
 /* Whether a scan that started at t0 after taking id may be stored: both
  * directories unchanged for the cache's settle time. */
 bool md_cache_settled(const struct maildir_cache *cache,
-		      const struct md_folder_id *id, const struct timespec *t0);
+    const struct md_folder_id *id, const struct timespec *t0);
 
 /* Copy dir's snapshot into *view if its identity equals id (two
  * allocations). claimed_only (a read-write open): a snapshot holding
@@ -132,13 +132,12 @@ bool md_cache_settled(const struct maildir_cache *cache,
  * the lock; it stays for read-only opens. 1 on a hit, 0 on a miss
  * (counted), -1 on ENOMEM. */
 int md_cache_get(struct maildir_cache *cache, const char *dir,
-		 const struct md_folder_id *id, bool claimed_only,
-		 struct md_view *view);
+    const struct md_folder_id *id, bool claimed_only, struct md_view *view);
 
 /* Store a copy of a view synced after id was taken (replacing dir's old
  * snapshot), if it fits the bounds. Best effort: nothing is reported. */
 void md_cache_put(struct maildir_cache *cache, const char *dir,
-		  const struct md_folder_id *id, const struct md_view *view);
+    const struct md_folder_id *id, const struct md_view *view);
 
 /* Count a scan that was not stored (see maildir_cache_stats). */
 void md_cache_unsettled(struct maildir_cache *cache);
@@ -183,7 +182,7 @@ int uidlist_init_new(const char *maildir, struct uidlist *list);
 
 /* Append an entry (the base is not copied). -1 on ENOMEM. */
 int uidlist_push(struct uidlist *list, uint32_t uid, const char *base,
-		 size_t len);
+    size_t len);
 
 /* Build the base name index; then find returns an entry index or -1. */
 int uidlist_index(struct uidlist *list);
@@ -197,7 +196,7 @@ void uidlist_free(struct uidlist *list);
 /* Under the folder lock, make sure each base has a UID (reusing one a
  * concurrent sync already gave it) and return them. */
 int uidlist_assign(const char *maildir, const char *dir, char *const *bases,
-		   size_t count, uint32_t *uidvalidity_r, uint32_t *uids);
+    size_t count, uint32_t *uidvalidity_r, uint32_t *uids);
 
 /* Next UIDVALIDITY for this user: max(now, last + 1), kept in
  * ringstore-uidvalidity under the user lock, so a folder re-created in the
@@ -218,7 +217,7 @@ int md_lock_file(const char *dir, const char *file, int *fd_r);
 
 /* Write buf to dir/file atomically (temp file, fsync, rename, fsync dir). */
 int md_write_atomic(const char *dir, const char *file, const char *buf,
-		    size_t len);
+    size_t len);
 
 /* The whole file open at fd (at most max bytes if max is not 0),
  * NUL-terminated; *buf_r is malloc'd, owned by the caller. */
@@ -268,15 +267,14 @@ uint32_t md_keywords_find(const struct md_keywords *kw, const char *name);
  * *changed_r as for md_keywords_load().
  */
 int md_keywords_add(const char *dir, struct md_keywords *kw,
-		    const char *const *names, size_t count, uint32_t avoid,
-		    bool all_or_nothing, int *letters_r, bool *changed_r);
+    const char *const *names, size_t count, uint32_t avoid, bool all_or_nothing,
+    int *letters_r, bool *changed_r);
 
 /* For delivery (no open view): the letters of names in dir's file, one
  * per name, added as needed; names that do not fit get none. kw is a
  * cache the caller owns (md_keywords_init() before, _free() after). */
 int md_keywords_resolve(const char *dir, struct md_keywords *kw,
-			const char *const *names, size_t count,
-			uint32_t *letters_r);
+    const char *const *names, size_t count, uint32_t *letters_r);
 
 /* An empty map (no file read yet); _free() empties a used one. */
 void md_keywords_init(struct md_keywords *kw);
@@ -301,7 +299,7 @@ int md_refind(struct maildir *box, size_t index);
 /* IMAP name to the entry under the Maildir: "" for INBOX, else ".a.b".
  * norm (if not NULL, PATH_MAX) receives the normalised IMAP name. */
 int md_name_to_entry(const char *name, char *entry, size_t size, char *norm,
-		     const char **error_r);
+    const char **error_r);
 
 /* Directory entry (".a.b") back to an IMAP name; -1 if it is not a folder
  * name this module could have written. */
@@ -310,12 +308,12 @@ int md_entry_to_name(const char *entry, char *name, size_t size);
 /* Resolve a folder that must exist (INBOX is created on demand when
  * create_inbox). dir receives the path (PATH_MAX). */
 int md_folder_resolve(const char *maildir, const char *name, char *dir,
-		      char *norm, bool create_inbox, const char **error_r);
+    char *norm, bool create_inbox, const char **error_r);
 
 /* ---- maildir_list.c ---- */
 
 /* RENAME carries the subscriptions of from and its children to to. */
 int md_rename_subscriptions(const char *maildir, const char *from,
-			    const char *to);
+    const char *to);
 
 #endif

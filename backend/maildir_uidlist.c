@@ -184,7 +184,7 @@ uidlist_index(struct uidlist *list)
 	list->index_mask = size - 1;
 	for (i = 0; i < list->count; i++) {
 		slot = hash_base(list->entries[i].base, list->entries[i].len) &
-		       list->index_mask;
+		    list->index_mask;
 		while (list->index[slot] != 0)
 			slot = (slot + 1) & list->index_mask;
 		list->index[slot] = (uint32_t)i + 1;
@@ -222,8 +222,8 @@ uidlist_write(const char *dir, const struct uidlist *list)
 	if ((buf = malloc(cap)) == NULL)
 		return -1;
 	n = snprintf(buf, cap, "%s %d %u %u %u\n", MD_UIDLIST_MAGIC,
-		     MD_UIDLIST_VERSION, list->uidvalidity, list->nextuid,
-		     list->first_recent);
+	    MD_UIDLIST_VERSION, list->uidvalidity, list->nextuid,
+	    list->first_recent);
 	p = buf + n;
 	for (i = 0; i < list->count; i++) {
 		n = snprintf(p, 12, "%u ", list->entries[i].uid);
@@ -255,7 +255,7 @@ uidlist_lock(const char *dir, int *fd_r)
 
 int
 uidlist_assign(const char *maildir, const char *dir, char *const *bases,
-	       size_t count, uint32_t *uidvalidity_r, uint32_t *uids)
+    size_t count, uint32_t *uidvalidity_r, uint32_t *uids)
 {
 	struct uidlist list;
 	bool dirty = false;

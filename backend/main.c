@@ -84,8 +84,7 @@ static int start_pools(struct store_daemon *sd, const char **error_r);
 static int register_metrics(struct rs_server *srv, struct metrics *m);
 static int register_auth_metrics(struct store_daemon *sd, struct metrics *m);
 static void collect_auth(struct metrics *m, void *arg);
-static int register_folder_metrics(struct store_daemon *sd,
-    struct metrics *m);
+static int register_folder_metrics(struct store_daemon *sd, struct metrics *m);
 static void collect_folders(struct metrics *m, void *arg);
 
 /* reloads, on the main thread */
@@ -143,8 +142,10 @@ check_masters(const struct rs_config *cf, struct auth_backend *b,
 			auth_entry_unref(&e);
 			continue;
 		}
-		snprintf(msg, sizeof(msg), "%s:%d: auth.master_users: '%s' is "
-		    "not in %s", cf->auth.loc.file, cf->auth.loc.line,
+		snprintf(msg, sizeof(msg),
+		    "%s:%d: auth.master_users: '%s' is "
+		    "not in %s",
+		    cf->auth.loc.file, cf->auth.loc.line,
 		    cf->auth.master_users[i], cf->auth.passwd_file);
 		*error_r = msg;
 		return -1;
@@ -174,12 +175,13 @@ test_config(struct store_daemon *sd, const char *path)
 
 	if ((sd->passdb = open_passdb(&sd->cf, &error)) == NULL ||
 	    check_masters(&sd->cf, auth_passdb_backend(sd->passdb), &error) ==
-	    -1) {
+		-1) {
 		fprintf(stderr, "ringstore: %s\n", error);
 		return 1;
 	}
 	printf("ringstore: configuration file %s test is successful (%zu "
-	    "users)\n", path, auth_passdb_count(sd->passdb));
+	       "users)\n",
+	    path, auth_passdb_count(sd->passdb));
 	return 0;
 }
 
@@ -245,12 +247,11 @@ register_metrics(struct rs_server *srv, struct metrics *m)
 	x->search_limit = metrics_counter(m, "imap_search_stopped_total",
 	    "SEARCH commands stopped before the end.", "reason=\"limit\"");
 	x->search_gone = metrics_counter(m, "imap_search_stopped_total",
-	    "SEARCH commands stopped before the end.",
-	    "reason=\"disconnect\"");
+	    "SEARCH commands stopped before the end.", "reason=\"disconnect\"");
 	if (x->sessions < 0 || x->logins_ok < 0 || x->logins_fail < 0 ||
 	    x->commands < 0 || x->bad_commands < 0 || x->store_jobs < 0 ||
-	    x->store_busy < 0 || x->master_refused < 0 ||
-	    x->search_limit < 0 || x->search_gone < 0)
+	    x->store_busy < 0 || x->master_refused < 0 || x->search_limit < 0 ||
+	    x->search_gone < 0)
 		return -1;
 	return 0;
 }
@@ -261,8 +262,8 @@ register_metrics(struct rs_server *srv, struct metrics *m)
 static int
 register_auth_metrics(struct store_daemon *sd, struct metrics *m)
 {
-	static const char *const res[3] = { "result=\"ok\"",
-		"result=\"fail\"", "result=\"tempfail\"" };
+	static const char *const res[3] = { "result=\"ok\"", "result=\"fail\"",
+		"result=\"tempfail\"" };
 	struct sd_metrics *a = &sd->am;
 	int bad = 0;
 
@@ -280,8 +281,8 @@ register_auth_metrics(struct store_daemon *sd, struct metrics *m)
 	    "Verification results that could not be delivered.", NULL);
 	for (int i = 0; i < 3; i++)
 		bad |= (a->result[i] = metrics_counter_set(m,
-		    "auth_results_total", "Verification answers by result.",
-		    res[i])) < 0;
+			    "auth_results_total",
+			    "Verification answers by result.", res[i])) < 0;
 	a->queued = metrics_gauge_set(m, "auth_queue",
 	    "Verifications waiting for a pool thread.", NULL);
 	a->users = metrics_gauge_set(m, "passdb_users",
@@ -292,10 +293,10 @@ register_auth_metrics(struct store_daemon *sd, struct metrics *m)
 	    "passwd-file reloads by result.", "result=\"ok\"");
 	a->reload_failed = metrics_counter_set(m, "passdb_reloads_total",
 	    "passwd-file reloads by result.", "result=\"refused\"");
-	if (bad || a->submitted < 0 || a->verifies < 0 ||
-	    a->cache_hits < 0 || a->cache_misses < 0 || a->overflows < 0 ||
-	    a->lost < 0 || a->queued < 0 || a->users < 0 ||
-	    a->users_version < 0 || a->reload_ok < 0 || a->reload_failed < 0)
+	if (bad || a->submitted < 0 || a->verifies < 0 || a->cache_hits < 0 ||
+	    a->cache_misses < 0 || a->overflows < 0 || a->lost < 0 ||
+	    a->queued < 0 || a->users < 0 || a->users_version < 0 ||
+	    a->reload_ok < 0 || a->reload_failed < 0)
 		return -1;
 	metrics_set(m, a->users, (double)auth_passdb_count(sd->passdb));
 	metrics_set(m, a->users_version,
@@ -336,8 +337,7 @@ register_folder_metrics(struct store_daemon *sd, struct metrics *m)
 	    "result=\"miss\"");
 	a->folders_unsettled = metrics_counter_set(m,
 	    "folder_cache_unsettled_total",
-	    "Scans not kept: the folder changed within the settle time.",
-	    NULL);
+	    "Scans not kept: the folder changed within the settle time.", NULL);
 	a->folders_evicted = metrics_counter_set(m,
 	    "folder_cache_evictions_total",
 	    "Snapshots dropped for the entry or byte bound.", NULL);
@@ -398,12 +398,13 @@ reload(struct daemon *d)
 	struct cfg_error err;
 
 	if (rs_config_load(sd->config_path, &ncf, &err) == -1) {
-		log_error(0, "reload.failed", "error=\"%s\" kept=old",
-		    err.msg);
+		log_error(0, "reload.failed", "error=\"%s\" kept=old", err.msg);
 	} else {
-		if (strcmp(ncf.auth.passwd_file, sd->cf.auth.passwd_file) != 0 ||
+		if (strcmp(ncf.auth.passwd_file, sd->cf.auth.passwd_file) !=
+			0 ||
 		    ncf.nimap != sd->cf.nimap)
-			log_warn(0, "reload.partial", "note=\"passwd_file or "
+			log_warn(0, "reload.partial",
+			    "note=\"passwd_file or "
 			    "imap listeners changed; restart to apply\"");
 		reload_tls(sd, d, &ncf);
 		rs_config_free(&ncf);
@@ -442,8 +443,8 @@ reload_users(struct store_daemon *sd, const char *why)
 	    (double)auth_passdb_count(sd->passdb));
 	metrics_set(sd->metrics, a->users_version,
 	    (double)auth_passdb_version(sd->passdb));
-	log_info(0, "passdb.reloaded", "trigger=%s users=%zu version=%llu",
-	    why, auth_passdb_count(sd->passdb),
+	log_info(0, "passdb.reloaded", "trigger=%s users=%zu version=%llu", why,
+	    auth_passdb_count(sd->passdb),
 	    (unsigned long long)auth_passdb_version(sd->passdb));
 	if (check_masters(&sd->cf, sd->srv.users, &error) == -1)
 		log_warn(0, "passdb.master_missing", "error=\"%s\"", error);
@@ -479,8 +480,7 @@ reload_tls(struct store_daemon *sd, struct daemon *d,
 		log_error(0, "reload.failed", "error=\"out of memory\"");
 		return;
 	}
-	log_info(0, "reload.done", "certificates=%s",
-	    ts ? "reloaded" : "none");
+	log_info(0, "reload.done", "certificates=%s", ts ? "reloaded" : "none");
 }
 
 /* On a worker: adopt the new certificates (STARTTLS and TLS listeners). */
@@ -559,8 +559,8 @@ worker_init(struct daemon *d, struct loop *l, unsigned i)
 		return -1;
 	for (unsigned r = 0; r < sd->cf.nimap; r++) {
 		int *fd = &sd->fds[r * sd->nworkers + i];
-		struct listener *li = loop_listen(l, *fd,
-		    sd->cf.imap[r].name, imap_handler(), &sd->listeners[r]);
+		struct listener *li = loop_listen(l, *fd, sd->cf.imap[r].name,
+		    imap_handler(), &sd->listeners[r]);
 
 		if (li == NULL)
 			return -1;

@@ -127,8 +127,7 @@ msg_read(struct msg_reader *r, struct maildir *box, size_t index,
 }
 
 int
-msg_read_fd(struct msg_reader *r, int fd, bool header_only,
-    struct msg_text *t)
+msg_read_fd(struct msg_reader *r, int fd, bool header_only, struct msg_text *t)
 {
 	int rc = 0;
 

@@ -16,8 +16,8 @@
 
 struct maildir;
 
-#define MSG_READ_FIRST (8 * 1024)	   /* first header read */
-#define MSG_READ_HEADER_MAX (256 * 1024)   /* longer: read it all */
+#define MSG_READ_FIRST (8 * 1024)	     /* first header read */
+#define MSG_READ_HEADER_MAX (256 * 1024)     /* longer: read it all */
 #define MSG_READ_WHOLE_MAX (4 * 1024 * 1024) /* larger: mapped */
 
 /* The caller's reusable buffer; zero-initialise, msg_reader_free(). */

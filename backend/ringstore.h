@@ -100,7 +100,7 @@ int rs_tls_build(const struct rs_config *cf, struct tls_server **ts_r,
 struct rs_metrics {
 	int sessions, logins_ok, logins_fail, commands, bad_commands;
 	int store_jobs, store_busy;
-	int master_refused; /* master logins refused (authzid) */
+	int master_refused;	       /* master logins refused (authzid) */
 	int search_limit, search_gone; /* SEARCHes stopped: budget, client */
 };
 

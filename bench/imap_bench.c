@@ -138,14 +138,14 @@ static int io_skip(struct io *io, uint64_t n);
 static int literal_size(const char *line, size_t len, uint64_t *n);
 static int read_resp(struct io *io, const char *tag, struct resp *r);
 static int command(struct io *io, const char *tag, const char *text,
-		   struct resp *r);
+    struct resp *r);
 static int login(struct io *io);
 static int open_session(struct io *io);
 
 static int run_steps(void);
 static int run_body(void);
 static int step(struct io *io, const char *name, const char *text,
-		unsigned runs);
+    unsigned runs);
 static int run_append(void);
 static size_t make_message(char *buf, size_t cap, unsigned i);
 static int run_login(void);
@@ -179,7 +179,7 @@ self_cpu(void)
 
 	getrusage(RUSAGE_SELF, &ru);
 	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+	    (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
 /* ---- server CPU from /proc ---------------------------------------- */
@@ -238,15 +238,17 @@ acct_cpu(struct acct *a)
 
 	switch (a->kind) {
 	case A_PROC:
-		return bench_proc_times(a->pid, &s, NULL, NULL, NULL, 0, NULL) == 0
-			   ? s
-			   : -1;
+		return bench_proc_times(a->pid, &s, NULL, NULL, NULL, 0,
+			   NULL) == 0 ?
+		    s :
+		    -1;
 	case A_IMAP_CHILD:
 		if (a->live <= 0)
 			return -1;
-		return bench_proc_times(a->live, &s, NULL, NULL, NULL, 0, NULL) == 0
-			   ? s
-			   : -1;
+		return bench_proc_times(a->live, &s, NULL, NULL, NULL, 0,
+			   NULL) == 0 ?
+		    s :
+		    -1;
 	case A_TREE:
 		return tree_cpu(a->pid);
 	}
@@ -264,7 +266,7 @@ acct_add(enum acct_kind kind, const char *arg)
 	a = &O.acct[O.nacct++];
 	a->kind = kind;
 	snprintf(a->name, sizeof(a->name), "%.*s", eq ? (int)(eq - arg) : 6,
-		 eq ? arg : "server");
+	    eq ? arg : "server");
 	a->pid = atol(eq ? eq + 1 : arg);
 	return a->pid > 0 ? 0 : -1;
 }
@@ -291,8 +293,9 @@ newest_imap_child(long master)
 	while ((de = readdir(d)) != NULL) {
 		long pid = strtol(de->d_name, NULL, 10);
 
-		if (pid <= 0 || bench_proc_times(pid, NULL, NULL, &pp, comm,
-					   sizeof(comm), &st) == -1)
+		if (pid <= 0 ||
+		    bench_proc_times(pid, NULL, NULL, &pp, comm, sizeof(comm),
+			&st) == -1)
 			continue;
 		if (pp == master && strcmp(comm, "imap") == 0 && st >= best) {
 			best = st;
@@ -316,9 +319,9 @@ acct_resolve(void)
 			printf("# %s: imap process %ld\n", a->name, a->live);
 		else
 			fprintf(stderr,
-				"ringbench-imap: no imap child of "
-				"%ld\n",
-				a->pid);
+			    "ringbench-imap: no imap child of "
+			    "%ld\n",
+			    a->pid);
 	}
 }
 
@@ -360,7 +363,7 @@ parse_target(const char *arg)
 		struct sockaddr_in6 *in6 = (void *)&O.ss;
 
 		snprintf(host, sizeof(host), "%.*s", (int)(colon - arg - 2),
-			 arg + 1);
+		    arg + 1);
 		if (inet_pton(AF_INET6, host, &in6->sin6_addr) != 1 ||
 		    !IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr))
 			return -1;
@@ -384,7 +387,7 @@ parse_target(const char *arg)
 static int
 io_connect(struct io *io)
 {
-	struct timeval tv = {.tv_sec = IO_TIMEOUT_S};
+	struct timeval tv = { .tv_sec = IO_TIMEOUT_S };
 	int one = 1;
 
 	io->off = io->len = 0;
@@ -436,13 +439,13 @@ io_fill(struct io *io)
 	}
 	if (io->ssl) {
 		int r = SSL_read(io->ssl, io->buf + io->len,
-				 (int)(sizeof(io->buf) - io->len));
+		    (int)(sizeof(io->buf) - io->len));
 
 		n = r > 0 ? r : -1;
 	} else {
 		do {
 			n = recv(io->fd, io->buf + io->len,
-				 sizeof(io->buf) - io->len, 0);
+			    sizeof(io->buf) - io->len, 0);
 		} while (n == -1 && errno == EINTR);
 	}
 	if (n <= 0)
@@ -482,8 +485,8 @@ io_line(struct io *io)
 	io->line_len = 0;
 	for (;;) {
 		char *lf = memchr(io->buf + io->off, '\n', io->len - io->off);
-		size_t n = lf ? (size_t)(lf - (io->buf + io->off)) + 1
-			      : io->len - io->off;
+		size_t n = lf ? (size_t)(lf - (io->buf + io->off)) + 1 :
+				io->len - io->off;
 
 		if (io->line_len + n + 1 > io->line_cap) {
 			size_t cap = io->line_cap ? io->line_cap * 2 : 4096;
@@ -574,8 +577,8 @@ read_resp(struct io *io, const char *tag, struct resp *r)
 		if (start && strncmp(io->line, tag, taglen) == 0 &&
 		    io->line[taglen] == ' ') {
 			snprintf(r->status, sizeof(r->status), "%.*s",
-				 (int)strcspn(io->line + taglen + 1, " \r\n"),
-				 io->line + taglen + 1);
+			    (int)strcspn(io->line + taglen + 1, " \r\n"),
+			    io->line + taglen + 1);
 			r->bytes = io->rx - (io->len - io->off) - rx0;
 			return 0;
 		}
@@ -679,7 +682,7 @@ step(struct io *io, const char *name, const char *text, unsigned runs)
 		if (command(io, tag, text, &r) == -1 ||
 		    strcmp(r.status, "OK") != 0) {
 			fprintf(stderr, "ringbench-imap: %s: %s\n", name,
-				r.status[0] ? r.status : "connection lost");
+			    r.status[0] ? r.status : "connection lost");
 			free(t);
 			return -1;
 		}
@@ -692,8 +695,8 @@ step(struct io *io, const char *name, const char *text, unsigned runs)
 		}
 	}
 	printf("step=%s runs=%u first_ms=%.2f median_ms=%.2f bytes=%llu", name,
-	       runs, first * 1e3, median(t, runs) * 1e3,
-	       (unsigned long long)bytes);
+	    runs, first * 1e3, median(t, runs) * 1e3,
+	    (unsigned long long)bytes);
 	if (O.mode == M_BODY)
 		printf(" mb_per_s=%.1f", (double)bytes / median(t, runs) / 1e6);
 	if (fetches)
@@ -710,7 +713,7 @@ step(struct io *io, const char *name, const char *text, unsigned runs)
 static int
 run_steps(void)
 {
-	struct io io = {.fd = -1};
+	struct io io = { .fd = -1 };
 	int rc = -1;
 
 	if (open_session(&io) == -1)
@@ -720,8 +723,9 @@ run_steps(void)
 		goto out;
 	if (O.mode == M_FETCH &&
 	    (step(&io, "fetch_flags", "FETCH 1:* (FLAGS UID RFC822.SIZE)",
-		  O.runs) == -1 ||
-	     step(&io, "fetch_envelope", "FETCH 1:* ENVELOPE", O.runs) == -1))
+		 O.runs) == -1 ||
+		step(&io, "fetch_envelope", "FETCH 1:* ENVELOPE", O.runs) ==
+		    -1))
 		goto out;
 	rc = 0;
 out:
@@ -741,7 +745,7 @@ out:
 static int
 run_body(void)
 {
-	struct io io = {.fd = -1};
+	struct io io = { .fd = -1 };
 	char box[300], text[320];
 	struct resp r;
 	int rc = -1;
@@ -754,8 +758,10 @@ run_body(void)
 	    r.exists == 0 ||
 	    command(&io, "w", "FETCH 1 BODY.PEEK[]", &r) == -1 ||
 	    strcmp(r.status, "OK") != 0) {
-		fprintf(stderr, "ringbench-imap: SELECT %s or the first FETCH "
-				"failed\n", O.mailbox);
+		fprintf(stderr,
+		    "ringbench-imap: SELECT %s or the first FETCH "
+		    "failed\n",
+		    O.mailbox);
 		goto out;
 	}
 	if (step(&io, "fetch_body", "FETCH 1 BODY.PEEK[]", O.runs) == -1)
@@ -788,26 +794,25 @@ rng(void)
 static size_t
 make_message(char *buf, size_t cap, unsigned i)
 {
-	static const char *const words[] = {
-	    "the",	"quarterly", "report", "meeting",  "invoice",
-	    "server",	"please",    "review", "attached", "deadline",
-	    "thanks",	"regards",   "update", "project",  "mail",
-	    "tomorrow", "budget",    "ticket", "release",  "notes"};
+	static const char *const words[] = { "the", "quarterly", "report",
+		"meeting", "invoice", "server", "please", "review", "attached",
+		"deadline", "thanks", "regards", "update", "project", "mail",
+		"tomorrow", "budget", "ticket", "release", "notes" };
 	size_t target = 2048 + (size_t)(rng() % 4096), o;
 	unsigned col = 0;
 
 	o = (size_t)snprintf(buf, cap,
-			     "Return-Path: <sender%u@example.org>\r\n"
-			     "From: Sender %u <sender%u@example.org>\r\n"
-			     "To: Bench User <bench@example.test>\r\n"
-			     "Subject: Appended message %u about the %s\r\n"
-			     "Date: Mon, 23 Nov 2026 12:%02u:%02u +0000\r\n"
-			     "Message-ID: <append.%u.%llx@example.org>\r\n"
-			     "MIME-Version: 1.0\r\n"
-			     "Content-Type: text/plain; charset=utf-8\r\n"
-			     "Content-Transfer-Encoding: 8bit\r\n\r\n",
-			     i % 97, i % 97, i % 97, i, words[i % 20],
-			     i / 60 % 60, i % 60, i, (unsigned long long)rng());
+	    "Return-Path: <sender%u@example.org>\r\n"
+	    "From: Sender %u <sender%u@example.org>\r\n"
+	    "To: Bench User <bench@example.test>\r\n"
+	    "Subject: Appended message %u about the %s\r\n"
+	    "Date: Mon, 23 Nov 2026 12:%02u:%02u +0000\r\n"
+	    "Message-ID: <append.%u.%llx@example.org>\r\n"
+	    "MIME-Version: 1.0\r\n"
+	    "Content-Type: text/plain; charset=utf-8\r\n"
+	    "Content-Transfer-Encoding: 8bit\r\n\r\n",
+	    i % 97, i % 97, i % 97, i, words[i % 20], i / 60 % 60, i % 60, i,
+	    (unsigned long long)rng());
 	while (o < target && o + 32 < cap) {
 		const char *w = words[rng() % 20];
 		size_t n = strlen(w);
@@ -831,7 +836,7 @@ run_append(void)
 {
 	static char msg[8192];
 	char text[300], box[200], tag[16];
-	struct io io = {.fd = -1};
+	struct io io = { .fd = -1 };
 	double t0, secs;
 	unsigned done = 0;
 	struct resp r;
@@ -850,9 +855,9 @@ run_append(void)
 
 		snprintf(tag, sizeof(tag), "p%u", done);
 		len = snprintf(text, sizeof(text),
-			       "%s APPEND %s (\\Seen) {%zu}"
-			       "\r\n",
-			       tag, box, n);
+		    "%s APPEND %s (\\Seen) {%zu}"
+		    "\r\n",
+		    tag, box, n);
 		if (io_write(&io, text, (size_t)len) == -1 ||
 		    io_line(&io) == -1 || io.line[0] != '+')
 			break;
@@ -865,7 +870,7 @@ run_append(void)
 	secs = bench_now_s() - t0;
 	printf("step=append mailbox=%s appends=%u failed=%u seconds=%.2f "
 	       "appends_per_s=%.1f",
-	       O.mailbox, done, O.count - done, secs, done / secs);
+	    O.mailbox, done, O.count - done, secs, done / secs);
 	acct_print("ms_per_append", done);
 	printf("\n");
 	rc = done == O.count ? 0 : -1;
@@ -951,8 +956,8 @@ run_login(void)
 	secs = bench_now_s() - t0;
 	printf("step=login tls=%s conc=%u seconds=%.2f logins=%u failed=%u "
 	       "logins_per_s=%.1f median_ms=%.2f",
-	       O.tls ? "yes" : "no", O.conc, secs, ok, failed, ok / secs,
-	       median(lat, nlat) * 1e3);
+	    O.tls ? "yes" : "no", O.conc, secs, ok, failed, ok / secs,
+	    median(lat, nlat) * 1e3);
 	if (nlat)
 		printf(" p99_ms=%.2f", lat[(size_t)(nlat * 0.99)] * 1e3);
 	acct_print("ms_per_login", ok);
@@ -967,8 +972,7 @@ run_login(void)
 static void
 usage(void)
 {
-	fprintf(
-	    stderr,
+	fprintf(stderr,
 	    "usage: ringbench-imap select|fetch -t ADDR -u USER -w PASS "
 	    "[-n RUNS] [ACCT...]\n"
 	    "       ringbench-imap body -t ADDR -u USER -w PASS [-n RUNS] "
@@ -1016,8 +1020,9 @@ main(int argc, char **argv)
 		switch (ch) {
 		case 't':
 			if (parse_target(optarg) == -1) {
-				fprintf(stderr, "ringbench-imap: -t must be a "
-						"loopback address:port\n");
+				fprintf(stderr,
+				    "ringbench-imap: -t must be a "
+				    "loopback address:port\n");
 				return 2;
 			}
 			break;
@@ -1045,10 +1050,10 @@ main(int argc, char **argv)
 		case 'p':
 		case 'I':
 		case 'D':
-			if (acct_add(ch == 'p'	 ? A_PROC
-				     : ch == 'I' ? A_IMAP_CHILD
-						 : A_TREE,
-				     optarg) == -1)
+			if (acct_add(ch == 'p' ? A_PROC :
+				    ch == 'I'  ? A_IMAP_CHILD :
+						 A_TREE,
+				optarg) == -1)
 				usage();
 			break;
 		default:

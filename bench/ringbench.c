@@ -193,8 +193,7 @@ cl_close(struct conn *c, enum conn_reason why)
 		if (B.started < B.n)
 			start_one();
 		idle_check();
-	}
-	else if (B.active == 0)
+	} else if (B.active == 0)
 		loop_stop(B.loop, 0);
 }
 
@@ -266,8 +265,10 @@ report(void)
 	self = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
 	    (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 	printf("mode=%s seconds=%.2f ok=%u failed=%u client_cpu=%.2f",
-	    B.mode == M_HANDSHAKE ? "handshake" : B.mode == M_IDLE ? "idle" :
-	    "bulk", secs, B.done, B.failed, self);
+	    B.mode == M_HANDSHAKE ? "handshake" :
+		B.mode == M_IDLE  ? "idle" :
+				    "bulk",
+	    secs, B.done, B.failed, self);
 	if (B.mode == M_HANDSHAKE)
 		printf(" handshakes_per_s=%.0f", B.done / secs);
 	if (B.mode == M_BULK)
@@ -305,7 +306,8 @@ proc_cpu(long pid)
 	double cpu;
 
 	return bench_proc_times(pid, &cpu, NULL, NULL, NULL, 0, NULL) == 0 ?
-	    cpu : -1;
+	    cpu :
+	    -1;
 }
 
 static void
@@ -323,7 +325,8 @@ usage(void)
 int
 main(int argc, char **argv)
 {
-	struct loop_conf lc = { .buf_count = 4096, .buf_size = 16384,
+	struct loop_conf lc = { .buf_count = 4096,
+		.buf_size = 16384,
 		.out_high = 1 << 20 };
 	struct tls_client_conf tcc = { 0 };
 	const char *err = NULL, *cmd;
@@ -356,8 +359,8 @@ main(int argc, char **argv)
 			break;
 		case 'm':
 			B.smode = strcmp(optarg, "sink") == 0 ? S_SINK :
-			    strcmp(optarg, "source") == 0	 ? S_SOURCE :
-								   S_ECHO;
+			    strcmp(optarg, "source") == 0     ? S_SOURCE :
+								S_ECHO;
 			break;
 		case 's':
 			if (cfg_parse_size(optarg, &B.bytes) == -1)

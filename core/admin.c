@@ -48,8 +48,8 @@ struct admin_conn {
 };
 
 /* request -> response */
-static int respond(struct admin *a, const char *req, size_t n,
-    struct buf *out, int *status_r);
+static int respond(struct admin *a, const char *req, size_t n, struct buf *out,
+    int *status_r);
 static int route(struct admin *a, const struct http_req *r, struct buf *out,
     int *status_r);
 static int serve_metrics(struct admin *a, bool head, struct buf *out);
@@ -138,8 +138,7 @@ respond(struct admin *a, const char *req, size_t n, struct buf *out,
 }
 
 static int
-route(struct admin *a, const struct http_req *r, struct buf *out,
-    int *status_r)
+route(struct admin *a, const struct http_req *r, struct buf *out, int *status_r)
 {
 	bool get = method_is(r, "GET"), head = method_is(r, "HEAD");
 	bool metrics = path_is(r, "/metrics"), healthz = path_is(r, "/healthz");
@@ -209,13 +208,13 @@ reply(struct buf *out, int status, const char *ctype, const char *extra,
     const char *body, size_t len, bool head)
 {
 	if (buf_printf(out,
-	    "HTTP/1.1 %d %s\r\n"
-	    "Content-Type: %s\r\n"
-	    "Content-Length: %zu\r\n"
-	    "Cache-Control: no-store\r\n"
-	    "Connection: close\r\n"
-	    "%s\r\n",
-	    status, status_text(status), ctype, len, extra) == -1)
+		"HTTP/1.1 %d %s\r\n"
+		"Content-Type: %s\r\n"
+		"Content-Length: %zu\r\n"
+		"Cache-Control: no-store\r\n"
+		"Connection: close\r\n"
+		"%s\r\n",
+		status, status_text(status), ctype, len, extra) == -1)
 		return -1;
 	if (!head && buf_append(out, body, len) == -1)
 		return -1;

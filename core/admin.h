@@ -29,8 +29,7 @@ void admin_free(struct admin *a);
  * body unless HEAD) was appended to out and the connection is to be closed
  * once it is sent, -1 when memory ran out (out may hold a partial
  * response: drop it and abort). */
-int admin_respond(struct admin *a, const char *req, size_t n,
-    struct buf *out);
+int admin_respond(struct admin *a, const char *req, size_t n, struct buf *out);
 
 /* Handler for loop_listen(); pass the admin as the listener ctx. */
 const struct conn_handler *admin_handler(void);

@@ -50,8 +50,7 @@
 #define NAME_MAX_CMP 64	 /* longer names are never suggested */
 
 /* locations and messages */
-static int open_error(struct cfg_error *err, const char *path, int e,
-    FILE *fp);
+static int open_error(struct cfg_error *err, const char *path, int e, FILE *fp);
 static void verror_at(struct cfg_error *err, const char *file, int line,
     const char *fmt, va_list ap) __attribute__((format(printf, 4, 0)));
 static int error_setting(struct walk *w, const config_setting_t *s,
@@ -70,8 +69,8 @@ static void known_keys(const struct cfg_field *fields, char *buf, size_t n);
 /* the walk */
 static void clear_fields(const struct cfg_field *fields, char *base);
 static int load_group(struct walk *w, const config_setting_t *g,
-    const config_setting_t *anchor, const struct cfg_field *fields,
-    char *base, const char *gpath);
+    const config_setting_t *anchor, const struct cfg_field *fields, char *base,
+    const char *gpath);
 static int check_unknown(struct walk *w, const config_setting_t *g,
     const struct cfg_field *fields, const char *gpath);
 static int load_field(struct walk *w, const struct cfg_field *f,
@@ -96,7 +95,6 @@ static int default_netlist(struct walk *w, const struct cfg_field *f,
 
 /* cleanup */
 static void free_fields(const struct cfg_field *fields, char *base);
-
 
 /* ---------------------------------------------------------------- public */
 
@@ -165,8 +163,8 @@ cfg_free(const struct cfg_field *fields, void *out)
 }
 
 void
-cfg_error_at(struct cfg_error *err, const struct cfg_loc *loc,
-    const char *fmt, ...)
+cfg_error_at(struct cfg_error *err, const struct cfg_loc *loc, const char *fmt,
+    ...)
 {
 	va_list ap;
 
@@ -487,8 +485,8 @@ clear_fields(const struct cfg_field *fields, char *base)
  */
 static int
 load_group(struct walk *w, const config_setting_t *g,
-    const config_setting_t *anchor, const struct cfg_field *fields,
-    char *base, const char *gpath)
+    const config_setting_t *anchor, const struct cfg_field *fields, char *base,
+    const char *gpath)
 {
 	char path[PATH_MAX_KEY];
 
@@ -547,9 +545,8 @@ check_unknown(struct walk *w, const config_setting_t *g,
 }
 
 static int
-load_field(struct walk *w, const struct cfg_field *f,
-    const config_setting_t *s, const config_setting_t *anchor, char *base,
-    const char *path)
+load_field(struct walk *w, const struct cfg_field *f, const config_setting_t *s,
+    const config_setting_t *anchor, char *base, const char *path)
 {
 	char hint[256], shown[SHOWN_MAX];
 	struct value v;
@@ -623,8 +620,8 @@ load_loc(struct walk *w, const config_setting_t *anchor, struct cfg_loc *loc)
  * picture: elements not reached yet are still zero.
  */
 static int
-load_list(struct walk *w, const struct cfg_field *f,
-    const config_setting_t *s, char *base, const char *path)
+load_list(struct walk *w, const struct cfg_field *f, const config_setting_t *s,
+    char *base, const char *path)
 {
 	char hint[256], shown[SHOWN_MAX], epath[PATH_MAX_KEY];
 	unsigned n, i;
@@ -642,7 +639,8 @@ load_list(struct walk *w, const struct cfg_field *f,
 		if (f->flags & CFG_REQUIRED)
 			return error_setting(w, s,
 			    "'%s' is empty; it needs at least one entry like "
-			    "{ ... }", path);
+			    "{ ... }",
+			    path);
 		return 0;
 	}
 	arr = calloc(n, f->elem_size);
@@ -694,8 +692,9 @@ load_strlist(struct walk *w, const struct cfg_field *f,
 	*(char ***)(base + f->offset) = v;
 	*(unsigned *)(base + f->count_offset) = n;
 	for (i = 0; i < n; i++) {
-		const config_setting_t *e =
-		    lone ? s : config_setting_get_elem(s, i);
+		const config_setting_t *e = lone ?
+		    s :
+		    config_setting_get_elem(s, i);
 
 		if (config_setting_type(e) != CONFIG_TYPE_STRING) {
 			index_path(epath, path, i);
@@ -733,7 +732,7 @@ def_item_count(const char *def)
 	size_t len;
 
 	for (const char *p = def_item(def, &len); len > 0;
-	    p = def_item(p + len, &len))
+	     p = def_item(p + len, &len))
 		n++;
 	return n;
 }
@@ -788,16 +787,18 @@ load_netlist(struct walk *w, const struct cfg_field *f,
 	*(struct net **)(base + f->offset) = v;
 	*(unsigned *)(base + f->count_offset) = n;
 	for (i = 0; i < n; i++) {
-		const config_setting_t *e =
-		    lone ? s : config_setting_get_elem(s, i);
+		const config_setting_t *e = lone ?
+		    s :
+		    config_setting_get_elem(s, i);
 		const char *t = config_setting_get_string(e);
 
 		if (t != NULL && net_parse(t, strlen(t), &v[i]) == 0)
 			continue;
 		index_path(epath, path, i);
 		cfg_show_setting(e, shown, sizeof(shown));
-		return error_setting(w, e, "'%s' = %s: not a network; '%s' is %s",
-		    epath, shown, path, cfg_type_hint(f, hint, sizeof(hint)));
+		return error_setting(w, e,
+		    "'%s' = %s: not a network; '%s' is %s", epath, shown, path,
+		    cfg_type_hint(f, hint, sizeof(hint)));
 	}
 	return 0;
 }
@@ -881,4 +882,3 @@ free_fields(const struct cfg_field *fields, char *base)
 		}
 	}
 }
-

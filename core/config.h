@@ -63,10 +63,10 @@ struct cfg_field {
 	unsigned flags;
 	const char *def;  /* default in file syntax ("30s", "true", "64k") */
 	int64_t min, max; /* INT/DURATION/SIZE; both 0 = unbounded */
-	const char *const *choices;   /* ENUM, NULL-terminated */
-	const struct cfg_field *sub;  /* GROUP/LIST, {NULL}-terminated */
-	size_t elem_size;             /* LIST */
-	size_t count_offset;          /* LIST/STRLIST */
+	const char *const *choices;  /* ENUM, NULL-terminated */
+	const struct cfg_field *sub; /* GROUP/LIST, {NULL}-terminated */
+	size_t elem_size;	     /* LIST */
+	size_t count_offset;	     /* LIST/STRLIST */
 	const char *hint; /* what a good value looks like, shown on error */
 };
 

@@ -16,8 +16,8 @@
 
 #include "core/config.h"
 
-#define WHY_MAX 160	/* the reason a value was refused */
-#define SHOWN_MAX 96	/* a value as written, quoted for messages */
+#define WHY_MAX 160  /* the reason a value was refused */
+#define SHOWN_MAX 96 /* a value as written, quoted for messages */
 
 /*
  * One walk over the file. path is the file as the caller named it: libconfig

@@ -191,16 +191,15 @@ store_int(struct walk *w, const struct cfg_field *f, const struct value *v,
 			return cfg_bad_value(w, v, path,
 			    "must be at least %" PRId64, f->min);
 		return cfg_bad_value(w, v, path,
-		    "must be between %" PRId64 " and %" PRId64, f->min,
-		    f->max);
+		    "must be between %" PRId64 " and %" PRId64, f->min, f->max);
 	}
 	*dst = v->i;
 	return 0;
 }
 
 static int
-store_duration(struct walk *w, const struct cfg_field *f,
-    const struct value *v, uint64_t *dst, const char *path)
+store_duration(struct walk *w, const struct cfg_field *f, const struct value *v,
+    uint64_t *dst, const char *path)
 {
 	char hint[256], why[WHY_MAX];
 	uint64_t ms;
@@ -518,8 +517,8 @@ parse_unit(const char **sp, char *unit, size_t n, char *why)
 		 * fail on it; a known one gets told about the space. */
 		if (len != 0 && strspn(unit, "msdhkKmMgGtTiB") == len &&
 		    len <= 3) {
-			snprintf(why, WHY_MAX,
-			    "remove the space before \"%s\"", unit);
+			snprintf(why, WHY_MAX, "remove the space before \"%s\"",
+			    unit);
 			return -1;
 		}
 		if (len == 0) {
@@ -634,8 +633,9 @@ parse_port(const char *s, in_port_t *port_r, char *why)
 
 	if (len == 0 || s[len] != '\0' || len > 5 ||
 	    (n = strtoul(s, NULL, 10)) == 0 || n > 65535) {
-		snprintf(why, WHY_MAX, "the port must be a number from 1 to "
-				       "65535");
+		snprintf(why, WHY_MAX,
+		    "the port must be a number from 1 to "
+		    "65535");
 		return -1;
 	}
 	*port_r = (in_port_t)n;

@@ -67,19 +67,29 @@ static void refuse(struct conn *c, int why, const char *detail);
 static socklen_t addr_copy(union conn_addr *dst, const struct sockaddr *sa);
 
 static const char *const reason_names[CR_MAX] = {
-	[CR_NONE] = "normal",	  [CR_EOF] = "eof",
-	[CR_RESET] = "reset",	  [CR_TIMEOUT] = "timeout",
-	[CR_TLS] = "tls",	  [CR_OVERFLOW] = "overflow",
-	[CR_NOMEM] = "nomem",	  [CR_DRAIN] = "drain",
-	[CR_CONNECT] = "connect", [CR_PROXY] = "proxy",
+	[CR_NONE] = "normal",
+	[CR_EOF] = "eof",
+	[CR_RESET] = "reset",
+	[CR_TIMEOUT] = "timeout",
+	[CR_TLS] = "tls",
+	[CR_OVERFLOW] = "overflow",
+	[CR_NOMEM] = "nomem",
+	[CR_DRAIN] = "drain",
+	[CR_CONNECT] = "connect",
+	[CR_PROXY] = "proxy",
 	[CR_REFUSED] = "refused",
 };
 
 /* connections_refused_total's reasons, in listener->m_refused order */
-enum { REFUSE_PROXY_UNTRUSTED, REFUSE_PROXY_INVALID, REFUSE_PROXY_TIMEOUT,
-	REFUSE_NOT_ALLOWED, REFUSE_NREASONS };
-static const char *const refuse_reasons[REFUSE_NREASONS] = {
-	"proxy_untrusted", "proxy_invalid", "proxy_timeout", "not_allowed" };
+enum {
+	REFUSE_PROXY_UNTRUSTED,
+	REFUSE_PROXY_INVALID,
+	REFUSE_PROXY_TIMEOUT,
+	REFUSE_NOT_ALLOWED,
+	REFUSE_NREASONS
+};
+static const char *const refuse_reasons[REFUSE_NREASONS] = { "proxy_untrusted",
+	"proxy_invalid", "proxy_timeout", "not_allowed" };
 
 const char *
 conn_reason_name(enum conn_reason r)
@@ -203,9 +213,9 @@ session_start(struct conn *c)
 {
 	struct listener *li = c->li;
 
-	if (li->nallow_nets > 0 && !net_list_match(li->allow_nets,
-				       li->nallow_nets,
-				       c->peer_len ? &c->peer_sa.sa : NULL)) {
+	if (li->nallow_nets > 0 &&
+	    !net_list_match(li->allow_nets, li->nallow_nets,
+		c->peer_len ? &c->peer_sa.sa : NULL)) {
 		refuse(c, REFUSE_NOT_ALLOWED, "client not in trusted_nets");
 		return;
 	}
@@ -257,8 +267,9 @@ proxy_input(struct conn *c, const char *p, size_t n)
 		refuse(c, REFUSE_PROXY_INVALID, why);
 		return;
 	}
-	if (!h.local && conn_set_peer(c, (struct sockaddr *)&h.src,
-			    (struct sockaddr *)&h.dst) == -1) {
+	if (!h.local &&
+	    conn_set_peer(c, (struct sockaddr *)&h.src,
+		(struct sockaddr *)&h.dst) == -1) {
 		refuse(c, REFUSE_PROXY_INVALID, "address family");
 		return;
 	}
@@ -288,11 +299,14 @@ static void
 refuse(struct conn *c, int why, const char *detail)
 {
 	metrics_add(c->loop->shard, c->li->m_refused[why], 1);
-	log_info(c->sid, "conn.refused", "listener=%s peer=%s reason=%s "
-	    "detail=\"%s\"", c->li->name, c->peer, refuse_reasons[why],
-	    detail ? detail : "");
-	teardown(c, why == REFUSE_PROXY_TIMEOUT ? CR_TIMEOUT :
-		why == REFUSE_NOT_ALLOWED ? CR_REFUSED : CR_PROXY);
+	log_info(c->sid, "conn.refused",
+	    "listener=%s peer=%s reason=%s "
+	    "detail=\"%s\"",
+	    c->li->name, c->peer, refuse_reasons[why], detail ? detail : "");
+	teardown(c,
+	    why == REFUSE_PROXY_TIMEOUT	  ? CR_TIMEOUT :
+		why == REFUSE_NOT_ALLOWED ? CR_REFUSED :
+					    CR_PROXY);
 }
 
 /* Registered only for listeners that refuse anything (PROXY, an
@@ -312,7 +326,8 @@ conn_refuse_metrics(struct loop *l, struct listener *li)
 		    "connections_refused_total",
 		    "Connections closed at accept: PROXY header from outside "
 		    "proxy_nets, broken or late; client outside a trusted "
-		    "listener's trusted_nets.", labels);
+		    "listener's trusted_nets.",
+		    labels);
 	}
 }
 
@@ -459,8 +474,8 @@ recv_arm(struct conn *c)
 {
 	struct io_uring_sqe *sqe;
 
-	if (c->flags & (CF_DEAD | CF_RECV_ARMED | CF_PAUSED | CF_EOF |
-			   CF_CONNECTING))
+	if (c->flags &
+	    (CF_DEAD | CF_RECV_ARMED | CF_PAUSED | CF_EOF | CF_CONNECTING))
 		return;
 	if ((c->flags & CF_CLOSING) && !(c->flags & CF_LINGER))
 		return;
@@ -1055,7 +1070,8 @@ conn_rearm_recv(struct conn *c)
 	}
 	if (c->tls && !(c->flags & CF_CONNECTING))
 		tls_pump(c);
-	if ((c->flags & (CF_EOF | CF_DEAD | CF_CLOSING | CF_PAUSED)) == CF_EOF) {
+	if ((c->flags & (CF_EOF | CF_DEAD | CF_CLOSING | CF_PAUSED)) ==
+	    CF_EOF) {
 		peer_eof(c);
 		return;
 	}

@@ -144,8 +144,9 @@ fail:
 	snprintf(daemon_errbuf, sizeof(daemon_errbuf), "listen on %s: %s%s",
 	    a->text, strerror(errno),
 	    errno == EADDRINUSE ? " (is another instance running?)" :
-	    errno == EACCES ? " (ports below 1024 need root or "
-			      "CAP_NET_BIND_SERVICE)" : "");
+		errno == EACCES ? " (ports below 1024 need root or "
+				  "CAP_NET_BIND_SERVICE)" :
+				  "");
 	*error_r = daemon_errbuf;
 	if (fd != -1)
 		close(fd);
@@ -264,8 +265,7 @@ stop_loop(struct loop *l, void *arg)
 }
 
 void
-daemon_broadcast(struct daemon *d, void (*fn)(struct loop *, void *),
-    void *arg)
+daemon_broadcast(struct daemon *d, void (*fn)(struct loop *, void *), void *arg)
 {
 	for (unsigned i = 0; i < d->nworkers; i++)
 		if (d->loops[i])
@@ -318,8 +318,10 @@ daemon_metrics_new(struct daemon *d)
 	if ((d->metrics = metrics_new(d->name, d->nworkers + 1)) == NULL)
 		return -1;
 	snprintf(help, sizeof(help), "%s build.", d->name);
-	metrics_set(d->metrics, metrics_gauge_set(d->metrics, "build_info",
-	    help, "version=\"" RG_VERSION "\""), 1);
+	metrics_set(d->metrics,
+	    metrics_gauge_set(d->metrics, "build_info", help,
+		"version=\"" RG_VERSION "\""),
+	    1);
 	return 0;
 }
 
@@ -397,8 +399,11 @@ daemon_run(struct daemon *d)
 	if (d->loops == NULL || w == NULL)
 		fatal("out of memory");
 	for (unsigned i = 0; i < d->nworkers; i++) {
-		w[i] = (struct worker){ .d = d, .index = i, .lock = &lock,
-			.cond = &cond, .ready = &ready };
+		w[i] = (struct worker){ .d = d,
+			.index = i,
+			.lock = &lock,
+			.cond = &cond,
+			.ready = &ready };
 		if (pthread_create(&w[i].thread, NULL, worker_main, &w[i]) != 0)
 			fatal("pthread_create: %s", strerror(errno));
 		started++;

@@ -20,7 +20,7 @@ struct cfg_addr;
 
 struct daemon_args {
 	const char *config; /* -c */
-	bool test;          /* -t */
+	bool test;	    /* -t */
 };
 
 /* Parse argv: -c FILE, -t, -V, -h. Prints usage/version and exits for
@@ -47,8 +47,8 @@ unsigned daemon_ncpu(void);
 struct daemon_conf {
 	int64_t workers; /* 0 = one per core */
 	char *pid_file;
-	int log_level;   /* enum log_level */
-	char *log_file;  /* NULL or "" = stderr */
+	int log_level;		/* enum log_level */
+	char *log_file;		/* NULL or "" = stderr */
 	uint64_t drain_timeout; /* ms */
 };
 struct cfg_field;
@@ -69,7 +69,7 @@ struct daemon {
 	const char *pid_file;	 /* written at start, removed at exit */
 	uint64_t drain_ms;
 	struct loop_conf loop_conf; /* template: index and metrics set here */
-	void *ctx; /* the daemon's own state */
+	void *ctx;		    /* the daemon's own state */
 	/* On worker i's thread, after its loop exists: add listeners.
 	 * 0 or -1 (the daemon then stops with an error). */
 	int (*worker_init)(struct daemon *d, struct loop *l, unsigned i);
@@ -103,8 +103,8 @@ int daemon_admin(struct daemon *d, const struct cfg_addr *a,
 /* One SO_REUSEPORT socket on a per worker into fds[0..d->nworkers). On
  * failure every socket opened here is closed, fds[] is -1 and *error_r
  * names the address. 0 or -1. */
-int daemon_listen_workers(struct daemon *d, const struct cfg_addr *a,
-    int *fds, const char **error_r);
+int daemon_listen_workers(struct daemon *d, const struct cfg_addr *a, int *fds,
+    const char **error_r);
 
 /* Free what the daemon_* calls made (registry, admin, loops array).
  * Call once after daemon_run() returned, or after a failed start-up. */
@@ -121,7 +121,7 @@ void daemon_broadcast(struct daemon *d, void (*fn)(struct loop *, void *),
 /* The same, then done(arg) on the thread of the last worker to finish,
  * once every worker has run fn (the place to drop what arg holds).
  * 0, or -1 when out of memory (nothing runs). */
-int daemon_broadcast_done(struct daemon *d,
-    void (*fn)(struct loop *, void *), void *arg, void (*done)(void *));
+int daemon_broadcast_done(struct daemon *d, void (*fn)(struct loop *, void *),
+    void *arg, void (*done)(void *));
 
 #endif

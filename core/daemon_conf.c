@@ -39,8 +39,8 @@ daemon_conf_log_open(const char *ident, const struct daemon_conf *dc)
 	int fd = STDERR_FILENO;
 
 	if (dc->log_file && dc->log_file[0]) {
-		fd = open(dc->log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
-		    0640);
+		fd = open(dc->log_file,
+		    O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
 		if (fd == -1) {
 			fprintf(stderr, "%s: log_file %s: %s\n", ident,
 			    dc->log_file, strerror(errno));

@@ -46,27 +46,35 @@ check_one(const struct listener_conf *r, const char *what, bool have_certs,
 	size_t n = strlen(r->name);
 
 	if (n == 0 || n >= 64 ||
-	    strspn(r->name, "abcdefghijklmnopqrstuvwxyz"
-			    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != n) {
-		cfg_error_at(err, &r->loc, "%s name '%s' must be 1-63 letters, "
-		    "digits, '_' or '-'", what, r->name);
+	    strspn(r->name,
+		"abcdefghijklmnopqrstuvwxyz"
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != n) {
+		cfg_error_at(err, &r->loc,
+		    "%s name '%s' must be 1-63 letters, "
+		    "digits, '_' or '-'",
+		    what, r->name);
 		return -1;
 	}
 	if (r->tls && !have_certs) {
-		cfg_error_at(err, &r->loc, "%s '%s' has tls = true but "
-		    "tls.certificates is empty", what, r->name);
+		cfg_error_at(err, &r->loc,
+		    "%s '%s' has tls = true but "
+		    "tls.certificates is empty",
+		    what, r->name);
 		return -1;
 	}
 	if (r->proxy_protocol && r->nproxy_nets == 0) {
-		cfg_error_at(err, &r->loc, "%s '%s' has proxy_protocol = true "
+		cfg_error_at(err, &r->loc,
+		    "%s '%s' has proxy_protocol = true "
 		    "but no proxy_nets: name the load balancers' networks, "
-		    "like proxy_nets = [ \"10.0.0.0/24\" ]", what, r->name);
+		    "like proxy_nets = [ \"10.0.0.0/24\" ]",
+		    what, r->name);
 		return -1;
 	}
 	if (r->trusted && r->ntrusted_nets == 0) {
-		cfg_error_at(err, &r->loc, "%s '%s' has trusted = true and an "
-		    "empty trusted_nets: nobody could connect", what,
-		    r->name);
+		cfg_error_at(err, &r->loc,
+		    "%s '%s' has trusted = true and an "
+		    "empty trusted_nets: nobody could connect",
+		    what, r->name);
 		return -1;
 	}
 	return 0;
@@ -80,17 +88,18 @@ same(const struct listener_conf *a, const struct listener_conf *b)
 }
 
 int
-listener_conf_check(const struct listener_conf *l, unsigned n,
-    const char *what, bool have_certs, struct cfg_error *err)
+listener_conf_check(const struct listener_conf *l, unsigned n, const char *what,
+    bool have_certs, struct cfg_error *err)
 {
 	for (unsigned i = 0; i < n; i++) {
 		if (check_one(&l[i], what, have_certs, err) == -1)
 			return -1;
 		for (unsigned j = 0; j < i; j++)
 			if (same(&l[j], &l[i])) {
-				cfg_error_at(err, &l[i].loc, "%s '%s' repeats "
-				    "the name or address of line %d", what,
-				    l[i].name, l[j].loc.line);
+				cfg_error_at(err, &l[i].loc,
+				    "%s '%s' repeats "
+				    "the name or address of line %d",
+				    what, l[i].name, l[j].loc.line);
 				return -1;
 			}
 	}

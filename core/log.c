@@ -79,16 +79,16 @@ log_level_parse(const char *s)
 }
 
 void
-log_event(enum log_level lvl, uint64_t sid, const char *event,
-    const char *fmt, ...)
+log_event(enum log_level lvl, uint64_t sid, const char *event, const char *fmt,
+    ...)
 {
 	char line[LOG_LINE_MAX];
 	size_t len, room;
 	va_list ap;
 	int n;
 
-	if ((int)lvl > atomic_load_explicit(&log_ctx.level,
-	    memory_order_relaxed))
+	if ((int)lvl >
+	    atomic_load_explicit(&log_ctx.level, memory_order_relaxed))
 		return;
 	/* One byte is always kept back for the newline. */
 	room = sizeof(line) - 1;
@@ -133,9 +133,9 @@ put_prefix(char *line, size_t cap, enum log_level lvl, uint64_t sid,
 	n = snprintf(line, cap,
 	    "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s daemon=%s%s "
 	    "event=%s",
-	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-	    tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000L, level_names[lvl],
-	    ident, sidbuf, event ? event : "-");
+	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+	    tm.tm_sec, ts.tv_nsec / 1000000L, level_names[lvl], ident, sidbuf,
+	    event ? event : "-");
 	if (n < 0)
 		return 0;
 	return (size_t)n < cap ? (size_t)n : cap - 1;

@@ -40,6 +40,7 @@ void log_event(enum log_level lvl, uint64_t sid, const char *event,
 const char *log_quote(char *dst, size_t cap, const char *s, size_t n);
 
 /* Start-up and broken-invariant failures only: log at error and exit(1). */
-void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+void fatal(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
 
 #endif

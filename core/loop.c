@@ -67,11 +67,13 @@ uring_error(int err)
 		    "kernel.io_uring_disabled=0 (or 1 with this user in "
 		    "kernel.io_uring_group) and allow io_uring_setup in any "
 		    "seccomp profile (container runtime, systemd "
-		    "SystemCallFilter=)", strerror(err));
+		    "SystemCallFilter=)",
+		    strerror(err));
 	else
 		snprintf(loop_errbuf, sizeof(loop_errbuf),
 		    "io_uring set-up failed: %s (raise RLIMIT_MEMLOCK or "
-		    "lower ring_entries)", strerror(err));
+		    "lower ring_entries)",
+		    strerror(err));
 	return loop_errbuf;
 }
 
@@ -112,7 +114,8 @@ ring_init(struct loop *l, const char **error_r)
 		if (rc == 0) {
 			if (!(p.features & IORING_FEAT_EXT_ARG)) {
 				io_uring_queue_exit(&l->ring);
-				*error_r = "this kernel's io_uring lacks "
+				*error_r =
+				    "this kernel's io_uring lacks "
 				    "IORING_FEAT_EXT_ARG: Linux 5.11 or later "
 				    "is required (6.1+ recommended)";
 				return -1;
@@ -150,7 +153,8 @@ bufring_init(struct loop *l, const char **error_r)
 	if ((rc = io_uring_register_buf_ring(&l->ring, &reg, 0)) < 0) {
 		snprintf(loop_errbuf, sizeof(loop_errbuf),
 		    "io_uring buffer ring registration failed: %s (Linux 5.19 "
-		    "or later is required)", strerror(-rc));
+		    "or later is required)",
+		    strerror(-rc));
 		*error_r = loop_errbuf;
 		return -1;
 	}
@@ -203,15 +207,15 @@ loop_new(const struct loop_conf *conf, const char **error_r)
 		*error_r = "eventfd failed";
 		goto fail;
 	}
-	if (getrandom(&l->sid_key, sizeof(l->sid_key), 0) !=
-	    sizeof(l->sid_key))
+	if (getrandom(&l->sid_key, sizeof(l->sid_key), 0) != sizeof(l->sid_key))
 		l->sid_key = clock_ms() ^ ((uint64_t)conf->index << 56);
 	if (conf->metrics) {
 		l->shard = metrics_shard(conf->metrics, conf->index);
 		l->m_enobufs = metrics_counter(conf->metrics,
 		    "recv_buffer_exhausted_total",
 		    "Times a connection waited for a free receive buffer "
-		    "(back-pressure, not an error).", NULL);
+		    "(back-pressure, not an error).",
+		    NULL);
 	} else {
 		l->m_enobufs = -1;
 	}
@@ -400,8 +404,7 @@ listener_metrics(struct loop *l, struct listener *li)
 		snprintf(labels, sizeof(labels),
 		    "listener=\"%s\",reason=\"%s\"", li->name,
 		    conn_reason_name((enum conn_reason)r));
-		li->m_closed[r] = metrics_counter(m,
-		    "connections_closed_total",
+		li->m_closed[r] = metrics_counter(m, "connections_closed_total",
 		    "Connections closed, by reason.", labels);
 	}
 	for (unsigned i = 0; i <= n; i++) {
@@ -660,14 +663,16 @@ loop_run(struct loop *l)
 		unsigned head, count = 0;
 		int rc;
 
-		if (l->drain_deadline && (next == 0 || l->drain_deadline < next))
+		if (l->drain_deadline &&
+		    (next == 0 || l->drain_deadline < next))
 			next = l->drain_deadline;
 		for (struct listener *li = l->listeners; li; li = li->next)
 			if (li->retry_at && (next == 0 || li->retry_at < next))
 				next = li->retry_at;
 		if (l->sweep_at && (next == 0 || l->sweep_at < next))
 			next = l->sweep_at;
-		if (l->released >= TRIM_BYTES && (next == 0 || l->trim_at < next))
+		if (l->released >= TRIM_BYTES &&
+		    (next == 0 || l->trim_at < next))
 			next = l->trim_at; /* a trim is owed: wake for it */
 		if (next) {
 			uint64_t wait = next > l->now ? next - l->now : 0;

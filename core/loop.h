@@ -46,10 +46,10 @@ struct tls_server;
 /* Why a connection ended; also the "reason" label of close metrics. */
 enum conn_reason {
 	CR_NONE = 0, /* closed by the handler, normal end */
-	CR_EOF,      /* peer closed */
+	CR_EOF,	     /* peer closed */
 	CR_RESET,    /* socket error from the kernel */
 	CR_TIMEOUT,  /* a timer set by the loop or the handler fired */
-	CR_TLS,      /* TLS handshake or record failure */
+	CR_TLS,	     /* TLS handshake or record failure */
 	CR_OVERFLOW, /* peer sent or refused to read too much */
 	CR_NOMEM,    /* allocation failed */
 	CR_DRAIN,    /* daemon shutting down */
@@ -76,7 +76,7 @@ struct conn_handler {
 };
 
 struct loop_conf {
-	unsigned index;        /* worker number: metrics shard, logs */
+	unsigned index;	       /* worker number: metrics shard, logs */
 	unsigned ring_entries; /* 0 = 1024 */
 	unsigned buf_count;    /* provided recv buffers, power of 2; 0 = 1024 */
 	unsigned buf_size;     /* bytes each; 0 = 16384 */
@@ -169,8 +169,7 @@ void *listener_ctx(const struct listener *li);
  * conn_start_tls_client(), when the handshake is done). Bytes written
  * before that are queued. NULL on immediate failure. */
 struct conn *conn_connect(struct loop *l, const struct sockaddr *sa,
-    socklen_t len, const char *name, const struct conn_handler *h,
-    void *ctx);
+    socklen_t len, const char *name, const struct conn_handler *h, void *ctx);
 
 /* Bytes that go out in the clear before anything else on an outgoing
  * connection, TLS handshake included (a PROXY v2 header for a back end).
@@ -225,8 +224,7 @@ const char *conn_peer(const struct conn *c); /* "addr:port" */
 const struct sockaddr *conn_peer_addr(const struct conn *c, socklen_t *len_r);
 /* The address the client connected to (accepted conns; the PROXY
  * header's destination when there was one), NULL if unknown. */
-const struct sockaddr *conn_local_addr(struct conn *c,
-    socklen_t *len_r);
+const struct sockaddr *conn_local_addr(struct conn *c, socklen_t *len_r);
 /* Replace the peer (and, if local is not NULL, the local) address: what a
  * trusted PROXY header or load balancer says. 0, or -1 for an address
  * that is not AF_INET/AF_INET6. */
@@ -235,8 +233,8 @@ int conn_set_peer(struct conn *c, const struct sockaddr *peer,
 struct tls_conn *conn_tls(const struct conn *c);
 struct loop *conn_loop(const struct conn *c);
 struct listener *conn_listener(const struct conn *c); /* NULL if outgoing */
-uint64_t conn_bytes_in(const struct conn *c);  /* plaintext received */
-uint64_t conn_bytes_out(const struct conn *c); /* plaintext sent */
-uint64_t conn_started(const struct conn *c);   /* loop_now() at start */
+uint64_t conn_bytes_in(const struct conn *c);	      /* plaintext received */
+uint64_t conn_bytes_out(const struct conn *c);	      /* plaintext sent */
+uint64_t conn_started(const struct conn *c);	      /* loop_now() at start */
 
 #endif

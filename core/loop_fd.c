@@ -24,8 +24,7 @@ static void watch_arm(struct fd_watch *w);
 static void watch_unlink_free(struct fd_watch *w);
 
 struct fd_watch *
-loop_watch_fd(struct loop *l, int fd, size_t size, loop_fd_cb *cb,
-    void *ctx)
+loop_watch_fd(struct loop *l, int fd, size_t size, loop_fd_cb *cb, void *ctx)
 {
 	struct fd_watch *w = calloc(1, sizeof(*w) + size);
 
@@ -216,9 +215,9 @@ fd_poll_handle(struct fd_poll *p, struct io_uring_cqe *cqe)
 	if (res > 0 || (res < 0 && res != -ECANCELED)) {
 		/* a failed poll (the fd is gone) is reported as an error
 		 * once, and nothing is armed until the owner asks again */
-		unsigned rev = res > 0 ? (unsigned)res & (p->want | POLLERR |
-							    POLLHUP)
-				       : POLLERR;
+		unsigned rev = res > 0 ?
+		    (unsigned)res & (p->want | POLLERR | POLLHUP) :
+		    POLLERR;
 
 		if (res < 0)
 			p->want = 0;

@@ -32,8 +32,8 @@ enum op_kind {
 	OP_CONNECT,
 	OP_WAKE,
 	OP_FD,
-	OP_POLL,    /* loop_poll_fd() */
-	OP_HANGUP,  /* conn_watch_hangup() */
+	OP_POLL,   /* loop_poll_fd() */
+	OP_HANGUP, /* conn_watch_hangup() */
 };
 
 struct op {
@@ -43,25 +43,25 @@ struct op {
 
 /* conn flags */
 enum {
-	CF_RECV_ARMED = 0x001,  /* multishot recv in flight */
-	CF_SEND_BUSY = 0x002,   /* a send in flight */
-	CF_CONNECTING = 0x004,  /* connect in flight */
-	CF_PAUSED = 0x008,      /* handler asked for no on_data */
-	CF_HANDSHAKE = 0x010,   /* TLS handshake not done yet */
-	CF_OPEN = 0x020,        /* on_open was called at least once */
-	CF_CLOSING = 0x040,     /* graceful close: flushing */
-	CF_DEAD = 0x080,        /* torn down; waiting for ops to finish */
-	CF_WAS_FULL = 0x100,    /* output passed high-water: on_drain due */
-	CF_REARM = 0x200,       /* on the loop's re-arm list */
-	CF_EOF = 0x400,         /* peer sent FIN */
-	CF_CANCEL_SENT = 0x800, /* recv cancel already requested */
-	CF_TLS_CLIENT = 0x1000, /* our side of the TLS is the client */
-	CF_LINGER = 0x2000,     /* FIN sent, dropping input until peer's */
-	CF_HOLDS = 0x4000,      /* on the loop's holders list */
-	CF_PROXY_HDR = 0x8000,  /* reading a PROXY header (before TLS) */
-	CF_POLL_ARMED = 0x10000, /* hangup poll in flight */
+	CF_RECV_ARMED = 0x001,	  /* multishot recv in flight */
+	CF_SEND_BUSY = 0x002,	  /* a send in flight */
+	CF_CONNECTING = 0x004,	  /* connect in flight */
+	CF_PAUSED = 0x008,	  /* handler asked for no on_data */
+	CF_HANDSHAKE = 0x010,	  /* TLS handshake not done yet */
+	CF_OPEN = 0x020,	  /* on_open was called at least once */
+	CF_CLOSING = 0x040,	  /* graceful close: flushing */
+	CF_DEAD = 0x080,	  /* torn down; waiting for ops to finish */
+	CF_WAS_FULL = 0x100,	  /* output passed high-water: on_drain due */
+	CF_REARM = 0x200,	  /* on the loop's re-arm list */
+	CF_EOF = 0x400,		  /* peer sent FIN */
+	CF_CANCEL_SENT = 0x800,	  /* recv cancel already requested */
+	CF_TLS_CLIENT = 0x1000,	  /* our side of the TLS is the client */
+	CF_LINGER = 0x2000,	  /* FIN sent, dropping input until peer's */
+	CF_HOLDS = 0x4000,	  /* on the loop's holders list */
+	CF_PROXY_HDR = 0x8000,	  /* reading a PROXY header (before TLS) */
+	CF_POLL_ARMED = 0x10000,  /* hangup poll in flight */
 	CF_POLL_CANCEL = 0x20000, /* its cancel already requested */
-	CF_POLL_WANT = 0x40000, /* the handler wants the hangup watch */
+	CF_POLL_WANT = 0x40000,	  /* the handler wants the hangup watch */
 };
 
 /* A socket address small enough to keep in every conn (no
@@ -96,8 +96,8 @@ struct conn {
 	struct conn *next, *prev; /* loop's live list, or dead list */
 	struct conn *rearm_next;
 	struct conn *hold_next, *hold_prev; /* holders list */
-	uint64_t last_io;       /* loop_now() of the last send or TLS input */
-	union conn_addr peer_sa; /* the client: socket or PROXY header */
+	uint64_t last_io;	  /* loop_now() of the last send or TLS input */
+	union conn_addr peer_sa;  /* the client: socket or PROXY header */
 	union conn_addr local_sa; /* what it connected to (ditto) */
 	socklen_t peer_len, local_len; /* 0 = unknown */
 	char peer[56];
@@ -124,7 +124,7 @@ struct listener {
 	/* metric ids */
 	int m_accepted, m_open, m_hs_ok, m_accept_err;
 	int m_closed[CR_MAX];
-	int *m_hs_fail; /* one per tls_reasons[] entry, plus "timeout" */
+	int *m_hs_fail;	  /* one per tls_reasons[] entry, plus "timeout" */
 	int m_refused[4]; /* conn.c's refuse_reasons; -1 = not counted */
 };
 
@@ -198,7 +198,7 @@ struct loop {
 	pthread_mutex_t msg_lock;
 	struct loop_msg *msgs;
 	struct fd_watch *watches; /* loop_watch_fd(), live or cancelled */
-	struct fd_poll *polls;    /* loop_poll_fd(), live or gone */
+	struct fd_poll *polls;	  /* loop_poll_fd(), live or gone */
 	/* stopping */
 	bool stopping;
 	uint64_t drain_deadline; /* 0 = none */

@@ -194,8 +194,8 @@ int
 metrics_counter_set(struct metrics *m, const char *name, const char *help,
     const char *labels)
 {
-	return metric_register(m, name, help, labels, METRIC_COUNTER_SET,
-	    NULL, 0);
+	return metric_register(m, name, help, labels, METRIC_COUNTER_SET, NULL,
+	    0);
 }
 
 int
@@ -224,19 +224,20 @@ metrics_histogram(struct metrics *m, const char *name, const char *help,
 		if (!isfinite(buckets[i]) ||
 		    (i > 0 && !(buckets[i] > buckets[i - 1])))
 			return -1;
-	return metric_register(m, name, help, labels, METRIC_HISTOGRAM,
-	    buckets, nbuckets);
+	return metric_register(m, name, help, labels, METRIC_HISTOGRAM, buckets,
+	    nbuckets);
 }
 
 static bool
 name_ok(const char *s)
 {
-	if (s == NULL || !(s[0] == '_' || s[0] == ':' ||
-	    (s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z')))
+	if (s == NULL ||
+	    !(s[0] == '_' || s[0] == ':' || (s[0] >= 'a' && s[0] <= 'z') ||
+		(s[0] >= 'A' && s[0] <= 'Z')))
 		return false;
 	for (s++; *s; s++)
 		if (!(*s == '_' || *s == ':' || (*s >= 'a' && *s <= 'z') ||
-		    (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9')))
+			(*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9')))
 			return false;
 	return true;
 }
@@ -268,8 +269,8 @@ metric_register(struct metrics *m, const char *name, const char *help,
 
 	if (m == NULL || !name_ok(name))
 		return -1;
-	n = snprintf(full, sizeof(full), "%s%s%s", m->ns,
-	    m->ns[0] ? "_" : "", name);
+	n = snprintf(full, sizeof(full), "%s%s%s", m->ns, m->ns[0] ? "_" : "",
+	    name);
 	if (n < 0 || (size_t)n >= sizeof(full))
 		return -1;
 	if (labels == NULL)
@@ -335,8 +336,8 @@ static struct metric_def *
 def_of(struct metrics *m, int id)
 {
 	if (m == NULL || id < 0 ||
-	    (unsigned)id >= atomic_load_explicit(&m->nslots,
-	    memory_order_acquire))
+	    (unsigned)id >=
+		atomic_load_explicit(&m->nslots, memory_order_acquire))
 		return NULL;
 	return &m->defs[m->slot_def[id]];
 }
@@ -373,8 +374,10 @@ metrics_observe(struct metrics_shard *s, int id, double v)
 	    memory_order_relaxed);
 	sum = &s->slot[d->slot + d->nbuckets + 1];
 	atomic_store_explicit(sum,
-	    double_bits(bits_double(atomic_load_explicit(sum,
-	    memory_order_relaxed)) + v), memory_order_relaxed);
+	    double_bits(
+		bits_double(atomic_load_explicit(sum, memory_order_relaxed)) +
+		v),
+	    memory_order_relaxed);
 }
 
 void
@@ -385,8 +388,8 @@ metrics_set(struct metrics *m, int id, double v)
 	if (d == NULL ||
 	    (d->type != METRIC_GAUGE_SET && d->type != METRIC_COUNTER_SET))
 		return;
-	atomic_store_explicit(&d->set_bits,
-	    double_bits(v), memory_order_relaxed);
+	atomic_store_explicit(&d->set_bits, double_bits(v),
+	    memory_order_relaxed);
 }
 
 double
@@ -404,8 +407,8 @@ metrics_value(struct metrics *m, int id)
 		return (double)(int64_t)slot_sum(m, d->slot);
 	case METRIC_GAUGE_SET:
 	case METRIC_COUNTER_SET:
-		return bits_double(atomic_load_explicit(&d->set_bits,
-		    memory_order_relaxed));
+		return bits_double(
+		    atomic_load_explicit(&d->set_bits, memory_order_relaxed));
 	case METRIC_HISTOGRAM:
 		for (unsigned b = 0; b <= d->nbuckets; b++)
 			count += slot_sum(m, d->slot + b);
@@ -500,8 +503,9 @@ render_family(struct metrics *m, unsigned head, struct buf *out)
 		return -1;
 	for (int i = (int)head; i != -1; i = m->defs[i].family_next) {
 		d = &m->defs[i];
-		if ((d->type == METRIC_HISTOGRAM ? render_histogram(m, d, out)
-		    : render_sample(m, d, out)) == -1)
+		if ((d->type == METRIC_HISTOGRAM ?
+			    render_histogram(m, d, out) :
+			    render_sample(m, d, out)) == -1)
 			return -1;
 	}
 	return 0;
@@ -514,7 +518,9 @@ render_help(const struct metric_def *d, struct buf *out)
 	if (buf_printf(out, "# HELP %s ", d->name) == -1)
 		return -1;
 	for (const char *p = d->help; *p; p++) {
-		const char *esc = *p == '\\' ? "\\\\" : *p == '\n' ? "\\n" : NULL;
+		const char *esc = *p == '\\' ? "\\\\" :
+		    *p == '\n'		     ? "\\n" :
+					       NULL;
 
 		if (esc ? buf_append(out, esc, 2) : buf_append(out, p, 1))
 			return -1;
@@ -523,8 +529,7 @@ render_help(const struct metric_def *d, struct buf *out)
 }
 
 static int
-render_sample(struct metrics *m, const struct metric_def *d,
-    struct buf *out)
+render_sample(struct metrics *m, const struct metric_def *d, struct buf *out)
 {
 	const char *open = d->labels[0] ? "{" : "", *close = open[0] ? "}" : "";
 	char num[64];
@@ -541,13 +546,12 @@ render_sample(struct metrics *m, const struct metric_def *d,
 		fmt_double(num, sizeof(num), metrics_value(m, (int)d->slot));
 		break;
 	}
-	return buf_printf(out, "%s%s%s%s %s\n", d->name, open, d->labels,
-	    close, num);
+	return buf_printf(out, "%s%s%s%s %s\n", d->name, open, d->labels, close,
+	    num);
 }
 
 static int
-render_histogram(struct metrics *m, const struct metric_def *d,
-    struct buf *out)
+render_histogram(struct metrics *m, const struct metric_def *d, struct buf *out)
 {
 	const char *sep = d->labels[0] ? "," : "";
 	const char *open = d->labels[0] ? "{" : "", *close = open[0] ? "}" : "";
@@ -562,7 +566,7 @@ render_histogram(struct metrics *m, const struct metric_def *d,
 		else
 			snprintf(le, sizeof(le), "+Inf");
 		if (buf_printf(out, "%s_bucket{%s%sle=\"%s\"} %" PRIu64 "\n",
-		    d->name, d->labels, sep, le, cum) == -1)
+			d->name, d->labels, sep, le, cum) == -1)
 			return -1;
 	}
 	/* Shards' sums are added as doubles, not as bit patterns. */
@@ -574,7 +578,7 @@ render_histogram(struct metrics *m, const struct metric_def *d,
 	}
 	fmt_double(num, sizeof(num), sum);
 	if (buf_printf(out, "%s_sum%s%s%s %s\n", d->name, open, d->labels,
-	    close, num) == -1)
+		close, num) == -1)
 		return -1;
 	return buf_printf(out, "%s_count%s%s%s %" PRIu64 "\n", d->name, open,
 	    d->labels, close, cum);

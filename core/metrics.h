@@ -25,8 +25,8 @@ struct metrics;
 struct metrics_shard;
 
 enum metric_type {
-	METRIC_COUNTER,   /* monotonic, per-thread adds summed */
-	METRIC_GAUGE,     /* per-thread +/- deltas summed (e.g. open conns) */
+	METRIC_COUNTER,	  /* monotonic, per-thread adds summed */
+	METRIC_GAUGE,	  /* per-thread +/- deltas summed (e.g. open conns) */
 	METRIC_GAUGE_SET, /* one global value set with metrics_set() */
 	METRIC_HISTOGRAM, /* per-thread buckets summed */
 	/* A counter kept elsewhere (a pool's own stats) and copied in by a
@@ -53,8 +53,8 @@ int metrics_gauge(struct metrics *m, const char *name, const char *help,
     const char *labels);
 int metrics_gauge_set(struct metrics *m, const char *name, const char *help,
     const char *labels);
-int metrics_counter_set(struct metrics *m, const char *name,
-    const char *help, const char *labels);
+int metrics_counter_set(struct metrics *m, const char *name, const char *help,
+    const char *labels);
 int metrics_histogram(struct metrics *m, const char *name, const char *help,
     const char *labels, const double *buckets, unsigned nbuckets);
 

@@ -75,9 +75,9 @@ host_bits_zero(const struct net *net)
 
 		if (bit + 8 <= net->prefix)
 			continue;
-		mask = bit >= net->prefix
-			   ? 0xff
-			   : (uint8_t)(0xff >> (net->prefix - bit));
+		mask = bit >= net->prefix ?
+		    0xff :
+		    (uint8_t)(0xff >> (net->prefix - bit));
 		if (net->addr[i] & mask)
 			return false;
 	}
@@ -129,7 +129,7 @@ net_match(const struct net *net, const struct sockaddr *sa)
 	if (rest == 0)
 		return true;
 	return ((a[full] ^ net->addr[full]) & (uint8_t)(0xff << (8 - rest))) ==
-	       0;
+	    0;
 }
 
 bool

@@ -55,11 +55,11 @@ heap_down(struct loop *l, unsigned i)
 	for (;;) {
 		unsigned left = 2 * i + 1, right = left + 1, min = i;
 
-		if (left < l->heap_len && l->heap[left]->heap_deadline <
-		    l->heap[min]->heap_deadline)
+		if (left < l->heap_len &&
+		    l->heap[left]->heap_deadline < l->heap[min]->heap_deadline)
 			min = left;
-		if (right < l->heap_len && l->heap[right]->heap_deadline <
-		    l->heap[min]->heap_deadline)
+		if (right < l->heap_len &&
+		    l->heap[right]->heap_deadline < l->heap[min]->heap_deadline)
 			min = right;
 		if (min == i)
 			return;

@@ -28,9 +28,9 @@ struct timer {
 	struct loop *loop;
 	timer_cb *cb;
 	void *arg;
-	uint64_t deadline;      /* what the owner wants; 0 = stopped */
+	uint64_t deadline;	/* what the owner wants; 0 = stopped */
 	uint64_t heap_deadline; /* where the heap entry sits */
-	unsigned heap_idx;      /* 0 = not in the heap; else index + 1 */
+	unsigned heap_idx;	/* 0 = not in the heap; else index + 1 */
 };
 
 /* A stopped timer of loop l that calls cb(t, arg). */

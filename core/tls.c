@@ -535,8 +535,7 @@ tls_conn_version(const struct tls_conn *t)
 const char *
 tls_conn_cipher(const struct tls_conn *t)
 {
-	return (t->flags & TF_ESTABLISHED) ? SSL_get_cipher_name(t->ssl)
-					   : NULL;
+	return (t->flags & TF_ESTABLISHED) ? SSL_get_cipher_name(t->ssl) : NULL;
 }
 
 const char *

@@ -30,18 +30,18 @@ struct tls_cert_conf {
 struct tls_server_conf {
 	const struct tls_cert_conf *certs;
 	unsigned ncerts;
-	const char *alpn;         /* "imap", "pop3", "smtp" or NULL for none */
-	const char *ciphers;      /* TLS 1.2 list; NULL = AEAD-only default */
+	const char *alpn;	  /* "imap", "pop3", "smtp" or NULL for none */
+	const char *ciphers;	  /* TLS 1.2 list; NULL = AEAD-only default */
 	const char *ciphersuites; /* TLS 1.3 list; NULL = OpenSSL default */
-	const char *groups;       /* NULL = "X25519:P-256:P-384" */
-	int min_version;          /* 12 or 13 */
+	const char *groups;	  /* NULL = "X25519:P-256:P-384" */
+	int min_version;	  /* 12 or 13 */
 	const char *ticket_key_file; /* NULL = tickets with a random key */
 	bool prefer_server_ciphers;
 };
 
 struct tls_client_conf {
 	const char *ca_file; /* NULL = system store */
-	bool verify;         /* verify the peer certificate and name */
+	bool verify;	     /* verify the peer certificate and name */
 	const char *alpn;    /* offered protocol or NULL */
 	const char *cert_file, *key_file; /* optional client certificate */
 };
@@ -74,10 +74,10 @@ struct tls_conn *tls_conn_client(struct tls_client *tc, const char *sni);
 void tls_conn_free(struct tls_conn *t);
 
 enum tls_rc {
-	TLS_OK,     /* progress: handshake finished or plaintext produced */
+	TLS_OK,	    /* progress: handshake finished or plaintext produced */
 	TLS_WANT,   /* needs more ciphertext from the peer */
 	TLS_CLOSED, /* peer sent close_notify */
-	TLS_ERROR,  /* fatal; see tls_conn_reason(); send tls_conn_out() then close */
+	TLS_ERROR, /* fatal; see tls_conn_reason(); send tls_conn_out() then close */
 };
 
 /* Ciphertext from the socket. Returns 0 or -1 (allocation). */

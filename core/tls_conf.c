@@ -18,8 +18,8 @@ static const char *const tls_versions[] = { "TLSv1.2", "TLSv1.3", NULL };
 static const struct cfg_field cert_fields[] = {
 	{ "cert", CFG_STRING, offsetof(struct tls_conf_cert, cert),
 	    CFG_REQUIRED, .hint = "the path of a PEM certificate chain" },
-	{ "key", CFG_STRING, offsetof(struct tls_conf_cert, key),
-	    CFG_REQUIRED, .hint = "the path of a PEM private key" },
+	{ "key", CFG_STRING, offsetof(struct tls_conf_cert, key), CFG_REQUIRED,
+	    .hint = "the path of a PEM private key" },
 	{ NULL },
 };
 

@@ -61,8 +61,8 @@ static const char *errf(bool ossl, const char *fmt, ...)
 
 /* certificates and names */
 static int nopass_cb(char *buf, int size, int rwflag, void *u);
-static int read_chain(const char *file, X509 **leaf_r, STACK_OF(X509) **chain_r,
-    const char **error_r);
+static int read_chain(const char *file, X509 **leaf_r,
+    STACK_OF(X509) * *chain_r, const char **error_r);
 static int read_key(const char *file, EVP_PKEY **key_r, const char **error_r);
 static int names_of(X509 *x, struct tls_names *names);
 static int names_add(struct tls_names *names, const unsigned char *p,
@@ -117,7 +117,6 @@ errf(bool ossl, const char *fmt, ...)
 	return tls_errbuf;
 }
 
-
 /* ---- certificates and names ----------------------------------------- */
 
 /* Keys are read unattended: an encrypted key is an error, not a prompt. */
@@ -128,7 +127,7 @@ nopass_cb(char *buf, int size, int rwflag, void *u)
 }
 
 static int
-read_chain(const char *file, X509 **leaf_r, STACK_OF(X509) **chain_r,
+read_chain(const char *file, X509 **leaf_r, STACK_OF(X509) * *chain_r,
     const char **error_r)
 {
 	BIO *in;
@@ -229,11 +228,12 @@ names_of(X509 *x, struct tls_names *names)
 	if (rc == 0 && names->n == 0) {
 		i = X509_NAME_get_index_by_NID(X509_get_subject_name(x),
 		    NID_commonName, -1);
-		ne = i >= 0 ? X509_NAME_get_entry(X509_get_subject_name(x), i)
-			    : NULL;
+		ne = i >= 0 ? X509_NAME_get_entry(X509_get_subject_name(x), i) :
+			      NULL;
 		s = ne ? X509_NAME_ENTRY_get_data(ne) : NULL;
-		if (s == NULL || names_add(names, ASN1_STRING_get0_data(s),
-				     ASN1_STRING_length(s)) == -1)
+		if (s == NULL ||
+		    names_add(names, ASN1_STRING_get0_data(s),
+			ASN1_STRING_length(s)) == -1)
 			rc = -1;
 	}
 	ERR_clear_error();
@@ -547,8 +547,7 @@ ctx_policy(SSL_CTX *ctx, int min_version, const char *ciphers,
 }
 
 static int
-ticket_keys_load(struct tls_server *ts, const char *file,
-    const char **error_r)
+ticket_keys_load(struct tls_server *ts, const char *file, const char **error_r)
 {
 	unsigned char raw[TICKET_KEY_LEN];
 	struct stat st;
@@ -792,10 +791,10 @@ tls_client_new(const struct tls_client_conf *conf, const char **error_r)
 	}
 	if (conf->verify) {
 		SSL_CTX_set_verify(tc->ctx, SSL_VERIFY_PEER, NULL);
-		if (conf->ca_file != NULL
-			? !SSL_CTX_load_verify_locations(tc->ctx, conf->ca_file,
-			      NULL)
-			: !SSL_CTX_set_default_verify_paths(tc->ctx)) {
+		if (conf->ca_file != NULL ?
+			!SSL_CTX_load_verify_locations(tc->ctx, conf->ca_file,
+			    NULL) :
+			!SSL_CTX_set_default_verify_paths(tc->ctx)) {
 			*error_r = errf(true, "ca %s",
 			    conf->ca_file ? conf->ca_file : "(system)");
 			goto fail;

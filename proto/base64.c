@@ -78,7 +78,7 @@ base64_encode(const void *src, size_t n, char *dst, size_t cap, size_t *len_r)
 
 enum base64_rc
 base64_decode(const char *src, size_t n, void *dst, size_t cap, size_t *len_r,
-	      unsigned flags)
+    unsigned flags)
 {
 	unsigned char *out = dst;
 	uint32_t acc = 0;

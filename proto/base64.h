@@ -47,7 +47,7 @@ size_t base64_decoded_max(size_t n);
  * small or the length overflows (dst untouched).
  */
 int base64_encode(const void *src, size_t n, char *dst, size_t cap,
-		  size_t *len_r);
+    size_t *len_r);
 
 /*
  * Decode src[0..n) into dst (cap bytes). flags: enum base64_flags. On
@@ -56,6 +56,6 @@ int base64_encode(const void *src, size_t n, char *dst, size_t cap,
  * was secret). Empty input decodes to zero bytes.
  */
 enum base64_rc base64_decode(const char *src, size_t n, void *dst, size_t cap,
-			     size_t *len_r, unsigned flags);
+    size_t *len_r, unsigned flags);
 
 #endif

@@ -22,10 +22,9 @@ static enum http_rc line_next(const char *p, size_t lim, size_t pos,
     size_t *end_r, size_t *next_r);
 static bool is_tchar(unsigned char c);
 static bool name_is(const char *name, size_t len, const char *lower);
-static enum http_rc request_line(const char *p, size_t len,
-    struct http_req *r);
-static enum http_rc header_line(const char *p, size_t len,
-    struct http_req *r, bool *te);
+static enum http_rc request_line(const char *p, size_t len, struct http_req *r);
+static enum http_rc header_line(const char *p, size_t len, struct http_req *r,
+    bool *te);
 static enum http_rc content_length(const char *v, size_t len,
     struct http_req *r);
 
@@ -67,8 +66,7 @@ http_parse_request(const char *p, size_t n, size_t max, struct http_req *r)
  * within lim; INVALID on a control byte or a CR not followed by LF.
  */
 static enum http_rc
-line_next(const char *p, size_t lim, size_t pos, size_t *end_r,
-    size_t *next_r)
+line_next(const char *p, size_t lim, size_t pos, size_t *end_r, size_t *next_r)
 {
 	unsigned char c;
 

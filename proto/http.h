@@ -17,9 +17,9 @@
 #define HTTP_MAX_HEADERS 64
 
 enum http_rc {
-	HTTP_OK,        /* a complete head; r is filled in */
-	HTTP_AGAIN,     /* valid so far, need more bytes */
-	HTTP_INVALID,   /* malformed: answer 400 and close */
+	HTTP_OK,	/* a complete head; r is filled in */
+	HTTP_AGAIN,	/* valid so far, need more bytes */
+	HTTP_INVALID,	/* malformed: answer 400 and close */
 	HTTP_TOO_LARGE, /* no complete head within max bytes: 431 */
 };
 
@@ -28,8 +28,8 @@ struct http_req {
 	size_t method_len;
 	const char *target; /* "/path?query" or "*" */
 	size_t target_len;
-	int version_minor;  /* 0 or 1 */
-	size_t head_len;    /* bytes up to and including the empty line */
+	int version_minor; /* 0 or 1 */
+	size_t head_len;   /* bytes up to and including the empty line */
 	unsigned nheaders;
 	int64_t content_length; /* -1 when absent */
 	bool has_body; /* Content-Length > 0 or any Transfer-Encoding */

@@ -51,15 +51,15 @@ enum tok {
 /* state machine */
 static void reset_command(struct imap_parser *p);
 static int read_line(struct imap_parser *p, const char *data, size_t len,
-		     size_t *i);
+    size_t *i);
 static int end_of_line(struct imap_parser *p);
 static int start_literal(struct imap_parser *p);
 static int skip_line(struct imap_parser *p, const char *data, size_t len,
-		     size_t *i);
+    size_t *i);
 static int fail(struct imap_parser *p, enum imap_parse_error code,
-		const char *text);
+    const char *text);
 static int fatal(struct imap_parser *p, enum imap_parse_error code,
-		 const char *text);
+    const char *text);
 static void enter_skip(struct imap_parser *p);
 static bool big_start(const struct imap_parser *p, const char *s, size_t n);
 static size_t line_max(const struct imap_parser *p);
@@ -71,7 +71,7 @@ static void find_tag(struct imap_parser *p);
 static enum tok tokenize(struct imap_parser *p, size_t pos, size_t eol);
 static enum tok tok_args(struct imap_parser *p, size_t pos, size_t eol);
 static enum tok tok_error(struct imap_parser *p, enum imap_parse_error code,
-			  const char *text);
+    const char *text);
 static struct imap_arg *add_arg(struct imap_parser *p, enum imap_arg_type t);
 static size_t scan_quoted(struct imap_parser *p, size_t pos, size_t eol);
 static size_t scan_atom(struct imap_parser *p, size_t pos, size_t eol);
@@ -90,12 +90,12 @@ static size_t utf8_seq(const unsigned char *s, size_t n);
 /* writers */
 static int write_quoted(imap_write_fn *w, void *ctx, const char *s, size_t len);
 static int write_literal(imap_write_fn *w, void *ctx, const char *s,
-			 size_t len);
+    size_t len);
 static bool quotable(const char *s, size_t len, unsigned flags);
 
 static void
 apply_limits(struct imap_parser *p, const struct imap_limits *lim,
-	     size_t bufsize, unsigned nargv)
+    size_t bufsize, unsigned nargv)
 {
 	p->lim = *lim;
 	if (p->lim.max_command == 0 || p->lim.max_command > bufsize)
@@ -167,13 +167,13 @@ big_start(const struct imap_parser *p, const char *s, size_t n)
 		    ascii_upper((unsigned char)head[k]) != (unsigned char)*name)
 			return false;
 	return k < len &&
-	       (head[k] == ' ' || head[k] == '\r' || head[k] == '\n');
+	    (head[k] == ' ' || head[k] == '\r' || head[k] == '\n');
 }
 
 /* Point p at the caller's storage and derive the limits from it. */
 static int
 set_storage(struct imap_parser *p, const struct imap_limits *lim, char *buf,
-	    size_t bufsize, struct imap_arg *argv, unsigned nargv)
+    size_t bufsize, struct imap_arg *argv, unsigned nargv)
 {
 	if (buf == NULL || bufsize < MIN_STORAGE || argv == NULL || nargv == 0)
 		return -1;
@@ -188,7 +188,7 @@ set_storage(struct imap_parser *p, const struct imap_limits *lim, char *buf,
 
 int
 imap_parse_init(struct imap_parser *p, const struct imap_limits *lim, char *buf,
-		size_t bufsize, struct imap_arg *argv, unsigned nargv)
+    size_t bufsize, struct imap_arg *argv, unsigned nargv)
 {
 	memset(p, 0, sizeof(*p));
 	p->state = ST_LINE;
@@ -197,8 +197,7 @@ imap_parse_init(struct imap_parser *p, const struct imap_limits *lim, char *buf,
 
 int
 imap_parse_set_limits(struct imap_parser *p, const struct imap_limits *lim,
-		      char *buf, size_t bufsize, struct imap_arg *argv,
-		      unsigned nargv)
+    char *buf, size_t bufsize, struct imap_arg *argv, unsigned nargv)
 {
 	if (!imap_parse_idle(p))
 		return -1;
@@ -231,7 +230,7 @@ imap_parse_refuse(struct imap_parser *p)
 
 enum imap_parse_status
 imap_parse_feed(struct imap_parser *p, const char *data, size_t len,
-		size_t *used_r)
+    size_t *used_r)
 {
 	size_t i = 0, n;
 	int st;
@@ -363,9 +362,9 @@ read_line(struct imap_parser *p, const char *data, size_t len, size_t *i)
 			*i += keep;
 			enter_skip(p);
 			return fail(p,
-				    why == nul_text ? IMAP_ERR_SYNTAX
-						    : IMAP_ERR_TOOLONG,
-				    why);
+			    why == nul_text ? IMAP_ERR_SYNTAX :
+					      IMAP_ERR_TOOLONG,
+			    why);
 		}
 		memcpy(p->buf + p->used, s, n);
 		p->used += n;
@@ -443,7 +442,7 @@ start_literal(struct imap_parser *p)
 		if (size > command_max(p) - p->used) {
 			if (!sync)
 				return fatal(p, IMAP_ERR_TOOLONG,
-					     "Command too long");
+				    "Command too long");
 			p->reset_pending = true;
 			return fail(p, IMAP_ERR_TOOLONG, "Command too long");
 		}
@@ -454,7 +453,7 @@ start_literal(struct imap_parser *p)
 		if (p->nstreams == IMAP_PARSE_MAX_STREAMS) {
 			if (!sync)
 				return fatal(p, IMAP_ERR_TOOLONG,
-					     "Too many literals");
+				    "Too many literals");
 			p->reset_pending = true;
 			return fail(p, IMAP_ERR_TOOLONG, "Too many literals");
 		}
@@ -494,8 +493,7 @@ skip_line(struct imap_parser *p, const char *data, size_t len, size_t *i)
 		}
 		(*i)++;
 		if (p->skip_st == 5)
-			return fatal(
-			    p, IMAP_ERR_SYNTAX,
+			return fatal(p, IMAP_ERR_SYNTAX,
 			    "Non-synchronizing literal after a bad command");
 		p->skip_st = 0;
 		p->state = ST_LINE;
@@ -590,11 +588,11 @@ tokenize(struct imap_parser *p, size_t pos, size_t eol)
 		p->cmd.tag_len = q - pos;
 		if (q == eol)
 			return tok_error(p, IMAP_ERR_SYNTAX,
-					 "Missing space after tag");
+			    "Missing space after tag");
 		if (b[q] != ' ') {
 			p->cmd.tag = NULL;
 			return tok_error(p, IMAP_ERR_SYNTAX,
-					 "Invalid character in tag");
+			    "Invalid character in tag");
 		}
 		pos = q + 1;
 		p->stage = STAGE_NAME;
@@ -606,16 +604,15 @@ tokenize(struct imap_parser *p, size_t pos, size_t eol)
 				b[q] = (char)ascii_upper((unsigned char)b[q]);
 			if (q == pos)
 				return tok_error(p, IMAP_ERR_SYNTAX,
-						 q == eol
-						     ? "Missing command"
-						     : "Invalid command name");
+				    q == eol ? "Missing command" :
+					       "Invalid command name");
 			if (p->cmd.uid || q - pos != 3 ||
 			    memcmp(b + pos, "UID", 3) != 0)
 				break;
 			p->cmd.uid = true;
 			if (q == eol || b[q] != ' ')
 				return tok_error(p, IMAP_ERR_SYNTAX,
-						 "Missing command after UID");
+				    "Missing command after UID");
 			pos = q + 1;
 		}
 		p->cmd.name = b + pos;
@@ -624,7 +621,7 @@ tokenize(struct imap_parser *p, size_t pos, size_t eol)
 			return TOK_DONE;
 		if (b[q] != ' ')
 			return tok_error(p, IMAP_ERR_SYNTAX,
-					 "Invalid command name");
+			    "Invalid command name");
 		pos = q + 1;
 		p->stage = STAGE_ARGS;
 		p->need_sep = false;
@@ -656,25 +653,24 @@ tok_args(struct imap_parser *p, size_t pos, size_t eol)
 			}
 			if (c == ')') {
 				if (p->depth == 0)
-					return tok_error(
-					    p, IMAP_ERR_SYNTAX,
+					return tok_error(p, IMAP_ERR_SYNTAX,
 					    "Unbalanced parenthesis");
 				p->depth--;
 				pos++;
 				continue;
 			}
 			return tok_error(p, IMAP_ERR_SYNTAX,
-					 c == '(' || c == '"' || c == '{'
-					     ? "Missing space between arguments"
-					     : "Invalid character in argument");
+			    c == '(' || c == '"' || c == '{' ?
+				"Missing space between arguments" :
+				"Invalid character in argument");
 		}
 		if (c == ')') {
 			if (p->depth == 0)
 				return tok_error(p, IMAP_ERR_SYNTAX,
-						 "Unbalanced parenthesis");
+				    "Unbalanced parenthesis");
 			if (!p->just_opened)
 				return tok_error(p, IMAP_ERR_SYNTAX,
-						 "Unexpected space");
+				    "Unexpected space");
 			p->depth--;
 			p->just_opened = false;
 			p->need_sep = true;
@@ -683,12 +679,12 @@ tok_args(struct imap_parser *p, size_t pos, size_t eol)
 		}
 		if (c == ' ')
 			return tok_error(p, IMAP_ERR_SYNTAX,
-					 "Unexpected space");
+			    "Unexpected space");
 		p->just_opened = false;
 		if (c == '(') {
 			if (p->depth >= p->lim.max_depth)
 				return tok_error(p, IMAP_ERR_SYNTAX,
-						 "Too deeply nested lists");
+				    "Too deeply nested lists");
 			if ((a = add_arg(p, IMAP_ARG_LIST)) == NULL)
 				return TOK_ERROR;
 			p->open[p->depth++] = p->cmd.nargs - 1;
@@ -716,7 +712,7 @@ tok_args(struct imap_parser *p, size_t pos, size_t eol)
 		return tok_error(p, IMAP_ERR_SYNTAX, "Unbalanced parenthesis");
 	if (!p->need_sep)
 		return tok_error(p, IMAP_ERR_SYNTAX,
-				 "Unexpected space at end of line");
+		    "Unexpected space at end of line");
 	return TOK_DONE;
 }
 
@@ -780,7 +776,7 @@ scan_quoted(struct imap_parser *p, size_t pos, size_t eol)
 			if (q + 1 >= eol ||
 			    (b[q + 1] != '"' && b[q + 1] != '\\')) {
 				tok_error(p, IMAP_ERR_SYNTAX,
-					  "Invalid escape in quoted string");
+				    "Invalid escape in quoted string");
 				return 0;
 			}
 			b[w++] = b[q + 1];
@@ -789,14 +785,14 @@ scan_quoted(struct imap_parser *p, size_t pos, size_t eol)
 		}
 		if (c == '\r') {
 			tok_error(p, IMAP_ERR_SYNTAX,
-				  "Invalid character in quoted string");
+			    "Invalid character in quoted string");
 			return 0;
 		}
 		if (c >= 0x80) {
 			n = utf8_seq((const unsigned char *)b + q, eol - q);
 			if (n == 0) {
 				tok_error(p, IMAP_ERR_SYNTAX,
-					  "Invalid UTF-8 in quoted string");
+				    "Invalid UTF-8 in quoted string");
 				return 0;
 			}
 			memmove(b + w, b + q, n);
@@ -870,7 +866,7 @@ scan_section(struct imap_parser *p, size_t pos, size_t eol)
 				break;
 		} else if (c < 0x20 || c >= 0x7f || c == '{' || c == '[') {
 			tok_error(p, IMAP_ERR_SYNTAX,
-				  "Invalid character in section");
+			    "Invalid character in section");
 			return 0;
 		}
 		q++;
@@ -905,11 +901,11 @@ scan_literal(struct imap_parser *p, size_t pos, size_t eol)
 		return tok_error(p, IMAP_ERR_SYNTAX, "Invalid literal");
 	if (q + 1 != eol)
 		return tok_error(p, IMAP_ERR_SYNTAX,
-				 "Literal announcement must end the line");
+		    "Literal announcement must end the line");
 	if ((a = add_arg(p, IMAP_ARG_LITERAL)) == NULL)
 		return TOK_ERROR;
-	a->flags =
-	    (binary ? IMAP_ARGF_BINARY : 0) | (nonsync ? IMAP_ARGF_NONSYNC : 0);
+	a->flags = (binary ? IMAP_ARGF_BINARY : 0) |
+	    (nonsync ? IMAP_ARGF_NONSYNC : 0);
 	p->lit.size = n;
 	p->lit.sync = !nonsync;
 	p->lit.binary = binary;
@@ -922,8 +918,8 @@ scan_literal(struct imap_parser *p, size_t pos, size_t eol)
 static bool
 section_prefix(const char *s, size_t len)
 {
-	static const char *const atts[] = {"BODY", "BODY.PEEK", "BINARY",
-					   "BINARY.PEEK", "BINARY.SIZE"};
+	static const char *const atts[] = { "BODY", "BODY.PEEK", "BINARY",
+		"BINARY.PEEK", "BINARY.SIZE" };
 
 	for (size_t k = 0; k < sizeof(atts) / sizeof(atts[0]); k++) {
 		if (ascii_eq(s, len, atts[k]))
@@ -952,7 +948,7 @@ static bool
 is_name_char(unsigned char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	       (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
+	    (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
 }
 
 static unsigned char
@@ -1015,14 +1011,14 @@ imap_command_is(const struct imap_command *cmd, const char *word)
 	size_t n = strlen(word);
 
 	return cmd->name != NULL && cmd->name_len == n &&
-	       memcmp(cmd->name, word, n) == 0;
+	    memcmp(cmd->name, word, n) == 0;
 }
 
 bool
 imap_arg_atom_is(const struct imap_arg *a, const char *word)
 {
 	return a != NULL && a->type == IMAP_ARG_ATOM &&
-	       ascii_eq(a->ptr, a->len, word);
+	    ascii_eq(a->ptr, a->len, word);
 }
 
 bool
@@ -1039,7 +1035,7 @@ imap_arg_is_string(const struct imap_arg *a)
 	if (a->type == IMAP_ARG_QUOTED)
 		return true;
 	return a->type == IMAP_ARG_LITERAL &&
-	       (a->flags & IMAP_ARGF_STREAMED) == 0;
+	    (a->flags & IMAP_ARGF_STREAMED) == 0;
 }
 
 bool
@@ -1131,7 +1127,7 @@ write_literal(imap_write_fn *w, void *ctx, const char *s, size_t len)
 
 int
 imap_write_string(imap_write_fn *w, void *ctx, const char *s, size_t len,
-		  unsigned flags)
+    unsigned flags)
 {
 	if (quotable(s, len, flags))
 		return write_quoted(w, ctx, s, len);
@@ -1140,7 +1136,7 @@ imap_write_string(imap_write_fn *w, void *ctx, const char *s, size_t len,
 
 int
 imap_write_nstring(imap_write_fn *w, void *ctx, const char *s, size_t len,
-		   unsigned flags)
+    unsigned flags)
 {
 	if (s == NULL)
 		return w(ctx, "NIL", 3);
@@ -1149,7 +1145,7 @@ imap_write_nstring(imap_write_fn *w, void *ctx, const char *s, size_t len,
 
 int
 imap_write_astring(imap_write_fn *w, void *ctx, const char *s, size_t len,
-		   unsigned flags)
+    unsigned flags)
 {
 	size_t k;
 

@@ -154,16 +154,14 @@ struct imap_parser {
  * owned. Returns 0, or -1 if the storage is too small to be useful.
  */
 int imap_parse_init(struct imap_parser *p, const struct imap_limits *lim,
-		    char *buf, size_t bufsize, struct imap_arg *argv,
-		    unsigned nargv);
+    char *buf, size_t bufsize, struct imap_arg *argv, unsigned nargv);
 
 /*
  * Change limits and storage between commands (e.g. larger after login).
  * Returns -1 (nothing changed) if a command is half read.
  */
 int imap_parse_set_limits(struct imap_parser *p, const struct imap_limits *lim,
-			  char *buf, size_t bufsize, struct imap_arg *argv,
-			  unsigned nargv);
+    char *buf, size_t bufsize, struct imap_arg *argv, unsigned nargv);
 
 /*
  * Consume input until one event. *used_r says how many bytes of data were
@@ -182,7 +180,7 @@ int imap_parse_set_limits(struct imap_parser *p, const struct imap_limits *lim,
  * as is one announced on a line that is being discarded.
  */
 enum imap_parse_status imap_parse_feed(struct imap_parser *p, const char *data,
-				       size_t len, size_t *used_r);
+    size_t len, size_t *used_r);
 
 /*
  * Refuse the synchronizing literal just announced: the command is dropped
@@ -210,8 +208,8 @@ imap_arg_next(const struct imap_arg *a)
 static inline const struct imap_arg *
 imap_arg_child(const struct imap_arg *a)
 {
-	return a != NULL && a->type == IMAP_ARG_LIST && a->count > 0 ? a + 1
-								     : NULL;
+	return a != NULL && a->type == IMAP_ARG_LIST && a->count > 0 ? a + 1 :
+								       NULL;
 }
 
 /* Name comparison for dispatch: word is upper case. */
@@ -254,12 +252,12 @@ struct imap_seqset {
  * when cap ranges are not enough). Numbers are 1..4294967295.
  */
 int imap_seqset_parse(struct imap_seqset *set, const char *s, size_t len,
-		      const char **error_r);
+    const char **error_r);
 
 /* Whether n is in the set, with `*` standing for star (the largest number
  * in use). A "$" set contains nothing: the caller resolves it. */
 bool imap_seqset_contains(const struct imap_seqset *set, uint32_t n,
-			  uint32_t star);
+    uint32_t star);
 
 /*
  * Replace `*` by star, order each range, sort and merge: afterwards ranges
@@ -310,12 +308,12 @@ struct imap_section {
  * part numbers only.
  */
 int imap_section_parse(const char *s, size_t len, struct imap_section *sec,
-		       const char **error_r);
+    const char **error_r);
 
 /* Iterate header field names of a FIELDS section: *pos starts at 0.
  * Returns 1 with a name (quotes removed), 0 at the end. */
 int imap_section_field_next(const struct imap_section *sec, size_t *pos,
-			    const char **name_r, size_t *len_r);
+    const char **name_r, size_t *len_r);
 
 /*
  * Response writing. The sink appends bytes and returns 0, or -1 to stop
@@ -327,12 +325,12 @@ typedef int imap_write_fn(void *ctx, const char *p, size_t len);
 
 /* An astring: atom when safe (never "NIL"), else quoted, else literal. */
 int imap_write_astring(imap_write_fn *w, void *ctx, const char *s, size_t len,
-		       unsigned flags);
+    unsigned flags);
 /* A string: quoted when possible, else a literal. */
 int imap_write_string(imap_write_fn *w, void *ctx, const char *s, size_t len,
-		      unsigned flags);
+    unsigned flags);
 /* An nstring: NIL for s == NULL, else as imap_write_string(). */
 int imap_write_nstring(imap_write_fn *w, void *ctx, const char *s, size_t len,
-		       unsigned flags);
+    unsigned flags);
 
 #endif

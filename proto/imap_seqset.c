@@ -16,14 +16,14 @@
 static int seq_number(const char *s, size_t len, size_t *pos, uint32_t *n_r);
 static int cmp_range(const void *a, const void *b);
 static bool nz_number(const char *s, size_t len, size_t *pos, uint32_t *n_r,
-		      bool zero_ok);
+    bool zero_ok);
 static bool word_at(const char *s, size_t len, size_t pos, const char *word);
 static int check_field_list(const char *s, size_t len);
 static size_t find_close_bracket(const char *s, size_t len, size_t pos);
 
 int
 imap_seqset_parse(struct imap_seqset *set, const char *s, size_t len,
-		  const char **error_r)
+    const char **error_r)
 {
 	size_t pos = 0;
 
@@ -169,11 +169,12 @@ imap_seqset_resolve(struct imap_seqset *set, uint32_t star)
 		qsort(set->ranges, out, sizeof(set->ranges[0]), cmp_range);
 	out = 0;
 	for (k = 0; k < set->count; k++) {
-		struct imap_range *last =
-		    out > 0 ? &set->ranges[out - 1] : NULL;
+		struct imap_range *last = out > 0 ? &set->ranges[out - 1] :
+						    NULL;
 
-		if (last != NULL && (last->hi == UINT32_MAX ||
-				     set->ranges[k].lo <= last->hi + 1)) {
+		if (last != NULL &&
+		    (last->hi == UINT32_MAX ||
+			set->ranges[k].lo <= last->hi + 1)) {
 			if (set->ranges[k].hi > last->hi)
 				last->hi = set->ranges[k].hi;
 			continue;
@@ -241,7 +242,7 @@ check_field_list(const char *s, size_t len)
 			k++;
 		} else {
 			while (k < len && s[k] > 0x20 && s[k] < 0x7f &&
-			       strchr("(){%*\"\\", s[k]) == NULL)
+			    strchr("(){%*\"\\", s[k]) == NULL)
 				k++;
 		}
 		if (k == start)
@@ -256,18 +257,18 @@ check_field_list(const char *s, size_t len)
 
 int
 imap_section_parse(const char *s, size_t len, struct imap_section *sec,
-		   const char **error_r)
+    const char **error_r)
 {
 	static const struct {
 		const char *name;
 		enum imap_section_att att;
 		bool peek;
 	} atts[] = {
-	    {"BODY", IMAP_ATT_BODY, false},
-	    {"BODY.PEEK", IMAP_ATT_BODY, true},
-	    {"BINARY", IMAP_ATT_BINARY, false},
-	    {"BINARY.PEEK", IMAP_ATT_BINARY, true},
-	    {"BINARY.SIZE", IMAP_ATT_BINARY_SIZE, false},
+		{ "BODY", IMAP_ATT_BODY, false },
+		{ "BODY.PEEK", IMAP_ATT_BODY, true },
+		{ "BINARY", IMAP_ATT_BINARY, false },
+		{ "BINARY.PEEK", IMAP_ATT_BINARY, true },
+		{ "BINARY.SIZE", IMAP_ATT_BINARY_SIZE, false },
 	};
 	const char *lb = memchr(s, '[', len);
 	size_t open, close, pos, k;
@@ -319,7 +320,7 @@ imap_section_parse(const char *s, size_t len, struct imap_section *sec,
 	} else if (close - pos == 4 && word_at(s, close, pos, "TEXT")) {
 		sec->kind = IMAP_SECT_TEXT;
 	} else if (close - pos == 4 && word_at(s, close, pos, "MIME") &&
-		   sec->nparts > 0) {
+	    sec->nparts > 0) {
 		sec->kind = IMAP_SECT_MIME;
 	} else {
 		goto bad;
@@ -355,7 +356,7 @@ bad:
 
 int
 imap_section_field_next(const struct imap_section *sec, size_t *pos,
-			const char **name_r, size_t *len_r)
+    const char **name_r, size_t *len_r)
 {
 	const char *s = sec->fields;
 	size_t k = *pos, len = sec->fields_len, start;

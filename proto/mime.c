@@ -44,10 +44,10 @@ static void parse_content_type(struct mime_part *p, struct mime_slice v);
 static struct mime_slice first_token(struct mime_slice v, size_t *after);
 static void split_multipart(struct mime_message *m, uint32_t i);
 static bool find_delimiter(const char *s, size_t start, size_t from, size_t end,
-			   const char *pat, size_t plen, size_t *line_r,
-			   size_t *next_r, bool *close_r);
+    const char *pat, size_t plen, size_t *line_r, size_t *next_r,
+    bool *close_r);
 static uint32_t add_part(struct mime_message *m, uint32_t parent, size_t off,
-			 size_t len);
+    size_t len);
 static bool identity_encoding(struct mime_slice enc);
 
 static bool
@@ -92,7 +92,7 @@ count_lines(const char *s, size_t len)
  */
 size_t
 mime_skip_cfws(const char *s, size_t pos, size_t end, size_t *cstart,
-	       size_t *cend)
+    size_t *cend)
 {
 	while (pos < end) {
 		unsigned depth = 0;
@@ -130,9 +130,21 @@ mime_skip_cfws(const char *s, size_t pos, size_t end, size_t *cstart,
 /* RFC 2045 tspecials: a table, not strchr(), as this runs per byte of
  * every field name and parameter. */
 static const bool tspecial[256] = {
-    ['('] = true, [')'] = true, ['<'] = true, ['>'] = true,  ['@'] = true,
-    [','] = true, [';'] = true, [':'] = true, ['\\'] = true, ['"'] = true,
-    ['/'] = true, ['['] = true, [']'] = true, ['?'] = true,  ['='] = true,
+	['('] = true,
+	[')'] = true,
+	['<'] = true,
+	['>'] = true,
+	['@'] = true,
+	[','] = true,
+	[';'] = true,
+	[':'] = true,
+	['\\'] = true,
+	['"'] = true,
+	['/'] = true,
+	['['] = true,
+	[']'] = true,
+	['?'] = true,
+	['='] = true,
 };
 
 /* RFC 2045 token: printable ASCII minus SP and tspecials. */
@@ -140,7 +152,7 @@ size_t
 mime_token_end(const char *s, size_t pos, size_t end)
 {
 	while (pos < end && (unsigned char)s[pos] > 0x20 &&
-	       (unsigned char)s[pos] < 0x7f && !tspecial[(unsigned char)s[pos]])
+	    (unsigned char)s[pos] < 0x7f && !tspecial[(unsigned char)s[pos]])
 		pos++;
 	return pos;
 }
@@ -184,15 +196,15 @@ mime_unquote(const char *s, size_t len, char *out, size_t cap)
 
 void
 mime_header_init(struct mime_header_iter *it, const char *hdr, size_t len,
-		 const struct mime_limits *lim)
+    const struct mime_limits *lim)
 {
 	memset(it, 0, sizeof(*it));
 	it->p = hdr;
 	it->end = len;
-	it->max = lim != NULL && lim->max_headers > 0 ? lim->max_headers
-						      : DEFAULT_HEADERS;
-	it->max_field =
-	    lim != NULL && lim->max_field > 0 ? lim->max_field : DEFAULT_FIELD;
+	it->max = lim != NULL && lim->max_headers > 0 ? lim->max_headers :
+							DEFAULT_HEADERS;
+	it->max_field = lim != NULL && lim->max_field > 0 ? lim->max_field :
+							    DEFAULT_FIELD;
 }
 
 bool
@@ -254,7 +266,7 @@ mime_header_next(struct mime_header_iter *it, struct mime_field *f)
 
 bool
 mime_header_get(const char *hdr, size_t len, const char *name,
-		struct mime_slice *value_r)
+    struct mime_slice *value_r)
 {
 	struct mime_header_iter it;
 	struct mime_field f;
@@ -273,7 +285,7 @@ mime_header_get(const char *hdr, size_t len, const char *name,
 
 bool
 mime_param_next(struct mime_slice *rest, struct mime_slice *name_r,
-		struct mime_slice *value_r, bool *quoted_r)
+    struct mime_slice *value_r, bool *quoted_r)
 {
 	const char *s = rest->ptr;
 	size_t pos = 0, end = rest->len, n0, v0;
@@ -284,8 +296,8 @@ mime_param_next(struct mime_slice *rest, struct mime_slice *name_r,
 		pos = mime_skip_cfws(s, pos, end, NULL, NULL);
 		/* resynchronise on the next ';' after anything unexpected */
 		while (pos < end && s[pos] != ';')
-			pos = s[pos] == '"' ? mime_quoted_end(s, pos, end)
-					    : pos + 1;
+			pos = s[pos] == '"' ? mime_quoted_end(s, pos, end) :
+					      pos + 1;
 		if (pos >= end) {
 			rest->ptr = s + end;
 			rest->len = 0;
@@ -309,8 +321,7 @@ mime_param_next(struct mime_slice *rest, struct mime_slice *name_r,
 		} else {
 			/* lenient: anything up to ';' or white space */
 			while (pos < end && s[pos] != ';' && s[pos] != ' ' &&
-			       s[pos] != '\t' && s[pos] != '\r' &&
-			       s[pos] != '\n')
+			    s[pos] != '\t' && s[pos] != '\r' && s[pos] != '\n')
 				pos++;
 		}
 		value_r->ptr = s + v0;
@@ -323,7 +334,7 @@ mime_param_next(struct mime_slice *rest, struct mime_slice *name_r,
 
 int
 mime_param_get(struct mime_slice params, const char *name, char *buf,
-	       size_t bufsize)
+    size_t bufsize)
 {
 	struct mime_slice n, v;
 	bool quoted;
@@ -384,7 +395,7 @@ mime_header_end(const char *data, size_t len, size_t *hdr_len_r)
 
 int
 mime_parse(struct mime_message *m, const char *data, size_t len,
-	   struct mime_part *parts, unsigned cap, const struct mime_limits *lim)
+    struct mime_part *parts, unsigned cap, const struct mime_limits *lim)
 {
 	memset(m, 0, sizeof(*m));
 	if (cap == 0)
@@ -428,7 +439,7 @@ add_part(struct mime_message *m, uint32_t parent, size_t off, size_t len)
 static struct mime_slice
 first_token(struct mime_slice v, size_t *after)
 {
-	struct mime_slice t = {NULL, 0};
+	struct mime_slice t = { NULL, 0 };
 	size_t pos = mime_skip_cfws(v.ptr, 0, v.len, NULL, NULL);
 	size_t e = mime_token_end(v.ptr, pos, v.len);
 
@@ -472,7 +483,7 @@ static bool
 identity_encoding(struct mime_slice enc)
 {
 	return enc.ptr == NULL || mime_slice_is(enc, "7bit") ||
-	       mime_slice_is(enc, "8bit") || mime_slice_is(enc, "binary");
+	    mime_slice_is(enc, "8bit") || mime_slice_is(enc, "binary");
 }
 
 static void
@@ -518,7 +529,7 @@ parse_entity(struct mime_message *m, uint32_t i)
 		const struct mime_part *up = &m->parts[p->parent];
 
 		digest_child = (up->flags & MIME_PART_MULTIPART) &&
-			       mime_slice_is(up->subtype, "digest");
+		    mime_slice_is(up->subtype, "digest");
 	}
 	if (p->flags & MIME_PART_DEFAULTED) {
 		p->type.ptr = digest_child ? "message" : "text";
@@ -532,9 +543,9 @@ parse_entity(struct mime_message *m, uint32_t i)
 		split_multipart(m, i);
 		p = &m->parts[i];
 	} else if (mime_slice_is(p->type, "message") &&
-		   (mime_slice_is(p->subtype, "rfc822") ||
-		    mime_slice_is(p->subtype, "global")) &&
-		   identity_encoding(p->encoding)) {
+	    (mime_slice_is(p->subtype, "rfc822") ||
+		mime_slice_is(p->subtype, "global")) &&
+	    identity_encoding(p->encoding)) {
 		uint32_t c = MIME_NONE;
 
 		if (p->depth + 1u > m->lim.max_depth)
@@ -549,8 +560,8 @@ parse_entity(struct mime_message *m, uint32_t i)
 		}
 	}
 	if (mime_slice_is(p->type, "text") || (p->flags & MIME_PART_MESSAGE))
-		p->body_lines =
-		    count_lines(m->data + mime_body_off(p), mime_body_len(p));
+		p->body_lines = count_lines(m->data + mime_body_off(p),
+		    mime_body_len(p));
 }
 
 /*
@@ -559,8 +570,7 @@ parse_entity(struct mime_message *m, uint32_t i)
  */
 static bool
 find_delimiter(const char *s, size_t start, size_t from, size_t end,
-	       const char *pat, size_t plen, size_t *line_r, size_t *next_r,
-	       bool *close_r)
+    const char *pat, size_t plen, size_t *line_r, size_t *next_r, bool *close_r)
 {
 	size_t pos = from;
 
@@ -599,8 +609,8 @@ split_multipart(struct mime_message *m, uint32_t i)
 {
 	struct mime_part *p = &m->parts[i];
 	char pat[MAX_BOUNDARY + 3];
-	int blen =
-	    mime_param_get(p->params, "boundary", pat + 2, sizeof(pat) - 2);
+	int blen = mime_param_get(p->params, "boundary", pat + 2,
+	    sizeof(pat) - 2);
 	size_t bs = mime_body_off(p), be = bs + mime_body_len(p);
 	size_t line, next, part_start, end;
 	bool close;
@@ -614,7 +624,7 @@ split_multipart(struct mime_message *m, uint32_t i)
 	pat[1] = '-';
 	if (blen <= 0 ||
 	    !find_delimiter(m->data, bs, bs, be, pat, (size_t)blen + 2, &line,
-			    &next, &close)) {
+		&next, &close)) {
 		/* RFC 2046 gives no meaning to this: show it as text. */
 		p->flags |= MIME_PART_BROKEN;
 		p->type.ptr = "text";
@@ -628,7 +638,7 @@ split_multipart(struct mime_message *m, uint32_t i)
 	while (!close) {
 		part_start = next;
 		if (find_delimiter(m->data, bs, part_start, be, pat,
-				   (size_t)blen + 2, &line, &next, &close)) {
+			(size_t)blen + 2, &line, &next, &close)) {
 			/* the line break before a delimiter belongs to it */
 			end = line;
 			if (end > part_start && m->data[end - 1] == '\n')
@@ -658,8 +668,7 @@ split_multipart(struct mime_message *m, uint32_t i)
 
 int
 mime_section(const struct mime_message *m, const uint32_t *path, unsigned n,
-	     enum mime_sect kind, size_t *off_r, size_t *len_r,
-	     uint32_t *part_r)
+    enum mime_sect kind, size_t *off_r, size_t *len_r, uint32_t *part_r)
 {
 	uint32_t cur = 0, target = 0;
 	bool cur_is_msg = true;
@@ -714,8 +723,8 @@ mime_section(const struct mime_message *m, const uint32_t *path, unsigned n,
 			*part_r = target;
 		}
 		*off_r = kind == MIME_SECT_HEADER ? p->off : mime_body_off(p);
-		*len_r =
-		    kind == MIME_SECT_HEADER ? p->hdr_len : mime_body_len(p);
+		*len_r = kind == MIME_SECT_HEADER ? p->hdr_len :
+						    mime_body_len(p);
 		return 0;
 	}
 	return -1;
@@ -723,7 +732,7 @@ mime_section(const struct mime_message *m, const uint32_t *path, unsigned n,
 
 size_t
 mime_header_fields(const char *hdr, size_t len, const struct mime_slice *names,
-		   size_t nnames, bool not, mime_write_fn *w, void *ctx)
+    size_t nnames, bool not, mime_write_fn *w, void *ctx)
 {
 	struct mime_header_iter it;
 	struct mime_field f;

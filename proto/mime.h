@@ -68,8 +68,7 @@ struct mime_message {
  * pointers to data and parts, which must outlive it.
  */
 int mime_parse(struct mime_message *m, const char *data, size_t len,
-	       struct mime_part *parts, unsigned cap,
-	       const struct mime_limits *lim);
+    struct mime_part *parts, unsigned cap, const struct mime_limits *lim);
 
 /*
  * Where the message's own header ends, for reading no more of a file than
@@ -110,8 +109,7 @@ enum mime_sect {
  * exist (the server then returns an empty string, RFC 3501 6.4.5).
  */
 int mime_section(const struct mime_message *m, const uint32_t *path, unsigned n,
-		 enum mime_sect kind, size_t *off_r, size_t *len_r,
-		 uint32_t *part_r);
+    enum mime_sect kind, size_t *off_r, size_t *len_r, uint32_t *part_r);
 
 /* Header iteration over one header block. */
 struct mime_field {
@@ -129,12 +127,12 @@ struct mime_header_iter {
 };
 
 void mime_header_init(struct mime_header_iter *it, const char *hdr, size_t len,
-		      const struct mime_limits *lim);
+    const struct mime_limits *lim);
 /* Next well-formed field; false at the end (or past max_headers). */
 bool mime_header_next(struct mime_header_iter *it, struct mime_field *f);
 /* First field called name (case-insensitive) in the block; false if none. */
 bool mime_header_get(const char *hdr, size_t len, const char *name,
-		     struct mime_slice *value_r);
+    struct mime_slice *value_r);
 
 /*
  * Parameters after a Content-Type or Content-Disposition value: *rest
@@ -142,12 +140,12 @@ bool mime_header_get(const char *hdr, size_t len, const char *name,
  * escapes (see *quoted_r). Returns false at the end.
  */
 bool mime_param_next(struct mime_slice *rest, struct mime_slice *name_r,
-		     struct mime_slice *value_r, bool *quoted_r);
+    struct mime_slice *value_r, bool *quoted_r);
 
 /* Case-insensitive lookup of one parameter, unescaped into buf (NUL
  * terminated). Returns its length, or -1 if absent or too long. */
 int mime_param_get(struct mime_slice params, const char *name, char *buf,
-		   size_t bufsize);
+    size_t bufsize);
 
 /*
  * Addresses of one header value (From, To, ...), one per call. Groups
@@ -177,7 +175,7 @@ struct mime_addr_iter {
 
 void mime_addr_init(struct mime_addr_iter *it, const char *value, size_t len);
 bool mime_addr_next(struct mime_addr_iter *it, struct mime_address *a,
-		    char *scratch, size_t scratch_cap);
+    char *scratch, size_t scratch_cap);
 
 /* Output sink: append bytes, 0 or -1 to stop. */
 typedef int mime_write_fn(void *ctx, const char *p, size_t len);
@@ -189,9 +187,9 @@ typedef int mime_write_fn(void *ctx, const char *p, size_t len);
  * or -1 if the sink failed.
  */
 int mime_write_envelope(const struct mime_message *m, uint32_t part,
-			mime_write_fn *w, void *ctx);
+    mime_write_fn *w, void *ctx);
 int mime_write_bodystructure(const struct mime_message *m, uint32_t part,
-			     bool extended, mime_write_fn *w, void *ctx);
+    bool extended, mime_write_fn *w, void *ctx);
 
 /*
  * BODY[HEADER.FIELDS (names)] and .NOT: the matching (or non-matching)
@@ -199,8 +197,8 @@ int mime_write_bodystructure(const struct mime_message *m, uint32_t part,
  * length is computed; returns the length (or (size_t)-1 if w failed).
  */
 size_t mime_header_fields(const char *hdr, size_t len,
-			  const struct mime_slice *names, size_t nnames,
-			  bool not, mime_write_fn *w, void *ctx);
+    const struct mime_slice *names, size_t nnames, bool not, mime_write_fn *w,
+    void *ctx);
 
 /*
  * SEARCH helpers; ASCII case-insensitive, needle at most
@@ -213,7 +211,7 @@ size_t mime_header_fields(const char *hdr, size_t len,
 #define MIME_SEARCH_MAX 1024
 
 bool mime_header_search(const char *hdr, size_t len, const char *name,
-			const char *needle, size_t nlen);
+    const char *needle, size_t nlen);
 /*
  * SEARCH FROM/TO/CC/BCC: RFC 3501 looks in the envelope's field, so the
  * addresses of the fields called name are parsed (as for ENVELOPE) and
@@ -224,8 +222,8 @@ bool mime_header_search(const char *hdr, size_t len, const char *name,
  * value) does not match.
  */
 bool mime_addr_search(const char *hdr, size_t len, const char *name,
-		      const char *needle, size_t nlen);
+    const char *needle, size_t nlen);
 bool mime_body_search(const struct mime_message *m, uint32_t part,
-		      const char *needle, size_t nlen);
+    const char *needle, size_t nlen);
 
 #endif

@@ -29,17 +29,31 @@ struct lex {
 };
 static struct lex lex_next(struct mime_addr_iter *it);
 static size_t normalize_phrase(const char *s, size_t start, size_t end,
-			       char *out, size_t cap);
+    char *out, size_t cap);
 static void addr_spec(struct mime_addr_iter *it, struct mime_address *a,
-		      int stop);
+    int stop);
 
 /* Bytes that end an atom: specials, white space, and NUL (the strchr()
  * this replaces matched its terminator). A table: it runs per byte. */
 static const bool atom_stop[256] = {
-    ['('] = true,  [')'] = true,  ['<'] = true,	 ['>'] = true,	['@'] = true,
-    [','] = true,  [';'] = true,  [':'] = true,	 ['\\'] = true, ['"'] = true,
-    ['.'] = true,  ['['] = true,  [']'] = true,	 [' '] = true,	['\t'] = true,
-    ['\r'] = true, ['\n'] = true, ['\0'] = true,
+	['('] = true,
+	[')'] = true,
+	['<'] = true,
+	['>'] = true,
+	['@'] = true,
+	[','] = true,
+	[';'] = true,
+	[':'] = true,
+	['\\'] = true,
+	['"'] = true,
+	['.'] = true,
+	['['] = true,
+	[']'] = true,
+	[' '] = true,
+	['\t'] = true,
+	['\r'] = true,
+	['\n'] = true,
+	['\0'] = true,
 };
 
 /*
@@ -50,10 +64,10 @@ static const bool atom_stop[256] = {
 static struct lex
 lex_next(struct mime_addr_iter *it)
 {
-	struct lex t = {0, 0, 0};
+	struct lex t = { 0, 0, 0 };
 	const char *s = it->s;
-	size_t pos =
-	    mime_skip_cfws(s, it->pos, it->len, &it->cstart, &it->cend);
+	size_t pos = mime_skip_cfws(s, it->pos, it->len, &it->cstart,
+	    &it->cend);
 
 	t.start = pos;
 	if (pos >= it->len) {
@@ -175,7 +189,7 @@ addr_spec(struct mime_addr_iter *it, struct mime_address *a, int stop)
 
 bool
 mime_addr_next(struct mime_addr_iter *it, struct mime_address *a, char *scratch,
-	       size_t scratch_cap)
+    size_t scratch_cap)
 {
 	for (;;) {
 		size_t p0, p1, save = it->pos;
@@ -197,7 +211,7 @@ mime_addr_next(struct mime_addr_iter *it, struct mime_address *a, char *scratch,
 		/* a phrase (or a local part) up to what tells them apart */
 		p0 = p1 = t.start;
 		while (t.type == 'a' || t.type == 'q' || t.type == '.' ||
-		       t.type == 'd') {
+		    t.type == 'd') {
 			words = true;
 			p1 = t.end;
 			save = it->pos;
@@ -208,15 +222,15 @@ mime_addr_next(struct mime_addr_iter *it, struct mime_address *a, char *scratch,
 			a->kind = MIME_ADDR_GROUP_START;
 			a->mailbox.ptr = scratch;
 			a->mailbox.len = normalize_phrase(it->s, p0, p1,
-							  scratch, scratch_cap);
+			    scratch, scratch_cap);
 			return true;
 		}
 		if (t.type == '<') {
 			a->kind = MIME_ADDR_MAILBOX;
 			if (words) {
 				a->name.ptr = scratch;
-				a->name.len = normalize_phrase(
-				    it->s, p0, p1, scratch, scratch_cap);
+				a->name.len = normalize_phrase(it->s, p0, p1,
+				    scratch, scratch_cap);
 			}
 			/* obs-route: "@a,@b:" before the addr-spec */
 			save = it->pos;
@@ -225,7 +239,7 @@ mime_addr_next(struct mime_addr_iter *it, struct mime_address *a, char *scratch,
 				size_t r0 = t.start;
 
 				while (t.type != ':' && t.type != '>' &&
-				       t.type != 0)
+				    t.type != 0)
 					t = lex_next(it);
 				if (t.type == ':') {
 					a->adl.ptr = it->s + r0;
@@ -261,8 +275,8 @@ mime_addr_next(struct mime_addr_iter *it, struct mime_address *a, char *scratch,
 		if (it->cend > it->cstart) {
 			/* old style "user@host (Real Name)" */
 			a->name.ptr = scratch;
-			a->name.len = normalize_phrase(
-			    it->s, it->cstart, it->cend, scratch, scratch_cap);
+			a->name.len = normalize_phrase(it->s, it->cstart,
+			    it->cend, scratch, scratch_cap);
 		}
 		return true;
 	}

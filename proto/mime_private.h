@@ -51,7 +51,7 @@ mime_is_wsp(char c)
  * last comment's contents are reported through cstart/cend if non-NULL.
  */
 size_t mime_skip_cfws(const char *s, size_t pos, size_t end, size_t *cstart,
-		      size_t *cend);
+    size_t *cend);
 
 /* End of the RFC 2045 token at pos (printable ASCII minus SP and
  * tspecials); pos itself when there is none. */

@@ -20,7 +20,7 @@
 #include "proto/mime.h"
 #include "proto/mime_private.h"
 
-#define MAX_WORD 256 /* longest RFC 2047 encoded word we decode */
+#define MAX_WORD 256	   /* longest RFC 2047 encoded word we decode */
 #define MAX_ADDR_PART 1024 /* local part or domain kept for matching */
 
 /* search */
@@ -41,7 +41,7 @@ static int b64val(unsigned char c);
 static size_t addr_text(struct mime_slice v, char *out, size_t cap);
 static bool in_value(struct mime_slice s, const char *value, size_t vlen);
 static bool addr_match(const struct mime_address *a, const char *needle,
-		       size_t nlen, const char *value, size_t vlen);
+    size_t nlen, const char *value, size_t vlen);
 
 /*
  * Knuth-Morris-Pratt over ASCII-lowered bytes: the decoders stream into
@@ -169,7 +169,7 @@ push_qp(struct search *s, const char *p, size_t len, bool q)
 		    hexval((unsigned char)p[k + 1]) >= 0 &&
 		    hexval((unsigned char)p[k + 2]) >= 0) {
 			c = (char)(hexval((unsigned char)p[k + 1]) * 16 +
-				   hexval((unsigned char)p[k + 2]));
+			    hexval((unsigned char)p[k + 2]));
 			k += 2;
 		} else if (c == '=' && !q) {
 			size_t j = k + 1;
@@ -264,7 +264,7 @@ push_2047(struct search *s, const char *p, size_t len)
 
 bool
 mime_header_search(const char *hdr, size_t len, const char *name,
-		   const char *needle, size_t nlen)
+    const char *needle, size_t nlen)
 {
 	struct mime_header_iter it;
 	struct mime_field f;
@@ -312,7 +312,7 @@ addr_text(struct mime_slice v, char *out, size_t cap)
 		if (v.ptr[pos] == '"') {
 			q = mime_quoted_end(v.ptr, pos, v.len);
 			n += mime_unquote(v.ptr + pos, q - pos, out + n,
-					  cap - n);
+			    cap - n);
 			pos = q;
 			continue;
 		}
@@ -333,7 +333,7 @@ in_value(struct mime_slice s, const char *value, size_t vlen)
 
 static bool
 addr_match(const struct mime_address *a, const char *needle, size_t nlen,
-	   const char *value, size_t vlen)
+    const char *value, size_t vlen)
 {
 	char local[MAX_ADDR_PART], domain[MAX_ADDR_PART];
 	size_t ll = 0, dl = 0;
@@ -364,7 +364,7 @@ addr_match(const struct mime_address *a, const char *needle, size_t nlen,
 
 bool
 mime_addr_search(const char *hdr, size_t len, const char *name,
-		 const char *needle, size_t nlen)
+    const char *needle, size_t nlen)
 {
 	struct mime_header_iter it;
 	struct mime_addr_iter ai;
@@ -384,7 +384,7 @@ mime_addr_search(const char *hdr, size_t len, const char *name,
 		while (mime_addr_next(&ai, &a, scratch, sizeof(scratch))) {
 			if (a.kind != MIME_ADDR_GROUP_END &&
 			    addr_match(&a, needle, nlen, f.value.ptr,
-				       f.value.len))
+				f.value.len))
 				return true;
 		}
 	}
@@ -393,7 +393,7 @@ mime_addr_search(const char *hdr, size_t len, const char *name,
 
 bool
 mime_body_search(const struct mime_message *m, uint32_t part,
-		 const char *needle, size_t nlen)
+    const char *needle, size_t nlen)
 {
 	if (nlen > MIME_SEARCH_MAX || part >= m->nparts)
 		return false;

@@ -44,9 +44,9 @@ static void out_ext(struct out *o, const struct mime_part *p, bool multi);
 static void out_addresses(struct out *o, struct mime_slice v);
 static size_t addr_count(struct mime_slice v);
 static void out_envelope(struct out *o, const struct mime_message *m,
-			 uint32_t part);
+    uint32_t part);
 static void out_body(struct out *o, const struct mime_message *m, uint32_t i,
-		     bool ext);
+    bool ext);
 
 static void
 out_bytes(struct out *o, const char *p, size_t len)
@@ -138,7 +138,7 @@ out_nstring(struct out *o, const char *p, size_t len, enum xf mode)
 
 		/* runs of bytes that need nothing done go out in one piece */
 		while (run < end && p[run] != '\r' && p[run] != '\n' &&
-		       p[run] != '"' && p[run] != '\\')
+		    p[run] != '"' && p[run] != '\\')
 			run++;
 		if (run > i) {
 			out_bytes(o, p + i, run - i);
@@ -192,7 +192,7 @@ out_ext(struct out *o, const struct mime_part *p, bool multi)
 	if (p->disposition.ptr != NULL) {
 		out_bytes(o, "(", 1);
 		out_nstring(o, p->disposition.ptr, p->disposition.len,
-			    XF_UNFOLD);
+		    XF_UNFOLD);
 		out_bytes(o, " ", 1);
 		out_params(o, p->disposition_params, false);
 		out_bytes(o, ")", 1);
@@ -205,8 +205,8 @@ out_ext(struct out *o, const struct mime_part *p, bool multi)
 		size_t k = 0;
 
 		for (pos = 0; s != NULL && pos < p->language.len;) {
-			pos =
-			    mime_skip_cfws(s, pos, p->language.len, NULL, NULL);
+			pos = mime_skip_cfws(s, pos, p->language.len, NULL,
+			    NULL);
 			t0 = pos;
 			pos = mime_token_end(s, pos, p->language.len);
 			if (pos > t0) {
@@ -216,7 +216,7 @@ out_ext(struct out *o, const struct mime_part *p, bool multi)
 					if (count > 1)
 						out_str(o, k == 0 ? "(" : " ");
 					out_nstring(o, s + t0, pos - t0,
-						    XF_UNFOLD);
+					    XF_UNFOLD);
 					k++;
 				}
 			} else {
@@ -275,13 +275,13 @@ out_addresses(struct out *o, struct mime_slice v)
 static void
 out_envelope(struct out *o, const struct mime_message *m, uint32_t part)
 {
-	static const char *const fields[] = {
-	    "date", "subject", "from", "sender",      "reply-to",
-	    "to",   "cc",      "bcc",  "in-reply-to", "message-id"};
+	static const char *const fields[] = { "date", "subject", "from",
+		"sender", "reply-to", "to", "cc", "bcc", "in-reply-to",
+		"message-id" };
 	const struct mime_part *p = &m->parts[part];
 	struct mime_header_iter it;
 	struct mime_field f;
-	struct mime_slice v[10] = {{NULL, 0}}, from;
+	struct mime_slice v[10] = { { NULL, 0 } }, from;
 
 	/* one pass, first field of each name: what mime_header_get() per
 	 * name would find, without walking the header ten times */
@@ -337,7 +337,7 @@ out_body(struct out *o, const struct mime_message *m, uint32_t i, bool ext)
 	/* A message/rfc822 we could not open must not promise an envelope. */
 	if (!message && mime_slice_is(type, "message") &&
 	    (mime_slice_is(subtype, "rfc822") ||
-	     mime_slice_is(subtype, "global"))) {
+		mime_slice_is(subtype, "global"))) {
 		type.ptr = "application";
 		type.len = 11;
 		subtype.ptr = "octet-stream";
@@ -348,8 +348,8 @@ out_body(struct out *o, const struct mime_message *m, uint32_t i, bool ext)
 	out_nstring(o, subtype.ptr, subtype.len, XF_UNFOLD);
 	out_bytes(o, " ", 1);
 	out_params(o, p->params,
-		   (p->flags & (MIME_PART_DEFAULTED | MIME_PART_BROKEN)) != 0 &&
-		       mime_slice_is(p->type, "text"));
+	    (p->flags & (MIME_PART_DEFAULTED | MIME_PART_BROKEN)) != 0 &&
+		mime_slice_is(p->type, "text"));
 	out_bytes(o, " ", 1);
 	out_nstring(o, p->id.ptr, p->id.len, XF_UNFOLD);
 	out_bytes(o, " ", 1);
@@ -379,9 +379,9 @@ out_body(struct out *o, const struct mime_message *m, uint32_t i, bool ext)
 
 int
 mime_write_envelope(const struct mime_message *m, uint32_t part,
-		    mime_write_fn *w, void *ctx)
+    mime_write_fn *w, void *ctx)
 {
-	struct out o = {.w = w, .ctx = ctx};
+	struct out o = { .w = w, .ctx = ctx };
 
 	if (part >= m->nparts)
 		return -1;
@@ -391,9 +391,9 @@ mime_write_envelope(const struct mime_message *m, uint32_t part,
 
 int
 mime_write_bodystructure(const struct mime_message *m, uint32_t part,
-			 bool extended, mime_write_fn *w, void *ctx)
+    bool extended, mime_write_fn *w, void *ctx)
 {
-	struct out o = {.w = w, .ctx = ctx};
+	struct out o = { .w = w, .ctx = ctx };
 
 	if (part >= m->nparts)
 		return -1;

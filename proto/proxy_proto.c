@@ -36,8 +36,8 @@
 #define PP2_TYPE_SSL 0x20
 #define PP2_CLIENT_SSL 0x01
 
-static const uint8_t v2_sig[V2_SIG_LEN] = { 0x0d, 0x0a, 0x0d, 0x0a, 0x00,
-	0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a };
+static const uint8_t v2_sig[V2_SIG_LEN] = { 0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d,
+	0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a };
 
 /* What a v1 field must hold, by position on the line. */
 enum v1_field {
@@ -77,8 +77,8 @@ static enum proxy_rc v2_tlvs(const uint8_t *p, size_t pos, size_t end,
 static unsigned tlv_once_bit(uint8_t type);
 static int tlv_next(const uint8_t *p, size_t *pos, size_t end, uint8_t *type,
     size_t *vpos, size_t *vlen);
-static enum proxy_rc v2_ssl(const uint8_t *v, size_t vlen,
-    struct proxy_hdr *h, const char **error_r);
+static enum proxy_rc v2_ssl(const uint8_t *v, size_t vlen, struct proxy_hdr *h,
+    const char **error_r);
 static uint32_t crc32c(uint32_t crc, const uint8_t *p, size_t n);
 static bool crc_ok(const uint8_t *p, size_t end, size_t at);
 
@@ -167,7 +167,7 @@ v1_line(const char *s, size_t len, bool complete, struct proxy_hdr *h,
 		sp = pos < len;
 		if (!sp && !complete) {
 			if (v1_prefix_ok(kinds[i], family, s + start,
-			    pos - start))
+				pos - start))
 				return PROXY_AGAIN;
 			return fail(error_r, "v1: malformed field");
 		}
@@ -207,7 +207,7 @@ v1_prefix_ok(enum v1_field kind, int family, const char *f, size_t len)
 		return false;
 	case V1_ADDR:
 		return family == AF_INET ? v4_text(f, len, false) :
-		    v6_text(f, len);
+					   v6_text(f, len);
 	case V1_PORT:
 		return port_text(f, len, false, NULL);
 	}
@@ -350,8 +350,7 @@ port_text(const char *f, size_t len, bool whole, uint16_t *port)
  * header is parsed once it is all there.
  */
 static enum proxy_rc
-v2_parse(const uint8_t *p, size_t n, struct proxy_hdr *h,
-    const char **error_r)
+v2_parse(const uint8_t *p, size_t n, struct proxy_hdr *h, const char **error_r)
 {
 	size_t alen = 0, total;
 	int family = AF_UNSPEC;
@@ -363,8 +362,8 @@ v2_parse(const uint8_t *p, size_t n, struct proxy_hdr *h,
 		return fail(error_r, "v2: version is not 2");
 	if (n > 12 && (p[12] & 0x0f) > 1)
 		return fail(error_r, "v2: command neither LOCAL nor PROXY");
-	if (n > 13 && (rc = v2_family(p[13], &alen, &family, error_r)) !=
-	    PROXY_OK)
+	if (n > 13 &&
+	    (rc = v2_family(p[13], &alen, &family, error_r)) != PROXY_OK)
 		return rc;
 	if (n < V2_FIXED)
 		return PROXY_AGAIN;
@@ -397,8 +396,7 @@ static enum proxy_rc
 v2_family(uint8_t fam, size_t *alen, int *family, const char **error_r)
 {
 	static const size_t alens[] = { 0, 12, 36, 216 };
-	static const int families[] = { AF_UNSPEC, AF_INET, AF_INET6,
-		AF_UNIX };
+	static const int families[] = { AF_UNSPEC, AF_INET, AF_INET6, AF_UNIX };
 
 	if ((fam >> 4) > 3)
 		return fail(error_r, "v2: unknown address family");
@@ -516,8 +514,8 @@ tlv_once_bit(uint8_t type)
 
 /* The TLV at *pos: -1 if it does not fit before end. */
 static int
-tlv_next(const uint8_t *p, size_t *pos, size_t end, uint8_t *type,
-    size_t *vpos, size_t *vlen)
+tlv_next(const uint8_t *p, size_t *pos, size_t end, uint8_t *type, size_t *vpos,
+    size_t *vlen)
 {
 	if (end - *pos < 3)
 		return -1;
@@ -533,8 +531,7 @@ tlv_next(const uint8_t *p, size_t *pos, size_t end, uint8_t *type,
 /* PP2_TYPE_SSL: client flags, 32-bit verify result, then sub-TLVs that
  * must fit exactly (we read none of them). */
 static enum proxy_rc
-v2_ssl(const uint8_t *v, size_t vlen, struct proxy_hdr *h,
-    const char **error_r)
+v2_ssl(const uint8_t *v, size_t vlen, struct proxy_hdr *h, const char **error_r)
 {
 	size_t pos = 5, vpos, sublen;
 	uint8_t type;
@@ -597,12 +594,11 @@ proxy_proto_write_v2(void *out, size_t cap, const struct sockaddr *src,
 	    (src->sa_family != AF_INET && src->sa_family != AF_INET6) ||
 	    (dst->sa_family != AF_INET && dst->sa_family != AF_INET6))
 		return 0;
-	alen = src->sa_family == AF_INET && dst->sa_family == AF_INET ? 12 :
-	    36;
+	alen = src->sa_family == AF_INET && dst->sa_family == AF_INET ? 12 : 36;
 	if (cap < V2_FIXED + alen)
 		return 0;
 	memcpy(o, v2_sig, V2_SIG_LEN);
-	o[12] = 0x21; /* version 2, PROXY */
+	o[12] = 0x21;			  /* version 2, PROXY */
 	o[13] = alen == 12 ? 0x11 : 0x21; /* STREAM over INET or INET6 */
 	o[14] = 0;
 	o[15] = (uint8_t)alen;

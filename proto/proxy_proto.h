@@ -27,7 +27,7 @@ enum proxy_rc {
 };
 
 struct proxy_hdr {
-	int version;   /* 1 or 2 */
+	int version; /* 1 or 2 */
 	/* true for v1 UNKNOWN, v2 LOCAL, and v2 PROXY with an UNSPEC
 	 * family or transport or AF_UNIX addresses (which we cannot use):
 	 * the connection's own addresses stand (health checks) */
@@ -41,7 +41,7 @@ struct proxy_hdr {
 	 * when absent) */
 	const uint8_t *alpn, *authority, *unique_id;
 	size_t alpn_len, authority_len, unique_id_len;
-	bool ssl;    /* PP2_TYPE_SSL present with PP2_CLIENT_SSL set */
+	bool ssl; /* PP2_TYPE_SSL present with PP2_CLIENT_SSL set */
 };
 
 /* Parse the first n bytes of a connection. On PROXY_OK *h is filled and
@@ -58,8 +58,8 @@ struct proxy_hdr {
  * AUTHORITY, UNIQUE_ID (<= 128 bytes), SSL and CRC32C at most once each,
  * a CRC32C that matches. After an UNSPEC family or transport the block is
  * opaque and its TLVs are not read. Slices in *h point into p. */
-enum proxy_rc proxy_proto_parse(const void *p, size_t n,
-    struct proxy_hdr *h, const char **error_r);
+enum proxy_rc proxy_proto_parse(const void *p, size_t n, struct proxy_hdr *h,
+    const char **error_r);
 
 /* A v2 PROXY header (command PROXY, STREAM) for src -> dst, both AF_INET
  * or both AF_INET6 (a mix: the IPv4 one is written as IPv4-mapped IPv6),

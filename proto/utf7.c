@@ -175,8 +175,9 @@ decode(const char *in, size_t len, struct out *o)
 			if (high != 0) {
 				if (u < 0xdc00 || u > 0xdfff)
 					return -1;
-				put_utf8(o, 0x10000 + ((high - 0xd800) << 10) +
-						(u - 0xdc00));
+				put_utf8(o,
+				    0x10000 + ((high - 0xd800) << 10) +
+					(u - 0xdc00));
 				high = 0;
 			} else if (u >= 0xd800 && u <= 0xdbff) {
 				high = u;
@@ -200,9 +201,9 @@ decode(const char *in, size_t len, struct out *o)
 
 int
 utf7_to_utf8(const char *in, size_t len, char *out, size_t outsize,
-	     size_t *outlen_r, const char **error_r)
+    size_t *outlen_r, const char **error_r)
 {
-	struct out o = {out, outsize, 0, false};
+	struct out o = { out, outsize, 0, false };
 
 	if (decode(in, len, &o) == -1) {
 		*error_r = "Invalid modified UTF-7 mailbox name";
@@ -214,7 +215,7 @@ utf7_to_utf8(const char *in, size_t len, char *out, size_t outsize,
 bool
 utf7_valid(const char *in, size_t len)
 {
-	struct out o = {NULL, SIZE_MAX, 0, false};
+	struct out o = { NULL, SIZE_MAX, 0, false };
 
 	return decode(in, len, &o) == 0;
 }
@@ -230,10 +231,10 @@ flush_bits(struct out *o, uint32_t bits, unsigned nbits)
 
 int
 utf7_from_utf8(const char *in, size_t len, char *out, size_t outsize,
-	       size_t *outlen_r, const char **error_r)
+    size_t *outlen_r, const char **error_r)
 {
 	const unsigned char *s = (const unsigned char *)in;
-	struct out o = {out, outsize, 0, false};
+	struct out o = { out, outsize, 0, false };
 	bool shifted = false;
 	uint32_t bits = 0;
 	unsigned nbits = 0;

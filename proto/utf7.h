@@ -21,14 +21,14 @@
  * too long") otherwise; out is then unspecified.
  */
 int utf7_to_utf8(const char *in, size_t len, char *out, size_t outsize,
-		 size_t *outlen_r, const char **error_r);
+    size_t *outlen_r, const char **error_r);
 
 /*
  * UTF-8 in[0..len) to modified UTF-7, same conventions. Fails on malformed
  * UTF-8 ("Invalid UTF-8 mailbox name") or a short buffer.
  */
 int utf7_from_utf8(const char *in, size_t len, char *out, size_t outsize,
-		   size_t *outlen_r, const char **error_r);
+    size_t *outlen_r, const char **error_r);
 
 /* Whether in[0..len) is canonical modified UTF-7 (no output needed). */
 bool utf7_valid(const char *in, size_t len);

@@ -12,8 +12,7 @@
 #include "core/tls.h"
 #include "proxy/proxy.h"
 
-const char *const proxy_alpn_names[] = { "none", "imap", "pop3", "smtp",
-	NULL };
+const char *const proxy_alpn_names[] = { "none", "imap", "pop3", "smtp", NULL };
 #define F(type, field) offsetof(type, field)
 
 static const struct cfg_field admin_fields[] = {
@@ -59,8 +58,8 @@ static const struct cfg_field root_fields[] = {
 	{ "tls", CFG_GROUP, F(struct proxy_config, tls),
 	    .sub = tls_conf_fields },
 	{ "limits", CFG_GROUP, 0, .sub = limits_fields },
-	{ "relay", CFG_LIST, F(struct proxy_config, relay),
-	    .sub = relay_fields, .elem_size = sizeof(struct proxy_relay_conf),
+	{ "relay", CFG_LIST, F(struct proxy_config, relay), .sub = relay_fields,
+	    .elem_size = sizeof(struct proxy_relay_conf),
 	    .count_offset = F(struct proxy_config, nrelay) },
 	{ NULL },
 };
@@ -74,13 +73,15 @@ check_relays(const struct proxy_config *cf, struct cfg_error *err)
 		const struct proxy_relay_conf *r = &cf->relay[i];
 
 		if (strlen(r->name) >= 64 ||
-		    strspn(r->name, "abcdefghijklmnopqrstuvwxyz"
-				    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") !=
+		    strspn(r->name,
+			"abcdefghijklmnopqrstuvwxyz"
+			"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") !=
 			strlen(r->name) ||
 		    r->name[0] == '\0') {
 			cfg_error_at(err, &r->loc,
 			    "relay name '%s' must be 1-63 letters, digits, "
-			    "'_' or '-'", r->name);
+			    "'_' or '-'",
+			    r->name);
 			return -1;
 		}
 		if (r->tls && cf->tls.ncertificates == 0) {
@@ -94,15 +95,16 @@ check_relays(const struct proxy_config *cf, struct cfg_error *err)
 			if (strcmp(cf->relay[j].name, r->name) == 0) {
 				cfg_error_at(err, &r->loc,
 				    "relay name '%s' is already used at "
-				    "line %d", r->name, cf->relay[j].loc.line);
+				    "line %d",
+				    r->name, cf->relay[j].loc.line);
 				return -1;
 			}
-			if (strcmp(cf->relay[j].listen.text,
-				r->listen.text) == 0) {
+			if (strcmp(cf->relay[j].listen.text, r->listen.text) ==
+			    0) {
 				cfg_error_at(err, &r->loc,
 				    "relay '%s' listens on %s like relay "
-				    "'%s'", r->name, r->listen.text,
-				    cf->relay[j].name);
+				    "'%s'",
+				    r->name, r->listen.text, cf->relay[j].name);
 				return -1;
 			}
 		}
@@ -130,13 +132,12 @@ proxy_config_free(struct proxy_config *cf)
 }
 
 int
-proxy_tls_build(const struct proxy_config *cf,
-    const struct proxy_relay_conf *r, struct tls_server **ts_r,
-    const char **error_r)
+proxy_tls_build(const struct proxy_config *cf, const struct proxy_relay_conf *r,
+    struct tls_server **ts_r, const char **error_r)
 {
 	*ts_r = NULL;
 	if (!r->tls)
 		return 0;
-	return tls_conf_build(&cf->tls, r->alpn ? proxy_alpn_names[r->alpn] :
-	    NULL, ts_r, error_r);
+	return tls_conf_build(&cf->tls,
+	    r->alpn ? proxy_alpn_names[r->alpn] : NULL, ts_r, error_r);
 }

@@ -31,10 +31,10 @@ struct gate {
 	char *config_path;
 	struct proxy_config cf;
 	struct relay_listener *relays; /* cf.nrelay */
-	int *relay_fds;                /* nrelay * nworkers */
+	int *relay_fds;		       /* nrelay * nworkers */
 	struct tls_server **tls;       /* per relay, main's current set */
 	unsigned nworkers;
-	struct listener ***listeners;  /* [worker][relay] */
+	struct listener ***listeners; /* [worker][relay] */
 };
 
 struct tls_swap {
@@ -148,8 +148,9 @@ reload(struct daemon *d)
 		return;
 	}
 	sw = calloc(1, sizeof(*sw));
-	if (sw == NULL || (sw->tls = calloc(ncf.nrelay, sizeof(*sw->tls))) ==
-	    NULL || build_tls_all(g, &ncf, sw->tls, &error) == -1) {
+	if (sw == NULL ||
+	    (sw->tls = calloc(ncf.nrelay, sizeof(*sw->tls))) == NULL ||
+	    build_tls_all(g, &ncf, sw->tls, &error) == -1) {
 		log_error(0, "reload.failed", "error=\"%s\" kept=old",
 		    error ? error : "out of memory");
 		if (sw)
@@ -229,7 +230,8 @@ main(int argc, char **argv)
 		code = 0;
 		goto done;
 	}
-	if (daemon_conf_log_open("ringgate", &g.cf.daemon) == -1 || loop_probe(&error) == -1) {
+	if (daemon_conf_log_open("ringgate", &g.cf.daemon) == -1 ||
+	    loop_probe(&error) == -1) {
 		if (error) {
 			log_error(0, "daemon.failed", "error=\"%s\"", error);
 			fprintf(stderr, "ringgate: %s\n", error);

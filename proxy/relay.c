@@ -41,8 +41,8 @@ static void up_open(struct conn *c);
 static void up_data(struct conn *c, const char *p, size_t n);
 static void up_drain(struct conn *c);
 static void up_close(struct conn *c, enum conn_reason why);
-static void forward(struct relay_session *s, struct conn *from,
-    struct conn *to, const char *p, size_t n);
+static void forward(struct relay_session *s, struct conn *from, struct conn *to,
+    const char *p, size_t n);
 static void session_end(struct relay_session *s);
 
 static const struct conn_handler client_handler = {
@@ -68,9 +68,8 @@ relay_handler(void)
 }
 
 int
-relay_listener_init(struct relay_listener *rl,
-    const struct proxy_relay_conf *r, const struct proxy_config *cf,
-    struct metrics *m)
+relay_listener_init(struct relay_listener *rl, const struct proxy_relay_conf *r,
+    const struct proxy_config *cf, struct metrics *m)
 {
 	static const double dur_buckets[] = { 0.01, 0.1, 1, 10, 60, 300, 1800,
 		3600, 14400, 86400 };
@@ -243,8 +242,7 @@ up_close(struct conn *c, enum conn_reason why)
 
 	s->upstream = NULL;
 	if (why == CR_CONNECT) {
-		metrics_add(loop_shard(conn_loop(c)), s->rl->m_connect_fail,
-		    1);
+		metrics_add(loop_shard(conn_loop(c)), s->rl->m_connect_fail, 1);
 		log_warn(s->sid, "relay.connect_failed", "upstream=%s",
 		    s->rl->upstream.text);
 	}
@@ -268,7 +266,7 @@ session_end(struct relay_session *s)
 	log_info(s->sid, "relay.close",
 	    "listener=%s reason=%s client_to_upstream=%llu "
 	    "upstream_to_client=%llu duration=%.3f",
-	    s->rl->name, conn_reason_name(s->why),
-	    (unsigned long long)s->c2u, (unsigned long long)s->u2c, secs);
+	    s->rl->name, conn_reason_name(s->why), (unsigned long long)s->c2u,
+	    (unsigned long long)s->u2c, secs);
 	free(s);
 }

@@ -42,7 +42,7 @@ static void
 walk(struct run *r, const struct imap_arg *a, unsigned depth)
 {
 	struct imap_range ranges[16];
-	struct imap_seqset set = {ranges, 16};
+	struct imap_seqset set = { ranges, 16 };
 	struct imap_section sec;
 	const char *err, *name;
 	size_t pos = 0, len;
@@ -63,7 +63,7 @@ walk(struct run *r, const struct imap_arg *a, unsigned depth)
 		}
 		mix(r, a->ptr, a->len);
 		imap_write_astring(null_sink, r, a->ptr, a->len,
-				   a->len & 1 ? IMAP_WRITE_UTF8 : 0);
+		    a->len & 1 ? IMAP_WRITE_UTF8 : 0);
 		if (a->type != IMAP_ARG_ATOM)
 			continue;
 		if (imap_seqset_parse(&set, a->ptr, a->len, &err) == 0) {
@@ -73,7 +73,7 @@ walk(struct run *r, const struct imap_arg *a, unsigned depth)
 		}
 		if (imap_section_parse(a->ptr, a->len, &sec, &err) == 0 &&
 		    (sec.kind == IMAP_SECT_FIELDS ||
-		     sec.kind == IMAP_SECT_FIELDS_NOT)) {
+			sec.kind == IMAP_SECT_FIELDS_NOT)) {
 			while (imap_section_field_next(&sec, &pos, &name, &len))
 				mix(r, name, len);
 		}
@@ -126,7 +126,7 @@ run(const uint8_t *in, size_t size, const struct imap_limits *lim, bool refuse,
 	static char buf[8192];
 	static struct imap_arg argv[64];
 	struct imap_parser p;
-	struct run r = {0xcbf29ce484222325ull, seed, refuse};
+	struct run r = { 0xcbf29ce484222325ull, seed, refuse };
 	size_t off = 0;
 
 	if (imap_parse_init(&p, lim, buf, sizeof(buf), argv, 64) != 0)
@@ -141,7 +141,7 @@ run(const uint8_t *in, size_t size, const struct imap_limits *lim, bool refuse,
 		}
 		for (;;) {
 			st = imap_parse_feed(&p, (const char *)in + off, chunk,
-					     &used);
+			    &used);
 			if (used > chunk)
 				abort();
 			off += used;
@@ -162,13 +162,13 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct imap_limits lim = {
-	    .max_line = 256,
-	    .max_command = 2048,
-	    .max_literal = 4096,
-	    .max_nonsync = 0,
-	    .max_inline_literal = 32,
-	    .max_args = 64,
-	    .max_depth = 6,
+		.max_line = 256,
+		.max_command = 2048,
+		.max_literal = 4096,
+		.max_nonsync = 0,
+		.max_inline_literal = 32,
+		.max_args = 64,
+		.max_depth = 6,
 	};
 	uint8_t mode;
 

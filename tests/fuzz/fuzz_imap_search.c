@@ -25,7 +25,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define PREFIX "a SEARCH "
 
 static int walk(const struct imap_search *prog, int k, unsigned depth,
-		unsigned char *seen);
+    unsigned char *seen);
 static void check_command(const struct imap_command *cmd);
 
 /* Children of k, with k's shape checked; returns the number of keys
@@ -114,7 +114,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static char storage[STORAGE];
 	static struct imap_arg argv[NARGS];
-	struct imap_limits lim = {0};
+	struct imap_limits lim = { 0 };
 	struct imap_parser p;
 	char *in;
 	size_t len = sizeof(PREFIX) - 1 + size + 2, off = 0;
@@ -134,14 +134,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	while (off < len) {
 		size_t used = 0;
-		enum imap_parse_status st =
-		    imap_parse_feed(&p, in + off, len - off, &used);
+		enum imap_parse_status st = imap_parse_feed(&p, in + off,
+		    len - off, &used);
 
 		off += used;
 		if (st == IMAP_PARSE_OK)
 			check_command(&p.cmd);
 		else if (st == IMAP_PARSE_FATAL ||
-			 (st == IMAP_PARSE_AGAIN && used == 0))
+		    (st == IMAP_PARSE_AGAIN && used == 0))
 			break;
 	}
 	free(in);

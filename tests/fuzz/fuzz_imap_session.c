@@ -86,7 +86,7 @@ static struct {
 	pthread_cond_t cond;
 	int ready; /* 1 running, -1 failed */
 	bool echo; /* FUZZ_SESSION_ECHO set: server output to stderr */
-} F = {.lfd = -1};
+} F = { .lfd = -1 };
 
 static atomic_int sessions_left;
 static atomic_int probe_done;
@@ -103,7 +103,7 @@ static void run_session(const char *p, size_t n);
 static void probe(struct loop *l, void *arg);
 static void wait_sessions_gone(void);
 static int wipe_one(const char *path, const struct stat *st, int flag,
-		    struct FTW *ftw);
+    struct FTW *ftw);
 static void wipe_mail(void);
 static void remove_dir(void);
 
@@ -138,16 +138,16 @@ register_metrics(struct rs_server *srv, struct metrics *m)
 	struct rs_metrics *x = &srv->m;
 
 	x->sessions = metrics_gauge(m, "imap_sessions", "s", NULL);
-	x->logins_ok =
-	    metrics_counter(m, "imap_logins_total", "l", "result=\"ok\"");
-	x->logins_fail =
-	    metrics_counter(m, "imap_logins_total", "l", "result=\"fail\"");
+	x->logins_ok = metrics_counter(m, "imap_logins_total", "l",
+	    "result=\"ok\"");
+	x->logins_fail = metrics_counter(m, "imap_logins_total", "l",
+	    "result=\"fail\"");
 	x->commands = metrics_counter(m, "imap_commands_total", "c", NULL);
 	x->bad_commands = metrics_counter(m, "imap_bad_total", "b", NULL);
 	x->store_jobs = metrics_counter(m, "store_jobs_total", "j", NULL);
 	x->store_busy = metrics_counter(m, "store_refused_total", "r", NULL);
-	x->master_refused =
-	    metrics_counter(m, "master_refused_total", "m", NULL);
+	x->master_refused = metrics_counter(m, "master_refused_total", "m",
+	    NULL);
 	return x->sessions < 0 || x->master_refused < 0 ? -1 : 0;
 }
 
@@ -158,8 +158,8 @@ setup(void)
 	const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
 	char path[256], conf[2048];
 	struct cfg_error err;
-	struct auth_passdb_conf pc = {0};
-	struct auth_pool_conf ac = {0};
+	struct auth_passdb_conf pc = { 0 };
+	struct auth_pool_conf ac = { 0 };
 	const char *error = NULL;
 	pthread_t th;
 	int null_fd;
@@ -185,16 +185,16 @@ setup(void)
 	snprintf(path, sizeof(path), "%s/passwd", F.dir);
 	write_file(path, USER ":{PLAIN}" PASS "::::::\n");
 	snprintf(conf, sizeof(conf),
-		 "daemon = { workers = 1; };\n"
-		 "limits = { login_timeout = \"20s\"; idle_timeout = \"20s\";\n"
-		 "  line_max = \"16k\"; command_max = \"64k\";\n"
-		 "  append_max = \"512k\"; bad_commands = 50; };\n"
-		 "auth = { passwd_file = \"%s\"; allow_plaintext = true;\n"
-		 "  default_scheme = \"SHA256-CRYPT\"; threads = 1; };\n"
-		 "storage = { mail_root = \"%s\"; threads = 2; queue = 64; };\n"
-		 "imap = ( { name = \"fuzz\"; listen = \"127.0.0.1:1\";\n"
-		 "  starttls = false; trusted = true; } );\n",
-		 path, F.mail);
+	    "daemon = { workers = 1; };\n"
+	    "limits = { login_timeout = \"20s\"; idle_timeout = \"20s\";\n"
+	    "  line_max = \"16k\"; command_max = \"64k\";\n"
+	    "  append_max = \"512k\"; bad_commands = 50; };\n"
+	    "auth = { passwd_file = \"%s\"; allow_plaintext = true;\n"
+	    "  default_scheme = \"SHA256-CRYPT\"; threads = 1; };\n"
+	    "storage = { mail_root = \"%s\"; threads = 2; queue = 64; };\n"
+	    "imap = ( { name = \"fuzz\"; listen = \"127.0.0.1:1\";\n"
+	    "  starttls = false; trusted = true; } );\n",
+	    path, F.mail);
 	snprintf(path, sizeof(path), "%s/ringstore.conf", F.dir);
 	write_file(path, conf);
 	if (rs_config_load(path, &F.cf, &err) == -1) {
@@ -246,7 +246,7 @@ fail:
 static int
 worker_start(void)
 {
-	struct loop_conf lc = {0};
+	struct loop_conf lc = { 0 };
 	socklen_t alen = sizeof(F.addr);
 	const char *error = NULL;
 
@@ -317,8 +317,9 @@ wait_sessions_gone(void)
 			die("loop_post");
 		while (!atomic_load(&probe_done)) {
 			if (now_ms() > deadline) {
-				fprintf(stderr, "fuzz_imap_session: loop "
-						"stuck\n");
+				fprintf(stderr,
+				    "fuzz_imap_session: loop "
+				    "stuck\n");
 				abort();
 			}
 			usleep(100);
@@ -326,8 +327,9 @@ wait_sessions_gone(void)
 		if (atomic_load(&sessions_left) == 0)
 			return;
 		if (now_ms() > deadline) {
-			fprintf(stderr, "fuzz_imap_session: a session "
-					"outlived its connection\n");
+			fprintf(stderr,
+			    "fuzz_imap_session: a session "
+			    "outlived its connection\n");
 			abort();
 		}
 		usleep(200);
@@ -338,7 +340,7 @@ wait_sessions_gone(void)
 static int
 connected(int fd, uint64_t deadline)
 {
-	struct pollfd pfd = {fd, POLLOUT, 0};
+	struct pollfd pfd = { fd, POLLOUT, 0 };
 	socklen_t len = sizeof(int);
 	int err = 0;
 
@@ -370,12 +372,12 @@ run_session(const char *p, size_t n)
 	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd == -1 ||
 	    (connect(fd, (struct sockaddr *)&F.addr, sizeof(F.addr)) == -1 &&
-	     errno != EINPROGRESS && errno != EINTR))
+		errno != EINPROGRESS && errno != EINTR))
 		die("connect");
 	if (connected(fd, deadline) == -1)
 		die("connect");
 	for (;;) {
-		struct pollfd pfd = {fd, POLLIN, 0};
+		struct pollfd pfd = { fd, POLLIN, 0 };
 		ssize_t r;
 
 		if (wr_open && off == n) {
@@ -385,8 +387,9 @@ run_session(const char *p, size_t n)
 		if (wr_open)
 			pfd.events |= POLLOUT;
 		if (now_ms() > deadline) {
-			fprintf(stderr, "fuzz_imap_session: the session did "
-					"not end after the client's EOF\n");
+			fprintf(stderr,
+			    "fuzz_imap_session: the session did "
+			    "not end after the client's EOF\n");
 			abort();
 		}
 		if (poll(&pfd, 1, 100) == -1 && errno != EINTR)
@@ -447,10 +450,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	mode = data[0] % 3;
 	if (mode < 2) {
 		n = (size_t)snprintf(buf, sizeof(buf), "%s",
-				     mode == 0 ? "" : LOGIN);
+		    mode == 0 ? "" : LOGIN);
 	} else {
-		n = (size_t)snprintf(
-		    buf, sizeof(buf),
+		n = (size_t)snprintf(buf, sizeof(buf),
 		    LOGIN "b APPEND INBOX {%zu+}\r\n%s\r\n"
 			  "c APPEND INBOX (\\Flagged \\Seen) "
 			  "\"02-Feb-2026 10:11:12 +0100\" {%zu+}\r\n%s\r\n"

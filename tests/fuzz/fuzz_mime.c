@@ -79,8 +79,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static struct mime_part parts[48];
 	static struct sink out;
 	const char *msg = (const char *)data;
-	struct mime_limits lim = {
-	    .max_depth = 12, .max_headers = 50, .max_field = 4096};
+	struct mime_limits lim = { .max_depth = 12,
+		.max_headers = 50,
+		.max_field = 4096 };
 	struct mime_message m;
 	uint32_t path[4];
 
@@ -109,7 +110,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		if (i == 0 ||
 		    (parts[i].parent != MIME_NONE &&
-		     (parts[parts[i].parent].flags & MIME_PART_MESSAGE))) {
+			(parts[parts[i].parent].flags & MIME_PART_MESSAGE))) {
 			out.len = 0;
 			out.overflow = false;
 			if (mime_write_envelope(&m, i, sink_write, &out) == 0)
@@ -128,21 +129,21 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			uint32_t part;
 
 			if (mime_section(&m, path, n, kind, &off, &len,
-					 &part) == 0 &&
+				&part) == 0 &&
 			    (off > size || len > size - off ||
-			     part >= m.nparts))
+				part >= m.nparts))
 				abort();
 		}
 	}
 	{
-		struct mime_slice names[2] = {{"subject", 7}, {"To", 2}};
+		struct mime_slice names[2] = { { "subject", 7 }, { "To", 2 } };
 		size_t want = mime_header_fields(msg, parts[0].hdr_len, names,
-						 2, size & 1, NULL, NULL);
+		    2, size & 1, NULL, NULL);
 
 		out.len = 0;
 		out.overflow = false;
 		if (mime_header_fields(msg, parts[0].hdr_len, names, 2,
-				       size & 1, sink_write, &out) != want &&
+			size & 1, sink_write, &out) != want &&
 		    !out.overflow)
 			abort();
 	}
@@ -187,8 +188,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			mime_write_envelope(&hm, 0, sink_write, &head);
 			if (whole.overflow != head.overflow ||
 			    (!whole.overflow &&
-			     (whole.len != head.len ||
-			      memcmp(whole.buf, head.buf, whole.len) != 0)))
+				(whole.len != head.len ||
+				    memcmp(whole.buf, head.buf, whole.len) !=
+					0)))
 				abort();
 		}
 		if (cut == size)
@@ -196,10 +198,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (size > 4) {
 		mime_header_search(msg, parts[0].hdr_len, NULL, msg + size - 3,
-				   3);
+		    3);
 		mime_header_search(msg, parts[0].hdr_len, "subject", msg, 2);
 		mime_addr_search(msg, parts[0].hdr_len, "from", msg + size - 3,
-				 3);
+		    3);
 		mime_addr_search(msg, parts[0].hdr_len, "to", msg, 1);
 		mime_body_search(&m, 0, msg + size - 4, 4);
 	}

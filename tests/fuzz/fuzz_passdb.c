@@ -19,7 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static void
 load(const uint8_t *data, size_t size)
 {
-	struct auth_passdb_conf conf = {.max_entries = 1000};
+	struct auth_passdb_conf conf = { .max_entries = 1000 };
 	struct auth_passdb *db;
 	struct auth_entry *e = NULL;
 	const char *err = NULL;
@@ -41,7 +41,7 @@ load(const uint8_t *data, size_t size)
 		size_t n = 0;
 
 		while (n < size && n < AUTH_USER_MAX && data[n] != ':' &&
-		       data[n] != '\n')
+		    data[n] != '\n')
 			n++;
 		memcpy(user, data, n);
 		user[n] = '\0';

@@ -70,9 +70,9 @@ check_hdr(const uint8_t *p, size_t n, const struct proxy_hdr *h)
 	} else if (h->src.ss_family != h->dst.ss_family ||
 	    h->src_len != h->dst_len ||
 	    (h->src.ss_family == AF_INET ?
-		h->src_len != sizeof(struct sockaddr_in) :
-		h->src.ss_family != AF_INET6 ||
-		h->src_len != sizeof(struct sockaddr_in6)))
+		    h->src_len != sizeof(struct sockaddr_in) :
+		    h->src.ss_family != AF_INET6 ||
+			h->src_len != sizeof(struct sockaddr_in6)))
 		abort();
 	if (h->version == 1) {
 		/* One line, CRLF-terminated, within the spec's 107 bytes,
@@ -119,8 +119,8 @@ same_hdr(const struct proxy_hdr *a, const uint8_t *pa,
     const struct proxy_hdr *b, const uint8_t *pb)
 {
 	if (a->version != b->version || a->local != b->local ||
-	    a->len != b->len || a->ssl != b->ssl ||
-	    a->src_len != b->src_len || a->dst_len != b->dst_len ||
+	    a->len != b->len || a->ssl != b->ssl || a->src_len != b->src_len ||
+	    a->dst_len != b->dst_len ||
 	    memcmp(&a->src, &b->src, sizeof(a->src)) != 0 ||
 	    memcmp(&a->dst, &b->dst, sizeof(a->dst)) != 0 ||
 	    a->alpn_len != b->alpn_len ||
@@ -145,17 +145,16 @@ round_trip(const struct proxy_hdr *h)
 	size_t n;
 
 	n = proxy_proto_write_v2(out, sizeof(out),
-	    (const struct sockaddr *)&h->src,
-	    (const struct sockaddr *)&h->dst);
+	    (const struct sockaddr *)&h->src, (const struct sockaddr *)&h->dst);
 	if (n != (h->src.ss_family == AF_INET ? 28u : 52u))
 		abort();
 	/* One byte short must write nothing. */
 	if (proxy_proto_write_v2(out, n - 1, (const struct sockaddr *)&h->src,
-	    (const struct sockaddr *)&h->dst) != 0)
+		(const struct sockaddr *)&h->dst) != 0)
 		abort();
 	if (parse_exact(out, n, &back) != PROXY_OK || back.len != n ||
-	    back.version != 2 || back.local ||
-	    back.src_len != h->src_len || back.dst_len != h->dst_len ||
+	    back.version != 2 || back.local || back.src_len != h->src_len ||
+	    back.dst_len != h->dst_len ||
 	    memcmp(&back.src, &h->src, h->src_len) != 0 ||
 	    memcmp(&back.dst, &h->dst, h->dst_len) != 0)
 		abort();

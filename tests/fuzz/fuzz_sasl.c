@@ -31,7 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static enum sasl_rc answer(struct sasl_server *s);
 static enum sasl_rc feed(struct sasl_server *s, bool b64, bool first,
-			 const uint8_t *p, size_t len);
+    const uint8_t *p, size_t len);
 static void run_session(unsigned ctl, const uint8_t *p, size_t n);
 
 static const uint8_t cbind[32] = "0123456789abcdef0123456789abcdef";
@@ -47,15 +47,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	switch (data[0] & 7) {
 	case 6:
 		if (sasl_scram_keys_parse((const char *)data + 1, size - 1, &k,
-					  &err) == 0 &&
+			&err) == 0 &&
 		    (k.iter == 0 || k.salt_len == 0 ||
-		     k.salt_len > SASL_SCRAM_SALT_MAX))
+			k.salt_len > SASL_SCRAM_SALT_MAX))
 			abort();
 		break;
 	case 7:
 		if (sasl_legacy_apop_verify(APOP_TS, strlen(APOP_TS),
-					    "tanstaaf", 8,
-					    (const char *)data + 1, size - 1) &&
+			"tanstaaf", 8, (const char *)data + 1, size - 1) &&
 		    size - 1 != 32)
 			abort();
 		break;
@@ -69,7 +68,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 static void
 run_session(unsigned ctl, const uint8_t *p, size_t n)
 {
-	struct sasl_server_conf conf = {0};
+	struct sasl_server_conf conf = { 0 };
 	const struct sasl_mech *m = sasl_mech_get((enum sasl_mech_id)(ctl & 7));
 	struct sasl_server *s;
 	bool b64 = ctl & 8, first = true, done = false;
@@ -156,15 +155,15 @@ answer(struct sasl_server *s)
 			abort();
 		if (user && req->password_len == 6 &&
 		    memcmp(req->password, "pencil", 6) == 0)
-			return sasl_server_verified(s, req->authzid[0] == '\0'
-							   ? SASL_V_OK
-							   : SASL_V_AUTHZID);
+			return sasl_server_verified(s,
+			    req->authzid[0] == '\0' ? SASL_V_OK :
+						      SASL_V_AUTHZID);
 		return sasl_server_verified(s, SASL_V_FAIL);
 	case SASL_REQ_SCRAM_KEYS:
 		if (!user)
 			return sasl_server_scram_keys(s, NULL);
 		if (sasl_scram_keys_parse(USER_KEYS, strlen(USER_KEYS), &k,
-					  &err) == -1)
+			&err) == -1)
 			abort();
 		return sasl_server_scram_keys(s, &k);
 	case SASL_REQ_SECRET:

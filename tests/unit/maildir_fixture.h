@@ -49,8 +49,7 @@ md_fixture_make(char *root, char *md, const char *stem, const char *user)
 }
 
 static inline int
-md_fixture_rm_cb(const char *p, const struct stat *st, int t,
-    struct FTW *f)
+md_fixture_rm_cb(const char *p, const struct stat *st, int t, struct FTW *f)
 {
 	(void)st;
 	(void)t;

@@ -27,7 +27,7 @@
 struct resp {
 	int status;
 	char head[2048]; /* status line and headers, NUL-terminated */
-	char *body;      /* NUL-terminated copy */
+	char *body;	 /* NUL-terminated copy */
 	size_t body_len;
 	size_t content_length;
 };
@@ -49,8 +49,10 @@ setup(void **state)
 	req_id = metrics_counter(m, "admin_test_total", "A test counter.",
 	    "kind=\"x\"");
 	metrics_add(metrics_shard(m, 1), req_id, 42);
-	metrics_observe(metrics_shard(m, 0), metrics_histogram(m,
-	    "admin_test_seconds", "A test histogram.", NULL, b, 2), 0.25);
+	metrics_observe(metrics_shard(m, 0),
+	    metrics_histogram(m, "admin_test_seconds", "A test histogram.",
+		NULL, b, 2),
+	    0.25);
 	return m ? 0 : -1;
 }
 
@@ -119,8 +121,7 @@ promtool_ok(const char *text)
 
 	if (access(PROMTOOL, X_OK) != 0)
 		return -1;
-	if ((p = popen(PROMTOOL " check metrics >/dev/null 2>&1", "w")) ==
-	    NULL)
+	if ((p = popen(PROMTOOL " check metrics >/dev/null 2>&1", "w")) == NULL)
 		return -1;
 	fputs(text, p);
 	return pclose(p) == 0;
@@ -136,13 +137,14 @@ test_metrics_get(void **state)
 	ask(a, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", &r, false);
 	assert_int_equal(r.status, 200);
 	assert_memory_equal(r.head, "HTTP/1.1 200 OK\r\n", 17);
-	assert_non_null(strstr(r.head, "\r\nContent-Type: text/plain; "
-				       "version=0.0.4; charset=utf-8\r\n"));
+	assert_non_null(strstr(r.head,
+	    "\r\nContent-Type: text/plain; "
+	    "version=0.0.4; charset=utf-8\r\n"));
 	assert_int_equal(metrics_render(m, &want), 0);
 	assert_int_equal(r.body_len, buf_used(&want));
 	assert_memory_equal(r.body, buf_head(&want), r.body_len);
-	assert_non_null(strstr(r.body,
-	    "\nringgate_admin_test_total{kind=\"x\"} 42\n"));
+	assert_non_null(
+	    strstr(r.body, "\nringgate_admin_test_total{kind=\"x\"} 42\n"));
 	assert_int_not_equal(promtool_ok(r.body), 0);
 	buf_free(&want);
 	free(r.body);
@@ -244,8 +246,8 @@ test_errors(void **state)
 			fail_msg("%s: got %d want %d", cases[i].req, r.status,
 			    cases[i].status);
 		if (r.status == 405)
-			assert_non_null(strstr(r.head,
-			    "\r\nAllow: GET, HEAD\r\n"));
+			assert_non_null(
+			    strstr(r.head, "\r\nAllow: GET, HEAD\r\n"));
 		else
 			assert_null(strstr(r.head, "Allow:"));
 		free(r.body);

@@ -63,8 +63,8 @@ static struct lctx lc;
 static bool
 find_prog(const char *name, char *out, size_t size)
 {
-	static const char *const dirs[] = {"/usr/sbin", "/sbin", "/usr/bin",
-					   "/bin", "/usr/local/sbin"};
+	static const char *const dirs[] = { "/usr/sbin", "/sbin", "/usr/bin",
+		"/bin", "/usr/local/sbin" };
 
 	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
 		snprintf(out, size, "%s/%s", dirs[i], name);
@@ -112,8 +112,8 @@ sha512(const char *pw)
 	char *h = NULL;
 
 	assert_int_equal(auth_scheme_hash(AUTH_SCHEME_SHA512_CRYPT, pw,
-					  strlen(pw), &lc.schemes, &h, &err),
-			 0);
+			     strlen(pw), &lc.schemes, &h, &err),
+	    0);
 	return h;
 }
 
@@ -125,46 +125,45 @@ write_config(void)
 	char buf[4096];
 
 	snprintf(buf, sizeof(buf),
-		 "attributetype ( %s.1.1 NAME 'rgHost' EQUALITY "
-		 "caseIgnoreMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 "
-		 "SINGLE-VALUE )\n"
-		 "attributetype ( %s.1.2 NAME 'rgQuota' EQUALITY "
-		 "caseIgnoreMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 "
-		 "SINGLE-VALUE )\n"
-		 "attributetype ( %s.1.3 NAME 'rgAlias' EQUALITY "
-		 "caseIgnoreMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 )\n"
-		 "attributetype ( %s.1.4 NAME 'rgNologin' EQUALITY "
-		 "booleanMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.7 "
-		 "SINGLE-VALUE )\n"
-		 "attributetype ( %s.1.5 NAME 'rgAllowNets' EQUALITY "
-		 "caseIgnoreMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 )\n"
-		 "objectclass ( %s.2.1 NAME 'rgUser' AUXILIARY MAY ( rgHost $ "
-		 "rgQuota $ rgAlias $ rgNologin $ rgAllowNets ) )\n",
-		 oid, oid, oid, oid, oid, oid);
+	    "attributetype ( %s.1.1 NAME 'rgHost' EQUALITY "
+	    "caseIgnoreMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 "
+	    "SINGLE-VALUE )\n"
+	    "attributetype ( %s.1.2 NAME 'rgQuota' EQUALITY "
+	    "caseIgnoreMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 "
+	    "SINGLE-VALUE )\n"
+	    "attributetype ( %s.1.3 NAME 'rgAlias' EQUALITY "
+	    "caseIgnoreMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 )\n"
+	    "attributetype ( %s.1.4 NAME 'rgNologin' EQUALITY "
+	    "booleanMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.7 "
+	    "SINGLE-VALUE )\n"
+	    "attributetype ( %s.1.5 NAME 'rgAllowNets' EQUALITY "
+	    "caseIgnoreMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 )\n"
+	    "objectclass ( %s.2.1 NAME 'rgUser' AUXILIARY MAY ( rgHost $ "
+	    "rgQuota $ rgAlias $ rgNologin $ rgAllowNets ) )\n",
+	    oid, oid, oid, oid, oid, oid);
 	write_file("rg.schema", buf);
 	snprintf(buf, sizeof(buf),
-		 "include /etc/ldap/schema/core.schema\n"
-		 "include /etc/ldap/schema/cosine.schema\n"
-		 "include /etc/ldap/schema/inetorgperson.schema\n"
-		 "include %s/rg.schema\n"
-		 "modulepath /usr/lib/ldap\n"
-		 "moduleload back_mdb\n"
-		 "pidfile %s/slapd.pid\n"
-		 "%s%s%s%s%s"
-		 "database mdb\n"
-		 "maxsize 16777216\n"
-		 "suffix \"" BASE "\"\n"
-		 "rootdn \"cn=admin," BASE "\"\n"
-		 "rootpw admin-pw\n"
-		 "directory %s/db\n"
-		 "access to attrs=userPassword by self read by anonymous auth"
-		 " by dn.exact=\"" READER_DN "\" read by * none\n"
-		 "access to * by * read\n",
-		 lc.dir, lc.dir, lc.have_tls ? "TLSCertificateFile " : "",
-		 lc.have_tls ? lc.dir : "",
-		 lc.have_tls ? "/cert.pem\nTLSCertificateKeyFile " : "",
-		 lc.have_tls ? lc.dir : "", lc.have_tls ? "/key.pem\n" : "",
-		 lc.dir);
+	    "include /etc/ldap/schema/core.schema\n"
+	    "include /etc/ldap/schema/cosine.schema\n"
+	    "include /etc/ldap/schema/inetorgperson.schema\n"
+	    "include %s/rg.schema\n"
+	    "modulepath /usr/lib/ldap\n"
+	    "moduleload back_mdb\n"
+	    "pidfile %s/slapd.pid\n"
+	    "%s%s%s%s%s"
+	    "database mdb\n"
+	    "maxsize 16777216\n"
+	    "suffix \"" BASE "\"\n"
+	    "rootdn \"cn=admin," BASE "\"\n"
+	    "rootpw admin-pw\n"
+	    "directory %s/db\n"
+	    "access to attrs=userPassword by self read by anonymous auth"
+	    " by dn.exact=\"" READER_DN "\" read by * none\n"
+	    "access to * by * read\n",
+	    lc.dir, lc.dir, lc.have_tls ? "TLSCertificateFile " : "",
+	    lc.have_tls ? lc.dir : "",
+	    lc.have_tls ? "/cert.pem\nTLSCertificateKeyFile " : "",
+	    lc.have_tls ? lc.dir : "", lc.have_tls ? "/key.pem\n" : "", lc.dir);
 	write_file("slapd.conf", buf);
 }
 
@@ -176,8 +175,7 @@ write_users(void)
 
 	ssha("alice-pw", alice, sizeof(alice));
 	ssha("dave-pw", dave, sizeof(dave));
-	snprintf(
-	    buf, sizeof(buf),
+	snprintf(buf, sizeof(buf),
 	    "dn: " BASE "\nobjectClass: dcObject\nobjectClass: "
 	    "organization\no: test\ndc: example\n\n"
 	    "dn: " READER_DN "\nobjectClass: organizationalRole\n"
@@ -221,8 +219,8 @@ start_slapd(void)
 
 	if (lc.have_tls)
 		snprintf(urls, sizeof(urls),
-			 "ldap://127.0.0.1:%u/ ldaps://127.0.0.1:%u/", lc.port,
-			 lc.tls_port);
+		    "ldap://127.0.0.1:%u/ ldaps://127.0.0.1:%u/", lc.port,
+		    lc.tls_port);
 	else
 		snprintf(urls, sizeof(urls), "ldap://127.0.0.1:%u/", lc.port);
 	lc.pid = fork();
@@ -238,11 +236,11 @@ start_slapd(void)
 		dup2(fd, 2);
 		/* -d keeps slapd in the foreground, our child. */
 		execl(lc.slapd, "slapd", "-h", urls, "-f", conf, "-d", "0",
-		      (char *)NULL);
+		    (char *)NULL);
 		_exit(127);
 	}
 	for (int i = 0; i < 200; i++) {
-		struct timespec ts = {.tv_nsec = 25 * 1000 * 1000};
+		struct timespec ts = { .tv_nsec = 25 * 1000 * 1000 };
 
 		if (port_open(lc.port) &&
 		    (!lc.have_tls || port_open(lc.tls_port)))
@@ -283,24 +281,24 @@ group_setup(void **state)
 	lc.schemes.sha_rounds = 1000;
 	auth_scheme_opts_default(&lc.schemes);
 	if (auth_scheme_dummy(AUTH_SCHEME_SHA512_CRYPT, &lc.schemes, &lc.dummy,
-			      &err) == -1)
+		&err) == -1)
 		return -1;
 	lc.port = free_port();
 	do
 		lc.tls_port = free_port();
 	while (lc.tls_port == lc.port);
 	snprintf(cmd, sizeof(cmd),
-		 "cd '%s' && mkdir db && openssl req -x509 -newkey rsa:2048 "
-		 "-nodes -keyout key.pem -out cert.pem -subj /CN=127.0.0.1 "
-		 "-addext subjectAltName=IP:127.0.0.1 -days 2 >/dev/null 2>&1",
-		 lc.dir);
+	    "cd '%s' && mkdir db && openssl req -x509 -newkey rsa:2048 "
+	    "-nodes -keyout key.pem -out cert.pem -subj /CN=127.0.0.1 "
+	    "-addext subjectAltName=IP:127.0.0.1 -days 2 >/dev/null 2>&1",
+	    lc.dir);
 	lc.have_tls = run(cmd) == 0;
 	write_config();
 	write_users();
 	snprintf(cmd, sizeof(cmd),
-		 "'%s' -f '%s/slapd.conf' -l '%s/users.ldif' >'%s/slapadd.log' "
-		 "2>&1",
-		 lc.slapadd, lc.dir, lc.dir, lc.dir);
+	    "'%s' -f '%s/slapd.conf' -l '%s/users.ldif' >'%s/slapadd.log' "
+	    "2>&1",
+	    lc.slapadd, lc.dir, lc.dir, lc.dir);
 	if (run(cmd) != 0) {
 		fprintf(stderr, "slapadd failed, see %s/slapadd.log\n", lc.dir);
 		return -1;
@@ -329,19 +327,19 @@ base_conf(enum auth_ldap_mode mode)
 
 	snprintf(uri, sizeof(uri), "ldap://127.0.0.1:%u", lc.port);
 	return (struct auth_ldap_conf){
-	    .uri = uri,
-	    .bind_dn = READER_DN,
-	    .bind_password = "reader-pw",
-	    .base = BASE,
-	    .filter = "(&(objectClass=inetOrgPerson)(mail=%u))",
-	    .mode = mode,
-	    .host_attr = "rgHost",
-	    .quota_attr = "rgQuota",
-	    .alias_attr = "rgAlias",
-	    .nologin_attr = "rgNologin",
-	    .allow_nets_attr = "rgAllowNets",
-	    .network_timeout_ms = TIMEOUT_MS,
-	    .timeout_ms = TIMEOUT_MS,
+		.uri = uri,
+		.bind_dn = READER_DN,
+		.bind_password = "reader-pw",
+		.base = BASE,
+		.filter = "(&(objectClass=inetOrgPerson)(mail=%u))",
+		.mode = mode,
+		.host_attr = "rgHost",
+		.quota_attr = "rgQuota",
+		.alias_attr = "rgAlias",
+		.nologin_attr = "rgNologin",
+		.allow_nets_attr = "rgAllowNets",
+		.network_timeout_ms = TIMEOUT_MS,
+		.timeout_ms = TIMEOUT_MS,
 	};
 }
 
@@ -366,12 +364,12 @@ look(struct auth_ldap *l, const char *user, struct auth_entry **e)
 
 static void
 verify(struct auth_ldap *l, const char *user, const char *pw,
-       struct auth_result *res)
+    struct auth_result *res)
 {
-	struct auth_verifier v = {.backend = auth_ldap_backend(l),
-				  .schemes = &lc.schemes,
-				  .dummy_hash = lc.dummy};
-	struct sockaddr_in sin = {.sin_family = AF_INET};
+	struct auth_verifier v = { .backend = auth_ldap_backend(l),
+		.schemes = &lc.schemes,
+		.dummy_hash = lc.dummy };
+	struct sockaddr_in sin = { .sin_family = AF_INET };
 
 	inet_pton(AF_INET, "192.0.2.10", &sin.sin_addr);
 	auth_verify(&v, user, pw, strlen(pw), (struct sockaddr *)&sin, res);
@@ -379,16 +377,15 @@ verify(struct auth_ldap *l, const char *user, const char *pw,
 
 static void
 expect(struct auth_ldap *l, const char *user, const char *pw,
-       enum auth_status st, enum auth_reason why)
+    enum auth_status st, enum auth_reason why)
 {
 	struct auth_result res;
 
 	verify(l, user, pw, &res);
 	if (res.status != st || res.reason != why)
 		fail_msg("%s: got %s/%s, want %s/%s", user,
-			 auth_status_name(res.status),
-			 auth_reason_name(res.reason), auth_status_name(st),
-			 auth_reason_name(why));
+		    auth_status_name(res.status), auth_reason_name(res.reason),
+		    auth_status_name(st), auth_reason_name(why));
 	auth_entry_unref(&res.entry);
 }
 
@@ -441,7 +438,7 @@ test_bind_mode(void **state)
 	assert_int_equal(e->n_allow_nets, 2);
 	assert_false(e->nologin);
 	assert_string_equal(auth_entry_field(e, "ldap_dn"),
-			    "uid=alice,ou=people," BASE);
+	    "uid=alice,ou=people," BASE);
 	auth_entry_unref(&e);
 
 	verify(l, "alice@example.test", "alice-pw", &res);
@@ -468,7 +465,7 @@ test_bind_mode(void **state)
 	/* Filter metacharacters are data, never filter. */
 	assert_int_equal(look(l, "*", &e), AUTH_LOOKUP_NOTFOUND);
 	assert_int_equal(look(l, "alice@example.test)(mail=*", &e),
-			 AUTH_LOOKUP_NOTFOUND);
+	    AUTH_LOOKUP_NOTFOUND);
 	assert_int_equal(look(l, "a*", &e), AUTH_LOOKUP_NOTFOUND);
 	assert_int_equal(look(l, "\\2a", &e), AUTH_LOOKUP_NOTFOUND);
 	/* A filter that does not identify one user logs nobody in. */
@@ -491,10 +488,10 @@ test_filter_parts(void **state)
 	l = open_ldap(&c);
 	assert_int_equal(look(l, "carol@example.test", &e), AUTH_LOOKUP_FOUND);
 	assert_string_equal(auth_entry_field(e, "ldap_dn"),
-			    "uid=carol,ou=people," BASE);
+	    "uid=carol,ou=people," BASE);
 	auth_entry_unref(&e);
 	assert_int_equal(look(l, "carol@example.org", &e),
-			 AUTH_LOOKUP_NOTFOUND);
+	    AUTH_LOOKUP_NOTFOUND);
 	expect(l, "carol@example.test", "carol-pw", AUTH_OK, AUTH_R_NONE);
 	auth_ldap_free(&l);
 }
@@ -521,14 +518,14 @@ pool_cb(struct loop *lp, uint64_t sid, struct auth_result *res, void *ctx)
 
 static void
 pool_verify(struct auth_pool *p, const char *user, const char *pw,
-	    struct auth_result *res)
+    struct auth_result *res)
 {
-	struct waiter w = {.lock = PTHREAD_MUTEX_INITIALIZER,
-			   .cond = PTHREAD_COND_INITIALIZER};
+	struct waiter w = { .lock = PTHREAD_MUTEX_INITIALIZER,
+		.cond = PTHREAD_COND_INITIALIZER };
 
 	assert_int_equal(auth_pool_submit(p, NULL, 1, user, pw, strlen(pw),
-					  NULL, pool_cb, &w),
-			 0);
+			     NULL, pool_cb, &w),
+	    0);
 	pthread_mutex_lock(&w.lock);
 	while (!w.done)
 		pthread_cond_wait(&w.cond, &w.lock);
@@ -543,8 +540,8 @@ test_pool(void **state)
 {
 	struct auth_ldap_conf c = base_conf(AUTH_LDAP_BIND);
 	struct auth_ldap *l;
-	struct auth_pool_conf pc = {.dummy_scheme = AUTH_SCHEME_SHA512_CRYPT,
-				    .schemes = lc.schemes};
+	struct auth_pool_conf pc = { .dummy_scheme = AUTH_SCHEME_SHA512_CRYPT,
+		.schemes = lc.schemes };
 	struct auth_pool *p;
 	struct auth_result res;
 	const char *err = NULL;
@@ -617,12 +614,12 @@ test_serial(void **state)
 	struct auth_ldap *l = open_ldap(&c);
 	struct auth_entry *a = NULL, *b = NULL;
 	char uri[64], host[] = "10.0.0.6";
-	char *vals[] = {host, NULL};
-	LDAPMod mod = {.mod_op = LDAP_MOD_REPLACE,
-		       .mod_type = "rgHost",
-		       .mod_values = vals};
-	LDAPMod *mods[] = {&mod, NULL};
-	struct berval cred = {.bv_len = 8, .bv_val = "admin-pw"};
+	char *vals[] = { host, NULL };
+	LDAPMod mod = { .mod_op = LDAP_MOD_REPLACE,
+		.mod_type = "rgHost",
+		.mod_values = vals };
+	LDAPMod *mods[] = { &mod, NULL };
+	struct berval cred = { .bv_len = 8, .bv_val = "admin-pw" };
 	int v3 = LDAP_VERSION3;
 	LDAP *ld;
 
@@ -635,12 +632,11 @@ test_serial(void **state)
 	assert_int_equal(ldap_initialize(&ld, uri), LDAP_SUCCESS);
 	ldap_set_option(ld, LDAP_OPT_PROTOCOL_VERSION, &v3);
 	assert_int_equal(ldap_sasl_bind_s(ld, "cn=admin," BASE,
-					  LDAP_SASL_SIMPLE, &cred, NULL, NULL,
-					  NULL),
-			 LDAP_SUCCESS);
+			     LDAP_SASL_SIMPLE, &cred, NULL, NULL, NULL),
+	    LDAP_SUCCESS);
 	assert_int_equal(ldap_modify_ext_s(ld, "uid=alice,ou=people," BASE,
-					   mods, NULL, NULL),
-			 LDAP_SUCCESS);
+			     mods, NULL, NULL),
+	    LDAP_SUCCESS);
 	ldap_unbind_ext_s(ld, NULL, NULL);
 
 	assert_int_equal(look(l, "alice@example.test", &b), AUTH_LOOKUP_FOUND);
@@ -682,14 +678,14 @@ test_tls(void **state)
 	c.ca_file = "/dev/null";
 	l = open_ldap(&c);
 	assert_int_equal(look(l, "alice@example.test", &e),
-			 AUTH_LOOKUP_TEMPFAIL);
+	    AUTH_LOOKUP_TEMPFAIL);
 	auth_ldap_free(&l);
 	c = base_conf(AUTH_LDAP_BIND);
 	c.uri = uri;
 	c.ca_file = "/dev/null";
 	l = open_ldap(&c);
 	expect(l, "alice@example.test", "alice-pw", AUTH_TEMPFAIL,
-	       AUTH_R_BACKEND);
+	    AUTH_R_BACKEND);
 	auth_ldap_free(&l);
 }
 
@@ -704,14 +700,14 @@ test_down_and_back(void **state)
 	/* Hold an entry and a kept connection, then take slapd away. */
 	assert_int_equal(look(l, "alice@example.test", &e), AUTH_LOOKUP_FOUND);
 	stop_slapd();
-	assert_int_equal(auth_ldap_backend(l)->ops->verify(
-			     auth_ldap_backend(l), e, "alice-pw", 8, &err),
-			 AUTH_TEMPFAIL);
+	assert_int_equal(auth_ldap_backend(l)->ops->verify(auth_ldap_backend(l),
+			     e, "alice-pw", 8, &err),
+	    AUTH_TEMPFAIL);
 	auth_entry_unref(&e);
 	expect(l, "alice@example.test", "alice-pw", AUTH_TEMPFAIL,
-	       AUTH_R_BACKEND);
+	    AUTH_R_BACKEND);
 	expect(l, "nobody@example.test", "alice-pw", AUTH_TEMPFAIL,
-	       AUTH_R_BACKEND);
+	    AUTH_R_BACKEND);
 
 	start_slapd();
 	expect(l, "alice@example.test", "alice-pw", AUTH_OK, AUTH_R_NONE);
@@ -738,12 +734,12 @@ test_frozen(void **state)
 	wait_stopped(lc.pid);
 	t0 = now_ms();
 	assert_int_equal(look(l, "alice@example.test", &e),
-			 AUTH_LOOKUP_TEMPFAIL);
+	    AUTH_LOOKUP_TEMPFAIL);
 	dt = now_ms() - t0;
 	assert_true(dt < 4 * TIMEOUT_MS);
 	t0 = now_ms();
 	expect(l, "alice@example.test", "alice-pw", AUTH_TEMPFAIL,
-	       AUTH_R_BACKEND);
+	    AUTH_R_BACKEND);
 	dt = now_ms() - t0;
 	assert_true(dt < 4 * TIMEOUT_MS);
 	kill(lc.pid, SIGCONT);
@@ -755,22 +751,23 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_conf),
-	    cmocka_unit_test(test_bind_mode),
-	    cmocka_unit_test(test_filter_parts),
-	    cmocka_unit_test(test_pool),
-	    cmocka_unit_test(test_compare_mode),
-	    cmocka_unit_test(test_serial),
-	    cmocka_unit_test(test_tls),
-	    cmocka_unit_test(test_frozen),
-	    cmocka_unit_test(test_down_and_back),
+		cmocka_unit_test(test_conf),
+		cmocka_unit_test(test_bind_mode),
+		cmocka_unit_test(test_filter_parts),
+		cmocka_unit_test(test_pool),
+		cmocka_unit_test(test_compare_mode),
+		cmocka_unit_test(test_serial),
+		cmocka_unit_test(test_tls),
+		cmocka_unit_test(test_frozen),
+		cmocka_unit_test(test_down_and_back),
 	};
 
 	if (!find_prog("slapd", lc.slapd, sizeof(lc.slapd)) ||
 	    !find_prog("slapadd", lc.slapadd, sizeof(lc.slapadd))) {
 		if (getenv("CI") != NULL) {
-			fprintf(stderr, "slapd missing under CI; "
-					"scripts/deps.sh installs it\n");
+			fprintf(stderr,
+			    "slapd missing under CI; "
+			    "scripts/deps.sh installs it\n");
 			return 1;
 		}
 		fprintf(stderr, "slapd not installed: skipped\n");

@@ -102,10 +102,10 @@ warn_cb(void *ctx, const char *msg)
 static struct auth_passdb *
 open_db(struct warned *w, bool plain)
 {
-	struct auth_passdb_conf conf = {.path = path,
-					.warn = warn_cb,
-					.warn_ctx = w,
-					.allow_plaintext = plain};
+	struct auth_passdb_conf conf = { .path = path,
+		.warn = warn_cb,
+		.warn_ctx = w,
+		.allow_plaintext = plain };
 	const char *err = NULL;
 	struct auth_passdb *db = auth_passdb_new(&conf, &err);
 
@@ -157,7 +157,7 @@ allowed(const struct auth_entry *e, const char *a)
 static void
 test_good_file(void **state)
 {
-	struct warned w = {0};
+	struct warned w = { 0 };
 	struct auth_passdb *db;
 	struct auth_entry *e;
 
@@ -231,7 +231,7 @@ test_good_file(void **state)
 static void
 test_allow_nets(void **state)
 {
-	struct warned w = {0};
+	struct warned w = { 0 };
 	struct auth_passdb *db;
 	struct auth_entry *e;
 
@@ -263,27 +263,27 @@ static void
 test_bad_lines(void **state)
 {
 	static const struct bad_case cases[] = {
-	    {"ok:" SHA512_PW "\n:" SHA512_PW "\n", ":2: invalid user"},
-	    {"a b:" SHA512_PW "\n", ":1: invalid user"},
-	    {"# c\nu:{MD5}abc\n", ":2: unknown password scheme"},
-	    {"u:{BLF-CRYPT}$6$abc$def\n", ":1: hash does not match"},
-	    {"u:nohash\n", ":1: password has no {SCHEME}"},
-	    {"u:{SCRAM-SHA-256}SCRAM-SHA-256$4096:abc$def:ghi\n",
-	     ":1: SCRAM-SHA-256"},
-	    {"u::x:1\n", ":1: uid/gid is not a number"},
-	    {"u::1:99999999999\n", ":1: uid/gid is not a number"},
-	    {"u:::::::quota=lots\n", ":1: quota="},
-	    {"u:::::::allow_nets=10.0.0.1/8\n", ":1: allow_nets="},
-	    {"u:::::::allow_nets=\n", ":1: allow_nets="},
-	    {"u:::::::allow_nets=1.2.3.4 allow_nets=1.2.3.5\n",
-	     ":1: allow_nets="},
-	    {"u:::::::host=\n", ":1: host="},
-	    {"u:::::::host=a host=b\n", ":1: host="},
-	    {"u:::::::alias=a,b\\x01\n", ":1: alias="},
-	    {"u:::::::=v\n", ":1: extra field with an empty name"},
-	    {"A:::\na:::\n", ":2: duplicate user a"},
+		{ "ok:" SHA512_PW "\n:" SHA512_PW "\n", ":2: invalid user" },
+		{ "a b:" SHA512_PW "\n", ":1: invalid user" },
+		{ "# c\nu:{MD5}abc\n", ":2: unknown password scheme" },
+		{ "u:{BLF-CRYPT}$6$abc$def\n", ":1: hash does not match" },
+		{ "u:nohash\n", ":1: password has no {SCHEME}" },
+		{ "u:{SCRAM-SHA-256}SCRAM-SHA-256$4096:abc$def:ghi\n",
+		    ":1: SCRAM-SHA-256" },
+		{ "u::x:1\n", ":1: uid/gid is not a number" },
+		{ "u::1:99999999999\n", ":1: uid/gid is not a number" },
+		{ "u:::::::quota=lots\n", ":1: quota=" },
+		{ "u:::::::allow_nets=10.0.0.1/8\n", ":1: allow_nets=" },
+		{ "u:::::::allow_nets=\n", ":1: allow_nets=" },
+		{ "u:::::::allow_nets=1.2.3.4 allow_nets=1.2.3.5\n",
+		    ":1: allow_nets=" },
+		{ "u:::::::host=\n", ":1: host=" },
+		{ "u:::::::host=a host=b\n", ":1: host=" },
+		{ "u:::::::alias=a,b\\x01\n", ":1: alias=" },
+		{ "u:::::::=v\n", ":1: extra field with an empty name" },
+		{ "A:::\na:::\n", ":2: duplicate user a" },
 	};
-	struct auth_passdb_conf conf = {.path = path};
+	struct auth_passdb_conf conf = { .path = path };
 	const char *err = NULL;
 	char want[128];
 
@@ -303,7 +303,7 @@ test_bad_lines(void **state)
 		snprintf(want, sizeof(want), "%s%s", path, cases[i].expect);
 		if (strncmp(err, want, strlen(want)) != 0)
 			fail_msg("case %zu: got \"%s\", want \"%s...\"", i, err,
-				 want);
+			    want);
 	}
 }
 
@@ -324,8 +324,9 @@ static void
 test_check_user(void **state)
 {
 	int calls = 0;
-	struct auth_passdb_conf conf = {
-	    .path = path, .check_user = need_domain, .check_ctx = &calls};
+	struct auth_passdb_conf conf = { .path = path,
+		.check_user = need_domain,
+		.check_ctx = &calls };
 	struct auth_passdb *db;
 	struct auth_entry *e;
 	const char *err = NULL;
@@ -349,7 +350,7 @@ test_check_user(void **state)
 static void
 test_limits(void **state)
 {
-	struct auth_passdb_conf conf = {.path = path, .max_entries = 2};
+	struct auth_passdb_conf conf = { .path = path, .max_entries = 2 };
 	const char *err = NULL;
 	size_t n = AUTH_PASSDB_LINE_MAX + 10;
 	char *big = malloc(n + 1);
@@ -397,7 +398,7 @@ test_limits(void **state)
 static void
 test_reload(void **state)
 {
-	struct warned w = {0};
+	struct warned w = { 0 };
 	struct auth_passdb *db;
 	struct auth_entry *alice, *bob, *e;
 	const char *err = NULL;
@@ -476,10 +477,13 @@ test_quota_sizes(void **state)
 		const char *v;
 		uint64_t bytes;
 	} sizes[] = {
-	    {"100", 100},	{"10kb", 10240},     {"3M", 3ULL << 20},
-	    {"2g", 2ULL << 30}, {"1TB", 1ULL << 40},
+		{ "100", 100 },
+		{ "10kb", 10240 },
+		{ "3M", 3ULL << 20 },
+		{ "2g", 2ULL << 30 },
+		{ "1TB", 1ULL << 40 },
 	};
-	struct warned w = {0};
+	struct warned w = { 0 };
 	struct auth_passdb *db;
 	struct auth_entry *e;
 	char line[64];
@@ -495,17 +499,17 @@ test_quota_sizes(void **state)
 		auth_passdb_free(&db);
 	}
 	write_str("u:::::::quota=99999999999999999999\n");
-	assert_null(auth_passdb_new(&(struct auth_passdb_conf){.path = path},
-				    &(const char *){NULL}));
+	assert_null(auth_passdb_new(&(struct auth_passdb_conf){ .path = path },
+	    &(const char *){ NULL }));
 	write_str("u:::::::quota=16777216T\n");
-	assert_null(auth_passdb_new(&(struct auth_passdb_conf){.path = path},
-				    &(const char *){NULL}));
+	assert_null(auth_passdb_new(&(struct auth_passdb_conf){ .path = path },
+	    &(const char *){ NULL }));
 }
 
 static void
 test_changed_vanished(void **state)
 {
-	struct warned w = {0};
+	struct warned w = { 0 };
 	struct auth_passdb *db;
 	const char *err = NULL;
 
@@ -523,15 +527,20 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_good_file, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_allow_nets, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_bad_lines, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_check_user, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_quota_sizes, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_changed_vanished, setup,
-					    teardown),
+		cmocka_unit_test_setup_teardown(test_good_file, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_allow_nets, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_bad_lines, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_check_user, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_quota_sizes, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_changed_vanished, setup,
+		    teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -108,9 +108,8 @@ hash(const char *pw)
 	assert_true(i < 8);
 	F.memo[i].pw = pw;
 	assert_int_equal(auth_scheme_hash(AUTH_SCHEME_SHA512_CRYPT, pw,
-					  strlen(pw), &F.cheap, &F.memo[i].hash,
-					  &err),
-			 0);
+			     strlen(pw), &F.cheap, &F.memo[i].hash, &err),
+	    0);
 	return F.memo[i].hash;
 }
 
@@ -127,11 +126,11 @@ write_users(const char *alice_pw, const char *bob_pw)
 	f = fopen(tmp, "w");
 	assert_non_null(f);
 	fprintf(f,
-		"alice@example.org:%s\n"
-		"bob@example.org:%s::::::nologin\n"
-		"carol@example.org:%s::::::allow_nets=192.0.2.0/24\n"
-		"dave@example.org\n",
-		a, b, c);
+	    "alice@example.org:%s\n"
+	    "bob@example.org:%s::::::nologin\n"
+	    "carol@example.org:%s::::::allow_nets=192.0.2.0/24\n"
+	    "dave@example.org\n",
+	    a, b, c);
 	assert_int_equal(fclose(f), 0);
 	assert_int_equal(rename(tmp, F.path), 0);
 }
@@ -139,7 +138,7 @@ write_users(const char *alice_pw, const char *bob_pw)
 static int
 setup(void **state)
 {
-	struct auth_passdb_conf conf = {0};
+	struct auth_passdb_conf conf = { 0 };
 	const char *err = NULL;
 	int fd;
 
@@ -171,17 +170,17 @@ teardown(void **state)
 
 static struct auth_pool *
 new_pool(struct auth_backend *b, bool cache, unsigned threads,
-	 unsigned queue_max)
+    unsigned queue_max)
 {
-	struct auth_pool_conf conf = {.backend = b,
-				      .schemes = F.cheap,
-				      .dummy_scheme = AUTH_SCHEME_SHA512_CRYPT,
-				      .threads = threads,
-				      .queue_max = queue_max,
-				      .cache_off = !cache,
-				      .cache_ttl_ms = 1000,
-				      .now_ms = fake_now,
-				      .now_arg = &F.now};
+	struct auth_pool_conf conf = { .backend = b,
+		.schemes = F.cheap,
+		.dummy_scheme = AUTH_SCHEME_SHA512_CRYPT,
+		.threads = threads,
+		.queue_max = queue_max,
+		.cache_off = !cache,
+		.cache_ttl_ms = 1000,
+		.now_ms = fake_now,
+		.now_arg = &F.now };
 	const char *err = NULL;
 	struct auth_pool *p = auth_pool_new(&conf, &err);
 
@@ -192,14 +191,13 @@ new_pool(struct auth_backend *b, bool cache, unsigned threads,
 
 static void
 submit(struct auth_pool *p, struct loop *l, uint64_t sid, const char *user,
-       const char *pw, const char *client)
+    const char *pw, const char *client)
 {
-	struct sockaddr_in in = {.sin_family = AF_INET};
+	struct sockaddr_in in = { .sin_family = AF_INET };
 
 	if (client != NULL)
 		assert_int_equal(inet_pton(AF_INET, client, &in.sin_addr), 1);
-	assert_int_equal(
-	    auth_pool_submit(p, l, sid, user, pw, strlen(pw),
+	assert_int_equal(auth_pool_submit(p, l, sid, user, pw, strlen(pw),
 			     client ? (struct sockaddr *)&in : NULL, collect,
 			     &F.col),
 	    0);
@@ -246,19 +244,19 @@ test_answers(void **state)
 	assert_int_equal(g.status, AUTH_FAIL);
 	assert_int_equal(g.reason, AUTH_R_NOLOGIN);
 	assert_int_equal(ask(p, "bob@example.org", "x", NULL).reason,
-			 AUTH_R_PASSWORD);
+	    AUTH_R_PASSWORD);
 	assert_int_equal(
 	    ask(p, "carol@example.org", "cherry", "192.0.2.9").status, AUTH_OK);
 	g = ask(p, "carol@example.org", "cherry", "198.51.100.1");
 	assert_int_equal(g.status, AUTH_FAIL);
 	assert_int_equal(g.reason, AUTH_R_NETWORK);
 	assert_int_equal(ask(p, "carol@example.org", "cherry", NULL).reason,
-			 AUTH_R_NETWORK);
+	    AUTH_R_NETWORK);
 	assert_int_equal(
 	    ask(p, "carol@example.org", "x", "198.51.100.1").reason,
 	    AUTH_R_PASSWORD);
 	assert_int_equal(ask(p, "dave@example.org", "", NULL).reason,
-			 AUTH_R_NOPASS);
+	    AUTH_R_NOPASS);
 
 	auth_pool_stats(p, &st);
 	assert_int_equal(st.submitted, F.col.n);
@@ -281,9 +279,9 @@ test_long_password(void **state)
 	memset(big, 'a', AUTH_PASSWORD_MAX + 49);
 	big[AUTH_PASSWORD_MAX + 49] = '\0';
 	assert_int_equal(ask(p, "alice@example.org", big, NULL).status,
-			 AUTH_FAIL);
+	    AUTH_FAIL);
 	assert_int_equal(ask(p, "zed@example.org", big, NULL).status,
-			 AUTH_FAIL);
+	    AUTH_FAIL);
 	free(big);
 	auth_pool_free(&p);
 }
@@ -313,16 +311,16 @@ test_cache(void **state)
 
 	/* Failures are never cached: each one runs the hash. */
 	assert_int_equal(ask(p, "alice@example.org", "pear", NULL).status,
-			 AUTH_FAIL);
+	    AUTH_FAIL);
 	assert_int_equal(ask(p, "alice@example.org", "pear", NULL).status,
-			 AUTH_FAIL);
+	    AUTH_FAIL);
 	assert_int_equal(ask(p, "zed@example.org", "pear", NULL).status,
-			 AUTH_FAIL);
+	    AUTH_FAIL);
 	assert_int_equal(ask(p, "zed@example.org", "pear", NULL).status,
-			 AUTH_FAIL);
+	    AUTH_FAIL);
 	/* Nor is a right password that policy refuses. */
 	assert_int_equal(ask(p, "bob@example.org", "banana", NULL).reason,
-			 AUTH_R_NOLOGIN);
+	    AUTH_R_NOLOGIN);
 	g = ask(p, "bob@example.org", "banana", NULL);
 	assert_int_equal(g.reason, AUTH_R_NOLOGIN);
 	assert_false(g.cached);
@@ -369,12 +367,12 @@ test_cache(void **state)
 static void
 test_cache_eviction(void **state)
 {
-	struct auth_pool_conf conf = {.backend = auth_passdb_backend(F.db),
-				      .schemes = F.cheap,
-				      .dummy_scheme = AUTH_SCHEME_SHA512_CRYPT,
-				      .cache_size = 1,
-				      .now_ms = fake_now,
-				      .now_arg = &F.now};
+	struct auth_pool_conf conf = { .backend = auth_passdb_backend(F.db),
+		.schemes = F.cheap,
+		.dummy_scheme = AUTH_SCHEME_SHA512_CRYPT,
+		.cache_size = 1,
+		.now_ms = fake_now,
+		.now_arg = &F.now };
 	const char *err = NULL;
 	struct auth_pool *p = auth_pool_new(&conf, &err);
 
@@ -402,7 +400,7 @@ struct gate_backend {
 
 static enum auth_lookup
 gate_lookup(struct auth_backend *b, const char *user,
-	    struct auth_entry **entry_r, const char **error_r)
+    struct auth_entry **entry_r, const char **error_r)
 {
 	struct gate_backend *g = (struct gate_backend *)b;
 
@@ -420,16 +418,16 @@ gate_lookup(struct auth_backend *b, const char *user,
 }
 
 static const struct auth_backend_ops gate_ops = {
-    .name = "gate",
-    .lookup_nonblocking = false,
-    .lookup = gate_lookup,
+	.name = "gate",
+	.lookup_nonblocking = false,
+	.lookup = gate_lookup,
 };
 
 static void
 test_overflow(void **state)
 {
-	struct gate_backend g = {.b.ops = &gate_ops,
-				 .inner = auth_passdb_backend(F.db)};
+	struct gate_backend g = { .b.ops = &gate_ops,
+		.inner = auth_passdb_backend(F.db) };
 	struct auth_pool *p;
 	struct auth_pool_stats st;
 
@@ -469,7 +467,7 @@ test_overflow(void **state)
 
 	/* A back-end failure is a temporary failure, not a wrong password. */
 	assert_int_equal(ask(p, "down@example.org", "x", NULL).status,
-			 AUTH_TEMPFAIL);
+	    AUTH_TEMPFAIL);
 	auth_pool_stats(p, &st);
 	assert_int_equal(st.result[AUTH_TEMPFAIL], 2);
 	assert_int_equal(st.result[AUTH_OK], 2);
@@ -507,10 +505,10 @@ on_loop_result(struct loop *l, uint64_t sid, struct auth_result *res, void *ctx)
 		/* A login from the loop thread itself: a cache hit now,
 		 * posted back to this same loop. */
 		if (sid == 1 && LT.followups++ == 0)
-			assert_int_equal(
-			    auth_pool_submit(LT.pool, l, LOOP_JOBS + 1,
-					     "alice@example.org", "apple", 5,
-					     NULL, on_loop_result, NULL),
+			assert_int_equal(auth_pool_submit(LT.pool, l,
+					     LOOP_JOBS + 1, "alice@example.org",
+					     "apple", 5, NULL, on_loop_result,
+					     NULL),
 			    0);
 	}
 	if (LT.delivered + LT.dropped == LOOP_JOBS + 1)
@@ -520,7 +518,7 @@ on_loop_result(struct loop *l, uint64_t sid, struct auth_result *res, void *ctx)
 static void
 test_loop_post(void **state)
 {
-	struct loop_conf lc = {.buf_count = 8, .buf_size = 4096};
+	struct loop_conf lc = { .buf_count = 8, .buf_size = 4096 };
 	const char *err = NULL;
 	struct auth_pool_stats st;
 
@@ -536,17 +534,17 @@ test_loop_post(void **state)
 	 * is posted anyway and the handler drops it. */
 	LT.session_gone[4] = true;
 	auth_pool_submit(LT.pool, LT.l, 1, "alice@example.org", "apple", 5,
-			 NULL, on_loop_result, NULL);
+	    NULL, on_loop_result, NULL);
 	auth_pool_submit(LT.pool, LT.l, 2, "alice@example.org", "wrong", 5,
-			 NULL, on_loop_result, NULL);
+	    NULL, on_loop_result, NULL);
 	auth_pool_submit(LT.pool, LT.l, 3, "nobody@example.org", "apple", 5,
-			 NULL, on_loop_result, NULL);
+	    NULL, on_loop_result, NULL);
 	auth_pool_submit(LT.pool, LT.l, 4, "carol@example.org", "cherry", 6,
-			 NULL, on_loop_result, NULL);
+	    NULL, on_loop_result, NULL);
 	auth_pool_submit(LT.pool, LT.l, 5, "bob@example.org", "banana", 6, NULL,
-			 on_loop_result, NULL);
+	    on_loop_result, NULL);
 	auth_pool_submit(LT.pool, LT.l, 6, "dave@example.org", "", 0, NULL,
-			 on_loop_result, NULL);
+	    on_loop_result, NULL);
 	assert_int_equal(loop_run(LT.l), 0);
 
 	assert_int_equal(LT.dropped, 1);
@@ -578,14 +576,15 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_answers, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_long_password, setup,
-					    teardown),
-	    cmocka_unit_test_setup_teardown(test_cache, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_cache_eviction, setup,
-					    teardown),
-	    cmocka_unit_test_setup_teardown(test_overflow, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_loop_post, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_answers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_long_password, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_cache, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cache_eviction, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_overflow, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_loop_post, setup,
+		    teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -69,7 +69,7 @@ in_path(const char *prog)
 static redisContext *
 admin_conn(void)
 {
-	struct timeval tv = {.tv_sec = 1};
+	struct timeval tv = { .tv_sec = 1 };
 	redisContext *c = redisConnectWithTimeout("127.0.0.1", rc.port, tv);
 
 	if (c != NULL && c->err != 0) {
@@ -94,12 +94,12 @@ start_redis(void)
 		dup2(null, 1);
 		dup2(null, 2);
 		execlp("redis-server", "redis-server", "--port", port, "--bind",
-		       "127.0.0.1", "--save", "", "--appendonly", "no", "--dir",
-		       rc.dir, "--daemonize", "no", (char *)NULL);
+		    "127.0.0.1", "--save", "", "--appendonly", "no", "--dir",
+		    rc.dir, "--daemonize", "no", (char *)NULL);
 		_exit(127);
 	}
 	for (int i = 0; i < 100 && c == NULL; i++) {
-		struct timespec ts = {.tv_nsec = 50 * 1000 * 1000};
+		struct timespec ts = { .tv_nsec = 50 * 1000 * 1000 };
 
 		if ((c = admin_conn()) == NULL)
 			nanosleep(&ts, NULL);
@@ -169,10 +169,9 @@ group_setup(void **state)
 	rc.schemes.sha_rounds = 1000;
 	auth_scheme_opts_default(&rc.schemes);
 	if (auth_scheme_hash(AUTH_SCHEME_SHA512_CRYPT, PASSWORD,
-			     strlen(PASSWORD), &rc.schemes, &rc.hash,
-			     &err) == -1 ||
+		strlen(PASSWORD), &rc.schemes, &rc.hash, &err) == -1 ||
 	    auth_scheme_dummy(AUTH_SCHEME_SHA512_CRYPT, &rc.schemes, &rc.dummy,
-			      &err) == -1)
+		&err) == -1)
 		return -1;
 	populate();
 	return 0;
@@ -196,12 +195,12 @@ static struct auth_redis *
 open_redis(const char *password, unsigned db)
 {
 	struct auth_redis_conf conf = {
-	    .port = rc.port,
-	    .password = password,
-	    .db = db,
-	    .connect_timeout_ms = COMMAND_TIMEOUT_MS,
-	    .command_timeout_ms = COMMAND_TIMEOUT_MS,
-	    .max_idle = 2,
+		.port = rc.port,
+		.password = password,
+		.db = db,
+		.connect_timeout_ms = COMMAND_TIMEOUT_MS,
+		.command_timeout_ms = COMMAND_TIMEOUT_MS,
+		.max_idle = 2,
 	};
 	const char *err = NULL;
 	struct auth_redis *r = auth_redis_new(&conf, &err);
@@ -222,7 +221,7 @@ look(struct auth_redis *r, const char *user, struct auth_entry **e)
 static struct sockaddr_in
 v4(const char *s)
 {
-	struct sockaddr_in sin = {.sin_family = AF_INET};
+	struct sockaddr_in sin = { .sin_family = AF_INET };
 
 	assert_int_equal(inet_pton(AF_INET, s, &sin.sin_addr), 1);
 	return sin;
@@ -230,11 +229,11 @@ v4(const char *s)
 
 static void
 verify(struct auth_redis *r, const char *user, const char *pw, const char *from,
-       struct auth_result *res)
+    struct auth_result *res)
 {
-	struct auth_verifier v = {.backend = auth_redis_backend(r),
-				  .schemes = &rc.schemes,
-				  .dummy_hash = rc.dummy};
+	struct auth_verifier v = { .backend = auth_redis_backend(r),
+		.schemes = &rc.schemes,
+		.dummy_hash = rc.dummy };
 	struct sockaddr_in sin = v4(from);
 
 	auth_verify(&v, user, pw, strlen(pw), (struct sockaddr *)&sin, res);
@@ -279,7 +278,7 @@ test_fields(void **state)
 	auth_entry_unref(&e);
 
 	assert_int_equal(look(r, "nobody@example.org", &e),
-			 AUTH_LOOKUP_NOTFOUND);
+	    AUTH_LOOKUP_NOTFOUND);
 	assert_null(e);
 	assert_int_equal(look(r, "bad user", &e), AUTH_LOOKUP_NOTFOUND);
 	auth_redis_free(&r);
@@ -447,8 +446,8 @@ test_auth_and_select(void **state)
 		assert_non_null(c);
 		reply = redisCommand(c, "SELECT 3");
 		freeReplyObject(reply);
-		reply = redisCommand(
-		    c, "HSET t:user:zed@example.org password %s", rc.hash);
+		reply = redisCommand(c,
+		    "HSET t:user:zed@example.org password %s", rc.hash);
 		assert_int_equal(reply->type, REDIS_REPLY_INTEGER);
 		freeReplyObject(reply);
 		reply = redisCommand(c, "CONFIG SET requirepass s3cret");
@@ -463,10 +462,10 @@ test_auth_and_select(void **state)
 	auth_redis_free(&r);
 
 	{
-		struct auth_redis_conf conf = {.port = rc.port,
-					       .password = "s3cret",
-					       .db = 3,
-					       .prefix = "t:"};
+		struct auth_redis_conf conf = { .port = rc.port,
+			.password = "s3cret",
+			.db = 3,
+			.prefix = "t:" };
 
 		r = auth_redis_new(&conf, &err);
 		assert_non_null(r);
@@ -475,7 +474,7 @@ test_auth_and_select(void **state)
 	assert_string_equal(e->password, rc.hash);
 	auth_entry_unref(&e);
 	assert_int_equal(look(r, "alice@example.org", &e),
-			 AUTH_LOOKUP_NOTFOUND);
+	    AUTH_LOOKUP_NOTFOUND);
 	auth_redis_free(&r);
 
 	r = open_redis("wrong", 0);
@@ -490,14 +489,14 @@ static void
 test_conf(void **state)
 {
 	char prefix[200];
-	struct auth_redis_conf conf = {.prefix = prefix};
+	struct auth_redis_conf conf = { .prefix = prefix };
 	const char *err = NULL;
 
 	memset(prefix, 'p', sizeof(prefix) - 1);
 	prefix[sizeof(prefix) - 1] = '\0';
 	assert_null(auth_redis_new(&conf, &err));
 	assert_non_null(strstr(err, "prefix"));
-	conf = (struct auth_redis_conf){.host = ""};
+	conf = (struct auth_redis_conf){ .host = "" };
 	assert_null(auth_redis_new(&conf, &err));
 }
 
@@ -505,21 +504,22 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_conf),
-	    cmocka_unit_test(test_fields),
-	    cmocka_unit_test(test_broken_records),
-	    cmocka_unit_test(test_verify),
-	    cmocka_unit_test(test_serial),
-	    cmocka_unit_test(test_frozen),
-	    cmocka_unit_test(test_down_and_back),
-	    /* Last: it leaves a password on the server. */
-	    cmocka_unit_test(test_auth_and_select),
+		cmocka_unit_test(test_conf),
+		cmocka_unit_test(test_fields),
+		cmocka_unit_test(test_broken_records),
+		cmocka_unit_test(test_verify),
+		cmocka_unit_test(test_serial),
+		cmocka_unit_test(test_frozen),
+		cmocka_unit_test(test_down_and_back),
+		/* Last: it leaves a password on the server. */
+		cmocka_unit_test(test_auth_and_select),
 	};
 
 	if (!in_path("redis-server")) {
 		if (getenv("CI") != NULL) {
-			fprintf(stderr, "redis-server missing under CI; "
-					"scripts/deps.sh installs it\n");
+			fprintf(stderr,
+			    "redis-server missing under CI; "
+			    "scripts/deps.sh installs it\n");
 			return 1;
 		}
 		fprintf(stderr, "redis-server not installed: skipped\n");

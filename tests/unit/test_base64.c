@@ -21,13 +21,13 @@ static const char ALPHABET[] =
 static const struct {
 	const char *raw, *enc;
 } rfc4648[] = {
-    {"", ""},
-    {"f", "Zg=="},
-    {"fo", "Zm8="},
-    {"foo", "Zm9v"},
-    {"foob", "Zm9vYg=="},
-    {"fooba", "Zm9vYmE="},
-    {"foobar", "Zm9vYmFy"},
+	{ "", "" },
+	{ "f", "Zg==" },
+	{ "fo", "Zm8=" },
+	{ "foo", "Zm9v" },
+	{ "foob", "Zm9vYg==" },
+	{ "fooba", "Zm9vYmE=" },
+	{ "foobar", "Zm9vYmFy" },
 };
 
 /* Decode a NUL-terminated string; returns the rc, output in out. */
@@ -54,7 +54,7 @@ test_rfc4648_vectors(void **state)
 		assert_string_equal(enc, rfc4648[i].enc);
 		assert_int_equal(len, strlen(rfc4648[i].enc));
 		assert_int_equal(dec(rfc4648[i].enc, 0, raw, sizeof(raw), &len),
-				 BASE64_OK);
+		    BASE64_OK);
 		assert_int_equal(len, rl);
 		assert_memory_equal(raw, rfc4648[i].raw, rl);
 	}
@@ -64,34 +64,36 @@ static void
 test_invalid(void **state)
 {
 	static const char *bad[] = {
-	    "Zg",	/* missing padding */
-	    "Zg=",	/* half padding */
-	    "Z===",	/* too much padding */
-	    "====",	/* padding only */
-	    "=",	/* padding only */
-	    "Zm9v=",	/* padding after a whole quantum */
-	    "Zg==Zg==", /* data after padding */
-	    "Zg==Z",	/* data after padding */
-	    "Zg=a",	/* data inside padding */
-	    "Zh==",	/* non-zero pad bits */
-	    "Zm9=",	/* non-zero pad bits */
-	    "Zm-v",	/* URL-safe alphabet */
-	    "Zm_v",	/* URL-safe alphabet */
-	    "Zm9v.",	/* stray character */
-	    "Zm 9v",	/* whitespace without BASE64_WS */
-	    "Zm9v\r\n", /* line end without BASE64_WS */
-	    "Zm9\x80",	/* high byte */
-	    "A",	"AB", "ABC",
+		"Zg",	    /* missing padding */
+		"Zg=",	    /* half padding */
+		"Z===",	    /* too much padding */
+		"====",	    /* padding only */
+		"=",	    /* padding only */
+		"Zm9v=",    /* padding after a whole quantum */
+		"Zg==Zg==", /* data after padding */
+		"Zg==Z",    /* data after padding */
+		"Zg=a",	    /* data inside padding */
+		"Zh==",	    /* non-zero pad bits */
+		"Zm9=",	    /* non-zero pad bits */
+		"Zm-v",	    /* URL-safe alphabet */
+		"Zm_v",	    /* URL-safe alphabet */
+		"Zm9v.",    /* stray character */
+		"Zm 9v",    /* whitespace without BASE64_WS */
+		"Zm9v\r\n", /* line end without BASE64_WS */
+		"Zm9\x80",  /* high byte */
+		"A",
+		"AB",
+		"ABC",
 	};
 	unsigned char raw[64];
 	size_t len;
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_equal(dec(bad[i], 0, raw, sizeof(raw), &len),
-				 BASE64_INVALID);
+		    BASE64_INVALID);
 	/* an embedded NUL is just another bad character */
 	assert_int_equal(base64_decode("Zm\0v", 4, raw, sizeof(raw), &len, 0),
-			 BASE64_INVALID);
+	    BASE64_INVALID);
 }
 
 static void
@@ -106,17 +108,17 @@ test_whitespace_flag(void **state)
 	assert_int_equal(len, 6);
 	assert_memory_equal(raw, "foobar", 6);
 	assert_int_equal(dec("Zg= =", BASE64_WS, raw, sizeof(raw), &len),
-			 BASE64_OK);
+	    BASE64_OK);
 	assert_int_equal(len, 1);
 	assert_int_equal(dec("Zg== \r\n", BASE64_WS, raw, sizeof(raw), &len),
-			 BASE64_OK);
+	    BASE64_OK);
 	/* whitespace never excuses bad padding */
 	assert_int_equal(dec("Zg ", BASE64_WS, raw, sizeof(raw), &len),
-			 BASE64_INVALID);
+	    BASE64_INVALID);
 	assert_int_equal(dec("Zg== x", BASE64_WS, raw, sizeof(raw), &len),
-			 BASE64_INVALID);
+	    BASE64_INVALID);
 	assert_int_equal(dec(" \r\n", BASE64_WS, raw, sizeof(raw), &len),
-			 BASE64_OK);
+	    BASE64_OK);
 	assert_int_equal(len, 0);
 }
 
@@ -125,7 +127,7 @@ static void
 test_every_character(void **state)
 {
 	unsigned char raw[4];
-	char in[4] = {0, 'A', '=', '='};
+	char in[4] = { 0, 'A', '=', '=' };
 	size_t len;
 
 	for (int c = 0; c < 256; c++) {
@@ -137,9 +139,8 @@ test_every_character(void **state)
 		    ok ? BASE64_OK : BASE64_INVALID);
 		if (ok) {
 			assert_int_equal(len, 1);
-			assert_int_equal(
-			    raw[0], (unsigned)(strchr(ALPHABET, c) - ALPHABET)
-					<< 2);
+			assert_int_equal(raw[0],
+			    (unsigned)(strchr(ALPHABET, c) - ALPHABET) << 2);
 		}
 	}
 }
@@ -224,7 +225,7 @@ test_round_trip(void **state)
 		for (size_t i = 0; i < n; i++)
 			raw[i] = (unsigned char)random();
 		assert_int_equal(base64_encode(raw, n, enc, sizeof(enc), &len),
-				 0);
+		    0);
 		ref_encode(raw, n, ref);
 		assert_string_equal(enc, ref);
 		assert_int_equal(
@@ -240,13 +241,13 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_rfc4648_vectors),
-	    cmocka_unit_test(test_invalid),
-	    cmocka_unit_test(test_whitespace_flag),
-	    cmocka_unit_test(test_every_character),
-	    cmocka_unit_test(test_buffer_limits),
-	    cmocka_unit_test(test_lengths),
-	    cmocka_unit_test(test_round_trip),
+		cmocka_unit_test(test_rfc4648_vectors),
+		cmocka_unit_test(test_invalid),
+		cmocka_unit_test(test_whitespace_flag),
+		cmocka_unit_test(test_every_character),
+		cmocka_unit_test(test_buffer_limits),
+		cmocka_unit_test(test_lengths),
+		cmocka_unit_test(test_round_trip),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

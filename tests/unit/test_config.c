@@ -74,8 +74,7 @@ struct t_conf {
 	int64_t answer;
 };
 
-static const char *const levels[] = { "error", "warn", "info", "debug",
-	NULL };
+static const char *const levels[] = { "error", "warn", "info", "debug", NULL };
 static const char *const versions[] = { "TLSv1.2", "TLSv1.3", NULL };
 static const char *const alpns[] = { "none", "imap", "pop3", "smtp", NULL };
 
@@ -286,40 +285,40 @@ assert_addr6(const struct cfg_addr *a, const char *ip, int port,
 /* ------------------------------------------------------ valid configs */
 
 static const char full_conf[] =
-    "# like docs/examples/ringgate.conf\n"			 /* 1 */
-    "daemon = {\n"						 /* 2 */
-    "  workers = 4;\n"						 /* 3 */
-    "  pid_file = \"/run/ringgate/ringgate.pid\";\n"		 /* 4 */
-    "  log_level = \"DEBUG\";\n"				 /* 5 */
-    "  log_file = \"\";\n"					 /* 6 */
-    "  drain_timeout = \"1m\";\n"				 /* 7 */
-    "  verbose = true;\n"					 /* 8 */
-    "};\n"							 /* 9 */
-    "admin = { listen = \"*:19100\"; };\n"			 /* 10 */
-    "tls = {\n"							 /* 11 */
-    "  certificates = (\n"					 /* 12 */
-    "    { cert = \"/e/ecdsa.crt\"; key = \"/e/ecdsa.key\"; },\n" /* 13 */
-    "    { cert = \"/e/rsa.crt\";   key = \"/e/rsa.key\"; }\n"	 /* 14 */
-    "  );\n"							 /* 15 */
-    "  min_version = \"TLSv1.3\";\n"				 /* 16 */
-    "  groups = [ \"X448\" ];\n"				 /* 17 */
-    "  protocols = ( \"imap\", \"pop3\", \"smtp\" );\n"		 /* 18 */
-    "};\n"							 /* 19 */
-    "limits = {\n"						 /* 20 */
-    "  handshake_timeout = \"500ms\";\n"			 /* 21 */
-    "  connect_timeout = 7;\n"					 /* 22 */
-    "  idle_timeout = \"1h30m\";\n"				 /* 23 */
-    "  output_buffer = \"64KiB\";\n"				 /* 24 */
-    "  max_message = 5000000000L;\n"				 /* 25 */
-    "};\n"							 /* 26 */
-    "relay = (\n"						 /* 27 */
-    "  { name = \"imaps\"; listen = \"127.0.0.1:10993\";\n"	 /* 28 */
-    "    tls = true; alpn = \"imap\";\n"			 /* 29 */
-    "    upstream = \"127.0.0.1:20143\"; },\n"			 /* 30 */
+    "# like docs/examples/ringgate.conf\n"			     /* 1 */
+    "daemon = {\n"						     /* 2 */
+    "  workers = 4;\n"						     /* 3 */
+    "  pid_file = \"/run/ringgate/ringgate.pid\";\n"		     /* 4 */
+    "  log_level = \"DEBUG\";\n"				     /* 5 */
+    "  log_file = \"\";\n"					     /* 6 */
+    "  drain_timeout = \"1m\";\n"				     /* 7 */
+    "  verbose = true;\n"					     /* 8 */
+    "};\n"							     /* 9 */
+    "admin = { listen = \"*:19100\"; };\n"			     /* 10 */
+    "tls = {\n"							     /* 11 */
+    "  certificates = (\n"					     /* 12 */
+    "    { cert = \"/e/ecdsa.crt\"; key = \"/e/ecdsa.key\"; },\n"    /* 13 */
+    "    { cert = \"/e/rsa.crt\";   key = \"/e/rsa.key\"; }\n"	     /* 14 */
+    "  );\n"							     /* 15 */
+    "  min_version = \"TLSv1.3\";\n"				     /* 16 */
+    "  groups = [ \"X448\" ];\n"				     /* 17 */
+    "  protocols = ( \"imap\", \"pop3\", \"smtp\" );\n"		     /* 18 */
+    "};\n"							     /* 19 */
+    "limits = {\n"						     /* 20 */
+    "  handshake_timeout = \"500ms\";\n"			     /* 21 */
+    "  connect_timeout = 7;\n"					     /* 22 */
+    "  idle_timeout = \"1h30m\";\n"				     /* 23 */
+    "  output_buffer = \"64KiB\";\n"				     /* 24 */
+    "  max_message = 5000000000L;\n"				     /* 25 */
+    "};\n"							     /* 26 */
+    "relay = (\n"						     /* 27 */
+    "  { name = \"imaps\"; listen = \"127.0.0.1:10993\";\n"	     /* 28 */
+    "    tls = true; alpn = \"imap\";\n"			     /* 29 */
+    "    upstream = \"127.0.0.1:20143\"; },\n"			     /* 30 */
     "  { name = \"pop3s\"; listen = \"[::1]:10995\"; tls = false;\n" /* 31 */
-    "    upstream = \"[2001:db8::5]:110\"; idle = \"2h\"; }\n"	 /* 32 */
-    ");\n"							 /* 33 */
-    "answer = -7;\n";						 /* 34 */
+    "    upstream = \"[2001:db8::5]:110\"; idle = \"2h\"; }\n"	     /* 32 */
+    ");\n"							     /* 33 */
+    "answer = -7;\n";						     /* 34 */
 
 static void
 test_full_config(void **state)
@@ -716,8 +715,8 @@ test_syntax_error(void **state)
 {
 	expect_error("daemon = {\n  workers = 1;\n  log_level = ;\n};\n", 3,
 	    "syntax error", NULL);
-	expect_error("answer = 1;\nanswer = 2;\n", 2,
-	    "duplicate setting name", NULL);
+	expect_error("answer = 1;\nanswer = 2;\n", 2, "duplicate setting name",
+	    NULL);
 	/* An unterminated string is noticed where the file ends. */
 	expect_error("daemon = {\n  pid_file = \"unterminated;\n};\n", 4,
 	    "syntax error", NULL);
@@ -729,11 +728,11 @@ test_cannot_open(void **state)
 	struct cfg_error err;
 	struct t_conf cf;
 
-	assert_int_equal(cfg_load("/nonexistent/ringgate.conf", root_fields,
-			     &cf, &err),
-	    -1);
-	assert_string_equal(err.msg, "/nonexistent/ringgate.conf: cannot "
-				     "open: No such file or directory");
+	assert_int_equal(
+	    cfg_load("/nonexistent/ringgate.conf", root_fields, &cf, &err), -1);
+	assert_string_equal(err.msg,
+	    "/nonexistent/ringgate.conf: cannot "
+	    "open: No such file or directory");
 	assert_empty(&cf);
 	assert_int_equal(cfg_load("/tmp", root_fields, &cf, &err), -1);
 	assert_string_equal(err.msg, "/tmp: cannot open: Is a directory");
@@ -752,8 +751,9 @@ test_bad_default(void **state)
 
 	write_conf("\n");
 	assert_int_equal(cfg_load(conf_path, fields, &d, &err), -1);
-	assert_contains(err.msg, "built-in default of 'd' = \"soon\" is "
-				 "invalid (a bug)");
+	assert_contains(err.msg,
+	    "built-in default of 'd' = \"soon\" is "
+	    "invalid (a bug)");
 }
 
 /* Errors after lists, strings and locations were filled unwind them all
@@ -818,11 +818,24 @@ test_parse_duration(void **state)
 		{ "18446744073709551s", 18446744073709551000ULL },
 	};
 	static const char *const bad[] = {
-		"", " 5s", "5s ", "5 s", "5S", "5M", "-1s", "+1s", "1.5s",
-		"5x", "s", "ms5", "1h30", "0s30",
+		"",
+		" 5s",
+		"5s ",
+		"5 s",
+		"5S",
+		"5M",
+		"-1s",
+		"+1s",
+		"1.5s",
+		"5x",
+		"s",
+		"ms5",
+		"1h30",
+		"0s30",
 		"18446744073709551616ms", /* 2^64 */
 		"18446744073709552s",	  /* seconds that overflow in ms */
-		"99999999999999999999999", "213503982335d",
+		"99999999999999999999999",
+		"213503982335d",
 	};
 	uint64_t ms;
 
@@ -863,10 +876,21 @@ test_parse_size(void **state)
 		{ "18446744073709551615", UINT64_MAX },
 	};
 	static const char *const bad[] = {
-		"", " 1k", "1k ", "1 k", "1kb", "1b", "1iB", "1KiBB", "-1",
-		"1.5G", "1P", "k", "1k2",
-		"16777216T",		 /* 2^64 */
-		"18446744073709551616",	 /* 2^64 */
+		"",
+		" 1k",
+		"1k ",
+		"1 k",
+		"1kb",
+		"1b",
+		"1iB",
+		"1KiBB",
+		"-1",
+		"1.5G",
+		"1P",
+		"k",
+		"1k2",
+		"16777216T",		/* 2^64 */
+		"18446744073709551616", /* 2^64 */
 		"17179869184G",
 	};
 	uint64_t n;
@@ -890,10 +914,28 @@ static void
 test_parse_addr(void **state)
 {
 	static const char *const bad[] = {
-		"", "1.2.3.4", "1.2.3.4:", ":993", "*", "*:0", "*:65536",
-		"*:99999", "*:-1", "*:+1", "*:1a", "1.2.3:993", "01.2.3.4:1",
-		"localhost:143", "::1:993", "[::1]", "[::1]:", "[::1:993",
-		"[]:993", "[fe80::1%eth0]:993", "[1.2.3.4]:1", " 1.2.3.4:1",
+		"",
+		"1.2.3.4",
+		"1.2.3.4:",
+		":993",
+		"*",
+		"*:0",
+		"*:65536",
+		"*:99999",
+		"*:-1",
+		"*:+1",
+		"*:1a",
+		"1.2.3:993",
+		"01.2.3.4:1",
+		"localhost:143",
+		"::1:993",
+		"[::1]",
+		"[::1]:",
+		"[::1:993",
+		"[]:993",
+		"[fe80::1%eth0]:993",
+		"[1.2.3.4]:1",
+		" 1.2.3.4:1",
 		"1.2.3.4:1 ",
 		/* junk after the port */
 		"[1111:2222:3333:4444:5555:6666:7777:8888]:6553500000000000000",

@@ -22,8 +22,7 @@
 
 #define MAX 8192
 
-static const char *const rc_names[] = { "OK", "AGAIN", "INVALID",
-	"TOO_LARGE" };
+static const char *const rc_names[] = { "OK", "AGAIN", "INVALID", "TOO_LARGE" };
 
 static enum http_rc
 parse_copy(const char *p, size_t n, size_t max, struct http_req *r)
@@ -102,9 +101,10 @@ test_good_variants(void **state)
 	static const char lf[] = "HEAD /healthz?probe=1 HTTP/1.0\nX: y\n\n";
 	static const char mixed[] = "GET / HTTP/1.1\nA: b\r\n\n";
 	static const char star[] = "OPTIONS * HTTP/1.1\r\n\r\n";
-	static const char values[] = "GET /x HTTP/1.1\r\nX-Empty:\r\n"
-				     "X-Tab:\t spaced \t\r\nX-Utf8: caf\xc3\xa9\r\n"
-				     "x-odd!#$%&'*+-.^_`|~: v\r\n\r\n";
+	static const char values[] =
+	    "GET /x HTTP/1.1\r\nX-Empty:\r\n"
+	    "X-Tab:\t spaced \t\r\nX-Utf8: caf\xc3\xa9\r\n"
+	    "x-odd!#$%&'*+-.^_`|~: v\r\n\r\n";
 
 	CHECK(lf, HTTP_OK);
 	assert_int_equal(http_parse_request(lf, sizeof(lf) - 1, MAX, &r),
@@ -156,8 +156,9 @@ test_body_framing(void **state)
 	assert_int_equal(r.head_len, 19);
 	assert_memory_equal(r.target, "/a", 2);
 	/* Bytes after the head are never looked at. */
-	assert_int_equal(http_parse_request("GET / HTTP/1.1\r\n\r\n\0\x01",
-	    20, MAX, &r), HTTP_OK);
+	assert_int_equal(
+	    http_parse_request("GET / HTTP/1.1\r\n\r\n\0\x01", 20, MAX, &r),
+	    HTTP_OK);
 }
 
 static void
@@ -215,21 +216,26 @@ test_content_length(void **state)
 	CHECK("POST / HTTP/1.1\r\nContent-Length: 1,1\r\n\r\n", HTTP_INVALID);
 	CHECK("POST / HTTP/1.1\r\nContent-Length: 1 1\r\n\r\n", HTTP_INVALID);
 	CHECK("POST / HTTP/1.1\r\nContent-Length:\r\n\r\n", HTTP_INVALID);
-	CHECK("POST / HTTP/1.1\r\nContent-Length: 0x10\r\n\r\n",
-	    HTTP_INVALID);
+	CHECK("POST / HTTP/1.1\r\nContent-Length: 0x10\r\n\r\n", HTTP_INVALID);
 	CHECK("POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n"
-	      "\r\n", HTTP_INVALID);
+	      "\r\n",
+	    HTTP_INVALID);
 	CHECK("POST / HTTP/1.1\r\nContent-Length: 3\r\ncontent-length: 3\r\n"
-	      "\r\n", HTTP_INVALID);
+	      "\r\n",
+	    HTTP_INVALID);
 	CHECK("POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: "
-	      "chunked\r\n\r\n", HTTP_INVALID);
+	      "chunked\r\n\r\n",
+	    HTTP_INVALID);
 	CHECK("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n"
-	      "Content-Length: 3\r\n\r\n", HTTP_INVALID);
+	      "Content-Length: 3\r\n\r\n",
+	    HTTP_INVALID);
 	/* Lookalike names are ordinary headers. */
 	CHECK("POST / HTTP/1.1\r\nContent-Lengths: x\r\nContent-Lengt: y\r\n"
-	      "\r\n", HTTP_OK);
+	      "\r\n",
+	    HTTP_OK);
 	CHECK("POST / HTTP/1.1\r\nContent-Length: 000000000000000000007\r\n"
-	      "\r\n", HTTP_OK);
+	      "\r\n",
+	    HTTP_OK);
 }
 
 /* A head with n "X-i: v" headers, in a static buffer. */
@@ -268,8 +274,10 @@ test_too_large(void **state)
 
 	/* The head exactly fills max: fine, with or without more bytes. */
 	assert_int_equal(http_parse_request(req, len, len, &r), HTTP_OK);
-	assert_int_equal(http_parse_request("GET / HTTP/1.1\r\nHost: x\r\n\r\nX",
-	    len + 1, len, &r), HTTP_OK);
+	assert_int_equal(
+	    http_parse_request("GET / HTTP/1.1\r\nHost: x\r\n\r\nX", len + 1,
+		len, &r),
+	    HTTP_OK);
 	/* One byte short of the head at max. */
 	assert_int_equal(http_parse_request(req, len - 1, len - 1, &r),
 	    HTTP_TOO_LARGE);

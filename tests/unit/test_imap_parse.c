@@ -28,13 +28,13 @@ struct trace {
 };
 
 static const struct imap_limits test_limits = {
-    .max_line = 1024,
-    .max_command = 4096,
-    .max_literal = 1 << 20,
-    .max_nonsync = 1 << 20,
-    .max_inline_literal = 64,
-    .max_args = NARGS,
-    .max_depth = 8,
+	.max_line = 1024,
+	.max_command = 4096,
+	.max_literal = 1 << 20,
+	.max_nonsync = 1 << 20,
+	.max_inline_literal = 64,
+	.max_args = NARGS,
+	.max_depth = 8,
 };
 
 static char storage[8192];
@@ -66,12 +66,12 @@ render_args(struct trace *t, const struct imap_arg *a)
 			break;
 		case IMAP_ARG_LITERAL:
 			tprintf(t, " %s{%zu%s}",
-				a->flags & IMAP_ARGF_BINARY ? "~" : "", a->len,
-				a->flags & IMAP_ARGF_NONSYNC ? "+" : "");
+			    a->flags & IMAP_ARGF_BINARY ? "~" : "", a->len,
+			    a->flags & IMAP_ARGF_NONSYNC ? "+" : "");
 			if (a->flags & IMAP_ARGF_STREAMED)
 				tprintf(t, "S%.*s",
-					(int)t->stream_len[a->stream],
-					t->streams[a->stream]);
+				    (int)t->stream_len[a->stream],
+				    t->streams[a->stream]);
 			else
 				tprintf(t, "%.*s", (int)a->len, a->ptr);
 			break;
@@ -99,14 +99,14 @@ event(struct imap_parser *p, enum imap_parse_status st, struct trace *t)
 			return true;
 		}
 		tprintf(t, "OK %.*s %s%.*s", (int)c->tag_len, c->tag,
-			c->uid ? "UID " : "", (int)c->name_len, c->name);
+		    c->uid ? "UID " : "", (int)c->name_len, c->name);
 		render_args(t, c->args);
 		tprintf(t, "\n");
 		memset(t->stream_len, 0, sizeof(t->stream_len));
 		return true;
 	case IMAP_PARSE_INVALID:
 		tprintf(t, "BAD %.*s %s\n", c->tag ? (int)c->tag_len : 1,
-			c->tag ? c->tag : "*", p->error);
+		    c->tag ? c->tag : "*", p->error);
 		memset(t->stream_len, 0, sizeof(t->stream_len));
 		return true;
 	case IMAP_PARSE_FATAL:
@@ -114,8 +114,8 @@ event(struct imap_parser *p, enum imap_parse_status st, struct trace *t)
 		return false;
 	case IMAP_PARSE_LITERAL:
 		tprintf(t, "LIT %llu %s %s\n", (unsigned long long)p->lit.size,
-			p->lit.sync ? "sync" : "nonsync",
-			p->lit.streamed ? "stream" : "inline");
+		    p->lit.sync ? "sync" : "nonsync",
+		    p->lit.streamed ? "stream" : "inline");
 		return true;
 	case IMAP_PARSE_DATA: {
 		size_t *n = &t->stream_len[p->lit.stream];
@@ -138,8 +138,8 @@ feed_chunk(struct imap_parser *p, const char *data, size_t len, struct trace *t)
 {
 	for (;;) {
 		size_t used;
-		enum imap_parse_status st =
-		    imap_parse_feed(p, data, len, &used);
+		enum imap_parse_status st = imap_parse_feed(p, data, len,
+		    &used);
 
 		assert_true(used <= len);
 		data += used;
@@ -156,15 +156,15 @@ feed_chunk(struct imap_parser *p, const char *data, size_t len, struct trace *t)
 /* Feed input split at the given cut points (ascending, < len). */
 static void
 run_split(const char *in, size_t len, const size_t *cuts, size_t ncuts,
-	  struct trace *t, const struct imap_limits *lim)
+    struct trace *t, const struct imap_limits *lim)
 {
 	struct imap_parser p;
 	size_t start = 0;
 
 	memset(t, 0, sizeof(*t));
 	assert_int_equal(imap_parse_init(&p, lim, storage, sizeof(storage),
-					 argv_store, NARGS),
-			 0);
+			     argv_store, NARGS),
+	    0);
 	for (size_t k = 0; k <= ncuts; k++) {
 		size_t end = k < ncuts ? cuts[k] : len;
 
@@ -176,7 +176,7 @@ run_split(const char *in, size_t len, const size_t *cuts, size_t ncuts,
 
 static void
 check_case(const char *in, size_t len, const char *expect,
-	   const struct imap_limits *lim)
+    const struct imap_limits *lim)
 {
 	static struct trace t;
 	size_t *cuts = malloc((len + 1) * sizeof(*cuts));
@@ -194,7 +194,7 @@ check_case(const char *in, size_t len, const char *expect,
 		run_split(in, len, &k, 1, &t, lim);
 		if (strcmp(t.text, expect) != 0)
 			fail_msg("split at %zu:\n%s\nexpected:\n%s", k, t.text,
-				 expect);
+			    expect);
 	}
 	free(cuts);
 }
@@ -208,29 +208,29 @@ test_rfc_examples(void **state)
 	CHECK("A142 SELECT INBOX\r\n", "OK A142 SELECT INBOX\n");
 	CHECK("a002 noop\r\n", "OK a002 NOOP\n");
 	CHECK("A654 FETCH 2:4 (FLAGS BODY[HEADER.FIELDS (DATE FROM)])\r\n",
-	      "OK A654 FETCH 2:4 ( FLAGS BODY[HEADER.FIELDS (DATE FROM)] )\n");
+	    "OK A654 FETCH 2:4 ( FLAGS BODY[HEADER.FIELDS (DATE FROM)] )\n");
 	CHECK("A003 UID STORE 2:4 +FLAGS.SILENT (\\Deleted)\r\n",
-	      "OK A003 UID STORE 2:4 +FLAGS.SILENT ( \\Deleted )\n");
+	    "OK A003 UID STORE 2:4 +FLAGS.SILENT ( \\Deleted )\n");
 	CHECK("a uid fetch 1:* flags\r\n", "OK a UID FETCH 1:* flags\n");
 	CHECK("A282 SEARCH FLAGGED SINCE 1-Feb-1994 NOT FROM \"Smith\"\r\n",
-	      "OK A282 SEARCH FLAGGED SINCE 1-Feb-1994 NOT FROM \"Smith\"\n");
+	    "OK A282 SEARCH FLAGGED SINCE 1-Feb-1994 NOT FROM \"Smith\"\n");
 	CHECK("A284 SEARCH CHARSET UTF-8 TEXT {6}\r\nXXXXXX OR (SEEN UNSEEN) "
 	      "NOT DELETED\r\n",
-	      "LIT 6 sync inline\n"
-	      "OK A284 SEARCH CHARSET UTF-8 TEXT {6}XXXXXX OR ( SEEN UNSEEN )"
-	      " NOT DELETED\n");
+	    "LIT 6 sync inline\n"
+	    "OK A284 SEARCH CHARSET UTF-8 TEXT {6}XXXXXX OR ( SEEN UNSEEN )"
+	    " NOT DELETED\n");
 	CHECK("A202 LIST ~/Mail/ %\r\n", "OK A202 LIST ~/Mail/ %\n");
 	CHECK("A101 LIST \"\" \"\"\r\n", "OK A101 LIST \"\" \"\"\n");
 	CHECK("a LIST \"\" [Gmail]/*\r\n", "OK a LIST \"\" [Gmail]/*\n");
 	CHECK("A042 STATUS blurdybloop (UIDNEXT MESSAGES)\r\n",
-	      "OK A042 STATUS blurdybloop ( UIDNEXT MESSAGES )\n");
+	    "OK A042 STATUS blurdybloop ( UIDNEXT MESSAGES )\n");
 	CHECK("a ID (\"name\" \"x\" \"version\" NIL)\r\n",
-	      "OK a ID ( \"name\" \"x\" \"version\" NIL )\n");
+	    "OK a ID ( \"name\" \"x\" \"version\" NIL )\n");
 	CHECK("a AUTHENTICATE PLAIN AGZyZWQAc2VjcmV0\r\n",
-	      "OK a AUTHENTICATE PLAIN AGZyZWQAc2VjcmV0\n");
+	    "OK a AUTHENTICATE PLAIN AGZyZWQAc2VjcmV0\n");
 	CHECK("a UID SEARCH $\r\n", "OK a UID SEARCH $\n");
 	CHECK("a SELECT \"Entw\xc3\xbcrfe\"\r\n",
-	      "OK a SELECT \"Entw\xc3\xbcrfe\"\n");
+	    "OK a SELECT \"Entw\xc3\xbcrfe\"\n");
 }
 
 static void
@@ -241,14 +241,14 @@ test_fetch_atts(void **state)
 	      "INTERNALDATE BODY[TEXT] BODY[1.2.HEADER] "
 	      "body[HEADER.FIELDS.NOT (\"X-A\" B)] BINARY.SIZE[2] RFC822 "
 	      "RFC822.HEADER RFC822.TEXT FLAGS BODY)\r\n",
-	      "OK a FETCH 1 ( BODY.PEEK[1.2.MIME] BODY[]<0.100> "
-	      "BINARY.PEEK[1]<5.10> RFC822.SIZE ENVELOPE BODYSTRUCTURE UID "
-	      "INTERNALDATE BODY[TEXT] BODY[1.2.HEADER] "
-	      "body[HEADER.FIELDS.NOT (\"X-A\" B)] BINARY.SIZE[2] RFC822 "
-	      "RFC822.HEADER RFC822.TEXT FLAGS BODY )\n");
+	    "OK a FETCH 1 ( BODY.PEEK[1.2.MIME] BODY[]<0.100> "
+	    "BINARY.PEEK[1]<5.10> RFC822.SIZE ENVELOPE BODYSTRUCTURE UID "
+	    "INTERNALDATE BODY[TEXT] BODY[1.2.HEADER] "
+	    "body[HEADER.FIELDS.NOT (\"X-A\" B)] BINARY.SIZE[2] RFC822 "
+	    "RFC822.HEADER RFC822.TEXT FLAGS BODY )\n");
 	CHECK("a FETCH 1:3,5 BODY[1]\r\n", "OK a FETCH 1:3,5 BODY[1]\n");
 	CHECK("a FETCH 1 BODY[HEADER.FIELDS (\"]\")]\r\n",
-	      "OK a FETCH 1 BODY[HEADER.FIELDS (\"]\")]\n");
+	    "OK a FETCH 1 BODY[HEADER.FIELDS (\"]\")]\n");
 }
 
 static void
@@ -259,13 +259,11 @@ test_literals(void **state)
 
 	memset(msg, 'm', 310);
 	memcpy(msg, "From: x\r\n\r\n", 11);
-	n = snprintf(
-	    in, sizeof(in),
+	n = snprintf(in, sizeof(in),
 	    "A003 APPEND saved-messages (\\Seen) \"05-Jan-2024 10:00:00 +0100\""
 	    " {310}\r\n%.310s\r\n",
 	    msg);
-	snprintf(
-	    expect, sizeof(expect),
+	snprintf(expect, sizeof(expect),
 	    "LIT 310 sync stream\n"
 	    "OK A003 APPEND saved-messages ( \\Seen ) \"05-Jan-2024 10:00:00 "
 	    "+0100\" {310}S%.310s\n",
@@ -274,41 +272,40 @@ test_literals(void **state)
 
 	/* LITERAL+: no continuation, inline */
 	CHECK("a LOGIN {4+}\r\nfred {4+}\r\npass\r\n",
-	      "OK a LOGIN {4+}fred {4+}pass\n");
+	    "OK a LOGIN {4+}fred {4+}pass\n");
 	/* literal8 */
 	CHECK("a APPEND INBOX ~{3}\r\na\0c\r\n",
-	      "LIT 3 sync inline\nOK a APPEND INBOX ~{3}a\n");
+	    "LIT 3 sync inline\nOK a APPEND INBOX ~{3}a\n");
 	/* an empty literal, then more arguments */
 	CHECK("a LOGIN {0}\r\n {0+}\r\n\r\n",
-	      "LIT 0 sync inline\nOK a LOGIN {0} {0+}\n");
+	    "LIT 0 sync inline\nOK a LOGIN {0} {0+}\n");
 	/* a literal inside a list, and the list closing after it */
 	CHECK("a X (a {2}\r\nbc) d\r\n",
-	      "LIT 2 sync inline\nOK a X ( a {2}bc ) d\n");
+	    "LIT 2 sync inline\nOK a X ( a {2}bc ) d\n");
 	/* MULTIAPPEND-style: two streamed literals */
 	{
 		char big[100];
 
 		memset(big, 'z', sizeof(big));
-		n = snprintf(
-		    in, sizeof(in),
+		n = snprintf(in, sizeof(in),
 		    "a APPEND box {100+}\r\n%.100s {100}\r\n%.100s\r\n", big,
 		    big);
 		snprintf(expect, sizeof(expect),
-			 "LIT 100 nonsync stream\nLIT 100 sync stream\n"
-			 "OK a APPEND box {100+}S%.100s {100}S%.100s\n",
-			 big, big);
+		    "LIT 100 nonsync stream\nLIT 100 sync stream\n"
+		    "OK a APPEND box {100+}S%.100s {100}S%.100s\n",
+		    big, big);
 		check_case(in, (size_t)n, expect, &test_limits);
 	}
 	/* pipelined commands and empty lines in between */
 	CHECK("a NOOP\r\n\r\nb NOOP\nc CHECK\r\n",
-	      "OK a NOOP\nOK b NOOP\nOK c CHECK\n");
+	    "OK a NOOP\nOK b NOOP\nOK c CHECK\n");
 }
 
 static void
 test_quoting(void **state)
 {
 	CHECK("a LOGIN \"fr\\\"ed\" \"p\\\\w\"\r\n",
-	      "OK a LOGIN \"fr\"ed\" \"p\\w\"\n");
+	    "OK a LOGIN \"fr\"ed\" \"p\\w\"\n");
 	CHECK("a X ((a) (b (c)) ())\r\n", "OK a X ( ( a ) ( b ( c ) ) ( ) )\n");
 	CHECK("a X () NIL\r\n", "OK a X ( ) NIL\n");
 }
@@ -330,27 +327,27 @@ test_errors(void **state)
 	CHECK("a NOOP \r\n", "BAD a Unexpected space at end of line\n");
 	CHECK("a X y(z)\r\n", "BAD a Missing space between arguments\n");
 	CHECK("a SELECT Entw\xc3\xbcrfe\r\n",
-	      "BAD a Invalid character in argument\n");
+	    "BAD a Invalid character in argument\n");
 	CHECK("a SELECT \"\xff\"\r\n",
-	      "BAD a Invalid UTF-8 in quoted string\n");
+	    "BAD a Invalid UTF-8 in quoted string\n");
 	CHECK("a SELECT \"\xc3\"\r\n",
-	      "BAD a Invalid UTF-8 in quoted string\n");
+	    "BAD a Invalid UTF-8 in quoted string\n");
 	CHECK("a FETCH 1 BODY[HEADER\r\n", "BAD a Unterminated section\n");
 	CHECK("a X {3} y\r\n",
-	      "BAD a Literal announcement must end the line\n");
+	    "BAD a Literal announcement must end the line\n");
 	CHECK("a X {}\r\n", "BAD a Invalid literal\n");
 	CHECK("a X ((((((((((x))))))))))\r\n",
-	      "BAD a Too deeply nested lists\n");
+	    "BAD a Too deeply nested lists\n");
 	CHECK("a FETCH[1]\r\n", "BAD a Invalid command name\n");
 	/* resync after each bad command */
 	CHECK("a X y\0z\r\nb NOOP\r\n",
-	      "BAD a NUL byte in command\nOK b NOOP\n");
+	    "BAD a NUL byte in command\nOK b NOOP\n");
 	CHECK("a X \"bad\r\nb NOOP\r\n",
-	      "BAD a Unterminated quoted string\nOK b NOOP\n");
+	    "BAD a Unterminated quoted string\nOK b NOOP\n");
 	/* a synchronizing literal on a bad line: the client waits, we move on
 	 */
 	CHECK("a X (\" {5}\r\nb NOOP\r\n",
-	      "BAD a Unterminated quoted string\nOK b NOOP\n");
+	    "BAD a Unterminated quoted string\nOK b NOOP\n");
 	/* a non-synchronizing one cannot be skipped safely */
 	CHECK("a X ) {5+}\r\nhello\r\n", "FATAL Unbalanced parenthesis\n");
 }
@@ -374,9 +371,9 @@ test_limit_errors(void **state)
 	n += 2000;
 	n += (size_t)sprintf(in + n, " {5+}\r\nhello\r\n");
 	check_case(in, n,
-		   "BAD a Line too long\n"
-		   "FATAL Non-synchronizing literal after a bad command\n",
-		   &test_limits);
+	    "BAD a Line too long\n"
+	    "FATAL Non-synchronizing literal after a bad command\n",
+	    &test_limits);
 
 	/* a line of exactly max_line bytes is fine */
 	n = (size_t)sprintf(in, "a X ");
@@ -394,9 +391,9 @@ test_limit_errors(void **state)
 
 	/* synchronizing literal too large: NO/BAD, client sends nothing */
 	CHECK("a APPEND x {9999999}\r\nb NOOP\r\n",
-	      "BAD a Literal too large\nOK b NOOP\n");
+	    "BAD a Literal too large\nOK b NOOP\n");
 	CHECK("a APPEND x {99999999999999999999999}\r\nb NOOP\r\n",
-	      "BAD a Literal too large\nOK b NOOP\n");
+	    "BAD a Literal too large\nOK b NOOP\n");
 	/* non-synchronizing literal too large: cannot refuse, disconnect */
 	CHECK("a APPEND x {9999999+}\r\nxxxx", "FATAL Literal too large\n");
 
@@ -406,7 +403,7 @@ test_limit_errors(void **state)
 		n += (size_t)sprintf(in + n, " %d", k);
 	n += (size_t)sprintf(in + n, "\r\nb NOOP\r\n");
 	check_case(in, n, "BAD a Too many arguments\nOK b NOOP\n",
-		   &test_limits);
+	    &test_limits);
 
 	/* inline literals charged against the command budget */
 	n = (size_t)sprintf(in, "a X");
@@ -424,7 +421,7 @@ test_limit_errors(void **state)
 
 		lim.max_nonsync = 4096;
 		check_case("a APPEND x {4097+}\r\n", 20,
-			   "FATAL Literal too large\n", &lim);
+		    "FATAL Literal too large\n", &lim);
 		snprintf(expect, sizeof(expect), "LIT 4097 sync stream\n");
 		check_case("a APPEND x {4097}\r\n", 19, expect, &lim);
 	}
@@ -435,7 +432,7 @@ test_limit_errors(void **state)
  * of children of its first argument. */
 static enum imap_parse_status
 big_feed(const struct imap_limits *lim, const char *in, size_t len, size_t step,
-	 unsigned *children_r, size_t *len3_r)
+    unsigned *children_r, size_t *len3_r)
 {
 	static char big_storage[80000];
 	struct imap_parser p;
@@ -443,8 +440,8 @@ big_feed(const struct imap_limits *lim, const char *in, size_t len, size_t step,
 	size_t off = 0, used, chunk;
 
 	assert_int_equal(imap_parse_init(&p, lim, big_storage,
-					 sizeof(big_storage), argv_store, 256),
-			 0);
+			     sizeof(big_storage), argv_store, 256),
+	    0);
 	while (off < len) {
 		chunk = len - off < step ? len - off : step;
 		st = imap_parse_feed(&p, in + off, chunk, &used);
@@ -472,7 +469,7 @@ test_big_command(void **state)
 {
 	static char in[140000];
 	struct imap_limits lim = test_limits;
-	static const size_t steps[] = {1 << 20, 1, 7, 4096};
+	static const size_t steps[] = { 1 << 20, 1, 7, 4096 };
 	unsigned children = 0;
 	size_t n, k, s, len3 = 0;
 
@@ -502,7 +499,7 @@ test_big_command(void **state)
 	/* the same size under another name is too long */
 	memcpy(in, "tag1 IX", 7);
 	assert_int_equal(big_feed(&lim, in, n, 1 << 20, &children, &len3),
-			 IMAP_PARSE_INVALID);
+	    IMAP_PARSE_INVALID);
 	memcpy(in, "tag1 id", 7);
 	/* IDX is not ID; nor is a name after a long tag */
 	n = (size_t)sprintf(in, "t IDX ");
@@ -510,19 +507,19 @@ test_big_command(void **state)
 	n += 2000;
 	n += (size_t)sprintf(in + n, "\r\n");
 	assert_int_equal(big_feed(&lim, in, n, 1, &children, &len3),
-			 IMAP_PARSE_INVALID);
+	    IMAP_PARSE_INVALID);
 	/* over the big budget is too long for ID as well */
 	n = (size_t)sprintf(in, "t ID (\"a\" \"");
 	memset(in + n, 'x', 70000);
 	n += 70000;
 	n += (size_t)sprintf(in + n, "\")\r\n");
 	assert_int_equal(big_feed(&lim, in, n, 1 << 20, &children, &len3),
-			 IMAP_PARSE_INVALID);
+	    IMAP_PARSE_INVALID);
 	/* values as literals: over max_command in total, each inline */
 	n = (size_t)sprintf(in, "t ID (");
 	for (k = 0; k < 30; k++) {
 		n += (size_t)sprintf(in + n, "%s\"field%zu\" {1024+}\r\n",
-				     k ? " " : "", k);
+		    k ? " " : "", k);
 		memset(in + n, 'v', 1024);
 		n += 1024;
 	}
@@ -544,16 +541,15 @@ test_big_command(void **state)
 		n += 2000;
 		n += (size_t)sprintf(in + n, "\r\n");
 		assert_int_equal(imap_parse_init(&p, &lim, big_storage,
-						 sizeof(big_storage),
-						 argv_store, 256),
-				 0);
+				     sizeof(big_storage), argv_store, 256),
+		    0);
 		while (imap_parse_feed(&p, in + off, n - off, &used) ==
-		       IMAP_PARSE_LITERAL)
+		    IMAP_PARSE_LITERAL)
 			off += used;
 		off += used;
 		assert_memory_equal(p.cmd.name, "ID", 2);
 		assert_int_equal(imap_parse_feed(&p, in + off, n - off, &used),
-				 IMAP_PARSE_INVALID);
+		    IMAP_PARSE_INVALID);
 		assert_string_equal(p.error, "Line too long");
 	}
 }
@@ -566,11 +562,11 @@ test_refuse(void **state)
 	const char *in = "a APPEND nobox {300}\r\nb NOOP\r\n";
 
 	assert_int_equal(imap_parse_init(&p, &test_limits, storage,
-					 sizeof(storage), argv_store, NARGS),
-			 0);
+			     sizeof(storage), argv_store, NARGS),
+	    0);
 	assert_int_equal(imap_parse_refuse(&p), -1);
 	assert_int_equal(imap_parse_feed(&p, in, strlen(in), &used),
-			 IMAP_PARSE_LITERAL);
+	    IMAP_PARSE_LITERAL);
 	assert_true(p.lit.sync && p.lit.streamed);
 	assert_int_equal(p.lit.size, 300);
 	assert_int_equal(p.cmd.tag_len, 1);
@@ -580,14 +576,14 @@ test_refuse(void **state)
 	assert_false(imap_parse_idle(&p) == false);
 	in += used;
 	assert_int_equal(imap_parse_feed(&p, in, strlen(in), &used),
-			 IMAP_PARSE_OK);
+	    IMAP_PARSE_OK);
 	assert_true(imap_command_is(&p.cmd, "NOOP"));
 	assert_memory_equal(p.cmd.tag, "b", 1);
 
 	/* a non-synchronizing literal cannot be refused */
 	in = "a APPEND x {300+}\r\n";
 	assert_int_equal(imap_parse_feed(&p, in, strlen(in), &used),
-			 IMAP_PARSE_LITERAL);
+	    IMAP_PARSE_LITERAL);
 	assert_int_equal(imap_parse_refuse(&p), -1);
 	assert_false(imap_parse_idle(&p));
 }
@@ -600,23 +596,23 @@ test_line_mode(void **state)
 	const char *in = "a AUTHENTICATE PLAIN\r\nAGZyZWQAc2VjcmV0\r\n\r\n";
 
 	assert_int_equal(imap_parse_init(&p, &test_limits, storage,
-					 sizeof(storage), argv_store, NARGS),
-			 0);
+			     sizeof(storage), argv_store, NARGS),
+	    0);
 	assert_int_equal(imap_parse_feed(&p, in, strlen(in), &used),
-			 IMAP_PARSE_OK);
+	    IMAP_PARSE_OK);
 	assert_true(imap_command_is(&p.cmd, "AUTHENTICATE"));
 	assert_true(imap_arg_atom_is(p.cmd.args, "plain"));
 	assert_int_equal(p.cmd.argc, 1);
 	in += used;
 	imap_parse_want_line(&p);
 	assert_int_equal(imap_parse_feed(&p, in, strlen(in), &used),
-			 IMAP_PARSE_OK);
+	    IMAP_PARSE_OK);
 	assert_int_equal(p.cmd.line_len, 16);
 	assert_memory_equal(p.cmd.line, "AGZyZWQAc2VjcmV0", 16);
 	in += used;
 	imap_parse_want_line(&p);
 	assert_int_equal(imap_parse_feed(&p, in, strlen(in), &used),
-			 IMAP_PARSE_OK);
+	    IMAP_PARSE_OK);
 	assert_int_equal(p.cmd.line_len, 0);
 	assert_true(imap_parse_idle(&p));
 }
@@ -632,20 +628,18 @@ test_set_limits(void **state)
 
 	small.max_line = 100;
 	assert_int_equal(imap_parse_init(&p, &small, small_buf,
-					 sizeof(small_buf), argv_store, 4),
-			 0);
+			     sizeof(small_buf), argv_store, 4),
+	    0);
 	assert_int_equal(imap_parse_feed(&p, in, strlen(in), &used),
-			 IMAP_PARSE_AGAIN);
+	    IMAP_PARSE_AGAIN);
 	assert_int_equal(imap_parse_set_limits(&p, &test_limits, storage,
-					       sizeof(storage), argv_store,
-					       NARGS),
-			 -1);
+			     sizeof(storage), argv_store, NARGS),
+	    -1);
 	assert_int_equal(imap_parse_feed(&p, " y\r\n", 4, &used),
-			 IMAP_PARSE_OK);
+	    IMAP_PARSE_OK);
 	assert_int_equal(imap_parse_set_limits(&p, &test_limits, storage,
-					       sizeof(storage), argv_store,
-					       NARGS),
-			 0);
+			     sizeof(storage), argv_store, NARGS),
+	    0);
 	assert_int_equal(
 	    imap_parse_init(&p, &small, small_buf, 8, argv_store, 4), -1);
 }
@@ -662,10 +656,10 @@ test_arg_helpers(void **state)
 	uint64_t n64;
 
 	assert_int_equal(imap_parse_init(&p, &test_limits, storage,
-					 sizeof(storage), argv_store, NARGS),
-			 0);
+			     sizeof(storage), argv_store, NARGS),
+	    0);
 	assert_int_equal(imap_parse_feed(&p, in, strlen(in), &used),
-			 IMAP_PARSE_OK);
+	    IMAP_PARSE_OK);
 	assert_int_equal(p.cmd.argc, 9);
 	assert_int_equal(p.cmd.nargs, 10);
 	a = p.cmd.args;
@@ -704,13 +698,11 @@ static void
 test_seqset(void **state)
 {
 	struct imap_range r[8];
-	struct imap_seqset set = {r, 8};
+	struct imap_seqset set = { r, 8 };
 	const char *err;
-	static const char *const bad[] = {
-	    "",	    "0",   "1,",   ",1",
-	    "1::2", "1:",  ":1",   "4294967296",
-	    "1 2",  "01",  "1,,2", "a",
-	    "*:",   "$,1", "1:0",  "99999999999999999999"};
+	static const char *const bad[] = { "", "0", "1,", ",1", "1::2",
+		"1:", ":1", "4294967296", "1 2", "01", "1,,2", "a", "*:", "$,1",
+		"1:0", "99999999999999999999" };
 
 	assert_int_equal(imap_seqset_parse(&set, "1:*,3,5:7", 9, &err), 0);
 	assert_int_equal(set.count, 3);
@@ -735,7 +727,7 @@ test_seqset(void **state)
 		assert_string_equal(err, "Invalid sequence set");
 	}
 	assert_int_equal(imap_seqset_parse(&set, "1,2,3,4,5,6,7,8,9", 17, &err),
-			 -1);
+	    -1);
 	assert_string_equal(err, "Sequence set too long");
 
 	assert_int_equal(imap_seqset_parse(&set, "$", 1, &err), 0);
@@ -760,7 +752,7 @@ test_seqset(void **state)
 	assert_false(imap_seqset_contains(&set, 21, 0));
 
 	assert_int_equal(imap_seqset_parse(&set, "*,4294967295,1", 14, &err),
-			 0);
+	    0);
 	imap_seqset_resolve(&set, 0);
 	assert_int_equal(set.count, 2);
 	assert_false(imap_seqset_contains(&set, 0, 0));
@@ -772,28 +764,16 @@ test_section(void **state)
 	struct imap_section s;
 	const char *err, *name;
 	size_t pos = 0, len;
-	static const char *const bad[] = {
-	    "BODY[",
-	    "BODY[0]",
-	    "BODY[1.]",
-	    "BODY[.1]",
-	    "BODY[MIME]",
-	    "BODY[1.FOO]",
-	    "BODY[]<1>",
-	    "BODY[]<1.0>",
-	    "BODY[]<.1>",
-	    "BODY[]x",
-	    "BINARY[HEADER]",
-	    "BINARY.SIZE[1]<0.1>",
-	    "BODY[HEADER.FIELDS ()]",
-	    "BODY[HEADER.FIELDS A]",
-	    "BODY[HEADER.FIELDS (A  B)]",
-	    "BODY[HEADER.FIELDS]",
-	    "BODY[1.2.3.4.5.6.7.8.9.10.11.12.13.14.15."
-	    "16.17.18.19.20.21.22.23.24.25.26.27.28."
-	    "29.30.31.32.33]",
-	    "BODY[4294967296]",
-	    "BODY[]<0.1>x"};
+	static const char *const bad[] = { "BODY[", "BODY[0]", "BODY[1.]",
+		"BODY[.1]", "BODY[MIME]", "BODY[1.FOO]", "BODY[]<1>",
+		"BODY[]<1.0>", "BODY[]<.1>", "BODY[]x", "BINARY[HEADER]",
+		"BINARY.SIZE[1]<0.1>", "BODY[HEADER.FIELDS ()]",
+		"BODY[HEADER.FIELDS A]", "BODY[HEADER.FIELDS (A  B)]",
+		"BODY[HEADER.FIELDS]",
+		"BODY[1.2.3.4.5.6.7.8.9.10.11.12.13.14.15."
+		"16.17.18.19.20.21.22.23.24.25.26.27.28."
+		"29.30.31.32.33]",
+		"BODY[4294967296]", "BODY[]<0.1>x" };
 
 	assert_int_equal(imap_section_parse("FLAGS", 5, &s, &err), 1);
 	assert_int_equal(imap_section_parse("BODY", 4, &s, &err), 1);
@@ -834,7 +814,7 @@ test_section(void **state)
 	    imap_section_parse("BODY[2.HEADER]<0.1>", 19, &s, &err), 0);
 	assert_int_equal(s.kind, IMAP_SECT_HEADER);
 	assert_int_equal(imap_section_parse("BINARY.SIZE[1.2]", 16, &s, &err),
-			 0);
+	    0);
 	assert_int_equal(s.att, IMAP_ATT_BINARY_SIZE);
 
 	for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
@@ -866,7 +846,7 @@ sink_write(void *ctx, const char *p, size_t len)
 static void
 check_write(const char *in, size_t len, unsigned flags, const char *expect)
 {
-	struct sink s = {.fail_after = -1};
+	struct sink s = { .fail_after = -1 };
 
 	assert_int_equal(imap_write_astring(sink_write, &s, in, len, flags), 0);
 	assert_string_equal(s.buf, expect);
@@ -875,7 +855,7 @@ check_write(const char *in, size_t len, unsigned flags, const char *expect)
 static void
 test_writer(void **state)
 {
-	struct sink s = {.fail_after = -1};
+	struct sink s = { .fail_after = -1 };
 
 	check_write("INBOX", 5, 0, "INBOX");
 	check_write("a]b", 3, 0, "a]b");
@@ -897,7 +877,7 @@ test_writer(void **state)
 		s.len = 0;
 		s.fail_after = k;
 		assert_int_equal(imap_write_string(sink_write, &s, "a\"", 2, 0),
-				 -1);
+		    -1);
 	}
 }
 
@@ -944,21 +924,21 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_rfc_examples),
-	    cmocka_unit_test(test_fetch_atts),
-	    cmocka_unit_test(test_literals),
-	    cmocka_unit_test(test_quoting),
-	    cmocka_unit_test(test_errors),
-	    cmocka_unit_test(test_limit_errors),
-	    cmocka_unit_test(test_big_command),
-	    cmocka_unit_test(test_refuse),
-	    cmocka_unit_test(test_line_mode),
-	    cmocka_unit_test(test_set_limits),
-	    cmocka_unit_test(test_arg_helpers),
-	    cmocka_unit_test(test_seqset),
-	    cmocka_unit_test(test_section),
-	    cmocka_unit_test(test_writer),
-	    cmocka_unit_test(test_random_splits),
+		cmocka_unit_test(test_rfc_examples),
+		cmocka_unit_test(test_fetch_atts),
+		cmocka_unit_test(test_literals),
+		cmocka_unit_test(test_quoting),
+		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_limit_errors),
+		cmocka_unit_test(test_big_command),
+		cmocka_unit_test(test_refuse),
+		cmocka_unit_test(test_line_mode),
+		cmocka_unit_test(test_set_limits),
+		cmocka_unit_test(test_arg_helpers),
+		cmocka_unit_test(test_seqset),
+		cmocka_unit_test(test_section),
+		cmocka_unit_test(test_writer),
+		cmocka_unit_test(test_random_splits),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

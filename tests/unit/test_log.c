@@ -64,11 +64,13 @@ test_line_format(void **state)
 	log_info(0x0f3a9c1e22b04d17ULL, "conn.open", "listener=%s port=%d",
 	    "imaps", 993);
 	line = drain(NULL);
-	assert_int_equal(regcomp(&re,
-	    "^ts=[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"
-	    "\\.[0-9]{3}Z level=info daemon=testd sid=0f3a9c1e22b04d17 "
-	    "event=conn\\.open listener=imaps port=993\n$",
-	    REG_EXTENDED | REG_NOSUB), 0);
+	assert_int_equal(
+	    regcomp(&re,
+		"^ts=[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"
+		"\\.[0-9]{3}Z level=info daemon=testd sid=0f3a9c1e22b04d17 "
+		"event=conn\\.open listener=imaps port=993\n$",
+		REG_EXTENDED | REG_NOSUB),
+	    0);
 	assert_int_equal(regexec(&re, line, 0, NULL, 0), 0);
 	regfree(&re);
 }
@@ -81,8 +83,9 @@ test_no_sid_no_fmt(void **state)
 	log_warn(0, "daemon.reload", NULL);
 	line = drain(NULL);
 	assert_null(strstr(line, "sid="));
-	assert_non_null(strstr(line, " level=warn daemon=testd "
-				     "event=daemon.reload\n"));
+	assert_non_null(strstr(line,
+	    " level=warn daemon=testd "
+	    "event=daemon.reload\n"));
 	/* Small sids still print as 16 digits. */
 	log_error(1, "x", "k=v");
 	line = drain(NULL);
@@ -148,8 +151,9 @@ test_quote_truncate(void **state)
 	assert_string_equal(log_quote(q, sizeof(q), long_bare, -1),
 	    "abcdefghijkl...");
 	assert_int_equal(strlen(q), sizeof(q) - 1);
-	assert_string_equal(log_quote(q, sizeof(q), "hello world, how are you",
-	    -1), "\"hello worl...\"");
+	assert_string_equal(
+	    log_quote(q, sizeof(q), "hello world, how are you", -1),
+	    "\"hello worl...\"");
 	assert_int_equal(strlen(q), sizeof(q) - 1);
 	/* An escape is never cut in half. */
 	assert_string_equal(log_quote(q, sizeof(q), "abcdefg\x01zzzzzz", -1),
@@ -224,9 +228,10 @@ test_fatal(void **state)
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 1);
 	line = drain(NULL);
-	assert_non_null(strstr(line, " level=error daemon=testd event=fatal "
-				     "error=\"cannot bind [::]:993: Address "
-				     "in use\"\n"));
+	assert_non_null(strstr(line,
+	    " level=error daemon=testd event=fatal "
+	    "error=\"cannot bind [::]:993: Address "
+	    "in use\"\n"));
 }
 
 int

@@ -71,7 +71,8 @@ listen_any(struct t *t)
 static struct loop *
 new_loop(size_t out_high)
 {
-	struct loop_conf conf = { .out_high = out_high, .buf_count = 64,
+	struct loop_conf conf = { .out_high = out_high,
+		.buf_count = 64,
 		.buf_size = 4096 };
 	const char *err = NULL;
 	struct loop *l = loop_new(&conf, &err);
@@ -193,8 +194,8 @@ run_echo(const struct conn_handler *server)
 	T.pattern = malloc(T.want);
 	for (size_t i = 0; i < T.want; i++)
 		T.pattern[i] = (unsigned char)(i * 7 + (i >> 10));
-	T.client = conn_connect(T.l, (struct sockaddr *)&T.addr.ss,
-	    T.addr.len, "client", &client_handler, NULL);
+	T.client = conn_connect(T.l, (struct sockaddr *)&T.addr.ss, T.addr.len,
+	    "client", &client_handler, NULL);
 	assert_non_null(T.client);
 	assert_int_equal(loop_run(T.l), 0);
 	assert_int_equal(T.opened, 1);
@@ -392,8 +393,8 @@ victim_open(struct conn *c)
 {
 	assert_int_equal(conn_write(c, "SECRET", 6), 0);
 	conn_abort(c, CR_NONE);
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0,
-	    reuse_pair), 0);
+	assert_int_equal(
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, reuse_pair), 0);
 	loop_stop(conn_loop(c), 0);
 }
 
@@ -412,8 +413,8 @@ test_fd_reuse_after_abort(void **state)
 	lfd = listen_any(&T);
 	assert_non_null(loop_listen(T.l, lfd, "t", &victim_handler, NULL));
 	cfd = socket(AF_INET, SOCK_STREAM, 0);
-	assert_int_equal(connect(cfd, (struct sockaddr *)&T.addr.ss,
-	    T.addr.len), 0);
+	assert_int_equal(
+	    connect(cfd, (struct sockaddr *)&T.addr.ss, T.addr.len), 0);
 	assert_int_equal(loop_run(T.l), 0);
 	loop_free(T.l);
 	assert_int_not_equal(reuse_pair[0], -1);
@@ -579,8 +580,8 @@ test_connect_refused(void **state)
 	assert_int_equal(bind(fd, (struct sockaddr *)&in, sizeof(in)), 0);
 	assert_int_equal(getsockname(fd, (struct sockaddr *)&in, &len), 0);
 	close(fd);
-	assert_non_null(conn_connect(l, (struct sockaddr *)&in, sizeof(in),
-	    "r", &refused_handler, NULL));
+	assert_non_null(conn_connect(l, (struct sockaddr *)&in, sizeof(in), "r",
+	    &refused_handler, NULL));
 	assert_int_equal(loop_run(l), 0);
 	assert_int_equal(refused_why, CR_CONNECT);
 	loop_free(l);
@@ -722,8 +723,8 @@ static const struct conn_handler px_handler = {
 /* A client on its own thread: send the parts (with a pause between, so
  * a header can arrive split), read until EOF. */
 static void
-px_client(const struct cfg_addr *a, const char *p1, size_t n1,
-    const char *p2, size_t n2, char *out, size_t cap)
+px_client(const struct cfg_addr *a, const char *p1, size_t n1, const char *p2,
+    size_t n2, char *out, size_t cap)
 {
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 	size_t got = 0;
@@ -771,12 +772,10 @@ px_clients(void *arg)
 	    (struct sockaddr *)&dst);
 	assert_true(n > 16);
 	memcpy(hdr + n, "hello", 5);
-	px_client(&X.trusted, hdr, 10, hdr + 10, n + 5 - 10, out,
-	    sizeof(out));
+	px_client(&X.trusted, hdr, 10, hdr + 10, n + 5 - 10, out, sizeof(out));
 	assert_string_equal(out, "[2001:db8::7]:6000 v6\n");
 	/* no header at all, and a source outside proxy_nets: closed */
-	px_client(&X.trusted, "a LOGIN x y\r\n", 13, NULL, 0, out,
-	    sizeof(out));
+	px_client(&X.trusted, "a LOGIN x y\r\n", 13, NULL, 0, out, sizeof(out));
 	assert_string_equal(out, "");
 	px_client(&X.stranger, v1, sizeof(v1) - 1, NULL, 0, out, sizeof(out));
 	assert_string_equal(out, "");
@@ -930,8 +929,8 @@ test_poll_fd(void **state)
 	timer_init(&P.t, P.l, pt_tick, NULL);
 	assert_int_equal(write(P.a[1], "ab", 2), 2);
 	assert_non_null(P.p = loop_poll_fd(P.l, P.a[0], POLLIN, pt_cb, NULL));
-	assert_non_null(P.q = loop_poll_fd(P.l, P.b[0], POLLIN, pt_never,
-	    NULL));
+	assert_non_null(
+	    P.q = loop_poll_fd(P.l, P.b[0], POLLIN, pt_never, NULL));
 	assert_int_equal(loop_run(P.l), 0);
 	assert_int_equal(P.calls, 4);
 	assert_string_equal(P.got, "abc");

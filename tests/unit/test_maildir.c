@@ -36,9 +36,9 @@ struct fixture {
 static char *read_msg(struct maildir *box, size_t index);
 static size_t count_dir(const char *dir);
 static uint32_t deliver_text(struct fixture *fx, const char *folder,
-			     const char *text, unsigned int flags);
+    const char *text, unsigned int flags);
 static const struct maildir_folder *find_folder(const struct maildir_folder *v,
-						size_t n, const char *name);
+    size_t n, const char *name);
 
 static int
 setup(void **state)
@@ -95,15 +95,15 @@ count_dir(const char *dir)
 
 static uint32_t
 deliver_text(struct fixture *fx, const char *folder, const char *text,
-	     unsigned int flags)
+    unsigned int flags)
 {
-	struct maildir_delivery opt = {.flags = flags};
+	struct maildir_delivery opt = { .flags = flags };
 	uint32_t uidv, uid;
 	const char *err;
 
 	assert_int_equal(maildir_deliver(fx->md, folder, text, strlen(text),
-					 &opt, &uidv, &uid, &err),
-			 0);
+			     &opt, &uidv, &uid, &err),
+	    0);
 	return uid;
 }
 
@@ -132,13 +132,13 @@ test_user_dir(void **state)
 	assert_int_equal(maildir_user_dir("/r", "a.b@x.org", &dir, &err), 0);
 	assert_string_equal(dir, "/r/x.org/a.b/Maildir");
 	free(dir);
-	const char *bad[] = {"nodomain", "a@b@c",     "@x.org",	    "a@",
-			     "../x@y",	 "a/b@x.org", "a@../x",	    ".a@x.org",
-			     "a@.x.org", "a\n@x.org", "a..b@x.org", ""};
+	const char *bad[] = { "nodomain", "a@b@c", "@x.org", "a@", "../x@y",
+		"a/b@x.org", "a@../x", ".a@x.org", "a@.x.org", "a\n@x.org",
+		"a..b@x.org", "" };
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		errno = 0;
 		assert_int_equal(maildir_user_dir("/r", bad[i], &dir, &err),
-				 -1);
+		    -1);
 		assert_int_equal(errno, EINVAL);
 	}
 }
@@ -151,18 +151,18 @@ test_folder_names(void **state)
 	static const struct {
 		const char *name, *dir;
 	} ok[] = {
-	    {"INBOX", "/m"},
-	    {"inbox", "/m"},
-	    {"a", "/m/.a"},
-	    {"a/b", "/m/.a.b"},
-	    {"v1.2", "/m/.v1%2E2"},
-	    {"100%", "/m/.100%25"},
-	    {"Inbox/x", "/m/.INBOX.x"},
-	    {"x/inbox", "/m/.x.inbox"},
-	    {"K\xc3\xa4se", "/m/.K\xc3\xa4se"},
+		{ "INBOX", "/m" },
+		{ "inbox", "/m" },
+		{ "a", "/m/.a" },
+		{ "a/b", "/m/.a.b" },
+		{ "v1.2", "/m/.v1%2E2" },
+		{ "100%", "/m/.100%25" },
+		{ "Inbox/x", "/m/.INBOX.x" },
+		{ "x/inbox", "/m/.x.inbox" },
+		{ "K\xc3\xa4se", "/m/.K\xc3\xa4se" },
 	};
-	static const char *const bad[] = {"",	  "/a",	  "a/",	  "a//b",
-					  "a\tb", "\xc3", "\xff", "a\x7f"};
+	static const char *const bad[] = { "", "/a", "a/", "a//b", "a\tb",
+		"\xc3", "\xff", "a\x7f" };
 	size_t i;
 
 	for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
@@ -173,7 +173,7 @@ test_folder_names(void **state)
 	}
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_equal(maildir_folder_dir("/m", bad[i], &dir, &err),
-				 -1);
+		    -1);
 	char longname[300];
 	memset(longname, 'x', sizeof(longname) - 1);
 	longname[sizeof(longname) - 1] = '\0';
@@ -195,8 +195,8 @@ test_deliver_reopen(void **state)
 	size_t n;
 
 	assert_int_equal(maildir_deliver(fx->md, "INBOX", "a\r\n", 3, NULL,
-					 &uidv, &uid, &err),
-			 0);
+			     &uidv, &uid, &err),
+	    0);
 	assert_int_equal(uid, 1);
 	assert_int_equal(deliver_text(fx, "INBOX", "bb\nline\n", 0), 2);
 	assert_int_equal(deliver_text(fx, "INBOX", "ccc\r\n", 0), 3);
@@ -244,9 +244,9 @@ test_deliver_reopen(void **state)
 	maildir_close(&box);
 
 	/* APPEND with flags and date goes straight to cur/ */
-	struct maildir_delivery opt = {.flags = MAILDIR_FLAG_SEEN |
-						MAILDIR_FLAG_DRAFT,
-				       .date = 1000000000};
+	struct maildir_delivery opt = { .flags = MAILDIR_FLAG_SEEN |
+		    MAILDIR_FLAG_DRAFT,
+		.date = 1000000000 };
 	assert_int_equal(
 	    maildir_deliver(fx->md, "INBOX", "d", 1, &opt, &uidv2, &uid, &err),
 	    0);
@@ -257,8 +257,8 @@ test_deliver_reopen(void **state)
 	m = maildir_msgs(box, &n);
 	assert_int_equal(n, 4);
 	/* no read-write view has seen it: read-only views show \Recent */
-	assert_int_equal(m[3].flags, MAILDIR_FLAG_SEEN | MAILDIR_FLAG_DRAFT |
-					 MAILDIR_FLAG_RECENT);
+	assert_int_equal(m[3].flags,
+	    MAILDIR_FLAG_SEEN | MAILDIR_FLAG_DRAFT | MAILDIR_FLAG_RECENT);
 	assert_int_equal(m[3].date, 1000000000);
 	assert_non_null(strstr(m[3].file, ":2,DS"));
 	assert_int_equal(maildir_set_flags(box, 0, 0, &err), -1);
@@ -272,8 +272,8 @@ test_deliver_reopen(void **state)
 	fflush(spool);
 	assert_int_equal(lseek(fileno(spool), 5, SEEK_SET), 5);
 	assert_int_equal(maildir_deliver_fd(fx->md, "INBOX", fileno(spool),
-					    NULL, &uidv2, &uid, &err),
-			 0);
+			     NULL, &uidv2, &uid, &err),
+	    0);
 	fclose(spool);
 	assert_int_equal(uid, 5);
 	assert_int_equal(
@@ -331,7 +331,7 @@ test_external_drop(void **state)
 	assert_int_equal(m[1].date, 2000000100);
 	assert_int_equal(m[2].uid, 3);
 	assert_int_equal(m[2].flags & MAILDIR_FLAGS_STORED,
-			 MAILDIR_FLAG_FLAGGED | MAILDIR_FLAG_SEEN);
+	    MAILDIR_FLAG_FLAGGED | MAILDIR_FLAG_SEEN);
 	assert_int_equal(m[3].uid, 4);
 	assert_int_equal(m[3].size, 5);
 	/* new to the folder, whichever directory it was dropped into */
@@ -418,11 +418,10 @@ test_flags(void **state)
 	deliver_text(fx, "INBOX", "y", 0);
 	assert_int_equal(maildir_open(fx->md, "INBOX", 0, &box, &err), 0);
 	assert_int_equal(maildir_open(fx->md, "INBOX", 0, &other, &err), 0);
-	assert_int_equal(
-	    maildir_set_flags(box, 0,
-			      MAILDIR_FLAG_SEEN | MAILDIR_FLAG_FLAGGED |
-				  MAILDIR_FLAG_DELETED | MAILDIR_FLAG_RECENT,
-			      &err),
+	assert_int_equal(maildir_set_flags(box, 0,
+			     MAILDIR_FLAG_SEEN | MAILDIR_FLAG_FLAGGED |
+				 MAILDIR_FLAG_DELETED | MAILDIR_FLAG_RECENT,
+			     &err),
 	    0);
 	m = maildir_msgs(box, &n);
 	assert_non_null(strstr(m[0].file, ":2,FST"));
@@ -437,23 +436,22 @@ test_flags(void **state)
 	assert_int_equal(ch.flag_changed[0], 0);
 	maildir_changes_free(&ch);
 	m = maildir_msgs(other, &n);
-	assert_int_equal(m[0].flags, MAILDIR_FLAG_SEEN | MAILDIR_FLAG_FLAGGED |
-					 MAILDIR_FLAG_DELETED);
+	assert_int_equal(m[0].flags,
+	    MAILDIR_FLAG_SEEN | MAILDIR_FLAG_FLAGGED | MAILDIR_FLAG_DELETED);
 	/* other renames behind box's back (its stored name is now stale):
 	 * set_flags and msg_open follow the new name */
 	assert_int_equal(
 	    maildir_set_flags(other, 0, MAILDIR_FLAG_ANSWERED, &err), 0);
 	assert_string_equal(read_msg(box, 0), "x");
-	assert_int_equal(
-	    maildir_set_flags(box, 0, MAILDIR_FLAG_SEEN | MAILDIR_FLAG_ANSWERED,
-			      &err),
+	assert_int_equal(maildir_set_flags(box, 0,
+			     MAILDIR_FLAG_SEEN | MAILDIR_FLAG_ANSWERED, &err),
 	    0);
 	m = maildir_msgs(box, &n);
 	assert_non_null(strstr(m[0].file, ":2,RS"));
 	/* a MUA renames a file by hand, keeping an unknown keyword letter */
 	assert_int_equal(maildir_msg_path(box, 1, from, sizeof(from)), 0);
 	fmt_path(to, "%s/cur/%.*s:2,Pa", fx->md, (int)m[1].base_len,
-		 m[1].file + 4);
+	    m[1].file + 4);
 	assert_int_equal(rename(from, to), 0);
 	assert_int_equal(maildir_sync(box, &ch, &err), 0);
 	assert_int_equal(ch.flag_changed_count, 1);
@@ -461,11 +459,10 @@ test_flags(void **state)
 	maildir_changes_free(&ch);
 	m = maildir_msgs(box, &n);
 	assert_int_equal(m[1].flags & MAILDIR_FLAGS_STORED,
-			 MAILDIR_FLAG_PASSED);
+	    MAILDIR_FLAG_PASSED);
 	assert_int_equal(m[1].keywords, 1);
-	assert_int_equal(
-	    maildir_set_flags(box, 1, MAILDIR_FLAG_PASSED | MAILDIR_FLAG_SEEN,
-			      &err),
+	assert_int_equal(maildir_set_flags(box, 1,
+			     MAILDIR_FLAG_PASSED | MAILDIR_FLAG_SEEN, &err),
 	    0);
 	m = maildir_msgs(box, &n);
 	assert_non_null(strstr(m[1].file, ":2,PSa"));
@@ -486,7 +483,7 @@ test_copy_move(void **state)
 	struct maildir *box, *dst;
 	struct maildir_changes ch;
 	const struct maildir_msg *m;
-	uint32_t uids[3] = {1, 3, 99}, dest[3], uidv;
+	uint32_t uids[3] = { 1, 3, 99 }, dest[3], uidv;
 	struct maildir_status st;
 	const char *err;
 	size_t n;
@@ -542,7 +539,7 @@ test_copy_move(void **state)
 	assert_string_equal(read_msg(dst, 2), "m2");
 	assert_string_equal(read_msg(dst, 3), "m3");
 	assert_int_equal(m[1].flags & MAILDIR_FLAGS_STORED,
-			 MAILDIR_FLAG_FLAGGED);
+	    MAILDIR_FLAG_FLAGGED);
 	assert_int_equal(m[2].flags & MAILDIR_FLAGS_STORED, MAILDIR_FLAG_SEEN);
 	assert_int_equal(m[0].size, 2);
 	maildir_close(&dst);
@@ -581,12 +578,10 @@ test_stale_view(void **state)
 static void
 test_diff(void **state)
 {
-	struct maildir_msg old[4] = {{.uid = 1},
-				     {.uid = 2},
-				     {.uid = 5, .flags = MAILDIR_FLAG_SEEN},
-				     {.uid = 7}};
-	struct maildir_msg cur[4] = {
-	    {.uid = 2}, {.uid = 5}, {.uid = 8}, {.uid = 9}};
+	struct maildir_msg old[4] = { { .uid = 1 }, { .uid = 2 },
+		{ .uid = 5, .flags = MAILDIR_FLAG_SEEN }, { .uid = 7 } };
+	struct maildir_msg cur[4] = { { .uid = 2 }, { .uid = 5 }, { .uid = 8 },
+		{ .uid = 9 } };
 	struct maildir_changes ch;
 
 	assert_int_equal(maildir_diff(old, 4, cur, 4, &ch), 0);
@@ -659,7 +654,7 @@ test_folders(void **state)
 	f = find_folder(v, n, "p");
 	assert_non_null(f);
 	assert_int_equal(f->attrs,
-			 MAILDIR_ATTR_NOSELECT | MAILDIR_ATTR_HASCHILDREN);
+	    MAILDIR_ATTR_NOSELECT | MAILDIR_ATTR_HASCHILDREN);
 	assert_non_null(find_folder(v, n, "p/q"));
 	assert_non_null(find_folder(v, n, "v1.2"));
 	maildir_list_free(v, n);
@@ -750,16 +745,14 @@ test_user_init_subscriptions(void **state)
 	static const struct {
 		const char *name;
 		unsigned int attr;
-	} want[] = {{"INBOX", 0},
-		    {"Drafts", MAILDIR_ATTR_DRAFTS},
-		    {"Junk", MAILDIR_ATTR_JUNK},
-		    {"Sent", MAILDIR_ATTR_SENT},
-		    {"Trash", MAILDIR_ATTR_TRASH}};
+	} want[] = { { "INBOX", 0 }, { "Drafts", MAILDIR_ATTR_DRAFTS },
+		{ "Junk", MAILDIR_ATTR_JUNK }, { "Sent", MAILDIR_ATTR_SENT },
+		{ "Trash", MAILDIR_ATTR_TRASH } };
 	for (i = 0; i < 5; i++) {
 		assert_string_equal(v[i].name, want[i].name);
-		assert_int_equal(v[i].attrs, want[i].attr |
-						 MAILDIR_ATTR_SUBSCRIBED |
-						 MAILDIR_ATTR_HASNOCHILDREN);
+		assert_int_equal(v[i].attrs,
+		    want[i].attr | MAILDIR_ATTR_SUBSCRIBED |
+			MAILDIR_ATTR_HASNOCHILDREN);
 	}
 	maildir_list_free(v, n);
 
@@ -864,7 +857,7 @@ deliver_loop(const char *md, int out, int id)
 	for (uint32_t i = 0;; i++) {
 		snprintf(text, sizeof(text), "child %d message %u", id, i);
 		if (maildir_deliver(md, "INBOX", text, strlen(text), NULL,
-				    &uidv, &uid, &err) == -1)
+			&uidv, &uid, &err) == -1)
 			_exit(1);
 		rec[0] = uid;
 		rec[1] = i;
@@ -910,14 +903,14 @@ test_crash_kill(void **state)
 		syncs++;
 		clock_gettime(CLOCK_MONOTONIC, &now);
 	} while ((now.tv_sec - start.tv_sec) * 1000 +
-		     (now.tv_nsec - start.tv_nsec) / 1000000 <
-		 700);
+		(now.tv_nsec - start.tv_nsec) / 1000000 <
+	    700);
 	for (c = 0; c < CHILDREN; c++)
 		kill(pids[c], SIGKILL);
 	for (c = 0; c < CHILDREN; c++) {
 		waitpid(pids[c], NULL, 0);
 		while (read(pipes[c][0], rec, sizeof(rec)) == sizeof(rec) &&
-		       nacked < sizeof(acked) / sizeof(acked[0])) {
+		    nacked < sizeof(acked) / sizeof(acked[0])) {
 			acked[nacked].uid = rec[0];
 			acked[nacked].i = rec[1];
 			acked[nacked++].child = (uint32_t)c;
@@ -928,7 +921,7 @@ test_crash_kill(void **state)
 	m = maildir_msgs(box, &n);
 	print_message("killed %d deliverers: %zu acknowledged, %zu in the "
 		      "folder, %d concurrent syncs\n",
-		      CHILDREN, nacked, n, syncs);
+	    CHILDREN, nacked, n, syncs);
 	assert_true(nacked > 0);
 	for (i = 1; i < n; i++)
 		assert_true(m[i].uid > m[i - 1].uid);
@@ -937,7 +930,7 @@ test_crash_kill(void **state)
 
 		assert_true(idx >= 0);
 		fmt_path(want, "child %u message %u", acked[j].child,
-			 acked[j].i);
+		    acked[j].i);
 		assert_string_equal(read_msg(box, (size_t)idx), want);
 	}
 	/* at most one unacknowledged message per child */
@@ -964,7 +957,7 @@ test_scan_10k(void **state)
 	assert_int_equal(maildir_user_init(fx->md, &err), 0);
 	for (i = 0; i < N; i++) {
 		fmt_path(path, "%s/cur/%zu.M%zuP1.bulk,S=10:2,%s", fx->md,
-			 1600000000 + i / 7, i, i % 3 ? "S" : "");
+		    1600000000 + i / 7, i, i % 3 ? "S" : "");
 		fd = open(path, O_WRONLY | O_CREAT, 0600);
 		assert_true(fd != -1);
 		assert_int_equal(write(fd, "0123456789", 10), 10);
@@ -983,9 +976,8 @@ test_scan_10k(void **state)
 		assert_int_equal(m[i].uid, i + 1);
 		assert_int_equal(m[i].size, 10);
 	}
-	print_message(
-	    "10000 messages: first open (assigning UIDs) %.1f ms, "
-	    "resync %.1f ms\n",
+	print_message("10000 messages: first open (assigning UIDs) %.1f ms, "
+		      "resync %.1f ms\n",
 	    (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6,
 	    (t2.tv_sec - t1.tv_sec) * 1e3 + (t2.tv_nsec - t1.tv_nsec) / 1e6);
 	maildir_close(&box);
@@ -995,26 +987,30 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_user_dir, setup, teardown),
-	    cmocka_unit_test(test_folder_names),
-	    cmocka_unit_test_setup_teardown(test_deliver_reopen, setup,
-					    teardown),
-	    cmocka_unit_test_setup_teardown(test_external_drop, setup,
-					    teardown),
-	    cmocka_unit_test_setup_teardown(test_external_unlink, setup,
-					    teardown),
-	    cmocka_unit_test_setup_teardown(test_flags, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_copy_move, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_stale_view, setup, teardown),
-	    cmocka_unit_test(test_diff),
-	    cmocka_unit_test_setup_teardown(test_folders, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_rename_inbox, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_user_init_subscriptions, setup,
-					    teardown),
-	    cmocka_unit_test_setup_teardown(test_crash_stray_and_old_list,
-					    setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_crash_kill, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_scan_10k, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_user_dir, setup, teardown),
+		cmocka_unit_test(test_folder_names),
+		cmocka_unit_test_setup_teardown(test_deliver_reopen, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_external_drop, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_external_unlink, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_flags, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_copy_move, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_stale_view, setup,
+		    teardown),
+		cmocka_unit_test(test_diff),
+		cmocka_unit_test_setup_teardown(test_folders, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rename_inbox, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_user_init_subscriptions,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_crash_stray_and_old_list,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_crash_kill, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_scan_10k, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

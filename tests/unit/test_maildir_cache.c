@@ -46,7 +46,7 @@ static void deliver(struct fixture *fx, const char *folder, unsigned flags);
 static void settle(void);
 static void linger(void);
 static struct maildir *open_box(struct fixture *fx, const char *name,
-				unsigned flags);
+    unsigned flags);
 static size_t count_of(struct fixture *fx, const char *name);
 static void stats(struct fixture *fx, struct maildir_cache_stats *st);
 static void prime(struct fixture *fx, const char *name);
@@ -57,7 +57,8 @@ setup(void **state)
 {
 	struct fixture *fx = calloc(1, sizeof(*fx));
 
-	if (md_fixture_make(fx->root, fx->md, "rg-mdcache", "user@example.com") == -1)
+	if (md_fixture_make(fx->root, fx->md, "rg-mdcache",
+		"user@example.com") == -1)
 		return -1;
 	fx->cache = maildir_cache_new(64, 64u << 20, SETTLE_MS);
 	if (fx->cache == NULL)
@@ -82,13 +83,13 @@ static void
 deliver(struct fixture *fx, const char *folder, unsigned flags)
 {
 	static const char text[] = "From: a@b\nSubject: t\n\nbody\n";
-	struct maildir_delivery opt = {.flags = flags};
+	struct maildir_delivery opt = { .flags = flags };
 	uint32_t uidv, uid;
 	const char *err;
 
 	assert_int_equal(maildir_deliver(fx->md, folder, text, sizeof(text) - 1,
-					 &opt, &uidv, &uid, &err),
-			 0);
+			     &opt, &uidv, &uid, &err),
+	    0);
 }
 
 /* Let the directories age past the settle time, so a scan may be
@@ -96,7 +97,7 @@ deliver(struct fixture *fx, const char *folder, unsigned flags)
 static void
 settle(void)
 {
-	struct timespec ts = {0, (SETTLE_MS + 50) * 1000000L};
+	struct timespec ts = { 0, (SETTLE_MS + 50) * 1000000L };
 
 	nanosleep(&ts, NULL);
 }
@@ -257,7 +258,7 @@ test_external_changes(void **state)
 	assert_false(msgs[0].flags & MAILDIR_FLAG_FLAGGED);
 	fmt_path(path, "%s/%s", fx->md, msgs[0].file);
 	fmt_path(to, "%s/cur/%.*s:2,FS", fx->md, (int)msgs[0].base_len,
-		 msgs[0].file + 4);
+	    msgs[0].file + 4);
 	maildir_close(&box);
 	assert_int_equal(rename(path, to), 0);
 	box = open_box(fx, "INBOX", MAILDIR_OPEN_READONLY);
@@ -311,7 +312,7 @@ test_uidlist_rewrite(void **state)
 		fprintf(f, "ringstore-uidlist 1 %u %u\n", uidv + 7, 100);
 		for (i = 0; i < n; i++) {
 			snprintf(line, sizeof(line), "%zu %.*s\n", 50 + i,
-				 (int)msgs[i].base_len, msgs[i].file + 4);
+			    (int)msgs[i].base_len, msgs[i].file + 4);
 			fputs(line, f);
 		}
 		if (fclose(f) != 0 || rename(tmp, path) != 0)
@@ -404,9 +405,8 @@ test_own_changes(void **state)
 	prime(fx, "Other");
 
 	box = open_box(fx, "INBOX", 0);
-	assert_int_equal(
-	    maildir_set_flags(box, 1, MAILDIR_FLAG_SEEN | MAILDIR_FLAG_ANSWERED,
-			      &err),
+	assert_int_equal(maildir_set_flags(box, 1,
+			     MAILDIR_FLAG_SEEN | MAILDIR_FLAG_ANSWERED, &err),
 	    0);
 	view = open_box(fx, "INBOX", MAILDIR_OPEN_READONLY);
 	msgs = maildir_msgs(view, &n);
@@ -514,14 +514,14 @@ test_unsettled(void **state)
 	assert_non_null(c);
 	deliver(fx, "INBOX", MAILDIR_FLAG_SEEN);
 	assert_int_equal(maildir_open_cached(c, fx->md, "INBOX",
-					     MAILDIR_OPEN_READONLY, &box, &err),
-			 0);
+			     MAILDIR_OPEN_READONLY, &box, &err),
+	    0);
 	maildir_close(&box);
 	fmt_path(path, "%s/new/1000.tick.host", fx->md);
 	write_file(path, "From: x\n\nsame tick\n");
 	assert_int_equal(maildir_open_cached(c, fx->md, "INBOX",
-					     MAILDIR_OPEN_READONLY, &box, &err),
-			 0);
+			     MAILDIR_OPEN_READONLY, &box, &err),
+	    0);
 	maildir_msgs(box, &n);
 	assert_int_equal(n, 2);
 	maildir_close(&box);
@@ -536,7 +536,7 @@ test_unsettled(void **state)
 static void
 backdate(const char *dir, const struct timespec *when)
 {
-	struct timespec times[2] = {*when, *when};
+	struct timespec times[2] = { *when, *when };
 
 	assert_int_equal(utimensat(AT_FDCWD, dir, times, 0), 0);
 }
@@ -549,7 +549,7 @@ static void
 test_backdated_mtime(void **state)
 {
 	struct fixture *fx = *state;
-	struct timespec old = {.tv_sec = time(NULL) - 3600, .tv_nsec = 0};
+	struct timespec old = { .tv_sec = time(NULL) - 3600, .tv_nsec = 0 };
 	struct maildir_cache_stats st;
 	char newd[PATH_MAX], curd[PATH_MAX], path[PATH_MAX];
 	struct maildir_cache *c;
@@ -567,9 +567,8 @@ test_backdated_mtime(void **state)
 	settle(); /* past the ctime margin, far from MAILDIR_CACHE_SETTLE_MS */
 	for (int i = 0; i < 2; i++) {
 		assert_int_equal(maildir_open_cached(c, fx->md, "INBOX",
-						     MAILDIR_OPEN_READONLY,
-						     &box, &err),
-				 0);
+				     MAILDIR_OPEN_READONLY, &box, &err),
+		    0);
 		maildir_close(&box);
 	}
 	maildir_cache_stats(c, &st);
@@ -580,8 +579,8 @@ test_backdated_mtime(void **state)
 	write_file(path, "From: x\n\nhidden\n");
 	backdate(curd, &old);
 	assert_int_equal(maildir_open_cached(c, fx->md, "INBOX",
-					     MAILDIR_OPEN_READONLY, &box, &err),
-			 0);
+			     MAILDIR_OPEN_READONLY, &box, &err),
+	    0);
 	maildir_msgs(box, &n);
 	assert_int_equal(n, 2);
 	maildir_close(&box);
@@ -595,7 +594,7 @@ test_bounds(void **state)
 {
 	struct fixture *fx = *state;
 	struct maildir_cache_stats st;
-	static const char *const names[] = {"a", "b", "c", "d"};
+	static const char *const names[] = { "a", "b", "c", "d" };
 	struct maildir_cache *c;
 	struct maildir *box;
 	const char *err;
@@ -628,9 +627,8 @@ test_bounds(void **state)
 	assert_non_null(c);
 	for (i = 0; i < 4; i++) {
 		assert_int_equal(maildir_open_cached(c, fx->md, names[i],
-						     MAILDIR_OPEN_READONLY,
-						     &box, &err),
-				 0);
+				     MAILDIR_OPEN_READONLY, &box, &err),
+		    0);
 		maildir_close(&box);
 	}
 	maildir_cache_stats(c, &st);
@@ -642,8 +640,8 @@ test_bounds(void **state)
 	c = maildir_cache_new(100, 16, SETTLE_MS);
 	assert_non_null(c);
 	assert_int_equal(maildir_open_cached(c, fx->md, "a",
-					     MAILDIR_OPEN_READONLY, &box, &err),
-			 0);
+			     MAILDIR_OPEN_READONLY, &box, &err),
+	    0);
 	maildir_close(&box);
 	maildir_cache_stats(c, &st);
 	assert_int_equal(st.entries, 0);
@@ -676,8 +674,7 @@ race_reader(void *arg)
 	while (!atomic_load(&r->stop)) {
 		before = atomic_load(&r->delivered);
 		if (maildir_open_cached(r->fx->cache, r->fx->md, "INBOX",
-					MAILDIR_OPEN_READONLY, &box,
-					&err) == -1) {
+			MAILDIR_OPEN_READONLY, &box, &err) == -1) {
 			r->failed = 1;
 			break;
 		}
@@ -701,7 +698,7 @@ test_threads(void **state)
 	struct fixture *fx = *state;
 	struct race r[3];
 	struct maildir_cache_stats st;
-	struct timespec pause = {0, 20 * 1000000L};
+	struct timespec pause = { 0, 20 * 1000000L };
 	pthread_t t[3];
 	char path[PATH_MAX];
 	unsigned i, k, total = 20;
@@ -748,21 +745,23 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_hit_when_unchanged, setup,
-					    teardown),
-	    cmocka_unit_test_setup_teardown(test_external_changes, setup,
-					    teardown),
-	    cmocka_unit_test_setup_teardown(test_uidlist_rewrite, setup,
-					    teardown),
-	    cmocka_unit_test_setup_teardown(test_dirty_scan_stored, setup,
-					    teardown),
-	    cmocka_unit_test_setup_teardown(test_own_changes, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_recent, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_unsettled, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_backdated_mtime, setup,
-					    teardown),
-	    cmocka_unit_test_setup_teardown(test_bounds, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hit_when_unchanged, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_external_changes, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_uidlist_rewrite, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_dirty_scan_stored, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_own_changes, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_recent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unsettled, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_backdated_mtime, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_bounds, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -63,16 +63,17 @@ teardown(void **state)
 
 static uint32_t
 deliver(struct fixture *fx, const char *folder, unsigned int flags,
-	const char *const *keywords, size_t nkw)
+    const char *const *keywords, size_t nkw)
 {
-	struct maildir_delivery opt = {
-	    .flags = flags, .keywords = keywords, .keyword_count = nkw};
+	struct maildir_delivery opt = { .flags = flags,
+		.keywords = keywords,
+		.keyword_count = nkw };
 	uint32_t uidv, uid;
 	const char *err;
 
 	assert_int_equal(maildir_deliver(fx->md, folder, "Subject: x\r\n\r\n",
-					 15, &opt, &uidv, &uid, &err),
-			 0);
+			     15, &opt, &uidv, &uid, &err),
+	    0);
 	return uid;
 }
 
@@ -120,8 +121,8 @@ static void
 test_stale_view_keeps_other_change(void **state)
 {
 	struct fixture *fx = *state;
-	struct maildir_flag_change answered = {.set = MAILDIR_FLAG_ANSWERED};
-	struct maildir_flag_change unseen = {.clear = MAILDIR_FLAG_SEEN};
+	struct maildir_flag_change answered = { .set = MAILDIR_FLAG_ANSWERED };
+	struct maildir_flag_change unseen = { .clear = MAILDIR_FLAG_SEEN };
 	struct maildir *a, *b;
 	const struct maildir_msg *m;
 	const char *err;
@@ -164,7 +165,7 @@ toggler(const char *md, unsigned int flag, uint32_t letter)
 		_exit(2);
 	for (r = 0; r < ROUNDS; r++) {
 		bool set = r % 2 == 1;
-		struct maildir_flag_change c = {0};
+		struct maildir_flag_change c = { 0 };
 
 		if (set) {
 			c.set = flag;
@@ -202,10 +203,10 @@ test_three_processes_toggle(void **state)
 		assert_true(pids[i] != -1);
 		if (pids[i] == 0)
 			toggler(fx->md,
-				i == 0	 ? MAILDIR_FLAG_ANSWERED
-				: i == 1 ? MAILDIR_FLAG_FLAGGED
-					 : 0,
-				i == 2 ? 1u : 0);
+			    i == 0     ? MAILDIR_FLAG_ANSWERED :
+				i == 1 ? MAILDIR_FLAG_FLAGGED :
+					 0,
+			    i == 2 ? 1u : 0);
 	}
 	for (i = 0; i < 3; i++) {
 		assert_int_equal(waitpid(pids[i], &st, 0), pids[i]);
@@ -215,8 +216,8 @@ test_three_processes_toggle(void **state)
 	assert_int_equal(maildir_open(fx->md, "INBOX", 0, &box, &err), 0);
 	m = maildir_msgs(box, &n);
 	assert_int_equal(n, 1);
-	assert_int_equal(m[0].flags, MAILDIR_FLAG_SEEN | MAILDIR_FLAG_ANSWERED |
-					 MAILDIR_FLAG_FLAGGED);
+	assert_int_equal(m[0].flags,
+	    MAILDIR_FLAG_SEEN | MAILDIR_FLAG_ANSWERED | MAILDIR_FLAG_FLAGGED);
 	assert_int_equal(m[0].keywords, 1);
 	maildir_close(&box);
 }
@@ -268,7 +269,7 @@ static void
 test_folder_file(void **state)
 {
 	struct fixture *fx = *state;
-	const char *names[] = {"$new", "$junk", "$new"};
+	const char *names[] = { "$new", "$junk", "$new" };
 	struct maildir *box;
 	const struct maildir_msg *m;
 	char path[PATH_MAX];
@@ -306,8 +307,8 @@ test_folder_file(void **state)
 	assert_true(maildir_keywords_changed(box));
 	assert_false(maildir_keywords_changed(box));
 	fmt_path(path, "%s/dovecot-keywords", fx->md);
-	assert_string_equal(
-	    slurp(path), "0 $Junk\n1 NonJunk\n2 bad]name\n4 $JUNK\n5 $new\n");
+	assert_string_equal(slurp(path),
+	    "0 $Junk\n1 NonJunk\n2 bad]name\n4 $JUNK\n5 $new\n");
 	maildir_close(&box);
 }
 
@@ -331,15 +332,14 @@ test_limit(void **state)
 	assert_true(maildir_keywords_room(box));
 	/* 27: all or nothing */
 	assert_int_equal(maildir_keywords_get(box, names,
-					      MAILDIR_KEYWORDS_MAX + 1, true,
-					      &letters, &err),
-			 -1);
+			     MAILDIR_KEYWORDS_MAX + 1, true, &letters, &err),
+	    -1);
 	assert_int_equal(errno, EOVERFLOW);
 	fmt_path(path, "%s/dovecot-keywords", fx->md);
 	assert_int_equal(access(path, F_OK), -1);
 	assert_int_equal(maildir_keywords_get(box, names, MAILDIR_KEYWORDS_MAX,
-					      true, &letters, &err),
-			 0);
+			     true, &letters, &err),
+	    0);
 	assert_int_equal(letters, MD_ALL_KEYWORDS);
 	assert_false(maildir_keywords_room(box));
 	assert_int_equal(
@@ -349,7 +349,8 @@ test_limit(void **state)
 	/* delivery drops what does not fit, keeps the rest and the mail */
 	deliver(fx, "INBOX", MAILDIR_FLAG_SEEN, &names[25], 2);
 	assert_int_equal(maildir_open(fx->md, "INBOX", 0, &box, &err), 0);
-	assert_int_equal(maildir_msgs(box, &(size_t){0})[1].keywords, 1u << 25);
+	assert_int_equal(maildir_msgs(box, &(size_t){ 0 })[1].keywords,
+	    1u << 25);
 	maildir_close(&box);
 }
 
@@ -357,7 +358,7 @@ static void
 test_deliver_copy_move(void **state)
 {
 	struct fixture *fx = *state;
-	const char *src_kw[] = {"$one", "$two"}, *dst_kw[] = {"$dst"};
+	const char *src_kw[] = { "$one", "$two" }, *dst_kw[] = { "$dst" };
 	uint32_t uids[2], dst[2], uidv;
 	struct maildir *box, *other;
 	const struct maildir_msg *m;
@@ -378,9 +379,8 @@ test_deliver_copy_move(void **state)
 	assert_int_equal(m[1].keywords, 2);
 	/* another view adds \Flagged to the first: the copy carries it */
 	assert_int_equal(maildir_open(fx->md, "INBOX", 0, &other, &err), 0);
-	assert_int_equal(
-	    maildir_set_flags(other, 0,
-			      MAILDIR_FLAG_SEEN | MAILDIR_FLAG_FLAGGED, &err),
+	assert_int_equal(maildir_set_flags(other, 0,
+			     MAILDIR_FLAG_SEEN | MAILDIR_FLAG_FLAGGED, &err),
 	    0);
 	maildir_close(&other);
 	assert_int_equal(
@@ -419,15 +419,16 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_stale_view_keeps_other_change,
-					    setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_three_processes_toggle, setup,
-					    teardown),
-	    cmocka_unit_test(test_parse),
-	    cmocka_unit_test_setup_teardown(test_folder_file, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_limit, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_deliver_copy_move, setup,
-					    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_stale_view_keeps_other_change, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_three_processes_toggle,
+		    setup, teardown),
+		cmocka_unit_test(test_parse),
+		cmocka_unit_test_setup_teardown(test_folder_file, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_limit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deliver_copy_move, setup,
+		    teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

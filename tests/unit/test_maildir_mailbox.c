@@ -49,7 +49,7 @@ static bool exists_in(const char *dir, const char *name);
 static int make_tmp(const char *tmpdir, const char *name);
 static void set_mtime(const char *path, time_t t);
 static uint32_t deliver(struct md_fixture *fx, const char *folder,
-			unsigned int flags, time_t date);
+    unsigned int flags, time_t date);
 static size_t recent_count(struct maildir *box);
 static uint32_t status_recent(struct md_fixture *fx, const char *folder);
 
@@ -106,23 +106,23 @@ make_tmp(const char *tmpdir, const char *name)
 static void
 set_mtime(const char *path, time_t t)
 {
-	struct timespec ts[2] = {{.tv_sec = t}, {.tv_sec = t}};
+	struct timespec ts[2] = { { .tv_sec = t }, { .tv_sec = t } };
 
 	assert_int_equal(utimensat(AT_FDCWD, path, ts, 0), 0);
 }
 
 static uint32_t
 deliver(struct md_fixture *fx, const char *folder, unsigned int flags,
-	time_t date)
+    time_t date)
 {
-	struct maildir_delivery opt = {.flags = flags, .date = date};
+	struct maildir_delivery opt = { .flags = flags, .date = date };
 	static const char text[] = "Subject: hi\r\n\r\nbody\r\n";
 	uint32_t uidv, uid;
 	const char *err;
 
 	assert_int_equal(maildir_deliver(fx->md, folder, text, sizeof(text) - 1,
-					 &opt, &uidv, &uid, &err),
-			 0);
+			     &opt, &uidv, &uid, &err),
+	    0);
 	return uid;
 }
 
@@ -173,7 +173,7 @@ test_tmp_cleanup_rules(void **state)
 	assert_int_equal(flock(held_fd, LOCK_EX | LOCK_NB), 0);
 	/* a name that says it was made later than the limit */
 	snprintf(name, sizeof(name), "%lld.M1P1.host",
-		 (long long)(now + HOURS(40)));
+	    (long long)(now + HOURS(40)));
 	future = make_tmp(tmp, name);
 	close(future);
 	fmt_path(path, "%s/sub", tmp);
@@ -204,7 +204,7 @@ static void
 test_tmp_in_flight_survives(void **state)
 {
 	struct md_fixture *fx = *state;
-	struct maildir_delivery opt = {.date = OLD_DATE};
+	struct maildir_delivery opt = { .date = OLD_DATE };
 	struct maildir_incoming *in;
 	struct maildir *box;
 	char tmp[PATH_MAX];
@@ -262,8 +262,8 @@ static void
 test_old_dates_while_opening(void **state)
 {
 	struct md_fixture *fx = *state;
-	struct opener o = {.md = fx->md};
-	struct maildir_delivery opt = {.date = OLD_DATE};
+	struct opener o = { .md = fx->md };
+	struct maildir_delivery opt = { .date = OLD_DATE };
 	struct maildir_incoming *in;
 	struct maildir *box;
 	uint32_t uidv, uid;
@@ -277,7 +277,7 @@ test_old_dates_while_opening(void **state)
 		opt.flags = i % 3 == 0 ? MAILDIR_FLAG_SEEN : 0;
 		if (i % 2 == 0) {
 			if (maildir_deliver(fx->md, "INBOX", "a\r\n", 3, &opt,
-					    &uidv, &uid, &err) == 0)
+				&uidv, &uid, &err) == 0)
 				ok++;
 			else
 				failed++;
@@ -295,7 +295,7 @@ test_old_dates_while_opening(void **state)
 	atomic_store(&o.stop, true);
 	pthread_join(t, NULL);
 	print_message("%d of 300 deliveries failed against %lu opens\n", failed,
-		      o.opens);
+	    o.opens);
 	assert_int_equal(failed, 0);
 	assert_int_equal(o.failed, 0);
 	assert_int_equal(maildir_open(fx->md, "INBOX", 0, &box, &err), 0);
@@ -337,7 +337,7 @@ test_recent_first_view(void **state)
 	/* COPY into the folder: the first sync after it claims it */
 	deliver(fx, "Trash", MAILDIR_FLAG_ANSWERED, 0);
 	assert_int_equal(maildir_open(fx->md, "Trash", 0, &src, &err), 0);
-	uids[0] = maildir_msgs(src, &(size_t){0})[0].uid;
+	uids[0] = maildir_msgs(src, &(size_t){ 0 })[0].uid;
 	assert_int_equal(
 	    maildir_copy(src, uids, 1, "INBOX", false, &uidv, dest, &err), 0);
 	assert_int_equal(status_recent(fx, "INBOX"), 1);
@@ -345,8 +345,8 @@ test_recent_first_view(void **state)
 	assert_int_equal(maildir_sync(a, NULL, &err), 0);
 	assert_int_equal(recent_count(b), 1);
 	assert_int_equal(recent_count(a), 3);
-	assert_true(maildir_msgs(b, &(size_t){0})[3].flags &
-		    MAILDIR_FLAG_RECENT);
+	assert_true(
+	    maildir_msgs(b, &(size_t){ 0 })[3].flags & MAILDIR_FLAG_RECENT);
 	/* MOVE: the same */
 	assert_int_equal(
 	    maildir_copy(src, uids, 1, "INBOX", true, &uidv, dest, &err), 0);
@@ -399,7 +399,7 @@ test_recent_version1_list(void **state)
 	assert_non_null(f);
 	fprintf(f, "ringstore-uidlist 1 %u 3\n", uidv);
 	snprintf(line, sizeof(line), "%u %.*s\n", m[0].uid, (int)m[0].base_len,
-		 m[0].file + 4);
+	    m[0].file + 4);
 	fputs(line, f);
 	assert_int_equal(fclose(f), 0);
 	maildir_close(&box);
@@ -452,7 +452,7 @@ claim_loop(void *arg)
 	while (!last) {
 		last = atomic_load(c->stop);
 		if (maildir_open_cached(c->cache, c->fx->md, "INBOX", 0, &box,
-					&err) == -1) {
+			&err) == -1) {
 			c->failed++;
 			continue;
 		}
@@ -489,12 +489,12 @@ test_recent_exactly_once(void **state)
 	for (i = 0; i <= RECENT_MSGS; i++)
 		atomic_store(&seen[i], 0);
 	for (i = 0; i < RECENT_THREADS; i++) {
-		c[i] = (struct claimer){.fx = fx,
-					.cache = i % 2 ? cache : NULL,
-					.stop = &stop,
-					.seen = seen};
+		c[i] = (struct claimer){ .fx = fx,
+			.cache = i % 2 ? cache : NULL,
+			.stop = &stop,
+			.seen = seen };
 		assert_int_equal(pthread_create(&t[i], NULL, claim_loop, &c[i]),
-				 0);
+		    0);
 	}
 	for (i = 1; i <= RECENT_MSGS; i++) {
 		uid = deliver(fx, "INBOX", i % 3 ? 0 : MAILDIR_FLAG_SEEN, 0);
@@ -509,7 +509,7 @@ test_recent_exactly_once(void **state)
 	for (i = 1; i <= RECENT_MSGS; i++)
 		if (atomic_load(&seen[i]) != 1)
 			fail_msg("UID %d was \\Recent in %u views", i,
-				 atomic_load(&seen[i]));
+			    atomic_load(&seen[i]));
 	assert_int_equal(status_recent(fx, "INBOX"), 0);
 }
 
@@ -521,10 +521,10 @@ test_recent_exactly_once(void **state)
 static void
 test_dot_names(void **state)
 {
-	static const char *const bad[] = {".",	    "..",    "a/..",	 "../a",
-					  "a/../b", "a/./b", "INBOX/..", "./."};
-	static const char *const good[] = {"...", "..a", "a..",
-					   ".a",  "a.",	 "v1.2/..x"};
+	static const char *const bad[] = { ".", "..", "a/..", "../a", "a/../b",
+		"a/./b", "INBOX/..", "./." };
+	static const char *const good[] = { "...", "..a", "a..", ".a", "a.",
+		"v1.2/..x" };
 	struct md_fixture *fx = *state;
 	char name[300];
 	const char *err;
@@ -534,7 +534,7 @@ test_dot_names(void **state)
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		errno = 0;
 		assert_int_equal(maildir_folder_dir(fx->md, bad[i], &dir, &err),
-				 -1);
+		    -1);
 		assert_int_equal(errno, EINVAL);
 		assert_int_equal(maildir_create(fx->md, bad[i], &err), -1);
 		assert_int_equal(errno, EINVAL);
@@ -559,7 +559,7 @@ folder_count(struct md_fixture *fx)
 	assert_int_equal(maildir_list(fx->md, &v, &n, &err), 0);
 	for (i = 0; i < n; i++)
 		k += !(v[i].attrs & MAILDIR_ATTR_NOSELECT) &&
-		     strcmp(v[i].name, "INBOX") != 0;
+		    strcmp(v[i].name, "INBOX") != 0;
 	maildir_list_free(v, n);
 	return k;
 }
@@ -568,9 +568,10 @@ static void
 test_folder_limits(void **state)
 {
 	struct md_fixture *fx = *state;
-	struct maildir_limits lim = {
-	    .max_folders = 8, .max_depth = 3, .max_name = 20};
-	struct maildir_limits none = {0};
+	struct maildir_limits lim = { .max_folders = 8,
+		.max_depth = 3,
+		.max_name = 20 };
+	struct maildir_limits none = { 0 };
 	char path[PATH_MAX];
 	const char *err;
 
@@ -586,45 +587,45 @@ test_folder_limits(void **state)
 	assert_int_equal(
 	    maildir_check_limits(fx->md, &lim, "a/b/c/d", NULL, &err), -1);
 	assert_int_equal(errno, ENAMETOOLONG);
-	assert_int_equal(maildir_check_limits(
-			     fx->md, &lim, "aaaaaaaaaabbbbbbbbbbc", NULL, &err),
-			 -1);
+	assert_int_equal(maildir_check_limits(fx->md, &lim,
+			     "aaaaaaaaaabbbbbbbbbbc", NULL, &err),
+	    -1);
 	assert_int_equal(errno, ENAMETOOLONG);
 	/* the count: a/b/c makes three folders (7), then one more fits */
 	assert_int_equal(maildir_create(fx->md, "a/b/c", &err), 0);
 	assert_int_equal(folder_count(fx), 7);
 	assert_int_equal(maildir_check_limits(fx->md, &lim, "x/y", NULL, &err),
-			 -1);
+	    -1);
 	assert_int_equal(errno, EMLINK);
 	assert_int_equal(maildir_check_limits(fx->md, &lim, "x", NULL, &err),
-			 0);
+	    0);
 	/* an existing name adds nothing (CREATE then says EEXIST) */
 	assert_int_equal(maildir_check_limits(fx->md, &lim, "a/b", NULL, &err),
-			 0);
+	    0);
 	/* INBOX/x has the Maildir itself as parent */
 	assert_int_equal(
 	    maildir_check_limits(fx->md, &lim, "INBOX/x", NULL, &err), 0);
 	assert_int_equal(maildir_create(fx->md, "x", &err), 0);
 	assert_int_equal(maildir_check_limits(fx->md, &lim, "y", NULL, &err),
-			 -1);
+	    -1);
 	assert_int_equal(errno, EMLINK);
 	/* RENAME: moves add nothing; new parents do; so does INBOX, whose
 	 * messages become a new folder; children's new names count */
 	assert_int_equal(maildir_check_limits(fx->md, &lim, "z", "x", &err), 0);
 	assert_int_equal(maildir_check_limits(fx->md, &lim, "p/q", "x", &err),
-			 -1);
+	    -1);
 	assert_int_equal(errno, EMLINK);
 	assert_int_equal(
 	    maildir_check_limits(fx->md, &lim, "old", "INBOX", &err), -1);
 	assert_int_equal(errno, EMLINK);
 	assert_int_equal(maildir_check_limits(fx->md, &lim, "x/n", "a", &err),
-			 -1); /* a/b/c would become x/n/b/c: four levels */
+	    -1); /* a/b/c would become x/n/b/c: four levels */
 	assert_int_equal(errno, ENAMETOOLONG);
 	assert_int_equal(maildir_check_limits(fx->md, &lim, "a/b", "x", &err),
-			 0);
+	    0);
 	assert_int_equal(maildir_check_limits(fx->md, &lim,
-					      "0123456789012345678", "a", &err),
-			 -1); /* ...8/b/c is 23 bytes */
+			     "0123456789012345678", "a", &err),
+	    -1); /* ...8/b/c is 23 bytes */
 	assert_int_equal(errno, ENAMETOOLONG);
 	/* a parent made by another program (a bare directory) is no folder:
 	 * creating below it counts it */
@@ -633,7 +634,7 @@ test_folder_limits(void **state)
 	assert_int_equal(folder_count(fx), 8);
 	lim.max_folders = 9;
 	assert_int_equal(maildir_check_limits(fx->md, &lim, "bare", NULL, &err),
-			 0);
+	    0);
 	assert_int_equal(
 	    maildir_check_limits(fx->md, &lim, "bare/more", NULL, &err), -1);
 	assert_int_equal(errno, EMLINK);
@@ -643,21 +644,22 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_tmp_cleanup_rules, setup,
-					    teardown),
-	    cmocka_unit_test_setup_teardown(test_tmp_in_flight_survives, setup,
-					    teardown),
-	    cmocka_unit_test_setup_teardown(test_old_dates_while_opening, setup,
-					    teardown),
-	    cmocka_unit_test_setup_teardown(test_recent_first_view, setup,
-					    teardown),
-	    cmocka_unit_test_setup_teardown(test_recent_version1_list, setup,
-					    teardown),
-	    cmocka_unit_test_setup_teardown(test_recent_exactly_once, setup,
-					    teardown),
-	    cmocka_unit_test_setup_teardown(test_dot_names, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_folder_limits, setup,
-					    teardown),
+		cmocka_unit_test_setup_teardown(test_tmp_cleanup_rules, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_tmp_in_flight_survives,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_old_dates_while_opening,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recent_first_view, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_recent_version1_list,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recent_exactly_once, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_dot_names, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_folder_limits, setup,
+		    teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

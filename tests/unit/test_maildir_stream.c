@@ -87,7 +87,7 @@ test_pieces_land_whole(void **state)
 {
 	struct md_fixture *fx = *state;
 	/* one bare LF ("b\n"), and a CRLF split across two pieces */
-	const char *pieces[] = {"Subject: s\r\n\r\na\r", "\nb\n", "c\r\n"};
+	const char *pieces[] = { "Subject: s\r\n\r\na\r", "\nb\n", "c\r\n" };
 	struct maildir_incoming *in = NULL;
 	char name[NAME_MAX + 1], path[PATH_MAX + 256];
 	uint32_t uidv = 0, uid = 0, uid2 = 0;
@@ -101,8 +101,8 @@ test_pieces_land_whole(void **state)
 	assert_int_equal(count_dir(fx->md, "tmp", NULL), 1);
 	for (size_t i = 0; i < 3; i++)
 		assert_int_equal(maildir_deliver_write(in, pieces[i],
-						       strlen(pieces[i]), &err),
-				 0);
+				     strlen(pieces[i]), &err),
+		    0);
 	assert_int_equal(maildir_deliver_size(in), 22);
 	assert_int_equal(count_dir(fx->md, "new", NULL), 0);
 	assert_int_equal(maildir_deliver_commit(&in, &uidv, &uid, &err), 0);
@@ -113,15 +113,15 @@ test_pieces_land_whole(void **state)
 	/* 22 bytes, and one more with the bare LF made CRLF */
 	assert_non_null(strstr(name, ",S=22,W=23"));
 	assert_true(snprintf(path, sizeof(path), "%s/new/%.200s", fx->md,
-			     name) < (int)sizeof(path));
+			name) < (int)sizeof(path));
 	data = slurp(path, &len);
 	assert_int_equal(len, 22);
 	assert_memory_equal(data, "Subject: s\r\n\r\na\r\nb\nc\r\n", 22);
 	free(data);
 	/* a whole delivery after it gets the next UID */
 	assert_int_equal(maildir_deliver(fx->md, "INBOX", "x\r\n", 3, NULL,
-					 &uidv, &uid2, &err),
-			 0);
+			     &uidv, &uid2, &err),
+	    0);
 	assert_int_equal(uid2, uid + 1);
 }
 
@@ -129,8 +129,8 @@ static void
 test_flags_go_to_cur(void **state)
 {
 	struct md_fixture *fx = *state;
-	struct maildir_delivery opt = {.flags = MAILDIR_FLAG_SEEN,
-				       .date = 1700000000};
+	struct maildir_delivery opt = { .flags = MAILDIR_FLAG_SEEN,
+		.date = 1700000000 };
 	struct maildir_incoming *in = NULL;
 	char name[NAME_MAX + 1];
 	uint32_t uidv, uid;
@@ -179,7 +179,7 @@ test_missing_folder(void **state)
 	assert_non_null(err);
 	errno = 0;
 	assert_int_equal(maildir_deliver_begin(fx->md, "a//b", NULL, &in, &err),
-			 -1);
+	    -1);
 	assert_int_equal(errno, EINVAL);
 }
 
@@ -187,14 +187,14 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_pieces_land_whole, setup,
-					    teardown),
-	    cmocka_unit_test_setup_teardown(test_flags_go_to_cur, setup,
-					    teardown),
-	    cmocka_unit_test_setup_teardown(test_abort_leaves_nothing, setup,
-					    teardown),
-	    cmocka_unit_test_setup_teardown(test_missing_folder, setup,
-					    teardown),
+		cmocka_unit_test_setup_teardown(test_pieces_land_whole, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_flags_go_to_cur, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_abort_leaves_nothing,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_missing_folder, setup,
+		    teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -61,8 +61,8 @@ test_register_rules(void **state)
 	assert_true(a >= 0);
 	a2 = metrics_counter(m, "req_total", "Requests.", "l=\"y\"");
 	assert_true(a2 >= 0 && a2 != a);
-	assert_int_equal(metrics_counter(m, "req_total", "Other help.",
-	    "l=\"x\""), a);
+	assert_int_equal(
+	    metrics_counter(m, "req_total", "Other help.", "l=\"x\""), a);
 	/* Same family, different type. */
 	assert_int_equal(metrics_gauge(m, "req_total", "g", "l=\"z\""), -1);
 	assert_int_equal(metrics_histogram(m, "req_total", "h", NULL, b, 2),
@@ -128,8 +128,8 @@ static void
 test_render_exact(void **state)
 {
 	struct metrics *m = metrics_new("ringgate", 2);
-	struct metrics_shard *s0 = metrics_shard(m, 0), *s1 =
-	    metrics_shard(m, 1);
+	struct metrics_shard *s0 = metrics_shard(m, 0),
+			     *s1 = metrics_shard(m, 1);
 	double b[] = { 0.005, 0.1, 1, 10 };
 	int c1, c2, g, gs, h, hl;
 	char *text;
@@ -141,8 +141,7 @@ test_render_exact(void **state)
 	    "listener=\"pop3s\"");
 	gs = metrics_gauge_set(m, "cert_expiry_seconds", "Expiry.", "cn=\"a\"");
 	h = metrics_histogram(m, "dur_seconds", "Durations.", NULL, b, 4);
-	hl = metrics_histogram(m, "dur_seconds", "Durations.", "x=\"1\"", b,
-	    4);
+	hl = metrics_histogram(m, "dur_seconds", "Durations.", "x=\"1\"", b, 4);
 
 	metrics_add(s0, c1, 3);
 	metrics_add(s1, c1, 4);
@@ -334,8 +333,7 @@ test_concurrent_exact(void **state)
 
 	for (unsigned i = 0; i < NTHREADS; i++) {
 		w[i] = (struct worker){ m, i, c, g, h };
-		assert_int_equal(pthread_create(&t[i], NULL, hammer, &w[i]),
-		    0);
+		assert_int_equal(pthread_create(&t[i], NULL, hammer, &w[i]), 0);
 	}
 	/* Scrapes while writers run must not crash or block them. */
 	for (int i = 0; i < 20; i++)

@@ -40,17 +40,17 @@ sink_write(void *ctx, const char *p, size_t len)
 static char *
 bodystructure(const struct mime_message *m, uint32_t part, bool ext)
 {
-	struct sink s = {0};
+	struct sink s = { 0 };
 
 	assert_int_equal(mime_write_bodystructure(m, part, ext, sink_write, &s),
-			 0);
+	    0);
 	return s.buf;
 }
 
 static char *
 envelope(const struct mime_message *m, uint32_t part)
 {
-	struct sink s = {0};
+	struct sink s = { 0 };
 
 	assert_int_equal(mime_write_envelope(m, part, sink_write, &s), 0);
 	return s.buf;
@@ -66,7 +66,7 @@ envelope(const struct mime_message *m, uint32_t part)
 
 static void
 check_section(const struct mime_message *m, const uint32_t *path, unsigned n,
-	      enum mime_sect kind, const char *want)
+    enum mime_sect kind, const char *want)
 {
 	size_t off, len;
 	uint32_t part;
@@ -79,7 +79,7 @@ check_section(const struct mime_message *m, const uint32_t *path, unsigned n,
 	assert_int_equal(mime_section(m, path, n, kind, &off, &len, &part), 0);
 	if (len != strlen(want) || memcmp(m->data + off, want, len) != 0)
 		fail_msg("section got [%.*s] want [%s]", (int)len,
-			 m->data + off, want);
+		    m->data + off, want);
 }
 
 static const char simple[] =
@@ -98,14 +98,13 @@ test_simple(void **state)
 {
 	struct mime_part parts[8];
 	struct mime_message m;
-	static const uint32_t one[] = {1}, two[] = {2}, oneone[] = {1, 1};
+	static const uint32_t one[] = { 1 }, two[] = { 2 }, oneone[] = { 1, 1 };
 
 	assert_int_equal(
 	    mime_parse(&m, simple, sizeof(simple) - 1, parts, 8, NULL), 0);
 	assert_int_equal(m.nparts, 1);
 	assert_false(m.limited);
-	CHECK_STR(
-	    envelope(&m, 0),
+	CHECK_STR(envelope(&m, 0),
 	    "(\"Mon, 7 Feb 1994 21:52:25 -0800 (PST)\" \"afternoon meeting\" "
 	    "((\"Fred Foobar\" NIL \"foobar\" \"Blurdybloop.example\")) "
 	    "((\"Fred Foobar\" NIL \"foobar\" \"Blurdybloop.example\")) "
@@ -113,18 +112,16 @@ test_simple(void **state)
 	    "((NIL NIL \"mooch\" \"owatagu.example\")) NIL NIL NIL "
 	    "\"<B27397-0100000@Blurdybloop.example>\")");
 	CHECK_STR(bodystructure(&m, 0, true),
-		  "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL "
-		  "\"7BIT\" 55 "
-		  "1 NIL NIL NIL NIL)");
+	    "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL "
+	    "\"7BIT\" 55 "
+	    "1 NIL NIL NIL NIL)");
 	CHECK_STR(bodystructure(&m, 0, false),
-		  "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL "
-		  "\"7BIT\" 55 "
-		  "1)");
-	check_section(
-	    &m, NULL, 0, MIME_SECT_TEXT,
+	    "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL "
+	    "\"7BIT\" 55 "
+	    "1)");
+	check_section(&m, NULL, 0, MIME_SECT_TEXT,
 	    "Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n");
-	check_section(
-	    &m, one, 1, MIME_SECT_BODY,
+	check_section(&m, one, 1, MIME_SECT_BODY,
 	    "Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n");
 	check_section(&m, NULL, 0, MIME_SECT_BODY, simple);
 	check_section(&m, two, 1, MIME_SECT_BODY, NULL);
@@ -132,7 +129,7 @@ test_simple(void **state)
 	check_section(&m, one, 1, MIME_SECT_HEADER, NULL);
 	check_section(&m, NULL, 0, MIME_SECT_MIME, NULL);
 	assert_true(mime_header_search(simple, parts[0].hdr_len, "subject",
-				       "NOON MEET", 9));
+	    "NOON MEET", 9));
 	assert_true(
 	    mime_header_search(simple, parts[0].hdr_len, "subject", "", 0));
 	assert_false(mime_header_search(simple, parts[0].hdr_len, "cc", "", 0));
@@ -191,10 +188,10 @@ test_nested(void **state)
 {
 	struct mime_part parts[16];
 	struct mime_message m;
-	static const uint32_t p1[] = {1}, p11[] = {1, 1}, p12[] = {1, 2},
-			      p2[] = {2}, p3[] = {3}, p31[] = {3, 1},
-			      p4[] = {4}, p111[] = {1, 1, 1}, p13[] = {1, 3},
-			      p0[] = {0};
+	static const uint32_t p1[] = { 1 }, p11[] = { 1, 1 }, p12[] = { 1, 2 },
+			      p2[] = { 2 }, p3[] = { 3 }, p31[] = { 3, 1 },
+			      p4[] = { 4 }, p111[] = { 1, 1, 1 },
+			      p13[] = { 1, 3 }, p0[] = { 0 };
 
 	assert_int_equal(
 	    mime_parse(&m, nested, sizeof(nested) - 1, parts, 16, NULL), 0);
@@ -204,23 +201,22 @@ test_nested(void **state)
 	assert_true(parts[0].flags & MIME_PART_MULTIPART);
 	assert_true(parts[3].flags & MIME_PART_MESSAGE);
 
-	check_section(
-	    &m, p1, 1, MIME_SECT_MIME,
+	check_section(&m, p1, 1, MIME_SECT_MIME,
 	    "Content-Type: multipart/alternative; boundary=inner\r\n\r\n");
 	check_section(&m, p11, 2, MIME_SECT_BODY, "Caf=C3=A9 soft=\r\nbreak");
 	check_section(&m, p12, 2, MIME_SECT_BODY, "<p>hi</p>");
 	check_section(&m, p2, 1, MIME_SECT_BODY, "aGVsbG8gd29ybGQ=");
 	check_section(&m, p3, 1, MIME_SECT_BODY,
-		      "From: Inner <in@x.example>\r\nSubject: inner\r\n"
-		      "Content-Type: text/plain\r\n\r\ninner body");
+	    "From: Inner <in@x.example>\r\nSubject: inner\r\n"
+	    "Content-Type: text/plain\r\n\r\ninner body");
 	check_section(&m, p3, 1, MIME_SECT_HEADER,
-		      "From: Inner <in@x.example>\r\nSubject: inner\r\n"
-		      "Content-Type: text/plain\r\n\r\n");
+	    "From: Inner <in@x.example>\r\nSubject: inner\r\n"
+	    "Content-Type: text/plain\r\n\r\n");
 	check_section(&m, p3, 1, MIME_SECT_TEXT, "inner body");
 	check_section(&m, p31, 2, MIME_SECT_BODY, "inner body");
 	check_section(&m, p3, 1, MIME_SECT_MIME,
-		      "Content-Type: message/rfc822\r\n"
-		      "Content-Description: forwarded\r\n\r\n");
+	    "Content-Type: message/rfc822\r\n"
+	    "Content-Description: forwarded\r\n\r\n");
 	check_section(&m, p4, 1, MIME_SECT_BODY, NULL);
 	check_section(&m, p0, 1, MIME_SECT_BODY, NULL);
 	check_section(&m, p111, 3, MIME_SECT_BODY, NULL);
@@ -228,8 +224,7 @@ test_nested(void **state)
 	check_section(&m, p2, 1, MIME_SECT_HEADER, NULL);
 	check_section(&m, p1, 1, MIME_SECT_TEXT, NULL);
 
-	CHECK_STR(
-	    bodystructure(&m, 0, true),
+	CHECK_STR(bodystructure(&m, 0, true),
 	    "(((\"text\" \"plain\" (\"charset\" \"utf-8\") NIL NIL "
 	    "\"quoted-printable\" 22 2 NIL NIL NIL NIL)"
 	    "(\"text\" \"html\" NIL NIL NIL \"7BIT\" 9 1 NIL NIL NIL NIL) "
@@ -244,8 +239,7 @@ test_nested(void **state)
 	    "(\"text\" \"plain\" NIL NIL NIL \"7BIT\" 10 1 NIL NIL NIL NIL) 5 "
 	    "NIL NIL NIL NIL) "
 	    "\"mixed\" (\"boundary\" \"outer \\\"b\\\"\") NIL NIL NIL)");
-	CHECK_STR(
-	    bodystructure(&m, 0, false),
+	CHECK_STR(bodystructure(&m, 0, false),
 	    "(((\"text\" \"plain\" (\"charset\" \"utf-8\") NIL NIL "
 	    "\"quoted-printable\" 22 2)"
 	    "(\"text\" \"html\" NIL NIL NIL \"7BIT\" 9 1) \"alternative\")"
@@ -257,8 +251,7 @@ test_nested(void **state)
 	    "((\"Inner\" NIL \"in\" \"x.example\")) NIL NIL NIL NIL NIL) "
 	    "(\"text\" \"plain\" NIL NIL NIL \"7BIT\" 10 1) 5) \"mixed\")");
 	/* the subject is raw (encoded words stay), groups appear as such */
-	CHECK_STR(
-	    envelope(&m, 0),
+	CHECK_STR(envelope(&m, 0),
 	    "(NIL \"=?UTF-8?Q?Gr=C3=BC=C3=9Fe?= =?UTF-8?B?YXVz?= Berlin\" "
 	    "((NIL NIL \"a\" \"b.example\")) ((NIL NIL \"a\" \"b.example\")) "
 	    "((NIL NIL \"a\" \"b.example\")) "
@@ -274,15 +267,15 @@ test_nested(void **state)
 	assert_false(mime_body_search(&m, 1, "inner", 5));
 	assert_true(mime_body_search(&m, 3, "inner", 5));
 	assert_true(mime_header_search(nested, parts[0].hdr_len, "subject",
-				       "gr\xc3\xbc\xc3\x9f"
-				       "eaus berlin",
-				       16));
+	    "gr\xc3\xbc\xc3\x9f"
+	    "eaus berlin",
+	    16));
 	assert_true(mime_header_search(nested, parts[0].hdr_len, "subject",
-				       "?q?gr", 5));
+	    "?q?gr", 5));
 	assert_false(mime_header_search(nested, parts[0].hdr_len, "subject",
-					"gr\xc3\xbc\xc3\x9f"
-					"e aus",
-					10));
+	    "gr\xc3\xbc\xc3\x9f"
+	    "e aus",
+	    10));
 }
 
 /* SEARCH FROM/TO/CC/BCC match the parsed addresses (issue 9): comments,
@@ -303,28 +296,28 @@ test_addr_search(void **state)
 		const char *field, *needle;
 		bool found;
 	} cases[] = {
-	    {"from", "user-from@domain.org", true},
-	    {"FROM", "USER-FROM@DOMAIN.ORG", true},
-	    {"from", "from@domain", true},
-	    {"from", "domain.org", true},
-	    {"from", "comment", false},
-	    {"from", "(", false},
-	    {"from", "<user-from", false}, /* no name: no brackets */
-	    {"to", "Pete <pete@silly.test>", true},
-	    {"to", "pete@silly.test", true},
-	    {"to", "nice", false},
-	    {"to", "his host", false},
-	    {"to", "john q@quoted.test", true},
-	    {"to", "a.b@dots.test", true},
-	    {"to", "nodomain", true},
-	    {"to", "MISSING", false},
-	    {"to", "user-from", false}, /* only the named field */
-	    {"cc", "undisclosed", true},
-	    {"bcc", "Andr\xe9 Pirard <pirard@", true},
-	    {"bcc", "=?ISO", false},
-	    {"bcc", "Real Name <bare@host>", true},
-	    {"cc", "", true},
-	    {"reply-to", "", false},
+		{ "from", "user-from@domain.org", true },
+		{ "FROM", "USER-FROM@DOMAIN.ORG", true },
+		{ "from", "from@domain", true },
+		{ "from", "domain.org", true },
+		{ "from", "comment", false },
+		{ "from", "(", false },
+		{ "from", "<user-from", false }, /* no name: no brackets */
+		{ "to", "Pete <pete@silly.test>", true },
+		{ "to", "pete@silly.test", true },
+		{ "to", "nice", false },
+		{ "to", "his host", false },
+		{ "to", "john q@quoted.test", true },
+		{ "to", "a.b@dots.test", true },
+		{ "to", "nodomain", true },
+		{ "to", "MISSING", false },
+		{ "to", "user-from", false }, /* only the named field */
+		{ "cc", "undisclosed", true },
+		{ "bcc", "Andr\xe9 Pirard <pirard@", true },
+		{ "bcc", "=?ISO", false },
+		{ "bcc", "Real Name <bare@host>", true },
+		{ "cc", "", true },
+		{ "reply-to", "", false },
 	};
 	struct mime_part parts[2];
 	struct mime_message m;
@@ -332,15 +325,14 @@ test_addr_search(void **state)
 
 	(void)state;
 	assert_int_equal(mime_parse(&m, hdr, sizeof(hdr) - 1, parts, 2, NULL),
-			 0);
+	    0);
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		bool got =
-		    mime_addr_search(hdr, parts[0].hdr_len, cases[i].field,
-				     cases[i].needle, strlen(cases[i].needle));
+		bool got = mime_addr_search(hdr, parts[0].hdr_len,
+		    cases[i].field, cases[i].needle, strlen(cases[i].needle));
 
 		if (got != cases[i].found)
 			fail_msg("%s %s: %d", cases[i].field, cases[i].needle,
-				 got);
+			    got);
 	}
 }
 
@@ -364,9 +356,8 @@ test_addresses(void **state)
 	struct mime_message m;
 
 	assert_int_equal(mime_parse(&m, hdr, sizeof(hdr) - 1, parts, 2, NULL),
-			 0);
-	CHECK_STR(
-	    envelope(&m, 0),
+	    0);
+	CHECK_STR(envelope(&m, 0),
 	    "(NIL NIL "
 	    "((\"Pete\" NIL \"pete\" \"silly.test\")) "
 	    "((\"Pete\" NIL \"pete\" \"silly.test\")) "
@@ -401,9 +392,9 @@ test_iterator_and_fields(void **state)
 				  "Body: not a header\r\n";
 	struct mime_header_iter it;
 	struct mime_field f;
-	struct mime_slice names[2] = {{"to", 2}, {"SUBJECT", 7}};
-	struct sink s = {0};
-	struct mime_limits lim = {.max_headers = 2};
+	struct mime_slice names[2] = { { "to", 2 }, { "SUBJECT", 7 } };
+	struct sink s = { 0 };
+	struct mime_limits lim = { .max_headers = 2 };
 	size_t n;
 
 	mime_header_init(&it, hdr, sizeof(hdr) - 1, NULL);
@@ -429,15 +420,15 @@ test_iterator_and_fields(void **state)
 	assert_true(it.limited);
 
 	n = mime_header_fields(hdr, sizeof(hdr) - 1, names, 2, false, NULL,
-			       NULL);
+	    NULL);
 	assert_int_equal(mime_header_fields(hdr, sizeof(hdr) - 1, names, 2,
-					    false, sink_write, &s),
-			 n);
+			     false, sink_write, &s),
+	    n);
 	assert_string_equal(s.buf, "Subject: one\r\n\ttwo\r\nTo: x@y\n\r\n");
 	assert_int_equal(n, strlen(s.buf));
 	s.len = 0;
 	mime_header_fields(hdr, sizeof(hdr) - 1, names, 2, true, sink_write,
-			   &s);
+	    &s);
 	assert_string_equal(s.buf, "X-Empty:\r\nReceived : from a\r\n\r\n");
 	free(s.buf);
 }
@@ -447,7 +438,7 @@ test_params(void **state)
 {
 	static const char v[] = "; charset = \"utf\\\"8\" (c) ; junk ; "
 				"format=flowed;name*0=a;  x=\"unterminated";
-	struct mime_slice rest = {v + 0, sizeof(v) - 1}, n, val;
+	struct mime_slice rest = { v + 0, sizeof(v) - 1 }, n, val;
 	bool quoted;
 	char buf[16];
 
@@ -495,7 +486,7 @@ test_broken(void **state)
 	    "--d\r\n\r\nSubject: in digest\r\n\r\nhi\r\n--d--\r\n";
 	struct mime_part parts[8];
 	struct mime_message m;
-	static const uint32_t p1[] = {1}, p2[] = {2}, p11[] = {1, 1};
+	static const uint32_t p1[] = { 1 }, p2[] = { 2 }, p11[] = { 1, 1 };
 
 	assert_int_equal(
 	    mime_parse(&m, noclose, sizeof(noclose) - 1, parts, 8, NULL), 0);
@@ -503,17 +494,17 @@ test_broken(void **state)
 	check_section(&m, p1, 1, MIME_SECT_BODY, "one");
 	check_section(&m, p2, 1, MIME_SECT_BODY, "two\r\n");
 	CHECK_STR(bodystructure(&m, 0, false),
-		  "((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL "
-		  "\"7BIT\" 3 "
-		  "1)(\"text\" \"html\" NIL NIL NIL \"7BIT\" 5 1) \"mixed\")");
+	    "((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL "
+	    "\"7BIT\" 3 "
+	    "1)(\"text\" \"html\" NIL NIL NIL \"7BIT\" 5 1) \"mixed\")");
 
 	assert_int_equal(
 	    mime_parse(&m, nodelim, sizeof(nodelim) - 1, parts, 8, NULL), 0);
 	assert_true(parts[0].flags & MIME_PART_BROKEN);
 	CHECK_STR(bodystructure(&m, 0, false),
-		  "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL "
-		  "\"7BIT\" 11 "
-		  "1)");
+	    "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL "
+	    "\"7BIT\" 11 "
+	    "1)");
 	assert_int_equal(
 	    mime_parse(&m, noboundary, sizeof(noboundary) - 1, parts, 8, NULL),
 	    0);
@@ -523,8 +514,7 @@ test_broken(void **state)
 	    mime_parse(&m, headonly, sizeof(headonly) - 1, parts, 8, NULL), 0);
 	assert_int_equal(parts[0].hdr_len, sizeof(headonly) - 1);
 	assert_true(parts[0].flags & MIME_PART_DEFAULTED);
-	CHECK_STR(
-	    bodystructure(&m, 0, false),
+	CHECK_STR(bodystructure(&m, 0, false),
 	    "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7BIT\" 0 "
 	    "0)");
 	check_section(&m, NULL, 0, MIME_SECT_TEXT, "");
@@ -539,8 +529,7 @@ test_broken(void **state)
 	    mime_parse(&m, digest, sizeof(digest) - 1, parts, 8, NULL), 0);
 	assert_true(parts[1].flags & MIME_PART_MESSAGE);
 	check_section(&m, p11, 2, MIME_SECT_BODY, "hi");
-	CHECK_STR(
-	    bodystructure(&m, 0, false),
+	CHECK_STR(bodystructure(&m, 0, false),
 	    "((\"message\" \"rfc822\" NIL NIL NIL \"7BIT\" 24 (NIL \"in "
 	    "digest\" NIL NIL NIL NIL NIL NIL NIL NIL) (\"text\" \"plain\" "
 	    "(\"charset\" \"us-ascii\") NIL NIL \"7BIT\" 2 1) 3) \"digest\")");
@@ -553,15 +542,15 @@ test_limits(void **state)
 	static char msg[20000];
 	struct mime_part parts[64];
 	struct mime_message m;
-	struct mime_limits lim = {.max_depth = 32};
+	struct mime_limits lim = { .max_depth = 32 };
 	size_t n = 0;
 	char *bs;
 
 	for (int k = 0; k < 100; k++)
 		n += (size_t)sprintf(msg + n,
-				     "Content-Type: multipart/mixed; "
-				     "boundary=b%d\r\n\r\n--b%d\r\n",
-				     k, k);
+		    "Content-Type: multipart/mixed; "
+		    "boundary=b%d\r\n\r\n--b%d\r\n",
+		    k, k);
 	n += (size_t)sprintf(msg + n, "\r\ndeep\r\n");
 	assert_int_equal(mime_parse(&m, msg, n, parts, 64, &lim), 0);
 	assert_true(m.limited);
@@ -574,7 +563,7 @@ test_limits(void **state)
 	n = 0;
 	for (int k = 0; k < 100; k++)
 		n += (size_t)sprintf(msg + n,
-				     "Content-Type: message/rfc822\r\n\r\n");
+		    "Content-Type: message/rfc822\r\n\r\n");
 	assert_int_equal(mime_parse(&m, msg, n, parts, 64, &lim), 0);
 	assert_true(m.limited);
 	bs = bodystructure(&m, 0, true);
@@ -583,8 +572,9 @@ test_limits(void **state)
 	free(bs);
 
 	/* more parts than the array holds */
-	n = (size_t)sprintf(msg, "Content-Type: multipart/mixed; boundary=x\r\n"
-				 "\r\n");
+	n = (size_t)sprintf(msg,
+	    "Content-Type: multipart/mixed; boundary=x\r\n"
+	    "\r\n");
 	for (int k = 0; k < 10; k++)
 		n += (size_t)sprintf(msg + n, "--x\r\n\r\npart %d\r\n", k);
 	n += (size_t)sprintf(msg + n, "--x--\r\n");
@@ -615,9 +605,9 @@ test_sink_failure(void **state)
 	for (int k = 0; k < 2; k++) {
 		int budget = k;
 
-		assert_int_equal(mime_write_bodystructure(
-				     &m, 0, true, failing_sink, &budget),
-				 -1);
+		assert_int_equal(mime_write_bodystructure(&m, 0, true,
+				     failing_sink, &budget),
+		    -1);
 	}
 	{
 		int budget = 0;
@@ -647,8 +637,9 @@ test_search_window(void **state)
 	for (k = 0; k < sizeof(plain); k++)
 		plain[k] = (char)('a' + k % 26);
 	memcpy(plain + 8190, "NEEDLE", 6);
-	n = (size_t)sprintf(msg, "Content-Type: text/plain\r\n"
-				 "Content-Transfer-Encoding: base64\r\n\r\n");
+	n = (size_t)sprintf(msg,
+	    "Content-Type: text/plain\r\n"
+	    "Content-Transfer-Encoding: base64\r\n\r\n");
 	for (k = 0; k < sizeof(plain); k++) {
 		bits = (bits << 8) | (unsigned char)plain[k];
 		nbits += 8;
@@ -685,10 +676,11 @@ test_search_window(void **state)
 static void
 check_header_end(const char *msg, size_t len)
 {
-	static const struct mime_slice names[] = {{"subject", 7}, {"from", 4}};
+	static const struct mime_slice names[] = { { "subject", 7 },
+		{ "from", 4 } };
 	struct mime_part parts[16], hparts[16];
 	struct mime_message m, hm;
-	struct sink a = {0}, b = {0};
+	struct sink a = { 0 }, b = { 0 };
 	bool seen = false;
 	char *want;
 	size_t h;
@@ -710,9 +702,9 @@ check_header_end(const char *msg, size_t len)
 		free(want);
 		a.len = b.len = 0;
 		mime_header_fields(msg, parts[0].hdr_len, names, 2, false,
-				   sink_write, &a);
+		    sink_write, &a);
 		mime_header_fields(msg, hparts[0].hdr_len, names, 2, false,
-				   sink_write, &b);
+		    sink_write, &b);
 		assert_int_equal(a.len, b.len);
 		assert_memory_equal(a.buf, b.buf, a.len);
 	}
@@ -727,17 +719,17 @@ static void
 test_header_end(void **state)
 {
 	static const char *const msgs[] = {
-	    "Subject: lf\nFrom: a@b\n\nbody\n\nmore\n",
-	    "Subject: crlf\r\nFrom: a@b\r\n\r\nbody\r\n",
-	    "Subject: folded\r\n  on two\r\n\tlines\r\nFrom: a@b\r\n\r\n",
-	    "Subject: no empty line\r\nFrom: a@b\r\n",
-	    "Subject: no line end",
-	    "Subject: a CR at the end\r",
-	    "Subject: a bare CR\r\rFrom: a@b\r\n\r\nx",
-	    "\nan empty header\n",
-	    "\r\n",
-	    "",
-	    "Content-Type: multipart/mixed; boundary=b\n\n--b\n\nx\n--b--\n",
+		"Subject: lf\nFrom: a@b\n\nbody\n\nmore\n",
+		"Subject: crlf\r\nFrom: a@b\r\n\r\nbody\r\n",
+		"Subject: folded\r\n  on two\r\n\tlines\r\nFrom: a@b\r\n\r\n",
+		"Subject: no empty line\r\nFrom: a@b\r\n",
+		"Subject: no line end",
+		"Subject: a CR at the end\r",
+		"Subject: a bare CR\r\rFrom: a@b\r\n\r\nx",
+		"\nan empty header\n",
+		"\r\n",
+		"",
+		"Content-Type: multipart/mixed; boundary=b\n\n--b\n\nx\n--b--\n",
 	};
 
 	(void)state;
@@ -750,17 +742,17 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_simple),
-	    cmocka_unit_test(test_nested),
-	    cmocka_unit_test(test_addresses),
-	    cmocka_unit_test(test_addr_search),
-	    cmocka_unit_test(test_iterator_and_fields),
-	    cmocka_unit_test(test_params),
-	    cmocka_unit_test(test_broken),
-	    cmocka_unit_test(test_limits),
-	    cmocka_unit_test(test_sink_failure),
-	    cmocka_unit_test(test_search_window),
-	    cmocka_unit_test(test_header_end),
+		cmocka_unit_test(test_simple),
+		cmocka_unit_test(test_nested),
+		cmocka_unit_test(test_addresses),
+		cmocka_unit_test(test_addr_search),
+		cmocka_unit_test(test_iterator_and_fields),
+		cmocka_unit_test(test_params),
+		cmocka_unit_test(test_broken),
+		cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_sink_failure),
+		cmocka_unit_test(test_search_window),
+		cmocka_unit_test(test_header_end),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -169,10 +169,10 @@ test_config_netlist(void **state)
 	/* absent: the default; lone string */
 	assert_int_equal(load("lb = \"192.0.2.0/24\";\n", &cf, &err), 0);
 	assert_int_equal(cf.ntrusted, 2);
-	assert_true(net_list_match(cf.trusted, cf.ntrusted,
-	    (struct sockaddr *)&lo));
-	assert_true(net_list_match(cf.trusted, cf.ntrusted,
-	    (struct sockaddr *)&v6));
+	assert_true(
+	    net_list_match(cf.trusted, cf.ntrusted, (struct sockaddr *)&lo));
+	assert_true(
+	    net_list_match(cf.trusted, cf.ntrusted, (struct sockaddr *)&v6));
 	assert_int_equal(cf.nlb, 1);
 	assert_true(net_list_match(cf.lb, cf.nlb, (struct sockaddr *)&lb));
 	cfg_free(fields, &cf);
@@ -186,7 +186,9 @@ test_config_netlist(void **state)
 
 	/* the bad item is named at its own line */
 	assert_int_equal(load("# a comment\ntrusted = [ \"10.0.0.0/8\",\n"
-			      "  \"10.1.2.3/8\" ];\n", &cf, &err), -1);
+			      "  \"10.1.2.3/8\" ];\n",
+			     &cf, &err),
+	    -1);
 	assert_non_null(strstr(err.msg, ":3:"));
 	assert_non_null(strstr(err.msg, "trusted[1]"));
 	assert_non_null(strstr(err.msg, "not a network"));

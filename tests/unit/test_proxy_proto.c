@@ -27,8 +27,8 @@
 
 static const char *const rc_names[] = { "OK", "AGAIN", "INVALID" };
 
-static const uint8_t SIG[12] = { 0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a,
-	0x51, 0x55, 0x49, 0x54, 0x0a };
+static const uint8_t SIG[12] = { 0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51,
+	0x55, 0x49, 0x54, 0x0a };
 
 /* A v2 header under construction. */
 struct v2b {
@@ -50,14 +50,14 @@ parse_copy(const void *p, size_t n, struct proxy_hdr *h)
 	if (rc == PROXY_INVALID)
 		assert_non_null(err);
 	if (rc == PROXY_OK) {
-		assert_true(h->len > 0 && h->len <= n &&
-		    h->len <= PROXY_HDR_MAX);
+		assert_true(
+		    h->len > 0 && h->len <= n && h->len <= PROXY_HDR_MAX);
 		/* Slices must lie inside the header; move them to p. */
 		for (size_t i = 0; i < 3; i++) {
 			if (*slices[i] == NULL)
 				continue;
-			assert_true(*slices[i] >= copy &&
-			    *slices[i] <= copy + h->len);
+			assert_true(
+			    *slices[i] >= copy && *slices[i] <= copy + h->len);
 			*slices[i] = (const uint8_t *)p + (*slices[i] - copy);
 		}
 	}
@@ -132,8 +132,8 @@ check_bad(const void *ok, size_t oklen, const void *bad, size_t badlen)
 #define OK(s, h) check_ok(s, strlen(s), h)
 
 static void
-assert_addr(const struct sockaddr_storage *ss, socklen_t len,
-    const char *want, unsigned port)
+assert_addr(const struct sockaddr_storage *ss, socklen_t len, const char *want,
+    unsigned port)
 {
 	char text[INET6_ADDRSTRLEN];
 
@@ -232,8 +232,8 @@ v2_end_crc(struct v2b *v)
 static void
 v2_inet(struct v2b *v, uint8_t ver_cmd)
 {
-	static const uint8_t a[12] = { 10, 0, 0, 1, 192, 168, 1, 2, 0xdb,
-		0x04, 0x00, 0x8f };
+	static const uint8_t a[12] = { 10, 0, 0, 1, 192, 168, 1, 2, 0xdb, 0x04,
+		0x00, 0x8f };
 
 	v2_start(v, ver_cmd, 0x11);
 	v2_put(v, a, sizeof(a)); /* 10.0.0.1:56068 -> 192.168.1.2:143 */
@@ -614,21 +614,21 @@ static void
 test_v2_tlvs(void **state)
 {
 	static const uint8_t uid[128] = { 0xab };
-	static const uint8_t ssl_v[] = { 0x07, 0, 0, 0, 0, 0x21, 0, 7, 'T',
-		'L', 'S', 'v', '1', '.', '3', 0x22, 0, 0 };
+	static const uint8_t ssl_v[] = { 0x07, 0, 0, 0, 0, 0x21, 0, 7, 'T', 'L',
+		'S', 'v', '1', '.', '3', 0x22, 0, 0 };
 	struct v2b v;
 	struct proxy_hdr h;
 
 	v2_inet(&v, 0x21);
-	v2_tlv(&v, 0x04, NULL, 0);                 /* NOOP, empty */
-	v2_tlv(&v, 0x01, "imap", 4);               /* ALPN */
-	v2_tlv(&v, 0x02, "mail.example.org", 16);  /* AUTHORITY */
-	v2_tlv(&v, 0x04, "pad", 3);                /* NOOP again */
-	v2_tlv(&v, 0x05, uid, sizeof(uid));        /* UNIQUE_ID, at max */
-	v2_tlv(&v, 0x20, ssl_v, sizeof(ssl_v));    /* SSL + sub-TLVs */
-	v2_tlv(&v, 0x30, "netns", 5);              /* NETNS: skipped */
-	v2_tlv(&v, 0x00, "zero", 4);               /* unassigned */
-	v2_tlv(&v, 0x00, "zero", 4);               /* twice is fine */
+	v2_tlv(&v, 0x04, NULL, 0);		  /* NOOP, empty */
+	v2_tlv(&v, 0x01, "imap", 4);		  /* ALPN */
+	v2_tlv(&v, 0x02, "mail.example.org", 16); /* AUTHORITY */
+	v2_tlv(&v, 0x04, "pad", 3);		  /* NOOP again */
+	v2_tlv(&v, 0x05, uid, sizeof(uid));	  /* UNIQUE_ID, at max */
+	v2_tlv(&v, 0x20, ssl_v, sizeof(ssl_v));	  /* SSL + sub-TLVs */
+	v2_tlv(&v, 0x30, "netns", 5);		  /* NETNS: skipped */
+	v2_tlv(&v, 0x00, "zero", 4);		  /* unassigned */
+	v2_tlv(&v, 0x00, "zero", 4);		  /* twice is fine */
 	v2_tlv(&v, 0xe0, "custom", 6);
 	v2_tlv(&v, 0xff, NULL, 0);
 	v2_end(&v);
@@ -777,8 +777,8 @@ test_write_v4(void **state)
 	struct sockaddr_in src = { .sin_family = AF_INET },
 			   dst = { .sin_family = AF_INET };
 	static const uint8_t want[28] = { 0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d,
-		0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a, 0x21, 0x11, 0x00, 0x0c,
-		203, 0, 113, 7, 10, 0, 0, 2, 0xc3, 0x50, 0x03, 0xe1 };
+		0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a, 0x21, 0x11, 0x00, 0x0c, 203,
+		0, 113, 7, 10, 0, 0, 2, 0xc3, 0x50, 0x03, 0xe1 };
 	uint8_t out[PROXY_V2_MAX_WRITE];
 	struct proxy_hdr h;
 
@@ -787,7 +787,8 @@ test_write_v4(void **state)
 	src.sin_port = htons(50000);
 	dst.sin_port = htons(993);
 	assert_int_equal(proxy_proto_write_v2(out, sizeof(out),
-	    (struct sockaddr *)&src, (struct sockaddr *)&dst), 28);
+			     (struct sockaddr *)&src, (struct sockaddr *)&dst),
+	    28);
 	assert_memory_equal(out, want, 28);
 	check_ok(out, 28, &h);
 	assert_int_equal(h.version, 2);
@@ -795,10 +796,12 @@ test_write_v4(void **state)
 	assert_addr(&h.src, h.src_len, "203.0.113.7", 50000);
 	assert_addr(&h.dst, h.dst_len, "10.0.0.2", 993);
 	/* Exactly big enough, then one byte short. */
-	assert_int_equal(proxy_proto_write_v2(out, 28,
-	    (struct sockaddr *)&src, (struct sockaddr *)&dst), 28);
-	assert_int_equal(proxy_proto_write_v2(out, 27,
-	    (struct sockaddr *)&src, (struct sockaddr *)&dst), 0);
+	assert_int_equal(proxy_proto_write_v2(out, 28, (struct sockaddr *)&src,
+			     (struct sockaddr *)&dst),
+	    28);
+	assert_int_equal(proxy_proto_write_v2(out, 27, (struct sockaddr *)&src,
+			     (struct sockaddr *)&dst),
+	    0);
 }
 
 static void
@@ -819,7 +822,8 @@ test_write_v6_and_mixed(void **state)
 	s4.sin_port = htons(1234);
 
 	assert_int_equal(proxy_proto_write_v2(out, sizeof(out),
-	    (struct sockaddr *)&s6, (struct sockaddr *)&d6), 52);
+			     (struct sockaddr *)&s6, (struct sockaddr *)&d6),
+	    52);
 	assert_memory_equal(out, SIG, 12);
 	assert_int_equal(out[12], 0x21);
 	assert_int_equal(out[13], 0x21);
@@ -831,26 +835,32 @@ test_write_v6_and_mixed(void **state)
 
 	/* Mixed, both ways round: the IPv4 side becomes IPv4-mapped. */
 	assert_int_equal(proxy_proto_write_v2(out, PROXY_V2_MAX_WRITE,
-	    (struct sockaddr *)&s4, (struct sockaddr *)&d6), 52);
+			     (struct sockaddr *)&s4, (struct sockaddr *)&d6),
+	    52);
 	check_ok(out, 52, &h);
 	assert_addr(&h.src, h.src_len, "::ffff:198.51.100.9", 1234);
 	assert_addr(&h.dst, h.dst_len, "2001:db8::1:2", 143);
 	assert_int_equal(proxy_proto_write_v2(out, PROXY_V2_MAX_WRITE,
-	    (struct sockaddr *)&d6, (struct sockaddr *)&s4), 52);
+			     (struct sockaddr *)&d6, (struct sockaddr *)&s4),
+	    52);
 	check_ok(out, 52, &h);
 	assert_addr(&h.src, h.src_len, "2001:db8::1:2", 143);
 	assert_addr(&h.dst, h.dst_len, "::ffff:198.51.100.9", 1234);
-	assert_int_equal(proxy_proto_write_v2(out, 51,
-	    (struct sockaddr *)&s4, (struct sockaddr *)&d6), 0);
+	assert_int_equal(proxy_proto_write_v2(out, 51, (struct sockaddr *)&s4,
+			     (struct sockaddr *)&d6),
+	    0);
 
 	/* Neither family: nothing written. */
 	memset(out, 0xee, sizeof(out));
 	assert_int_equal(proxy_proto_write_v2(out, sizeof(out),
-	    (struct sockaddr *)&un, (struct sockaddr *)&s4), 0);
+			     (struct sockaddr *)&un, (struct sockaddr *)&s4),
+	    0);
 	assert_int_equal(proxy_proto_write_v2(out, sizeof(out),
-	    (struct sockaddr *)&s4, (struct sockaddr *)&un), 0);
+			     (struct sockaddr *)&s4, (struct sockaddr *)&un),
+	    0);
 	assert_int_equal(proxy_proto_write_v2(out, sizeof(out), NULL,
-	    (struct sockaddr *)&s4), 0);
+			     (struct sockaddr *)&s4),
+	    0);
 	assert_int_equal(out[0], 0xee);
 }
 

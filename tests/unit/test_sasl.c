@@ -40,16 +40,16 @@
 	",p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
 #define R_SFINAL "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
 
-static const uint8_t CBIND[32] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11,
-				  12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22,
-				  23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
+static const uint8_t CBIND[32] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
+	14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
+	32 };
 
 /* ---- helpers ------------------------------------------------------------- */
 
 static struct sasl_server *
 new_session(enum sasl_mech_id id, unsigned flags)
 {
-	struct sasl_server_conf conf = {.flags = flags | SECURE};
+	struct sasl_server_conf conf = { .flags = flags | SECURE };
 	struct sasl_server *s;
 
 	if (flags & SASL_F_CBIND) {
@@ -83,7 +83,7 @@ assert_challenge(struct sasl_server *s, const char *want)
  * too, for the test's own client. */
 static void
 derive(const char *pw, const uint8_t *salt, size_t salt_len, uint32_t iter,
-       struct sasl_scram_keys *k, uint8_t client_key[32])
+    struct sasl_scram_keys *k, uint8_t client_key[32])
 {
 	uint8_t sp[32];
 	unsigned len;
@@ -93,16 +93,13 @@ derive(const char *pw, const uint8_t *salt, size_t salt_len, uint32_t iter,
 	k->salt_len = salt_len;
 	memcpy(k->salt, salt, salt_len);
 	assert_int_equal(PKCS5_PBKDF2_HMAC(pw, (int)strlen(pw), salt,
-					   (int)salt_len, (int)iter,
-					   EVP_sha256(), 32, sp),
-			 1);
+			     (int)salt_len, (int)iter, EVP_sha256(), 32, sp),
+	    1);
 	assert_non_null(HMAC(EVP_sha256(), sp, 32,
-			     (const uint8_t *)"Client Key", 10, client_key,
-			     &len));
+	    (const uint8_t *)"Client Key", 10, client_key, &len));
 	SHA256(client_key, 32, k->stored_key);
 	assert_non_null(HMAC(EVP_sha256(), sp, 32,
-			     (const uint8_t *)"Server Key", 10, k->server_key,
-			     &len));
+	    (const uint8_t *)"Server Key", 10, k->server_key, &len));
 }
 
 /* The RFC 7677 user's keys. */
@@ -126,8 +123,8 @@ rfc7677_keys(struct sasl_scram_keys *k, uint8_t client_key[32])
  */
 static void
 client_final(const char *cfirst, const char *sfirst, const uint8_t *cbdata,
-	     size_t cblen, const struct sasl_scram_keys *k,
-	     const uint8_t client_key[32], char *out, size_t cap, char *want_v)
+    size_t cblen, const struct sasl_scram_keys *k, const uint8_t client_key[32],
+    char *out, size_t cap, char *want_v)
 {
 	const char *bare = strstr(cfirst, "n=");
 	size_t gs2_len = (size_t)(bare - cfirst);
@@ -146,19 +143,19 @@ client_final(const char *cfirst, const char *sfirst, const uint8_t *cbdata,
 	assert_int_equal(
 	    base64_encode(cbin, gs2_len + cblen, cb64, sizeof(cb64), NULL), 0);
 	n = snprintf(wfp, sizeof(wfp), "c=%s,r=%.*s", cb64, (int)nonce_len,
-		     nonce);
+	    nonce);
 	assert_true(n > 0 && (size_t)n < sizeof(wfp));
 	n = snprintf(am, sizeof(am), "%s,%s,%s", bare, sfirst, wfp);
 	assert_true(n > 0 && (size_t)n < sizeof(am));
 	HMAC(EVP_sha256(), k->stored_key, 32, (uint8_t *)am, strlen(am), sig,
-	     &len);
+	    &len);
 	for (int i = 0; i < 32; i++)
 		proof[i] = client_key[i] ^ sig[i];
 	base64_encode(proof, 32, p64, sizeof(p64), NULL);
 	n = snprintf(out, cap, "%s,p=%s", wfp, p64);
 	assert_true(n > 0 && (size_t)n < cap);
 	HMAC(EVP_sha256(), k->server_key, 32, (uint8_t *)am, strlen(am), sig,
-	     &len);
+	    &len);
 	base64_encode(sig, 32, v64, sizeof(v64), NULL);
 	sprintf(want_v, "v=%s", v64);
 }
@@ -166,7 +163,7 @@ client_final(const char *cfirst, const char *sfirst, const uint8_t *cbdata,
 /* Run client-first to the server-first message; returns it (static). */
 static const char *
 scram_first(struct sasl_server *s, const char *cfirst,
-	    const struct sasl_scram_keys *k)
+    const struct sasl_scram_keys *k)
 {
 	static char sfirst[600];
 	const struct sasl_request *req;
@@ -174,7 +171,7 @@ scram_first(struct sasl_server *s, const char *cfirst,
 	size_t len;
 
 	assert_int_equal(sasl_server_start(s, cfirst, strlen(cfirst)),
-			 SASL_VERIFY);
+	    SASL_VERIFY);
 	req = sasl_server_request(s);
 	assert_non_null(req);
 	assert_int_equal(req->kind, SASL_REQ_SCRAM_KEYS);
@@ -228,9 +225,9 @@ test_mech_policy(void **state)
 static void
 test_conf_checks(void **state)
 {
-	struct sasl_server_conf conf = {.flags = SECURE | SASL_F_CBIND};
-	const struct sasl_mech *plus =
-	    sasl_mech_get(SASL_MECH_SCRAM_SHA_256_PLUS);
+	struct sasl_server_conf conf = { .flags = SECURE | SASL_F_CBIND };
+	const struct sasl_mech *plus = sasl_mech_get(
+	    SASL_MECH_SCRAM_SHA_256_PLUS);
 
 	/* advertising channel binding without the data is refused */
 	assert_null(sasl_server_new(plus, &conf));
@@ -262,7 +259,7 @@ test_plain_ok(void **state)
 	const struct sasl_request *req;
 
 	assert_int_equal(sasl_server_start(s, "\0tim\0tanstaaf", 13),
-			 SASL_VERIFY);
+	    SASL_VERIFY);
 	req = sasl_server_request(s);
 	assert_int_equal(req->kind, SASL_REQ_PASSWORD);
 	assert_string_equal(req->authcid, "tim");
@@ -306,13 +303,13 @@ test_plain_authzid(void **state)
 
 	/* acting for someone else needs the switch */
 	assert_int_equal(sasl_server_start(s, "bob\0master\0pw", 13),
-			 SASL_FAIL);
+	    SASL_FAIL);
 	assert_int_equal(sasl_server_error(s), SASL_E_AUTHZID);
 	sasl_server_free(&s);
 
 	s = new_session(SASL_MECH_PLAIN, SASL_F_AUTHZID);
 	assert_int_equal(sasl_server_start(s, "bob\0master\0pw", 13),
-			 SASL_VERIFY);
+	    SASL_VERIFY);
 	assert_string_equal(sasl_server_request(s)->authzid, "bob");
 	assert_string_equal(sasl_server_request(s)->authcid, "master");
 	assert_int_equal(sasl_server_verified(s, SASL_V_OK), SASL_SUCCESS);
@@ -322,7 +319,7 @@ test_plain_authzid(void **state)
 
 	s = new_session(SASL_MECH_PLAIN, SASL_F_AUTHZID);
 	assert_int_equal(sasl_server_start(s, "bob\0mallory\0pw", 14),
-			 SASL_VERIFY);
+	    SASL_VERIFY);
 	assert_int_equal(sasl_server_verified(s, SASL_V_AUTHZID), SASL_FAIL);
 	assert_int_equal(sasl_server_error(s), SASL_E_AUTHZID);
 	sasl_server_free(&s);
@@ -336,20 +333,20 @@ test_plain_malformed(void **state)
 		size_t len;
 		enum sasl_error e;
 	} cases[] = {
-	    {"", 0, SASL_E_MALFORMED},
-	    {"timpw", 5, SASL_E_MALFORMED},	   /* no NUL */
-	    {"tim\0pw", 6, SASL_E_MALFORMED},	   /* one NUL */
-	    {"\0tim\0pw\0", 8, SASL_E_MALFORMED},  /* three NULs */
-	    {"a\0tim\0p\0w", 9, SASL_E_MALFORMED}, /* NUL in passwd */
-	    {"\0tim\0", 5, SASL_E_MALFORMED},	   /* empty passwd */
-	    {"\0\0pw", 4, SASL_E_MALFORMED},	   /* empty authcid */
-	    {"\0\0", 2, SASL_E_MALFORMED},
-	    {"\0t\xffm\0pw", 7, SASL_E_MALFORMED},	  /* not UTF-8 */
-	    {"\0tim\0p\xc0\xafw", 8, SASL_E_MALFORMED},	  /* overlong */
-	    {"\0tim\0\xed\xa0\x80", 8, SASL_E_MALFORMED}, /* surrogate */
-	    {"\0t\nim\0pw", 8, SASL_E_MALFORMED},	  /* control in name */
-	    {"\0t\xc2\x85m\0pw", 8, SASL_E_MALFORMED},	  /* C1 NEL */
-	    {"x\ty\0tim\0pw", 10, SASL_E_MALFORMED},	  /* control authzid */
+		{ "", 0, SASL_E_MALFORMED },
+		{ "timpw", 5, SASL_E_MALFORMED },	 /* no NUL */
+		{ "tim\0pw", 6, SASL_E_MALFORMED },	 /* one NUL */
+		{ "\0tim\0pw\0", 8, SASL_E_MALFORMED },	 /* three NULs */
+		{ "a\0tim\0p\0w", 9, SASL_E_MALFORMED }, /* NUL in passwd */
+		{ "\0tim\0", 5, SASL_E_MALFORMED },	 /* empty passwd */
+		{ "\0\0pw", 4, SASL_E_MALFORMED },	 /* empty authcid */
+		{ "\0\0", 2, SASL_E_MALFORMED },
+		{ "\0t\xffm\0pw", 7, SASL_E_MALFORMED },	/* not UTF-8 */
+		{ "\0tim\0p\xc0\xafw", 8, SASL_E_MALFORMED },	/* overlong */
+		{ "\0tim\0\xed\xa0\x80", 8, SASL_E_MALFORMED }, /* surrogate */
+		{ "\0t\nim\0pw", 8, SASL_E_MALFORMED }, /* control in name */
+		{ "\0t\xc2\x85m\0pw", 8, SASL_E_MALFORMED }, /* C1 NEL */
+		{ "x\ty\0tim\0pw", 10, SASL_E_MALFORMED }, /* control authzid */
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -391,7 +388,7 @@ test_plain_limits(void **state)
 	memcpy(msg, "\0u\0", 3);
 	s = new_session(SASL_MECH_PLAIN, 0);
 	assert_int_equal(sasl_server_start(s, msg, SASL_RESPONSE_MAX + 1),
-			 SASL_FAIL);
+	    SASL_FAIL);
 	assert_int_equal(sasl_server_error(s), SASL_E_TOOLONG);
 	sasl_server_free(&s);
 }
@@ -404,7 +401,7 @@ test_plain_base64(void **state)
 
 	/* "\0tim\0tanstaaf" */
 	assert_int_equal(sasl_server_start64(s, "AHRpbQB0YW5zdGFhZg==", 20),
-			 SASL_VERIFY);
+	    SASL_VERIFY);
 	assert_string_equal(sasl_server_request(s)->authcid, "tim");
 	sasl_server_free(&s);
 
@@ -428,19 +425,19 @@ test_plain_base64(void **state)
 	s = new_session(SASL_MECH_PLAIN, 0);
 	assert_int_equal(sasl_server_start64(s, NULL, 0), SASL_CONTINUE);
 	assert_int_equal(sasl_server_step64(s, "AHRpbQB0YW5zdGFhZg", 18),
-			 SASL_FAIL); /* unpadded */
+	    SASL_FAIL); /* unpadded */
 	assert_int_equal(sasl_server_error(s), SASL_E_MALFORMED);
 	sasl_server_free(&s);
 
 	s = new_session(SASL_MECH_PLAIN, 0);
 	assert_int_equal(sasl_server_start64(s, "AHRpbQB0 YW5zdGFhZg==", 21),
-			 SASL_FAIL);
+	    SASL_FAIL);
 	sasl_server_free(&s);
 
 	memset(line, 'A', sizeof(line));
 	s = new_session(SASL_MECH_PLAIN, 0);
 	assert_int_equal(sasl_server_start64(s, line, SASL_LINE_MAX + 4),
-			 SASL_FAIL);
+	    SASL_FAIL);
 	assert_int_equal(sasl_server_error(s), SASL_E_TOOLONG);
 	sasl_server_free(&s);
 }
@@ -453,8 +450,8 @@ test_plain_truncations(void **state)
 	size_t full = sizeof(msg) - 1;
 
 	for (size_t n = 0; n <= full; n++) {
-		struct sasl_server *s =
-		    new_session(SASL_MECH_PLAIN, SASL_F_AUTHZID);
+		struct sasl_server *s = new_session(SASL_MECH_PLAIN,
+		    SASL_F_AUTHZID);
 		enum sasl_rc rc = sasl_server_start(s, msg, n);
 
 		/* a cut password is still a (different) password */
@@ -527,7 +524,7 @@ test_login(void **state)
 	assert_int_equal(sasl_server_start64(s, "dGlt", 4), SASL_CONTINUE);
 	assert_challenge(s, "Password:");
 	assert_int_equal(sasl_server_step64(s, "dGFuc3RhYWY=", 12),
-			 SASL_VERIFY);
+	    SASL_VERIFY);
 	assert_string_equal(sasl_server_request(s)->authcid, "tim");
 	sasl_server_free(&s);
 
@@ -563,7 +560,7 @@ test_scram_rfc7677(void **state)
 	rfc7677_keys(&k, ck);
 	for (int data = 0; data < 2; data++) {
 		s = new_session(SASL_MECH_SCRAM_SHA_256,
-				data ? SASL_F_SUCCESS_DATA : 0);
+		    data ? SASL_F_SUCCESS_DATA : 0);
 		assert_int_equal(
 		    sasl_server_set_nonce(s, R_SNONCE, strlen(R_SNONCE)), 0);
 		assert_int_equal(sasl_server_start(s, NULL, 0), SASL_CONTINUE);
@@ -586,8 +583,8 @@ test_scram_rfc7677(void **state)
 		/* the keys are gone once the proof is checked */
 		for (size_t i = 0; i < 32; i++)
 			assert_int_equal(s->u.scram.keys.server_key[i] |
-					     s->u.scram.keys.stored_key[i],
-					 0);
+				s->u.scram.keys.stored_key[i],
+			    0);
 		sasl_server_free(&s);
 	}
 
@@ -599,20 +596,20 @@ test_scram_rfc7677(void **state)
 		size_t len;
 
 		base64_encode(R_CFIRST, strlen(R_CFIRST), b64, sizeof(b64),
-			      &len);
+		    &len);
 		assert_int_equal(sasl_server_start64(s, b64, len), SASL_VERIFY);
 		assert_int_equal(sasl_server_scram_keys(s, &k), SASL_CONTINUE);
 		assert_int_equal(
 		    sasl_server_challenge64(s, chal, sizeof(chal), &len), 0);
 		base64_encode(R_SFIRST, strlen(R_SFIRST), b64, sizeof(b64),
-			      NULL);
+		    NULL);
 		assert_string_equal(chal, b64);
 		assert_int_equal(sasl_server_challenge64(s, chal, 10, &len),
-				 -1);
+		    -1);
 		base64_encode(R_CFINAL, strlen(R_CFINAL), b64, sizeof(b64),
-			      &len);
+		    &len);
 		assert_int_equal(sasl_server_step64(s, b64, len),
-				 SASL_CONTINUE);
+		    SASL_CONTINUE);
 		assert_int_equal(sasl_server_step64(s, "", 0), SASL_SUCCESS);
 	}
 	sasl_server_free(&s);
@@ -636,12 +633,12 @@ test_scram_random_nonce(void **state)
 		assert_true(strlen(sf) > strlen(R_SFIRST) - 8);
 		if (round == 0)
 			snprintf(first_nonce, sizeof(first_nonce), "%.*s",
-				 (int)strcspn(sf, ","), sf);
+			    (int)strcspn(sf, ","), sf);
 		else
 			assert_true(
 			    strncmp(sf, first_nonce, strlen(first_nonce)) != 0);
 		client_final(R_CFIRST, sf, NULL, 0, &k, ck, final,
-			     sizeof(final), want_v);
+		    sizeof(final), want_v);
 		assert_int_equal(step_str(s, final), SASL_SUCCESS);
 		assert_challenge(s, want_v);
 		sasl_server_free(&s);
@@ -666,7 +663,7 @@ test_scram_wrong_and_unknown(void **state)
 	s = new_session(SASL_MECH_SCRAM_SHA_256, 0);
 	sf = scram_first(s, R_CFIRST, &k);
 	client_final(R_CFIRST, sf, NULL, 0, &wrong, wck, final, sizeof(final),
-		     want_v);
+	    want_v);
 	rc[0] = step_str(s, final);
 	assert_int_equal(rc[0], SASL_FAIL);
 	assert_int_equal(sasl_server_error(s), SASL_E_CREDENTIALS);
@@ -681,7 +678,7 @@ test_scram_wrong_and_unknown(void **state)
 	assert_non_null(strstr(sf1, ",i=4096"));
 	derive("pencil", salt, 16, 4096, &wrong, wck);
 	client_final("n,,n=nobody,r=abc", sf1, NULL, 0, &wrong, wck, final,
-		     sizeof(final), want_v);
+	    sizeof(final), want_v);
 	rc[1] = step_str(s, final);
 	assert_int_equal(rc[1], rc[0]);
 	assert_int_equal(sasl_server_error(s), SASL_E_CREDENTIALS);
@@ -692,7 +689,7 @@ test_scram_wrong_and_unknown(void **state)
 	sasl_server_start(s, "n,,n=NoBody,r=abc", 17);
 	assert_int_equal(sasl_server_verified(s, SASL_V_FAIL), SASL_CONTINUE);
 	snprintf(sf2, sizeof(sf2), "%s",
-		 (const char *)sasl_server_challenge(s, &(size_t){0}));
+	    (const char *)sasl_server_challenge(s, &(size_t){ 0 }));
 	assert_string_equal(strstr(sf1, ",s="), strstr(sf2, ",s="));
 	sasl_server_free(&s);
 	s = new_session(SASL_MECH_SCRAM_SHA_256, 0);
@@ -704,7 +701,7 @@ test_scram_wrong_and_unknown(void **state)
 	s = new_session(SASL_MECH_SCRAM_SHA_256, 0);
 	sf = scram_first(s, R_CFIRST, NULL);
 	client_final(R_CFIRST, sf, NULL, 0, &k, ck, final, sizeof(final),
-		     want_v);
+	    want_v);
 	assert_int_equal(step_str(s, final), SASL_FAIL);
 	assert_int_equal(sasl_server_error(s), SASL_E_CREDENTIALS);
 	sasl_server_free(&s);
@@ -719,7 +716,7 @@ test_scram_wrong_and_unknown(void **state)
 	/* a tempfail on the lookup ends the session */
 	s = new_session(SASL_MECH_SCRAM_SHA_256, 0);
 	assert_int_equal(sasl_server_start(s, R_CFIRST, strlen(R_CFIRST)),
-			 SASL_VERIFY);
+	    SASL_VERIFY);
 	assert_int_equal(sasl_server_verified(s, SASL_V_TEMPFAIL), SASL_FAIL);
 	assert_int_equal(sasl_server_error(s), SASL_E_TEMPFAIL);
 	sasl_server_free(&s);
@@ -739,7 +736,7 @@ test_scram_plus(void **state)
 	s = new_session(SASL_MECH_SCRAM_SHA_256_PLUS, SASL_F_CBIND);
 	sf = scram_first(s, cf, &k);
 	client_final(cf, sf, CBIND, sizeof(CBIND), &k, ck, final, sizeof(final),
-		     want_v);
+	    want_v);
 	assert_int_equal(step_str(s, final), SASL_CONTINUE);
 	assert_challenge(s, want_v);
 	assert_int_equal(step_str(s, ""), SASL_SUCCESS);
@@ -751,7 +748,7 @@ test_scram_plus(void **state)
 	s = new_session(SASL_MECH_SCRAM_SHA_256_PLUS, SASL_F_CBIND);
 	sf = scram_first(s, cf, &k);
 	client_final(cf, sf, other, sizeof(other), &k, ck, final, sizeof(final),
-		     want_v);
+	    want_v);
 	assert_int_equal(step_str(s, final), SASL_FAIL);
 	assert_int_equal(sasl_server_error(s), SASL_E_CBIND);
 	sasl_server_free(&s);
@@ -771,12 +768,12 @@ test_scram_plus(void **state)
 	sasl_server_free(&s);
 	s = new_session(SASL_MECH_SCRAM_SHA_256_PLUS, SASL_F_CBIND);
 	assert_int_equal(sasl_server_start(s, R_CFIRST, strlen(R_CFIRST)),
-			 SASL_FAIL);
+	    SASL_FAIL);
 	assert_int_equal(sasl_server_error(s), SASL_E_CBIND);
 	sasl_server_free(&s);
 	s = new_session(SASL_MECH_SCRAM_SHA_256_PLUS, SASL_F_CBIND);
 	assert_int_equal(sasl_server_start(s, "p=tls-unique,,n=user,r=abc", 26),
-			 SASL_FAIL);
+	    SASL_FAIL);
 	assert_int_equal(sasl_server_error(s), SASL_E_CBIND);
 	sasl_server_free(&s);
 
@@ -817,7 +814,7 @@ test_scram_downgrade(void **state)
 	s = new_session(SASL_MECH_SCRAM_SHA_256, 0);
 	sf = scram_first(s, cf, &k);
 	client_final("n,,n=user,r=" R_CNONCE, sf, NULL, 0, &k, ck, final,
-		     sizeof(final), want_v);
+	    sizeof(final), want_v);
 	assert_int_equal(step_str(s, final), SASL_FAIL);
 	assert_int_equal(sasl_server_error(s), SASL_E_CBIND);
 	sasl_server_free(&s);
@@ -834,25 +831,25 @@ test_scram_names(void **state)
 	sasl_server_free(&s);
 	s = new_session(SASL_MECH_SCRAM_SHA_256, 0);
 	assert_int_equal(sasl_server_start(s, "n,,n=a=2Cb=3Dc,r=x", 18),
-			 SASL_VERIFY);
+	    SASL_VERIFY);
 	assert_string_equal(sasl_server_request(s)->authcid, "a,b=c");
 	sasl_server_free(&s);
 
 	/* UTF-8 names pass as they are */
 	s = new_session(SASL_MECH_SCRAM_SHA_256, 0);
 	assert_int_equal(sasl_server_start(s, "n,,n=j\xc3\xb6rg,r=x", 14),
-			 SASL_VERIFY);
+	    SASL_VERIFY);
 	assert_string_equal(sasl_server_request(s)->authcid, "j\xc3\xb6rg");
 	sasl_server_free(&s);
 
 	/* an authzid naming yourself is fine, anyone else is not */
 	s = new_session(SASL_MECH_SCRAM_SHA_256, SASL_F_AUTHZID);
 	assert_int_equal(sasl_server_start(s, "n,a=user,n=user,r=x", 19),
-			 SASL_VERIFY);
+	    SASL_VERIFY);
 	sasl_server_free(&s);
 	s = new_session(SASL_MECH_SCRAM_SHA_256, SASL_F_AUTHZID);
 	assert_int_equal(sasl_server_start(s, "n,a=bob,n=user,r=x", 18),
-			 SASL_FAIL);
+	    SASL_FAIL);
 	assert_int_equal(sasl_server_error(s), SASL_E_AUTHZID);
 	sasl_server_free(&s);
 }
@@ -861,53 +858,53 @@ static void
 test_scram_malformed_first(void **state)
 {
 	static const char *bad[] = {
-	    "",
-	    "n",
-	    "n,",
-	    "n,,",
-	    "x,,n=user,r=abc",
-	    "N,,n=user,r=abc",
-	    "n,,r=abc,n=user",
-	    "n,,n=,r=abc",
-	    "n,,n=user,r=",
-	    "n,,n=user",
-	    "n,,n=user,",
-	    "n,,n=user,r=abc,",
-	    "n,,n=user,r=abc,x",
-	    "n,,n=user,r=abc,=x",
-	    "n,,n=user,r=abc,1=x",
-	    "n,,n=user,r=abc,x=",
-	    "n,,n=us=er,r=abc",
-	    "n,,n=us=2c,r=abc",
-	    "n,,n=user=2,r=abc",
-	    "n,,n=user=,r=abc",
-	    "n,,n=us\x01r,r=abc",
-	    "n,,n=us\x7fr,r=abc",
-	    "n,,n=us\xc2\x9fr,r=abc",
-	    "n,,n=us\xffr,r=abc",
-	    "n,,n=user,r=a\x7f"
-	    "b",
-	    "n,,n=user,r=a\xc3\xa9",
-	    "n,,m=ext,n=user,r=abc",
-	    "n,a=,n=user,r=abc",
-	    "n,a=x=41,n=user,r=abc",
-	    "n,b=user,n=user,r=abc",
-	    "n,a=user,,n=user,r=abc",
-	    "p,,n=user,r=abc",
-	    "p=,,n=user,r=abc",
-	    "p=tls exporter,,n=user,r=abc",
-	    "n,,,n=user,r=abc",
-	    "n ,,n=user,r=abc",
+		"",
+		"n",
+		"n,",
+		"n,,",
+		"x,,n=user,r=abc",
+		"N,,n=user,r=abc",
+		"n,,r=abc,n=user",
+		"n,,n=,r=abc",
+		"n,,n=user,r=",
+		"n,,n=user",
+		"n,,n=user,",
+		"n,,n=user,r=abc,",
+		"n,,n=user,r=abc,x",
+		"n,,n=user,r=abc,=x",
+		"n,,n=user,r=abc,1=x",
+		"n,,n=user,r=abc,x=",
+		"n,,n=us=er,r=abc",
+		"n,,n=us=2c,r=abc",
+		"n,,n=user=2,r=abc",
+		"n,,n=user=,r=abc",
+		"n,,n=us\x01r,r=abc",
+		"n,,n=us\x7fr,r=abc",
+		"n,,n=us\xc2\x9fr,r=abc",
+		"n,,n=us\xffr,r=abc",
+		"n,,n=user,r=a\x7f"
+		"b",
+		"n,,n=user,r=a\xc3\xa9",
+		"n,,m=ext,n=user,r=abc",
+		"n,a=,n=user,r=abc",
+		"n,a=x=41,n=user,r=abc",
+		"n,b=user,n=user,r=abc",
+		"n,a=user,,n=user,r=abc",
+		"p,,n=user,r=abc",
+		"p=,,n=user,r=abc",
+		"p=tls exporter,,n=user,r=abc",
+		"n,,,n=user,r=abc",
+		"n ,,n=user,r=abc",
 	};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		struct sasl_server *s =
-		    new_session(SASL_MECH_SCRAM_SHA_256, SASL_F_AUTHZID);
+		struct sasl_server *s = new_session(SASL_MECH_SCRAM_SHA_256,
+		    SASL_F_AUTHZID);
 
 		if (sasl_server_start(s, bad[i], strlen(bad[i])) != SASL_FAIL)
 			fail_msg("accepted \"%s\"", bad[i]);
 		assert_true(sasl_server_error(s) == SASL_E_MALFORMED ||
-			    sasl_server_error(s) == SASL_E_CBIND);
+		    sasl_server_error(s) == SASL_E_CBIND);
 		sasl_server_free(&s);
 	}
 	/* an embedded NUL */
@@ -915,7 +912,7 @@ test_scram_malformed_first(void **state)
 		struct sasl_server *s = new_session(SASL_MECH_SCRAM_SHA_256, 0);
 
 		assert_int_equal(sasl_server_start(s, "n,,n=us\0r,r=abc", 15),
-				 SASL_FAIL);
+		    SASL_FAIL);
 		sasl_server_free(&s);
 	}
 	/* over-long names and nonces */
@@ -929,7 +926,7 @@ test_scram_malformed_first(void **state)
 		memset(msg + 5, 'u', 256);
 		strcpy(msg + 261, ",r=abc");
 		assert_int_equal(sasl_server_start(s, msg, strlen(msg)),
-				 SASL_FAIL);
+		    SASL_FAIL);
 		assert_int_equal(sasl_server_error(s), SASL_E_TOOLONG);
 		sasl_server_free(&s);
 		s = new_session(SASL_MECH_SCRAM_SHA_256, 0);
@@ -937,7 +934,7 @@ test_scram_malformed_first(void **state)
 		memset(msg + 9, 'r', 257);
 		msg[9 + 257] = '\0';
 		assert_int_equal(sasl_server_start(s, msg, strlen(msg)),
-				 SASL_FAIL);
+		    SASL_FAIL);
 		assert_int_equal(sasl_server_error(s), SASL_E_TOOLONG);
 		sasl_server_free(&s);
 		/* the longest nonces, salt and count still fit */
@@ -946,7 +943,7 @@ test_scram_malformed_first(void **state)
 		assert_int_equal(sasl_server_set_nonce(s, nonce, 64), 0);
 		msg[9 + 256] = '\0';
 		assert_int_equal(sasl_server_start(s, msg, strlen(msg)),
-				 SASL_VERIFY);
+		    SASL_VERIFY);
 		memset(&k, 'k', sizeof(k));
 		k.iter = SASL_SCRAM_ITER_MAX;
 		k.salt_len = SASL_SCRAM_SALT_MAX;
@@ -963,33 +960,33 @@ static void
 test_scram_malformed_final(void **state)
 {
 	static const char *bad[] = {
-	    "",
-	    "c=biws",
-	    "c=biws,r=" R_CNONCE R_SNONCE,
-	    "c=biws,r=" R_CNONCE R_SNONCE ",",
-	    "c=biws,r=" R_CNONCE R_SNONCE ",p=",
-	    "c=biws,r=" R_CNONCE R_SNONCE
-	    ",p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=,x=y",
-	    "c=biws,r=" R_CNONCE R_SNONCE ",p=dHzbZapWIk4jUhN+Ute9",
-	    "c=biws,r=" R_CNONCE R_SNONCE
-	    ",p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ",
-	    "c=biws,r=" R_CNONCE R_SNONCE
-	    ",p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=AAAA",
-	    "c=biws,r=" R_CNONCE
-	    ",p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
-	    "c=biws,r=" R_CNONCE R_SNONCE
-	    "x,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
-	    "r=" R_CNONCE R_SNONCE
-	    ",c=biws,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
-	    "c=biws,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
-	    "c=biw,r=" R_CNONCE R_SNONCE
-	    ",p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
-	    "c=,r=" R_CNONCE R_SNONCE
-	    ",p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
-	    "c=eSws,r=" R_CNONCE R_SNONCE
-	    ",p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
-	    "c=biws,r=" R_CNONCE R_SNONCE
-	    ",,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
+		"",
+		"c=biws",
+		"c=biws,r=" R_CNONCE R_SNONCE,
+		"c=biws,r=" R_CNONCE R_SNONCE ",",
+		"c=biws,r=" R_CNONCE R_SNONCE ",p=",
+		"c=biws,r=" R_CNONCE R_SNONCE
+		",p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=,x=y",
+		"c=biws,r=" R_CNONCE R_SNONCE ",p=dHzbZapWIk4jUhN+Ute9",
+		"c=biws,r=" R_CNONCE R_SNONCE
+		",p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ",
+		"c=biws,r=" R_CNONCE R_SNONCE
+		",p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=AAAA",
+		"c=biws,r=" R_CNONCE
+		",p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
+		"c=biws,r=" R_CNONCE R_SNONCE
+		"x,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
+		"r=" R_CNONCE R_SNONCE
+		",c=biws,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
+		"c=biws,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
+		"c=biw,r=" R_CNONCE R_SNONCE
+		",p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
+		"c=,r=" R_CNONCE R_SNONCE
+		",p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
+		"c=eSws,r=" R_CNONCE R_SNONCE
+		",p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
+		"c=biws,r=" R_CNONCE R_SNONCE
+		",,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
 	};
 	struct sasl_scram_keys k;
 	uint8_t ck[32];
@@ -1003,7 +1000,7 @@ test_scram_malformed_final(void **state)
 		if (step_str(s, bad[i]) != SASL_FAIL)
 			fail_msg("accepted \"%s\"", bad[i]);
 		assert_true(sasl_server_error(s) == SASL_E_MALFORMED ||
-			    sasl_server_error(s) == SASL_E_CBIND);
+		    sasl_server_error(s) == SASL_E_CBIND);
 		sasl_server_free(&s);
 	}
 	/* unknown extensions before the proof are ignored (but signed) */
@@ -1013,11 +1010,11 @@ test_scram_malformed_final(void **state)
 		char final[1024], want_v[64], ext[1100];
 
 		client_final(R_CFIRST, sf, NULL, 0, &k, ck, final,
-			     sizeof(final), want_v);
+		    sizeof(final), want_v);
 		/* the extension would change AuthMessage: proof fails */
 		snprintf(ext, sizeof(ext), "%.*s,x=ext%s",
-			 (int)(strstr(final, ",p=") - final), final,
-			 strstr(final, ",p="));
+		    (int)(strstr(final, ",p=") - final), final,
+		    strstr(final, ",p="));
 		assert_int_equal(step_str(s, ext), SASL_FAIL);
 		assert_int_equal(sasl_server_error(s), SASL_E_CREDENTIALS);
 		sasl_server_free(&s);
@@ -1078,7 +1075,7 @@ test_scram_keys_parse(void **state)
 	base64_encode(want.server_key, 32, svk, sizeof(svk), NULL);
 
 	snprintf(str, sizeof(str), "SCRAM-SHA-256$4096:%s$%s:%s", salt, sk,
-		 svk);
+	    svk);
 	assert_int_equal(sasl_scram_keys_parse(str, strlen(str), &k, &err), 0);
 	assert_int_equal(k.iter, 4096);
 	assert_int_equal(k.salt_len, 16);
@@ -1087,10 +1084,10 @@ test_scram_keys_parse(void **state)
 	assert_memory_equal(k.server_key, want.server_key, 32);
 
 	snprintf(str, sizeof(str), "{SCRAM-SHA-256}SCRAM-SHA-256$4096:%s$%s:%s",
-		 salt, sk, svk);
+	    salt, sk, svk);
 	assert_int_equal(sasl_scram_keys_parse(str, strlen(str), &k, &err), 0);
 	snprintf(str, sizeof(str), "{scram-sha-256}4096,%s,%s,%s", salt, sk,
-		 svk);
+	    svk);
 	assert_int_equal(sasl_scram_keys_parse(str, strlen(str), &k, &err), 0);
 	assert_memory_equal(k.server_key, want.server_key, 32);
 
@@ -1106,20 +1103,20 @@ test_scram_keys_parse(void **state)
 	}
 
 	static const char *bad[] = {
-	    "",
-	    "SCRAM-SHA-256$",
-	    "SCRAM-SHA-256$0:%s$%s:%s",
-	    "SCRAM-SHA-256$10000001:%s$%s:%s",
-	    "SCRAM-SHA-256$-1:%s$%s:%s",
-	    "SCRAM-SHA-256$+4096:%s$%s:%s",
-	    "SCRAM-SHA-256$4096:%s$%s",
-	    "SCRAM-SHA-256$4096:%s:%s:%s",
-	    "SCRAM-SHA-256$4096:%s$%s:%s:",
-	    "SCRAM-SHA-256$4096:%s$%sAA:%s",
-	    "SCRAM-SHA-256$4096:$%s:%s%s",
-	    "SCRAM-SHA-1$4096:%s$%s:%s",
-	    "4096,%s,%s",
-	    "4096:%s$%s:%s",
+		"",
+		"SCRAM-SHA-256$",
+		"SCRAM-SHA-256$0:%s$%s:%s",
+		"SCRAM-SHA-256$10000001:%s$%s:%s",
+		"SCRAM-SHA-256$-1:%s$%s:%s",
+		"SCRAM-SHA-256$+4096:%s$%s:%s",
+		"SCRAM-SHA-256$4096:%s$%s",
+		"SCRAM-SHA-256$4096:%s:%s:%s",
+		"SCRAM-SHA-256$4096:%s$%s:%s:",
+		"SCRAM-SHA-256$4096:%s$%sAA:%s",
+		"SCRAM-SHA-256$4096:$%s:%s%s",
+		"SCRAM-SHA-1$4096:%s$%s:%s",
+		"4096,%s,%s",
+		"4096:%s$%s:%s",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 #pragma GCC diagnostic push
@@ -1138,9 +1135,9 @@ test_scram_keys_parse(void **state)
 static void
 test_external(void **state)
 {
-	struct sasl_server_conf conf = {.flags = SECURE | SASL_F_EXTERNAL |
-						 SASL_F_AUTHZID,
-					.external_id = "alice"};
+	struct sasl_server_conf conf = { .flags = SECURE | SASL_F_EXTERNAL |
+		    SASL_F_AUTHZID,
+		.external_id = "alice" };
 	const struct sasl_mech *m = sasl_mech_find("EXTERNAL", 8, conf.flags);
 	struct sasl_server *s;
 
@@ -1195,7 +1192,7 @@ cram_session(void)
 	struct sasl_server *s = new_session(SASL_MECH_CRAM_MD5, SASL_F_LEGACY);
 
 	assert_int_equal(sasl_server_set_nonce(s, CRAM_CHAL, strlen(CRAM_CHAL)),
-			 0);
+	    0);
 	assert_int_equal(sasl_server_start(s, NULL, 0), SASL_CONTINUE);
 	assert_challenge(s, CRAM_CHAL);
 	return s;
@@ -1215,16 +1212,16 @@ test_cram_md5(void **state)
 	assert_int_equal(req->kind, SASL_REQ_SECRET);
 	assert_string_equal(req->authcid, "tim");
 	assert_int_equal(sasl_server_secret(s, "tanstaaftanstaaf", 16),
-			 SASL_SUCCESS);
+	    SASL_SUCCESS);
 	assert_string_equal(sasl_server_user(s), "tim");
 	sasl_server_free(&s);
 
 	/* upper-case hex is the same digest */
 	s = cram_session();
 	assert_int_equal(step_str(s, "tim B913A602C7EDA7A495B4E6E7334D3890"),
-			 SASL_VERIFY);
+	    SASL_VERIFY);
 	assert_int_equal(sasl_server_secret(s, "tanstaaftanstaaf", 16),
-			 SASL_SUCCESS);
+	    SASL_SUCCESS);
 	sasl_server_free(&s);
 
 	s = cram_session();
@@ -1246,15 +1243,15 @@ test_cram_md5(void **state)
 	sasl_server_free(&s);
 
 	static const char *bad[] = {
-	    "",
-	    "tim",
-	    "timb913a602c7eda7a495b4e6e7334d3890",
-	    "tim b913a602c7eda7a495b4e6e7334d389",
-	    "tim b913a602c7eda7a495b4e6e7334d38900",
-	    "tim b913a602c7eda7a495b4e6e7334d389g",
-	    " b913a602c7eda7a495b4e6e7334d3890",
-	    "t\x01m b913a602c7eda7a495b4e6e7334d3890",
-	    "tim b913a602c7eda7a495b4e6e7334d3890 ",
+		"",
+		"tim",
+		"timb913a602c7eda7a495b4e6e7334d3890",
+		"tim b913a602c7eda7a495b4e6e7334d389",
+		"tim b913a602c7eda7a495b4e6e7334d38900",
+		"tim b913a602c7eda7a495b4e6e7334d389g",
+		" b913a602c7eda7a495b4e6e7334d3890",
+		"t\x01m b913a602c7eda7a495b4e6e7334d3890",
+		"tim b913a602c7eda7a495b4e6e7334d3890 ",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		s = cram_session();
@@ -1290,25 +1287,20 @@ test_apop(void **state)
 	    sasl_legacy_apop_digest(ts, strlen(ts), "tanstaaf", 8, hex), 0);
 	assert_string_equal(hex, "c4c9334bac560ecc979e58001b3e22fb");
 	assert_true(sasl_legacy_apop_verify(ts, strlen(ts), "tanstaaf", 8,
-					    "c4c9334bac560ecc979e58001b3e22fb",
-					    32));
+	    "c4c9334bac560ecc979e58001b3e22fb", 32));
 	assert_true(sasl_legacy_apop_verify(ts, strlen(ts), "tanstaaf", 8,
-					    "C4C9334BAC560ECC979E58001B3E22FB",
-					    32));
+	    "C4C9334BAC560ECC979E58001B3E22FB", 32));
 	assert_false(sasl_legacy_apop_verify(ts, strlen(ts), "tanstaaF", 8,
-					     "c4c9334bac560ecc979e58001b3e22fb",
-					     32));
+	    "c4c9334bac560ecc979e58001b3e22fb", 32));
 	assert_false(sasl_legacy_apop_verify(ts, strlen(ts), "tanstaaf", 8,
-					     "c4c9334bac560ecc979e58001b3e22f",
-					     31));
+	    "c4c9334bac560ecc979e58001b3e22f", 31));
 	assert_false(sasl_legacy_apop_verify(ts, strlen(ts), "tanstaaf", 8,
-					     "c4c9334bac560ecc979e58001b3e22fx",
-					     32));
+	    "c4c9334bac560ecc979e58001b3e22fx", 32));
 
-	assert_true(sasl_legacy_timestamp(buf, sizeof(buf), "mail.example") >
-		    0);
-	assert_true(sasl_legacy_timestamp(buf2, sizeof(buf2), "mail.example") >
-		    0);
+	assert_true(
+	    sasl_legacy_timestamp(buf, sizeof(buf), "mail.example") > 0);
+	assert_true(
+	    sasl_legacy_timestamp(buf2, sizeof(buf2), "mail.example") > 0);
 	assert_string_not_equal(buf, buf2);
 	assert_int_equal(buf[0], '<');
 	assert_non_null(strstr(buf, "@mail.example>"));
@@ -1364,7 +1356,7 @@ test_state_misuse(void **state)
 	sasl_server_free(&s);
 	s = new_session(SASL_MECH_SCRAM_SHA_256, 0);
 	assert_int_equal(sasl_server_start(s, R_CFIRST, strlen(R_CFIRST)),
-			 SASL_VERIFY);
+	    SASL_VERIFY);
 	assert_int_equal(sasl_server_verified(s, SASL_V_OK), SASL_FAIL);
 	assert_int_equal(sasl_server_error(s), SASL_E_STATE);
 	sasl_server_free(&s);
@@ -1391,30 +1383,30 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_mech_policy),
-	    cmocka_unit_test(test_conf_checks),
-	    cmocka_unit_test(test_plain_ok),
-	    cmocka_unit_test(test_plain_authzid),
-	    cmocka_unit_test(test_plain_malformed),
-	    cmocka_unit_test(test_plain_limits),
-	    cmocka_unit_test(test_plain_base64),
-	    cmocka_unit_test(test_plain_truncations),
-	    cmocka_unit_test(test_plain_client),
-	    cmocka_unit_test(test_login),
-	    cmocka_unit_test(test_scram_rfc7677),
-	    cmocka_unit_test(test_scram_random_nonce),
-	    cmocka_unit_test(test_scram_wrong_and_unknown),
-	    cmocka_unit_test(test_scram_plus),
-	    cmocka_unit_test(test_scram_downgrade),
-	    cmocka_unit_test(test_scram_names),
-	    cmocka_unit_test(test_scram_malformed_first),
-	    cmocka_unit_test(test_scram_malformed_final),
-	    cmocka_unit_test(test_scram_truncations),
-	    cmocka_unit_test(test_scram_keys_parse),
-	    cmocka_unit_test(test_external),
-	    cmocka_unit_test(test_cram_md5),
-	    cmocka_unit_test(test_apop),
-	    cmocka_unit_test(test_state_misuse),
+		cmocka_unit_test(test_mech_policy),
+		cmocka_unit_test(test_conf_checks),
+		cmocka_unit_test(test_plain_ok),
+		cmocka_unit_test(test_plain_authzid),
+		cmocka_unit_test(test_plain_malformed),
+		cmocka_unit_test(test_plain_limits),
+		cmocka_unit_test(test_plain_base64),
+		cmocka_unit_test(test_plain_truncations),
+		cmocka_unit_test(test_plain_client),
+		cmocka_unit_test(test_login),
+		cmocka_unit_test(test_scram_rfc7677),
+		cmocka_unit_test(test_scram_random_nonce),
+		cmocka_unit_test(test_scram_wrong_and_unknown),
+		cmocka_unit_test(test_scram_plus),
+		cmocka_unit_test(test_scram_downgrade),
+		cmocka_unit_test(test_scram_names),
+		cmocka_unit_test(test_scram_malformed_first),
+		cmocka_unit_test(test_scram_malformed_final),
+		cmocka_unit_test(test_scram_truncations),
+		cmocka_unit_test(test_scram_keys_parse),
+		cmocka_unit_test(test_external),
+		cmocka_unit_test(test_cram_md5),
+		cmocka_unit_test(test_apop),
+		cmocka_unit_test(test_state_misuse),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

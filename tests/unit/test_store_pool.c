@@ -25,7 +25,7 @@
 
 struct tjob {
 	struct store_job base;
-	char tag; /* recorded when it runs */
+	char tag;  /* recorded when it runs */
 	bool gate; /* wait for the test to open the gate */
 };
 
@@ -253,8 +253,7 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_rejoin, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_limit, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_detached, setup,
-		    teardown),
+		cmocka_unit_test_setup_teardown(test_detached, setup, teardown),
 	};
 	struct loop_conf lc = { 0 };
 	const char *err = NULL;

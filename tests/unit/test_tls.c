@@ -84,15 +84,15 @@ make_cert(struct pem *out, const char *tag, bool rsa, const char *cn,
 	char name[64];
 	static long serial = 1;
 
-	pk = rsa ? EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048)
-		 : EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	pk = rsa ? EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048) :
+		   EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
 	assert_non_null(pk);
 	assert_non_null(x = X509_new());
 	X509_set_version(x, 2);
 	ASN1_INTEGER_set(X509_get_serialNumber(x), serial++);
 	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
-	assert_non_null(ASN1_TIME_set(X509_getm_notAfter(x),
-	    (time_t)not_after));
+	assert_non_null(
+	    ASN1_TIME_set(X509_getm_notAfter(x), (time_t)not_after));
 	X509_set_pubkey(x, pk);
 	nm = X509_get_subject_name(x);
 	X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_ASC,
@@ -644,8 +644,7 @@ expect_key_type(struct tls_server *ts, struct tls_client *tc, int maxver,
 		    SSL_set1_sigalgs_list(tls_conn_ssl(c.t), sigalgs), 1);
 	pump(&c, &s, SIZE_MAX);
 	assert_up(&s, &c);
-	pk = X509_get0_pubkey(
-	    SSL_get0_peer_certificate(tls_conn_ssl(c.t)));
+	pk = X509_get0_pubkey(SSL_get0_peer_certificate(tls_conn_ssl(c.t)));
 	assert_non_null(pk);
 	assert_int_equal(EVP_PKEY_get_base_id(pk), want);
 	peer_done(&s);
@@ -796,8 +795,8 @@ test_load_errors(void **state)
 	expect_server_error(twice, 2, NULL, "same names", NULL);
 	expect_server_error(&good, 1, fx.bad_keys, fx.bad_keys,
 	    "not a multiple of 80");
-	expect_server_error(&good, 1, "/nonexistent/keys",
-	    "/nonexistent/keys", NULL);
+	expect_server_error(&good, 1, "/nonexistent/keys", "/nonexistent/keys",
+	    NULL);
 	expect_server_error(&good, 0, NULL, "no certificate", NULL);
 }
 

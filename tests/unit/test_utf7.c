@@ -57,22 +57,22 @@ static void
 test_bad_utf7(void **state)
 {
 	static const char *const bad[] = {
-	    "&",	  /* unterminated */
-	    "&AOk",	  /* unterminated */
-	    "&AGE-",	  /* 'a' encoded: must be direct */
-	    "&AOk-&AOk-", /* adjacent runs: canonical is one */
-	    "&AOl-",	  /* non-zero padding bits */
-	    "&AO-",	  /* incomplete UTF-16 unit */
-	    "&AOkA-",	  /* extra sextet */
-	    "&2D0-",	  /* truncated */
-	    "&2D3YPQ-",	  /* high surrogate followed by high surrogate */
-	    "&3gA-",	  /* lone low surrogate */
-	    "&2D0AZQ-",	  /* high surrogate then 'e' */
-	    "&AOk/-",	  /* '/' is not in the modified alphabet */
-	    "&=-",	  /* not base64 */
-	    "a\x80",	  /* 8-bit on the wire */
-	    "a\tb",	  /* control on the wire */
-	    "&AAA-",	  /* U+0000 */
+		"&",	      /* unterminated */
+		"&AOk",	      /* unterminated */
+		"&AGE-",      /* 'a' encoded: must be direct */
+		"&AOk-&AOk-", /* adjacent runs: canonical is one */
+		"&AOl-",      /* non-zero padding bits */
+		"&AO-",	      /* incomplete UTF-16 unit */
+		"&AOkA-",     /* extra sextet */
+		"&2D0-",      /* truncated */
+		"&2D3YPQ-",   /* high surrogate followed by high surrogate */
+		"&3gA-",      /* lone low surrogate */
+		"&2D0AZQ-",   /* high surrogate then 'e' */
+		"&AOk/-",     /* '/' is not in the modified alphabet */
+		"&=-",	      /* not base64 */
+		"a\x80",      /* 8-bit on the wire */
+		"a\tb",	      /* control on the wire */
+		"&AAA-",      /* U+0000 */
 	};
 	char out[64];
 	size_t n;
@@ -80,8 +80,8 @@ test_bad_utf7(void **state)
 
 	for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
 		assert_int_equal(utf7_to_utf8(bad[k], strlen(bad[k]), out,
-					      sizeof(out), &n, &err),
-				 -1);
+				     sizeof(out), &n, &err),
+		    -1);
 		assert_false(utf7_valid(bad[k], strlen(bad[k])));
 		assert_non_null(err);
 	}
@@ -91,12 +91,12 @@ static void
 test_bad_utf8(void **state)
 {
 	static const char *const bad[] = {
-	    "\xc3",		/* truncated */
-	    "\xc0\xaf",		/* overlong */
-	    "\xed\xa0\x80",	/* surrogate */
-	    "\xf4\x90\x80\x80", /* above U+10FFFF */
-	    "\xff",
-	    "a\x80",
+		"\xc3",		    /* truncated */
+		"\xc0\xaf",	    /* overlong */
+		"\xed\xa0\x80",	    /* surrogate */
+		"\xf4\x90\x80\x80", /* above U+10FFFF */
+		"\xff",
+		"a\x80",
 	};
 	char out[64];
 	size_t n;
@@ -104,10 +104,10 @@ test_bad_utf8(void **state)
 
 	for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++)
 		assert_int_equal(utf7_from_utf8(bad[k], strlen(bad[k]), out,
-						sizeof(out), &n, &err),
-				 -1);
+				     sizeof(out), &n, &err),
+		    -1);
 	assert_int_equal(utf7_from_utf8("a\0b", 3, out, sizeof(out), &n, &err),
-			 -1);
+	    -1);
 }
 
 static void
@@ -169,11 +169,11 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_examples),
-	    cmocka_unit_test(test_bad_utf7),
-	    cmocka_unit_test(test_bad_utf8),
-	    cmocka_unit_test(test_short_buffer),
-	    cmocka_unit_test(test_round_trip_all),
+		cmocka_unit_test(test_examples),
+		cmocka_unit_test(test_bad_utf7),
+		cmocka_unit_test(test_bad_utf8),
+		cmocka_unit_test(test_short_buffer),
+		cmocka_unit_test(test_round_trip_all),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
