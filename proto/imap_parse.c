@@ -58,8 +58,9 @@ static int skip_line(struct imap_parser *p, const char *data, size_t len,
     size_t *i);
 static int fail(struct imap_parser *p, enum imap_parse_error code,
     const char *text);
-static int fatal(struct imap_parser *p, enum imap_parse_error code,
+static int fail_for_good(struct imap_parser *p, enum imap_parse_error code,
     const char *text);
+static void failed_line(struct imap_parser *p);
 static void enter_skip(struct imap_parser *p);
 static bool big_start(const struct imap_parser *p, const char *s, size_t n);
 static size_t line_max(const struct imap_parser *p);
@@ -417,7 +418,7 @@ end_of_line(struct imap_parser *p)
 		st = sniff(st, (unsigned char)p->buf[k]);
 	p->reset_pending = true;
 	if (st == 5)
-		return fatal(p, p->code, p->error);
+		return fail_for_good(p, p->code, p->error);
 	return fail(p, p->code, p->error);
 }
 
@@ -431,7 +432,8 @@ start_literal(struct imap_parser *p)
 
 	if (size > p->lim.max_literal || (!sync && size > p->lim.max_nonsync)) {
 		if (!sync)
-			return fatal(p, IMAP_ERR_TOOBIG, "Literal too large");
+			return fail_for_good(p, IMAP_ERR_TOOBIG,
+			    "Literal too large");
 		p->reset_pending = true;
 		return fail(p, IMAP_ERR_TOOBIG, "Literal too large");
 	}
@@ -441,7 +443,7 @@ start_literal(struct imap_parser *p)
 			p->big = true;
 		if (size > command_max(p) - p->used) {
 			if (!sync)
-				return fatal(p, IMAP_ERR_TOOLONG,
+				return fail_for_good(p, IMAP_ERR_TOOLONG,
 				    "Command too long");
 			p->reset_pending = true;
 			return fail(p, IMAP_ERR_TOOLONG, "Command too long");
@@ -452,7 +454,7 @@ start_literal(struct imap_parser *p)
 	} else {
 		if (p->nstreams == IMAP_PARSE_MAX_STREAMS) {
 			if (!sync)
-				return fatal(p, IMAP_ERR_TOOLONG,
+				return fail_for_good(p, IMAP_ERR_TOOLONG,
 				    "Too many literals");
 			p->reset_pending = true;
 			return fail(p, IMAP_ERR_TOOLONG, "Too many literals");
@@ -493,7 +495,7 @@ skip_line(struct imap_parser *p, const char *data, size_t len, size_t *i)
 		}
 		(*i)++;
 		if (p->skip_st == 5)
-			return fatal(p, IMAP_ERR_SYNTAX,
+			return fail_for_good(p, IMAP_ERR_SYNTAX,
 			    "Non-synchronizing literal after a bad command");
 		p->skip_st = 0;
 		p->state = ST_LINE;
@@ -540,18 +542,36 @@ fail(struct imap_parser *p, enum imap_parse_error code, const char *text)
 {
 	p->code = code;
 	p->error = text;
-	find_tag(p);
+	failed_line(p);
 	return IMAP_PARSE_INVALID;
 }
 
+/* Named apart from core's fatal(): this ends a connection, not the
+ * process. */
 static int
-fatal(struct imap_parser *p, enum imap_parse_error code, const char *text)
+fail_for_good(struct imap_parser *p, enum imap_parse_error code,
+    const char *text)
 {
 	p->code = code;
 	p->error = text;
-	find_tag(p);
+	failed_line(p);
 	p->state = ST_FATAL;
 	return IMAP_PARSE_FATAL;
+}
+
+/* A raw line that failed (too long) is not the line asked for: line mode
+ * ends with it, so the next line is a command again, and its text holds
+ * no tag. Any other line gets its tag for the BAD answer. */
+static void
+failed_line(struct imap_parser *p)
+{
+	if (p->line_mode) {
+		p->line_mode = false;
+		p->cmd.tag = NULL;
+		p->cmd.tag_len = 0;
+		return;
+	}
+	find_tag(p);
 }
 
 /* A BAD answer should carry the tag even when the line never completed. */
