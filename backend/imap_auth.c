@@ -353,6 +353,15 @@ imap_auth_line(struct imap_session *s, const char *line, size_t len)
 	sasl_next(s, sasl_server_step64(s->sasl, line, len));
 }
 
+/* A response line over the limit: the exchange ends here with a tagged
+ * BAD (counted), and the client's next line is a command again. */
+void
+imap_auth_line_failed(struct imap_session *s, const char *text)
+{
+	sasl_server_free(&s->sasl);
+	imap_bad(s, text);
+}
+
 /* ---- the SASL exchange --------------------------------------------- */
 
 static void
@@ -372,7 +381,7 @@ sasl_next(struct imap_session *s, enum sasl_rc rc)
 		}
 		imap_reply(s, "+", "%s", chal);
 		s->flags |= SF_LINE;
-		imap_parse_want_line(&s->parser);
+		imap_input_want_line(&s->input);
 		return;
 	case SASL_VERIFY:
 		sasl_request(s);

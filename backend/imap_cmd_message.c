@@ -846,21 +846,21 @@ append_release(struct imap_job *ij)
 void
 imap_append_literal(struct imap_session *s)
 {
-	const struct imap_literal *lit = &s->parser.lit;
-	struct imap_command cmd = s->parser.cmd;
+	const struct imap_literal *lit = &s->input.parser.lit;
+	struct imap_command cmd = s->input.parser.cmd;
 	const struct imap_arg *last;
 	struct imap_append *app;
 	struct stream_job *job = NULL;
 
 	/* the command so far: its arguments end with this literal */
-	cmd.args = cmd.nargs > 0 ? s->argv : NULL;
+	cmd.args = cmd.nargs > 0 ? s->input.argv : NULL;
 	s->error = NULL;
 	s->a.refuse = NULL;
 	if (s->app != NULL || check_append_args(s, &cmd, &last) == -1 ||
 	    !(last->flags & IMAP_ARGF_STREAMED)) {
 		/* a synchronizing literal is refused now; a LITERAL+ one is
 		 * dropped as it comes and check_append() answers after it */
-		if (lit->sync && imap_parse_refuse(&s->parser) == 0) {
+		if (lit->sync && imap_input_refuse(&s->input) == 0) {
 			if (s->a.refuse != NULL)
 				imap_reply(s, NULL, "NO %s", s->a.refuse);
 			else
@@ -871,7 +871,7 @@ imap_append_literal(struct imap_session *s)
 	}
 	if ((app = calloc(1, sizeof(*app))) == NULL) {
 		/* a LITERAL+ one is dropped: BAD "not received in full" */
-		if (lit->sync && imap_parse_refuse(&s->parser) == 0)
+		if (lit->sync && imap_input_refuse(&s->input) == 0)
 			imap_reply(s, NULL, "NO [SERVERBUG] Out of memory");
 		return;
 	}
@@ -885,7 +885,7 @@ imap_append_literal(struct imap_session *s)
 		app->err = job ? EAGAIN : ENOMEM;
 		app->state = AS_STREAM;
 		if (app->sync) {
-			if (imap_parse_refuse(&s->parser) == 0)
+			if (imap_input_refuse(&s->input) == 0)
 				append_fail(s, app->err, "cannot queue");
 			stream_drop(s);
 		}
@@ -943,7 +943,7 @@ begin_finish(struct imap_session *s, struct imap_job *ij)
 	}
 	app->err = ij->err;
 	app->errtext = ij->errtext;
-	if (app->sync && imap_parse_refuse(&s->parser) == 0) {
+	if (app->sync && imap_input_refuse(&s->input) == 0) {
 		append_fail(s, app->err, app->errtext);
 		stream_drop(s);
 	}

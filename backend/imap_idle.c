@@ -321,7 +321,7 @@ run_idle(struct imap_session *s, const struct imap_command *cmd)
 {
 	imap_reply(s, "+", "idling");
 	s->flags |= SF_IDLE | SF_LINE;
-	imap_parse_want_line(&s->parser);
+	imap_input_want_line(&s->input);
 	conn_set_timer(s->c, IDLE_TIMEOUT_MS);
 	if ((s->flags & SF_CHANGED) && s->box != NULL)
 		sync_start(s);
@@ -335,7 +335,7 @@ imap_idle_line(struct imap_session *s, const char *line, size_t len)
 		imap_reply(s, "*", "BAD Expected DONE");
 		conn_set_timer(s->c, IDLE_TIMEOUT_MS);
 		s->flags |= SF_LINE;
-		imap_parse_want_line(&s->parser);
+		imap_input_want_line(&s->input);
 		return;
 	}
 	s->flags &= ~SF_IDLE;

@@ -18,7 +18,7 @@
 #include <stdint.h>
 
 #include "core/buf.h"
-#include "proto/imap_parse.h"
+#include "proto/imap_input.h"
 #include "backend/ringstore.h"
 #include "backend/store_pool.h"
 
@@ -46,7 +46,7 @@ enum imap_flags {
 	SF_TLS = 1 << 0,     /* TLS is on (implicit or after STARTTLS) */
 	SF_BUSY = 1 << 1,    /* a job is in flight; input waits */
 	SF_GONE = 1 << 2,    /* the connection closed under a job */
-	SF_LINE = 1 << 3,    /* the next OK event is a raw line */
+	SF_LINE = 1 << 3,    /* a raw line is asked for (SASL, DONE) */
 	SF_CLOSING = 1 << 4, /* BYE sent, no more commands */
 	SF_PAUSED = 1 << 5,  /* we paused the connection */
 	SF_MORE = 1 << 6,    /* a batched FETCH waits for the output */
@@ -101,18 +101,11 @@ struct imap_session {
 	unsigned bad;
 	uint64_t commands;
 
-	struct imap_parser parser;
-	char *pbuf;
-	size_t pbuf_size;
-	struct imap_arg *argv;
-	unsigned nargv;
-	struct buf in; /* received, not yet parsed */
-	bool lit_over; /* more than one streamed literal: refused */
+	struct imap_input input; /* the parser and its discipline */
+	struct buf in;		 /* received, not yet parsed */
+	bool lit_over;		 /* more than one streamed literal: refused */
 	/* the APPEND message streaming into a tmp file, or NULL */
 	struct imap_append *app;
-	/* an oversized LITERAL+ being swallowed before NO [TOOBIG] */
-	uint64_t skip;
-	bool skip_line;
 
 	char tag[IMAP_TAG_MAX + 1];
 	const char *error; /* BAD text from a check() */
@@ -257,8 +250,10 @@ int imap_auth_check_authenticate(struct imap_session *s,
     const struct imap_command *cmd);
 void imap_auth_run_authenticate(struct imap_session *s,
     const struct imap_command *cmd);
-/* An AUTHENTICATE continuation line. */
+/* An AUTHENTICATE continuation line; _line_failed(): it was too long,
+ * which ends the exchange with a tagged BAD. */
 void imap_auth_line(struct imap_session *s, const char *line, size_t len);
+void imap_auth_line_failed(struct imap_session *s, const char *text);
 /* " AUTH=..." for every mechanism this session may use now, or
  * " LOGINDISABLED" before TLS on an untrusted listener. */
 void imap_auth_capability(struct imap_session *s, struct buf *b);

@@ -47,15 +47,17 @@ static void table_del(struct rs_worker *w, struct imap_session *s);
 static void process(struct imap_session *s);
 static void call_begin(struct imap_session *s);
 static void call_end(struct imap_session *s);
-static bool skip_input(struct imap_session *s);
 static void flow(struct imap_session *s);
-static void fill_limits(const struct imap_session *s, struct imap_limits *lim);
+static void fill_conf(const struct imap_session *s,
+    struct imap_input_conf *conf);
+static void handle(struct imap_session *s, enum imap_input_ev ev);
+static void handle_line(struct imap_session *s);
 static void handle_literal(struct imap_session *s);
-static void handle_invalid(struct imap_session *s, enum imap_parse_status st);
+static void handle_bad(struct imap_session *s);
 static void dispatch(struct imap_session *s, const struct imap_command *cmd);
 static const struct imap_cmd_def *find_cmd(const struct imap_command *cmd,
     enum imap_state state);
-static void set_tag(struct imap_session *s, const struct imap_command *cmd);
+static void set_tag(struct imap_session *s, const char *tag);
 static uint64_t job_flow(const struct imap_session *s);
 static void job_done(struct store_job *sj);
 
@@ -143,8 +145,7 @@ session_free(struct imap_session *s)
 	maildir_close(&s->box);
 	sasl_server_free(&s->sasl);
 	buf_free(&s->in);
-	free(s->pbuf);
-	free(s->argv);
+	imap_input_free(&s->input);
 	free(s->user);
 	free(s->maildir);
 	free(s);
@@ -156,14 +157,16 @@ session_free(struct imap_session *s)
  * limits.line_max_login. */
 #define ID_COMMAND_MAX (64 * 1024)
 
-/* The parser's limits for the current state. */
+/* The input's limits for the current state. An over-large LITERAL+ is
+ * swallowed after login (within four times append_max), never before. */
 static void
-fill_limits(const struct imap_session *s, struct imap_limits *lim)
+fill_conf(const struct imap_session *s, struct imap_input_conf *conf)
 {
 	const struct rs_config *cf = s->srv->cf;
+	struct imap_limits *lim = &conf->lim;
 	bool authed = s->state != IS_NOT_AUTH;
 
-	memset(lim, 0, sizeof(*lim));
+	memset(conf, 0, sizeof(*conf));
 	lim->max_line = authed ? cf->limits.line_max :
 				 cf->limits.line_max_login;
 	lim->max_command = authed ? cf->limits.command_max :
@@ -176,6 +179,7 @@ fill_limits(const struct imap_session *s, struct imap_limits *lim)
 		lim->big_name = "ID";
 		lim->big_line = lim->big_command = ID_COMMAND_MAX;
 	}
+	conf->swallow_max = authed ? 4 * cf->limits.append_max : 0;
 }
 
 /* The command budget and literal limits: small before login, the
@@ -183,44 +187,12 @@ fill_limits(const struct imap_session *s, struct imap_limits *lim)
 int
 imap_session_set_limits(struct imap_session *s)
 {
-	struct imap_limits lim;
-	size_t size;
-	unsigned nargv;
-	char *pbuf;
-	struct imap_arg *argv;
+	struct imap_input_conf conf;
 
-	fill_limits(s, &lim);
-	size = lim.max_command > lim.big_command ? lim.max_command :
-						   lim.big_command;
-	nargv = lim.max_args;
-	/* Not zeroed: the parser clears each node as it takes it, and
-	 * untouched pages then cost neither a memset nor resident memory. */
-	pbuf = malloc(size);
-	argv = reallocarray(NULL, nargv, sizeof(*argv));
-	if (pbuf == NULL || argv == NULL) {
-		free(pbuf);
-		free(argv);
-		return -1;
-	}
-	if (s->pbuf == NULL) {
-		if (imap_parse_init(&s->parser, &lim, pbuf, size, argv,
-			nargv) == -1)
-			goto fail;
-	} else if (imap_parse_set_limits(&s->parser, &lim, pbuf, size, argv,
-		       nargv) == -1) {
-		goto fail;
-	}
-	free(s->pbuf);
-	free(s->argv);
-	s->pbuf = pbuf;
-	s->pbuf_size = size;
-	s->argv = argv;
-	s->nargv = nargv;
-	return 0;
-fail:
-	free(pbuf);
-	free(argv);
-	return -1;
+	fill_conf(s, &conf);
+	if (s->input.buf == NULL)
+		return imap_input_init(&s->input, &conf);
+	return imap_input_reconf(&s->input, &conf);
 }
 
 void
@@ -445,47 +417,16 @@ process(struct imap_session *s)
 	    !conn_out_full(s->c) && buf_used(&s->in) > 0) {
 		size_t used = 0, len = buf_used(&s->in);
 		size_t room = imap_append_room(s);
-		enum imap_parse_status st;
+		enum imap_input_ev ev;
 
-		if ((s->skip > 0 || s->skip_line) && skip_input(s))
-			continue;
 		if (room == 0)
 			break;
-		st = imap_parse_feed(&s->parser, buf_head(&s->in),
+		ev = imap_input_next(&s->input, buf_head(&s->in),
 		    len < room ? len : room, &used);
 		buf_consume(&s->in, used);
-		if (st == IMAP_PARSE_AGAIN)
+		if (ev == IMAP_IN_MORE)
 			break;
-		switch (st) {
-		case IMAP_PARSE_OK:
-			if (s->flags & SF_LINE) {
-				s->flags &= ~SF_LINE;
-				if (s->flags & SF_IDLE)
-					imap_idle_line(s, s->parser.cmd.line,
-					    s->parser.cmd.line_len);
-				else
-					imap_auth_line(s, s->parser.cmd.line,
-					    s->parser.cmd.line_len);
-			} else {
-				dispatch(s, &s->parser.cmd);
-			}
-			imap_append_end(s);
-			s->lit_over = false;
-			break;
-		case IMAP_PARSE_LITERAL:
-			handle_literal(s);
-			break;
-		case IMAP_PARSE_DATA:
-			if (s->parser.lit.stream == 0)
-				imap_append_data(s, s->parser.data,
-				    s->parser.data_len);
-			break;
-		default:
-			handle_invalid(s, st);
-			imap_append_end(s);
-			s->lit_over = false;
-			break;
-		}
+		handle(s, ev);
 	}
 	if (s->c != NULL) {
 		buf_release(&s->in);
@@ -493,36 +434,55 @@ process(struct imap_session *s)
 	}
 }
 
-/* An oversized LITERAL+ is being swallowed: drop its bytes and the rest
- * of its line, then start a fresh parser (a FATAL one stays FATAL) and
- * answer NO [TOOBIG]. True while there was input to drop. */
-static bool
-skip_input(struct imap_session *s)
+/* One input event. Whatever ends a command also ends a streamed APPEND
+ * that did not take its message (the tmp file goes). */
+static void
+handle(struct imap_session *s, enum imap_input_ev ev)
 {
-	size_t n = buf_used(&s->in);
-	const char *lf;
-	struct imap_limits lim;
+	const struct imap_parser *ps = &s->input.parser;
 
-	if (s->skip > 0) {
-		if (n > s->skip)
-			n = (size_t)s->skip;
-		s->skip -= n;
-		buf_consume(&s->in, n);
-		return true;
+	switch (ev) {
+	case IMAP_IN_LITERAL:
+		handle_literal(s);
+		return;
+	case IMAP_IN_DATA:
+		if (ps->lit.stream == 0)
+			imap_append_data(s, ps->data, ps->data_len);
+		return;
+	case IMAP_IN_COMMAND:
+		dispatch(s, &ps->cmd);
+		break;
+	case IMAP_IN_LINE:
+		handle_line(s);
+		break;
+	case IMAP_IN_BAD:
+		handle_bad(s);
+		break;
+	case IMAP_IN_TOOBIG:
+		set_tag(s, s->input.tag);
+		imap_reply(s, NULL, "NO [TOOBIG] %s", s->input.error);
+		break;
+	case IMAP_IN_FATAL:
+		imap_bye(s, s->input.error);
+		break;
+	case IMAP_IN_MORE:
+		return;
 	}
-	lf = memchr(buf_head(&s->in), '\n', n);
-	buf_consume(&s->in, lf ? (size_t)(lf - buf_head(&s->in)) + 1 : n);
-	if (lf == NULL)
-		return true;
-	s->skip_line = false;
-	fill_limits(s, &lim);
-	if (imap_parse_init(&s->parser, &lim, s->pbuf, s->pbuf_size, s->argv,
-		s->nargv) == -1) {
-		imap_bye(s, "Internal error");
-		return true;
-	}
-	imap_reply(s, NULL, "NO [TOOBIG] Literal too large");
-	return true;
+	imap_append_end(s);
+	s->lit_over = false;
+}
+
+/* The raw line asked for: IDLE's DONE or an AUTHENTICATE response. */
+static void
+handle_line(struct imap_session *s)
+{
+	const struct imap_command *cmd = &s->input.parser.cmd;
+
+	s->flags &= ~SF_LINE;
+	if (s->flags & SF_IDLE)
+		imap_idle_line(s, cmd->line, cmd->line_len);
+	else
+		imap_auth_line(s, cmd->line, cmd->line_len);
 }
 
 /* A literal was announced: only one streamed literal per command (the
@@ -531,13 +491,13 @@ skip_input(struct imap_session *s)
 static void
 handle_literal(struct imap_session *s)
 {
-	const struct imap_literal *lit = &s->parser.lit;
-	const struct imap_command *cmd = &s->parser.cmd;
+	const struct imap_literal *lit = &s->input.parser.lit;
+	const struct imap_command *cmd = &s->input.parser.cmd;
 
 	if (lit->streamed && lit->stream > 0) {
 		s->lit_over = true;
-		if (lit->sync && imap_parse_refuse(&s->parser) == 0) {
-			set_tag(s, cmd);
+		if (lit->sync && imap_input_refuse(&s->input) == 0) {
+			set_tag(s, NULL);
 			imap_bad(s, "Only one large literal per command");
 			imap_append_end(s);
 			return;
@@ -545,7 +505,7 @@ handle_literal(struct imap_session *s)
 	}
 	if (lit->streamed && lit->stream == 0 && s->state != IS_NOT_AUTH &&
 	    !cmd->uid && imap_command_is(cmd, "APPEND")) {
-		set_tag(s, cmd);
+		set_tag(s, NULL);
 		imap_append_literal(s);
 		return;
 	}
@@ -553,36 +513,38 @@ handle_literal(struct imap_session *s)
 		imap_reply(s, "+", "OK");
 }
 
+/* A bad line. One that was the raw line asked for (too long) ends what
+ * asked for it: an AUTHENTICATE exchange gets its tagged BAD, IDLE waits
+ * for DONE again. */
 static void
-handle_invalid(struct imap_session *s, enum imap_parse_status st)
+handle_bad(struct imap_session *s)
 {
-	const char *text = s->parser.error ? s->parser.error : "Syntax error";
-	uint64_t max = s->srv->cf->limits.append_max;
-
-	set_tag(s, &s->parser.cmd);
-	/* An over-large LITERAL+ after login: swallow it (within reason)
-	 * and answer NO rather than drop the connection (RFC 7888). */
-	if (st == IMAP_PARSE_FATAL && s->parser.code == IMAP_ERR_TOOBIG &&
-	    s->state != IS_NOT_AUTH && s->parser.cmd.tag != NULL &&
-	    !s->parser.lit.sync && s->parser.lit.size / 4 <= max) {
-		s->skip = s->parser.lit.size;
-		s->skip_line = true;
+	if (s->input.line_failed && (s->flags & SF_LINE)) {
+		s->flags &= ~SF_LINE;
+		if (s->flags & SF_IDLE)
+			imap_idle_line(s, "", 0);
+		else
+			imap_auth_line_failed(s, s->input.error);
 		return;
 	}
-	if (st == IMAP_PARSE_FATAL) {
-		imap_bye(s, text);
-		return;
-	}
-	if (s->parser.code == IMAP_ERR_TOOBIG && s->parser.cmd.tag) {
-		imap_reply(s, NULL, "NO [TOOBIG] %s", text);
-		return;
-	}
-	imap_bad(s, text);
+	set_tag(s, s->input.tag);
+	if (s->input.toobig)
+		imap_reply(s, NULL, "NO [TOOBIG] %s", s->input.error);
+	else
+		imap_bad(s, s->input.error);
 }
 
+/* The tag answers go to: the parser's current command (NULL), or a tag
+ * imap_input kept for an error answer. */
 static void
-set_tag(struct imap_session *s, const struct imap_command *cmd)
+set_tag(struct imap_session *s, const char *tag)
 {
+	const struct imap_command *cmd = &s->input.parser.cmd;
+
+	if (tag != NULL) {
+		snprintf(s->tag, sizeof(s->tag), "%s", tag);
+		return;
+	}
 	if (cmd->tag == NULL || cmd->tag_len == 0 ||
 	    cmd->tag_len > IMAP_TAG_MAX) {
 		memcpy(s->tag, "*", 2);
@@ -622,7 +584,7 @@ dispatch(struct imap_session *s, const struct imap_command *cmd)
 	const struct imap_cmd_def *d;
 	char qname[64];
 
-	set_tag(s, cmd);
+	set_tag(s, NULL);
 	if (cmd->tag_len > IMAP_TAG_MAX) {
 		imap_bad(s, "Tag too long");
 		return;
