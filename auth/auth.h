@@ -104,6 +104,14 @@ void auth_entry_unref(struct auth_entry **e);
 bool auth_user_allowed_from(const struct auth_entry *e,
     const struct sockaddr *sa);
 
+/* The entry's own rules once its credentials are known right: AUTH_R_NONE
+ * (may log in), AUTH_R_NOLOGIN or AUTH_R_NETWORK (client outside
+ * allow_nets=). The one policy check: the verify pool applies it after a
+ * password, the SASL driver after a SCRAM proof or CRAM-MD5 digest
+ * (SASL_REQ_POLICY). */
+enum auth_reason auth_entry_policy(const struct auth_entry *e,
+    const struct sockaddr *client);
+
 /* True if addr (any case) is the user's own name or one of its aliases. */
 bool auth_entry_has_alias(const struct auth_entry *e, const char *addr);
 

@@ -62,6 +62,16 @@ auth_user_allowed_from(const struct auth_entry *e, const struct sockaddr *sa)
 	return false;
 }
 
+enum auth_reason
+auth_entry_policy(const struct auth_entry *e, const struct sockaddr *client)
+{
+	if (e->nologin)
+		return AUTH_R_NOLOGIN;
+	if (!auth_user_allowed_from(e, client))
+		return AUTH_R_NETWORK;
+	return AUTH_R_NONE;
+}
+
 bool
 auth_entry_has_alias(const struct auth_entry *e, const char *addr)
 {

@@ -377,17 +377,10 @@ static void
 apply_policy(struct auth_entry *e, const struct sockaddr *client,
     struct auth_result *res)
 {
-	if (e->nologin) {
-		res->status = AUTH_FAIL;
-		res->reason = AUTH_R_NOLOGIN;
-	} else if (!auth_user_allowed_from(e, client)) {
-		res->status = AUTH_FAIL;
-		res->reason = AUTH_R_NETWORK;
-	} else {
-		res->status = AUTH_OK;
-		res->reason = AUTH_R_NONE;
+	res->reason = auth_entry_policy(e, client);
+	res->status = res->reason == AUTH_R_NONE ? AUTH_OK : AUTH_FAIL;
+	if (res->status == AUTH_OK)
 		res->entry = e;
-	}
 }
 
 static void

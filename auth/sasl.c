@@ -285,6 +285,9 @@ sasl_server_verified(struct sasl_server *s, enum sasl_verdict v)
 			return sasl_server_secret(s, NULL, 0);
 		return sasl_fail(s, SASL_E_CREDENTIALS);
 	case SASL_V_OK:
+		if (s->req.kind == SASL_REQ_POLICY &&
+		    s->mech->ops->allowed != NULL)
+			return s->mech->ops->allowed(s);
 		if (s->req.kind != SASL_REQ_PASSWORD)
 			return sasl_fail(s, SASL_E_STATE);
 		return sasl_success(s);

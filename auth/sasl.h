@@ -161,6 +161,15 @@ enum sasl_req_kind {
 	/* Look up authcid's plaintext-equivalent secret (CRAM-MD5). Answer:
 	 * sasl_server_secret(), NULL for an unknown user. */
 	SASL_REQ_SECRET,
+	/* The proof or digest was right (SCRAM, CRAM-MD5): may authcid log
+	 * in from here (nologin, allow_nets=: auth_entry_policy())? Asked
+	 * before anything tells the client, so a refused user gets the same
+	 * answer at the same step as a wrong password (SCRAM's server
+	 * signature would otherwise confirm a guessed password). Answer:
+	 * sasl_server_verified(); OK goes on (SCRAM: the server-final as a
+	 * challenge, or SUCCESS with SASL_F_SUCCESS_DATA), FAIL fails as a
+	 * wrong password would, TEMPFAIL as a back-end failure. */
+	SASL_REQ_POLICY,
 };
 
 /* Owned by the session; valid while it waits for the answer. Strings are
@@ -269,7 +278,7 @@ const struct sasl_request *sasl_server_request(const struct sasl_server *s);
  * wiped either way. The lookup kinds accept SASL_V_TEMPFAIL (-> FAIL) and
  * SASL_V_FAIL, which means "unknown user" and is the same as answering
  * with NULL keys or secret: SCRAM continues (SASL_CONTINUE) with fake
- * values, CRAM-MD5 fails. SASL_V_OK is only for passwords.
+ * values, CRAM-MD5 fails. SASL_V_OK is for passwords and policy checks.
  */
 enum sasl_rc sasl_server_verified(struct sasl_server *s, enum sasl_verdict v);
 

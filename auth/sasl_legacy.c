@@ -26,6 +26,7 @@
 static enum sasl_rc cram_begin(struct sasl_server *s);
 static enum sasl_rc cram_step(struct sasl_server *s, const uint8_t *p,
     size_t len);
+static enum sasl_rc cram_allowed(struct sasl_server *s);
 static int hex_digest(const char *hex, size_t len, uint8_t out[16]);
 static int hex_nibble(char c);
 static bool host_valid(const char *host, size_t len);
@@ -34,6 +35,7 @@ const struct sasl_mech_ops sasl_cram_ops = {
 	.begin = cram_begin,
 	.step = cram_step,
 	.wipe = NULL,
+	.allowed = cram_allowed,
 };
 
 /* ---- CRAM-MD5 ------------------------------------------------------------ */
@@ -104,6 +106,13 @@ sasl_server_secret(struct sasl_server *s, const void *secret, size_t len)
 	OPENSSL_cleanse(mac, sizeof(mac));
 	if (!ok)
 		return sasl_fail(s, SASL_E_CREDENTIALS);
+	return sasl_verify(s, SASL_REQ_POLICY);
+}
+
+/* The digest was right and the caller allowed the user. */
+static enum sasl_rc
+cram_allowed(struct sasl_server *s)
+{
 	return sasl_success(s);
 }
 

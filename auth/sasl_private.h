@@ -32,6 +32,9 @@ struct sasl_mech_ops {
 	    *step)(struct sasl_server *s, const uint8_t *p, size_t len);
 	/* Release and wipe the mechanism's own state (may be NULL). */
 	void (*wipe)(struct sasl_server *s);
+	/* The caller allowed the user after a SASL_REQ_POLICY: finish
+	 * (NULL for mechanisms that never ask it). */
+	enum sasl_rc (*allowed)(struct sasl_server *s);
 };
 
 struct sasl_mech {
@@ -59,6 +62,7 @@ enum sasl_scram_step {
 	SCRAM_FIRST = 0, /* waiting for client-first-message */
 	SCRAM_KEYS,	 /* waiting for the caller's keys */
 	SCRAM_FINAL,	 /* server-first sent, waiting for client-final */
+	SCRAM_POLICY,	 /* proof right, waiting for the caller's policy */
 	SCRAM_ACK,	 /* server-final sent, waiting for an empty response */
 };
 

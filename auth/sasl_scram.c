@@ -64,6 +64,7 @@ static enum sasl_rc client_final(struct sasl_server *s, const char *p,
     size_t len);
 static enum sasl_rc finish(struct sasl_server *s, const uint8_t proof[32],
     size_t cfwp_len, const char *cfwp);
+static enum sasl_rc scram_allowed(struct sasl_server *s);
 
 /* parsing */
 static enum sasl_error gs2_header(struct sasl_server *s, struct cursor *c,
@@ -89,6 +90,7 @@ const struct sasl_mech_ops sasl_scram_ops = {
 	.begin = scram_begin,
 	.step = scram_step,
 	.wipe = scram_wipe,
+	.allowed = scram_allowed,
 };
 
 /* ---- mechanism ---------------------------------------------------------- */
@@ -117,7 +119,8 @@ scram_step(struct sasl_server *s, const uint8_t *p, size_t len)
 			return sasl_fail(s, SASL_E_MALFORMED);
 		return sasl_success(s);
 	case SCRAM_KEYS:
-		break;
+	case SCRAM_POLICY:
+		break; /* waiting for the caller, not the client */
 	}
 	return sasl_fail(s, SASL_E_STATE);
 }
@@ -298,6 +301,19 @@ finish(struct sasl_server *s, const uint8_t proof[32], size_t cfwp_len,
 	OPENSSL_cleanse(&sc->keys, sizeof(sc->keys));
 	if (!ok)
 		return sasl_fail(s, SASL_E_CREDENTIALS);
+	/* the signature proves the password right: the caller's policy
+	 * first (scram_allowed() sends it) */
+	sc->step = SCRAM_POLICY;
+	return sasl_verify(s, SASL_REQ_POLICY);
+}
+
+static enum sasl_rc
+scram_allowed(struct sasl_server *s)
+{
+	struct sasl_scram *sc = &s->u.scram;
+
+	if (sc->step != SCRAM_POLICY)
+		return sasl_fail(s, SASL_E_STATE);
 	if (s->flags & SASL_F_SUCCESS_DATA) {
 		sasl_success(s);
 		s->chal = (const uint8_t *)sc->sfinal;

@@ -81,8 +81,7 @@ static enum sasl_rc scram_keys(struct imap_session *s, const char *user);
 static enum sasl_rc cram_secret(struct imap_session *s, const char *user);
 static enum auth_lookup stored_entry(struct imap_session *s, const char *user,
     struct auth_entry **e_r);
-static bool scram_final(const struct imap_session *s);
-static bool refused(struct imap_session *s);
+static enum sasl_rc policy(struct imap_session *s, const char *user);
 static void sasl_success(struct imap_session *s);
 static void sasl_failed(struct imap_session *s);
 static const char *mech_of(const struct imap_session *s);
@@ -243,14 +242,11 @@ entry_policy(struct imap_session *s, const char *user)
 {
 	struct auth_entry *e = NULL;
 	const char *err = NULL;
-	enum auth_reason r = AUTH_R_NONE;
+	enum auth_reason r;
 
 	if (auth_lookup(s->srv->users, user, &e, &err) != AUTH_LOOKUP_FOUND)
 		return AUTH_R_UNKNOWN;
-	if (e->nologin)
-		r = AUTH_R_NOLOGIN;
-	else if (!auth_user_allowed_from(e, conn_peer_addr(s->c, NULL)))
-		r = AUTH_R_NETWORK;
+	r = auth_entry_policy(e, conn_peer_addr(s->c, NULL));
 	auth_entry_unref(&e);
 	return r;
 }
@@ -372,8 +368,6 @@ sasl_next(struct imap_session *s, enum sasl_rc rc)
 
 	switch (rc) {
 	case SASL_CONTINUE:
-		if (scram_final(s) && refused(s))
-			return;
 		if (sasl_server_challenge64(s->sasl, chal, sizeof(chal), &n) ==
 		    -1) {
 			login_failed(s, true);
@@ -417,6 +411,9 @@ sasl_request(struct imap_session *s)
 		return;
 	case SASL_REQ_SECRET:
 		sasl_next(s, cram_secret(s, req->authcid));
+		return;
+	case SASL_REQ_POLICY:
+		sasl_next(s, policy(s, req->authcid));
 		return;
 	}
 	login_failed(s, false);
@@ -509,52 +506,29 @@ cram_secret(struct imap_session *s, const char *user)
 	return rc;
 }
 
-/*
- * SCRAM's proof was right and its server-final ("v=" ServerSignature) is
- * next. The policy is applied before it goes out: a nologin user or one
- * outside allow_nets= must get the same answer at the same step as a
- * wrong password, or the signature would confirm a guessed password.
- */
-static bool
-scram_final(const struct imap_session *s)
+/* After a correct proof or digest, before anything confirms it: the
+ * entry's policy (auth_entry_policy(), looked up again so a reload in
+ * between applies), logged as the pool logs a password check. */
+static enum sasl_rc
+policy(struct imap_session *s, const char *user)
 {
-	enum sasl_mech_id id = sasl_mech_id(sasl_server_mech(s->sasl));
-	const uint8_t *p;
-	size_t n;
+	enum auth_reason r = entry_policy(s, user);
 
-	if (id != SASL_MECH_SCRAM_SHA_256 && id != SASL_MECH_SCRAM_SHA_256_PLUS)
-		return false;
-	p = sasl_server_challenge(s->sasl, &n);
-	return n >= 2 && p[0] == 'v' && p[1] == '=';
-}
-
-/* After a correct proof or digest: true (and the client answered) if the
- * user may not log in. Logged as the pool logs a password check. */
-static bool
-refused(struct imap_session *s)
-{
-	const char *user = sasl_server_user(s->sasl);
-	enum auth_reason r;
-
-	if (user == NULL)
-		user = sasl_server_authcid(s->sasl);
-	r = entry_policy(s, user);
-	auth_log(s, user, mech_of(s), r == AUTH_R_NONE ? AUTH_OK : AUTH_FAIL,
-	    r);
+	/* a refusal is logged with its reason by sasl_failed() */
 	if (r == AUTH_R_NONE)
-		return false;
-	login_failed(s, false);
-	return true;
+		auth_log(s, user, mech_of(s), AUTH_OK, r);
+	s->auth_reason = r;
+	return sasl_server_verified(s->sasl,
+	    r == AUTH_R_NONE	    ? SASL_V_OK :
+		r == AUTH_R_BACKEND ? SASL_V_TEMPFAIL :
+				      SASL_V_FAIL);
 }
 
-/* The mechanism said yes. PLAIN and LOGIN had the pool's policy applied,
- * SCRAM had refused() before its server-final; CRAM-MD5 gets it now. */
+/* The mechanism said yes: PLAIN and LOGIN had the pool's policy applied,
+ * SCRAM and CRAM-MD5 answered a SASL_REQ_POLICY. */
 static void
 sasl_success(struct imap_session *s)
 {
-	if (sasl_mech_id(sasl_server_mech(s->sasl)) == SASL_MECH_CRAM_MD5 &&
-	    refused(s))
-		return;
 	login_start(s, sasl_server_user(s->sasl));
 }
 

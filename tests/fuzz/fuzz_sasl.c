@@ -170,6 +170,11 @@ answer(struct sasl_server *s)
 		if (strcmp(req->authcid, "tim") == 0)
 			return sasl_server_secret(s, "tanstaaftanstaaf", 16);
 		return sasl_server_secret(s, NULL, 0);
+	case SASL_REQ_POLICY:
+		/* only after a right proof, and only for a known user */
+		if (!user && strcmp(req->authcid, "tim") != 0)
+			abort();
+		return sasl_server_verified(s, SASL_V_OK);
 	}
 	abort();
 }

@@ -79,6 +79,30 @@ assert_challenge(struct sasl_server *s, const char *want)
 	assert_memory_equal(p, want, len);
 }
 
+/* Answer the policy question a right SCRAM proof or CRAM-MD5 digest asks
+ * (SASL_REQ_POLICY) with `allow`; any other rc passes through. */
+static enum sasl_rc
+policy(struct sasl_server *s, enum sasl_rc rc, enum sasl_verdict allow)
+{
+	const struct sasl_request *req = sasl_server_request(s);
+
+	if (rc != SASL_VERIFY)
+		return rc;
+	assert_non_null(req);
+	assert_int_equal(req->kind, SASL_REQ_POLICY);
+	assert_null(req->password);
+	/* nothing has gone to the client yet */
+	assert_challenge(s, "");
+	return sasl_server_verified(s, allow);
+}
+
+/* A last client message whose proof is right, and the user allowed. */
+static enum sasl_rc
+step_allowed(struct sasl_server *s, const char *msg)
+{
+	return policy(s, step_str(s, msg), SASL_V_OK);
+}
+
 /* Keys for password, as ringgate-passwd would store them; the client key
  * too, for the test's own client. */
 static void
@@ -570,10 +594,12 @@ test_scram_rfc7677(void **state)
 		assert_int_equal(sasl_server_scram_keys(s, &k), SASL_CONTINUE);
 		assert_challenge(s, R_SFIRST);
 		if (data) {
-			assert_int_equal(step_str(s, R_CFINAL), SASL_SUCCESS);
+			assert_int_equal(step_allowed(s, R_CFINAL),
+			    SASL_SUCCESS);
 			assert_challenge(s, R_SFINAL);
 		} else {
-			assert_int_equal(step_str(s, R_CFINAL), SASL_CONTINUE);
+			assert_int_equal(step_allowed(s, R_CFINAL),
+			    SASL_CONTINUE);
 			assert_challenge(s, R_SFINAL);
 			assert_int_equal(step_str(s, ""), SASL_SUCCESS);
 			assert_challenge(s, ""); /* already sent */
@@ -608,7 +634,8 @@ test_scram_rfc7677(void **state)
 		    -1);
 		base64_encode(R_CFINAL, strlen(R_CFINAL), b64, sizeof(b64),
 		    &len);
-		assert_int_equal(sasl_server_step64(s, b64, len),
+		assert_int_equal(
+		    policy(s, sasl_server_step64(s, b64, len), SASL_V_OK),
 		    SASL_CONTINUE);
 		assert_int_equal(sasl_server_step64(s, "", 0), SASL_SUCCESS);
 	}
@@ -639,7 +666,7 @@ test_scram_random_nonce(void **state)
 			    strncmp(sf, first_nonce, strlen(first_nonce)) != 0);
 		client_final(R_CFIRST, sf, NULL, 0, &k, ck, final,
 		    sizeof(final), want_v);
-		assert_int_equal(step_str(s, final), SASL_SUCCESS);
+		assert_int_equal(step_allowed(s, final), SASL_SUCCESS);
 		assert_challenge(s, want_v);
 		sasl_server_free(&s);
 	}
@@ -737,7 +764,7 @@ test_scram_plus(void **state)
 	sf = scram_first(s, cf, &k);
 	client_final(cf, sf, CBIND, sizeof(CBIND), &k, ck, final, sizeof(final),
 	    want_v);
-	assert_int_equal(step_str(s, final), SASL_CONTINUE);
+	assert_int_equal(step_allowed(s, final), SASL_CONTINUE);
 	assert_challenge(s, want_v);
 	assert_int_equal(step_str(s, ""), SASL_SUCCESS);
 	sasl_server_free(&s);
@@ -806,7 +833,7 @@ test_scram_downgrade(void **state)
 	sf = scram_first(s, cf, &k);
 	client_final(cf, sf, NULL, 0, &k, ck, final, sizeof(final), want_v);
 	assert_memory_equal(final, "c=eSws,", 7);
-	assert_int_equal(step_str(s, final), SASL_CONTINUE);
+	assert_int_equal(step_allowed(s, final), SASL_CONTINUE);
 	assert_int_equal(step_str(s, ""), SASL_SUCCESS);
 	sasl_server_free(&s);
 
@@ -1025,7 +1052,7 @@ test_scram_malformed_final(void **state)
 
 		sasl_server_set_nonce(s, R_SNONCE, strlen(R_SNONCE));
 		scram_first(s, R_CFIRST, &k);
-		assert_int_equal(step_str(s, R_CFINAL), SASL_CONTINUE);
+		assert_int_equal(step_allowed(s, R_CFINAL), SASL_CONTINUE);
 		assert_int_equal(step_str(s, "x"), SASL_FAIL);
 		assert_int_equal(sasl_server_error(s), SASL_E_MALFORMED);
 		assert_null(sasl_server_user(s));
@@ -1097,7 +1124,7 @@ test_scram_keys_parse(void **state)
 
 		sasl_server_set_nonce(s, R_SNONCE, strlen(R_SNONCE));
 		assert_string_equal(scram_first(s, R_CFIRST, &k), R_SFIRST);
-		assert_int_equal(step_str(s, R_CFINAL), SASL_CONTINUE);
+		assert_int_equal(step_allowed(s, R_CFINAL), SASL_CONTINUE);
 		assert_challenge(s, R_SFINAL);
 		sasl_server_free(&s);
 	}
@@ -1211,7 +1238,8 @@ test_cram_md5(void **state)
 	req = sasl_server_request(s);
 	assert_int_equal(req->kind, SASL_REQ_SECRET);
 	assert_string_equal(req->authcid, "tim");
-	assert_int_equal(sasl_server_secret(s, "tanstaaftanstaaf", 16),
+	assert_int_equal(
+	    policy(s, sasl_server_secret(s, "tanstaaftanstaaf", 16), SASL_V_OK),
 	    SASL_SUCCESS);
 	assert_string_equal(sasl_server_user(s), "tim");
 	sasl_server_free(&s);
@@ -1220,7 +1248,8 @@ test_cram_md5(void **state)
 	s = cram_session();
 	assert_int_equal(step_str(s, "tim B913A602C7EDA7A495B4E6E7334D3890"),
 	    SASL_VERIFY);
-	assert_int_equal(sasl_server_secret(s, "tanstaaftanstaaf", 16),
+	assert_int_equal(
+	    policy(s, sasl_server_secret(s, "tanstaaftanstaaf", 16), SASL_V_OK),
 	    SASL_SUCCESS);
 	sasl_server_free(&s);
 
@@ -1379,6 +1408,49 @@ test_state_misuse(void **state)
 	sasl_server_free(&s);
 }
 
+/* A right proof for a user the caller refuses (nologin, allow_nets=):
+ * the same failure as a wrong proof, and no server signature goes out;
+ * the same for CRAM-MD5's digest; a temporary failure stays one. */
+static void
+test_policy_refused(void **state)
+{
+	struct sasl_scram_keys k;
+	struct sasl_server *s;
+	uint8_t ck[32];
+
+	(void)state;
+	rfc7677_keys(&k, ck);
+	for (int data = 0; data < 2; data++) {
+		s = new_session(SASL_MECH_SCRAM_SHA_256,
+		    data ? SASL_F_SUCCESS_DATA : 0);
+		sasl_server_set_nonce(s, R_SNONCE, strlen(R_SNONCE));
+		scram_first(s, R_CFIRST, &k);
+		assert_int_equal(policy(s, step_str(s, R_CFINAL), SASL_V_FAIL),
+		    SASL_FAIL);
+		assert_int_equal(sasl_server_error(s), SASL_E_CREDENTIALS);
+		assert_challenge(s, "");
+		assert_null(sasl_server_user(s));
+		sasl_server_free(&s);
+	}
+	s = new_session(SASL_MECH_SCRAM_SHA_256, 0);
+	sasl_server_set_nonce(s, R_SNONCE, strlen(R_SNONCE));
+	scram_first(s, R_CFIRST, &k);
+	assert_int_equal(policy(s, step_str(s, R_CFINAL), SASL_V_TEMPFAIL),
+	    SASL_FAIL);
+	assert_int_equal(sasl_server_error(s), SASL_E_TEMPFAIL);
+	sasl_server_free(&s);
+
+	s = cram_session();
+	assert_int_equal(step_str(s, "tim b913a602c7eda7a495b4e6e7334d3890"),
+	    SASL_VERIFY);
+	assert_int_equal(policy(s,
+			     sasl_server_secret(s, "tanstaaftanstaaf", 16),
+			     SASL_V_FAIL),
+	    SASL_FAIL);
+	assert_int_equal(sasl_server_error(s), SASL_E_CREDENTIALS);
+	sasl_server_free(&s);
+}
+
 int
 main(void)
 {
@@ -1405,6 +1477,7 @@ main(void)
 		cmocka_unit_test(test_scram_keys_parse),
 		cmocka_unit_test(test_external),
 		cmocka_unit_test(test_cram_md5),
+		cmocka_unit_test(test_policy_refused),
 		cmocka_unit_test(test_apop),
 		cmocka_unit_test(test_state_misuse),
 	};
