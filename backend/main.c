@@ -25,13 +25,13 @@
 #include "backend/imap_private.h"
 #include "backend/maildir.h"
 #include "backend/ringstore.h"
-#include "backend/store_pool.h"
 #include "core/buf.h"
 #include "core/config.h"
 #include "core/daemon.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/metrics.h"
+#include "core/pool.h"
 #include "core/tls.h"
 
 #define DEFAULT_CONFIG "/etc/ringgate/ringstore.conf"
@@ -214,11 +214,11 @@ start_pools(struct store_daemon *sd, const char **error_r)
 		*error_r = "cannot allocate the folder cache";
 		return -1;
 	}
-	sd->srv.store = store_pool_new((unsigned)cf->storage.threads,
+	sd->srv.store = pool_new((unsigned)cf->storage.threads,
 	    (unsigned)cf->storage.queue, error_r);
 	if (sd->srv.store == NULL)
 		return -1;
-	sd->srv.login = store_pool_new((unsigned)cf->storage.login_threads,
+	sd->srv.login = pool_new((unsigned)cf->storage.login_threads,
 	    (unsigned)cf->storage.queue, error_r);
 	return sd->srv.login ? 0 : -1;
 }
@@ -377,9 +377,9 @@ collect_folders(struct metrics *m, void *arg)
 	metrics_set(m, a->folders_entries, (double)st.entries);
 	metrics_set(m, a->folders_bytes, (double)st.bytes);
 	for (int i = 0; i < 2; i++) {
-		struct store_pool_stats ps;
+		struct pool_stats ps;
 
-		store_pool_stats(i ? sd->srv.login : sd->srv.store, &ps);
+		pool_stats(i ? sd->srv.login : sd->srv.store, &ps);
 		metrics_set(m, a->pool_queued[i], (double)ps.queued);
 		metrics_set(m, a->pool_running[i], (double)ps.running);
 	}
@@ -548,7 +548,7 @@ worker_init(struct daemon *d, struct loop *l, unsigned i)
 	w->loop = l;
 	if ((w->tls = sd->srv.tls) != NULL)
 		tls_server_ref(w->tls);
-	if ((w->outbox = store_outbox_new(l)) == NULL) {
+	if ((w->outbox = pool_outbox_new(l)) == NULL) {
 		free(w);
 		return -1;
 	}
@@ -581,7 +581,7 @@ worker_exit(void *arg)
 {
 	struct rs_worker *w = arg;
 
-	store_outbox_close(&w->outbox);
+	pool_outbox_close(&w->outbox);
 	/* after the husks: their session_free() leaves their folders */
 	imap_idle_free(w);
 	tls_server_unref(&w->tls);
@@ -599,8 +599,8 @@ sd_free(struct store_daemon *sd, struct daemon *d)
 			if (sd->fds[i] != -1)
 				close(sd->fds[i]);
 	/* Loops are gone: no answer can be posted any more. */
-	store_pool_free(&sd->srv.store);
-	store_pool_free(&sd->srv.login);
+	pool_free(&sd->srv.store);
+	pool_free(&sd->srv.login);
 	maildir_cache_free(&sd->srv.folders);
 	auth_pool_free(&sd->srv.auth);
 	auth_passdb_free(&sd->passdb);
