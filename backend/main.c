@@ -7,14 +7,13 @@
  *
  * Everything that can fail is done here, before the first worker starts,
  * so a bad config, an unreadable passwd-file or a busy port stops the
- * daemon with a message naming the cause. Relies on a thread-exit
- * destructor (pthread key) to close each worker's outbox after its loop
- * stopped and before daemon_run() frees the loop, so no pool answer is
- * ever posted to a freed loop. Must never: start serving with a half
- * built context, or drop the running certificates or users because a new
- * file is broken.
+ * daemon with a message naming the cause. Relies on the daemon's
+ * worker_exit hook to close each worker's outbox after its loop stopped
+ * and before daemon_run() frees the loop, so no pool answer is ever
+ * posted to a freed loop. Must never: start serving with a half built
+ * context, or drop the running certificates or users because a new file
+ * is broken.
  */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,8 +63,6 @@ struct store_daemon {
 	unsigned nworkers;
 	struct metrics *metrics;
 	struct sd_metrics am;
-	pthread_key_t worker_key;
-	bool have_key;
 };
 
 /* New certificates on their way to every worker. */
@@ -98,7 +95,7 @@ static void swap_done(void *arg);
 static int open_sockets(struct store_daemon *sd, struct daemon *d,
     const char **error_r);
 static int worker_init(struct daemon *d, struct loop *l, unsigned i);
-static void worker_exit(void *arg);
+static void worker_exit(struct daemon *d, struct loop *l, unsigned i);
 static void sd_free(struct store_daemon *sd, struct daemon *d);
 
 static void
@@ -552,9 +549,8 @@ worker_init(struct daemon *d, struct loop *l, unsigned i)
 		free(w);
 		return -1;
 	}
+	/* From here on worker_exit() cleans up, whatever happens. */
 	loop_set_ctx(l, w);
-	/* From here on the destructor cleans up, whatever happens. */
-	pthread_setspecific(sd->worker_key, w);
 	if (imap_idle_init(w) == -1)
 		return -1;
 	for (unsigned r = 0; r < sd->cf.nimap; r++) {
@@ -573,14 +569,17 @@ worker_init(struct daemon *d, struct loop *l, unsigned i)
 	return 0;
 }
 
-/* Thread exit of a worker: its loop has stopped (every connection is
+/* On the worker's thread: its loop has stopped (every connection is
  * gone) and is not freed yet. Wait for the jobs still out, let their
  * answers free the husks of closed sessions, then free the worker. */
 static void
-worker_exit(void *arg)
+worker_exit(struct daemon *d, struct loop *l, unsigned i)
 {
-	struct rs_worker *w = arg;
+	struct rs_worker *w = loop_ctx(l);
 
+	if (w == NULL) /* worker_init failed before it made one */
+		return;
+	loop_set_ctx(l, NULL);
 	pool_outbox_close(&w->outbox);
 	/* after the husks: their session_free() leaves their folders */
 	imap_idle_free(w);
@@ -609,8 +608,6 @@ sd_free(struct store_daemon *sd, struct daemon *d)
 	free(sd->lis);
 	free(sd->listeners);
 	daemon_free(d);
-	if (sd->have_key)
-		pthread_key_delete(sd->worker_key);
 	rs_config_free(&sd->cf);
 }
 
@@ -657,13 +654,11 @@ main(int argc, char **argv)
 	if (open_sockets(&sd, &d, &error) == -1 ||
 	    daemon_admin(&d, &sd.cf.admin.listen, NULL, NULL, &error) == -1)
 		goto failed;
-	if (pthread_key_create(&sd.worker_key, worker_exit) != 0)
-		fatal("pthread_key_create failed");
-	sd.have_key = true;
 	d.pid_file = sd.cf.daemon.pid_file;
 	d.drain_ms = sd.cf.daemon.drain_timeout;
 	d.ctx = &sd;
 	d.worker_init = worker_init;
+	d.worker_exit = worker_exit;
 	d.reload = reload;
 	d.tick = tick;
 	d.tick_ms = sd.cf.auth.reload_check;
