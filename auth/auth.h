@@ -11,9 +11,10 @@
  *     "{SCHEME}data" string and generate new ones. ARGON2ID, BLF-CRYPT,
  *     SHA512-CRYPT, SHA256-CRYPT, YESCRYPT, SCRAM-SHA-256 (RFC 5803) and,
  *     only when switched on, PLAIN/CLEARTEXT.
- *   - the verify pool (auth/pool.c): worker threads that run the slow hashes
- *     off the ring threads and post the answer back with loop_post(), plus
- *     a positive cache keyed by an HMAC of user and password.
+ *   - the verify pool (auth/pool.c): worker threads (a core/pool.c lane
+ *     of auth's own) that run the slow hashes off the ring threads and
+ *     post the answer back with loop_post(), plus a positive cache keyed
+ *     by an HMAC of user and password.
  *
  * User names are compared exactly after lowercasing the whole name (ASCII
  * only), both when a file is loaded and on every lookup: "Bob@Example.ORG"

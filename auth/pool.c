@@ -1,11 +1,16 @@
 /*
- * pool.c - credential verification off the ring threads: a few worker
- * threads take verify jobs from one bounded queue and post each answer
- * back to the loop that asked, with loop_post(); plus a positive cache so
- * a client that logs in every minute costs one hash per TTL.
+ * pool.c - credential verification off the ring threads: a worker pool of
+ * auth's own (a core/pool.c instance, so no other kind of work ever queues
+ * behind a cold password hash, nor a hash behind it) runs verify jobs from
+ * one bounded queue and posts each answer back to the loop that asked,
+ * with loop_post(); plus a positive cache so a client that logs in every
+ * minute costs one hash per TTL.
  *
  * Relies on: loop_post() being safe from any thread, back-ends whose
  * lookup is thread-safe, and the schemes in scheme.c being re-entrant.
+ * Jobs go to the core pool without an outbox: run() owns each one and
+ * delivers it itself, so answers may go to a loop or, for a NULL loop,
+ * straight to the callback on the pool thread.
  * The cache key is HMAC-SHA256(per-process random secret, user NUL
  * password): the password itself is never stored, and without the secret
  * the keys cannot be tested offline. A cached answer is trusted only while
@@ -19,7 +24,7 @@
  */
 #include <netinet/in.h>
 #include <pthread.h>
-#include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -32,6 +37,7 @@
 #include "auth/auth.h"
 #include "auth/auth_private.h"
 #include "core/loop.h"
+#include "core/pool.h"
 
 #define POOL_THREADS 2
 #define POOL_QUEUE_MAX 256
@@ -41,7 +47,8 @@
 #define KEY_LEN 32
 
 struct job {
-	struct job *next;
+	struct pool_job base; /* run = job_main; no outbox */
+	struct auth_pool *pool;
 	struct loop *loop;
 	uint64_t sid;
 	auth_result_cb *cb;
@@ -82,14 +89,10 @@ struct auth_pool {
 	uint64_t (*now_ms)(void *arg);
 	void *now_arg;
 
-	pthread_mutex_t lock; /* queue and stopping */
-	pthread_cond_t cond;
-	struct job *head, **tail;
-	unsigned queued, queue_max;
-	bool stopping;
-
-	pthread_t *threads;
-	unsigned nthreads;
+	struct pool *workers;
+	/* set by auth_pool_free(): jobs still queued are dropped unanswered
+	 * instead of hashed */
+	atomic_bool stopping;
 
 	struct cache cache;
 	struct pool_counters n;
@@ -102,8 +105,8 @@ static void job_wipe(struct job *j);
 static void job_free(struct job *j);
 static void job_deliver(struct auth_pool *p, struct job *j);
 static void job_run(struct loop *l, void *arg);
+static void job_main(struct pool_job *pj);
 static void job_verify(struct auth_pool *p, struct job *j);
-static void *worker(void *arg);
 
 /* cache */
 static int cache_init(struct cache *c, const struct auth_pool_conf *conf);
@@ -130,18 +133,13 @@ struct auth_pool *
 auth_pool_new(const struct auth_pool_conf *conf, const char **error_r)
 {
 	struct auth_pool *p = calloc(1, sizeof(*p));
-	sigset_t all, old;
 
 	if (p == NULL) {
 		*error_r = "out of memory";
 		return NULL;
 	}
-	pthread_mutex_init(&p->lock, NULL);
-	pthread_cond_init(&p->cond, NULL);
-	p->tail = &p->head;
 	p->schemes = conf->schemes;
 	auth_scheme_opts_default(&p->schemes);
-	p->queue_max = conf->queue_max ? conf->queue_max : POOL_QUEUE_MAX;
 	p->now_ms = conf->now_ms ? conf->now_ms : clock_ms;
 	p->now_arg = conf->now_arg;
 	if (cache_init(&p->cache, conf) == -1) {
@@ -154,25 +152,10 @@ auth_pool_new(const struct auth_pool_conf *conf, const char **error_r)
 	p->v = (struct auth_verifier){ .backend = conf->backend,
 		.schemes = &p->schemes,
 		.dummy_hash = p->dummy };
-
-	p->nthreads = conf->threads ? conf->threads : POOL_THREADS;
-	if ((p->threads = calloc(p->nthreads, sizeof(*p->threads))) == NULL) {
-		*error_r = "out of memory";
+	p->workers = pool_new(conf->threads ? conf->threads : POOL_THREADS,
+	    conf->queue_max ? conf->queue_max : POOL_QUEUE_MAX, error_r);
+	if (p->workers == NULL)
 		goto fail;
-	}
-	/* Workers take no signals: the daemon handles them on its own
-	 * thread (signalfd). */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	for (unsigned i = 0; i < p->nthreads; i++) {
-		if (pthread_create(&p->threads[i], NULL, worker, p) != 0) {
-			pthread_sigmask(SIG_SETMASK, &old, NULL);
-			p->nthreads = i;
-			*error_r = "cannot start auth worker threads";
-			goto fail;
-		}
-	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return p;
 fail:
 	auth_pool_free(&p);
@@ -183,22 +166,14 @@ void
 auth_pool_free(struct auth_pool **pp)
 {
 	struct auth_pool *p = *pp;
-	struct job *j;
 
 	if (p == NULL)
 		return;
 	*pp = NULL;
-	pthread_mutex_lock(&p->lock);
-	p->stopping = true;
-	pthread_cond_broadcast(&p->cond);
-	pthread_mutex_unlock(&p->lock);
-	for (unsigned i = 0; i < p->nthreads; i++)
-		pthread_join(p->threads[i], NULL);
-	while ((j = p->head) != NULL) {
-		p->head = j->next;
-		job_free(j);
-	}
-	free(p->threads);
+	/* Jobs a thread already took finish and answer; pool_free() hands
+	 * the queued ones to job_main(), which now drops them. */
+	atomic_store(&p->stopping, true);
+	pool_free(&p->workers);
 	if (p->dummy != NULL) {
 		OPENSSL_cleanse(p->dummy, strlen(p->dummy));
 		free(p->dummy);
@@ -206,8 +181,6 @@ auth_pool_free(struct auth_pool **pp)
 	OPENSSL_cleanse(&p->cache.secret, sizeof(p->cache.secret));
 	free(p->cache.slots);
 	pthread_mutex_destroy(&p->cache.lock);
-	pthread_cond_destroy(&p->cond);
-	pthread_mutex_destroy(&p->lock);
 	free(p);
 }
 
@@ -217,16 +190,18 @@ auth_pool_submit(struct auth_pool *p, struct loop *l, uint64_t sid,
     const struct sockaddr *client, auth_result_cb *cb, void *ctx)
 {
 	struct job *j;
-	bool full;
 
 	if (pwlen > AUTH_PASSWORD_MAX)
 		pwlen = AUTH_PASSWORD_MAX + 1; /* verified as given: no match */
 	if ((j = job_new(user, password, pwlen, client)) == NULL)
 		return -1;
+	j->pool = p;
 	j->loop = l;
 	j->sid = sid;
 	j->cb = cb;
 	j->ctx = ctx;
+	j->base.run = job_main;
+	j->base.sid = sid;
 	atomic_fetch_add(&p->n.submitted, 1);
 
 	/* An in-memory back-end makes the cache probe cheap enough for the
@@ -236,16 +211,8 @@ auth_pool_submit(struct auth_pool *p, struct loop *l, uint64_t sid,
 		job_deliver(p, j);
 		return 0;
 	}
-	pthread_mutex_lock(&p->lock);
-	full = p->queued >= p->queue_max || p->stopping;
-	if (!full) {
-		*p->tail = j;
-		p->tail = &j->next;
-		p->queued++;
-		pthread_cond_signal(&p->cond);
-	}
-	pthread_mutex_unlock(&p->lock);
-	if (full) {
+	/* One flow: verifications run in the order they came. */
+	if (pool_submit(p->workers, NULL, &j->base) == -1) {
 		atomic_fetch_add(&p->n.overflows, 1);
 		j->res.status = AUTH_TEMPFAIL;
 		j->res.reason = AUTH_R_OVERFLOW;
@@ -278,9 +245,7 @@ auth_pool_stats(struct auth_pool *p, struct auth_pool_stats *st)
 	st->lost = atomic_load(&p->n.lost);
 	for (int i = 0; i < 3; i++)
 		st->result[i] = atomic_load(&p->n.result[i]);
-	pthread_mutex_lock(&p->lock);
-	st->queued = p->queued;
-	pthread_mutex_unlock(&p->lock);
+	st->queued = pool_queued(p->workers);
 }
 
 /* ---- verification ----------------------------------------------------- */
@@ -463,29 +428,20 @@ job_run(struct loop *l, void *arg)
 	job_free(j);
 }
 
-static void *
-worker(void *arg)
+/* On a pool thread: verify and answer, or drop the job unanswered when
+ * the pool is being freed. */
+static void
+job_main(struct pool_job *pj)
 {
-	struct auth_pool *p = arg;
-	struct job *j;
+	struct job *j = (struct job *)pj;
+	struct auth_pool *p = j->pool;
 
-	for (;;) {
-		pthread_mutex_lock(&p->lock);
-		while (p->head == NULL && !p->stopping)
-			pthread_cond_wait(&p->cond, &p->lock);
-		if (p->stopping) {
-			pthread_mutex_unlock(&p->lock);
-			return NULL;
-		}
-		j = p->head;
-		p->head = j->next;
-		if (p->head == NULL)
-			p->tail = &p->head;
-		p->queued--;
-		pthread_mutex_unlock(&p->lock);
-		job_verify(p, j);
-		job_deliver(p, j);
+	if (atomic_load(&p->stopping)) {
+		job_free(j);
+		return;
 	}
+	job_verify(p, j);
+	job_deliver(p, j);
 }
 
 static void

@@ -104,7 +104,7 @@ static bool master_net(const struct imap_session *s);
 
 /* the Maildir */
 static void login_start(struct imap_session *s, const char *user);
-static void login_run(struct store_job *sj);
+static void login_run(struct pool_job *sj);
 static int login_finish(struct imap_session *s, struct imap_job *job);
 static void login_release(struct imap_job *job);
 
@@ -616,7 +616,7 @@ verify(struct imap_session *s, const char *user, const char *authzid,
 	if (auth_pool_submit(s->srv->auth, NULL, s->sid, user, password, pwlen,
 		conn_peer_addr(s->c, NULL), auth_answer, job) == -1) {
 		job->status = AUTH_TEMPFAIL;
-		store_outbox_complete(&job->base.base);
+		pool_outbox_complete(&job->base.base);
 	}
 }
 
@@ -629,7 +629,7 @@ auth_answer(struct loop *l, uint64_t sid, struct auth_result *res, void *ctx)
 
 	job->status = res->status;
 	job->reason = res->reason;
-	store_outbox_complete(&job->base.base);
+	pool_outbox_complete(&job->base.base);
 }
 
 static int
@@ -737,7 +737,7 @@ login_start(struct imap_session *s, const char *user)
 }
 
 static void
-login_run(struct store_job *sj)
+login_run(struct pool_job *sj)
 {
 	struct login_job *job = (struct login_job *)sj;
 	const struct rs_config *cf = job->base.w->srv->cf;

@@ -34,7 +34,7 @@ struct copy_job {
 
 static int check_copy(struct imap_session *s, const struct imap_command *cmd);
 static void run_copy(struct imap_session *s, const struct imap_command *cmd);
-static void copy_run(struct store_job *sj);
+static void copy_run(struct pool_job *sj);
 static int copy_finish(struct imap_session *s, struct imap_job *ij);
 static void copy_release(struct imap_job *ij);
 static void write_uid_set(struct buf *b, const uint32_t *set,
@@ -107,7 +107,7 @@ run_copy(struct imap_session *s, const struct imap_command *cmd)
 }
 
 static void
-copy_run(struct store_job *sj)
+copy_run(struct pool_job *sj)
 {
 	struct copy_job *job = (struct copy_job *)sj;
 

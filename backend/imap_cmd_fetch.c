@@ -126,7 +126,7 @@ struct fetch_job {
 
 /* Closes an abandoned FETCH's message file on the pool. */
 struct close_job {
-	struct store_job base;
+	struct pool_job base;
 	int fd;
 };
 
@@ -144,9 +144,9 @@ static int parse_fetch_att(struct imap_session *s, const struct imap_arg *a,
     struct fetch_job *job);
 static enum fetch_need fetch_need(const struct fetch_job *job);
 static void fetch_release(struct imap_job *ij);
-static void close_run(struct store_job *sj);
+static void close_run(struct pool_job *sj);
 
-static void fetch_run(struct store_job *sj);
+static void fetch_run(struct pool_job *sj);
 static int plan(struct fetch_job *job, size_t i);
 static int plan_read(struct fetch_job *job, size_t i, struct mime_message *m,
     struct mime_part *parts);
@@ -347,7 +347,7 @@ fetch_release(struct imap_job *ij)
 	if ((cj = calloc(1, sizeof(*cj))) != NULL) {
 		cj->base.run = close_run;
 		cj->fd = job->fd;
-		if (store_pool_detach(job->base.w->srv->store, &cj->base) == 0)
+		if (pool_detach(job->base.w->srv->store, &cj->base) == 0)
 			return;
 		free(cj);
 	}
@@ -355,7 +355,7 @@ fetch_release(struct imap_job *ij)
 }
 
 static void
-close_run(struct store_job *sj)
+close_run(struct pool_job *sj)
 {
 	struct close_job *cj = (struct close_job *)sj;
 
@@ -366,7 +366,7 @@ close_run(struct store_job *sj)
 /* ---- the batch (store pool) ---------------------------------------- */
 
 static void
-fetch_run(struct store_job *sj)
+fetch_run(struct pool_job *sj)
 {
 	struct fetch_job *job = (struct fetch_job *)sj;
 	struct buf *b = &job->base.out;

@@ -68,12 +68,12 @@ static void run_namespace(struct imap_session *s,
 
 static struct mbox_job *mbox_job(struct imap_session *s,
     int (*finish)(struct imap_session *, struct imap_job *));
-static void select_run(struct store_job *sj);
+static void select_run(struct pool_job *sj);
 static int select_finish(struct imap_session *s, struct imap_job *job);
-static void folder_run(struct store_job *sj);
+static void folder_run(struct pool_job *sj);
 static int folder_finish(struct imap_session *s, struct imap_job *job);
-static void list_run(struct store_job *sj);
-static void status_run(struct store_job *sj);
+static void list_run(struct pool_job *sj);
+static void status_run(struct pool_job *sj);
 static int output_finish(struct imap_session *s, struct imap_job *job);
 static void reply_error(struct imap_session *s, struct imap_job *job);
 static bool pattern_match(const char *pat, const char *name);
@@ -325,7 +325,7 @@ run_select(struct imap_session *s, const struct imap_command *cmd)
 }
 
 static void
-select_run(struct store_job *sj)
+select_run(struct pool_job *sj)
 {
 	struct mbox_job *job = (struct mbox_job *)sj;
 	const struct maildir_msg *msgs;
@@ -412,7 +412,7 @@ run_folder_op(struct imap_session *s, const struct imap_command *cmd)
 }
 
 static void
-folder_run(struct store_job *sj)
+folder_run(struct pool_job *sj)
 {
 	struct mbox_job *job = (struct mbox_job *)sj;
 	const char **e = &job->base.errtext;
@@ -521,7 +521,7 @@ list_line(struct buf *b, const char *verb, unsigned attrs, const char *name)
 }
 
 static void
-list_run(struct store_job *sj)
+list_run(struct pool_job *sj)
 {
 	struct mbox_job *job = (struct mbox_job *)sj;
 	const unsigned special = MAILDIR_ATTR_DRAFTS | MAILDIR_ATTR_SENT |
@@ -660,7 +660,7 @@ run_status(struct imap_session *s, const struct imap_command *cmd)
 }
 
 static void
-status_run(struct store_job *sj)
+status_run(struct pool_job *sj)
 {
 	struct mbox_job *job = (struct mbox_job *)sj;
 	struct buf *b = &job->base.out;

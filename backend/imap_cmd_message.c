@@ -105,7 +105,7 @@ struct stream_job {
 
 /* Unlinks an abandoned tmp file on the pool, after its session. */
 struct dispose_job {
-	struct store_job base;
+	struct pool_job base;
 	struct maildir_incoming *in;
 };
 
@@ -126,14 +126,14 @@ static int parse_set(struct imap_session *s, const struct imap_arg *a, bool uid,
 static int parse_date(const char *p, size_t n, time_t *t_r);
 static struct msg_job *msg_job(struct imap_session *s);
 static void msg_release(struct imap_job *ij);
-static void store_run(struct store_job *sj);
+static void store_run(struct pool_job *sj);
 static int store_resolve(struct msg_job *job, struct maildir_flag_change *c);
 static bool store_expected(const struct maildir_msg *before,
     const struct maildir_msg *after, const struct maildir_flag_change *c);
 static int store_finish(struct imap_session *s, struct imap_job *ij);
-static void sync_run(struct store_job *sj);
+static void sync_run(struct pool_job *sj);
 static int sync_finish(struct imap_session *s, struct imap_job *ij);
-static void append_run(struct store_job *sj);
+static void append_run(struct pool_job *sj);
 static int append_finish(struct imap_session *s, struct imap_job *ij);
 static void append_release(struct imap_job *ij);
 static int check_append_args(struct imap_session *s,
@@ -147,17 +147,17 @@ static void append_fail(struct imap_session *s, int err, const char *text);
 static struct stream_job *stream_job(struct imap_session *s,
     int (*finish)(struct imap_session *, struct imap_job *));
 static void stream_release(struct imap_job *ij);
-static void begin_run(struct store_job *sj);
+static void begin_run(struct pool_job *sj);
 static int begin_finish(struct imap_session *s, struct imap_job *ij);
 static void write_submit(struct imap_session *s);
-static void write_run(struct store_job *sj);
+static void write_run(struct pool_job *sj);
 static int write_finish(struct imap_session *s, struct imap_job *ij);
 static void commit_submit(struct imap_session *s);
-static void commit_run(struct store_job *sj);
+static void commit_run(struct pool_job *sj);
 static int commit_finish(struct imap_session *s, struct imap_job *ij);
 static void stream_drop(struct imap_session *s);
 static void dispose(struct imap_session *s, struct maildir_incoming **in);
-static void dispose_run(struct store_job *sj);
+static void dispose_run(struct pool_job *sj);
 
 const struct imap_cmd_def imap_cmds_message[] = {
 	{ "STORE", ST_SELECTED, true, check_store, run_store },
@@ -417,7 +417,7 @@ msg_release(struct imap_job *ij)
 /* Lend the folder and queue the job. */
 static void
 submit_on_box(struct imap_session *s, struct msg_job *job,
-    int (*finish)(struct imap_session *, struct imap_job *), store_run_fn *run)
+    int (*finish)(struct imap_session *, struct imap_job *), pool_run_fn *run)
 {
 	job->base.finish = finish;
 	job->base.box = s->box;
@@ -507,7 +507,7 @@ store_expected(const struct maildir_msg *before,
 }
 
 static void
-store_run(struct store_job *sj)
+store_run(struct pool_job *sj)
 {
 	struct msg_job *job = (struct msg_job *)sj;
 	struct maildir *box = job->base.box;
@@ -640,7 +640,7 @@ run_noop(struct imap_session *s, const struct imap_command *cmd)
 
 /* Expunge (if asked) and rescan; announce what changed. */
 static void
-sync_run(struct store_job *sj)
+sync_run(struct pool_job *sj)
 {
 	struct msg_job *job = (struct msg_job *)sj;
 	struct maildir *box = job->base.box;
@@ -778,7 +778,7 @@ run_append(struct imap_session *s, const struct imap_command *cmd)
 }
 
 static void
-append_run(struct store_job *sj)
+append_run(struct pool_job *sj)
 {
 	struct append_job *job = (struct append_job *)sj;
 
@@ -915,7 +915,7 @@ stream_release(struct imap_job *ij)
 }
 
 static void
-begin_run(struct store_job *sj)
+begin_run(struct pool_job *sj)
 {
 	struct stream_job *job = (struct stream_job *)sj;
 	struct imap_append *app = job->app;
@@ -1029,7 +1029,7 @@ write_submit(struct imap_session *s)
 }
 
 static void
-write_run(struct store_job *sj)
+write_run(struct pool_job *sj)
 {
 	struct stream_job *job = (struct stream_job *)sj;
 
@@ -1106,7 +1106,7 @@ commit_submit(struct imap_session *s)
 }
 
 static void
-commit_run(struct store_job *sj)
+commit_run(struct pool_job *sj)
 {
 	struct stream_job *job = (struct stream_job *)sj;
 	struct imap_append *app = job->app;
@@ -1186,7 +1186,7 @@ dispose(struct imap_session *s, struct maildir_incoming **in)
 	if ((job = calloc(1, sizeof(*job))) != NULL) {
 		job->base.run = dispose_run;
 		job->in = *in;
-		if (store_pool_detach(s->srv->store, &job->base) == 0) {
+		if (pool_detach(s->srv->store, &job->base) == 0) {
 			*in = NULL;
 			return;
 		}
@@ -1196,7 +1196,7 @@ dispose(struct imap_session *s, struct maildir_incoming **in)
 }
 
 static void
-dispose_run(struct store_job *sj)
+dispose_run(struct pool_job *sj)
 {
 	struct dispose_job *job = (struct dispose_job *)sj;
 

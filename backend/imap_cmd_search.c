@@ -77,7 +77,7 @@ struct search_job {
 
 static int check_search(struct imap_session *s, const struct imap_command *cmd);
 static void run_search(struct imap_session *s, const struct imap_command *cmd);
-static void search_run(struct store_job *sj);
+static void search_run(struct pool_job *sj);
 static void search_start(struct search_job *job);
 static uint64_t clock_ns(clockid_t id);
 static bool eval(struct search_job *job, int k, size_t i);
@@ -184,7 +184,7 @@ search_start(struct search_job *job)
 
 /* One slice: messages from job->pos until the slice's time is up. */
 static void
-search_run(struct store_job *sj)
+search_run(struct pool_job *sj)
 {
 	struct search_job *job = (struct search_job *)sj;
 	const struct maildir_msg *msgs;

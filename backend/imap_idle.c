@@ -74,7 +74,7 @@ static struct idle_folder *folder_get(struct imap_watcher *iw,
     const struct maildir *box);
 static void folder_put(struct imap_watcher *iw, struct idle_folder *f);
 static void sync_start(struct imap_session *s);
-static void sync_run(struct store_job *sj);
+static void sync_run(struct pool_job *sj);
 static int sync_finish(struct imap_session *s, struct imap_job *ij);
 
 const struct imap_cmd_def imap_cmds_idle[] = {
@@ -358,8 +358,7 @@ sync_start(struct imap_session *s)
 	job->base.base.run = sync_run;
 	job->base.box = s->box;
 	s->box = NULL;
-	if (store_pool_submit(s->srv->store, s->w->outbox, &job->base.base) ==
-	    -1) {
+	if (pool_submit(s->srv->store, s->w->outbox, &job->base.base) == -1) {
 		s->box = job->base.box;
 		job->base.box = NULL;
 		imap_job_free(&job->base);
@@ -370,7 +369,7 @@ sync_start(struct imap_session *s)
 }
 
 static void
-sync_run(struct store_job *sj)
+sync_run(struct pool_job *sj)
 {
 	struct idle_job *job = (struct idle_job *)sj;
 	struct maildir_changes ch;

@@ -18,9 +18,9 @@
 #include <stdint.h>
 
 #include "core/buf.h"
+#include "core/pool.h"
 #include "proto/imap_input.h"
 #include "backend/ringstore.h"
-#include "backend/store_pool.h"
 
 struct auth_entry;
 struct idle_folder;
@@ -131,7 +131,7 @@ struct imap_session {
 
 /* A job on the store pool (or the auth pool) for a session. */
 struct imap_job {
-	struct store_job base;
+	struct pool_job base;
 	struct rs_worker *w;
 	/* With the session alive: deliver the answer (reply, take back the
 	 * box). The job is freed afterwards unless finish() kept it (then
@@ -169,20 +169,20 @@ void *imap_job_new(struct imap_session *s, size_t size,
 /* Queue it on the store pool with run; marks s busy. On a full queue the
  * job is freed, the client gets NO [UNAVAILABLE], and -1 returns. */
 int imap_job_submit(struct imap_session *s, struct imap_job *job,
-    store_run_fn *run);
+    pool_run_fn *run);
 /* The same without the reply, holding flag (SF_BUSY or SF_WRITING) on s
  * until the answer: -1 (job freed, folder given back) on a full queue. */
 int imap_job_queue(struct imap_session *s, struct imap_job *job,
-    store_run_fn *run, unsigned flag);
+    pool_run_fn *run, unsigned flag);
 /* The same for a job answered by someone else (auth pool): counts it in
- * the outbox and marks s busy; complete with store_outbox_complete(). */
+ * the outbox and marks s busy; complete with pool_outbox_complete(). */
 void imap_job_hold(struct imap_session *s, struct imap_job *job);
 /* The pool a job of s goes to now: the login lane before login, else the
  * store pool. */
-struct store_pool *imap_job_pool(const struct imap_session *s);
+struct pool *imap_job_pool(const struct imap_session *s);
 /* Queue the next part of s's current command (a FETCH batch, a SEARCH
  * slice), job already set up with its run(): not held to the queue
- * limit (store_pool_resubmit()). Marks s busy; -1 (nothing queued, the
+ * limit (pool_resubmit()). Marks s busy; -1 (nothing queued, the
  * caller still owns the job) when the pool is stopping. */
 int imap_job_again(struct imap_session *s, struct imap_job *job);
 void imap_job_free(struct imap_job *job);

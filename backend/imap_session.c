@@ -59,7 +59,7 @@ static const struct imap_cmd_def *find_cmd(const struct imap_command *cmd,
     enum imap_state state);
 static void set_tag(struct imap_session *s, const char *tag);
 static uint64_t job_flow(const struct imap_session *s);
-static void job_done(struct store_job *sj);
+static void job_done(struct pool_job *sj);
 
 static const struct conn_handler handler = {
 	.on_open = on_open,
@@ -666,7 +666,7 @@ job_flow(const struct imap_session *s)
 /* Logins never wait behind mailbox work: whatever a session needs before
  * it is authenticated (the Maildir set-up at login) runs on its own lane
  * (srv->login, storage.login_threads), everything else on the store. */
-struct store_pool *
+struct pool *
 imap_job_pool(const struct imap_session *s)
 {
 	if (s->state == IS_NOT_AUTH && s->srv->login != NULL)
@@ -675,7 +675,7 @@ imap_job_pool(const struct imap_session *s)
 }
 
 int
-imap_job_queue(struct imap_session *s, struct imap_job *job, store_run_fn *run,
+imap_job_queue(struct imap_session *s, struct imap_job *job, pool_run_fn *run,
     unsigned flag)
 {
 	job->base.run = run;
@@ -691,8 +691,7 @@ imap_job_queue(struct imap_session *s, struct imap_job *job, store_run_fn *run,
 		imap_job_free(job);
 		return -1;
 	}
-	if (store_pool_submit(imap_job_pool(s), s->w->outbox, &job->base) ==
-	    -1) {
+	if (pool_submit(imap_job_pool(s), s->w->outbox, &job->base) == -1) {
 		if (job->box) { /* give the folder back */
 			s->box = job->box;
 			job->box = NULL;
@@ -707,7 +706,7 @@ imap_job_queue(struct imap_session *s, struct imap_job *job, store_run_fn *run,
 }
 
 int
-imap_job_submit(struct imap_session *s, struct imap_job *job, store_run_fn *run)
+imap_job_submit(struct imap_session *s, struct imap_job *job, pool_run_fn *run)
 {
 	if (imap_job_queue(s, job, run, SF_BUSY) == -1) {
 		imap_reply(s, NULL, "NO [UNAVAILABLE] Server busy, try again");
@@ -720,7 +719,7 @@ int
 imap_job_again(struct imap_session *s, struct imap_job *job)
 {
 	job->hold = SF_BUSY;
-	if (store_pool_resubmit(s->srv->store, s->w->outbox, &job->base) == -1)
+	if (pool_resubmit(s->srv->store, s->w->outbox, &job->base) == -1)
 		return -1;
 	s->flags |= SF_BUSY;
 	return 0;
@@ -730,13 +729,13 @@ void
 imap_job_hold(struct imap_session *s, struct imap_job *job)
 {
 	job->hold = SF_BUSY;
-	store_outbox_hold(s->w->outbox, &job->base);
+	pool_outbox_hold(s->w->outbox, &job->base);
 	s->flags |= SF_BUSY;
 }
 
 /* On the loop (or at outbox close): the answer of a job. */
 static void
-job_done(struct store_job *sj)
+job_done(struct pool_job *sj)
 {
 	struct imap_job *job = (struct imap_job *)sj;
 	struct imap_session *s = rs_worker_session(job->w, sj->sid);

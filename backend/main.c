@@ -7,31 +7,30 @@
  *
  * Everything that can fail is done here, before the first worker starts,
  * so a bad config, an unreadable passwd-file or a busy port stops the
- * daemon with a message naming the cause. Relies on a thread-exit
- * destructor (pthread key) to close each worker's outbox after its loop
- * stopped and before daemon_run() frees the loop, so no pool answer is
- * ever posted to a freed loop. Must never: start serving with a half
- * built context, or drop the running certificates or users because a new
- * file is broken.
+ * daemon with a message naming the cause. Relies on the daemon's
+ * worker_exit hook to close each worker's outbox after its loop stopped
+ * and before daemon_run() frees the loop, so no pool answer is ever
+ * posted to a freed loop. Must never: start serving with a half built
+ * context, or drop the running certificates or users because a new file
+ * is broken.
  */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 
 #include "auth/auth.h"
 #include "backend/imap_private.h"
 #include "backend/maildir.h"
 #include "backend/ringstore.h"
-#include "backend/store_pool.h"
 #include "core/buf.h"
 #include "core/config.h"
 #include "core/daemon.h"
+#include "core/listen_set.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/metrics.h"
+#include "core/pool.h"
 #include "core/tls.h"
 
 #define DEFAULT_CONFIG "/etc/ringgate/ringstore.conf"
@@ -58,20 +57,10 @@ struct store_daemon {
 	struct rs_config cf;
 	struct rs_server srv;
 	struct auth_passdb *passdb;
-	struct rs_listener *listeners; /* cf.nimap */
-	int *fds;		       /* nimap * nworkers */
-	struct listener **lis;	       /* nworkers * nimap, set by workers */
-	unsigned nworkers;
+	struct rs_listener *listeners; /* cf.nimap, the listeners' ctx */
+	struct listen_set *lset;       /* the IMAP listeners */
 	struct metrics *metrics;
 	struct sd_metrics am;
-	pthread_key_t worker_key;
-	bool have_key;
-};
-
-/* New certificates on their way to every worker. */
-struct tls_swap {
-	struct store_daemon *sd;
-	struct tls_server *tls;
 };
 
 static void passdb_warn(void *ctx, const char *msg);
@@ -93,12 +82,14 @@ static void tick(struct daemon *d);
 static void reload_users(struct store_daemon *sd, const char *why);
 static void reload_tls(struct store_daemon *sd, struct daemon *d,
     const struct rs_config *ncf);
-static void swap_tls(struct loop *l, void *arg);
-static void swap_done(void *arg);
-static int open_sockets(struct store_daemon *sd, struct daemon *d,
+static int swap_all(struct store_daemon *sd, struct daemon *d,
+    struct tls_server *ts, const char **error_r);
+static void adopt_tls(struct listen_set *ls, struct loop *l);
+static int open_listeners(struct store_daemon *sd, struct daemon *d,
     const char **error_r);
+static struct tls_server **tls_each(struct tls_server *ts, unsigned n);
 static int worker_init(struct daemon *d, struct loop *l, unsigned i);
-static void worker_exit(void *arg);
+static void worker_exit(struct daemon *d, struct loop *l, unsigned i);
 static void sd_free(struct store_daemon *sd, struct daemon *d);
 
 static void
@@ -214,11 +205,11 @@ start_pools(struct store_daemon *sd, const char **error_r)
 		*error_r = "cannot allocate the folder cache";
 		return -1;
 	}
-	sd->srv.store = store_pool_new((unsigned)cf->storage.threads,
+	sd->srv.store = pool_new((unsigned)cf->storage.threads,
 	    (unsigned)cf->storage.queue, error_r);
 	if (sd->srv.store == NULL)
 		return -1;
-	sd->srv.login = store_pool_new((unsigned)cf->storage.login_threads,
+	sd->srv.login = pool_new((unsigned)cf->storage.login_threads,
 	    (unsigned)cf->storage.queue, error_r);
 	return sd->srv.login ? 0 : -1;
 }
@@ -377,9 +368,9 @@ collect_folders(struct metrics *m, void *arg)
 	metrics_set(m, a->folders_entries, (double)st.entries);
 	metrics_set(m, a->folders_bytes, (double)st.bytes);
 	for (int i = 0; i < 2; i++) {
-		struct store_pool_stats ps;
+		struct pool_stats ps;
 
-		store_pool_stats(i ? sd->srv.login : sd->srv.store, &ps);
+		pool_stats(i ? sd->srv.login : sd->srv.store, &ps);
 		metrics_set(m, a->pool_queued[i], (double)ps.queued);
 		metrics_set(m, a->pool_running[i], (double)ps.running);
 	}
@@ -456,7 +447,6 @@ reload_tls(struct store_daemon *sd, struct daemon *d,
     const struct rs_config *ncf)
 {
 	struct tls_server *ts = NULL;
-	struct tls_swap *sw;
 	const char *error = NULL;
 
 	if (rs_tls_build(ncf, &ts, &error) == -1) {
@@ -465,75 +455,87 @@ reload_tls(struct store_daemon *sd, struct daemon *d,
 	}
 	if (ts == NULL && sd->srv.tls == NULL)
 		return;
-	if ((sw = calloc(1, sizeof(*sw))) == NULL) {
+	if (swap_all(sd, d, ts, &error) == -1) {
 		tls_server_unref(&ts);
-		log_error(0, "reload.failed", "error=\"out of memory\"");
+		log_error(0, "reload.failed", "error=\"%s\" kept=old", error);
 		return;
 	}
-	sw->sd = sd;
-	sw->tls = ts;
 	tls_server_unref(&sd->srv.tls);
-	if ((sd->srv.tls = ts) != NULL)
-		tls_server_ref(ts);
-	if (daemon_broadcast_done(d, swap_tls, sw, swap_done) == -1) {
-		swap_done(sw);
-		log_error(0, "reload.failed", "error=\"out of memory\"");
-		return;
-	}
+	sd->srv.tls = ts;
 	log_info(0, "reload.done", "certificates=%s", ts ? "reloaded" : "none");
 }
 
-/* On a worker: adopt the new certificates (STARTTLS and TLS listeners). */
-static void
-swap_tls(struct loop *l, void *arg)
-{
-	struct tls_swap *sw = arg;
-	struct store_daemon *sd = sw->sd;
-	struct rs_worker *w = loop_ctx(l);
-	unsigned i = loop_index(l);
-
-	tls_server_unref(&w->tls);
-	if ((w->tls = sw->tls) != NULL)
-		tls_server_ref(w->tls);
-	for (unsigned r = 0; r < sd->cf.nimap; r++) {
-		struct listener *li = sd->lis[i * sd->cf.nimap + r];
-
-		if (li != NULL && sd->cf.imap[r].tls)
-			listener_set_tls(li, w->tls);
-	}
-}
-
-static void
-swap_done(void *arg)
-{
-	struct tls_swap *sw = arg;
-
-	tls_server_unref(&sw->tls);
-	free(sw);
-}
-
+/* One set of certificates serves every IMAP listener (implicit TLS and
+ * STARTTLS alike). */
 static int
-open_sockets(struct store_daemon *sd, struct daemon *d, const char **error_r)
+swap_all(struct store_daemon *sd, struct daemon *d, struct tls_server *ts,
+    const char **error_r)
 {
-	unsigned n = sd->cf.nimap * sd->nworkers;
+	struct tls_server **each = tls_each(ts, sd->cf.nimap);
+	int rc;
 
-	if ((sd->fds = calloc(n + 1, sizeof(int))) == NULL ||
-	    (sd->lis = calloc(n + 1, sizeof(*sd->lis))) == NULL ||
-	    (sd->listeners = calloc(sd->cf.nimap + 1,
-		 sizeof(*sd->listeners))) == NULL) {
+	if (each == NULL) {
 		*error_r = "out of memory";
 		return -1;
 	}
-	for (unsigned i = 0; i < n; i++)
-		sd->fds[i] = -1;
-	for (unsigned r = 0; r < sd->cf.nimap; r++) {
-		sd->listeners[r].srv = &sd->srv;
-		sd->listeners[r].conf = &sd->cf.imap[r];
-		if (daemon_listen_workers(d, &sd->cf.imap[r].listen,
-			&sd->fds[r * sd->nworkers], error_r) == -1)
-			return -1;
+	rc = listen_set_swap_tls(sd->lset, d, each, adopt_tls, error_r);
+	free(each);
+	return rc;
+}
+
+/* On a worker, after its listeners took the new certificates: STARTTLS
+ * takes them from w->tls. */
+static void
+adopt_tls(struct listen_set *ls, struct loop *l)
+{
+	struct rs_worker *w = loop_ctx(l);
+
+	tls_server_unref(&w->tls);
+	if ((w->tls = listen_set_worker_tls(ls, l, 0)) != NULL)
+		tls_server_ref(w->tls);
+}
+
+/* n pointers to ts (no references of their own). NULL without memory. */
+static struct tls_server **
+tls_each(struct tls_server *ts, unsigned n)
+{
+	struct tls_server **each = calloc(n + 1, sizeof(*each));
+
+	for (unsigned r = 0; each != NULL && r < n; r++)
+		each[r] = ts;
+	return each;
+}
+
+static int
+open_listeners(struct store_daemon *sd, struct daemon *d, const char **error_r)
+{
+	unsigned n = sd->cf.nimap;
+	struct listen_set_entry *e = calloc(n + 1, sizeof(*e));
+	struct tls_server **each = tls_each(sd->srv.tls, n);
+
+	if (e == NULL || each == NULL ||
+	    (sd->listeners = calloc(n + 1, sizeof(*sd->listeners))) == NULL) {
+		free(e);
+		free(each);
+		*error_r = "out of memory";
+		return -1;
 	}
-	return 0;
+	for (unsigned r = 0; r < n; r++) {
+		const struct listener_conf *c = &sd->cf.imap[r];
+
+		sd->listeners[r].srv = &sd->srv;
+		sd->listeners[r].conf = c;
+		e[r] = (struct listen_set_entry){ .name = c->name,
+			.addr = &c->listen,
+			.handler = imap_handler(),
+			.ctx = &sd->listeners[r],
+			.conf = c,
+			.tls = c->tls };
+	}
+	sd->lset = listen_set_open(d, e, n, each, error_r);
+	free(e);
+	free(each);
+	return sd->lset ? 0 : -1;
 }
 
 static int
@@ -548,40 +550,30 @@ worker_init(struct daemon *d, struct loop *l, unsigned i)
 	w->loop = l;
 	if ((w->tls = sd->srv.tls) != NULL)
 		tls_server_ref(w->tls);
-	if ((w->outbox = store_outbox_new(l)) == NULL) {
+	if ((w->outbox = pool_outbox_new(l)) == NULL) {
+		tls_server_unref(&w->tls);
 		free(w);
 		return -1;
 	}
+	/* From here on worker_exit() cleans up, whatever happens. */
 	loop_set_ctx(l, w);
-	/* From here on the destructor cleans up, whatever happens. */
-	pthread_setspecific(sd->worker_key, w);
 	if (imap_idle_init(w) == -1)
 		return -1;
-	for (unsigned r = 0; r < sd->cf.nimap; r++) {
-		int *fd = &sd->fds[r * sd->nworkers + i];
-		struct listener *li = loop_listen(l, *fd, sd->cf.imap[r].name,
-		    imap_handler(), &sd->listeners[r]);
-
-		if (li == NULL)
-			return -1;
-		*fd = -1; /* the loop owns it */
-		listener_conf_apply(&sd->cf.imap[r], li);
-		sd->lis[i * sd->cf.nimap + r] = li;
-		if (sd->cf.imap[r].tls)
-			listener_set_tls(li, w->tls);
-	}
-	return 0;
+	return listen_set_worker(sd->lset, l, i);
 }
 
-/* Thread exit of a worker: its loop has stopped (every connection is
+/* On the worker's thread: its loop has stopped (every connection is
  * gone) and is not freed yet. Wait for the jobs still out, let their
  * answers free the husks of closed sessions, then free the worker. */
 static void
-worker_exit(void *arg)
+worker_exit(struct daemon *d, struct loop *l, unsigned i)
 {
-	struct rs_worker *w = arg;
+	struct rs_worker *w = loop_ctx(l);
 
-	store_outbox_close(&w->outbox);
+	if (w == NULL) /* worker_init failed before it made one */
+		return;
+	loop_set_ctx(l, NULL);
+	pool_outbox_close(&w->outbox);
 	/* after the husks: their session_free() leaves their folders */
 	imap_idle_free(w);
 	tls_server_unref(&w->tls);
@@ -594,23 +586,16 @@ worker_exit(void *arg)
 static void
 sd_free(struct store_daemon *sd, struct daemon *d)
 {
-	if (sd->fds)
-		for (unsigned i = 0; i < sd->cf.nimap * sd->nworkers; i++)
-			if (sd->fds[i] != -1)
-				close(sd->fds[i]);
+	listen_set_free(&sd->lset);
 	/* Loops are gone: no answer can be posted any more. */
-	store_pool_free(&sd->srv.store);
-	store_pool_free(&sd->srv.login);
+	pool_free(&sd->srv.store);
+	pool_free(&sd->srv.login);
 	maildir_cache_free(&sd->srv.folders);
 	auth_pool_free(&sd->srv.auth);
 	auth_passdb_free(&sd->passdb);
 	tls_server_unref(&sd->srv.tls);
-	free(sd->fds);
-	free(sd->lis);
 	free(sd->listeners);
 	daemon_free(d);
-	if (sd->have_key)
-		pthread_key_delete(sd->worker_key);
 	rs_config_free(&sd->cf);
 }
 
@@ -647,23 +632,20 @@ main(int argc, char **argv)
 		goto failed;
 	d.name = "ringstore";
 	d.nworkers = daemon_conf_workers(&sd.cf.daemon);
-	sd.nworkers = d.nworkers;
 	if (daemon_metrics_new(&d) == -1 ||
 	    register_metrics(&sd.srv, d.metrics) == -1 ||
 	    register_auth_metrics(&sd, d.metrics) == -1 ||
 	    register_folder_metrics(&sd, d.metrics) == -1)
 		fatal("metrics registry: out of memory");
 	sd.metrics = d.metrics;
-	if (open_sockets(&sd, &d, &error) == -1 ||
+	if (open_listeners(&sd, &d, &error) == -1 ||
 	    daemon_admin(&d, &sd.cf.admin.listen, NULL, NULL, &error) == -1)
 		goto failed;
-	if (pthread_key_create(&sd.worker_key, worker_exit) != 0)
-		fatal("pthread_key_create failed");
-	sd.have_key = true;
 	d.pid_file = sd.cf.daemon.pid_file;
 	d.drain_ms = sd.cf.daemon.drain_timeout;
 	d.ctx = &sd;
 	d.worker_init = worker_init;
+	d.worker_exit = worker_exit;
 	d.reload = reload;
 	d.tick = tick;
 	d.tick_ms = sd.cf.auth.reload_check;

@@ -27,8 +27,8 @@ struct imap_watcher;
 struct loop;
 struct maildir_cache;
 struct metrics;
-struct store_outbox;
-struct store_pool;
+struct pool;
+struct pool_outbox;
 struct tls_server;
 
 /* One IMAP listener. */
@@ -109,11 +109,11 @@ struct rs_server {
 	const struct rs_config *cf;
 	struct auth_pool *auth;
 	struct auth_backend *users; /* non-blocking lookups (master targets) */
-	struct store_pool *store;
+	struct pool *store;
 	/* The login lane: jobs of sessions not yet authenticated (the
 	 * Maildir set-up of a login), so logins never queue behind mailbox
 	 * work; NULL: they go to store. */
-	struct store_pool *login;
+	struct pool *login;
 	/* Folder snapshots for SELECT/EXAMINE (maildir.h), shared by the
 	 * store threads; NULL runs without. */
 	struct maildir_cache *folders;
@@ -136,7 +136,7 @@ struct rs_listener {
 struct rs_worker {
 	const struct rs_server *srv;
 	struct loop *loop;
-	struct store_outbox *outbox;
+	struct pool_outbox *outbox;
 	/* This worker's reference to the current certificates (STARTTLS
 	 * and the TLS listeners); swapped on SIGHUP, NULL: no TLS. */
 	struct tls_server *tls;

@@ -205,6 +205,8 @@ worker_main(void *arg)
 	}
 	if (l != NULL && d->worker_init(d, l, w->index) == -1) {
 		err = "worker set-up failed";
+		if (d->worker_exit != NULL)
+			d->worker_exit(d, l, w->index);
 		loop_free(l);
 		l = NULL;
 	}
@@ -220,6 +222,9 @@ worker_main(void *arg)
 		return NULL;
 	}
 	w->rc = loop_run(l);
+	/* the main thread frees l once this thread has been joined */
+	if (d->worker_exit != NULL)
+		d->worker_exit(d, l, w->index);
 	return NULL;
 }
 
@@ -387,10 +392,6 @@ daemon_run(struct daemon *d)
 
 	signal_set(&set);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	if (d->pid_file && daemon_pidfile(d->pid_file) == -1)
-		log_warn(0, "daemon.pidfile", "path=%s error=\"%s\"",
-		    d->pid_file, strerror(errno));
-
 	if (d->pid_file && daemon_pidfile(d->pid_file) == -1)
 		log_warn(0, "daemon.pidfile", "path=%s error=\"%s\"",
 		    d->pid_file, strerror(errno));

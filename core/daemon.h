@@ -73,6 +73,12 @@ struct daemon {
 	/* On worker i's thread, after its loop exists: add listeners.
 	 * 0 or -1 (the daemon then stops with an error). */
 	int (*worker_init)(struct daemon *d, struct loop *l, unsigned i);
+	/* On worker i's thread after its loop stopped (every connection
+	 * gone) and before the loop is freed: close what must not outlive
+	 * the loop (an outbox answers still arrive through), free the
+	 * worker's own state. Also after a failed worker_init, to undo what
+	 * it began. NULL: nothing to do. */
+	void (*worker_exit)(struct daemon *d, struct loop *l, unsigned i);
 	/* On the main thread, for SIGHUP. */
 	void (*reload)(struct daemon *d);
 	/* On the main thread about every tick_ms (0: never) while serving:

@@ -17,6 +17,7 @@
 #include "core/buf.h"
 #include "core/config.h"
 #include "core/daemon.h"
+#include "core/listen_set.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/metrics.h"
@@ -30,56 +31,96 @@
 struct gate {
 	char *config_path;
 	struct proxy_config cf;
-	struct relay_listener *relays; /* cf.nrelay */
-	int *relay_fds;		       /* nrelay * nworkers */
-	struct tls_server **tls;       /* per relay, main's current set */
-	unsigned nworkers;
-	struct listener ***listeners; /* [worker][relay] */
+	struct relay_listener *relays; /* cf.nrelay, the listeners' ctx */
+	struct listen_set *lset;       /* the relay listeners */
 };
 
-struct tls_swap {
-	struct gate *g;
-	struct tls_server **tls; /* per relay */
-};
-
-static int build_tls_all(struct gate *g, const struct proxy_config *cf,
-    struct tls_server **out, const char **error_r);
-static void free_tls_all(struct tls_server **ts, unsigned n);
+static struct tls_server **build_tls_all(const struct proxy_config *cf,
+    const char **error_r);
+static void free_tls_all(struct tls_server ***ts, unsigned n);
+static int open_listeners(struct gate *g, struct daemon *d,
+    struct tls_server *const *tls, const char **error_r);
 static int worker_init(struct daemon *d, struct loop *l, unsigned i);
 static void reload(struct daemon *d);
-static void swap_tls(struct loop *l, void *arg);
-static void swap_done(void *arg);
 static void export_expiry(struct gate *g, struct metrics *m);
 static void gate_free(struct gate *g, struct daemon *d);
 
+/* The array and the references it holds. */
 static void
-free_tls_all(struct tls_server **ts, unsigned n)
+free_tls_all(struct tls_server ***tsp, unsigned n)
 {
+	struct tls_server **ts = *tsp;
+
+	if (ts == NULL)
+		return;
 	for (unsigned i = 0; i < n; i++)
 		tls_server_unref(&ts[i]);
+	free(ts);
+	*tsp = NULL;
 }
 
-static int
-build_tls_all(struct gate *g, const struct proxy_config *cf,
-    struct tls_server **out, const char **error_r)
+/* One TLS server per relay (NULL for a relay without TLS). NULL with
+ * *error_r. */
+static struct tls_server **
+build_tls_all(const struct proxy_config *cf, const char **error_r)
 {
+	struct tls_server **ts = calloc(cf->nrelay + 1, sizeof(*ts));
+
+	if (ts == NULL) {
+		*error_r = "out of memory";
+		return NULL;
+	}
 	for (unsigned i = 0; i < cf->nrelay; i++) {
-		if (proxy_tls_build(cf, &cf->relay[i], &out[i], error_r) ==
-		    -1) {
-			free_tls_all(out, i);
-			return -1;
+		if (proxy_tls_build(cf, &cf->relay[i], &ts[i], error_r) == -1) {
+			free_tls_all(&ts, i);
+			return NULL;
 		}
 	}
-	return 0;
+	return ts;
 }
 
 static void
 export_expiry(struct gate *g, struct metrics *m)
 {
-	for (unsigned i = 0; i < g->cf.nrelay; i++)
-		if (g->tls[i])
+	for (unsigned i = 0; i < g->cf.nrelay; i++) {
+		struct tls_server *ts = listen_set_tls(g->lset, i);
+
+		if (ts != NULL)
 			metrics_set(m, g->relays[i].m_expiry,
-			    (double)tls_server_expiry(g->tls[i]));
+			    (double)tls_server_expiry(ts));
+	}
+}
+
+/* The relays' contexts (registering their metrics) and their sockets. */
+static int
+open_listeners(struct gate *g, struct daemon *d, struct tls_server *const *tls,
+    const char **error_r)
+{
+	unsigned n = g->cf.nrelay;
+	struct listen_set_entry *e = calloc(n + 1, sizeof(*e));
+
+	if (e == NULL ||
+	    (g->relays = calloc(n + 1, sizeof(*g->relays))) == NULL) {
+		free(e);
+		*error_r = "out of memory";
+		return -1;
+	}
+	for (unsigned r = 0; r < n; r++) {
+		if (relay_listener_init(&g->relays[r], &g->cf.relay[r], &g->cf,
+			d->metrics) == -1) {
+			free(e);
+			*error_r = "metrics registry full";
+			return -1;
+		}
+		e[r] = (struct listen_set_entry){ .name = g->relays[r].name,
+			.addr = &g->cf.relay[r].listen,
+			.handler = relay_handler(),
+			.ctx = &g->relays[r],
+			.tls = g->cf.relay[r].tls };
+	}
+	g->lset = listen_set_open(d, e, n, tls, error_r);
+	free(e);
+	return g->lset ? 0 : -1;
 }
 
 static int
@@ -87,42 +128,7 @@ worker_init(struct daemon *d, struct loop *l, unsigned i)
 {
 	struct gate *g = d->ctx;
 
-	for (unsigned r = 0; r < g->cf.nrelay; r++) {
-		int fd = g->relay_fds[r * g->nworkers + i];
-		struct listener *li = loop_listen(l, fd, g->relays[r].name,
-		    relay_handler(), &g->relays[r]);
-
-		if (li == NULL)
-			return -1;
-		g->relay_fds[r * g->nworkers + i] = -1; /* the loop owns it */
-		listener_set_tls(li, g->tls[r]);
-		g->listeners[i][r] = li;
-	}
-	return 0;
-}
-
-/* On a worker: adopt the new certificates for new connections. */
-static void
-swap_tls(struct loop *l, void *arg)
-{
-	struct tls_swap *sw = arg;
-	struct gate *g = sw->g;
-	unsigned i = loop_index(l);
-
-	for (unsigned r = 0; r < g->cf.nrelay; r++)
-		if (g->listeners[i][r] && sw->tls[r])
-			listener_set_tls(g->listeners[i][r], sw->tls[r]);
-}
-
-/* After the last worker: drop the swap's own references. */
-static void
-swap_done(void *arg)
-{
-	struct tls_swap *sw = arg;
-
-	free_tls_all(sw->tls, sw->g->cf.nrelay);
-	free(sw->tls);
-	free(sw);
+	return listen_set_worker(g->lset, l, i);
 }
 
 /* SIGHUP: re-read the certificate files named by the config file. A
@@ -134,7 +140,7 @@ reload(struct daemon *d)
 	struct gate *g = d->ctx;
 	struct proxy_config ncf;
 	struct cfg_error err;
-	struct tls_swap *sw;
+	struct tls_server **tls;
 	const char *error = NULL;
 
 	if (proxy_config_load(g->config_path, &ncf, &err) == -1) {
@@ -147,33 +153,16 @@ reload(struct daemon *d)
 		proxy_config_free(&ncf);
 		return;
 	}
-	sw = calloc(1, sizeof(*sw));
-	if (sw == NULL ||
-	    (sw->tls = calloc(ncf.nrelay, sizeof(*sw->tls))) == NULL ||
-	    build_tls_all(g, &ncf, sw->tls, &error) == -1) {
-		log_error(0, "reload.failed", "error=\"%s\" kept=old",
-		    error ? error : "out of memory");
-		if (sw)
-			free(sw->tls);
-		free(sw);
-		proxy_config_free(&ncf);
-		return;
-	}
+	tls = build_tls_all(&ncf, &error);
 	proxy_config_free(&ncf);
-	/* main's own view, for the expiry metric */
-	free_tls_all(g->tls, g->cf.nrelay);
-	for (unsigned r = 0; r < g->cf.nrelay; r++) {
-		g->tls[r] = sw->tls[r];
-		if (g->tls[r])
-			tls_server_ref(g->tls[r]);
-	}
-	export_expiry(g, d->metrics);
-	sw->g = g;
-	if (daemon_broadcast_done(d, swap_tls, sw, swap_done) == -1) {
-		swap_done(sw);
-		log_error(0, "reload.failed", "error=\"out of memory\"");
+	if (tls == NULL ||
+	    listen_set_swap_tls(g->lset, d, tls, NULL, &error) == -1) {
+		free_tls_all(&tls, g->cf.nrelay);
+		log_error(0, "reload.failed", "error=\"%s\" kept=old", error);
 		return;
 	}
+	free_tls_all(&tls, g->cf.nrelay);
+	export_expiry(g, d->metrics);
 	log_info(0, "reload.done", "certificates=reloaded");
 }
 
@@ -181,19 +170,8 @@ reload(struct daemon *d)
 static void
 gate_free(struct gate *g, struct daemon *d)
 {
-	if (g->tls)
-		free_tls_all(g->tls, g->cf.nrelay);
-	if (g->relay_fds)
-		for (unsigned i = 0; i < g->cf.nrelay * g->nworkers; i++)
-			if (g->relay_fds[i] != -1)
-				close(g->relay_fds[i]);
-	if (g->listeners)
-		for (unsigned i = 0; i < g->nworkers; i++)
-			free(g->listeners[i]);
-	free(g->listeners);
-	free(g->relay_fds);
+	listen_set_free(&g->lset);
 	free(g->relays);
-	free(g->tls);
 	daemon_free(d);
 	proxy_config_free(&g->cf);
 }
@@ -205,6 +183,7 @@ main(int argc, char **argv)
 	struct daemon d;
 	struct gate g;
 	struct cfg_error err;
+	struct tls_server **tls = NULL;
 	const char *error = NULL;
 	int code;
 
@@ -216,10 +195,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "ringgate: %s\n", err.msg);
 		return 1;
 	}
-	if ((g.tls = calloc(g.cf.nrelay + 1, sizeof(*g.tls))) == NULL)
-		fatal("out of memory");
-	g.nworkers = 0;
-	if (build_tls_all(&g, &g.cf, g.tls, &error) == -1) {
+	if ((tls = build_tls_all(&g.cf, &error)) == NULL) {
 		fprintf(stderr, "ringgate: %s: %s\n", args.config, error);
 		code = 1;
 		goto done;
@@ -242,28 +218,11 @@ main(int argc, char **argv)
 
 	d.name = "ringgate";
 	d.nworkers = daemon_conf_workers(&g.cf.daemon);
-	g.nworkers = d.nworkers;
 	if (daemon_metrics_new(&d) == -1)
 		fatal("out of memory");
-	g.relays = calloc(g.cf.nrelay + 1, sizeof(*g.relays));
-	g.relay_fds = calloc(g.cf.nrelay * d.nworkers + 1, sizeof(int));
-	g.listeners = calloc(d.nworkers, sizeof(*g.listeners));
-	if (g.relays == NULL || g.relay_fds == NULL || g.listeners == NULL)
-		fatal("out of memory");
-	for (unsigned i = 0; i < g.cf.nrelay * d.nworkers; i++)
-		g.relay_fds[i] = -1;
-	for (unsigned i = 0; i < d.nworkers; i++)
-		if ((g.listeners[i] = calloc(g.cf.nrelay + 1,
-			 sizeof(**g.listeners))) == NULL)
-			fatal("out of memory");
-	for (unsigned r = 0; r < g.cf.nrelay; r++) {
-		if (relay_listener_init(&g.relays[r], &g.cf.relay[r], &g.cf,
-			d.metrics) == -1)
-			fatal("metrics registry full");
-		if (daemon_listen_workers(&d, &g.cf.relay[r].listen,
-			&g.relay_fds[r * d.nworkers], &error) == -1)
-			goto failed;
-	}
+	if (open_listeners(&g, &d, tls, &error) == -1)
+		goto failed;
+	free_tls_all(&tls, g.cf.nrelay); /* the listen set holds its own */
 	export_expiry(&g, d.metrics);
 	if (daemon_admin(&d, &g.cf.admin.listen, NULL, NULL, &error) == -1)
 		goto failed;
@@ -284,6 +243,7 @@ failed:
 	fprintf(stderr, "ringgate: %s\n", error);
 	code = 1;
 done:
+	free_tls_all(&tls, g.cf.nrelay);
 	gate_free(&g, &d);
 	return code;
 }

@@ -42,11 +42,11 @@
 #include "auth/auth.h"
 #include "backend/imap_private.h"
 #include "backend/ringstore.h"
-#include "backend/store_pool.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/metrics.h"
+#include "core/pool.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -213,7 +213,7 @@ setup(void)
 	ac.dummy_scheme = (enum auth_scheme)F.cf.auth.default_scheme;
 	ac.threads = 1;
 	if ((F.srv.auth = auth_pool_new(&ac, &error)) == NULL ||
-	    (F.srv.store = store_pool_new(2, 64, &error)) == NULL)
+	    (F.srv.store = pool_new(2, 64, &error)) == NULL)
 		goto fail;
 	if ((F.metrics = metrics_new("fuzz", 2)) == NULL ||
 	    register_metrics(&F.srv, F.metrics) == -1) {
@@ -261,7 +261,7 @@ worker_start(void)
 		return -1;
 	F.w->srv = &F.srv;
 	F.w->loop = F.loop;
-	if ((F.w->outbox = store_outbox_new(F.loop)) == NULL)
+	if ((F.w->outbox = pool_outbox_new(F.loop)) == NULL)
 		return -1;
 	loop_set_ctx(F.loop, F.w);
 	if (imap_idle_init(F.w) == -1)

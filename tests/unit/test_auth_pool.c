@@ -3,8 +3,9 @@
  * unknown user, nologin, allow_nets, no password) in the plain callback
  * mode; the positive cache with an injected clock (hit, miss, TTL, case,
  * reload invalidation, negative answers never cached); queue overflow
- * giving TEMPFAIL; and results arriving through loop_post() on a real
- * io_uring loop, including one for a session that has gone. Hashes use a
+ * giving TEMPFAIL; a hash stuck on auth's own lane holding up no other
+ * pool; and results arriving through loop_post() on a real io_uring
+ * loop, including one for a session that has gone. Hashes use a
  * cheap SHA512-CRYPT cost so the suite stays quick; nothing is timed.
  */
 #include <stdarg.h>
@@ -22,6 +23,7 @@
 
 #include "auth/auth.h"
 #include "core/loop.h"
+#include "core/pool.h"
 
 #define MAX_RESULTS 64
 
@@ -476,6 +478,65 @@ test_overflow(void **state)
 	pthread_mutex_destroy(&g.lock);
 }
 
+/* Auth runs on a lane of its own: while its only thread is stuck in a
+ * verification, work on another pool (routing, throttle) still runs. */
+struct lane_job {
+	struct pool_job base;
+	pthread_mutex_t *lock;
+	pthread_cond_t *cond;
+	bool ran;
+};
+
+static void
+lane_run(struct pool_job *pj)
+{
+	struct lane_job *j = (struct lane_job *)pj;
+
+	pthread_mutex_lock(j->lock);
+	j->ran = true;
+	pthread_cond_broadcast(j->cond);
+	pthread_mutex_unlock(j->lock);
+}
+
+static void
+test_own_lane(void **state)
+{
+	struct gate_backend g = { .b.ops = &gate_ops,
+		.inner = auth_passdb_backend(F.db) };
+	struct lane_job lj = { .base.run = lane_run };
+	const char *err = NULL;
+	struct auth_pool *p;
+	struct pool *other;
+
+	pthread_mutex_init(&g.lock, NULL);
+	pthread_cond_init(&g.cond, NULL);
+	lj.lock = &g.lock;
+	lj.cond = &g.cond;
+	p = new_pool(&g.b, false, 1, 0);
+	other = pool_new(1, 0, &err);
+	assert_non_null(other);
+	submit(p, NULL, 1, "alice@example.org", "apple", NULL);
+	submit(p, NULL, 2, "alice@example.org", "apple", NULL);
+	pthread_mutex_lock(&g.lock);
+	while (g.entered < 1)
+		pthread_cond_wait(&g.cond, &g.lock);
+	pthread_mutex_unlock(&g.lock);
+	/* no outbox: run() owns the job, which lives on this stack */
+	assert_int_equal(pool_submit(other, NULL, &lj.base), 0);
+	pthread_mutex_lock(&g.lock);
+	while (!lj.ran)
+		pthread_cond_wait(&g.cond, &g.lock);
+	assert_int_equal(F.col.n, 0); /* auth still stuck */
+	g.open = true;
+	pthread_cond_broadcast(&g.cond);
+	pthread_mutex_unlock(&g.lock);
+	wait_for(2);
+	pool_free(&other);
+	auth_pool_free(&p);
+	pthread_cond_destroy(&g.cond);
+	pthread_mutex_destroy(&g.lock);
+}
+
 /* ---- a real loop ------------------------------------------------------ */
 
 #define LOOP_JOBS 6
@@ -583,6 +644,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_cache_eviction, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_overflow, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_own_lane, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_loop_post, setup,
 		    teardown),
 	};

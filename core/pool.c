@@ -1,12 +1,13 @@
 /*
- * store_pool.c - the storage worker pool and the per-loop outboxes.
+ * pool.c - a worker pool (threads taking turns between flows) and the
+ * per-loop outboxes its answers come home through.
  *
  * Relies on loop_post() being safe from any thread, and on the outbox
  * being closed by its loop's thread after loop_run() returned but before
- * loop_free() (ringstore does that from a thread-exit destructor), so no
- * answer is ever posted to a freed loop. A wake-up message is posted only
- * when an outbox goes from empty to non-empty; its argument is the outbox
- * itself, so a wake-up dropped by loop_free() leaks nothing.
+ * loop_free() (a daemon's worker_exit hook), so no answer is ever posted
+ * to a freed loop. A wake-up message is posted only when an outbox goes
+ * from empty to non-empty; its argument is the outbox itself, so a
+ * wake-up dropped by loop_free() leaks nothing.
  *
  * Waiting jobs sit in per-flow FIFOs; the flows that have jobs waiting
  * form a ring, and a thread takes the first job of the flow at the head
@@ -20,13 +21,14 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/loop.h"
-#include "backend/store_pool.h"
+#include "core/pool.h"
 
 #define FLOW_BUCKETS 256
 #define FLOW_SPARE_MAX 64
@@ -34,12 +36,12 @@
 /* Jobs of one fairness key waiting for a thread. */
 struct flow {
 	uint64_t key;
-	struct store_job *head, *tail;
+	struct pool_job *head, *tail;
 	struct flow *next;  /* ring of waiting flows, or the free list */
 	struct flow *hnext; /* hash chain */
 };
 
-struct store_pool {
+struct pool {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct flow *ring_head, *ring_tail;
@@ -53,33 +55,34 @@ struct store_pool {
 	pthread_t *threads;
 };
 
-struct store_outbox {
+struct pool_outbox {
 	struct loop *loop;
 	pthread_mutex_t lock;
 	pthread_cond_t idle;
-	struct store_job *done, *done_tail;
+	struct pool_job *done, *done_tail;
 	unsigned inflight; /* held or queued, not yet in done */
 	bool wake_posted;
 	bool closed;
 };
 
-static void *pool_main(void *arg);
-static struct flow **flow_slot(struct store_pool *p, uint64_t key);
-static int enqueue(struct store_pool *p, struct store_job *job);
-static struct store_job *dequeue(struct store_pool *p);
-static void flow_put(struct store_pool *p, struct flow *f);
-static int submit(struct store_pool *p, struct store_outbox *ob,
-    struct store_job *job, bool limited);
+static void *thread_main(void *arg);
+static int threads_start(struct pool *p, unsigned n);
+static struct flow **flow_slot(struct pool *p, uint64_t key);
+static int enqueue(struct pool *p, struct pool_job *job);
+static struct pool_job *dequeue(struct pool *p);
+static void flow_put(struct pool *p, struct flow *f);
+static int submit(struct pool *p, struct pool_outbox *ob, struct pool_job *job,
+    bool limited);
 static void outbox_drain(struct loop *l, void *arg);
-static struct store_job *outbox_take(struct store_outbox *ob);
+static struct pool_job *outbox_take(struct pool_outbox *ob);
 
 static void *
-pool_main(void *arg)
+thread_main(void *arg)
 {
-	struct store_pool *p = arg;
+	struct pool *p = arg;
 
 	for (;;) {
-		struct store_job *job;
+		struct pool_job *job;
 
 		pthread_mutex_lock(&p->lock);
 		while (p->ring_head == NULL && !p->stopping)
@@ -91,7 +94,7 @@ pool_main(void *arg)
 		job = dequeue(p);
 		p->running++;
 		pthread_mutex_unlock(&p->lock);
-		if (job->outbox == NULL) { /* detached: run() frees it */
+		if (job->outbox == NULL) { /* no answer: run() frees it */
 			job->run(job);
 			p->running--;
 			continue;
@@ -99,39 +102,62 @@ pool_main(void *arg)
 		job->run(job);
 		/* not running any more once its answer can be seen */
 		p->running--;
-		store_outbox_complete(job);
+		pool_outbox_complete(job);
 	}
 }
 
-struct store_pool *
-store_pool_new(unsigned threads, unsigned queue_max, const char **error_r)
+struct pool *
+pool_new(unsigned threads, unsigned queue_max, const char **error_r)
 {
-	struct store_pool *p = calloc(1, sizeof(*p));
+	struct pool *p = calloc(1, sizeof(*p));
 
 	if (p == NULL || threads == 0 ||
 	    (p->threads = calloc(threads, sizeof(pthread_t))) == NULL) {
 		free(p);
-		*error_r = "out of memory";
+		*error_r = threads ? "out of memory" : "a pool needs a thread";
 		return NULL;
 	}
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->cond, NULL);
 	p->queue_max = queue_max ? queue_max : 1024;
-	for (unsigned i = 0; i < threads; i++) {
-		if (pthread_create(&p->threads[i], NULL, pool_main, p) != 0) {
-			*error_r = "cannot start store threads";
-			store_pool_free(&p);
-			return NULL;
-		}
-		p->nthreads++;
+	if (threads_start(p, threads) == -1) {
+		*error_r = "cannot start pool threads";
+		pool_free(&p);
+		return NULL;
 	}
 	return p;
 }
 
-void
-store_pool_free(struct store_pool **pp)
+/* The threads inherit a mask with every asynchronous signal blocked: the
+ * daemon takes those on its main thread, and a stray SIGTERM delivered to
+ * a pool thread would kill the process instead of draining it. Faults
+ * stay unblocked so they still reach the sanitizers' handlers. */
+static int
+threads_start(struct pool *p, unsigned n)
 {
-	struct store_pool *p = *pp;
+	static const int faults[] = { SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP,
+		SIGABRT, SIGSYS };
+	sigset_t set, old;
+	int rc = 0;
+
+	sigfillset(&set);
+	for (size_t i = 0; i < sizeof(faults) / sizeof(faults[0]); i++)
+		sigdelset(&set, faults[i]);
+	pthread_sigmask(SIG_BLOCK, &set, &old);
+	for (unsigned i = 0; i < n && rc == 0; i++) {
+		if (pthread_create(&p->threads[i], NULL, thread_main, p) != 0)
+			rc = -1;
+		else
+			p->nthreads++;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return rc;
+}
+
+void
+pool_free(struct pool **pp)
+{
+	struct pool *p = *pp;
 
 	if (p == NULL)
 		return;
@@ -155,7 +181,7 @@ store_pool_free(struct store_pool **pp)
 }
 
 unsigned
-store_pool_queued(struct store_pool *p)
+pool_queued(struct pool *p)
 {
 	unsigned n;
 
@@ -166,7 +192,7 @@ store_pool_queued(struct store_pool *p)
 }
 
 void
-store_pool_stats(struct store_pool *p, struct store_pool_stats *st)
+pool_stats(struct pool *p, struct pool_stats *st)
 {
 	pthread_mutex_lock(&p->lock);
 	st->queued = p->queued;
@@ -175,10 +201,10 @@ store_pool_stats(struct store_pool *p, struct store_pool_stats *st)
 	st->running = p->running;
 }
 
-struct store_outbox *
-store_outbox_new(struct loop *l)
+struct pool_outbox *
+pool_outbox_new(struct loop *l)
 {
-	struct store_outbox *ob = calloc(1, sizeof(*ob));
+	struct pool_outbox *ob = calloc(1, sizeof(*ob));
 
 	if (ob == NULL)
 		return NULL;
@@ -189,7 +215,7 @@ store_outbox_new(struct loop *l)
 }
 
 void
-store_outbox_hold(struct store_outbox *ob, struct store_job *job)
+pool_outbox_hold(struct pool_outbox *ob, struct pool_job *job)
 {
 	job->outbox = ob;
 	pthread_mutex_lock(&ob->lock);
@@ -199,7 +225,7 @@ store_outbox_hold(struct store_outbox *ob, struct store_job *job)
 
 /* Under p->lock: where the flow with this key is, or would be linked. */
 static struct flow **
-flow_slot(struct store_pool *p, uint64_t key)
+flow_slot(struct pool *p, uint64_t key)
 {
 	uint64_t h = key * 0x9e3779b97f4a7c15ULL;
 	struct flow **fp = &p->buckets[h >> 56];
@@ -212,7 +238,7 @@ flow_slot(struct store_pool *p, uint64_t key)
 /* Under p->lock: append job to its flow (which joins the ring's tail if
  * it had nothing waiting) and wake a thread. -1 without memory. */
 static int
-enqueue(struct store_pool *p, struct store_job *job)
+enqueue(struct pool *p, struct pool_job *job)
 {
 	struct flow **fp = flow_slot(p, job->flow), *f = *fp;
 
@@ -247,11 +273,11 @@ enqueue(struct store_pool *p, struct store_job *job)
 
 /* Under p->lock, ring not empty: the first job of the flow whose turn it
  * is; the flow goes to the back of the ring, or away if now empty. */
-static struct store_job *
-dequeue(struct store_pool *p)
+static struct pool_job *
+dequeue(struct pool *p)
 {
 	struct flow *f = p->ring_head;
-	struct store_job *job = f->head;
+	struct pool_job *job = f->head;
 
 	f->head = job->next;
 	job->next = NULL;
@@ -275,7 +301,7 @@ dequeue(struct store_pool *p)
 
 /* Under p->lock: unhash an empty flow and keep it for reuse. */
 static void
-flow_put(struct store_pool *p, struct flow *f)
+flow_put(struct pool *p, struct flow *f)
 {
 	struct flow **fp = flow_slot(p, f->key);
 
@@ -291,21 +317,13 @@ flow_put(struct store_pool *p, struct flow *f)
 }
 
 int
-store_pool_detach(struct store_pool *p, struct store_job *job)
+pool_detach(struct pool *p, struct pool_job *job)
 {
-	int rc = -1;
-
-	pthread_mutex_lock(&p->lock);
-	if (!p->stopping) {
-		job->outbox = NULL;
-		rc = enqueue(p, job);
-	}
-	pthread_mutex_unlock(&p->lock);
-	return rc;
+	return submit(p, NULL, job, false);
 }
 
 static int
-submit(struct store_pool *p, struct store_outbox *ob, struct store_job *job,
+submit(struct pool *p, struct pool_outbox *ob, struct pool_job *job,
     bool limited)
 {
 	pthread_mutex_lock(&p->lock);
@@ -313,27 +331,26 @@ submit(struct store_pool *p, struct store_outbox *ob, struct store_job *job,
 		pthread_mutex_unlock(&p->lock);
 		return -1;
 	}
-	job->outbox = ob;
+	job->outbox = ob; /* NULL: run() owns the job */
 	if (enqueue(p, job) == -1) {
 		pthread_mutex_unlock(&p->lock);
 		return -1;
 	}
 	/* counted before the lock is dropped: a thread may finish it now */
-	store_outbox_hold(ob, job);
+	if (ob != NULL)
+		pool_outbox_hold(ob, job);
 	pthread_mutex_unlock(&p->lock);
 	return 0;
 }
 
 int
-store_pool_submit(struct store_pool *p, struct store_outbox *ob,
-    struct store_job *job)
+pool_submit(struct pool *p, struct pool_outbox *ob, struct pool_job *job)
 {
 	return submit(p, ob, job, true);
 }
 
 int
-store_pool_resubmit(struct store_pool *p, struct store_outbox *ob,
-    struct store_job *job)
+pool_resubmit(struct pool *p, struct pool_outbox *ob, struct pool_job *job)
 {
 	return submit(p, ob, job, false);
 }
@@ -341,9 +358,9 @@ store_pool_resubmit(struct store_pool *p, struct store_outbox *ob,
 /* Any thread: the work is finished; hand the job to its loop. Once the
  * outbox is closing, its owner is waiting on `idle` and runs done(). */
 void
-store_outbox_complete(struct store_job *job)
+pool_outbox_complete(struct pool_job *job)
 {
-	struct store_outbox *ob = job->outbox;
+	struct pool_outbox *ob = job->outbox;
 	bool post;
 
 	job->next = NULL;
@@ -364,10 +381,10 @@ store_outbox_complete(struct store_job *job)
 	pthread_mutex_unlock(&ob->lock);
 }
 
-static struct store_job *
-outbox_take(struct store_outbox *ob)
+static struct pool_job *
+outbox_take(struct pool_outbox *ob)
 {
-	struct store_job *list;
+	struct pool_job *list;
 
 	pthread_mutex_lock(&ob->lock);
 	list = ob->done;
@@ -381,10 +398,10 @@ outbox_take(struct store_outbox *ob)
 static void
 outbox_drain(struct loop *l, void *arg)
 {
-	struct store_job *job = outbox_take(arg);
+	struct pool_job *job = outbox_take(arg);
 
 	while (job) {
-		struct store_job *next = job->next;
+		struct pool_job *next = job->next;
 
 		job->done(job);
 		job = next;
@@ -392,9 +409,9 @@ outbox_drain(struct loop *l, void *arg)
 }
 
 void
-store_outbox_close(struct store_outbox **obp)
+pool_outbox_close(struct pool_outbox **obp)
 {
-	struct store_outbox *ob = *obp;
+	struct pool_outbox *ob = *obp;
 
 	if (ob == NULL)
 		return;
