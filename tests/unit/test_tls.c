@@ -28,14 +28,11 @@
 
 #include "core/tls.h"
 #include "core/tls_private.h"
+#include "cert_helpers.h"
 
 #define T_2030_06_01 1906588800LL
 #define T_2031_01_01 1924992000LL
 #define T_2032_01_01 1956528000LL
-
-struct pem {
-	char cert[256], key[256];
-};
 
 /* Material shared by every test, made once in group setup. */
 static struct {
@@ -72,57 +69,6 @@ write_file(const char *path, const void *p, size_t n)
 }
 
 static void
-make_cert(struct pem *out, const char *tag, bool rsa, const char *cn,
-    const char *san, int64_t not_after)
-{
-	EVP_PKEY *pk;
-	X509 *x;
-	X509_NAME *nm;
-	X509V3_CTX v3;
-	X509_EXTENSION *ext;
-	FILE *fp;
-	char name[64];
-	static long serial = 1;
-
-	pk = rsa ? EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048) :
-		   EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-	assert_non_null(pk);
-	assert_non_null(x = X509_new());
-	X509_set_version(x, 2);
-	ASN1_INTEGER_set(X509_get_serialNumber(x), serial++);
-	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
-	assert_non_null(
-	    ASN1_TIME_set(X509_getm_notAfter(x), (time_t)not_after));
-	X509_set_pubkey(x, pk);
-	nm = X509_get_subject_name(x);
-	X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_ASC,
-	    (const unsigned char *)cn, -1, -1, 0);
-	X509_set_issuer_name(x, nm);
-	if (san != NULL) {
-		X509V3_set_ctx_nodb(&v3);
-		X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
-		ext = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, san);
-		assert_non_null(ext);
-		X509_add_ext(x, ext, -1);
-		X509_EXTENSION_free(ext);
-	}
-	assert_true(X509_sign(x, pk, EVP_sha256()) > 0);
-
-	snprintf(name, sizeof(name), "%s.crt", tag);
-	path_join(out->cert, sizeof(out->cert), name);
-	snprintf(name, sizeof(name), "%s.key", tag);
-	path_join(out->key, sizeof(out->key), name);
-	assert_non_null(fp = fopen(out->cert, "w"));
-	PEM_write_X509(fp, x);
-	fclose(fp);
-	assert_non_null(fp = fopen(out->key, "w"));
-	PEM_write_PrivateKey(fp, pk, NULL, NULL, 0, NULL, NULL);
-	fclose(fp);
-	X509_free(x);
-	EVP_PKEY_free(pk);
-}
-
-static void
 cat_files(const char *dst, const char *a, const char *b)
 {
 	char buf[8192];
@@ -146,11 +92,11 @@ group_setup(void **state)
 	snprintf(fx.dir, sizeof(fx.dir), "/tmp/test_tls.XXXXXX");
 	if (mkdtemp(fx.dir) == NULL)
 		return -1;
-	make_cert(&fx.a_ec, "a_ec", false, "mail-ec",
+	make_cert(fx.dir, &fx.a_ec, "a_ec", false, "mail-ec",
 	    "DNS:mail.example.test,DNS:imap.example.test", T_2031_01_01);
-	make_cert(&fx.a_rsa, "a_rsa", true, "mail-rsa",
+	make_cert(fx.dir, &fx.a_rsa, "a_rsa", true, "mail-rsa",
 	    "DNS:imap.example.test,DNS:mail.example.test", T_2030_06_01);
-	make_cert(&fx.b_ec, "b_ec", false, "other",
+	make_cert(fx.dir, &fx.b_ec, "b_ec", false, "other",
 	    "DNS:other.test,DNS:*.other.test", T_2032_01_01);
 
 	/* keys1 = [k0 k1], keys2 = [k2], rotated = [k2 k0] */
