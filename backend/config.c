@@ -33,7 +33,15 @@ static const struct cfg_field limits_fields[] = {
 	{ "handshake_timeout", CFG_DURATION, F(limits.handshake_timeout), 0,
 	    "10s", 100, 600000 },
 	{ "login_timeout", CFG_DURATION, F(limits.login_timeout), 0, "60s",
-	    1000, 3600000 },
+	    1000, 3600000,
+	    .hint = "a duration like \"60s\": from connect to logged in, "
+		    "whatever the client does meanwhile" },
+	{ "login_fail_delay", CFG_DURATION, F(limits.login_fail_delay), 0, "1s",
+	    0, 60000,
+	    .hint = "a duration like \"1s\": wait before each failed "
+		    "login's answer; 0 = none" },
+	{ "login_fails", CFG_INT, F(limits.login_fails), 0, "3", 1, 100,
+	    .hint = "failed logins per connection before it is closed" },
 	{ "idle_timeout", CFG_DURATION, F(limits.idle_timeout), 0, "30m", 1000,
 	    86400000 },
 	{ "output_buffer", CFG_SIZE, F(limits.output_buffer), 0, "256k", 16384,

@@ -1,11 +1,7 @@
 /*
- * imap_cmd_any.c - commands of any state and of the login phase:
- * CAPABILITY, NOOP, LOGOUT, ID, ENABLE, STARTTLS, and the table entries of
- * LOGIN and AUTHENTICATE, which live in imap_auth.c with everything else
- * about logging in.
- *
- * Must never: offer STARTTLS once TLS is on, or act on input pipelined
- * before the TLS handshake.
+ * imap_cmd_any.c - commands of every state after login: CAPABILITY,
+ * NOOP, LOGOUT, ID, ENABLE. Before login the same commands (and STARTTLS,
+ * LOGIN, AUTHENTICATE) are login/imap_login.c's.
  */
 #include "backend/imap_private.h"
 #include "core/loop.h"
@@ -18,39 +14,21 @@ static void run_noop(struct imap_session *s, const struct imap_command *cmd);
 static void run_logout(struct imap_session *s, const struct imap_command *cmd);
 static void run_id(struct imap_session *s, const struct imap_command *cmd);
 static void run_enable(struct imap_session *s, const struct imap_command *cmd);
-static void run_starttls(struct imap_session *s,
-    const struct imap_command *cmd);
 
 const struct imap_cmd_def imap_cmds_any[] = {
 	{ "CAPABILITY", ST_ANY, false, imap_check_none, run_capability },
-	{ "NOOP", ST_NOT_AUTH | ST_AUTH, false, imap_check_none, run_noop },
+	{ "NOOP", ST_AUTH, false, imap_check_none, run_noop },
 	{ "LOGOUT", ST_ANY, false, imap_check_none, run_logout },
 	{ "ID", ST_ANY, false, check_id, run_id },
 	{ "ENABLE", ST_AUTH, false, check_enable, run_enable },
-	{ "STARTTLS", ST_NOT_AUTH, false, imap_check_none, run_starttls },
-	{ "LOGIN", ST_NOT_AUTH, false, imap_auth_check_login,
-	    imap_auth_run_login },
-	{ "AUTHENTICATE", ST_NOT_AUTH, false, imap_auth_check_authenticate,
-	    imap_auth_run_authenticate },
 	{ NULL },
 };
-
-static bool
-can_starttls(const struct imap_session *s)
-{
-	return !(s->flags & SF_TLS) && s->lconf->starttls && s->w->tls != NULL;
-}
 
 void
 imap_capability_string(struct imap_session *s, struct buf *b)
 {
+	(void)s;
 	buf_printf(b, "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE");
-	if (s->state == IS_NOT_AUTH) {
-		if (can_starttls(s))
-			buf_printf(b, " STARTTLS");
-		imap_auth_capability(s, b);
-		return;
-	}
 	buf_printf(b,
 	    " NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN SPECIAL-USE"
 	    " IDLE");
@@ -127,22 +105,4 @@ run_enable(struct imap_session *s, const struct imap_command *cmd)
 {
 	imap_reply(s, "*", "ENABLED");
 	imap_reply(s, NULL, "OK ENABLE completed");
-}
-
-/* The OK goes out in plaintext; whatever the client pipelined after the
- * command was sent before the upgrade and is thrown away. */
-static void
-run_starttls(struct imap_session *s, const struct imap_command *cmd)
-{
-	if (!can_starttls(s)) {
-		imap_reply(s, NULL, "NO STARTTLS is not available here");
-		return;
-	}
-	imap_reply(s, NULL, "OK Begin TLS negotiation now");
-	buf_free(&s->in);
-	if (conn_start_tls_server(s->c, s->w->tls) == -1) {
-		conn_abort(s->c, CR_TLS);
-		return;
-	}
-	s->flags |= SF_TLS;
 }

@@ -32,15 +32,13 @@ struct maildir_msg;
 struct sasl_server;
 
 enum imap_state {
-	IS_NOT_AUTH = 0,
-	IS_AUTH,
+	IS_AUTH = 1, /* 0 was "not authenticated": login/'s now */
 	IS_SELECTED,
 	IS_LOGOUT,
 };
-#define ST_NOT_AUTH (1u << IS_NOT_AUTH)
 #define ST_AUTH (1u << IS_AUTH)
 #define ST_SELECTED (1u << IS_SELECTED)
-#define ST_ANY (ST_NOT_AUTH | ST_AUTH | ST_SELECTED)
+#define ST_ANY (ST_AUTH | ST_SELECTED)
 
 enum imap_flags {
 	SF_TLS = 1 << 0,     /* TLS is on (implicit or after STARTTLS) */
@@ -114,8 +112,6 @@ struct imap_session {
 	/* after login */
 	char *user;
 	char *maildir;
-	struct sasl_server *sasl;
-	int auth_reason; /* enum auth_reason of a SCRAM/CRAM lookup, logs */
 	/* selected */
 	struct maildir *box;
 	bool readonly;
@@ -241,25 +237,11 @@ extern const struct imap_cmd_def imap_cmds_copy[];
 extern const struct imap_cmd_def imap_cmds_search[];
 extern const struct imap_cmd_def imap_cmds_idle[];
 
-/* ---- imap_auth.c: LOGIN, AUTHENTICATE (every SASL mechanism) ---- */
-int imap_auth_check_login(struct imap_session *s,
-    const struct imap_command *cmd);
-void imap_auth_run_login(struct imap_session *s,
-    const struct imap_command *cmd);
-int imap_auth_check_authenticate(struct imap_session *s,
-    const struct imap_command *cmd);
-void imap_auth_run_authenticate(struct imap_session *s,
-    const struct imap_command *cmd);
-/* An AUTHENTICATE continuation line; _line_failed(): it was too long,
- * which ends the exchange with a tagged BAD. */
-void imap_auth_line(struct imap_session *s, const char *line, size_t len);
-void imap_auth_line_failed(struct imap_session *s, const char *text);
-/* " AUTH=..." for every mechanism this session may use now, or
- * " LOGINDISABLED" before TLS on an untrusted listener. */
-void imap_auth_capability(struct imap_session *s, struct buf *b);
-/* At start-up, before the workers: read auth.scram_secret_file into srv
- * and warn about auth.legacy_mechanisms. 0, or -1 with *error_r. */
-int imap_auth_init(struct rs_server *srv, const char **error_r);
+/* ---- imap_session.c: the hand-off from the login core ---- */
+int imap_session_start(struct rs_worker *w, struct conn *c,
+    const struct rs_listener *li, char *user, char *maildir, const char *tag,
+    bool tls, struct buf *rest);
+
 /* Drop the selected folder (state back to AUTH). */
 void imap_unselect(struct imap_session *s);
 /* A batched job continues once the output drained (imap_cmd_fetch.c). */

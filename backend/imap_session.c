@@ -1,21 +1,20 @@
 /*
- * imap_session.c - the IMAP session core of ringstore: connection
- * callbacks, the state machine (NOT_AUTH -> AUTH -> SELECTED -> LOGOUT),
- * input discipline, the command dispatcher, replies and job plumbing.
+ * imap_session.c - the IMAP session core of ringstore after login: the
+ * login core (login/) hands each logged-in connection over through
+ * imap_session_start(); from there connection callbacks, the states
+ * (AUTH -> SELECTED -> LOGOUT), input through proto/imap_input.c, the
+ * command dispatcher, replies and job plumbing.
  *
- * Relies on proto/imap_parse.c for a bounded tokenizer (the parser's
- * storage is the command budget: "need more and full" is "too long"), on
- * core/loop.c for I/O and back-pressure, and on the store pool for every
- * blocking call: this file never touches the disk. While a job runs the
- * connection is paused and what already arrived waits in s->in. An
- * APPEND literal is not kept here: its bytes go to imap_cmd_message.c,
+ * Relies on core/loop.c for I/O and back-pressure, and on the store pool
+ * for every blocking call: this file never touches the disk. While a job
+ * runs the connection is paused and what already arrived waits in s->in.
+ * An APPEND literal is not kept here: its bytes go to imap_cmd_message.c,
  * which writes them out in chunks and says how much may be fed
  * (imap_append_room()), so reading stops while a full chunk waits.
  *
- * Must never: act on input that arrived before STARTTLS after it, read
- * the next command while a job runs, queue output without bound (a peer
- * that does not read is paused, then timed out), or let a peer's bytes
- * reach an assert.
+ * Must never: read the next command while a job runs, queue output
+ * without bound (a peer that does not read is paused, then timed out),
+ * or let a peer's bytes reach an assert.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -33,13 +32,11 @@
 #include "core/metrics.h"
 #include "proto/utf7.h"
 
-static void on_open(struct conn *c);
 static void on_data(struct conn *c, const char *p, size_t n);
 static void on_drain(struct conn *c);
 static void on_timer(struct conn *c);
 static void on_close(struct conn *c, enum conn_reason why);
 
-static struct imap_session *session_new(struct conn *c);
 static void session_free(struct imap_session *s);
 static void table_add(struct rs_worker *w, struct imap_session *s);
 static void table_del(struct rs_worker *w, struct imap_session *s);
@@ -62,18 +59,11 @@ static uint64_t job_flow(const struct imap_session *s);
 static void job_done(struct pool_job *sj);
 
 static const struct conn_handler handler = {
-	.on_open = on_open,
 	.on_data = on_data,
 	.on_drain = on_drain,
 	.on_timer = on_timer,
 	.on_close = on_close,
 };
-
-const struct conn_handler *
-imap_handler(void)
-{
-	return &handler;
-}
 
 /* ---- the worker's session table ---------------------------------- */
 
@@ -110,28 +100,58 @@ rs_worker_session(struct rs_worker *w, uint64_t sid)
 
 /* ---- life cycle ----------------------------------------------------- */
 
-static struct imap_session *
-session_new(struct conn *c)
+/*
+ * The login core handed over c for user (rs_login.c): an authenticated
+ * session from here, whose first words are the login command's tagged OK
+ * with the capabilities after login. rest is what the client pipelined
+ * after that command; it runs next. Takes user and maildir (malloc'd) on
+ * success; 0, or -1 (c aborted, nothing taken).
+ */
+int
+imap_session_start(struct rs_worker *w, struct conn *c,
+    const struct rs_listener *li, char *user, char *maildir, const char *tag,
+    bool tls, struct buf *rest)
 {
-	const struct rs_listener *li = listener_ctx(conn_listener(c));
 	struct imap_session *s = calloc(1, sizeof(*s));
+	struct buf caps = { 0 };
 
-	if (s == NULL)
-		return NULL;
-	s->w = loop_ctx(conn_loop(c));
+	if (s == NULL) {
+		conn_abort(c, CR_NOMEM);
+		return -1;
+	}
+	s->w = w;
 	s->srv = li->srv;
 	s->lconf = li->conf;
 	s->c = c;
 	s->sid = conn_sid(c);
-	s->state = IS_NOT_AUTH;
-	if (conn_tls(c) != NULL)
+	s->state = IS_AUTH;
+	if (tls)
 		s->flags |= SF_TLS;
-	if (imap_session_set_limits(s) == -1) {
+	if (imap_session_set_limits(s) == -1 ||
+	    buf_append(&s->in, buf_head(rest), buf_used(rest)) == -1) {
+		imap_input_free(&s->input);
+		buf_free(&s->in);
 		free(s);
-		return NULL;
+		conn_abort(c, CR_NOMEM);
+		return -1;
 	}
-	table_add(s->w, s);
-	return s;
+	s->user = user;
+	s->maildir = maildir;
+	table_add(w, s);
+	conn_set_handler(c, &handler, s);
+	metrics_gauge_add(loop_shard(w->loop), s->srv->m.sessions, 1);
+	log_info(s->sid, "imap.login", "user=%s listener=%s tls=%s", user,
+	    s->lconf->name, tls ? "yes" : "no");
+	snprintf(s->tag, sizeof(s->tag), "%s", tag);
+	imap_capability_string(s, &caps);
+	imap_reply(s, NULL, "OK [CAPABILITY %.*s] Logged in",
+	    (int)buf_used(&caps), buf_head(&caps));
+	buf_free(&caps);
+	conn_set_timer(c, s->srv->cf->limits.idle_timeout);
+	call_begin(s);
+	process(s);
+	call_end(s);
+	return 0;
 }
 
 static void
@@ -143,7 +163,6 @@ session_free(struct imap_session *s)
 	if (s->more)
 		imap_job_free(s->more);
 	maildir_close(&s->box);
-	sasl_server_free(&s->sasl);
 	buf_free(&s->in);
 	imap_input_free(&s->input);
 	free(s->user);
@@ -151,39 +170,25 @@ session_free(struct imap_session *s)
 	free(s);
 }
 
-/* ID before login (RFC 2971): 30 pairs of a field of at most 30 octets
- * and a value of at most 1024, each byte escaped in a quoted string,
- * with the tag: under 64 KiB. Only ID gets it; other commands keep
- * limits.line_max_login. */
-#define ID_COMMAND_MAX (64 * 1024)
-
-/* The input's limits for the current state. An over-large LITERAL+ is
- * swallowed after login (within four times append_max), never before. */
+/* The input's limits after login. An over-large LITERAL+ is swallowed
+ * (within four times append_max) and answered NO [TOOBIG]. */
 static void
 fill_conf(const struct imap_session *s, struct imap_input_conf *conf)
 {
 	const struct rs_config *cf = s->srv->cf;
 	struct imap_limits *lim = &conf->lim;
-	bool authed = s->state != IS_NOT_AUTH;
 
 	memset(conf, 0, sizeof(*conf));
-	lim->max_line = authed ? cf->limits.line_max :
-				 cf->limits.line_max_login;
-	lim->max_command = authed ? cf->limits.command_max :
-				    cf->limits.line_max_login;
-	lim->max_literal = authed ? cf->limits.append_max : 4096;
-	lim->max_nonsync = authed ? cf->limits.append_max : 4096;
-	lim->max_inline_literal = authed ? 65536 : 4096;
-	lim->max_args = authed ? 4096 : 64;
-	if (!authed) {
-		lim->big_name = "ID";
-		lim->big_line = lim->big_command = ID_COMMAND_MAX;
-	}
-	conf->swallow_max = authed ? 4 * cf->limits.append_max : 0;
+	lim->max_line = cf->limits.line_max;
+	lim->max_command = cf->limits.command_max;
+	lim->max_literal = cf->limits.append_max;
+	lim->max_nonsync = cf->limits.append_max;
+	lim->max_inline_literal = 65536;
+	lim->max_args = 4096;
+	conf->swallow_max = 4 * cf->limits.append_max;
 }
 
-/* The command budget and literal limits: small before login, the
- * configured ones after. Storage is reallocated only when it grows. */
+/* The command budget and literal limits (the configured ones). */
 int
 imap_session_set_limits(struct imap_session *s)
 {
@@ -209,33 +214,6 @@ imap_enter_state(struct imap_session *s, enum imap_state st)
 /* ---- connection callbacks ---------------------------------------- */
 
 static void
-on_open(struct conn *c)
-{
-	struct imap_session *s = conn_ctx(c);
-	struct buf caps = { 0 };
-
-	if (s != NULL) {
-		/* STARTTLS handshake done; the client speaks first now. */
-		s->flags |= SF_TLS;
-		conn_set_timer(c, s->srv->cf->limits.login_timeout);
-		return;
-	}
-	if ((s = session_new(c)) == NULL) {
-		conn_abort(c, CR_NOMEM);
-		return;
-	}
-	conn_set_ctx(c, s);
-	metrics_gauge_add(loop_shard(conn_loop(c)), s->srv->m.sessions, 1);
-	log_info(s->sid, "imap.open", "listener=%s client=%s tls=%s",
-	    s->lconf->name, conn_peer(c), s->flags & SF_TLS ? "yes" : "no");
-	imap_capability_string(s, &caps);
-	imap_reply(s, "*", "OK [CAPABILITY %.*s] ringstore ready",
-	    (int)buf_used(&caps), buf_head(&caps));
-	buf_free(&caps);
-	conn_set_timer(c, s->srv->cf->limits.login_timeout);
-}
-
-static void
 on_data(struct conn *c, const char *p, size_t n)
 {
 	struct imap_session *s = conn_ctx(c);
@@ -246,9 +224,7 @@ on_data(struct conn *c, const char *p, size_t n)
 		conn_abort(c, CR_NOMEM);
 		return;
 	}
-	conn_set_timer(c,
-	    s->state == IS_NOT_AUTH ? s->srv->cf->limits.login_timeout :
-				      s->srv->cf->limits.idle_timeout);
+	conn_set_timer(c, s->srv->cf->limits.idle_timeout);
 	call_begin(s);
 	process(s);
 	call_end(s);
@@ -472,17 +448,14 @@ handle(struct imap_session *s, enum imap_input_ev ev)
 	s->lit_over = false;
 }
 
-/* The raw line asked for: IDLE's DONE or an AUTHENTICATE response. */
+/* The raw line asked for: IDLE's DONE. */
 static void
 handle_line(struct imap_session *s)
 {
 	const struct imap_command *cmd = &s->input.parser.cmd;
 
 	s->flags &= ~SF_LINE;
-	if (s->flags & SF_IDLE)
-		imap_idle_line(s, cmd->line, cmd->line_len);
-	else
-		imap_auth_line(s, cmd->line, cmd->line_len);
+	imap_idle_line(s, cmd->line, cmd->line_len);
 }
 
 /* A literal was announced: only one streamed literal per command (the
@@ -503,8 +476,8 @@ handle_literal(struct imap_session *s)
 			return;
 		}
 	}
-	if (lit->streamed && lit->stream == 0 && s->state != IS_NOT_AUTH &&
-	    !cmd->uid && imap_command_is(cmd, "APPEND")) {
+	if (lit->streamed && lit->stream == 0 && !cmd->uid &&
+	    imap_command_is(cmd, "APPEND")) {
 		set_tag(s, NULL);
 		imap_append_literal(s);
 		return;
@@ -513,18 +486,14 @@ handle_literal(struct imap_session *s)
 		imap_reply(s, "+", "OK");
 }
 
-/* A bad line. One that was the raw line asked for (too long) ends what
- * asked for it: an AUTHENTICATE exchange gets its tagged BAD, IDLE waits
- * for DONE again. */
+/* A bad line. One that was IDLE's raw line (too long) is not DONE:
+ * IDLE waits for DONE again. */
 static void
 handle_bad(struct imap_session *s)
 {
 	if (s->input.line_failed && (s->flags & SF_LINE)) {
 		s->flags &= ~SF_LINE;
-		if (s->flags & SF_IDLE)
-			imap_idle_line(s, "", 0);
-		else
-			imap_auth_line_failed(s, s->input.error);
+		imap_idle_line(s, "", 0);
 		return;
 	}
 	set_tag(s, s->input.tag);
@@ -599,9 +568,8 @@ dispatch(struct imap_session *s, const struct imap_command *cmd)
 	}
 	if (!(d->states & (1u << s->state))) {
 		imap_bad(s,
-		    s->state == IS_NOT_AUTH ? "Log in first" :
-			s->state == IS_AUTH ? "Select a mailbox first" :
-					      "Not allowed now");
+		    s->state == IS_AUTH ? "Select a mailbox first" :
+					  "Not allowed now");
 		return;
 	}
 	s->error = NULL;
@@ -663,14 +631,11 @@ job_flow(const struct imap_session *s)
 	return h;
 }
 
-/* Logins never wait behind mailbox work: whatever a session needs before
- * it is authenticated (the Maildir set-up at login) runs on its own lane
- * (srv->login, storage.login_threads), everything else on the store. */
+/* Mailbox work runs on the store lane; the Maildir set-up of a login
+ * has a lane of its own (rs_login.c), so logins never wait behind it. */
 struct pool *
 imap_job_pool(const struct imap_session *s)
 {
-	if (s->state == IS_NOT_AUTH && s->srv->login != NULL)
-		return s->srv->login;
 	return s->srv->store;
 }
 

@@ -57,8 +57,12 @@ struct store_daemon {
 	struct rs_config cf;
 	struct rs_server srv;
 	struct auth_passdb *passdb;
-	struct rs_listener *listeners; /* cf.nimap, the listeners' ctx */
-	struct listen_set *lset;       /* the IMAP listeners */
+	struct rs_listener *listeners; /* cf.nimap, the hooks' ctx */
+	/* the listeners' ctx: the login core's view of each (cf.nimap) */
+	struct login_listener *logins;
+	struct login_settings *login_sets;
+	struct login_worker **login_workers; /* by worker index */
+	struct listen_set *lset;	     /* the IMAP listeners */
 	struct metrics *metrics;
 	struct sd_metrics am;
 };
@@ -71,6 +75,8 @@ static struct auth_passdb *open_passdb(const struct rs_config *cf,
 static int test_config(struct store_daemon *sd, const char *path);
 static int start_pools(struct store_daemon *sd, const char **error_r);
 static int register_metrics(struct rs_server *srv, struct metrics *m);
+static void login_settings_of(const struct store_daemon *sd,
+    const struct listener_conf *c, struct login_settings *set);
 static int register_auth_metrics(struct store_daemon *sd, struct metrics *m);
 static void collect_auth(struct metrics *m, void *arg);
 static int register_folder_metrics(struct store_daemon *sd, struct metrics *m);
@@ -187,7 +193,7 @@ start_pools(struct store_daemon *sd, const char **error_r)
 	ac.backend = auth_passdb_backend(sd->passdb);
 	sd->srv.users = ac.backend;
 	if (check_masters(cf, ac.backend, error_r) == -1 ||
-	    imap_auth_init(&sd->srv, error_r) == -1)
+	    rs_login_init(&sd->srv, error_r) == -1)
 		return -1;
 	ac.schemes.allow_plaintext = cf->auth.allow_plaintext;
 	auth_scheme_opts_default(&ac.schemes);
@@ -221,10 +227,6 @@ register_metrics(struct rs_server *srv, struct metrics *m)
 
 	x->sessions = metrics_gauge(m, "imap_sessions",
 	    "IMAP sessions open now.", NULL);
-	x->logins_ok = metrics_counter(m, "imap_logins_total",
-	    "IMAP logins by result.", "result=\"ok\"");
-	x->logins_fail = metrics_counter(m, "imap_logins_total",
-	    "IMAP logins by result.", "result=\"fail\"");
 	x->commands = metrics_counter(m, "imap_commands_total",
 	    "IMAP commands received.", NULL);
 	x->bad_commands = metrics_counter(m, "imap_bad_commands_total",
@@ -239,10 +241,10 @@ register_metrics(struct rs_server *srv, struct metrics *m)
 	    "SEARCH commands stopped before the end.", "reason=\"limit\"");
 	x->search_gone = metrics_counter(m, "imap_search_stopped_total",
 	    "SEARCH commands stopped before the end.", "reason=\"disconnect\"");
-	if (x->sessions < 0 || x->logins_ok < 0 || x->logins_fail < 0 ||
-	    x->commands < 0 || x->bad_commands < 0 || x->store_jobs < 0 ||
-	    x->store_busy < 0 || x->master_refused < 0 || x->search_limit < 0 ||
-	    x->search_gone < 0)
+	if (login_metrics_init(m, &imap_login_proto, &srv->login_m) == -1 ||
+	    x->sessions < 0 || x->commands < 0 || x->bad_commands < 0 ||
+	    x->store_jobs < 0 || x->store_busy < 0 || x->master_refused < 0 ||
+	    x->search_limit < 0 || x->search_gone < 0)
 		return -1;
 	return 0;
 }
@@ -506,6 +508,29 @@ tls_each(struct tls_server *ts, unsigned n)
 	return each;
 }
 
+/* The login core's rules for one listener, from the config. */
+static void
+login_settings_of(const struct store_daemon *sd, const struct listener_conf *c,
+    struct login_settings *set)
+{
+	const struct rs_config *cf = &sd->cf;
+
+	*set = (struct login_settings){
+		.listener = c,
+		.login_timeout = cf->limits.login_timeout,
+		.fail_delay = cf->limits.login_fail_delay,
+		.max_fails = (unsigned)cf->limits.login_fails,
+		.max_bad = (unsigned)cf->limits.bad_commands,
+		.line_max = cf->limits.line_max_login,
+		.legacy_mechanisms = cf->auth.legacy_mechanisms,
+		.server_name = "ringstore",
+		.scram_secret = sd->srv.scram_secret_len ?
+		    sd->srv.scram_secret :
+		    NULL,
+		.scram_secret_len = sd->srv.scram_secret_len,
+	};
+}
+
 static int
 open_listeners(struct store_daemon *sd, struct daemon *d, const char **error_r)
 {
@@ -514,7 +539,11 @@ open_listeners(struct store_daemon *sd, struct daemon *d, const char **error_r)
 	struct tls_server **each = tls_each(sd->srv.tls, n);
 
 	if (e == NULL || each == NULL ||
-	    (sd->listeners = calloc(n + 1, sizeof(*sd->listeners))) == NULL) {
+	    (sd->listeners = calloc(n + 1, sizeof(*sd->listeners))) == NULL ||
+	    (sd->logins = calloc(n + 1, sizeof(*sd->logins))) == NULL ||
+	    (sd->login_sets = calloc(n + 1, sizeof(*sd->login_sets))) == NULL ||
+	    (sd->login_workers = calloc(d->nworkers + 1,
+		 sizeof(*sd->login_workers))) == NULL) {
 		free(e);
 		free(each);
 		*error_r = "out of memory";
@@ -525,10 +554,19 @@ open_listeners(struct store_daemon *sd, struct daemon *d, const char **error_r)
 
 		sd->listeners[r].srv = &sd->srv;
 		sd->listeners[r].conf = c;
+		login_settings_of(sd, c, &sd->login_sets[r]);
+		sd->logins[r] = (struct login_listener){
+			.proto = &imap_login_proto,
+			.hooks = &rs_login_hooks,
+			.set = &sd->login_sets[r],
+			.metrics = &sd->srv.login_m,
+			.workers = sd->login_workers,
+			.ctx = &sd->listeners[r],
+		};
 		e[r] = (struct listen_set_entry){ .name = c->name,
 			.addr = &c->listen,
-			.handler = imap_handler(),
-			.ctx = &sd->listeners[r],
+			.handler = login_handler(),
+			.ctx = &sd->logins[r],
 			.conf = c,
 			.tls = c->tls };
 	}
@@ -557,8 +595,11 @@ worker_init(struct daemon *d, struct loop *l, unsigned i)
 	}
 	/* From here on worker_exit() cleans up, whatever happens. */
 	loop_set_ctx(l, w);
-	if (imap_idle_init(w) == -1)
+	if (imap_idle_init(w) == -1 ||
+	    (w->login = login_worker_new(l, sd->srv.users, sd->srv.auth)) ==
+		NULL)
 		return -1;
+	sd->login_workers[i] = w->login;
 	return listen_set_worker(sd->lset, l, i);
 }
 
@@ -573,7 +614,10 @@ worker_exit(struct daemon *d, struct loop *l, unsigned i)
 	if (w == NULL) /* worker_init failed before it made one */
 		return;
 	loop_set_ctx(l, NULL);
+	/* first the store's answers (a login's Maildir job looks for its
+	 * login session), then the verifications still out */
 	pool_outbox_close(&w->outbox);
+	login_worker_free(&w->login);
 	/* after the husks: their session_free() leaves their folders */
 	imap_idle_free(w);
 	tls_server_unref(&w->tls);
@@ -595,6 +639,9 @@ sd_free(struct store_daemon *sd, struct daemon *d)
 	auth_passdb_free(&sd->passdb);
 	tls_server_unref(&sd->srv.tls);
 	free(sd->listeners);
+	free(sd->logins);
+	free(sd->login_sets);
+	free(sd->login_workers);
 	daemon_free(d);
 	rs_config_free(&sd->cf);
 }

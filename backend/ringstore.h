@@ -17,6 +17,7 @@
 #include "core/daemon.h"
 #include "core/listener_conf.h"
 #include "core/tls_conf.h"
+#include "login/login.h"
 
 struct auth_backend;
 struct net;
@@ -24,6 +25,7 @@ struct auth_passdb;
 struct auth_pool;
 struct imap_session;
 struct imap_watcher;
+struct login_worker;
 struct loop;
 struct maildir_cache;
 struct metrics;
@@ -40,6 +42,8 @@ struct rs_config {
 	struct tls_conf tls;
 	struct {
 		uint64_t handshake_timeout, idle_timeout, login_timeout;
+		uint64_t login_fail_delay; /* ms before a failed login's NO */
+		int64_t login_fails;	   /* per connection, then BYE */
 		uint64_t output_buffer;
 		uint64_t line_max_login, line_max;
 		uint64_t command_max;
@@ -98,7 +102,7 @@ int rs_tls_build(const struct rs_config *cf, struct tls_server **ts_r,
 
 /* Metric ids, registered at start-up. */
 struct rs_metrics {
-	int sessions, logins_ok, logins_fail, commands, bad_commands;
+	int sessions, commands, bad_commands;
 	int store_jobs, store_busy;
 	int master_refused;	       /* master logins refused (authzid) */
 	int search_limit, search_gone; /* SEARCHes stopped: budget, client */
@@ -119,6 +123,7 @@ struct rs_server {
 	struct maildir_cache *folders;
 	struct tls_server *tls; /* as started; workers hold w->tls */
 	struct rs_metrics m;
+	struct login_metrics login_m; /* the login core's, for IMAP */
 	/* SHA-256 of auth.scram_secret_file; len 0: sasl's random one. */
 	uint8_t scram_secret[32];
 	size_t scram_secret_len;
@@ -141,11 +146,14 @@ struct rs_worker {
 	 * and the TLS listeners); swapped on SIGHUP, NULL: no TLS. */
 	struct tls_server *tls;
 	struct imap_watcher *watcher; /* inotify for IDLE pushes */
+	struct login_worker *login;   /* sessions before login (login/) */
 	struct imap_session *sessions[RS_SESSION_BUCKETS]; /* by sid */
 };
 
-/* The IMAP connection handler; listener ctx = struct rs_listener. */
-const struct conn_handler *imap_handler(void);
+/* rs_login.c: the login core's hooks (login/login.h), and reading
+ * auth.scram_secret_file at start-up (0, or -1 with *error_r). */
+extern const struct login_hooks rs_login_hooks;
+int rs_login_init(struct rs_server *srv, const char **error_r);
 
 /* The session with this id on this worker, or NULL if it has gone. */
 struct imap_session *rs_worker_session(struct rs_worker *w, uint64_t sid);

@@ -1227,6 +1227,13 @@ conn_set_ctx(struct conn *c, void *ctx)
 	c->ctx = ctx;
 }
 
+void
+conn_set_handler(struct conn *c, const struct conn_handler *h, void *ctx)
+{
+	c->h = h;
+	c->ctx = ctx;
+}
+
 uint64_t
 conn_sid(const struct conn *c)
 {

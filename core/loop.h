@@ -217,6 +217,10 @@ void conn_set_timer(struct conn *c, uint64_t ms);
 
 void *conn_ctx(const struct conn *c);
 void conn_set_ctx(struct conn *c, void *ctx);
+/* Hand c to another handler (a session taking over from the login
+ * phase): every later callback goes to h with ctx. Call from inside one
+ * of c's callbacks or any time on the loop's thread. */
+void conn_set_handler(struct conn *c, const struct conn_handler *h, void *ctx);
 uint64_t conn_sid(const struct conn *c);
 const char *conn_peer(const struct conn *c); /* "addr:port" */
 /* The client's address (accepted conns: the socket's peer, or what a

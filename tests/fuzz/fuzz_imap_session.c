@@ -1,7 +1,8 @@
 /*
  * fuzz_imap_session.c - the whole ringstore IMAP session under arbitrary
- * client bytes: the real imap_handler() on a real io_uring loop, with the
- * real auth pool (passwd-file), store pool and a Maildir on disk.
+ * client bytes: the real login core (login/, IMAP) handing over to the
+ * real IMAP session core on a real io_uring loop, with the real auth pool
+ * (passwd-file), store pool and a Maildir on disk.
  *
  * Set up once: a temporary directory (on /dev/shm when there is one, so
  * the Maildir's fsyncs are cheap) with a config, a passwd-file holding
@@ -42,6 +43,7 @@
 #include "auth/auth.h"
 #include "backend/imap_private.h"
 #include "backend/ringstore.h"
+#include "login/login.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/loop.h"
@@ -77,6 +79,9 @@ static struct {
 	struct rs_server srv;
 	struct auth_passdb *passdb;
 	struct rs_listener rl;
+	struct login_listener ll;
+	struct login_settings ls;
+	struct login_worker *lw;
 	struct metrics *metrics;
 	struct loop *loop;
 	struct rs_worker *w;
@@ -138,10 +143,8 @@ register_metrics(struct rs_server *srv, struct metrics *m)
 	struct rs_metrics *x = &srv->m;
 
 	x->sessions = metrics_gauge(m, "imap_sessions", "s", NULL);
-	x->logins_ok = metrics_counter(m, "imap_logins_total", "l",
-	    "result=\"ok\"");
-	x->logins_fail = metrics_counter(m, "imap_logins_total", "l",
-	    "result=\"fail\"");
+	if (login_metrics_init(m, &imap_login_proto, &srv->login_m) == -1)
+		return -1;
 	x->commands = metrics_counter(m, "imap_commands_total", "c", NULL);
 	x->bad_commands = metrics_counter(m, "imap_bad_total", "b", NULL);
 	x->store_jobs = metrics_counter(m, "store_jobs_total", "j", NULL);
@@ -187,6 +190,7 @@ setup(void)
 	snprintf(conf, sizeof(conf),
 	    "daemon = { workers = 1; };\n"
 	    "limits = { login_timeout = \"20s\"; idle_timeout = \"20s\";\n"
+	    "  login_fail_delay = \"1ms\"; login_fails = 20;\n"
 	    "  line_max = \"16k\"; command_max = \"64k\";\n"
 	    "  append_max = \"512k\"; bad_commands = 50; };\n"
 	    "auth = { passwd_file = \"%s\"; allow_plaintext = true;\n"
@@ -222,6 +226,19 @@ setup(void)
 	}
 	F.rl.srv = &F.srv;
 	F.rl.conf = &F.cf.imap[0];
+	F.ls = (struct login_settings){ .listener = &F.cf.imap[0],
+		.login_timeout = F.cf.limits.login_timeout,
+		.fail_delay = F.cf.limits.login_fail_delay,
+		.max_fails = (unsigned)F.cf.limits.login_fails,
+		.max_bad = (unsigned)F.cf.limits.bad_commands,
+		.line_max = F.cf.limits.line_max_login,
+		.server_name = "ringstore" };
+	F.ll = (struct login_listener){ .proto = &imap_login_proto,
+		.hooks = &rs_login_hooks,
+		.set = &F.ls,
+		.metrics = &F.srv.login_m,
+		.workers = &F.lw,
+		.ctx = &F.rl };
 	pthread_mutex_init(&F.lock, NULL);
 	pthread_cond_init(&F.cond, NULL);
 	if (pthread_create(&th, NULL, loop_main, NULL) != 0) {
@@ -264,7 +281,9 @@ worker_start(void)
 	if ((F.w->outbox = pool_outbox_new(F.loop)) == NULL)
 		return -1;
 	loop_set_ctx(F.loop, F.w);
-	if (imap_idle_init(F.w) == -1)
+	if (imap_idle_init(F.w) == -1 ||
+	    (F.w->login = F.lw = login_worker_new(F.loop, F.srv.users,
+		 F.srv.auth)) == NULL)
 		return -1;
 	F.addr.sin_family = AF_INET;
 	F.addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -273,7 +292,7 @@ worker_start(void)
 	    listen(F.lfd, 64) == -1 ||
 	    getsockname(F.lfd, (struct sockaddr *)&F.addr, &alen) == -1)
 		return -1;
-	if (loop_listen(F.loop, F.lfd, "fuzz", imap_handler(), &F.rl) == NULL)
+	if (loop_listen(F.loop, F.lfd, "fuzz", login_handler(), &F.ll) == NULL)
 		return -1;
 	return 0;
 }
@@ -302,6 +321,7 @@ probe(struct loop *l, void *arg)
 	for (unsigned b = 0; b < RS_SESSION_BUCKETS; b++)
 		for (struct imap_session *s = w->sessions[b]; s; s = s->hnext)
 			n++;
+	n += (int)login_worker_sessions(w->login);
 	atomic_store(&sessions_left, n + (int)loop_nconns(l));
 	atomic_store(&probe_done, 1);
 }

@@ -139,7 +139,8 @@ class ProxyCase(unittest.TestCase):
         with connect_from("127.0.0.6", self.hport) as s:
             self.assertIn(b"OK", login(s, "six@example.test"))
         h.wait_for(lambda: re.search(
-            r"event=imap\.open listener=behind_lb client=127\.0\.0\.5:",
+            r"event=login\.open proto=imap listener=behind_lb "
+            r"client=127\.0\.0\.5:",
             self.store.stderr()), what="the original client in the log")
 
     def test_untrusted_source_and_missing_header_refused(self):

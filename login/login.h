@@ -1,0 +1,158 @@
+/*
+ * login.h - the pre-login session both daemons share (the Dovecot
+ * login-common idea): everything a connection does before its user is
+ * known - greeting, capabilities, STARTTLS, the SASL exchange and plain
+ * logins, the limits every protocol must enforce meanwhile - and the
+ * hand-off once the user is in.
+ *
+ * Three parts meet here and nowhere else: this core (login_session.c,
+ * login_sasl.c, login_starttls.c), one protocol's table of functions
+ * (struct login_proto, login_proto.h: imap_login.c, later POP3 and SMTP),
+ * and one daemon's hooks (struct login_hooks below: admit a connection,
+ * authorize a master identity, take the session over). The core reaches
+ * commands and the hand-off only through those tables.
+ *
+ * What the core enforces for every protocol and daemon: an absolute
+ * pre-login deadline that commands do not restart; a delay (on the loop's
+ * timers) before every failed login's answer and a number of failed logins
+ * per connection, then the protocol's goodbye; failed logins count as bad
+ * commands; no input is read while the output queue is over its mark; a
+ * SASL response over its limit ends the exchange; STARTTLS drops what was
+ * pipelined after it.
+ */
+#ifndef RG_LOGIN_LOGIN_H
+#define RG_LOGIN_LOGIN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "auth/sasl.h"
+
+struct auth_backend;
+struct auth_entry;
+struct auth_pool;
+struct buf;
+struct conn;
+struct conn_handler;
+struct listener_conf;
+struct login_proto;
+struct login_session;
+struct login_worker;
+struct loop;
+struct metrics;
+struct tls_server;
+
+#define LOGIN_TAG_MAX 128 /* an IMAP tag longer than this is refused */
+
+/* One listener's rules, from the daemon's config. Outlives its sessions. */
+struct login_settings {
+	const struct listener_conf *listener; /* name, tls, starttls, trusted */
+	uint64_t login_timeout;	 /* ms from accept to logged in, absolute */
+	uint64_t fail_delay;	 /* ms before each failed login's answer */
+	unsigned max_fails;	 /* failed logins, then the goodbye */
+	unsigned max_bad;	 /* bad commands (failed logins count too) */
+	size_t line_max;	 /* bytes in a line before login */
+	bool legacy_mechanisms;	 /* CRAM-MD5 (needs {PLAIN} passwords) */
+	const char *server_name; /* "ringstore": greetings, IMAP ID */
+	/* SCRAM's fake salts for unknown users, the same on every instance
+	 * (NULL: a random per-process secret) */
+	const uint8_t *scram_secret;
+	size_t scram_secret_len;
+};
+
+/* Who logged in, for logged_in(). Strings live until the hook returns. */
+struct login_user {
+	const char *user;    /* the identity to serve (a master's target) */
+	const char *authcid; /* who proved it (the master, or user) */
+	const char *mech;    /* "SCRAM-SHA-256", "PLAIN", ..., or the
+			      * protocol's plain login ("IMAP-LOGIN") */
+	const char *tag;     /* IMAP: the command's tag; else "" */
+};
+
+struct login_hooks {
+	/* A connection arrived: 0 serves it; -1 refuses it with the
+	 * protocol's temporary error (the throttle hooks in here). NULL:
+	 * everyone is admitted. */
+	int (*admit)(struct login_session *s);
+	/* authcid's password was right and it asks to act as authzid (not
+	 * empty, different): SASL_V_OK, SASL_V_AUTHZID (not allowed to) or
+	 * SASL_V_FAIL (a target that cannot log in: answered like a wrong
+	 * password, so nobody probes names). NULL: no authzid is offered. */
+	enum sasl_verdict (*authorize)(struct login_session *s,
+	    const char *authcid, const char *authzid);
+	/* The user is in. The daemon takes over and answers later, on this
+	 * loop, with login_session_handoff() or login_session_refuse();
+	 * meanwhile the session reads nothing. The session may go away
+	 * first (the client hung up): find it again by its id. */
+	void (*logged_in)(struct login_session *s, const struct login_user *u);
+	/* The certificates for STARTTLS now (reloaded on SIGHUP), NULL for
+	 * none (STARTTLS is then not offered). */
+	struct tls_server *(*tls)(struct login_session *s);
+};
+
+/* Counters of one protocol's pre-login phase (login_metrics_init()). */
+struct login_metrics {
+	int sessions;	  /* gauge: sessions before login */
+	int logins_ok;	  /* <proto>_logins_total{result="ok"} */
+	int logins_fail;  /* ... {result="fail"}: every failed attempt */
+	int bad_commands; /* <proto>_bad_commands_total */
+	int closed[5];	  /* <proto>_login_closed_total{reason}: the
+			    * goodbyes (enum login_bye order) */
+};
+
+/* What a listener hands its connections to: the ctx of loop_listen() with
+ * login_handler(). Shared by the workers; each finds its own login_worker
+ * in workers[loop_index()]. */
+struct login_listener {
+	const struct login_proto *proto;
+	const struct login_hooks *hooks;
+	const struct login_settings *set;
+	const struct login_metrics *metrics;
+	struct login_worker **workers; /* one per worker, by loop index */
+	void *ctx; /* the daemon's, for its hooks: login_session_ctx() */
+};
+
+/* Register proto's counters in m (at start-up). 0, or -1 without memory. */
+int login_metrics_init(struct metrics *m, const struct login_proto *proto,
+    struct login_metrics *lm);
+
+/* The protocols (login/<proto>_login.c). */
+extern const struct login_proto imap_login_proto;
+
+/* ---- per worker ------------------------------------------------------ */
+
+/* The worker's sessions (by id, so late answers find them or are
+ * dropped) and what they share: the users, the verify pool, metrics.
+ * On l's thread. NULL when out of memory. */
+struct login_worker *login_worker_new(struct loop *l,
+    struct auth_backend *users, struct auth_pool *verify);
+/* After the loop stopped: waits for verifications still out, then frees
+ * (every session is gone by then). Nulls *w. */
+void login_worker_free(struct login_worker **w);
+/* Sessions before login on this worker now, husks waiting for a late
+ * answer included (tests, metrics). */
+unsigned login_worker_sessions(const struct login_worker *w);
+
+/* The connection handler for login listeners (ctx: login_listener). */
+const struct conn_handler *login_handler(void);
+
+/* ---- for the daemon's hooks ----------------------------------------- */
+
+struct login_session *login_session_find(struct login_worker *w, uint64_t sid);
+uint64_t login_session_sid(const struct login_session *s);
+struct conn *login_session_conn(const struct login_session *s);
+void *login_session_ctx(const struct login_session *s);
+bool login_session_tls(const struct login_session *s);
+
+/* The daemon finished what logged_in() started: the session's connection
+ * and any input the client pipelined after its login command (appended
+ * to *rest) are the caller's now, and s is freed. The caller gives the
+ * connection its own handler and ctx at once (conn_set_handler()). */
+struct conn *login_session_handoff(struct login_session *s, struct buf *rest);
+
+/* The daemon could not serve the user after all (its store is down):
+ * the client gets the protocol's temporary error and stays logged out. */
+void login_session_refuse(struct login_session *s, const char *why);
+
+#endif

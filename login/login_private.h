@@ -1,0 +1,203 @@
+/*
+ * login_private.h - what the login core (login_session.c, login_sasl.c,
+ * login_starttls.c) shares with the protocol files (imap_login.c, ...):
+ * the session, the protocol's table of functions, and the services a
+ * protocol calls. Nothing outside login/ includes this.
+ *
+ * The split: a protocol file parses its commands and formats every line
+ * the client sees (struct login_proto); the core owns the connection,
+ * the session's state and timers, the SASL exchange with auth/, STARTTLS,
+ * and every limit. A protocol never touches the connection, the auth pool
+ * or a timer; the core never writes a protocol's words.
+ */
+#ifndef RG_LOGIN_LOGIN_PRIVATE_H
+#define RG_LOGIN_LOGIN_PRIVATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "auth/sasl.h"
+#include "core/buf.h"
+#include "core/timer.h"
+#include "login/login.h"
+
+#define LOGIN_SESSION_BUCKETS 1024
+
+/* Why a login did not succeed: one answer per kind, worded by the
+ * protocol. A wrong password, an unknown user and a refused one (nologin,
+ * allow_nets=) are all LOGIN_FAIL_CREDENTIALS. */
+enum login_fail {
+	LOGIN_FAIL_CREDENTIALS = 0,
+	LOGIN_FAIL_TEMP,      /* a back-end or queue could not answer */
+	LOGIN_FAIL_AUTHZID,   /* right password, may not act as that user */
+	LOGIN_FAIL_PRIVACY,   /* not before TLS */
+	LOGIN_FAIL_MECH,      /* no such mechanism (here, now) */
+	LOGIN_FAIL_CANCELLED, /* the client cancelled the exchange ("*") */
+	LOGIN_FAIL_SYNTAX,    /* a SASL response that is not one (bad
+			       * base64, over the limit) */
+};
+
+/* Why the session ends before login: the protocol's goodbye. */
+enum login_bye {
+	LOGIN_BYE_TIMEOUT = 0, /* the pre-login deadline passed */
+	LOGIN_BYE_FAILS,       /* too many failed logins */
+	LOGIN_BYE_BAD,	       /* too many bad commands */
+	LOGIN_BYE_REFUSED,     /* not admitted: try again later */
+	LOGIN_BYE_INTERNAL,    /* out of memory and such */
+};
+
+/* One protocol's pre-login: commands in, words out. */
+struct login_proto {
+	const char *name;  /* "imap": logs, metric names */
+	size_t state_size; /* its own state, kept with the session */
+	/* State set up (zeroed memory); 0, or -1 out of memory. */
+	int (*init)(struct login_session *s);
+	void (*free)(struct login_session *s);
+	/* The first words, when the session is ready (after an implicit
+	 * TLS handshake). */
+	void (*greet)(struct login_session *s);
+	/* Input waits in login_input(s): take commands from it until it
+	 * holds no whole one or login_busy(s) (each command answers through
+	 * the services below). */
+	void (*input)(struct login_session *s);
+	/* The capability list as this protocol words it (IMAP: the atoms
+	 * after "CAPABILITY"). */
+	void (*capability)(struct login_session *s, struct buf *b);
+	/* A SASL challenge (base64, NUL-terminated) to send; the next
+	 * client line is the response (login_sasl_response()). */
+	void (*sasl_challenge)(struct login_session *s, const char *b64,
+	    size_t len);
+	/* A login command ended without a login (after the delay, for
+	 * credentials). */
+	void (*auth_result)(struct login_session *s, enum login_fail why);
+	/* The answer to STARTTLS: ok is false when it is not available. */
+	void (*starttls_reply)(struct login_session *s, bool ok);
+	/* The last words before the core closes the connection. */
+	void (*bye)(struct login_session *s, enum login_bye why);
+};
+
+enum login_state {
+	LS_ACTIVE = 0, /* reading commands */
+	LS_VERIFY,     /* a password is on the verify pool */
+	LS_DELAY,      /* a failed login waits for its answer */
+	LS_HANDOFF,    /* the daemon is taking over */
+	LS_CLOSING,    /* goodbye said */
+};
+
+struct login_worker {
+	struct loop *loop;
+	struct auth_backend *users;
+	struct auth_pool *verify;
+	struct pool_outbox *outbox; /* verify answers come back here */
+	struct login_session *table[LOGIN_SESSION_BUCKETS]; /* by sid */
+};
+
+struct login_session {
+	const struct login_listener *li;
+	struct login_worker *w;
+	struct conn *c;
+	uint64_t sid;
+	enum login_state state;
+	bool tls;	/* TLS is on (implicit, or after STARTTLS) */
+	bool paused;	/* we paused the connection */
+	bool gone;	/* the connection closed under a verification */
+	bool greeted;	/* greet() ran */
+	unsigned calls; /* callbacks on the stack: free on the way out */
+	unsigned bad, fails;
+	uint64_t started;
+	struct buf in; /* received, not yet taken by the protocol */
+	struct timer deadline, delay;
+	enum login_fail delayed; /* the answer the delay holds back */
+	struct sasl_server *sasl;
+	int reason;	/* enum auth_reason of the last failure, for logs */
+	bool verifying; /* a verification is out (session kept until back) */
+	char tag[LOGIN_TAG_MAX + 1]; /* the login command's tag (IMAP) */
+	char user[257];		     /* as far as known, for logs */
+	char mech[32];
+	void *proto_state;
+	struct login_session *hnext; /* the worker's table chain */
+};
+
+/* ---- services for the protocol files (login_session.c) ---- */
+
+void *login_proto_state(struct login_session *s);
+const struct login_settings *login_settings(const struct login_session *s);
+/* The bytes received and not taken yet; consume what a command took. */
+struct buf *login_input(struct login_session *s);
+/* A command may not run now (a login in progress, a delay, closing):
+ * stop taking input; the core calls input() again when it may. */
+bool login_busy(const struct login_session *s);
+/* Neither busy nor waiting for the client to read what it was sent:
+ * the protocol's input loop runs while this holds. */
+bool login_may_run(const struct login_session *s);
+/* One line: fmt's text and CRLF. */
+void login_reply(struct login_session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void login_send(struct login_session *s, const void *p, size_t n);
+/* A bad command (after its answer): counted toward max_bad; past it the
+ * session says goodbye. */
+void login_bad(struct login_session *s);
+/* Log out: close after the output. */
+void login_close(struct login_session *s);
+/* The login command's tag, for the answers that follow (IMAP). */
+void login_set_tag(struct login_session *s, const char *tag, size_t len);
+const char *login_tag(const struct login_session *s);
+
+/* TLS is on or the listener is trusted for cleartext logins. */
+bool login_secure(const struct login_session *s);
+/* STARTTLS may be offered now. */
+bool login_can_starttls(struct login_session *s);
+/* The mechanisms to advertise now (none before TLS), strongest first,
+ * into names[0..max); returns how many. */
+size_t login_mechanisms(struct login_session *s, const char **names,
+    size_t max);
+
+/* ---- login_sasl.c ---- */
+
+/* AUTHENTICATE/AUTH mech [initial response]: ir is the client's base64
+ * text (NULL: none; "=": empty). Answers through sasl_challenge(),
+ * auth_result() or the daemon's logged_in(). */
+void login_sasl_start(struct login_session *s, const char *mech, size_t mlen,
+    const char *ir, size_t irlen);
+/* The client's response line to a challenge. */
+void login_sasl_response(struct login_session *s, const char *line, size_t len);
+/* The response line was over the limit: the exchange ends
+ * (auth_result(LOGIN_FAIL_SYNTAX), counted as a bad command). */
+void login_sasl_abort(struct login_session *s);
+bool login_sasl_active(const struct login_session *s);
+/* A plain login (IMAP LOGIN, POP3 USER+PASS): mech names it in logs. */
+void login_password(struct login_session *s, const char *user, size_t ulen,
+    const char *password, size_t plen, const char *mech);
+
+/* ---- login_starttls.c ---- */
+
+/* STARTTLS/STLS: starttls_reply(), then the upgrade; whatever the client
+ * pipelined after the command is thrown away. */
+void login_starttls(struct login_session *s);
+
+/* ---- inside the core ---- */
+
+/* A login failed: count it, hold the answer for fail_delay, then answer
+ * (and say goodbye past max_fails). TEMP and the rest answer at once. */
+void login_failed(struct login_session *s, enum login_fail why);
+/* The user is in: hand over to the daemon. */
+void login_succeeded(struct login_session *s, const char *user,
+    const char *authcid);
+/* Around anything that may close the connection under the session (a
+ * callback, a late answer): the outermost end frees a session that went
+ * meanwhile, unless a verification is still out. */
+void login_call_begin(struct login_session *s);
+void login_call_end(struct login_session *s);
+/* Pause or resume reading as the state and the output queue say. */
+void login_flow(struct login_session *s);
+/* Count one of login_metrics' counters on the session's worker. */
+void login_count(struct login_session *s, int id, int64_t n);
+/* Log an auth outcome ("<proto>.auth": user, mech, status, reason), or
+ * an exchange that failed for something other than credentials
+ * ("<proto>.auth_failed": mech, user as far as known, error). */
+void login_log_auth(struct login_session *s, const char *user, bool ok,
+    int reason);
+void login_log_failed(struct login_session *s, const char *error);
+
+#endif

@@ -1,0 +1,675 @@
+/*
+ * login_session.c - the pre-login session core: the connection's
+ * callbacks, the session's states (ACTIVE -> VERIFY -> DELAY/HANDOFF ->
+ * gone), the absolute deadline and the failed-login delay on the loop's
+ * timers, the counts that end a session, flow control, the worker's
+ * session table for late answers, and the hand-off to the daemon.
+ *
+ * Relies on core/ for I/O and timers, on the protocol's table for every
+ * word the client sees, and on the daemon's hooks for what happens around
+ * a login. The session is freed only where no callback of its own is on
+ * the stack and no verification is out (a husk waits for its answer).
+ *
+ * Must never: read input while a login is decided, the output queue is
+ * over its mark or a failed login's answer is held back; let a command
+ * restart the pre-login deadline; log a password.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth/auth.h"
+#include "core/listener_conf.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/metrics.h"
+#include "core/pool.h"
+#include "login/login_private.h"
+
+static void on_open(struct conn *c);
+static void on_data(struct conn *c, const char *p, size_t n);
+static void on_drain(struct conn *c);
+static void on_close(struct conn *c, enum conn_reason why);
+
+static struct login_session *session_new(struct conn *c);
+static void session_free(struct login_session *s);
+static void table_add(struct login_worker *w, struct login_session *s);
+static void table_del(struct login_worker *w, struct login_session *s);
+static void run_input(struct login_session *s);
+static void goodbye(struct login_session *s, enum login_bye why);
+static void deadline_fired(struct timer *t, void *arg);
+static void delay_fired(struct timer *t, void *arg);
+static void answer_failure(struct login_session *s, enum login_fail why);
+
+static const struct conn_handler handler = {
+	.on_open = on_open,
+	.on_data = on_data,
+	.on_drain = on_drain,
+	.on_close = on_close,
+};
+
+const struct conn_handler *
+login_handler(void)
+{
+	return &handler;
+}
+
+/* ---- metrics ----------------------------------------------------------- */
+
+int
+login_metrics_init(struct metrics *m, const struct login_proto *proto,
+    struct login_metrics *lm)
+{
+	static const char *const reasons[] = { "timeout", "fails", "bad",
+		"refused", "internal" };
+	char name[96], help[160];
+
+	snprintf(name, sizeof(name), "%s_login_sessions", proto->name);
+	lm->sessions = metrics_gauge(m, name,
+	    "Sessions before login (greeting to logged in).", NULL);
+	snprintf(name, sizeof(name), "%s_logins_total", proto->name);
+	snprintf(help, sizeof(help), "%s logins, by result.", proto->name);
+	lm->logins_ok = metrics_counter(m, name, help, "result=\"ok\"");
+	lm->logins_fail = metrics_counter(m, name, help, "result=\"fail\"");
+	snprintf(name, sizeof(name), "%s_bad_commands_total", proto->name);
+	lm->bad_commands = metrics_counter(m, name,
+	    "Commands answered BAD (or the protocol's equivalent).", NULL);
+	snprintf(name, sizeof(name), "%s_login_closed_total", proto->name);
+	for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++) {
+		snprintf(help, sizeof(help), "reason=\"%s\"", reasons[i]);
+		lm->closed[i] = metrics_counter(m, name,
+		    "Sessions ended before login by a limit: the pre-login "
+		    "deadline, failed logins, bad commands, not admitted.",
+		    help);
+		if (lm->closed[i] < 0)
+			return -1;
+	}
+	return lm->sessions < 0 || lm->logins_ok < 0 || lm->logins_fail < 0 ||
+		lm->bad_commands < 0 ?
+	    -1 :
+	    0;
+}
+
+void
+login_count(struct login_session *s, int id, int64_t n)
+{
+	struct metrics_shard *sh = loop_shard(s->w->loop);
+
+	if (n < 0 || id == s->li->metrics->sessions)
+		metrics_gauge_add(sh, id, n);
+	else
+		metrics_add(sh, id, (uint64_t)n);
+}
+
+/* ---- the worker ------------------------------------------------------ */
+
+struct login_worker *
+login_worker_new(struct loop *l, struct auth_backend *users,
+    struct auth_pool *verify)
+{
+	struct login_worker *w = calloc(1, sizeof(*w));
+
+	if (w == NULL)
+		return NULL;
+	w->loop = l;
+	w->users = users;
+	w->verify = verify;
+	if ((w->outbox = pool_outbox_new(l)) == NULL) {
+		free(w);
+		return NULL;
+	}
+	return w;
+}
+
+void
+login_worker_free(struct login_worker **wp)
+{
+	struct login_worker *w = *wp;
+
+	*wp = NULL;
+	if (w == NULL)
+		return;
+	/* the answers still out find no session and free themselves */
+	pool_outbox_close(&w->outbox);
+	for (unsigned b = 0; b < LOGIN_SESSION_BUCKETS; b++)
+		if (w->table[b] != NULL)
+			log_error(0, "login.leak", "bucket=%u", b);
+	free(w);
+}
+
+unsigned
+login_worker_sessions(const struct login_worker *w)
+{
+	unsigned n = 0;
+
+	for (unsigned b = 0; b < LOGIN_SESSION_BUCKETS; b++)
+		for (struct login_session *s = w->table[b]; s; s = s->hnext)
+			n++;
+	return n;
+}
+
+static void
+table_add(struct login_worker *w, struct login_session *s)
+{
+	struct login_session **b = &w->table[s->sid % LOGIN_SESSION_BUCKETS];
+
+	s->hnext = *b;
+	*b = s;
+}
+
+static void
+table_del(struct login_worker *w, struct login_session *s)
+{
+	struct login_session **p = &w->table[s->sid % LOGIN_SESSION_BUCKETS];
+
+	for (; *p; p = &(*p)->hnext)
+		if (*p == s) {
+			*p = s->hnext;
+			return;
+		}
+}
+
+struct login_session *
+login_session_find(struct login_worker *w, uint64_t sid)
+{
+	struct login_session *s = w->table[sid % LOGIN_SESSION_BUCKETS];
+
+	while (s != NULL && s->sid != sid)
+		s = s->hnext;
+	return s;
+}
+
+/* ---- life cycle ------------------------------------------------------ */
+
+static struct login_session *
+session_new(struct conn *c)
+{
+	const struct login_listener *li = listener_ctx(conn_listener(c));
+	struct login_session *s = calloc(1, sizeof(*s));
+
+	if (s == NULL)
+		return NULL;
+	if (li->proto->state_size > 0 &&
+	    (s->proto_state = calloc(1, li->proto->state_size)) == NULL) {
+		free(s);
+		return NULL;
+	}
+	s->li = li;
+	s->w = li->workers[loop_index(conn_loop(c))];
+	s->c = c;
+	s->sid = conn_sid(c);
+	s->started = loop_now(conn_loop(c));
+	s->tls = conn_tls(c) != NULL;
+	timer_init(&s->deadline, conn_loop(c), deadline_fired, s);
+	timer_init(&s->delay, conn_loop(c), delay_fired, s);
+	if (li->proto->init(s) == -1) {
+		free(s->proto_state);
+		free(s);
+		return NULL;
+	}
+	table_add(s->w, s);
+	login_count(s, li->metrics->sessions, 1);
+	return s;
+}
+
+static void
+session_free(struct login_session *s)
+{
+	login_count(s, s->li->metrics->sessions, -1);
+	table_del(s->w, s);
+	timer_stop(&s->deadline);
+	timer_stop(&s->delay);
+	sasl_server_free(&s->sasl);
+	s->li->proto->free(s);
+	buf_free(&s->in);
+	free(s->proto_state);
+	free(s);
+}
+
+/* Loop callbacks and late answers nest: the outermost frees a session
+ * whose connection went (or was handed off) under it, unless a
+ * verification is still out (its answer frees it then). */
+void
+login_call_begin(struct login_session *s)
+{
+	s->calls++;
+}
+
+void
+login_call_end(struct login_session *s)
+{
+	if (--s->calls == 0 && s->gone && !s->verifying)
+		session_free(s);
+}
+
+/* ---- connection callbacks ------------------------------------------- */
+
+static void
+on_open(struct conn *c)
+{
+	struct login_session *s = conn_ctx(c);
+	const struct login_hooks *h;
+
+	if (s != NULL) {
+		/* the STARTTLS handshake is done; the client speaks next */
+		s->tls = true;
+		login_call_begin(s);
+		login_flow(s);
+		login_call_end(s);
+		return;
+	}
+	if ((s = session_new(c)) == NULL) {
+		conn_abort(c, CR_NOMEM);
+		return;
+	}
+	conn_set_ctx(c, s);
+	h = s->li->hooks;
+	log_info(s->sid, "login.open", "proto=%s listener=%s client=%s tls=%s",
+	    s->li->proto->name, s->li->set->listener->name, conn_peer(c),
+	    s->tls ? "yes" : "no");
+	/* absolute: commands do not move it */
+	if (timer_set(&s->deadline, s->li->set->login_timeout) == -1) {
+		conn_abort(c, CR_NOMEM);
+		return;
+	}
+	login_call_begin(s);
+	if (h->admit != NULL && h->admit(s) == -1) {
+		goodbye(s, LOGIN_BYE_REFUSED);
+	} else {
+		s->greeted = true;
+		s->li->proto->greet(s);
+		login_flow(s);
+	}
+	login_call_end(s);
+}
+
+static void
+on_data(struct conn *c, const char *p, size_t n)
+{
+	struct login_session *s = conn_ctx(c);
+
+	if (s == NULL || s->state == LS_CLOSING)
+		return;
+	if (buf_append(&s->in, p, n) == -1) {
+		conn_abort(c, CR_NOMEM);
+		return;
+	}
+	login_call_begin(s);
+	run_input(s);
+	login_call_end(s);
+}
+
+static void
+on_drain(struct conn *c)
+{
+	struct login_session *s = conn_ctx(c);
+
+	if (s == NULL)
+		return;
+	login_call_begin(s);
+	run_input(s);
+	login_call_end(s);
+}
+
+static void
+on_close(struct conn *c, enum conn_reason why)
+{
+	struct login_session *s = conn_ctx(c);
+
+	if (s == NULL)
+		return;
+	log_info(s->sid, "login.close",
+	    "proto=%s reason=%s user=%s "
+	    "fails=%u bad=%u ms=%llu",
+	    s->li->proto->name, conn_reason_name(why),
+	    s->user[0] ? s->user : "-", s->fails, s->bad,
+	    (unsigned long long)(loop_now(conn_loop(c)) - s->started));
+	conn_set_ctx(c, NULL);
+	s->c = NULL;
+	s->gone = true;
+	timer_stop(&s->deadline);
+	timer_stop(&s->delay);
+	if (s->calls == 0 && !s->verifying)
+		session_free(s);
+}
+
+/* Run commands while one may run; then pause or resume reading. */
+static void
+run_input(struct login_session *s)
+{
+	if (s->c != NULL && !login_busy(s) && !conn_out_full(s->c) &&
+	    buf_used(&s->in) > 0)
+		s->li->proto->input(s);
+	if (s->c != NULL) {
+		buf_release(&s->in);
+		login_flow(s);
+	}
+}
+
+void
+login_flow(struct login_session *s)
+{
+	bool stop;
+
+	if (s->c == NULL || s->state == LS_CLOSING)
+		return;
+	stop = login_busy(s) || conn_out_full(s->c);
+	if (stop && !s->paused) {
+		s->paused = true;
+		conn_pause(s->c);
+	} else if (!stop && s->paused) {
+		/* what already waits in s->in is run by whoever made the
+		 * session free again (run_input), never from here */
+		s->paused = false;
+		conn_resume(s->c);
+	}
+}
+
+/* ---- timers ---------------------------------------------------------- */
+
+/* The pre-login phase is over, whatever the client was doing. */
+static void
+deadline_fired(struct timer *t, void *arg)
+{
+	struct login_session *s = arg;
+
+	(void)t;
+	login_call_begin(s);
+	log_info(s->sid, "login.timeout", "proto=%s state=%d",
+	    s->li->proto->name, (int)s->state);
+	goodbye(s, LOGIN_BYE_TIMEOUT);
+	login_call_end(s);
+}
+
+/* A failed login's answer goes out now. */
+static void
+delay_fired(struct timer *t, void *arg)
+{
+	struct login_session *s = arg;
+
+	(void)t;
+	if (s->state != LS_DELAY)
+		return;
+	login_call_begin(s);
+	s->state = LS_ACTIVE;
+	answer_failure(s, s->delayed);
+	run_input(s);
+	login_call_end(s);
+}
+
+/* ---- outcomes -------------------------------------------------------- */
+
+static void
+answer_failure(struct login_session *s, enum login_fail why)
+{
+	const struct login_settings *set = s->li->set;
+
+	s->li->proto->auth_result(s, why);
+	if (set->max_fails > 0 && s->fails >= set->max_fails)
+		goodbye(s, LOGIN_BYE_FAILS);
+	else if (set->max_bad > 0 && s->bad >= set->max_bad)
+		goodbye(s, LOGIN_BYE_BAD);
+}
+
+/*
+ * Credentials that were wrong (or refused) count twice, as a failed login
+ * and as a bad command, and their answer waits fail_delay on the loop's
+ * timer, reading nothing meanwhile: a guesser gets one try per delay per
+ * connection and a few per connection. The other failures say something
+ * about the request, not the password, and answer at once.
+ */
+void
+login_failed(struct login_session *s, enum login_fail why)
+{
+	sasl_server_free(&s->sasl);
+	s->state = LS_ACTIVE;
+	if (why != LOGIN_FAIL_CREDENTIALS && why != LOGIN_FAIL_AUTHZID &&
+	    why != LOGIN_FAIL_TEMP) {
+		s->bad++;
+		login_count(s, s->li->metrics->bad_commands, 1);
+	} else {
+		login_count(s, s->li->metrics->logins_fail, 1);
+	}
+	if (why == LOGIN_FAIL_CREDENTIALS || why == LOGIN_FAIL_AUTHZID) {
+		s->fails++;
+		s->bad++;
+		if (s->li->set->fail_delay > 0 &&
+		    timer_set(&s->delay, s->li->set->fail_delay) == 0) {
+			s->state = LS_DELAY;
+			s->delayed = why;
+			login_flow(s);
+			return;
+		}
+	}
+	answer_failure(s, why);
+}
+
+void
+login_succeeded(struct login_session *s, const char *user, const char *authcid)
+{
+	char who[sizeof(s->user)];
+	struct login_user u = {
+		.user = s->user,
+		.authcid = who,
+		.mech = s->mech,
+		.tag = s->tag,
+	};
+
+	/* both may point into the SASL session (or user into s->user) */
+	snprintf(who, sizeof(who), "%s", authcid);
+	if (user != s->user)
+		snprintf(s->user, sizeof(s->user), "%s", user);
+	sasl_server_free(&s->sasl);
+	s->state = LS_HANDOFF;
+	login_flow(s);
+	s->li->hooks->logged_in(s, &u);
+}
+
+struct conn *
+login_session_handoff(struct login_session *s, struct buf *rest)
+{
+	struct conn *c = s->c;
+
+	login_count(s, s->li->metrics->logins_ok, 1);
+	if (c != NULL) {
+		if (buf_append(rest, buf_head(&s->in), buf_used(&s->in)) ==
+		    -1) {
+			conn_abort(c, CR_NOMEM);
+			return NULL;
+		}
+		/* the daemon's session decides its own flow from here */
+		if (s->paused)
+			conn_resume(c);
+		conn_set_ctx(c, NULL);
+	}
+	s->c = NULL;
+	s->gone = true;
+	timer_stop(&s->deadline);
+	timer_stop(&s->delay);
+	if (s->calls == 0 && !s->verifying)
+		session_free(s);
+	return c;
+}
+
+void
+login_session_refuse(struct login_session *s, const char *why)
+{
+	log_warn(s->sid, "login.refused", "proto=%s user=%s why=\"%s\"",
+	    s->li->proto->name, s->user, why ? why : "");
+	if (s->c == NULL || s->state != LS_HANDOFF)
+		return;
+	login_call_begin(s);
+	s->state = LS_ACTIVE;
+	s->li->proto->auth_result(s, LOGIN_FAIL_TEMP);
+	run_input(s);
+	login_call_end(s);
+}
+
+/* The protocol's last words, then close; one who does not read them is
+ * cut off at once. */
+static void
+goodbye(struct login_session *s, enum login_bye why)
+{
+	if (s->c == NULL || s->state == LS_CLOSING)
+		return;
+	s->li->proto->bye(s, why);
+	login_count(s, s->li->metrics->closed[why], 1);
+	s->state = LS_CLOSING;
+	timer_stop(&s->deadline);
+	timer_stop(&s->delay);
+	if (conn_out_full(s->c))
+		conn_abort(s->c,
+		    why == LOGIN_BYE_TIMEOUT ? CR_TIMEOUT : CR_OVERFLOW);
+	else
+		conn_close(s->c);
+}
+
+/* ---- services for the protocols -------------------------------------- */
+
+void *
+login_proto_state(struct login_session *s)
+{
+	return s->proto_state;
+}
+
+const struct login_settings *
+login_settings(const struct login_session *s)
+{
+	return s->li->set;
+}
+
+struct buf *
+login_input(struct login_session *s)
+{
+	return &s->in;
+}
+
+bool
+login_busy(const struct login_session *s)
+{
+	return s->state != LS_ACTIVE || s->c == NULL;
+}
+
+bool
+login_may_run(const struct login_session *s)
+{
+	return !login_busy(s) && !conn_out_full(s->c);
+}
+
+void
+login_send(struct login_session *s, const void *p, size_t n)
+{
+	if (s->c == NULL || conn_closing(s->c))
+		return;
+	if (conn_write(s->c, p, n) == -1)
+		conn_abort(s->c, CR_NOMEM);
+}
+
+void
+login_reply(struct login_session *s, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n > sizeof(line) - 3)
+		n = (int)(sizeof(line) - 3);
+	memcpy(line + n, "\r\n", 2);
+	login_send(s, line, (size_t)n + 2);
+}
+
+void
+login_bad(struct login_session *s)
+{
+	unsigned max = s->li->set->max_bad;
+
+	login_count(s, s->li->metrics->bad_commands, 1);
+	if (max > 0 && ++s->bad >= max)
+		goodbye(s, LOGIN_BYE_BAD);
+}
+
+void
+login_close(struct login_session *s)
+{
+	if (s->c == NULL || s->state == LS_CLOSING)
+		return;
+	s->state = LS_CLOSING;
+	timer_stop(&s->deadline);
+	conn_close(s->c);
+}
+
+void
+login_set_tag(struct login_session *s, const char *tag, size_t len)
+{
+	if (len > LOGIN_TAG_MAX)
+		len = 0;
+	memcpy(s->tag, tag, len);
+	s->tag[len] = '\0';
+}
+
+const char *
+login_tag(const struct login_session *s)
+{
+	return s->tag;
+}
+
+bool
+login_secure(const struct login_session *s)
+{
+	return s->tls || s->li->set->listener->trusted;
+}
+
+void
+login_log_auth(struct login_session *s, const char *user, bool ok, int reason)
+{
+	char q[AUTH_USER_MAX * 2], ev[32];
+
+	/* "imap.auth": one event name per protocol, so a grep for a
+	 * service's logins finds them all */
+	snprintf(ev, sizeof(ev), "%s.auth", s->li->proto->name);
+	log_info(s->sid, ev, "user=%s mech=%s status=%s reason=%s",
+	    log_quote(q, sizeof(q), user, (size_t)-1), s->mech,
+	    ok ? "ok" : "fail", auth_reason_name((enum auth_reason)reason));
+}
+
+void
+login_log_failed(struct login_session *s, const char *error)
+{
+	char q[AUTH_USER_MAX * 2], ev[40];
+
+	snprintf(ev, sizeof(ev), "%s.auth_failed", s->li->proto->name);
+	log_info(s->sid, ev, "mech=%s user=%s error=%s", s->mech,
+	    log_quote(q, sizeof(q), s->user, (size_t)-1), error);
+}
+
+/* ---- accessors for the daemon ---------------------------------------- */
+
+uint64_t
+login_session_sid(const struct login_session *s)
+{
+	return s->sid;
+}
+
+struct conn *
+login_session_conn(const struct login_session *s)
+{
+	return s->c;
+}
+
+void *
+login_session_ctx(const struct login_session *s)
+{
+	return s->li->ctx;
+}
+
+bool
+login_session_tls(const struct login_session *s)
+{
+	return s->tls;
+}
