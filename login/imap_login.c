@@ -261,8 +261,7 @@ imap_bye(struct login_session *s, enum login_bye why)
 		[LOGIN_BYE_TIMEOUT] = "Autologout; login took too long",
 		[LOGIN_BYE_FAILS] = "Too many failed logins",
 		[LOGIN_BYE_BAD] = "Too many bad commands",
-		[LOGIN_BYE_REFUSED] = "[UNAVAILABLE] Server busy, try again "
-				      "later",
+		[LOGIN_BYE_REFUSED] = "[UNAVAILABLE] Try again later",
 		[LOGIN_BYE_INTERNAL] = "Internal error",
 	};
 

@@ -146,17 +146,23 @@ static bool
 big_start(const struct imap_parser *p, const char *s, size_t n)
 {
 	char head[160];
-	size_t len = 0, k = 0, used = p->used;
+	size_t len = 0, k = 0, used = p->used, window = sizeof(head);
 	const char *name = p->lim.big_name;
 
 	if (name == NULL)
 		return false;
-	if (used > sizeof(head))
-		used = sizeof(head);
+	/* Only the first max_line + 1 bytes decide: that many are always
+	 * there when the small budget runs out, however the bytes arrived,
+	 * so the answer never depends on the split (a tag so long that the
+	 * name falls outside is an ordinary over-long line). */
+	if (p->lim.max_line + 1 < window)
+		window = p->lim.max_line + 1;
+	if (used > window)
+		used = window;
 	memcpy(head, p->buf, used);
 	len = used;
-	if (n > sizeof(head) - len)
-		n = sizeof(head) - len;
+	if (n > window - len)
+		n = window - len;
 	memcpy(head + len, s, n);
 	len += n;
 	while (k < len && is_tag_char((unsigned char)head[k]))
