@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "auth/auth_conf.h"
 #include "core/config.h"
 #include "core/daemon.h"
 #include "core/listener_conf.h"
@@ -53,27 +54,7 @@ struct rs_config {
 		int64_t folders_max, folder_depth_max, folder_name_max;
 		uint64_t search_cpu; /* ms of CPU per SEARCH; 0 = no limit */
 	} limits;
-	struct {
-		char *passwd_file;
-		bool allow_plaintext;
-		int default_scheme;
-		int64_t threads, queue;
-		uint64_t cache_ttl; /* ms; 0 = no positive cache */
-		int64_t cache_size;
-		uint64_t reload_check; /* ms; 0 = SIGHUP only */
-		/* Master identities: may act as any user through PLAIN's
-		 * authzid, only from master_nets. */
-		char **master_users;
-		unsigned nmaster_users;
-		unsigned nmaster_nets;
-		struct net *master_nets;
-		struct cfg_loc loc;
-		/* CRAM-MD5 (needs allow_plaintext and {PLAIN} passwords). */
-		bool legacy_mechanisms;
-		/* Keys SCRAM's fake salts for unknown users; NULL = random
-		 * per process (imap_auth_init reads it). */
-		char *scram_secret_file;
-	} auth;
+	struct auth_conf auth; /* auth/auth_conf.h */
 	struct {
 		char *mail_root;
 		int64_t threads;
@@ -83,8 +64,6 @@ struct rs_config {
 	struct listener_conf *imap;
 	unsigned nimap;
 };
-
-extern const char *const rs_scheme_names[];
 
 /* Load and check a config file. 0, or -1 with err filled (file:line). */
 int rs_config_load(const char *path, struct rs_config *cf,
