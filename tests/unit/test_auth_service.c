@@ -426,39 +426,41 @@ test_authorize(void **state)
 	struct sockaddr_in in = { .sin_family = AF_INET };
 	struct sockaddr_in out = { .sin_family = AF_INET };
 	const struct sockaddr *inside = (struct sockaddr *)&in;
-	const char *why = NULL;
+	const struct sockaddr *outside = (struct sockaddr *)&out;
+	const struct {
+		const char *authcid, *authzid;
+		const struct sockaddr *client;
+		enum sasl_verdict v;
+		const char *why;
+	} cases[] = {
+		{ "Gate", "alice@example.test", inside, SASL_V_OK, "ok" },
+		{ "alice@example.test", "bob@example.test", inside,
+		    SASL_V_AUTHZID, "not_master" },
+		{ "gate", "alice@example.test", outside, SASL_V_AUTHZID,
+		    "network" },
+		{ "gate", "alice@example.test", NULL, SASL_V_AUTHZID,
+		    "network" },
+		/* a master learns nothing about targets: like a wrong
+		 * password */
+		{ "gate", "ghost@example.test", inside, SASL_V_FAIL,
+		    "unknown_target" },
+		{ "gate", "bob@example.test", inside, SASL_V_FAIL,
+		    "nologin_target" },
+	};
 
 	inet_pton(AF_INET, "127.0.0.1", &in.sin_addr);
 	inet_pton(AF_INET, "192.0.2.1", &out.sin_addr);
 	load_conf("  master_users = [ \"gate\" ];\n"
 		  "  master_nets = [ \"127.0.0.0/8\" ];\n");
 	F.svc = must_new(NULL);
-	assert_int_equal(auth_service_authorize(F.svc, "Gate",
-			     "alice@example.test", inside, &why),
-	    SASL_V_OK);
-	assert_string_equal(why, "ok");
-	assert_int_equal(auth_service_authorize(F.svc, "alice@example.test",
-			     "bob@example.test", inside, &why),
-	    SASL_V_AUTHZID);
-	assert_string_equal(why, "not_master");
-	assert_int_equal(auth_service_authorize(F.svc, "gate",
-			     "alice@example.test", (struct sockaddr *)&out,
-			     &why),
-	    SASL_V_AUTHZID);
-	assert_string_equal(why, "network");
-	assert_int_equal(auth_service_authorize(F.svc, "gate",
-			     "alice@example.test", NULL, &why),
-	    SASL_V_AUTHZID);
-	assert_string_equal(why, "network");
-	/* a master learns nothing about targets: like a wrong password */
-	assert_int_equal(auth_service_authorize(F.svc, "gate",
-			     "ghost@example.test", inside, &why),
-	    SASL_V_FAIL);
-	assert_string_equal(why, "unknown_target");
-	assert_int_equal(auth_service_authorize(F.svc, "gate",
-			     "bob@example.test", inside, &why),
-	    SASL_V_FAIL);
-	assert_string_equal(why, "nologin_target");
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *why = NULL;
+
+		assert_int_equal(auth_service_authorize(F.svc, cases[i].authcid,
+				     cases[i].authzid, cases[i].client, &why),
+		    cases[i].v);
+		assert_string_equal(why, cases[i].why);
+	}
 }
 
 /* ---- the pool ------------------------------------------------------- */
