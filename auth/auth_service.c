@@ -52,8 +52,11 @@ struct auth_service {
 	struct metrics *metrics; /* NULL until auth_service_metrics() */
 	struct auth_service_metrics m;
 	uint64_t n_reload_ok, n_reload_failed; /* main thread only */
-	char error[600];		       /* the last error text */
 };
+
+/* Error texts outlive a service that failed to start, so they are not
+ * kept in it; per thread, valid until the thread's next error here. */
+static __thread char service_errbuf[600];
 
 static void passdb_warn(void *ctx, const char *msg);
 static int passdb_check_user(void *ctx, const char *user,
@@ -157,11 +160,11 @@ auth_service_check_masters(struct auth_service *svc, const char **error_r)
 			auth_entry_unref(&e);
 			continue;
 		}
-		snprintf(svc->error, sizeof(svc->error),
+		snprintf(service_errbuf, sizeof(service_errbuf),
 		    "%s:%d: auth.master_users: '%s' is not in %s",
 		    conf->loc.file, conf->loc.line, conf->master_users[i],
 		    conf->passwd_file);
-		*error_r = svc->error;
+		*error_r = service_errbuf;
 		return -1;
 	}
 	return 0;
@@ -210,9 +213,9 @@ read_secret(struct auth_service *svc, const char *path, const char **error_r)
 			    "path=%s warning=\"readable by everyone\"", path);
 		return 0;
 	}
-	snprintf(svc->error, sizeof(svc->error),
+	snprintf(service_errbuf, sizeof(service_errbuf),
 	    "auth.scram_secret_file %s: %s", path, why);
-	*error_r = svc->error;
+	*error_r = service_errbuf;
 	return -1;
 }
 

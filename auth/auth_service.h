@@ -43,7 +43,8 @@ struct auth_service_opts {
 /* Open the passwd-file (parsed whole), check that every master user is
  * in it, read scram_secret_file, warn about legacy_mechanisms. conf (and
  * opts' ctx) must outlive the service. NULL with *error_r naming the file
- * (and line) and the reason. Starts no thread. */
+ * (and line) and the reason; the text is the calling thread's and stays
+ * valid until its next failed call here. Starts no thread. */
 struct auth_service *auth_service_new(const struct auth_conf *conf,
     const struct auth_service_opts *opts, const char **error_r);
 
