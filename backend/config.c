@@ -1,24 +1,24 @@
 /*
  * config.c - ringstore's configuration schema and its cross-field checks.
  *
- * The tables below are the single description of the file format: types,
- * defaults and bounds live here and nowhere else (docs/backend.md,
- * "Running ringstore", shows every key). Relies on core/config.c for
- * parsing and errors that name file:line. Must never accept a file that
- * would fail later at start-up for a reason visible here.
+ * The tables below are the single description of ringstore's own
+ * sections (admin, limits, storage): types, defaults and bounds live here
+ * and nowhere else; the shared sections come from their modules (daemon,
+ * tls and the listeners from core/, auth from auth/auth_conf.c).
+ * docs/backend.md, "Running ringstore", shows every key. Relies on
+ * core/config.c for parsing and errors that name file:line. Must never
+ * accept a file that would fail later at start-up for a reason visible
+ * here.
  */
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "auth/auth.h"
+#include "auth/auth_conf.h"
 #include "core/listener_conf.h"
 #include "core/tls.h"
 #include "backend/ringstore.h"
 
-/* Same order as enum auth_scheme. */
-const char *const rs_scheme_names[] = { "ARGON2ID", "BLF-CRYPT", "SHA512-CRYPT",
-	"SHA256-CRYPT", "YESCRYPT", "SCRAM-SHA-256", NULL };
 #define F(field) offsetof(struct rs_config, field)
 
 static const struct cfg_field admin_fields[] = {
@@ -73,42 +73,6 @@ static const struct cfg_field limits_fields[] = {
 	{ NULL },
 };
 
-static const struct cfg_field auth_fields[] = {
-	{ "passwd_file", CFG_STRING, F(auth.passwd_file), CFG_REQUIRED,
-	    .hint = "a Dovecot-style passwd-file: user:{SCHEME}hash:..." },
-	{ "allow_plaintext", CFG_BOOL, F(auth.allow_plaintext), 0, "false" },
-	{ "default_scheme", CFG_ENUM, F(auth.default_scheme), 0,
-	    "SCRAM-SHA-256", .choices = rs_scheme_names,
-	    .hint = "the scheme most users' hashes use (unknown users cost "
-		    "the same)" },
-	{ "threads", CFG_INT, F(auth.threads), 0, "2", 1, 64 },
-	{ "queue", CFG_INT, F(auth.queue), 0, "256", 1, 100000,
-	    .hint = "verifications waiting; more are refused as temporary "
-		    "failures" },
-	{ "cache_ttl", CFG_DURATION, F(auth.cache_ttl), 0, "60s", 0, 86400000,
-	    .hint = "0 turns the positive cache off" },
-	{ "cache_size", CFG_INT, F(auth.cache_size), 0, "4096", 1, 10000000 },
-	{ "reload_check", CFG_DURATION, F(auth.reload_check), 0, "2s", 0,
-	    3600000,
-	    .hint = "how often the passwd-file is checked for "
-		    "changes; 0 = only on SIGHUP" },
-	{ "", CFG_LOC, F(auth.loc) },
-	{ "master_users", CFG_STRLIST, F(auth.master_users), 0,
-	    .count_offset = F(auth.nmaster_users),
-	    .hint = "passwd-file users that may act as any user (ringgate)" },
-	{ "master_nets", CFG_NETLIST, F(auth.master_nets), 0,
-	    .count_offset = F(auth.nmaster_nets),
-	    .hint = "networks masters may log in from, like "
-		    "[ \"127.0.0.0/8\", \"::1\" ]" },
-	{ "legacy_mechanisms", CFG_BOOL, F(auth.legacy_mechanisms), 0, "false",
-	    .hint = "CRAM-MD5 for {PLAIN} users; needs "
-		    "allow_plaintext" },
-	{ "scram_secret_file", CFG_STRING, F(auth.scram_secret_file), 0,
-	    .hint = "the same file on every instance: unknown users get the "
-		    "same fake SCRAM salts everywhere" },
-	{ NULL },
-};
-
 static const struct cfg_field storage_fields[] = {
 	{ "mail_root", CFG_STRING, F(storage.mail_root), CFG_REQUIRED,
 	    .hint = "a directory; users live in <root>/<domain>/<local>" },
@@ -125,7 +89,7 @@ static const struct cfg_field root_fields[] = {
 	{ "admin", CFG_GROUP, 0, .sub = admin_fields },
 	{ "tls", CFG_GROUP, F(tls), .sub = tls_conf_fields },
 	{ "limits", CFG_GROUP, 0, .sub = limits_fields },
-	{ "auth", CFG_GROUP, 0, .sub = auth_fields },
+	{ "auth", CFG_GROUP, F(auth), .sub = auth_conf_fields },
 	{ "storage", CFG_GROUP, 0, .sub = storage_fields },
 	{ "imap", CFG_LIST, F(imap), .sub = listener_conf_fields,
 	    .elem_size = sizeof(struct listener_conf),
@@ -134,21 +98,6 @@ static const struct cfg_field root_fields[] = {
 };
 
 static int check_imap(const struct rs_config *cf, struct cfg_error *err);
-static int check_auth(const struct rs_config *cf, struct cfg_error *err);
-
-/* CRAM-MD5 needs the plaintext secret: without allow_plaintext it would
- * be advertised and fail for everyone. */
-static int
-check_auth(const struct rs_config *cf, struct cfg_error *err)
-{
-	if (cf->auth.legacy_mechanisms && !cf->auth.allow_plaintext) {
-		cfg_error_at(err, &cf->auth.loc,
-		    "auth.legacy_mechanisms needs "
-		    "auth.allow_plaintext = true ({PLAIN} passwords)");
-		return -1;
-	}
-	return 0;
-}
 
 static int
 check_imap(const struct rs_config *cf, struct cfg_error *err)
@@ -172,7 +121,8 @@ rs_config_load(const char *path, struct rs_config *cf, struct cfg_error *err)
 	memset(cf, 0, sizeof(*cf));
 	if (cfg_load(path, root_fields, cf, err) == -1)
 		return -1;
-	if (check_imap(cf, err) == -1 || check_auth(cf, err) == -1) {
+	if (check_imap(cf, err) == -1 ||
+	    auth_conf_check(&cf->auth, err) == -1) {
 		rs_config_free(cf);
 		return -1;
 	}

@@ -17,9 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
-#include "auth/auth.h"
+#include "auth/auth_service.h"
 #include "backend/imap_private.h"
 #include "backend/maildir.h"
 #include "backend/ringstore.h"
@@ -37,16 +36,11 @@
 
 /* Metrics the main thread and the scrape collector set. */
 struct sd_metrics {
-	int submitted, verifies, cache_hits, cache_misses, overflows, lost;
-	int result[3]; /* per enum auth_status */
-	int queued;
-	int users, users_version, reload_ok, reload_failed;
 	/* folder snapshot cache (backend/maildir_cache.c) */
 	int folders_hit, folders_miss, folders_unsettled, folders_evicted;
 	int folders_entries, folders_bytes;
 	/* the store pool and its login lane: [0] mailbox, [1] login */
 	int pool_queued[2], pool_running[2];
-	uint64_t n_reload_ok, n_reload_failed; /* main thread only */
 };
 
 /* The daemon's context: built by main, read by the workers. After start-up
@@ -56,7 +50,6 @@ struct store_daemon {
 	const char *config_path;
 	struct rs_config cf;
 	struct rs_server srv;
-	struct auth_passdb *passdb;
 	struct rs_listener *listeners; /* cf.nimap, the hooks' ctx */
 	/* the listeners' ctx: the login core's view of each (cf.nimap) */
 	struct login_listener *logins;
@@ -67,25 +60,20 @@ struct store_daemon {
 	struct sd_metrics am;
 };
 
-static void passdb_warn(void *ctx, const char *msg);
-static int check_masters(const struct rs_config *cf, struct auth_backend *b,
-    const char **error_r);
-static struct auth_passdb *open_passdb(const struct rs_config *cf,
+static int check_user(void *ctx, const char *user, const char **reason_r);
+static struct auth_service *open_auth(const struct rs_config *cf,
     const char **error_r);
 static int test_config(struct store_daemon *sd, const char *path);
 static int start_pools(struct store_daemon *sd, const char **error_r);
 static int register_metrics(struct rs_server *srv, struct metrics *m);
 static void login_settings_of(const struct store_daemon *sd,
     const struct listener_conf *c, struct login_settings *set);
-static int register_auth_metrics(struct store_daemon *sd, struct metrics *m);
-static void collect_auth(struct metrics *m, void *arg);
 static int register_folder_metrics(struct store_daemon *sd, struct metrics *m);
 static void collect_folders(struct metrics *m, void *arg);
 
 /* reloads, on the main thread */
 static void reload(struct daemon *d);
 static void tick(struct daemon *d);
-static void reload_users(struct store_daemon *sd, const char *why);
 static void reload_tls(struct store_daemon *sd, struct daemon *d,
     const struct rs_config *ncf);
 static int swap_all(struct store_daemon *sd, struct daemon *d,
@@ -98,69 +86,25 @@ static int worker_init(struct daemon *d, struct loop *l, unsigned i);
 static void worker_exit(struct daemon *d, struct loop *l, unsigned i);
 static void sd_free(struct store_daemon *sd, struct daemon *d);
 
-static void
-passdb_warn(void *ctx, const char *msg)
-{
-	log_warn(0, "auth.passdb", "warning=\"%s\"", msg);
-}
-
 /* Mail lives under <mail_root>/<domain>/<localpart>: a passwd-file user
  * without a domain would authenticate and then never get a mailbox, so
  * the file is refused naming the line (at -t, at start, at a reload,
  * which keeps the old table). A default domain was the other choice; it
  * would give one mailbox two names ("bob", "bob@example.org") that
  * ringgate hashes to different stores. Master users own no mailbox and
- * may omit the domain. */
+ * may omit the domain (auth_service exempts them). */
 static int
-passdb_check_user(void *ctx, const char *user, const char **reason_r)
+check_user(void *ctx, const char *user, const char **reason_r)
 {
-	const struct rs_config *cf = ctx;
-
-	for (unsigned i = 0; i < cf->auth.nmaster_users; i++)
-		if (strcasecmp(cf->auth.master_users[i], user) == 0)
-			return 0;
 	return maildir_user_check(user, reason_r);
 }
 
-/* Every master user must be in the passwd-file: a typo would otherwise
- * show up only as refused logins at ringgate. */
-static int
-check_masters(const struct rs_config *cf, struct auth_backend *b,
-    const char **error_r)
+static struct auth_service *
+open_auth(const struct rs_config *cf, const char **error_r)
 {
-	static char msg[512];
+	const struct auth_service_opts o = { .check_user = check_user };
 
-	for (unsigned i = 0; i < cf->auth.nmaster_users; i++) {
-		struct auth_entry *e = NULL;
-		const char *err = NULL;
-
-		if (auth_lookup(b, cf->auth.master_users[i], &e, &err) ==
-		    AUTH_LOOKUP_FOUND) {
-			auth_entry_unref(&e);
-			continue;
-		}
-		snprintf(msg, sizeof(msg),
-		    "%s:%d: auth.master_users: '%s' is "
-		    "not in %s",
-		    cf->auth.loc.file, cf->auth.loc.line,
-		    cf->auth.master_users[i], cf->auth.passwd_file);
-		*error_r = msg;
-		return -1;
-	}
-	return 0;
-}
-
-static struct auth_passdb *
-open_passdb(const struct rs_config *cf, const char **error_r)
-{
-	struct auth_passdb_conf pc = { 0 };
-
-	pc.path = cf->auth.passwd_file;
-	pc.allow_plaintext = cf->auth.allow_plaintext;
-	pc.warn = passdb_warn;
-	pc.check_user = passdb_check_user;
-	pc.check_ctx = (void *)cf;
-	return auth_passdb_new(&pc, error_r);
+	return auth_service_new(&cf->auth, &o, error_r);
 }
 
 /* -t: everything start-up would check short of binding ports, the
@@ -170,15 +114,13 @@ test_config(struct store_daemon *sd, const char *path)
 {
 	const char *error = NULL;
 
-	if ((sd->passdb = open_passdb(&sd->cf, &error)) == NULL ||
-	    check_masters(&sd->cf, auth_passdb_backend(sd->passdb), &error) ==
-		-1) {
+	if ((sd->srv.auth = open_auth(&sd->cf, &error)) == NULL) {
 		fprintf(stderr, "ringstore: %s\n", error);
 		return 1;
 	}
 	printf("ringstore: configuration file %s test is successful (%zu "
 	       "users)\n",
-	    path, auth_passdb_count(sd->passdb));
+	    path, auth_service_count(sd->srv.auth));
 	return 0;
 }
 
@@ -186,24 +128,9 @@ static int
 start_pools(struct store_daemon *sd, const char **error_r)
 {
 	const struct rs_config *cf = &sd->cf;
-	struct auth_pool_conf ac = { 0 };
 
-	if ((sd->passdb = open_passdb(cf, error_r)) == NULL)
-		return -1;
-	ac.backend = auth_passdb_backend(sd->passdb);
-	sd->srv.users = ac.backend;
-	if (check_masters(cf, ac.backend, error_r) == -1 ||
-	    rs_login_init(&sd->srv, error_r) == -1)
-		return -1;
-	ac.schemes.allow_plaintext = cf->auth.allow_plaintext;
-	auth_scheme_opts_default(&ac.schemes);
-	ac.dummy_scheme = (enum auth_scheme)cf->auth.default_scheme;
-	ac.threads = (unsigned)cf->auth.threads;
-	ac.queue_max = (unsigned)cf->auth.queue;
-	ac.cache_size = (unsigned)cf->auth.cache_size;
-	ac.cache_ttl_ms = cf->auth.cache_ttl;
-	ac.cache_off = cf->auth.cache_ttl == 0;
-	if ((sd->srv.auth = auth_pool_new(&ac, error_r)) == NULL)
+	if ((sd->srv.auth = open_auth(cf, error_r)) == NULL ||
+	    auth_service_start(sd->srv.auth, error_r) == -1)
 		return -1;
 	sd->srv.folders = maildir_cache_new(RS_FOLDER_CACHE_ENTRIES,
 	    RS_FOLDER_CACHE_BYTES, MAILDIR_CACHE_SETTLE_MS);
@@ -247,74 +174,6 @@ register_metrics(struct rs_server *srv, struct metrics *m)
 	    x->search_limit < 0 || x->search_gone < 0)
 		return -1;
 	return 0;
-}
-
-/* The auth pool keeps its own counters; a collector copies them in at
- * every scrape. The passwd-file gauges and reload counters are set by the
- * main thread when it loads. */
-static int
-register_auth_metrics(struct store_daemon *sd, struct metrics *m)
-{
-	static const char *const res[3] = { "result=\"ok\"", "result=\"fail\"",
-		"result=\"tempfail\"" };
-	struct sd_metrics *a = &sd->am;
-	int bad = 0;
-
-	a->submitted = metrics_counter_set(m, "auth_requests_total",
-	    "Password verifications asked of the auth pool.", NULL);
-	a->verifies = metrics_counter_set(m, "auth_hashes_total",
-	    "Password hashes computed (real or dummy).", NULL);
-	a->cache_hits = metrics_counter_set(m, "auth_cache_total",
-	    "Positive auth cache lookups.", "result=\"hit\"");
-	a->cache_misses = metrics_counter_set(m, "auth_cache_total",
-	    "Positive auth cache lookups.", "result=\"miss\"");
-	a->overflows = metrics_counter_set(m, "auth_queue_refused_total",
-	    "Verifications refused because the auth queue was full.", NULL);
-	a->lost = metrics_counter_set(m, "auth_results_lost_total",
-	    "Verification results that could not be delivered.", NULL);
-	for (int i = 0; i < 3; i++)
-		bad |= (a->result[i] = metrics_counter_set(m,
-			    "auth_results_total",
-			    "Verification answers by result.", res[i])) < 0;
-	a->queued = metrics_gauge_set(m, "auth_queue",
-	    "Verifications waiting for a pool thread.", NULL);
-	a->users = metrics_gauge_set(m, "passdb_users",
-	    "Users in the passwd-file table in use.", NULL);
-	a->users_version = metrics_gauge_set(m, "passdb_version",
-	    "Loads of the passwd-file table in use (1 = first).", NULL);
-	a->reload_ok = metrics_counter_set(m, "passdb_reloads_total",
-	    "passwd-file reloads by result.", "result=\"ok\"");
-	a->reload_failed = metrics_counter_set(m, "passdb_reloads_total",
-	    "passwd-file reloads by result.", "result=\"refused\"");
-	if (bad || a->submitted < 0 || a->verifies < 0 || a->cache_hits < 0 ||
-	    a->cache_misses < 0 || a->overflows < 0 || a->lost < 0 ||
-	    a->queued < 0 || a->users < 0 || a->users_version < 0 ||
-	    a->reload_ok < 0 || a->reload_failed < 0)
-		return -1;
-	metrics_set(m, a->users, (double)auth_passdb_count(sd->passdb));
-	metrics_set(m, a->users_version,
-	    (double)auth_passdb_version(sd->passdb));
-	return metrics_collector(m, collect_auth, sd);
-}
-
-/* On the scraping thread: the pool's counters are atomics. */
-static void
-collect_auth(struct metrics *m, void *arg)
-{
-	struct store_daemon *sd = arg;
-	struct sd_metrics *a = &sd->am;
-	struct auth_pool_stats st;
-
-	auth_pool_stats(sd->srv.auth, &st);
-	metrics_set(m, a->submitted, (double)st.submitted);
-	metrics_set(m, a->verifies, (double)st.verifies);
-	metrics_set(m, a->cache_hits, (double)st.cache_hits);
-	metrics_set(m, a->cache_misses, (double)st.cache_misses);
-	metrics_set(m, a->overflows, (double)st.overflows);
-	metrics_set(m, a->lost, (double)st.lost);
-	for (int i = 0; i < 3; i++)
-		metrics_set(m, a->result[i], (double)st.result[i]);
-	metrics_set(m, a->queued, (double)st.queued);
 }
 
 /* The folder snapshot cache: how often SELECT/NOOP skipped a rescan. */
@@ -402,7 +261,7 @@ reload(struct daemon *d)
 		reload_tls(sd, d, &ncf);
 		rs_config_free(&ncf);
 	}
-	reload_users(sd, "signal");
+	auth_service_reload(sd->srv.auth, "signal");
 }
 
 /* Every auth.reload_check: pick up an edited passwd-file by itself. */
@@ -411,36 +270,7 @@ tick(struct daemon *d)
 {
 	struct store_daemon *sd = d->ctx;
 
-	if (auth_passdb_changed(sd->passdb))
-		reload_users(sd, "changed");
-}
-
-static void
-reload_users(struct store_daemon *sd, const char *why)
-{
-	struct sd_metrics *a = &sd->am;
-	const char *error = NULL;
-
-	if (auth_passdb_reload(sd->passdb, &error) == -1) {
-		metrics_set(sd->metrics, a->reload_failed,
-		    (double)++a->n_reload_failed);
-		log_error(0, "passdb.reload_failed",
-		    "trigger=%s error=\"%s\" kept=old", why, error);
-		return;
-	}
-	/* Cached answers are checked against each entry's serial anyway;
-	 * an explicit reload also forgets them, as operators expect. */
-	auth_pool_cache_flush(sd->srv.auth);
-	metrics_set(sd->metrics, a->reload_ok, (double)++a->n_reload_ok);
-	metrics_set(sd->metrics, a->users,
-	    (double)auth_passdb_count(sd->passdb));
-	metrics_set(sd->metrics, a->users_version,
-	    (double)auth_passdb_version(sd->passdb));
-	log_info(0, "passdb.reloaded", "trigger=%s users=%zu version=%llu", why,
-	    auth_passdb_count(sd->passdb),
-	    (unsigned long long)auth_passdb_version(sd->passdb));
-	if (check_masters(&sd->cf, sd->srv.users, &error) == -1)
-		log_warn(0, "passdb.master_missing", "error=\"%s\"", error);
+	auth_service_tick(sd->srv.auth);
 }
 
 /* New certificates for new connections; sessions keep theirs. */
@@ -524,11 +354,9 @@ login_settings_of(const struct store_daemon *sd, const struct listener_conf *c,
 		.line_max = cf->limits.line_max_login,
 		.legacy_mechanisms = cf->auth.legacy_mechanisms,
 		.server_name = "ringstore",
-		.scram_secret = sd->srv.scram_secret_len ?
-		    sd->srv.scram_secret :
-		    NULL,
-		.scram_secret_len = sd->srv.scram_secret_len,
 	};
+	set->scram_secret = auth_service_scram_secret(sd->srv.auth,
+	    &set->scram_secret_len);
 }
 
 static int
@@ -596,8 +424,8 @@ worker_init(struct daemon *d, struct loop *l, unsigned i)
 	/* From here on worker_exit() cleans up, whatever happens. */
 	loop_set_ctx(l, w);
 	if (imap_idle_init(w) == -1 ||
-	    (w->login = login_worker_new(l, sd->srv.users, sd->srv.auth)) ==
-		NULL)
+	    (w->login = login_worker_new(l, auth_service_users(sd->srv.auth),
+		 auth_service_pool(sd->srv.auth))) == NULL)
 		return -1;
 	sd->login_workers[i] = w->login;
 	return listen_set_worker(sd->lset, l, i);
@@ -635,8 +463,7 @@ sd_free(struct store_daemon *sd, struct daemon *d)
 	pool_free(&sd->srv.store);
 	pool_free(&sd->srv.login);
 	maildir_cache_free(&sd->srv.folders);
-	auth_pool_free(&sd->srv.auth);
-	auth_passdb_free(&sd->passdb);
+	auth_service_free(&sd->srv.auth);
 	tls_server_unref(&sd->srv.tls);
 	free(sd->listeners);
 	free(sd->logins);
@@ -681,7 +508,7 @@ main(int argc, char **argv)
 	d.nworkers = daemon_conf_workers(&sd.cf.daemon);
 	if (daemon_metrics_new(&d) == -1 ||
 	    register_metrics(&sd.srv, d.metrics) == -1 ||
-	    register_auth_metrics(&sd, d.metrics) == -1 ||
+	    auth_service_metrics(sd.srv.auth, d.metrics) == -1 ||
 	    register_folder_metrics(&sd, d.metrics) == -1)
 		fatal("metrics registry: out of memory");
 	sd.metrics = d.metrics;

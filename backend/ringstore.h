@@ -13,16 +13,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "auth/auth_conf.h"
 #include "core/config.h"
 #include "core/daemon.h"
 #include "core/listener_conf.h"
 #include "core/tls_conf.h"
 #include "login/login.h"
 
-struct auth_backend;
-struct net;
-struct auth_passdb;
-struct auth_pool;
+struct auth_service;
 struct imap_session;
 struct imap_watcher;
 struct login_worker;
@@ -53,27 +51,7 @@ struct rs_config {
 		int64_t folders_max, folder_depth_max, folder_name_max;
 		uint64_t search_cpu; /* ms of CPU per SEARCH; 0 = no limit */
 	} limits;
-	struct {
-		char *passwd_file;
-		bool allow_plaintext;
-		int default_scheme;
-		int64_t threads, queue;
-		uint64_t cache_ttl; /* ms; 0 = no positive cache */
-		int64_t cache_size;
-		uint64_t reload_check; /* ms; 0 = SIGHUP only */
-		/* Master identities: may act as any user through PLAIN's
-		 * authzid, only from master_nets. */
-		char **master_users;
-		unsigned nmaster_users;
-		unsigned nmaster_nets;
-		struct net *master_nets;
-		struct cfg_loc loc;
-		/* CRAM-MD5 (needs allow_plaintext and {PLAIN} passwords). */
-		bool legacy_mechanisms;
-		/* Keys SCRAM's fake salts for unknown users; NULL = random
-		 * per process (imap_auth_init reads it). */
-		char *scram_secret_file;
-	} auth;
+	struct auth_conf auth; /* auth/auth_conf.h */
 	struct {
 		char *mail_root;
 		int64_t threads;
@@ -83,8 +61,6 @@ struct rs_config {
 	struct listener_conf *imap;
 	unsigned nimap;
 };
-
-extern const char *const rs_scheme_names[];
 
 /* Load and check a config file. 0, or -1 with err filled (file:line). */
 int rs_config_load(const char *path, struct rs_config *cf,
@@ -111,8 +87,9 @@ struct rs_metrics {
 /* Shared, read-only after start-up. */
 struct rs_server {
 	const struct rs_config *cf;
-	struct auth_pool *auth;
-	struct auth_backend *users; /* non-blocking lookups (master targets) */
+	/* the passwd-file, the verify pool, master users, SCRAM's secret
+	 * (auth/auth_service.h); reloaded by the main thread only */
+	struct auth_service *auth;
 	struct pool *store;
 	/* The login lane: jobs of sessions not yet authenticated (the
 	 * Maildir set-up of a login), so logins never queue behind mailbox
@@ -124,9 +101,6 @@ struct rs_server {
 	struct tls_server *tls; /* as started; workers hold w->tls */
 	struct rs_metrics m;
 	struct login_metrics login_m; /* the login core's, for IMAP */
-	/* SHA-256 of auth.scram_secret_file; len 0: sasl's random one. */
-	uint8_t scram_secret[32];
-	size_t scram_secret_len;
 };
 
 /* One IMAP listener's context (listener ctx). */
@@ -150,10 +124,8 @@ struct rs_worker {
 	struct imap_session *sessions[RS_SESSION_BUCKETS]; /* by sid */
 };
 
-/* rs_login.c: the login core's hooks (login/login.h), and reading
- * auth.scram_secret_file at start-up (0, or -1 with *error_r). */
+/* rs_login.c: the login core's hooks (login/login.h). */
 extern const struct login_hooks rs_login_hooks;
-int rs_login_init(struct rs_server *srv, const char **error_r);
 
 /* The session with this id on this worker, or NULL if it has gone. */
 struct imap_session *rs_worker_session(struct rs_worker *w, uint64_t sid);

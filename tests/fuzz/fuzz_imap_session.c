@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "auth/auth.h"
+#include "auth/auth_service.h"
 #include "backend/imap_private.h"
 #include "backend/ringstore.h"
 #include "login/login.h"
@@ -77,7 +78,6 @@ static struct {
 	char mail[192];
 	struct rs_config cf;
 	struct rs_server srv;
-	struct auth_passdb *passdb;
 	struct rs_listener rl;
 	struct login_listener ll;
 	struct login_settings ls;
@@ -161,8 +161,6 @@ setup(void)
 	const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
 	char path[256], conf[2048];
 	struct cfg_error err;
-	struct auth_passdb_conf pc = { 0 };
-	struct auth_pool_conf ac = { 0 };
 	const char *error = NULL;
 	pthread_t th;
 	int null_fd;
@@ -206,17 +204,8 @@ setup(void)
 		abort();
 	}
 	F.srv.cf = &F.cf;
-	pc.path = F.cf.auth.passwd_file;
-	pc.allow_plaintext = true;
-	if ((F.passdb = auth_passdb_new(&pc, &error)) == NULL)
-		goto fail;
-	ac.backend = auth_passdb_backend(F.passdb);
-	F.srv.users = ac.backend;
-	ac.schemes.allow_plaintext = true;
-	auth_scheme_opts_default(&ac.schemes);
-	ac.dummy_scheme = (enum auth_scheme)F.cf.auth.default_scheme;
-	ac.threads = 1;
-	if ((F.srv.auth = auth_pool_new(&ac, &error)) == NULL ||
+	if ((F.srv.auth = auth_service_new(&F.cf.auth, NULL, &error)) == NULL ||
+	    auth_service_start(F.srv.auth, &error) == -1 ||
 	    (F.srv.store = pool_new(2, 64, &error)) == NULL)
 		goto fail;
 	if ((F.metrics = metrics_new("fuzz", 2)) == NULL ||
@@ -282,8 +271,9 @@ worker_start(void)
 		return -1;
 	loop_set_ctx(F.loop, F.w);
 	if (imap_idle_init(F.w) == -1 ||
-	    (F.w->login = F.lw = login_worker_new(F.loop, F.srv.users,
-		 F.srv.auth)) == NULL)
+	    (F.w->login = F.lw = login_worker_new(F.loop,
+		 auth_service_users(F.srv.auth),
+		 auth_service_pool(F.srv.auth))) == NULL)
 		return -1;
 	F.addr.sin_family = AF_INET;
 	F.addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
