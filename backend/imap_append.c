@@ -32,8 +32,8 @@
 #include <time.h>
 
 #include "backend/imap_private.h"
-#include "backend/maildir.h"
 #include "core/log.h"
+#include "store/maildir.h"
 
 #define CHUNK_BYTES (256 * 1024)
 

@@ -16,8 +16,8 @@
 #include <string.h>
 
 #include "backend/imap_private.h"
-#include "backend/maildir.h"
 #include "core/log.h"
+#include "store/maildir.h"
 
 #define MAX_RANGES 256
 

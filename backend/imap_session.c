@@ -26,11 +26,11 @@
 #include "auth/auth.h"
 #include "auth/sasl.h"
 #include "backend/imap_private.h"
-#include "backend/maildir.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/metrics.h"
 #include "proto/utf7.h"
+#include "store/maildir.h"
 
 static void on_data(struct conn *c, const char *p, size_t n);
 static void on_drain(struct conn *c);

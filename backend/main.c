@@ -21,7 +21,7 @@
 
 #include "auth/auth.h"
 #include "backend/imap_private.h"
-#include "backend/maildir.h"
+#include "store/maildir.h"
 #include "backend/ringstore.h"
 #include "core/buf.h"
 #include "core/config.h"
@@ -41,7 +41,7 @@ struct sd_metrics {
 	int result[3]; /* per enum auth_status */
 	int queued;
 	int users, users_version, reload_ok, reload_failed;
-	/* folder snapshot cache (backend/maildir_cache.c) */
+	/* folder snapshot cache (store/maildir_cache.c) */
 	int folders_hit, folders_miss, folders_unsettled, folders_evicted;
 	int folders_entries, folders_bytes;
 	/* the store pool and its login lane: [0] mailbox, [1] login */

@@ -25,7 +25,7 @@
 
 #include "auth/auth.h"
 #include "backend/imap_private.h"
-#include "backend/maildir.h"
+#include "store/maildir.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/metrics.h"
