@@ -48,6 +48,7 @@
 #include "backend/msg_read.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "proto/imap_section.h"
 #include "proto/mime.h"
 #include "store/maildir.h"
 
