@@ -15,9 +15,9 @@
 #include <string.h>
 
 #include "auth/auth_conf.h"
+#include "backend/ringstore.h"
 #include "core/listener_conf.h"
 #include "core/tls.h"
-#include "backend/ringstore.h"
 
 #define F(field) offsetof(struct rs_config, field)
 

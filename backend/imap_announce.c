@@ -21,8 +21,8 @@
 #include <errno.h>
 
 #include "backend/imap_private.h"
-#include "backend/maildir.h"
 #include "core/log.h"
+#include "store/maildir.h"
 
 bool
 imap_announce_lend(struct imap_session *s, struct imap_job *job,

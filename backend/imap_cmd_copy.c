@@ -18,8 +18,8 @@
 #include <string.h>
 
 #include "backend/imap_private.h"
-#include "backend/maildir.h"
 #include "core/log.h"
+#include "store/maildir.h"
 
 struct copy_job {
 	struct imap_job base;

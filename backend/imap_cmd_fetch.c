@@ -45,11 +45,12 @@
 #include <unistd.h>
 
 #include "backend/imap_private.h"
-#include "backend/maildir.h"
 #include "backend/msg_read.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "proto/imap_section.h"
 #include "proto/mime.h"
+#include "store/maildir.h"
 
 #define BATCH_BYTES (256 * 1024)
 #define KEEP_BYTES (256 * 1024) /* read buffers kept between batches */

@@ -3,7 +3,7 @@
  * SPECIAL-USE), LSUB, STATUS, CREATE, DELETE, RENAME, SUBSCRIBE,
  * UNSUBSCRIBE, NAMESPACE.
  *
- * Relies on backend/maildir.h for everything on disk, called only from
+ * Relies on store/maildir.h for everything on disk, called only from
  * store pool jobs; untagged output is formatted on the pool thread into
  * the job's buffer and queued by finish() on the loop. Names travel as
  * UTF-8 inside and as modified UTF-7 on the wire.
@@ -18,9 +18,9 @@
 #include <strings.h>
 
 #include "backend/imap_private.h"
-#include "backend/maildir.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "store/maildir.h"
 
 enum folder_op { OP_CREATE, OP_DELETE, OP_RENAME, OP_SUB, OP_UNSUB };
 

@@ -37,12 +37,12 @@
 
 #include "backend/imap_private.h"
 #include "backend/imap_search.h"
-#include "backend/maildir.h"
 #include "backend/msg_read.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/metrics.h"
 #include "proto/mime.h"
+#include "store/maildir.h"
 
 #define MAX_PARTS 256
 #define SLICE_MS 20 /* a slice's wall time on a pool thread */

@@ -21,7 +21,7 @@
 #include <string.h>
 
 #include "backend/imap_private.h"
-#include "backend/maildir.h"
+#include "store/maildir.h"
 
 static const struct {
 	const char *name;

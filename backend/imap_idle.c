@@ -28,9 +28,9 @@
 #include <unistd.h>
 
 #include "backend/imap_private.h"
-#include "backend/maildir.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "store/maildir.h"
 
 #define IDLE_COALESCE_MS 50
 /* RFC 2177: clients re-issue IDLE at least every 29 minutes. */

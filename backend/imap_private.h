@@ -51,7 +51,7 @@ enum imap_flags {
 	SF_IDLE = 1 << 7,    /* in IDLE: changes are pushed, DONE ends */
 	SF_CHANGED = 1 << 8, /* the selected folder changed on disk */
 	SF_WRITING = 1 << 9, /* an APPEND chunk is being written; input
-				* goes on (imap_cmd_message.c) */
+				* goes on (imap_append.c) */
 };
 
 #define IMAP_TAG_MAX 128
@@ -232,6 +232,7 @@ void imap_write_flag_lists(struct buf *b, const struct maildir *box);
 extern const struct imap_cmd_def imap_cmds_any[];
 extern const struct imap_cmd_def imap_cmds_mailbox[];
 extern const struct imap_cmd_def imap_cmds_message[];
+extern const struct imap_cmd_def imap_cmds_append[];
 extern const struct imap_cmd_def imap_cmds_fetch[];
 extern const struct imap_cmd_def imap_cmds_copy[];
 extern const struct imap_cmd_def imap_cmds_search[];
@@ -246,9 +247,9 @@ int imap_session_start(struct rs_worker *w, struct conn *c,
 void imap_unselect(struct imap_session *s);
 /* A batched job continues once the output drained (imap_cmd_fetch.c). */
 void imap_more(struct imap_session *s);
-/* Month names for dates (imap_cmd_message.c). */
+/* Month names for dates (imap_append.c, which parses APPEND's). */
 extern const char *const imap_months[12];
-/* Streamed APPEND (imap_cmd_message.c). _literal(): APPEND's message
+/* Streamed APPEND (imap_append.c). _literal(): APPEND's message
  * literal (stream 0) was announced; creates the tmp file on the pool and
  * answers the continuation (or NO and refuses a synchronizing one).
  * _data(): its bytes. _room(): how many input bytes may be fed now, 0

@@ -17,7 +17,7 @@
 #include <time.h>
 
 #include "backend/imap_search.h"
-#include "backend/maildir.h"
+#include "store/maildir.h"
 
 /* What the parser works on: the program and where the error goes. */
 struct sparse {

@@ -8,7 +8,7 @@
  * Relies on core/loop.c for I/O and back-pressure, and on the store pool
  * for every blocking call: this file never touches the disk. While a job
  * runs the connection is paused and what already arrived waits in s->in.
- * An APPEND literal is not kept here: its bytes go to imap_cmd_message.c,
+ * An APPEND literal is not kept here: its bytes go to imap_append.c,
  * which writes them out in chunks and says how much may be fed
  * (imap_append_room()), so reading stops while a full chunk waits.
  *
@@ -26,11 +26,11 @@
 #include "auth/auth.h"
 #include "auth/sasl.h"
 #include "backend/imap_private.h"
-#include "backend/maildir.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/metrics.h"
 #include "proto/utf7.h"
+#include "store/maildir.h"
 
 static void on_data(struct conn *c, const char *p, size_t n);
 static void on_drain(struct conn *c);
@@ -529,8 +529,9 @@ static const struct imap_cmd_def *
 find_cmd(const struct imap_command *cmd, enum imap_state state)
 {
 	static const struct imap_cmd_def *const tables[] = { imap_cmds_any,
-		imap_cmds_mailbox, imap_cmds_message, imap_cmds_fetch,
-		imap_cmds_copy, imap_cmds_search, imap_cmds_idle };
+		imap_cmds_mailbox, imap_cmds_message, imap_cmds_append,
+		imap_cmds_fetch, imap_cmds_copy, imap_cmds_search,
+		imap_cmds_idle };
 	const struct imap_cmd_def *named = NULL;
 
 	/* A name may have one entry per state (NOOP syncs when selected). */

@@ -20,7 +20,6 @@
 
 #include "auth/auth_service.h"
 #include "backend/imap_private.h"
-#include "backend/maildir.h"
 #include "backend/ringstore.h"
 #include "core/buf.h"
 #include "core/config.h"
@@ -31,12 +30,13 @@
 #include "core/metrics.h"
 #include "core/pool.h"
 #include "core/tls.h"
+#include "store/maildir.h"
 
 #define DEFAULT_CONFIG "/etc/ringgate/ringstore.conf"
 
 /* Metrics the main thread and the scrape collector set. */
 struct sd_metrics {
-	/* folder snapshot cache (backend/maildir_cache.c) */
+	/* folder snapshot cache (store/maildir_cache.c) */
 	int folders_hit, folders_miss, folders_unsettled, folders_evicted;
 	int folders_entries, folders_bytes;
 	/* the store pool and its login lane: [0] mailbox, [1] login */
@@ -523,6 +523,7 @@ main(int argc, char **argv)
 	d.reload = reload;
 	d.tick = tick;
 	d.tick_ms = sd.cf.auth.reload_check;
+	daemon_conf_loop(&sd.cf.daemon, &d.loop_conf);
 	d.loop_conf.out_high = sd.cf.limits.output_buffer;
 	d.loop_conf.handshake_timeout_ms = sd.cf.limits.handshake_timeout;
 	log_info(0, "daemon.config", "file=%s imap=%u workers=%u mail_root=%s",

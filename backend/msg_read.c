@@ -13,9 +13,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "backend/maildir.h"
 #include "backend/msg_read.h"
 #include "proto/mime.h"
+#include "store/maildir.h"
 
 static int reserve(struct msg_reader *r, size_t size);
 static int read_header(struct msg_reader *r, int fd, struct msg_text *t);

@@ -7,6 +7,11 @@
  * files above MSG_READ_WHOLE_MAX are mapped. Reading avoids munmap(),
  * whose TLB-shootdown IPIs to every other CPU of the process cost more
  * than parsing a small message. Blocking I/O: never on a ring thread.
+ *
+ * Not part of the store/ library on purpose: how much of a file to read
+ * is a session's choice (FETCH, SEARCH, later POP3 RETR) and needs
+ * proto/mime's header scan, while store/ stays libc-only; it reaches the
+ * file through maildir_msg_open() like any other user of the library.
  */
 #ifndef RG_BACKEND_MSG_READ_H
 #define RG_BACKEND_MSG_READ_H

@@ -20,12 +20,12 @@
 #include "auth/auth.h"
 #include "auth/auth_service.h"
 #include "backend/imap_private.h"
-#include "backend/maildir.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/metrics.h"
 #include "core/pool.h"
 #include "login/login.h"
+#include "store/maildir.h"
 
 /* The user's Maildir made ready on the login lane; answered into the
  * worker's outbox, where the login session is found again by its id. */

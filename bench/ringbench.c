@@ -119,7 +119,7 @@ start_one(void)
 	struct conn *c;
 
 	c = conn_connect(B.loop, (struct sockaddr *)&B.target.ss, B.target.len,
-	    "bench", &client_h, NULL);
+	    &client_h, NULL);
 	if (c == NULL || conn_start_tls_client(c, B.tls, NULL) == -1) {
 		B.failed++;
 		if (c)

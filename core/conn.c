@@ -873,7 +873,7 @@ conn_out_full(const struct conn *c)
 
 struct conn *
 conn_connect(struct loop *l, const struct sockaddr *sa, socklen_t len,
-    const char *name, const struct conn_handler *h, void *ctx)
+    const struct conn_handler *h, void *ctx)
 {
 	struct io_uring_sqe *sqe;
 	struct conn *c;
@@ -901,7 +901,6 @@ conn_connect(struct loop *l, const struct sockaddr *sa, socklen_t len,
 	io_uring_sqe_set_data(sqe, &c->op_connect);
 	c->flags |= CF_CONNECTING;
 	c->inflight++;
-	(void)name;
 	return c;
 }
 

@@ -50,6 +50,10 @@ struct daemon_conf {
 	int log_level;		/* enum log_level */
 	char *log_file;		/* NULL or "" = stderr */
 	uint64_t drain_timeout; /* ms */
+	/* receive buffers per worker (16 KiB each, touched as they are
+	 * used): memory a worker may hold for input, whatever the number
+	 * of connections */
+	int64_t recv_buffers;
 };
 struct cfg_field;
 extern const struct cfg_field daemon_conf_fields[];
@@ -58,6 +62,8 @@ extern const struct cfg_field daemon_conf_fields[];
  * telling stderr why. */
 int daemon_conf_log_open(const char *ident, const struct daemon_conf *dc);
 unsigned daemon_conf_workers(const struct daemon_conf *dc);
+/* What the section says about every worker's loop (recv_buffers). */
+void daemon_conf_loop(const struct daemon_conf *dc, struct loop_conf *lc);
 
 struct admin;
 struct buf;

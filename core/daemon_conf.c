@@ -30,6 +30,9 @@ const struct cfg_field daemon_conf_fields[] = {
 	{ "log_file", CFG_STRING, F(log_file) },
 	{ "drain_timeout", CFG_DURATION, F(drain_timeout), 0, "30s", 0,
 	    3600000 },
+	{ "recv_buffers", CFG_INT, F(recv_buffers), 0, "1024", 16, 32768,
+	    .hint = "receive buffers of 16 KiB per worker, shared by its "
+		    "connections (rounded up to a power of two)" },
 	{ NULL },
 };
 
@@ -55,4 +58,15 @@ unsigned
 daemon_conf_workers(const struct daemon_conf *dc)
 {
 	return dc->workers > 0 ? (unsigned)dc->workers : daemon_ncpu();
+}
+
+void
+daemon_conf_loop(const struct daemon_conf *dc, struct loop_conf *lc)
+{
+	unsigned n = 16;
+
+	/* the provided-buffer ring wants a power of two */
+	while (n < (unsigned)dc->recv_buffers && n < 32768)
+		n <<= 1;
+	lc->buf_count = n;
 }

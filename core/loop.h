@@ -169,7 +169,7 @@ void *listener_ctx(const struct listener *li);
  * conn_start_tls_client(), when the handshake is done). Bytes written
  * before that are queued. NULL on immediate failure. */
 struct conn *conn_connect(struct loop *l, const struct sockaddr *sa,
-    socklen_t len, const char *name, const struct conn_handler *h, void *ctx);
+    socklen_t len, const struct conn_handler *h, void *ctx);
 
 /* Bytes that go out in the clear before anything else on an outgoing
  * connection, TLS handshake included (a PROXY v2 header for a back end).

@@ -65,7 +65,7 @@ static int sink_create(BIO *b);
 static void sink_init_method(void);
 
 /* connections */
-static struct tls_conn *conn_new(SSL_CTX *ctx);
+static struct tls_conn *tls_conn_alloc(SSL_CTX *ctx);
 static bool is_ip_literal(const char *s);
 
 /* ---- errors --------------------------------------------------------- */
@@ -312,8 +312,10 @@ tls_conn_trim(struct tls_conn *t)
 
 /* ---- connections ---------------------------------------------------- */
 
+/* A tls_conn: an SSL of ctx between two fresh memory BIOs, no side
+ * chosen yet (tls_conn_server() and tls_conn_client() do that). */
 static struct tls_conn *
-conn_new(SSL_CTX *ctx)
+tls_conn_alloc(SSL_CTX *ctx)
 {
 	struct tls_conn *t;
 
@@ -343,7 +345,7 @@ tls_conn_server(struct tls_server *ts)
 {
 	struct tls_conn *t;
 
-	if ((t = conn_new(ts->sites[0].ctx)) == NULL)
+	if ((t = tls_conn_alloc(ts->sites[0].ctx)) == NULL)
 		return NULL;
 	SSL_set_accept_state(t->ssl);
 	tls_server_ref(ts);
@@ -364,7 +366,7 @@ tls_conn_client(struct tls_client *tc, const char *sni)
 {
 	struct tls_conn *t;
 
-	if ((t = conn_new(tc->ctx)) == NULL)
+	if ((t = tls_conn_alloc(tc->ctx)) == NULL)
 		return NULL;
 	SSL_set_connect_state(t->ssl);
 	if (sni != NULL && *sni != '\0') {

@@ -232,6 +232,7 @@ main(int argc, char **argv)
 	d.ctx = &g;
 	d.worker_init = worker_init;
 	d.reload = reload;
+	daemon_conf_loop(&g.cf.daemon, &d.loop_conf);
 	d.loop_conf.out_high = g.cf.limits.output_buffer;
 	d.loop_conf.handshake_timeout_ms = g.cf.limits.handshake_timeout;
 	log_info(0, "daemon.config", "file=%s relays=%u workers=%u",

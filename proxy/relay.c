@@ -126,7 +126,7 @@ client_open(struct conn *c)
 	conn_set_ctx(c, s);
 	s->upstream = conn_connect(conn_loop(c),
 	    (const struct sockaddr *)&rl->upstream.ss, rl->upstream.len,
-	    rl->name, &upstream_handler, s);
+	    &upstream_handler, s);
 	if (s->upstream == NULL) {
 		metrics_add(loop_shard(conn_loop(c)), rl->m_connect_fail, 1);
 		log_warn(s->sid, "relay.connect_failed", "upstream=%s",

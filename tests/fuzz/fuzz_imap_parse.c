@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "proto/imap_parse.h"
+#include "proto/imap_section.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

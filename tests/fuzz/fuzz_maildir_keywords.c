@@ -14,7 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "backend/maildir_private.h"
+#include "store/maildir_private.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

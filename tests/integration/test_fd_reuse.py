@@ -351,8 +351,10 @@ def summarize(testcase, tallies, min_sessions):
 
 
 def min_sessions():
-    # scaled with the phase length; the ASan build is some 3x slower
-    per_second = 60 if h.is_asan_build() else 150
+    # scaled with the phase length, low enough for a loaded 2-core box
+    # (the run is only meaningful with thousands, and gets them); the
+    # ASan build is some 3x slower
+    per_second = 40 if h.is_asan_build() else 100
     return int(SECONDS * per_second)
 
 

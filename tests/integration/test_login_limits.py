@@ -39,7 +39,11 @@ class StoreCase(unittest.TestCase):
         self.plain, self.tls = h.free_port(), h.free_port()
         cfg = rs.store_config(self.dir, self.plain, h.free_port(),
                               certs=[(self.cert, key)],
-                              limits=self.limits)
+                              limits=self.limits,
+                              # few receive buffers: the worker's shared
+                              # ones are touched as they are used, and
+                              # would look like what a session holds
+                              daemon={"recv_buffers": 32})
         cfg["imap"] = [
             {"name": "plain", "listen": "127.0.0.1:%d" % self.plain,
              "starttls": False, "trusted": True},

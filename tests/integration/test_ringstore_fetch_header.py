@@ -23,7 +23,7 @@ import harness as h
 import rs_harness as rs
 
 USER, PASSWORD = "demo@example.test", "fetch-header-pw-1"
-FIRST_READ = 8 * 1024  # backend/imap_cmd_message.c READ_FIRST
+FIRST_READ = 8 * 1024  # backend/msg_read.h MSG_READ_FIRST
 
 
 def received(n, eol=b"\n"):

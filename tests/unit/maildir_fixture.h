@@ -15,7 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "backend/maildir.h"
+#include "store/maildir.h"
 
 /* vsnprintf into a PATH_MAX buffer; the fixtures' paths are short. */
 static inline void

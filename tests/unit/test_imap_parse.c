@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "proto/imap_parse.h"
+#include "proto/imap_section.h"
 
 #define NARGS 64
 

@@ -195,7 +195,7 @@ run_echo(const struct conn_handler *server)
 	for (size_t i = 0; i < T.want; i++)
 		T.pattern[i] = (unsigned char)(i * 7 + (i >> 10));
 	T.client = conn_connect(T.l, (struct sockaddr *)&T.addr.ss, T.addr.len,
-	    "client", &client_handler, NULL);
+	    &client_handler, NULL);
 	assert_non_null(T.client);
 	assert_int_equal(loop_run(T.l), 0);
 	assert_int_equal(T.opened, 1);
@@ -263,9 +263,9 @@ test_timers(void **state)
 	fd = listen_any(&T);
 	assert_non_null(loop_listen(T.l, fd, "t", &quiet_handler, NULL));
 	assert_non_null(conn_connect(T.l, (struct sockaddr *)&T.addr.ss,
-	    T.addr.len, "a", &timer_handler, (void *)'a'));
+	    T.addr.len, &timer_handler, (void *)'a'));
 	assert_non_null(conn_connect(T.l, (struct sockaddr *)&T.addr.ss,
-	    T.addr.len, "b", &timer_handler, (void *)'b'));
+	    T.addr.len, &timer_handler, (void *)'b'));
 	assert_int_equal(loop_run(T.l), 0);
 	assert_int_equal(T.norder, 2);
 	assert_memory_equal(T.order, "ba", 2);
@@ -373,7 +373,7 @@ test_abort_once(void **state)
 	fd = listen_any(&T);
 	assert_non_null(loop_listen(T.l, fd, "t", &abort_handler, NULL));
 	assert_non_null(conn_connect(T.l, (struct sockaddr *)&T.addr.ss,
-	    T.addr.len, "w", &writer_handler, NULL));
+	    T.addr.len, &writer_handler, NULL));
 	assert_int_equal(loop_run(T.l), 0);
 	assert_int_equal(abort_closes, 1);
 	loop_free(T.l);
@@ -497,7 +497,7 @@ run_hangup(bool keep_watch)
 	fd = listen_any(&T);
 	assert_non_null(loop_listen(T.l, fd, "t", &hw_handler, NULL));
 	assert_non_null(conn_connect(T.l, (struct sockaddr *)&T.addr.ss,
-	    T.addr.len, "c", &hw_client, NULL));
+	    T.addr.len, &hw_client, NULL));
 	assert_int_equal(loop_run(T.l), 0);
 	loop_free(T.l);
 }
@@ -580,7 +580,7 @@ test_connect_refused(void **state)
 	assert_int_equal(bind(fd, (struct sockaddr *)&in, sizeof(in)), 0);
 	assert_int_equal(getsockname(fd, (struct sockaddr *)&in, &len), 0);
 	close(fd);
-	assert_non_null(conn_connect(l, (struct sockaddr *)&in, sizeof(in), "r",
+	assert_non_null(conn_connect(l, (struct sockaddr *)&in, sizeof(in),
 	    &refused_handler, NULL));
 	assert_int_equal(loop_run(l), 0);
 	assert_int_equal(refused_why, CR_CONNECT);
@@ -815,14 +815,14 @@ pre_connect(struct px *x)
 	n = proxy_proto_write_v2(hdr, sizeof(hdr), (struct sockaddr *)&src,
 	    (struct sockaddr *)&dst);
 	c = conn_connect(x->l, (struct sockaddr *)&x->trusted.ss,
-	    x->trusted.len, "pre", &pre_handler, NULL);
+	    x->trusted.len, &pre_handler, NULL);
 	assert_non_null(c);
 	assert_int_equal(conn_write(c, "hello", 5), 0);
 	/* after a write it is too late for a preamble */
 	assert_int_equal(conn_send_preamble(c, hdr, n), -1);
 	conn_abort(c, CR_NONE);
 	c = conn_connect(x->l, (struct sockaddr *)&x->trusted.ss,
-	    x->trusted.len, "pre", &pre_handler, NULL);
+	    x->trusted.len, &pre_handler, NULL);
 	assert_non_null(c);
 	assert_int_equal(conn_send_preamble(c, hdr, n), 0);
 	assert_int_equal(conn_write(c, "hello", 5), 0);

@@ -25,7 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "backend/maildir.h"
+#include "store/maildir.h"
 #include "tests/unit/maildir_fixture.h"
 
 struct fixture {

@@ -30,7 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "backend/maildir.h"
+#include "store/maildir.h"
 #include "tests/unit/maildir_fixture.h"
 
 /* Short enough to keep the tests quick, longer than any clock tick. */

@@ -26,7 +26,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "backend/maildir_private.h"
+#include "store/maildir_private.h"
 #include "tests/unit/maildir_fixture.h"
 
 #define ROUNDS 500

@@ -37,7 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "backend/maildir_private.h"
+#include "store/maildir_private.h"
 #include "tests/unit/maildir_fixture.h"
 
 /* 2020-03-15 10:00:00 UTC: a date a migration tool would APPEND with */

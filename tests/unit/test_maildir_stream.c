@@ -23,7 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "backend/maildir.h"
+#include "store/maildir.h"
 #include "tests/unit/maildir_fixture.h"
 
 static size_t count_dir(const char *md, const char *sub, char *name_r);

@@ -21,8 +21,8 @@
  * bad name, EPERM not allowed for INBOX, EROFS folder opened read-only, or
  * the system error) and *error_r pointing to a static description.
  */
-#ifndef RG_BACKEND_MAILDIR_H
-#define RG_BACKEND_MAILDIR_H
+#ifndef RG_STORE_MAILDIR_H
+#define RG_STORE_MAILDIR_H
 
 #include <stdbool.h>
 #include <stddef.h>

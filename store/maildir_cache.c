@@ -25,7 +25,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "backend/maildir_private.h"
+#include "store/maildir_private.h"
 
 /* The ctime margin (see md_cache_settled): ten 100 Hz ticks. */
 #define CTIME_SETTLE_NS (100 * 1000000LL)

@@ -5,8 +5,8 @@
  * returns -1 (ENAMETOOLONG) rather than truncating. Names of the files the
  * module owns are defined here so the code and docs/backend.md agree.
  */
-#ifndef RG_BACKEND_MAILDIR_PRIVATE_H
-#define RG_BACKEND_MAILDIR_PRIVATE_H
+#ifndef RG_STORE_MAILDIR_PRIVATE_H
+#define RG_STORE_MAILDIR_PRIVATE_H
 
 #include <limits.h>
 #include <stdbool.h>
@@ -16,7 +16,7 @@
 #include <sys/types.h>
 #include <time.h>
 
-#include "backend/maildir.h"
+#include "store/maildir.h"
 
 #define MD_UIDLIST "ringstore-uidlist"
 #define MD_UIDLIST_TMP "ringstore-uidlist.tmp"

@@ -20,7 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "backend/maildir_private.h"
+#include "store/maildir_private.h"
 
 static int mkdir_p(const char *path);
 

@@ -24,7 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "backend/maildir_private.h"
+#include "store/maildir_private.h"
 
 /* Names */
 static bool utf8_ok(const unsigned char *s);

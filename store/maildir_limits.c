@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend/maildir_private.h"
+#include "store/maildir_private.h"
 
 static unsigned int depth_of(const char *name);
 static bool listed(const struct maildir_folder *v, size_t n, const char *name);

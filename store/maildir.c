@@ -41,7 +41,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "backend/maildir_private.h"
+#include "store/maildir_private.h"
 
 /* A directory listing: messages with file set, uid 0. */
 struct scan {

@@ -30,7 +30,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "backend/maildir_private.h"
+#include "store/maildir_private.h"
 
 static bool atom_char(unsigned char c);
 static int parse_line(const char *p, size_t len, struct md_keywords *kw);

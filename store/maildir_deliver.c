@@ -32,7 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "backend/maildir_private.h"
+#include "store/maildir_private.h"
 
 /* Nothing links from tmp/ after 36 hours: the classic Maildir rule. */
 #define TMP_MAX_AGE (36 * 3600)

@@ -21,7 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "backend/maildir_private.h"
+#include "store/maildir_private.h"
 
 /* Reading */
 static bool parse_u32(const char **p, uint32_t *v);
