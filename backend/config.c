@@ -97,14 +97,32 @@ static const struct cfg_field root_fields[] = {
 	{ NULL },
 };
 
-static int check_imap(const struct rs_config *cf, struct cfg_error *err);
+static int check_listeners(const struct rs_config *cf, struct cfg_error *err);
 
-static int
-check_imap(const struct rs_config *cf, struct cfg_error *err)
+void
+rs_config_lists(const struct rs_config *cf, struct rs_list lists[RS_SERVICES])
 {
-	if (listener_conf_check(cf->imap, cf->nimap, "imap",
-		cf->tls.ncertificates > 0, err) == -1)
-		return -1;
+	lists[RS_IMAP] = (struct rs_list){ "imap", "imap", cf->imap,
+		cf->nimap };
+}
+
+/* Each list's entries, then names and addresses unique across lists
+ * (two services cannot bind one port). */
+static int
+check_listeners(const struct rs_config *cf, struct cfg_error *err)
+{
+	struct rs_list lists[RS_SERVICES];
+
+	rs_config_lists(cf, lists);
+	for (unsigned i = 0; i < RS_SERVICES; i++) {
+		if (listener_conf_check(lists[i].l, lists[i].n, lists[i].name,
+			cf->tls.ncertificates > 0, err) == -1)
+			return -1;
+		for (unsigned j = 0; j < i; j++)
+			if (listener_conf_check_apart(lists[j].l, lists[j].n,
+				lists[i].l, lists[i].n, err) == -1)
+				return -1;
+	}
 	if (cf->limits.line_max_login > cf->limits.command_max ||
 	    cf->limits.line_max > cf->limits.command_max) {
 		cfg_error_at(err, NULL,
@@ -121,7 +139,7 @@ rs_config_load(const char *path, struct rs_config *cf, struct cfg_error *err)
 	memset(cf, 0, sizeof(*cf));
 	if (cfg_load(path, root_fields, cf, err) == -1)
 		return -1;
-	if (check_imap(cf, err) == -1 ||
+	if (check_listeners(cf, err) == -1 ||
 	    auth_conf_check(&cf->auth, err) == -1) {
 		rs_config_free(cf);
 		return -1;
@@ -136,8 +154,8 @@ rs_config_free(struct rs_config *cf)
 }
 
 int
-rs_tls_build(const struct rs_config *cf, struct tls_server **ts_r,
-    const char **error_r)
+rs_tls_build(const struct rs_config *cf, const char *alpn,
+    struct tls_server **ts_r, const char **error_r)
 {
-	return tls_conf_build(&cf->tls, "imap", ts_r, error_r);
+	return tls_conf_build(&cf->tls, alpn, ts_r, error_r);
 }

@@ -238,11 +238,6 @@ extern const struct imap_cmd_def imap_cmds_copy[];
 extern const struct imap_cmd_def imap_cmds_search[];
 extern const struct imap_cmd_def imap_cmds_idle[];
 
-/* ---- imap_session.c: the hand-off from the login core ---- */
-int imap_session_start(struct rs_worker *w, struct conn *c,
-    const struct rs_listener *li, char *user, char *maildir, const char *tag,
-    bool tls, struct buf *rest);
-
 /* Drop the selected folder (state back to AUTH). */
 void imap_unselect(struct imap_session *s);
 /* A batched job continues once the output drained (imap_cmd_fetch.c). */

@@ -1,7 +1,7 @@
 /*
  * imap_session.c - the IMAP session core of ringstore after login: the
  * login core (login/) hands each logged-in connection over through
- * imap_session_start(); from there connection callbacks, the states
+ * its service start(); from there connection callbacks, the states
  * (AUTH -> SELECTED -> LOGOUT), input through proto/imap_input.c, the
  * command dispatcher, replies and job plumbing.
  *
@@ -65,6 +65,17 @@ static const struct conn_handler handler = {
 	.on_close = on_close,
 };
 
+static int session_start(struct rs_worker *w, struct conn *c,
+    const struct rs_listener *li, struct rs_ready *r, struct buf *rest);
+
+/* IMAP: login/imap_login.c before login, this file after. */
+const struct rs_service rs_imap_service = {
+	.name = "imap",
+	.login = &imap_login_proto,
+	.maildir = true,
+	.start = session_start,
+};
+
 /* ---- the worker's session table ---------------------------------- */
 
 static void
@@ -101,17 +112,18 @@ rs_worker_session(struct rs_worker *w, uint64_t sid)
 /* ---- life cycle ----------------------------------------------------- */
 
 /*
- * The login core handed over c for user (rs_login.c): an authenticated
+ * The login core handed over c for r->user (rs_login.c): an authenticated
  * session from here, whose first words are the login command's tagged OK
  * with the capabilities after login. rest is what the client pipelined
- * after that command; it runs next. Takes user and maildir (malloc'd) on
- * success; 0, or -1 (c aborted, nothing taken).
+ * after that command; it runs next. Takes r->user and r->dir on success;
+ * 0, or -1 (c aborted, nothing taken).
  */
-int
-imap_session_start(struct rs_worker *w, struct conn *c,
-    const struct rs_listener *li, char *user, char *maildir, const char *tag,
-    bool tls, struct buf *rest)
+static int
+session_start(struct rs_worker *w, struct conn *c, const struct rs_listener *li,
+    struct rs_ready *r, struct buf *rest)
 {
+	const char *user = r->user;
+	bool tls = r->tls;
 	struct imap_session *s = calloc(1, sizeof(*s));
 	struct buf caps = { 0 };
 
@@ -135,14 +147,15 @@ imap_session_start(struct rs_worker *w, struct conn *c,
 		conn_abort(c, CR_NOMEM);
 		return -1;
 	}
-	s->user = user;
-	s->maildir = maildir;
+	s->user = r->user;
+	s->maildir = r->dir;
+	r->user = r->dir = NULL; /* the session's now */
 	table_add(w, s);
 	conn_set_handler(c, &handler, s);
 	metrics_gauge_add(loop_shard(w->loop), s->srv->m.sessions, 1);
 	log_info(s->sid, "imap.login", "user=%s listener=%s tls=%s", user,
 	    s->lconf->name, tls ? "yes" : "no");
-	snprintf(s->tag, sizeof(s->tag), "%s", tag);
+	snprintf(s->tag, sizeof(s->tag), "%s", r->tag);
 	imap_capability_string(s, &caps);
 	imap_reply(s, NULL, "OK [CAPABILITY %.*s] Logged in",
 	    (int)buf_used(&caps), buf_head(&caps));

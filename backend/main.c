@@ -50,14 +50,21 @@ struct store_daemon {
 	const char *config_path;
 	struct rs_config cf;
 	struct rs_server srv;
-	struct rs_listener *listeners; /* cf.nimap, the hooks' ctx */
-	/* the listeners' ctx: the login core's view of each (cf.nimap) */
+	/* every service's listeners, in rs_config_lists() order (n) */
+	unsigned n;
+	struct rs_listener *listeners; /* the hooks' or handler's ctx */
+	/* a login service's listener ctx: the login core's view of it */
 	struct login_listener *logins;
 	struct login_settings *login_sets;
 	struct login_worker **login_workers; /* by worker index */
-	struct listen_set *lset;	     /* the IMAP listeners */
+	struct tls_server **tls; /* per listener, as the main thread set */
 	struct metrics *metrics;
 	struct sd_metrics am;
+};
+
+/* How each service's listeners are served (enum rs_service_id). */
+static const struct rs_service *const services[RS_SERVICES] = {
+	[RS_IMAP] = &rs_imap_service,
 };
 
 static int check_user(void *ctx, const char *user, const char **reason_r);
@@ -66,6 +73,7 @@ static struct auth_service *open_auth(const struct rs_config *cf,
 static int test_config(struct store_daemon *sd, const char *path);
 static int start_pools(struct store_daemon *sd, const char **error_r);
 static int register_metrics(struct rs_server *srv, struct metrics *m);
+static unsigned listener_count(const struct rs_config *cf);
 static void login_settings_of(const struct store_daemon *sd,
     const struct listener_conf *c, struct login_settings *set);
 static int register_folder_metrics(struct store_daemon *sd, struct metrics *m);
@@ -76,12 +84,11 @@ static void reload(struct daemon *d);
 static void tick(struct daemon *d);
 static void reload_tls(struct store_daemon *sd, struct daemon *d,
     const struct rs_config *ncf);
-static int swap_all(struct store_daemon *sd, struct daemon *d,
-    struct tls_server *ts, const char **error_r);
-static void adopt_tls(struct listen_set *ls, struct loop *l);
 static int open_listeners(struct store_daemon *sd, struct daemon *d,
     const char **error_r);
-static struct tls_server **tls_each(struct tls_server *ts, unsigned n);
+static struct tls_server **build_tls(const struct rs_config *cf, unsigned n,
+    const char **error_r);
+static void free_tls(struct tls_server **tls, unsigned n);
 static int worker_init(struct daemon *d, struct loop *l, unsigned i);
 static void worker_exit(struct daemon *d, struct loop *l, unsigned i);
 static void sd_free(struct store_daemon *sd, struct daemon *d);
@@ -112,8 +119,15 @@ open_auth(const struct rs_config *cf, const char **error_r)
 static int
 test_config(struct store_daemon *sd, const char *path)
 {
+	struct tls_server **tls;
 	const char *error = NULL;
+	unsigned n = listener_count(&sd->cf);
 
+	if ((tls = build_tls(&sd->cf, n, &error)) == NULL) {
+		fprintf(stderr, "ringstore: %s: %s\n", path, error);
+		return 1;
+	}
+	free_tls(tls, n);
 	if ((sd->srv.auth = open_auth(&sd->cf, &error)) == NULL) {
 		fprintf(stderr, "ringstore: %s\n", error);
 		return 1;
@@ -168,8 +182,12 @@ register_metrics(struct rs_server *srv, struct metrics *m)
 	    "SEARCH commands stopped before the end.", "reason=\"limit\"");
 	x->search_gone = metrics_counter(m, "imap_search_stopped_total",
 	    "SEARCH commands stopped before the end.", "reason=\"disconnect\"");
-	if (login_metrics_init(m, &imap_login_proto, &srv->login_m) == -1 ||
-	    x->sessions < 0 || x->commands < 0 || x->bad_commands < 0 ||
+	for (unsigned i = 0; i < RS_SERVICES; i++)
+		if (services[i]->login != NULL &&
+		    login_metrics_init(m, services[i]->login,
+			&srv->login_m[i]) == -1)
+			return -1;
+	if (x->sessions < 0 || x->commands < 0 || x->bad_commands < 0 ||
 	    x->store_jobs < 0 || x->store_busy < 0 || x->master_refused < 0 ||
 	    x->search_limit < 0 || x->search_gone < 0)
 		return -1;
@@ -254,11 +272,12 @@ reload(struct daemon *d)
 	} else {
 		if (strcmp(ncf.auth.passwd_file, sd->cf.auth.passwd_file) !=
 			0 ||
-		    ncf.nimap != sd->cf.nimap)
+		    listener_count(&ncf) != sd->n)
 			log_warn(0, "reload.partial",
 			    "note=\"passwd_file or "
-			    "imap listeners changed; restart to apply\"");
-		reload_tls(sd, d, &ncf);
+			    "listeners changed; restart to apply\"");
+		else
+			reload_tls(sd, d, &ncf);
 		rs_config_free(&ncf);
 	}
 	auth_service_reload(sd->srv.auth, "signal");
@@ -273,69 +292,79 @@ tick(struct daemon *d)
 	auth_service_tick(sd->srv.auth);
 }
 
+/* Every listener of every service, in rs_config_lists() order. */
+static unsigned
+listener_count(const struct rs_config *cf)
+{
+	struct rs_list lists[RS_SERVICES];
+	unsigned n = 0;
+
+	rs_config_lists(cf, lists);
+	for (unsigned i = 0; i < RS_SERVICES; i++)
+		n += lists[i].n;
+	return n;
+}
+
 /* New certificates for new connections; sessions keep theirs. */
 static void
 reload_tls(struct store_daemon *sd, struct daemon *d,
     const struct rs_config *ncf)
 {
-	struct tls_server *ts = NULL;
+	struct tls_server **tls;
 	const char *error = NULL;
 
-	if (rs_tls_build(ncf, &ts, &error) == -1) {
+	if ((tls = build_tls(ncf, sd->n, &error)) == NULL ||
+	    listen_set_swap_tls(sd->srv.lset, d, tls, NULL, &error) == -1) {
+		if (tls != NULL)
+			free_tls(tls, sd->n);
 		log_error(0, "reload.failed", "error=\"%s\" kept=old", error);
 		return;
 	}
-	if (ts == NULL && sd->srv.tls == NULL)
-		return;
-	if (swap_all(sd, d, ts, &error) == -1) {
-		tls_server_unref(&ts);
-		log_error(0, "reload.failed", "error=\"%s\" kept=old", error);
-		return;
-	}
-	tls_server_unref(&sd->srv.tls);
-	sd->srv.tls = ts;
-	log_info(0, "reload.done", "certificates=%s", ts ? "reloaded" : "none");
+	free_tls(sd->tls, sd->n);
+	sd->tls = tls;
+	log_info(0, "reload.done", "certificates=%s",
+	    sd->cf.tls.ncertificates ? "reloaded" : "none");
 }
 
-/* One set of certificates serves every IMAP listener (implicit TLS and
- * STARTTLS alike). */
-static int
-swap_all(struct store_daemon *sd, struct daemon *d, struct tls_server *ts,
-    const char **error_r)
-{
-	struct tls_server **each = tls_each(ts, sd->cf.nimap);
-	int rc;
-
-	if (each == NULL) {
-		*error_r = "out of memory";
-		return -1;
-	}
-	rc = listen_set_swap_tls(sd->lset, d, each, adopt_tls, error_r);
-	free(each);
-	return rc;
-}
-
-/* On a worker, after its listeners took the new certificates: STARTTLS
- * takes them from w->tls. */
-static void
-adopt_tls(struct listen_set *ls, struct loop *l)
-{
-	struct rs_worker *w = loop_ctx(l);
-
-	tls_server_unref(&w->tls);
-	if ((w->tls = listen_set_worker_tls(ls, l, 0)) != NULL)
-		tls_server_ref(w->tls);
-}
-
-/* n pointers to ts (no references of their own). NULL without memory. */
+/* One context per listener (for its service's ALPN), shared by the
+ * listeners of a service; NULL entries without certificates. NULL with
+ * *error_r naming the file. */
 static struct tls_server **
-tls_each(struct tls_server *ts, unsigned n)
+build_tls(const struct rs_config *cf, unsigned n, const char **error_r)
 {
-	struct tls_server **each = calloc(n + 1, sizeof(*each));
+	struct tls_server **tls = calloc(n + 1, sizeof(*tls));
+	struct rs_list lists[RS_SERVICES];
+	unsigned k = 0;
 
-	for (unsigned r = 0; each != NULL && r < n; r++)
-		each[r] = ts;
-	return each;
+	if (tls == NULL) {
+		*error_r = "out of memory";
+		return NULL;
+	}
+	rs_config_lists(cf, lists);
+	for (unsigned i = 0; i < RS_SERVICES; i++) {
+		struct tls_server *ts = NULL;
+
+		if (lists[i].n > 0 &&
+		    rs_tls_build(cf, lists[i].alpn, &ts, error_r) == -1) {
+			free_tls(tls, n);
+			return NULL;
+		}
+		for (unsigned r = 0; r < lists[i].n && k < n; r++, k++)
+			if ((tls[k] = ts) != NULL)
+				tls_server_ref(ts);
+		tls_server_unref(&ts);
+	}
+	return tls;
+}
+
+static void
+free_tls(struct tls_server **tls, unsigned n)
+{
+	if (tls == NULL)
+		return;
+	for (unsigned i = 0; i < n; i++)
+		tls_server_unref(&tls[i]);
+	free(tls);
 }
 
 /* The login core's rules for one listener, from the config. */
@@ -359,49 +388,62 @@ login_settings_of(const struct store_daemon *sd, const struct listener_conf *c,
 	    &set->scram_secret_len);
 }
 
+/* One listener r of service svc: its context, and the login core's view
+ * of it when the service has a login phase. */
+static void
+listener_of(struct store_daemon *sd, unsigned r, const struct rs_service *svc,
+    const struct listener_conf *c, struct listen_set_entry *e)
+{
+	sd->listeners[r] = (struct rs_listener){ .srv = &sd->srv,
+		.conf = c,
+		.svc = svc,
+		.index = r };
+	*e = (struct listen_set_entry){ .name = c->name,
+		.addr = &c->listen,
+		.handler = svc->handler,
+		.ctx = &sd->listeners[r],
+		.conf = c,
+		.tls = c->tls };
+	if (svc->login == NULL)
+		return;
+	login_settings_of(sd, c, &sd->login_sets[r]);
+	sd->logins[r] = (struct login_listener){ .proto = svc->login,
+		.hooks = &rs_login_hooks,
+		.set = &sd->login_sets[r],
+		.metrics = &sd->srv.login_m[svc - services[0]],
+		.workers = sd->login_workers,
+		.ctx = &sd->listeners[r] };
+	e->handler = login_handler();
+	e->ctx = &sd->logins[r];
+}
+
 static int
 open_listeners(struct store_daemon *sd, struct daemon *d, const char **error_r)
 {
-	unsigned n = sd->cf.nimap;
-	struct listen_set_entry *e = calloc(n + 1, sizeof(*e));
-	struct tls_server **each = tls_each(sd->srv.tls, n);
+	struct rs_list lists[RS_SERVICES];
+	struct listen_set_entry *e;
+	unsigned n = listener_count(&sd->cf), r = 0;
 
-	if (e == NULL || each == NULL ||
+	sd->n = n;
+	if ((sd->tls = build_tls(&sd->cf, n, error_r)) == NULL)
+		return -1;
+	if ((e = calloc(n + 1, sizeof(*e))) == NULL ||
 	    (sd->listeners = calloc(n + 1, sizeof(*sd->listeners))) == NULL ||
 	    (sd->logins = calloc(n + 1, sizeof(*sd->logins))) == NULL ||
 	    (sd->login_sets = calloc(n + 1, sizeof(*sd->login_sets))) == NULL ||
 	    (sd->login_workers = calloc(d->nworkers + 1,
 		 sizeof(*sd->login_workers))) == NULL) {
 		free(e);
-		free(each);
 		*error_r = "out of memory";
 		return -1;
 	}
-	for (unsigned r = 0; r < n; r++) {
-		const struct listener_conf *c = &sd->cf.imap[r];
-
-		sd->listeners[r].srv = &sd->srv;
-		sd->listeners[r].conf = c;
-		login_settings_of(sd, c, &sd->login_sets[r]);
-		sd->logins[r] = (struct login_listener){
-			.proto = &imap_login_proto,
-			.hooks = &rs_login_hooks,
-			.set = &sd->login_sets[r],
-			.metrics = &sd->srv.login_m,
-			.workers = sd->login_workers,
-			.ctx = &sd->listeners[r],
-		};
-		e[r] = (struct listen_set_entry){ .name = c->name,
-			.addr = &c->listen,
-			.handler = login_handler(),
-			.ctx = &sd->logins[r],
-			.conf = c,
-			.tls = c->tls };
-	}
-	sd->lset = listen_set_open(d, e, n, each, error_r);
+	rs_config_lists(&sd->cf, lists);
+	for (unsigned i = 0; i < RS_SERVICES; i++)
+		for (unsigned k = 0; k < lists[i].n; k++, r++)
+			listener_of(sd, r, services[i], &lists[i].l[k], &e[r]);
+	sd->srv.lset = listen_set_open(d, e, n, sd->tls, error_r);
 	free(e);
-	free(each);
-	return sd->lset ? 0 : -1;
+	return sd->srv.lset ? 0 : -1;
 }
 
 static int
@@ -414,10 +456,7 @@ worker_init(struct daemon *d, struct loop *l, unsigned i)
 		return -1;
 	w->srv = &sd->srv;
 	w->loop = l;
-	if ((w->tls = sd->srv.tls) != NULL)
-		tls_server_ref(w->tls);
 	if ((w->outbox = pool_outbox_new(l)) == NULL) {
-		tls_server_unref(&w->tls);
 		free(w);
 		return -1;
 	}
@@ -428,7 +467,7 @@ worker_init(struct daemon *d, struct loop *l, unsigned i)
 		 auth_service_pool(sd->srv.auth))) == NULL)
 		return -1;
 	sd->login_workers[i] = w->login;
-	return listen_set_worker(sd->lset, l, i);
+	return listen_set_worker(sd->srv.lset, l, i);
 }
 
 /* On the worker's thread: its loop has stopped (every connection is
@@ -448,7 +487,6 @@ worker_exit(struct daemon *d, struct loop *l, unsigned i)
 	login_worker_free(&w->login);
 	/* after the husks: their session_free() leaves their folders */
 	imap_idle_free(w);
-	tls_server_unref(&w->tls);
 	for (unsigned b = 0; b < RS_SESSION_BUCKETS; b++)
 		if (w->sessions[b] != NULL)
 			log_error(0, "worker.leak", "bucket=%u", b);
@@ -458,13 +496,13 @@ worker_exit(struct daemon *d, struct loop *l, unsigned i)
 static void
 sd_free(struct store_daemon *sd, struct daemon *d)
 {
-	listen_set_free(&sd->lset);
+	listen_set_free(&sd->srv.lset);
 	/* Loops are gone: no answer can be posted any more. */
 	pool_free(&sd->srv.store);
 	pool_free(&sd->srv.login);
 	maildir_cache_free(&sd->srv.folders);
 	auth_service_free(&sd->srv.auth);
-	tls_server_unref(&sd->srv.tls);
+	free_tls(sd->tls, sd->n);
 	free(sd->listeners);
 	free(sd->logins);
 	free(sd->login_sets);
@@ -492,10 +530,6 @@ main(int argc, char **argv)
 		return 1;
 	}
 	sd.srv.cf = &sd.cf;
-	if (rs_tls_build(&sd.cf, &sd.srv.tls, &error) == -1) {
-		fprintf(stderr, "ringstore: %s: %s\n", args.config, error);
-		goto done;
-	}
 	if (args.test) {
 		code = test_config(&sd, args.config);
 		goto done;
@@ -526,8 +560,9 @@ main(int argc, char **argv)
 	daemon_conf_loop(&sd.cf.daemon, &d.loop_conf);
 	d.loop_conf.out_high = sd.cf.limits.output_buffer;
 	d.loop_conf.handshake_timeout_ms = sd.cf.limits.handshake_timeout;
-	log_info(0, "daemon.config", "file=%s imap=%u workers=%u mail_root=%s",
-	    args.config, sd.cf.nimap, d.nworkers, sd.cf.storage.mail_root);
+	log_info(0, "daemon.config",
+	    "file=%s listeners=%u workers=%u mail_root=%s", args.config, sd.n,
+	    d.nworkers, sd.cf.storage.mail_root);
 	code = daemon_run(&d);
 	goto done;
 failed:

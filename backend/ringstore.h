@@ -29,6 +29,7 @@ struct maildir_cache;
 struct metrics;
 struct pool;
 struct pool_outbox;
+struct rs_worker;
 struct tls_server;
 
 /* One IMAP listener. */
@@ -62,15 +63,30 @@ struct rs_config {
 	unsigned nimap;
 };
 
+/* ringstore's services, each with a list of listeners in the config. */
+enum rs_service_id { RS_IMAP = 0, RS_SERVICES };
+
+/* One service's listener list in a config (the "imap" list...). */
+struct rs_list {
+	const char *name;	 /* the config key, "imap" */
+	const char *alpn;	 /* its TLS ALPN protocol */
+	struct listener_conf *l; /* n entries */
+	unsigned n;
+};
+
+/* Every service's list, indexed by enum rs_service_id. */
+void rs_config_lists(const struct rs_config *cf,
+    struct rs_list lists[RS_SERVICES]);
+
 /* Load and check a config file. 0, or -1 with err filled (file:line). */
 int rs_config_load(const char *path, struct rs_config *cf,
     struct cfg_error *err);
 void rs_config_free(struct rs_config *cf);
 
-/* The TLS server for the listeners (NULL when no certificate is
- * configured). 0 or -1 with *error_r. */
-int rs_tls_build(const struct rs_config *cf, struct tls_server **ts_r,
-    const char **error_r);
+/* The TLS server for a service's listeners (alpn: its ALPN protocol;
+ * NULL when no certificate is configured). 0 or -1 with *error_r. */
+int rs_tls_build(const struct rs_config *cf, const char *alpn,
+    struct tls_server **ts_r, const char **error_r);
 
 /* Bounds of srv->folders: a 10,000-message folder's snapshot is ~1.2 MB. */
 #define RS_FOLDER_CACHE_ENTRIES 256
@@ -98,15 +114,57 @@ struct rs_server {
 	/* Folder snapshots for SELECT/EXAMINE (maildir.h), shared by the
 	 * store threads; NULL runs without. */
 	struct maildir_cache *folders;
-	struct tls_server *tls; /* as started; workers hold w->tls */
+	/* every listener of every service, with its TLS context on each
+	 * worker (STARTTLS takes it from there) */
+	struct listen_set *lset;
 	struct rs_metrics m;
-	struct login_metrics login_m; /* the login core's, for IMAP */
+	/* the login core's counters, per protocol (by enum rs_service_id) */
+	struct login_metrics login_m[RS_SERVICES];
 };
 
-/* One IMAP listener's context (listener ctx). */
+struct rs_listener;
+
+/* What a login made ready for the session after it (rs_login.c): the
+ * session's start() takes what it keeps and leaves NULL / -1 behind. */
+struct rs_ready {
+	char *user; /* who logged in (malloc'd) */
+	char *dir;  /* their Maildir, when the service has one */
+	int lock;   /* a lock a service took at login, or -1 */
+	char tag[LOGIN_TAG_MAX + 1]; /* the login command's tag (IMAP) */
+	bool tls;
+	/* on failure: the store is not ready (err, errtext) or another
+	 * session holds it (in_use) */
+	int err;
+	const char *errtext;
+	bool in_use;
+};
+
+/* One service of ringstore: how its listeners' connections are served. */
+struct rs_service {
+	const char *name;		    /* "imap": logs */
+	const struct login_proto *login;    /* its login phase; NULL: none */
+	const struct conn_handler *handler; /* without a login phase */
+	bool maildir; /* the user's Maildir is made ready at login */
+	/* On the login lane, after the Maildir: whatever else must be
+	 * ready before the login is answered (POP3 locks the maildrop).
+	 * NULL: nothing. */
+	void (*prepare)(const struct rs_server *srv, struct rs_ready *r);
+	/* On the loop: the session takes the connection over, its first
+	 * words the login command's answer. 0, or -1 (c aborted). */
+	int (*start)(struct rs_worker *w, struct conn *c,
+	    const struct rs_listener *li, struct rs_ready *r, struct buf *rest);
+};
+
+/* The services (each in its session file). */
+extern const struct rs_service rs_imap_service;
+
+/* One listener's context (for the login core's hooks, or a service's
+ * handler without a login phase). */
 struct rs_listener {
 	const struct rs_server *srv;
 	const struct listener_conf *conf;
+	const struct rs_service *svc;
+	unsigned index; /* in srv->lset */
 };
 
 #define RS_SESSION_BUCKETS 1024
@@ -116,9 +174,6 @@ struct rs_worker {
 	const struct rs_server *srv;
 	struct loop *loop;
 	struct pool_outbox *outbox;
-	/* This worker's reference to the current certificates (STARTTLS
-	 * and the TLS listeners); swapped on SIGHUP, NULL: no TLS. */
-	struct tls_server *tls;
 	struct imap_watcher *watcher; /* inotify for IDLE pushes */
 	struct login_worker *login;   /* sessions before login (login/) */
 	struct imap_session *sessions[RS_SESSION_BUCKETS]; /* by sid */

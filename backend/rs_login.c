@@ -1,10 +1,12 @@
 /*
  * rs_login.c - ringstore's side of the login core (login/login.h): the
- * hooks that make a logged-in user an IMAP session here. A master user
- * (ringgate) may act as any user from master_nets; once a user is in,
- * the Maildir is made ready on the login lane of the store pool (logins
- * never queue behind mailbox work), then the connection goes to the IMAP
- * session core with the login command's tagged OK. Who may act as whom
+ * hooks that make a logged-in user a session of the listener's service
+ * (IMAP, POP3, submission). A master user (ringgate) may act as any user
+ * from master_nets; once a user is in, what the service needs (the
+ * Maildir, POP3's maildrop lock) is made ready on the login lane of the
+ * store pool (logins never queue behind mailbox work), then the
+ * connection goes to the service's start() with the login command's
+ * answer. Who may act as whom
  * is auth's decision (auth_service_authorize); this file logs and counts
  * it.
  *
@@ -16,10 +18,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "auth/auth.h"
 #include "auth/auth_service.h"
 #include "backend/imap_private.h"
+#include "core/listen_set.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/metrics.h"
@@ -27,26 +31,23 @@
 #include "login/login.h"
 #include "store/maildir.h"
 
-/* The user's Maildir made ready on the login lane; answered into the
- * worker's outbox, where the login session is found again by its id. */
-struct maildir_job {
+/* What a login needs ready before it is answered, on the login lane;
+ * answered into the worker's outbox, where the login session is found
+ * again by its id. */
+struct ready_job {
 	struct pool_job base;
 	struct rs_worker *w;
 	const struct rs_listener *li;
-	char *user;
-	char *dir;
-	char tag[LOGIN_TAG_MAX + 1];
-	const char *errtext;
-	int err;
+	struct rs_ready r;
 };
 
 static enum sasl_verdict authorize(struct login_session *s, const char *authcid,
     const char *authzid);
 static void logged_in(struct login_session *s, const struct login_user *u);
 static struct tls_server *starttls_server(struct login_session *s);
-static void maildir_run(struct pool_job *pj);
-static void maildir_done(struct pool_job *pj);
-static void maildir_job_free(struct maildir_job *job);
+static void ready_run(struct pool_job *pj);
+static void ready_done(struct pool_job *pj);
+static void ready_job_free(struct ready_job *job);
 
 const struct login_hooks rs_login_hooks = {
 	.admit = NULL,
@@ -79,12 +80,14 @@ authorize(struct login_session *s, const char *authcid, const char *authzid)
 	return v;
 }
 
+/* The listener's context on this worker (swapped on SIGHUP). */
 static struct tls_server *
 starttls_server(struct login_session *s)
 {
-	struct rs_worker *w = loop_ctx(conn_loop(login_session_conn(s)));
+	const struct rs_listener *li = login_session_ctx(s);
 
-	return w->tls;
+	return listen_set_worker_tls(li->srv->lset,
+	    conn_loop(login_session_conn(s)), li->index);
 }
 
 /* ---- the hand-off ---------------------------------------------------- */
@@ -94,76 +97,90 @@ logged_in(struct login_session *s, const struct login_user *u)
 {
 	const struct rs_listener *li = login_session_ctx(s);
 	struct rs_worker *w = loop_ctx(conn_loop(login_session_conn(s)));
-	struct maildir_job *job = calloc(1, sizeof(*job));
+	struct ready_job *job = calloc(1, sizeof(*job));
 
-	if (job == NULL || (job->user = strdup(u->user)) == NULL) {
+	if (job == NULL || (job->r.user = strdup(u->user)) == NULL) {
 		free(job);
-		login_session_refuse(s, "out of memory");
+		login_session_refuse(s, LOGIN_FAIL_TEMP, "out of memory");
 		return;
 	}
-	snprintf(job->tag, sizeof(job->tag), "%s", u->tag);
+	snprintf(job->r.tag, sizeof(job->r.tag), "%s", u->tag);
+	job->r.lock = -1;
+	job->r.tls = login_session_tls(s);
 	job->w = w;
 	job->li = li;
-	job->base.run = maildir_run;
-	job->base.done = maildir_done;
+	job->base.run = ready_run;
+	job->base.done = ready_done;
 	job->base.sid = login_session_sid(s);
 	job->base.flow = job->base.sid;
 	if (pool_submit(w->srv->login ? w->srv->login : w->srv->store,
 		w->outbox, &job->base) == -1) {
-		maildir_job_free(job);
+		ready_job_free(job);
 		metrics_add(loop_shard(w->loop), w->srv->m.store_busy, 1);
-		login_session_refuse(s, "store queue full");
+		login_session_refuse(s, LOGIN_FAIL_TEMP, "store queue full");
 	}
 }
 
+/* On the login lane: the user's Maildir (when the service has one),
+ * then whatever else the service needs ready. */
 static void
-maildir_run(struct pool_job *pj)
+ready_run(struct pool_job *pj)
 {
-	struct maildir_job *job = (struct maildir_job *)pj;
-	const struct rs_config *cf = job->w->srv->cf;
+	struct ready_job *job = (struct ready_job *)pj;
+	const struct rs_server *srv = job->w->srv;
+	const struct rs_service *svc = job->li->svc;
+	struct rs_ready *r = &job->r;
 
-	if (maildir_user_dir(cf->storage.mail_root, job->user, &job->dir,
-		&job->errtext) == -1 ||
-	    maildir_user_init(job->dir, &job->errtext) == -1)
-		job->err = errno ? errno : EIO;
+	if (svc->maildir &&
+	    (maildir_user_dir(srv->cf->storage.mail_root, r->user, &r->dir,
+		 &r->errtext) == -1 ||
+		maildir_user_init(r->dir, &r->errtext) == -1)) {
+		r->err = errno ? errno : EIO;
+		return;
+	}
+	if (svc->prepare != NULL)
+		svc->prepare(srv, r);
 }
 
 /* On the loop: the login session (if the client is still there) becomes
- * an IMAP session, or hears that its store is not ready. */
+ * the service's session, or hears why not. */
 static void
-maildir_done(struct pool_job *pj)
+ready_done(struct pool_job *pj)
 {
-	struct maildir_job *job = (struct maildir_job *)pj;
+	struct ready_job *job = (struct ready_job *)pj;
 	struct rs_worker *w = job->w;
 	struct login_session *s = login_session_find(w->login, pj->sid);
 	struct buf rest = { 0 };
 	struct conn *c;
-	bool tls;
 
 	if (s == NULL) {
-		maildir_job_free(job);
+		ready_job_free(job);
 		return;
 	}
-	if (job->err) {
-		log_error(pj->sid, "imap.maildir_failed", "error=\"%s\"",
-		    job->errtext ? job->errtext : "?");
-		login_session_refuse(s, "maildir");
-		maildir_job_free(job);
+	if (job->r.err || job->r.in_use) {
+		if (job->r.err)
+			log_error(pj->sid, "login.store_failed",
+			    "service=%s error=\"%s\"", job->li->svc->name,
+			    job->r.errtext ? job->r.errtext : "?");
+		login_session_refuse(s,
+		    job->r.in_use ? LOGIN_FAIL_INUSE : LOGIN_FAIL_TEMP,
+		    job->r.in_use ? "in use" : "store");
+		ready_job_free(job);
 		return;
 	}
-	tls = login_session_tls(s);
-	if ((c = login_session_handoff(s, &rest)) != NULL &&
-	    imap_session_start(w, c, job->li, job->user, job->dir, job->tag,
-		tls, &rest) == 0)
-		job->user = job->dir = NULL; /* the session's now */
+	if ((c = login_session_handoff(s, &rest)) != NULL)
+		job->li->svc->start(w, c, job->li, &job->r, &rest);
 	buf_free(&rest);
-	maildir_job_free(job);
+	ready_job_free(job);
 }
 
+/* What start() did not take. */
 static void
-maildir_job_free(struct maildir_job *job)
+ready_job_free(struct ready_job *job)
 {
-	free(job->user);
-	free(job->dir);
+	free(job->r.user);
+	free(job->r.dir);
+	if (job->r.lock != -1)
+		close(job->r.lock);
 	free(job);
 }

@@ -106,6 +106,22 @@ listener_conf_check(const struct listener_conf *l, unsigned n, const char *what,
 	return 0;
 }
 
+int
+listener_conf_check_apart(const struct listener_conf *a, unsigned na,
+    const struct listener_conf *b, unsigned nb, struct cfg_error *err)
+{
+	for (unsigned i = 0; i < nb; i++)
+		for (unsigned j = 0; j < na; j++)
+			if (same(&a[j], &b[i])) {
+				cfg_error_at(err, &b[i].loc,
+				    "listener '%s' repeats the name or "
+				    "address of line %d",
+				    b[i].name, a[j].loc.line);
+				return -1;
+			}
+	return 0;
+}
+
 void
 listener_conf_apply(const struct listener_conf *c, struct listener *li)
 {

@@ -42,6 +42,12 @@ extern const struct cfg_field listener_conf_fields[];
 int listener_conf_check(const struct listener_conf *l, unsigned n,
     const char *what, bool have_certs, struct cfg_error *err);
 
+/* Names and addresses are unique across the lists of one daemon too
+ * (imap and pop3 on one port cannot both bind): b against a. 0, or -1
+ * with err at b's entry. */
+int listener_conf_check_apart(const struct listener_conf *a, unsigned na,
+    const struct listener_conf *b, unsigned nb, struct cfg_error *err);
+
 /* Apply what the loop enforces at accept to a listener made from c: the
  * PROXY header and, for a trusted listener, the trusted_nets allow-list
  * (checked against the address after the PROXY header). c must outlive

@@ -233,6 +233,9 @@ imap_auth_result(struct login_session *s, enum login_fail why)
 	case LOGIN_FAIL_SYNTAX:
 		login_reply(s, "%s BAD Invalid SASL response", tag);
 		return;
+	case LOGIN_FAIL_INUSE:
+		login_reply(s, "%s NO [INUSE] Mailbox in use", tag);
+		return;
 	}
 }
 

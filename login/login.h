@@ -45,6 +45,22 @@ struct tls_server;
 
 #define LOGIN_TAG_MAX 128 /* an IMAP tag longer than this is refused */
 
+/* Why a login did not succeed: one answer per kind, worded by the
+ * protocol. A wrong password, an unknown user and a refused one (nologin,
+ * allow_nets=) are all LOGIN_FAIL_CREDENTIALS. */
+enum login_fail {
+	LOGIN_FAIL_CREDENTIALS = 0,
+	LOGIN_FAIL_TEMP,      /* a back-end or queue could not answer */
+	LOGIN_FAIL_AUTHZID,   /* right password, may not act as that user */
+	LOGIN_FAIL_PRIVACY,   /* not before TLS */
+	LOGIN_FAIL_MECH,      /* no such mechanism (here, now) */
+	LOGIN_FAIL_CANCELLED, /* the client cancelled the exchange ("*") */
+	LOGIN_FAIL_SYNTAX,    /* a SASL response that is not one (bad
+			       * base64, over the limit) */
+	LOGIN_FAIL_INUSE,     /* the store is held by another session
+			       * (POP3's maildrop) */
+};
+
 /* One listener's rules, from the daemon's config. Outlives its sessions. */
 struct login_settings {
 	const struct listener_conf *listener; /* name, tls, starttls, trusted */
@@ -151,8 +167,11 @@ bool login_session_tls(const struct login_session *s);
  * connection its own handler and ctx at once (conn_set_handler()). */
 struct conn *login_session_handoff(struct login_session *s, struct buf *rest);
 
-/* The daemon could not serve the user after all (its store is down):
- * the client gets the protocol's temporary error and stays logged out. */
-void login_session_refuse(struct login_session *s, const char *why);
+/* The daemon could not serve the user after all: the client gets the
+ * protocol's answer for why (LOGIN_FAIL_TEMP: the store is down;
+ * LOGIN_FAIL_INUSE: another session holds it) and stays logged out. log
+ * says more for the log line. */
+void login_session_refuse(struct login_session *s, enum login_fail why,
+    const char *log);
 
 #endif

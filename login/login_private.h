@@ -24,20 +24,6 @@
 
 #define LOGIN_SESSION_BUCKETS 1024
 
-/* Why a login did not succeed: one answer per kind, worded by the
- * protocol. A wrong password, an unknown user and a refused one (nologin,
- * allow_nets=) are all LOGIN_FAIL_CREDENTIALS. */
-enum login_fail {
-	LOGIN_FAIL_CREDENTIALS = 0,
-	LOGIN_FAIL_TEMP,      /* a back-end or queue could not answer */
-	LOGIN_FAIL_AUTHZID,   /* right password, may not act as that user */
-	LOGIN_FAIL_PRIVACY,   /* not before TLS */
-	LOGIN_FAIL_MECH,      /* no such mechanism (here, now) */
-	LOGIN_FAIL_CANCELLED, /* the client cancelled the exchange ("*") */
-	LOGIN_FAIL_SYNTAX,    /* a SASL response that is not one (bad
-			       * base64, over the limit) */
-};
-
 /* Why the session ends before login: the protocol's goodbye. */
 enum login_bye {
 	LOGIN_BYE_TIMEOUT = 0, /* the pre-login deadline passed */

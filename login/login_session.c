@@ -493,15 +493,16 @@ login_session_handoff(struct login_session *s, struct buf *rest)
 }
 
 void
-login_session_refuse(struct login_session *s, const char *why)
+login_session_refuse(struct login_session *s, enum login_fail why,
+    const char *log)
 {
 	log_warn(s->sid, "login.refused", "proto=%s user=%s why=\"%s\"",
-	    s->li->proto->name, s->user, why ? why : "");
+	    s->li->proto->name, s->user, log ? log : "");
 	if (s->c == NULL || s->state != LS_HANDOFF)
 		return;
 	login_call_begin(s);
 	s->state = LS_ACTIVE;
-	s->li->proto->auth_result(s, LOGIN_FAIL_TEMP);
+	s->li->proto->auth_result(s, why);
 	run_input(s);
 	login_call_end(s);
 }

@@ -143,7 +143,8 @@ register_metrics(struct rs_server *srv, struct metrics *m)
 	struct rs_metrics *x = &srv->m;
 
 	x->sessions = metrics_gauge(m, "imap_sessions", "s", NULL);
-	if (login_metrics_init(m, &imap_login_proto, &srv->login_m) == -1)
+	if (login_metrics_init(m, &imap_login_proto, &srv->login_m[RS_IMAP]) ==
+	    -1)
 		return -1;
 	x->commands = metrics_counter(m, "imap_commands_total", "c", NULL);
 	x->bad_commands = metrics_counter(m, "imap_bad_total", "b", NULL);
@@ -215,6 +216,7 @@ setup(void)
 	}
 	F.rl.srv = &F.srv;
 	F.rl.conf = &F.cf.imap[0];
+	F.rl.svc = &rs_imap_service; /* no STARTTLS here: no listen set */
 	F.ls = (struct login_settings){ .listener = &F.cf.imap[0],
 		.login_timeout = F.cf.limits.login_timeout,
 		.fail_delay = F.cf.limits.login_fail_delay,
@@ -225,7 +227,7 @@ setup(void)
 	F.ll = (struct login_listener){ .proto = &imap_login_proto,
 		.hooks = &rs_login_hooks,
 		.set = &F.ls,
-		.metrics = &F.srv.login_m,
+		.metrics = &F.srv.login_m[RS_IMAP],
 		.workers = &F.lw,
 		.ctx = &F.rl };
 	pthread_mutex_init(&F.lock, NULL);
