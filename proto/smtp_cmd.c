@@ -285,8 +285,6 @@ mail_rcpt(struct smtp_cmd *cmd, const struct smtp_cmd_conf *conf,
 	if (smtp_addr_path(cmd, s + i, n - i, opt, &end, &why) == -1)
 		return smtp_cmd_fail(cmd, why == SMTP_AW_LONG ? lng : bad,
 		    s + i, n - i);
-	if (cmd->path.null && rcpt)
-		return smtp_cmd_fail(cmd, bad, s + i, end);
 	if (smtp_param_parse(cmd, conf, rcpt, s + i + end, n - i - end) == -1)
 		return -1;
 	utf8_ok = rcpt ? (flags & SMTP_CMD_TXN_UTF8) != 0 :

@@ -46,6 +46,8 @@ struct dd_model {
 static void
 dd_put(struct dd_bytes *b, const void *p, size_t n)
 {
+	if (n == 0)
+		return; /* p may be NULL (an empty message) */
 	if (n > b->cap - b->len) {
 		size_t cap = b->cap ? b->cap : 64;
 
