@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "proto/pop3_cmd.h"
+#include "proto/sasl_syntax.h"
 
 #define VERB_MAX 4
 #define APOP_DIGEST 32
@@ -298,49 +299,22 @@ args_msg(struct pop3_cmd *cmd, enum args args, const struct pop3_str *a,
 	return 0;
 }
 
-/* AUTH [mech [initial-response]] (RFC 5034 4): a mechanism of 1 to 20 of
- * A-Z 0-9 - _ in any case; the response is base64 characters or "=" (the
- * SASL layer decodes and judges the base64). */
+/* AUTH [mech [initial-response]] (RFC 5034 4); the SASL layer decodes
+ * and judges the base64. */
 static int
 args_auth(struct pop3_cmd *cmd, const struct pop3_str *a, unsigned argc)
 {
-	size_t pad = 0;
+	bool empty;
 
 	if (argc == 0)
 		return 0;
-	if (a[0].len > POP3_MECH_MAX)
+	if (!sasl_syntax_mech(a[0].p, a[0].len, cmd->mech))
 		return fail(cmd, E_MECH);
-	for (size_t i = 0; i < a[0].len; i++) {
-		char c = a[0].p[i];
-
-		if (c >= 'a' && c <= 'z')
-			c = (char)(c - 'a' + 'A');
-		if (!((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-			c == '-' || c == '_'))
-			return fail(cmd, E_MECH);
-		cmd->mech[i] = c;
-	}
 	cmd->arg = a[0];
 	if (argc == 1)
 		return 0;
-	if (a[1].len == 1 && a[1].p[0] == '=') {
-		cmd->arg2 = (struct pop3_str){ a[1].p, 0 };
-		return 0;
-	}
-	for (size_t i = 0; i < a[1].len; i++) {
-		char c = a[1].p[i];
-
-		if (c == '=') {
-			pad++;
-			continue;
-		}
-		if (pad > 0 ||
-		    !((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-			(c >= '0' && c <= '9') || c == '+' || c == '/'))
-			return fail(cmd, E_IR);
-	}
-	if (pad > 2)
+	if (!sasl_syntax_response(a[1].p, a[1].len, &empty))
 		return fail(cmd, E_IR);
-	cmd->arg2 = a[1];
+	cmd->arg2 = (struct pop3_str){ a[1].p, empty ? 0 : a[1].len };
 	return 0;
 }

@@ -24,8 +24,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proto/sasl_syntax.h"
 #define POP3_ARG_MAX 255 /* RFC 2449 4 */
-#define POP3_MECH_MAX 20 /* RFC 4422 sasl-mech */
+#define POP3_MECH_MAX SASL_SYNTAX_MECH_MAX
 #define POP3_NUM_MAX 0x7fffffffu
 
 enum pop3_verb {

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "proto/sasl_syntax.h"
 #include "proto/smtp_private.h"
 #include "proto/smtp_xtext.h"
 
@@ -294,56 +295,22 @@ mail_rcpt(struct smtp_cmd *cmd, const struct smtp_cmd_conf *conf,
 	return 0;
 }
 
-/* "AUTH" SP sasl-mech [SP initial-response] (RFC 4954 4): a mechanism of
- * 1 to 20 of A-Z 0-9 - _ (any case: clients send "auth plain"), and
- * base64 text or "=". The SASL layer decodes and judges the base64. */
+/* "AUTH" SP sasl-mech [SP initial-response] (RFC 4954 4); the SASL layer
+ * decodes and judges the base64. */
 static int
 auth_arg(struct smtp_cmd *cmd, const char *s, size_t n)
 {
 	const char *sp = memchr(s, ' ', n);
-	size_t mlen = sp ? (size_t)(sp - s) : n, pad = 0;
-	const char *ir;
-	size_t irlen;
+	size_t mlen = sp ? (size_t)(sp - s) : n;
+	bool empty;
 
-	if (mlen == 0 || mlen > SMTP_MECH_MAX)
+	if (!sasl_syntax_mech(s, mlen, cmd->mech))
 		return smtp_cmd_fail(cmd, &r_mech, s, mlen);
-	for (size_t i = 0; i < mlen; i++) {
-		char c = s[i];
-
-		if (c >= 'a' && c <= 'z')
-			c = (char)(c - 'a' + 'A');
-		if (!((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-			c == '-' || c == '_'))
-			return smtp_cmd_fail(cmd, &r_mech, s, mlen);
-		cmd->mech[i] = c;
-	}
-	cmd->mech[mlen] = '\0';
 	if (sp == NULL)
 		return 0;
-	ir = sp + 1;
-	irlen = n - mlen - 1;
-	if (irlen == 1 && ir[0] == '=') {
-		cmd->ir = (struct smtp_str){ ir, 0 };
-		return 0;
-	}
-	if (irlen == 0)
-		return smtp_cmd_fail(cmd, &r_mech, ir, irlen);
-	for (size_t i = 0; i < irlen; i++) {
-		char c = ir[i];
-
-		if (c == '=') {
-			pad++;
-			continue;
-		}
-		if (pad > 0 ||
-		    !((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-			(c >= '0' && c <= '9') || c == '+' || c == '/'))
-			return smtp_cmd_fail(cmd, &r_mech, ir, irlen);
-	}
-	/* padding only completes a quantum: "==" alone is not base64 */
-	if (pad > 2 || (pad > 0 && irlen % 4 != 0))
-		return smtp_cmd_fail(cmd, &r_mech, ir, irlen);
-	cmd->ir = (struct smtp_str){ ir, irlen };
+	if (!sasl_syntax_response(sp + 1, n - mlen - 1, &empty))
+		return smtp_cmd_fail(cmd, &r_mech, sp + 1, n - mlen - 1);
+	cmd->ir = (struct smtp_str){ sp + 1, empty ? 0 : n - mlen - 1 };
 	return 0;
 }
 

@@ -32,9 +32,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proto/sasl_syntax.h"
 #include "proto/smtp_reply.h"
 
-#define SMTP_MECH_MAX 20	   /* RFC 4422 sasl-mech */
+#define SMTP_MECH_MAX SASL_SYNTAX_MECH_MAX
 #define SMTP_LOCAL_MAX 64	   /* RFC 5321 4.5.3.1.1, as written */
 #define SMTP_DOMAIN_MAX 255	   /* 4.5.3.1.2 */
 #define SMTP_PATH_MAX 256	   /* 4.5.3.1.3, "<" and ">" included */

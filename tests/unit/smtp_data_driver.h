@@ -252,6 +252,49 @@ dd_model(const struct smtp_data_conf *conf, const char *in, size_t len,
 	dd_free(&un);
 }
 
+/* Where two readings differ, or NULL. */
+static const char *
+dd_same(const struct dd_result *a, const struct dd_result *b)
+{
+	if (a->out.len != b->out.len ||
+	    (a->out.len && memcmp(a->out.p, b->out.p, a->out.len) != 0))
+		return "output";
+	if (a->used != b->used || a->ended != b->ended)
+		return "bytes taken or end";
+	if (a->d.size != b->d.size || a->d.bare_cr != b->d.bare_cr ||
+	    a->d.bare_lf != b->d.bare_lf || a->d.nul != b->d.nul ||
+	    a->d.long_lines != b->d.long_lines ||
+	    a->d.longest != b->d.longest || a->d.eight_bit != b->d.eight_bit ||
+	    a->d.too_big != b->d.too_big)
+		return "counters";
+	return NULL;
+}
+
+/* Where a reading of in[0..len) differs from the model, or NULL. */
+static const char *
+dd_vs_model(const struct smtp_data_conf *conf, const char *in, size_t len,
+    const struct dd_result *r)
+{
+	const char *why = NULL;
+	struct dd_model m;
+	size_t want;
+
+	dd_model(conf, in, len, &m);
+	want = conf->mode == SMTP_DATA_REJECT ? m.reject_len : m.out.len;
+	if (r->out.len != want ||
+	    (want && memcmp(r->out.p, m.out.p, want) != 0))
+		why = "output";
+	else if (r->used != m.used || r->ended != m.ended)
+		why = "bytes taken or end";
+	else if (r->d.size != m.out.len || r->d.bare_cr != m.bare_cr ||
+	    r->d.bare_lf != m.bare_lf || r->d.nul != m.nul ||
+	    r->d.long_lines != m.long_lines || r->d.longest != m.longest ||
+	    r->d.eight_bit != m.eight_bit)
+		why = "counters";
+	dd_free(&m.out);
+	return why;
+}
+
 /* The writer over in[0..len) in pieces of cut (0: whole) into a room of
  * cap bytes at a time, then the end. */
 static void

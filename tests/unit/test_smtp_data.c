@@ -41,45 +41,20 @@ static void
 same_result(const struct dd_result *a, const struct dd_result *b,
     const char *how)
 {
-	if (a->out.len != b->out.len ||
-	    (a->out.len && memcmp(a->out.p, b->out.p, a->out.len) != 0))
-		fail_msg("%s: output differs (%zu vs %zu bytes)", how,
-		    a->out.len, b->out.len);
-	if (a->used != b->used || a->ended != b->ended)
-		fail_msg("%s: used %zu/%zu ended %d/%d", how, a->used, b->used,
-		    a->ended, b->ended);
-	assert_true(a->d.size == b->d.size);
-	assert_true(a->d.bare_cr == b->d.bare_cr);
-	assert_true(a->d.bare_lf == b->d.bare_lf);
-	assert_true(a->d.nul == b->d.nul);
-	assert_true(a->d.long_lines == b->d.long_lines);
-	assert_true(a->d.longest == b->d.longest);
-	assert_int_equal(a->d.eight_bit, b->d.eight_bit);
-	assert_int_equal(a->d.too_big, b->d.too_big);
+	const char *why = dd_same(a, b);
+
+	if (why != NULL)
+		fail_msg("%s: %s differ", how, why);
 }
 
 static void
 against_model(const struct smtp_data_conf *conf, const char *in, size_t len,
     const struct dd_result *r)
 {
-	struct dd_model m;
-	size_t want;
+	const char *why = dd_vs_model(conf, in, len, r);
 
-	dd_model(conf, in, len, &m);
-	want = conf->mode == SMTP_DATA_REJECT ? m.reject_len : m.out.len;
-	if (r->out.len != want ||
-	    (want && memcmp(r->out.p, m.out.p, want) != 0))
-		fail_msg("output %zu bytes, model %zu", r->out.len, want);
-	assert_int_equal(r->used, m.used);
-	assert_int_equal(r->ended, m.ended);
-	assert_true(r->d.size == m.out.len);
-	assert_true(r->d.bare_cr == m.bare_cr);
-	assert_true(r->d.bare_lf == m.bare_lf);
-	assert_true(r->d.nul == m.nul);
-	assert_true(r->d.long_lines == m.long_lines);
-	assert_true(r->d.longest == m.longest);
-	assert_int_equal(r->d.eight_bit, m.eight_bit);
-	dd_free(&m.out);
+	if (why != NULL)
+		fail_msg("'%.*s': %s differ from the model", (int)len, in, why);
 }
 
 /* Whole, every two-piece split, byte by byte, random pieces: the same
