@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "auth/auth_conf.h"
+#include "backend/policy.h"
 #include "core/config.h"
 #include "core/daemon.h"
 #include "core/listener_conf.h"
@@ -52,7 +53,8 @@ struct rs_config {
 		int64_t folders_max, folder_depth_max, folder_name_max;
 		uint64_t search_cpu; /* ms of CPU per SEARCH; 0 = no limit */
 	} limits;
-	struct auth_conf auth; /* auth/auth_conf.h */
+	struct auth_conf auth;	      /* auth/auth_conf.h */
+	struct content_policy policy; /* backend/policy.h */
 	struct {
 		char *mail_root;
 		int64_t threads;
