@@ -20,6 +20,7 @@ RG_DEPS=(
 	procps
 	haproxy # a real load balancer sending PROXY v2 in front of the daemons
 	libcrack2-dev cracklib-runtime # ringgate-passwd's strength check
+	clamav-daemon # clamd for the content policy's INSTREAM test (own config, EICAR-only db)
 )
 
 rg_pkg_installed() {
