@@ -29,6 +29,7 @@
 
 #include "backend/clamd.h"
 #include "backend/policy.h"
+#include "proto/base64.h"
 #include "proto/mime_walk.h"
 
 #define CLAMD_BIN "/usr/sbin/clamd"
@@ -486,7 +487,7 @@ static void
 test_clamd(void **state)
 {
 	static const char clean[] = "Subject: hi\r\n\r\nnothing here\r\n";
-	char msg[1024], body[256], *got;
+	char msg[1024], body[256], b64[128], *got;
 	struct content_policy cp;
 	struct policy_result r;
 	size_t len;
@@ -528,6 +529,23 @@ test_clamd(void **state)
 	    fx.sock);
 	load_ok(&cp, body);
 	assert_int_equal(run(&cp, msg, &r), POLICY_VIRUS);
+	/* clamd decodes a base64 attachment of a real-looking mail itself */
+	assert_int_equal(base64_encode(EICAR_A EICAR_B, strlen(EICAR_A EICAR_B),
+			     b64, sizeof(b64), NULL),
+	    0);
+	snprintf(msg, sizeof(msg),
+	    "From: a@example.org\r\nTo: b@example.org\r\nSubject: x\r\n"
+	    "MIME-Version: 1.0\r\n"
+	    "Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n"
+	    "--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n"
+	    "--b\r\nContent-Type: application/octet-stream\r\n"
+	    "Content-Transfer-Encoding: base64\r\n"
+	    "Content-Disposition: attachment; filename=\"notes.txt\"\r\n\r\n"
+	    "%s\r\n--b--\r\n",
+	    b64);
+	assert_null(strstr(msg, EICAR_B));
+	assert_int_equal(run(&cp, msg, &r), POLICY_VIRUS);
+	assert_string_equal(r.detail, "Ringstore.Test.EICAR.UNOFFICIAL");
 	cfg_free(root_fields, &cp);
 }
 
