@@ -182,6 +182,13 @@ policy_reason_name(enum policy_reason why)
 }
 
 void
+policy_result_init(struct policy_result *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->fd = -1;
+}
+
+void
 policy_result_discard(struct policy_result *r)
 {
 	if (r->fd != -1)
@@ -203,8 +210,7 @@ policy_run(const struct content_policy *cp, int fd, const char *tmpdir,
 	char *buf;
 	bool crlf = true;
 
-	memset(r, 0, sizeof(*r));
-	r->fd = -1;
+	policy_result_init(r);
 	buf = malloc(CHUNK);
 	if (buf == NULL)
 		return set(r, POLICY_TEMPFAIL, POLICY_R_IO,

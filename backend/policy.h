@@ -11,9 +11,25 @@
  * Memory stays bounded whatever the message size. It blocks (file I/O,
  * clamd's socket with timeouts), so it must never run on a loop thread.
  *
- * Counting and logging are the caller's: it increments its own
- * ringstore_policy_* counters by policy_verdict_name() and logs one line
- * with r->detail.
+ * Counting and logging happen back on the caller's loop thread:
+ * policy_account() (below) counts ringstore_policy_* by verdict and logs
+ * one line; a caller with counters of its own can use
+ * policy_verdict_name() / policy_reason_name() and r->detail instead.
+ *
+ * Typical use (in the job's run(), then done()):
+ *
+ *	policy_result_init(&job->pr);	(a PASS, no copy)
+ *	if (policy_enabled(&cf->policy))
+ *		policy_run(&cf->policy, msg_fd, spool_dir, &job->pr);
+ *	...
+ *	policy_account(&srv->policy_m, shard, sid, "lmtp", &job->pr);
+ *	switch (job->pr.verdict) {
+ *	case POLICY_PASS:	deliver msg_fd
+ *	case POLICY_STRIPPED:	deliver job->pr.fd, then
+ *				policy_result_discard(&job->pr)
+ *	default:		reply job->pr.reply (554 / 451) to each
+ *				recipient (LMTP) or to DATA (submission)
+ *	}
  */
 #ifndef RG_BACKEND_POLICY_H
 #define RG_BACKEND_POLICY_H
@@ -147,6 +163,10 @@ const char *policy_verdict_name(enum policy_verdict v);
 /* "none", "extension", "type", "virus", "mime_limit", "clamd_error",
  * "clamd_too_big", "io", "root_attachment". */
 const char *policy_reason_name(enum policy_reason why);
+
+/* A PASS with nothing to release (fd -1): for a message the policy is
+ * not run on, so the same code can account and discard it. */
+void policy_result_init(struct policy_result *r);
 
 /* Release r's copy if the caller decides not to use it (closes fd,
  * unlinks path); safe on any result, and twice. */

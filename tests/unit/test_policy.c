@@ -435,8 +435,10 @@ test_account(void **state)
 	assert_int_equal(policy_metrics_init(m, "lmtp", &pm), 0);
 	assert_int_equal(pipe(pipefd), 0);
 	log_init("test", LL_INFO, pipefd[1]);
-	memset(&r, 0, sizeof(r));
-	r.verdict = POLICY_PASS;
+	policy_result_init(&r);
+	assert_int_equal(r.verdict, POLICY_PASS);
+	assert_int_equal(r.fd, -1);
+	policy_result_discard(&r);
 	policy_account(&pm, metrics_shard(m, 0), 0x1234, "lmtp", &r);
 	r.verdict = POLICY_REJECT;
 	r.reason = POLICY_R_EXTENSION;
