@@ -65,6 +65,7 @@ struct store_daemon {
 /* How each service's listeners are served (enum rs_service_id). */
 static const struct rs_service *const services[RS_SERVICES] = {
 	[RS_IMAP] = &rs_imap_service,
+	[RS_POP3] = &rs_pop3_service,
 };
 
 static int check_user(void *ctx, const char *user, const char **reason_r);
@@ -182,6 +183,8 @@ register_metrics(struct rs_server *srv, struct metrics *m)
 	    "SEARCH commands stopped before the end.", "reason=\"limit\"");
 	x->search_gone = metrics_counter(m, "imap_search_stopped_total",
 	    "SEARCH commands stopped before the end.", "reason=\"disconnect\"");
+	if (pop3_register_metrics(srv, m) == -1)
+		return -1;
 	for (unsigned i = 0; i < RS_SERVICES; i++)
 		if (services[i]->login != NULL &&
 		    login_metrics_init(m, services[i]->login,
