@@ -349,8 +349,14 @@ pop3_line_next(struct pop3_line *lr, const char *p, size_t n, size_t max,
 			*used_r = 0;
 			return POP3_LINE_MORE;
 		}
-		lr->skip = true;
-		*used_r = n;
+		/* too long: drop it through its LF, or all of it and the
+		 * rest of the line when it comes */
+		if ((lf = memchr(p + look, '\n', n - look)) != NULL) {
+			*used_r = (size_t)(lf - p) + 1;
+		} else {
+			lr->skip = true;
+			*used_r = n;
+		}
 		return POP3_LINE_LONG;
 	}
 	*used_r = (size_t)(lf - p) + 1;
