@@ -199,7 +199,7 @@ pop3_register_metrics(struct rs_server *srv, struct metrics *m)
 	x->update_failed = metrics_counter(m, "pop3_refused_total", refused,
 	    "reason=\"update_failed\"");
 	x->retr_bytes = metrics_counter(m, "pop3_retr_bytes_total",
-	    "Bytes of messages sent by RETR and TOP (dot-stuffed).", NULL);
+	    "Bytes of RETR and TOP answers sent (dot-stuffed, CRLF).", NULL);
 	return x->sessions < 0 || x->commands < 0 || x->bad_commands < 0 ||
 		x->closed_bad < 0 || x->closed_idle < 0 || x->in_use < 0 ||
 		x->update_failed < 0 || x->retr_bytes < 0 ?
