@@ -609,9 +609,9 @@ class TestMaildrop(Pop3Case):
             if tail == b"\r\n.\r\n" and received >= total + 3:
                 break
             k += 1
-            if k % 16 == 0:
+            if k % 4 == 0:
                 top = max(top, self.store.rss_kib())
-                time.sleep(0.02)  # a slow reader
+                time.sleep(0.01)  # a slow reader: 256 KiB, then a pause
             if k == 64:
                 self.served_meanwhile()
         got.update(b"\r\n")  # the last line's CRLF
@@ -621,6 +621,19 @@ class TestMaildrop(Pop3Case):
         self.assertLess(grown, 40)
         self.assertTrue(r.cmd(b"NOOP").startswith(b"+OK"))
         self.assertGreaterEqual(self.metric("pop3_retr_bytes_total"), total)
+        # once more with a reader that keeps up: the rate is printed for
+        # docs, not judged
+        r.send(b"RETR 1")
+        self.assertTrue(r.line().startswith(b"+OK"))
+        start, tail, received = time.monotonic(), r.buf, len(r.buf)
+        while not tail.endswith(b"\r\n.\r\n") or received < total + 3:
+            data = s.recv(1 << 20)
+            self.assertTrue(data)
+            received += len(data)
+            tail = (tail + data)[-5:]
+        secs = time.monotonic() - start
+        print("POP3 RETR 50 MiB, fast reader: %.0f MB/s" %
+              (received / secs / 1e6))
 
 
 class TestBadInput(Pop3Case):
@@ -689,6 +702,21 @@ class TestBadInput(Pop3Case):
             self.assertTrue(a.startswith(b"+OK"), (c, a))
         self.assertTrue(answers[-1].startswith(b"+OK Logging out"))
         self.assertGreaterEqual(self.metric("pop3_commands_total"), 10001)
+
+
+class TestIdle(Pop3Case):
+    limits = {"idle_timeout": "1s"}
+
+    def test_idle_session_is_closed_and_applies_nothing(self):
+        self.append(mail("idle"))
+        r = self.raw(login=True)
+        self.assertTrue(r.cmd(b"DELE 1").startswith(b"+OK"))
+        # the server speaks last: an -ERR, then the close
+        self.assertTrue(r.closed())
+        self.assertIn(b"-ERR Disconnected for inactivity", r.buf)
+        self.assertEqual(len(self.imap_uids()[1]), 1)
+        self.assertEqual(self.metric("pop3_refused_total", reason="idle"),
+                         1)
 
 
 if __name__ == "__main__":
