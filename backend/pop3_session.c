@@ -451,6 +451,8 @@ static void
 bad(struct pop3_session *s, const char *text)
 {
 	count(s, s->srv->m.pop3.bad_commands, 1);
+	log_info(s->sid, "pop3.bad_command", "error=\"%s\" count=%u", text,
+	    s->bad + 1);
 	reply(s, "-ERR %s", text);
 	if (++s->bad >= (unsigned)s->srv->cf->limits.bad_commands) {
 		count(s, s->srv->m.pop3.closed_bad, 1);
