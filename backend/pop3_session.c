@@ -81,7 +81,7 @@ struct pop3_session {
 	struct pop3_msg *msgs;
 	size_t nmsgs;
 	uint32_t uidvalidity;
-	uint64_t commands, deleted_bytes;
+	uint64_t commands;
 	unsigned bad, ndeleted;
 	struct pop3_job *next; /* the RETR job waiting in `more` */
 };
@@ -110,7 +110,6 @@ struct pop3_job {
 	uint32_t lines;	   /* TOP: body lines still to send */
 	int fd;
 	uint64_t off;
-	uint64_t sent;
 	struct smtp_stuff stuff;
 	char *chunk;
 	struct buf out;
@@ -597,14 +596,12 @@ command(struct pop3_session *s, const struct pop3_cmd *cmd)
 			return;
 		m->deleted = true;
 		s->ndeleted++;
-		s->deleted_bytes += m->size;
 		reply(s, "+OK Message %u deleted", cmd->msg);
 		return;
 	case POP3_RSET:
 		for (size_t i = 0; i < s->nmsgs; i++)
 			s->msgs[i].deleted = false;
 		s->ndeleted = 0;
-		s->deleted_bytes = 0;
 		reply(s, "+OK %zu messages", s->nmsgs);
 		return;
 	case POP3_NOOP:
@@ -1024,7 +1021,6 @@ retr_done(struct pop3_session *s, struct pop3_job *job)
 		conn_abort(s->c, CR_NONE);
 		return false;
 	}
-	job->sent += n;
 	count(s, s->srv->m.pop3.retr_bytes, n);
 	if (s->c != NULL && !conn_closing(s->c) &&
 	    conn_write_buf(s->c, &job->out) == -1) {
