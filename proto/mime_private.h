@@ -64,4 +64,17 @@ size_t mime_quoted_end(const char *s, size_t pos, size_t end);
  * breaks into out; returns the length, truncating at cap. */
 size_t mime_unquote(const char *s, size_t len, char *out, size_t cap);
 
+/*
+ * Lenient decoders (mime_decode.c) writing through w (0, or -1 to stop,
+ * which they return). base64: bytes outside the alphabet are skipped, '='
+ * ends the data. Quoted-printable: broken escapes pass through; with q set
+ * it is RFC 2047's "Q" form where '_' is a space. 2047: a header value with
+ * its encoded words decoded (no charset conversion), folds removed and
+ * the white space between two adjacent words dropped.
+ */
+int mime_decode_base64(const char *p, size_t len, mime_write_fn *w, void *ctx);
+int mime_decode_qp(const char *p, size_t len, bool q, mime_write_fn *w,
+    void *ctx);
+int mime_decode_2047(const char *p, size_t len, mime_write_fn *w, void *ctx);
+
 #endif
