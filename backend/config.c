@@ -94,6 +94,7 @@ static const struct cfg_field root_fields[] = {
 	{ "imap", CFG_LIST, F(imap), .sub = listener_conf_fields,
 	    .elem_size = sizeof(struct listener_conf),
 	    .count_offset = F(nimap) },
+	{ "relay", CFG_GROUP, F(relay), .sub = relay_conf_fields },
 	{ NULL },
 };
 
@@ -140,7 +141,8 @@ rs_config_load(const char *path, struct rs_config *cf, struct cfg_error *err)
 	if (cfg_load(path, root_fields, cf, err) == -1)
 		return -1;
 	if (check_listeners(cf, err) == -1 ||
-	    auth_conf_check(&cf->auth, err) == -1) {
+	    auth_conf_check(&cf->auth, err) == -1 ||
+	    relay_conf_check(&cf->relay, err) == -1) {
 		rs_config_free(cf);
 		return -1;
 	}

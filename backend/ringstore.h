@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "auth/auth_conf.h"
+#include "backend/relay.h"
 #include "core/config.h"
 #include "core/daemon.h"
 #include "core/listener_conf.h"
@@ -61,6 +62,7 @@ struct rs_config {
 	} storage;
 	struct listener_conf *imap;
 	unsigned nimap;
+	struct relay_conf relay; /* backend/relay.h */
 };
 
 /* ringstore's services, each with a list of listeners in the config. */
@@ -118,6 +120,11 @@ struct rs_server {
 	 * worker (STARTTLS takes it from there) */
 	struct listen_set *lset;
 	struct rs_metrics m;
+	/* the relay spool and its queue runner (backend/spool.h, relay.h):
+	 * spool_put() on the store pool, then relay_wake(); relay NULL or
+	 * !relay_enabled(): no smarthost, remote RCPTs get 550 5.7.1 */
+	struct spool *spool;
+	struct relay *relay;
 	/* the login core's counters, per protocol (by enum rs_service_id) */
 	struct login_metrics login_m[RS_SERVICES];
 };
