@@ -84,6 +84,28 @@ static const struct cfg_field storage_fields[] = {
 	{ NULL },
 };
 
+/* The submission intake: what it accepts from a logged-in user. */
+static const struct cfg_field submit_fields[] = {
+	{ "hostname", CFG_STRING, F(submit.hostname), 0,
+	    .hint = "this server's name in Received headers; default: the "
+		    "host's name" },
+	{ "message_max", CFG_SIZE, F(submit.message_max), 0, "25M", 1024,
+	    (int64_t)1 << 31,
+	    .hint = "a size like \"25M\": announced in EHLO SIZE, "
+		    "larger messages are refused (552 5.3.4)" },
+	{ "recipients_max", CFG_INT, F(submit.recipients_max), 0, "100", 1,
+	    100000, .hint = "recipients per message (then 452 4.5.3)" },
+	{ "hops_max", CFG_INT, F(submit.hops_max), 0, "30", 1, 1000,
+	    .hint = "Received headers a message may carry (more: 554 "
+		    "5.4.6, a mail loop)" },
+	{ "hide_client_ip", CFG_BOOL, F(submit.hide_client_ip), 0, "false",
+	    .hint = "true or false: leave the client's address out of the "
+		    "Received header" },
+	{ "local_domains", CFG_STRLIST, F(submit.local_domains), 0,
+	    .count_offset = F(submit.nlocal_domains) },
+	{ NULL },
+};
+
 static const struct cfg_field root_fields[] = {
 	{ "daemon", CFG_GROUP, F(daemon), .sub = daemon_conf_fields },
 	{ "admin", CFG_GROUP, 0, .sub = admin_fields },
@@ -95,6 +117,10 @@ static const struct cfg_field root_fields[] = {
 	    .elem_size = sizeof(struct listener_conf),
 	    .count_offset = F(nimap) },
 	{ "relay", CFG_GROUP, F(relay), .sub = relay_conf_fields },
+	{ "submit", CFG_GROUP, 0, .sub = submit_fields },
+	{ "submission", CFG_LIST, F(submission), .sub = listener_conf_fields,
+	    .elem_size = sizeof(struct listener_conf),
+	    .count_offset = F(nsubmission) },
 	{ NULL },
 };
 
@@ -105,6 +131,8 @@ rs_config_lists(const struct rs_config *cf, struct rs_list lists[RS_SERVICES])
 {
 	lists[RS_IMAP] = (struct rs_list){ "imap", "imap", cf->imap,
 		cf->nimap };
+	lists[RS_SUBMIT] = (struct rs_list){ "submission", "smtp",
+		cf->submission, cf->nsubmission };
 }
 
 /* Each list's entries, then names and addresses unique across lists

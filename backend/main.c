@@ -65,6 +65,7 @@ struct store_daemon {
 /* How each service's listeners are served (enum rs_service_id). */
 static const struct rs_service *const services[RS_SERVICES] = {
 	[RS_IMAP] = &rs_imap_service,
+	[RS_SUBMIT] = &rs_submit_service,
 };
 
 static int check_user(void *ctx, const char *user, const char **reason_r);
@@ -182,6 +183,8 @@ register_metrics(struct rs_server *srv, struct metrics *m)
 	    "SEARCH commands stopped before the end.", "reason=\"limit\"");
 	x->search_gone = metrics_counter(m, "imap_search_stopped_total",
 	    "SEARCH commands stopped before the end.", "reason=\"disconnect\"");
+	if (rs_submit_metrics_init(m, &srv->submit_m) == -1)
+		return -1;
 	for (unsigned i = 0; i < RS_SERVICES; i++)
 		if (services[i]->login != NULL &&
 		    login_metrics_init(m, services[i]->login,
@@ -383,6 +386,7 @@ login_settings_of(const struct store_daemon *sd, const struct listener_conf *c,
 		.line_max = cf->limits.line_max_login,
 		.legacy_mechanisms = cf->auth.legacy_mechanisms,
 		.server_name = "ringstore",
+		.message_max = cf->submit.message_max,
 	};
 	set->scram_secret = auth_service_scram_secret(sd->srv.auth,
 	    &set->scram_secret_len);

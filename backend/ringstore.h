@@ -21,6 +21,7 @@
 #include "core/tls_conf.h"
 #include "login/login.h"
 
+struct auth_entry;
 struct auth_service;
 struct imap_session;
 struct imap_watcher;
@@ -63,10 +64,22 @@ struct rs_config {
 	struct listener_conf *imap;
 	unsigned nimap;
 	struct relay_conf relay; /* backend/relay.h */
+	/* the submission intake (submit_session.c) */
+	struct listener_conf *submission;
+	unsigned nsubmission;
+	struct {
+		char *hostname;		/* Received: "by"; NULL: the host's */
+		uint64_t message_max;	/* SIZE, announced and enforced */
+		int64_t recipients_max; /* per message */
+		int64_t hops_max;	/* Received headers, then 554 5.4.6 */
+		bool hide_client_ip;	/* no [ip] in Received (VisNetic) */
+		char **local_domains;	/* delivered here, not relayed */
+		unsigned nlocal_domains;
+	} submit;
 };
 
 /* ringstore's services, each with a list of listeners in the config. */
-enum rs_service_id { RS_IMAP = 0, RS_SERVICES };
+enum rs_service_id { RS_IMAP = 0, RS_SUBMIT, RS_SERVICES };
 
 /* One service's listener list in a config (the "imap" list...). */
 struct rs_list {
@@ -102,6 +115,29 @@ struct rs_metrics {
 	int search_limit, search_gone; /* SEARCHes stopped: budget, client */
 };
 
+/* The submission intake's counters (submit_session.c), by outcome. */
+enum rs_submit_count {
+	RS_SUB_SESSIONS = 0, /* gauge */
+	RS_SUB_ACCEPTED,     /* messages accepted (delivered or spooled) */
+	RS_SUB_LOCAL,	     /* recipients delivered here */
+	RS_SUB_REMOTE,	     /* recipients spooled for the smarthost */
+	RS_SUB_R_SENDER,     /* refused: MAIL FROM not the user's */
+	RS_SUB_R_FROM,	     /* refused: header From: not the user's */
+	RS_SUB_R_RELAY,	     /* refused: remote domain, no smarthost */
+	RS_SUB_R_UNKNOWN,    /* refused: local recipient unknown */
+	RS_SUB_R_HOPS,	     /* refused: too many Received headers */
+	RS_SUB_R_POLICY,     /* refused by the content policy */
+	RS_SUB_R_CORE,	     /* refused by the SMTP core (syntax, line,
+			      * sequence, recipients, size, data) */
+	RS_SUB_FAILED,	     /* a temporary failure (451/452) */
+	RS_SUB_COUNT,
+};
+
+struct rs_submit_metrics {
+	int id[RS_SUB_COUNT];
+	int core[8]; /* by enum smtp_txn_refusal */
+};
+
 /* Shared, read-only after start-up. */
 struct rs_server {
 	const struct rs_config *cf;
@@ -127,7 +163,11 @@ struct rs_server {
 	struct relay *relay;
 	/* the login core's counters, per protocol (by enum rs_service_id) */
 	struct login_metrics login_m[RS_SERVICES];
+	struct rs_submit_metrics submit_m;
 };
+
+/* submit_session.c: register the submission intake's counters. */
+int rs_submit_metrics_init(struct metrics *m, struct rs_submit_metrics *sm);
 
 struct rs_listener;
 
@@ -139,6 +179,11 @@ struct rs_ready {
 	int lock;   /* a lock a service took at login, or -1 */
 	char tag[LOGIN_TAG_MAX + 1]; /* the login command's tag (IMAP) */
 	bool tls;
+	char *helo;	    /* SMTP: the client's EHLO/HELO name (malloc'd) */
+	bool esmtp;	    /* SMTP: it was EHLO */
+	char mech[32];	    /* how the user logged in ("PLAIN", "XCLIENT") */
+	struct auth_entry *entry; /* the user's entry, when prepare()
+				   * looked it up (submission: aliases) */
 	/* on failure: the store is not ready (err, errtext) or another
 	 * session holds it (in_use) */
 	int err;
@@ -164,6 +209,7 @@ struct rs_service {
 
 /* The services (each in its session file). */
 extern const struct rs_service rs_imap_service;
+extern const struct rs_service rs_submit_service;
 
 /* One listener's context (for the login core's hooks, or a service's
  * handler without a login phase). */

@@ -158,6 +158,13 @@ imap = (
   { name = "imap"; listen = "127.0.0.1:$RS_IMAP"; starttls = true;
     trusted = true; }
 );
+# submission intake: STARTTLS for direct clients; trusted, so ringgate in
+# front may log its clients in over XCLIENT from loopback
+submission = (
+  { name = "submission"; listen = "127.0.0.1:$RS_SUBMISSION";
+    starttls = true; trusted = true; }
+);
+submit = { local_domains = [ "example.test" ]; };
 EOF
 	write_ringstore_passwd
 	deliver_welcome
@@ -286,8 +293,9 @@ ringgate demo is up (state in $DEMO, logs in $LOG):
   127.0.0.1:$RG_IMAPS   ringgate IMAPS: TLS relay (ALPN imap) to 127.0.0.1:$RS_IMAP
   127.0.0.1:$RG_ADMIN   ringgate admin: /metrics, /healthz
   127.0.0.1:$REDIS_PORT   redis-server (private, no persistence)
-  ringstore: $store_note (IMAP $RS_IMAP with STARTTLS, admin $RS_ADMIN;
-             POP3 $RS_POP3, LMTP $RS_LMTP, submission $RS_SUBMISSION to come)
+  ringstore: $store_note (IMAP $RS_IMAP with STARTTLS, admin $RS_ADMIN,
+             submission $RS_SUBMISSION with STARTTLS;
+             POP3 $RS_POP3, LMTP $RS_LMTP to come)
   arriving with later issues: ringgate IMAP $RG_IMAP (STARTTLS), POP3 $RG_POP3/$RG_POP3S,
              submission $RG_SUBMISSION/$RG_SUBMISSIONS
 
