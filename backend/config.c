@@ -70,6 +70,17 @@ static const struct cfg_field limits_fields[] = {
 	    3600000,
 	    .hint = "CPU time one SEARCH may take before it ends "
 		    "with NO [LIMIT]; 0: no limit" },
+	/* LMTP and submission (smtp_txn.h) */
+	{ "message_max", CFG_SIZE, F(limits.message_max), 0, "50M", 1024,
+	    (int64_t)1 << 31,
+	    .hint = "bytes of one message over LMTP or submission "
+		    "(announced as SIZE)" },
+	{ "recipients_max", CFG_INT, F(limits.recipients_max), 0, "100", 1,
+	    100000, .hint = "accepted recipients per message" },
+	{ "smtp_line_max", CFG_SIZE, F(limits.smtp_line_max), 0, "2k", 512,
+	    65536,
+	    .hint = "bytes of an LMTP/SMTP command line, CRLF "
+		    "included (RFC 5321: at least 512)" },
 	{ NULL },
 };
 
@@ -89,12 +100,6 @@ static const struct cfg_field submit_fields[] = {
 	{ "hostname", CFG_STRING, F(submit.hostname), 0,
 	    .hint = "this server's name in Received headers; default: the "
 		    "host's name" },
-	{ "message_max", CFG_SIZE, F(submit.message_max), 0, "25M", 1024,
-	    (int64_t)1 << 31,
-	    .hint = "a size like \"25M\": announced in EHLO SIZE, "
-		    "larger messages are refused (552 5.3.4)" },
-	{ "recipients_max", CFG_INT, F(submit.recipients_max), 0, "100", 1,
-	    100000, .hint = "recipients per message (then 452 4.5.3)" },
 	{ "hops_max", CFG_INT, F(submit.hops_max), 0, "30", 1, 1000,
 	    .hint = "Received headers a message may carry (more: 554 "
 		    "5.4.6, a mail loop)" },
@@ -116,6 +121,9 @@ static const struct cfg_field root_fields[] = {
 	{ "imap", CFG_LIST, F(imap), .sub = listener_conf_fields,
 	    .elem_size = sizeof(struct listener_conf),
 	    .count_offset = F(nimap) },
+	{ "lmtp", CFG_LIST, F(lmtp), .sub = listener_conf_fields,
+	    .elem_size = sizeof(struct listener_conf),
+	    .count_offset = F(nlmtp) },
 	{ "relay", CFG_GROUP, F(relay), .sub = relay_conf_fields },
 	{ "submit", CFG_GROUP, 0, .sub = submit_fields },
 	{ "submission", CFG_LIST, F(submission), .sub = listener_conf_fields,
@@ -131,6 +139,8 @@ rs_config_lists(const struct rs_config *cf, struct rs_list lists[RS_SERVICES])
 {
 	lists[RS_IMAP] = (struct rs_list){ "imap", "imap", cf->imap,
 		cf->nimap };
+	lists[RS_LMTP] = (struct rs_list){ "lmtp", "lmtp", cf->lmtp,
+		cf->nlmtp };
 	lists[RS_SUBMIT] = (struct rs_list){ "submission", "smtp",
 		cf->submission, cf->nsubmission };
 }

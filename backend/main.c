@@ -65,6 +65,7 @@ struct store_daemon {
 /* How each service's listeners are served (enum rs_service_id). */
 static const struct rs_service *const services[RS_SERVICES] = {
 	[RS_IMAP] = &rs_imap_service,
+	[RS_LMTP] = &rs_lmtp_service,
 	[RS_SUBMIT] = &rs_submit_service,
 };
 
@@ -190,6 +191,8 @@ register_metrics(struct rs_server *srv, struct metrics *m)
 		    login_metrics_init(m, services[i]->login,
 			&srv->login_m[i]) == -1)
 			return -1;
+	if (rs_lmtp_metrics_init(srv, m) == -1)
+		return -1;
 	if (x->sessions < 0 || x->commands < 0 || x->bad_commands < 0 ||
 	    x->store_jobs < 0 || x->store_busy < 0 || x->master_refused < 0 ||
 	    x->search_limit < 0 || x->search_gone < 0)
@@ -386,7 +389,7 @@ login_settings_of(const struct store_daemon *sd, const struct listener_conf *c,
 		.line_max = cf->limits.line_max_login,
 		.legacy_mechanisms = cf->auth.legacy_mechanisms,
 		.server_name = "ringstore",
-		.message_max = cf->submit.message_max,
+		.message_max = cf->limits.message_max,
 	};
 	set->scram_secret = auth_service_scram_secret(sd->srv.auth,
 	    &set->scram_secret_len);

@@ -53,6 +53,10 @@ struct rs_config {
 		/* per user, for CREATE and RENAME (maildir_check_limits) */
 		int64_t folders_max, folder_depth_max, folder_name_max;
 		uint64_t search_cpu; /* ms of CPU per SEARCH; 0 = no limit */
+		/* LMTP and submission (smtp_txn.h) */
+		uint64_t message_max;	/* SIZE: bytes of one message */
+		int64_t recipients_max; /* accepted RCPTs per message */
+		uint64_t smtp_line_max; /* a command line, CRLF included */
 	} limits;
 	struct auth_conf auth; /* auth/auth_conf.h */
 	struct {
@@ -69,17 +73,17 @@ struct rs_config {
 	unsigned nsubmission;
 	struct {
 		char *hostname;		/* Received: "by"; NULL: the host's */
-		uint64_t message_max;	/* SIZE, announced and enforced */
-		int64_t recipients_max; /* per message */
 		int64_t hops_max;	/* Received headers, then 554 5.4.6 */
 		bool hide_client_ip;	/* no [ip] in Received (VisNetic) */
 		char **local_domains;	/* delivered here, not relayed */
 		unsigned nlocal_domains;
 	} submit;
+	struct listener_conf *lmtp; /* LMTP (lmtp_session.c): trusted MTAs */
+	unsigned nlmtp;
 };
 
 /* ringstore's services, each with a list of listeners in the config. */
-enum rs_service_id { RS_IMAP = 0, RS_SUBMIT, RS_SERVICES };
+enum rs_service_id { RS_IMAP = 0, RS_LMTP, RS_SUBMIT, RS_SERVICES };
 
 /* One service's listener list in a config (the "imap" list...). */
 struct rs_list {
@@ -107,12 +111,23 @@ int rs_tls_build(const struct rs_config *cf, const char *alpn,
 #define RS_FOLDER_CACHE_ENTRIES 256
 #define RS_FOLDER_CACHE_BYTES (64u << 20)
 
+/* LMTP's metric ids (lmtp_session.c): deliveries by deliver.h's result,
+ * refusals by smtp_txn.h's reason and LMTP's own (unknown user, lookup). */
+#define RS_LMTP_RESULTS 4
+#define RS_LMTP_REFUSALS 9
+struct rs_lmtp_metrics {
+	int sessions, messages, bytes;
+	int deliveries[RS_LMTP_RESULTS];
+	int refusals[RS_LMTP_REFUSALS];
+};
+
 /* Metric ids, registered at start-up. */
 struct rs_metrics {
 	int sessions, commands, bad_commands;
 	int store_jobs, store_busy;
 	int master_refused;	       /* master logins refused (authzid) */
 	int search_limit, search_gone; /* SEARCHes stopped: budget, client */
+	struct rs_lmtp_metrics lmtp;
 };
 
 /* The submission intake's counters (submit_session.c), by outcome. */
@@ -209,6 +224,10 @@ struct rs_service {
 
 /* The services (each in its session file). */
 extern const struct rs_service rs_imap_service;
+extern const struct rs_service rs_lmtp_service;
+
+/* lmtp_session.c: register LMTP's metrics. 0 or -1. */
+int rs_lmtp_metrics_init(struct rs_server *srv, struct metrics *m);
 extern const struct rs_service rs_submit_service;
 
 /* One listener's context (for the login core's hooks, or a service's
