@@ -72,10 +72,10 @@ struct rs_config {
 	struct listener_conf *submission;
 	unsigned nsubmission;
 	struct {
-		char *hostname;		/* Received: "by"; NULL: the host's */
-		int64_t hops_max;	/* Received headers, then 554 5.4.6 */
-		bool hide_client_ip;	/* no [ip] in Received (VisNetic) */
-		char **local_domains;	/* delivered here, not relayed */
+		char *hostname;	      /* Received: "by"; NULL: the host's */
+		int64_t hops_max;     /* Received headers, then 554 5.4.6 */
+		bool hide_client_ip;  /* no [ip] in Received (VisNetic) */
+		char **local_domains; /* delivered here, not relayed */
 		unsigned nlocal_domains;
 	} submit;
 	struct listener_conf *lmtp; /* LMTP (lmtp_session.c): trusted MTAs */
@@ -194,9 +194,9 @@ struct rs_ready {
 	int lock;   /* a lock a service took at login, or -1 */
 	char tag[LOGIN_TAG_MAX + 1]; /* the login command's tag (IMAP) */
 	bool tls;
-	char *helo;	    /* SMTP: the client's EHLO/HELO name (malloc'd) */
-	bool esmtp;	    /* SMTP: it was EHLO */
-	char mech[32];	    /* how the user logged in ("PLAIN", "XCLIENT") */
+	char *helo;    /* SMTP: the client's EHLO/HELO name (malloc'd) */
+	bool esmtp;    /* SMTP: it was EHLO */
+	char mech[32]; /* how the user logged in ("PLAIN", "XCLIENT") */
 	struct auth_entry *entry; /* the user's entry, when prepare()
 				   * looked it up (submission: aliases) */
 	/* on failure: the store is not ready (err, errtext) or another

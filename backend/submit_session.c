@@ -58,8 +58,8 @@
 
 /* One accepted recipient. */
 struct submit_rcpt {
-	char addr[SMTP_PATH_MAX + 1];	/* as given, without <> */
-	char user[AUTH_USER_MAX + 1];	/* local: the Maildir user */
+	char addr[SMTP_PATH_MAX + 1]; /* as given, without <> */
+	char user[AUTH_USER_MAX + 1]; /* local: the Maildir user */
 	bool local;
 	bool has_quota;
 	uint64_t quota;
@@ -73,6 +73,7 @@ struct submit_session {
 	char *user;
 	struct auth_entry *entry; /* aliases, for MAIL FROM and From: */
 	char *helo;		  /* from the login phase */
+	bool helo_fixed; /* XCLIENT HELO=: later EHLOs are the front end's */
 	char client_ip[64];
 	bool tls;
 	struct smtp_txn_conf conf;
@@ -178,8 +179,7 @@ rs_submit_metrics_init(struct metrics *m, struct rs_submit_metrics *sm)
 		    label);
 	}
 	sm->id[RS_SUB_FAILED] = metrics_counter(m, "submit_tempfail_total",
-	    "Messages or recipients answered with a temporary failure.",
-	    NULL);
+	    "Messages or recipients answered with a temporary failure.", NULL);
 	for (int i = 0; i < SMTP_REF_COUNT && i < 8; i++) {
 		snprintf(label, sizeof(label), "reason=\"%s\"",
 		    smtp_txn_refusal_name((enum smtp_txn_refusal)i));
@@ -267,6 +267,7 @@ session_start(struct rs_worker *w, struct conn *c, const struct rs_listener *li,
 	ss->user = r->user;
 	ss->helo = r->helo;
 	ss->entry = r->entry;
+	ss->helo_fixed = xclient && ss->helo != NULL && ss->helo[0] != '\0';
 	r->user = r->helo = NULL;
 	r->entry = NULL;
 	client_ip(c, ss->client_ip, sizeof(ss->client_ip));
@@ -335,7 +336,8 @@ on_mail(struct smtp_txn *t, const struct smtp_path *from,
 	if (from->null || !owned(ss, from->mailbox.p, from->mailbox.len)) {
 		log_info(ss->sid, "submit.sender_refused", "user=%s from=%s",
 		    ss->user,
-		    log_quote(q, sizeof(q), from->mailbox.p ? from->mailbox.p : "",
+		    log_quote(q, sizeof(q),
+			from->mailbox.p ? from->mailbox.p : "",
 			from->mailbox.len));
 		count(ss, RS_SUB_R_SENDER);
 		smtp_txn_reply(t, 553, "5.7.1",
@@ -461,8 +463,7 @@ rcpt_done(struct pool_job *pj)
 	}
 	if (!job->r.local && !relay_available(ss)) {
 		log_info(ss->sid, "submit.relay_refused", "user=%s rcpt=%s",
-		    ss->user,
-		    log_quote(q, sizeof(q), job->r.addr, (size_t)-1));
+		    ss->user, log_quote(q, sizeof(q), job->r.addr, (size_t)-1));
 		count(ss, RS_SUB_R_RELAY);
 		smtp_txn_reply(t, 550, "5.7.1", "Relaying denied");
 		smtp_txn_done(t, false);
@@ -557,7 +558,7 @@ make_received(struct submit_session *ss, struct smtp_txn *t, char *out,
 	struct tm tm;
 	time_t now = time(NULL);
 
-	if (helo == NULL || helo[0] == '\0')
+	if (ss->helo_fixed || helo == NULL || helo[0] == '\0')
 		helo = ss->helo && ss->helo[0] ? ss->helo : "unknown";
 	if (cf->submit.hostname != NULL)
 		snprintf(host, sizeof(host), "%s", cf->submit.hostname);
@@ -613,17 +614,18 @@ check_header(struct data_job *job, int fd)
 		hlen = got;
 	mime_header_init(&it, hdr, hlen, &lim);
 	while (mime_header_next(&it, &f)) {
-		if (f.name.len == 8 && strncasecmp(f.name.ptr, "Received", 8) ==
-			0)
+		if (f.name.len == 8 &&
+		    strncasecmp(f.name.ptr, "Received", 8) == 0)
 			hops++;
-		if (f.name.len == 4 && strncasecmp(f.name.ptr, "From", 4) == 0) {
+		if (f.name.len == 4 &&
+		    strncasecmp(f.name.ptr, "From", 4) == 0) {
 			struct mime_addr_iter ai;
 			struct mime_address a;
 			char scratch[256], addr[SMTP_PATH_MAX + 1];
 
 			mime_addr_init(&ai, f.value.ptr, f.value.len);
-			while (mime_addr_next(&ai, &a, scratch,
-			    sizeof(scratch))) {
+			while (
+			    mime_addr_next(&ai, &a, scratch, sizeof(scratch))) {
 				int k;
 
 				if (a.kind != MIME_ADDR_MAILBOX)

@@ -503,10 +503,13 @@ run_xclient(struct login_session *s, const struct smtp_cmd *cmd)
 			return;
 		}
 	}
+	/* the front end's own EHLO name is not its client's */
 	if (x->state[SMTP_XA_HELO] == SMTP_XV_VALUE) {
 		login_set_helo(s, x->val[SMTP_XA_HELO].p,
 		    x->val[SMTP_XA_HELO].len, true);
 		st->helo_locked = true;
+	} else if (!st->helo_locked) {
+		login_set_helo(s, "", 0, false);
 	}
 	log_info(login_session_sid(s), "smtp.xclient",
 	    "client=%s helo=%s login=%s", conn_peer(c),

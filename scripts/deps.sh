@@ -20,6 +20,7 @@ RG_DEPS=(
 	procps
 	haproxy # a real load balancer sending PROXY v2 in front of the daemons
 	libcrack2-dev cracklib-runtime # ringgate-passwd's strength check
+	libnet-ssleay-perl # swaks --tls against the submission intake
 )
 
 rg_pkg_installed() {
