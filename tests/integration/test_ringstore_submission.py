@@ -472,6 +472,46 @@ class TestBadInput(SubmitCase):
         lines = f.read()
         self.assertIn(b"421 4.7.0", lines)
 
+    def test_starttls_drops_pipelined_plaintext(self):
+        s, f = self.raw("sub")
+        self.send(s, f, b"EHLO raw.example")
+        ir = base64.b64encode(("\0%s\0%s" % (USER, PASSWORD)).encode())
+        s.sendall(b"STARTTLS\r\nAUTH PLAIN " + ir + b"\r\n")
+        self.assertTrue(f.readline().startswith(b"220 2.0.0"))
+        t = self.ctx().wrap_socket(s, server_hostname="localhost")
+        tf = t.makefile("rb")
+        # the AUTH sent in the clear was not run: the next reply is the
+        # NOOP's, and AUTH wants a new EHLO first
+        t.sendall(b"NOOP\r\n")
+        self.assertTrue(self.reply(tf)[0].startswith(b"250 2.0.0"))
+        t.sendall(b"AUTH PLAIN " + ir + b"\r\n")
+        self.assertTrue(self.reply(tf)[0].startswith(b"503 5.5.1"))
+        t.sendall(b"EHLO raw.example\r\n")
+        r = self.reply(tf)
+        self.assertNotIn(b"250-STARTTLS\r\n", r)
+        t.sendall(b"AUTH PLAIN " + ir + b"\r\n")
+        self.assertTrue(self.reply(tf)[0].startswith(b"235 2.7.0"))
+        t.close()
+
+    def test_many_pipelined_recipients(self):
+        s, f = self.raw("gate")
+        self.raw_login(s, f)
+        n = 2000
+        s.sendall(b"MAIL FROM:<" + USER.encode() + b">\r\n" +
+                  (b"RCPT TO:<%s>\r\n" % BOB.encode()) * n + b"NOOP\r\n")
+        codes = []
+        while True:
+            line = f.readline()
+            if not line:
+                break
+            codes.append(line[:3])
+            if len(codes) == n + 2:
+                break
+        self.assertEqual(codes[0], b"250")
+        self.assertEqual(codes[1:4], [b"250"] * 3)
+        self.assertEqual(set(codes[4:n + 1]), {b"452"})
+        self.assertEqual(codes[-1], b"250")
+
     def test_pipelined_split_at_every_byte(self):
         ir = base64.b64encode(("\0%s\0%s" % (USER, PASSWORD)).encode())
         script = (b"EHLO split.example\r\nAUTH PLAIN " + ir + b"\r\n"
