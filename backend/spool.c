@@ -82,8 +82,24 @@ open_subdir(int dfd, const char *name, const char **error_r)
 	return fd;
 }
 
+static int open_spool(const char *dir, bool clean, struct spool **sp_r,
+    const char **error_r);
+
 int
 spool_open(const char *dir, struct spool **sp_r, const char **error_r)
+{
+	return open_spool(dir, true, sp_r, error_r);
+}
+
+int
+spool_attach(const char *dir, struct spool **sp_r, const char **error_r)
+{
+	return open_spool(dir, false, sp_r, error_r);
+}
+
+static int
+open_spool(const char *dir, bool clean, struct spool **sp_r,
+    const char **error_r)
 {
 	struct spool *sp = calloc(1, sizeof(*sp));
 
@@ -110,8 +126,10 @@ spool_open(const char *dir, struct spool **sp_r, const char **error_r)
 		*error_r = "cannot fsync the spool directory";
 		goto fail;
 	}
-	clean_tmp(sp);
-	clean_orphans(sp);
+	if (clean) {
+		clean_tmp(sp);
+		clean_orphans(sp);
+	}
 	*sp_r = sp;
 	return 0;
 fail:

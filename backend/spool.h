@@ -90,6 +90,10 @@ struct spool_entry {
  * remove tmp/ leftovers and msg/ files without an envelope. Start-up,
  * main thread. 0, or -1 with *error_r (static or per-thread storage). */
 int spool_open(const char *dir, struct spool **sp_r, const char **error_r);
+/* The same without the clean-up, for another process that only queues
+ * while ringstore runs (the tests' rs_spool_put): its tmp/ files are
+ * someone's writes in progress. */
+int spool_attach(const char *dir, struct spool **sp_r, const char **error_r);
 void spool_free(struct spool **sp); /* nulls *sp; NULL is a no-op */
 const char *spool_dir(const struct spool *sp);
 
