@@ -85,6 +85,28 @@ open_subdir(int dfd, const char *name, const char **error_r)
 static int open_spool(const char *dir, bool clean, struct spool **sp_r,
     const char **error_r);
 
+/* mkdir -p: the mail root itself may not exist yet at first start. */
+static int
+mkdir_parents(const char *dir)
+{
+	char *p = strdup(dir);
+
+	if (p == NULL)
+		return -1;
+	for (char *s = p + 1; *s != '\0'; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(p, 0700) == -1 && errno != EEXIST) {
+			free(p);
+			return -1;
+		}
+		*s = '/';
+	}
+	free(p);
+	return mkdir(dir, 0700) == -1 && errno != EEXIST ? -1 : 0;
+}
+
 int
 spool_open(const char *dir, struct spool **sp_r, const char **error_r)
 {
@@ -109,7 +131,7 @@ open_spool(const char *dir, bool clean, struct spool **sp_r,
 		return -1;
 	}
 	sp->dfd = sp->tmp = sp->msg = sp->env = -1;
-	if (mkdir(dir, 0700) == -1 && errno != EEXIST) {
+	if (mkdir_parents(dir) == -1) {
 		*error_r = "cannot create the spool directory";
 		goto fail;
 	}
