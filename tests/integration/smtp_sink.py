@@ -12,6 +12,9 @@ Knobs, settable while it runs:
   data_answer a reply for the end of data instead of 250
   require_tls MAIL before STARTTLS gets 530 5.7.0
   offer_tls   advertise STARTTLS (default: when a certificate is given)
+  auth        (user, password): AUTH PLAIN is offered and required
+              before MAIL (530 5.7.0), 535 5.7.8 for other credentials
+  mute        accept connections and never answer (a hung smarthost)
   down()/up() close the listening socket (connections are refused) and
               bind it again on the same port
 
@@ -21,6 +24,7 @@ From a shell (for swaks-driven tests or by hand):
 """
 
 import argparse
+import base64
 import json
 import os
 import socket
@@ -45,6 +49,8 @@ class SmtpSink:
         self.data_answer = None
         self.require_tls = False
         self.offer_tls = cert is not None
+        self.auth = None
+        self.mute = False
         self.lock = threading.Lock()
         self.count = 0
         self.connections = 0
@@ -131,6 +137,7 @@ class SmtpSink:
         conn.settimeout(30)
         f = conn.makefile("rb")
         tls = False
+        authed = None
         helo = None
         mail_from = None
         rcpts = []
@@ -139,6 +146,10 @@ class SmtpSink:
             conn.sendall(line.encode() + b"\r\n")
 
         try:
+            if self.mute:
+                while f.readline(4096):
+                    pass
+                return
             send("220 %s ESMTP smtp_sink" % self.name)
             while True:
                 line = f.readline(4096)
@@ -154,6 +165,8 @@ class SmtpSink:
                     ext = ["PIPELINING", "8BITMIME", "SIZE 52428800"]
                     if self.offer_tls and self.ctx and not tls:
                         ext.append("STARTTLS")
+                    if self.auth:
+                        ext.append("AUTH LOGIN PLAIN")
                     lines = [self.name] + ext
                     for x in lines[:-1]:
                         send("250-" + x)
@@ -170,9 +183,16 @@ class SmtpSink:
                     helo = None
                     mail_from = None
                     rcpts = []
+                elif verb == "AUTH":
+                    authed = self._auth(cmd)
+                    send("235 2.7.0 ok" if authed else
+                         "535 5.7.8 authentication credentials invalid")
                 elif verb == "MAIL":
                     if self.require_tls and not tls:
                         send("530 5.7.0 Must issue a STARTTLS command first")
+                        continue
+                    if self.auth and not authed:
+                        send("530 5.7.0 Authentication required")
                         continue
                     mail_from = _path(cmd[5:])
                     rcpts = []
@@ -200,7 +220,8 @@ class SmtpSink:
                         send(self.data_answer)
                     else:
                         self._save({"mail_from": mail_from, "rcpts": rcpts,
-                                    "tls": tls, "helo": helo}, data)
+                                    "tls": tls, "helo": helo,
+                                    "auth": authed}, data)
                         send("250 2.0.0 queued as %d" % self.count)
                     mail_from = None
                     rcpts = []
@@ -222,6 +243,22 @@ class SmtpSink:
                 conn.close()
             except OSError:
                 pass
+
+
+    def _auth(self, cmd):
+        """AUTH PLAIN with an initial response: the user, or None."""
+        words = cmd.split()
+        if not self.auth or len(words) != 3 or words[1].upper() != "PLAIN":
+            return None
+        try:
+            raw = base64.b64decode(words[2], validate=True)
+        except ValueError:
+            return None
+        parts = raw.split(b"\0")
+        if len(parts) == 3 and (parts[1].decode(), parts[2].decode()) == \
+                tuple(self.auth):
+            return parts[1].decode()
+        return None
 
 
 def _path(arg):

@@ -244,6 +244,91 @@ class RelayTest(unittest.TestCase):
         h.wait_for(lambda: not self.entries(), TIMEOUT, what="spool empty")
         self.store.wait_metric("ringstore_relay_dsn_total", 1, to="spool")
 
+    def test_4xx_recipient_is_retried_alone(self):
+        self.sink.answers["later@remote.test"] = "451 4.2.1 mailbox busy"
+        self.start_store()
+        qid, body = self.put(["now@remote.test", "later@remote.test"])
+        (env, _), = self.wait_messages(1)
+        self.assertEqual(env["rcpts"], ["now@remote.test"])
+        self.store.wait_metric("ringstore_relay_attempts_total",
+                               lambda v: v and v >= 1, timeout=TIMEOUT,
+                               result="deferred")
+        text = self.envelope(qid)
+        self.assertIn("rcpt sent 2.0.0 <now@remote.test>", text)
+        self.assertIn("rcpt pending 4.2.1 <later@remote.test>", text)
+        del self.sink.answers["later@remote.test"]
+        msgs = self.wait_messages(2)
+        self.assertEqual(msgs[1][0]["rcpts"], ["later@remote.test"])
+        self.assertTrue(msgs[1][1].endswith(body))
+        h.wait_for(lambda: not self.entries(), TIMEOUT, what="spool empty")
+        self.assertEqual(len(self.sink.messages()), 2)
+
+    def test_hung_smarthost_times_out(self):
+        self.sink.mute = True
+        self.start_store(timeout="1s")
+        qid, _ = self.put(["x@remote.test"])
+        self.store.wait_metric("ringstore_relay_attempts_total",
+                               lambda v: v and v >= 1, timeout=TIMEOUT,
+                               result="deferred")
+        self.assertIn("timeout", self.envelope(qid))
+        # stopped (SIGTERM, checked clean) while the next attempt hangs
+
+    def test_large_message_streamed_byte_exact(self):
+        self.start_store()
+        lines = []
+        for i in range(120000):  # ~8.5 MiB, a dot now and then
+            lines.append(b"%s%06d %s\r\n" % (b"." if i % 7 == 0 else b"",
+                                              i, b"x" * 60))
+        body = b"Subject: big\r\n\r\n" + b"".join(lines)
+        self.put(["x@remote.test"], body)
+        (env, data), = self.wait_messages(1)
+        self.assertTrue(data.endswith(body))
+        self.assertEqual(len(data) - len(body),
+                         data.index(b"Subject: big"))
+        h.wait_for(lambda: not self.entries(), TIMEOUT, what="spool empty")
+
+    def test_auth_plain_to_the_smarthost(self):
+        self.sink.auth = ("relayuser", "s3cret pw")
+        pw = os.path.join(self.dir, "relay.pw")
+        with open(pw, "w") as f:
+            f.write("s3cret pw\n")
+        self.start_store(user="relayuser", password_file=pw)
+        self.put(["x@remote.test"])
+        (env, _), = self.wait_messages(1)
+        self.assertEqual(env["auth"], "relayuser")
+        self.assertTrue(env["tls"])
+        self.assertNotIn("s3cret", self.store.stderr())
+
+    def test_wrong_smarthost_password_defers(self):
+        self.sink.auth = ("relayuser", "right")
+        pw = os.path.join(self.dir, "relay.pw")
+        with open(pw, "w") as f:
+            f.write("wrong\n")
+        self.start_store(user="relayuser", password_file=pw)
+        qid, _ = self.put(["x@remote.test"])
+        self.store.wait_metric("ringstore_relay_attempts_total",
+                               lambda v: v and v >= 1, timeout=TIMEOUT,
+                               result="deferred")
+        self.assertIn("535", self.envelope(qid))
+        self.assertEqual(self.sink.messages(), [])
+
+    def test_starttls_required_but_not_offered(self):
+        self.sink.offer_tls = False
+        self.start_store()
+        qid, _ = self.put(["x@remote.test"])
+        self.store.wait_metric("ringstore_relay_attempts_total",
+                               lambda v: v and v >= 1, timeout=TIMEOUT,
+                               result="deferred")
+        self.assertIn("STARTTLS", self.envelope(qid))
+        self.assertEqual(self.sink.messages(), [])
+
+    def test_starttls_off(self):
+        self.sink.offer_tls = False
+        self.start_store(starttls="off")
+        self.put(["x@remote.test"])
+        (env, _), = self.wait_messages(1)
+        self.assertFalse(env["tls"])
+
 
 if __name__ == "__main__":
     unittest.main()
