@@ -33,6 +33,8 @@
 struct spool {
 	char *dir;
 	int dfd, tmp, msg, env; /* directory fds */
+	void (*notify)(void *arg);
+	void *notify_arg;
 };
 
 static const char *const state_names[] = { "pending", "sent", "failed",
@@ -463,6 +465,8 @@ spool_put(struct spool *sp, const struct spool_msg *m, char *id_r,
 	}
 	free(t.p);
 	memcpy(id_r, id, sizeof(id));
+	if (sp->notify != NULL)
+		sp->notify(sp->notify_arg);
 	return 0;
 fail:
 	free(t.p);
@@ -471,6 +475,13 @@ fail:
 }
 
 /* ---- the runner's side --------------------------------------------- */
+
+void
+spool_set_notify(struct spool *sp, void (*fn)(void *arg), void *arg)
+{
+	sp->notify = fn;
+	sp->notify_arg = arg;
+}
 
 static int
 cmp_id(const void *a, const void *b)

@@ -108,6 +108,12 @@ int spool_put(struct spool *sp, const struct spool_msg *m, char *id_r,
 
 /* ---- for the queue runner (backend/relay.c) and tests ---- */
 
+/* Call fn(arg) (on the putting thread) after every successful
+ * spool_put(): the runner's relay_wake(), so a new entry goes out at
+ * once rather than at the next scan. Set at start-up before any put;
+ * fn NULL clears it. */
+void spool_set_notify(struct spool *sp, void (*fn)(void *arg), void *arg);
+
 /* Ids of every entry (env/ names), sorted, malloc'd array of
  * SPOOL_ID_LEN + 1 strings; *n_r entries. 0 or -1. */
 int spool_list(struct spool *sp, char (**ids_r)[SPOOL_ID_LEN + 1], size_t *n_r,
