@@ -125,8 +125,14 @@ int spool_load(struct spool *sp, const char *id, struct spool_entry *e,
     const char **error_r);
 void spool_entry_free(struct spool_entry *e);
 
-/* Parse an envelope file's bytes (what spool_load() reads): 0 or -1. */
+/* Parse an envelope file's bytes (what spool_load() reads): 0 or -1.
+ * Strict: only what spool_entry_format() writes is taken, and no
+ * address or reply with a control byte (they go into SMTP commands and
+ * DSN fields). */
 int spool_entry_parse(const char *p, size_t n, struct spool_entry *e);
+/* The envelope file's bytes for e (malloc'd into *out_r). 0 or -1. */
+int spool_entry_format(const struct spool_entry *e, char **out_r,
+    size_t *len_r);
 
 /* Open msg/<id> read-only: an fd, or -1 with errno. */
 int spool_open_msg(struct spool *sp, const char *id);
