@@ -20,7 +20,9 @@
 
 #include "auth/auth_service.h"
 #include "backend/imap_private.h"
+#include "backend/relay.h"
 #include "backend/ringstore.h"
+#include "backend/spool.h"
 #include "core/buf.h"
 #include "core/config.h"
 #include "core/daemon.h"
@@ -75,6 +77,8 @@ static struct auth_service *open_auth(const struct rs_config *cf,
 static int test_config(struct store_daemon *sd, const char *path);
 static int start_pools(struct store_daemon *sd, const char **error_r);
 static int register_metrics(struct rs_server *srv, struct metrics *m);
+static int start_relay(struct store_daemon *sd, struct metrics *m,
+    const char **error_r);
 static unsigned listener_count(const struct rs_config *cf);
 static void login_settings_of(const struct store_daemon *sd,
     const struct listener_conf *c, struct login_settings *set);
@@ -161,6 +165,35 @@ start_pools(struct store_daemon *sd, const char **error_r)
 	sd->srv.login = pool_new((unsigned)cf->storage.login_threads,
 	    (unsigned)cf->storage.queue, error_r);
 	return sd->srv.login ? 0 : -1;
+}
+
+/* The relay spool and its queue runner, when a smarthost is configured
+ * (backend/relay.h); the runner starts on worker 0. */
+static int
+start_relay(struct store_daemon *sd, struct metrics *m, const char **error_r)
+{
+	const struct rs_config *cf = &sd->cf;
+	char *dir;
+	int rc;
+
+	if (!relay_conf_enabled(&cf->relay))
+		return 0;
+	if ((dir = relay_spool_path(&cf->relay, cf->storage.mail_root)) ==
+	    NULL) {
+		*error_r = "out of memory";
+		return -1;
+	}
+	rc = spool_open(dir, &sd->srv.spool, error_r);
+	free(dir);
+	if (rc == -1)
+		return -1;
+	sd->srv.relay = relay_new(&(struct relay_opts){ .conf = &cf->relay,
+				      .mail_root = cf->storage.mail_root,
+				      .spool = sd->srv.spool,
+				      .store = sd->srv.store,
+				      .metrics = m },
+	    error_r);
+	return sd->srv.relay ? 0 : -1;
 }
 
 static int
@@ -476,6 +509,9 @@ worker_init(struct daemon *d, struct loop *l, unsigned i)
 		 auth_service_pool(sd->srv.auth))) == NULL)
 		return -1;
 	sd->login_workers[i] = w->login;
+	if (i == 0 && sd->srv.relay != NULL &&
+	    relay_worker_start(sd->srv.relay, l, w->outbox) == -1)
+		return -1;
 	return listen_set_worker(sd->srv.lset, l, i);
 }
 
@@ -490,6 +526,8 @@ worker_exit(struct daemon *d, struct loop *l, unsigned i)
 	if (w == NULL) /* worker_init failed before it made one */
 		return;
 	loop_set_ctx(l, NULL);
+	if (i == 0)
+		relay_worker_stop(w->srv->relay);
 	/* first the store's answers (a login's Maildir job looks for its
 	 * login session), then the verifications still out */
 	pool_outbox_close(&w->outbox);
@@ -509,6 +547,8 @@ sd_free(struct store_daemon *sd, struct daemon *d)
 	/* Loops are gone: no answer can be posted any more. */
 	pool_free(&sd->srv.store);
 	pool_free(&sd->srv.login);
+	relay_free(&sd->srv.relay);
+	spool_free(&sd->srv.spool);
 	maildir_cache_free(&sd->srv.folders);
 	auth_service_free(&sd->srv.auth);
 	free_tls(sd->tls, sd->n);
@@ -555,7 +595,8 @@ main(int argc, char **argv)
 	    register_folder_metrics(&sd, d.metrics) == -1)
 		fatal("metrics registry: out of memory");
 	sd.metrics = d.metrics;
-	if (open_listeners(&sd, &d, &error) == -1 ||
+	if (start_relay(&sd, d.metrics, &error) == -1 ||
+	    open_listeners(&sd, &d, &error) == -1 ||
 	    daemon_admin(&d, &sd.cf.admin.listen, NULL, NULL, &error) == -1)
 		goto failed;
 	d.pid_file = sd.cf.daemon.pid_file;

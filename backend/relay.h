@@ -91,7 +91,9 @@ void relay_free(struct relay **r);
 bool relay_enabled(const struct relay *r);
 
 /* Something was spooled: look at the queue now rather than at the next
- * scan. Any thread; a no-op before the runner started or on NULL. */
+ * scan. Any thread; a no-op before the runner started or on NULL.
+ * relay_new() makes every spool_put() on its spool call it
+ * (spool_set_notify), so callers of spool_put() need not. */
 void relay_wake(struct relay *r);
 
 /* On the runner's loop thread (worker_init of worker 0): scan the spool

@@ -172,7 +172,7 @@ struct rs_server {
 	struct listen_set *lset;
 	struct rs_metrics m;
 	/* the relay spool and its queue runner (backend/spool.h, relay.h):
-	 * spool_put() on the store pool, then relay_wake(); relay NULL or
+	 * spool_put() on the store pool wakes the runner; relay NULL or
 	 * !relay_enabled(): no smarthost, remote RCPTs get 550 5.7.1 */
 	struct spool *spool;
 	struct relay *relay;

@@ -33,6 +33,8 @@
 struct spool {
 	char *dir;
 	int dfd, tmp, msg, env; /* directory fds */
+	void (*notify)(void *arg);
+	void *notify_arg;
 };
 
 static const char *const state_names[] = { "pending", "sent", "failed",
@@ -82,8 +84,46 @@ open_subdir(int dfd, const char *name, const char **error_r)
 	return fd;
 }
 
+static int open_spool(const char *dir, bool clean, struct spool **sp_r,
+    const char **error_r);
+
+/* mkdir -p: the mail root itself may not exist yet at first start. */
+static int
+mkdir_parents(const char *dir)
+{
+	char *p = strdup(dir);
+
+	if (p == NULL)
+		return -1;
+	for (char *s = p + 1; *s != '\0'; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(p, 0700) == -1 && errno != EEXIST) {
+			free(p);
+			return -1;
+		}
+		*s = '/';
+	}
+	free(p);
+	return mkdir(dir, 0700) == -1 && errno != EEXIST ? -1 : 0;
+}
+
 int
 spool_open(const char *dir, struct spool **sp_r, const char **error_r)
+{
+	return open_spool(dir, true, sp_r, error_r);
+}
+
+int
+spool_attach(const char *dir, struct spool **sp_r, const char **error_r)
+{
+	return open_spool(dir, false, sp_r, error_r);
+}
+
+static int
+open_spool(const char *dir, bool clean, struct spool **sp_r,
+    const char **error_r)
 {
 	struct spool *sp = calloc(1, sizeof(*sp));
 
@@ -93,7 +133,7 @@ spool_open(const char *dir, struct spool **sp_r, const char **error_r)
 		return -1;
 	}
 	sp->dfd = sp->tmp = sp->msg = sp->env = -1;
-	if (mkdir(dir, 0700) == -1 && errno != EEXIST) {
+	if (mkdir_parents(dir) == -1) {
 		*error_r = "cannot create the spool directory";
 		goto fail;
 	}
@@ -110,8 +150,10 @@ spool_open(const char *dir, struct spool **sp_r, const char **error_r)
 		*error_r = "cannot fsync the spool directory";
 		goto fail;
 	}
-	clean_tmp(sp);
-	clean_orphans(sp);
+	if (clean) {
+		clean_tmp(sp);
+		clean_orphans(sp);
+	}
 	*sp_r = sp;
 	return 0;
 fail:
@@ -423,6 +465,8 @@ spool_put(struct spool *sp, const struct spool_msg *m, char *id_r,
 	}
 	free(t.p);
 	memcpy(id_r, id, sizeof(id));
+	if (sp->notify != NULL)
+		sp->notify(sp->notify_arg);
 	return 0;
 fail:
 	free(t.p);
@@ -431,6 +475,13 @@ fail:
 }
 
 /* ---- the runner's side --------------------------------------------- */
+
+void
+spool_set_notify(struct spool *sp, void (*fn)(void *arg), void *arg)
+{
+	sp->notify = fn;
+	sp->notify_arg = arg;
+}
 
 static int
 cmp_id(const void *a, const void *b)
@@ -680,6 +731,20 @@ text_enc(struct text *t, const char *s)
 	return text_add(t, ">", 1);
 }
 
+int
+spool_entry_format(const struct spool_entry *e, char **out_r, size_t *len_r)
+{
+	struct text t = { 0 };
+
+	if (entry_format(e, &t) == -1) {
+		free(t.p);
+		return -1;
+	}
+	*out_r = t.p;
+	*len_r = t.len;
+	return 0;
+}
+
 static int
 entry_format(const struct spool_entry *e, struct text *t)
 {
@@ -727,6 +792,13 @@ dec_field(const char **pp, const char *end)
 	    (out = malloc((size_t)(close - p) + 1)) == NULL)
 		return NULL;
 	for (o = out; p < close; p++) {
+		unsigned char c = (unsigned char)*p;
+
+		/* the writer encodes these: a raw one is not our file */
+		if (c <= 0x20 || c == 0x7f || c == '<') {
+			free(out);
+			return NULL;
+		}
 		if (*p == '%') {
 			int h, l;
 
@@ -744,6 +816,22 @@ dec_field(const char **pp, const char *end)
 	*o = '\0';
 	*pp = close + 1;
 	return out;
+}
+
+/* A reply goes into a DSN's fields: no line break or other control
+ * byte but a tab, and within the bound. */
+static bool
+reply_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n > SPOOL_REPLY_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (((unsigned char)s[i] < 0x20 && s[i] != '\t') ||
+		    s[i] == 0x7f)
+			return false;
+	return true;
 }
 
 /* "<state> <status> <addr> <reply>" */
@@ -768,17 +856,26 @@ parse_rcpt(const char *p, const char *end, struct spool_rcpt *r)
 	if ((sp = memchr(p, ' ', (size_t)(end - p))) == NULL ||
 	    (n = (size_t)(sp - p)) == 0 || n >= sizeof(r->status))
 		return -1;
-	if (!(n == 1 && *p == '-'))
+	if (!(n == 1 && *p == '-')) {
+		/* an RFC 3463 code: digits and dots */
+		for (size_t i = 0; i < n; i++)
+			if (!((p[i] >= '0' && p[i] <= '9') || p[i] == '.'))
+				return -1;
 		memcpy(r->status, p, n);
+	}
 	r->status[n == 1 && *p == '-' ? 0 : n] = '\0';
 	p = sp + 1;
 	if ((r->addr = dec_field(&p, end)) == NULL)
 		return -1;
 	if (p >= end || *p++ != ' ' || (reply = dec_field(&p, end)) == NULL)
 		return -1;
+	if (!reply_ok(reply)) {
+		free(reply);
+		return -1;
+	}
 	snprintf(r->reply, sizeof(r->reply), "%s", reply);
 	free(reply);
-	return p == end && r->addr[0] != '\0' ? 0 : -1;
+	return p == end && r->addr[0] != '\0' && addr_ok(r->addr) ? 0 : -1;
 }
 
 /* Strict: every line known, each header once in its place, rcpt last;
@@ -821,7 +918,8 @@ spool_entry_parse(const char *p, size_t n, struct spool_entry *e)
 		} else if (have == 2 && KEY("user")) {
 			const char *q = v;
 
-			if ((e->user = dec_field(&q, nl)) == NULL || q != nl)
+			if ((e->user = dec_field(&q, nl)) == NULL || q != nl ||
+			    !addr_ok(e->user))
 				goto fail;
 			if (e->user[0] == '\0') {
 				free(e->user);
@@ -831,7 +929,8 @@ spool_entry_parse(const char *p, size_t n, struct spool_entry *e)
 		} else if (have == 3 && KEY("sender")) {
 			const char *q = v;
 
-			if ((e->sender = dec_field(&q, nl)) == NULL || q != nl)
+			if ((e->sender = dec_field(&q, nl)) == NULL ||
+			    q != nl || !addr_ok(e->sender))
 				goto fail;
 			have = 4;
 		} else if (have >= 4 && have <= 6 &&

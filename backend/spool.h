@@ -90,6 +90,10 @@ struct spool_entry {
  * remove tmp/ leftovers and msg/ files without an envelope. Start-up,
  * main thread. 0, or -1 with *error_r (static or per-thread storage). */
 int spool_open(const char *dir, struct spool **sp_r, const char **error_r);
+/* The same without the clean-up, for another process that only queues
+ * while ringstore runs (the tests' rs_spool_put): its tmp/ files are
+ * someone's writes in progress. */
+int spool_attach(const char *dir, struct spool **sp_r, const char **error_r);
 void spool_free(struct spool **sp); /* nulls *sp; NULL is a no-op */
 const char *spool_dir(const struct spool *sp);
 
@@ -104,6 +108,12 @@ int spool_put(struct spool *sp, const struct spool_msg *m, char *id_r,
 
 /* ---- for the queue runner (backend/relay.c) and tests ---- */
 
+/* Call fn(arg) (on the putting thread) after every successful
+ * spool_put(): the runner's relay_wake(), so a new entry goes out at
+ * once rather than at the next scan. Set at start-up before any put;
+ * fn NULL clears it. */
+void spool_set_notify(struct spool *sp, void (*fn)(void *arg), void *arg);
+
 /* Ids of every entry (env/ names), sorted, malloc'd array of
  * SPOOL_ID_LEN + 1 strings; *n_r entries. 0 or -1. */
 int spool_list(struct spool *sp, char (**ids_r)[SPOOL_ID_LEN + 1], size_t *n_r,
@@ -115,8 +125,14 @@ int spool_load(struct spool *sp, const char *id, struct spool_entry *e,
     const char **error_r);
 void spool_entry_free(struct spool_entry *e);
 
-/* Parse an envelope file's bytes (what spool_load() reads): 0 or -1. */
+/* Parse an envelope file's bytes (what spool_load() reads): 0 or -1.
+ * Strict: only what spool_entry_format() writes is taken, and no
+ * address or reply with a control byte (they go into SMTP commands and
+ * DSN fields). */
 int spool_entry_parse(const char *p, size_t n, struct spool_entry *e);
+/* The envelope file's bytes for e (malloc'd into *out_r). 0 or -1. */
+int spool_entry_format(const struct spool_entry *e, char **out_r,
+    size_t *len_r);
 
 /* Open msg/<id> read-only: an fd, or -1 with errno. */
 int spool_open_msg(struct spool *sp, const char *id);
