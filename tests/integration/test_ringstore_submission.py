@@ -31,6 +31,7 @@ import unittest
 
 import harness as h
 import rs_harness as rs
+from smtp_sink import SmtpSink
 
 USER, PASSWORD = rs.DEMO_USER, rs.DEMO_PASSWORD
 ALIAS = "sales@example.test"
@@ -82,7 +83,11 @@ class SubmitCase(unittest.TestCase):
         cfg["submit"] = {"hops_max": 4, "hide_client_ip": self.hide_ip,
                          "hostname": "store.example.test",
                          "local_domains": ["example.test"]}
+        self.configure(cfg)
         self.store = rs.Ringstore(self.dir, cfg).start(self)
+
+    def configure(self, cfg):
+        """Subclasses change the config here."""
 
     # -- helpers
     def port(self, name):
@@ -440,6 +445,61 @@ class TestHiddenIp(SubmitCase):
         rcvd = m[i:i + 300]
         self.assertNotIn(b"127.0.0.1", rcvd)
         self.assertIn(b"by store.example.test with ESMTPSA", rcvd)
+
+
+class TestRelay(SubmitCase):
+    """A smarthost (smtp_sink.py with STARTTLS): remote recipients are
+    spooled durably and relayed."""
+
+    def configure(self, cfg):
+        self.sink = SmtpSink(os.path.join(self.dir, "sink"), cert=self.cert,
+                             key=os.path.join(self.dir, "server.key"))
+        self.sink.start()
+        self.addCleanup(self.sink.stop)
+        cfg["relay"] = {"smarthost": "localhost:%d" % self.sink.port,
+                        "ca_file": self.cert, "helo": "store.test",
+                        "retry_min": "1s", "retry_max": "2s",
+                        "scan_interval": "200ms", "timeout": "10s"}
+
+    def wait_sink(self, n):
+        h.wait_for(lambda: len(self.sink.messages()) >= n, 30,
+                   what="%d message(s) at the smarthost" % n)
+        return self.sink.messages()
+
+    def test_remote_spooled_and_local_delivered(self):
+        s = self.smtp()
+        remote = "carol@remote.example"
+        s.sendmail(USER, [remote, BOB],
+                   message(USER, "%s, %s" % (remote, BOB),
+                           subject="mixed"))
+        env, data = self.wait_sink(1)[0]
+        self.assertEqual(env["mail_from"], USER)
+        self.assertEqual(env["rcpts"], [remote])
+        self.assertTrue(data.startswith(b"Received: from client.example "
+                                        b"([127.0.0.1])"), data[:200])
+        self.assertIn(b"Subject: mixed", data)
+        local = self.inbox(BOB, BOB_PW)
+        self.assertEqual(len(local), 1)
+        self.assertIn(b"Subject: mixed", local[0])
+        self.assertEqual(self.metric("ringstore_submit_recipients_total",
+                                     where="remote"), 1)
+
+    def test_spooled_message_survives_kill(self):
+        self.sink.down()
+        s = self.smtp()
+        s.sendmail(USER, ["dave@remote.example"],
+                   message(USER, "dave@remote.example", subject="durable"))
+        self.quit(s)
+        self.store.proc.kill()
+        self.store.killed = True
+        self.store.proc.wait(10)
+        self.store.stop()
+        self.sink.up()
+        self.store.killed = False
+        self.store.start(self)
+        env, data = self.wait_sink(1)[0]
+        self.assertEqual(env["rcpts"], ["dave@remote.example"])
+        self.assertIn(b"Subject: durable", data)
 
 
 class TestBadInput(SubmitCase):
