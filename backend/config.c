@@ -118,6 +118,7 @@ static const struct cfg_field root_fields[] = {
 	{ "limits", CFG_GROUP, 0, .sub = limits_fields },
 	{ "auth", CFG_GROUP, F(auth), .sub = auth_conf_fields },
 	{ "storage", CFG_GROUP, 0, .sub = storage_fields },
+	{ "policy", CFG_GROUP, F(policy), .sub = policy_conf_fields },
 	{ "imap", CFG_LIST, F(imap), .sub = listener_conf_fields,
 	    .elem_size = sizeof(struct listener_conf),
 	    .count_offset = F(nimap) },
@@ -180,7 +181,8 @@ rs_config_load(const char *path, struct rs_config *cf, struct cfg_error *err)
 		return -1;
 	if (check_listeners(cf, err) == -1 ||
 	    auth_conf_check(&cf->auth, err) == -1 ||
-	    relay_conf_check(&cf->relay, err) == -1) {
+	    relay_conf_check(&cf->relay, err) == -1 ||
+	    policy_conf_check(&cf->policy, err) == -1) {
 		rs_config_free(cf);
 		return -1;
 	}

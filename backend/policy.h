@@ -54,13 +54,13 @@ enum policy_limit_action {
  * part's "type/subtype".
  */
 struct content_policy {
-	int attachments; /* enum policy_attach_mode, default reject */
+	int attachments; /* enum policy_attach_mode, default off */
 	char **extensions;
 	unsigned nextensions;
 	char **types;
 	unsigned ntypes;
 	char *clamd;	/* NULL: no scan; "/unix/socket" or "host:port" */
-	int clamd_fail; /* enum policy_clamd_fail, default open */
+	int clamd_fail; /* enum policy_clamd_fail, default closed */
 	uint64_t clamd_timeout; /* ms, per connect/send/reply wait */
 	uint64_t clamd_max;	/* bytes: clamd's StreamMaxLength (25M) */
 	int mime_limit;		/* enum policy_limit_action */

@@ -15,6 +15,7 @@
 
 #include "auth/auth_conf.h"
 #include "backend/relay.h"
+#include "backend/policy.h"
 #include "core/config.h"
 #include "core/daemon.h"
 #include "core/listener_conf.h"
@@ -58,7 +59,8 @@ struct rs_config {
 		int64_t recipients_max; /* accepted RCPTs per message */
 		uint64_t smtp_line_max; /* a command line, CRLF included */
 	} limits;
-	struct auth_conf auth; /* auth/auth_conf.h */
+	struct auth_conf auth;	      /* auth/auth_conf.h */
+	struct content_policy policy; /* backend/policy.h */
 	struct {
 		char *mail_root;
 		int64_t threads;

@@ -20,11 +20,10 @@
 
 #define MAX_WORD 256 /* longest RFC 2047 encoded word we decode */
 
-static int hexval(unsigned char c);
 static int b64val(unsigned char c);
 
-static int
-hexval(unsigned char c)
+int
+mime_hexval(unsigned char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -96,10 +95,10 @@ mime_decode_qp(const char *p, size_t len, bool q, mime_write_fn *w, void *ctx)
 		char c = p[k];
 
 		if (c == '=' && k + 2 < len &&
-		    hexval((unsigned char)p[k + 1]) >= 0 &&
-		    hexval((unsigned char)p[k + 2]) >= 0) {
-			c = (char)(hexval((unsigned char)p[k + 1]) * 16 +
-			    hexval((unsigned char)p[k + 2]));
+		    mime_hexval((unsigned char)p[k + 1]) >= 0 &&
+		    mime_hexval((unsigned char)p[k + 2]) >= 0) {
+			c = (char)(mime_hexval((unsigned char)p[k + 1]) * 16 +
+			    mime_hexval((unsigned char)p[k + 2]));
 			k += 2;
 		} else if (c == '=' && !q) {
 			size_t j = k + 1;

@@ -21,6 +21,7 @@ RG_DEPS=(
 	haproxy # a real load balancer sending PROXY v2 in front of the daemons
 	libcrack2-dev cracklib-runtime # ringgate-passwd's strength check
 	libnet-ssleay-perl # swaks --tls against the submission intake
+	clamav-daemon # clamd for the content policy's INSTREAM test (own config, EICAR-only db)
 )
 
 rg_pkg_installed() {
