@@ -41,6 +41,7 @@
 #include "auth/auth.h"
 #include "auth/auth_service.h"
 #include "backend/deliver.h"
+#include "backend/policy.h"
 #include "backend/relay.h"
 #include "backend/ringstore.h"
 #include "backend/smtp_txn.h"
@@ -111,6 +112,8 @@ struct data_job {
 	char text[320];
 	enum rs_submit_count why; /* RS_SUB_ACCEPTED or the refusal */
 	size_t delivered;
+	bool policy_ran;
+	struct policy_result pr;
 };
 
 static int session_start(struct rs_worker *w, struct conn *c,
@@ -187,6 +190,14 @@ rs_submit_metrics_init(struct metrics *m, struct rs_submit_metrics *sm)
 		    "Commands the SMTP core refused in submission sessions.",
 		    label);
 		if (sm->core[i] < 0)
+			return -1;
+	}
+	for (int i = 0; i < POLICY_VERDICTS && i < 8; i++) {
+		snprintf(label, sizeof(label), "verdict=\"%s\"",
+		    policy_verdict_name((enum policy_verdict)i));
+		sm->policy[i] = metrics_counter(m, "submit_policy_total",
+		    "Content policy verdicts on submitted messages.", label);
+		if (sm->policy[i] < 0)
 			return -1;
 	}
 	for (int i = 0; i < RS_SUB_COUNT; i++)
@@ -719,6 +730,49 @@ spool_remote(struct data_job *job, int src)
 	return -1;
 }
 
+/* The policy's whole reply line ("554 5.7.1 attachment ...") as ours. */
+static void
+refuse_line(struct data_job *job, const char *line, enum rs_submit_count why)
+{
+	char enh[16] = "5.7.1";
+	unsigned code = 554;
+	int n = 0;
+
+	if (sscanf(line, "%3u %15s %n", &code, enh, &n) < 2 || n == 0 ||
+	    code < 400 || code > 599)
+		n = 0;
+	refuse(job, code, enh, line + n, why);
+}
+
+/* The content policy (backend/policy.h) on the received file: *src_r is
+ * what to deliver (the stripped copy under strip). 0, or -1 refused. */
+static int
+content_policy(struct data_job *job, int fd, int *src_r)
+{
+	const struct rs_config *cf = job->srv->cf;
+	struct policy_result *pr = &job->pr;
+
+	*src_r = fd;
+	if (!policy_enabled(&cf->policy))
+		return 0;
+	job->policy_ran = true;
+	switch (policy_run(&cf->policy, fd, cf->storage.mail_root, pr)) {
+	case POLICY_PASS:
+		return 0;
+	case POLICY_STRIPPED:
+		*src_r = pr->fd;
+		return 0;
+	case POLICY_REJECT:
+	case POLICY_VIRUS:
+		refuse_line(job, pr->reply, RS_SUB_R_POLICY);
+		return -1;
+	case POLICY_TEMPFAIL:
+	default:
+		refuse_line(job, pr->reply, RS_SUB_FAILED);
+		return -1;
+	}
+}
+
 static void
 data_run(struct pool_job *pj)
 {
@@ -726,17 +780,18 @@ data_run(struct pool_job *pj)
 	struct deliver_msg *out = NULL;
 	struct deliver_env env = { .mail_root = job->srv->cf->storage.mail_root,
 		.return_path = job->from };
-	int fd = deliver_msg_fd(job->msg);
+	int fd = deliver_msg_fd(job->msg), src;
 
 	job->why = RS_SUB_ACCEPTED;
-	if (check_header(job, fd) == -1)
-		return;
+	job->pr.fd = -1;
+	if (check_header(job, fd) == -1 || content_policy(job, fd, &src) == -1)
+		goto out;
 	/* the spool first: a refusal then leaves nothing delivered */
-	if (job->nremote > 0 && spool_remote(job, fd) == -1)
-		return;
+	if (job->nremote > 0 && spool_remote(job, src) == -1)
+		goto out;
 	if (job->nlocal > 0) {
-		if (compose(job, fd, &out) == -1)
-			return;
+		if (compose(job, src, &out) == -1)
+			goto out;
 		job->delivered = deliver_run(&env, out, job->local,
 		    job->nlocal);
 		deliver_msg_free(&out);
@@ -746,9 +801,13 @@ data_run(struct pool_job *pj)
 		const struct smtp_reply *r = &job->local[0].reply;
 
 		refuse(job, r->code, r->enh, r->text, RS_SUB_FAILED);
-		return;
+		goto out;
 	}
 	refuse(job, 250, "2.0.0", "", RS_SUB_ACCEPTED);
+out:
+	/* the stripped copy, if any: delivered or not, it goes */
+	if (job->policy_ran)
+		policy_result_discard(&job->pr);
 }
 
 static void
@@ -774,6 +833,19 @@ data_done(struct pool_job *pj)
 	} else {
 		smtp_txn_reply(t, job->code, job->enh, "%s", job->text);
 		count(ss, job->why);
+	}
+	if (job->policy_ran) {
+		const struct policy_result *pr = &job->pr;
+
+		if ((int)pr->verdict < 8)
+			metrics_add(loop_shard(ss->w->loop),
+			    ss->w->srv->submit_m.policy[pr->verdict], 1);
+		log_info(ss->sid, "submit.policy",
+		    "user=%s verdict=%s reason=%s parts=%u refused=%u "
+		    "detail=\"%s\"",
+		    ss->user, policy_verdict_name(pr->verdict),
+		    policy_reason_name(pr->reason), pr->parts, pr->refused,
+		    pr->detail);
 	}
 	log_info(ss->sid, "submit.message",
 	    "user=%s from=%s local=%zu remote=%zu delivered=%zu result=%u",

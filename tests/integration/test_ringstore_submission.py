@@ -502,6 +502,60 @@ class TestRelay(SubmitCase):
         self.assertIn(b"Subject: durable", data)
 
 
+EXE_MESSAGE = (
+    "From: %s\r\nTo: %s\r\nSubject: invoice\r\nMIME-Version: 1.0\r\n"
+    "Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n"
+    "--b1\r\nContent-Type: text/plain\r\n\r\nPlease see attached.\r\n"
+    "--b1\r\nContent-Type: application/octet-stream\r\n"
+    "Content-Disposition: attachment; filename=\"invoice.pdf.exe\"\r\n"
+    "Content-Transfer-Encoding: base64\r\n\r\nTVqQAAMAAAAEAAAA\r\n"
+    "--b1--\r\n" % (USER, BOB)).encode()
+
+
+class TestPolicyReject(SubmitCase):
+    def configure(self, cfg):
+        cfg["policy"] = {"attachments": "reject"}
+
+    def test_exe_attachment_rejected(self):
+        s = self.smtp()
+        with self.assertRaises(smtplib.SMTPDataError) as e:
+            s.sendmail(USER, [BOB], EXE_MESSAGE)
+        self.assertEqual(e.exception.smtp_code, 554)
+        self.assertIn(b"invoice.pdf.exe", e.exception.smtp_error)
+        self.assertTrue(e.exception.smtp_error.startswith(b"5.7.1"))
+        # the session goes on; a clean message passes
+        s.sendmail(USER, [BOB], message(USER, BOB, subject="clean"))
+        msgs = self.inbox(BOB, BOB_PW)
+        self.assertEqual(len(msgs), 1)
+        self.assertIn(b"Subject: clean", msgs[0])
+        self.assertEqual(self.metric("ringstore_submit_policy_total",
+                                     verdict="reject"), 1)
+        self.assertEqual(self.metric("ringstore_submit_refused_total",
+                                     reason="policy"), 1)
+
+
+class TestPolicyStrip(SubmitCase):
+    def configure(self, cfg):
+        cfg["policy"] = {"attachments": "strip"}
+
+    def test_exe_attachment_stripped(self):
+        s = self.smtp()
+        s.sendmail(USER, [BOB], EXE_MESSAGE)
+        msgs = self.inbox(BOB, BOB_PW)
+        self.assertEqual(len(msgs), 1)
+        m = msgs[0]
+        self.assertIn(b"Received: from client.example", m)
+        self.assertIn(b"Please see attached.", m)
+        self.assertNotIn(b"TVqQAAMAAAAEAAAA", m)
+        self.assertIn(b"invoice.pdf.exe", m)  # the note naming it
+        self.assertEqual(self.metric("ringstore_submit_policy_total",
+                                     verdict="stripped"), 1)
+        # no copy left behind in the mail root
+        left = [n for n in os.listdir(os.path.join(self.dir, "mail"))
+                if n.startswith("policy.")]
+        self.assertEqual(left, [])
+
+
 class TestBadInput(SubmitCase):
 
     def test_overlong_line(self):
