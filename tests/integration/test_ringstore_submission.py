@@ -403,6 +403,18 @@ class TestSession(SubmitCase):
         self.assertTrue(self.send(s2, f2, b"MAIL FROM:<%s>" % USER.encode())
                         [0].startswith(b"530"))
 
+    def test_xclient_unknown_user_and_bad_attribute(self):
+        s, f = self.raw("gate")
+        self.send(s, f, b"EHLO gate.example")
+        r = self.send(s, f, b"XCLIENT LOGIN=nobody@example.test")
+        self.assertTrue(r[0].startswith(b"535 5.7.8"), r)
+        r = self.send(s, f, b"XCLIENT ADDR=999.1.1.1")
+        self.assertTrue(r[0].startswith(b"501 5.5.4"), r)
+        r = self.send(s, f, b"XCLIENT FOO=bar")
+        self.assertTrue(r[0].startswith(b"501"), r)
+        self.assertTrue(self.send(s, f, b"MAIL FROM:<%s>" % USER.encode())
+                        [0].startswith(b"530"))
+
     def test_xclient_untrusted_550(self):
         s = self.smtp(login=False)
         self.assertFalse(s.has_extn("xclient"))
@@ -610,7 +622,7 @@ class TestBadInput(SubmitCase):
     def test_many_pipelined_recipients(self):
         s, f = self.raw("gate")
         self.raw_login(s, f)
-        n = 2000
+        n = 10000
         s.sendall(b"MAIL FROM:<" + USER.encode() + b">\r\n" +
                   (b"RCPT TO:<%s>\r\n" % BOB.encode()) * n + b"NOOP\r\n")
         codes = []
