@@ -254,6 +254,20 @@ class TestLmtpDelivery(LmtpCase):
                                         rs.DEMO_USER.encode()))
 
 
+class TestLmtpConfig(unittest.TestCase):
+    def test_untrusted_listener_refused(self):
+        d = h.temp_dir(self)
+        rs.write_passwd(os.path.join(d, "passwd"), {rs.DEMO_USER: "x"})
+        cfg = rs.store_config(d, h.free_port(), h.free_port(), lmtp=[
+            {"name": "open", "listen": "127.0.0.1:%d" % h.free_port()}])
+        store = rs.Ringstore(d, cfg)
+        store.write_config()
+        r = subprocess.run([rs.RINGSTORE, "-t", "-c", store.conf_path],
+                           capture_output=True, timeout=30)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn(b"lmtp 'open' must have trusted = true", r.stderr)
+
+
 class TestLmtpBadInput(LmtpCase):
     limits = {"recipients_max": 5, "message_max": "64k",
               "smtp_line_max": "1k", "bad_commands": 5}
