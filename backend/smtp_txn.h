@@ -11,9 +11,11 @@
  *
  *     HELLO --HELO/EHLO/LHLO--> READY --MAIL--> MAIL --RCPT ok--> RCPT
  *     RCPT --DATA--> (354, the body streamed to a tmp file) --end--> READY
+ *     RCPT --BDAT n--> (n bytes to the tmp file, 250) --BDAT n LAST--> READY
  *
  * answers RSET, NOOP, QUIT, VRFY (252, nothing learned), EXPN (502), HELP,
- * refuses BDAT with 502 (CHUNKING is not offered), enforces the limits
+ * BDAT (RFC 3030 CHUNKING) when conf.chunking, else 502 (the chunk
+ * skipped), enforces the limits
  * (recipients per message 452 4.5.3, SIZE announced and enforced 552
  * 5.3.4, bad commands then 421 and close, idle timeout 421) and writes
  * RFC 3463 enhanced status codes when conf.enhanced is set.
@@ -117,6 +119,9 @@ struct smtp_txn_conf {
 	struct pool *pool;
 	struct pool_outbox *outbox;
 	const char *tmp_dir; /* a directory on the mail file system */
+	/* CHUNKING (RFC 3030): BDAT accepted, its chunks taken as they are
+	 * (no unstuffing, no line checks); false: BDAT 502, chunk skipped */
+	bool chunking;
 };
 
 struct smtp_txn_hooks {

@@ -134,7 +134,7 @@ class TestLmtpDelivery(LmtpCase):
         for ext in (b"PIPELINING", b"ENHANCEDSTATUSCODES", b"8BITMIME",
                     b"SIZE 52428800"):
             self.assertIn(ext, lines)
-        self.assertNotIn(b"CHUNKING", lines)
+        self.assertIn(b"CHUNKING", lines)
         s.sendall(b"MAIL FROM:<sender@example.org>\r\n"
                   b"RCPT TO:<%s>\r\nRCPT TO:<%s>\r\nRCPT TO:<%s>\r\n"
                   b"DATA\r\n" % (rs.DEMO_USER.encode(), NOBODY.encode(),
@@ -234,6 +234,37 @@ class TestLmtpDelivery(LmtpCase):
         s.sendall(b"DONE\r\n")
         while not f.readline().startswith(b"c OK"):
             pass
+
+    def test_bdat(self):
+        """CHUNKING (RFC 3030): chunks taken as they are (no unstuffing),
+        one reply per chunk, then one per recipient after LAST."""
+        s, f = self.raw()
+        s.sendall(b"LHLO client.example\r\n")
+        self.assertEqual(read_reply(f)[0], 250)
+        part1 = b"Subject: bdat\r\n\r\n.\r\n..not stuffed\r\n\x00\xff"
+        part2 = b"\r\nend\r\n"
+        s.sendall(b"BDAT 3\r\nabcRSET\r\n")  # before MAIL: skipped
+        self.assertEqual(read_reply(f)[0], 503)
+        self.assertEqual(read_reply(f)[0], 250)
+        s.sendall(b"MAIL FROM:<b@example.org> BODY=BINARYMIME\r\n"
+                  b"RCPT TO:<%s>\r\nRCPT TO:<%s>\r\nDATA\r\n"
+                  b"BDAT %d\r\n%sBDAT %d LAST\r\n%s" %
+                  (rs.DEMO_USER.encode(), BOB.encode(), len(part1), part1,
+                   len(part2), part2))
+        self.assertEqual(read_reply(f)[0], 250)
+        self.assertEqual(read_reply(f)[0], 250)
+        self.assertEqual(read_reply(f)[0], 250)
+        self.assertEqual(read_reply(f)[0], 503)  # DATA with BINARYMIME
+        self.assertEqual(read_reply(f), (250, [b"2.0.0 %d octets received"
+                                              % len(part1)]))
+        for rcpt in (rs.DEMO_USER, BOB):
+            self.assertEqual(read_reply(f), (250, [b"2.1.5 Delivered <%s>"
+                                                  % rcpt.encode()]))
+        s.sendall(b"QUIT\r\n")
+        self.assertEqual(read_reply(f)[0], 221)
+        [path] = new_files(self.maildir)
+        self.assertEqual(read(path), head_of(rs.DEMO_USER, "b@example.org")
+                         + part1 + part2)
 
     def test_swaks(self):
         body = "Subject: swaks\n\nline one\n.dot line\n"
@@ -368,6 +399,16 @@ class TestLmtpBadInput(LmtpCase):
         self.assertEqual(len(ended), 1)
         self.assertEqual(new_files(self.maildir), [])
 
+    def test_bdat_too_big(self):
+        s, f = self.hello()
+        s.sendall(b"MAIL FROM:<a@example.org>\r\nRCPT TO:<%s>\r\n"
+                  b"BDAT 99999999999\r\n" % rs.DEMO_USER.encode())
+        for want in (250, 250):
+            self.assertEqual(read_reply(f)[0], want)
+        code, texts = read_reply(f)
+        self.assertEqual((code, texts[0][:5]), (552, b"5.3.4"))
+        self.assertEqual(f.readline(), b"")
+
     def transcript(self, data, one_byte):
         s = socket.create_connection(("127.0.0.1", self.lmtp_port),
                                      timeout=h.IO_TIMEOUT)
@@ -389,19 +430,25 @@ class TestLmtpBadInput(LmtpCase):
         data = (b"LHLO client.example\r\nMAIL FROM:<a@example.org>\r\n"
                 b"RCPT TO:<%s>\r\nRCPT TO:<%s>\r\nRCPT TO:<%s>\r\nDATA\r\n"
                 b"Subject: split\r\n\r\n..dot\r\nbody\r\n.\r\n"
-                b"RSET\r\nNOOP\r\nVRFY x\r\nQUIT\r\n" %
-                (rs.DEMO_USER.encode(), NOBODY.encode(), BOB.encode()))
+                b"RSET\r\nNOOP\r\nVRFY x\r\n"
+                b"MAIL FROM:<a@example.org>\r\nRCPT TO:<%s>\r\n"
+                b"BDAT 8\r\nS: b\r\n\r\nBDAT 6 LAST\r\n.dot\r\n"
+                b"QUIT\r\n" %
+                (rs.DEMO_USER.encode(), NOBODY.encode(), BOB.encode(),
+                 rs.DEMO_USER.encode()))
         whole = self.transcript(data, False)
         split = self.transcript(data, True)
         self.assertEqual(split, whole)
         codes = [int(l[:3]) for l in whole.split(b"\r\n") if l[3:4] == b" "]
         self.assertEqual(codes, [220, 250, 250, 250, 550, 250, 354, 250, 250,
-                                 250, 250, 252, 221])
+                                 250, 250, 252, 250, 250, 250, 250, 221])
         files = new_files(self.maildir)
-        self.assertEqual(len(files), 2)
-        for p in files:
-            self.assertTrue(read(p).endswith(
-                b"Subject: split\r\n\r\n.dot\r\nbody\r\n"))
+        self.assertEqual(len(files), 4)
+        split_msgs = [p for p in files if read(p).endswith(
+            b"Subject: split\r\n\r\n.dot\r\nbody\r\n")]
+        bdat_msgs = [p for p in files if read(p).endswith(
+            b"\r\nS: b\r\n\r\n.dot\r\n")]
+        self.assertEqual((len(split_msgs), len(bdat_msgs)), (2, 2))
 
 
 class TestLmtpKill(LmtpCase):
