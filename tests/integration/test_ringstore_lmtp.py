@@ -451,6 +451,18 @@ class TestLmtpBadInput(LmtpCase):
         self.assertEqual((len(split_msgs), len(bdat_msgs)), (2, 2))
 
 
+class TestLmtpIdle(LmtpCase):
+    limits = {"idle_timeout": "1s"}
+
+    def test_idle_timeout_421(self):
+        s, f = self.raw()
+        s.sendall(b"LHLO client.example\r\n")
+        self.assertEqual(read_reply(f)[0], 250)
+        code, texts = read_reply(f)  # nothing sent: the server speaks
+        self.assertEqual((code, texts[0][:6]), (421, b"4.4.2 "))
+        self.assertEqual(f.readline(), b"")
+
+
 class TestLmtpKill(LmtpCase):
     """kill -9 during a burst from several clients: every message that
     got its 250 is on disk whole, nothing half-written is in new/, and
