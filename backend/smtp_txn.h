@@ -39,6 +39,8 @@
  * smtp_txn_reply() calls) come before that. Until then the transaction
  * stays alive even if the client has gone (then replies are dropped), so
  * a pool job may keep a pointer to it; `closed` is the last hook call.
+ * What a hook is handed (paths, parameters, the command) points into the
+ * core's line buffer: valid during the call only, copy what is kept.
  *
  * Threads: everything here runs on the connection's loop thread.
  */
