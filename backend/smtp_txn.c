@@ -800,6 +800,7 @@ data_opened(struct smtp_txn *t, int err)
 	if (err != 0 || t->msg == NULL) {
 		smtp_txn_reply_static(t,
 		    err == ENOSPC || err == EDQUOT ? &R_FULL : &R_LOCAL);
+		refused(t, SMTP_REF_STORAGE);
 		if (t->bdat_opening) { /* its chunk follows all the same */
 			t->bdat_opening = false;
 			t->bdat_skip = t->bdat_left;
@@ -998,6 +999,7 @@ data_finish(struct smtp_txn *t)
 		end_reply(t,
 		    t->data_err == ENOSPC || t->data_err == EDQUOT ? &R_FULL :
 								     &R_LOCAL);
+		refused(t, SMTP_REF_STORAGE);
 		smtp_txn_done(t, false);
 		return;
 	}
@@ -1198,6 +1200,7 @@ smtp_txn_refusal_name(enum smtp_txn_refusal why)
 		[SMTP_REF_SIZE] = "size",
 		[SMTP_REF_DATA] = "data",
 		[SMTP_REF_UNKNOWN] = "unknown_command",
+		[SMTP_REF_STORAGE] = "storage",
 	};
 
 	return (unsigned)why < SMTP_REF_COUNT ? names[why] : "?";

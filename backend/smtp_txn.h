@@ -97,6 +97,7 @@ enum smtp_txn_refusal {
 	SMTP_REF_SIZE,	     /* SIZE= or the body over size_max (552) */
 	SMTP_REF_DATA,	     /* the body refused: bare CR/LF, NUL (550) */
 	SMTP_REF_UNKNOWN,    /* a verb not implemented here (502) */
+	SMTP_REF_STORAGE,    /* the tmp file failed: full disk (452 4.3.1) */
 	SMTP_REF_COUNT,
 };
 

@@ -550,11 +550,19 @@ class TestLmtpFullDisk(LmtpCase):
         self.assertTrue(replies[0][1].startswith(b"4.3.1 "), replies)
         self.assertEqual(len(new_files(self.maildir)), 1)
         self.assertEqual(os.listdir(os.path.join(self.maildir, "tmp")), [])
+        # too big for the received copy itself: the same answer
+        huge = b"Subject: huge\r\n\r\n" + (b"h" * 998 + b"\r\n") * 1200
+        replies = self.send([rs.DEMO_USER], huge)
+        self.assertEqual(replies[0][0], 452)
+        self.assertTrue(replies[0][1].startswith(b"4.3.1 "), replies)
+        self.assertEqual(len(new_files(self.maildir)), 1)
         # the space is back: the next small one goes in
         self.assertEqual(self.send([rs.DEMO_USER],
                                    b"Subject: s2\r\n\r\nsmall\r\n")[0][0], 250)
         self.assertEqual(self.store.metric(
             "ringstore_lmtp_deliveries_total", result="disk_full"), 1)
+        self.assertEqual(self.store.metric(
+            "ringstore_lmtp_refusals_total", reason="storage"), 1)
 
 
 if __name__ == "__main__":
