@@ -163,6 +163,16 @@ check_listeners(const struct rs_config *cf, struct cfg_error *err)
 				lists[i].l, lists[i].n, err) == -1)
 				return -1;
 	}
+	/* LMTP trusts its client with any sender and every local user:
+	 * only trusted_nets (a trusted listener) may connect. */
+	for (unsigned k = 0; k < cf->nlmtp; k++)
+		if (!cf->lmtp[k].trusted) {
+			cfg_error_at(err, &cf->lmtp[k].loc,
+			    "lmtp '%s' must have trusted = true (only "
+			    "trusted_nets may deliver)",
+			    cf->lmtp[k].name);
+			return -1;
+		}
 	if (cf->limits.line_max_login > cf->limits.command_max ||
 	    cf->limits.line_max > cf->limits.command_max) {
 		cfg_error_at(err, NULL,

@@ -307,6 +307,7 @@ deliver_one(const struct deliver_env *env, struct deliver_msg *msg,
 	char *dir = NULL;
 	char head[2 * 600];
 	int n1, n2;
+	size_t extra = env->headers != NULL ? strlen(env->headers) : 0;
 	uint32_t uidv;
 
 	n1 = header_line(head, sizeof(head) / 2, "Return-Path",
@@ -328,7 +329,7 @@ deliver_one(const struct deliver_env *env, struct deliver_msg *msg,
 			*error_r = "cannot measure the mailbox";
 			goto fail;
 		}
-		if (used + msg->size + (uint64_t)(n1 + n2) > r->quota) {
+		if (used + msg->size + (uint64_t)(n1 + n2) + extra > r->quota) {
 			free(dir);
 			r->reply = REP_QUOTA;
 			r->err = EDQUOT;
@@ -338,6 +339,9 @@ deliver_one(const struct deliver_env *env, struct deliver_msg *msg,
 	}
 	if (maildir_deliver_begin(dir, "INBOX", NULL, &in, error_r) == -1 ||
 	    maildir_deliver_write(in, head, (size_t)(n1 + n2), error_r) == -1 ||
+	    (extra > 0 &&
+		maildir_deliver_write(in, env->headers, extra, error_r) ==
+		    -1) ||
 	    copy_body(msg, in, copy, error_r) == -1)
 		goto fail;
 	if (maildir_deliver_commit(&in, &uidv, &r->uid, error_r) == -1)

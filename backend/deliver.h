@@ -96,6 +96,9 @@ struct deliver_env {
 	const char *mail_root; /* users in <root>/<domain>/<local> */
 	/* the envelope sender for Return-Path ("" for <>) */
 	const char *return_path;
+	/* more header lines written after Delivered-To, each ending in
+	 * CRLF (the submission intake's Received:); NULL: none */
+	const char *headers;
 };
 
 /*

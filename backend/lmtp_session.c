@@ -202,7 +202,7 @@ on_open(struct conn *c)
 	s->conf = (struct smtp_txn_conf){
 		.mode = SMTP_TXN_LMTP,
 		.hostname = s->hostname,
-		.ext = SMTP_EXT_SIZE | SMTP_EXT_8BITMIME,
+		.ext = SMTP_EXT_SIZE | SMTP_EXT_8BITMIME | SMTP_EXT_BINARYMIME,
 		.enhanced = true,
 		.line_max = cf->limits.smtp_line_max,
 		.size_max = cf->limits.message_max,
@@ -214,6 +214,7 @@ on_open(struct conn *c)
 		.pool = li->srv->store,
 		.outbox = s->w->outbox,
 		.tmp_dir = s->tmp_dir,
+		.chunking = true,
 	};
 	snprintf(greeting, sizeof(greeting), "220 %s LMTP ringstore ready\r\n",
 	    s->hostname);

@@ -116,7 +116,7 @@ int rs_tls_build(const struct rs_config *cf, const char *alpn,
 /* LMTP's metric ids (lmtp_session.c): deliveries by deliver.h's result,
  * refusals by smtp_txn.h's reason and LMTP's own (unknown user, lookup). */
 #define RS_LMTP_RESULTS 4
-#define RS_LMTP_REFUSALS 9
+#define RS_LMTP_REFUSALS 10
 struct rs_lmtp_metrics {
 	int sessions, messages, bytes;
 	int deliveries[RS_LMTP_RESULTS];

@@ -87,6 +87,12 @@ struct smtp_txn {
 	bool job_out;	/* an open or write job holds msg */
 	bool data_done; /* the reader saw the end */
 	int data_err;	/* the tmp file failed: errno */
+	/* BDAT: the body comes in chunks (bdat), this one's bytes still to
+	 * come (bdat_left), whether it is the last; the file is being made
+	 * for the first one (bdat_opening) */
+	bool bdat, bdat_last, bdat_opening;
+	bool binary; /* MAIL BODY=BINARYMIME: BDAT only */
+	uint64_t bdat_left;
 };
 
 enum job_kind { JOB_OPEN, JOB_WRITE, JOB_FREE };
@@ -123,6 +129,9 @@ static void cmd_hello(struct smtp_txn *t);
 static void cmd_mail(struct smtp_txn *t);
 static void cmd_rcpt(struct smtp_txn *t);
 static void cmd_data(struct smtp_txn *t);
+static void cmd_bdat(struct smtp_txn *t);
+static bool bdat_step(struct smtp_txn *t, size_t room);
+static bool alloc_chunks(struct smtp_txn *t);
 static bool data_step(struct smtp_txn *t);
 static void data_finish(struct smtp_txn *t);
 static void end_reply(struct smtp_txn *t, const struct smtp_reply *r);
@@ -146,6 +155,8 @@ static const struct smtp_reply R_SEQ_MAIL = { 503, "5.5.1",
 	"Need MAIL before RCPT" };
 static const struct smtp_reply R_SEQ_RCPT = { 503, "5.5.1",
 	"No valid recipients" };
+static const struct smtp_reply R_SEQ_BDAT = { 503, "5.5.1",
+	"DATA not allowed here: use BDAT" };
 static const struct smtp_reply R_LINE = { 500, "5.5.2", "Line too long" };
 static const struct smtp_reply R_BARE_LF = { 500, "5.5.2",
 	"Command line must end with CRLF" };
@@ -548,7 +559,11 @@ handle_line(struct smtp_txn *t, const char *line, size_t len)
 		smtp_txn_reply(t, 214, "2.0.0", "See RFC 5321%s",
 		    t->conf->mode == SMTP_TXN_LMTP ? " and RFC 2033" : "");
 		return;
-	case SMTP_BDAT: /* CHUNKING is not offered: skip the chunk */
+	case SMTP_BDAT: /* without CHUNKING: skip the chunk */
+		if (t->conf->chunking) {
+			cmd_bdat(t);
+			return;
+		}
 		t->bdat_skip = cmd->chunk;
 		smtp_txn_reply_static(t, &R_UNKNOWN);
 		bad_command(t, SMTP_REF_UNKNOWN);
@@ -596,6 +611,10 @@ cmd_hello(struct smtp_txn *t)
 		buf_printf(&out, "250-SMTPUTF8\r\n");
 	if (cf->ext & SMTP_EXT_DSN)
 		buf_printf(&out, "250-DSN\r\n");
+	if (cf->chunking)
+		buf_printf(&out, "250-CHUNKING\r\n");
+	if (cf->chunking && (cf->ext & SMTP_EXT_BINARYMIME))
+		buf_printf(&out, "250-BINARYMIME\r\n");
 	if (cf->ext & SMTP_EXT_SIZE) {
 		if (cf->size_max)
 			buf_printf(&out, "250-SIZE %llu\r\n",
@@ -643,6 +662,8 @@ cmd_mail(struct smtp_txn *t)
 	}
 	snprintf(t->from, sizeof(t->from), "%.*s", (int)cmd->path.mailbox.len,
 	    cmd->path.mailbox.p ? cmd->path.mailbox.p : "");
+	t->binary = (cmd->params.seen & SMTP_P_BODY) &&
+	    cmd->params.body == SMTP_BODY_BINARYMIME;
 	t->cmd_flags = (cmd->params.seen & SMTP_P_SMTPUTF8) ?
 	    SMTP_CMD_TXN_UTF8 :
 	    0;
@@ -688,6 +709,7 @@ smtp_txn_done(struct smtp_txn *t, bool accepted)
 				smtp_txn_reply(t, 250, "2.1.0", "OK");
 		} else {
 			t->from[0] = '\0';
+			t->binary = false;
 			t->cmd_flags = 0;
 		}
 		break;
@@ -731,6 +753,9 @@ txn_reset(struct smtp_txn *t)
 	t->data_done = false;
 	t->data_err = 0;
 	t->fill_len = 0;
+	t->bdat = t->bdat_last = t->bdat_opening = t->binary = false;
+	t->bdat_left = 0;
+	memset(&t->data, 0, sizeof(t->data));
 	drop_msg(t);
 }
 
@@ -747,10 +772,12 @@ cmd_data(struct smtp_txn *t)
 		bad_command(t, SMTP_REF_SEQUENCE);
 		return;
 	}
-	if ((t->fill == NULL &&
-		(t->fill = malloc(CHUNK_BYTES + CHUNK_SLACK)) == NULL) ||
-	    (t->spare == NULL &&
-		(t->spare = malloc(CHUNK_BYTES + CHUNK_SLACK)) == NULL)) {
+	if (t->bdat || t->binary) { /* RFC 3030 3 and 4.3: BDAT only */
+		smtp_txn_reply_static(t, &R_SEQ_BDAT);
+		bad_command(t, SMTP_REF_SEQUENCE);
+		return;
+	}
+	if (!alloc_chunks(t)) {
 		smtp_txn_reply_static(t, &R_LOCAL);
 		return;
 	}
@@ -773,9 +800,23 @@ data_opened(struct smtp_txn *t, int err)
 	if (err != 0 || t->msg == NULL) {
 		smtp_txn_reply_static(t,
 		    err == ENOSPC || err == EDQUOT ? &R_FULL : &R_LOCAL);
+		refused(t, SMTP_REF_STORAGE);
+		if (t->bdat_opening) { /* its chunk follows all the same */
+			t->bdat_opening = false;
+			t->bdat_skip = t->bdat_left;
+			t->bdat_left = 0;
+		}
 		return;
 	}
 	smtp_data_init(&t->data, &dc);
+	if (t->bdat_opening) { /* no 354: the chunk is on its way */
+		t->bdat_opening = false;
+		t->bdat = true;
+		t->state = SMTP_TXN_DATA;
+		t->fill_len = 0;
+		t->data_err = 0;
+		return;
+	}
 	t->state = SMTP_TXN_DATA;
 	t->fill_len = 0;
 	t->data_done = false;
@@ -808,6 +849,8 @@ data_step(struct smtp_txn *t)
 		t->fill_len = 0;
 	}
 	room = CHUNK_BYTES - t->fill_len;
+	if (t->bdat)
+		return bdat_step(t, room);
 	if (buf_used(&t->in) == 0)
 		return false;
 	ev = smtp_data_next(&t->data, buf_head(&t->in),
@@ -834,6 +877,94 @@ data_step(struct smtp_txn *t)
 	t->state = SMTP_TXN_END;
 	data_finish(t);
 	return false;
+}
+
+/* Both chunk buffers, kept for the connection's next messages. */
+static bool
+alloc_chunks(struct smtp_txn *t)
+{
+	if (t->fill == NULL &&
+	    (t->fill = malloc(CHUNK_BYTES + CHUNK_SLACK)) == NULL)
+		return false;
+	if (t->spare == NULL &&
+	    (t->spare = malloc(CHUNK_BYTES + CHUNK_SLACK)) == NULL)
+		return false;
+	return true;
+}
+
+/* BDAT n [LAST] (RFC 3030): n bytes follow the line whatever we answer. */
+static void
+cmd_bdat(struct smtp_txn *t)
+{
+	const struct smtp_cmd *cmd = &t->cmd;
+	uint64_t max = t->conf->size_max;
+
+	if (t->state != SMTP_TXN_RCPT) {
+		t->bdat_skip = cmd->chunk;
+		smtp_txn_reply_static(t,
+		    t->state == SMTP_TXN_HELLO	   ? &R_SEQ_HELLO :
+			t->state == SMTP_TXN_READY ? &R_SEQ_MAIL :
+						     &R_SEQ_RCPT);
+		bad_command(t, SMTP_REF_SEQUENCE);
+		return;
+	}
+	if (max != 0 && (cmd->chunk > max || t->data.size > max - cmd->chunk)) {
+		/* we will not read that much: answer and close */
+		end_reply(t, &R_SIZE);
+		refused(t, SMTP_REF_SIZE);
+		finish(t, SMTP_END_TOO_BIG);
+		return;
+	}
+	t->bdat_left = cmd->chunk;
+	t->bdat_last = cmd->last;
+	if (t->bdat) {
+		t->state = SMTP_TXN_DATA;
+		return;
+	}
+	if (!alloc_chunks(t) || submit(t, JOB_OPEN, NULL, 0) == -1) {
+		t->bdat_skip = cmd->chunk;
+		t->bdat_left = 0;
+		smtp_txn_reply(t, 451, "4.3.2", "Server busy, try again later");
+		return;
+	}
+	t->bdat_opening = true;
+}
+
+/* A BDAT chunk's bytes, as they are, into the chunk buffer. */
+static bool
+bdat_step(struct smtp_txn *t, size_t room)
+{
+	size_t k = buf_used(&t->in);
+
+	if (k > room)
+		k = room;
+	if (k > t->bdat_left)
+		k = (size_t)t->bdat_left;
+	if (k > 0) {
+		if (t->data_err == 0) {
+			memcpy(t->fill + t->fill_len, buf_head(&t->in), k);
+			t->fill_len += k;
+		}
+		buf_consume(&t->in, k);
+		t->bdat_left -= k;
+		t->data.size += k;
+	}
+	if (t->bdat_left > 0)
+		return k > 0;
+	if (t->bdat_last) {
+		t->state = SMTP_TXN_END;
+		data_finish(t);
+		return false;
+	}
+	t->state = SMTP_TXN_RCPT;
+	if (t->data_err != 0)
+		smtp_txn_reply_static(t,
+		    t->data_err == ENOSPC || t->data_err == EDQUOT ? &R_FULL :
+								     &R_LOCAL);
+	else
+		smtp_txn_reply(t, 250, "2.0.0", "%llu octets received",
+		    (unsigned long long)t->cmd.chunk);
+	return true;
 }
 
 /* The end-of-data line was read: write what is left, then the hook. */
@@ -868,6 +999,7 @@ data_finish(struct smtp_txn *t)
 		end_reply(t,
 		    t->data_err == ENOSPC || t->data_err == EDQUOT ? &R_FULL :
 								     &R_LOCAL);
+		refused(t, SMTP_REF_STORAGE);
 		smtp_txn_done(t, false);
 		return;
 	}
@@ -1068,6 +1200,7 @@ smtp_txn_refusal_name(enum smtp_txn_refusal why)
 		[SMTP_REF_SIZE] = "size",
 		[SMTP_REF_DATA] = "data",
 		[SMTP_REF_UNKNOWN] = "unknown_command",
+		[SMTP_REF_STORAGE] = "storage",
 	};
 
 	return (unsigned)why < SMTP_REF_COUNT ? names[why] : "?";

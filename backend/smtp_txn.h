@@ -11,9 +11,11 @@
  *
  *     HELLO --HELO/EHLO/LHLO--> READY --MAIL--> MAIL --RCPT ok--> RCPT
  *     RCPT --DATA--> (354, the body streamed to a tmp file) --end--> READY
+ *     RCPT --BDAT n--> (n bytes to the tmp file, 250) --BDAT n LAST--> READY
  *
  * answers RSET, NOOP, QUIT, VRFY (252, nothing learned), EXPN (502), HELP,
- * refuses BDAT with 502 (CHUNKING is not offered), enforces the limits
+ * BDAT (RFC 3030 CHUNKING) when conf.chunking, else 502 (the chunk
+ * skipped), enforces the limits
  * (recipients per message 452 4.5.3, SIZE announced and enforced 552
  * 5.3.4, bad commands then 421 and close, idle timeout 421) and writes
  * RFC 3463 enhanced status codes when conf.enhanced is set.
@@ -37,6 +39,8 @@
  * smtp_txn_reply() calls) come before that. Until then the transaction
  * stays alive even if the client has gone (then replies are dropped), so
  * a pool job may keep a pointer to it; `closed` is the last hook call.
+ * What a hook is handed (paths, parameters, the command) points into the
+ * core's line buffer: valid during the call only, copy what is kept.
  *
  * Threads: everything here runs on the connection's loop thread.
  */
@@ -93,6 +97,7 @@ enum smtp_txn_refusal {
 	SMTP_REF_SIZE,	     /* SIZE= or the body over size_max (552) */
 	SMTP_REF_DATA,	     /* the body refused: bare CR/LF, NUL (550) */
 	SMTP_REF_UNKNOWN,    /* a verb not implemented here (502) */
+	SMTP_REF_STORAGE,    /* the tmp file failed: full disk (452 4.3.1) */
 	SMTP_REF_COUNT,
 };
 
@@ -117,6 +122,9 @@ struct smtp_txn_conf {
 	struct pool *pool;
 	struct pool_outbox *outbox;
 	const char *tmp_dir; /* a directory on the mail file system */
+	/* CHUNKING (RFC 3030): BDAT accepted, its chunks taken as they are
+	 * (no unstuffing, no line checks); false: BDAT 502, chunk skipped */
+	bool chunking;
 };
 
 struct smtp_txn_hooks {

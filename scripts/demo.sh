@@ -158,6 +158,10 @@ imap = (
   { name = "imap"; listen = "127.0.0.1:$RS_IMAP"; starttls = true;
     trusted = true; }
 );
+# LMTP for a local MTA: trusted, so only trusted_nets (loopback) connect
+lmtp = (
+  { name = "lmtp"; listen = "127.0.0.1:$RS_LMTP"; trusted = true; }
+);
 # submission intake: STARTTLS for direct clients; trusted, so ringgate in
 # front may log its clients in over XCLIENT from loopback
 submission = (
@@ -293,9 +297,9 @@ ringgate demo is up (state in $DEMO, logs in $LOG):
   127.0.0.1:$RG_IMAPS   ringgate IMAPS: TLS relay (ALPN imap) to 127.0.0.1:$RS_IMAP
   127.0.0.1:$RG_ADMIN   ringgate admin: /metrics, /healthz
   127.0.0.1:$REDIS_PORT   redis-server (private, no persistence)
-  ringstore: $store_note (IMAP $RS_IMAP with STARTTLS, admin $RS_ADMIN,
-             submission $RS_SUBMISSION with STARTTLS;
-             POP3 $RS_POP3, LMTP $RS_LMTP to come)
+  ringstore: $store_note (IMAP $RS_IMAP with STARTTLS, LMTP $RS_LMTP,
+             submission $RS_SUBMISSION with STARTTLS, admin $RS_ADMIN;
+             POP3 $RS_POP3 to come)
   arriving with later issues: ringgate IMAP $RG_IMAP (STARTTLS), POP3 $RG_POP3/$RG_POP3S,
              submission $RG_SUBMISSION/$RG_SUBMISSIONS
 
@@ -303,6 +307,7 @@ Try it:
   openssl s_client -connect 127.0.0.1:$RG_IMAPS -alpn imap -CAfile $DEMO/ecdsa.crt
   curl http://127.0.0.1:$RG_ADMIN/metrics
   curl http://127.0.0.1:$RG_ADMIN/healthz
+  swaks --protocol LMTP --server 127.0.0.1:$RS_LMTP --to $DEMO_USER   (shows up in INBOX, IDLE included)
 
 Demo account (throw-away, local only): $DEMO_USER / $DEMO_PASS
 EOF
