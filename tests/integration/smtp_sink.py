@@ -140,6 +140,7 @@ class SmtpSink:
         authed = None
         helo = None
         mail_from = None
+        mail_params = []
         rcpts = []
 
         def send(line):
@@ -195,6 +196,7 @@ class SmtpSink:
                         send("530 5.7.0 Authentication required")
                         continue
                     mail_from = _path(cmd[5:])
+                    mail_params = cmd[5:].split(">", 1)[-1].split()
                     rcpts = []
                     send("250 2.1.0 ok")
                 elif verb == "RCPT":
@@ -221,7 +223,8 @@ class SmtpSink:
                     else:
                         self._save({"mail_from": mail_from, "rcpts": rcpts,
                                     "tls": tls, "helo": helo,
-                                    "auth": authed}, data)
+                                    "auth": authed,
+                                    "mail_params": mail_params}, data)
                         send("250 2.0.0 queued as %d" % self.count)
                     mail_from = None
                     rcpts = []

@@ -125,6 +125,7 @@ class RelayTest(unittest.TestCase):
         self.assertEqual(env["rcpts"], ["x@remote.test", "y@remote.test"])
         self.assertTrue(env["tls"])
         self.assertEqual(env["helo"], "store.test")
+        self.assertEqual(env["mail_params"], ["BODY=8BITMIME"])
         self.assertTrue(data.startswith(b"Received: "))
         self.assertTrue(data.endswith(body), data)
         h.wait_for(lambda: not self.entries(), TIMEOUT, what="spool empty")
@@ -328,6 +329,15 @@ class RelayTest(unittest.TestCase):
         self.put(["x@remote.test"])
         (env, _), = self.wait_messages(1)
         self.assertFalse(env["tls"])
+
+    def test_utf8_address_without_smtputf8_bounces(self):
+        self.start_store()
+        self.put(["j\u00f6rg@remote.test"])
+        dsn = self.wait_dsn()
+        _, status, _ = self.report(dsn)
+        self.assertEqual(status[1]["Status"], "5.6.7")
+        self.assertIn("SMTPUTF8", status[1]["Diagnostic-Code"])
+        self.assertEqual(self.sink.messages(), [])
 
 
 if __name__ == "__main__":
