@@ -16,6 +16,7 @@ import email
 import imaplib
 import os
 import subprocess
+import threading
 import time
 import unittest
 
@@ -167,6 +168,26 @@ class RelayTest(unittest.TestCase):
         time.sleep(0.5)
         self.assertEqual(len(self.sink.messages()), 1)
 
+    def test_kill9_during_data_then_delivered_once(self):
+        hold = threading.Event()
+        self.sink.hold = hold
+        store = self.start_store()
+        # 2.3 MiB: more than the socket buffers hold
+        body = b"Subject: big\r\n\r\n" + (b"x" * 70 + b"\r\n") * (1 << 15)
+        qid, body = self.put(["x@remote.test"], body)
+        h.wait_for(lambda: self.sink.holding, TIMEOUT, what="DATA started")
+        store.proc.kill()
+        store.killed = True
+        store.proc.wait(10)
+        store.stop()
+        self.sink.hold = None
+        hold.set()
+        self.assertEqual(self.entries(), [qid])
+        self.start_store(fresh=True)
+        (env, data), = self.wait_messages(1)
+        self.assertTrue(data.endswith(body))
+        h.wait_for(lambda: not self.entries(), TIMEOUT, what="spool empty")
+
     def test_smarthost_down_retried_then_delivered(self):
         self.sink.down()
         self.start_store()
@@ -176,9 +197,11 @@ class RelayTest(unittest.TestCase):
                                result="deferred")
         self.assertIn("cannot%20connect", self.envelope(qid))
         self.assertEqual(self.entries(), [qid])
+        self.store.wait_metric("ringstore_relay_queued", 1)
         self.sink.up()
         self.wait_messages(1)
         h.wait_for(lambda: not self.entries(), TIMEOUT, what="spool empty")
+        self.store.wait_metric("ringstore_relay_queued", 0)
         self.store.wait_metric("ringstore_relay_attempts_total", 1,
                                result="sent")
 
