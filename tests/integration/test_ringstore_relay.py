@@ -362,6 +362,31 @@ class RelayTest(unittest.TestCase):
         self.assertIn("SMTPUTF8", status[1]["Diagnostic-Code"])
         self.assertEqual(self.sink.messages(), [])
 
+    def test_config_check_reads_the_relay_files(self):
+        conf = {"smarthost": "localhost:%d" % self.sink.port,
+                "ca_file": self.cert, "user": "u",
+                "password_file": os.path.join(self.dir, "missing.pw")}
+        store = rs.Ringstore(self.dir, rs.store_config(
+            self.dir, h.free_port(), h.free_port(), relay=conf))
+        store.write_config()
+        p = h.run([rs.RINGSTORE, "-t", "-c", store.conf_path], check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("relay.password_file", p.stderr)
+        with open(conf["password_file"], "w") as f:
+            f.write("pw\n")
+        p = h.run([rs.RINGSTORE, "-t", "-c", store.conf_path], check=False)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        conf["ca_file"] = os.path.join(self.dir, "missing-ca.pem")
+        store.write_config()
+        p = h.run([rs.RINGSTORE, "-t", "-c", store.conf_path], check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("missing-ca.pem", p.stderr)
+        conf["smarthost"] = "no-port"
+        store.write_config()
+        p = h.run([rs.RINGSTORE, "-t", "-c", store.conf_path], check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("relay.smarthost", p.stderr)
+
 
 if __name__ == "__main__":
     unittest.main()
