@@ -134,6 +134,18 @@ test_config(struct store_daemon *sd, const char *path)
 		return 1;
 	}
 	free_tls(tls, n);
+	if (relay_conf_enabled(&sd->cf.relay)) {
+		struct relay *r = relay_new(
+		    &(struct relay_opts){ .conf = &sd->cf.relay,
+			.mail_root = sd->cf.storage.mail_root },
+		    &error);
+
+		if (r == NULL) {
+			fprintf(stderr, "ringstore: %s: %s\n", path, error);
+			return 1;
+		}
+		relay_free(&r);
+	}
 	if ((sd->srv.auth = open_auth(&sd->cf, &error)) == NULL) {
 		fprintf(stderr, "ringstore: %s\n", error);
 		return 1;

@@ -216,7 +216,8 @@ relay_new(const struct relay_opts *o, const char **error_r)
 		*error_r = "metrics registry: out of memory";
 		goto fail;
 	}
-	spool_set_notify(r->spool, wake_notify, r);
+	if (r->spool != NULL)
+		spool_set_notify(r->spool, wake_notify, r);
 	return r;
 fail:
 	relay_free(&r);

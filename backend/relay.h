@@ -82,7 +82,9 @@ struct relay_opts {
 };
 
 /* Build the runner (TLS client context, metrics). Main thread, before
- * the workers start. NULL with *error_r. */
+ * the workers start. NULL with *error_r. With spool and metrics NULL it
+ * only checks what start-up would (ringstore -t: the CA file, the
+ * password file). */
 struct relay *relay_new(const struct relay_opts *o, const char **error_r);
 /* After relay_worker_stop() and the outbox closed. Nulls *r. */
 void relay_free(struct relay **r);

@@ -46,6 +46,7 @@ static void send_cmd(struct attempt *a, enum astate st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void after_ehlo(struct attempt *a);
 static void send_mail(struct attempt *a);
+static bool ascii(const char *s);
 static void next_rcpt(struct attempt *a);
 static void quit(struct attempt *a);
 static void apply_accepted(struct attempt *a);
@@ -293,6 +294,7 @@ after_ehlo(struct attempt *a)
 {
 	struct relay *r = a->r;
 
+	a->ext = a->resp.ext;
 	if (r->tls != NULL && !a->tls) {
 		if (!(a->resp.ext & SMTP_EXT_STARTTLS)) {
 			relay_client_fail(a, false,
@@ -325,7 +327,37 @@ after_ehlo(struct attempt *a)
 static void
 send_mail(struct attempt *a)
 {
-	send_cmd(a, A_MAIL, "MAIL FROM:<%s>\r\n", a->e.sender);
+	bool utf8 = !ascii(a->e.sender);
+
+	for (size_t i = 0; i < a->e.nrcpts && !utf8; i++)
+		utf8 = a->e.rcpts[i].state == SPOOL_RCPT_PENDING &&
+		    !ascii(a->e.rcpts[i].addr);
+	if (utf8 && !(a->ext & SMTP_EXT_SMTPUTF8)) {
+		/* RFC 6531 3.5: it cannot be sent on without downgrading */
+		relay_client_fail(a, true,
+		    "the smarthost does not support SMTPUTF8");
+		for (size_t i = 0; i < a->e.nrcpts; i++)
+			if (a->e.rcpts[i].state == SPOOL_RCPT_FAILED &&
+			    strcmp(a->e.rcpts[i].reply, a->diag) == 0)
+				snprintf(a->e.rcpts[i].status,
+				    sizeof(a->e.rcpts[i].status), "5.6.7");
+		quit(a);
+		return;
+	}
+	/* 8-bit bodies are declared when the smarthost can take them
+	 * (declaring a 7-bit one is harmless; RFC 6152) */
+	send_cmd(a, A_MAIL, "MAIL FROM:<%s>%s%s\r\n", a->e.sender,
+	    a->ext & SMTP_EXT_8BITMIME ? " BODY=8BITMIME" : "",
+	    utf8 ? " SMTPUTF8" : "");
+}
+
+static bool
+ascii(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s >= 0x80)
+			return false;
+	return true;
 }
 
 /* RCPT for the next pending recipient, or DATA (or QUIT when nobody was

@@ -134,6 +134,7 @@ struct attempt {
 	bool *acc; /* accepted in this transaction, by recipient */
 	unsigned nacc;
 	bool tls, smtp; /* TLS is on; an SMTP session took place */
+	unsigned ext;	/* enum smtp_resp_ext of the last EHLO */
 	bool jobs;	/* a pool job is out */
 	bool wait_drain, closed;
 	bool gone; /* the entry was removed meanwhile */

@@ -15,6 +15,8 @@ Knobs, settable while it runs:
   auth        (user, password): AUTH PLAIN is offered and required
               before MAIL (530 5.7.0), 535 5.7.8 for other credentials
   mute        accept connections and never answer (a hung smarthost)
+  hold        a threading.Event: after 354, wait for it before reading
+              the message (holding is set meanwhile)
   down()/up() close the listening socket (connections are refused) and
               bind it again on the same port
 
@@ -51,6 +53,8 @@ class SmtpSink:
         self.offer_tls = cert is not None
         self.auth = None
         self.mute = False
+        self.hold = None
+        self.holding = False
         self.lock = threading.Lock()
         self.count = 0
         self.connections = 0
@@ -140,6 +144,7 @@ class SmtpSink:
         authed = None
         helo = None
         mail_from = None
+        mail_params = []
         rcpts = []
 
         def send(line):
@@ -195,6 +200,7 @@ class SmtpSink:
                         send("530 5.7.0 Authentication required")
                         continue
                     mail_from = _path(cmd[5:])
+                    mail_params = cmd[5:].split(">", 1)[-1].split()
                     rcpts = []
                     send("250 2.1.0 ok")
                 elif verb == "RCPT":
@@ -213,6 +219,10 @@ class SmtpSink:
                         send("503 5.5.1 no valid recipients")
                         continue
                     send("354 go ahead")
+                    hold = self.hold
+                    if hold is not None:
+                        self.holding = True
+                        hold.wait(30)
                     data = _read_data(f)
                     if data is None:
                         return
@@ -221,7 +231,8 @@ class SmtpSink:
                     else:
                         self._save({"mail_from": mail_from, "rcpts": rcpts,
                                     "tls": tls, "helo": helo,
-                                    "auth": authed}, data)
+                                    "auth": authed,
+                                    "mail_params": mail_params}, data)
                         send("250 2.0.0 queued as %d" % self.count)
                     mail_from = None
                     rcpts = []

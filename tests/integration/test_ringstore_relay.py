@@ -16,6 +16,7 @@ import email
 import imaplib
 import os
 import subprocess
+import threading
 import time
 import unittest
 
@@ -125,6 +126,7 @@ class RelayTest(unittest.TestCase):
         self.assertEqual(env["rcpts"], ["x@remote.test", "y@remote.test"])
         self.assertTrue(env["tls"])
         self.assertEqual(env["helo"], "store.test")
+        self.assertEqual(env["mail_params"], ["BODY=8BITMIME"])
         self.assertTrue(data.startswith(b"Received: "))
         self.assertTrue(data.endswith(body), data)
         h.wait_for(lambda: not self.entries(), TIMEOUT, what="spool empty")
@@ -166,6 +168,26 @@ class RelayTest(unittest.TestCase):
         time.sleep(0.5)
         self.assertEqual(len(self.sink.messages()), 1)
 
+    def test_kill9_during_data_then_delivered_once(self):
+        hold = threading.Event()
+        self.sink.hold = hold
+        store = self.start_store()
+        # 2.3 MiB: more than the socket buffers hold
+        body = b"Subject: big\r\n\r\n" + (b"x" * 70 + b"\r\n") * (1 << 15)
+        qid, body = self.put(["x@remote.test"], body)
+        h.wait_for(lambda: self.sink.holding, TIMEOUT, what="DATA started")
+        store.proc.kill()
+        store.killed = True
+        store.proc.wait(10)
+        store.stop()
+        self.sink.hold = None
+        hold.set()
+        self.assertEqual(self.entries(), [qid])
+        self.start_store(fresh=True)
+        (env, data), = self.wait_messages(1)
+        self.assertTrue(data.endswith(body))
+        h.wait_for(lambda: not self.entries(), TIMEOUT, what="spool empty")
+
     def test_smarthost_down_retried_then_delivered(self):
         self.sink.down()
         self.start_store()
@@ -175,9 +197,11 @@ class RelayTest(unittest.TestCase):
                                result="deferred")
         self.assertIn("cannot%20connect", self.envelope(qid))
         self.assertEqual(self.entries(), [qid])
+        self.store.wait_metric("ringstore_relay_queued", 1)
         self.sink.up()
         self.wait_messages(1)
         h.wait_for(lambda: not self.entries(), TIMEOUT, what="spool empty")
+        self.store.wait_metric("ringstore_relay_queued", 0)
         self.store.wait_metric("ringstore_relay_attempts_total", 1,
                                result="sent")
 
@@ -328,6 +352,40 @@ class RelayTest(unittest.TestCase):
         self.put(["x@remote.test"])
         (env, _), = self.wait_messages(1)
         self.assertFalse(env["tls"])
+
+    def test_utf8_address_without_smtputf8_bounces(self):
+        self.start_store()
+        self.put(["j\u00f6rg@remote.test"])
+        dsn = self.wait_dsn()
+        _, status, _ = self.report(dsn)
+        self.assertEqual(status[1]["Status"], "5.6.7")
+        self.assertIn("SMTPUTF8", status[1]["Diagnostic-Code"])
+        self.assertEqual(self.sink.messages(), [])
+
+    def test_config_check_reads_the_relay_files(self):
+        conf = {"smarthost": "localhost:%d" % self.sink.port,
+                "ca_file": self.cert, "user": "u",
+                "password_file": os.path.join(self.dir, "missing.pw")}
+        store = rs.Ringstore(self.dir, rs.store_config(
+            self.dir, h.free_port(), h.free_port(), relay=conf))
+        store.write_config()
+        p = h.run([rs.RINGSTORE, "-t", "-c", store.conf_path], check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("relay.password_file", p.stderr)
+        with open(conf["password_file"], "w") as f:
+            f.write("pw\n")
+        p = h.run([rs.RINGSTORE, "-t", "-c", store.conf_path], check=False)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        conf["ca_file"] = os.path.join(self.dir, "missing-ca.pem")
+        store.write_config()
+        p = h.run([rs.RINGSTORE, "-t", "-c", store.conf_path], check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("missing-ca.pem", p.stderr)
+        conf["smarthost"] = "no-port"
+        store.write_config()
+        p = h.run([rs.RINGSTORE, "-t", "-c", store.conf_path], check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("relay.smarthost", p.stderr)
 
 
 if __name__ == "__main__":
