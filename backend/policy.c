@@ -26,6 +26,8 @@
 
 #include "backend/clamd.h"
 #include "backend/policy.h"
+#include "core/log.h"
+#include "core/metrics.h"
 #include "proto/mime_walk.h"
 
 #define CHUNK (64 * 1024)
@@ -587,4 +589,48 @@ scan(const struct content_policy *cp, int fd, struct policy_result *r)
 	}
 	return set(r, POLICY_TEMPFAIL, why,
 	    "451 4.7.1 virus scanner unavailable, try again later");
+}
+
+int
+policy_metrics_init(struct metrics *m, const char *service,
+    struct policy_metrics *pm)
+{
+	char labels[128];
+
+	for (unsigned v = 0; v < POLICY_VERDICTS; v++) {
+		snprintf(labels, sizeof(labels),
+		    "service=\"%s\",verdict=\"%s\"", service,
+		    policy_verdict_name((enum policy_verdict)v));
+		pm->verdict[v] = metrics_counter(m, "policy_verdicts_total",
+		    "Messages checked by the content policy, by verdict.",
+		    labels);
+		if (pm->verdict[v] < 0)
+			return -1;
+	}
+	snprintf(labels, sizeof(labels), "service=\"%s\"", service);
+	pm->unscanned = metrics_counter(m, "policy_unscanned_total",
+	    "Messages delivered without a clamd answer (fail-open).", labels);
+	return pm->unscanned < 0 ? -1 : 0;
+}
+
+void
+policy_account(const struct policy_metrics *pm, struct metrics_shard *shard,
+    uint64_t sid, const char *service, const struct policy_result *r)
+{
+	char detail[300];
+
+	if ((unsigned)r->verdict < POLICY_VERDICTS)
+		metrics_add(shard, pm->verdict[r->verdict], 1);
+	if (r->unscanned)
+		metrics_add(shard, pm->unscanned, 1);
+	if (r->verdict == POLICY_PASS && !r->unscanned)
+		return;
+	log_event(r->verdict == POLICY_TEMPFAIL || r->unscanned ? LL_WARN :
+								  LL_INFO,
+	    sid, "policy.verdict",
+	    "service=%s verdict=%s reason=%s detail=%s parts=%u refused=%u",
+	    service, policy_verdict_name(r->verdict),
+	    policy_reason_name(r->reason),
+	    log_quote(detail, sizeof(detail), r->detail, (size_t)-1), r->parts,
+	    r->refused);
 }

@@ -152,4 +152,34 @@ const char *policy_reason_name(enum policy_reason why);
  * unlinks path); safe on any result, and twice. */
 void policy_result_discard(struct policy_result *r);
 
+/*
+ * Optional shared accounting for the services that run the policy
+ * (submission, LMTP): ringstore_policy_verdicts_total{service,verdict}
+ * and ringstore_policy_unscanned_total{service} (delivered without a
+ * clamd answer under fail-open).
+ */
+struct metrics;
+struct metrics_shard;
+
+struct policy_metrics {
+	int verdict[POLICY_VERDICTS];
+	int unscanned;
+};
+
+/* Register the counters for service ("submission", "lmtp") at start-up.
+ * 0, or -1 if the registry refused one. */
+int policy_metrics_init(struct metrics *m, const char *service,
+    struct policy_metrics *pm);
+
+/*
+ * Count r on the calling loop thread's shard (call it from the job's
+ * done(), not on the pool thread) and log one line, event=policy.verdict
+ * with service, verdict, reason, detail (quoted), parts and refused:
+ * info for reject/stripped/virus, warn for tempfail and for an unscanned
+ * pass; a plain pass is counted but not logged.
+ */
+void policy_account(const struct policy_metrics *pm,
+    struct metrics_shard *shard, uint64_t sid, const char *service,
+    const struct policy_result *r);
+
 #endif

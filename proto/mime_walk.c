@@ -46,6 +46,7 @@ struct frame {
 	bool seen;   /* a delimiter was seen: it has parts */
 	bool closed; /* the close delimiter was seen: epilogue */
 	bool digest;
+	uint64_t part_off;	    /* where its current part began */
 	struct mime_walk_part self; /* reported if it never had parts */
 };
 
@@ -316,7 +317,12 @@ line_done(struct mime_walk *w, bool eof)
 	if (!eof)
 		eol = w->off - line_off >= 2 && w->last[0] == '\r' ? 2 : 1;
 	if (k >= 0) {
+		/* the line break before a delimiter is the delimiter's,
+		 * unless the part is empty (mime.c's ranges) */
 		uint64_t end = line_off - w->prev_eol;
+
+		if (end < w->frames[k].part_off)
+			end = w->frames[k].part_off;
 
 		if (w->es == E_HEADER)
 			w->hlen = w->hline; /* the delimiter is not header */
@@ -352,17 +358,14 @@ on_delimiter(struct mime_walk *w, unsigned k, bool close, uint64_t end,
 	f = &w->frames[k];
 	w->nframes = k + 1;
 	if (close) {
-		if (!f->seen) {
-			/* "--b--" first: no parts, one broken leaf */
-			f->seen = true;
-			if (report(w, &f->self, end) == -1)
-				return -1;
-		}
+		/* "--b--" first: no parts; the whole multipart, up to where
+		 * its enclosing part ends, is one broken leaf (close_from) */
 		f->closed = true;
 		w->es = E_SKIP;
 		return 0;
 	}
 	f->seen = true;
+	f->part_off = next;
 	return start_entity(w, next, f->self.depth + 1, f->digest,
 	    f->self.in_message);
 }
@@ -374,7 +377,8 @@ on_delimiter(struct mime_walk *w, unsigned k, bool close, uint64_t end,
 static int
 close_from(struct mime_walk *w, unsigned k, uint64_t end)
 {
-	if (w->es == E_HEADER) {
+	/* a loop: a cut-short message/rfc822 header starts its child */
+	while (w->es == E_HEADER) {
 		if (header_done(w, end < w->cur.hdr_off ? w->cur.hdr_off : end,
 			true) == -1)
 			return -1;
@@ -417,8 +421,9 @@ start_entity(struct mime_walk *w, uint64_t off, unsigned depth,
 
 /*
  * The header block of the current entity is complete (forced: cut by a
- * delimiter or the end, so it has no body). A multipart opens a frame, an
- * encapsulated message starts its own entity, anything else is a leaf.
+ * delimiter or the end, so it has no body). A multipart opens a frame (a
+ * forced one is a broken leaf), an encapsulated message starts its own
+ * entity, anything else is a leaf.
  */
 static int
 header_done(struct mime_walk *w, uint64_t body_off, bool forced)
@@ -431,11 +436,9 @@ header_done(struct mime_walk *w, uint64_t body_off, bool forced)
 	w->cur.body_off = body_off;
 	w->cur.end_off = body_off;
 	w->es = E_LEAF;
-	if (forced)
-		return 0;
-	if (multipart && boundary.len > w->lim.max_boundary)
+	if (multipart && !forced && boundary.len > w->lim.max_boundary)
 		return fail(w, MIME_WALK_BOUNDARY);
-	if (multipart && boundary.len > 0) {
+	if (multipart && !forced && boundary.len > 0) {
 		if (w->cur.depth + 1 > w->lim.max_depth)
 			return fail(w, MIME_WALK_DEPTH);
 		f = &w->frames[w->nframes++];
@@ -450,8 +453,12 @@ header_done(struct mime_walk *w, uint64_t body_off, bool forced)
 		w->es = E_SKIP;
 		return 0;
 	}
-	if (multipart)
+	if (multipart) {
+		/* no boundary, or no body to hold one */
 		w->cur.broken = true;
+		return 0;
+	}
+	/* an encapsulated message, even an empty one, is an entity */
 	if (message)
 		return start_entity(w, body_off, w->cur.depth + 1, false, true);
 	return 0;
@@ -460,8 +467,15 @@ header_done(struct mime_walk *w, uint64_t body_off, bool forced)
 static int
 report(struct mime_walk *w, struct mime_walk_part *p, uint64_t end)
 {
+	/*
+	 * A part cut right after its empty line: that line break belongs
+	 * to the delimiter, so the header ends where the part does (and an
+	 * encapsulated message's empty child starts there).
+	 */
+	if (end < p->hdr_off)
+		p->hdr_off = end;
 	if (end < p->body_off)
-		end = p->body_off;
+		p->body_off = end;
 	p->end_off = end;
 	p->index = w->nleaves++;
 	if (w->fn != NULL && w->fn(w->ctx, p) == -1)

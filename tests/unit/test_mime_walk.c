@@ -266,6 +266,10 @@ test_broken_and_lf(void **state)
 	    "Content-Disposition: attachment; filename=x.bat\n\n"
 	    "--zzz\n--zz-x\n";
 	/* bare LF line ends; delimiter at the very end without one */
+	static const char close_first[] =
+	    "Content-Type: multipart/mixed; boundary=o\r\n\r\n"
+	    "--o\r\nContent-Type: multipart/mixed; boundary=i\r\n\r\n"
+	    "--i--\r\nepilogue\r\n--o--\r\n";
 	static const char lf[] = "Content-Type: multipart/mixed; boundary=k\n\n"
 				 "--k\nContent-Type: text/x\n\nA\n--k--";
 	struct mw_result r;
@@ -280,6 +284,14 @@ test_broken_and_lf(void **state)
 	assert_int_equal(r.n, 1);
 	assert_string_equal(r.parts[0].type, "text/x");
 	assert_int_equal(r.parts[0].end_off - r.parts[0].body_off, 1);
+	/* closed before any part: one broken leaf up to the outer end */
+	walk(close_first, NULL, &r);
+	assert_int_equal(r.n, 1);
+	assert_true(r.parts[0].broken);
+	assert_string_equal(r.parts[0].type, "multipart/mixed");
+	assert_memory_equal(close_first + r.parts[0].hdr_off,
+	    "Content-Type: multipart/mixed; boundary=i", 41);
+	assert_memory_equal(close_first + r.parts[0].end_off, "\r\n--o--", 7);
 }
 
 static void

@@ -29,6 +29,10 @@
 
 #include "backend/clamd.h"
 #include "backend/policy.h"
+#include "core/buf.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "proto/base64.h"
 #include "proto/mime_walk.h"
 
 #define CLAMD_BIN "/usr/sbin/clamd"
@@ -415,6 +419,53 @@ test_big(void **state)
 	free(msg);
 }
 
+/* The shared counters and the log line. */
+static void
+test_account(void **state)
+{
+	struct metrics *m = metrics_new("ringstore", 1);
+	struct policy_metrics pm;
+	struct policy_result r;
+	int pipefd[2];
+	char line[1024];
+	ssize_t n;
+
+	(void)state;
+	assert_non_null(m);
+	assert_int_equal(policy_metrics_init(m, "lmtp", &pm), 0);
+	assert_int_equal(pipe(pipefd), 0);
+	log_init("test", LL_INFO, pipefd[1]);
+	memset(&r, 0, sizeof(r));
+	r.verdict = POLICY_PASS;
+	policy_account(&pm, metrics_shard(m, 0), 0x1234, "lmtp", &r);
+	r.verdict = POLICY_REJECT;
+	r.reason = POLICY_R_EXTENSION;
+	r.refused = 1;
+	r.parts = 2;
+	snprintf(r.detail, sizeof(r.detail), "x y.exe application/x");
+	policy_account(&pm, metrics_shard(m, 0), 0x1234, "lmtp", &r);
+	r.verdict = POLICY_PASS;
+	r.unscanned = true;
+	policy_account(&pm, metrics_shard(m, 0), 0x1234, "lmtp", &r);
+	log_init("test", LL_ERROR, 2);
+	close(pipefd[1]);
+	n = read(pipefd[0], line, sizeof(line) - 1);
+	close(pipefd[0]);
+	assert_true(n > 0);
+	line[n] = '\0';
+	/* the plain pass is not logged: the reject comes first */
+	assert_non_null(strstr(line,
+	    "event=policy.verdict service=lmtp "
+	    "verdict=reject reason=extension "
+	    "detail=\"x y.exe application/x\" parts=2 "
+	    "refused=1"));
+	assert_non_null(strstr(line, "verdict=pass reason=extension"));
+	assert_true(metrics_value(m, pm.verdict[POLICY_PASS]) == 2);
+	assert_true(metrics_value(m, pm.verdict[POLICY_REJECT]) == 1);
+	assert_true(metrics_value(m, pm.unscanned) == 1);
+	metrics_free(m);
+}
+
 /* ---- clamd ---- */
 
 static int
@@ -486,7 +537,7 @@ static void
 test_clamd(void **state)
 {
 	static const char clean[] = "Subject: hi\r\n\r\nnothing here\r\n";
-	char msg[1024], body[256], *got;
+	char msg[1024], body[256], b64[128], *got;
 	struct content_policy cp;
 	struct policy_result r;
 	size_t len;
@@ -528,6 +579,23 @@ test_clamd(void **state)
 	    fx.sock);
 	load_ok(&cp, body);
 	assert_int_equal(run(&cp, msg, &r), POLICY_VIRUS);
+	/* clamd decodes a base64 attachment of a real-looking mail itself */
+	assert_int_equal(base64_encode(EICAR_A EICAR_B, strlen(EICAR_A EICAR_B),
+			     b64, sizeof(b64), NULL),
+	    0);
+	snprintf(msg, sizeof(msg),
+	    "From: a@example.org\r\nTo: b@example.org\r\nSubject: x\r\n"
+	    "MIME-Version: 1.0\r\n"
+	    "Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n"
+	    "--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n"
+	    "--b\r\nContent-Type: application/octet-stream\r\n"
+	    "Content-Transfer-Encoding: base64\r\n"
+	    "Content-Disposition: attachment; filename=\"notes.txt\"\r\n\r\n"
+	    "%s\r\n--b--\r\n",
+	    b64);
+	assert_null(strstr(msg, EICAR_B));
+	assert_int_equal(run(&cp, msg, &r), POLICY_VIRUS);
+	assert_string_equal(r.detail, "Ringstore.Test.EICAR.UNOFFICIAL");
 	cfg_free(root_fields, &cp);
 }
 
@@ -651,6 +719,7 @@ main(void)
 		cmocka_unit_test(test_strip),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_big),
+		cmocka_unit_test(test_account),
 		cmocka_unit_test(test_clamd),
 		cmocka_unit_test(test_clamd_limits),
 		cmocka_unit_test(test_clamd_down),
