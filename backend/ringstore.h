@@ -152,8 +152,8 @@ enum rs_submit_count {
 
 struct rs_submit_metrics {
 	int id[RS_SUB_COUNT];
-	int core[8];   /* by enum smtp_txn_refusal */
-	int policy[8]; /* by enum policy_verdict */
+	int core[8];		      /* by enum smtp_txn_refusal */
+	struct policy_metrics policy; /* backend/policy.h */
 };
 
 /* Shared, read-only after start-up. */

@@ -192,14 +192,8 @@ rs_submit_metrics_init(struct metrics *m, struct rs_submit_metrics *sm)
 		if (sm->core[i] < 0)
 			return -1;
 	}
-	for (int i = 0; i < POLICY_VERDICTS && i < 8; i++) {
-		snprintf(label, sizeof(label), "verdict=\"%s\"",
-		    policy_verdict_name((enum policy_verdict)i));
-		sm->policy[i] = metrics_counter(m, "submit_policy_total",
-		    "Content policy verdicts on submitted messages.", label);
-		if (sm->policy[i] < 0)
-			return -1;
-	}
+	if (policy_metrics_init(m, "submission", &sm->policy) == -1)
+		return -1;
 	for (int i = 0; i < RS_SUB_COUNT; i++)
 		if (sm->id[i] < 0)
 			return -1;
@@ -834,19 +828,9 @@ data_done(struct pool_job *pj)
 		smtp_txn_reply(t, job->code, job->enh, "%s", job->text);
 		count(ss, job->why);
 	}
-	if (job->policy_ran) {
-		const struct policy_result *pr = &job->pr;
-
-		if ((int)pr->verdict < 8)
-			metrics_add(loop_shard(ss->w->loop),
-			    ss->w->srv->submit_m.policy[pr->verdict], 1);
-		log_info(ss->sid, "submit.policy",
-		    "user=%s verdict=%s reason=%s parts=%u refused=%u "
-		    "detail=\"%s\"",
-		    ss->user, policy_verdict_name(pr->verdict),
-		    policy_reason_name(pr->reason), pr->parts, pr->refused,
-		    pr->detail);
-	}
+	if (job->policy_ran)
+		policy_account(&ss->w->srv->submit_m.policy,
+		    loop_shard(ss->w->loop), ss->sid, "submission", &job->pr);
 	log_info(ss->sid, "submit.message",
 	    "user=%s from=%s local=%zu remote=%zu delivered=%zu result=%u",
 	    ss->user, job->from, job->nlocal, job->nremote, job->delivered,

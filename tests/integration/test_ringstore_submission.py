@@ -540,8 +540,8 @@ class TestPolicyReject(SubmitCase):
         msgs = self.inbox(BOB, BOB_PW)
         self.assertEqual(len(msgs), 1)
         self.assertIn(b"Subject: clean", msgs[0])
-        self.assertEqual(self.metric("ringstore_submit_policy_total",
-                                     verdict="reject"), 1)
+        self.assertEqual(self.metric("ringstore_policy_verdicts_total",
+                                     service="submission", verdict="reject"), 1)
         self.assertEqual(self.metric("ringstore_submit_refused_total",
                                      reason="policy"), 1)
 
@@ -560,7 +560,8 @@ class TestPolicyStrip(SubmitCase):
         self.assertIn(b"Please see attached.", m)
         self.assertNotIn(b"TVqQAAMAAAAEAAAA", m)
         self.assertIn(b"invoice.pdf.exe", m)  # the note naming it
-        self.assertEqual(self.metric("ringstore_submit_policy_total",
+        self.assertEqual(self.metric("ringstore_policy_verdicts_total",
+                                     service="submission",
                                      verdict="stripped"), 1)
         # no copy left behind in the mail root
         left = [n for n in os.listdir(os.path.join(self.dir, "mail"))
