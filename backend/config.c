@@ -94,6 +94,9 @@ static const struct cfg_field root_fields[] = {
 	{ "imap", CFG_LIST, F(imap), .sub = listener_conf_fields,
 	    .elem_size = sizeof(struct listener_conf),
 	    .count_offset = F(nimap) },
+	{ "pop3", CFG_LIST, F(pop3), .sub = listener_conf_fields,
+	    .elem_size = sizeof(struct listener_conf),
+	    .count_offset = F(npop3) },
 	{ "relay", CFG_GROUP, F(relay), .sub = relay_conf_fields },
 	{ NULL },
 };
@@ -105,6 +108,8 @@ rs_config_lists(const struct rs_config *cf, struct rs_list lists[RS_SERVICES])
 {
 	lists[RS_IMAP] = (struct rs_list){ "imap", "imap", cf->imap,
 		cf->nimap };
+	lists[RS_POP3] = (struct rs_list){ "pop3", "pop3", cf->pop3,
+		cf->npop3 };
 }
 
 /* Each list's entries, then names and addresses unique across lists

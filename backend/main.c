@@ -67,6 +67,7 @@ struct store_daemon {
 /* How each service's listeners are served (enum rs_service_id). */
 static const struct rs_service *const services[RS_SERVICES] = {
 	[RS_IMAP] = &rs_imap_service,
+	[RS_POP3] = &rs_pop3_service,
 };
 
 static int check_user(void *ctx, const char *user, const char **reason_r);
@@ -227,6 +228,8 @@ register_metrics(struct rs_server *srv, struct metrics *m)
 	    "SEARCH commands stopped before the end.", "reason=\"limit\"");
 	x->search_gone = metrics_counter(m, "imap_search_stopped_total",
 	    "SEARCH commands stopped before the end.", "reason=\"disconnect\"");
+	if (pop3_register_metrics(srv, m) == -1)
+		return -1;
 	for (unsigned i = 0; i < RS_SERVICES; i++)
 		if (services[i]->login != NULL &&
 		    login_metrics_init(m, services[i]->login,
@@ -433,12 +436,14 @@ login_settings_of(const struct store_daemon *sd, const struct listener_conf *c,
 	    &set->scram_secret_len);
 }
 
-/* One listener r of service svc: its context, and the login core's view
+/* One listener r of service id: its context, and the login core's view
  * of it when the service has a login phase. */
 static void
-listener_of(struct store_daemon *sd, unsigned r, const struct rs_service *svc,
+listener_of(struct store_daemon *sd, unsigned r, enum rs_service_id id,
     const struct listener_conf *c, struct listen_set_entry *e)
 {
+	const struct rs_service *svc = services[id];
+
 	sd->listeners[r] = (struct rs_listener){ .srv = &sd->srv,
 		.conf = c,
 		.svc = svc,
@@ -455,7 +460,7 @@ listener_of(struct store_daemon *sd, unsigned r, const struct rs_service *svc,
 	sd->logins[r] = (struct login_listener){ .proto = svc->login,
 		.hooks = &rs_login_hooks,
 		.set = &sd->login_sets[r],
-		.metrics = &sd->srv.login_m[svc - services[0]],
+		.metrics = &sd->srv.login_m[id],
 		.workers = sd->login_workers,
 		.ctx = &sd->listeners[r] };
 	e->handler = login_handler();
@@ -485,7 +490,8 @@ open_listeners(struct store_daemon *sd, struct daemon *d, const char **error_r)
 	rs_config_lists(&sd->cf, lists);
 	for (unsigned i = 0; i < RS_SERVICES; i++)
 		for (unsigned k = 0; k < lists[i].n; k++, r++)
-			listener_of(sd, r, services[i], &lists[i].l[k], &e[r]);
+			listener_of(sd, r, (enum rs_service_id)i,
+			    &lists[i].l[k], &e[r]);
 	sd->srv.lset = listen_set_open(d, e, n, sd->tls, error_r);
 	free(e);
 	return sd->srv.lset ? 0 : -1;

@@ -62,11 +62,13 @@ struct rs_config {
 	} storage;
 	struct listener_conf *imap;
 	unsigned nimap;
+	struct listener_conf *pop3; /* pop3_session.c */
+	unsigned npop3;
 	struct relay_conf relay; /* backend/relay.h */
 };
 
 /* ringstore's services, each with a list of listeners in the config. */
-enum rs_service_id { RS_IMAP = 0, RS_SERVICES };
+enum rs_service_id { RS_IMAP = 0, RS_POP3, RS_SERVICES };
 
 /* One service's listener list in a config (the "imap" list...). */
 struct rs_list {
@@ -100,6 +102,10 @@ struct rs_metrics {
 	int store_jobs, store_busy;
 	int master_refused;	       /* master logins refused (authzid) */
 	int search_limit, search_gone; /* SEARCHes stopped: budget, client */
+	struct rs_pop3_metrics {       /* pop3_session.c */
+		int sessions, commands, bad_commands, retr_bytes;
+		int closed_idle, closed_bad, in_use, update_failed;
+	} pop3;
 };
 
 /* Shared, read-only after start-up. */
@@ -164,6 +170,10 @@ struct rs_service {
 
 /* The services (each in its session file). */
 extern const struct rs_service rs_imap_service;
+extern const struct rs_service rs_pop3_service;
+
+/* pop3_session.c: its counters (ringstore_pop3_...). 0 or -1. */
+int pop3_register_metrics(struct rs_server *srv, struct metrics *m);
 
 /* One listener's context (for the login core's hooks, or a service's
  * handler without a login phase). */

@@ -158,6 +158,9 @@ ready_done(struct pool_job *pj)
 		return;
 	}
 	if (job->r.err || job->r.in_use) {
+		if (job->r.in_use) /* only POP3 locks its store */
+			metrics_add(loop_shard(w->loop), w->srv->m.pop3.in_use,
+			    1);
 		if (job->r.err)
 			log_error(pj->sid, "login.store_failed",
 			    "service=%s error=\"%s\"", job->li->svc->name,

@@ -135,6 +135,7 @@ int login_metrics_init(struct metrics *m, const struct login_proto *proto,
 
 /* The protocols (login/<proto>_login.c). */
 extern const struct login_proto imap_login_proto;
+extern const struct login_proto pop3_login_proto;
 
 /* ---- per worker ------------------------------------------------------ */
 

@@ -20,6 +20,7 @@ RG_DEPS=(
 	procps
 	haproxy # a real load balancer sending PROXY v2 in front of the daemons
 	libcrack2-dev cracklib-runtime # ringgate-passwd's strength check
+	fetchmail # a real POP3 client (retrieve and delete) for ringstore's tests
 )
 
 rg_pkg_installed() {
