@@ -136,6 +136,35 @@ class RelayTest(unittest.TestCase):
         self.assertIn("queue_id=%s" % qid, self.store.stderr())
         self.assertNotIn("leading dot", self.store.stderr())
 
+    def test_smarthost_by_ip_address(self):
+        # the certificate's IP SAN is what is verified
+        self.start_store(smarthost="127.0.0.1:%d" % self.sink.port)
+        self.put(["x@remote.test"])
+        (env, _), = self.wait_messages(1)
+        self.assertTrue(env["tls"])
+
+    def test_wrong_name_is_never_trusted(self):
+        cert, key = h.make_cert(self.dir, stem="wrongname",
+                                names=("elsewhere.test",))
+        self.sink.stop()
+        self.sink = SmtpSink(os.path.join(self.dir, "sink2"), cert=cert,
+                             key=key).start()
+        self.addCleanup(self.sink.stop)
+        self.start_store(ca_file=cert)
+        qid, _ = self.put(["x@remote.test"])
+        self.store.wait_metric("ringstore_relay_attempts_total",
+                               lambda v: v and v >= 1, timeout=TIMEOUT,
+                               result="deferred")
+        self.assertEqual(self.sink.messages(), [])
+        self.assertIn("TLS", self.envelope(qid))
+
+    def test_verify_off_takes_any_certificate(self):
+        other, _ = h.make_cert(self.dir, stem="other")
+        self.start_store(ca_file=other, verify=False)
+        self.put(["x@remote.test"])
+        (env, _), = self.wait_messages(1)
+        self.assertTrue(env["tls"])
+
     def test_wrong_ca_is_never_trusted(self):
         other, _ = h.make_cert(self.dir, stem="other")
         self.start_store(ca_file=other)
