@@ -29,13 +29,35 @@ USER = rs.DEMO_USER
 TIMEOUT = 30
 
 
+def make_ca_and_leaf(directory, names=("localhost", "127.0.0.1")):
+    """A CA (self-signed, CA:TRUE) and a server certificate it signs for
+    names. Returns (ca_cert, leaf_cert, leaf_key)."""
+    ca, ca_key = h.make_cert(directory, stem="relay-ca",
+                             names=("Relay Test CA",))
+    key = os.path.join(directory, "leaf.key")
+    csr = os.path.join(directory, "leaf.csr")
+    leaf = os.path.join(directory, "leaf.crt")
+    ext = os.path.join(directory, "leaf.ext")
+    san = ",".join(("IP:" if n[0].isdigit() else "DNS:") + n for n in names)
+    with open(ext, "w") as f:
+        f.write("basicConstraints=CA:FALSE\nsubjectAltName=%s\n" % san)
+    h.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt",
+           "ec_paramgen_curve:prime256v1", "-nodes", "-subj",
+           "/CN=" + names[0], "-keyout", key, "-out", csr])
+    h.run(["openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey",
+           ca_key, "-CAcreateserial", "-days", "30", "-extfile", ext,
+           "-out", leaf])
+    return ca, leaf, key
+
+
 class RelayTest(unittest.TestCase):
     def setUp(self):
         self.dir = h.temp_dir(self)
         rs.write_passwd(os.path.join(self.dir, "passwd"),
                         {USER: rs.DEMO_PASSWORD})
-        self.cert, self.key = h.make_cert(self.dir, stem="sink",
-                                          names=("localhost", "127.0.0.1"))
+        # the smarthost's certificate is signed by a CA the test makes;
+        # ringstore trusts only that CA (relay.ca_file)
+        self.ca, self.cert, self.key = make_ca_and_leaf(self.dir)
         self.sink = SmtpSink(os.path.join(self.dir, "sink"), cert=self.cert,
                              key=self.key).start()
         self.addCleanup(self.sink.stop)
@@ -48,7 +70,7 @@ class RelayTest(unittest.TestCase):
     # -- helpers
     def start_store(self, fresh=False, **relay):
         conf = {"smarthost": "localhost:%d" % self.sink.port,
-                "ca_file": self.cert, "helo": "store.test",
+                "ca_file": self.ca, "helo": "store.test",
                 "retry_min": "1s", "retry_max": "2s",
                 "scan_interval": "200ms", "timeout": "10s"}
         conf.update(relay)
@@ -393,7 +415,7 @@ class RelayTest(unittest.TestCase):
 
     def test_config_check_reads_the_relay_files(self):
         conf = {"smarthost": "localhost:%d" % self.sink.port,
-                "ca_file": self.cert, "user": "u",
+                "ca_file": self.ca, "user": "u",
                 "password_file": os.path.join(self.dir, "missing.pw")}
         store = rs.Ringstore(self.dir, rs.store_config(
             self.dir, h.free_port(), h.free_port(), relay=conf))
