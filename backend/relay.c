@@ -753,7 +753,9 @@ update_run(struct pool_job *pj)
 
 	if (a->smtp || a->diag[0] != '\0')
 		e->attempts++;
-	expired = (uint64_t)(now - e->arrival) * 1000 >= rc->give_up;
+	/* a clock stepped back must not expire everything at once */
+	expired = now > e->arrival &&
+	    (uint64_t)(now - e->arrival) * 1000 >= rc->give_up;
 	for (size_t i = 0; i < e->nrcpts; i++) {
 		struct spool_rcpt *r = &e->rcpts[i];
 
