@@ -753,7 +753,9 @@ update_run(struct pool_job *pj)
 
 	if (a->smtp || a->diag[0] != '\0')
 		e->attempts++;
-	expired = (uint64_t)(now - e->arrival) * 1000 >= rc->give_up;
+	/* a clock stepped back must not expire everything at once */
+	expired = now > e->arrival &&
+	    (uint64_t)(now - e->arrival) * 1000 >= rc->give_up;
 	for (size_t i = 0; i < e->nrcpts; i++) {
 		struct spool_rcpt *r = &e->rcpts[i];
 
@@ -801,6 +803,7 @@ update_done(struct pool_job *pj)
 	struct metrics_shard *s = loop_shard(r->loop);
 	char reply[SPOOL_REPLY_MAX + 8];
 	const char *result;
+	bool failed;
 
 	free(pj);
 	a->jobs = false;
@@ -836,7 +839,12 @@ update_done(struct pool_job *pj)
 		    "queue_id=%s dsn=%s recipients=%u", a->id, a->dsn,
 		    a->n_bounced);
 	}
+	failed = a->error[0] != '\0';
 	relay_attempt_release(a);
-	/* a slot is free, and a DSN may have been spooled */
-	scan(r);
+	/* a slot is free, and a DSN may have been spooled; but an entry
+	 * whose update failed still looks due: not again at once */
+	if (failed)
+		arm(r, r->conf->retry_min);
+	else
+		scan(r);
 }
