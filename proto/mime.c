@@ -40,8 +40,6 @@ static size_t count_lines(const char *s, size_t len);
 static bool header_scan(const char *s, size_t off, size_t len, size_t *hdr_r);
 static size_t header_len(const char *s, size_t off, size_t len);
 static void parse_entity(struct mime_message *m, uint32_t i);
-static void parse_content_type(struct mime_part *p, struct mime_slice v);
-static struct mime_slice first_token(struct mime_slice v, size_t *after);
 static void split_multipart(struct mime_message *m, uint32_t i);
 static bool find_delimiter(const char *s, size_t start, size_t from, size_t end,
     const char *pat, size_t plen, size_t *line_r, size_t *next_r,
@@ -435,9 +433,8 @@ add_part(struct mime_message *m, uint32_t parent, size_t off, size_t len)
 	return m->nparts++;
 }
 
-/* First token of a value (Content-Transfer-Encoding, disposition type). */
-static struct mime_slice
-first_token(struct mime_slice v, size_t *after)
+struct mime_slice
+mime_first_token(struct mime_slice v, size_t *after)
 {
 	struct mime_slice t = { NULL, 0 };
 	size_t pos = mime_skip_cfws(v.ptr, 0, v.len, NULL, NULL);
@@ -452,8 +449,8 @@ first_token(struct mime_slice v, size_t *after)
 	return t;
 }
 
-static void
-parse_content_type(struct mime_part *p, struct mime_slice v)
+void
+mime_parse_content_type(struct mime_part *p, struct mime_slice v)
 {
 	const char *s = v.ptr;
 	size_t pos, t0, t1, s0, s1;
@@ -504,9 +501,9 @@ parse_entity(struct mime_message *m, uint32_t i)
 			continue;
 		if (mime_slice_is(f.name, "content-type") &&
 		    (p->flags & MIME_PART_DEFAULTED))
-			parse_content_type(p, f.value);
+			mime_parse_content_type(p, f.value);
 		else if (mime_slice_is(f.name, "content-transfer-encoding"))
-			p->encoding = first_token(f.value, NULL);
+			p->encoding = mime_first_token(f.value, NULL);
 		else if (mime_slice_is(f.name, "content-id"))
 			p->id = f.value;
 		else if (mime_slice_is(f.name, "content-description"))
@@ -518,7 +515,7 @@ parse_entity(struct mime_message *m, uint32_t i)
 		else if (mime_slice_is(f.name, "content-location"))
 			p->location = f.value;
 		else if (mime_slice_is(f.name, "content-disposition")) {
-			p->disposition = first_token(f.value, &after);
+			p->disposition = mime_first_token(f.value, &after);
 			p->disposition_params.ptr = f.value.ptr + after;
 			p->disposition_params.len = f.value.len - after;
 		}

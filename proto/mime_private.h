@@ -64,4 +64,27 @@ size_t mime_quoted_end(const char *s, size_t pos, size_t end);
  * breaks into out; returns the length, truncating at cap. */
 size_t mime_unquote(const char *s, size_t len, char *out, size_t cap);
 
+/* First token of a value (Content-Transfer-Encoding, disposition type);
+ * *after (if non-NULL) is where the token ends. */
+struct mime_slice mime_first_token(struct mime_slice v, size_t *after);
+
+/* Content-Type value v into p's type, subtype and params, clearing
+ * MIME_PART_DEFAULTED; p is left alone if v has no valid type/subtype. */
+void mime_parse_content_type(struct mime_part *p, struct mime_slice v);
+
+/*
+ * Lenient decoders (mime_decode.c) writing through w (0, or -1 to stop,
+ * which they return). base64: bytes outside the alphabet are skipped, '='
+ * ends the data. Quoted-printable: broken escapes pass through; with q set
+ * it is RFC 2047's "Q" form where '_' is a space. 2047: a header value with
+ * its encoded words decoded (no charset conversion), folds removed and
+ * the white space between two adjacent words dropped.
+ */
+/* Value of a hex digit (either case), -1 if c is none. */
+int mime_hexval(unsigned char c);
+int mime_decode_base64(const char *p, size_t len, mime_write_fn *w, void *ctx);
+int mime_decode_qp(const char *p, size_t len, bool q, mime_write_fn *w,
+    void *ctx);
+int mime_decode_2047(const char *p, size_t len, mime_write_fn *w, void *ctx);
+
 #endif

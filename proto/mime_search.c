@@ -6,7 +6,7 @@
  * Bodies are decoded from base64 or quoted-printable and header values
  * from RFC 2047 encoded words as they stream into a Knuth-Morris-Pratt
  * matcher, so nothing is buffered and no needle/text pair can go
- * quadratic; an encoded word longer than MAX_WORD is searched as written.
+ * quadratic (the decoders are in mime_decode.c).
  *
  * Relies on: the message staying mapped while searching. Must never:
  * write into the message, read outside it, or allocate.
@@ -20,7 +20,6 @@
 #include "proto/mime.h"
 #include "proto/mime_private.h"
 
-#define MAX_WORD 256	   /* longest RFC 2047 encoded word we decode */
 #define MAX_ADDR_PART 1024 /* local part or domain kept for matching */
 
 /* search */
@@ -33,11 +32,7 @@ struct search {
 static void search_init(struct search *s, const char *needle, size_t nlen);
 static void search_push(struct search *s, const char *p, size_t len);
 static bool search_end(struct search *s);
-static void push_base64(struct search *s, const char *p, size_t len);
-static void push_qp(struct search *s, const char *p, size_t len, bool q);
-static void push_2047(struct search *s, const char *p, size_t len);
-static int hexval(unsigned char c);
-static int b64val(unsigned char c);
+static int search_sink(void *ctx, const char *p, size_t len);
 static size_t addr_text(struct mime_slice v, char *out, size_t cap);
 static bool in_value(struct mime_slice s, const char *value, size_t vlen);
 static bool addr_match(const struct mime_address *a, const char *needle,
@@ -94,172 +89,14 @@ search_end(struct search *s)
 	return s->found;
 }
 
+/* The decoders' sink: feeds the matcher, stops once it matched. */
 static int
-hexval(unsigned char c)
+search_sink(void *ctx, const char *p, size_t len)
 {
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = mime_lower(c);
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
+	struct search *s = ctx;
 
-static int
-b64val(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-/* Lenient base64: non-alphabet bytes are skipped, '=' ends the data. */
-static void
-push_base64(struct search *s, const char *p, size_t len)
-{
-	char out[256];
-	size_t n = 0;
-	uint32_t bits = 0;
-	unsigned nbits = 0;
-
-	for (size_t k = 0; k < len && !s->found; k++) {
-		int v = b64val((unsigned char)p[k]);
-
-		if (p[k] == '=')
-			break;
-		if (v < 0)
-			continue;
-		bits = (bits << 6) | (uint32_t)v;
-		nbits += 6;
-		if (nbits >= 8) {
-			nbits -= 8;
-			out[n++] = (char)((bits >> nbits) & 0xff);
-			bits &= (1u << nbits) - 1;
-		}
-		if (n == sizeof(out)) {
-			search_push(s, out, n);
-			n = 0;
-		}
-	}
-	search_push(s, out, n);
-}
-
-/*
- * Quoted-printable (RFC 2045 6.7), or with q set the RFC 2047 "Q" form
- * where '_' is a space. Broken escapes pass through as they are.
- */
-static void
-push_qp(struct search *s, const char *p, size_t len, bool q)
-{
-	char out[256];
-	size_t n = 0;
-
-	for (size_t k = 0; k < len && !s->found; k++) {
-		char c = p[k];
-
-		if (c == '=' && k + 2 < len &&
-		    hexval((unsigned char)p[k + 1]) >= 0 &&
-		    hexval((unsigned char)p[k + 2]) >= 0) {
-			c = (char)(hexval((unsigned char)p[k + 1]) * 16 +
-			    hexval((unsigned char)p[k + 2]));
-			k += 2;
-		} else if (c == '=' && !q) {
-			size_t j = k + 1;
-
-			while (j < len && mime_is_wsp(p[j]))
-				j++;
-			if (j < len && p[j] == '\r')
-				j++;
-			if (j < len && p[j] == '\n') {
-				k = j; /* soft line break */
-				continue;
-			}
-		} else if (c == '_' && q) {
-			c = ' ';
-		}
-		out[n++] = c;
-		if (n == sizeof(out)) {
-			search_push(s, out, n);
-			n = 0;
-		}
-	}
-	search_push(s, out, n);
-}
-
-/*
- * A header value with RFC 2047 encoded words decoded to their bytes (no
- * charset conversion) and folds removed; white space between two encoded
- * words disappears as the RFC says.
- */
-static void
-push_2047(struct search *s, const char *p, size_t len)
-{
-	size_t k = 0, gap = 0, win;
-	bool after_word = false;
-
-	while (k < len && !s->found) {
-		const char *q1, *q2, *q3, *e;
-
-		if (p[k] != '=' || k + 1 >= len || p[k + 1] != '?') {
-			if (p[k] == '\r' || p[k] == '\n') {
-				k++;
-				continue;
-			}
-			if (!mime_is_wsp(p[k]))
-				after_word = false;
-			if (after_word) {
-				gap++;
-				k++;
-				continue;
-			}
-			if (gap > 0) {
-				search_push(s, " ", 1);
-				gap = 0;
-			}
-			search_push(s, p + k, 1);
-			k++;
-			continue;
-		}
-		/*
-		 * =?charset?X?text?=, looked for within a bounded window so
-		 * that many "=?" without an end cannot make this quadratic.
-		 */
-		win = len - k < MAX_WORD ? len - k : MAX_WORD;
-		q1 = memchr(p + k + 2, '?', win - 2);
-		if (q1 == NULL || q1 + 2 >= p + k + win || q1[2] != '?')
-			goto literal;
-		q2 = q1 + 2;
-		q3 = q2 + 1;
-		e = memmem(q3, (size_t)(p + k + win - q3), "?=", 2);
-		if (e == NULL)
-			goto literal;
-		gap = 0;
-		if (mime_lower((unsigned char)q1[1]) == 'b')
-			push_base64(s, q3, (size_t)(e - q3));
-		else if (mime_lower((unsigned char)q1[1]) == 'q')
-			push_qp(s, q3, (size_t)(e - q3), true);
-		else
-			goto literal;
-		k = (size_t)(e - p) + 2;
-		after_word = true;
-		continue;
-	literal:
-		if (gap > 0) {
-			search_push(s, " ", 1);
-			gap = 0;
-		}
-		after_word = false;
-		search_push(s, p + k, 1);
-		k++;
-	}
+	search_push(s, p, len);
+	return s->found ? -1 : 0;
 }
 
 bool
@@ -288,7 +125,8 @@ mime_header_search(const char *hdr, size_t len, const char *name,
 		if (memmem(f.value.ptr, f.value.len, "=?", 2) == NULL)
 			continue;
 		search_init(&s, needle, nlen);
-		push_2047(&s, f.value.ptr, f.value.len);
+		(void)mime_decode_2047(f.value.ptr, f.value.len, search_sink,
+		    &s);
 		if (search_end(&s))
 			return true;
 	}
@@ -341,7 +179,8 @@ addr_match(const struct mime_address *a, const char *needle, size_t nlen,
 
 	search_init(&s, needle, nlen);
 	if (a->kind == MIME_ADDR_GROUP_START) {
-		push_2047(&s, a->mailbox.ptr, a->mailbox.len);
+		(void)mime_decode_2047(a->mailbox.ptr, a->mailbox.len,
+		    search_sink, &s);
 		return search_end(&s);
 	}
 	if (in_value(a->mailbox, value, vlen))
@@ -349,7 +188,8 @@ addr_match(const struct mime_address *a, const char *needle, size_t nlen,
 	if (in_value(a->host, value, vlen))
 		dl = addr_text(a->host, domain, sizeof(domain));
 	if (a->name.len > 0) {
-		push_2047(&s, a->name.ptr, a->name.len);
+		(void)mime_decode_2047(a->name.ptr, a->name.len, search_sink,
+		    &s);
 		search_push(&s, " <", 2);
 	}
 	search_push(&s, local, ll);
@@ -413,9 +253,10 @@ mime_body_search(const struct mime_message *m, uint32_t part,
 			continue;
 		search_init(&s, needle, nlen);
 		if (mime_slice_is(p->encoding, "base64"))
-			push_base64(&s, body, blen);
+			(void)mime_decode_base64(body, blen, search_sink, &s);
 		else if (mime_slice_is(p->encoding, "quoted-printable"))
-			push_qp(&s, body, blen, false);
+			(void)mime_decode_qp(body, blen, false, search_sink,
+			    &s);
 		else
 			search_push(&s, body, blen);
 		if (search_end(&s))
