@@ -118,7 +118,7 @@ struct smtp_txn_conf {
 	enum smtp_data_mode bare; /* bare CR/LF in DATA: refuse or fix */
 	bool refuse_nul;	  /* a NUL in DATA refuses the message */
 	/* Where the body goes: deliver_msg_open(tmp_dir) on pool, answers
-	 * through outbox (the worker's), jobs in this fairness flow. */
+	 * through outbox (the worker's); the jobs' flow is the session id. */
 	struct pool *pool;
 	struct pool_outbox *outbox;
 	const char *tmp_dir; /* a directory on the mail file system */
