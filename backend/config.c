@@ -70,6 +70,17 @@ static const struct cfg_field limits_fields[] = {
 	    3600000,
 	    .hint = "CPU time one SEARCH may take before it ends "
 		    "with NO [LIMIT]; 0: no limit" },
+	/* LMTP and submission (smtp_txn.h) */
+	{ "message_max", CFG_SIZE, F(limits.message_max), 0, "50M", 1024,
+	    (int64_t)1 << 31,
+	    .hint = "bytes of one message over LMTP or submission "
+		    "(announced as SIZE)" },
+	{ "recipients_max", CFG_INT, F(limits.recipients_max), 0, "100", 1,
+	    100000, .hint = "accepted recipients per message" },
+	{ "smtp_line_max", CFG_SIZE, F(limits.smtp_line_max), 0, "2k", 512,
+	    65536,
+	    .hint = "bytes of an LMTP/SMTP command line, CRLF "
+		    "included (RFC 5321: at least 512)" },
 	{ NULL },
 };
 
@@ -84,6 +95,22 @@ static const struct cfg_field storage_fields[] = {
 	{ NULL },
 };
 
+/* The submission intake: what it accepts from a logged-in user. */
+static const struct cfg_field submit_fields[] = {
+	{ "hostname", CFG_STRING, F(submit.hostname), 0,
+	    .hint = "this server's name in Received headers; default: the "
+		    "host's name" },
+	{ "hops_max", CFG_INT, F(submit.hops_max), 0, "30", 1, 1000,
+	    .hint = "Received headers a message may carry (more: 554 "
+		    "5.4.6, a mail loop)" },
+	{ "hide_client_ip", CFG_BOOL, F(submit.hide_client_ip), 0, "false",
+	    .hint = "true or false: leave the client's address out of the "
+		    "Received header" },
+	{ "local_domains", CFG_STRLIST, F(submit.local_domains), 0,
+	    .count_offset = F(submit.nlocal_domains) },
+	{ NULL },
+};
+
 static const struct cfg_field root_fields[] = {
 	{ "daemon", CFG_GROUP, F(daemon), .sub = daemon_conf_fields },
 	{ "admin", CFG_GROUP, 0, .sub = admin_fields },
@@ -95,6 +122,17 @@ static const struct cfg_field root_fields[] = {
 	{ "imap", CFG_LIST, F(imap), .sub = listener_conf_fields,
 	    .elem_size = sizeof(struct listener_conf),
 	    .count_offset = F(nimap) },
+	{ "pop3", CFG_LIST, F(pop3), .sub = listener_conf_fields,
+	    .elem_size = sizeof(struct listener_conf),
+	    .count_offset = F(npop3) },
+	{ "lmtp", CFG_LIST, F(lmtp), .sub = listener_conf_fields,
+	    .elem_size = sizeof(struct listener_conf),
+	    .count_offset = F(nlmtp) },
+	{ "relay", CFG_GROUP, F(relay), .sub = relay_conf_fields },
+	{ "submit", CFG_GROUP, 0, .sub = submit_fields },
+	{ "submission", CFG_LIST, F(submission), .sub = listener_conf_fields,
+	    .elem_size = sizeof(struct listener_conf),
+	    .count_offset = F(nsubmission) },
 	{ NULL },
 };
 
@@ -105,6 +143,12 @@ rs_config_lists(const struct rs_config *cf, struct rs_list lists[RS_SERVICES])
 {
 	lists[RS_IMAP] = (struct rs_list){ "imap", "imap", cf->imap,
 		cf->nimap };
+	lists[RS_POP3] = (struct rs_list){ "pop3", "pop3", cf->pop3,
+		cf->npop3 };
+	lists[RS_LMTP] = (struct rs_list){ "lmtp", "lmtp", cf->lmtp,
+		cf->nlmtp };
+	lists[RS_SUBMIT] = (struct rs_list){ "submission", "smtp",
+		cf->submission, cf->nsubmission };
 }
 
 /* Each list's entries, then names and addresses unique across lists
@@ -124,6 +168,16 @@ check_listeners(const struct rs_config *cf, struct cfg_error *err)
 				lists[i].l, lists[i].n, err) == -1)
 				return -1;
 	}
+	/* LMTP trusts its client with any sender and every local user:
+	 * only trusted_nets (a trusted listener) may connect. */
+	for (unsigned k = 0; k < cf->nlmtp; k++)
+		if (!cf->lmtp[k].trusted) {
+			cfg_error_at(err, &cf->lmtp[k].loc,
+			    "lmtp '%s' must have trusted = true (only "
+			    "trusted_nets may deliver)",
+			    cf->lmtp[k].name);
+			return -1;
+		}
 	if (cf->limits.line_max_login > cf->limits.command_max ||
 	    cf->limits.line_max > cf->limits.command_max) {
 		cfg_error_at(err, NULL,
@@ -142,6 +196,7 @@ rs_config_load(const char *path, struct rs_config *cf, struct cfg_error *err)
 		return -1;
 	if (check_listeners(cf, err) == -1 ||
 	    auth_conf_check(&cf->auth, err) == -1 ||
+	    relay_conf_check(&cf->relay, err) == -1 ||
 	    policy_conf_check(&cf->policy, err) == -1) {
 		rs_config_free(cf);
 		return -1;

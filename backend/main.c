@@ -20,7 +20,9 @@
 
 #include "auth/auth_service.h"
 #include "backend/imap_private.h"
+#include "backend/relay.h"
 #include "backend/ringstore.h"
+#include "backend/spool.h"
 #include "core/buf.h"
 #include "core/config.h"
 #include "core/daemon.h"
@@ -65,6 +67,9 @@ struct store_daemon {
 /* How each service's listeners are served (enum rs_service_id). */
 static const struct rs_service *const services[RS_SERVICES] = {
 	[RS_IMAP] = &rs_imap_service,
+	[RS_POP3] = &rs_pop3_service,
+	[RS_LMTP] = &rs_lmtp_service,
+	[RS_SUBMIT] = &rs_submit_service,
 };
 
 static int check_user(void *ctx, const char *user, const char **reason_r);
@@ -73,6 +78,8 @@ static struct auth_service *open_auth(const struct rs_config *cf,
 static int test_config(struct store_daemon *sd, const char *path);
 static int start_pools(struct store_daemon *sd, const char **error_r);
 static int register_metrics(struct rs_server *srv, struct metrics *m);
+static int start_relay(struct store_daemon *sd, struct metrics *m,
+    const char **error_r);
 static unsigned listener_count(const struct rs_config *cf);
 static void login_settings_of(const struct store_daemon *sd,
     const struct listener_conf *c, struct login_settings *set);
@@ -128,6 +135,18 @@ test_config(struct store_daemon *sd, const char *path)
 		return 1;
 	}
 	free_tls(tls, n);
+	if (relay_conf_enabled(&sd->cf.relay)) {
+		struct relay *r = relay_new(
+		    &(struct relay_opts){ .conf = &sd->cf.relay,
+			.mail_root = sd->cf.storage.mail_root },
+		    &error);
+
+		if (r == NULL) {
+			fprintf(stderr, "ringstore: %s: %s\n", path, error);
+			return 1;
+		}
+		relay_free(&r);
+	}
 	if ((sd->srv.auth = open_auth(&sd->cf, &error)) == NULL) {
 		fprintf(stderr, "ringstore: %s\n", error);
 		return 1;
@@ -161,6 +180,35 @@ start_pools(struct store_daemon *sd, const char **error_r)
 	return sd->srv.login ? 0 : -1;
 }
 
+/* The relay spool and its queue runner, when a smarthost is configured
+ * (backend/relay.h); the runner starts on worker 0. */
+static int
+start_relay(struct store_daemon *sd, struct metrics *m, const char **error_r)
+{
+	const struct rs_config *cf = &sd->cf;
+	char *dir;
+	int rc;
+
+	if (!relay_conf_enabled(&cf->relay))
+		return 0;
+	if ((dir = relay_spool_path(&cf->relay, cf->storage.mail_root)) ==
+	    NULL) {
+		*error_r = "out of memory";
+		return -1;
+	}
+	rc = spool_open(dir, &sd->srv.spool, error_r);
+	free(dir);
+	if (rc == -1)
+		return -1;
+	sd->srv.relay = relay_new(&(struct relay_opts){ .conf = &cf->relay,
+				      .mail_root = cf->storage.mail_root,
+				      .spool = sd->srv.spool,
+				      .store = sd->srv.store,
+				      .metrics = m },
+	    error_r);
+	return sd->srv.relay ? 0 : -1;
+}
+
 static int
 register_metrics(struct rs_server *srv, struct metrics *m)
 {
@@ -182,11 +230,17 @@ register_metrics(struct rs_server *srv, struct metrics *m)
 	    "SEARCH commands stopped before the end.", "reason=\"limit\"");
 	x->search_gone = metrics_counter(m, "imap_search_stopped_total",
 	    "SEARCH commands stopped before the end.", "reason=\"disconnect\"");
+	if (pop3_register_metrics(srv, m) == -1)
+		return -1;
+	if (rs_submit_metrics_init(m, &srv->submit_m) == -1)
+		return -1;
 	for (unsigned i = 0; i < RS_SERVICES; i++)
 		if (services[i]->login != NULL &&
 		    login_metrics_init(m, services[i]->login,
 			&srv->login_m[i]) == -1)
 			return -1;
+	if (rs_lmtp_metrics_init(srv, m) == -1)
+		return -1;
 	if (x->sessions < 0 || x->commands < 0 || x->bad_commands < 0 ||
 	    x->store_jobs < 0 || x->store_busy < 0 || x->master_refused < 0 ||
 	    x->search_limit < 0 || x->search_gone < 0)
@@ -383,17 +437,20 @@ login_settings_of(const struct store_daemon *sd, const struct listener_conf *c,
 		.line_max = cf->limits.line_max_login,
 		.legacy_mechanisms = cf->auth.legacy_mechanisms,
 		.server_name = "ringstore",
+		.message_max = cf->limits.message_max,
 	};
 	set->scram_secret = auth_service_scram_secret(sd->srv.auth,
 	    &set->scram_secret_len);
 }
 
-/* One listener r of service svc: its context, and the login core's view
+/* One listener r of service id: its context, and the login core's view
  * of it when the service has a login phase. */
 static void
-listener_of(struct store_daemon *sd, unsigned r, const struct rs_service *svc,
+listener_of(struct store_daemon *sd, unsigned r, unsigned id,
     const struct listener_conf *c, struct listen_set_entry *e)
 {
+	const struct rs_service *svc = services[id];
+
 	sd->listeners[r] = (struct rs_listener){ .srv = &sd->srv,
 		.conf = c,
 		.svc = svc,
@@ -410,7 +467,7 @@ listener_of(struct store_daemon *sd, unsigned r, const struct rs_service *svc,
 	sd->logins[r] = (struct login_listener){ .proto = svc->login,
 		.hooks = &rs_login_hooks,
 		.set = &sd->login_sets[r],
-		.metrics = &sd->srv.login_m[svc - services[0]],
+		.metrics = &sd->srv.login_m[id],
 		.workers = sd->login_workers,
 		.ctx = &sd->listeners[r] };
 	e->handler = login_handler();
@@ -440,7 +497,7 @@ open_listeners(struct store_daemon *sd, struct daemon *d, const char **error_r)
 	rs_config_lists(&sd->cf, lists);
 	for (unsigned i = 0; i < RS_SERVICES; i++)
 		for (unsigned k = 0; k < lists[i].n; k++, r++)
-			listener_of(sd, r, services[i], &lists[i].l[k], &e[r]);
+			listener_of(sd, r, i, &lists[i].l[k], &e[r]);
 	sd->srv.lset = listen_set_open(d, e, n, sd->tls, error_r);
 	free(e);
 	return sd->srv.lset ? 0 : -1;
@@ -467,6 +524,9 @@ worker_init(struct daemon *d, struct loop *l, unsigned i)
 		 auth_service_pool(sd->srv.auth))) == NULL)
 		return -1;
 	sd->login_workers[i] = w->login;
+	if (i == 0 && sd->srv.relay != NULL &&
+	    relay_worker_start(sd->srv.relay, l, w->outbox) == -1)
+		return -1;
 	return listen_set_worker(sd->srv.lset, l, i);
 }
 
@@ -481,6 +541,8 @@ worker_exit(struct daemon *d, struct loop *l, unsigned i)
 	if (w == NULL) /* worker_init failed before it made one */
 		return;
 	loop_set_ctx(l, NULL);
+	if (i == 0)
+		relay_worker_stop(w->srv->relay);
 	/* first the store's answers (a login's Maildir job looks for its
 	 * login session), then the verifications still out */
 	pool_outbox_close(&w->outbox);
@@ -500,6 +562,8 @@ sd_free(struct store_daemon *sd, struct daemon *d)
 	/* Loops are gone: no answer can be posted any more. */
 	pool_free(&sd->srv.store);
 	pool_free(&sd->srv.login);
+	relay_free(&sd->srv.relay);
+	spool_free(&sd->srv.spool);
 	maildir_cache_free(&sd->srv.folders);
 	auth_service_free(&sd->srv.auth);
 	free_tls(sd->tls, sd->n);
@@ -546,7 +610,8 @@ main(int argc, char **argv)
 	    register_folder_metrics(&sd, d.metrics) == -1)
 		fatal("metrics registry: out of memory");
 	sd.metrics = d.metrics;
-	if (open_listeners(&sd, &d, &error) == -1 ||
+	if (start_relay(&sd, d.metrics, &error) == -1 ||
+	    open_listeners(&sd, &d, &error) == -1 ||
 	    daemon_admin(&d, &sd.cf.admin.listen, NULL, NULL, &error) == -1)
 		goto failed;
 	d.pid_file = sd.cf.daemon.pid_file;

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "auth/auth_conf.h"
+#include "backend/relay.h"
 #include "backend/policy.h"
 #include "core/config.h"
 #include "core/daemon.h"
@@ -21,6 +22,7 @@
 #include "core/tls_conf.h"
 #include "login/login.h"
 
+struct auth_entry;
 struct auth_service;
 struct imap_session;
 struct imap_watcher;
@@ -52,6 +54,10 @@ struct rs_config {
 		/* per user, for CREATE and RENAME (maildir_check_limits) */
 		int64_t folders_max, folder_depth_max, folder_name_max;
 		uint64_t search_cpu; /* ms of CPU per SEARCH; 0 = no limit */
+		/* LMTP and submission (smtp_txn.h) */
+		uint64_t message_max;	/* SIZE: bytes of one message */
+		int64_t recipients_max; /* accepted RCPTs per message */
+		uint64_t smtp_line_max; /* a command line, CRLF included */
 	} limits;
 	struct auth_conf auth;	      /* auth/auth_conf.h */
 	struct content_policy policy; /* backend/policy.h */
@@ -63,10 +69,25 @@ struct rs_config {
 	} storage;
 	struct listener_conf *imap;
 	unsigned nimap;
+	struct listener_conf *pop3; /* pop3_session.c */
+	unsigned npop3;
+	struct relay_conf relay; /* backend/relay.h */
+	/* the submission intake (submit_session.c) */
+	struct listener_conf *submission;
+	unsigned nsubmission;
+	struct {
+		char *hostname;	      /* Received: "by"; NULL: the host's */
+		int64_t hops_max;     /* Received headers, then 554 5.4.6 */
+		bool hide_client_ip;  /* no [ip] in Received (VisNetic) */
+		char **local_domains; /* delivered here, not relayed */
+		unsigned nlocal_domains;
+	} submit;
+	struct listener_conf *lmtp; /* LMTP (lmtp_session.c): trusted MTAs */
+	unsigned nlmtp;
 };
 
 /* ringstore's services, each with a list of listeners in the config. */
-enum rs_service_id { RS_IMAP = 0, RS_SERVICES };
+enum rs_service_id { RS_IMAP = 0, RS_POP3, RS_LMTP, RS_SUBMIT, RS_SERVICES };
 
 /* One service's listener list in a config (the "imap" list...). */
 struct rs_list {
@@ -94,12 +115,51 @@ int rs_tls_build(const struct rs_config *cf, const char *alpn,
 #define RS_FOLDER_CACHE_ENTRIES 256
 #define RS_FOLDER_CACHE_BYTES (64u << 20)
 
+/* LMTP's metric ids (lmtp_session.c): deliveries by deliver.h's result,
+ * refusals by smtp_txn.h's reason and LMTP's own (unknown user, lookup). */
+#define RS_LMTP_RESULTS 4
+#define RS_LMTP_REFUSALS 10
+struct rs_lmtp_metrics {
+	int sessions, messages, bytes;
+	int deliveries[RS_LMTP_RESULTS];
+	int refusals[RS_LMTP_REFUSALS];
+};
+
 /* Metric ids, registered at start-up. */
 struct rs_metrics {
 	int sessions, commands, bad_commands;
 	int store_jobs, store_busy;
 	int master_refused;	       /* master logins refused (authzid) */
 	int search_limit, search_gone; /* SEARCHes stopped: budget, client */
+	struct rs_pop3_metrics {       /* pop3_session.c */
+		int sessions, commands, bad_commands, retr_bytes;
+		int closed_idle, closed_bad, in_use, update_failed;
+	} pop3;
+	struct rs_lmtp_metrics lmtp;
+};
+
+/* The submission intake's counters (submit_session.c), by outcome. */
+enum rs_submit_count {
+	RS_SUB_SESSIONS = 0, /* gauge */
+	RS_SUB_ACCEPTED,     /* messages accepted (delivered or spooled) */
+	RS_SUB_LOCAL,	     /* recipients delivered here */
+	RS_SUB_REMOTE,	     /* recipients spooled for the smarthost */
+	RS_SUB_R_SENDER,     /* refused: MAIL FROM not the user's */
+	RS_SUB_R_FROM,	     /* refused: header From: not the user's */
+	RS_SUB_R_RELAY,	     /* refused: remote domain, no smarthost */
+	RS_SUB_R_UNKNOWN,    /* refused: local recipient unknown */
+	RS_SUB_R_HOPS,	     /* refused: too many Received headers */
+	RS_SUB_R_POLICY,     /* refused by the content policy */
+	RS_SUB_R_CORE,	     /* refused by the SMTP core (syntax, line,
+			      * sequence, recipients, size, data) */
+	RS_SUB_FAILED,	     /* a temporary failure (451/452) */
+	RS_SUB_COUNT,
+};
+
+struct rs_submit_metrics {
+	int id[RS_SUB_COUNT];
+	int core[8];		      /* by enum smtp_txn_refusal */
+	struct policy_metrics policy; /* backend/policy.h */
 };
 
 /* Shared, read-only after start-up. */
@@ -120,9 +180,18 @@ struct rs_server {
 	 * worker (STARTTLS takes it from there) */
 	struct listen_set *lset;
 	struct rs_metrics m;
+	/* the relay spool and its queue runner (backend/spool.h, relay.h):
+	 * spool_put() on the store pool wakes the runner; relay NULL or
+	 * !relay_enabled(): no smarthost, remote RCPTs get 550 5.7.1 */
+	struct spool *spool;
+	struct relay *relay;
 	/* the login core's counters, per protocol (by enum rs_service_id) */
 	struct login_metrics login_m[RS_SERVICES];
+	struct rs_submit_metrics submit_m;
 };
+
+/* submit_session.c: register the submission intake's counters. */
+int rs_submit_metrics_init(struct metrics *m, struct rs_submit_metrics *sm);
 
 struct rs_listener;
 
@@ -134,6 +203,11 @@ struct rs_ready {
 	int lock;   /* a lock a service took at login, or -1 */
 	char tag[LOGIN_TAG_MAX + 1]; /* the login command's tag (IMAP) */
 	bool tls;
+	char *helo;    /* SMTP: the client's EHLO/HELO name (malloc'd) */
+	bool esmtp;    /* SMTP: it was EHLO */
+	char mech[32]; /* how the user logged in ("PLAIN", "XCLIENT") */
+	struct auth_entry *entry; /* the user's entry, when prepare()
+				   * looked it up (submission: aliases) */
 	/* on failure: the store is not ready (err, errtext) or another
 	 * session holds it (in_use) */
 	int err;
@@ -159,6 +233,16 @@ struct rs_service {
 
 /* The services (each in its session file). */
 extern const struct rs_service rs_imap_service;
+extern const struct rs_service rs_pop3_service;
+
+/* pop3_session.c: its counters (ringstore_pop3_...). 0 or -1. */
+int pop3_register_metrics(struct rs_server *srv, struct metrics *m);
+
+extern const struct rs_service rs_lmtp_service;
+
+/* lmtp_session.c: register LMTP's metrics. 0 or -1. */
+int rs_lmtp_metrics_init(struct rs_server *srv, struct metrics *m);
+extern const struct rs_service rs_submit_service;
 
 /* One listener's context (for the login core's hooks, or a service's
  * handler without a login phase). */

@@ -105,6 +105,13 @@ logged_in(struct login_session *s, const struct login_user *u)
 		return;
 	}
 	snprintf(job->r.tag, sizeof(job->r.tag), "%s", u->tag);
+	snprintf(job->r.mech, sizeof(job->r.mech), "%s", u->mech);
+	job->r.esmtp = login_session_esmtp(s);
+	if ((job->r.helo = strdup(login_session_helo(s))) == NULL) {
+		ready_job_free(job);
+		login_session_refuse(s, LOGIN_FAIL_TEMP, "out of memory");
+		return;
+	}
 	job->r.lock = -1;
 	job->r.tls = login_session_tls(s);
 	job->w = w;
@@ -158,6 +165,9 @@ ready_done(struct pool_job *pj)
 		return;
 	}
 	if (job->r.err || job->r.in_use) {
+		if (job->r.in_use) /* only POP3 locks its store */
+			metrics_add(loop_shard(w->loop), w->srv->m.pop3.in_use,
+			    1);
 		if (job->r.err)
 			log_error(pj->sid, "login.store_failed",
 			    "service=%s error=\"%s\"", job->li->svc->name,
@@ -180,6 +190,8 @@ ready_job_free(struct ready_job *job)
 {
 	free(job->r.user);
 	free(job->r.dir);
+	free(job->r.helo);
+	auth_entry_unref(&job->r.entry);
 	if (job->r.lock != -1)
 		close(job->r.lock);
 	free(job);

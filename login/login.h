@@ -75,6 +75,8 @@ struct login_settings {
 	 * (NULL: a random per-process secret) */
 	const uint8_t *scram_secret;
 	size_t scram_secret_len;
+	/* SMTP: the message size announced in EHLO's SIZE (0: no number) */
+	uint64_t message_max;
 };
 
 /* Who logged in, for logged_in(). Strings live until the hook returns. */
@@ -135,6 +137,8 @@ int login_metrics_init(struct metrics *m, const struct login_proto *proto,
 
 /* The protocols (login/<proto>_login.c). */
 extern const struct login_proto imap_login_proto;
+extern const struct login_proto pop3_login_proto;
+extern const struct login_proto smtp_login_proto;
 
 /* ---- per worker ------------------------------------------------------ */
 
@@ -160,6 +164,10 @@ uint64_t login_session_sid(const struct login_session *s);
 struct conn *login_session_conn(const struct login_session *s);
 void *login_session_ctx(const struct login_session *s);
 bool login_session_tls(const struct login_session *s);
+/* SMTP: the name the client gave in EHLO/HELO (or XCLIENT HELO), "" for
+ * none; ESMTP: it said EHLO. */
+const char *login_session_helo(const struct login_session *s);
+bool login_session_esmtp(const struct login_session *s);
 
 /* The daemon finished what logged_in() started: the session's connection
  * and any input the client pipelined after its login command (appended

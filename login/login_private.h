@@ -101,6 +101,8 @@ struct login_session {
 	char tag[LOGIN_TAG_MAX + 1]; /* the login command's tag (IMAP) */
 	char user[257];		     /* as far as known, for logs */
 	char mech[32];
+	char helo[256]; /* SMTP: EHLO/HELO's name, "" for none */
+	bool esmtp;	/* SMTP: it was EHLO */
 	void *proto_state;
 	struct login_session *hnext; /* the worker's table chain */
 };
@@ -126,6 +128,10 @@ void login_send(struct login_session *s, const void *p, size_t n);
 void login_bad(struct login_session *s);
 /* Log out: close after the output. */
 void login_close(struct login_session *s);
+/* SMTP: the client's EHLO/HELO name (p[0..n), no control characters),
+ * for the session after login. */
+void login_set_helo(struct login_session *s, const char *p, size_t n,
+    bool esmtp);
 /* The login command's tag, for the answers that follow (IMAP). */
 void login_set_tag(struct login_session *s, const char *tag, size_t len);
 const char *login_tag(const struct login_session *s);
@@ -155,6 +161,16 @@ bool login_sasl_active(const struct login_session *s);
 /* A plain login (IMAP LOGIN, POP3 USER+PASS): mech names it in logs. */
 void login_password(struct login_session *s, const char *user, size_t ulen,
     const char *password, size_t plen, const char *mech);
+
+/* A trusted front end (SMTP XCLIENT LOGIN=, from the listener's trusted
+ * networks) vouches for user: no password. The user must exist and its
+ * policy (nologin, allow_nets against the current client address) must
+ * let it in, where the user back-end answers without blocking (the
+ * passwd-file); otherwise the daemon's readiness step finds out. mech
+ * names it in logs ("XCLIENT"). Answers like a login: logged_in(), or
+ * auth_result(). */
+void login_assert_user(struct login_session *s, const char *user, size_t ulen,
+    const char *mech);
 
 /* ---- login_starttls.c ---- */
 

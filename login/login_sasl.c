@@ -360,6 +360,51 @@ policy(struct login_session *s, const char *user)
 	    r == AUTH_R_NONE ? SASL_V_OK : SASL_V_FAIL);
 }
 
+/* ---- a user a trusted front end vouches for ---------------------------- */
+
+void
+login_assert_user(struct login_session *s, const char *user, size_t ulen,
+    const char *mech)
+{
+	char name[AUTH_USER_MAX + 1];
+	struct auth_entry *e = NULL;
+	enum auth_reason r = AUTH_R_NONE;
+
+	snprintf(s->mech, sizeof(s->mech), "%s", mech);
+	if (ulen == 0 || ulen > AUTH_USER_MAX ||
+	    memchr(user, '\0', ulen) != NULL) {
+		login_failed(s, LOGIN_FAIL_CREDENTIALS);
+		return;
+	}
+	memcpy(name, user, ulen);
+	name[ulen] = '\0';
+	snprintf(s->user, sizeof(s->user), "%s", name);
+	/* a back-end that may block is asked later, off the loop, by the
+	 * daemon's own readiness step */
+	if (s->w->users != NULL && s->w->users->ops->lookup_nonblocking) {
+		switch (stored_entry(s, name, &e)) {
+		case AUTH_LOOKUP_FOUND:
+			r = auth_entry_policy(e, conn_peer_addr(s->c, NULL));
+			auth_entry_unref(&e);
+			break;
+		case AUTH_LOOKUP_NOTFOUND:
+			r = AUTH_R_UNKNOWN;
+			break;
+		default:
+			login_log_auth(s, name, false, AUTH_R_BACKEND);
+			login_failed(s, LOGIN_FAIL_TEMP);
+			return;
+		}
+	}
+	s->reason = r;
+	login_log_auth(s, name, r == AUTH_R_NONE, r);
+	if (r != AUTH_R_NONE) {
+		login_failed(s, LOGIN_FAIL_CREDENTIALS);
+		return;
+	}
+	login_succeeded(s, name, name);
+}
+
 /* ---- passwords on the verify pool ------------------------------------ */
 
 void

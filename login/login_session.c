@@ -606,6 +606,16 @@ login_close(struct login_session *s)
 }
 
 void
+login_set_helo(struct login_session *s, const char *p, size_t n, bool esmtp)
+{
+	if (n >= sizeof(s->helo))
+		n = sizeof(s->helo) - 1;
+	memcpy(s->helo, p, n);
+	s->helo[n] = '\0';
+	s->esmtp = esmtp;
+}
+
+void
 login_set_tag(struct login_session *s, const char *tag, size_t len)
 {
 	if (len > LOGIN_TAG_MAX)
@@ -673,4 +683,16 @@ bool
 login_session_tls(const struct login_session *s)
 {
 	return s->tls;
+}
+
+const char *
+login_session_helo(const struct login_session *s)
+{
+	return s->helo;
+}
+
+bool
+login_session_esmtp(const struct login_session *s)
+{
+	return s->esmtp;
 }

@@ -318,3 +318,52 @@ args_auth(struct pop3_cmd *cmd, const struct pop3_str *a, unsigned argc)
 	cmd->arg2 = (struct pop3_str){ a[1].p, empty ? 0 : a[1].len };
 	return 0;
 }
+
+/* ---- the line reader ------------------------------------------------- */
+
+enum pop3_line_ev
+pop3_line_next(struct pop3_line *lr, const char *p, size_t n, size_t max,
+    size_t *used_r, size_t *len_r)
+{
+	const char *lf;
+	size_t look;
+
+	*len_r = 0;
+	*used_r = 0;
+	if (n == 0)
+		return POP3_LINE_MORE;
+	if (lr->skip) {
+		if ((lf = memchr(p, '\n', n)) == NULL) {
+			*used_r = n;
+			return POP3_LINE_MORE;
+		}
+		/* the long line ends here; the next starts after it */
+		lr->skip = false;
+		*used_r = (size_t)(lf - p) + 1;
+		return POP3_LINE_MORE;
+	}
+	/* the line, its CR and its LF */
+	look = n < max + 2 ? n : max + 2;
+	if ((lf = memchr(p, '\n', look)) == NULL) {
+		if (n < max + 2) {
+			*used_r = 0;
+			return POP3_LINE_MORE;
+		}
+		/* too long: drop it through its LF, or all of it and the
+		 * rest of the line when it comes */
+		if ((lf = memchr(p + look, '\n', n - look)) != NULL) {
+			*used_r = (size_t)(lf - p) + 1;
+		} else {
+			lr->skip = true;
+			*used_r = n;
+		}
+		return POP3_LINE_LONG;
+	}
+	*used_r = (size_t)(lf - p) + 1;
+	if (lf == p || lf[-1] != '\r') {
+		*len_r = (size_t)(lf - p);
+		return POP3_LINE_BARE_LF;
+	}
+	*len_r = (size_t)(lf - p) - 1;
+	return *len_r > max ? POP3_LINE_LONG : POP3_LINE_OK;
+}

@@ -88,4 +88,29 @@ enum pop3_cmd_rc pop3_cmd_parse(struct pop3_cmd *cmd, const char *line,
 /* The keyword in upper case ("RETR"); "" for POP3_UNKNOWN. */
 const char *pop3_verb_name(enum pop3_verb verb);
 
+/*
+ * The line reader both POP3 sides share (login/pop3_login.c before login,
+ * backend/pop3_session.c after): cuts CRLF lines out of what arrived,
+ * any split of the input. A line longer than max octets (CRLF not
+ * counted) is reported once, as soon as it is known, and its bytes up to
+ * its LF are dropped; a line that ends in a bare LF is reported whole.
+ */
+enum pop3_line_ev {
+	POP3_LINE_MORE = 0, /* *used_r bytes taken (dropped): call again
+			     * if that is not 0, else wait for more */
+	POP3_LINE_OK,	    /* p[0..*len_r) is a line (CRLF not included) */
+	POP3_LINE_LONG,	    /* a line over max: answer "-ERR", once */
+	POP3_LINE_BARE_LF,  /* a line ended with LF alone: answer "-ERR" */
+};
+
+struct pop3_line {
+	bool skip; /* dropping the rest of a line over max */
+};
+
+/* One step over p[0..n): take *used_r bytes from the input (for OK the
+ * line is p[0..*len_r) and lies inside them; read it before the input
+ * moves). */
+enum pop3_line_ev pop3_line_next(struct pop3_line *lr, const char *p, size_t n,
+    size_t max, size_t *used_r, size_t *len_r);
+
 #endif

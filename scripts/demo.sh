@@ -132,7 +132,8 @@ relay = (
 EOF
 }
 
-# ringstore: IMAP on $RS_IMAP (trusted: ringgate in front terminates TLS;
+# ringstore: IMAP on $RS_IMAP and POP3 on $RS_POP3 (trusted: ringgate in
+# front terminates TLS;
 # STARTTLS with the demo certificate for direct clients), the demo account
 # in a passwd-file, mail under .demo/mail.
 write_ringstore_conf() {
@@ -158,6 +159,21 @@ imap = (
   { name = "imap"; listen = "127.0.0.1:$RS_IMAP"; starttls = true;
     trusted = true; }
 );
+pop3 = (
+  { name = "pop3"; listen = "127.0.0.1:$RS_POP3"; starttls = true;
+    trusted = true; }
+);
+# LMTP for a local MTA: trusted, so only trusted_nets (loopback) connect
+lmtp = (
+  { name = "lmtp"; listen = "127.0.0.1:$RS_LMTP"; trusted = true; }
+);
+# submission intake: STARTTLS for direct clients; trusted, so ringgate in
+# front may log its clients in over XCLIENT from loopback
+submission = (
+  { name = "submission"; listen = "127.0.0.1:$RS_SUBMISSION";
+    starttls = true; trusted = true; }
+);
+submit = { local_domains = [ "example.test" ]; };
 EOF
 	write_ringstore_passwd
 	deliver_welcome
@@ -286,15 +302,17 @@ ringgate demo is up (state in $DEMO, logs in $LOG):
   127.0.0.1:$RG_IMAPS   ringgate IMAPS: TLS relay (ALPN imap) to 127.0.0.1:$RS_IMAP
   127.0.0.1:$RG_ADMIN   ringgate admin: /metrics, /healthz
   127.0.0.1:$REDIS_PORT   redis-server (private, no persistence)
-  ringstore: $store_note (IMAP $RS_IMAP with STARTTLS, admin $RS_ADMIN;
-             POP3 $RS_POP3, LMTP $RS_LMTP, submission $RS_SUBMISSION to come)
+  ringstore: $store_note (IMAP $RS_IMAP with STARTTLS, POP3 $RS_POP3 with STLS,
+             LMTP $RS_LMTP, submission $RS_SUBMISSION with STARTTLS, admin $RS_ADMIN)
   arriving with later issues: ringgate IMAP $RG_IMAP (STARTTLS), POP3 $RG_POP3/$RG_POP3S,
              submission $RG_SUBMISSION/$RG_SUBMISSIONS
 
 Try it:
   openssl s_client -connect 127.0.0.1:$RG_IMAPS -alpn imap -CAfile $DEMO/ecdsa.crt
+  curl -u '$DEMO_USER:$DEMO_PASS' pop3://127.0.0.1:$RS_POP3/1
   curl http://127.0.0.1:$RG_ADMIN/metrics
   curl http://127.0.0.1:$RG_ADMIN/healthz
+  swaks --protocol LMTP --server 127.0.0.1:$RS_LMTP --to $DEMO_USER   (shows up in INBOX, IDLE included)
 
 Demo account (throw-away, local only): $DEMO_USER / $DEMO_PASS
 EOF

@@ -20,6 +20,8 @@ RG_DEPS=(
 	procps
 	haproxy # a real load balancer sending PROXY v2 in front of the daemons
 	libcrack2-dev cracklib-runtime # ringgate-passwd's strength check
+	fetchmail # a real POP3 client (retrieve and delete) for ringstore's tests
+	libnet-ssleay-perl # swaks --tls against the submission intake
 	clamav-daemon # clamd for the content policy's INSTREAM test (own config, EICAR-only db)
 )
 

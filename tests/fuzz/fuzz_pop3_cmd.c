@@ -9,7 +9,10 @@
  * decided by the first word alone; no NUL, CR or LF in anything accepted;
  * arguments within 255 octets (AUTH's response excepted); message
  * numbers within 1..2^31-1; and an accepted command written back in its
- * plain form parses to the same fields. A broken property aborts.
+ * plain form parses to the same fields. The line reader (pop3_line_next)
+ * gets the same input whole and in pieces of 1, 2 and 7 bytes with a
+ * small limit: the same events and lines come out, every line is within
+ * the limit and holds no LF. A broken property aborts.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -150,12 +153,79 @@ one_line(const char *line, size_t len)
 	free(copy);
 }
 
+/* The reader's events over p[0..n) fed in pieces of `piece` bytes, as
+ * a transcript: one letter per event, an OK line's bytes after its 'L'. */
+static size_t
+read_lines(const char *p, size_t n, size_t piece, char *log, size_t cap)
+{
+	enum { MAX = 16 };
+	struct pop3_line lr = { 0 };
+	char *in = malloc(n + 1);
+	size_t have = 0, fed = 0, k = 0;
+
+	if (in == NULL)
+		abort();
+	while (fed < n) {
+		size_t add = n - fed < piece ? n - fed : piece;
+
+		memcpy(in + have, p + fed, add);
+		have += add;
+		fed += add;
+		for (;;) {
+			size_t used = 0, len = 0;
+			enum pop3_line_ev ev;
+
+			ev = pop3_line_next(&lr, in, have, MAX, &used, &len);
+			if (used > have || len > used)
+				abort();
+			if (ev == POP3_LINE_OK) {
+				if (len > MAX || memchr(in, '\n', len) ||
+				    used != len + 2 || k + len + 1 > cap)
+					abort();
+				log[k++] = 'L';
+				memcpy(log + k, in, len);
+				k += len;
+			} else if (ev != POP3_LINE_MORE) {
+				if (k + 1 > cap)
+					abort();
+				log[k++] = ev == POP3_LINE_LONG ? 'T' : 'B';
+			}
+			memmove(in, in + used, have - used);
+			have -= used;
+			if (ev == POP3_LINE_MORE && used == 0)
+				break;
+		}
+	}
+	free(in);
+	return k;
+}
+
+static void
+line_reader(const char *p, size_t n)
+{
+	static const size_t pieces[] = { 1, 2, 7 };
+	size_t cap = 2 * n + 16, k, k2;
+	char *whole = malloc(cap), *split = malloc(cap);
+
+	if (whole == NULL || split == NULL)
+		abort();
+	k = read_lines(p, n, n ? n : 1, whole, cap);
+	for (size_t i = 0; i < sizeof(pieces) / sizeof(pieces[0]); i++) {
+		k2 = read_lines(p, n, pieces[i], split, cap);
+		if (k2 != k || memcmp(whole, split, k) != 0)
+			abort();
+	}
+	free(whole);
+	free(split);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *p = (const char *)data, *lf;
 	size_t n = size, len;
 
+	line_reader(p, n);
 	while (n > 0) {
 		lf = memchr(p, '\n', n);
 		len = lf ? (size_t)(lf - p) : n;
