@@ -160,6 +160,47 @@ deliver_msg_write(struct deliver_msg *msg, const void *p, size_t n,
 	return 0;
 }
 
+int
+deliver_msg_copy(const char *dir, const char *prefix, int src,
+    struct deliver_msg **msg_r, const char **error_r)
+{
+	enum { CHUNK = 64 * 1024 };
+	char *chunk = malloc(CHUNK);
+	off_t off = 0;
+	ssize_t n = 0;
+
+	*msg_r = NULL;
+	if (chunk == NULL) {
+		*error_r = strerror(errno);
+		return -1;
+	}
+	if (deliver_msg_open(dir, msg_r, error_r) == -1 ||
+	    (prefix != NULL &&
+		deliver_msg_write(*msg_r, prefix, strlen(prefix), error_r) ==
+		    -1))
+		goto fail;
+	while ((n = pread(src, chunk, CHUNK, off)) > 0) {
+		if (deliver_msg_write(*msg_r, chunk, (size_t)n, error_r) == -1)
+			goto fail;
+		off += n;
+	}
+	if (n < 0) {
+		*error_r = strerror(errno);
+		goto fail;
+	}
+	free(chunk);
+	return 0;
+fail:
+	free(chunk);
+	if (*msg_r != NULL) {
+		int e = errno;
+
+		deliver_msg_free(msg_r);
+		errno = e;
+	}
+	return -1;
+}
+
 uint64_t
 deliver_msg_size(const struct deliver_msg *msg)
 {

@@ -49,6 +49,13 @@ int deliver_msg_open(const char *dir, struct deliver_msg **msg_r,
 int deliver_msg_write(struct deliver_msg *msg, const void *p, size_t n,
     const char **error_r);
 
+/* Pool thread: a new message file in dir holding prefix (NULL: none)
+ * and then every byte of the file src (read with pread() from offset 0):
+ * a copy with headers in front, or a content policy's stripped copy made
+ * into a message. 0, or -1 with errno (ENOSPC...) and *error_r. */
+int deliver_msg_copy(const char *dir, const char *prefix, int src,
+    struct deliver_msg **msg_r, const char **error_r);
+
 /* Bytes written so far. Any thread. */
 uint64_t deliver_msg_size(const struct deliver_msg *msg);
 

@@ -28,6 +28,7 @@
 #include "auth/auth.h"
 #include "auth/auth_service.h"
 #include "backend/deliver.h"
+#include "backend/policy.h"
 #include "backend/ringstore.h"
 #include "backend/smtp_txn.h"
 #include "core/log.h"
@@ -83,6 +84,11 @@ struct deliver_job {
 	struct deliver_rcpt *r;
 	unsigned n;
 	uint64_t size;
+	const struct rs_config *cf;
+	/* the content policy's verdict (policy_ran), and whether it refused
+	 * the message for every recipient */
+	struct policy_result pr;
+	bool policy_ran, refused;
 };
 
 static void on_open(struct conn *c);
@@ -135,7 +141,8 @@ rs_lmtp_metrics_init(struct rs_server *srv, struct metrics *m)
 	    "Messages received over LMTP (DATA ended).", NULL);
 	x->bytes = metrics_counter(m, "lmtp_bytes_total",
 	    "Message bytes received over LMTP.", NULL);
-	if (x->sessions < 0 || x->messages < 0 || x->bytes < 0)
+	if (x->sessions < 0 || x->messages < 0 || x->bytes < 0 ||
+	    policy_metrics_init(m, "lmtp", &x->policy) == -1)
 		return -1;
 	for (unsigned i = 0; i < RS_LMTP_RESULTS; i++) {
 		snprintf(label, sizeof(label), "result=\"%s\"",
@@ -403,6 +410,8 @@ h_data_end(struct smtp_txn *t, struct deliver_msg *msg,
 	job->n = s->n;
 	job->size = data->size;
 	snprintf(job->from, sizeof(job->from), "%s", smtp_txn_from(t));
+	job->cf = s->w->srv->cf;
+	policy_result_init(&job->pr);
 	job->env.mail_root = s->w->srv->cf->storage.mail_root;
 	job->env.return_path = job->from;
 	for (unsigned i = 0; i < s->n; i++) {
@@ -428,12 +437,77 @@ h_data_end(struct smtp_txn *t, struct deliver_msg *msg,
 	}
 }
 
+/* Every recipient gets the answer line ("554 5.7.1 text"), which stays
+ * in job->pr.reply until the job is freed. */
+static void
+refuse_all(struct deliver_job *job, char *line)
+{
+	struct smtp_reply rep = { 451, "4.3.0", line };
+	char *end, *sp;
+	unsigned long code = strtoul(line, &end, 10);
+
+	if (code >= 400 && code <= 599 && *end == ' ') {
+		rep.code = (unsigned short)code;
+		rep.enh = end + 1;
+		if ((sp = strchr(end + 1, ' ')) != NULL) {
+			*sp = '\0';
+			rep.text = sp + 1;
+		} else {
+			rep.text = "";
+		}
+	}
+	job->refused = true;
+	for (unsigned i = 0; i < job->n; i++) {
+		job->r[i].reply = rep;
+		job->r[i].err = 0;
+	}
+}
+
+/* The content policy (backend/policy.h) on the received file: 0 with
+ * *msg_r what to deliver (job->msg, or the stripped copy under strip), or
+ * -1 with every recipient refused. Pool thread. */
+static int
+content_policy(struct deliver_job *job, struct deliver_msg **msg_r)
+{
+	const struct rs_config *cf = job->cf;
+	const char *err = NULL;
+
+	*msg_r = job->msg;
+	if (!policy_enabled(&cf->policy))
+		return 0;
+	job->policy_ran = true;
+	switch (policy_run(&cf->policy, deliver_msg_fd(job->msg),
+	    cf->storage.mail_root, &job->pr)) {
+	case POLICY_PASS:
+		return 0;
+	case POLICY_STRIPPED:
+		if (deliver_msg_copy(cf->storage.mail_root, NULL, job->pr.fd,
+			msg_r, &err) == 0)
+			return 0;
+		snprintf(job->pr.reply, sizeof(job->pr.reply), "%s",
+		    errno == ENOSPC ? "452 4.3.1 Insufficient system storage" :
+				      "451 4.3.0 Local error in processing");
+		refuse_all(job, job->pr.reply);
+		return -1;
+	default: /* REJECT, VIRUS, TEMPFAIL: the policy's own line */
+		refuse_all(job, job->pr.reply);
+		return -1;
+	}
+}
+
 static void
 deliver_job_run(struct pool_job *pj)
 {
 	struct deliver_job *job = (struct deliver_job *)pj;
+	struct deliver_msg *msg;
 
-	deliver_run(&job->env, job->msg, job->r, job->n);
+	if (content_policy(job, &msg) == 0)
+		deliver_run(&job->env, msg, job->r, job->n);
+	if (msg != job->msg)
+		deliver_msg_free(&msg);
+	/* the stripped copy goes, delivered or not; the verdict stays */
+	if (job->policy_ran)
+		policy_result_discard(&job->pr);
 }
 
 /* One reply per recipient, in RCPT order; s is alive (pending DATA). */
@@ -450,6 +524,13 @@ deliver_job_done(struct pool_job *pj)
 
 		smtp_txn_reply(s->t, r->reply.code, r->reply.enh, "%s <%s>",
 		    r->reply.text, r->addr);
+		if (job->refused) {
+			log_info(pj->sid, "lmtp.refused",
+			    "rcpt=%s reply=%u reason=%s",
+			    log_quote(q, sizeof(q), r->addr, (size_t)-1),
+			    r->reply.code, policy_reason_name(job->pr.reason));
+			continue;
+		}
 		metrics_add(shard(s), s->w->srv->m.lmtp.deliveries[res], 1);
 		if (res == DELIVER_OK)
 			log_info(pj->sid, "lmtp.delivered",
@@ -462,6 +543,9 @@ deliver_job_done(struct pool_job *pj)
 			    log_quote(q, sizeof(q), r->addr, (size_t)-1),
 			    deliver_result_name(res), strerror(r->err));
 	}
+	if (job->policy_ran)
+		policy_account(&s->w->srv->m.lmtp.policy, shard(s), pj->sid,
+		    "lmtp", &job->pr);
 	free(job->r);
 	free(job);
 	smtp_txn_done(s->t, true);

@@ -123,6 +123,7 @@ struct rs_lmtp_metrics {
 	int sessions, messages, bytes;
 	int deliveries[RS_LMTP_RESULTS];
 	int refusals[RS_LMTP_REFUSALS];
+	struct policy_metrics policy; /* backend/policy.h */
 };
 
 /* Metric ids, registered at start-up. */

@@ -54,7 +54,6 @@
 #include "proto/mime.h"
 
 #define HEADER_READ_MAX (256 * 1024) /* the header block we look into */
-#define COPY_CHUNK (64 * 1024)
 #define RECEIVED_MAX 1024
 
 /* One accepted recipient. */
@@ -666,29 +665,10 @@ static int
 compose(struct data_job *job, int src, struct deliver_msg **out_r)
 {
 	const char *err = NULL;
-	char *chunk = malloc(COPY_CHUNK);
-	off_t off = 0;
-	ssize_t n;
 
-	*out_r = NULL;
-	if (chunk == NULL ||
-	    deliver_msg_open(job->srv->cf->storage.mail_root, out_r, &err) ==
-		-1 ||
-	    deliver_msg_write(*out_r, job->received, strlen(job->received),
-		&err) == -1)
-		goto fail;
-	while ((n = pread(src, chunk, COPY_CHUNK, off)) > 0) {
-		if (deliver_msg_write(*out_r, chunk, (size_t)n, &err) == -1)
-			goto fail;
-		off += n;
-	}
-	if (n < 0)
-		goto fail;
-	free(chunk);
-	return 0;
-fail:
-	free(chunk);
-	deliver_msg_free(out_r);
+	if (deliver_msg_copy(job->srv->cf->storage.mail_root, job->received,
+		src, out_r, &err) == 0)
+		return 0;
 	refuse(job, errno == ENOSPC ? 452 : 451,
 	    errno == ENOSPC ? "4.3.1" : "4.3.0",
 	    errno == ENOSPC ? "Insufficient system storage" :

@@ -21,6 +21,7 @@ import threading
 import time
 import unittest
 
+import clamd_harness
 import harness as h
 import rs_harness as rs
 
@@ -67,6 +68,7 @@ class LmtpCase(unittest.TestCase):
     limits = {}
     bob_quota = None
     mail_root = None  # None: <dir>/mail
+    policy = None  # a policy { } group, when set
 
     def setUp(self):
         self.dir = h.temp_dir(self)
@@ -82,10 +84,14 @@ class LmtpCase(unittest.TestCase):
             self.dir, h.free_port(), h.free_port(), limits=self.limits,
             storage={"mail_root": root},
             lmtp=[{"name": "lmtp", "trusted": True,
-                   "listen": "127.0.0.1:%d" % self.lmtp_port}])
+                   "listen": "127.0.0.1:%d" % self.lmtp_port}],
+            **({"policy": self.policy_group()} if self.policy else {}))
         self.store = rs.Ringstore(self.dir, self.cfg).start(self)
         self.maildir = os.path.join(root, "example.test", "demo", "Maildir")
         self.bobdir = os.path.join(root, "example.test", "bob", "Maildir")
+
+    def policy_group(self):
+        return dict(self.policy)
 
     def mail_root_dir(self):
         return os.path.join(self.dir, "mail")
@@ -568,3 +574,78 @@ class TestLmtpFullDisk(LmtpCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+EXE_MESSAGE = (
+    b"From: <sender@example.org>\r\nSubject: invoice\r\n"
+    b"MIME-Version: 1.0\r\n"
+    b"Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n"
+    b"--b1\r\nContent-Type: text/plain\r\n\r\nPlease see attached.\r\n"
+    b"--b1\r\nContent-Type: application/octet-stream\r\n"
+    b"Content-Disposition: attachment; filename*=utf-8''invoice.pdf%2Eexe\r\n"
+    b"Content-Transfer-Encoding: base64\r\n\r\nTVqQAAMAAAAEAAAA\r\n"
+    b"--b1--\r\n")
+
+
+class TestLmtpPolicyReject(LmtpCase):
+    """The content policy applies to LMTP too: a dangerous attachment
+    (its RFC 2231 name ends in .exe) is refused for every recipient."""
+    policy = {"attachments": "reject"}
+
+    def test_exe_refused_for_each_recipient(self):
+        replies = self.send([rs.DEMO_USER, BOB], EXE_MESSAGE)
+        self.assertEqual([r[0] for r in replies], [554, 554])
+        for r in replies:
+            self.assertIn(b"5.7.1", r[1])
+            self.assertIn(b"invoice.pdf.exe", r[1])
+        self.assertEqual(new_files(self.maildir), [])
+        self.assertEqual(new_files(self.bobdir), [])
+        # a clean message on the next transaction is delivered
+        replies = self.send([BOB], b"Subject: clean\r\n\r\nhello\r\n")
+        self.assertEqual([r[0] for r in replies], [250])
+        self.assertEqual(len(new_files(self.bobdir)), 1)
+        self.assertEqual(self.store.metric(
+            "ringstore_policy_verdicts_total", service="lmtp",
+            verdict="reject"), 1)
+
+
+class TestLmtpPolicyStrip(LmtpCase):
+    policy = {"attachments": "strip"}
+
+    def test_exe_stripped(self):
+        replies = self.send([BOB], EXE_MESSAGE)
+        self.assertEqual([r[0] for r in replies], [250])
+        files = new_files(self.bobdir)
+        self.assertEqual(len(files), 1)
+        m = read(files[0])
+        self.assertTrue(m.startswith(head_of(BOB)))
+        self.assertIn(b"Please see attached.", m)
+        self.assertNotIn(b"TVqQAAMAAAAEAAAA", m)
+        self.assertIn(b"invoice.pdf.exe", m)  # the note naming it
+        left = [n for n in os.listdir(self.mail_root_dir())
+                if n.startswith("policy.")]
+        self.assertEqual(left, [])
+
+
+class TestLmtpPolicyClamd(LmtpCase):
+    """EICAR delivered over LMTP is refused by a real clamd."""
+    policy = {"attachments": "off", "clamd_fail": "closed"}
+
+    def policy_group(self):
+        if not clamd_harness.available():
+            if os.environ.get("CI"):
+                raise AssertionError("clamd missing in CI")
+            self.skipTest("clamd not installed")
+        c = clamd_harness.Clamd(self.dir)
+        c.start()
+        self.addCleanup(c.stop)
+        return dict(self.policy, clamd=c.socket)
+
+    def test_eicar_refused(self):
+        replies = self.send([BOB], b"Subject: test\r\n\r\n" +
+                            clamd_harness.EICAR + b"\r\n")
+        self.assertEqual(replies[0][0], 554)
+        self.assertIn(b"virus found", replies[0][1])
+        self.assertEqual(new_files(self.bobdir), [])
+        replies = self.send([BOB], b"Subject: fine\r\n\r\nclean\r\n")
+        self.assertEqual(replies[0][0], 250)

@@ -29,6 +29,7 @@ import subprocess
 import time
 import unittest
 
+import clamd_harness
 import harness as h
 import rs_harness as rs
 from smtp_sink import SmtpSink
@@ -569,49 +570,18 @@ class TestPolicyStrip(SubmitCase):
         self.assertEqual(left, [])
 
 
-CLAMD = "/usr/sbin/clamd"
-# EICAR's test string in two halves, so this file is not itself a "virus"
-EICAR = ("X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDA" +
-         "RD-ANTIVIRUS-TEST-FILE!$H+H*")
-
-
 class TestPolicyClamd(SubmitCase):
-    """A real clamd (its own config, a one-signature database for the
-    EICAR string) behind the content policy; swaks submits."""
+    """A real clamd (clamd_harness: its own config, a one-signature
+    database for the EICAR string) behind the content policy; swaks
+    submits."""
 
     def configure(self, cfg):
-        if not os.access(CLAMD, os.X_OK) or SWAKS is None:
+        if not clamd_harness.available() or SWAKS is None:
             self.skipTest("clamd or swaks not installed")
-        db = os.path.join(self.dir, "db")
-        os.mkdir(db)
-        with open(os.path.join(db, "rgtest.ndb"), "w") as f:
-            f.write("Ringstore.Test.EICAR:0:*:%s\n" % EICAR.encode().hex())
-        sock = os.path.join(self.dir, "clamd.sock")
-        conf = os.path.join(self.dir, "clamd.conf")
-        with open(conf, "w") as f:
-            f.write("Foreground yes\nLocalSocket %s\nDatabaseDirectory %s\n"
-                    "LogFile %s/clamd.log\nTemporaryDirectory %s\n"
-                    "StreamMaxLength 1M\nSelfCheck 0\n" %
-                    (sock, db, self.dir, self.dir))
-        p = subprocess.Popen([CLAMD, "-c", conf], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
-
-        def stop():
-            p.terminate()
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(5)
-        self.addCleanup(stop)
-
-        def listening():
-            if p.poll() is not None:
-                raise AssertionError("clamd exited")
-            with socket.socket(socket.AF_UNIX) as c:
-                return c.connect_ex(sock) == 0
-        h.wait_for(listening, 60, what="clamd listening")
-        cfg["policy"] = {"attachments": "reject", "clamd": sock,
+        c = clamd_harness.Clamd(self.dir)
+        c.start()
+        self.addCleanup(c.stop)
+        cfg["policy"] = {"attachments": "reject", "clamd": c.socket,
                          "clamd_fail": "closed"}
 
     def swaks(self, body):
@@ -624,7 +594,7 @@ class TestPolicyClamd(SubmitCase):
             capture_output=True, timeout=60)
 
     def test_eicar_refused_clean_delivered(self):
-        p = self.swaks("attached: " + EICAR)
+        p = self.swaks("attached: " + clamd_harness.EICAR.decode())
         self.assertNotEqual(p.returncode, 0)
         self.assertRegex(p.stdout.decode(), r"<~?\* +554 5\.7\.1 virus found")
         self.assertEqual(self.inbox(BOB, BOB_PW), [])
