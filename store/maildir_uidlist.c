@@ -44,6 +44,8 @@ static int parse_list(struct uidlist *list, char *buf, size_t len);
 static int read_fd(int fd, struct uidlist *list);
 
 /* Appending */
+static long find_linear(const struct uidlist *list, const char *base,
+    size_t len);
 static size_t format_record(char *p, uint32_t uid, const char *base,
     size_t len);
 static int append_all(int fd, const char *buf, size_t len, off_t old);
@@ -287,6 +289,27 @@ uidlist_lock(const char *dir, int *fd_r)
 	return md_lock_file(dir, MD_UIDLIST_LOCK, fd_r);
 }
 
+/* Up to this many names (a delivery) are looked up by comparing them with
+ * each entry: hashing every base name of a large folder to build the index
+ * costs more, and it would be done under the lock. */
+#define ASSIGN_LINEAR_MAX 4
+
+/* The entry with this base name, newest first (a sync that listed a
+ * delivered file listed it last), or -1. */
+static long
+find_linear(const struct uidlist *list, const char *base, size_t len)
+{
+	const struct uidlist_entry *e;
+	size_t i;
+
+	for (i = list->count; i-- > 0;) {
+		e = &list->entries[i];
+		if (e->len == len && memcmp(e->base, base, len) == 0)
+			return (long)i;
+	}
+	return -1;
+}
+
 /* One "<uid> <base>\n" record at p (room for 12 + len bytes); its length. */
 static size_t
 format_record(char *p, uint32_t uid, const char *base, size_t len)
@@ -370,12 +393,14 @@ uidlist_assign(const char *maildir, const char *dir, char *const *bases,
 			goto fail;
 		dirty = true;
 	}
-	if (uidlist_index(&list) == -1)
+	if (count > ASSIGN_LINEAR_MAX && uidlist_index(&list) == -1)
 		goto fail;
 	for (i = 0; i < count; i++) {
 		len = strlen(bases[i]);
 		/* A sync in another process may have seen the file first. */
-		idx = uidlist_find(&list, bases[i], len);
+		idx = count > ASSIGN_LINEAR_MAX ?
+		    uidlist_find(&list, bases[i], len) :
+		    find_linear(&list, bases[i], len);
 		if (idx >= 0) {
 			uids[i] = list.entries[idx].uid;
 			continue;
