@@ -364,7 +364,7 @@ uidlist_assign(const char *maildir, const char *dir, char *const *bases,
 	char path[PATH_MAX], *rec = NULL;
 	struct uidlist list;
 	size_t i, rec_cap = 0, rec_len = 0, len;
-	bool dirty = false;
+	bool dirty = false, readonly = false;
 	int lock, fd = -1, saved;
 	off_t old = 0;
 	long idx;
@@ -383,6 +383,12 @@ uidlist_assign(const char *maildir, const char *dir, char *const *bases,
 	/* Opened under the lock: the list nobody can replace until we
 	 * release it. */
 	fd = open(path, O_RDWR | O_APPEND | O_CLOEXEC);
+	if (fd == -1 && (errno == EACCES || errno == EPERM)) {
+		/* A list we may not write in place (another program's
+		 * mode): read it and replace it whole, as before. */
+		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) != -1)
+			readonly = true;
+	}
 	if (fd == -1 && errno != ENOENT)
 		goto fail;
 	if (fd != -1 && read_fd(fd, &list) == -1)
@@ -415,7 +421,7 @@ uidlist_assign(const char *maildir, const char *dir, char *const *bases,
 		rec_len += format_record(rec + rec_len, uids[i], bases[i], len);
 		dirty = true;
 	}
-	if (dirty && (fd == -1 || !list.exists || !list.whole)) {
+	if (dirty && (fd == -1 || readonly || !list.exists || !list.whole)) {
 		/* Nothing to append to: write it whole (synced). */
 		if (uidlist_write(dir, &list) == -1)
 			goto fail;
