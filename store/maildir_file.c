@@ -134,8 +134,9 @@ md_read_file(int fd, size_t max, char **buf_r, size_t *len_r)
 	cap = ((size_t)st.st_size < limit ? (size_t)st.st_size : limit) + 1;
 	if ((buf = malloc(cap)) == NULL)
 		return -1;
-	/* The files are replaced, never rewritten in place, so the size is
-	 * stable; still, read to EOF in case it is not what we expect. */
+	/* The files are replaced whole or (the UID list) appended to under
+	 * the lock the reader holds, so the size is stable; still, read to
+	 * EOF in case it is not what we expect. */
 	while (len < limit) {
 		if (len + 1 == cap) {
 			cap = cap - 1 < limit / 2 ? cap * 2 : limit + 1;

@@ -154,6 +154,7 @@ struct uidlist_entry {
  * points into buf (or wherever the caller's strings live). */
 struct uidlist {
 	bool exists; /* the file was there and its header valid */
+	bool whole;  /* ... and it ends with a whole line (appendable) */
 	uint32_t uidvalidity;
 	uint32_t nextuid;
 	/* UIDs from here up have not been seen by any read-write view:
@@ -194,7 +195,9 @@ int uidlist_write(const char *dir, const struct uidlist *list);
 void uidlist_free(struct uidlist *list);
 
 /* Under the folder lock, make sure each base has a UID (reusing one a
- * concurrent sync already gave it) and return them. */
+ * concurrent sync already gave it) and return them. New UIDs are appended
+ * to the list and fdatasynced (after the lock is released) before this
+ * returns; a missing or torn list is written whole. */
 int uidlist_assign(const char *maildir, const char *dir, char *const *bases,
     size_t count, uint32_t *uidvalidity_r, uint32_t *uids);
 

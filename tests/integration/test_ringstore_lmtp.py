@@ -516,6 +516,22 @@ class TestLmtpKill(LmtpCase):
             on_disk[tag] = p
         for tag in acked:
             self.assertIn(tag, on_disk)
+        # the UID list as the kill left it (deliveries append to it): a
+        # valid header, and every acknowledged message listed with a UID
+        with open(os.path.join(self.maildir, "ringstore-uidlist"),
+                  "rb") as f:
+            lines = f.read().split(b"\n")
+        self.assertEqual(lines[0].split()[:2], [b"ringstore-uidlist", b"2"])
+        uidvalidity = int(lines[0].split()[2])
+        listed = {}
+        for line in lines[1:]:
+            uid, _, base = line.partition(b" ")
+            if uid.isdigit() and base:
+                listed[base.decode()] = int(uid)
+        base_of = {tag: os.path.basename(p).split(":2,")[0]
+                   for tag, p in on_disk.items()}
+        for tag in acked:
+            self.assertIn(base_of[tag], listed, tag)
         # restart: the store comes back and serves them all
         store = rs.Ringstore(self.dir, self.cfg).start(self)
         m = rs.imap_login(self, store.port(), rs.DEMO_USER, rs.DEMO_PASSWORD)
@@ -523,6 +539,22 @@ class TestLmtpKill(LmtpCase):
         self.assertEqual(typ, "OK")
         self.assertEqual(int(data[0]), len(on_disk))
         self.assertGreaterEqual(len(on_disk), 40)
+        # same UIDVALIDITY, UIDs unique and ascending, and each listed
+        # message kept the UID it had before the kill
+        self.assertEqual(m.response("UIDVALIDITY")[1], [b"%d" % uidvalidity])
+        typ, data = m.fetch("1:*", "(UID BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        self.assertEqual(typ, "OK")
+        uids = []
+        for item in data:
+            if not isinstance(item, tuple):
+                continue
+            uid = int(item[0].split(b"(UID ", 1)[1].split(b" ", 1)[0])
+            tag = item[1].split(b"Subject: ", 1)[1].split(b"\r\n", 1)[0]
+            uids.append(uid)
+            if base_of[tag] in listed:
+                self.assertEqual(uid, listed[base_of[tag]], tag)
+        self.assertEqual(len(uids), len(on_disk))
+        self.assertEqual(uids, sorted(set(uids)))
         l = smtplib.LMTP("127.0.0.1", self.lmtp_port, timeout=h.IO_TIMEOUT)
         self.addCleanup(l.close)
         self.assertEqual(l.sendmail("s@example.org", [rs.DEMO_USER],

@@ -78,6 +78,22 @@ read_msg(struct maildir *box, size_t index)
 	return buf;
 }
 
+/* Byte copy of src to dst (a new inode). */
+static void
+copy_file(const char *src, const char *dst)
+{
+	char buf[8192];
+	size_t n;
+	FILE *in = fopen(src, "r"), *out = fopen(dst, "w");
+
+	assert_non_null(in);
+	assert_non_null(out);
+	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+		assert_int_equal(fwrite(buf, 1, n, out), n);
+	fclose(in);
+	assert_int_equal(fclose(out), 0);
+}
+
 static size_t
 count_dir(const char *dir)
 {
@@ -811,11 +827,12 @@ test_crash_stray_and_old_list(void **state)
 	assert_int_equal(n, 3);
 	maildir_close(&box);
 
-	/* killed between link and list rename: the old list survives and
-	 * the new file has no UID; it gets the next one, nothing reused */
+	/* killed between link and the list's append: the list as it was
+	 * (a copy: the append writes in place) and the new file has no UID;
+	 * it gets the next one, nothing reused */
 	fmt_path(list, "%s/ringstore-uidlist", fx->md);
 	fmt_path(saved, "%s/saved-list", fx->root);
-	assert_int_equal(link(list, saved), 0);
+	copy_file(list, saved);
 	assert_int_equal(deliver_text(fx, "INBOX", "4", 0), 4);
 	assert_int_equal(rename(saved, list), 0);
 	assert_int_equal(maildir_open(fx->md, "INBOX", 0, &box, &err), 0);
@@ -843,6 +860,185 @@ test_crash_stray_and_old_list(void **state)
 	assert_int_equal(m[0].uid, 2);
 	assert_int_equal(m[3].uid, 5);
 	assert_string_equal(read_msg(box, 3), "1");
+	maildir_close(&box);
+}
+
+/* Append bytes to a file as a crash could have left them. */
+static void
+append_bytes(const char *path, const char *bytes, size_t len)
+{
+	FILE *f = fopen(path, "a");
+
+	assert_non_null(f);
+	assert_int_equal(fwrite(bytes, 1, len, f), len);
+	assert_int_equal(fclose(f), 0);
+}
+
+/* The list's text (NULs shown as '@'), into a static buffer. */
+static const char *
+list_text(struct fixture *fx)
+{
+	static char text[8192];
+	char path[PATH_MAX];
+	size_t i, len;
+	FILE *f;
+
+	fmt_path(path, "%s/ringstore-uidlist", fx->md);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	len = fread(text, 1, sizeof(text) - 1, f);
+	fclose(f);
+	for (i = 0; i < len; i++)
+		if (text[i] == '\0')
+			text[i] = '@';
+	text[len] = '\0';
+	return text;
+}
+
+/* Deliveries append "<uid> <base>\n" records to the list (one inode, no
+ * rewrite); a sync that drops an entry rewrites it whole (compaction). */
+static void
+test_uidlist_append(void **state)
+{
+	struct fixture *fx = *state;
+	const struct maildir_msg *m;
+	struct maildir *box;
+	struct stat a, b;
+	char path[PATH_MAX], file[PATH_MAX];
+	const char *err, *text;
+	size_t n;
+
+	fmt_path(path, "%s/ringstore-uidlist", fx->md);
+	assert_int_equal(deliver_text(fx, "INBOX", "1", 0), 1);
+	assert_int_equal(stat(path, &a), 0);
+	assert_int_equal(deliver_text(fx, "INBOX", "2", 0), 2);
+	assert_int_equal(deliver_text(fx, "INBOX", "3", 0), 3);
+	assert_int_equal(stat(path, &b), 0);
+	assert_true(a.st_ino == b.st_ino);
+	assert_true(b.st_size > a.st_size);
+	text = list_text(fx);
+	/* the header still says nextuid 2: the records raise it */
+	assert_non_null(strstr(text, "ringstore-uidlist 2 "));
+	assert_non_null(strstr(text, "\n2 "));
+	assert_non_null(strstr(text, "\n3 "));
+
+	/* a read-only open reads the appended list and writes nothing */
+	assert_int_equal(
+	    maildir_open(fx->md, "INBOX", MAILDIR_OPEN_READONLY, &box, &err),
+	    0);
+	m = maildir_msgs(box, &n);
+	assert_int_equal(n, 3);
+	assert_int_equal(m[2].uid, 3);
+	assert_int_equal(maildir_uidnext(box), 4);
+	/* expunge 2 behind its back: the next sync compacts the list */
+	fmt_path(file, "%s/%s", fx->md, m[1].file);
+	assert_int_equal(unlink(file), 0);
+	maildir_close(&box);
+	assert_int_equal(maildir_open(fx->md, "INBOX", 0, &box, &err), 0);
+	m = maildir_msgs(box, &n);
+	assert_int_equal(n, 2);
+	assert_int_equal(m[1].uid, 3);
+	assert_int_equal(maildir_uidnext(box), 4);
+	maildir_close(&box);
+	assert_int_equal(stat(path, &a), 0);
+	assert_true(a.st_ino != b.st_ino);
+	assert_null(strstr(list_text(fx), "\n2 "));
+	assert_int_equal(deliver_text(fx, "INBOX", "4", 0), 4);
+}
+
+/* What a crash can leave at the end of an appended list: a torn record
+ * (never acknowledged) is not appended after but rewritten away; a block
+ * of NULs (an unwritten block) does not hide the records after it. */
+static void
+test_uidlist_torn(void **state)
+{
+	struct fixture *fx = *state;
+	const struct maildir_msg *m;
+	struct maildir *box;
+	char path[PATH_MAX], *p, *text;
+	const char *err;
+	uint32_t uidv;
+	size_t n, len;
+	FILE *f;
+
+	fmt_path(path, "%s/ringstore-uidlist", fx->md);
+	assert_int_equal(deliver_text(fx, "INBOX", "1", 0), 1);
+	assert_int_equal(deliver_text(fx, "INBOX", "2", 0), 2);
+	assert_int_equal(maildir_open(fx->md, "INBOX", 0, &box, &err), 0);
+	uidv = maildir_uidvalidity(box);
+	maildir_close(&box);
+
+	/* a torn record without its newline: the next delivery rewrites */
+	append_bytes(path, "3 1700000000.M1P2.torn", 22);
+	assert_int_equal(deliver_text(fx, "INBOX", "3", 0), 3);
+	assert_null(strstr(list_text(fx), "torn"));
+	/* zeros where a crash lost a block */
+	append_bytes(path, "\0\0\0\0\0\0", 6);
+	assert_int_equal(deliver_text(fx, "INBOX", "4", 0), 4);
+	assert_null(strchr(list_text(fx), '@'));
+
+	/* zeros over record 2, records after it intact: 3 and 4 keep
+	 * their UIDs, 2's file gets a new one, nothing is reused */
+	text = strdup(list_text(fx));
+	assert_non_null(text);
+	p = strstr(text, "\n2 ") + 1;
+	len = strlen(text);
+	memset(p, '\0', (size_t)(strchr(p, '\n') - p));
+	f = fopen(path, "w");
+	assert_non_null(f);
+	assert_int_equal(fwrite(text, 1, len, f), len);
+	assert_int_equal(fclose(f), 0);
+	free(text);
+	assert_int_equal(maildir_open(fx->md, "INBOX", 0, &box, &err), 0);
+	assert_int_equal(maildir_uidvalidity(box), uidv);
+	m = maildir_msgs(box, &n);
+	assert_int_equal(n, 4);
+	assert_int_equal(m[0].uid, 1);
+	assert_int_equal(m[1].uid, 3);
+	assert_string_equal(read_msg(box, 1), "3");
+	assert_int_equal(m[2].uid, 4);
+	assert_int_equal(m[3].uid, 5);
+	assert_string_equal(read_msg(box, 3), "2");
+	maildir_close(&box);
+	assert_int_equal(deliver_text(fx, "INBOX", "5", 0), 6);
+}
+
+/* A version 1 list (an older ringstore) is read and appended to. */
+static void
+test_uidlist_v1(void **state)
+{
+	struct fixture *fx = *state;
+	const struct maildir_msg *m;
+	struct maildir *box;
+	char path[PATH_MAX], line[PATH_MAX + 64];
+	const char *err;
+	size_t n;
+	FILE *f;
+
+	assert_int_equal(deliver_text(fx, "INBOX", "1", 0), 1);
+	assert_int_equal(
+	    maildir_open(fx->md, "INBOX", MAILDIR_OPEN_READONLY, &box, &err),
+	    0);
+	m = maildir_msgs(box, &n);
+	snprintf(line, sizeof(line), "ringstore-uidlist 1 77 8\n7 %.*s\n",
+	    (int)m[0].base_len, m[0].file + 4);
+	maildir_close(&box);
+	fmt_path(path, "%s/ringstore-uidlist", fx->md);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(line, f);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(deliver_text(fx, "INBOX", "2", 0), 8);
+	assert_non_null(strstr(list_text(fx), "ringstore-uidlist 1 77 8\n"));
+	assert_int_equal(
+	    maildir_open(fx->md, "INBOX", MAILDIR_OPEN_READONLY, &box, &err),
+	    0);
+	assert_int_equal(maildir_uidvalidity(box), 77);
+	m = maildir_msgs(box, &n);
+	assert_int_equal(n, 2);
+	assert_int_equal(m[0].uid, 7);
+	assert_int_equal(m[1].uid, 8);
+	assert_string_equal(read_msg(box, 1), "2");
 	maildir_close(&box);
 }
 
@@ -1008,6 +1204,12 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_stray_and_old_list,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_uidlist_append, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_uidlist_torn, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_uidlist_v1, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_crash_kill, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_scan_10k, setup, teardown),
