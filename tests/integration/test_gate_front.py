@@ -19,6 +19,7 @@ TestBackendDown: the back end stopped -> the protocol's temporary error at
 once; killed mid-session -> BYE / -ERR / 421, ringgate still serving.
 """
 
+import base64
 import imaplib
 import os
 import poplib
@@ -456,6 +457,111 @@ class TestFront(GateCase):
         self.assertGreater(self.gate.metric(
             "ringgate_session_bytes_total", proto="imap",
             direction="backend_to_client"), 0)
+
+
+class TestBackendDown(GateCase):
+    """The back end goes away: each test kills or stops the class's
+    ringstore, so each starts its own pair."""
+
+    @classmethod
+    def setUpClass(cls):
+        """A fresh pair per test instead (setUp)."""
+
+    @classmethod
+    def tearDownClass(cls):
+        pass
+
+    def setUp(self):
+        self.dir = h.temp_dir(self)
+        rs.write_passwd(os.path.join(self.dir, "passwd"),
+                        {USER: PASSWORD, BOB: BOB_PW, MASTER: MASTER_PW})
+        self.cert, key = h.make_cert(self.dir, "ec", stem="server")
+        self.store = rs.Ringstore(self.dir, store_cfg(self.dir,
+                                                      [(self.cert, key)]))
+        self.store.start(self)
+        self.gate = h.Ringgate(self.dir, gate_cfg(self.dir,
+                                                  [(self.cert, key)],
+                                                  self.store.cfg))
+        self.gate.start(self)
+
+    def tls(self, listener):
+        s = socket.create_connection(("127.0.0.1", self.port(listener)),
+                                     timeout=h.IO_TIMEOUT)
+        t = self.ctx().wrap_socket(s, server_hostname="localhost")
+        self.addCleanup(t.close)
+        return t, t.makefile("rb")
+
+    def logged_in(self):
+        """An IMAP, a POP3 and a submission session through ringgate,
+        logged in: (socket, reader) each."""
+        i, fi = self.tls("imaps")
+        self.assertTrue(fi.readline().startswith(b"* OK"))
+        i.sendall(b"a LOGIN %s %s\r\nb SELECT INBOX\r\n" %
+                  (USER.encode(), PASSWORD.encode()))
+        self.assertTrue(rs.read_tagged(self, fi, b"b")[-1].startswith(
+            b"b OK"))
+        p, fp = self.tls("pop3s")
+        self.assertTrue(fp.readline().startswith(b"+OK"))
+        p.sendall(b"USER %s\r\nPASS %s\r\n" % (USER.encode(),
+                                                PASSWORD.encode()))
+        self.assertTrue(fp.readline().startswith(b"+OK"))
+        self.assertEqual(fp.readline(), b"+OK Logged in.\r\n")
+        m, fm = self.tls("submissions")
+        self.assertTrue(fm.readline().startswith(b"220"))
+        m.sendall(b"EHLO x\r\n")
+        while fm.readline()[3:4] != b" ":
+            pass
+        m.sendall(b"AUTH PLAIN %s\r\n" % base64.b64encode(
+            b"\0" + USER.encode() + b"\0" + PASSWORD.encode()))
+        self.assertTrue(fm.readline().startswith(b"235 2.7.0"))
+        return (i, fi), (p, fp), (m, fm)
+
+    def kill_store(self):
+        self.store.proc.kill()
+        self.store.killed = True
+        self.store.proc.wait(10)
+
+    def test_backend_killed_mid_session_gets_goodbye(self):
+        (i, fi), (p, fp), (m, fm) = self.logged_in()
+        self.kill_store()
+        self.assertTrue(fi.readline().startswith(b"* BYE [UNAVAILABLE]"))
+        self.assertEqual(fi.readline(), b"")
+        self.assertTrue(fp.readline().startswith(b"-ERR [SYS/TEMP]"))
+        self.assertTrue(fm.readline().startswith(b"421 4.4.2"))
+        self.gate.assert_alive()
+        self.assertEqual(self.gate.metric("ringgate_backend_lost_total",
+                                          proto="imap"), 1)
+        # ringgate keeps serving: a new login hears the temporary error
+        self.check_temporary_error()
+
+    def test_backend_down_temporary_error_at_once(self):
+        self.kill_store()
+        self.check_temporary_error()
+        self.assertGreaterEqual(self.gate.metric(
+            "ringgate_backend_logins_total", proto="imap", result="temp"),
+            1)
+
+    def check_temporary_error(self):
+        addr = "127.0.0.1:%d" % port_of(self.store.cfg, "imap")
+        i, fi = self.tls("imaps")
+        self.assertTrue(fi.readline().startswith(b"* OK"))
+        i.sendall(b"a LOGIN %s %s\r\n" % (USER.encode(), PASSWORD.encode()))
+        line = rs.read_tagged(self, fi, b"a")[-1]
+        self.assertTrue(line.startswith(b"a NO [UNAVAILABLE]"), line)
+        self.assertNotIn(addr.encode(), line)
+        p, fp = self.tls("pop3s")
+        self.assertTrue(fp.readline().startswith(b"+OK"))
+        p.sendall(b"USER %s\r\nPASS %s\r\n" % (USER.encode(),
+                                                PASSWORD.encode()))
+        fp.readline()
+        self.assertTrue(fp.readline().startswith(b"-ERR [SYS/TEMP]"))
+        m, fm = self.tls("submissions")
+        self.assertTrue(fm.readline().startswith(b"220"))
+        m.sendall(b"EHLO x\r\nAUTH PLAIN %s\r\n" % base64.b64encode(
+            b"\0" + USER.encode() + b"\0" + PASSWORD.encode()))
+        while fm.readline()[3:4] != b" ":
+            pass
+        self.assertTrue(fm.readline().startswith(b"454 4.7.0"))
 
 
 if __name__ == "__main__":
