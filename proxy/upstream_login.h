@@ -82,8 +82,9 @@ struct ul_params {
 	 * none). The ctx must outlive the login (the conn takes a ref). */
 	struct tls_client *tls_ctx;
 	const char *sni;
-	bool proxy_v2;	  /* send a PROXY v2 header (client -> local) first */
-	bool xclient;	  /* SMTP: XCLIENT ADDR/PORT/LOGIN when offered */
+	bool
+	    proxy_v2; /* PROXY v2 header (client -> local, both needed) first */
+	bool xclient; /* SMTP: XCLIENT ADDR/PORT/LOGIN when offered */
 	const char *helo; /* SMTP: our EHLO name; NULL = "ringgate" */
 	/* IMAP: the client's own ID parameters, forwarded as key/value
 	 * pairs (client_id[2i], client_id[2i+1]; a NULL value is NIL).
@@ -112,10 +113,11 @@ struct ul_result {
 };
 
 /* Called once, on the loop's thread. UL_OK: backend is connected and
- * logged in, still with the login's handler: the callback must give it
- * its own (conn_set_handler) or close it before returning. Otherwise
- * backend is NULL. The struct upstream_login is freed right after the
- * call returns; do not cancel it from here or later. */
+ * logged in, its timer off, with a handler that ignores everything: the
+ * callback must give it its own (conn_set_handler) or close it before
+ * returning, and relay r->rest. Otherwise backend is NULL (already being
+ * closed). The struct upstream_login is freed right after the call
+ * returns; do not cancel it from here or later. */
 typedef void ul_done_fn(void *ctx, struct conn *backend,
     const struct ul_result *r);
 
