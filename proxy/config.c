@@ -61,6 +61,15 @@ static const struct cfg_field root_fields[] = {
 	{ "relay", CFG_LIST, F(struct proxy_config, relay), .sub = relay_fields,
 	    .elem_size = sizeof(struct proxy_relay_conf),
 	    .count_offset = F(struct proxy_config, nrelay) },
+	/* routing (proxy/route.h) */
+	{ "backends", CFG_LIST, F(struct proxy_config, route.backends),
+	    .sub = route_backend_fields,
+	    .elem_size = sizeof(struct route_backend_conf),
+	    .count_offset = F(struct proxy_config, route.nbackends) },
+	{ "route", CFG_GROUP, F(struct proxy_config, route.route),
+	    .sub = route_redis_fields },
+	{ "health", CFG_GROUP, F(struct proxy_config, route.health),
+	    .sub = route_health_fields },
 	{ NULL },
 };
 
@@ -118,7 +127,8 @@ proxy_config_load(const char *path, struct proxy_config *cf,
 {
 	if (cfg_load(path, root_fields, cf, err) == -1)
 		return -1;
-	if (check_relays(cf, err) == -1) {
+	if (check_relays(cf, err) == -1 ||
+	    route_conf_check(&cf->route, err) == -1) {
 		cfg_free(root_fields, cf);
 		return -1;
 	}

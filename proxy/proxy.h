@@ -15,6 +15,7 @@
 #include "core/config.h"
 #include "core/daemon.h"
 #include "core/tls_conf.h"
+#include "proxy/route.h"
 
 struct conn_handler;
 struct metrics;
@@ -41,6 +42,7 @@ struct proxy_config {
 	} limits;
 	struct proxy_relay_conf *relay;
 	unsigned nrelay;
+	struct route_conf route; /* backends, route { }, health { } */
 };
 
 extern const char *const proxy_alpn_names[];
