@@ -228,8 +228,6 @@ check_backends(const struct proxy_config *cf, struct cfg_error *err)
 	const struct route_conf *rc = &cf->route;
 	struct gate_list lists[GATE_PROTOS];
 
-	if (route_conf_check(rc, err) == -1)
-		return -1;
 	proxy_config_lists(cf, lists);
 	for (unsigned i = 0; i < rc->nbackends; i++) {
 		const struct route_backend_conf *b = &rc->backends[i];
@@ -384,7 +382,9 @@ proxy_config_load(const char *path, struct proxy_config *cf,
 	load_fields(root, auth);
 	if (cfg_load(path, root, cf, err) == -1)
 		return -1;
-	if (check_relays(cf, err) == -1 || check_fronts(cf, err) == -1) {
+	if (check_relays(cf, err) == -1 ||
+	    route_conf_check(&cf->route, err) == -1 ||
+	    check_fronts(cf, err) == -1) {
 		proxy_config_free(cf);
 		return -1;
 	}

@@ -23,6 +23,7 @@
 #include "proxy/proxy.h"
 
 struct auth_service;
+struct health;
 struct listen_set;
 struct login_session;
 struct login_user;
@@ -72,6 +73,7 @@ struct gate_worker {
 	struct loop *loop;
 	struct login_worker *login;
 	struct route_worker *route;
+	struct health *health; /* worker 0 only */
 };
 
 extern const struct login_hooks gate_login_hooks;

@@ -24,6 +24,7 @@
 #include "core/metrics.h"
 #include "core/tls.h"
 #include "proxy/gate.h"
+#include "proxy/health.h"
 #include "proxy/proxy.h"
 #include "proxy/route.h"
 
@@ -264,6 +265,18 @@ worker_init(struct daemon *d, struct loop *l, unsigned i)
 		    (w->route = route_worker_new(g->srv.router, l)) == NULL)
 			return -1;
 		g->login_workers[i] = w->login;
+		/* the health checks run on worker 0 */
+		if (i == 0) {
+			const char *error = NULL;
+
+			w->health = health_new(g->srv.router,
+			    &g->cf.route.health, l, g->srv.backend_tls, &error);
+			if (w->health == NULL) {
+				log_error(0, "health.failed", "error=\"%s\"",
+				    error ? error : "?");
+				return -1;
+			}
+		}
 	}
 	return listen_set_worker(g->lset, l, i);
 }
@@ -280,6 +293,7 @@ worker_exit(struct daemon *d, struct loop *l, unsigned i)
 	if (w == NULL)
 		return;
 	loop_set_ctx(l, NULL);
+	health_free(&w->health);
 	route_worker_free(&w->route);
 	login_worker_free(&w->login);
 	free(w);
