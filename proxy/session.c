@@ -26,6 +26,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/auth.h"
+#include "auth/auth_service.h"
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/loop.h"
@@ -47,6 +49,7 @@ struct gate_session {
 	enum gate_proto proto;
 	char user[257], mech[32], tag[LOGIN_TAG_MAX + 1];
 	char peer[64], version[24], cipher[64], sni[128], alpn[16];
+	char host[256]; /* the user entry's host= ("" for none) */
 	struct sockaddr_storage client, local;
 	bool have_client, have_local;
 	const struct route_backend *be;
@@ -60,6 +63,7 @@ struct gate_session {
 	size_t nctail, nbtail;
 };
 
+static void user_host(struct gate_session *gs);
 static void route_done(void *ctx, const struct route_result *res);
 static void login_done(void *ctx, struct conn *backend,
     const struct ul_result *r);
@@ -153,11 +157,32 @@ gate_session_begin(struct login_session *s, const struct login_user *u)
 		memcpy(&gs->local, sa, len);
 		gs->have_local = true;
 	}
+	user_host(gs);
 	q = (struct route_query){ .user = gs->user,
-		.host_field = NULL,
+		.host_field = gs->host[0] ? gs->host : NULL,
 		.proto = (enum route_proto)gs->proto,
 		.sid = gs->sid };
 	route_lookup(w->route, &q, route_done, gs, &gs->rreq);
+}
+
+/* The user entry's host= (a route override naming back ends), where the
+ * users' back end answers without blocking (the passwd-file); a network
+ * back end's entry is not kept after the login, so it routes by Redis or
+ * hashing. */
+static void
+user_host(struct gate_session *gs)
+{
+	struct auth_backend *b = auth_service_users(gs->srv->auth);
+	struct auth_entry *e = NULL;
+	const char *error = NULL;
+
+	if (b == NULL || !b->ops->lookup_nonblocking)
+		return;
+	if (auth_lookup(b, gs->user, &e, &error) != AUTH_LOOKUP_FOUND)
+		return;
+	if (e->host != NULL && strlen(e->host) < sizeof(gs->host))
+		memcpy(gs->host, e->host, strlen(e->host) + 1);
+	auth_entry_unref(&e);
 }
 
 /* The back end for the user is known (or not): log in there. */

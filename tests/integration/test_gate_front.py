@@ -564,5 +564,101 @@ class TestBackendDown(GateCase):
         self.assertTrue(fm.readline().startswith(b"454 4.7.0"))
 
 
+class TestTwoStores(unittest.TestCase):
+    """Two ringstores behind one ringgate: users spread by hashing, host=
+    wins, the spread survives a ringgate restart, one store killed gives
+    its users the temporary error at once while the others keep working,
+    and its users come back with it."""
+
+    USERS = ["u%d@example.test" % i for i in range(10)]
+
+    def setUp(self):
+        self.dir = h.temp_dir(self)
+        self.cert, key = h.make_cert(self.dir, "ec", stem="server")
+        users = {u: "pw-" + u for u in self.USERS}
+        self.stores = []
+        for name in ("store1", "store2"):
+            d = os.path.join(self.dir, name)
+            os.mkdir(d)
+            rs.write_passwd(os.path.join(d, "passwd"),
+                            dict(users, **{MASTER: MASTER_PW}))
+            st = rs.Ringstore(d, store_cfg(d, [(self.cert, key)]))
+            st.start(self)
+            self.stores.append(st)
+        cfg = gate_cfg(self.dir, [(self.cert, key)], self.stores[0].cfg)
+        cfg["backends"] = [
+            {"name": "store%d" % (i + 1),
+             "imap": "127.0.0.1:%d" % port_of(st.cfg, "imap"),
+             "pop3": "127.0.0.1:%d" % port_of(st.cfg, "pop3"),
+             "submission": "127.0.0.1:%d" % port_of(st.cfg, "submission")}
+            for i, st in enumerate(self.stores)]
+        cfg["health"] = {"interval": "200ms", "timeout": "500ms",
+                         "fall": 1, "rise": 1}
+        # u0 is pinned to store2 by its entry's host=
+        with open(os.path.join(self.dir, "gate.passwd"), "w") as f:
+            for u in self.USERS:
+                f.write("%s:%s::::::%s\n" % (
+                    u, rs.scram_hash("pw-" + u),
+                    "host=store2" if u == "u0@example.test" else ""))
+        self.gate = h.Ringgate(self.dir, cfg).start(self)
+
+    def login(self, user):
+        """IMAPS login as user: "ok" or the NO answer's text."""
+        m = imaplib.IMAP4_SSL(
+            "127.0.0.1", int(self.gate.cfg["imap"][1]["listen"].rsplit(
+                ":", 1)[1]),
+            ssl_context=h.client_context(cafiles=[self.cert]), timeout=20)
+        try:
+            m.login(user, "pw-" + user)
+        except imaplib.IMAP4.error as e:
+            rs.logout_quietly(m)
+            return str(e)
+        m.select("INBOX")
+        m.logout()
+        return "ok"
+
+    def homes(self):
+        """user -> the store whose mail root has the user's Maildir."""
+        out = {}
+        for i, st in enumerate(self.stores):
+            root = os.path.join(st.dir, "mail", "example.test")
+            for local in (os.listdir(root) if os.path.isdir(root) else []):
+                out.setdefault(local + "@example.test", set()).add(i)
+        return out
+
+    def test_spread_host_restart_kill_and_return(self):
+        for u in self.USERS:
+            self.assertEqual(self.login(u), "ok", u)
+        homes = self.homes()
+        for u in self.USERS:
+            self.assertEqual(len(homes[u]), 1, (u, homes[u]))
+        self.assertEqual(homes["u0@example.test"], {1})
+        on = [[u for u in self.USERS if homes[u] == {i}] for i in (0, 1)]
+        self.assertTrue(on[0] and on[1], on)
+        # the same homes after a ringgate restart
+        self.gate.stop_checked()
+        self.gate.start()
+        for u in self.USERS:
+            self.assertEqual(self.login(u), "ok", u)
+        self.assertEqual(self.homes(), homes)
+        # store1 killed: its users get [UNAVAILABLE], the others go on
+        self.stores[0].proc.kill()
+        self.stores[0].killed = True
+        self.stores[0].proc.wait(10)
+        for u in on[0]:
+            self.assertIn("UNAVAILABLE", self.login(u))
+        for u in on[1]:
+            self.assertEqual(self.login(u), "ok", u)
+        # and back: its users return once the health check sees it
+        self.stores[0].stop()  # closes its log file
+        self.stores[0].killed = False
+        self.stores[0].start(None)
+        h.wait_for(lambda: self.login(on[0][0]) == "ok", timeout=15,
+                   interval=0.2, what="store1's users back")
+        for u in on[0]:
+            self.assertEqual(self.login(u), "ok", u)
+        self.assertEqual(self.homes(), homes)
+
+
 if __name__ == "__main__":
     unittest.main()
