@@ -660,5 +660,177 @@ class TestTwoStores(unittest.TestCase):
         self.assertEqual(self.homes(), homes)
 
 
+class TestConfigCheck(unittest.TestCase):
+    """`ringgate -t` on the front ends' config: a good one passes, each
+    mistake names FILE:LINE."""
+
+    def setUp(self):
+        self.dir = h.temp_dir(self)
+        self.cert, self.key = h.make_cert(self.dir, "ec", stem="server")
+        self.path = os.path.join(self.dir, "ringgate.conf")
+        store = {"imap": [{"name": "imap", "listen": "127.0.0.1:1143"}],
+                 "pop3": [{"name": "pop3", "listen": "127.0.0.1:1110"}],
+                 "submission": [{"name": "s", "listen": "127.0.0.1:1587"}]}
+        self.cfg = gate_cfg(self.dir, [(self.cert, self.key)], store)
+
+    def check(self, cfg):
+        text = h.config_text(cfg)
+        with open(self.path, "w") as f:
+            f.write(text)
+        p = h.run([h.RINGGATE, "-t", "-c", self.path], check=False)
+        return text, p.returncode, p.stdout + p.stderr
+
+    def assert_error_at(self, cfg, needle, *words):
+        text, code, out = self.check(cfg)
+        self.assertEqual(code, 1, out)
+        if needle is not None:  # the key's line, or its group's "{"
+            line = h.line_of(text, needle)
+            self.assertTrue("%s:%d:" % (self.path, line) in out or
+                            "%s:%d:" % (self.path, line - 1) in out,
+                            (line, out))
+        for w in words:
+            self.assertIn(w, out)
+
+    def test_good(self):
+        _, code, out = self.check(self.cfg)
+        self.assertEqual(code, 0, out)
+        self.assertIn("test is successful", out)
+
+    def test_mistakes(self):
+        cfg = dict(self.cfg, imap=[{"name": "imaps", "tls": True,
+                                    "listen": "127.0.0.1:1"}])
+        cfg["tls"] = {"certificates": []}
+        self.assert_error_at(cfg, 'name = "imaps"', "tls.certificates")
+        cfg = dict(self.cfg, backends=[dict(self.cfg["backends"][0],
+                                            tls="starttls")])
+        self.assert_error_at(cfg, 'name = "store1"', "sni")
+        cfg = dict(self.cfg, backend_login={
+            "master_user": MASTER,
+            "master_password_file": os.path.join(self.dir, "missing")})
+        self.assert_error_at(cfg, "backend_login = {", "missing")
+        cfg = dict(self.cfg, backend_login={"master_user": MASTER,
+                                            "master_pasword_file": "x"})
+        self.assert_error_at(cfg, "master_pasword_file", "did you mean")
+        cfg = dict(self.cfg)
+        del cfg["backends"]
+        self.assert_error_at(cfg, None, "backends")
+        cfg = dict(self.cfg, pop3=[{"name": "pop3",
+                                    "listen": self.cfg["imap"][0]["listen"]}])
+        self.assert_error_at(cfg, 'name = "pop3"', "repeats")
+        cfg = dict(self.cfg, imap=[dict(self.cfg["imap"][0],
+                                        proxy_protocol=True)])
+        self.assert_error_at(cfg, 'name = "imap"', "proxy_nets")
+        cfg = dict(self.cfg, auth={"default_scheme": "SCRAM-SHA-256"})
+        self.assert_error_at(cfg, None, "passwd_file")
+
+
+class TestLimits(GateCase):
+    """What the pre-login limits and the relay's back-pressure cost on
+    ringgate's listeners."""
+
+    def test_proxy_header_from_untrusted_address_refused(self):
+        # a listener that takes PROXY headers only from 10.9.9.0/24
+        path = os.path.join(self.dir, "proxy.conf")
+        cfg = dict(self.gate.cfg)
+        cfg["imap"] = [{"name": "lb", "listen": "127.0.0.1:%d" %
+                        h.free_port(), "proxy_protocol": True,
+                        "proxy_nets": ["10.9.9.0/24"]}]
+        cfg["pop3"] = []
+        cfg["submission"] = []
+        cfg["admin"] = {"listen": "127.0.0.1:%d" % h.free_port()}
+        d = os.path.join(self.dir, "lb")
+        os.mkdir(d)
+        g = h.Ringgate(d, cfg).start(self)
+        s = socket.create_connection(("127.0.0.1", port_of(cfg, "imap")),
+                                     timeout=h.IO_TIMEOUT)
+        self.addCleanup(s.close)
+        s.sendall(b"PROXY TCP4 192.0.2.1 127.0.0.1 5555 143\r\n")
+        try:
+            data = s.recv(100)
+        except ConnectionResetError:
+            data = b""
+        self.assertEqual(data, b"")  # closed without a greeting
+        self.assertGreaterEqual(g.metric("ringgate_connections_closed_total",
+                                         listener="lb", reason="proxy"), 1)
+        g.assert_alive()
+
+    def test_silent_clients_cut_at_login_timeout(self):
+        d = os.path.join(self.dir, "to")
+        os.mkdir(d)
+        cfg = dict(self.gate.cfg)
+        cfg["limits"] = dict(cfg["limits"], login_timeout="1s",
+                             handshake_timeout="1s")
+        cfg["admin"] = {"listen": "127.0.0.1:%d" % h.free_port()}
+        for sec in ("imap", "pop3", "submission"):
+            cfg[sec] = [dict(l, listen="127.0.0.1:%d" % h.free_port())
+                        for l in cfg[sec]]
+        g = h.Ringgate(d, cfg).start(self)
+        socks = []
+        for sec in ("imap", "pop3", "submission"):
+            for l in cfg[sec]:
+                s = socket.create_connection(
+                    ("127.0.0.1", int(l["listen"].rsplit(":", 1)[1])),
+                    timeout=h.IO_TIMEOUT)
+                self.addCleanup(s.close)
+                socks.append(s)
+        for s in socks:  # every one is closed by ringgate: EOF
+            while True:
+                try:
+                    if not s.recv(4096):
+                        break
+                except ConnectionResetError:
+                    break
+        g.assert_alive()
+
+    @unittest.expectedFailure
+    def test_memory_bounded_with_50_clients_that_do_not_read(self):
+        """4 x 1 MiB messages in bob's INBOX; 50 sessions each FETCH all
+        of it and never read. The bound the relay aims at: per session
+        the client's output queue (output_buffer, passed by at most one
+        16 KiB read) and TLS state. Known to fail today (~2.9 MB per
+        session measured): a paused conn's multishot recv keeps
+        delivering what the kernel already queued until the cancel
+        lands, and core/conn.c stashes it (docs/proxy.md, "Memory").
+        An unexpected success fails the run: then drop the marker."""
+        s = self.smtp("submissions", BOB, BOB_PW)
+        big = message(BOB, BOB, "big", body=("x" * 998 + "\r\n") * 1050)
+        for _ in range(4):
+            s.sendmail(BOB, [BOB], big)
+        before = self.gate.rss_kib()
+        socks = []
+        for _ in range(50):
+            t = self.ctx().wrap_socket(socket.create_connection(
+                ("127.0.0.1", self.port("imaps")), timeout=h.IO_TIMEOUT),
+                server_hostname="localhost")
+            self.addCleanup(t.close)
+            f = t.makefile("rb")
+            f.readline()
+            t.sendall(b"a LOGIN %s %s\r\nb SELECT INBOX\r\n" %
+                      (BOB.encode(), BOB_PW.encode()))
+            rs.read_tagged(self, f, b"b")
+            t.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            t.sendall(b"c FETCH 1:* BODY.PEEK[]\r\n")
+            socks.append(t)
+        # wait until every session is stuck: bytes relayed stop growing
+        last = [-1]
+
+        def settled():
+            now = self.gate.metric("ringgate_session_bytes_total",
+                                   proto="imap",
+                                   direction="backend_to_client")
+            done, last[0] = now == last[0], now
+            return done
+        h.wait_for(settled, timeout=30, interval=0.5, what="stalled")
+        grown = self.gate.rss_kib() - before
+        out = 256  # limits.output_buffer, KiB
+        # per session: the client's and the store's output queues (each
+        # may pass the mark by one 16 KiB read) and TLS buffers
+        bound = 50 * (2 * (out + 16) + 64)
+        self.assertLess(grown, bound, "RSS grew %d KiB, relayed %d" %
+                        (grown, last[0]))
+        self.assertLess(last[0], 50 * 4 * 1024 * 1024)
+        self.gate.assert_alive()
+
+
 if __name__ == "__main__":
     unittest.main()
