@@ -428,6 +428,16 @@ class TestFront(GateCase):
         self.assertIn(b"235 2.7.0", p.stdout)
         self.assertEqual(self.count_in_inbox("via-swaks"), 1)
 
+    def test_sighup_reloads_and_keeps_serving(self):
+        m = self.imap("imaps", BOB, BOB_PW)
+        n = self.gate.stderr().count("event=reload.done")
+        self.gate.reload()
+        h.wait_for(lambda: self.gate.stderr().count("event=reload.done") > n,
+                   what="reload.done")
+        self.assertEqual(m.noop()[0], "OK")  # the old session lives
+        for listener in ("imap", "imaps"):
+            self.assertEqual(self.imap(listener).noop()[0], "OK")
+
     # ----------------------------------------------------- audit, metrics
     def test_audit_line_and_metrics(self):
         m = self.imap("imaps", BOB, BOB_PW)
