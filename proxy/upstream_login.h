@@ -79,7 +79,7 @@ struct ul_params {
 	enum ul_tls tls;
 	/* TLS toward the back end (STARTTLS or IMPLICIT); its conf decides
 	 * verification (CA + name); sni is the name sent and verified (NULL:
-	 * none). The ctx must outlive the login (the conn takes a ref). */
+	 * none). The login takes its own reference. */
 	struct tls_client *tls_ctx;
 	const char *sni;
 	bool
