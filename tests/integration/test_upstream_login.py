@@ -12,9 +12,11 @@ Back ends:
   name: temporary, nothing sent).
 - Debian's Dovecot (dovecot-imapd, dovecot-pop3d) with a master passdb:
   IMAP with ID (Dovecot logs the client's address from
-  x-originating-ip, since loopback is in login_trusted_networks) and
-  POP3, each followed by a command as the user; a wrong master password
-  is refused.
+  x-originating-ip, since loopback is in login_trusted_networks; the
+  client's own x-originating-ip is not forwarded) and POP3, plain and
+  with a PROXY v2 preamble on a haproxy listener (Dovecot logs the
+  client's address), each followed by a command as the user; a wrong
+  master password is refused.
 """
 
 import os
@@ -200,6 +202,7 @@ class DovecotBackend(unittest.TestCase):
         uid = int(subprocess.check_output(["id", "-u", "rgbench"]))
         gid = int(subprocess.check_output(["id", "-g", "rgbench"]))
         self.imap, self.pop3 = h.free_port(), h.free_port()
+        self.pop3_proxy = h.free_port()
         home = os.path.join(self.dir, "home")
         os.mkdir(home)
         os.chown(home, uid, gid)  # Dovecot serves mail as rgbench
@@ -213,13 +216,15 @@ class DovecotBackend(unittest.TestCase):
         conf = os.path.join(self.dir, "dovecot.conf")
         with open(conf, "w") as f:
             f.write(DOVECOT_CONF % {"dir": self.dir, "uid": uid,
-                                    "imap": self.imap, "pop3": self.pop3})
+                                    "imap": self.imap, "pop3": self.pop3,
+                                    "pop3_proxy": self.pop3_proxy})
         self.proc = subprocess.Popen(["/usr/sbin/dovecot", "-F", "-c", conf],
                                      stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
         self.addCleanup(self.stop)
         self.addCleanup(self.dump_log_on_failure)
-        h.wait_for(lambda: port_open(self.imap) and port_open(self.pop3),
+        h.wait_for(lambda: port_open(self.imap) and port_open(self.pop3)
+                   and port_open(self.pop3_proxy),
                    timeout=20, what="dovecot listening")
 
     def dump_log_on_failure(self):
@@ -245,7 +250,8 @@ class DovecotBackend(unittest.TestCase):
             return f.read()
 
     def test_imap(self):
-        r = self.login("imap", self.imap, "--id", "name=probe", "--then",
+        r = self.login("imap", self.imap, "--id", "name=probe", "--id",
+                       "x-originating-ip=10.6.6.6", "--then",
                        "a SELECT INBOX", "--then", "z LOGOUT")
         self.assertEqual(r["result"], "ok")
         caps = r["capability"].split()
@@ -256,6 +262,7 @@ class DovecotBackend(unittest.TestCase):
         h.wait_for(lambda: "rip=192.0.2.7" in self.dovecot_log(),
                    what="Dovecot's login line with the client address")
         log = self.dovecot_log()
+        self.assertNotIn("10.6.6.6", log)  # the client's x- keys dropped
         self.assertIn("user=<alice>", log)
         self.assertIn("master", log.lower())
 
@@ -270,6 +277,16 @@ class DovecotBackend(unittest.TestCase):
         self.assertIn("+OK 0 0", r["session"])
         r = self.login("pop3", self.pop3, master_pw="wrong", expect=2)
         self.assertEqual(r["result"], "refused")
+        self.assertNotIn("rip=192.0.2.7", self.dovecot_log())
+
+    def test_pop3_proxy_v2(self):
+        """POP3 has no ID: the client's address goes in a PROXY v2
+        header, which Dovecot takes on a haproxy listener."""
+        r = self.login("pop3", self.pop3_proxy, "--proxy-v2", "--then",
+                       "QUIT")
+        self.assertEqual(r["result"], "ok")
+        h.wait_for(lambda: "rip=192.0.2.7" in self.dovecot_log(),
+                   what="Dovecot's login line with the client address")
 
 
 def port_open(port):
@@ -292,6 +309,7 @@ ssl = no
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 login_trusted_networks = 127.0.0.0/8
+haproxy_trusted_networks = 127.0.0.0/8
 auth_verbose = yes
 first_valid_uid = %(uid)d
 last_valid_uid = %(uid)d
@@ -324,6 +342,11 @@ service pop3-login {
   inet_listener pop3 {
     address = 127.0.0.1
     port = %(pop3)d
+  }
+  inet_listener pop3_haproxy {
+    address = 127.0.0.1
+    port = %(pop3_proxy)d
+    haproxy = yes
   }
   inet_listener pop3s {
     port = 0
