@@ -65,6 +65,9 @@ enum ul_why {
  * shared read-only by every worker; counted in the loop's shard. */
 struct ul_metrics {
 	int logins[UL_WHY_MAX]; /* ringgate_upstream_logins_total{why} */
+	/* ringgate_upstream_starttls_discarded_total: logins whose back end
+	 * sent plaintext after its STARTTLS OK (dropped, never read) */
+	int starttls_discarded;
 };
 
 struct ul_params {
@@ -135,8 +138,8 @@ struct upstream_login *upstream_login_start(struct loop *l,
  * called. Only before done has run. NULL is a no-op. */
 void upstream_login_cancel(struct upstream_login *ul);
 
-/* Register the counters in m (name "upstream_logins_total", label why).
- * 0, or -1 if the registry is full. */
+/* Register the counters in m ("upstream_logins_total" by why,
+ * "upstream_starttls_discarded_total"). 0, or -1 if the registry is full. */
 int upstream_login_metrics(struct metrics *m, struct ul_metrics *um);
 
 const char *ul_status_name(enum ul_status s);

@@ -589,6 +589,8 @@ test_imap_starttls_injection(void **state)
 	struct ul_params p;
 	struct outcome o;
 
+	double discarded0 = metrics_value(fx.m, fx.um.starttls_discarded);
+
 	(void)state;
 	fake_start(&f, steps, F_STARTTLS);
 	default_params(&p, UL_IMAP);
@@ -598,6 +600,8 @@ test_imap_starttls_injection(void **state)
 	run_login(&f, &p, &o);
 	assert_int_equal(o.status, UL_OK);
 	assert_string_equal(o.capability, "IMAP4rev1 TLSED");
+	assert_true(
+	    metrics_value(fx.m, fx.um.starttls_discarded) == discarded0 + 1);
 	assert_null(strstr(f.got, "U2 AUTHENTICATE"));
 }
 
