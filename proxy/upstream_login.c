@@ -268,6 +268,7 @@ upstream_login_start(struct loop *l, const struct sockaddr *backend,
 	if (ul == NULL)
 		goto fail_early;
 	ul->loop = l;
+	ul->res.rest = ""; /* never NULL, even when empty */
 	ul->done = done;
 	ul->ctx = ctx;
 	ul->proto = p->proto;

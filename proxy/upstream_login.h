@@ -110,7 +110,8 @@ struct ul_result {
 	 * never containing credentials. */
 	char reason[UL_REASON_MAX];
 	/* UL_OK: plaintext the back end sent after its login answer (usually
-	 * none). Valid only during the done call: relay or copy it there. */
+	 * none; never NULL). Valid only during the done call: relay or copy
+	 * it there. */
 	const char *rest;
 	size_t rest_len;
 };

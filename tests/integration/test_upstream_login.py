@@ -45,6 +45,9 @@ def probe(testcase, *args, expect=0):
     testcase.assertEqual(p.returncode, expect,
                          "ul_probe exit %d\n%s\n%s" %
                          (p.returncode, out, p.stderr.decode("latin-1")))
+    err = p.stderr.decode("latin-1")
+    for mark in h.SANITIZER_MARKS:
+        testcase.assertNotIn(mark, err)
     head, _, session = out.partition("\nrest=")
     res = dict(line.split("=", 1) for line in head.splitlines()
                if "=" in line)
