@@ -124,6 +124,7 @@ struct upstream_login {
 static void on_open(struct conn *c);
 static void on_data(struct conn *c, const char *p, size_t n);
 static void on_eof(struct conn *c);
+static void discarded(struct upstream_login *ul, size_t n);
 static void on_close(struct conn *c, enum conn_reason why);
 static void on_timeout(struct timer *t, void *arg);
 static void finish(struct upstream_login *ul, enum ul_why why, const char *fmt,
@@ -231,7 +232,10 @@ upstream_login_metrics(struct metrics *m, struct ul_metrics *um)
 		if (um->logins[w] < 0)
 			return -1;
 	}
-	return 0;
+	um->starttls_discarded = metrics_counter(m,
+	    "upstream_starttls_discarded_total",
+	    "Back ends that sent plaintext after their STARTTLS OK", NULL);
+	return um->starttls_discarded < 0 ? -1 : 0;
 }
 
 /* ---- start, cancel, finish ------------------------------------------------ */
@@ -264,6 +268,7 @@ upstream_login_start(struct loop *l, const struct sockaddr *backend,
 	if (ul == NULL)
 		goto fail_early;
 	ul->loop = l;
+	ul->res.rest = ""; /* never NULL, even when empty */
 	ul->done = done;
 	ul->ctx = ctx;
 	ul->proto = p->proto;
@@ -512,12 +517,21 @@ on_data(struct conn *c, const char *p, size_t n)
 			return; /* finished or handed over: ul is gone */
 		if (ul->st == S_TLS) {
 			if (off < n)
-				log_info(ul->sid, "upstream.starttls_injection",
-				    "backend=%s bytes=%zu", ul->backend,
-				    n - off);
+				discarded(ul, n - off);
 			return;
 		}
 	}
+}
+
+/* Plaintext after STARTTLS's OK: dropped, logged, counted. */
+static void
+discarded(struct upstream_login *ul, size_t n)
+{
+	log_info(ul->sid, "upstream.starttls_injection", "backend=%s bytes=%zu",
+	    ul->backend, n);
+	if (ul->metrics != NULL)
+		metrics_add(loop_shard(ul->loop),
+		    ul->metrics->starttls_discarded, 1);
 }
 
 static void

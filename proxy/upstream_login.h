@@ -65,6 +65,9 @@ enum ul_why {
  * shared read-only by every worker; counted in the loop's shard. */
 struct ul_metrics {
 	int logins[UL_WHY_MAX]; /* ringgate_upstream_logins_total{why} */
+	/* ringgate_upstream_starttls_discarded_total: logins whose back end
+	 * sent plaintext after its STARTTLS OK (dropped, never read) */
+	int starttls_discarded;
 };
 
 struct ul_params {
@@ -79,7 +82,7 @@ struct ul_params {
 	enum ul_tls tls;
 	/* TLS toward the back end (STARTTLS or IMPLICIT); its conf decides
 	 * verification (CA + name); sni is the name sent and verified (NULL:
-	 * none). The ctx must outlive the login (the conn takes a ref). */
+	 * none). The login takes its own reference. */
 	struct tls_client *tls_ctx;
 	const char *sni;
 	bool
@@ -107,7 +110,8 @@ struct ul_result {
 	 * never containing credentials. */
 	char reason[UL_REASON_MAX];
 	/* UL_OK: plaintext the back end sent after its login answer (usually
-	 * none). Valid only during the done call: relay or copy it there. */
+	 * none; never NULL). Valid only during the done call: relay or copy
+	 * it there. */
 	const char *rest;
 	size_t rest_len;
 };
@@ -135,8 +139,8 @@ struct upstream_login *upstream_login_start(struct loop *l,
  * called. Only before done has run. NULL is a no-op. */
 void upstream_login_cancel(struct upstream_login *ul);
 
-/* Register the counters in m (name "upstream_logins_total", label why).
- * 0, or -1 if the registry is full. */
+/* Register the counters in m ("upstream_logins_total" by why,
+ * "upstream_starttls_discarded_total"). 0, or -1 if the registry is full. */
 int upstream_login_metrics(struct metrics *m, struct ul_metrics *um);
 
 const char *ul_status_name(enum ul_status s);

@@ -38,6 +38,7 @@
 
 #include "cert_helpers.h"
 #include "core/loop.h"
+#include "core/metrics.h"
 #include "core/timer.h"
 #include "core/tls.h"
 #include "proto/base64.h"
@@ -78,6 +79,8 @@ static struct {
 	char dir[64];
 	struct pem cert;
 	struct tls_client *tc;
+	struct metrics *m;
+	struct ul_metrics um;
 } fx;
 
 static ssize_t
@@ -328,12 +331,15 @@ default_params(struct ul_params *p, enum ul_proto proto)
 	p->client = (struct sockaddr *)&client_sin;
 	p->local = (struct sockaddr *)&local_sin;
 	p->timeout_ms = 5000;
+	p->metrics = &fx.um;
 }
 
 static struct loop *
 new_loop(void)
 {
-	struct loop_conf conf = { .buf_count = 64, .buf_size = 4096 };
+	struct loop_conf conf = { .buf_count = 64,
+		.buf_size = 4096,
+		.metrics = fx.m };
 	const char *err = NULL;
 	struct loop *l = loop_new(&conf, &err);
 
@@ -489,6 +495,15 @@ test_imap_refusals(void **state)
 	imap_answer("U7 OK wrong tag\r\n", UL_TEMP, UL_WHY_GARBAGE);
 	imap_answer("+ more?\r\n", UL_TEMP, UL_WHY_GARBAGE);
 	imap_answer("* ID (\"k\" {3}\r\n", UL_TEMP, UL_WHY_LIMIT);
+
+	/* an untagged flood that never reaches the tagged answer */
+	char *flood = malloc(300 * 12 + 1);
+
+	for (int i = 0; i < 300; i++)
+		memcpy(flood + 12 * i, "* 1 EXISTS\r\n", 12);
+	flood[300 * 12] = '\0';
+	imap_answer(flood, UL_TEMP, UL_WHY_LIMIT);
+	free(flood);
 }
 
 /* A back end that is not what it should be: nothing is sent to it. */
@@ -574,6 +589,8 @@ test_imap_starttls_injection(void **state)
 	struct ul_params p;
 	struct outcome o;
 
+	double discarded0 = metrics_value(fx.m, fx.um.starttls_discarded);
+
 	(void)state;
 	fake_start(&f, steps, F_STARTTLS);
 	default_params(&p, UL_IMAP);
@@ -583,6 +600,8 @@ test_imap_starttls_injection(void **state)
 	run_login(&f, &p, &o);
 	assert_int_equal(o.status, UL_OK);
 	assert_string_equal(o.capability, "IMAP4rev1 TLSED");
+	assert_true(
+	    metrics_value(fx.m, fx.um.starttls_discarded) == discarded0 + 1);
 	assert_null(strstr(f.got, "U2 AUTHENTICATE"));
 }
 
@@ -674,6 +693,8 @@ test_pop3(void **state)
 	struct ul_params p;
 	struct outcome o;
 
+	double refused0 = metrics_value(fx.m, fx.um.logins[UL_WHY_REFUSED]);
+
 	(void)state;
 	default_params(&p, UL_POP3);
 	fake_start(&f, ok, F_PLAIN);
@@ -682,6 +703,8 @@ test_pop3(void **state)
 	fake_start(&f, refused, F_PLAIN);
 	run_login(&f, &p, &o);
 	assert_int_equal(o.status, UL_REFUSED);
+	assert_true(
+	    metrics_value(fx.m, fx.um.logins[UL_WHY_REFUSED]) == refused0 + 1);
 	fake_start(&f, temp, F_PLAIN);
 	run_login(&f, &p, &o);
 	assert_int_equal(o.status, UL_TEMP);
@@ -835,6 +858,9 @@ group_setup(void **state)
 
 	(void)state;
 	signal(SIGPIPE, SIG_IGN);
+	fx.m = metrics_new("ringgate", 1);
+	if (fx.m == NULL || upstream_login_metrics(fx.m, &fx.um) == -1)
+		return -1;
 	snprintf(fx.dir, sizeof(fx.dir), "/tmp/test_ul.XXXXXX");
 	if (mkdtemp(fx.dir) == NULL)
 		return -1;
@@ -852,6 +878,7 @@ group_teardown(void **state)
 
 	(void)state;
 	tls_client_unref(&fx.tc);
+	metrics_free(fx.m);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", fx.dir);
 	return system(cmd) == 0 ? 0 : -1;
 }
