@@ -250,6 +250,11 @@ on_open(struct conn *c)
 
 	metrics_observe(loop_shard(t->h->loop),
 	    router_connect_metric(t->h->r, t->be->index), ms / 1000.0);
+	if (t->be->tls == ROUTE_TLS_IMPLICIT && t->h->tc == NULL) {
+		/* no TLS client to read its greeting with: TCP only */
+		check_result(t, true, "ok");
+		conn_close(c);
+	}
 }
 
 static void
