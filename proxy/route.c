@@ -50,6 +50,7 @@ const struct cfg_field route_backend_fields[] = {
 };
 
 const struct cfg_field route_redis_fields[] = {
+	{ "", CFG_LOC, F(struct route_redis_conf, loc) },
 	{ "redis", CFG_STRING, F(struct route_redis_conf, redis),
 	    .hint = "\"127.0.0.1:6379\" or a unix socket path" },
 	{ "redis_timeout", CFG_DURATION,
@@ -202,11 +203,7 @@ route_conf_check(const struct route_conf *rc, struct cfg_error *err)
 		struct cfg_addr a;
 
 		if (cfg_parse_addr(rc->route.redis, &a) == -1) {
-			struct cfg_loc loc = { NULL, 0 };
-
-			if (rc->nbackends > 0)
-				loc.file = rc->backends[0].loc.file;
-			cfg_error_at(err, &loc,
+			cfg_error_at(err, &rc->route.loc,
 			    "route.redis '%s' must be \"host:port\" with a "
 			    "numeric host, or a unix socket path",
 			    rc->route.redis);
@@ -215,9 +212,8 @@ route_conf_check(const struct route_conf *rc, struct cfg_error *err)
 	}
 	if (rc->route.key_prefix != NULL &&
 	    strlen(rc->route.key_prefix) > 128) {
-		struct cfg_loc loc = { NULL, 0 };
-
-		cfg_error_at(err, &loc, "route.key_prefix is longer than 128");
+		cfg_error_at(err, &rc->route.loc,
+		    "route.key_prefix is longer than 128 bytes");
 		return -1;
 	}
 	return 0;

@@ -241,6 +241,7 @@ test_config(void **state)
 	    "route = { redis = \"localhost:6379\"; };\n");
 	assert_int_equal(proxy_config_load(conf_path, &cf, &err), -1);
 	assert_non_null(strstr(err.msg, "numeric"));
+	assert_non_null(strstr(err.msg, ":2:")); /* the route group's line */
 	unlink(conf_path);
 }
 
