@@ -1,0 +1,664 @@
+"""test_gate_front.py - ringgate's IMAP, POP3 and submission front ends
+with a real ringstore behind, driven by clients nobody here wrote
+(imaplib, poplib, smtplib, curl, openssl s_client, swaks).
+
+One ringstore (IMAP, POP3 and submission on trusted loopback listeners,
+ringgate's master identity in auth.master_users) and one ringgate in front
+of it with all six listeners (STARTTLS and implicit TLS per protocol),
+shared by the tests of TestFront. Users log in at ringgate against its own
+passwd-file; ringgate logs in at ringstore as the master with authzid =
+user and relays.
+
+Covered: login and a session through each listener and client; the IMAP
+tagged OK carries the back end's CAPABILITY; submit -> delivered -> read
+over IMAP and POP3; IDLE sees a message submitted meanwhile; refusals
+(LOGIN/AUTH before TLS, MAIL before AUTH, VRFY the same for a user and a
+stranger, unknown user and wrong password the same answer, plaintext
+pipelined after STARTTLS never executed); one audit line per session.
+TestBackendDown: the back end stopped -> the protocol's temporary error at
+once; killed mid-session -> BYE / -ERR / 421, ringgate still serving.
+"""
+
+import base64
+import imaplib
+import os
+import poplib
+import shutil
+import smtplib
+import socket
+import ssl
+import subprocess
+import threading
+import time
+import unittest
+
+import harness as h
+import rs_harness as rs
+
+USER, PASSWORD = rs.DEMO_USER, rs.DEMO_PASSWORD
+BOB, BOB_PW = "bob@example.test", "bob-secret"
+MASTER, MASTER_PW = "ringgate-master", "master-secret"
+SWAKS = shutil.which("swaks")
+CURL = shutil.which("curl")
+OPENSSL = shutil.which("openssl")
+
+
+def store_cfg(directory, certs):
+    """ringstore behind ringgate: trusted plaintext listeners on loopback
+    and the master identity."""
+    cfg = rs.store_config(directory, h.free_port(), h.free_port(),
+                          certs=certs)
+    cfg["imap"] = [{"name": "imap", "listen": "127.0.0.1:%d" % h.free_port(),
+                    "trusted": True, "starttls": False}]
+    cfg["pop3"] = [{"name": "pop3", "listen": "127.0.0.1:%d" % h.free_port(),
+                    "trusted": True, "starttls": False}]
+    cfg["submission"] = [{"name": "submission",
+                          "listen": "127.0.0.1:%d" % h.free_port(),
+                          "trusted": True, "starttls": False}]
+    cfg["auth"]["master_users"] = [MASTER]
+    cfg["auth"]["master_nets"] = ["127.0.0.0/8", "::1"]
+    cfg["submit"] = {"local_domains": ["example.test"]}
+    return cfg
+
+
+def port_of(cfg, section, name=None):
+    for r in cfg[section]:
+        if name is None or r["name"] == name:
+            return int(r["listen"].rsplit(":", 1)[1])
+    raise KeyError(name)
+
+
+def gate_cfg(directory, certs, store):
+    """ringgate with the six front-end listeners in front of store."""
+    def lst(name, tls):
+        return {"name": name, "listen": "127.0.0.1:%d" % h.free_port(),
+                "tls": tls, "starttls": not tls}
+    with open(os.path.join(directory, "master.pw"), "w") as f:
+        f.write(MASTER_PW + "\n")
+    rs.write_passwd(os.path.join(directory, "gate.passwd"),
+                    {USER: PASSWORD, BOB: BOB_PW})
+    cfg = h.base_config(certs, [], h.free_port())
+    cfg["limits"].update({"login_fail_delay": "200ms", "login_fails": 3,
+                          "login_timeout": "30s"})
+    cfg["imap"] = [lst("imap", False), lst("imaps", True)]
+    cfg["pop3"] = [lst("pop3", False), lst("pop3s", True)]
+    cfg["submission"] = [lst("submission", False), lst("submissions", True)]
+    cfg["auth"] = {"passwd_file": os.path.join(directory, "gate.passwd"),
+                   "default_scheme": "SCRAM-SHA-256"}
+    cfg["backends"] = [{
+        "name": "store1",
+        "imap": "127.0.0.1:%d" % port_of(store, "imap"),
+        "pop3": "127.0.0.1:%d" % port_of(store, "pop3"),
+        "submission": "127.0.0.1:%d" % port_of(store, "submission")}]
+    cfg["backend_login"] = {
+        "master_user": MASTER,
+        "master_password_file": os.path.join(directory, "master.pw"),
+        "timeout": "5s"}
+    return cfg
+
+
+def message(frm, to, subject, body="Hello through ringgate.\r\n"):
+    return ("From: %s\r\nTo: %s\r\nSubject: %s\r\n\r\n%s" %
+            (frm, to, subject, body)).encode()
+
+
+class GateCase(unittest.TestCase):
+    """A ringstore and a ringgate in front of it, per class."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = cls._mkdir()
+        rs.write_passwd(os.path.join(cls.dir, "passwd"),
+                        {USER: PASSWORD, BOB: BOB_PW, MASTER: MASTER_PW})
+        cls.cert, key = h.make_cert(cls.dir, "ec", stem="server")
+        cls.store = rs.Ringstore(cls.dir, store_cfg(cls.dir,
+                                                    [(cls.cert, key)]))
+        cls.store.start()
+        cls.gate = h.Ringgate(cls.dir, gate_cfg(cls.dir, [(cls.cert, key)],
+                                                cls.store.cfg))
+        try:
+            cls.gate.start()
+        except BaseException:
+            cls.store.stop()
+            raise
+
+    @classmethod
+    def _mkdir(cls):
+        import tempfile
+        d = tempfile.mkdtemp(prefix="rg-gate-")
+        cls._tmp = d
+        return d
+
+    @classmethod
+    def tearDownClass(cls):
+        errors = []
+        for p in (cls.gate, cls.store):
+            try:
+                p.stop_checked()
+            except AssertionError as e:
+                errors.append(str(e))
+        if getattr(cls, "_tmp", None):
+            shutil.rmtree(cls._tmp, ignore_errors=True)
+        if errors:
+            raise AssertionError("\n".join(errors))
+
+    # -- helpers
+    def port(self, name):
+        for sec in ("imap", "pop3", "submission"):
+            for r in self.gate.cfg[sec]:
+                if r["name"] == name:
+                    return int(r["listen"].rsplit(":", 1)[1])
+        raise KeyError(name)
+
+    def ctx(self):
+        return h.client_context(cafiles=[self.cert])
+
+    def imap(self, listener="imaps", user=USER, password=PASSWORD):
+        if listener == "imaps":
+            m = imaplib.IMAP4_SSL("127.0.0.1", self.port(listener),
+                                  ssl_context=self.ctx(), timeout=20)
+        else:
+            m = imaplib.IMAP4("127.0.0.1", self.port(listener), timeout=20)
+            m.starttls(ssl_context=self.ctx())
+        self.addCleanup(rs.logout_quietly, m)
+        if user is not None:
+            m.login(user, password)
+        return m
+
+    def pop(self, listener="pop3s", user=USER, password=PASSWORD):
+        if listener == "pop3s":
+            p = poplib.POP3_SSL("127.0.0.1", self.port(listener),
+                                context=self.ctx(), timeout=20)
+        else:
+            p = poplib.POP3("127.0.0.1", self.port(listener), timeout=20)
+            p.stls(context=self.ctx())
+        self.addCleanup(self.quietly, p.quit)
+        if user is not None:
+            p.user(user)
+            p.pass_(password)
+        return p
+
+    def smtp(self, listener="submissions", user=USER, password=PASSWORD):
+        if listener == "submissions":
+            s = smtplib.SMTP_SSL("127.0.0.1", self.port(listener),
+                                 context=self.ctx(), timeout=20)
+            s.ehlo("client.example")
+        else:
+            s = smtplib.SMTP("127.0.0.1", self.port(listener), timeout=20)
+            s.ehlo("client.example")
+            s.starttls(context=self.ctx())
+            s.ehlo("client.example")
+        self.addCleanup(self.quietly, s.quit)
+        if user is not None:
+            s.login(user, password)
+        return s
+
+    @staticmethod
+    def quietly(fn):
+        try:
+            fn()
+        except Exception:
+            pass
+
+    def raw(self, listener):
+        s = socket.create_connection(("127.0.0.1", self.port(listener)),
+                                     timeout=h.IO_TIMEOUT)
+        self.addCleanup(s.close)
+        f = s.makefile("rb")
+        self.addCleanup(f.close)
+        return s, f
+
+    def count_in_inbox(self, subject, user=BOB, password=BOB_PW):
+        m = self.imap("imaps", user, password)
+        m.select("INBOX")
+        typ, data = m.search(None, "SUBJECT", '"%s"' % subject)
+        self.assertEqual(typ, "OK")
+        return len(data[0].split())
+
+
+class TestFront(GateCase):
+
+    # ---------------------------------------------------------------- IMAP
+    def test_imap_starttls_and_implicit_login_select_fetch(self):
+        for listener in ("imap", "imaps"):
+            m = self.imap(listener)
+            typ, data = m.select("INBOX")
+            self.assertEqual(typ, "OK", data)
+            typ, data = m.fetch("1:*", "(FLAGS)") if int(data[0]) else \
+                m.noop()
+            self.assertEqual(typ, "OK", data)
+            self.assertEqual(m.logout()[0], "BYE")
+
+    def test_imap_tagged_ok_carries_backend_capability(self):
+        s, f = self.raw("imap")
+        self.assertTrue(f.readline().startswith(b"* OK"))
+        s.sendall(b"a STARTTLS\r\n")
+        self.assertTrue(rs.read_tagged(self, f, b"a")[-1].startswith(
+            b"a OK"))
+        t = self.ctx().wrap_socket(s, server_hostname="localhost")
+        self.addCleanup(t.close)
+        tf = t.makefile("rb")
+        t.sendall(b"b LOGIN %s %s\r\n" % (USER.encode(), PASSWORD.encode()))
+        ok = rs.read_tagged(self, tf, b"b")[-1]
+        self.assertTrue(ok.startswith(b"b OK [CAPABILITY IMAP4rev1"), ok)
+        self.assertIn(b"IDLE", ok)
+        self.assertNotIn(b"LOGINDISABLED", ok)
+        t.sendall(b"c LOGOUT\r\n")
+        lines = rs.read_tagged(self, tf, b"c")
+        self.assertTrue(lines[0].startswith(b"* BYE"), lines)
+
+    def test_imap_login_before_tls_refused(self):
+        s, f = self.raw("imap")
+        greeting = f.readline()
+        self.assertIn(b"LOGINDISABLED", greeting)
+        self.assertNotIn(b"AUTH=", greeting)
+        s.sendall(b"a LOGIN %s %s\r\n" % (USER.encode(), PASSWORD.encode()))
+        self.assertTrue(rs.read_tagged(self, f, b"a")[-1].startswith(
+            b"a NO"))
+        s.sendall(b"b AUTHENTICATE PLAIN AGRlbW9AZXhhbXBsZS50ZXN0AHg=\r\n")
+        self.assertTrue(rs.read_tagged(self, f, b"b")[-1].startswith(
+            b"b NO"))
+
+    def test_unknown_user_and_wrong_password_same_answer(self):
+        answers = []
+        for user, pw in ((USER, "wrong"), ("nobody@example.test", "x")):
+            m = self.imap("imaps", user=None)
+            with self.assertRaises(imaplib.IMAP4.error) as cm:
+                m.login(user, pw)
+            answers.append(str(cm.exception))
+        self.assertEqual(answers[0], answers[1])
+        pops = []
+        for user, pw in ((USER, "wrong"), ("nobody@example.test", "x")):
+            p = self.pop("pop3s", user=None)
+            p.user(user)
+            with self.assertRaises(poplib.error_proto) as cm:
+                p.pass_(pw)
+            pops.append(str(cm.exception))
+        self.assertEqual(pops[0], pops[1])
+
+    def test_imap_idle_sees_submitted_message(self):
+        m = self.imap("imaps", BOB, BOB_PW)
+        m.select("INBOX")
+        tag = m._new_tag()
+        m.send(tag + b" IDLE\r\n")
+        self.assertTrue(m.readline().startswith(b"+"))
+        s = self.smtp("submissions")
+        s.sendmail(USER, [BOB], message(USER, BOB, "idle-wakeup"))
+        line = m.readline()
+        self.assertRegex(line, rb"^\* \d+ EXISTS")
+        m.send(b"DONE\r\n")
+        while True:
+            line = m.readline()
+            if line.startswith(tag):
+                break
+        self.assertIn(b"OK", line)
+
+    # ---------------------------------------------------------------- POP3
+    def test_pop3_stls_and_pop3s(self):
+        for listener in ("pop3", "pop3s"):
+            p = self.pop(listener)
+            count, size = p.stat()
+            self.assertGreaterEqual(count, 0)
+            self.assertTrue(p.quit().startswith(b"+OK"))
+
+    def test_pop3_user_before_stls_refused(self):
+        s, f = self.raw("pop3")
+        self.assertTrue(f.readline().startswith(b"+OK"))
+        s.sendall(b"USER %s\r\n" % USER.encode())
+        self.assertTrue(f.readline().startswith(b"-ERR"))
+        s.sendall(b"AUTH PLAIN\r\n")
+        self.assertTrue(f.readline().startswith(b"-ERR"))
+
+    # ---------------------------------------------------------- submission
+    def test_submit_then_read_over_imap_and_pop3(self):
+        for listener in ("submission", "submissions"):
+            subj = "round-trip-%s" % listener
+            s = self.smtp(listener)
+            s.sendmail(USER, [BOB], message(USER, BOB, subj))
+            self.assertEqual(self.count_in_inbox(subj), 1)
+        p = self.pop("pop3s", BOB, BOB_PW)
+        n = p.stat()[0]
+        found = 0
+        for i in range(1, n + 1):
+            body = b"\n".join(p.retr(i)[1])
+            found += b"round-trip-submission" in body
+        self.assertGreaterEqual(found, 2)
+
+    def test_smtp_auth_before_tls_and_mail_before_auth(self):
+        s, f = self.raw("submission")
+        self.assertTrue(f.readline().startswith(b"220"))
+        s.sendall(b"EHLO client.example\r\n")
+        ehlo = []
+        while True:
+            line = f.readline()
+            ehlo.append(line)
+            if line[3:4] == b" ":
+                break
+        self.assertFalse(any(b"AUTH" in l for l in ehlo), ehlo)
+        self.assertTrue(any(b"STARTTLS" in l for l in ehlo), ehlo)
+        s.sendall(b"AUTH PLAIN AGRlbW9AZXhhbXBsZS50ZXN0AHg=\r\n")
+        self.assertTrue(f.readline().startswith(b"5"))
+        s.sendall(b"MAIL FROM:<%s>\r\n" % USER.encode())
+        self.assertTrue(f.readline().startswith(b"530 5.7.0"))
+        # after TLS still no MAIL before AUTH
+        t = self.smtp("submissions", user=None)
+        code, msg = t.docmd("MAIL", "FROM:<%s>" % USER)
+        self.assertEqual(code, 530, msg)
+
+    def test_vrfy_same_answer_for_user_and_stranger(self):
+        t = self.smtp("submissions", user=None)
+        a = t.docmd("VRFY", BOB)
+        b = t.docmd("VRFY", "nobody@example.test")
+        self.assertEqual(a, b)
+        self.assertEqual(a[0], 252)
+
+    def test_pipelined_plaintext_after_starttls_is_dropped(self):
+        cases = {
+            "imap": (b"a STARTTLS\r\nb LOGIN %s %s\r\n" %
+                     (USER.encode(), PASSWORD.encode()), b"a OK", b"* OK",
+                     b"x NOOP\r\n", b"x OK"),
+            "pop3": (b"STLS\r\nUSER %s\r\n" % USER.encode(), b"+OK", b"+OK",
+                     b"PASS %s\r\n" % PASSWORD.encode(), b"-ERR"),
+            "submission": (b"EHLO x\r\nSTARTTLS\r\nMAIL FROM:<a@b>\r\n",
+                           b"220 ", b"220", b"NOOP\r\n", b"250"),
+        }
+        for listener, (send, ok, greet, probe, want) in cases.items():
+            with self.subTest(listener=listener):
+                s, f = self.raw(listener)
+                self.assertTrue(f.readline().startswith(greet))
+                s.sendall(send)
+                while True:
+                    line = f.readline()
+                    self.assertTrue(line, "closed")
+                    if line.startswith(ok):
+                        break
+                t = self.ctx().wrap_socket(s, server_hostname="localhost")
+                self.addCleanup(t.close)
+                tf = t.makefile("rb")
+                # the first answer over TLS is to the probe: nothing of
+                # the pipelined plaintext was executed
+                t.sendall(probe)
+                line = tf.readline()
+                self.assertTrue(line.startswith(want), (listener, line))
+
+    # ------------------------------------------------------ other clients
+    @unittest.skipUnless(CURL, "curl not installed")
+    def test_curl_imaps_pop3s_smtps(self):
+        base = ["curl", "-sS", "--cacert", self.cert, "-u",
+                "%s:%s" % (BOB, BOB_PW), "--max-time", "20"]
+        out = h.run(base + ["imaps://localhost:%d/INBOX?ALL" %
+                            self.port("imaps")]).stdout
+        self.assertIn("SEARCH", out)
+        path = os.path.join(self.dir, "curl-mail.txt")
+        with open(path, "wb") as f:
+            f.write(message(BOB, BOB, "via-curl"))
+        h.run(base + ["smtps://localhost:%d" % self.port("submissions"),
+                      "--mail-from", BOB, "--mail-rcpt", BOB,
+                      "--upload-file", path])
+        self.assertEqual(self.count_in_inbox("via-curl"), 1)
+        out = h.run(base + ["pop3s://localhost:%d/" %
+                            self.port("pop3s")]).stdout
+        self.assertRegex(out, r"^\d+ \d+")
+
+    @unittest.skipUnless(OPENSSL, "openssl not installed")
+    def test_openssl_s_client_starttls(self):
+        for proto, listener, cmds, want in (
+                ("imap", "imap", b"a LOGIN %s %s\r\nb LOGOUT\r\n" %
+                 (BOB.encode(), BOB_PW.encode()), b"a OK [CAPABILITY"),
+                ("pop3", "pop3", b"USER %s\r\nPASS %s\r\nQUIT\r\n" %
+                 (BOB.encode(), BOB_PW.encode()), b"+OK Logged in."),
+                ("smtp", "submission", b"EHLO x\r\nQUIT\r\n", b"250")):
+            with self.subTest(proto=proto):
+                p = subprocess.run(
+                    ["openssl", "s_client", "-quiet", "-starttls", proto,
+                     "-connect", "127.0.0.1:%d" % self.port(listener),
+                     "-CAfile", self.cert, "-verify_return_error"],
+                    input=cmds, capture_output=True, timeout=30)
+                self.assertIn(want, p.stdout, p.stdout + p.stderr)
+
+    @unittest.skipUnless(SWAKS, "swaks not installed")
+    def test_swaks_tls_auth(self):
+        p = subprocess.run(
+            [SWAKS, "--server", "127.0.0.1:%d" % self.port("submission"),
+             "--tls", "--tls-ca-path", self.cert, "--auth", "PLAIN",
+             "--auth-user", BOB, "--auth-password", BOB_PW,
+             "--from", BOB, "--to", BOB, "--header", "Subject: via-swaks",
+             "--body", "hello"], capture_output=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn(b"235 2.7.0", p.stdout)
+        self.assertEqual(self.count_in_inbox("via-swaks"), 1)
+
+    # ----------------------------------------------------- audit, metrics
+    def test_audit_line_and_metrics(self):
+        m = self.imap("imaps", BOB, BOB_PW)
+        m.select("INBOX")
+        m.logout()
+
+        def logged():
+            return any("gate.session" in l and "proto=imap" in l and
+                       'user=%s' % BOB in l
+                       for l in self.gate.stderr().splitlines())
+        try:
+            h.wait_for(logged, what="the audit line")
+        except AssertionError:
+            raise AssertionError(self.gate.stderr()[-3000:])
+        line = [l for l in self.gate.stderr().splitlines()
+                if "gate.session" in l and 'user=%s' % BOB in l][-1]
+        for key in ("client=127.0.0.1:", "tls=TLSv1.3", "cipher=",
+                    "sni=", "mech=IMAP-LOGIN", "backend=store1",
+                    "client_to_backend=", "backend_to_client=",
+                    "duration="):
+            self.assertIn(key, line)
+        self.assertRegex(line, r"end=(logout|client_eof)")
+        self.assertGreaterEqual(self.gate.metric(
+            "ringgate_backend_logins_total", proto="imap", result="ok"), 1)
+        self.assertGreaterEqual(self.gate.metric(
+            "ringgate_imap_logins_total", result="ok"), 1)
+        self.assertGreater(self.gate.metric(
+            "ringgate_session_bytes_total", proto="imap",
+            direction="backend_to_client"), 0)
+
+
+class TestBackendDown(GateCase):
+    """The back end goes away: each test kills or stops the class's
+    ringstore, so each starts its own pair."""
+
+    @classmethod
+    def setUpClass(cls):
+        """A fresh pair per test instead (setUp)."""
+
+    @classmethod
+    def tearDownClass(cls):
+        pass
+
+    def setUp(self):
+        self.dir = h.temp_dir(self)
+        rs.write_passwd(os.path.join(self.dir, "passwd"),
+                        {USER: PASSWORD, BOB: BOB_PW, MASTER: MASTER_PW})
+        self.cert, key = h.make_cert(self.dir, "ec", stem="server")
+        self.store = rs.Ringstore(self.dir, store_cfg(self.dir,
+                                                      [(self.cert, key)]))
+        self.store.start(self)
+        self.gate = h.Ringgate(self.dir, gate_cfg(self.dir,
+                                                  [(self.cert, key)],
+                                                  self.store.cfg))
+        self.gate.start(self)
+
+    def tls(self, listener):
+        s = socket.create_connection(("127.0.0.1", self.port(listener)),
+                                     timeout=h.IO_TIMEOUT)
+        t = self.ctx().wrap_socket(s, server_hostname="localhost")
+        self.addCleanup(t.close)
+        return t, t.makefile("rb")
+
+    def logged_in(self):
+        """An IMAP, a POP3 and a submission session through ringgate,
+        logged in: (socket, reader) each."""
+        i, fi = self.tls("imaps")
+        self.assertTrue(fi.readline().startswith(b"* OK"))
+        i.sendall(b"a LOGIN %s %s\r\nb SELECT INBOX\r\n" %
+                  (USER.encode(), PASSWORD.encode()))
+        self.assertTrue(rs.read_tagged(self, fi, b"b")[-1].startswith(
+            b"b OK"))
+        p, fp = self.tls("pop3s")
+        self.assertTrue(fp.readline().startswith(b"+OK"))
+        p.sendall(b"USER %s\r\nPASS %s\r\n" % (USER.encode(),
+                                                PASSWORD.encode()))
+        self.assertTrue(fp.readline().startswith(b"+OK"))
+        self.assertEqual(fp.readline(), b"+OK Logged in.\r\n")
+        m, fm = self.tls("submissions")
+        self.assertTrue(fm.readline().startswith(b"220"))
+        m.sendall(b"EHLO x\r\n")
+        while fm.readline()[3:4] != b" ":
+            pass
+        m.sendall(b"AUTH PLAIN %s\r\n" % base64.b64encode(
+            b"\0" + USER.encode() + b"\0" + PASSWORD.encode()))
+        self.assertTrue(fm.readline().startswith(b"235 2.7.0"))
+        return (i, fi), (p, fp), (m, fm)
+
+    def kill_store(self):
+        self.store.proc.kill()
+        self.store.killed = True
+        self.store.proc.wait(10)
+
+    def test_backend_killed_mid_session_gets_goodbye(self):
+        (i, fi), (p, fp), (m, fm) = self.logged_in()
+        self.kill_store()
+        self.assertTrue(fi.readline().startswith(b"* BYE [UNAVAILABLE]"))
+        self.assertEqual(fi.readline(), b"")
+        self.assertTrue(fp.readline().startswith(b"-ERR [SYS/TEMP]"))
+        self.assertTrue(fm.readline().startswith(b"421 4.4.2"))
+        self.gate.assert_alive()
+        self.assertEqual(self.gate.metric("ringgate_backend_lost_total",
+                                          proto="imap"), 1)
+        # ringgate keeps serving: a new login hears the temporary error
+        self.check_temporary_error()
+
+    def test_backend_down_temporary_error_at_once(self):
+        self.kill_store()
+        self.check_temporary_error()
+        self.assertGreaterEqual(self.gate.metric(
+            "ringgate_backend_logins_total", proto="imap", result="temp"),
+            1)
+
+    def check_temporary_error(self):
+        addr = "127.0.0.1:%d" % port_of(self.store.cfg, "imap")
+        i, fi = self.tls("imaps")
+        self.assertTrue(fi.readline().startswith(b"* OK"))
+        i.sendall(b"a LOGIN %s %s\r\n" % (USER.encode(), PASSWORD.encode()))
+        line = rs.read_tagged(self, fi, b"a")[-1]
+        self.assertTrue(line.startswith(b"a NO [UNAVAILABLE]"), line)
+        self.assertNotIn(addr.encode(), line)
+        p, fp = self.tls("pop3s")
+        self.assertTrue(fp.readline().startswith(b"+OK"))
+        p.sendall(b"USER %s\r\nPASS %s\r\n" % (USER.encode(),
+                                                PASSWORD.encode()))
+        fp.readline()
+        self.assertTrue(fp.readline().startswith(b"-ERR [SYS/TEMP]"))
+        m, fm = self.tls("submissions")
+        self.assertTrue(fm.readline().startswith(b"220"))
+        m.sendall(b"EHLO x\r\nAUTH PLAIN %s\r\n" % base64.b64encode(
+            b"\0" + USER.encode() + b"\0" + PASSWORD.encode()))
+        while fm.readline()[3:4] != b" ":
+            pass
+        self.assertTrue(fm.readline().startswith(b"454 4.7.0"))
+
+
+class TestTwoStores(unittest.TestCase):
+    """Two ringstores behind one ringgate: users spread by hashing, host=
+    wins, the spread survives a ringgate restart, one store killed gives
+    its users the temporary error at once while the others keep working,
+    and its users come back with it."""
+
+    USERS = ["u%d@example.test" % i for i in range(10)]
+
+    def setUp(self):
+        self.dir = h.temp_dir(self)
+        self.cert, key = h.make_cert(self.dir, "ec", stem="server")
+        users = {u: "pw-" + u for u in self.USERS}
+        self.stores = []
+        for name in ("store1", "store2"):
+            d = os.path.join(self.dir, name)
+            os.mkdir(d)
+            rs.write_passwd(os.path.join(d, "passwd"),
+                            dict(users, **{MASTER: MASTER_PW}))
+            st = rs.Ringstore(d, store_cfg(d, [(self.cert, key)]))
+            st.start(self)
+            self.stores.append(st)
+        cfg = gate_cfg(self.dir, [(self.cert, key)], self.stores[0].cfg)
+        cfg["backends"] = [
+            {"name": "store%d" % (i + 1),
+             "imap": "127.0.0.1:%d" % port_of(st.cfg, "imap"),
+             "pop3": "127.0.0.1:%d" % port_of(st.cfg, "pop3"),
+             "submission": "127.0.0.1:%d" % port_of(st.cfg, "submission")}
+            for i, st in enumerate(self.stores)]
+        cfg["health"] = {"interval": "200ms", "timeout": "500ms",
+                         "fall": 1, "rise": 1}
+        # u0 is pinned to store2 by its entry's host=
+        with open(os.path.join(self.dir, "gate.passwd"), "w") as f:
+            for u in self.USERS:
+                f.write("%s:%s::::::%s\n" % (
+                    u, rs.scram_hash("pw-" + u),
+                    "host=store2" if u == "u0@example.test" else ""))
+        self.gate = h.Ringgate(self.dir, cfg).start(self)
+
+    def login(self, user):
+        """IMAPS login as user: "ok" or the NO answer's text."""
+        m = imaplib.IMAP4_SSL(
+            "127.0.0.1", int(self.gate.cfg["imap"][1]["listen"].rsplit(
+                ":", 1)[1]),
+            ssl_context=h.client_context(cafiles=[self.cert]), timeout=20)
+        try:
+            m.login(user, "pw-" + user)
+        except imaplib.IMAP4.error as e:
+            rs.logout_quietly(m)
+            return str(e)
+        m.select("INBOX")
+        m.logout()
+        return "ok"
+
+    def homes(self):
+        """user -> the store whose mail root has the user's Maildir."""
+        out = {}
+        for i, st in enumerate(self.stores):
+            root = os.path.join(st.dir, "mail", "example.test")
+            for local in (os.listdir(root) if os.path.isdir(root) else []):
+                out.setdefault(local + "@example.test", set()).add(i)
+        return out
+
+    def test_spread_host_restart_kill_and_return(self):
+        for u in self.USERS:
+            self.assertEqual(self.login(u), "ok", u)
+        homes = self.homes()
+        for u in self.USERS:
+            self.assertEqual(len(homes[u]), 1, (u, homes[u]))
+        self.assertEqual(homes["u0@example.test"], {1})
+        on = [[u for u in self.USERS if homes[u] == {i}] for i in (0, 1)]
+        self.assertTrue(on[0] and on[1], on)
+        # the same homes after a ringgate restart
+        self.gate.stop_checked()
+        self.gate.start()
+        for u in self.USERS:
+            self.assertEqual(self.login(u), "ok", u)
+        self.assertEqual(self.homes(), homes)
+        # store1 killed: its users get [UNAVAILABLE], the others go on
+        self.stores[0].proc.kill()
+        self.stores[0].killed = True
+        self.stores[0].proc.wait(10)
+        for u in on[0]:
+            self.assertIn("UNAVAILABLE", self.login(u))
+        for u in on[1]:
+            self.assertEqual(self.login(u), "ok", u)
+        # and back: its users return once the health check sees it
+        self.stores[0].stop()  # closes its log file
+        self.stores[0].killed = False
+        self.stores[0].start(None)
+        h.wait_for(lambda: self.login(on[0][0]) == "ok", timeout=15,
+                   interval=0.2, what="store1's users back")
+        for u in on[0]:
+            self.assertEqual(self.login(u), "ok", u)
+        self.assertEqual(self.homes(), homes)
+
+
+if __name__ == "__main__":
+    unittest.main()
