@@ -587,21 +587,17 @@ static bool
 by_host(struct route_worker *w, const struct route_query *q,
     struct route_result *res)
 {
-	const char *p = q->host_field;
+	const char *p = q->host_field, *name;
 	const struct route_backend *down = NULL;
+	size_t n;
 	bool known = false;
 
 	if (p == NULL)
 		return false;
-	while (*p != '\0') {
+	while (route_host_next(&p, &name, &n)) {
 		const struct route_backend *be;
-		size_t n;
 
-		p += strspn(p, " \t,");
-		n = strcspn(p, " \t,");
-		if (n == 0)
-			break;
-		if ((be = router_find(w->r, p, n)) == NULL) {
+		if ((be = router_find(w->r, name, n)) == NULL) {
 			char qn[80], qu[128];
 
 			metrics_add(loop_shard(w->loop), w->r->m_host_unknown,
@@ -609,7 +605,7 @@ by_host(struct route_worker *w, const struct route_query *q,
 			log_warn(q->sid, "route.host_unknown",
 			    "user=%s host=%s",
 			    log_quote(qu, sizeof(qu), q->user, (size_t)-1),
-			    log_quote(qn, sizeof(qn), p, n));
+			    log_quote(qn, sizeof(qn), name, n));
 		} else if (be->addr[q->proto].len != 0) {
 			known = true;
 			if (route_backend_up(be, q->proto)) {
@@ -622,7 +618,6 @@ by_host(struct route_worker *w, const struct route_query *q,
 		} else {
 			known = true;
 		}
-		p += n;
 	}
 	if (!known)
 		return false; /* nothing usable: as if there were no host= */
