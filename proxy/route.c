@@ -124,6 +124,7 @@ struct route_req {
 
 /* building */
 static int router_metrics_init(struct router *r);
+static void collect_up(struct metrics *m, void *arg);
 static int backend_init(struct route_backend *be, unsigned i,
     const struct route_backend_conf *bc);
 /* the three sources */
@@ -286,6 +287,19 @@ nomem:
 	return NULL;
 }
 
+static void
+collect_up(struct metrics *m, void *arg)
+{
+	const struct router *r = arg;
+
+	for (unsigned i = 0; i < r->nbe; i++)
+		for (unsigned p = 0; p < ROUTE_NPROTO; p++)
+			metrics_set(m, r->m_up[i * ROUTE_NPROTO + p],
+			    route_backend_up(&r->be[i], (enum route_proto)p) ?
+				1 :
+				0);
+}
+
 static int
 router_metrics_init(struct router *r)
 {
@@ -335,6 +349,10 @@ router_metrics_init(struct router *r)
 		    "be used.",
 		    l);
 	}
+	/* backend_up is read from the atomics at each scrape, so two
+	 * threads changing the state at once cannot leave it stale */
+	if (metrics_collector(r->m, collect_up, r) == -1)
+		return -1;
 	r->m_host_unknown = metrics_counter(r->m, "route_host_unknown_total",
 	    "host= names that are not in the back-end pool (ignored).", NULL);
 	for (unsigned i = 0; i < r->nbe; i++) {
@@ -347,7 +365,6 @@ router_metrics_init(struct router *r)
 			    r->be[i].name, route_proto_names[p]);
 			*id = metrics_gauge_set(r->m, "backend_up",
 			    "1 when the back end is up for new logins.", l);
-			metrics_set(r->m, *id, 1);
 		}
 		snprintf(l, sizeof(l), "backend=\"%s\"", r->be[i].name);
 		r->m_connect[i] = metrics_histogram(r->m,
@@ -428,8 +445,6 @@ router_set_up(struct router *r, unsigned i, enum route_proto p, bool up,
 
 	if (atomic_exchange(&be->up[p], up) == up)
 		return false;
-	if (r->m != NULL)
-		metrics_set(r->m, r->m_up[i * ROUTE_NPROTO + p], up ? 1 : 0);
 	if (up)
 		log_info(0, "backend.up",
 		    "backend=%s proto=%s address=%s why=%s", be->name,
