@@ -55,7 +55,6 @@ struct health {
 
 static void check_start(struct timer *tm, void *arg);
 static void check_result(struct target *t, bool ok, const char *why);
-static bool greeting_ok(enum route_proto p, const char *s, size_t n);
 static void on_open(struct conn *c);
 static void on_data(struct conn *c, const char *p, size_t n);
 static void on_eof(struct conn *c);
@@ -229,19 +228,6 @@ check_result(struct target *t, bool ok, const char *why)
 	t->was_up = route_backend_up(t->be, t->proto);
 }
 
-static bool
-greeting_ok(enum route_proto p, const char *s, size_t n)
-{
-	static const char *const want[] = { "* OK", "+OK", "220" };
-	size_t wl = strlen(want[p]);
-
-	if (n < wl || memcmp(s, want[p], wl) != 0)
-		return false;
-	/* "220-" continuation or "220 ": anything but more digits */
-	return n == wl || s[wl] == ' ' || s[wl] == '-' || s[wl] == '\r' ||
-	    s[wl] == '\n';
-}
-
 static void
 on_open(struct conn *c)
 {
@@ -250,6 +236,11 @@ on_open(struct conn *c)
 
 	metrics_observe(loop_shard(t->h->loop),
 	    router_connect_metric(t->h->r, t->be->index), ms / 1000.0);
+	if (t->be->tls == ROUTE_TLS_IMPLICIT && t->h->tc == NULL) {
+		/* no TLS client to read its greeting with: TCP only */
+		check_result(t, true, "ok");
+		conn_close(c);
+	}
 }
 
 static void
@@ -269,7 +260,7 @@ on_data(struct conn *c, const char *p, size_t n)
 	if (memchr(t->greet, '\n', t->glen) == NULL &&
 	    t->glen < sizeof(t->greet))
 		return;
-	if (greeting_ok(t->proto, t->greet, t->glen)) {
+	if (route_greeting_ok(t->proto, t->greet, t->glen)) {
 		check_result(t, true, "ok");
 		conn_write(c, bye[t->proto], strlen(bye[t->proto]));
 		conn_close(c);

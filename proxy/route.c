@@ -50,6 +50,7 @@ const struct cfg_field route_backend_fields[] = {
 };
 
 const struct cfg_field route_redis_fields[] = {
+	{ "", CFG_LOC, F(struct route_redis_conf, loc) },
 	{ "redis", CFG_STRING, F(struct route_redis_conf, redis),
 	    .hint = "\"127.0.0.1:6379\" or a unix socket path" },
 	{ "redis_timeout", CFG_DURATION,
@@ -123,6 +124,7 @@ struct route_req {
 
 /* building */
 static int router_metrics_init(struct router *r);
+static void collect_up(struct metrics *m, void *arg);
 static int backend_init(struct route_backend *be, unsigned i,
     const struct route_backend_conf *bc);
 /* the three sources */
@@ -202,11 +204,7 @@ route_conf_check(const struct route_conf *rc, struct cfg_error *err)
 		struct cfg_addr a;
 
 		if (cfg_parse_addr(rc->route.redis, &a) == -1) {
-			struct cfg_loc loc = { NULL, 0 };
-
-			if (rc->nbackends > 0)
-				loc.file = rc->backends[0].loc.file;
-			cfg_error_at(err, &loc,
+			cfg_error_at(err, &rc->route.loc,
 			    "route.redis '%s' must be \"host:port\" with a "
 			    "numeric host, or a unix socket path",
 			    rc->route.redis);
@@ -215,9 +213,8 @@ route_conf_check(const struct route_conf *rc, struct cfg_error *err)
 	}
 	if (rc->route.key_prefix != NULL &&
 	    strlen(rc->route.key_prefix) > 128) {
-		struct cfg_loc loc = { NULL, 0 };
-
-		cfg_error_at(err, &loc, "route.key_prefix is longer than 128");
+		cfg_error_at(err, &rc->route.loc,
+		    "route.key_prefix is longer than 128 bytes");
 		return -1;
 	}
 	return 0;
@@ -290,6 +287,19 @@ nomem:
 	return NULL;
 }
 
+static void
+collect_up(struct metrics *m, void *arg)
+{
+	const struct router *r = arg;
+
+	for (unsigned i = 0; i < r->nbe; i++)
+		for (unsigned p = 0; p < ROUTE_NPROTO; p++)
+			metrics_set(m, r->m_up[i * ROUTE_NPROTO + p],
+			    route_backend_up(&r->be[i], (enum route_proto)p) ?
+				1 :
+				0);
+}
+
 static int
 router_metrics_init(struct router *r)
 {
@@ -339,6 +349,10 @@ router_metrics_init(struct router *r)
 		    "be used.",
 		    l);
 	}
+	/* backend_up is read from the atomics at each scrape, so two
+	 * threads changing the state at once cannot leave it stale */
+	if (metrics_collector(r->m, collect_up, r) == -1)
+		return -1;
 	r->m_host_unknown = metrics_counter(r->m, "route_host_unknown_total",
 	    "host= names that are not in the back-end pool (ignored).", NULL);
 	for (unsigned i = 0; i < r->nbe; i++) {
@@ -351,7 +365,6 @@ router_metrics_init(struct router *r)
 			    r->be[i].name, route_proto_names[p]);
 			*id = metrics_gauge_set(r->m, "backend_up",
 			    "1 when the back end is up for new logins.", l);
-			metrics_set(r->m, *id, 1);
 		}
 		snprintf(l, sizeof(l), "backend=\"%s\"", r->be[i].name);
 		r->m_connect[i] = metrics_histogram(r->m,
@@ -432,8 +445,6 @@ router_set_up(struct router *r, unsigned i, enum route_proto p, bool up,
 
 	if (atomic_exchange(&be->up[p], up) == up)
 		return false;
-	if (r->m != NULL)
-		metrics_set(r->m, r->m_up[i * ROUTE_NPROTO + p], up ? 1 : 0);
 	if (up)
 		log_info(0, "backend.up",
 		    "backend=%s proto=%s address=%s why=%s", be->name,
@@ -591,21 +602,17 @@ static bool
 by_host(struct route_worker *w, const struct route_query *q,
     struct route_result *res)
 {
-	const char *p = q->host_field;
+	const char *p = q->host_field, *name;
 	const struct route_backend *down = NULL;
+	size_t n;
 	bool known = false;
 
 	if (p == NULL)
 		return false;
-	while (*p != '\0') {
+	while (route_host_next(&p, &name, &n)) {
 		const struct route_backend *be;
-		size_t n;
 
-		p += strspn(p, " \t,");
-		n = strcspn(p, " \t,");
-		if (n == 0)
-			break;
-		if ((be = router_find(w->r, p, n)) == NULL) {
+		if ((be = router_find(w->r, name, n)) == NULL) {
 			char qn[80], qu[128];
 
 			metrics_add(loop_shard(w->loop), w->r->m_host_unknown,
@@ -613,7 +620,7 @@ by_host(struct route_worker *w, const struct route_query *q,
 			log_warn(q->sid, "route.host_unknown",
 			    "user=%s host=%s",
 			    log_quote(qu, sizeof(qu), q->user, (size_t)-1),
-			    log_quote(qn, sizeof(qn), p, n));
+			    log_quote(qn, sizeof(qn), name, n));
 		} else if (be->addr[q->proto].len != 0) {
 			known = true;
 			if (route_backend_up(be, q->proto)) {
@@ -626,7 +633,6 @@ by_host(struct route_worker *w, const struct route_query *q,
 		} else {
 			known = true;
 		}
-		p += n;
 	}
 	if (!known)
 		return false; /* nothing usable: as if there were no host= */

@@ -58,6 +58,7 @@ struct route_backend_conf {
 };
 
 struct route_redis_conf {
+	struct cfg_loc loc;
 	char *redis; /* "host:port" or a unix socket path; NULL = no Redis */
 	uint64_t redis_timeout; /* ms, connect and each command */
 	uint64_t cache_ttl;	/* ms */

@@ -1,6 +1,7 @@
 /*
- * route_hash.c - weighted rendezvous (highest random weight) hashing of
- * user names over ringgate's back-end pool. Pure: no I/O, no state.
+ * route_hash.c - the pure parts of routing: weighted rendezvous (highest
+ * random weight) hashing of user names over ringgate's back-end pool, the
+ * host= list and the greeting a health check expects. No I/O, no state.
  *
  * Every (user, back end) pair gets a pseudo-random u in (0,1) from a fixed
  * hash of the user name and of the back end's NAME (not its position in
@@ -13,6 +14,7 @@
  * and after every restart.
  */
 #include <math.h>
+#include <string.h>
 
 #include "proxy/route_private.h"
 
@@ -70,4 +72,36 @@ route_hash_pick(const struct route_hash_node *nodes, unsigned n,
 		}
 	}
 	return best;
+}
+
+bool
+route_host_next(const char **pp, const char **name_r, size_t *len_r)
+{
+	const char *p = *pp + strspn(*pp, " \t,");
+	size_t n = strcspn(p, " \t,");
+
+	if (n == 0) {
+		*pp = p;
+		return false;
+	}
+	*name_r = p;
+	*len_r = n;
+	*pp = p + n;
+	return true;
+}
+
+bool
+route_greeting_ok(enum route_proto p, const char *s, size_t n)
+{
+	static const char *const want[] = { "* OK", "+OK", "220" };
+	size_t wl;
+
+	if ((unsigned)p >= ROUTE_NPROTO)
+		return false;
+	wl = strlen(want[p]);
+	if (n < wl || memcmp(s, want[p], wl) != 0)
+		return false;
+	/* "220 " or "220-": not "2201"; "* OK" not "* OKAY" */
+	return n == wl || s[wl] == ' ' || s[wl] == '-' || s[wl] == '\r' ||
+	    s[wl] == '\n';
 }

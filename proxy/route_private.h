@@ -31,6 +31,16 @@ int route_hash_pick(const struct route_hash_node *nodes, unsigned n,
 /* The score itself (tests). */
 double route_hash_score(const struct route_hash_node *node, uint64_t user_hash);
 
+/* The next back-end name in a host= list (names separated by commas
+ * and/or blanks) starting at *pp: true with (*name_r, *len_r) set, len
+ * >= 1, and *pp moved past it; false at the end of the string. */
+bool route_host_next(const char **pp, const char **name_r, size_t *len_r);
+
+/* Is s[0..n) (the start of a back end's first line) a ready greeting for
+ * p: IMAP "* OK", POP3 "+OK", SMTP "220" followed by a blank, '-', CR,
+ * LF or nothing? */
+bool route_greeting_ok(enum route_proto p, const char *s, size_t n);
+
 /* ---- route.c, for health.c ---- */
 
 struct metrics *router_metrics(const struct router *r);

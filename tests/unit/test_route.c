@@ -241,6 +241,7 @@ test_config(void **state)
 	    "route = { redis = \"localhost:6379\"; };\n");
 	assert_int_equal(proxy_config_load(conf_path, &cf, &err), -1);
 	assert_non_null(strstr(err.msg, "numeric"));
+	assert_non_null(strstr(err.msg, ":2:")); /* the route group's line */
 	unlink(conf_path);
 }
 
@@ -643,6 +644,70 @@ test_health(void **state)
 	metrics_free(m);
 }
 
+/* An implicit-TLS back end checked without a TLS client: a TCP connect
+ * is the whole check (its greeting is encrypted), so silence is up. */
+struct tcp_only {
+	struct loop *l;
+	struct health *h;
+	struct timer poll;
+};
+
+static void
+tcp_only_poll(struct timer *t, void *arg)
+{
+	struct tcp_only *s = arg;
+
+	(void)t;
+	if (health_rounds(s->h) >= 4) {
+		health_free(&s->h);
+		loop_stop(s->l, 0);
+		return;
+	}
+	timer_set(&s->poll, 10);
+}
+
+static void
+test_health_tcp_only(void **state)
+{
+	struct route_backend_conf b[1];
+	struct route_conf rc = { .backends = b, .nbackends = 1 };
+	struct route_health_conf hc = { .interval = 20,
+		.timeout = 5000,
+		.fall = 1,
+		.rise = 1 };
+	struct metrics *m = metrics_new("ringgate", 1);
+	struct tcp_only s = { 0 };
+	struct fake f = { 0 };
+	const char *err = NULL;
+	struct router *r;
+	char addr[32];
+
+	(void)state;
+	s.l = new_loop(m);
+	f.port = free_port();
+	snprintf(addr, sizeof(addr), "127.0.0.1:%u", f.port);
+	conf_backend(&b[0], "tls1", addr, NULL, 1);
+	b[0].tls = ROUTE_TLS_IMPLICIT;
+	r = router_new(&rc, m, &err);
+	assert_non_null(r);
+	fake_start(&f, ""); /* says nothing in the clear */
+	s.h = health_new(r, &hc, s.l, NULL, &err);
+	assert_non_null(s.h);
+	timer_init(&s.poll, s.l, tcp_only_poll, &s);
+	timer_set(&s.poll, 10);
+	assert_int_equal(loop_run(s.l), 0);
+	fake_stop(&f);
+	assert_true(route_backend_up(router_backend(r, 0), ROUTE_IMAP));
+	assert_int_equal(
+	    metrics_value(m,
+		metrics_counter(m, "health_checks_total", "",
+		    "backend=\"tls1\",proto=\"imap\",result=\"fail\"")),
+	    0);
+	router_free(&r);
+	loop_free(s.l);
+	metrics_free(m);
+}
+
 int
 main(void)
 {
@@ -655,6 +720,7 @@ main(void)
 		cmocka_unit_test(test_host_override),
 		cmocka_unit_test(test_no_backends),
 		cmocka_unit_test(test_health),
+		cmocka_unit_test(test_health_tcp_only),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
