@@ -97,6 +97,31 @@ def gate_cfg(directory, certs, store):
     return cfg
 
 
+def start_pair(directory, cert, key, testcase=None):
+    """A ringstore and a ringgate in front of it. The free ports are only
+    probably free (other tests run on this box): a start that lost its
+    port to someone else is tried again with new ones."""
+    for attempt in range(3):
+        store = rs.Ringstore(directory, store_cfg(directory, [(cert, key)]))
+        gate = None
+        try:
+            store.start()
+            gate = h.Ringgate(directory, gate_cfg(directory, [(cert, key)],
+                                                  store.cfg))
+            gate.start()
+        except AssertionError as e:
+            for p in (gate, store):
+                if p is not None:
+                    p.stop()
+            if "Address already in use" not in str(e) or attempt == 2:
+                raise
+            continue
+        if testcase is not None:
+            testcase.addCleanup(store.stop_checked)
+            testcase.addCleanup(gate.stop_checked)
+        return store, gate
+
+
 def message(frm, to, subject, body="Hello through ringgate.\r\n"):
     return ("From: %s\r\nTo: %s\r\nSubject: %s\r\n\r\n%s" %
             (frm, to, subject, body)).encode()
@@ -111,16 +136,7 @@ class GateCase(unittest.TestCase):
         rs.write_passwd(os.path.join(cls.dir, "passwd"),
                         {USER: PASSWORD, BOB: BOB_PW, MASTER: MASTER_PW})
         cls.cert, key = h.make_cert(cls.dir, "ec", stem="server")
-        cls.store = rs.Ringstore(cls.dir, store_cfg(cls.dir,
-                                                    [(cls.cert, key)]))
-        cls.store.start()
-        cls.gate = h.Ringgate(cls.dir, gate_cfg(cls.dir, [(cls.cert, key)],
-                                                cls.store.cfg))
-        try:
-            cls.gate.start()
-        except BaseException:
-            cls.store.stop()
-            raise
+        cls.store, cls.gate = start_pair(cls.dir, cls.cert, key)
 
     @classmethod
     def _mkdir(cls):
@@ -486,13 +502,7 @@ class TestBackendDown(GateCase):
         rs.write_passwd(os.path.join(self.dir, "passwd"),
                         {USER: PASSWORD, BOB: BOB_PW, MASTER: MASTER_PW})
         self.cert, key = h.make_cert(self.dir, "ec", stem="server")
-        self.store = rs.Ringstore(self.dir, store_cfg(self.dir,
-                                                      [(self.cert, key)]))
-        self.store.start(self)
-        self.gate = h.Ringgate(self.dir, gate_cfg(self.dir,
-                                                  [(self.cert, key)],
-                                                  self.store.cfg))
-        self.gate.start(self)
+        self.store, self.gate = start_pair(self.dir, self.cert, key, self)
 
     def tls(self, listener):
         s = socket.create_connection(("127.0.0.1", self.port(listener)),
