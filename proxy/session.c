@@ -310,6 +310,10 @@ start_relay(struct gate_session *gs, struct login_session *s,
 	}
 	conn_set_handler(c, &client_handler, gs);
 	gs->cc = c;
+	/* a pause stops each side within one receive buffer: what a session
+	 * holds is its output queues, whatever either side does */
+	conn_bounded_reads(c);
+	conn_bounded_reads(backend);
 	gs->relayed = loop_now(gs->loop);
 	metrics_add(ms, gs->srv->m.sessions[gs->proto], 1);
 	metrics_gauge_add(ms, gs->srv->m.active[gs->proto], 1);
