@@ -468,6 +468,51 @@ class TestFront(GateCase):
         for listener in ("imap", "imaps"):
             self.assertEqual(self.imap(listener).noop()[0], "OK")
 
+    @unittest.skipUnless(shutil.which("mbsync"), "mbsync not installed")
+    def test_mbsync_both_ways(self):
+        """mbsync (isync) through ringgate: the INBOX comes down, a local
+        message in a new folder goes up and is seen over IMAP."""
+        s = self.smtp("submissions", BOB, BOB_PW)
+        s.sendmail(BOB, [BOB], message(BOB, BOB, "for-mbsync"))
+        for listener, ssl_type in (("imaps", "IMAPS"), ("imap", "STARTTLS")):
+            with self.subTest(listener=listener):
+                d = os.path.join(self.dir, "mbsync-" + listener)
+                local = os.path.join(d, "mail")
+                os.makedirs(local)
+                rc = os.path.join(d, "mbsyncrc")
+                with open(rc, "w") as f:
+                    f.write("\n".join([
+                        "IMAPAccount gate", "Host localhost",
+                        "Port %d" % self.port(listener), "User " + BOB,
+                        "Pass " + BOB_PW, "SSLType " + ssl_type,
+                        "CertificateFile " + self.cert, "Timeout 20", "",
+                        "IMAPStore remote", "Account gate", "",
+                        "MaildirStore near", "Path %s/" % local,
+                        "Inbox %s/INBOX" % local, "SubFolders Verbatim", "",
+                        "Channel both", "Far :remote:", "Near :near:",
+                        "Patterns *", "Create Both", "SyncState *", ""]))
+                up = os.path.join(local, "Up-" + listener)
+                for sub in ("cur", "new", "tmp"):
+                    os.makedirs(os.path.join(up, sub))
+                with open(os.path.join(up, "new", "1.local"), "wb") as f:
+                    f.write(message(BOB, BOB, "from-mbsync-" + listener))
+                p = subprocess.run(["mbsync", "-a", "-c", rc],
+                                   capture_output=True, text=True,
+                                   timeout=120, cwd=d,
+                                   env=dict(os.environ, HOME=d))
+                self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+                down = []
+                for sub in ("cur", "new"):
+                    dd = os.path.join(local, "INBOX", sub)
+                    for name in os.listdir(dd):
+                        with open(os.path.join(dd, name), "rb") as f:
+                            down.append(f.read())
+                self.assertTrue(any(b"for-mbsync" in m for m in down))
+                m = self.imap("imaps", BOB, BOB_PW)
+                typ, data = m.select('"Up-%s"' % listener)
+                self.assertEqual(typ, "OK", data)
+                self.assertEqual(int(data[0]), 1)
+
     # ----------------------------------------------------- audit, metrics
     def test_audit_line_and_metrics(self):
         m = self.imap("imaps", BOB, BOB_PW)
