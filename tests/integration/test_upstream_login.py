@@ -150,13 +150,29 @@ class RingstoreBackend(unittest.TestCase):
         self.assertEqual(r["result"], "refused")
 
     def test_submission_xclient(self):
+        """XCLIENT: the user is in without a password, and the message's
+        Received header names the client (its address and EHLO name),
+        not ringgate."""
         r = self.login("smtp", "gate", "--xclient", "--helo",
-                       "gate.example.test", "--then",
-                       "MAIL FROM:<%s>" % USER, "--then", "QUIT")
+                       "gate.example.test", "--client-helo",
+                       "laptop.example.net", "--then",
+                       "MAIL FROM:<%s>" % USER, "--then",
+                       "RCPT TO:<%s>" % USER, "--then", "DATA", "--then",
+                       "From: %s\r\nTo: %s\r\nSubject: via xclient\r\n"
+                       "\r\nhello\r\n." % (USER, USER), "--then", "QUIT")
         self.assertEqual(r["result"], "ok")
         self.assertTrue(r["session"].startswith("250"), r["session"])
+        self.assertIn("354", r["session"])
         self.assertIn("221", r["session"])
-        self.assertIn("XCLIENT", self.store_log())
+        new = os.path.join(self.dir, "mail", "example.test", "demo",
+                           "Maildir", "new")
+        names = h.wait_for(lambda: os.path.isdir(new) and os.listdir(new),
+                           what="the message in the INBOX")
+        with open(os.path.join(new, names[0]), "rb") as f:
+            head = f.read().split(b"\r\n\r\n", 1)[0].decode()
+        self.assertIn("from laptop.example.net", head)
+        self.assertIn("192.0.2.7", head)
+        self.assertNotIn("gate.example.test", head)
 
     def test_submission_auth(self):
         r = self.login("smtp", "sub", *self.tls("starttls"), "--then",
