@@ -251,7 +251,7 @@ upstream_login_start(struct loop *l, const struct sockaddr *backend,
 	struct upstream_login *ul;
 	const char *err = "out of memory";
 	bool fail = false;
-	char hdr[PROXY_V2_MAX_WRITE];
+	char hdr[PROXY_V2_MAX_WRITE], host[INET6_ADDRSTRLEN];
 	unsigned port;
 
 	if (p->user == NULL || p->user[0] == '\0' || p->master_user == NULL ||
@@ -295,8 +295,9 @@ upstream_login_start(struct loop *l, const struct sockaddr *backend,
 	if (p->client != NULL)
 		format_addr(p->client, ul->client_addr, sizeof(ul->client_addr),
 		    &ul->client_port);
-	format_addr(backend, ul->backend, sizeof(ul->backend) - 8, &port);
-	snprintf(ul->backend + strlen(ul->backend), 8, ":%u", port);
+	format_addr(backend, host, sizeof(host), &port);
+	snprintf(ul->backend, sizeof(ul->backend),
+	    strchr(host, ':') != NULL ? "[%s]:%u" : "%s:%u", host, port);
 	if (p->proto == UL_IMAP && build_id(ul, p) == -1)
 		goto fail;
 	if (p->tls_ctx != NULL) {
