@@ -81,6 +81,7 @@ enum ul_ext {
 	X_ID = 1 << 2,
 	X_XCLIENT = 1 << 3, /* with ADDR and LOGIN */
 	X_XCLIENT_PORT = 1 << 4,
+	X_XCLIENT_HELO = 1 << 5,
 };
 
 struct upstream_login {
@@ -107,7 +108,8 @@ struct upstream_login {
 
 	struct tls_client *tls_ctx;
 	char *sni, *helo, *user;
-	char *id_cmd;		/* IMAP "ID (...)" without tag, or NULL */
+	char *client_helo; /* SMTP: the client's EHLO name for XCLIENT HELO= */
+	char *id_cmd;	   /* IMAP "ID (...)" without tag, or NULL */
 	char sasl[UL_SASL_MAX]; /* base64 PLAIN response: secret */
 	char client_addr[64];	/* for ID / XCLIENT, "" if unknown */
 	unsigned client_port;
@@ -151,6 +153,7 @@ static bool pop3_next(struct upstream_login *ul);
 static bool smtp_line(struct upstream_login *ul, enum ur_rc rc);
 static bool smtp_next(struct upstream_login *ul);
 static void smtp_ehlo_line(struct upstream_login *ul);
+static int xclient_attrs(struct upstream_login *ul, char *dst, size_t cap);
 static void keep_caps(struct upstream_login *ul, const char *p, size_t n);
 static int build_sasl(struct upstream_login *ul, const struct ul_params *p);
 static int build_id(struct upstream_login *ul, const struct ul_params *p);
@@ -248,7 +251,7 @@ upstream_login_start(struct loop *l, const struct sockaddr *backend,
 	struct upstream_login *ul;
 	const char *err = "out of memory";
 	bool fail = false;
-	char hdr[PROXY_V2_MAX_WRITE];
+	char hdr[PROXY_V2_MAX_WRITE], host[INET6_ADDRSTRLEN];
 	unsigned port;
 
 	if (p->user == NULL || p->user[0] == '\0' || p->master_user == NULL ||
@@ -280,6 +283,9 @@ upstream_login_start(struct loop *l, const struct sockaddr *backend,
 	ul->sni = dup_or_null(p->sni, &fail);
 	ul->helo = dup_or_null(p->helo != NULL ? p->helo : "ringgate", &fail);
 	ul->user = dup_or_null(p->user, &fail);
+	if (p->client_helo != NULL && p->client_helo[0] != '\0' &&
+	    strlen(p->client_helo) <= 255)
+		ul->client_helo = dup_or_null(p->client_helo, &fail);
 	if (fail)
 		goto fail;
 	if (build_sasl(ul, p) == -1) {
@@ -289,8 +295,9 @@ upstream_login_start(struct loop *l, const struct sockaddr *backend,
 	if (p->client != NULL)
 		format_addr(p->client, ul->client_addr, sizeof(ul->client_addr),
 		    &ul->client_port);
-	format_addr(backend, ul->backend, sizeof(ul->backend) - 8, &port);
-	snprintf(ul->backend + strlen(ul->backend), 8, ":%u", port);
+	format_addr(backend, host, sizeof(host), &port);
+	snprintf(ul->backend, sizeof(ul->backend),
+	    strchr(host, ':') != NULL ? "[%s]:%u" : "%s:%u", host, port);
 	if (p->proto == UL_IMAP && build_id(ul, p) == -1)
 		goto fail;
 	if (p->tls_ctx != NULL) {
@@ -364,6 +371,7 @@ ul_free(struct upstream_login *ul)
 	tls_client_unref(&ul->tls_ctx);
 	free(ul->sni);
 	free(ul->helo);
+	free(ul->client_helo);
 	free(ul->user);
 	free(ul->id_cmd);
 	free(ul);
@@ -980,6 +988,8 @@ smtp_ehlo_line(struct upstream_login *ul)
 		ul->ext |= X_XCLIENT;
 		if (upstream_resp_has_atom(t->p, t->len, "PORT"))
 			ul->ext |= X_XCLIENT_PORT;
+		if (upstream_resp_has_atom(t->p, t->len, "HELO"))
+			ul->ext |= X_XCLIENT_HELO;
 	}
 }
 
@@ -1046,6 +1056,38 @@ smtp_line(struct upstream_login *ul, enum ur_rc rc)
 	}
 }
 
+/* " ADDR=.. PORT=.. HELO=.. LOGIN=..": what the back end takes of it
+ * (Postfix XCLIENT_README; values xtext, IPv6 with "IPV6:"). 0 or -1. */
+static int
+xclient_attrs(struct upstream_login *ul, char *dst, size_t cap)
+{
+	size_t len = 0, n;
+	int m;
+
+	if (ul->client_addr[0] != '\0') {
+		m = snprintf(dst, cap, " ADDR=%s%s",
+		    strchr(ul->client_addr, ':') ? "IPV6:" : "",
+		    ul->client_addr);
+		len = (size_t)m;
+		if ((ul->ext & X_XCLIENT_PORT) && ul->client_port != 0)
+			len += (size_t)snprintf(dst + len, cap - len,
+			    " PORT=%u", ul->client_port);
+	}
+	if (ul->client_helo != NULL && (ul->ext & X_XCLIENT_HELO)) {
+		len += (size_t)snprintf(dst + len, cap - len, " HELO=");
+		if (smtp_xtext_encode(ul->client_helo, strlen(ul->client_helo),
+			dst + len, cap - len - 1, &n) == -1)
+			return -1;
+		len += n;
+	}
+	len += (size_t)snprintf(dst + len, cap - len, " LOGIN=");
+	if (smtp_xtext_encode(ul->user, strlen(ul->user), dst + len,
+		cap - len - 1, &n) == -1)
+		return -1;
+	dst[len + n] = '\0';
+	return 0;
+}
+
 static bool
 smtp_next(struct upstream_login *ul)
 {
@@ -1059,28 +1101,15 @@ smtp_next(struct upstream_login *ul)
 		    send_tagged(ul, S_STARTTLS, UR_ONE, "STARTTLS"));
 	}
 	if (ul->xclient && (ul->ext & X_XCLIENT)) {
-		char login[3 * 256 + 1];
-		char port[24] = "";
-		size_t n;
+		char attrs[3 * 256 + 3 * 256 + 160];
 
-		if (smtp_xtext_encode(ul->user, strlen(ul->user), login,
-			sizeof(login) - 1, &n) == -1) {
-			finish(ul, UL_WHY_GARBAGE, "user name too long");
+		if (xclient_attrs(ul, attrs, sizeof(attrs)) == -1) {
+			finish(ul, UL_WHY_GARBAGE,
+			    "XCLIENT attributes too long");
 			return false;
 		}
-		login[n] = '\0';
-		if ((ul->ext & X_XCLIENT_PORT) && ul->client_port != 0)
-			snprintf(port, sizeof(port), " PORT=%u",
-			    ul->client_port);
-		if (ul->client_addr[0] == '\0')
-			return sent(ul,
-			    send_tagged(ul, S_XCLIENT, UR_ONE,
-				"XCLIENT LOGIN=%s", login));
 		return sent(ul,
-		    send_tagged(ul, S_XCLIENT, UR_ONE,
-			"XCLIENT ADDR=%s%s%s LOGIN=%s",
-			strchr(ul->client_addr, ':') ? "IPV6:" : "",
-			ul->client_addr, port, login));
+		    send_tagged(ul, S_XCLIENT, UR_ONE, "XCLIENT%s", attrs));
 	}
 	return sent(ul,
 	    send_tagged(ul, S_AUTH, UR_ONE, "AUTH PLAIN %s", ul->sasl));

@@ -89,6 +89,8 @@ struct ul_params {
 	    proxy_v2; /* PROXY v2 header (client -> local, both needed) first */
 	bool xclient; /* SMTP: XCLIENT ADDR/PORT/LOGIN when offered */
 	const char *helo; /* SMTP: our EHLO name; NULL = "ringgate" */
+	/* SMTP with XCLIENT: the client's own EHLO name (HELO=), or NULL */
+	const char *client_helo;
 	/* IMAP: the client's own ID parameters, forwarded as key/value
 	 * pairs (client_id[2i], client_id[2i+1]; a NULL value is NIL).
 	 * Keys beginning with "x-" are dropped: x-originating-* is ours. */

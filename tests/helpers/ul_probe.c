@@ -9,7 +9,8 @@
  *   ul_probe --proto imap|pop3|smtp --backend ADDR:PORT --user U
  *            --master M --pass P [--tls none|starttls|implicit]
  *            [--ca FILE] [--sni NAME] [--no-verify] [--proxy-v2]
- *            [--xclient] [--helo NAME] [--client ADDR:PORT]
+ *            [--xclient] [--helo NAME] [--client-helo NAME]
+ *            [--client ADDR:PORT]
  *            [--local ADDR:PORT] [--id KEY=VALUE]... [--timeout MS]
  *            [--then LINE]...
  *
@@ -164,6 +165,8 @@ main(int argc, char **argv)
 			p.sni = v;
 		} else if (strcmp(a, "--helo") == 0) {
 			p.helo = v;
+		} else if (strcmp(a, "--client-helo") == 0) {
+			p.client_helo = v;
 		} else if (strcmp(a, "--timeout") == 0) {
 			p.timeout_ms = strtoull(v, NULL, 10);
 		} else if (strcmp(a, "--then") == 0) {

@@ -11,7 +11,8 @@ Back ends:
   (the master's password wrong: refused; a certificate for another
   name: temporary, nothing sent).
 - Debian's Dovecot (dovecot-imapd, dovecot-pop3d) with a master passdb:
-  IMAP with ID (Dovecot logs the client's address from
+  IMAP with STARTTLS and implicit TLS (its certificate verified; another
+  name fails before anything is sent), IMAP with ID (Dovecot logs the client's address from
   x-originating-ip, since loopback is in login_trusted_networks; the
   client's own x-originating-ip is not forwarded) and POP3, plain and
   with a PROXY v2 preamble on a haproxy listener (Dovecot logs the
@@ -150,13 +151,29 @@ class RingstoreBackend(unittest.TestCase):
         self.assertEqual(r["result"], "refused")
 
     def test_submission_xclient(self):
+        """XCLIENT: the user is in without a password, and the message's
+        Received header names the client (its address and EHLO name),
+        not ringgate."""
         r = self.login("smtp", "gate", "--xclient", "--helo",
-                       "gate.example.test", "--then",
-                       "MAIL FROM:<%s>" % USER, "--then", "QUIT")
+                       "gate.example.test", "--client-helo",
+                       "laptop.example.net", "--then",
+                       "MAIL FROM:<%s>" % USER, "--then",
+                       "RCPT TO:<%s>" % USER, "--then", "DATA", "--then",
+                       "From: %s\r\nTo: %s\r\nSubject: via xclient\r\n"
+                       "\r\nhello\r\n." % (USER, USER), "--then", "QUIT")
         self.assertEqual(r["result"], "ok")
         self.assertTrue(r["session"].startswith("250"), r["session"])
+        self.assertIn("354", r["session"])
         self.assertIn("221", r["session"])
-        self.assertIn("XCLIENT", self.store_log())
+        new = os.path.join(self.dir, "mail", "example.test", "demo",
+                           "Maildir", "new")
+        names = h.wait_for(lambda: os.path.isdir(new) and os.listdir(new),
+                           what="the message in the INBOX")
+        with open(os.path.join(new, names[0]), "rb") as f:
+            head = f.read().split(b"\r\n\r\n", 1)[0].decode()
+        self.assertIn("from laptop.example.net", head)
+        self.assertIn("192.0.2.7", head)
+        self.assertNotIn("gate.example.test", head)
 
     def test_submission_auth(self):
         r = self.login("smtp", "sub", *self.tls("starttls"), "--then",
@@ -205,7 +222,8 @@ class DovecotBackend(unittest.TestCase):
         uid = int(subprocess.check_output(["id", "-u", "rgbench"]))
         gid = int(subprocess.check_output(["id", "-g", "rgbench"]))
         self.imap, self.pop3 = h.free_port(), h.free_port()
-        self.pop3_proxy = h.free_port()
+        self.pop3_proxy, self.imaps = h.free_port(), h.free_port()
+        self.cert, self.key = h.make_cert(self.dir, "ec", stem="dovecot")
         home = os.path.join(self.dir, "home")
         os.mkdir(home)
         os.chown(home, uid, gid)  # Dovecot serves mail as rgbench
@@ -220,14 +238,17 @@ class DovecotBackend(unittest.TestCase):
         with open(conf, "w") as f:
             f.write(DOVECOT_CONF % {"dir": self.dir, "uid": uid,
                                     "imap": self.imap, "pop3": self.pop3,
-                                    "pop3_proxy": self.pop3_proxy})
+                                    "pop3_proxy": self.pop3_proxy,
+                                    "imaps": self.imaps, "cert": self.cert,
+                                    "key": self.key})
         self.proc = subprocess.Popen(["/usr/sbin/dovecot", "-F", "-c", conf],
                                      stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
         self.addCleanup(self.stop)
         self.addCleanup(self.dump_log_on_failure)
         h.wait_for(lambda: port_open(self.imap) and port_open(self.pop3)
-                   and port_open(self.pop3_proxy),
+                   and port_open(self.pop3_proxy)
+                   and port_open(self.imaps),
                    timeout=20, what="dovecot listening")
 
     def dump_log_on_failure(self):
@@ -269,6 +290,25 @@ class DovecotBackend(unittest.TestCase):
         self.assertIn("user=<alice>", log)
         self.assertIn("master", log.lower())
 
+    def test_imap_tls(self):
+        """STARTTLS and implicit TLS with Dovecot's certificate verified;
+        a name it does not carry is a TLS failure before anything is
+        sent."""
+        tls = ["--ca", self.cert, "--sni", "localhost"]
+        r = self.login("imap", self.imap, "--tls", "starttls", *tls,
+                       "--then", "a NOOP", "--then", "z LOGOUT")
+        self.assertEqual(r["result"], "ok")
+        self.assertIn("a OK", r["session"])
+        r = self.login("imap", self.imaps, "--tls", "implicit", *tls,
+                       "--then", "z LOGOUT")
+        self.assertEqual(r["result"], "ok")
+        r = self.login("imap", self.imaps, "--tls", "implicit", "--ca",
+                       self.cert, "--sni", "imap.example.test", expect=1)
+        self.assertEqual((r["result"], r["why"]), ("temp", "tls"))
+        h.wait_for(lambda: self.dovecot_log().count("Login: user=<alice>")
+                   >= 2, what="two logins in Dovecot's log")
+        self.assertIn("TLS", self.dovecot_log())
+
     def test_imap_refused(self):
         r = self.login("imap", self.imap, master_pw="wrong", expect=2)
         self.assertEqual(r["result"], "refused")
@@ -308,7 +348,9 @@ state_dir = %(dir)s/state
 log_path = %(dir)s/dovecot.log
 protocols = imap pop3
 listen = 127.0.0.1
-ssl = no
+ssl = yes
+ssl_cert = <%(cert)s
+ssl_key = <%(key)s
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 login_trusted_networks = 127.0.0.0/8
@@ -338,7 +380,9 @@ service imap-login {
     port = %(imap)d
   }
   inet_listener imaps {
-    port = 0
+    address = 127.0.0.1
+    port = %(imaps)d
+    ssl = yes
   }
 }
 service pop3-login {

@@ -759,12 +759,14 @@ test_smtp(void **state)
 	(void)state;
 	default_params(&p, UL_SMTP);
 	p.helo = "gate.test";
+	p.client_helo = "client+x.example";
 	p.xclient = true;
 	fake_start(&f, xclient, F_PLAIN);
 	run_login(&f, &p, &o);
 	assert_int_equal(o.status, UL_OK);
-	assert_non_null(
-	    strstr(f.got, "XCLIENT ADDR=192.0.2.7 PORT=4242 LOGIN=alice\n"));
+	assert_non_null(strstr(f.got,
+	    "XCLIENT ADDR=192.0.2.7 PORT=4242 HELO=client+2Bx.example "
+	    "LOGIN=alice\n"));
 	assert_null(strstr(f.got, "AUTH"));
 	fake_start(&f, auth, F_PLAIN);
 	run_login(&f, &p, &o); /* XCLIENT wanted, not offered: AUTH */
