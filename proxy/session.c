@@ -50,6 +50,7 @@ struct gate_session {
 	char user[257], mech[32], tag[LOGIN_TAG_MAX + 1];
 	char peer[64], version[24], cipher[64], sni[128], alpn[16];
 	char host[256]; /* the user entry's host= ("" for none) */
+	char helo[256]; /* SMTP: the client's EHLO name ("" for none) */
 	struct sockaddr_storage client, local;
 	bool have_client, have_local;
 	const struct route_backend *be;
@@ -138,6 +139,9 @@ gate_session_begin(struct login_session *s, const struct login_user *u)
 	snprintf(gs->mech, sizeof(gs->mech), "%s", u->mech);
 	snprintf(gs->tag, sizeof(gs->tag), "%s", u->tag);
 	snprintf(gs->peer, sizeof(gs->peer), "%s", conn_peer(c));
+	if (gl->proto == GATE_SMTP)
+		snprintf(gs->helo, sizeof(gs->helo), "%s",
+		    login_session_helo(s));
 	if (t != NULL) {
 		const char *v = tls_conn_version(t), *ci = tls_conn_cipher(t);
 		const char *sn = tls_conn_sni(t), *al = tls_conn_alpn(t);
@@ -226,6 +230,7 @@ route_done(void *ctx, const struct route_result *res)
 		.proxy_v2 = cf->backend_login.proxy_v2,
 		.xclient = cf->backend_login.xclient,
 		.helo = cf->backend_login.helo,
+		.client_helo = gs->helo[0] ? gs->helo : NULL,
 		.timeout_ms = cf->backend_login.timeout,
 		.sid = gs->sid };
 	gs->ul = upstream_login_start(gs->loop, res->addr, res->len, &p,

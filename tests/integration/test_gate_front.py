@@ -468,6 +468,34 @@ class TestFront(GateCase):
         for listener in ("imap", "imaps"):
             self.assertEqual(self.imap(listener).noop()[0], "OK")
 
+    def test_submission_over_xclient_names_the_client(self):
+        """backend_login.xclient: ringgate tells the store the client's
+        address and EHLO name (XCLIENT from its trusted loopback) instead
+        of a master AUTH; the Received header says who really sent."""
+        d = os.path.join(self.dir, "xclient")
+        os.mkdir(d)
+        cfg = dict(self.gate.cfg)
+        cfg["backend_login"] = dict(cfg["backend_login"], xclient=True)
+        cfg["admin"] = {"listen": "127.0.0.1:%d" % fresh_port()}
+        for sec in ("imap", "pop3"):
+            cfg[sec] = []
+        cfg["submission"] = [dict(l, listen="127.0.0.1:%d" % fresh_port())
+                             for l in cfg["submission"]]
+        g = h.Ringgate(d, cfg).start(self)
+        s = smtplib.SMTP_SSL("127.0.0.1", port_of(cfg, "submission",
+                                                  "submissions"),
+                             context=self.ctx(), timeout=20)
+        self.addCleanup(self.quietly, s.quit)
+        s.ehlo("xclient-client.example")
+        s.login(BOB, BOB_PW)
+        s.sendmail(BOB, [BOB], message(BOB, BOB, "via-xclient"))
+        m = self.imap("imaps", BOB, BOB_PW)
+        m.select("INBOX")
+        typ, data = m.search(None, "SUBJECT", '"via-xclient"')
+        typ, data = m.fetch(data[0].split()[-1], "(BODY.PEEK[HEADER])")
+        self.assertIn(b"xclient-client.example", data[0][1])
+        g.assert_alive()
+
     @unittest.skipUnless(shutil.which("mbsync"), "mbsync not installed")
     def test_mbsync_both_ways(self):
         """mbsync (isync) through ringgate: the INBOX comes down, a local
