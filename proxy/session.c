@@ -52,6 +52,9 @@ struct gate_session {
 	char host[256]; /* the user entry's host= ("" for none) */
 	char helo[256]; /* SMTP: the client's EHLO name ("" for none) */
 	struct sockaddr_storage client, local;
+	const char *const
+	    *id; /* IMAP: the client's ID pairs (login session's) */
+	unsigned nid;
 	bool have_client, have_local;
 	const struct route_backend *be;
 	struct route_req *rreq;
@@ -161,6 +164,8 @@ gate_session_begin(struct login_session *s, const struct login_user *u)
 		memcpy(&gs->local, sa, len);
 		gs->have_local = true;
 	}
+	if (gl->proto == GATE_IMAP)
+		gs->nid = login_session_client_id(s, &gs->id);
 	user_host(gs);
 	q = (struct route_query){ .user = gs->user,
 		.host_field = gs->host[0] ? gs->host : NULL,
@@ -231,6 +236,9 @@ route_done(void *ctx, const struct route_result *res)
 		.xclient = cf->backend_login.xclient,
 		.helo = cf->backend_login.helo,
 		.client_helo = gs->helo[0] ? gs->helo : NULL,
+		/* the login session (and its ID) lives until the hand-off */
+		.client_id = gs->nid ? gs->id : NULL,
+		.client_id_n = gs->nid,
 		.timeout_ms = cf->backend_login.timeout,
 		.sid = gs->sid };
 	gs->ul = upstream_login_start(gs->loop, res->addr, res->len, &p,

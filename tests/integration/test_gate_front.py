@@ -982,5 +982,152 @@ class TestLimits(GateCase):
         self.gate.assert_alive()
 
 
+class FakeImap:
+    """A back end on loopback that nobody should trust: mode "ok" speaks
+    just enough IMAP for the master login and records the lines it got;
+    "garbage" greets with noise, "silent" never says a word, "close"
+    hangs up half-way through its greeting."""
+
+    CAPS = b"IMAP4rev1 SASL-IR AUTH=PLAIN ID IDLE FAKECAP"
+
+    def __init__(self, mode):
+        self.mode = mode
+        self.lines = []
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        self.stop = False
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while not self.stop:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+            threading.Thread(target=self.serve, args=(c,),
+                             daemon=True).start()
+
+    def serve(self, c):
+        try:
+            if self.mode == "silent":
+                c.recv(1)  # until ringgate gives up
+                return
+            if self.mode == "garbage":
+                c.sendall(b"\x00\xffHELLO? " + b"x" * 70000 + b"\r\n")
+                c.recv(1)
+                return
+            if self.mode == "close":
+                c.sendall(b"* OK [CAPAB")
+                return
+            c.sendall(b"* OK [CAPABILITY " + self.CAPS + b"] fake\r\n")
+            f = c.makefile("rb")
+            while True:
+                line = f.readline()
+                if not line:
+                    return
+                self.lines.append(line)
+                tag, _, rest = line.partition(b" ")
+                cmd = rest.split(b" ", 1)[0].strip().upper()
+                if cmd == b"ID":
+                    c.sendall(b"* ID NIL\r\n%s OK ID done\r\n" % tag)
+                elif cmd == b"AUTHENTICATE":
+                    c.sendall(b"%s OK [CAPABILITY %s] in\r\n" %
+                              (tag, self.CAPS))
+                elif cmd == b"CAPABILITY":
+                    c.sendall(b"* CAPABILITY %s\r\n%s OK done\r\n" %
+                              (self.CAPS, tag))
+                elif cmd == b"LOGOUT":
+                    c.sendall(b"* BYE bye\r\n%s OK done\r\n" % tag)
+                    return
+                else:
+                    c.sendall(b"%s OK done\r\n" % tag)
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def close(self):
+        self.stop = True
+        self.sock.close()
+        for c in self.conns:
+            try:
+                c.close()
+            except OSError:
+                pass
+
+
+class TestFakeBackends(unittest.TestCase):
+    """ringgate in front of back ends written here: the client's ID goes
+    along; a back end that answers garbage, never answers or hangs up in
+    its greeting gives the client the temporary error and ringgate keeps
+    serving."""
+
+    def gate_for(self, fake):
+        d = h.temp_dir(self)
+        self.cert, key = h.make_cert(d, "ec", stem="server")
+        store = {"imap": [{"name": "i", "listen": "127.0.0.1:%d" %
+                           fake.port}],
+                 "pop3": [{"name": "p", "listen": "127.0.0.1:1"}],
+                 "submission": [{"name": "s", "listen": "127.0.0.1:2"}]}
+        cfg = gate_cfg(d, [(self.cert, key)], store)
+        cfg["backend_login"]["timeout"] = "1s"
+        cfg["health"] = {"interval": "1h"}
+        g = h.Ringgate(d, cfg).start(self)
+        return g, int(cfg["imap"][1]["listen"].rsplit(":", 1)[1])
+
+    def imaps(self, port):
+        t = h.client_context(cafiles=[self.cert]).wrap_socket(
+            socket.create_connection(("127.0.0.1", port),
+                                     timeout=h.IO_TIMEOUT),
+            server_hostname="localhost")
+        self.addCleanup(t.close)
+        f = t.makefile("rb")
+        self.assertTrue(f.readline().startswith(b"* OK"))
+        return t, f
+
+    def test_client_id_forwarded_and_capability_passed_on(self):
+        fake = FakeImap("ok")
+        self.addCleanup(fake.close)
+        g, port = self.gate_for(fake)
+        t, f = self.imaps(port)
+        t.sendall(b'i ID ("name" "testclient" "x-originating-ip" '
+                  b'"6.6.6.6" "version" NIL)\r\n')
+        rs.read_tagged(self, f, b"i")
+        t.sendall(b"a LOGIN %s %s\r\n" % (BOB.encode(), BOB_PW.encode()))
+        ok = rs.read_tagged(self, f, b"a")[-1]
+        self.assertIn(b"FAKECAP", ok)
+        ids = [l for l in fake.lines if b" ID " in l]
+        self.assertEqual(len(ids), 1, fake.lines)
+        self.assertIn(b'"name" "testclient"', ids[0])
+        self.assertIn(b'"version" NIL', ids[0])
+        self.assertIn(b'"x-originating-ip" "127.0.0.1"', ids[0])
+        self.assertNotIn(b"6.6.6.6", ids[0])
+        g.assert_alive()
+
+    def test_broken_backends_give_the_temporary_error(self):
+        for mode in ("garbage", "silent", "close"):
+            with self.subTest(mode=mode):
+                fake = FakeImap(mode)
+                self.addCleanup(fake.close)
+                g, port = self.gate_for(fake)
+                answers = []
+                for _ in range(2):  # and again: ringgate still serves
+                    t, f = self.imaps(port)
+                    t.sendall(b"a LOGIN %s %s\r\n" % (BOB.encode(),
+                                                       BOB_PW.encode()))
+                    answers.append(rs.read_tagged(self, f, b"a")[-1])
+                for a in answers:
+                    self.assertTrue(a.startswith(b"a NO [UNAVAILABLE]"), a)
+                    self.assertNotIn(str(fake.port).encode(), a)
+                self.assertGreaterEqual(g.metric(
+                    "ringgate_backend_logins_total", proto="imap",
+                    result="temp"), 1)
+                g.assert_alive()
+
+
 if __name__ == "__main__":
     unittest.main()
