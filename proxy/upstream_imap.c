@@ -1,8 +1,9 @@
 /*
  * upstream_imap.c - the IMAP side of ringgate's back-end login (see
  * upstream_login.c for the order of things): the greeting's or
- * CAPABILITY's capabilities, STARTTLS, ID with x-originating-ip/port
- * (the client's own ID pairs after ours, none of its "x-" keys), then
+ * CAPABILITY's capabilities, STARTTLS, ID with x-originating-ip/port,
+ * x-connected-ip/port and x-session-ext-id (the client's own ID pairs
+ * after ours, none of its "x-" keys), then
  * AUTHENTICATE PLAIN with SASL-IR (pipelined behind ID) or after a "+",
  * and the CAPABILITY the user's client is told in its tagged OK (from the
  * OK's code, or asked for). Untagged data during the login other than
@@ -310,7 +311,7 @@ upstream_imap_build_id(struct upstream_login *ul, const struct ul_params *p)
 	char *id = malloc(UL_ID_MAX);
 	size_t len;
 	unsigned pairs = 0;
-	char port[16], laddr[64];
+	char port[16], laddr[64], sid[24];
 	unsigned lport = 0;
 
 	if (id == NULL)
@@ -330,6 +331,13 @@ upstream_imap_build_id(struct upstream_login *ul, const struct ul_params *p)
 		add_pair(id, UL_ID_MAX, &len, "x-connected-ip", laddr);
 		add_pair(id, UL_ID_MAX, &len, "x-connected-port", port);
 		pairs += 2;
+	}
+	if (p->sid != 0) {
+		/* Dovecot logs it: one id across ringgate's and its lines */
+		snprintf(sid, sizeof(sid), "%016llx",
+		    (unsigned long long)p->sid);
+		add_pair(id, UL_ID_MAX, &len, "x-session-ext-id", sid);
+		pairs++;
 	}
 	for (unsigned i = 0; i < p->client_id_n && pairs < UL_ID_PAIRS; i++) {
 		const char *k = p->client_id[2 * i],

@@ -416,6 +416,7 @@ test_imap_sasl_ir_id(void **state)
 	default_params(&p, UL_IMAP);
 	p.client_id = cid;
 	p.client_id_n = 3;
+	p.sid = 0xc0ffee;
 	run_login(&f, &p, &o);
 	assert_int_equal(o.status, UL_OK);
 	assert_string_equal(o.capability, "IMAP4rev1 IDLE MOVE");
@@ -425,7 +426,8 @@ test_imap_sasl_ir_id(void **state)
 	assert_non_null(strstr(f.got,
 	    "U1 ID (\"x-originating-ip\" \"192.0.2.7\" \"x-originating-port\" "
 	    "\"4242\" \"x-connected-ip\" \"198.51.100.1\" "
-	    "\"x-connected-port\" \"993\" \"name\" \"Thunder\\\"bird\" "
+	    "\"x-connected-port\" \"993\" \"x-session-ext-id\" "
+	    "\"0000000000c0ffee\" \"name\" \"Thunder\\\"bird\" "
 	    "\"version\" NIL)\n"));
 	assert_null(strstr(f.got, "10.6.6.6"));
 	assert_non_null(strstr(f.got,
