@@ -770,6 +770,25 @@ test_smtp(void **state)
 	    "XCLIENT ADDR=192.0.2.7 PORT=4242 HELO=client+2Bx.example "
 	    "LOGIN=alice\n"));
 	assert_null(strstr(f.got, "AUTH"));
+
+	/* IPv6 as Postfix writes it; IPv4-mapped as IPv4 */
+	struct sockaddr_in6 c6 = { .sin6_family = AF_INET6,
+		.sin6_port = htons(4243) };
+	const struct sockaddr *v4 = p.client;
+
+	p.client = (struct sockaddr *)&c6;
+	inet_pton(AF_INET6, "2001:db8::7", &c6.sin6_addr);
+	fake_start(&f, xclient, F_PLAIN);
+	run_login(&f, &p, &o);
+	assert_int_equal(o.status, UL_OK);
+	assert_non_null(
+	    strstr(f.got, "XCLIENT ADDR=IPV6:2001:db8::7 PORT=4243 "));
+	inet_pton(AF_INET6, "::ffff:192.0.2.9", &c6.sin6_addr);
+	fake_start(&f, xclient, F_PLAIN);
+	run_login(&f, &p, &o);
+	assert_non_null(strstr(f.got, "XCLIENT ADDR=192.0.2.9 PORT=4243 "));
+	p.client = v4;
+
 	fake_start(&f, auth, F_PLAIN);
 	run_login(&f, &p, &o); /* XCLIENT wanted, not offered: AUTH */
 	assert_int_equal(o.status, UL_OK);
