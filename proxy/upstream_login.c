@@ -116,6 +116,7 @@ static const char *const why_names[] = {
 	[UL_WHY_NO_STARTTLS] = "no_starttls",
 	[UL_WHY_SERVER] = "server",
 	[UL_WHY_REFUSED] = "refused",
+	[UL_WHY_CANCELLED] = "cancelled",
 };
 
 const char *
@@ -270,6 +271,9 @@ upstream_login_cancel(struct upstream_login *ul)
 	log_info(ul->sid, "upstream.cancel", "backend=%s state=%s ms=%llu",
 	    ul->backend, upstream_login_state_name(ul->st),
 	    (unsigned long long)(loop_now(ul->loop) - ul->started));
+	if (ul->metrics != NULL)
+		metrics_add(loop_shard(ul->loop),
+		    ul->metrics->logins[UL_WHY_CANCELLED], 1);
 	if (ul->c != NULL) {
 		conn_set_handler(ul->c, &dead_handler, NULL);
 		conn_abort(ul->c, CR_NONE);

@@ -58,6 +58,7 @@ enum ul_why {
 	UL_WHY_NO_STARTTLS, /* STARTTLS required but not offered or refused */
 	UL_WHY_SERVER,	    /* the back end said it cannot now (NO/-ERR/4xx) */
 	UL_WHY_REFUSED,	    /* the master login was refused */
+	UL_WHY_CANCELLED,   /* the client left first (counted, no done call) */
 	UL_WHY_MAX
 };
 

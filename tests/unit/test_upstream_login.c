@@ -856,6 +856,7 @@ test_cancel_and_refused(void **state)
 	fake_join(&f);
 	assert_false(o.called);
 	assert_true(f.eof); /* the back end saw the close */
+	assert_true(metrics_value(fx.m, fx.um.logins[UL_WHY_CANCELLED]) == 1);
 
 	/* nothing listens there any more */
 	run_login_closed(&p, ntohs(be.sin_port), &o);
