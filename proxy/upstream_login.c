@@ -12,13 +12,18 @@
  * secret is written. IMAP ID and AUTHENTICATE with SASL-IR go out in one
  * write (one round trip less).
  *
+ * This file holds the life cycle, the conn callbacks and the sending;
+ * each protocol's answers and next commands live in upstream_imap.c,
+ * upstream_pop3.c and upstream_smtp.c (upstream_login_private.h).
+ *
  * One deadline (a core/timer.h timer) covers the whole login. The conn's
  * callbacks and the timer are the only ways in; each failure goes through
- * finish(), which detaches the conn (it gets a handler that ignores
- * everything), aborts it, calls done once and frees the login. Never
- * blocks, never logs a password or a SASL payload.
+ * upstream_login_finish(), which detaches the conn (it gets a handler
+ * that ignores everything), aborts it, calls done once and frees the
+ * login. Never blocks, never logs a password or a SASL payload.
  */
 #include "proxy/upstream_login.h"
+#include "proxy/upstream_login_private.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -35,29 +40,7 @@
 #include "core/tls.h"
 #include "proto/base64.h"
 #include "proto/proxy_proto.h"
-#include "proto/smtp_xtext.h"
 #include "proto/upstream_resp.h"
-
-#define UL_TIMEOUT_DEFAULT 10000
-#define UL_ID_MAX 4096	     /* the whole ID command we send */
-#define UL_ID_VALUE_MAX 1024 /* one forwarded ID key or value */
-#define UL_ID_PAIRS 30	     /* forwarded ID pairs (RFC 2971's limit) */
-#define UL_SASL_MAX 2112     /* base64 of authzid NUL authcid NUL password */
-
-enum ul_state {
-	S_CONNECT, /* connecting (and implicit TLS handshake) */
-	S_GREETING,
-	S_CAPA,	     /* IMAP CAPABILITY, POP3 CAPA, SMTP EHLO */
-	S_STARTTLS,  /* waiting for STARTTLS / STLS answer */
-	S_TLS,	     /* STARTTLS handshake */
-	S_ID,	     /* IMAP ID answer */
-	S_XCLIENT,   /* SMTP XCLIENT answer (a new 220 greeting) */
-	S_XEHLO,     /* SMTP EHLO after XCLIENT */
-	S_AUTH,	     /* the AUTH(ENTICATE) answer */
-	S_AUTH_CONT, /* IMAP: response sent after the "+" */
-	S_POSTCAPA,  /* IMAP CAPABILITY after login */
-	S_DONE,
-};
 
 static const char *const state_names[] = {
 	[S_CONNECT] = "connect",
@@ -74,91 +57,23 @@ static const char *const state_names[] = {
 	[S_DONE] = "done",
 };
 
-/* What the back end announced (IMAP capabilities, POP3 CAPA, EHLO). */
-enum ul_ext {
-	X_STARTTLS = 1 << 0,
-	X_SASL_IR = 1 << 1,
-	X_ID = 1 << 2,
-	X_XCLIENT = 1 << 3, /* with ADDR and LOGIN */
-	X_XCLIENT_PORT = 1 << 4,
-	X_XCLIENT_HELO = 1 << 5,
-};
-
-struct upstream_login {
-	struct loop *loop;
-	struct conn *c;
-	struct timer timer;
-	ul_done_fn *done;
-	void *ctx;
-
-	enum ul_proto proto;
-	enum ul_tls tls;
-	enum ul_state st;
-	bool tls_up;	/* STARTTLS done */
-	bool have_caps; /* ext/caps are current (IMAP, POP3) */
-	bool id_pipelined;
-	bool ir_sent;	     /* SASL-IR: the response went with the command */
-	bool connect_failed; /* conn_connect() failed at once */
-	bool xclient;
-	unsigned ext;
-	unsigned ntag;
-	char tag[16];
-	uint64_t sid, started;
-	const struct ul_metrics *metrics;
-
-	struct tls_client *tls_ctx;
-	char *sni, *helo, *user;
-	char *client_helo; /* SMTP: the client's EHLO name for XCLIENT HELO= */
-	char *id_cmd;	   /* IMAP "ID (...)" without tag, or NULL */
-	char sasl[UL_SASL_MAX]; /* base64 PLAIN response: secret */
-	char client_addr[64];	/* for ID / XCLIENT, "" if unknown */
-	unsigned client_port;
-	char backend[80]; /* "addr:port" for logs */
-
-	const char *rest; /* the current chunk after the line just read */
-	size_t rest_len;
-	struct ul_result res;
-	struct upstream_resp rd;
-};
+const char *
+upstream_login_state_name(enum ul_state st)
+{
+	return (unsigned)st <= S_DONE ? state_names[st] : "?";
+}
 
 /* ---- helpers ------------------------------------------------------------ */
 
 static void on_open(struct conn *c);
 static void on_data(struct conn *c, const char *p, size_t n);
 static void on_eof(struct conn *c);
-static void discarded(struct upstream_login *ul, size_t n);
 static void on_close(struct conn *c, enum conn_reason why);
 static void on_timeout(struct timer *t, void *arg);
-static void finish(struct upstream_login *ul, enum ul_why why, const char *fmt,
-    ...) __attribute__((format(printf, 3, 4)));
-static void succeed(struct upstream_login *ul, const char *rest, size_t n);
+static void discarded(struct upstream_login *ul, size_t n);
 static void ul_free(struct upstream_login *ul);
-static int send_line(struct upstream_login *ul, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static int send_with_tag(struct upstream_login *ul, const char *tag,
-    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static bool sent(struct upstream_login *ul, int rc);
-static int send_tagged(struct upstream_login *ul, enum ul_state next,
-    enum ur_expect ex, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void expect(struct upstream_login *ul, enum ul_state st,
-    enum ur_expect ex);
 static bool next_step(struct upstream_login *ul);
-static bool start_tls(struct upstream_login *ul);
-static bool imap_line(struct upstream_login *ul, enum ur_rc rc);
-static bool imap_next(struct upstream_login *ul);
-static bool imap_auth_answer(struct upstream_login *ul);
-static bool pop3_line(struct upstream_login *ul, enum ur_rc rc);
-static bool pop3_next(struct upstream_login *ul);
-static bool smtp_line(struct upstream_login *ul, enum ur_rc rc);
-static bool smtp_next(struct upstream_login *ul);
-static void smtp_ehlo_line(struct upstream_login *ul);
-static int xclient_attrs(struct upstream_login *ul, char *dst, size_t cap);
-static void keep_caps(struct upstream_login *ul, const char *p, size_t n);
 static int build_sasl(struct upstream_login *ul, const struct ul_params *p);
-static int build_id(struct upstream_login *ul, const struct ul_params *p);
-static void format_addr(const struct sockaddr *sa, char *dst, size_t cap,
-    unsigned *port_r);
 static char *dup_or_null(const char *s, bool *fail);
 
 static const struct conn_handler ul_handler = {
@@ -201,6 +116,7 @@ static const char *const why_names[] = {
 	[UL_WHY_NO_STARTTLS] = "no_starttls",
 	[UL_WHY_SERVER] = "server",
 	[UL_WHY_REFUSED] = "refused",
+	[UL_WHY_CANCELLED] = "cancelled",
 };
 
 const char *
@@ -293,12 +209,12 @@ upstream_login_start(struct loop *l, const struct sockaddr *backend,
 		goto fail;
 	}
 	if (p->client != NULL)
-		format_addr(p->client, ul->client_addr, sizeof(ul->client_addr),
-		    &ul->client_port);
-	format_addr(backend, host, sizeof(host), &port);
+		upstream_login_format_addr(p->client, ul->client_addr,
+		    sizeof(ul->client_addr), &ul->client_port);
+	upstream_login_format_addr(backend, host, sizeof(host), &port);
 	snprintf(ul->backend, sizeof(ul->backend),
 	    strchr(host, ':') != NULL ? "[%s]:%u" : "%s:%u", host, port);
-	if (p->proto == UL_IMAP && build_id(ul, p) == -1)
+	if (p->proto == UL_IMAP && upstream_imap_build_id(ul, p) == -1)
 		goto fail;
 	if (p->tls_ctx != NULL) {
 		tls_client_ref(p->tls_ctx);
@@ -353,8 +269,11 @@ upstream_login_cancel(struct upstream_login *ul)
 	if (ul == NULL)
 		return;
 	log_info(ul->sid, "upstream.cancel", "backend=%s state=%s ms=%llu",
-	    ul->backend, state_names[ul->st],
+	    ul->backend, upstream_login_state_name(ul->st),
 	    (unsigned long long)(loop_now(ul->loop) - ul->started));
+	if (ul->metrics != NULL)
+		metrics_add(loop_shard(ul->loop),
+		    ul->metrics->logins[UL_WHY_CANCELLED], 1);
 	if (ul->c != NULL) {
 		conn_set_handler(ul->c, &dead_handler, NULL);
 		conn_abort(ul->c, CR_NONE);
@@ -390,7 +309,7 @@ count_and_log(struct upstream_login *ul)
 	    "reason=\"%s\"",
 	    ul->backend, log_quote(user, sizeof(user), ul->user, (size_t)-1),
 	    ul_status_name(ul->res.status), ul_why_name(ul->res.why),
-	    state_names[ul->st],
+	    upstream_login_state_name(ul->st),
 	    ul->tls == UL_TLS_NONE	   ? "no" :
 		ul->tls == UL_TLS_IMPLICIT ? "implicit" :
 					     "starttls",
@@ -399,8 +318,9 @@ count_and_log(struct upstream_login *ul)
 }
 
 /* The one failure path: let go of the conn, tell the caller, free. */
-static void
-finish(struct upstream_login *ul, enum ul_why why, const char *fmt, ...)
+void
+upstream_login_finish(struct upstream_login *ul, enum ul_why why,
+    const char *fmt, ...)
 {
 	va_list ap;
 
@@ -421,8 +341,8 @@ finish(struct upstream_login *ul, enum ul_why why, const char *fmt, ...)
 }
 
 /* Logged in: the conn goes to the caller with what came after. */
-static void
-succeed(struct upstream_login *ul, const char *rest, size_t n)
+void
+upstream_login_succeed(struct upstream_login *ul, const char *rest, size_t n)
 {
 	struct conn *c = ul->c;
 
@@ -451,11 +371,11 @@ on_timeout(struct timer *t, void *arg)
 
 	(void)t;
 	if (ul->connect_failed) {
-		finish(ul, UL_WHY_CONNECT, "cannot connect");
+		upstream_login_finish(ul, UL_WHY_CONNECT, "cannot connect");
 		return;
 	}
-	finish(ul, UL_WHY_TIMEOUT, "no answer in time (%s)",
-	    state_names[ul->st]);
+	upstream_login_finish(ul, UL_WHY_TIMEOUT, "no answer in time (%s)",
+	    upstream_login_state_name(ul->st));
 }
 
 static void
@@ -468,16 +388,16 @@ on_open(struct conn *c)
 		ul->have_caps = false; /* what came in plaintext is stale */
 		ul->ext = 0;
 		if (ul->proto == UL_SMTP) {
-			(void)sent(ul,
-			    send_tagged(ul, S_CAPA, UR_ONE, "EHLO %s",
-				ul->helo));
+			(void)upstream_login_sent(ul,
+			    upstream_login_send_tagged(ul, S_CAPA, UR_ONE,
+				"EHLO %s", ul->helo));
 			return;
 		}
 		(void)next_step(ul);
 		return;
 	}
 	if (ul->st == S_CONNECT)
-		expect(ul, S_GREETING, UR_ONE);
+		upstream_login_expect(ul, S_GREETING, UR_ONE);
 }
 
 static void
@@ -489,7 +409,7 @@ on_data(struct conn *c, const char *p, size_t n)
 	if (ul->st == S_TLS)
 		return; /* plaintext after STARTTLS's OK: never read */
 	if (ul->st == S_CONNECT) {
-		finish(ul, UL_WHY_GARBAGE, "data before open");
+		upstream_login_finish(ul, UL_WHY_GARBAGE, "data before open");
 		return;
 	}
 	while (off < n) {
@@ -502,23 +422,24 @@ on_data(struct conn *c, const char *p, size_t n)
 		if (rc == UR_MORE)
 			return;
 		if (rc == UR_INVALID) {
-			finish(ul,
+			upstream_login_finish(ul,
 			    ul->rd.err == UR_E_SYNTAX ? UL_WHY_GARBAGE :
 							UL_WHY_LIMIT,
-			    "%s: %s", state_names[ul->st], ul->rd.error);
+			    "%s: %s", upstream_login_state_name(ul->st),
+			    ul->rd.error);
 			return;
 		}
 		ul->rest = p + off;
 		ul->rest_len = n - off;
 		switch (ul->proto) {
 		case UL_IMAP:
-			alive = imap_line(ul, rc);
+			alive = upstream_imap_line(ul, rc);
 			break;
 		case UL_POP3:
-			alive = pop3_line(ul, rc);
+			alive = upstream_pop3_line(ul, rc);
 			break;
 		case UL_SMTP:
-			alive = smtp_line(ul, rc);
+			alive = upstream_smtp_line(ul, rc);
 			break;
 		}
 		if (!alive)
@@ -547,7 +468,8 @@ on_eof(struct conn *c)
 {
 	struct upstream_login *ul = conn_ctx(c);
 
-	finish(ul, UL_WHY_CLOSED, "back end closed (%s)", state_names[ul->st]);
+	upstream_login_finish(ul, UL_WHY_CLOSED, "back end closed (%s)",
+	    upstream_login_state_name(ul->st));
 }
 
 static void
@@ -558,23 +480,25 @@ on_close(struct conn *c, enum conn_reason why)
 	ul->c = NULL; /* going away on its own */
 	switch (why) {
 	case CR_TLS:
-		finish(ul, UL_WHY_TLS, "TLS failed (%s)", state_names[ul->st]);
+		upstream_login_finish(ul, UL_WHY_TLS, "TLS failed (%s)",
+		    upstream_login_state_name(ul->st));
 		return;
 	case CR_TIMEOUT:
-		finish(ul, UL_WHY_TIMEOUT, "timed out (%s)",
-		    state_names[ul->st]);
+		upstream_login_finish(ul, UL_WHY_TIMEOUT, "timed out (%s)",
+		    upstream_login_state_name(ul->st));
 		return;
 	case CR_CONNECT:
-		finish(ul, UL_WHY_CONNECT, "connect failed");
+		upstream_login_finish(ul, UL_WHY_CONNECT, "connect failed");
 		return;
 	case CR_EOF:
-		finish(ul, UL_WHY_CLOSED, "back end closed (%s)",
-		    state_names[ul->st]);
+		upstream_login_finish(ul, UL_WHY_CLOSED, "back end closed (%s)",
+		    upstream_login_state_name(ul->st));
 		return;
 	default:
-		finish(ul, ul->st == S_CONNECT ? UL_WHY_CONNECT : UL_WHY_CLOSED,
+		upstream_login_finish(ul,
+		    ul->st == S_CONNECT ? UL_WHY_CONNECT : UL_WHY_CLOSED,
 		    "connection ended: %s (%s)", conn_reason_name(why),
-		    state_names[ul->st]);
+		    upstream_login_state_name(ul->st));
 		return;
 	}
 }
@@ -601,8 +525,8 @@ vsend(struct upstream_login *ul, const char *tag, const char *fmt, va_list ap)
 }
 
 /* An untagged line (POP3, SMTP, the IMAP response to a "+"). */
-static int
-send_line(struct upstream_login *ul, const char *fmt, ...)
+int
+upstream_login_send_line(struct upstream_login *ul, const char *fmt, ...)
 {
 	va_list ap;
 	int rc;
@@ -614,8 +538,9 @@ send_line(struct upstream_login *ul, const char *fmt, ...)
 }
 
 /* An IMAP command with a tag of the caller's (pipelined). */
-static int
-send_with_tag(struct upstream_login *ul, const char *tag, const char *fmt, ...)
+int
+upstream_login_send_with_tag(struct upstream_login *ul, const char *tag,
+    const char *fmt, ...)
 {
 	va_list ap;
 	int rc;
@@ -627,9 +552,9 @@ send_with_tag(struct upstream_login *ul, const char *tag, const char *fmt, ...)
 }
 
 /* A command and what its answer is: IMAP gets a fresh tag. */
-static int
-send_tagged(struct upstream_login *ul, enum ul_state next, enum ur_expect ex,
-    const char *fmt, ...)
+int
+upstream_login_send_tagged(struct upstream_login *ul, enum ul_state next,
+    enum ur_expect ex, const char *fmt, ...)
 {
 	va_list ap;
 	int rc;
@@ -640,479 +565,39 @@ send_tagged(struct upstream_login *ul, enum ul_state next, enum ur_expect ex,
 	rc = vsend(ul, ul->proto == UL_IMAP ? ul->tag : NULL, fmt, ap);
 	va_end(ap);
 	if (rc == 0)
-		expect(ul, next, ex);
+		upstream_login_expect(ul, next, ex);
 	return rc;
 }
 
-static void
-expect(struct upstream_login *ul, enum ul_state st, enum ur_expect ex)
+void
+upstream_login_expect(struct upstream_login *ul, enum ul_state st,
+    enum ur_expect ex)
 {
 	ul->st = st;
 	upstream_resp_begin(&ul->rd, ex, ul->proto == UL_IMAP ? ul->tag : NULL);
 }
 
 /* Send or fail; false when the login is gone. */
-static bool
-sent(struct upstream_login *ul, int rc)
+bool
+upstream_login_sent(struct upstream_login *ul, int rc)
 {
 	if (rc == 0)
 		return true;
-	finish(ul, UL_WHY_CLOSED, "cannot write (%s)", state_names[ul->st]);
+	upstream_login_finish(ul, UL_WHY_CLOSED, "cannot write (%s)",
+	    upstream_login_state_name(ul->st));
 	return false;
 }
 
-static bool
-start_tls(struct upstream_login *ul)
+bool
+upstream_login_start_tls(struct upstream_login *ul)
 {
 	ul->st = S_TLS;
 	if (conn_start_tls_client(ul->c, ul->tls_ctx, ul->sni) == -1) {
-		finish(ul, UL_WHY_TLS, "cannot start TLS");
+		upstream_login_finish(ul, UL_WHY_TLS, "cannot start TLS");
 		return false;
 	}
 	upstream_resp_init(&ul->rd, ul->rd.proto);
 	return true;
-}
-
-/* ---- IMAP ------------------------------------------------------------- */
-
-/* A "CAPABILITY a b c" code or untagged line: keep "a b c". */
-static void
-keep_caps(struct upstream_login *ul, const char *p, size_t n)
-{
-	size_t k = strlen("CAPABILITY");
-
-	if (n < k || strncasecmp(p, "CAPABILITY", k) != 0 ||
-	    (n > k && p[k] != ' '))
-		return;
-	p += k;
-	n -= k;
-	if (n > 0) {
-		p++;
-		n--;
-	}
-	if (n >= sizeof(ul->res.capability))
-		n = sizeof(ul->res.capability) - 1;
-	/* only what a client may be shown: printable ASCII */
-	for (size_t i = 0; i < n; i++)
-		ul->res.capability[i] = p[i] >= 0x20 && p[i] < 0x7f ? p[i] :
-								      ' ';
-	ul->res.capability[n] = '\0';
-	ul->have_caps = true;
-	ul->ext = 0;
-	if (upstream_resp_has_atom(ul->res.capability, n, "STARTTLS"))
-		ul->ext |= X_STARTTLS;
-	if (upstream_resp_has_atom(ul->res.capability, n, "SASL-IR"))
-		ul->ext |= X_SASL_IR;
-	if (upstream_resp_has_atom(ul->res.capability, n, "ID"))
-		ul->ext |= X_ID;
-}
-
-static bool
-imap_line(struct upstream_login *ul, enum ur_rc rc)
-{
-	struct upstream_resp *r = &ul->rd;
-
-	if (r->kind == UR_K_UNTAGGED && r->status == UR_S_NONE) {
-		keep_caps(ul, r->text.p, r->text.len);
-		return true; /* * CAPABILITY, * ID, anything else: noted */
-	}
-	if (r->kind == UR_K_UNTAGGED && r->status == UR_S_BYE &&
-	    ul->st != S_GREETING) {
-		finish(ul, UL_WHY_SERVER, "BYE (%s)", state_names[ul->st]);
-		return false;
-	}
-	if (rc == UR_LINE)
-		return true; /* untagged OK/NO/BAD: informational */
-	if (r->code.p != NULL && ul->st != S_STARTTLS)
-		keep_caps(ul, r->code.p, r->code.len);
-	switch (ul->st) {
-	case S_GREETING:
-		if (r->status == UR_S_PREAUTH) {
-			finish(ul, UL_WHY_PREAUTH, "PREAUTH greeting");
-			return false;
-		}
-		if (r->status != UR_S_OK) {
-			finish(ul, UL_WHY_SERVER, "greeting is BYE");
-			return false;
-		}
-		return imap_next(ul);
-	case S_CAPA:
-		if (r->kind != UR_K_TAGGED || r->status != UR_S_OK) {
-			finish(ul, UL_WHY_GARBAGE, "CAPABILITY failed");
-			return false;
-		}
-		if (!ul->have_caps) {
-			finish(ul, UL_WHY_GARBAGE, "no CAPABILITY answer");
-			return false;
-		}
-		return imap_next(ul);
-	case S_STARTTLS:
-		if (r->kind != UR_K_TAGGED || r->status != UR_S_OK) {
-			finish(ul, UL_WHY_NO_STARTTLS, "STARTTLS refused");
-			return false;
-		}
-		return start_tls(ul);
-	case S_ID:
-		if (r->kind != UR_K_TAGGED) {
-			finish(ul, UL_WHY_GARBAGE, "continuation to ID");
-			return false;
-		}
-		/* refused or not, the login goes on */
-		if (ul->id_pipelined) {
-			snprintf(ul->tag, sizeof(ul->tag), "U%u", ul->ntag);
-			ul->res.capability[0] = '\0';
-			ul->have_caps = false;
-			expect(ul, S_AUTH, UR_TAGGED);
-			return true;
-		}
-		return imap_next(ul);
-	case S_AUTH:
-	case S_AUTH_CONT:
-		return imap_auth_answer(ul);
-	case S_POSTCAPA:
-		if (r->kind != UR_K_TAGGED || r->status != UR_S_OK) {
-			finish(ul, UL_WHY_GARBAGE, "CAPABILITY after login");
-			return false;
-		}
-		succeed(ul, ul->rest, ul->rest_len);
-		return false;
-	default:
-		finish(ul, UL_WHY_GARBAGE, "unexpected answer");
-		return false;
-	}
-}
-
-/* After greeting, CAPABILITY or ID: the next command. */
-static bool
-imap_next(struct upstream_login *ul)
-{
-	if (ul->tls == UL_TLS_STARTTLS && !ul->tls_up) {
-		if (!ul->have_caps)
-			return sent(ul,
-			    send_tagged(ul, S_CAPA, UR_TAGGED, "CAPABILITY"));
-		if (!(ul->ext & X_STARTTLS)) {
-			finish(ul, UL_WHY_NO_STARTTLS,
-			    "STARTTLS required, not offered");
-			return false;
-		}
-		return sent(ul,
-		    send_tagged(ul, S_STARTTLS, UR_TAGGED, "STARTTLS"));
-	}
-	if (!ul->have_caps)
-		return sent(ul,
-		    send_tagged(ul, S_CAPA, UR_TAGGED, "CAPABILITY"));
-	if (ul->st != S_ID && ul->id_cmd != NULL && (ul->ext & X_ID)) {
-		char auth_tag[16];
-
-		if (!sent(ul,
-			send_tagged(ul, S_ID, UR_TAGGED, "%s", ul->id_cmd)))
-			return false;
-		if (!(ul->ext & X_SASL_IR))
-			return true;
-		/* AUTHENTICATE goes with ID: one round trip less */
-		snprintf(auth_tag, sizeof(auth_tag), "U%u", ++ul->ntag);
-		ul->id_pipelined = true;
-		ul->ir_sent = true;
-		return sent(ul,
-		    send_with_tag(ul, auth_tag, "AUTHENTICATE PLAIN %s",
-			ul->sasl));
-	}
-	ul->res.capability[0] = '\0';
-	ul->have_caps = false;
-	if (ul->ext & X_SASL_IR) {
-		ul->ir_sent = true;
-		return sent(ul,
-		    send_tagged(ul, S_AUTH, UR_TAGGED, "AUTHENTICATE PLAIN %s",
-			ul->sasl));
-	}
-	return sent(ul,
-	    send_tagged(ul, S_AUTH, UR_TAGGED, "AUTHENTICATE PLAIN"));
-}
-
-/* A NO to the master login: the back end's trouble, or a refusal. */
-static bool
-imap_code_is_temp(const struct ur_slice *code)
-{
-	static const char *const temp[] = { "UNAVAILABLE", "SERVERBUG", "LIMIT",
-		"INUSE", "OVERQUOTA" };
-	size_t n = 0;
-
-	if (code->p == NULL)
-		return false;
-	while (n < code->len && code->p[n] != ' ')
-		n++;
-	for (size_t i = 0; i < sizeof(temp) / sizeof(temp[0]); i++)
-		if (strlen(temp[i]) == n &&
-		    strncasecmp(code->p, temp[i], n) == 0)
-			return true;
-	return false;
-}
-
-static bool
-imap_auth_answer(struct upstream_login *ul)
-{
-	struct upstream_resp *r = &ul->rd;
-
-	if (r->kind == UR_K_CONT) {
-		if (ul->st == S_AUTH_CONT || ul->ir_sent) {
-			finish(ul, UL_WHY_GARBAGE, "unexpected continuation");
-			return false;
-		}
-		if (!sent(ul, send_line(ul, "%s", ul->sasl)))
-			return false;
-		expect(ul, S_AUTH_CONT, UR_TAGGED);
-		return true;
-	}
-	if (r->status == UR_S_NO) {
-		if (imap_code_is_temp(&r->code)) {
-			finish(ul, UL_WHY_SERVER, "login failed: %.*s",
-			    (int)(r->code.len < 32 ? r->code.len : 32),
-			    r->code.p);
-			return false;
-		}
-		finish(ul, UL_WHY_REFUSED, "master login refused (%.*s)",
-		    (int)(r->code.len < 32 ? r->code.len : 32),
-		    r->code.p != NULL ? r->code.p : "");
-		return false;
-	}
-	if (r->status != UR_S_OK) {
-		finish(ul, UL_WHY_GARBAGE, "AUTHENTICATE answered BAD");
-		return false;
-	}
-	if (ul->have_caps) {
-		succeed(ul, ul->rest, ul->rest_len);
-		return false;
-	}
-	return sent(ul, send_tagged(ul, S_POSTCAPA, UR_TAGGED, "CAPABILITY"));
-}
-
-/* ---- POP3 ------------------------------------------------------------- */
-
-static bool
-pop3_line(struct upstream_login *ul, enum ur_rc rc)
-{
-	struct upstream_resp *r = &ul->rd;
-
-	if (rc == UR_LINE) {
-		/* CAPA's lines */
-		if (r->kind == UR_K_BODY) {
-			if (r->text.len == 4 &&
-			    strncasecmp(r->text.p, "STLS", 4) == 0)
-				ul->ext |= X_STARTTLS;
-		}
-		return true;
-	}
-	switch (ul->st) {
-	case S_GREETING:
-		if (r->status != UR_S_OK) {
-			finish(ul, UL_WHY_SERVER, "greeting is -ERR");
-			return false;
-		}
-		return pop3_next(ul);
-	case S_CAPA:
-		ul->have_caps = true; /* -ERR: no CAPA, so no STLS either */
-		return pop3_next(ul);
-	case S_STARTTLS:
-		if (r->status != UR_S_OK) {
-			finish(ul, UL_WHY_NO_STARTTLS, "STLS refused");
-			return false;
-		}
-		return start_tls(ul);
-	case S_AUTH:
-		if (r->kind == UR_K_CONT) {
-			finish(ul, UL_WHY_GARBAGE, "unexpected challenge");
-			return false;
-		}
-		if (r->status == UR_S_OK) {
-			succeed(ul, ul->rest, ul->rest_len);
-			return false;
-		}
-		/* RFC 3206: SYS/TEMP, IN-USE, LOGIN-DELAY are not refusals */
-		if (r->code.p != NULL &&
-		    ((r->code.len >= 3 &&
-			 strncasecmp(r->code.p, "SYS", 3) == 0 &&
-			 !(r->code.len >= 8 &&
-			     strncasecmp(r->code.p, "SYS/PERM", 8) == 0)) ||
-			(r->code.len == 6 &&
-			    strncasecmp(r->code.p, "IN-USE", 6) == 0) ||
-			(r->code.len == 11 &&
-			    strncasecmp(r->code.p, "LOGIN-DELAY", 11) == 0))) {
-			finish(ul, UL_WHY_SERVER, "login failed: %.*s",
-			    (int)r->code.len, r->code.p);
-			return false;
-		}
-		finish(ul, UL_WHY_REFUSED, "master login refused");
-		return false;
-	default:
-		finish(ul, UL_WHY_GARBAGE, "unexpected answer");
-		return false;
-	}
-}
-
-static bool
-pop3_next(struct upstream_login *ul)
-{
-	if (ul->tls == UL_TLS_STARTTLS && !ul->tls_up) {
-		if (!ul->have_caps)
-			return sent(ul,
-			    send_tagged(ul, S_CAPA, UR_MULTI, "CAPA"));
-		if (!(ul->ext & X_STARTTLS)) {
-			finish(ul, UL_WHY_NO_STARTTLS,
-			    "STLS required, not offered");
-			return false;
-		}
-		return sent(ul, send_tagged(ul, S_STARTTLS, UR_ONE, "STLS"));
-	}
-	return sent(ul,
-	    send_tagged(ul, S_AUTH, UR_ONE, "AUTH PLAIN %s", ul->sasl));
-}
-
-/* ---- SMTP ------------------------------------------------------------- */
-
-/* One EHLO line after the first: the extensions we use. */
-static void
-smtp_ehlo_line(struct upstream_login *ul)
-{
-	const struct ur_slice *t = &ul->rd.text;
-	size_t w = 0;
-
-	if (ul->rd.lines < 2)
-		return;
-	while (w < t->len && t->p[w] != ' ' && t->p[w] != '=')
-		w++;
-	if (w == 8 && strncasecmp(t->p, "STARTTLS", 8) == 0)
-		ul->ext |= X_STARTTLS;
-	if (w == 7 && strncasecmp(t->p, "XCLIENT", 7) == 0 &&
-	    upstream_resp_has_atom(t->p, t->len, "ADDR") &&
-	    upstream_resp_has_atom(t->p, t->len, "LOGIN")) {
-		ul->ext |= X_XCLIENT;
-		if (upstream_resp_has_atom(t->p, t->len, "PORT"))
-			ul->ext |= X_XCLIENT_PORT;
-		if (upstream_resp_has_atom(t->p, t->len, "HELO"))
-			ul->ext |= X_XCLIENT_HELO;
-	}
-}
-
-static bool
-smtp_line(struct upstream_login *ul, enum ur_rc rc)
-{
-	struct upstream_resp *r = &ul->rd;
-	unsigned code = r->smtp_code;
-
-	if (ul->st == S_CAPA || ul->st == S_XEHLO)
-		smtp_ehlo_line(ul);
-	if (rc == UR_LINE)
-		return true;
-	switch (ul->st) {
-	case S_GREETING:
-	case S_XCLIENT:
-		if (code != 220) {
-			finish(ul,
-			    code / 100 == 5 && ul->st == S_XCLIENT ?
-				UL_WHY_REFUSED :
-				UL_WHY_SERVER,
-			    "%s answered %u", state_names[ul->st], code);
-			return false;
-		}
-		ul->ext = 0;
-		return sent(ul,
-		    send_tagged(ul, ul->st == S_XCLIENT ? S_XEHLO : S_CAPA,
-			UR_ONE, "EHLO %s", ul->helo));
-	case S_CAPA:
-		if (code != 250) {
-			finish(ul, UL_WHY_SERVER, "EHLO answered %u", code);
-			return false;
-		}
-		return smtp_next(ul);
-	case S_XEHLO:
-		if (code != 250) {
-			finish(ul, UL_WHY_SERVER, "EHLO answered %u", code);
-			return false;
-		}
-		succeed(ul, ul->rest, ul->rest_len);
-		return false;
-	case S_STARTTLS:
-		if (code != 220) {
-			finish(ul, UL_WHY_NO_STARTTLS, "STARTTLS answered %u",
-			    code);
-			return false;
-		}
-		return start_tls(ul);
-	case S_AUTH:
-		if (code == 235) {
-			succeed(ul, ul->rest, ul->rest_len);
-			return false;
-		}
-		if (code / 100 == 5) {
-			finish(ul, UL_WHY_REFUSED, "AUTH answered %u", code);
-			return false;
-		}
-		finish(ul, code / 100 == 4 ? UL_WHY_SERVER : UL_WHY_GARBAGE,
-		    "AUTH answered %u", code);
-		return false;
-	default:
-		finish(ul, UL_WHY_GARBAGE, "unexpected answer");
-		return false;
-	}
-}
-
-/* " ADDR=.. PORT=.. HELO=.. LOGIN=..": what the back end takes of it
- * (Postfix XCLIENT_README; values xtext, IPv6 with "IPV6:"). 0 or -1. */
-static int
-xclient_attrs(struct upstream_login *ul, char *dst, size_t cap)
-{
-	size_t len = 0, n;
-	int m;
-
-	if (ul->client_addr[0] != '\0') {
-		m = snprintf(dst, cap, " ADDR=%s%s",
-		    strchr(ul->client_addr, ':') ? "IPV6:" : "",
-		    ul->client_addr);
-		len = (size_t)m;
-		if ((ul->ext & X_XCLIENT_PORT) && ul->client_port != 0)
-			len += (size_t)snprintf(dst + len, cap - len,
-			    " PORT=%u", ul->client_port);
-	}
-	if (ul->client_helo != NULL && (ul->ext & X_XCLIENT_HELO)) {
-		len += (size_t)snprintf(dst + len, cap - len, " HELO=");
-		if (smtp_xtext_encode(ul->client_helo, strlen(ul->client_helo),
-			dst + len, cap - len - 1, &n) == -1)
-			return -1;
-		len += n;
-	}
-	len += (size_t)snprintf(dst + len, cap - len, " LOGIN=");
-	if (smtp_xtext_encode(ul->user, strlen(ul->user), dst + len,
-		cap - len - 1, &n) == -1)
-		return -1;
-	dst[len + n] = '\0';
-	return 0;
-}
-
-static bool
-smtp_next(struct upstream_login *ul)
-{
-	if (ul->tls == UL_TLS_STARTTLS && !ul->tls_up) {
-		if (!(ul->ext & X_STARTTLS)) {
-			finish(ul, UL_WHY_NO_STARTTLS,
-			    "STARTTLS required, not offered");
-			return false;
-		}
-		return sent(ul,
-		    send_tagged(ul, S_STARTTLS, UR_ONE, "STARTTLS"));
-	}
-	if (ul->xclient && (ul->ext & X_XCLIENT)) {
-		char attrs[3 * 256 + 3 * 256 + 160];
-
-		if (xclient_attrs(ul, attrs, sizeof(attrs)) == -1) {
-			finish(ul, UL_WHY_GARBAGE,
-			    "XCLIENT attributes too long");
-			return false;
-		}
-		return sent(ul,
-		    send_tagged(ul, S_XCLIENT, UR_ONE, "XCLIENT%s", attrs));
-	}
-	return sent(ul,
-	    send_tagged(ul, S_AUTH, UR_ONE, "AUTH PLAIN %s", ul->sasl));
 }
 
 /* ---- building what is sent -------------------------------------------- */
@@ -1122,11 +607,11 @@ next_step(struct upstream_login *ul)
 {
 	switch (ul->proto) {
 	case UL_IMAP:
-		return imap_next(ul);
+		return upstream_imap_next(ul);
 	case UL_POP3:
-		return pop3_next(ul);
+		return upstream_pop3_next(ul);
 	case UL_SMTP:
-		return smtp_next(ul);
+		return upstream_smtp_next(ul);
 	}
 	return false;
 }
@@ -1153,104 +638,10 @@ build_sasl(struct upstream_login *ul, const struct ul_params *p)
 	return rc;
 }
 
-/* An IMAP quoted string of printable ASCII, or false (nothing added). */
-static bool
-add_quoted(char *dst, size_t cap, size_t *len, const char *s)
-{
-	size_t n = *len;
-
-	if (s == NULL) {
-		if (n + 4 >= cap)
-			return false;
-		memcpy(dst + n, "NIL", 3);
-		*len = n + 3;
-		return true;
-	}
-	if (strlen(s) > UL_ID_VALUE_MAX || n + 1 >= cap)
-		return false;
-	dst[n++] = '"';
-	for (; *s != '\0'; s++) {
-		if (*s < 0x20 || *s > 0x7e || n + 3 >= cap)
-			return false;
-		if (*s == '"' || *s == '\\')
-			dst[n++] = '\\';
-		dst[n++] = *s;
-	}
-	dst[n++] = '"';
-	*len = n;
-	return true;
-}
-
-static bool
-add_pair(char *dst, size_t cap, size_t *len, const char *k, const char *v)
-{
-	size_t save = *len;
-
-	if (dst[*len - 1] != '(')
-		dst[(*len)++] = ' ';
-	if (!add_quoted(dst, cap, len, k))
-		goto fail;
-	if (*len + 2 >= cap)
-		goto fail;
-	dst[(*len)++] = ' ';
-	if (!add_quoted(dst, cap, len, v))
-		goto fail;
-	return true;
-fail:
-	*len = save;
-	return false;
-}
-
-/* "ID (...)": our x-originating-* first, then the client's own pairs
- * that fit, minus any "x-" key (those are the proxy's to say). */
-static int
-build_id(struct upstream_login *ul, const struct ul_params *p)
-{
-	char *id = malloc(UL_ID_MAX);
-	size_t len;
-	unsigned pairs = 0;
-	char port[16], laddr[64];
-	unsigned lport = 0;
-
-	if (id == NULL)
-		return -1;
-	len = (size_t)snprintf(id, UL_ID_MAX, "ID (");
-	if (ul->client_addr[0] != '\0') {
-		snprintf(port, sizeof(port), "%u", ul->client_port);
-		add_pair(id, UL_ID_MAX, &len, "x-originating-ip",
-		    ul->client_addr);
-		add_pair(id, UL_ID_MAX, &len, "x-originating-port", port);
-		pairs += 2;
-	}
-	if (p->local != NULL) {
-		format_addr(p->local, laddr, sizeof(laddr), &lport);
-		snprintf(port, sizeof(port), "%u", lport);
-		add_pair(id, UL_ID_MAX, &len, "x-connected-ip", laddr);
-		add_pair(id, UL_ID_MAX, &len, "x-connected-port", port);
-		pairs += 2;
-	}
-	for (unsigned i = 0; i < p->client_id_n && pairs < UL_ID_PAIRS; i++) {
-		const char *k = p->client_id[2 * i],
-			   *v = p->client_id[2 * i + 1];
-
-		if (k == NULL || strncasecmp(k, "x-", 2) == 0)
-			continue;
-		if (add_pair(id, UL_ID_MAX, &len, k, v))
-			pairs++;
-	}
-	if (pairs == 0) {
-		free(id);
-		return 0; /* nothing to say */
-	}
-	id[len++] = ')';
-	id[len] = '\0';
-	ul->id_cmd = id;
-	return 0;
-}
-
 /* The address without port (IPv4-mapped IPv6 as IPv4), and the port. */
-static void
-format_addr(const struct sockaddr *sa, char *dst, size_t cap, unsigned *port_r)
+void
+upstream_login_format_addr(const struct sockaddr *sa, char *dst, size_t cap,
+    unsigned *port_r)
 {
 	dst[0] = '\0';
 	*port_r = 0;

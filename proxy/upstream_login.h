@@ -58,6 +58,7 @@ enum ul_why {
 	UL_WHY_NO_STARTTLS, /* STARTTLS required but not offered or refused */
 	UL_WHY_SERVER,	    /* the back end said it cannot now (NO/-ERR/4xx) */
 	UL_WHY_REFUSED,	    /* the master login was refused */
+	UL_WHY_CANCELLED,   /* the client left first (counted, no done call) */
 	UL_WHY_MAX
 };
 
@@ -97,7 +98,9 @@ struct ul_params {
 	const char *const *client_id;
 	unsigned client_id_n; /* number of pairs */
 	uint64_t timeout_ms;  /* the whole login, connect included; 0 = 10 s */
-	uint64_t sid;	      /* the client session's id, for logs (0: none) */
+	/* the client session's id: our logs, and IMAP ID x-session-ext-id
+	 * (Dovecot names its session with it); 0: none */
+	uint64_t sid;
 	const struct ul_metrics *metrics; /* NULL: not counted */
 };
 

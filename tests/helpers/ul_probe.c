@@ -12,6 +12,7 @@
  *            [--xclient] [--helo NAME] [--client-helo NAME]
  *            [--client ADDR:PORT]
  *            [--local ADDR:PORT] [--id KEY=VALUE]... [--timeout MS]
+ *            [--sid HEX]
  *            [--then LINE]...
  *
  * Output: "result=ok why=ok", "capability=...", "reason=...", then
@@ -167,6 +168,8 @@ main(int argc, char **argv)
 			p.helo = v;
 		} else if (strcmp(a, "--client-helo") == 0) {
 			p.client_helo = v;
+		} else if (strcmp(a, "--sid") == 0) {
+			p.sid = strtoull(v, NULL, 16);
 		} else if (strcmp(a, "--timeout") == 0) {
 			p.timeout_ms = strtoull(v, NULL, 10);
 		} else if (strcmp(a, "--then") == 0) {

@@ -275,7 +275,8 @@ class DovecotBackend(unittest.TestCase):
 
     def test_imap(self):
         r = self.login("imap", self.imap, "--id", "name=probe", "--id",
-                       "x-originating-ip=10.6.6.6", "--then",
+                       "x-originating-ip=10.6.6.6", "--sid",
+                       "00c0ffee00c0ffee", "--then",
                        "a SELECT INBOX", "--then", "z LOGOUT")
         self.assertEqual(r["result"], "ok")
         caps = r["capability"].split()
@@ -287,6 +288,8 @@ class DovecotBackend(unittest.TestCase):
                    what="Dovecot's login line with the client address")
         log = self.dovecot_log()
         self.assertNotIn("10.6.6.6", log)  # the client's x- keys dropped
+        # ringgate's session id names the session in Dovecot's log too
+        self.assertIn("00c0ffee00c0ffee", log)
         self.assertIn("user=<alice>", log)
         self.assertIn("master", log.lower())
 

@@ -416,6 +416,7 @@ test_imap_sasl_ir_id(void **state)
 	default_params(&p, UL_IMAP);
 	p.client_id = cid;
 	p.client_id_n = 3;
+	p.sid = 0xc0ffee;
 	run_login(&f, &p, &o);
 	assert_int_equal(o.status, UL_OK);
 	assert_string_equal(o.capability, "IMAP4rev1 IDLE MOVE");
@@ -425,7 +426,8 @@ test_imap_sasl_ir_id(void **state)
 	assert_non_null(strstr(f.got,
 	    "U1 ID (\"x-originating-ip\" \"192.0.2.7\" \"x-originating-port\" "
 	    "\"4242\" \"x-connected-ip\" \"198.51.100.1\" "
-	    "\"x-connected-port\" \"993\" \"name\" \"Thunder\\\"bird\" "
+	    "\"x-connected-port\" \"993\" \"x-session-ext-id\" "
+	    "\"0000000000c0ffee\" \"name\" \"Thunder\\\"bird\" "
 	    "\"version\" NIL)\n"));
 	assert_null(strstr(f.got, "10.6.6.6"));
 	assert_non_null(strstr(f.got,
@@ -768,6 +770,25 @@ test_smtp(void **state)
 	    "XCLIENT ADDR=192.0.2.7 PORT=4242 HELO=client+2Bx.example "
 	    "LOGIN=alice\n"));
 	assert_null(strstr(f.got, "AUTH"));
+
+	/* IPv6 as Postfix writes it; IPv4-mapped as IPv4 */
+	struct sockaddr_in6 c6 = { .sin6_family = AF_INET6,
+		.sin6_port = htons(4243) };
+	const struct sockaddr *v4 = p.client;
+
+	p.client = (struct sockaddr *)&c6;
+	inet_pton(AF_INET6, "2001:db8::7", &c6.sin6_addr);
+	fake_start(&f, xclient, F_PLAIN);
+	run_login(&f, &p, &o);
+	assert_int_equal(o.status, UL_OK);
+	assert_non_null(
+	    strstr(f.got, "XCLIENT ADDR=IPV6:2001:db8::7 PORT=4243 "));
+	inet_pton(AF_INET6, "::ffff:192.0.2.9", &c6.sin6_addr);
+	fake_start(&f, xclient, F_PLAIN);
+	run_login(&f, &p, &o);
+	assert_non_null(strstr(f.got, "XCLIENT ADDR=192.0.2.9 PORT=4243 "));
+	p.client = v4;
+
 	fake_start(&f, auth, F_PLAIN);
 	run_login(&f, &p, &o); /* XCLIENT wanted, not offered: AUTH */
 	assert_int_equal(o.status, UL_OK);
@@ -835,6 +856,7 @@ test_cancel_and_refused(void **state)
 	fake_join(&f);
 	assert_false(o.called);
 	assert_true(f.eof); /* the back end saw the close */
+	assert_true(metrics_value(fx.m, fx.um.logins[UL_WHY_CANCELLED]) == 1);
 
 	/* nothing listens there any more */
 	run_login_closed(&p, ntohs(be.sin_port), &o);
