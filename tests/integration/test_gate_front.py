@@ -111,6 +111,28 @@ def gate_cfg(directory, certs, store):
     return cfg
 
 
+def start_proc(proc, testcase=None):
+    """proc.start(), again with new listen ports when one of its probed
+    ports was taken meanwhile (by another test's outgoing connection,
+    say). Read ports from proc.cfg afterwards."""
+    for attempt in range(4):
+        try:
+            proc.start()
+        except AssertionError as e:
+            proc.stop()
+            if "Address already in use" not in str(e) or attempt == 3:
+                raise
+            for sec in ("imap", "pop3", "submission"):
+                proc.cfg[sec] = [dict(l, listen="127.0.0.1:%d" %
+                                      fresh_port())
+                                 for l in proc.cfg.get(sec) or []]
+            proc.cfg["admin"] = {"listen": "127.0.0.1:%d" % fresh_port()}
+            continue
+        if testcase is not None:
+            testcase.addCleanup(proc.stop_checked)
+        return proc
+
+
 def start_pair(directory, cert, key, testcase=None):
     """A ringstore and a ringgate in front of it. The free ports are only
     probably free (other tests run on this box): a start that lost its
@@ -481,7 +503,7 @@ class TestFront(GateCase):
             cfg[sec] = []
         cfg["submission"] = [dict(l, listen="127.0.0.1:%d" % fresh_port())
                              for l in cfg["submission"]]
-        g = h.Ringgate(d, cfg).start(self)
+        g = start_proc(h.Ringgate(d, cfg), self)
         s = smtplib.SMTP_SSL("127.0.0.1", port_of(cfg, "submission",
                                                   "submissions"),
                              context=self.ctx(), timeout=20)
@@ -688,8 +710,8 @@ class TestTwoStores(unittest.TestCase):
             os.mkdir(d)
             rs.write_passwd(os.path.join(d, "passwd"),
                             dict(users, **{MASTER: MASTER_PW}))
-            st = rs.Ringstore(d, store_cfg(d, [(self.cert, key)]))
-            st.start(self)
+            st = start_proc(rs.Ringstore(d, store_cfg(d, [(self.cert, key)])),
+                            self)
             self.stores.append(st)
         cfg = gate_cfg(self.dir, [(self.cert, key)], self.stores[0].cfg)
         cfg["backends"] = [
@@ -706,7 +728,7 @@ class TestTwoStores(unittest.TestCase):
                 f.write("%s:%s::::::%s\n" % (
                     u, rs.scram_hash("pw-" + u),
                     "host=store2" if u == "u0@example.test" else ""))
-        self.gate = h.Ringgate(self.dir, cfg).start(self)
+        self.gate = start_proc(h.Ringgate(self.dir, cfg), self)
 
     def login(self, user):
         """IMAPS login as user: "ok" or the NO answer's text."""
@@ -846,7 +868,7 @@ class TestLimits(GateCase):
         cfg["admin"] = {"listen": "127.0.0.1:%d" % fresh_port()}
         d = os.path.join(self.dir, "lb")
         os.mkdir(d)
-        g = h.Ringgate(d, cfg).start(self)
+        g = start_proc(h.Ringgate(d, cfg), self)
         s = socket.create_connection(("127.0.0.1", port_of(cfg, "imap")),
                                      timeout=h.IO_TIMEOUT)
         self.addCleanup(s.close)
@@ -870,7 +892,7 @@ class TestLimits(GateCase):
         for sec in ("imap", "pop3", "submission"):
             cfg[sec] = [dict(l, listen="127.0.0.1:%d" % fresh_port())
                         for l in cfg[sec]]
-        g = h.Ringgate(d, cfg).start(self)
+        g = start_proc(h.Ringgate(d, cfg), self)
         socks = []
         for sec in ("imap", "pop3", "submission"):
             for l in cfg[sec]:
@@ -1076,7 +1098,7 @@ class TestFakeBackends(unittest.TestCase):
         cfg = gate_cfg(d, [(self.cert, key)], store)
         cfg["backend_login"]["timeout"] = "1s"
         cfg["health"] = {"interval": "1h"}
-        g = h.Ringgate(d, cfg).start(self)
+        g = start_proc(h.Ringgate(d, cfg), self)
         return g, int(cfg["imap"][1]["listen"].rsplit(":", 1)[1])
 
     def imaps(self, port):
