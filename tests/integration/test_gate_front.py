@@ -34,6 +34,7 @@ import unittest
 
 import harness as h
 import rs_harness as rs
+import test_upstream_login as ul
 
 USER, PASSWORD = rs.DEMO_USER, rs.DEMO_PASSWORD
 BOB, BOB_PW = "bob@example.test", "bob-secret"
@@ -1149,6 +1150,73 @@ class TestFakeBackends(unittest.TestCase):
                     "ringgate_backend_logins_total", proto="imap",
                     result="temp"), 1)
                 g.assert_alive()
+
+
+@unittest.skipIf(ul.DOVECOT_MISSING, ul.DOVECOT_MISSING)
+class TestDovecotBehind(unittest.TestCase):
+    """Debian's Dovecot (imapd, pop3d) with a master passdb as the back
+    end, unchanged: ringgate logs alice in there as the master. The
+    Dovecot set-up is test_upstream_login's."""
+
+    stop = ul.DovecotBackend.stop
+    dump_log_on_failure = ul.DovecotBackend.dump_log_on_failure
+    dovecot_log = ul.DovecotBackend.dovecot_log
+
+    def setUp(self):
+        ul.DovecotBackend.setUp(self)
+        self.assertEqual((ul.MASTER, ul.MASTER_PW), (MASTER, MASTER_PW))
+        d = os.path.join(self.dir, "gate")
+        os.mkdir(d)
+        store = {"imap": [{"name": "i", "listen": "127.0.0.1:%d" %
+                           self.imap}],
+                 "pop3": [{"name": "p", "listen": "127.0.0.1:%d" %
+                           self.pop3}],
+                 "submission": [{"name": "s", "listen": "127.0.0.1:1"}]}
+        cfg = gate_cfg(d, [(self.cert, self.key)], store)
+        cfg["submission"] = []
+        cfg["backends"][0].pop("submission")
+        rs.write_passwd(os.path.join(d, "gate.passwd"),
+                        {"alice": "alice-gate-pw"})
+        self.gate = start_proc(h.Ringgate(d, cfg), self)
+
+    def gate_imaps(self):
+        port = port_of(self.gate.cfg, "imap", "imaps")
+        m = imaplib.IMAP4_SSL("127.0.0.1", port, ssl_context=h.client_context(
+            cafiles=[self.cert]), timeout=20)
+        self.addCleanup(rs.logout_quietly, m)
+        m.login("alice", "alice-gate-pw")
+        return m
+
+    def test_imap_login_append_fetch_idle_and_pop3(self):
+        m = self.gate_imaps()
+        self.assertEqual(m.select("INBOX")[0], "OK")
+        w = self.gate_imaps()
+        w.select("INBOX")
+        tag = w._new_tag()
+        w.send(tag + b" IDLE\r\n")
+        self.assertTrue(w.readline().startswith(b"+"))
+        typ, _ = m.append("INBOX", None, None,
+                          message("a@x", "alice", "through-to-dovecot"))
+        self.assertEqual(typ, "OK")
+        while True:  # Dovecot may say more first ("* OK Still here")
+            line = w.readline()
+            self.assertTrue(line, "IDLE connection closed")
+            if b"EXISTS" in line:
+                break
+        w.send(b"DONE\r\n")
+        m.noop()
+        typ, data = m.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        self.assertEqual(typ, "OK")
+        self.assertIn(b"through-to-dovecot", data[0][1])
+        p = poplib.POP3_SSL("127.0.0.1", port_of(self.gate.cfg, "pop3",
+                                                 "pop3s"),
+                            context=h.client_context(cafiles=[self.cert]),
+                            timeout=20)
+        self.addCleanup(GateCase.quietly, p.quit)
+        p.user("alice")
+        p.pass_("alice-gate-pw")
+        self.assertEqual(p.stat()[0], 1)
+        self.assertIn("master", self.dovecot_log().lower())
 
 
 if __name__ == "__main__":
