@@ -23,6 +23,7 @@ import base64
 import imaplib
 import os
 import poplib
+import re
 import shutil
 import smtplib
 import socket
@@ -468,6 +469,25 @@ class TestFront(GateCase):
                      "-CAfile", self.cert, "-verify_return_error"],
                     input=cmds, capture_output=True, timeout=30)
                 self.assertIn(want, p.stdout, p.stdout + p.stderr)
+
+    @unittest.skipUnless(shutil.which("gsasl"), "gsasl not installed")
+    def test_gsasl_scram_sha_256_plus_at_ringgate(self):
+        """SCRAM-SHA-256-PLUS bound to ringgate's own TLS (tls-exporter),
+        then the store behind it through the master login."""
+        p = subprocess.run(
+            ["gsasl", "--imap", "-d", "--quiet", "-m", "SCRAM-SHA-256-PLUS",
+             "-a", BOB, "-p", BOB_PW, "--starttls",
+             "--x509-ca-file=" + self.cert, "--hostname=localhost",
+             "--connect", "127.0.0.1:%d" % self.port("imap")],
+            stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+        out = p.stdout + p.stderr
+        self.assertEqual(p.returncode, 0, out)
+        first = re.search(rb"AUTHENTICATE SCRAM-SHA-256-PLUS\r?\n\+ ?\r?\n"
+                          rb"([A-Za-z0-9+/=]+)", out)
+        self.assertIsNotNone(first, out)
+        self.assertTrue(base64.b64decode(first.group(1)).startswith(
+            b"p=tls-exporter,"))
+        self.assertRegex(out, rb"OK \[CAPABILITY IMAP4rev1")
 
     @unittest.skipUnless(SWAKS, "swaks not installed")
     def test_swaks_tls_auth(self):
