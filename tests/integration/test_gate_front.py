@@ -17,6 +17,13 @@ stranger, unknown user and wrong password the same answer, plaintext
 pipelined after STARTTLS never executed); one audit line per session.
 TestBackendDown: the back end stopped -> the protocol's temporary error at
 once; killed mid-session -> BYE / -ERR / 421, ringgate still serving.
+TestTwoStores: hashing spread, host= wins, stable across a restart, one
+store killed and back. TestConfigCheck: `ringgate -t` with FILE:LINE.
+TestLimits: PROXY from a stranger, silent clients cut, the memory bound
+with 50 clients that do not read. TestFakeBackends: the client's ID
+forwarded; garbage, silence, a half greeting. TestDovecotBehind: Debian's
+Dovecot with a master passdb as the back end. Also mbsync, gsasl
+SCRAM-SHA-256-PLUS, XCLIENT and SIGHUP in TestFront.
 """
 
 import base64
