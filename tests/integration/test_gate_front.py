@@ -1116,7 +1116,7 @@ class TestFakeBackends(unittest.TestCase):
     its greeting gives the client the temporary error and ringgate keeps
     serving."""
 
-    def gate_for(self, fake):
+    def gate_for(self, fake, proxy=False):
         d = h.temp_dir(self)
         self.cert, key = h.make_cert(d, "ec", stem="server")
         store = {"imap": [{"name": "i", "listen": "127.0.0.1:%d" %
@@ -1126,6 +1126,9 @@ class TestFakeBackends(unittest.TestCase):
         cfg = gate_cfg(d, [(self.cert, key)], store)
         cfg["backend_login"]["timeout"] = "1s"
         cfg["health"] = {"interval": "1h"}
+        if proxy:
+            cfg["imap"][1].update(proxy_protocol=True,
+                                  proxy_nets=["127.0.0.0/8"])
         g = start_proc(h.Ringgate(d, cfg), self)
         return g, int(cfg["imap"][1]["listen"].rsplit(":", 1)[1])
 
@@ -1157,6 +1160,35 @@ class TestFakeBackends(unittest.TestCase):
         self.assertIn(b'"x-originating-ip" "127.0.0.1"', ids[0])
         self.assertNotIn(b"6.6.6.6", ids[0])
         g.assert_alive()
+
+    def test_proxy_header_from_the_balancer_names_the_client(self):
+        """A PROXY v1 header from a trusted balancer: the client is the
+        address it names, in the audit line and in the ID the back end
+        gets."""
+        fake = FakeImap("ok")
+        self.addCleanup(fake.close)
+        g, port = self.gate_for(fake, proxy=True)
+        s = socket.create_connection(("127.0.0.1", port),
+                                     timeout=h.IO_TIMEOUT)
+        self.addCleanup(s.close)
+        s.sendall(b"PROXY TCP4 198.51.100.7 127.0.0.1 40001 993\r\n")
+        t = h.client_context(cafiles=[self.cert]).wrap_socket(
+            s, server_hostname="localhost")
+        self.addCleanup(t.close)
+        f = t.makefile("rb")
+        self.addCleanup(f.close)
+        self.assertTrue(f.readline().startswith(b"* OK"))
+        t.sendall(b"a LOGIN %s %s\r\nb LOGOUT\r\n" %
+                  (BOB.encode(), BOB_PW.encode()))
+        self.assertTrue(rs.read_tagged(self, f, b"a")[-1].startswith(
+            b"a OK"))
+        rs.read_tagged(self, f, b"b")
+        ids = [l for l in fake.lines if b" ID " in l]
+        self.assertIn(b'"x-originating-ip" "198.51.100.7"', ids[0])
+        self.assertIn(b'"x-originating-port" "40001"', ids[0])
+        h.wait_for(lambda: "client=198.51.100.7:40001" in "".join(
+            l for l in g.stderr().splitlines(True) if "gate.session" in l),
+            what="the audit line")
 
     def test_broken_backends_give_the_temporary_error(self):
         for mode in ("garbage", "silent", "close"):
