@@ -480,7 +480,10 @@ recv_arm(struct conn *c)
 	if ((c->flags & CF_CLOSING) && !(c->flags & CF_LINGER))
 		return;
 	sqe = loop_sqe(c->loop);
-	io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+	if (c->flags & CF_ONESHOT)
+		io_uring_prep_recv(sqe, c->fd, NULL, 0, 0);
+	else
+		io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = LOOP_BGID;
 	io_uring_sqe_set_data(sqe, &c->op_recv);
@@ -997,6 +1000,16 @@ conn_resume(struct conn *c)
 		return;
 	c->flags &= ~CF_PAUSED;
 	rearm_later(c);
+}
+
+void
+conn_bounded_reads(struct conn *c)
+{
+	if (c->flags & (CF_ONESHOT | CF_DEAD))
+		return;
+	c->flags |= CF_ONESHOT;
+	/* a multishot receive in flight ends; its completion re-arms */
+	stop_reading(c);
 }
 
 void

@@ -205,6 +205,13 @@ void conn_resume(struct conn *c);
  * its side is gone (Dovecot does the same). Off cancels it. */
 void conn_watch_hangup(struct conn *c, bool on);
 
+/* Read one receive buffer per arm instead of a multishot receive, so a
+ * pause takes effect within one buffer: a multishot receive keeps taking
+ * whatever the peer sends until its cancel lands, and all of that waits
+ * in memory for the resume. For a relay joining a fast sender to a slow
+ * reader; costs one submission per buffer. Sticky. */
+void conn_bounded_reads(struct conn *c);
+
 /* Graceful: flush output (TLS close_notify), then close. */
 void conn_close(struct conn *c);
 /* Immediate: drop queued output and close. */

@@ -62,6 +62,7 @@ enum {
 	CF_POLL_ARMED = 0x10000,  /* hangup poll in flight */
 	CF_POLL_CANCEL = 0x20000, /* its cancel already requested */
 	CF_POLL_WANT = 0x40000,	  /* the handler wants the hangup watch */
+	CF_ONESHOT = 0x80000,	  /* one recv (one buffer) per arm */
 };
 
 /* A socket address small enough to keep in every conn (no

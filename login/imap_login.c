@@ -48,6 +48,7 @@ static void imap_sasl_challenge(struct login_session *s, const char *b64,
 static void imap_auth_result(struct login_session *s, enum login_fail why);
 static void imap_starttls_reply(struct login_session *s, bool ok);
 static void imap_bye(struct login_session *s, enum login_bye why);
+static void keep_id(struct login_session *s, const struct imap_arg *list);
 
 static int input_init(struct login_session *s);
 static void handle(struct login_session *s, enum imap_input_ev ev);
@@ -392,6 +393,26 @@ run_logout(struct login_session *s, const struct imap_command *cmd)
 	login_close(s);
 }
 
+/* The client's ID parameters, kept for a daemon that forwards them
+ * (ringgate to its back end). A field that is not a string ends the
+ * walk; memory running out keeps what was kept. */
+static void
+keep_id(struct login_session *s, const struct imap_arg *list)
+{
+	const struct imap_arg *f = imap_arg_child(list), *v;
+
+	login_clear_id(s);
+	for (; f != NULL && (v = imap_arg_next(f)) != NULL;
+	     f = imap_arg_next(v)) {
+		if (!imap_arg_is_string(f) ||
+		    (!imap_arg_is_string(v) && !imap_arg_is_nil(v)))
+			return;
+		if (login_keep_id(s, f->ptr, f->len,
+			imap_arg_is_nil(v) ? NULL : v->ptr, v->len) == -1)
+			return;
+	}
+}
+
 static void
 run_id(struct login_session *s, const struct imap_command *cmd)
 {
@@ -400,6 +421,7 @@ run_id(struct login_session *s, const struct imap_command *cmd)
 		bad(s, "ID takes a parameter list or NIL");
 		return;
 	}
+	keep_id(s, cmd->args);
 	login_reply(s, "* ID (\"name\" \"%s\" \"version\" \"%s\")",
 	    login_settings(s)->server_name, RG_VERSION);
 	login_reply(s, "%s OK ID completed", login_tag(s));

@@ -44,6 +44,7 @@ struct metrics;
 struct tls_server;
 
 #define LOGIN_TAG_MAX 128 /* an IMAP tag longer than this is refused */
+#define LOGIN_ID_PAIRS 30 /* IMAP ID parameters kept (RFC 2971's limit) */
 
 /* Why a login did not succeed: one answer per kind, worded by the
  * protocol. A wrong password, an unknown user and a refused one (nologin,
@@ -168,6 +169,11 @@ bool login_session_tls(const struct login_session *s);
  * none; ESMTP: it said EHLO. */
 const char *login_session_helo(const struct login_session *s);
 bool login_session_esmtp(const struct login_session *s);
+/* IMAP: the client's ID parameters as field/value pairs ((*pairs_r)[2i],
+ * (*pairs_r)[2i+1], a NULL value for NIL); returns the number of pairs
+ * (0: it sent no ID, or ID NIL). Valid while s lives. */
+unsigned login_session_client_id(const struct login_session *s,
+    const char *const **pairs_r);
 
 /* The daemon finished what logged_in() started: the session's connection
  * and any input the client pipelined after its login command (appended

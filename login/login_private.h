@@ -103,6 +103,10 @@ struct login_session {
 	char mech[32];
 	char helo[256]; /* SMTP: EHLO/HELO's name, "" for none */
 	bool esmtp;	/* SMTP: it was EHLO */
+	/* IMAP: the client's last ID parameters, field/value pairs (a NULL
+	 * value is NIL), for a daemon that forwards them */
+	char *id[2 * LOGIN_ID_PAIRS];
+	unsigned nid;
 	void *proto_state;
 	struct login_session *hnext; /* the worker's table chain */
 };
@@ -132,6 +136,12 @@ void login_close(struct login_session *s);
  * for the session after login. */
 void login_set_helo(struct login_session *s, const char *p, size_t n,
     bool esmtp);
+/* IMAP ID: forget the kept parameters, then keep one pair at a time
+ * (value NULL: NIL). Past LOGIN_ID_PAIRS pairs the rest is not kept.
+ * 0, or -1 out of memory. */
+void login_clear_id(struct login_session *s);
+int login_keep_id(struct login_session *s, const char *field, size_t flen,
+    const char *value, size_t vlen);
 /* The login command's tag, for the answers that follow (IMAP). */
 void login_set_tag(struct login_session *s, const char *tag, size_t len);
 const char *login_tag(const struct login_session *s);

@@ -221,6 +221,7 @@ session_free(struct login_session *s)
 	timer_stop(&s->deadline);
 	timer_stop(&s->delay);
 	sasl_server_free(&s->sasl);
+	login_clear_id(s);
 	s->li->proto->free(s);
 	buf_free(&s->in);
 	free(s->proto_state);
@@ -695,4 +696,40 @@ bool
 login_session_esmtp(const struct login_session *s)
 {
 	return s->esmtp;
+}
+
+unsigned
+login_session_client_id(const struct login_session *s,
+    const char *const **pairs_r)
+{
+	*pairs_r = (const char *const *)s->id;
+	return s->nid;
+}
+
+void
+login_clear_id(struct login_session *s)
+{
+	for (unsigned i = 0; i < 2 * s->nid; i++)
+		free(s->id[i]);
+	memset(s->id, 0, sizeof(s->id));
+	s->nid = 0;
+}
+
+int
+login_keep_id(struct login_session *s, const char *field, size_t flen,
+    const char *value, size_t vlen)
+{
+	char *f, *v = NULL;
+
+	if (s->nid >= LOGIN_ID_PAIRS)
+		return 0;
+	if ((f = strndup(field, flen)) == NULL ||
+	    (value != NULL && (v = strndup(value, vlen)) == NULL)) {
+		free(f);
+		return -1;
+	}
+	s->id[2 * s->nid] = f;
+	s->id[2 * s->nid + 1] = v;
+	s->nid++;
+	return 0;
 }

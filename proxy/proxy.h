@@ -12,9 +12,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "auth/auth_conf.h"
 #include "core/config.h"
 #include "core/daemon.h"
+#include "core/listener_conf.h"
 #include "core/tls_conf.h"
+#include "proxy/route.h"
 
 struct conn_handler;
 struct metrics;
@@ -29,6 +32,9 @@ struct proxy_relay_conf {
 	struct cfg_addr upstream;
 };
 
+/* The protocols ringgate logs users in for (its front ends). */
+enum gate_proto { GATE_IMAP = 0, GATE_POP3, GATE_SMTP, GATE_PROTOS };
+
 struct proxy_config {
 	struct daemon_conf daemon;
 	struct {
@@ -38,10 +44,47 @@ struct proxy_config {
 	struct {
 		uint64_t handshake_timeout, connect_timeout, idle_timeout;
 		uint64_t output_buffer;
+		/* before login (login/login.h's struct login_settings) */
+		uint64_t login_timeout, login_fail_delay;
+		int64_t login_fails, bad_commands;
+		uint64_t line_max_login, message_max;
 	} limits;
 	struct proxy_relay_conf *relay;
 	unsigned nrelay;
+	/* the front ends: listeners per protocol (enum gate_proto order) */
+	struct listener_conf *imap, *pop3, *submission;
+	unsigned nimap, npop3, nsubmission;
+	struct auth_conf auth; /* used when a front end is configured */
+	/* back ends, Redis routes, health checks (proxy/route.h) */
+	struct route_conf route;
+	struct {
+		struct cfg_loc loc;
+		char *master_user;
+		char *master_password_file;
+		char *master_password; /* read from the file at load */
+		uint64_t timeout;
+		char *helo;    /* SMTP: our EHLO name toward back ends */
+		char *ca_file; /* back ends' CAs; NULL: the system store */
+		bool verify;   /* check back ends' certificates (sni) */
+		bool proxy_v2; /* PROXY v2 preamble with the client address */
+		bool xclient;  /* SMTP: XCLIENT instead of telling nothing */
+	} backend_login;
 };
+
+/* The listener list of protocol p. */
+struct gate_list {
+	const char *name; /* "imap", "pop3", "submission" */
+	const char *alpn; /* "imap", "pop3", "smtp" */
+	const struct listener_conf *l;
+	unsigned n;
+};
+void proxy_config_lists(const struct proxy_config *cf,
+    struct gate_list lists[GATE_PROTOS]);
+/* Back end b's address for protocol p (len 0: it does not serve p). */
+const struct cfg_addr *proxy_backend_addr(const struct route_backend_conf *b,
+    enum gate_proto p);
+/* Listeners of every front end together. */
+unsigned proxy_front_count(const struct proxy_config *cf);
 
 extern const char *const proxy_alpn_names[];
 

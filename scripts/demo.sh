@@ -33,6 +33,7 @@ REDIS_PORT=16379
 
 DEMO_USER=demo@example.test
 DEMO_PASS=ringgate-demo-pw
+DEMO_MASTER=ringgate-master # ringgate's identity at the store
 
 # shellcheck source=scripts/deps.sh
 . "$ROOT/scripts/deps.sh"
@@ -122,13 +123,36 @@ limits = {
   connect_timeout = "5s";
   idle_timeout = "30m";
   output_buffer = "256k";
+  login_timeout = "60s";       # TLS, commands and the store's login
 };
 
-# Until the IMAP front end lands, IMAPS is a TLS relay to ringstore's IMAP.
-relay = (
-  { name = "imaps"; listen = "127.0.0.1:$RG_IMAPS"; tls = true; alpn = "imap";
-    upstream = "127.0.0.1:$RS_IMAP"; }
+# The front ends: users log in here (against the demo passwd-file), are
+# routed to their store and relayed; ringgate logs in at the store as the
+# master identity on their behalf.
+auth = {
+  passwd_file = "$DEMO/ringgate.passwd";
+  default_scheme = "SCRAM-SHA-256";
+};
+imap = (
+  { name = "imap"; listen = "127.0.0.1:$RG_IMAP"; starttls = true; },
+  { name = "imaps"; listen = "127.0.0.1:$RG_IMAPS"; tls = true; }
 );
+pop3 = (
+  { name = "pop3"; listen = "127.0.0.1:$RG_POP3"; starttls = true; },
+  { name = "pop3s"; listen = "127.0.0.1:$RG_POP3S"; tls = true; }
+);
+submission = (
+  { name = "submission"; listen = "127.0.0.1:$RG_SUBMISSION"; starttls = true; },
+  { name = "submissions"; listen = "127.0.0.1:$RG_SUBMISSIONS"; tls = true; }
+);
+backends = (
+  { name = "store1"; imap = "127.0.0.1:$RS_IMAP"; pop3 = "127.0.0.1:$RS_POP3";
+    submission = "127.0.0.1:$RS_SUBMISSION"; }
+);
+backend_login = {
+  master_user = "$DEMO_MASTER";
+  master_password_file = "$DEMO/master.pw";
+};
 EOF
 }
 
@@ -153,6 +177,9 @@ tls = {
 auth = {
   passwd_file = "$DEMO/ringstore.passwd";
   default_scheme = "SCRAM-SHA-256";
+  # ringgate logs users in here as this master, from loopback only
+  master_users = [ "$DEMO_MASTER" ];
+  master_nets = [ "127.0.0.0/8", "::1" ];
 };
 storage = { mail_root = "$DEMO/mail"; };
 imap = (
@@ -176,7 +203,34 @@ submission = (
 submit = { local_domains = [ "example.test" ]; };
 EOF
 	write_ringstore_passwd
+	write_master
 	deliver_welcome
+}
+
+# ringgate's master identity: a random password in master.pw (ringgate
+# reads it) and its SCRAM keys in ringstore's passwd-file; and ringgate's
+# own passwd-file with the demo account. Written once.
+write_master() {
+	if [ ! -s "$DEMO/master.pw" ]; then
+		(umask 077 && openssl rand -hex 24 >"$DEMO/master.pw")
+	fi
+	if ! grep -q "^$DEMO_MASTER:" "$DEMO/ringstore.passwd"; then
+		(umask 077 && python3 - "$DEMO_MASTER" "$DEMO/master.pw" \
+			>>"$DEMO/ringstore.passwd" <<'PY'
+import base64, hashlib, hmac, os, sys
+pw = open(sys.argv[2]).read().strip().encode()
+salt = os.urandom(16)
+sp = hashlib.pbkdf2_hmac("sha256", pw, salt, 4096)
+ck = hmac.new(sp, b"Client Key", hashlib.sha256).digest()
+sk = hmac.new(sp, b"Server Key", hashlib.sha256).digest()
+b = lambda x: base64.b64encode(x).decode()
+print("%s:{SCRAM-SHA-256}SCRAM-SHA-256$4096:%s$%s:%s::::::" % (
+    sys.argv[1], b(salt), b(hashlib.sha256(ck).digest()), b(sk)))
+PY
+		)
+	fi
+	(umask 077 && grep "^$DEMO_USER:" "$DEMO/ringstore.passwd" \
+		>"$DEMO/ringgate.passwd")
 }
 
 # The demo account with RFC 5803 SCRAM-SHA-256 keys (PBKDF2, 4096 rounds),
@@ -214,8 +268,8 @@ deliver_welcome() {
 		"Content-Type: text/plain; charset=utf-8" \
 		"" \
 		"This message was delivered into your INBOX by scripts/demo.sh." \
-		"Point an IMAP client at 127.0.0.1:$RS_IMAP (STARTTLS) or at" \
-		"ringgate's IMAPS on 127.0.0.1:$RG_IMAPS." >"$md/tmp/$name"
+		"Point an IMAP client at ringgate: 127.0.0.1:$RG_IMAP (STARTTLS)" \
+		"or 127.0.0.1:$RG_IMAPS (IMAPS)." >"$md/tmp/$name"
 	mv "$md/tmp/$name" "$md/new/$name"
 	: >"$DEMO/welcome-delivered"
 }
@@ -299,17 +353,22 @@ print_ports() {
 
 ringgate demo is up (state in $DEMO, logs in $LOG):
 
-  127.0.0.1:$RG_IMAPS   ringgate IMAPS: TLS relay (ALPN imap) to 127.0.0.1:$RS_IMAP
+  ringgate, logging users in and relaying to ringstore:
+    IMAP        127.0.0.1:$RG_IMAP (STARTTLS)   127.0.0.1:$RG_IMAPS (implicit TLS)
+    POP3        127.0.0.1:$RG_POP3 (STLS)       127.0.0.1:$RG_POP3S (implicit TLS)
+    submission  127.0.0.1:$RG_SUBMISSION (STARTTLS)   127.0.0.1:$RG_SUBMISSIONS (implicit TLS)
   127.0.0.1:$RG_ADMIN   ringgate admin: /metrics, /healthz
   127.0.0.1:$REDIS_PORT   redis-server (private, no persistence)
-  ringstore: $store_note (IMAP $RS_IMAP with STARTTLS, POP3 $RS_POP3 with STLS,
-             LMTP $RS_LMTP, submission $RS_SUBMISSION with STARTTLS, admin $RS_ADMIN)
-  arriving with later issues: ringgate IMAP $RG_IMAP (STARTTLS), POP3 $RG_POP3/$RG_POP3S,
-             submission $RG_SUBMISSION/$RG_SUBMISSIONS
+  ringstore: $store_note (IMAP $RS_IMAP, POP3 $RS_POP3, LMTP $RS_LMTP,
+             submission $RS_SUBMISSION, admin $RS_ADMIN)
 
 Try it:
   openssl s_client -connect 127.0.0.1:$RG_IMAPS -alpn imap -CAfile $DEMO/ecdsa.crt
-  curl -u '$DEMO_USER:$DEMO_PASS' pop3://127.0.0.1:$RS_POP3/1
+  curl --cacert $DEMO/ecdsa.crt -u '$DEMO_USER:$DEMO_PASS' imaps://localhost:$RG_IMAPS/INBOX?ALL
+  curl --cacert $DEMO/ecdsa.crt -u '$DEMO_USER:$DEMO_PASS' pop3s://localhost:$RG_POP3S/1
+  swaks --server 127.0.0.1:$RG_SUBMISSION --tls --tls-ca-path $DEMO/ecdsa.crt \
+        --auth PLAIN --auth-user $DEMO_USER --auth-password '$DEMO_PASS' \
+        --from $DEMO_USER --to $DEMO_USER
   curl http://127.0.0.1:$RG_ADMIN/metrics
   curl http://127.0.0.1:$RG_ADMIN/healthz
   swaks --protocol LMTP --server 127.0.0.1:$RS_LMTP --to $DEMO_USER   (shows up in INBOX, IDLE included)
@@ -317,13 +376,13 @@ Try it:
 Demo account (throw-away, local only): $DEMO_USER / $DEMO_PASS
 EOF
 	if [ ! -x "$RINGSTORE" ]; then
-		echo "Nothing listens on $RS_IMAP yet, so a relayed connection is closed"
-		echo "right after the handshake (counted as upstream_connect_failures_total)."
+		echo "ringstore is not built, so logins at ringgate get a temporary error."
 	fi
 }
 
 start_all() {
-	local fg=$1 ports=("$RG_IMAPS" "$RG_ADMIN")
+	local fg=$1 ports=("$RG_IMAP" "$RG_IMAPS" "$RG_POP3" "$RG_POP3S"
+		"$RG_SUBMISSION" "$RG_SUBMISSIONS" "$RG_ADMIN")
 
 	rg_install_deps
 	build
@@ -331,6 +390,8 @@ start_all() {
 	chmod 700 "$DEMO"
 	make_cert
 	write_ringgate_conf
+	write_ringstore_passwd
+	write_master
 	pid_alive "$RUN/ringgate.pid" || check_ports_free "${ports[@]}"
 
 	start_redis

@@ -23,6 +23,7 @@ RG_DEPS=(
 	fetchmail # a real POP3 client (retrieve and delete) for ringstore's tests
 	libnet-ssleay-perl # swaks --tls against the submission intake
 	clamav-daemon # clamd for the content policy's INSTREAM test (own config, EICAR-only db)
+	dovecot-imapd dovecot-pop3d # a Dovecot back end with a master passdb (ringgate's back-end login tests)
 )
 
 rg_pkg_installed() {

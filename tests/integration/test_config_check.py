@@ -138,10 +138,18 @@ class ConfigCheck(unittest.TestCase):
         with open(src) as f:
             text = f.read()
         rsa = h.make_cert(self.dir, "rsa", stem="rsa")
+        users = os.path.join(self.dir, "users.passwd")
+        master = os.path.join(self.dir, "master.pw")
+        with open(users, "w") as f:
+            f.write("bob@example.org:{PLAIN}x::::::\n")
+        with open(master, "w") as f:
+            f.write("master-secret\n")
         text = (text.replace("/etc/ringgate/ecdsa.crt", self.cert)
                 .replace("/etc/ringgate/ecdsa.key", self.key)
                 .replace("/etc/ringgate/rsa.crt", rsa[0])
-                .replace("/etc/ringgate/rsa.key", rsa[1]))
+                .replace("/etc/ringgate/rsa.key", rsa[1])
+                .replace("/etc/ringgate/users.passwd", users)
+                .replace("/etc/ringgate/master.pw", master))
         code, out = self.check(text)
         self.assertEqual(code, 0, out)
 

@@ -1,0 +1,61 @@
+/*
+ * redis_loop.h - one asynchronous Redis connection driven by a worker's
+ * io_uring loop: hiredis's async API with its descriptor watched through
+ * loop_poll_fd(), so a Redis query never blocks the ring. Used by routing
+ * (proxy/route.c) and meant for the throttle's shared counters.
+ *
+ * The connection is opened on the first command and again after a
+ * failure, but not before retry_ms has passed since the failure: until
+ * then commands fail at once (the caller falls back), so a dead Redis
+ * costs each login nothing. Every command has a deadline (timeout_ms);
+ * replies come in order, so when the oldest one is late the connection is
+ * dropped and every pending command fails with "timeout".
+ *
+ * One loop, one thread: everything here runs on the loop's thread.
+ */
+#ifndef RG_CORE_REDIS_LOOP_H
+#define RG_CORE_REDIS_LOOP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct loop;
+struct redis_loop;
+struct redis_loop_req;
+struct redisReply;
+
+struct redis_loop_conf {
+	const char *target; /* "127.0.0.1:6379", "[::1]:6379" or "/path.sock" */
+	uint64_t timeout_ms; /* connect and each command; 0 = 1000 */
+	uint64_t retry_ms;   /* no reconnect before this after a failure;
+			      * 0 = 1000 */
+};
+
+/* The answer: reply (a hiredis reply, valid only during the call; may be
+ * REDIS_REPLY_ERROR) or NULL with error ("timeout", "connect: ...",
+ * "closed"). */
+typedef void redis_loop_cb(void *ctx, const struct redisReply *reply,
+    const char *error);
+
+/* A connection for l (nothing is opened yet). NULL with *error_r when the
+ * target is malformed or memory ran out. */
+struct redis_loop *redis_loop_new(struct loop *l,
+    const struct redis_loop_conf *conf, const char **error_r);
+/* Pending commands are dropped without callbacks. Not from inside a
+ * callback. Nulls *rl; NULL is a no-op. */
+void redis_loop_free(struct redis_loop **rl);
+
+/* Send one command (argv form, binary safe). Returns a handle, with cb
+ * called later exactly once unless cancelled; or NULL (no callback) when
+ * Redis is known to be down, connecting failed at once, or out of memory,
+ * with *error_r set. */
+struct redis_loop_req *redis_loop_cmd(struct redis_loop *rl, int argc,
+    const char **argv, const size_t *lens, redis_loop_cb *cb, void *ctx,
+    const char **error_r);
+/* No callback for this command any more. Nulls *req; NULL is a no-op. */
+void redis_loop_cancel(struct redis_loop_req **req);
+
+/* Commands waiting for their reply now. */
+unsigned redis_loop_pending(const struct redis_loop *rl);
+
+#endif

@@ -1,0 +1,167 @@
+/*
+ * gate_login.c - ringgate's side of the login core (login/login.h): the
+ * hooks of its IMAP, POP3 and submission listeners, their metrics and the
+ * back ends' TLS clients.
+ *
+ * Everything a client sees before login (greeting, CAPABILITY, STARTTLS,
+ * LOGINDISABLED and no AUTH= before TLS, the SASL exchange, the limits)
+ * is the protocol tables' and the core's job; ringgate only says who may
+ * act as whom (master users, as ringstore does), which certificates
+ * STARTTLS uses, and what happens once the user is in (session.c).
+ * admit is NULL: the throttle comes with its own issue.
+ *
+ * Must never: let a master act for a user outside master_nets, or tell a
+ * master whether a target exists.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth/auth.h"
+#include "auth/auth_service.h"
+#include "core/listen_set.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/metrics.h"
+#include "core/tls.h"
+#include "proxy/gate.h"
+
+static enum sasl_verdict authorize(struct login_session *s, const char *authcid,
+    const char *authzid);
+static void logged_in(struct login_session *s, const struct login_user *u);
+static struct tls_server *starttls_server(struct login_session *s);
+
+const struct login_hooks gate_login_hooks = {
+	.admit = NULL,
+	.authorize = authorize,
+	.logged_in = logged_in,
+	.tls = starttls_server,
+};
+
+const struct login_proto *const gate_protos[GATE_PROTOS] = {
+	[GATE_IMAP] = &imap_login_proto,
+	[GATE_POP3] = &pop3_login_proto,
+	[GATE_SMTP] = &smtp_login_proto,
+};
+
+const char *const gate_proto_names[GATE_PROTOS] = { "imap", "pop3",
+	"submission" };
+
+/* authcid's password was right and it asks to act as authzid. */
+static enum sasl_verdict
+authorize(struct login_session *s, const char *authcid, const char *authzid)
+{
+	const struct gate_listener *gl = login_session_ctx(s);
+	struct conn *c = login_session_conn(s);
+	char qm[AUTH_USER_MAX * 2], qt[AUTH_USER_MAX * 2];
+	const char *why = NULL;
+	enum sasl_verdict v;
+
+	v = auth_service_authorize(gl->srv->auth, authcid, authzid,
+	    conn_peer_addr(c, NULL), &why);
+	log_info(login_session_sid(s), "gate.master",
+	    "master=%s target=%s peer=%s result=%s",
+	    log_quote(qm, sizeof(qm), authcid, (size_t)-1),
+	    log_quote(qt, sizeof(qt), authzid, (size_t)-1), conn_peer(c), why);
+	if (v != SASL_V_OK)
+		metrics_add(loop_shard(conn_loop(c)), gl->srv->m.master_refused,
+		    1);
+	return v;
+}
+
+static void
+logged_in(struct login_session *s, const struct login_user *u)
+{
+	gate_session_begin(s, u);
+}
+
+/* The listener's certificates on this worker (swapped on SIGHUP). */
+static struct tls_server *
+starttls_server(struct login_session *s)
+{
+	const struct gate_listener *gl = login_session_ctx(s);
+
+	return listen_set_worker_tls(gl->srv->lset,
+	    conn_loop(login_session_conn(s)), gl->index);
+}
+
+/* ---- metrics --------------------------------------------------------- */
+
+int
+gate_metrics_init(struct gate_server *srv, struct metrics *m)
+{
+	static const char *const results[3] = { "ok", "temp", "refused" };
+	static const double dur_buckets[] = { 0.01, 0.1, 1, 10, 60, 300, 1800,
+		3600, 14400, 86400 };
+	struct gate_metrics *x = &srv->m;
+	char labels[128];
+	int bad = 0;
+
+	for (unsigned p = 0; p < GATE_PROTOS; p++) {
+		const char *pn = gate_proto_names[p];
+
+		if (login_metrics_init(m, gate_protos[p], &srv->login_m[p]) ==
+		    -1)
+			return -1;
+		for (unsigned r = 0; r < 3; r++) {
+			snprintf(labels, sizeof(labels),
+			    "proto=\"%s\",result=\"%s\"", pn, results[r]);
+			x->backend_login[p][r] = metrics_counter(m,
+			    "backend_logins_total",
+			    "Logins at a back end on a user's behalf, by "
+			    "result.",
+			    labels);
+			bad |= x->backend_login[p][r] < 0;
+		}
+		snprintf(labels, sizeof(labels), "proto=\"%s\"", pn);
+		x->no_backend[p] = metrics_counter(m, "route_failures_total",
+		    "Logins with no back end to send the user to.", labels);
+		x->sessions[p] = metrics_counter(m, "sessions_relayed_total",
+		    "Logged-in sessions relayed to a back end.", labels);
+		x->active[p] = metrics_gauge(m, "sessions_relayed",
+		    "Logged-in sessions being relayed now.", labels);
+		x->backend_lost[p] = metrics_counter(m, "backend_lost_total",
+		    "Relayed sessions whose back end went away first.", labels);
+		snprintf(labels, sizeof(labels),
+		    "proto=\"%s\",direction=\"client_to_backend\"", pn);
+		x->bytes[p][0] = metrics_counter(m, "session_bytes_total",
+		    "Plaintext bytes relayed after login.", labels);
+		snprintf(labels, sizeof(labels),
+		    "proto=\"%s\",direction=\"backend_to_client\"", pn);
+		x->bytes[p][1] = metrics_counter(m, "session_bytes_total",
+		    "Plaintext bytes relayed after login.", labels);
+		bad |= x->no_backend[p] < 0 || x->sessions[p] < 0 ||
+		    x->active[p] < 0 || x->backend_lost[p] < 0 ||
+		    x->bytes[p][0] < 0 || x->bytes[p][1] < 0;
+	}
+	x->master_refused = metrics_counter(m, "master_refused_total",
+	    "Master-user logins refused (authzid not allowed).", NULL);
+	x->duration = metrics_histogram(m, "session_duration_seconds",
+	    "Relayed session duration, login to end.", NULL, dur_buckets,
+	    sizeof(dur_buckets) / sizeof(dur_buckets[0]));
+	return bad || x->master_refused < 0 || x->duration < 0 ? -1 : 0;
+}
+
+/* ---- the back ends' TLS ------------------------------------------------ */
+
+int
+gate_backend_tls_build(struct gate_server *srv, const char **error_r)
+{
+	const struct proxy_config *cf = srv->cf;
+	struct tls_client_conf tc = { .ca_file = cf->backend_login.ca_file,
+		.verify = cf->backend_login.verify };
+	bool any = false;
+
+	for (unsigned i = 0; i < cf->route.nbackends; i++)
+		any |= cf->route.backends[i].tls != ROUTE_TLS_NONE;
+	if (!any)
+		return 0;
+	srv->backend_tls = tls_client_new(&tc, error_r);
+	return srv->backend_tls ? 0 : -1;
+}
+
+void
+gate_backend_tls_free(struct gate_server *srv)
+{
+	tls_client_unref(&srv->backend_tls);
+}
