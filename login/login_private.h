@@ -98,6 +98,8 @@ struct login_session {
 	struct sasl_server *sasl;
 	int reason;	/* enum auth_reason of the last failure, for logs */
 	bool verifying; /* a verification is out (session kept until back) */
+	uint32_t
+	    wait_ms; /* the back-end's delay for this failure (Auth-Wait) */
 	char tag[LOGIN_TAG_MAX + 1]; /* the login command's tag (IMAP) */
 	char user[257];		     /* as far as known, for logs */
 	char mech[32];

@@ -434,8 +434,13 @@ login_failed(struct login_session *s, enum login_fail why)
 	if (why == LOGIN_FAIL_CREDENTIALS || why == LOGIN_FAIL_AUTHZID) {
 		s->fails++;
 		s->bad++;
-		if (s->li->set->fail_delay > 0 &&
-		    timer_set(&s->delay, s->li->set->fail_delay) == 0) {
+		uint64_t d = s->li->set->fail_delay;
+
+		/* The auth back-end may ask for longer (HTTP Auth-Wait). */
+		if (s->wait_ms > d)
+			d = s->wait_ms;
+		s->wait_ms = 0;
+		if (d > 0 && timer_set(&s->delay, d) == 0) {
 			s->state = LS_DELAY;
 			s->delayed = why;
 			login_flow(s);
