@@ -43,8 +43,17 @@ struct auth_service_metrics {
 	int http[7]; /* auth_http_requests_total by result, connects, ... */
 };
 
+/* The pool's back-end with the HTTP hook: master users are verified
+ * against the passwd-file, everyone else by the hook. */
+struct hook_backend {
+	struct auth_backend backend; /* first: the ops cast back */
+	struct auth_service *svc;
+};
+
 struct auth_service {
 	const struct auth_conf *conf;
+	struct hook_backend hook;
+	struct auth_scheme_opts schemes;
 	struct auth_service_opts opts;
 	struct auth_passdb *passdb;
 	struct auth_http *http; /* the HTTP hook, when auth.http_url is set */
@@ -66,6 +75,12 @@ static int passdb_check_user(void *ctx, const char *user,
 static int read_secret(struct auth_service *svc, const char *path,
     const char **error_r);
 static int open_http(struct auth_service *svc, const char **error_r);
+static enum auth_lookup hook_lookup(struct auth_backend *b, const char *user,
+    struct auth_entry **entry_r, const char **error_r);
+static enum auth_status hook_verify_login(struct auth_backend *b,
+    const char *user, const char *password, size_t pwlen,
+    const struct sockaddr *client, const struct auth_login_info *info,
+    struct auth_entry **entry_r, uint32_t *wait_ms_r, const char **error_r);
 static int register_pool_metrics(struct auth_service *svc, struct metrics *m);
 static int register_http_metrics(struct auth_service *svc, struct metrics *m);
 static void collect(struct metrics *m, void *arg);
@@ -118,10 +133,11 @@ auth_service_start(struct auth_service *svc, const char **error_r)
 	const struct auth_conf *conf = svc->conf;
 	struct auth_pool_conf ac = { 0 };
 
-	ac.backend = svc->http != NULL ? auth_http_backend(svc->http) :
+	ac.backend = svc->http != NULL ? &svc->hook.backend :
 					 auth_passdb_backend(svc->passdb);
 	ac.schemes.allow_plaintext = conf->allow_plaintext;
 	auth_scheme_opts_default(&ac.schemes);
+	svc->schemes = ac.schemes;
 	ac.dummy_scheme = (enum auth_scheme)conf->default_scheme;
 	ac.threads = (unsigned)conf->threads;
 	ac.queue_max = (unsigned)conf->queue;
@@ -132,8 +148,16 @@ auth_service_start(struct auth_service *svc, const char **error_r)
 	return svc->pool ? 0 : -1;
 }
 
-/* Passwords go to the HTTP hook; the file still names master users and
- * serves the mechanisms that need a stored secret (SCRAM). */
+static const struct auth_backend_ops hook_ops = {
+	.name = "http",
+	.lookup_nonblocking = false,
+	.lookup = hook_lookup,
+	.verify_login = hook_verify_login,
+};
+
+/* Passwords go to the HTTP hook; the file still names master users (and
+ * verifies them) and serves the mechanisms that need a stored secret
+ * (SCRAM). */
 static int
 open_http(struct auth_service *svc, const char **error_r)
 {
@@ -153,10 +177,52 @@ open_http(struct auth_service *svc, const char **error_r)
 		*error_r = service_errbuf;
 		return -1;
 	}
+	svc->hook.backend.ops = &hook_ops;
+	svc->hook.svc = svc;
 	log_info(0, "auth.http", "url=\"%s\" connections=%lld timeout_ms=%llu",
 	    conf->http_url, (long long)conf->http_connections,
 	    (unsigned long long)conf->http_timeout);
 	return 0;
+}
+
+static enum auth_lookup
+hook_lookup(struct auth_backend *b, const char *user,
+    struct auth_entry **entry_r, const char **error_r)
+{
+	struct hook_backend *hb = (struct hook_backend *)b;
+	struct auth_backend *hook = auth_http_backend(hb->svc->http);
+
+	return hook->ops->lookup(hook, user, entry_r, error_r);
+}
+
+/* On a verify thread. A master's password is the passwd-file's business
+ * (ringgate logging in here must not depend on the site's hook). */
+static enum auth_status
+hook_verify_login(struct auth_backend *b, const char *user,
+    const char *password, size_t pwlen, const struct sockaddr *client,
+    const struct auth_login_info *info, struct auth_entry **entry_r,
+    uint32_t *wait_ms_r, const char **error_r)
+{
+	struct hook_backend *hb = (struct hook_backend *)b;
+	struct auth_service *svc = hb->svc;
+	struct auth_backend *hook = auth_http_backend(svc->http);
+	struct auth_entry *e = NULL;
+	const char *err;
+
+	if (!auth_conf_master(svc->conf, user))
+		return hook->ops->verify_login(hook, user, password, pwlen,
+		    client, info, entry_r, wait_ms_r, error_r);
+	if (auth_lookup(auth_passdb_backend(svc->passdb), user, &e, &err) !=
+	    AUTH_LOOKUP_FOUND)
+		return AUTH_FAIL;
+	if (e->password == NULL ||
+	    auth_scheme_verify(e->password, password, pwlen, &svc->schemes,
+		&err) != AUTH_VERIFY_OK) {
+		auth_entry_unref(&e);
+		return AUTH_FAIL;
+	}
+	*entry_r = e;
+	return AUTH_OK;
 }
 
 static void

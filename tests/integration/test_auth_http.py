@@ -24,6 +24,7 @@ USER = rs.DEMO_USER
 FILE_PW = "file-only-password"
 HTTP_PW = "h t%p\"#'"  # every byte nginx escapes that IMAP can quote
 WAIT_PW = "please-wait"
+MASTER, MASTER_PW = "gate-master", "master-secret-pw"
 
 
 class Responder(http.server.ThreadingHTTPServer):
@@ -67,7 +68,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 class AuthHttpTest(unittest.TestCase):
     def setUp(self):
         self.dir = h.temp_dir(self)
-        rs.write_passwd(os.path.join(self.dir, "passwd"), {USER: FILE_PW})
+        rs.write_passwd(os.path.join(self.dir, "passwd"),
+                        {USER: FILE_PW, MASTER: MASTER_PW})
         self.http = Responder()
         t = threading.Thread(target=self.http.serve_forever, daemon=True)
         t.start()
@@ -79,7 +81,8 @@ class AuthHttpTest(unittest.TestCase):
             limits={"login_fail_delay": "100ms"},
             auth={"http_url": url, "http_timeout": "2s",
                   "http_connections": 2, "cache_ttl": "0s",
-                  "http_header": ["X-Ringtest: yes"]})
+                  "http_header": ["X-Ringtest: yes"],
+                  "master_users": [MASTER], "master_nets": ["127.0.0.0/8"]})
         self.store = rs.Ringstore(self.dir, cfg).start(self)
 
     def imap(self):
@@ -120,6 +123,20 @@ class AuthHttpTest(unittest.TestCase):
         self.assertEqual(attempts, ["1", "2"])
         # then the right one on the same connection
         self.assertEqual(m.login(USER, HTTP_PW)[0], "OK")
+
+    def test_master_is_verified_by_the_file(self):
+        """ringgate's master identity never depends on the site's hook."""
+        m = self.imap()
+        typ, _ = m.authenticate(
+            "PLAIN", lambda _: ("%s\0%s\0%s" % (USER, MASTER, MASTER_PW))
+            .encode())
+        self.assertEqual(typ, "OK")
+        self.assertEqual(self.requests(), [])
+        m2 = self.imap()
+        with self.assertRaises(imaplib.IMAP4.error):
+            m2.authenticate("PLAIN", lambda _: ("%s\0%s\0%s" % (
+                USER, MASTER, "wrong")).encode())
+        self.assertEqual(self.requests(), [])
 
     def test_keep_alive(self):
         for _ in range(3):
