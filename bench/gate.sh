@@ -67,7 +67,7 @@ cleanup() {
 	stop_pid "$NGX_PID"
 	stop_pid "$AUTH_PID"
 	stop_pid "$RS_PID"
-	rm -rf "$TMP"
+	[ -n "${RG_GATE_KEEP:-}" ] || rm -rf "$TMP"
 }
 trap cleanup EXIT
 
@@ -88,8 +88,21 @@ if [ $((IDLE_N * 2 + 200)) -gt "$NOFILE" ]; then
 	echo "# ulimit -n is $NOFILE: idle sessions capped at $IDLE_N"
 fi
 
-RS_PORT=$(free_port) RS_ADMIN=$(free_port) GATE_PORT=$(free_port)
-GATE_ADMIN=$(free_port) NGX_PORT=$(free_port) AUTH_PORT=$(free_port)
+# Six distinct free ports below the kernel's ephemeral range (the box's
+# other loopback traffic takes ephemeral ports, which a listener chosen
+# there could collide with), held open together while chosen.
+read -r RS_PORT RS_ADMIN GATE_PORT GATE_ADMIN NGX_PORT AUTH_PORT < <(python3 -c '
+import random, socket
+lo = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+held = []
+while len(held) < 6:
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", random.randrange(max(lo - 2700, 1024), lo)))
+        held.append(s)
+    except OSError:
+        s.close()
+print(" ".join(str(s.getsockname()[1]) for s in held))')
 
 echo "# machine"
 machine_notes
