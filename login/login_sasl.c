@@ -38,6 +38,7 @@ struct verify_job {
 	enum auth_status status;
 	enum auth_reason reason;
 	uint32_t wait_ms; /* the back-end's delay hint on a failure */
+	char host[262];	  /* the answer's route (host=), "" for none */
 	bool sasl;	  /* answer the SASL exchange, not a plain login */
 	char user[AUTH_USER_MAX + 1];
 	char authzid[AUTH_USER_MAX + 1]; /* "" when none */
@@ -491,6 +492,9 @@ verify_answer(struct loop *l, uint64_t sid, struct auth_result *res, void *ctx)
 	job->status = res->status;
 	job->reason = res->reason;
 	job->wait_ms = res->wait_ms;
+	if (res->status == AUTH_OK && res->entry != NULL &&
+	    res->entry->host != NULL)
+		snprintf(job->host, sizeof(job->host), "%s", res->entry->host);
 	pool_outbox_complete(&job->base);
 }
 
@@ -522,6 +526,7 @@ verify_finish(struct login_session *s, struct verify_job *job)
 	s->state = LS_ACTIVE;
 	s->reason = job->reason;
 	s->wait_ms = job->status == AUTH_FAIL ? job->wait_ms : 0;
+	snprintf(s->auth_host, sizeof(s->auth_host), "%s", job->host);
 	if (job->status != AUTH_OK || !job->sasl)
 		login_log_auth(s, job->user, job->status == AUTH_OK,
 		    job->reason);

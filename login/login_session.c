@@ -696,6 +696,12 @@ login_session_helo(const struct login_session *s)
 	return s->helo;
 }
 
+const char *
+login_session_auth_host(const struct login_session *s)
+{
+	return s->auth_host[0] != '\0' ? s->auth_host : NULL;
+}
+
 bool
 login_session_esmtp(const struct login_session *s)
 {
