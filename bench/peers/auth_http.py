@@ -6,7 +6,9 @@ nginx's mail proxy asks it, for every login, `GET /auth` with Auth-User
 and Auth-Pass (URL-escaped) among other headers; for the one bench user
 and password it answers Auth-Status: OK with Auth-Server/Auth-Port of the
 back end (the ringstore behind nginx), else a refusal with Auth-Wait: 1.
-Threaded, HTTP/1.0 (what nginx speaks to it: one connection per login).
+Threaded. It answers HTTP/1.1 and keeps a connection open when the
+client asks for it (ringgate's HTTP hook does); nginx sends HTTP/1.0 and
+gets one connection per login, as with any auth_http service.
 
 Usage: auth_http.py --listen PORT --backend HOST:PORT --user U --password P
 """
@@ -27,6 +29,8 @@ def main():
     host, port = a.backend.rsplit(":", 1)
 
     class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
         def log_message(self, *args):
             pass
 
