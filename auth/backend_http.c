@@ -132,6 +132,7 @@ static uint64_t now_ms(void);
 static int wait_fd(int fd, short ev, uint64_t deadline);
 static size_t escape(char *out, size_t max, const char *s, size_t n);
 static bool escaped_byte(unsigned char c);
+static bool header_safe(const char *v);
 static int appendf(char *out, size_t max, size_t *len, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
@@ -430,14 +431,15 @@ build_request(struct auth_http *h, char *out, size_t max, const char *user,
 	    h->path, h->host_header, method, euser, epass, proto,
 	    info && info->attempt ? info->attempt : 1u,
 	    ip[0] ? ip : "[UNAVAILABLE]",
-	    info && info->client_host ? info->client_host : "[UNAVAILABLE]");
-	if (info && info->helo)
+	    info && header_safe(info->client_host) ? info->client_host :
+						     "[UNAVAILABLE]");
+	if (info && header_safe(info->helo))
 		rc |= appendf(out, max, &len, "Auth-SMTP-Helo: %s\r\n",
 		    info->helo);
-	if (info && info->mail_from)
+	if (info && header_safe(info->mail_from))
 		rc |= appendf(out, max, &len, "Auth-SMTP-From: %s\r\n",
 		    info->mail_from);
-	if (info && info->rcpt_to)
+	if (info && header_safe(info->rcpt_to))
 		rc |= appendf(out, max, &len, "Auth-SMTP-To: %s\r\n",
 		    info->rcpt_to);
 	rc |= appendf(out, max, &len, "%s\r\n", h->extra);
@@ -847,6 +849,21 @@ escaped_byte(unsigned char c)
 {
 	return c <= 0x20 || c >= 0x7f || c == '"' || c == '#' || c == '%' ||
 	    c == '\'';
+}
+
+/* A value that can go into a header line as it is: present, at most 255
+ * bytes, no control byte (a CR or LF would start a header of its own). */
+static bool
+header_safe(const char *v)
+{
+	size_t n = 0;
+
+	if (v == NULL)
+		return false;
+	for (; v[n] != '\0'; n++)
+		if ((unsigned char)v[n] < 0x20 || v[n] == 0x7f || n > 255)
+			return false;
+	return n > 0;
 }
 
 static int

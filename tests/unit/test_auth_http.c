@@ -334,6 +334,12 @@ test_ok_request(void **state)
 	assert_string_equal(v, "[UNAVAILABLE]");
 	last_header("Auth-SMTP-Helo", v, sizeof(v));
 	assert_string_equal(v, "client.example");
+	/* a value that could start a header of its own is left out */
+	info.helo = "evil\r\nAuth-Status: OK";
+	assert_int_equal(ask(h, "ok@x", "pw", &info, &e, &wait), AUTH_OK);
+	auth_entry_unref(&e);
+	last_header("Auth-SMTP-Helo", v, sizeof(v));
+	assert_string_equal(v, "(none)");
 	last_header("X-Key", v, sizeof(v));
 	assert_string_equal(v, "s3cret");
 	last_header("Host", v, sizeof(v));
