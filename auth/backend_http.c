@@ -364,7 +364,7 @@ http_verify_login(struct auth_backend *b, const char *user,
 	char *req = malloc(HTTP_REQUEST_MAX);
 	struct answer a;
 	enum auth_status st;
-	int len;
+	int len = -1;
 
 	*entry_r = NULL;
 	*wait_ms_r = 0;
@@ -387,7 +387,8 @@ http_verify_login(struct auth_backend *b, const char *user,
 	}
 	st = interpret(h, user, &a, entry_r, wait_ms_r, error_r);
 wipe:
-	OPENSSL_cleanse(req, HTTP_REQUEST_MAX);
+	/* only what was written can hold the password */
+	OPENSSL_cleanse(req, len > 0 ? (size_t)len : HTTP_REQUEST_MAX);
 	free(req);
 out:
 	if (st == AUTH_OK)
@@ -585,6 +586,12 @@ read_answer(struct auth_http *h, int fd, uint64_t deadline, struct answer *a,
 		}
 		if (rc == HTTP_TOO_LARGE) {
 			*error_r = "http: answer head larger than 8 KiB";
+			goto out;
+		}
+		/* The service has not answered yet right after the send:
+		 * wait first instead of a recv bound to say EAGAIN. */
+		if (have == 0 && wait_fd(fd, POLLIN, deadline) == -1) {
+			*error_r = "http: timeout waiting for the answer";
 			goto out;
 		}
 		n = recv(fd, buf + have, sizeof(buf) - have, 0);
