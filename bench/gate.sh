@@ -55,7 +55,7 @@ USER_NAME=bench@example.test
 PASS=bench-gate-pw-1
 MASTER=ringgate-master
 TMP=$(mktemp -d /tmp/rg-gate.XXXXXX)
-RS_PID= GATE_PID= NGX_PID= AUTH_PID=
+RS_PID='' GATE_PID='' NGX_PID='' AUTH_PID=''
 
 # shellcheck source=bench/bench_lib.sh
 . "$ROOT/bench/bench_lib.sh"

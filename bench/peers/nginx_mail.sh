@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # nginx_mail.sh - nginx's mail proxy from Debian's packages (nginx-light or
 # nginx, with libnginx-mod-mail) as a peer for the benchmarks; sourced by
 # bench/gate.sh after bench/bench_lib.sh. Nothing here touches /etc/nginx:
@@ -59,6 +60,7 @@ CONF
 start_nginx() { # dir
 	nginx -p "$1" -c "$1/nginx.conf" -e "$1/error.log" -g 'daemon off;' \
 		2>>"$1/stderr" &
+	# shellcheck disable=SC2034 # read by the caller
 	NGX_PID=$!
 }
 
