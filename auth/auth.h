@@ -136,6 +136,17 @@ enum auth_lookup {
 
 struct auth_backend;
 
+/* What a verification knows about the login beyond the credentials, for
+ * back-ends that pass it on (the HTTP hook). Any field may be 0 / NULL
+ * (unknown). */
+struct auth_login_info {
+	const char *protocol;	 /* "imap", "pop3", "smtp" */
+	const char *method;	 /* NULL = "plain" (LOGIN, USER/PASS, PLAIN) */
+	unsigned attempt;	 /* 1 for the connection's first attempt */
+	const char *client_host; /* the client's name */
+	const char *helo, *mail_from, *rcpt_to; /* SMTP, when known */
+};
+
 struct auth_backend_ops {
 	const char *name;
 	/* An in-memory probe that never blocks: the pool then checks its
@@ -155,6 +166,20 @@ struct auth_backend_ops {
 	 * FAIL then costs the dummy hash, as an unknown user does. */
 	enum auth_status (*verify)(struct auth_backend *b,
 	    const struct auth_entry *e, const char *password, size_t pwlen,
+	    const char **error_r);
+	/* Optional: a back-end that decides the whole login itself (the
+	 * HTTP hook) with no lookup before it. auth_verify() then calls only
+	 * this, on its worker thread, with user as the client gave it (at
+	 * most AUTH_USER_MAX bytes), a password of 1..AUTH_PASSWORD_MAX
+	 * bytes and whatever the caller knew of the login. AUTH_OK with
+	 * *entry_r (one reference) for the user as the back-end sees it;
+	 * AUTH_FAIL, optionally with *wait_ms_r, the delay the back-end asks
+	 * for before the answer; AUTH_TEMPFAIL with *error_r. May block,
+	 * bounded by the back-end's own timeouts. */
+	enum auth_status (*verify_login)(struct auth_backend *b,
+	    const char *user, const char *password, size_t pwlen,
+	    const struct sockaddr *client, const struct auth_login_info *info,
+	    struct auth_entry **entry_r, uint32_t *wait_ms_r,
 	    const char **error_r);
 };
 
@@ -311,6 +336,52 @@ void auth_ldap_free(struct auth_ldap **l);
  * thread-safe, each call bounded by the timeouts above. */
 struct auth_backend *auth_ldap_backend(struct auth_ldap *l);
 
+/* ---- HTTP hook back-end (auth/backend_http.c) -------------------------- */
+
+/*
+ * nginx's auth_http protocol, so a site leaving nginx keeps its auth
+ * service: each verification is one `GET <path>` with the headers
+ * Auth-Method, Auth-User, Auth-Pass (URL-escaped as nginx does),
+ * Auth-Protocol, Auth-Login-Attempt, Client-IP, Client-Host (and
+ * Auth-SMTP-Helo/From/To when known) plus configured extra headers; the
+ * answer's Auth-Status "OK" is a login, any other text a failure.
+ * Auth-Server and Auth-Port become the entry's host ("server:port",
+ * "[v6]:port") and its fields auth_server and auth_port; Auth-User, when
+ * the service renames the user, the field auth_user. Auth-Wait: N is a
+ * failure with an N-second delay hint. No answer, a timeout, a status
+ * other than 200 or an answer without Auth-Status is TEMPFAIL, never a
+ * wrong password. There is no lookup: the back-end only verifies
+ * (auth_backend_ops.verify_login); its lookup answers NOTFOUND.
+ */
+struct auth_http;
+
+struct auth_http_conf {
+	const char *url;	  /* "http://host[:port]/path" (no https) */
+	unsigned timeout_ms;	  /* connect, send and answer each; 0 = 5000 */
+	unsigned max_connections; /* open at once (kept alive); 0 = 8 */
+	/* Extra request headers, each "Name: value". */
+	const char *const *headers;
+	unsigned nheaders;
+};
+
+struct auth_http_stats {
+	uint64_t requests, ok, fail, waits, tempfail;
+	uint64_t connects, reused; /* new connections, kept ones used */
+	uint64_t pool_full; /* waited for a connection past the timeout */
+};
+
+/* Check conf (URL, headers), resolve the host, copy everything. No
+ * connection is made yet: the service being down at start-up is not an
+ * error. NULL with *error_r. */
+struct auth_http *auth_http_new(const struct auth_http_conf *conf,
+    const char **error_r);
+/* Close every kept connection, free h, *h = NULL. No verification may
+ * be running. */
+void auth_http_free(struct auth_http **h);
+/* The back-end interface, owned by h; thread-safe. */
+struct auth_backend *auth_http_backend(struct auth_http *h);
+void auth_http_stats(struct auth_http *h, struct auth_http_stats *st);
+
 /* ---- password schemes (auth/scheme.c) ----------------------------------- */
 
 enum auth_scheme {
@@ -407,6 +478,9 @@ struct auth_result {
 	enum auth_status status;
 	enum auth_reason reason;
 	bool cached; /* answered from the positive cache, no hash run */
+	/* AUTH_FAIL: the delay the back-end asked for before the answer
+	 * (HTTP Auth-Wait), 0 = the caller's own. */
+	uint32_t wait_ms;
 	/* A reference on AUTH_OK, else NULL. A callback that keeps it sets
 	 * the field to NULL; whatever is left is dropped after the call. */
 	struct auth_entry *entry;
@@ -426,6 +500,12 @@ struct auth_verifier {
 void auth_verify(const struct auth_verifier *v, const char *user,
     const char *password, size_t pwlen, const struct sockaddr *client,
     struct auth_result *res);
+
+/* auth_verify() with what is known of the login (info may be NULL), for
+ * back-ends that pass it on. */
+void auth_verify_login(const struct auth_verifier *v, const char *user,
+    const char *password, size_t pwlen, const struct sockaddr *client,
+    const struct auth_login_info *info, struct auth_result *res);
 
 /* ---- verify pool (auth/pool.c) ------------------------------------------ */
 
@@ -485,6 +565,14 @@ void auth_pool_free(struct auth_pool **p);
 int auth_pool_submit(struct auth_pool *p, struct loop *l, uint64_t sid,
     const char *user, const char *password, size_t pwlen,
     const struct sockaddr *client, auth_result_cb *cb, void *ctx);
+
+/* auth_pool_submit() with what is known of the login (info may be
+ * NULL; its strings are copied, protocol and method up to 15 bytes, the
+ * others up to 255). */
+int auth_pool_submit_login(struct auth_pool *p, struct loop *l, uint64_t sid,
+    const char *user, const char *password, size_t pwlen,
+    const struct sockaddr *client, const struct auth_login_info *info,
+    auth_result_cb *cb, void *ctx);
 
 /* Forget every cached answer (e.g. on SIGHUP). */
 void auth_pool_cache_flush(struct auth_pool *p);

@@ -19,6 +19,7 @@
 #include "core/net.h"
 
 static int check_masters(const struct auth_conf *ac, struct cfg_error *err);
+static int check_http(const struct auth_conf *ac, struct cfg_error *err);
 
 /* Same order as enum auth_scheme; PLAIN is left out on purpose: the
  * dummy hash of unknown users must cost what a real hash costs. */
@@ -59,6 +60,18 @@ const struct cfg_field auth_conf_fields[] = {
 	{ "scram_secret_file", CFG_STRING, F(scram_secret_file), 0,
 	    .hint = "the same file on every instance: unknown users get the "
 		    "same fake SCRAM salts everywhere" },
+	{ "http_url", CFG_STRING, F(http_url), 0,
+	    .hint = "an nginx auth_http-style service, like "
+		    "\"http://127.0.0.1:9000/auth\": it verifies passwords "
+		    "instead of passwd_file" },
+	{ "http_timeout", CFG_DURATION, F(http_timeout), 0, "5s", 1, 600000,
+	    .hint = "connect, send and answer, each" },
+	{ "http_connections", CFG_INT, F(http_connections), 0, "8", 1, 1024,
+	    .hint = "connections to the HTTP hook open at once (kept "
+		    "alive)" },
+	{ "http_header", CFG_STRLIST, F(http_headers), 0,
+	    .count_offset = F(nhttp_headers),
+	    .hint = "extra request headers, like [ \"X-Key: secret\" ]" },
 	{ NULL },
 };
 
@@ -73,7 +86,30 @@ auth_conf_check(const struct auth_conf *ac, struct cfg_error *err)
 		    "auth.allow_plaintext = true ({PLAIN} passwords)");
 		return -1;
 	}
+	if (ac->http_url != NULL && check_http(ac, err) == -1)
+		return -1;
 	return check_masters(ac, err);
+}
+
+/* The URL and headers as the back-end will read them: a section that
+ * loads starts. */
+static int
+check_http(const struct auth_conf *ac, struct cfg_error *err)
+{
+	struct auth_http_conf hc = {
+		.url = ac->http_url,
+		.headers = (const char *const *)ac->http_headers,
+		.nheaders = ac->nhttp_headers,
+	};
+	const char *why = NULL;
+	struct auth_http *h = auth_http_new(&hc, &why);
+
+	if (h == NULL) {
+		cfg_error_at(err, &ac->loc, "auth.http_url: %s", why);
+		return -1;
+	}
+	auth_http_free(&h);
+	return 0;
 }
 
 /* A master name a passwd-file cannot hold would only show up as refused

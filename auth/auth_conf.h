@@ -35,6 +35,13 @@ struct auth_conf {
 	/* Keys SCRAM's fake salts for unknown users; NULL = random per
 	 * process (auth_service_new reads it). */
 	char *scram_secret_file;
+	/* The HTTP hook (nginx auth_http protocol): when http_url is set,
+	 * passwords are verified by that service instead of the file. */
+	char *http_url;
+	uint64_t http_timeout; /* ms */
+	int64_t http_connections;
+	char **http_headers;
+	unsigned nhttp_headers;
 };
 
 /* Fields of struct auth_conf, for a CFG_GROUP at the section's offset. */

@@ -40,12 +40,23 @@ struct auth_service_metrics {
 	int result[3]; /* per enum auth_status */
 	int queued;
 	int users, users_version, reload_ok, reload_failed;
+	int http[7]; /* auth_http_requests_total by result, connects, ... */
+};
+
+/* The pool's back-end with the HTTP hook: master users are verified
+ * against the passwd-file, everyone else by the hook. */
+struct hook_backend {
+	struct auth_backend backend; /* first: the ops cast back */
+	struct auth_service *svc;
 };
 
 struct auth_service {
 	const struct auth_conf *conf;
+	struct hook_backend hook;
+	struct auth_scheme_opts schemes;
 	struct auth_service_opts opts;
 	struct auth_passdb *passdb;
+	struct auth_http *http; /* the HTTP hook, when auth.http_url is set */
 	struct auth_pool *pool;
 	uint8_t scram_secret[SHA256_DIGEST_LENGTH];
 	size_t scram_secret_len; /* 0: none configured */
@@ -63,7 +74,15 @@ static int passdb_check_user(void *ctx, const char *user,
     const char **reason_r);
 static int read_secret(struct auth_service *svc, const char *path,
     const char **error_r);
+static int open_http(struct auth_service *svc, const char **error_r);
+static enum auth_lookup hook_lookup(struct auth_backend *b, const char *user,
+    struct auth_entry **entry_r, const char **error_r);
+static enum auth_status hook_verify_login(struct auth_backend *b,
+    const char *user, const char *password, size_t pwlen,
+    const struct sockaddr *client, const struct auth_login_info *info,
+    struct auth_entry **entry_r, uint32_t *wait_ms_r, const char **error_r);
 static int register_pool_metrics(struct auth_service *svc, struct metrics *m);
+static int register_http_metrics(struct auth_service *svc, struct metrics *m);
 static void collect(struct metrics *m, void *arg);
 static void set_passdb_gauges(struct auth_service *svc);
 static void set_counter(struct auth_service *svc, int id, uint64_t *n);
@@ -95,6 +114,8 @@ auth_service_new(const struct auth_conf *conf,
 	if (conf->scram_secret_file != NULL &&
 	    read_secret(svc, conf->scram_secret_file, error_r) == -1)
 		goto fail;
+	if (conf->http_url != NULL && open_http(svc, error_r) == -1)
+		goto fail;
 	if (conf->legacy_mechanisms)
 		log_warn(0, "auth.legacy",
 		    "mechanisms=CRAM-MD5 warning=\"it "
@@ -112,9 +133,11 @@ auth_service_start(struct auth_service *svc, const char **error_r)
 	const struct auth_conf *conf = svc->conf;
 	struct auth_pool_conf ac = { 0 };
 
-	ac.backend = auth_passdb_backend(svc->passdb);
+	ac.backend = svc->http != NULL ? &svc->hook.backend :
+					 auth_passdb_backend(svc->passdb);
 	ac.schemes.allow_plaintext = conf->allow_plaintext;
 	auth_scheme_opts_default(&ac.schemes);
+	svc->schemes = ac.schemes;
 	ac.dummy_scheme = (enum auth_scheme)conf->default_scheme;
 	ac.threads = (unsigned)conf->threads;
 	ac.queue_max = (unsigned)conf->queue;
@@ -123,6 +146,83 @@ auth_service_start(struct auth_service *svc, const char **error_r)
 	ac.cache_off = conf->cache_ttl == 0;
 	svc->pool = auth_pool_new(&ac, error_r);
 	return svc->pool ? 0 : -1;
+}
+
+static const struct auth_backend_ops hook_ops = {
+	.name = "http",
+	.lookup_nonblocking = false,
+	.lookup = hook_lookup,
+	.verify_login = hook_verify_login,
+};
+
+/* Passwords go to the HTTP hook; the file still names master users (and
+ * verifies them) and serves the mechanisms that need a stored secret
+ * (SCRAM). */
+static int
+open_http(struct auth_service *svc, const char **error_r)
+{
+	const struct auth_conf *conf = svc->conf;
+	struct auth_http_conf hc = {
+		.url = conf->http_url,
+		.timeout_ms = (unsigned)conf->http_timeout,
+		.max_connections = (unsigned)conf->http_connections,
+		.headers = (const char *const *)conf->http_headers,
+		.nheaders = conf->nhttp_headers,
+	};
+	const char *why = NULL;
+
+	if ((svc->http = auth_http_new(&hc, &why)) == NULL) {
+		snprintf(service_errbuf, sizeof(service_errbuf),
+		    "auth.http_url: %s", why);
+		*error_r = service_errbuf;
+		return -1;
+	}
+	svc->hook.backend.ops = &hook_ops;
+	svc->hook.svc = svc;
+	log_info(0, "auth.http", "url=\"%s\" connections=%lld timeout_ms=%llu",
+	    conf->http_url, (long long)conf->http_connections,
+	    (unsigned long long)conf->http_timeout);
+	return 0;
+}
+
+static enum auth_lookup
+hook_lookup(struct auth_backend *b, const char *user,
+    struct auth_entry **entry_r, const char **error_r)
+{
+	struct hook_backend *hb = (struct hook_backend *)b;
+	struct auth_backend *hook = auth_http_backend(hb->svc->http);
+
+	return hook->ops->lookup(hook, user, entry_r, error_r);
+}
+
+/* On a verify thread. A master's password is the passwd-file's business
+ * (ringgate logging in here must not depend on the site's hook). */
+static enum auth_status
+hook_verify_login(struct auth_backend *b, const char *user,
+    const char *password, size_t pwlen, const struct sockaddr *client,
+    const struct auth_login_info *info, struct auth_entry **entry_r,
+    uint32_t *wait_ms_r, const char **error_r)
+{
+	struct hook_backend *hb = (struct hook_backend *)b;
+	struct auth_service *svc = hb->svc;
+	struct auth_backend *hook = auth_http_backend(svc->http);
+	struct auth_entry *e = NULL;
+	const char *err;
+
+	if (!auth_conf_master(svc->conf, user))
+		return hook->ops->verify_login(hook, user, password, pwlen,
+		    client, info, entry_r, wait_ms_r, error_r);
+	if (auth_lookup(auth_passdb_backend(svc->passdb), user, &e, &err) !=
+	    AUTH_LOOKUP_FOUND)
+		return AUTH_FAIL;
+	if (e->password == NULL ||
+	    auth_scheme_verify(e->password, password, pwlen, &svc->schemes,
+		&err) != AUTH_VERIFY_OK) {
+		auth_entry_unref(&e);
+		return AUTH_FAIL;
+	}
+	*entry_r = e;
+	return AUTH_OK;
 }
 
 static void
@@ -235,7 +335,8 @@ auth_service_metrics(struct auth_service *svc, struct metrics *m)
 	a->reload_failed = metrics_counter_set(m, "passdb_reloads_total",
 	    "passwd-file reloads by result.", "result=\"refused\"");
 	if (a->users < 0 || a->users_version < 0 || a->reload_ok < 0 ||
-	    a->reload_failed < 0 || register_pool_metrics(svc, m) == -1)
+	    a->reload_failed < 0 || register_pool_metrics(svc, m) == -1 ||
+	    (svc->http != NULL && register_http_metrics(svc, m) == -1))
 		return -1;
 	svc->metrics = m;
 	set_passdb_gauges(svc);
@@ -276,6 +377,30 @@ register_pool_metrics(struct auth_service *svc, struct metrics *m)
 	return 0;
 }
 
+static int
+register_http_metrics(struct auth_service *svc, struct metrics *m)
+{
+	static const char *const res[4] = { "result=\"ok\"", "result=\"fail\"",
+		"result=\"wait\"", "result=\"tempfail\"" };
+	int *id = svc->m.http, bad = 0;
+
+	for (int i = 0; i < 4; i++)
+		bad |= (id[i] = metrics_counter_set(m,
+			    "auth_http_requests_total",
+			    "Logins asked of the HTTP auth hook, by answer "
+			    "(wait: a failure with Auth-Wait).",
+			    res[i])) < 0;
+	bad |= (id[4] = metrics_counter_set(m, "auth_http_connects_total",
+		    "Connections opened to the HTTP auth hook.", NULL)) < 0;
+	bad |= (id[5] = metrics_counter_set(m, "auth_http_reused_total",
+		    "Requests sent on a kept-alive connection.", NULL)) < 0;
+	bad |= (id[6] = metrics_counter_set(m, "auth_http_pool_full_total",
+		    "Requests refused: every connection to the HTTP auth "
+		    "hook stayed busy past the timeout.",
+		    NULL)) < 0;
+	return bad ? -1 : 0;
+}
+
 /* On the scraping thread: the pool's counters are atomics. */
 static void
 collect(struct metrics *m, void *arg)
@@ -294,6 +419,19 @@ collect(struct metrics *m, void *arg)
 	for (int i = 0; i < 3; i++)
 		metrics_set(m, a->result[i], (double)st.result[i]);
 	metrics_set(m, a->queued, (double)st.queued);
+	if (svc->http != NULL) {
+		struct auth_http_stats hs;
+
+		auth_http_stats(svc->http, &hs);
+		metrics_set(m, a->http[0], (double)hs.ok);
+		metrics_set(m, a->http[1],
+		    (double)(hs.fail > hs.waits ? hs.fail - hs.waits : 0));
+		metrics_set(m, a->http[2], (double)hs.waits);
+		metrics_set(m, a->http[3], (double)hs.tempfail);
+		metrics_set(m, a->http[4], (double)hs.connects);
+		metrics_set(m, a->http[5], (double)hs.reused);
+		metrics_set(m, a->http[6], (double)hs.pool_full);
+	}
 }
 
 static void
@@ -428,6 +566,7 @@ auth_service_free(struct auth_service **svcp)
 		return;
 	*svcp = NULL;
 	auth_pool_free(&svc->pool);
+	auth_http_free(&svc->http);
 	auth_passdb_free(&svc->passdb);
 	OPENSSL_cleanse(svc->scram_secret, sizeof(svc->scram_secret));
 	free(svc);

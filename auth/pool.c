@@ -25,6 +25,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -56,7 +57,11 @@ struct job {
 	struct auth_result res;
 	bool has_client, has_key;
 	struct sockaddr_storage client;
-	uint8_t key[KEY_LEN];	      /* cache key, once computed */
+	uint8_t key[KEY_LEN]; /* cache key, once computed */
+	bool has_info;	      /* the login's details below */
+	unsigned attempt;
+	char protocol[16], method[16];
+	char client_host[256], helo[256], mail_from[256], rcpt_to[256];
 	char user[AUTH_USER_MAX + 2]; /* one more than valid: too long */
 	size_t pwlen;
 	char password[]; /* pwlen bytes + NUL, wiped before posting */
@@ -101,6 +106,7 @@ struct auth_pool {
 /* jobs */
 static struct job *job_new(const char *user, const char *password, size_t pwlen,
     const struct sockaddr *client);
+static void job_info(struct job *j, const struct auth_login_info *info);
 static void job_wipe(struct job *j);
 static void job_free(struct job *j);
 static void job_deliver(struct auth_pool *p, struct job *j);
@@ -120,6 +126,9 @@ static void cache_store(struct auth_pool *p, const uint8_t *key,
 /* verification */
 static void apply_policy(struct auth_entry *e, const struct sockaddr *client,
     struct auth_result *res);
+static void login_verify(const struct auth_verifier *v, const char *user,
+    const char *password, size_t pwlen, const struct sockaddr *client,
+    const struct auth_login_info *info, struct auth_result *res);
 static void burn_dummy(const struct auth_verifier *v, const char *password,
     size_t pwlen);
 static void backend_verify(const struct auth_verifier *v, struct auth_entry *e,
@@ -189,12 +198,24 @@ auth_pool_submit(struct auth_pool *p, struct loop *l, uint64_t sid,
     const char *user, const char *password, size_t pwlen,
     const struct sockaddr *client, auth_result_cb *cb, void *ctx)
 {
+	return auth_pool_submit_login(p, l, sid, user, password, pwlen, client,
+	    NULL, cb, ctx);
+}
+
+int
+auth_pool_submit_login(struct auth_pool *p, struct loop *l, uint64_t sid,
+    const char *user, const char *password, size_t pwlen,
+    const struct sockaddr *client, const struct auth_login_info *info,
+    auth_result_cb *cb, void *ctx)
+{
 	struct job *j;
 
 	if (pwlen > AUTH_PASSWORD_MAX)
 		pwlen = AUTH_PASSWORD_MAX + 1; /* verified as given: no match */
 	if ((j = job_new(user, password, pwlen, client)) == NULL)
 		return -1;
+	if (info != NULL)
+		job_info(j, info);
 	j->pool = p;
 	j->loop = l;
 	j->sid = sid;
@@ -255,12 +276,24 @@ auth_verify(const struct auth_verifier *v, const char *user,
     const char *password, size_t pwlen, const struct sockaddr *client,
     struct auth_result *res)
 {
+	auth_verify_login(v, user, password, pwlen, client, NULL, res);
+}
+
+void
+auth_verify_login(const struct auth_verifier *v, const char *user,
+    const char *password, size_t pwlen, const struct sockaddr *client,
+    const struct auth_login_info *info, struct auth_result *res)
+{
 	struct auth_entry *e = NULL;
 	const char *err = NULL;
 	enum auth_verify r;
 
 	memset(res, 0, sizeof(*res));
 	res->status = AUTH_FAIL;
+	if (v->backend->ops->verify_login != NULL) {
+		login_verify(v, user, password, pwlen, client, info, res);
+		return;
+	}
 	switch (auth_lookup(v->backend, user, &e, &err)) {
 	case AUTH_LOOKUP_TEMPFAIL:
 		res->status = AUTH_TEMPFAIL;
@@ -336,6 +369,45 @@ backend_verify(const struct auth_verifier *v, struct auth_entry *e,
 		auth_entry_unref(&e);
 }
 
+/* The back-end decides the whole login (the HTTP hook). The remote
+ * service owns the timing of its answers, so no dummy hash here; an
+ * empty or oversized password never leaves the host. */
+static void
+login_verify(const struct auth_verifier *v, const char *user,
+    const char *password, size_t pwlen, const struct sockaddr *client,
+    const struct auth_login_info *info, struct auth_result *res)
+{
+	struct auth_entry *e = NULL;
+	const char *err = NULL;
+	enum auth_status st;
+	size_t ulen = strnlen(user, AUTH_USER_MAX + 1);
+
+	res->reason = AUTH_R_PASSWORD;
+	if (ulen == 0 || ulen > AUTH_USER_MAX || pwlen == 0 ||
+	    pwlen > AUTH_PASSWORD_MAX)
+		return;
+	st = v->backend->ops->verify_login(v->backend, user, password, pwlen,
+	    client, info, &e, &res->wait_ms, &err);
+	switch (st) {
+	case AUTH_OK:
+		if (e == NULL) {
+			res->status = AUTH_TEMPFAIL;
+			res->reason = AUTH_R_BACKEND;
+			break;
+		}
+		apply_policy(e, client, res);
+		if (res->status != AUTH_OK)
+			auth_entry_unref(&e);
+		break;
+	case AUTH_TEMPFAIL:
+		res->status = AUTH_TEMPFAIL;
+		res->reason = AUTH_R_BACKEND;
+		break;
+	case AUTH_FAIL:
+		break;
+	}
+}
+
 /* Password known right: the entry's own rules decide. Takes e's
  * reference into res on OK, else leaves e with the caller. */
 static void
@@ -384,6 +456,22 @@ job_new(const char *user, const char *password, size_t pwlen,
 		j->has_client = true;
 	}
 	return j;
+}
+
+static void
+job_info(struct job *j, const struct auth_login_info *info)
+{
+#define COPY(f)                                                                \
+	snprintf(j->f, sizeof(j->f), "%s", info->f != NULL ? info->f : "")
+	COPY(protocol);
+	COPY(method);
+	COPY(client_host);
+	COPY(helo);
+	COPY(mail_from);
+	COPY(rcpt_to);
+#undef COPY
+	j->attempt = info->attempt;
+	j->has_info = true;
 }
 
 static void
@@ -451,13 +539,28 @@ job_verify(struct auth_pool *p, struct job *j)
 	    (const struct sockaddr *)&j->client :
 	    NULL;
 
+	struct auth_login_info info = { 0 };
+	/* A back-end deciding whole logins (HTTP) is asked every time:
+	 * its answer carries the route and may change between calls. */
+	bool cache = p->cache.on && p->v.backend->ops->verify_login == NULL;
+
 	/* Back-ends that block were not probed at submit time. */
-	if (p->cache.on && !p->v.backend->ops->lookup_nonblocking &&
+	if (cache && !p->v.backend->ops->lookup_nonblocking &&
 	    cache_answer(p, j))
 		return;
-	auth_verify(&p->v, j->user, j->password, j->pwlen, client, &j->res);
+	if (j->has_info) {
+		info.protocol = j->protocol[0] ? j->protocol : NULL;
+		info.method = j->method[0] ? j->method : NULL;
+		info.attempt = j->attempt;
+		info.client_host = j->client_host[0] ? j->client_host : NULL;
+		info.helo = j->helo[0] ? j->helo : NULL;
+		info.mail_from = j->mail_from[0] ? j->mail_from : NULL;
+		info.rcpt_to = j->rcpt_to[0] ? j->rcpt_to : NULL;
+	}
+	auth_verify_login(&p->v, j->user, j->password, j->pwlen, client,
+	    j->has_info ? &info : NULL, &j->res);
 	atomic_fetch_add(&p->n.verifies, 1);
-	if (p->cache.on && j->res.status == AUTH_OK && j->has_key)
+	if (cache && j->res.status == AUTH_OK && j->has_key)
 		cache_store(p, j->key, j->res.entry->serial);
 }
 

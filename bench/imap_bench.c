@@ -17,6 +17,11 @@
  *   ringbench-imap login  -t ADDR -u USER -w PASS [-c CONC] [-d SECS] [-T]
  *       CONC threads, each looping connect, greeting, LOGIN, LOGOUT,
  *       close for SECS seconds; -T speaks TLS (no verification, ALPN imap)
+ *   ringbench-imap idle   -t ADDR -u USER -w PASS -n N [-c CONC] [-d SECS]
+ *       [-T]  open N sessions (CONC threads opening them), each LOGIN and
+ *       IDLE, hold them SECS seconds, close them all; prints the accounted
+ *       processes' RSS before, while held (KiB per session) and 5 s after
+ *       the close (-D sums RSS over the process tree)
  *
  * Server CPU accounting (ACCT, repeatable, NAME defaults to "server"):
  *   -p [NAME=]PID   utime+stime of one process (all its threads)
@@ -62,7 +67,7 @@
 #define MAX_ACCTS 8
 #define LAT_MAX 100000 /* latencies kept per login thread */
 
-enum mode { M_SELECT, M_FETCH, M_BODY, M_APPEND, M_LOGIN };
+enum mode { M_SELECT, M_FETCH, M_BODY, M_APPEND, M_LOGIN, M_IDLE };
 enum acct_kind { A_PROC, A_IMAP_CHILD, A_TREE };
 
 /* One server whose CPU time is reported. */
@@ -151,6 +156,7 @@ static size_t make_message(char *buf, size_t cap, unsigned i);
 static int run_login(void);
 static void *login_thread(void *arg);
 static int login_once(struct io *io);
+static int run_idle(void);
 
 /* ---- small helpers ------------------------------------------------ */
 
@@ -967,6 +973,154 @@ run_login(void)
 	return ok > 0 ? 0 : -1;
 }
 
+/* ---- idle sessions ------------------------------------------------ */
+
+/* A held session: only its socket and TLS state, so the client's own
+ * memory stays small next to the servers'. */
+struct held {
+	int fd;
+	SSL *ssl;
+};
+
+struct idle_worker {
+	pthread_t th;
+	struct held *h;
+	unsigned want, ok, failed;
+};
+
+/* RSS of root and every process below it, KiB. */
+static long
+tree_rss(long root)
+{
+	long sum = 0, pp;
+	struct dirent *de;
+	DIR *d;
+
+	if ((d = opendir("/proc")) == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL) {
+		long pid = strtol(de->d_name, NULL, 10), kb;
+
+		if (pid <= 0 ||
+		    bench_proc_times(pid, NULL, NULL, &pp, NULL, 0, NULL) == -1)
+			continue;
+		if ((pid == root || pp == root) &&
+		    (kb = bench_proc_rss_kb(pid)) > 0)
+			sum += kb;
+	}
+	closedir(d);
+	return sum;
+}
+
+static long
+acct_rss(const struct acct *a)
+{
+	return a->kind == A_TREE ? tree_rss(a->pid) : bench_proc_rss_kb(a->pid);
+}
+
+static void
+rss_print(const char *what, const long *base, unsigned n)
+{
+	for (unsigned i = 0; i < O.nacct; i++) {
+		long kb = acct_rss(&O.acct[i]);
+
+		printf(" rss_%s_%s_kb=%ld", O.acct[i].name, what, kb);
+		if (base != NULL && n > 0 && kb > 0)
+			printf(" kb_per_session_%s=%.1f", O.acct[i].name,
+			    (double)(kb - base[i]) / n);
+	}
+}
+
+/* connect, LOGIN, IDLE and wait for its continuation */
+static int
+idle_open(struct io *io)
+{
+	if (io_connect(io) == -1)
+		return -1;
+	if (login(io) == 0 && io_write(io, "i IDLE\r\n", 8) == 0 &&
+	    io_line(io) == 0 && io->line[0] == '+')
+		return 0;
+	io_close(io);
+	return -1;
+}
+
+static void *
+idle_thread(void *arg)
+{
+	struct idle_worker *w = arg;
+	struct io *io = calloc(1, sizeof(*io));
+
+	if (io == NULL)
+		return NULL;
+	for (unsigned i = 0; i < w->want; i++) {
+		io->fd = -1;
+		if (idle_open(io) == -1) {
+			w->failed++;
+			continue;
+		}
+		w->h[w->ok].fd = io->fd;
+		w->h[w->ok++].ssl = io->ssl;
+	}
+	free(io->line);
+	free(io);
+	return NULL;
+}
+
+static int
+run_idle(void)
+{
+	unsigned n = O.count, conc = O.conc < n ? O.conc : n, ok = 0,
+		 failed = 0;
+	struct idle_worker *w = calloc(conc, sizeof(*w));
+	struct held *h = calloc(n, sizeof(*h));
+	long base[MAX_ACCTS];
+	double t0;
+
+	if (w == NULL || h == NULL)
+		return -1;
+	if (tls_ctx != NULL)
+		SSL_CTX_set_mode(tls_ctx, SSL_MODE_RELEASE_BUFFERS);
+	for (unsigned i = 0; i < O.nacct; i++)
+		base[i] = acct_rss(&O.acct[i]);
+	printf("step=idle_before sessions=0");
+	rss_print("before", NULL, 0);
+	printf("\n");
+	t0 = bench_now_s();
+	for (unsigned i = 0, at = 0; i < conc; i++) {
+		w[i].want = n / conc + (i < n % conc);
+		w[i].h = h + at;
+		at += w[i].want;
+		if (pthread_create(&w[i].th, NULL, idle_thread, &w[i]) != 0)
+			return -1;
+	}
+	for (unsigned i = 0; i < conc; i++) {
+		pthread_join(w[i].th, NULL);
+		ok += w[i].ok;
+		failed += w[i].failed;
+	}
+	printf("step=idle_open tls=%s sessions=%u failed=%u seconds=%.2f",
+	    O.tls ? "yes" : "no", ok, failed, bench_now_s() - t0);
+	printf(" client_rss_kb=%ld\n", bench_proc_rss_kb((long)getpid()));
+	sleep(2); /* let the servers settle (idle sweeps, buffers released) */
+	printf("step=idle_held sessions=%u", ok);
+	rss_print("held", base, ok);
+	printf("\n");
+	usleep((useconds_t)(O.secs * 1e6));
+	for (unsigned i = 0; i < conc; i++)
+		for (unsigned k = 0; k < w[i].ok; k++) {
+			if (w[i].h[k].ssl != NULL)
+				SSL_free(w[i].h[k].ssl);
+			close(w[i].h[k].fd);
+		}
+	sleep(5);
+	printf("step=idle_closed sessions=%u", ok);
+	rss_print("closed", NULL, 0);
+	printf(" client_cpu_s=%.2f\n", self_cpu());
+	free(h);
+	free(w);
+	return ok > 0 ? 0 : -1;
+}
+
 /* ---- main --------------------------------------------------------- */
 
 static void
@@ -980,6 +1134,8 @@ usage(void)
 	    "       ringbench-imap append -t ADDR -u USER -w PASS [-n COUNT] "
 	    "[-m BOX] [ACCT...]\n"
 	    "       ringbench-imap login -t ADDR -u USER -w PASS [-c CONC] "
+	    "[-d SECS] [-T] [ACCT...]\n"
+	    "       ringbench-imap idle -t ADDR -u USER -w PASS -n N [-c CONC] "
 	    "[-d SECS] [-T] [ACCT...]\n"
 	    "ACCT: -p [NAME=]PID (a process), -I [NAME=]PID (newest imap "
 	    "child of a Dovecot master),\n"
@@ -1008,6 +1164,8 @@ main(int argc, char **argv)
 		O.mode = M_APPEND;
 	else if (strcmp(cmd, "login") == 0)
 		O.mode = M_LOGIN;
+	else if (strcmp(cmd, "idle") == 0)
+		O.mode = M_IDLE;
 	else
 		usage();
 	O.runs = 5;
@@ -1080,6 +1238,8 @@ main(int argc, char **argv)
 		rc = run_body();
 	else if (O.mode == M_APPEND)
 		rc = run_append();
+	else if (O.mode == M_IDLE)
+		rc = run_idle();
 	else
 		rc = run_login();
 	if (tls_ctx)

@@ -174,6 +174,10 @@ bool login_session_esmtp(const struct login_session *s);
  * (0: it sent no ID, or ID NIL). Valid while s lives. */
 unsigned login_session_client_id(const struct login_session *s,
     const char *const **pairs_r);
+/* The route the auth back-end gave with the login's answer (the HTTP
+ * hook's Auth-Server:Auth-Port, the entry's host=), or NULL: valid in
+ * logged_in() and until the session is handed off. */
+const char *login_session_auth_host(const struct login_session *s);
 
 /* The daemon finished what logged_in() started: the session's connection
  * and any input the client pipelined after its login command (appended

@@ -98,6 +98,10 @@ struct login_session {
 	struct sasl_server *sasl;
 	int reason;	/* enum auth_reason of the last failure, for logs */
 	bool verifying; /* a verification is out (session kept until back) */
+	/* The auth back-end's delay for this failure (HTTP Auth-Wait). */
+	uint32_t wait_ms;
+	/* The verify answer's route (host=, Auth-Server:Auth-Port), "". */
+	char auth_host[262];
 	char tag[LOGIN_TAG_MAX + 1]; /* the login command's tag (IMAP) */
 	char user[257];		     /* as far as known, for logs */
 	char mech[32];

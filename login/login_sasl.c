@@ -37,7 +37,9 @@ struct verify_job {
 	struct login_worker *w;
 	enum auth_status status;
 	enum auth_reason reason;
-	bool sasl; /* answer the SASL exchange, not a plain login */
+	uint32_t wait_ms; /* the back-end's delay hint on a failure */
+	char host[262];	  /* the answer's route (host=), "" for none */
+	bool sasl;	  /* answer the SASL exchange, not a plain login */
 	char user[AUTH_USER_MAX + 1];
 	char authzid[AUTH_USER_MAX + 1]; /* "" when none */
 };
@@ -51,6 +53,8 @@ static enum sasl_rc cram_secret(struct login_session *s, const char *user);
 static enum sasl_rc policy(struct login_session *s, const char *user);
 static enum auth_lookup stored_entry(struct login_session *s, const char *user,
     struct auth_entry **e_r);
+static const struct auth_login_info *login_info(const struct login_session *s,
+    struct auth_login_info *info);
 static void verify(struct login_session *s, const char *user,
     const char *authzid, const char *password, size_t pwlen, bool sasl);
 static void verify_answer(struct loop *l, uint64_t sid, struct auth_result *res,
@@ -434,6 +438,7 @@ verify(struct login_session *s, const char *user, const char *authzid,
     const char *password, size_t pwlen, bool sasl)
 {
 	struct verify_job *job = calloc(1, sizeof(*job));
+	struct auth_login_info info;
 
 	if (job == NULL) {
 		login_failed(s, LOGIN_FAIL_TEMP);
@@ -450,12 +455,29 @@ verify(struct login_session *s, const char *user, const char *authzid,
 	login_flow(s);
 	pool_outbox_hold(s->w->outbox, &job->base);
 	if (s->w->verify == NULL ||
-	    auth_pool_submit(s->w->verify, NULL, s->sid, user, password, pwlen,
-		conn_peer_addr(s->c, NULL), verify_answer, job) == -1) {
+	    auth_pool_submit_login(s->w->verify, NULL, s->sid, user, password,
+		pwlen, conn_peer_addr(s->c, NULL), login_info(s, &info),
+		verify_answer, job) == -1) {
 		job->status = AUTH_TEMPFAIL;
 		job->reason = AUTH_R_OVERFLOW;
 		pool_outbox_complete(&job->base);
 	}
+}
+
+/* What the HTTP hook is told of this login (nginx's Auth-Protocol names:
+ * imap, pop3, smtp). */
+static const struct auth_login_info *
+login_info(const struct login_session *s, struct auth_login_info *info)
+{
+	const char *name = s->li->proto->name;
+
+	memset(info, 0, sizeof(*info));
+	info->protocol = strncmp(name, "imap", 4) == 0 ? "imap" :
+	    strncmp(name, "pop3", 4) == 0	       ? "pop3" :
+							 "smtp";
+	info->attempt = s->fails + 1;
+	info->helo = s->helo[0] != '\0' ? s->helo : NULL;
+	return info;
 }
 
 /* On a verify thread (or inside auth_pool_submit()): the answer goes to
@@ -469,6 +491,10 @@ verify_answer(struct loop *l, uint64_t sid, struct auth_result *res, void *ctx)
 	(void)sid;
 	job->status = res->status;
 	job->reason = res->reason;
+	job->wait_ms = res->wait_ms;
+	if (res->status == AUTH_OK && res->entry != NULL &&
+	    res->entry->host != NULL)
+		snprintf(job->host, sizeof(job->host), "%s", res->entry->host);
 	pool_outbox_complete(&job->base);
 }
 
@@ -499,6 +525,8 @@ verify_finish(struct login_session *s, struct verify_job *job)
 
 	s->state = LS_ACTIVE;
 	s->reason = job->reason;
+	s->wait_ms = job->status == AUTH_FAIL ? job->wait_ms : 0;
+	snprintf(s->auth_host, sizeof(s->auth_host), "%s", job->host);
 	if (job->status != AUTH_OK || !job->sasl)
 		login_log_auth(s, job->user, job->status == AUTH_OK,
 		    job->reason);

@@ -435,8 +435,13 @@ login_failed(struct login_session *s, enum login_fail why)
 	if (why == LOGIN_FAIL_CREDENTIALS || why == LOGIN_FAIL_AUTHZID) {
 		s->fails++;
 		s->bad++;
-		if (s->li->set->fail_delay > 0 &&
-		    timer_set(&s->delay, s->li->set->fail_delay) == 0) {
+		uint64_t d = s->li->set->fail_delay;
+
+		/* The auth back-end may ask for longer (HTTP Auth-Wait). */
+		if (s->wait_ms > d)
+			d = s->wait_ms;
+		s->wait_ms = 0;
+		if (d > 0 && timer_set(&s->delay, d) == 0) {
 			s->state = LS_DELAY;
 			s->delayed = why;
 			login_flow(s);
@@ -690,6 +695,12 @@ const char *
 login_session_helo(const struct login_session *s)
 {
 	return s->helo;
+}
+
+const char *
+login_session_auth_host(const struct login_session *s)
+{
+	return s->auth_host[0] != '\0' ? s->auth_host : NULL;
 }
 
 bool
