@@ -16,6 +16,7 @@ undefined behaviour in the integration paths too.
 import hashlib
 import http.client
 import os
+import random
 import re
 import select
 import shutil
@@ -56,11 +57,31 @@ def is_asan_build(build_dir=BUILD_DIR):
         return False
 
 
+# Ports for the daemons a test starts: 30000-32767, below the kernel's
+# ephemeral range (32768-60999 by default) and above the demo's fixed
+# ports (10000-29999). A port from the ephemeral range could be taken by
+# any outgoing connection of a parallel test between our check and the
+# daemon's bind, or while a daemon that was killed is restarted on it.
+_PORT_LO, _PORT_HI = 30000, 32767
+_ports_given = set()
+_port_rng = random.SystemRandom()
+
+
 def free_port():
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port on 127.0.0.1 that was free a moment ago and that this
+    process has not handed out before."""
+    for _ in range(1000):
+        port = _port_rng.randint(_PORT_LO, _PORT_HI)
+        if port in _ports_given:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _ports_given.add(port)
+        return port
+    raise AssertionError("no free port in %d-%d" % (_PORT_LO, _PORT_HI))
 
 
 def temp_dir(testcase):
