@@ -86,9 +86,9 @@ struct ul_params {
 	 * none). The login takes its own reference. */
 	struct tls_client *tls_ctx;
 	const char *sni;
-	bool
-	    proxy_v2; /* PROXY v2 header (client -> local, both needed) first */
-	bool xclient; /* SMTP: XCLIENT ADDR/PORT/LOGIN when offered */
+	/* a PROXY v2 header (client -> local, both needed) before anything */
+	bool proxy_v2;
+	bool xclient;	  /* SMTP: XCLIENT ADDR/PORT/HELO/LOGIN when offered */
 	const char *helo; /* SMTP: our EHLO name; NULL = "ringgate" */
 	/* SMTP with XCLIENT: the client's own EHLO name (HELO=), or NULL */
 	const char *client_helo;
