@@ -96,6 +96,7 @@ static void b_close(struct conn *c, enum conn_reason why);
 static void forward(struct gate_session *gs, struct conn *from, struct conn *to,
     const char *p, size_t n);
 static void session_end(struct gate_session *gs);
+static void finish_side(struct conn *c);
 
 static const struct conn_handler client_handler = {
 	.on_data = c_data,
@@ -526,7 +527,7 @@ c_close(struct conn *c, enum conn_reason why)
 	gs->cc = NULL;
 	set_end(gs, "client", why);
 	if (gs->bc != NULL) {
-		conn_close(gs->bc);
+		finish_side(gs->bc);
 		return;
 	}
 	session_end(gs);
@@ -562,7 +563,18 @@ b_close(struct conn *c, enum conn_reason why)
 			conn_write(gs->cc, bye[gs->proto],
 			    strlen(bye[gs->proto]));
 	}
-	conn_close(gs->cc);
+	finish_side(gs->cc);
+}
+
+/* The other side is gone: flush what this one has queued and close, or
+ * cut it now if it does not read (a full queue is all it would keep). */
+static void
+finish_side(struct conn *c)
+{
+	if (conn_out_full(c))
+		conn_abort(c, CR_OVERFLOW);
+	else
+		conn_close(c);
 }
 
 /* Both sides are gone: account, the audit line, free. */
