@@ -45,6 +45,8 @@ struct gate_metrics {
 	int backend_lost[GATE_PROTOS];	   /* back end went mid-session */
 	int master_refused;
 	int duration;
+	/* the HTTP auth hook named an address that is no back end */
+	int auth_http_refused[GATE_PROTOS];
 };
 
 struct gate_server {

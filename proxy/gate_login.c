@@ -130,6 +130,13 @@ gate_metrics_init(struct gate_server *srv, struct metrics *m)
 		    "proto=\"%s\",direction=\"backend_to_client\"", pn);
 		x->bytes[p][1] = metrics_counter(m, "session_bytes_total",
 		    "Plaintext bytes relayed after login.", labels);
+		x->auth_http_refused[p] = metrics_counter(m,
+		    "auth_http_route_refused_total",
+		    "Logins whose HTTP auth hook named an address that is "
+		    "no configured back end (refused: route.auth_http_any "
+		    "is off).",
+		    labels);
+		bad |= x->auth_http_refused[p] < 0;
 		bad |= x->no_backend[p] < 0 || x->sessions[p] < 0 ||
 		    x->active[p] < 0 || x->backend_lost[p] < 0 ||
 		    x->bytes[p][0] < 0 || x->bytes[p][1] < 0;

@@ -61,6 +61,8 @@ const struct cfg_field route_redis_fields[] = {
 	    "10000", 0, 10000000 },
 	{ "key_prefix", CFG_STRING, F(struct route_redis_conf, key_prefix), 0,
 	    "rg:route:" },
+	{ "auth_http_any", CFG_BOOL, F(struct route_redis_conf, auth_http_any),
+	    0, "false" },
 	{ NULL },
 };
 
@@ -415,6 +417,42 @@ router_find(const struct router *r, const char *name, size_t len)
 	for (unsigned i = 0; i < r->nbe; i++)
 		if (strlen(r->be[i].name) == len &&
 		    memcmp(r->be[i].name, name, len) == 0)
+			return &r->be[i];
+	return NULL;
+}
+
+static bool
+same_addr(const struct sockaddr *a, const struct sockaddr *b)
+{
+	if (a->sa_family != b->sa_family)
+		return false;
+	if (a->sa_family == AF_INET) {
+		const struct sockaddr_in *x = (const void *)a,
+					 *y = (const void *)b;
+
+		return x->sin_port == y->sin_port &&
+		    x->sin_addr.s_addr == y->sin_addr.s_addr;
+	}
+	if (a->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *x = (const void *)a,
+					  *y = (const void *)b;
+
+		return x->sin6_port == y->sin6_port &&
+		    memcmp(&x->sin6_addr, &y->sin6_addr, 16) == 0;
+	}
+	return false;
+}
+
+const struct route_backend *
+router_find_addr(const struct router *r, enum route_proto p,
+    const struct sockaddr *sa, socklen_t len)
+{
+	if (len == 0)
+		return NULL;
+	for (unsigned i = 0; i < r->nbe; i++)
+		if (r->be[i].addr[p].len != 0 &&
+		    same_addr((const struct sockaddr *)&r->be[i].addr[p].ss,
+			sa))
 			return &r->be[i];
 	return NULL;
 }

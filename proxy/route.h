@@ -64,6 +64,9 @@ struct route_redis_conf {
 	uint64_t cache_ttl;	/* ms */
 	int64_t cache_size;	/* entries per worker */
 	char *key_prefix;	/* "rg:route:" */
+	/* the HTTP auth hook's Auth-Server/Auth-Port may name an address
+	 * that is no configured back end (plain, no health state) */
+	bool auth_http_any;
 };
 
 struct route_health_conf {
@@ -125,6 +128,11 @@ unsigned router_nbackends(const struct router *r);
 const struct route_backend *router_backend(const struct router *r, unsigned i);
 const struct route_backend *router_find(const struct router *r,
     const char *name, size_t len);
+
+/* The back end whose address for p is sa (family, address and port
+ * equal), or NULL. */
+const struct route_backend *router_find_addr(const struct router *r,
+    enum route_proto p, const struct sockaddr *sa, socklen_t len);
 
 /* Health state, any thread. */
 bool route_backend_up(const struct route_backend *be, enum route_proto p);

@@ -57,6 +57,7 @@ struct gate_session {
 	unsigned nid;
 	bool have_client, have_local;
 	const struct route_backend *be;
+	struct route_backend any; /* route.auth_http_any: the hook's address */
 	struct route_req *rreq;
 	struct upstream_login *ul;
 	struct conn *cc, *bc; /* client, back end (after the hand-off) */
@@ -69,6 +70,8 @@ struct gate_session {
 
 static void user_host(struct gate_session *gs);
 static void route_done(void *ctx, const struct route_result *res);
+static void auth_http_route(struct gate_session *gs, struct login_session *s,
+    const char *hostport);
 static void login_done(void *ctx, struct conn *backend,
     const struct ul_result *r);
 static void start_relay(struct gate_session *gs, struct login_session *s,
@@ -167,6 +170,10 @@ gate_session_begin(struct login_session *s, const struct login_user *u)
 	}
 	if (gl->proto == GATE_IMAP)
 		gs->nid = login_session_client_id(s, &gs->id);
+	if (login_session_auth_host(s) != NULL) {
+		auth_http_route(gs, s, login_session_auth_host(s));
+		return;
+	}
 	user_host(gs);
 	q = (struct route_query){ .user = gs->user,
 		.host_field = gs->host[0] ? gs->host : NULL,
@@ -193,6 +200,61 @@ user_host(struct gate_session *gs)
 	if (e->host != NULL && strlen(e->host) < sizeof(gs->host))
 		memcpy(gs->host, e->host, strlen(e->host) + 1);
 	auth_entry_unref(&e);
+}
+
+/* The HTTP auth hook answered Auth-Server/Auth-Port ("server:port"): the
+ * configured back end with that address for the protocol serves, with its
+ * TLS and health state. Another address is refused with the temporary
+ * error unless route.auth_http_any allows it (then plain, no health
+ * state): the hook must not send the master credentials anywhere it
+ * likes. */
+static void
+auth_http_route(struct gate_session *gs, struct login_session *s,
+    const char *hostport)
+{
+	enum route_proto p = (enum route_proto)gs->proto;
+	struct route_result res = { .source = ROUTE_SRC_HOST };
+	const struct route_backend *be;
+	struct cfg_addr a;
+	char q[300];
+
+	if (cfg_parse_addr(hostport, &a) == -1)
+		a.len = 0;
+	be = router_find_addr(gs->srv->router, p, (struct sockaddr *)&a.ss,
+	    a.len);
+	if (be == NULL &&
+	    (a.len == 0 || !gs->srv->cf->route.route.auth_http_any)) {
+		metrics_add(loop_shard(gs->loop),
+		    gs->srv->m.auth_http_refused[gs->proto], 1);
+		log_warn(gs->sid, "gate.auth_http_route_refused",
+		    "proto=%s server=%s why=\"%s\"",
+		    gate_proto_names[gs->proto],
+		    log_quote(q, sizeof(q), hostport, (size_t)-1),
+		    a.len == 0 ? "not a numeric address:port" :
+				 "no back end has this address");
+		refuse(gs, s, "auth hook named an unknown back end");
+		return;
+	}
+	if (be == NULL) {
+		snprintf(gs->any.name, sizeof(gs->any.name), "auth_http:%.50s",
+		    hostport);
+		gs->any.index = UINT32_MAX;
+		gs->any.tls = ROUTE_TLS_NONE;
+		gs->any.addr[p].ss = a.ss;
+		gs->any.addr[p].len = a.len;
+		atomic_init(&gs->any.up[p], true);
+		be = &gs->any;
+	}
+	res.be = be;
+	if (!route_backend_up(be, p)) {
+		res.status = ROUTE_DOWN;
+		res.why = "the auth hook's back end is down";
+	} else {
+		res.status = ROUTE_OK;
+		res.addr = (const struct sockaddr *)&be->addr[p].ss;
+		res.len = be->addr[p].len;
+	}
+	route_done(gs, &res);
 }
 
 /* The back end for the user is known (or not): log in there. */
@@ -263,7 +325,7 @@ login_done(void *ctx, struct conn *backend, const struct ul_result *r)
 	gs->ul = NULL;
 	metrics_add(loop_shard(gs->loop),
 	    gs->srv->m.backend_login[gs->proto][st], 1);
-	if (r->status == UL_TEMP)
+	if (r->status == UL_TEMP && gs->be != &gs->any)
 		route_report_connect(gs->w->route, gs->be,
 		    (enum route_proto)gs->proto, false, 0);
 	if (r->status != UL_OK) {
