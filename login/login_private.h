@@ -176,6 +176,14 @@ bool login_sasl_active(const struct login_session *s);
 void login_password(struct login_session *s, const char *user, size_t ulen,
     const char *password, size_t plen, const char *mech);
 
+/* POP3 APOP (RFC 1939), only with legacy_mechanisms and where a password
+ * could be taken (TLS or a trusted listener): digest is the client's hex
+ * MD5(ts || secret), checked against the user's {PLAIN} password where
+ * the user back-end answers without blocking (the passwd-file); any other
+ * scheme or an unknown user fails like a wrong digest. */
+void login_apop(struct login_session *s, const char *user, size_t ulen,
+    const char *ts, const char *digest, size_t dlen);
+
 /* A trusted front end (SMTP XCLIENT LOGIN=, from the listener's trusted
  * networks) vouches for user: no password. The user must exist and its
  * policy (nologin, allow_nets against the current client address) must

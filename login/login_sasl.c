@@ -409,6 +409,68 @@ login_assert_user(struct login_session *s, const char *user, size_t ulen,
 	login_succeeded(s, name, name);
 }
 
+/* ---- POP3 APOP ------------------------------------------------------- */
+
+void
+login_apop(struct login_session *s, const char *user, size_t ulen,
+    const char *ts, const char *digest, size_t dlen)
+{
+	char name[AUTH_USER_MAX + 1];
+	struct auth_entry *e = NULL;
+	const char *err = NULL, *secret = NULL;
+	enum auth_scheme scheme;
+	enum auth_reason r = AUTH_R_PASSWORD;
+	bool ok = false;
+
+	snprintf(s->mech, sizeof(s->mech), "%s", "APOP");
+	if (!s->li->set->legacy_mechanisms || ts == NULL || ts[0] == '\0') {
+		login_failed(s, LOGIN_FAIL_MECH);
+		return;
+	}
+	if (!login_secure(s)) {
+		login_failed(s, LOGIN_FAIL_PRIVACY);
+		return;
+	}
+	if (ulen == 0 || ulen > AUTH_USER_MAX ||
+	    memchr(user, '\0', ulen) != NULL) {
+		login_failed(s, LOGIN_FAIL_CREDENTIALS);
+		return;
+	}
+	memcpy(name, user, ulen);
+	name[ulen] = '\0';
+	snprintf(s->user, sizeof(s->user), "%s", name);
+	switch (stored_entry(s, name, &e)) {
+	case AUTH_LOOKUP_FOUND:
+		if (e->password != NULL && e->password[0] == '{' &&
+		    auth_scheme_of(e->password, &scheme, &err) == 0 &&
+		    scheme == AUTH_SCHEME_PLAIN)
+			secret = strchr(e->password, '}') + 1;
+		ok = secret != NULL &&
+		    sasl_legacy_apop_verify(ts, strlen(ts), secret,
+			strlen(secret), digest, dlen);
+		r = secret == NULL ? AUTH_R_NOPASS :
+		    ok ? auth_entry_policy(e, conn_peer_addr(s->c, NULL)) :
+			 AUTH_R_PASSWORD;
+		auth_entry_unref(&e);
+		break;
+	case AUTH_LOOKUP_NOTFOUND:
+		r = AUTH_R_UNKNOWN;
+		break;
+	default:
+		login_log_auth(s, name, false, AUTH_R_BACKEND);
+		login_failed(s, LOGIN_FAIL_TEMP);
+		return;
+	}
+	ok = ok && r == AUTH_R_NONE;
+	s->reason = r;
+	login_log_auth(s, name, ok, r);
+	if (!ok) {
+		login_failed(s, LOGIN_FAIL_CREDENTIALS);
+		return;
+	}
+	login_succeeded(s, name, name);
+}
+
 /* ---- passwords on the verify pool ------------------------------------ */
 
 void

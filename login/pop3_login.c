@@ -9,9 +9,10 @@
  *
  * Relies on proto/pop3_cmd.h for the line reader and the command parser
  * and on the core for everything that is not POP3's words: SASL, STLS,
- * the limits. APOP is not offered (no timestamp in the greeting): it
- * needs the plaintext password on the server, which the passwd-file's
- * SCRAM entries do not have.
+ * the limits. APOP only behind legacy_mechanisms: then the greeting
+ * carries a fresh timestamp (RFC 1939 7) and APOP is checked against the
+ * user's {PLAIN} password (login_apop()); otherwise no timestamp and
+ * APOP is an unknown command.
  *
  * Must never: advertise USER or SASL mechanisms, or take a password,
  * before TLS on an untrusted listener; or take a line sent before STLS
@@ -29,6 +30,7 @@ struct pop3_login {
 	bool want_line;		      /* the next line answers a challenge */
 	char user[AUTH_USER_MAX + 1]; /* from USER, for PASS */
 	size_t user_len;	      /* 0: no USER yet */
+	char ts[SASL_LEGACY_TS_MAX];  /* APOP's timestamp, "" when off */
 };
 
 static int pop3_init(struct login_session *s);
@@ -49,6 +51,7 @@ static void run_user(struct login_session *s, const struct pop3_cmd *cmd);
 static void run_pass(struct login_session *s, const struct pop3_cmd *cmd);
 static void run_auth(struct login_session *s, const struct pop3_cmd *cmd);
 static void run_capa(struct login_session *s);
+static void run_apop(struct login_session *s, const struct pop3_cmd *cmd);
 
 const struct login_proto pop3_login_proto = {
 	.name = "pop3",
@@ -84,6 +87,15 @@ pop3_free(struct login_session *s)
 static void
 pop3_greet(struct login_session *s)
 {
+	struct pop3_login *st = login_proto_state(s);
+
+	if (login_settings(s)->legacy_mechanisms &&
+	    sasl_legacy_timestamp(st->ts, sizeof(st->ts), NULL) > 0) {
+		login_reply(s, "+OK %s ready %s",
+		    login_settings(s)->server_name, st->ts);
+		return;
+	}
+	st->ts[0] = '\0';
 	login_reply(s, "+OK %s ready", login_settings(s)->server_name);
 }
 
@@ -283,7 +295,7 @@ command(struct login_session *s, const struct pop3_cmd *cmd)
 		run_auth(s, cmd);
 		return;
 	case POP3_APOP:
-		bad(s, "APOP is not supported");
+		run_apop(s, cmd);
 		return;
 	case POP3_STAT:
 	case POP3_LIST:
@@ -383,4 +395,20 @@ run_auth(struct login_session *s, const struct pop3_cmd *cmd)
 	else
 		login_sasl_start(s, cmd->mech, strlen(cmd->mech), cmd->arg2.p,
 		    cmd->arg2.len);
+}
+
+/* APOP name digest: the timestamp is the greeting's (one per connection;
+ * STLS keeps it, the greeting is not repeated). */
+static void
+run_apop(struct login_session *s, const struct pop3_cmd *cmd)
+{
+	struct pop3_login *st = login_proto_state(s);
+
+	if (st->ts[0] == '\0') {
+		bad(s, "Unknown command");
+		return;
+	}
+	st->user_len = 0;
+	login_apop(s, cmd->arg.p, cmd->arg.len, st->ts, cmd->arg2.p,
+	    cmd->arg2.len);
 }

@@ -5,21 +5,51 @@ landed, each with real clients against real ringstores:
   Python http.server) names the second of two ringstores in Auth-Server/
   Auth-Port; ringgate logs the user in there (imaplib, poplib), and an
   address that is no configured back end gets the temporary error.
+- TestApop: POP3 APOP (poplib's .apop()) at ringgate only behind
+  auth.legacy_mechanisms: a timestamp in the greeting and a {PLAIN}
+  password; without the switch no timestamp and APOP is unknown.
 
 Fixtures come from test_gate_front.py.
 """
 
+import hashlib
 import http.server
 import imaplib
 import os
 import poplib
+import re
 import threading
 import unittest
 
 import harness as h
 import rs_harness as rs
-from test_gate_front import (MASTER, MASTER_PW, fresh_port, gate_cfg,
-                             port_of, start_proc, store_cfg)
+from test_gate_front import (BOB, BOB_PW, MASTER, MASTER_PW, USER, PASSWORD,
+                             fresh_port, gate_cfg, port_of, start_proc,
+                             store_cfg)
+
+
+def store_and_gate(testcase, gate_edit):
+    """A ringstore (USER, BOB, the master) and a ringgate in front of it
+    whose config gate_edit(cfg, directory) may change. (dir, cert,
+    store, gate)."""
+    d = h.temp_dir(testcase)
+    cert, key = h.make_cert(d, "ec", stem="server")
+    rs.write_passwd(os.path.join(d, "passwd"),
+                    {USER: PASSWORD, BOB: BOB_PW, MASTER: MASTER_PW})
+    store = start_proc(rs.Ringstore(d, store_cfg(d, [(cert, key)])),
+                       testcase)
+    cfg = gate_cfg(d, [(cert, key)], store.cfg)
+    gate_edit(cfg, d)
+    gate = start_proc(h.Ringgate(d, cfg), testcase)
+    return d, cert, store, gate
+
+
+def listener_port(proc, name):
+    for sec in ("imap", "pop3", "submission"):
+        for r in proc.cfg.get(sec) or []:
+            if r["name"] == name:
+                return int(r["listen"].rsplit(":", 1)[1])
+    raise KeyError(name)
 
 
 class _HookServer(http.server.ThreadingHTTPServer):
@@ -149,6 +179,74 @@ class TestAuthHttpRoute(unittest.TestCase):
         self.assertIn("gate.auth_http_route_refused", self.gate.stderr())
         self.assertEqual(self.gate.metric(
             "ringgate_backend_logins_total", proto="pop3", result="ok"), 1)
+
+
+class TestApop(unittest.TestCase):
+    """APOP with the legacy switch on (USER has a {PLAIN} password, BOB a
+    SCRAM one) and off."""
+
+    PLAIN_PW = "plain-apop-secret"
+
+    def legacy(self, cfg, d):
+        cfg["auth"]["legacy_mechanisms"] = True
+        cfg["auth"]["allow_plaintext"] = True
+        with open(os.path.join(d, "gate.passwd"), "w") as f:
+            f.write("%s:{PLAIN}%s::::::\n" % (USER, self.PLAIN_PW))
+            f.write("%s:%s::::::\n" % (BOB, rs.scram_hash(BOB_PW)))
+
+    def pop3s(self, cert, gate):
+        p = poplib.POP3_SSL("127.0.0.1", listener_port(gate, "pop3s"),
+                            context=h.client_context(cafiles=[cert]),
+                            timeout=20)
+        self.addCleanup(self.quietly, p.close)
+        return p
+
+    @staticmethod
+    def quietly(fn):
+        try:
+            fn()
+        except Exception:
+            pass
+
+    def test_apop_behind_the_legacy_switch(self):
+        d, cert, store, gate = store_and_gate(self, self.legacy)
+        p = self.pop3s(cert, gate)
+        self.assertRegex(p.getwelcome(), rb"<[^<>@]+@[^<>]+>$")
+        self.assertTrue(p.apop(USER, self.PLAIN_PW).startswith(b"+OK"))
+        self.assertEqual(p.stat()[0], 0)  # relayed to ringstore
+        p.quit()
+        # a wrong secret; a user without a {PLAIN} password
+        for user, secret in ((USER, "wrong"), (BOB, BOB_PW)):
+            p = self.pop3s(cert, gate)
+            with self.assertRaises(poplib.error_proto) as e:
+                p.apop(user, secret)
+            self.assertIn(b"[AUTH]", e.exception.args[0])
+        # a replayed digest from another connection's timestamp fails
+        p1, p2 = self.pop3s(cert, gate), self.pop3s(cert, gate)
+        ts = re.search(rb"<.*>", p1.getwelcome()).group(0)
+        digest = hashlib.md5(ts + self.PLAIN_PW.encode()).hexdigest()
+        self.assertNotEqual(ts, re.search(rb"<.*>", p2.getwelcome()).group(0))
+        with self.assertRaises(poplib.error_proto):
+            p2._shortcmd("APOP %s %s" % (USER, digest))
+        self.assertTrue(p1._shortcmd("APOP %s %s" % (USER, digest))
+                        .startswith(b"+OK"))
+        p1.quit()
+        self.assertEqual(gate.metric("ringgate_pop3_logins_total",
+                                     result="ok"), 2)
+        # before STLS on the plaintext listener: refused
+        p = poplib.POP3("127.0.0.1", listener_port(gate, "pop3"), timeout=20)
+        self.addCleanup(self.quietly, p.close)
+        with self.assertRaises(poplib.error_proto) as e:
+            p.apop(USER, self.PLAIN_PW)
+        self.assertIn(b"TLS", e.exception.args[0])
+
+    def test_no_apop_without_the_switch(self):
+        d, cert, store, gate = store_and_gate(self, lambda cfg, d: None)
+        p = self.pop3s(cert, gate)
+        self.assertNotIn(b"<", p.getwelcome())
+        with self.assertRaises(poplib.error_proto) as e:
+            p._shortcmd("APOP %s %s" % (USER, "0" * 32))
+        self.assertIn(b"Unknown command", e.exception.args[0])
 
 
 if __name__ == "__main__":
