@@ -267,6 +267,7 @@ imap_bye(struct login_session *s, enum login_bye why)
 		[LOGIN_BYE_BAD] = "Too many bad commands",
 		[LOGIN_BYE_REFUSED] = "[UNAVAILABLE] Try again later",
 		[LOGIN_BYE_INTERNAL] = "Internal error",
+		[LOGIN_BYE_IDLE] = "Autologout; idle for too long",
 	};
 
 	login_reply(s, "* BYE %s", text[why]);
@@ -293,6 +294,8 @@ handle(struct login_session *s, enum imap_input_ev ev)
 			login_reply(s, "+ OK");
 		return;
 	case IMAP_IN_BAD:
+		if (st->input.parser.code == IMAP_ERR_TOOLONG)
+			login_long_line(s);
 		if (st->input.line_failed && st->want_line) {
 			/* a SASL response over the limit ends the exchange */
 			st->want_line = false;

@@ -66,6 +66,9 @@ enum login_fail {
 struct login_settings {
 	const struct listener_conf *listener; /* name, tls, starttls, trusted */
 	uint64_t login_timeout;	 /* ms from accept to logged in, absolute */
+	uint64_t idle_timeout;	 /* ms without a byte from the client before
+				  * login (0: none; waits for a verification
+				  * or a fail delay do not count) */
 	uint64_t fail_delay;	 /* ms before each failed login's answer */
 	unsigned max_fails;	 /* failed logins, then the goodbye */
 	unsigned max_bad;	 /* bad commands (failed logins count too) */
@@ -116,8 +119,9 @@ struct login_metrics {
 	int logins_ok;	  /* <proto>_logins_total{result="ok"} */
 	int logins_fail;  /* ... {result="fail"}: every failed attempt */
 	int bad_commands; /* <proto>_bad_commands_total */
-	int closed[5];	  /* <proto>_login_closed_total{reason}: the
+	int closed[6];	  /* <proto>_login_closed_total{reason}: the
 			    * goodbyes (enum login_bye order) */
+	int long_lines;	  /* <proto>_login_long_lines_total */
 };
 
 /* What a listener hands its connections to: the ctx of loop_listen() with

@@ -31,6 +31,7 @@ enum login_bye {
 	LOGIN_BYE_BAD,	       /* too many bad commands */
 	LOGIN_BYE_REFUSED,     /* not admitted: try again later */
 	LOGIN_BYE_INTERNAL,    /* out of memory and such */
+	LOGIN_BYE_IDLE,	       /* nothing from the client for idle_timeout */
 };
 
 /* One protocol's pre-login: commands in, words out. */
@@ -93,7 +94,7 @@ struct login_session {
 	unsigned bad, fails;
 	uint64_t started;
 	struct buf in; /* received, not yet taken by the protocol */
-	struct timer deadline, delay;
+	struct timer deadline, delay, idle;
 	enum login_fail delayed; /* the answer the delay holds back */
 	struct sasl_server *sasl;
 	int reason;	/* enum auth_reason of the last failure, for logs */
@@ -134,6 +135,9 @@ void login_send(struct login_session *s, const void *p, size_t n);
 /* A bad command (after its answer): counted toward max_bad; past it the
  * session says goodbye. */
 void login_bad(struct login_session *s);
+/* A line over line_max (its answer is the protocol's; count it as a bad
+ * command with login_bad() too). */
+void login_long_line(struct login_session *s);
 /* Log out: close after the output. */
 void login_close(struct login_session *s);
 /* SMTP: the client's EHLO/HELO name (p[0..n), no control characters),

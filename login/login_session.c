@@ -40,6 +40,8 @@ static void run_input(struct login_session *s);
 static void goodbye(struct login_session *s, enum login_bye why);
 static void deadline_fired(struct timer *t, void *arg);
 static void delay_fired(struct timer *t, void *arg);
+static void idle_fired(struct timer *t, void *arg);
+static void idle_rearm(struct login_session *s);
 static void answer_failure(struct login_session *s, enum login_fail why);
 
 static const struct conn_handler handler = {
@@ -62,7 +64,7 @@ login_metrics_init(struct metrics *m, const struct login_proto *proto,
     struct login_metrics *lm)
 {
 	static const char *const reasons[] = { "timeout", "fails", "bad",
-		"refused", "internal" };
+		"refused", "internal", "idle" };
 	char name[96], help[160];
 
 	snprintf(name, sizeof(name), "%s_login_sessions", proto->name);
@@ -80,13 +82,19 @@ login_metrics_init(struct metrics *m, const struct login_proto *proto,
 		snprintf(help, sizeof(help), "reason=\"%s\"", reasons[i]);
 		lm->closed[i] = metrics_counter(m, name,
 		    "Sessions ended before login by a limit: the pre-login "
-		    "deadline, failed logins, bad commands, not admitted.",
+		    "deadline, failed logins, bad commands, not admitted, "
+		    "idle.",
 		    help);
 		if (lm->closed[i] < 0)
 			return -1;
 	}
+	snprintf(name, sizeof(name), "%s_login_long_lines_total", proto->name);
+	lm->long_lines = metrics_counter(m, name,
+	    "Lines before login over the line limit (refused as bad "
+	    "commands).",
+	    NULL);
 	return lm->sessions < 0 || lm->logins_ok < 0 || lm->logins_fail < 0 ||
-		lm->bad_commands < 0 ?
+		lm->long_lines < 0 || lm->bad_commands < 0 ?
 	    -1 :
 	    0;
 }
@@ -203,6 +211,7 @@ session_new(struct conn *c)
 	s->tls = conn_tls(c) != NULL;
 	timer_init(&s->deadline, conn_loop(c), deadline_fired, s);
 	timer_init(&s->delay, conn_loop(c), delay_fired, s);
+	timer_init(&s->idle, conn_loop(c), idle_fired, s);
 	if (li->proto->init(s) == -1) {
 		free(s->proto_state);
 		free(s);
@@ -220,6 +229,7 @@ session_free(struct login_session *s)
 	table_del(s->w, s);
 	timer_stop(&s->deadline);
 	timer_stop(&s->delay);
+	timer_stop(&s->idle);
 	sasl_server_free(&s->sasl);
 	login_clear_id(s);
 	s->li->proto->free(s);
@@ -255,6 +265,7 @@ on_open(struct conn *c)
 	if (s != NULL) {
 		/* the STARTTLS handshake is done; the client speaks next */
 		s->tls = true;
+		idle_rearm(s);
 		login_call_begin(s);
 		login_flow(s);
 		login_call_end(s);
@@ -274,6 +285,7 @@ on_open(struct conn *c)
 		conn_abort(c, CR_NOMEM);
 		return;
 	}
+	idle_rearm(s);
 	login_call_begin(s);
 	if (h->admit != NULL && h->admit(s) == -1) {
 		goodbye(s, LOGIN_BYE_REFUSED);
@@ -296,6 +308,7 @@ on_data(struct conn *c, const char *p, size_t n)
 		conn_abort(c, CR_NOMEM);
 		return;
 	}
+	idle_rearm(s);
 	login_call_begin(s);
 	run_input(s);
 	login_call_end(s);
@@ -331,6 +344,7 @@ on_close(struct conn *c, enum conn_reason why)
 	s->gone = true;
 	timer_stop(&s->deadline);
 	timer_stop(&s->delay);
+	timer_stop(&s->idle);
 	if (s->calls == 0 && !s->verifying)
 		session_free(s);
 }
@@ -381,6 +395,33 @@ deadline_fired(struct timer *t, void *arg)
 	    s->li->proto->name, (int)s->state);
 	goodbye(s, LOGIN_BYE_TIMEOUT);
 	login_call_end(s);
+}
+
+/* The client sent nothing for idle_timeout. A login on the verify pool,
+ * a held failure or the daemon's back-end login is our wait, not the
+ * client's: the timer starts again. */
+static void
+idle_fired(struct timer *t, void *arg)
+{
+	struct login_session *s = arg;
+
+	(void)t;
+	if (s->state != LS_ACTIVE) {
+		if (s->state != LS_CLOSING)
+			idle_rearm(s);
+		return;
+	}
+	login_call_begin(s);
+	log_info(s->sid, "login.idle", "proto=%s", s->li->proto->name);
+	goodbye(s, LOGIN_BYE_IDLE);
+	login_call_end(s);
+}
+
+static void
+idle_rearm(struct login_session *s)
+{
+	if (s->li->set->idle_timeout > 0)
+		(void)timer_set(&s->idle, s->li->set->idle_timeout);
 }
 
 /* A failed login's answer goes out now. */
@@ -493,6 +534,7 @@ login_session_handoff(struct login_session *s, struct buf *rest)
 	s->gone = true;
 	timer_stop(&s->deadline);
 	timer_stop(&s->delay);
+	timer_stop(&s->idle);
 	if (s->calls == 0 && !s->verifying)
 		session_free(s);
 	return c;
@@ -525,9 +567,12 @@ goodbye(struct login_session *s, enum login_bye why)
 	s->state = LS_CLOSING;
 	timer_stop(&s->deadline);
 	timer_stop(&s->delay);
+	timer_stop(&s->idle);
 	if (conn_out_full(s->c))
 		conn_abort(s->c,
-		    why == LOGIN_BYE_TIMEOUT ? CR_TIMEOUT : CR_OVERFLOW);
+		    why == LOGIN_BYE_TIMEOUT || why == LOGIN_BYE_IDLE ?
+			CR_TIMEOUT :
+			CR_OVERFLOW);
 	else
 		conn_close(s->c);
 }
@@ -589,6 +634,12 @@ login_reply(struct login_session *s, const char *fmt, ...)
 		n = (int)(sizeof(line) - 3);
 	memcpy(line + n, "\r\n", 2);
 	login_send(s, line, (size_t)n + 2);
+}
+
+void
+login_long_line(struct login_session *s)
+{
+	login_count(s, s->li->metrics->long_lines, 1);
 }
 
 void

@@ -152,9 +152,11 @@ pop3_input(struct login_session *s)
 				/* a SASL response over the limit ends the
 				 * exchange */
 				st->want_line = false;
+				login_long_line(s);
 				login_sasl_abort(s);
 				break;
 			}
+			login_long_line(s);
 			bad(s, "Line too long");
 			break;
 		case POP3_LINE_BARE_LF:
@@ -243,6 +245,7 @@ pop3_bye(struct login_session *s, enum login_bye why)
 		[LOGIN_BYE_BAD] = "Too many bad commands",
 		[LOGIN_BYE_REFUSED] = "[SYS/TEMP] Try again later",
 		[LOGIN_BYE_INTERNAL] = "[SYS/TEMP] Internal error",
+		[LOGIN_BYE_IDLE] = "Disconnected: idle for too long",
 	};
 
 	login_reply(s, "-ERR %s", text[why]);

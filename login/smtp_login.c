@@ -250,6 +250,7 @@ smtp_bye(struct login_session *s, enum login_bye why)
 		[LOGIN_BYE_BAD] = "4.7.0",
 		[LOGIN_BYE_REFUSED] = "4.3.2",
 		[LOGIN_BYE_INTERNAL] = "4.3.0",
+		[LOGIN_BYE_IDLE] = "4.4.2",
 	};
 	static const char *const text[] = {
 		[LOGIN_BYE_TIMEOUT] = "Timeout",
@@ -257,6 +258,7 @@ smtp_bye(struct login_session *s, enum login_bye why)
 		[LOGIN_BYE_BAD] = "Too many bad commands",
 		[LOGIN_BYE_REFUSED] = "Service not available, try again later",
 		[LOGIN_BYE_INTERNAL] = "Internal error",
+		[LOGIN_BYE_IDLE] = "Idle timeout",
 	};
 
 	login_reply(s, "421 %s %s %s, closing", enh[why],
@@ -275,6 +277,8 @@ line(struct login_session *s, char *p, size_t n, bool crlf)
 	if (st->want_line) {
 		st->want_line = false;
 		if (p == NULL || !crlf) {
+			if (p == NULL)
+				login_long_line(s);
 			login_sasl_abort(s);
 			return;
 		}
@@ -282,6 +286,7 @@ line(struct login_session *s, char *p, size_t n, bool crlf)
 		return;
 	}
 	if (p == NULL) {
+		login_long_line(s);
 		bad(s, 500, "5.5.6", "Line too long");
 		return;
 	}

@@ -43,6 +43,11 @@ static const struct cfg_field limits_fields[] = {
 	    1000, 3600000,
 	    .hint = "a duration like \"60s\": from connect to logged in "
 		    "(TLS, commands and the back-end login included)" },
+	{ "login_idle_timeout", CFG_DURATION, FC(limits.login_idle_timeout), 0,
+	    "30s", 1000, 3600000,
+	    .hint = "a duration like \"30s\": no bytes from the client "
+		    "before login for this long close it (our own waits, "
+		    "verification and back-end login, excluded)" },
 	{ "login_fail_delay", CFG_DURATION, FC(limits.login_fail_delay), 0,
 	    "1s", 0, 60000,
 	    .hint = "a duration like \"1s\": wait before each failed "

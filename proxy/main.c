@@ -132,6 +132,7 @@ login_settings_of(const struct gate *g, const struct listener_conf *c,
 	*set = (struct login_settings){
 		.listener = c,
 		.login_timeout = cf->limits.login_timeout,
+		.idle_timeout = cf->limits.login_idle_timeout,
 		.fail_delay = cf->limits.login_fail_delay,
 		.max_fails = (unsigned)cf->limits.login_fails,
 		.max_bad = (unsigned)cf->limits.bad_commands,

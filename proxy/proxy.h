@@ -46,6 +46,7 @@ struct proxy_config {
 		uint64_t output_buffer;
 		/* before login (login/login.h's struct login_settings) */
 		uint64_t login_timeout, login_fail_delay;
+		uint64_t login_idle_timeout;
 		int64_t login_fails, bad_commands;
 		uint64_t line_max_login, message_max;
 	} limits;

@@ -8,6 +8,10 @@ landed, each with real clients against real ringstores:
 - TestApop: POP3 APOP (poplib's .apop()) at ringgate only behind
   auth.legacy_mechanisms: a timestamp in the greeting and a {PLAIN}
   password; without the switch no timestamp and APOP is unknown.
+- TestPreLoginLimits: each pre-login limit on each of the three
+  protocols, counted in /metrics: failed AUTH attempts per connection
+  (imaplib, poplib, smtplib), lines over line_max_login, bad commands,
+  the idle timeout and the total pre-login time (raw sockets).
 
 Fixtures come from test_gate_front.py.
 """
@@ -18,7 +22,10 @@ import imaplib
 import os
 import poplib
 import re
+import smtplib
+import socket
 import threading
+import time
 import unittest
 
 import harness as h
@@ -247,6 +254,122 @@ class TestApop(unittest.TestCase):
         with self.assertRaises(poplib.error_proto) as e:
             p._shortcmd("APOP %s %s" % (USER, "0" * 32))
         self.assertIn(b"Unknown command", e.exception.args[0])
+
+
+class TestPreLoginLimits(unittest.TestCase):
+    PROTOS = (("imap", "imap"), ("pop3", "pop3"), ("submission", "smtp"))
+    BAD = {"imap": b"a FOO\r\n", "pop3": b"FOO\r\n", "smtp": b"FOO\r\n"}
+    NOOP = {"imap": b"a NOOP\r\n", "pop3": b"NOOP\r\n",
+            "smtp": b"NOOP\r\n"}
+
+    def setUp(self):
+        def limits(cfg, d):
+            cfg["limits"].update({
+                "login_fails": 2, "bad_commands": 3, "line_max_login": "1k",
+                "login_idle_timeout": "1s", "login_timeout": "3s",
+                "login_fail_delay": "100ms"})
+        self.dir, self.cert, self.store, self.gate = store_and_gate(
+            self, limits)
+
+    def connect(self, listener):
+        s = socket.create_connection(
+            ("127.0.0.1", listener_port(self.gate, listener)), timeout=20)
+        self.addCleanup(s.close)
+        f = s.makefile("rb")
+        self.addCleanup(f.close)
+        f.readline()  # greeting
+        return s, f
+
+    @staticmethod
+    def until_closed(f):
+        """Every line until the server closes (the last is its bye)."""
+        lines = []
+        while True:
+            line = f.readline()
+            if not line:
+                return lines
+            lines.append(line)
+
+    def m(self, name, **labels):
+        return self.gate.metric(name, **labels)
+
+    def ctx(self):
+        return h.client_context(cafiles=[self.cert])
+
+    def test_limits_counted_per_protocol(self):
+        # failed AUTH attempts: the second wrong password ends the session
+        im = imaplib.IMAP4_SSL("127.0.0.1", listener_port(self.gate, "imaps"),
+                               ssl_context=self.ctx(), timeout=20)
+        for _ in range(2):
+            with self.assertRaises(imaplib.IMAP4.error):
+                im.login(USER, "wrong")
+        with self.assertRaises((imaplib.IMAP4.abort, OSError)):
+            im.noop()
+        im.shutdown()
+        po = poplib.POP3_SSL("127.0.0.1", listener_port(self.gate, "pop3s"),
+                             context=self.ctx(), timeout=20)
+        for _ in range(2):
+            po.user(USER)
+            with self.assertRaises(poplib.error_proto):
+                po.pass_("wrong")
+        self.assertIn(b"Too many failed logins", po.file.readline())
+        self.assertEqual(po.file.readline(), b"")
+        po.close()
+        sm = smtplib.SMTP_SSL("127.0.0.1",
+                              listener_port(self.gate, "submissions"),
+                              context=self.ctx(), timeout=20)
+        sm.ehlo("client.example")
+        sm.user, sm.password = USER, "wrong"
+        for _ in range(2):  # one mechanism: login() would try several
+            with self.assertRaises(smtplib.SMTPAuthenticationError):
+                sm.auth("PLAIN", sm.auth_plain)
+        # the 421 goodbye came after the 535; then the end
+        self.assertEqual(sm.getreply()[0], 421)
+        with self.assertRaises(smtplib.SMTPServerDisconnected):
+            sm.getreply()
+        sm.close()
+        # a long line, then bad commands to the goodbye
+        for listener, proto in self.PROTOS:
+            s, f = self.connect(listener)
+            s.sendall(self.NOOP[proto][:-2] + b" " + b"x" * 2000 + b"\r\n")
+            first = f.readline()
+            self.assertRegex(first, rb"^(a BAD|-ERR|500)", proto)
+            s.sendall(self.BAD[proto] * 2)
+            lines = self.until_closed(f)
+            # two answers, then the goodbye
+            self.assertEqual(len(lines), 3, (proto, lines))
+            self.assertIn(b"Too many bad commands", lines[-1])
+        # idle: nothing after the greeting
+        idle = [self.connect(l) for l, _ in self.PROTOS]
+        # total: a NOOP every 0.3 s keeps it from idling until the end
+        busy = [self.connect(l) for l, _ in self.PROTOS]
+        done = [False] * 3
+        while not all(done):
+            for i, ((s, f), (_, proto)) in enumerate(zip(busy, self.PROTOS)):
+                if done[i]:
+                    continue
+                try:
+                    s.sendall(self.NOOP[proto])
+                    if not f.readline():
+                        done[i] = True
+                except OSError:
+                    done[i] = True
+            time.sleep(0.3)
+        byes = [self.until_closed(f)[-1] for _, f in idle]
+        self.assertIn(b"idle", byes[0])
+        for _, proto in self.PROTOS:
+            self.assertEqual(self.m("ringgate_%s_login_closed_total" % proto,
+                                    reason="fails"), 1, proto)
+            self.assertEqual(self.m("ringgate_%s_login_long_lines_total" %
+                                    proto), 1, proto)
+            self.assertEqual(self.m("ringgate_%s_login_closed_total" % proto,
+                                    reason="bad"), 1, proto)
+            self.assertEqual(self.m("ringgate_%s_login_closed_total" % proto,
+                                    reason="idle"), 1, proto)
+            self.assertEqual(self.m("ringgate_%s_login_closed_total" % proto,
+                                    reason="timeout"), 1, proto)
+            self.assertEqual(self.m("ringgate_%s_logins_total" % proto,
+                                    result="fail"), 2, proto)
 
 
 if __name__ == "__main__":
