@@ -546,6 +546,27 @@ tls_conn_sni(const struct tls_conn *t)
 	return SSL_get_servername(t->ssl, TLSEXT_NAMETYPE_host_name);
 }
 
+int
+tls_conn_peer_cn(const struct tls_conn *t, char *out, size_t cap)
+{
+	X509 *x;
+	X509_NAME *subj;
+	int n = -1;
+
+	if (t->ts == NULL || !SSL_is_init_finished(t->ssl) ||
+	    SSL_get_verify_result(t->ssl) != X509_V_OK ||
+	    (x = SSL_get1_peer_certificate(t->ssl)) == NULL)
+		return -1;
+	if ((subj = X509_get_subject_name(x)) != NULL) {
+		n = X509_NAME_get_text_by_NID(subj, NID_commonName, out,
+		    (int)cap);
+		if (n <= 0 || (size_t)n >= cap || strlen(out) != (size_t)n)
+			n = -1;
+	}
+	X509_free(x);
+	return n;
+}
+
 const char *
 tls_conn_alpn(const struct tls_conn *t)
 {

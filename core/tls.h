@@ -37,6 +37,10 @@ struct tls_server_conf {
 	int min_version;	  /* 12 or 13 */
 	const char *ticket_key_file; /* NULL = tickets with a random key */
 	bool prefer_server_ciphers;
+	/* Ask clients for a certificate, verified against these CAs (PEM);
+	 * a client may send none, one that does not verify fails the
+	 * handshake. NULL = never ask. */
+	const char *client_ca_file;
 };
 
 struct tls_client_conf {
@@ -125,6 +129,12 @@ const char *tls_conn_sni(const struct tls_conn *t);
 /* The negotiated protocol (our own configured string) or NULL. */
 const char *tls_conn_alpn(const struct tls_conn *t);
 bool tls_conn_resumed(const struct tls_conn *t);
+
+/* Server side, after the handshake: the subject commonName of the client
+ * certificate the server's client_ca_file verified, into out (cap bytes,
+ * NUL-terminated). Its length, or -1 when there is none, it did not
+ * verify, or the name is empty, too long or holds a NUL. */
+int tls_conn_peer_cn(const struct tls_conn *t, char *out, size_t cap);
 
 /* RFC 9266 tls-exporter channel binding (32 bytes). Returns 0 or -1. */
 int tls_conn_exporter(struct tls_conn *t, unsigned char out[32]);

@@ -35,6 +35,9 @@ const struct cfg_field tls_conf_fields[] = {
 	{ "ciphersuites", CFG_STRING, F(ciphersuites) },
 	{ "groups", CFG_STRING, F(groups) },
 	{ "ticket_key_file", CFG_STRING, F(ticket_key_file) },
+	{ "client_ca_file", CFG_STRING, F(client_ca_file),
+	    .hint = "PEM CAs: clients are asked for a certificate, and one "
+		    "that verifies logs in with SASL EXTERNAL (its CN)" },
 	{ NULL },
 };
 
@@ -67,6 +70,7 @@ tls_conf_build(const struct tls_conf *tc, const char *alpn,
 	sc.min_version = tc->min_version == 1 ? 13 : 12;
 	sc.ticket_key_file = tc->ticket_key_file;
 	sc.prefer_server_ciphers = true;
+	sc.client_ca_file = tc->client_ca_file;
 	*ts_r = tls_server_new(&sc, error_r);
 	return *ts_r ? 0 : -1;
 }

@@ -19,6 +19,7 @@ struct tls_conf {
 	unsigned ncertificates;
 	int min_version; /* 0 = TLSv1.2, 1 = TLSv1.3 */
 	char *ciphers, *ciphersuites, *groups, *ticket_key_file;
+	char *client_ca_file; /* ask for client certificates (EXTERNAL) */
 };
 
 /* Fields of struct tls_conf, for a CFG_GROUP at the section's offset. */

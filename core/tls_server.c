@@ -498,6 +498,22 @@ server_ctx_new(struct tls_server *ts, const struct tls_server_conf *conf,
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	SSL_CTX_set_session_id_context(ctx, (const unsigned char *)TLS_SID_CTX,
 	    sizeof(TLS_SID_CTX) - 1);
+	if (conf->client_ca_file != NULL) {
+		STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(
+		    conf->client_ca_file);
+
+		if (names == NULL ||
+		    !SSL_CTX_load_verify_locations(ctx, conf->client_ca_file,
+			NULL)) {
+			sk_X509_NAME_pop_free(names, X509_NAME_free);
+			*error_r = errf(true, "tls client_ca_file %s",
+			    conf->client_ca_file);
+			goto fail;
+		}
+		SSL_CTX_set_client_CA_list(ctx, names);
+		/* asked, not required: EXTERNAL is one mechanism of many */
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	}
 	SSL_CTX_set_tlsext_servername_callback(ctx, sni_cb);
 	SSL_CTX_set_tlsext_servername_arg(ctx, ts);
 	if (ts->alpn != NULL)

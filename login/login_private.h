@@ -97,6 +97,7 @@ struct login_session {
 	struct timer deadline, delay, idle;
 	enum login_fail delayed; /* the answer the delay holds back */
 	struct sasl_server *sasl;
+	char cert_id[SASL_NAME_MAX + 1]; /* EXTERNAL: the client cert's CN */
 	int reason;	/* enum auth_reason of the last failure, for logs */
 	bool verifying; /* a verification is out (session kept until back) */
 	/* The auth back-end's delay for this failure (HTTP Auth-Wait). */

@@ -45,6 +45,7 @@ struct verify_job {
 };
 
 static unsigned mech_flags(struct login_session *s, uint8_t cb[CBIND_LEN]);
+static bool cert_identity(struct login_session *s, char *out, size_t cap);
 static void next(struct login_session *s, enum sasl_rc rc);
 static void request(struct login_session *s);
 static void sasl_failed(struct login_session *s);
@@ -87,7 +88,27 @@ mech_flags(struct login_session *s, uint8_t cb[CBIND_LEN])
 		f |= SASL_F_CBIND;
 	if (s->li->set->legacy_mechanisms)
 		f |= SASL_F_LEGACY;
+	if (cert_identity(s, NULL, 0))
+		f |= SASL_F_EXTERNAL;
 	return f;
+}
+
+/* A verified client certificate on our own TLS (the listener's
+ * tls.client_ca_file): its CN is the identity EXTERNAL logs in as. With
+ * out NULL only says whether there is one. */
+static bool
+cert_identity(struct login_session *s, char *out, size_t cap)
+{
+	struct tls_conn *t = s->c ? conn_tls(s->c) : NULL;
+	char buf[AUTH_USER_MAX + 1];
+
+	if (!s->tls || t == NULL || !tls_conn_established(t))
+		return false;
+	if (out == NULL) {
+		out = buf;
+		cap = sizeof(buf);
+	}
+	return tls_conn_peer_cn(t, out, cap) > 0;
 }
 
 size_t
@@ -124,6 +145,9 @@ login_sasl_start(struct login_session *s, const char *name, size_t nlen,
 		conf.cbind = cb;
 		conf.cbind_len = sizeof(cb);
 	}
+	if ((conf.flags & SASL_F_EXTERNAL) &&
+	    cert_identity(s, s->cert_id, sizeof(s->cert_id)))
+		conf.external_id = s->cert_id;
 	conf.secret = set->scram_secret;
 	conf.secret_len = set->scram_secret_len;
 	mech = sasl_mech_find(name, nlen, conf.flags);
@@ -180,6 +204,13 @@ next(struct login_session *s, enum sasl_rc rc)
 		request(s);
 		return;
 	case SASL_SUCCESS:
+		if (strcmp(s->mech, "EXTERNAL") == 0) {
+			/* the certificate proved the name; the user must
+			 * exist and its policy let it in */
+			login_assert_user(s, s->cert_id, strlen(s->cert_id),
+			    "EXTERNAL");
+			return;
+		}
 		login_succeeded(s, sasl_server_user(s->sasl),
 		    sasl_server_authcid(s->sasl));
 		return;

@@ -12,6 +12,11 @@ landed, each with real clients against real ringstores:
   protocols, counted in /metrics: failed AUTH attempts per connection
   (imaplib, poplib, smtplib), lines over line_max_login, bad commands,
   the idle timeout and the total pre-login time (raw sockets).
+- TestExternal: SASL EXTERNAL with a client certificate (made here with
+  the openssl CLI) on ringgate's implicit-TLS IMAP listener, the CA in
+  tls.client_ca_file: imaplib logs in without a password; a certificate
+  for a user ringgate does not know fails; one from another CA fails the
+  handshake; without a certificate no AUTH=EXTERNAL.
 
 Fixtures come from test_gate_front.py.
 """
@@ -24,6 +29,8 @@ import poplib
 import re
 import smtplib
 import socket
+import ssl
+import subprocess
 import threading
 import time
 import unittest
@@ -370,6 +377,77 @@ class TestPreLoginLimits(unittest.TestCase):
                                     reason="timeout"), 1, proto)
             self.assertEqual(self.m("ringgate_%s_logins_total" % proto,
                                     result="fail"), 2, proto)
+
+
+def openssl(*args, cwd):
+    subprocess.run(("openssl",) + args, cwd=cwd, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def make_ca(d, stem):
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt",
+            "ec_paramgen_curve:P-256", "-nodes", "-keyout", stem + ".key",
+            "-out", stem + ".pem", "-subj", "/CN=" + stem, "-days", "2",
+            cwd=d)
+
+
+def make_client(d, ca, stem, cn):
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+            "-nodes", "-keyout", stem + ".key", "-out", stem + ".csr",
+            "-subj", "/CN=" + cn, cwd=d)
+    openssl("x509", "-req", "-in", stem + ".csr", "-CA", ca + ".pem",
+            "-CAkey", ca + ".key", "-CAcreateserial", "-out", stem + ".pem",
+            "-days", "2", cwd=d)
+    return os.path.join(d, stem + ".pem"), os.path.join(d, stem + ".key")
+
+
+class TestExternal(unittest.TestCase):
+    def setUp(self):
+        self.certs = {}
+
+        def client_ca(cfg, d):
+            make_ca(d, "ca")
+            make_ca(d, "other")
+            self.certs["user"] = make_client(d, "ca", "user", USER)
+            self.certs["stranger"] = make_client(d, "ca", "stranger",
+                                                 "nobody@example.test")
+            self.certs["other"] = make_client(d, "other", "foreign", USER)
+            cfg["tls"]["client_ca_file"] = os.path.join(d, "ca.pem")
+        self.dir, self.cert, self.store, self.gate = store_and_gate(
+            self, client_ca)
+
+    def imaps(self, who):
+        ctx = h.client_context(cafiles=[self.cert])
+        if who is not None:
+            ctx.load_cert_chain(*self.certs[who])
+        m = imaplib.IMAP4_SSL("127.0.0.1", listener_port(self.gate, "imaps"),
+                              ssl_context=ctx, timeout=20)
+        self.addCleanup(rs.logout_quietly, m)
+        return m
+
+    def test_external_with_a_client_certificate(self):
+        m = self.imaps("user")
+        self.assertIn("AUTH=EXTERNAL", m.capabilities)
+        typ, _ = m.authenticate("EXTERNAL", lambda challenge: b"")
+        self.assertEqual(typ, "OK")
+        self.assertEqual(m.select("INBOX")[0], "OK")  # at ringstore
+        m.logout()
+        # no certificate: no EXTERNAL offered, and asking for it fails
+        m = self.imaps(None)
+        self.assertNotIn("AUTH=EXTERNAL", m.capabilities)
+        with self.assertRaises(imaplib.IMAP4.error):
+            m.authenticate("EXTERNAL", lambda challenge: b"")
+        # a verified certificate for a user ringgate does not know
+        m = self.imaps("stranger")
+        with self.assertRaises(imaplib.IMAP4.error):
+            m.authenticate("EXTERNAL", lambda challenge: b"")
+        # a certificate from another CA: no TLS session at all
+        with self.assertRaises((ssl.SSLError, OSError, imaplib.IMAP4.abort)):
+            m = self.imaps("other")
+            m.noop()
+        self.assertEqual(self.gate.metric("ringgate_imap_logins_total",
+                                          result="ok"), 1)
+        self.assertIn("mech=EXTERNAL", self.gate.stderr())
 
 
 if __name__ == "__main__":
