@@ -194,6 +194,22 @@ class TestAuthHttpRoute(unittest.TestCase):
         self.assertEqual(self.gate.metric(
             "ringgate_backend_logins_total", proto="pop3", result="ok"), 1)
 
+    def test_any_address_only_with_the_switch(self):
+        # store2 leaves the pool: the hook's address is no back end now
+        self.gate.stop_checked()
+        self.gate.cfg["backends"] = self.gate.cfg["backends"][:1]
+        self.gate.start()
+        self.assertIn("UNAVAILABLE", self.imap_login(self.USERS[0]))
+        self.assertNotIn(self.USERS[0], self.homes())
+        # route.auth_http_any = true: used as is
+        self.gate.stop_checked()
+        self.gate.cfg["route"] = {"auth_http_any": True}
+        self.gate.start()
+        self.assertEqual(self.imap_login(self.USERS[0]), "ok")
+        self.assertEqual(self.homes().get(self.USERS[0]), {1})
+        h.wait_for(lambda: "backend=auth_http:127.0.0.1:" in
+                   self.gate.stderr(), what="the audit line")
+
 
 class TestApop(unittest.TestCase):
     """APOP with the legacy switch on (USER has a {PLAIN} password, BOB a
