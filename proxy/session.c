@@ -170,7 +170,10 @@ gate_session_begin(struct login_session *s, const struct login_user *u)
 	}
 	if (gl->proto == GATE_IMAP)
 		gs->nid = login_session_client_id(s, &gs->id);
-	if (login_session_auth_host(s) != NULL) {
+	/* the HTTP hook's route is always "server:port"; a user entry's
+	 * host= is back-end names, which have no ':' (route.c) */
+	if (login_session_auth_host(s) != NULL &&
+	    strchr(login_session_auth_host(s), ':') != NULL) {
 		auth_http_route(gs, s, login_session_auth_host(s));
 		return;
 	}
