@@ -4,7 +4,8 @@ landed, each with real clients against real ringstores:
 - TestAuthHttpRoute: the HTTP auth hook (nginx auth_http, answered by a
   Python http.server) names the second of two ringstores in Auth-Server/
   Auth-Port; ringgate logs the user in there (imaplib, poplib), and an
-  address that is no configured back end gets the temporary error.
+  address that is no configured back end gets the temporary error, and
+  is used as is only with route.auth_http_any.
 - TestApop: POP3 APOP (poplib's .apop()) at ringgate only behind
   auth.legacy_mechanisms: a timestamp in the greeting and a {PLAIN}
   password; without the switch no timestamp and APOP is unknown.
