@@ -505,7 +505,7 @@ on_close(struct conn *c, enum conn_reason why)
 
 /* ---- sending ---------------------------------------------------------- */
 
-static int
+static int __attribute__((format(printf, 3, 0)))
 vsend(struct upstream_login *ul, const char *tag, const char *fmt, va_list ap)
 {
 	char line[UL_ID_MAX + UL_SASL_MAX + 64];
