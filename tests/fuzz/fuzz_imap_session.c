@@ -22,7 +22,6 @@
  * A session that does not end within SESSION_MS of the client's EOF, or
  * a husk that never goes, is a bug: the target aborts.
  */
-#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,14 +76,11 @@ static struct {
 	struct rs_worker *w;
 	int lfd;
 	struct sockaddr_in addr;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	int ready; /* 1 running, -1 failed */
+	struct fs_loop_thread th;
 	bool echo; /* FUZZ_SESSION_ECHO set: server output to stderr */
 } F = { .lfd = -1 };
 
 static void setup(void);
-static void *loop_main(void *arg);
 static int worker_start(void);
 static int register_metrics(struct rs_server *srv, struct metrics *m);
 static int count_sessions(struct loop *l);
@@ -115,7 +111,6 @@ setup(void)
 	char path[256], conf[2048];
 	struct cfg_error err;
 	const char *error = NULL;
-	pthread_t th;
 
 	F.echo = getenv("FUZZ_SESSION_ECHO") != NULL;
 	fs_setup_begin(F.dir, sizeof(F.dir), "rg-fuzz-session-XXXXXX", F.mail,
@@ -167,20 +162,8 @@ setup(void)
 		.metrics = &F.srv.login_m[RS_IMAP],
 		.workers = &F.lw,
 		.ctx = &F.rl };
-	pthread_mutex_init(&F.lock, NULL);
-	pthread_cond_init(&F.cond, NULL);
-	if (pthread_create(&th, NULL, loop_main, NULL) != 0) {
-		error = "pthread_create";
-		goto fail;
-	}
-	pthread_detach(th);
-	pthread_mutex_lock(&F.lock);
-	while (F.ready == 0)
-		pthread_cond_wait(&F.cond, &F.lock);
-	pthread_mutex_unlock(&F.lock);
-	if (F.ready == 1)
+	if (fs_loop_thread_start(&F.th, worker_start, &F.loop, &error) == 0)
 		return;
-	error = "the worker loop did not start (io_uring?)";
 fail:
 	fprintf(stderr, "fuzz_imap_session: %s\n", error ? error : "?");
 	abort();
@@ -220,20 +203,6 @@ worker_start(void)
 	return 0;
 }
 
-static void *
-loop_main(void *arg)
-{
-	int ok = worker_start() == 0;
-
-	pthread_mutex_lock(&F.lock);
-	F.ready = ok ? 1 : -1;
-	pthread_cond_broadcast(&F.cond);
-	pthread_mutex_unlock(&F.lock);
-	if (ok)
-		loop_run(F.loop); /* until the process exits */
-	return NULL;
-}
-
 /* On the loop thread: how many sessions (husks too) are left. */
 static int
 count_sessions(struct loop *l)
@@ -265,7 +234,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size == 0 || size > MAX_INPUT)
 		return 0;
-	if (F.ready == 0)
+	if (F.th.ready == 0)
 		setup();
 	mode = data[0] % 3;
 	if (mode < 2) {

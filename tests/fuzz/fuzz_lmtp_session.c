@@ -20,7 +20,6 @@
  * stderr. A session that does not end within SESSION_MS of the client's EOF is a
  * bug: the target aborts.
  */
-#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,9 +50,7 @@ static struct {
 	struct loop *loop;
 	struct rs_worker *w;
 	struct sockaddr_in addr;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	int ready; /* 1 running, -1 failed */
+	struct fs_loop_thread th;
 	bool echo; /* FUZZ_SESSION_ECHO set: server output to stderr */
 } F;
 
@@ -93,28 +90,12 @@ worker_start(void)
 	    -1;
 }
 
-static void *
-loop_main(void *arg)
-{
-	int ok = worker_start() == 0;
-
-	(void)arg;
-	pthread_mutex_lock(&F.lock);
-	F.ready = ok ? 1 : -1;
-	pthread_cond_broadcast(&F.cond);
-	pthread_mutex_unlock(&F.lock);
-	if (ok)
-		loop_run(F.loop); /* until the process exits */
-	return NULL;
-}
-
 static void
 setup(void)
 {
 	char path[256], conf[2048];
 	const char *error = NULL;
 	struct cfg_error err;
-	pthread_t th;
 
 	F.echo = getenv("FUZZ_SESSION_ECHO") != NULL;
 	fs_setup_begin(F.dir, sizeof(F.dir), "rg-fuzz-lmtp-XXXXXX", F.mail,
@@ -152,20 +133,8 @@ setup(void)
 	F.rl = (struct rs_listener){ .srv = &F.srv,
 		.conf = &F.cf.lmtp[0],
 		.svc = &rs_lmtp_service };
-	pthread_mutex_init(&F.lock, NULL);
-	pthread_cond_init(&F.cond, NULL);
-	if (pthread_create(&th, NULL, loop_main, NULL) != 0) {
-		error = "pthread_create";
-		goto fail;
-	}
-	pthread_detach(th);
-	pthread_mutex_lock(&F.lock);
-	while (F.ready == 0)
-		pthread_cond_wait(&F.cond, &F.lock);
-	pthread_mutex_unlock(&F.lock);
-	if (F.ready == 1)
+	if (fs_loop_thread_start(&F.th, worker_start, &F.loop, &error) == 0)
 		return;
-	error = "the worker loop did not start (io_uring?)";
 fail:
 	fprintf(stderr, "fuzz_lmtp_session: %s\n", error ? error : "?");
 	abort();
@@ -193,7 +162,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size == 0 || size > MAX_INPUT)
 		return 0;
-	if (F.ready == 0)
+	if (F.th.ready == 0)
 		setup();
 	n = (size_t)snprintf(buf, sizeof(buf), "%s", prefixes[data[0] % 3]);
 	memcpy(buf + n, data + 1, size - 1);

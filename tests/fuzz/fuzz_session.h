@@ -2,7 +2,7 @@
  * fuzz_session.h - the plumbing the whole-session fuzz targets
  * (fuzz_imap_session.c, fuzz_lmtp_session.c) share: dying loudly, the
  * monotonic clock, writing a set-up file, wiping a temporary tree, the
- * ephemeral loopback listener, one client connection that sends an input
+ * ephemeral loopback listener, the worker loop's own thread, one client connection that sends an input
  * while draining the answers, and waiting until the worker loop has no
  * session left.
  *
@@ -18,6 +18,7 @@
 #include <ftw.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -255,6 +256,59 @@ fs_wait_sessions_gone(struct loop *loop, int (*count)(struct loop *l),
 		}
 		usleep(200);
 	}
+}
+
+/* The worker loop's thread: start() runs on it first (the loop, the
+ * worker, the listener: *loop set), then the loop runs until the process
+ * exits. The includer keeps this in its set-up state. */
+struct fs_loop_thread {
+	int (*start)(void);
+	struct loop **loop;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int ready; /* 0 not yet, 1 running, -1 failed */
+};
+
+static inline void *
+fs_loop_main(void *arg)
+{
+	struct fs_loop_thread *t = arg;
+	int ok = t->start() == 0;
+	struct loop *loop = *t->loop;
+
+	pthread_mutex_lock(&t->lock);
+	t->ready = ok ? 1 : -1;
+	pthread_cond_broadcast(&t->cond);
+	pthread_mutex_unlock(&t->lock);
+	if (ok)
+		loop_run(loop); /* until the process exits */
+	return NULL;
+}
+
+/* Start the thread and wait for start()'s answer. 0, or -1 with *error. */
+static inline int
+fs_loop_thread_start(struct fs_loop_thread *t, int (*start)(void),
+    struct loop **loop, const char **error)
+{
+	pthread_t th;
+
+	t->start = start;
+	t->loop = loop;
+	pthread_mutex_init(&t->lock, NULL);
+	pthread_cond_init(&t->cond, NULL);
+	if (pthread_create(&th, NULL, fs_loop_main, t) != 0) {
+		*error = "pthread_create";
+		return -1;
+	}
+	pthread_detach(th);
+	pthread_mutex_lock(&t->lock);
+	while (t->ready == 0)
+		pthread_cond_wait(&t->cond, &t->lock);
+	pthread_mutex_unlock(&t->lock);
+	if (t->ready == 1)
+		return 0;
+	*error = "the worker loop did not start (io_uring?)";
+	return -1;
 }
 
 #endif
