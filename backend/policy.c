@@ -200,6 +200,25 @@ policy_result_discard(struct policy_result *r)
 	r->size = 0;
 }
 
+int
+policy_reply_split(char *line, struct smtp_reply *rep)
+{
+	char *end, *sp;
+	unsigned long code = strtoul(line, &end, 10);
+
+	if (code < 400 || code > 599 || *end != ' ')
+		return -1;
+	rep->code = (unsigned short)code;
+	rep->enh = end + 1;
+	if ((sp = strchr(end + 1, ' ')) != NULL) {
+		*sp = '\0';
+		rep->text = sp + 1;
+	} else {
+		rep->text = "";
+	}
+	return 0;
+}
+
 enum policy_verdict
 policy_run(const struct content_policy *cp, int fd, const char *tmpdir,
     struct policy_result *r)
