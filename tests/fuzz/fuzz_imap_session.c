@@ -174,24 +174,8 @@ fail:
 static int
 worker_start(void)
 {
-	struct loop_conf lc = { 0 };
-	const char *error = NULL;
-
-	lc.buf_count = 64;
-	lc.out_high = F.cf.limits.output_buffer;
-	lc.metrics = F.metrics;
-	if ((F.loop = loop_new(&lc, &error)) == NULL) {
-		fprintf(stderr, "fuzz_imap_session: %s\n", error);
-		return -1;
-	}
-	if ((F.w = calloc(1, sizeof(*F.w))) == NULL)
-		return -1;
-	F.w->srv = &F.srv;
-	F.w->loop = F.loop;
-	if ((F.w->outbox = pool_outbox_new(F.loop)) == NULL)
-		return -1;
-	loop_set_ctx(F.loop, F.w);
-	if (imap_idle_init(F.w) == -1 ||
+	if (fs_worker_start(&F.srv, F.metrics, &F.loop, &F.w) == -1 ||
+	    imap_idle_init(F.w) == -1 ||
 	    (F.w->login = F.lw = login_worker_new(F.loop,
 		 auth_service_users(F.srv.auth),
 		 auth_service_pool(F.srv.auth))) == NULL)

@@ -65,24 +65,10 @@ remove_dir(void)
 static int
 worker_start(void)
 {
-	struct loop_conf lc = { .buf_count = 64,
-		.out_high = F.cf.limits.output_buffer,
-		.metrics = F.metrics };
-	const char *error = NULL;
 	int fd;
 
-	if ((F.loop = loop_new(&lc, &error)) == NULL) {
-		fprintf(stderr, "fuzz_lmtp_session: %s\n", error);
-		return -1;
-	}
-	if ((F.w = calloc(1, sizeof(*F.w))) == NULL)
-		return -1;
-	F.w->srv = &F.srv;
-	F.w->loop = F.loop;
-	if ((F.w->outbox = pool_outbox_new(F.loop)) == NULL)
-		return -1;
-	loop_set_ctx(F.loop, F.w);
-	if ((fd = fs_listen_loopback(&F.addr)) == -1)
+	if (fs_worker_start(&F.srv, F.metrics, &F.loop, &F.w) == -1 ||
+	    (fd = fs_listen_loopback(&F.addr)) == -1)
 		return -1;
 	return loop_listen(F.loop, fd, "fuzz", rs_lmtp_service.handler,
 		   &F.rl) != NULL ?

@@ -2,7 +2,8 @@
  * fuzz_session.h - the plumbing the whole-session fuzz targets
  * (fuzz_imap_session.c, fuzz_lmtp_session.c) share: dying loudly, the
  * monotonic clock, writing a set-up file, wiping a temporary tree, the
- * ephemeral loopback listener, the worker loop's own thread, one client connection that sends an input
+ * ephemeral loopback listener, the ringstore worker and its loop, the
+ * worker loop's own thread, one client connection that sends an input
  * while draining the answers, and waiting until the worker loop has no
  * session left.
  *
@@ -31,8 +32,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backend/ringstore.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "core/pool.h"
 
 #ifndef FUZZ_NAME
 #error "define FUZZ_NAME before including fuzz_session.h"
@@ -129,6 +132,33 @@ fs_listen_loopback(struct sockaddr_in *addr)
 		return -1;
 	}
 	return fd;
+}
+
+/* On the loop thread: the worker loop for srv (64 buffers, the config's
+ * output mark, metrics m) in *loop_r and its worker with an outbox in
+ * *w_r, the loop's ctx. 0, or -1. */
+static inline int
+fs_worker_start(struct rs_server *srv, struct metrics *m, struct loop **loop_r,
+    struct rs_worker **w_r)
+{
+	struct loop_conf lc = { .buf_count = 64,
+		.out_high = srv->cf->limits.output_buffer,
+		.metrics = m };
+	const char *error = NULL;
+	struct rs_worker *w;
+
+	if ((*loop_r = loop_new(&lc, &error)) == NULL) {
+		fprintf(stderr, FUZZ_NAME ": %s\n", error);
+		return -1;
+	}
+	if ((*w_r = w = calloc(1, sizeof(*w))) == NULL)
+		return -1;
+	w->srv = srv;
+	w->loop = *loop_r;
+	if ((w->outbox = pool_outbox_new(*loop_r)) == NULL)
+		return -1;
+	loop_set_ctx(*loop_r, w);
+	return 0;
 }
 
 /* Wait for a non-blocking connect to finish. 0, or -1 with errno. */
