@@ -317,6 +317,9 @@ rs_conn_hold(struct conn *c, bool stop, bool paused)
 
 /* Format one reply line into line[0..size) with CRLF, cut to fit (size
  * at least 3). Returns its length. */
+static inline size_t rs_vline(char *line, size_t size, const char *fmt,
+    va_list ap) __attribute__((format(printf, 3, 0)));
+
 static inline size_t
 rs_vline(char *line, size_t size, const char *fmt, va_list ap)
 {
