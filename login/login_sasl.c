@@ -51,6 +51,8 @@ static enum sasl_rc cram_secret(struct login_session *s, const char *user);
 static enum sasl_rc policy(struct login_session *s, const char *user);
 static int entry_policy(struct login_session *s, const char *user,
     enum auth_reason *r);
+static int take_user(struct login_session *s, const char *user, size_t ulen,
+    char *name);
 static enum auth_lookup stored_entry(struct login_session *s, const char *user,
     struct auth_entry **e_r);
 static void verify(struct login_session *s, const char *user,
@@ -375,6 +377,23 @@ policy(struct login_session *s, const char *user)
 
 /* ---- a user a trusted front end vouches for ---------------------------- */
 
+/* user[0..ulen) as a C string in name (AUTH_USER_MAX + 1 bytes) and in
+ * s->user: 0, or -1 with the login failed (empty, too long or holding a
+ * NUL). */
+static int
+take_user(struct login_session *s, const char *user, size_t ulen, char *name)
+{
+	if (ulen == 0 || ulen > AUTH_USER_MAX ||
+	    memchr(user, '\0', ulen) != NULL) {
+		login_failed(s, LOGIN_FAIL_CREDENTIALS);
+		return -1;
+	}
+	memcpy(name, user, ulen);
+	name[ulen] = '\0';
+	snprintf(s->user, sizeof(s->user), "%s", name);
+	return 0;
+}
+
 void
 login_assert_user(struct login_session *s, const char *user, size_t ulen,
     const char *mech)
@@ -383,14 +402,8 @@ login_assert_user(struct login_session *s, const char *user, size_t ulen,
 	enum auth_reason r = AUTH_R_NONE;
 
 	snprintf(s->mech, sizeof(s->mech), "%s", mech);
-	if (ulen == 0 || ulen > AUTH_USER_MAX ||
-	    memchr(user, '\0', ulen) != NULL) {
-		login_failed(s, LOGIN_FAIL_CREDENTIALS);
+	if (take_user(s, user, ulen, name) == -1)
 		return;
-	}
-	memcpy(name, user, ulen);
-	name[ulen] = '\0';
-	snprintf(s->user, sizeof(s->user), "%s", name);
 	/* a back-end that may block is asked later, off the loop, by the
 	 * daemon's own readiness step */
 	if (s->w->users != NULL && s->w->users->ops->lookup_nonblocking &&
@@ -421,14 +434,12 @@ login_password(struct login_session *s, const char *user, size_t ulen,
 		login_failed(s, LOGIN_FAIL_PRIVACY);
 		return;
 	}
-	if (ulen == 0 || ulen > AUTH_USER_MAX || plen > AUTH_PASSWORD_MAX ||
-	    memchr(user, '\0', ulen) != NULL) {
+	if (plen > AUTH_PASSWORD_MAX) {
 		login_failed(s, LOGIN_FAIL_CREDENTIALS);
 		return;
 	}
-	memcpy(name, user, ulen);
-	name[ulen] = '\0';
-	snprintf(s->user, sizeof(s->user), "%s", name);
+	if (take_user(s, user, ulen, name) == -1)
+		return;
 	verify(s, name, "", password, plen, false);
 }
 
