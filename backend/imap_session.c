@@ -279,11 +279,8 @@ on_timer(struct conn *c)
 {
 	struct imap_session *s = conn_ctx(c);
 
-	if (s != NULL && !(s->flags & SF_CLOSING) && !conn_out_full(c)) {
+	if (rs_conn_idle(c, s != NULL && !(s->flags & SF_CLOSING)))
 		imap_bye(s, "Autologout; idle for too long");
-		return;
-	}
-	conn_abort(c, CR_TIMEOUT);
 }
 
 static void

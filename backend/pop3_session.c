@@ -384,12 +384,10 @@ on_timer(struct conn *c)
 {
 	struct pop3_session *s = conn_ctx(c);
 
-	if (s != NULL && s->state != PS_CLOSING && !conn_out_full(c)) {
+	if (rs_conn_idle(c, s != NULL && s->state != PS_CLOSING)) {
 		count(s, s->srv->m.pop3.closed_idle, 1);
 		goodbye(s, "Disconnected for inactivity");
-		return;
 	}
-	conn_abort(c, CR_TIMEOUT);
 }
 
 /* Nothing is applied here: only QUIT enters the UPDATE state. */

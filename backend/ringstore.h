@@ -303,6 +303,17 @@ rs_conn_input(struct conn *c, struct buf *in, const char *p, size_t n,
 	return 0;
 }
 
+/* on_timer: true when the session, still open, may say its goodbye (the
+ * output has room for it); otherwise c is aborted (CR_TIMEOUT). */
+static inline bool
+rs_conn_idle(struct conn *c, bool open)
+{
+	if (open && !conn_out_full(c))
+		return true;
+	conn_abort(c, CR_TIMEOUT);
+	return false;
+}
+
 /* Pause reading from c when stop holds, resume when it no longer does;
  * paused says whether it is paused now. Returns the new paused state. */
 static inline bool
