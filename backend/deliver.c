@@ -42,7 +42,6 @@ static const struct smtp_reply REP_TEMP = { 451, "4.3.0",
 	"Local error in delivery" };
 
 static int tmp_file(const char *dir);
-static int write_all(int fd, const void *p, size_t n);
 static int deliver_one(const struct deliver_env *env, struct deliver_msg *msg,
     struct deliver_rcpt *r, char *copy, const char **error_r);
 static int copy_body(struct deliver_msg *msg, struct maildir_incoming *in,
@@ -127,32 +126,11 @@ deliver_msg_open(const char *dir, struct deliver_msg **msg_r,
 	return 0;
 }
 
-static int
-write_all(int fd, const void *p, size_t n)
-{
-	const char *q = p;
-
-	while (n > 0) {
-		ssize_t w = write(fd, q, n);
-
-		if (w == -1 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			if (w == 0)
-				errno = EIO;
-			return -1;
-		}
-		q += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 int
 deliver_msg_write(struct deliver_msg *msg, const void *p, size_t n,
     const char **error_r)
 {
-	if (write_all(msg->fd, p, n) == -1) {
+	if (maildir_write_all(msg->fd, p, n) == -1) {
 		*error_r = strerror(errno);
 		return -1;
 	}

@@ -233,11 +233,9 @@ on_data(struct conn *c, const char *p, size_t n)
 
 	if (s == NULL || (s->flags & SF_CLOSING))
 		return;
-	if (buf_append(&s->in, p, n) == -1) {
-		conn_abort(c, CR_NOMEM);
+	if (rs_conn_input(c, &s->in, p, n, s->srv->cf->limits.idle_timeout) ==
+	    -1)
 		return;
-	}
-	conn_set_timer(c, s->srv->cf->limits.idle_timeout);
 	call_begin(s);
 	process(s);
 	call_end(s);
@@ -281,11 +279,8 @@ on_timer(struct conn *c)
 {
 	struct imap_session *s = conn_ctx(c);
 
-	if (s != NULL && !(s->flags & SF_CLOSING) && !conn_out_full(c)) {
+	if (rs_conn_idle(c, s != NULL && !(s->flags & SF_CLOSING)))
 		imap_bye(s, "Autologout; idle for too long");
-		return;
-	}
-	conn_abort(c, CR_TIMEOUT);
 }
 
 static void
@@ -322,10 +317,7 @@ on_close(struct conn *c, enum conn_reason why)
 void
 imap_send(struct imap_session *s, const void *p, size_t n)
 {
-	if (s->c == NULL || conn_closing(s->c))
-		return;
-	if (conn_write(s->c, p, n) == -1)
-		conn_abort(s->c, CR_NOMEM);
+	rs_conn_send(s->c, p, n);
 }
 
 void
@@ -344,20 +336,16 @@ imap_reply(struct imap_session *s, const char *tag, const char *fmt, ...)
 {
 	char line[1024];
 	va_list ap;
-	int n, m;
+	size_t n;
+	int m;
 
 	m = snprintf(line, sizeof(line), "%s ", tag ? tag : s->tag);
 	if (m < 0 || (size_t)m >= sizeof(line) - 3)
 		m = snprintf(line, sizeof(line), "* ");
 	va_start(ap, fmt);
-	n = vsnprintf(line + m, sizeof(line) - m - 2, fmt, ap);
+	n = rs_vline(line + m, sizeof(line) - (size_t)m, fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		n = 0;
-	if ((size_t)n > sizeof(line) - m - 3)
-		n = (int)(sizeof(line) - m - 3);
-	memcpy(line + m + n, "\r\n", 2);
-	imap_send(s, line, (size_t)(m + n + 2));
+	imap_send(s, line, (size_t)m + n);
 }
 
 void
@@ -390,13 +378,10 @@ flow(struct imap_session *s)
 	bool stop = (s->flags & (SF_BUSY | SF_MORE)) || conn_out_full(s->c) ||
 	    imap_append_room(s) == 0;
 
-	if (stop && !(s->flags & SF_PAUSED)) {
+	if (rs_conn_hold(s->c, stop, s->flags & SF_PAUSED))
 		s->flags |= SF_PAUSED;
-		conn_pause(s->c);
-	} else if (!stop && (s->flags & SF_PAUSED)) {
+	else
 		s->flags &= ~SF_PAUSED;
-		conn_resume(s->c);
-	}
 }
 
 static void

@@ -443,19 +443,8 @@ static void
 refuse_all(struct deliver_job *job, char *line)
 {
 	struct smtp_reply rep = { 451, "4.3.0", line };
-	char *end, *sp;
-	unsigned long code = strtoul(line, &end, 10);
 
-	if (code >= 400 && code <= 599 && *end == ' ') {
-		rep.code = (unsigned short)code;
-		rep.enh = end + 1;
-		if ((sp = strchr(end + 1, ' ')) != NULL) {
-			*sp = '\0';
-			rep.text = sp + 1;
-		} else {
-			rep.text = "";
-		}
-	}
+	(void)policy_reply_split(line, &rep);
 	job->refused = true;
 	for (unsigned i = 0; i < job->n; i++) {
 		job->r[i].reply = rep;

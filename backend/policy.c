@@ -29,6 +29,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "proto/mime_walk.h"
+#include "store/maildir.h"
 
 #define CHUNK (64 * 1024)
 #define SHOWN_MAX 80 /* bytes of a name or type shown in a reply */
@@ -66,7 +67,6 @@ static int strip_copy(struct run *run, int fd, const char *tmpdir, bool crlf,
     char *buf);
 static int copy_range(int in, int out, uint64_t from, uint64_t to, char *buf,
     uint64_t *written);
-static int write_all(int fd, const char *p, size_t len);
 static enum policy_verdict scan(const struct content_policy *cp, int fd,
     struct policy_result *r);
 
@@ -198,6 +198,25 @@ policy_result_discard(struct policy_result *r)
 		(void)unlink(r->path);
 	r->path[0] = '\0';
 	r->size = 0;
+}
+
+int
+policy_reply_split(char *line, struct smtp_reply *rep)
+{
+	char *end, *sp;
+	unsigned long code = strtoul(line, &end, 10);
+
+	if (code < 400 || code > 599 || *end != ' ')
+		return -1;
+	rep->code = (unsigned short)code;
+	rep->enh = end + 1;
+	if ((sp = strchr(end + 1, ' ')) != NULL) {
+		*sp = '\0';
+		rep->text = sp + 1;
+	} else {
+		rep->text = "";
+	}
+	return 0;
 }
 
 enum policy_verdict
@@ -504,7 +523,7 @@ strip_copy(struct run *run, int fd, const char *tmpdir, bool crlf, char *buf)
 		    eol, eol, eol, eol, f->name[0] != '\0' ? f->name : "",
 		    f->type, at_end ? eol : "");
 		if (len < 0 || (size_t)len >= sizeof(note) ||
-		    write_all(out, note, (size_t)len) == -1)
+		    maildir_write_all(out, note, (size_t)len) == -1)
 			return -1;
 		r->size += (uint64_t)len;
 		pos = f->end_off;
@@ -530,26 +549,10 @@ copy_range(int in, int out, uint64_t from, uint64_t to, char *buf,
 			return -1;
 		if (n == 0)
 			break;
-		if (write_all(out, buf, (size_t)n) == -1)
+		if (maildir_write_all(out, buf, (size_t)n) == -1)
 			return -1;
 		from += (uint64_t)n;
 		*written += (uint64_t)n;
-	}
-	return 0;
-}
-
-static int
-write_all(int fd, const char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1)
-			return -1;
-		p += n;
-		len -= (size_t)n;
 	}
 	return 0;
 }

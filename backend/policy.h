@@ -38,6 +38,7 @@
 #include <stdint.h>
 
 #include "core/config.h"
+#include "proto/smtp_reply.h"
 
 /* attachments = "off" | "reject" | "strip" */
 enum policy_attach_mode {
@@ -171,6 +172,12 @@ void policy_result_init(struct policy_result *r);
 /* Release r's copy if the caller decides not to use it (closes fd,
  * unlinks path); safe on any result, and twice. */
 void policy_result_discard(struct policy_result *r);
+
+/* Split a reply line (r->reply: "554 5.7.1 text") in place for a session
+ * to answer with: *rep points into line (the space after the enhanced
+ * code becomes a NUL). 0, or -1 with line and *rep untouched when the
+ * line does not start with a 4xx/5xx code and a space. */
+int policy_reply_split(char *line, struct smtp_reply *rep);
 
 /*
  * Optional shared accounting for the services that run the policy

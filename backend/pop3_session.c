@@ -348,11 +348,9 @@ on_data(struct conn *c, const char *p, size_t n)
 
 	if (s == NULL || s->state == PS_CLOSING)
 		return;
-	if (buf_append(&s->in, p, n) == -1) {
-		conn_abort(c, CR_NOMEM);
+	if (rs_conn_input(c, &s->in, p, n, s->srv->cf->limits.idle_timeout) ==
+	    -1)
 		return;
-	}
-	conn_set_timer(c, s->srv->cf->limits.idle_timeout);
 	call_begin(s);
 	process(s);
 	call_end(s);
@@ -386,12 +384,10 @@ on_timer(struct conn *c)
 {
 	struct pop3_session *s = conn_ctx(c);
 
-	if (s != NULL && s->state != PS_CLOSING && !conn_out_full(c)) {
+	if (rs_conn_idle(c, s != NULL && s->state != PS_CLOSING)) {
 		count(s, s->srv->m.pop3.closed_idle, 1);
 		goodbye(s, "Disconnected for inactivity");
-		return;
 	}
-	conn_abort(c, CR_TIMEOUT);
 }
 
 /* Nothing is applied here: only QUIT enters the UPDATE state. */
@@ -422,10 +418,7 @@ on_close(struct conn *c, enum conn_reason why)
 static void
 send_bytes(struct pop3_session *s, const void *p, size_t n)
 {
-	if (s->c == NULL || conn_closing(s->c))
-		return;
-	if (conn_write(s->c, p, n) == -1)
-		conn_abort(s->c, CR_NOMEM);
+	rs_conn_send(s->c, p, n);
 }
 
 static void
@@ -433,17 +426,12 @@ reply(struct pop3_session *s, const char *fmt, ...)
 {
 	char buf[1024];
 	va_list ap;
-	int n;
+	size_t n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(buf, sizeof(buf) - 2, fmt, ap);
+	n = rs_vline(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		n = 0;
-	if ((size_t)n > sizeof(buf) - 3)
-		n = (int)(sizeof(buf) - 3);
-	memcpy(buf + n, "\r\n", 2);
-	send_bytes(s, buf, (size_t)n + 2);
+	send_bytes(s, buf, n);
 }
 
 static void
@@ -484,13 +472,7 @@ flow(struct pop3_session *s)
 		return;
 	stop = s->busy || s->more || s->state != PS_TRANSACTION ||
 	    conn_out_full(s->c);
-	if (stop && !s->paused) {
-		s->paused = true;
-		conn_pause(s->c);
-	} else if (!stop && s->paused) {
-		s->paused = false;
-		conn_resume(s->c);
-	}
+	s->paused = rs_conn_hold(s->c, stop, s->paused);
 }
 
 static void

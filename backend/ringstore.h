@@ -10,15 +10,20 @@
 #ifndef RG_BACKEND_RINGSTORE_H
 #define RG_BACKEND_RINGSTORE_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "auth/auth_conf.h"
 #include "backend/relay.h"
 #include "backend/policy.h"
+#include "core/buf.h"
 #include "core/config.h"
 #include "core/daemon.h"
 #include "core/listener_conf.h"
+#include "core/loop.h"
 #include "core/tls_conf.h"
 #include "login/login.h"
 
@@ -271,5 +276,72 @@ extern const struct login_hooks rs_login_hooks;
 
 /* The session with this id on this worker, or NULL if it has gone. */
 struct imap_session *rs_worker_session(struct rs_worker *w, uint64_t sid);
+
+/* ---- session plumbing shared by the POP3 and IMAP sessions ---------- */
+
+/* Queue n bytes on c (NULL or closing: dropped); no memory aborts it. */
+static inline void
+rs_conn_send(struct conn *c, const void *p, size_t n)
+{
+	if (c == NULL || conn_closing(c))
+		return;
+	if (conn_write(c, p, n) == -1)
+		conn_abort(c, CR_NOMEM);
+}
+
+/* on_data: append the bytes to in and re-arm the idle timer. 0, or -1
+ * when there was no memory (c is aborted). */
+static inline int
+rs_conn_input(struct conn *c, struct buf *in, const char *p, size_t n,
+    uint64_t idle_ms)
+{
+	if (buf_append(in, p, n) == -1) {
+		conn_abort(c, CR_NOMEM);
+		return -1;
+	}
+	conn_set_timer(c, idle_ms);
+	return 0;
+}
+
+/* on_timer: true when the session, still open, may say its goodbye (the
+ * output has room for it); otherwise c is aborted (CR_TIMEOUT). */
+static inline bool
+rs_conn_idle(struct conn *c, bool open)
+{
+	if (open && !conn_out_full(c))
+		return true;
+	conn_abort(c, CR_TIMEOUT);
+	return false;
+}
+
+/* Pause reading from c when stop holds, resume when it no longer does;
+ * paused says whether it is paused now. Returns the new paused state. */
+static inline bool
+rs_conn_hold(struct conn *c, bool stop, bool paused)
+{
+	if (stop && !paused)
+		conn_pause(c);
+	else if (!stop && paused)
+		conn_resume(c);
+	return stop;
+}
+
+/* Format one reply line into line[0..size) with CRLF, cut to fit (size
+ * at least 3). Returns its length. */
+static inline size_t rs_vline(char *line, size_t size, const char *fmt,
+    va_list ap) __attribute__((format(printf, 3, 0)));
+
+static inline size_t
+rs_vline(char *line, size_t size, const char *fmt, va_list ap)
+{
+	int n = vsnprintf(line, size - 2, fmt, ap);
+
+	if (n < 0)
+		n = 0;
+	if ((size_t)n > size - 3)
+		n = (int)(size - 3);
+	memcpy(line + n, "\r\n", 2);
+	return (size_t)n + 2;
+}
 
 #endif

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "backend/spool.h"
+#include "store/maildir.h"
 
 #define ENV_MAGIC "ringstore-spool 1"
 #define ENV_FILE_MAX (32u << 20)
@@ -44,7 +45,6 @@ static const char *const state_names[] = { "pending", "sent", "failed",
 static int open_subdir(int dfd, const char *name, const char **error_r);
 static void clean_tmp(struct spool *sp);
 static void clean_orphans(struct spool *sp);
-static int write_all(int fd, const void *p, size_t n);
 static int copy_fd(int out, int in);
 static int write_msg(struct spool *sp, const struct spool_msg *m,
     const char *tmpname);
@@ -239,25 +239,6 @@ clean_orphans(struct spool *sp)
 
 /* ---- writing ------------------------------------------------------- */
 
-static int
-write_all(int fd, const void *p, size_t n)
-{
-	const char *c = p;
-
-	while (n > 0) {
-		ssize_t w = write(fd, c, n);
-
-		if (w == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		c += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* in from offset 0 to EOF, whatever its current offset. */
 static int
 copy_fd(int out, int in)
@@ -279,7 +260,7 @@ copy_fd(int out, int in)
 			rc = 0;
 			break;
 		}
-		if (write_all(out, b, (size_t)r) == -1)
+		if (maildir_write_all(out, b, (size_t)r) == -1)
 			break;
 		off += r;
 	}
@@ -296,7 +277,8 @@ write_msg(struct spool *sp, const struct spool_msg *m, const char *tmpname)
 
 	if (fd == -1)
 		return -1;
-	if (m->prefix_len > 0 && write_all(fd, m->prefix, m->prefix_len) == -1)
+	if (m->prefix_len > 0 &&
+	    maildir_write_all(fd, m->prefix, m->prefix_len) == -1)
 		goto out;
 	if (m->fd >= 0) {
 		if (copy_fd(fd, m->fd) == -1)
@@ -305,7 +287,7 @@ write_msg(struct spool *sp, const struct spool_msg *m, const char *tmpname)
 		if ((in = open(m->path, O_RDONLY | O_CLOEXEC)) == -1 ||
 		    copy_fd(fd, in) == -1)
 			goto out;
-	} else if (m->len > 0 && write_all(fd, m->data, m->len) == -1) {
+	} else if (m->len > 0 && maildir_write_all(fd, m->data, m->len) == -1) {
 		goto out;
 	}
 	rc = fsync(fd);
@@ -332,7 +314,7 @@ put_file(struct spool *sp, int dir, const char *tmpname, const char *name,
 
 	if (fd == -1)
 		return -1;
-	if (write_all(fd, p, n) == -1 || fsync(fd) == -1) {
+	if (maildir_write_all(fd, p, n) == -1 || fsync(fd) == -1) {
 		saved = errno;
 		close(fd);
 		(void)unlinkat(sp->tmp, tmpname, 0);

@@ -706,16 +706,12 @@ spool_remote(struct data_job *job, int src)
 
 /* The policy's whole reply line ("554 5.7.1 attachment ...") as ours. */
 static void
-refuse_line(struct data_job *job, const char *line, enum rs_submit_count why)
+refuse_line(struct data_job *job, char *line, enum rs_submit_count why)
 {
-	char enh[16] = "5.7.1";
-	unsigned code = 554;
-	int n = 0;
+	struct smtp_reply rep = { 554, "5.7.1", line };
 
-	if (sscanf(line, "%3u %15s %n", &code, enh, &n) < 2 || n == 0 ||
-	    code < 400 || code > 599)
-		n = 0;
-	refuse(job, code, enh, line + n, why);
+	(void)policy_reply_split(line, &rep);
+	refuse(job, rep.code, rep.enh, rep.text, why);
 }
 
 /* The content policy (backend/policy.h) on the received file: *src_r is

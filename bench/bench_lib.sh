@@ -1,7 +1,8 @@
-# bench_lib.sh - helpers shared by bench/store.sh and bench/login.sh
-# (sourced, not run): process and port handling, installing Dovecot when it
-# is missing, a temporary Dovecot config that never touches /etc/dovecot,
-# and the generated Maildir both stores are measured on.
+# bench_lib.sh - helpers shared by bench/store.sh, login.sh, pop3.sh and
+# lmtp.sh (sourced, not run): process and port handling, the EXIT trap,
+# starting ringstore and Dovecot, installing Dovecot when it is missing, a
+# temporary Dovecot config that never touches /etc/dovecot, the generated
+# Maildir both stores are measured on, and awk's kv() for result lines.
 # Callers set `set -euo pipefail` and ROOT; nothing here listens anywhere
 # but 127.0.0.1.
 
@@ -38,6 +39,54 @@ stop_pid() { # pid
 	wait "$p" 2>/dev/null || true
 }
 
+# The EXIT trap of every script: stops what it started (GATE_PID, RS_PID,
+# DC_PID, whichever are set) and removes TMP.
+bench_cleanup() {
+	stop_pid "${GATE_PID:-}"
+	stop_pid "${RS_PID:-}"
+	stop_pid "${DC_PID:-}"
+	rm -rf "$TMP"
+}
+
+# need_built FILE...: each must be an executable of the build in BUILD.
+need_built() {
+	local f
+	for f in "$@"; do
+		[ -x "$f" ] || die "$f is missing; build first (cmake --build $BUILD -j2)"
+	done
+}
+
+# start_ringstore DIR PORT: $STORE -c DIR/ringstore.conf in the background
+# (stderr to DIR/stderr, RS_PID set) until PORT accepts.
+start_ringstore() {
+	"$STORE" -c "$1/ringstore.conf" 2>"$1/stderr" &
+	RS_PID=$!
+	wait_port "$2" || { cat "$1/stderr" >&2; die "ringstore did not start"; }
+}
+
+# start_dovecot DIR PORT: Dovecot on DIR/dovecot.conf (dovecot_conf) in the
+# foreground mode, in the background (DC_PID set), until PORT accepts.
+start_dovecot() {
+	dovecot -F -c "$1/dovecot.conf" 2>"$1/stderr" &
+	DC_PID=$!
+	wait_port "$2" || { cat "$1/stderr" "$1/dovecot.log" >&2; die "dovecot did not start"; }
+}
+
+# kv_awk PROGRAM FILE...: awk PROGRAM with kv(line, key), the value of
+# key=... in a result line ("" when absent).
+kv_awk() {
+	local prog=$1
+	shift
+	awk '
+function kv(line, key,   re, m) {
+	re = "(^| )" key "=[^ ]*"
+	if (match(line, re) == 0) return ""
+	m = substr(line, RSTART, RLENGTH); sub(/^ /, "", m)
+	return substr(m, length(key) + 2)
+}
+'"$prog" "$@"
+}
+
 machine_notes() {
 	echo "cpus=$(nproc) kernel=$(uname -r) load=\"$(cut -d' ' -f1-3 /proc/loadavg)\" fs=$(df -T /tmp | awk 'NR==2 {print $2}') date=$(date -u +%FT%TZ)"
 }
@@ -52,6 +101,14 @@ need_dovecot() {
 	fi
 	id rgbench >/dev/null 2>&1 ||
 		useradd -r -M -d /nonexistent -s /usr/sbin/nologin rgbench
+}
+
+# need_dovecot_part NAME: Dovecot's NAME service (lmtp, pop3) from the
+# dovecot-NAMEd package, installed when it is missing.
+need_dovecot_part() {
+	[ -x "/usr/lib/dovecot/$1" ] && return 0
+	[ "$(id -u)" = 0 ] || die "dovecot-$1d is missing and we are not root"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "dovecot-$1d" >/dev/null
 }
 
 # dovecot_conf DIR PORT HASH USER [extra settings...]: DIR/dovecot.conf and

@@ -31,19 +31,11 @@ RS_PID= DC_PID=
 RS_PORT=$(free_port) RS_ADMIN=$(free_port) DC_PORT=$(free_port)
 DC_LMTP=$(free_port)
 
-cleanup() {
-	stop_pid "$RS_PID"
-	stop_pid "$DC_PID"
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
+trap bench_cleanup EXIT
 
-[ -x "$STORE" ] || die "$STORE is missing; build first (cmake --build $BUILD -j2)"
+need_built "$STORE"
 need_dovecot
-[ -x /usr/lib/dovecot/lmtp ] || {
-	[ "$(id -u)" = 0 ] || die "dovecot-lmtpd is missing and we are not root"
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-lmtpd >/dev/null
-}
+need_dovecot_part lmtp
 chmod 755 "$TMP"
 
 # ---- ringstore ------------------------------------------------------
@@ -61,9 +53,7 @@ imap = ( { name = "imap"; listen = "127.0.0.1:$RS_PORT"; trusted = true; } );
 lmtp = ( { name = "lmtp"; listen = "127.0.0.1:$(free_port)"; trusted = true; } );
 CONF
 RS_LMTP=$(sed -n 's/.*name = "lmtp"; listen = "127.0.0.1:\([0-9]*\)".*/\1/p' "$TMP/rs/ringstore.conf")
-"$STORE" -c "$TMP/rs/ringstore.conf" 2>"$TMP/rs/stderr" &
-RS_PID=$!
-wait_port "$RS_LMTP" || { cat "$TMP/rs/stderr" >&2; die "ringstore did not start"; }
+start_ringstore "$TMP/rs" "$RS_LMTP"
 
 # ---- Dovecot ----------------------------------------------------------
 mkdir -p "$TMP/dc/home"
@@ -82,9 +72,7 @@ for k in 1 2 3 4 5 6 7; do
 	printf 'bench%s@example.test:{PLAIN}unused:%s:%s::%s::\n' "$k" \
 		"$(id -u rgbench)" "$(id -g rgbench)" "$TMP/dc/home$k" >>"$TMP/dc/passwd"
 done
-dovecot -F -c "$TMP/dc/dovecot.conf" 2>"$TMP/dc/stderr" &
-DC_PID=$!
-wait_port "$DC_LMTP" || { cat "$TMP/dc/stderr" "$TMP/dc/dovecot.log" >&2; die "dovecot did not start"; }
+start_dovecot "$TMP/dc" "$DC_LMTP"
 
 echo "# machine"
 machine_notes

@@ -38,17 +38,9 @@ RS_PID= GATE_PID= DC_PID=
 # shellcheck source=bench/bench_lib.sh
 . "$ROOT/bench/bench_lib.sh"
 
-cleanup() {
-	stop_pid "$GATE_PID"
-	stop_pid "$RS_PID"
-	stop_pid "$DC_PID"
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
+trap bench_cleanup EXIT
 
-for f in "$STORE" "$GATE" "$PASSWD_TOOL" "$CLIENT"; do
-	[ -x "$f" ] || die "$f is missing; build first (cmake --build $BUILD -j2)"
-done
+need_built "$STORE" "$GATE" "$PASSWD_TOOL" "$CLIENT"
 need_dovecot
 chmod 755 "$TMP"
 mkdir -p "$TMP/mail/example.test/bench/Maildir/"{cur,new,tmp}
@@ -177,14 +169,7 @@ dc_run dc_ARGON2ID_warm ARGON2ID "$SECS" "auth_cache_size = 10M"
 # ---- summary ----------------------------------------------------------
 echo
 echo "# logins/s (server CPU ms per login; failed logins)"
-awk '
-function kv(line, key,   re, m) {
-	re = "(^| )" key "=[^ ]*"
-	if (match(line, re) == 0) return ""
-	m = substr(line, RSTART, RLENGTH); sub(/^ /, "", m)
-	return substr(m, length(key) + 2)
-}
-/ step=login / {
+kv_awk '/ step=login / {
 	cpu = ""
 	n = split($0, f, " ")
 	for (i = 1; i <= n; i++)

@@ -34,18 +34,11 @@ RS_PID= DC_PID=
 RS_PORT=$(free_port) RS_ADMIN=$(free_port) DC_PORT=$(free_port)
 DC_IMAP=$(free_port)
 
-cleanup() {
-	stop_pid "$RS_PID"
-	stop_pid "$DC_PID"
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
+trap bench_cleanup EXIT
 
-for f in "$STORE" "$PASSWD_TOOL"; do
-	[ -x "$f" ] || die "$f is missing; build first (cmake --build $BUILD -j2)"
-done
+need_built "$STORE" "$PASSWD_TOOL"
 need_dovecot
-[ -x /usr/lib/dovecot/pop3 ] || die "dovecot-pop3d is missing"
+need_dovecot_part pop3
 make_big "$BIG" "$BIG_SIZE"
 chmod 755 "$TMP"
 
@@ -67,9 +60,7 @@ auth = { passwd_file = "$TMP/rs/passwd"; default_scheme = "SCRAM-SHA-256";
 storage = { mail_root = "$TMP/rs/mail"; threads = 1; };
 pop3 = ( { name = "pop3"; listen = "127.0.0.1:$RS_PORT"; trusted = true; } );
 CONF
-"$STORE" -c "$TMP/rs/ringstore.conf" 2>"$TMP/rs/stderr" &
-RS_PID=$!
-wait_port "$RS_PORT" || { cat "$TMP/rs/stderr" >&2; die "ringstore did not start"; }
+start_ringstore "$TMP/rs" "$RS_PORT"
 
 # ---- Dovecot ----------------------------------------------------------
 inbox "$TMP/dc/home/Maildir"
@@ -83,9 +74,7 @@ dovecot_conf "$TMP/dc" "$DC_IMAP" \
     port = $DC_PORT
   }
 }"
-dovecot -F -c "$TMP/dc/dovecot.conf" 2>"$TMP/dc/stderr" &
-DC_PID=$!
-wait_port "$DC_PORT" || { cat "$TMP/dc/stderr" "$TMP/dc/dovecot.log" >&2; die "dovecot did not start"; }
+start_dovecot "$TMP/dc" "$DC_PORT"
 
 echo "# machine"
 machine_notes
@@ -160,14 +149,7 @@ PY
 echo "# RETR 1 of $BIG_SIZE bytes, $RUNS runs: ringstore, then Dovecot"
 client rs "$RS_PORT" "$RS_PID" | tee "$TMP/results"
 client dc "$DC_PORT" "$DC_PID" | tee -a "$TMP/results"
-awk '
-function kv(line, key,   re, m) {
-	re = "(^| )" key "=[^ ]*"
-	if (match(line, re) == 0) return ""
-	m = substr(line, RSTART, RLENGTH); sub(/^ /, "", m)
-	return substr(m, length(key) + 2)
-}
-{ s = kv($0, "server"); r[s] = kv($0, "mb_per_s"); c[s] = kv($0, "cpu_s_per_gb") }
+kv_awk '{ s = kv($0, "server"); r[s] = kv($0, "mb_per_s"); c[s] = kv($0, "cpu_s_per_gb") }
 END {
 	printf "RETR MB/s: ringstore %s, Dovecot %s (ratio %.2f); CPU s per GB: ringstore %s, Dovecot %s\n",
 	    r["rs"], r["dc"], r["rs"] / r["dc"], c["rs"], c["dc"]

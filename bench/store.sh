@@ -43,16 +43,9 @@ RS_PID= DC_PID=
 . "$ROOT/bench/bench_lib.sh"
 RS_PORT=$(free_port) RS_ADMIN=$(free_port) DC_PORT=$(free_port)
 
-cleanup() {
-	stop_pid "$RS_PID"
-	stop_pid "$DC_PID"
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
+trap bench_cleanup EXIT
 
-for f in "$STORE" "$PASSWD_TOOL" "$CLIENT"; do
-	[ -x "$f" ] || die "$f is missing; build first (cmake --build $BUILD -j2)"
-done
+need_built "$STORE" "$PASSWD_TOOL" "$CLIENT"
 need_dovecot
 make_corpus "$CORPUS" "$NMSG"
 make_big "$BIG" "$BIG_SIZE"
@@ -74,9 +67,7 @@ storage = { mail_root = "$TMP/rs/mail"; threads = 1; };
 imap = ( { name = "imap"; listen = "127.0.0.1:$RS_PORT"; starttls = false;
            trusted = true; } );
 CONF
-"$STORE" -c "$TMP/rs/ringstore.conf" 2>"$TMP/rs/stderr" &
-RS_PID=$!
-wait_port "$RS_PORT" || { cat "$TMP/rs/stderr" >&2; die "ringstore did not start"; }
+start_ringstore "$TMP/rs" "$RS_PORT"
 
 # ---- Dovecot ----------------------------------------------------------
 mkdir -p "$TMP/dc/home"
@@ -85,9 +76,7 @@ cp -a "$BIG" "$TMP/dc/home/Maildir/.Big"
 chown -R rgbench:rgbench "$TMP/dc/home"
 dovecot_conf "$TMP/dc" "$DC_PORT" \
 	"$(doveadm pw -s SHA512-CRYPT -p "$PASS")" "$USER_NAME"
-dovecot -F -c "$TMP/dc/dovecot.conf" 2>"$TMP/dc/stderr" &
-DC_PID=$!
-wait_port "$DC_PORT" || { cat "$TMP/dc/stderr" "$TMP/dc/dovecot.log" >&2; die "dovecot did not start"; }
+start_dovecot "$TMP/dc" "$DC_PORT"
 
 echo "# machine"
 machine_notes
@@ -125,14 +114,7 @@ fi
 # ---- the table ----------------------------------------------------------
 echo
 echo "# ringstore / Dovecot (time: cold = first run, others median of $RUNS; CPU per run)"
-awk '
-function kv(line, key,   re, m) {
-	re = "(^| )" key "=[^ ]*"
-	if (match(line, re) == 0) return ""
-	m = substr(line, RSTART, RLENGTH); sub(/^ /, "", m)
-	return substr(m, length(key) + 2)
-}
-/ step=/ {
+kv_awk '/ step=/ {
 	s = kv($0, "server"); st = kv($0, "step")
 	if (st == "append") st = kv($0, "label")
 	if (!(st in seen)) { order[++n] = st; seen[st] = 1 }

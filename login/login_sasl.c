@@ -52,6 +52,10 @@ static void sasl_failed(struct login_session *s);
 static enum sasl_rc scram_keys(struct login_session *s, const char *user);
 static enum sasl_rc cram_secret(struct login_session *s, const char *user);
 static enum sasl_rc policy(struct login_session *s, const char *user);
+static int entry_policy(struct login_session *s, const char *user,
+    enum auth_reason *r);
+static int take_user(struct login_session *s, const char *user, size_t ulen,
+    char *name);
 static enum auth_lookup stored_entry(struct login_session *s, const char *user,
     struct auth_entry **e_r);
 static const struct auth_login_info *login_info(const struct login_session *s,
@@ -369,25 +373,36 @@ cram_secret(struct login_session *s, const char *user)
 	return rc;
 }
 
+/* The stored entry's policy for user from this client in *r
+ * (AUTH_R_UNKNOWN when there is no such user): 0, or -1 when the
+ * back-end failed. */
+static int
+entry_policy(struct login_session *s, const char *user, enum auth_reason *r)
+{
+	struct auth_entry *e = NULL;
+
+	switch (stored_entry(s, user, &e)) {
+	case AUTH_LOOKUP_FOUND:
+		*r = auth_entry_policy(e, conn_peer_addr(s->c, NULL));
+		auth_entry_unref(&e);
+		return 0;
+	case AUTH_LOOKUP_NOTFOUND:
+		*r = AUTH_R_UNKNOWN;
+		return 0;
+	default:
+		return -1;
+	}
+}
+
 /* A right proof or digest, before anything confirms it: the entry's
  * policy, looked up again so that a reload in between applies. */
 static enum sasl_rc
 policy(struct login_session *s, const char *user)
 {
-	struct auth_entry *e = NULL;
 	enum auth_reason r;
 
-	switch (stored_entry(s, user, &e)) {
-	case AUTH_LOOKUP_FOUND:
-		r = auth_entry_policy(e, conn_peer_addr(s->c, NULL));
-		auth_entry_unref(&e);
-		break;
-	case AUTH_LOOKUP_NOTFOUND:
-		r = AUTH_R_UNKNOWN;
-		break;
-	default:
+	if (entry_policy(s, user, &r) == -1)
 		return sasl_server_verified(s->sasl, SASL_V_TEMPFAIL);
-	}
 	s->reason = r;
 	if (r == AUTH_R_NONE)
 		login_log_auth(s, user, true, r);
@@ -397,39 +412,40 @@ policy(struct login_session *s, const char *user)
 
 /* ---- a user a trusted front end vouches for ---------------------------- */
 
+/* user[0..ulen) as a C string in name (AUTH_USER_MAX + 1 bytes) and in
+ * s->user: 0, or -1 with the login failed (empty, too long or holding a
+ * NUL). */
+static int
+take_user(struct login_session *s, const char *user, size_t ulen, char *name)
+{
+	if (ulen == 0 || ulen > AUTH_USER_MAX ||
+	    memchr(user, '\0', ulen) != NULL) {
+		login_failed(s, LOGIN_FAIL_CREDENTIALS);
+		return -1;
+	}
+	memcpy(name, user, ulen);
+	name[ulen] = '\0';
+	snprintf(s->user, sizeof(s->user), "%s", name);
+	return 0;
+}
+
 void
 login_assert_user(struct login_session *s, const char *user, size_t ulen,
     const char *mech)
 {
 	char name[AUTH_USER_MAX + 1];
-	struct auth_entry *e = NULL;
 	enum auth_reason r = AUTH_R_NONE;
 
 	snprintf(s->mech, sizeof(s->mech), "%s", mech);
-	if (ulen == 0 || ulen > AUTH_USER_MAX ||
-	    memchr(user, '\0', ulen) != NULL) {
-		login_failed(s, LOGIN_FAIL_CREDENTIALS);
+	if (take_user(s, user, ulen, name) == -1)
 		return;
-	}
-	memcpy(name, user, ulen);
-	name[ulen] = '\0';
-	snprintf(s->user, sizeof(s->user), "%s", name);
 	/* a back-end that may block is asked later, off the loop, by the
 	 * daemon's own readiness step */
-	if (s->w->users != NULL && s->w->users->ops->lookup_nonblocking) {
-		switch (stored_entry(s, name, &e)) {
-		case AUTH_LOOKUP_FOUND:
-			r = auth_entry_policy(e, conn_peer_addr(s->c, NULL));
-			auth_entry_unref(&e);
-			break;
-		case AUTH_LOOKUP_NOTFOUND:
-			r = AUTH_R_UNKNOWN;
-			break;
-		default:
-			login_log_auth(s, name, false, AUTH_R_BACKEND);
-			login_failed(s, LOGIN_FAIL_TEMP);
-			return;
-		}
+	if (s->w->users != NULL && s->w->users->ops->lookup_nonblocking &&
+	    entry_policy(s, name, &r) == -1) {
+		login_log_auth(s, name, false, AUTH_R_BACKEND);
+		login_failed(s, LOGIN_FAIL_TEMP);
+		return;
 	}
 	s->reason = r;
 	login_log_auth(s, name, r == AUTH_R_NONE, r);
@@ -515,14 +531,12 @@ login_password(struct login_session *s, const char *user, size_t ulen,
 		login_failed(s, LOGIN_FAIL_PRIVACY);
 		return;
 	}
-	if (ulen == 0 || ulen > AUTH_USER_MAX || plen > AUTH_PASSWORD_MAX ||
-	    memchr(user, '\0', ulen) != NULL) {
+	if (plen > AUTH_PASSWORD_MAX) {
 		login_failed(s, LOGIN_FAIL_CREDENTIALS);
 		return;
 	}
-	memcpy(name, user, ulen);
-	name[ulen] = '\0';
-	snprintf(s->user, sizeof(s->user), "%s", name);
+	if (take_user(s, user, ulen, name) == -1)
+		return;
 	verify(s, name, "", password, plen, false);
 }
 

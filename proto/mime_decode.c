@@ -20,7 +20,36 @@
 
 #define MAX_WORD 256 /* longest RFC 2047 encoded word we decode */
 
+/* A decoder's output: bytes gather in buf and go to the sink when it is
+ * full, and at the end. */
+struct out {
+	char buf[256];
+	size_t n;
+	mime_write_fn *w;
+	void *ctx;
+};
+
 static int b64val(unsigned char c);
+static int out_put(struct out *o, char c);
+static int out_end(struct out *o);
+
+static int
+out_put(struct out *o, char c)
+{
+	o->buf[o->n++] = c;
+	if (o->n == sizeof(o->buf)) {
+		if (o->w(o->ctx, o->buf, o->n) == -1)
+			return -1;
+		o->n = 0;
+	}
+	return 0;
+}
+
+static int
+out_end(struct out *o)
+{
+	return o->n > 0 ? o->w(o->ctx, o->buf, o->n) : 0;
+}
 
 int
 mime_hexval(unsigned char c)
@@ -53,8 +82,7 @@ b64val(unsigned char c)
 int
 mime_decode_base64(const char *p, size_t len, mime_write_fn *w, void *ctx)
 {
-	char out[256];
-	size_t n = 0;
+	struct out o = { .w = w, .ctx = ctx };
 	uint32_t bits = 0;
 	unsigned nbits = 0;
 
@@ -69,16 +97,12 @@ mime_decode_base64(const char *p, size_t len, mime_write_fn *w, void *ctx)
 		nbits += 6;
 		if (nbits >= 8) {
 			nbits -= 8;
-			out[n++] = (char)((bits >> nbits) & 0xff);
+			if (out_put(&o, (char)((bits >> nbits) & 0xff)) == -1)
+				return -1;
 			bits &= (1u << nbits) - 1;
 		}
-		if (n == sizeof(out)) {
-			if (w(ctx, out, n) == -1)
-				return -1;
-			n = 0;
-		}
 	}
-	return n > 0 ? w(ctx, out, n) : 0;
+	return out_end(&o);
 }
 
 /*
@@ -88,8 +112,7 @@ mime_decode_base64(const char *p, size_t len, mime_write_fn *w, void *ctx)
 int
 mime_decode_qp(const char *p, size_t len, bool q, mime_write_fn *w, void *ctx)
 {
-	char out[256];
-	size_t n = 0;
+	struct out o = { .w = w, .ctx = ctx };
 
 	for (size_t k = 0; k < len; k++) {
 		char c = p[k];
@@ -114,14 +137,10 @@ mime_decode_qp(const char *p, size_t len, bool q, mime_write_fn *w, void *ctx)
 		} else if (c == '_' && q) {
 			c = ' ';
 		}
-		out[n++] = c;
-		if (n == sizeof(out)) {
-			if (w(ctx, out, n) == -1)
-				return -1;
-			n = 0;
-		}
+		if (out_put(&o, c) == -1)
+			return -1;
 	}
-	return n > 0 ? w(ctx, out, n) : 0;
+	return out_end(&o);
 }
 
 /*

@@ -455,4 +455,9 @@ int maildir_deliver_commit(struct maildir_incoming **in,
     uint32_t *uidvalidity_r, uint32_t *uid_r, const char **error_r);
 void maildir_deliver_abort(struct maildir_incoming **in);
 
+/* write(2) all of p[0..n) to fd, retrying on EINTR: 0, or -1 with errno
+ * (EIO for a write that made no progress). The store's own writer, used
+ * by ringstore's delivery, spool and content policy for their files too. */
+int maildir_write_all(int fd, const void *p, size_t n);
+
 #endif

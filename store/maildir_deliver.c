@@ -66,7 +66,6 @@ struct maildir_incoming {
 	char last;	     /* last byte written, for the next chunk */
 };
 
-static int write_all(int fd, const char *p, size_t len);
 static uint64_t count_bare_lf(const char *p, size_t len, char *last);
 static int tmp_open(struct maildir_incoming *in, const char *dir, time_t date,
     unsigned int flags, uint32_t keywords);
@@ -94,23 +93,6 @@ static int transfer(struct maildir *box, size_t index, struct kw_map *km,
 static void roll_back(char **made, char **orig, size_t count, bool move);
 static bool tmp_stale(int dfd, const char *name, time_t limit);
 static time_t name_time(const char *name);
-
-static int
-write_all(int fd, const char *p, size_t len)
-{
-	ssize_t n;
-
-	while (len > 0) {
-		n = write(fd, p, len);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
 
 /* W= is the size with every line ending CRLF, what RFC822.SIZE reports.
  * last carries the previous chunk's final byte across calls. */
@@ -180,7 +162,7 @@ tmp_write(struct maildir_incoming *in, const char *p, size_t len)
 {
 	in->bare += count_bare_lf(p, len, &in->last);
 	in->size += len;
-	return write_all(in->fd, p, len);
+	return maildir_write_all(in->fd, p, len);
 }
 
 static int
@@ -806,4 +788,25 @@ out:
 	free(assigned);
 	md_keywords_free(&km.dst);
 	return ret;
+}
+
+int
+maildir_write_all(int fd, const void *p, size_t n)
+{
+	const char *q = p;
+
+	while (n > 0) {
+		ssize_t w = write(fd, q, n);
+
+		if (w == -1 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			if (w == 0)
+				errno = EIO;
+			return -1;
+		}
+		q += w;
+		n -= (size_t)w;
+	}
+	return 0;
 }

@@ -4,7 +4,7 @@
  * real IMAP session core on a real io_uring loop, with the real auth pool
  * (passwd-file), store pool and a Maildir on disk.
  *
- * Set up once: a temporary directory (on /dev/shm when there is one, so
+ * Set up once (the plumbing in fuzz_session.h): a temporary directory (on /dev/shm when there is one, so
  * the Maildir's fsyncs are cheap) with a config, a passwd-file holding
  * one {PLAIN} user and the mail root; the pools; one worker loop on its
  * own thread listening on 127.0.0.1 (an ephemeral port; core/ adopts
@@ -22,23 +22,10 @@
  * A session that does not end within SESSION_MS of the client's EOF, or
  * a husk that never goes, is a bug: the target aborts.
  */
-#include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <pthread.h>
-#include <signal.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "auth/auth.h"
 #include "auth/auth_service.h"
@@ -46,10 +33,12 @@
 #include "backend/ringstore.h"
 #include "login/login.h"
 #include "core/config.h"
-#include "core/log.h"
 #include "core/loop.h"
 #include "core/metrics.h"
 #include "core/pool.h"
+
+#define FUZZ_NAME "fuzz_imap_session"
+#include "fuzz_session.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -87,55 +76,15 @@ static struct {
 	struct rs_worker *w;
 	int lfd;
 	struct sockaddr_in addr;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	int ready; /* 1 running, -1 failed */
+	struct fs_loop_thread th;
 	bool echo; /* FUZZ_SESSION_ECHO set: server output to stderr */
 } F = { .lfd = -1 };
 
-static atomic_int sessions_left;
-static atomic_int probe_done;
-
-static void die(const char *what);
-static uint64_t now_ms(void);
-static void write_file(const char *path, const char *text);
 static void setup(void);
-static void *loop_main(void *arg);
 static int worker_start(void);
 static int register_metrics(struct rs_server *srv, struct metrics *m);
-static int connected(int fd, uint64_t deadline);
-static void run_session(const char *p, size_t n);
-static void probe(struct loop *l, void *arg);
-static void wait_sessions_gone(void);
-static int wipe_one(const char *path, const struct stat *st, int flag,
-    struct FTW *ftw);
-static void wipe_mail(void);
+static int count_sessions(struct loop *l);
 static void remove_dir(void);
-
-static void
-die(const char *what)
-{
-	fprintf(stderr, "fuzz_imap_session: %s: %s\n", what, strerror(errno));
-	abort();
-}
-
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static void
-write_file(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-
-	if (f == NULL || fputs(text, f) == EOF || fclose(f) == EOF)
-		die(path);
-}
 
 static int
 register_metrics(struct rs_server *srv, struct metrics *m)
@@ -159,33 +108,16 @@ register_metrics(struct rs_server *srv, struct metrics *m)
 static void
 setup(void)
 {
-	const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
 	char path[256], conf[2048];
 	struct cfg_error err;
 	const char *error = NULL;
-	pthread_t th;
-	int null_fd;
 
-	signal(SIGPIPE, SIG_IGN);
 	F.echo = getenv("FUZZ_SESSION_ECHO") != NULL;
-	if (loop_probe(&error) == -1) {
-		/* no io_uring here (seccomp, sysctl): nothing to fuzz */
-		fprintf(stderr, "fuzz_imap_session: skipped: %s\n", error);
-		exit(77);
-	}
-	/* errors a peer can cause (failed APPENDs...) are not interesting */
-	if ((null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC)) == -1)
-		die("/dev/null");
-	log_init("fuzz", LL_ERROR, null_fd);
-	snprintf(F.dir, sizeof(F.dir), "%s/rg-fuzz-session-XXXXXX", base);
-	if (mkdtemp(F.dir) == NULL)
-		die("mkdtemp");
+	fs_setup_begin(F.dir, sizeof(F.dir), "rg-fuzz-session-XXXXXX", F.mail,
+	    sizeof(F.mail));
 	atexit(remove_dir);
-	snprintf(F.mail, sizeof(F.mail), "%s/mail", F.dir);
-	if (mkdir(F.mail, 0700) == -1)
-		die(F.mail);
 	snprintf(path, sizeof(path), "%s/passwd", F.dir);
-	write_file(path, USER ":{PLAIN}" PASS "::::::\n");
+	fs_put_file(path, USER ":{PLAIN}" PASS "::::::\n");
 	snprintf(conf, sizeof(conf),
 	    "daemon = { workers = 1; };\n"
 	    "limits = { login_timeout = \"20s\"; idle_timeout = \"20s\";\n"
@@ -199,7 +131,7 @@ setup(void)
 	    "  starttls = false; trusted = true; } );\n",
 	    path, F.mail);
 	snprintf(path, sizeof(path), "%s/ringstore.conf", F.dir);
-	write_file(path, conf);
+	fs_put_file(path, conf);
 	if (rs_config_load(path, &F.cf, &err) == -1) {
 		fprintf(stderr, "fuzz_imap_session: %s\n", err.msg);
 		abort();
@@ -230,20 +162,8 @@ setup(void)
 		.metrics = &F.srv.login_m[RS_IMAP],
 		.workers = &F.lw,
 		.ctx = &F.rl };
-	pthread_mutex_init(&F.lock, NULL);
-	pthread_cond_init(&F.cond, NULL);
-	if (pthread_create(&th, NULL, loop_main, NULL) != 0) {
-		error = "pthread_create";
-		goto fail;
-	}
-	pthread_detach(th);
-	pthread_mutex_lock(&F.lock);
-	while (F.ready == 0)
-		pthread_cond_wait(&F.cond, &F.lock);
-	pthread_mutex_unlock(&F.lock);
-	if (F.ready == 1)
+	if (fs_loop_thread_start(&F.th, worker_start, &F.loop, &error) == 0)
 		return;
-	error = "the worker loop did not start (io_uring?)";
 fail:
 	fprintf(stderr, "fuzz_imap_session: %s\n", error ? error : "?");
 	abort();
@@ -254,58 +174,22 @@ fail:
 static int
 worker_start(void)
 {
-	struct loop_conf lc = { 0 };
-	socklen_t alen = sizeof(F.addr);
-	const char *error = NULL;
-
-	lc.buf_count = 64;
-	lc.out_high = F.cf.limits.output_buffer;
-	lc.metrics = F.metrics;
-	if ((F.loop = loop_new(&lc, &error)) == NULL) {
-		fprintf(stderr, "fuzz_imap_session: %s\n", error);
-		return -1;
-	}
-	if ((F.w = calloc(1, sizeof(*F.w))) == NULL)
-		return -1;
-	F.w->srv = &F.srv;
-	F.w->loop = F.loop;
-	if ((F.w->outbox = pool_outbox_new(F.loop)) == NULL)
-		return -1;
-	loop_set_ctx(F.loop, F.w);
-	if (imap_idle_init(F.w) == -1 ||
+	if (fs_worker_start(&F.srv, F.metrics, &F.loop, &F.w) == -1 ||
+	    imap_idle_init(F.w) == -1 ||
 	    (F.w->login = F.lw = login_worker_new(F.loop,
 		 auth_service_users(F.srv.auth),
 		 auth_service_pool(F.srv.auth))) == NULL)
 		return -1;
-	F.addr.sin_family = AF_INET;
-	F.addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if ((F.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1 ||
-	    bind(F.lfd, (struct sockaddr *)&F.addr, sizeof(F.addr)) == -1 ||
-	    listen(F.lfd, 64) == -1 ||
-	    getsockname(F.lfd, (struct sockaddr *)&F.addr, &alen) == -1)
+	if ((F.lfd = fs_listen_loopback(&F.addr)) == -1)
 		return -1;
 	if (loop_listen(F.loop, F.lfd, "fuzz", login_handler(), &F.ll) == NULL)
 		return -1;
 	return 0;
 }
 
-static void *
-loop_main(void *arg)
-{
-	int ok = worker_start() == 0;
-
-	pthread_mutex_lock(&F.lock);
-	F.ready = ok ? 1 : -1;
-	pthread_cond_broadcast(&F.cond);
-	pthread_mutex_unlock(&F.lock);
-	if (ok)
-		loop_run(F.loop); /* until the process exits */
-	return NULL;
-}
-
 /* On the loop thread: how many sessions (husks too) are left. */
-static void
-probe(struct loop *l, void *arg)
+static int
+count_sessions(struct loop *l)
 {
 	struct rs_worker *w = loop_ctx(l);
 	int n = 0;
@@ -313,130 +197,7 @@ probe(struct loop *l, void *arg)
 	for (unsigned b = 0; b < RS_SESSION_BUCKETS; b++)
 		for (struct imap_session *s = w->sessions[b]; s; s = s->hnext)
 			n++;
-	n += (int)login_worker_sessions(w->login);
-	atomic_store(&sessions_left, n + (int)loop_nconns(l));
-	atomic_store(&probe_done, 1);
-}
-
-static void
-wait_sessions_gone(void)
-{
-	uint64_t deadline = now_ms() + SESSION_MS;
-
-	for (;;) {
-		atomic_store(&probe_done, 0);
-		if (loop_post(F.loop, probe, NULL) == -1)
-			die("loop_post");
-		while (!atomic_load(&probe_done)) {
-			if (now_ms() > deadline) {
-				fprintf(stderr,
-				    "fuzz_imap_session: loop "
-				    "stuck\n");
-				abort();
-			}
-			usleep(100);
-		}
-		if (atomic_load(&sessions_left) == 0)
-			return;
-		if (now_ms() > deadline) {
-			fprintf(stderr,
-			    "fuzz_imap_session: a session "
-			    "outlived its connection\n");
-			abort();
-		}
-		usleep(200);
-	}
-}
-
-/* Wait for a non-blocking connect to finish. 0, or -1 with errno. */
-static int
-connected(int fd, uint64_t deadline)
-{
-	struct pollfd pfd = { fd, POLLOUT, 0 };
-	socklen_t len = sizeof(int);
-	int err = 0;
-
-	while (poll(&pfd, 1, 100) != 1) {
-		if (now_ms() > deadline) {
-			errno = ETIMEDOUT;
-			return -1;
-		}
-	}
-	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
-		return -1;
-	errno = err;
-	return err == 0 ? 0 : -1;
-}
-
-/* One connection: write everything while draining the output, then
- * half-close and read to EOF. */
-static void
-run_session(const char *p, size_t n)
-{
-	uint64_t deadline = now_ms() + SESSION_MS;
-	size_t off = 0;
-	bool wr_open = true;
-	char sink[16384];
-	int fd;
-
-	/* non-blocking from the start: libFuzzer's timer signals would
-	 * interrupt a blocking connect() */
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd == -1 ||
-	    (connect(fd, (struct sockaddr *)&F.addr, sizeof(F.addr)) == -1 &&
-		errno != EINPROGRESS && errno != EINTR))
-		die("connect");
-	if (connected(fd, deadline) == -1)
-		die("connect");
-	for (;;) {
-		struct pollfd pfd = { fd, POLLIN, 0 };
-		ssize_t r;
-
-		if (wr_open && off == n) {
-			shutdown(fd, SHUT_WR);
-			wr_open = false;
-		}
-		if (wr_open)
-			pfd.events |= POLLOUT;
-		if (now_ms() > deadline) {
-			fprintf(stderr,
-			    "fuzz_imap_session: the session did "
-			    "not end after the client's EOF\n");
-			abort();
-		}
-		if (poll(&pfd, 1, 100) == -1 && errno != EINTR)
-			die("poll");
-		if (pfd.revents & (POLLIN | POLLHUP | POLLERR)) {
-			r = read(fd, sink, sizeof(sink));
-			if (r > 0 && F.echo)
-				fwrite(sink, 1, (size_t)r, stderr);
-			if (r == 0 ||
-			    (r == -1 && errno != EAGAIN && errno != EINTR))
-				break; /* closed (or reset) by the server */
-		}
-		if (wr_open && (pfd.revents & POLLOUT)) {
-			r = send(fd, p + off, n - off, MSG_NOSIGNAL);
-			if (r > 0)
-				off += (size_t)r;
-			else if (r == -1 && errno != EAGAIN && errno != EINTR)
-				wr_open = false; /* the server hung up */
-		}
-	}
-	close(fd);
-}
-
-static int
-wipe_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	if (ftw->level > 0)
-		remove(path);
-	return 0;
-}
-
-static void
-wipe_mail(void)
-{
-	nftw(F.mail, wipe_one, 16, FTW_DEPTH | FTW_PHYS);
+	return n + (int)login_worker_sessions(w->login);
 }
 
 /* At exit: the whole temporary directory goes (no session is running:
@@ -444,7 +205,7 @@ wipe_mail(void)
 static void
 remove_dir(void)
 {
-	nftw(F.dir, wipe_one, 16, FTW_DEPTH | FTW_PHYS);
+	fs_wipe(F.dir);
 	rmdir(F.dir);
 }
 
@@ -457,7 +218,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size == 0 || size > MAX_INPUT)
 		return 0;
-	if (F.ready == 0)
+	if (F.th.ready == 0)
 		setup();
 	mode = data[0] % 3;
 	if (mode < 2) {
@@ -473,8 +234,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	memcpy(buf + n, data + 1, size - 1);
 	n += size - 1;
-	run_session(buf, n);
-	wait_sessions_gone();
-	wipe_mail();
+	fs_run_session(&F.addr, F.echo, SESSION_MS, buf, n);
+	fs_wait_sessions_gone(F.loop, count_sessions, SESSION_MS);
+	fs_wipe(F.mail);
 	return 0;
 }

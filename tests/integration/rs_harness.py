@@ -67,6 +67,16 @@ def store_config(directory, imap_port, admin_port, certs=(), workers=2,
     return h.merge_config(cfg, overrides)
 
 
+def tls_store_config(testcase, **kw):
+    """store_config() for a ringstore in testcase.dir with a fresh EC
+    server certificate (testcase.cert, testcase.key) and ephemeral IMAP
+    and admin ports; kw as for store_config()."""
+    testcase.cert, testcase.key = h.make_cert(testcase.dir, "ec",
+                                              stem="server")
+    return store_config(testcase.dir, h.free_port(), h.free_port(),
+                        certs=[(testcase.cert, testcase.key)], **kw)
+
+
 def logout_quietly(m):
     """LOGOUT an imaplib session if it is still there (test cleanups)."""
     try:
@@ -84,13 +94,17 @@ def imap_login(testcase, port, user, password, timeout=20):
     return m
 
 
-def raw_connect(testcase, port, timeout=h.IO_TIMEOUT):
-    """A plain socket to 127.0.0.1:port after the greeting, and a line
-    reader over it; closed when testcase ends."""
+def raw_connect(testcase, port, timeout=h.IO_TIMEOUT, greeting=b"* OK"):
+    """A plain socket to 127.0.0.1:port and a line reader over it, both
+    closed when testcase ends. The server's first line is read and must
+    start with greeting (None: nothing is read)."""
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     testcase.addCleanup(s.close)
     f = s.makefile("rb")
-    testcase.assertTrue(f.readline().startswith(b"* OK"))
+    testcase.addCleanup(f.close)
+    if greeting is not None:
+        line = f.readline()
+        testcase.assertTrue(line.startswith(greeting), line)
     return s, f
 
 
@@ -172,12 +186,7 @@ class StoreTestCase(unittest.TestCase):
     def raw(self, login=False):
         """A socket after the greeting (and LOGIN if asked) and its line
         reader, both closed at cleanup."""
-        s = socket.create_connection(("127.0.0.1", self.store.port()),
-                                     timeout=h.IO_TIMEOUT)
-        self.addCleanup(s.close)
-        f = s.makefile("rb")
-        self.addCleanup(f.close)
-        self.assertTrue(f.readline().startswith(b"* OK"))
+        s, f = raw_connect(self, self.store.port())
         if login:
             s.sendall(b"l LOGIN %s %s\r\n" % (DEMO_USER.encode(),
                                                DEMO_PASSWORD.encode()))

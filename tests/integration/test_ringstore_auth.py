@@ -239,9 +239,7 @@ class AuthCase(unittest.TestCase):
     def setUp(self):
         self.dir = h.temp_dir(self)
         write_users(os.path.join(self.dir, "passwd"))
-        self.cert, key = h.make_cert(self.dir, "ec", stem="server")
-        cfg = rs.store_config(self.dir, h.free_port(), h.free_port(),
-                              certs=[(self.cert, key)])
+        cfg = rs.tls_store_config(self)
         cfg["imap"] += [
             {"name": "trusted", "listen": "127.0.0.1:%d" % h.free_port(),
              "trusted": True, "starttls": False},

@@ -102,11 +102,7 @@ class LmtpCase(unittest.TestCase):
         return l
 
     def raw(self):
-        s = socket.create_connection(("127.0.0.1", self.lmtp_port),
-                                     timeout=h.IO_TIMEOUT)
-        self.addCleanup(s.close)
-        f = s.makefile("rb")
-        self.addCleanup(f.close)
+        s, f = rs.raw_connect(self, self.lmtp_port, greeting=None)
         code, _ = read_reply(f)
         self.assertEqual(code, 220)
         return s, f
@@ -216,12 +212,7 @@ class TestLmtpDelivery(LmtpCase):
             "ringstore_lmtp_deliveries_total", result="quota"), 1)
 
     def test_idle_wakes_on_delivery(self):
-        s = socket.create_connection(("127.0.0.1", self.store.port()),
-                                     timeout=h.IO_TIMEOUT)
-        self.addCleanup(s.close)
-        f = s.makefile("rb")
-        self.addCleanup(f.close)
-        self.assertTrue(f.readline().startswith(b"* OK"))
+        s, f = rs.raw_connect(self, self.store.port())
         s.sendall(b"a LOGIN %s %s\r\nb SELECT INBOX\r\n" %
                   (rs.DEMO_USER.encode(), rs.DEMO_PASSWORD.encode()))
         while not f.readline().startswith(b"b OK"):

@@ -123,9 +123,7 @@ class Pop3Case(unittest.TestCase):
             f.write("%s:%s::::::\n" % (USER, rs.scram_hash(PASSWORD)))
             f.write("%s:%s::::::\n" % (MASTER, rs.scram_hash(MASTER_PW)))
             f.write("%s:%s::::::\n" % (OTHER, rs.scram_hash(OTHER_PW)))
-        self.cert, key = h.make_cert(self.dir, "ec", stem="server")
-        cfg = rs.store_config(self.dir, h.free_port(), h.free_port(),
-                              certs=[(self.cert, key)], limits=self.limits)
+        cfg = rs.tls_store_config(self, limits=self.limits)
         port = lambda: "127.0.0.1:%d" % h.free_port()
         cfg["imap"] = [{"name": "imap", "listen": port(), "trusted": True}]
         cfg["pop3"] = [

@@ -30,11 +30,8 @@ class ReloadCase(unittest.TestCase):
         self.dir = h.temp_dir(self)
         self.passwd = os.path.join(self.dir, "passwd")
         rs.write_passwd(self.passwd, dict([OLD]))
-        self.cert, self.key = h.make_cert(self.dir, "ec", stem="server")
-        cfg = rs.store_config(self.dir, h.free_port(), h.free_port(),
-                              certs=[(self.cert, self.key)],
-                              auth={"reload_check": "200ms",
-                                    "cache_ttl": "10m"})
+        cfg = rs.tls_store_config(self, auth={"reload_check": "200ms",
+                                              "cache_ttl": "10m"})
         self.store = rs.Ringstore(self.dir, cfg).start(self)
 
     def login(self, user, password, cafile=None):

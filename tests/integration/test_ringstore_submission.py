@@ -24,7 +24,6 @@ import imaplib
 import os
 import shutil
 import smtplib
-import socket
 import subprocess
 import time
 import unittest
@@ -66,9 +65,7 @@ class SubmitCase(unittest.TestCase):
     def setUp(self):
         self.dir = h.temp_dir(self)
         write_users(os.path.join(self.dir, "passwd"))
-        self.cert, key = h.make_cert(self.dir, "ec", stem="server")
-        cfg = rs.store_config(self.dir, h.free_port(), h.free_port(),
-                              certs=[(self.cert, key)])
+        cfg = rs.tls_store_config(self)
         cfg["imap"] = [{"name": "imap",
                         "listen": "127.0.0.1:%d" % h.free_port(),
                         "trusted": True, "starttls": False}]
@@ -120,14 +117,7 @@ class SubmitCase(unittest.TestCase):
             pass
 
     def raw(self, listener="gate"):
-        s = socket.create_connection(("127.0.0.1", self.port(listener)),
-                                     timeout=h.IO_TIMEOUT)
-        self.addCleanup(s.close)
-        f = s.makefile("rb")
-        self.addCleanup(f.close)
-        greeting = f.readline()
-        self.assertTrue(greeting.startswith(b"220 "), greeting)
-        return s, f
+        return rs.raw_connect(self, self.port(listener), greeting=b"220 ")
 
     def reply(self, f):
         """One whole reply: its lines."""

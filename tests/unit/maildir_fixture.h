@@ -1,7 +1,8 @@
 /*
  * maildir_fixture.h - what the Maildir unit tests share: a private mail
  * root under $TMPDIR (or /tmp) with one user's Maildir path, removed
- * whole at teardown, bounded path formatting and small file writes.
+ * whole at teardown, bounded path formatting, small file writes and
+ * counting a directory's entries.
  *
  * Header-only (static inline) so each test stays one executable; include
  * after <cmocka.h>, whose asserts it uses.
@@ -9,6 +10,7 @@
 #ifndef RG_TESTS_MAILDIR_FIXTURE_H
 #define RG_TESTS_MAILDIR_FIXTURE_H
 
+#include <dirent.h>
 #include <ftw.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -66,6 +68,21 @@ write_file(const char *path, const char *text)
 	assert_non_null(f);
 	fputs(text, f);
 	assert_int_equal(fclose(f), 0);
+}
+
+/* Entries in dir that do not start with '.'; dir must open. */
+static inline size_t
+md_count_dir(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	size_t n = 0;
+
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL)
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n;
 }
 
 /* Remove the whole mail root. */

@@ -34,7 +34,6 @@ struct fixture {
 };
 
 static char *read_msg(struct maildir *box, size_t index);
-static size_t count_dir(const char *dir);
 static uint32_t deliver_text(struct fixture *fx, const char *folder,
     const char *text, unsigned int flags);
 static const struct maildir_folder *find_folder(const struct maildir_folder *v,
@@ -92,21 +91,6 @@ copy_file(const char *src, const char *dst)
 		assert_int_equal(fwrite(buf, 1, n, out), n);
 	fclose(in);
 	assert_int_equal(fclose(out), 0);
-}
-
-static size_t
-count_dir(const char *dir)
-{
-	struct dirent *de;
-	size_t n = 0;
-	DIR *d = opendir(dir);
-
-	if (d == NULL)
-		return 0;
-	while ((de = readdir(d)) != NULL)
-		n += de->d_name[0] != '.';
-	closedir(d);
-	return n;
 }
 
 static uint32_t
@@ -217,7 +201,7 @@ test_deliver_reopen(void **state)
 	assert_int_equal(deliver_text(fx, "INBOX", "bb\nline\n", 0), 2);
 	assert_int_equal(deliver_text(fx, "INBOX", "ccc\r\n", 0), 3);
 	fmt_path(path, "%s/new", fx->md);
-	assert_int_equal(count_dir(path), 3);
+	assert_int_equal(md_count_dir(path), 3);
 
 	assert_int_equal(maildir_status(fx->md, "INBOX", &st, &err), 0);
 	assert_int_equal(st.messages, 3);
@@ -246,7 +230,7 @@ test_deliver_reopen(void **state)
 	maildir_close(&box);
 	assert_null(box);
 	fmt_path(path, "%s/cur", fx->md);
-	assert_int_equal(count_dir(path), 3);
+	assert_int_equal(md_count_dir(path), 3);
 
 	assert_int_equal(maildir_open(fx->md, "inbox", 0, &box, &err), 0);
 	assert_string_equal(maildir_name(box), "INBOX");

@@ -73,21 +73,6 @@ slurp_fd(int fd, size_t *n_r)
 	return b;
 }
 
-static size_t
-count_dir(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *de;
-	size_t n = 0;
-
-	assert_non_null(d);
-	while ((de = readdir(d)) != NULL)
-		if (de->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n;
-}
-
 static void
 put_text(struct fixture *fx, const char *sender, const char *const *rcpts,
     size_t n, const char *body, char *id)
@@ -167,9 +152,9 @@ test_put_load(void **state)
 	assert_int_equal(errno, ENOENT);
 	char p[PATH_MAX];
 	fmt_path(p, "%s/msg", fx->dir);
-	assert_int_equal(count_dir(p), 0);
+	assert_int_equal(md_count_dir(p), 0);
 	fmt_path(p, "%s/tmp", fx->dir);
-	assert_int_equal(count_dir(p), 0);
+	assert_int_equal(md_count_dir(p), 0);
 }
 
 /* The message from an fd (read from offset 0 whatever its position) and
@@ -216,9 +201,9 @@ test_put_sources(void **state)
 	assert_int_equal(n, 2);
 	free(ids);
 	fmt_path(path, "%s/tmp", fx->dir);
-	assert_int_equal(count_dir(path), 0);
+	assert_int_equal(md_count_dir(path), 0);
 	fmt_path(path, "%s/msg", fx->dir);
-	assert_int_equal(count_dir(path), 2);
+	assert_int_equal(md_count_dir(path), 2);
 }
 
 static void
@@ -248,9 +233,9 @@ test_bad_envelope(void **state)
 	m.sender = "a\nb";
 	assert_int_equal(spool_put(fx->sp, &m, id, &err), -1);
 	fmt_path(p, "%s/env", fx->dir);
-	assert_int_equal(count_dir(p), 0);
+	assert_int_equal(md_count_dir(p), 0);
 	fmt_path(p, "%s/msg", fx->dir);
-	assert_int_equal(count_dir(p), 0);
+	assert_int_equal(md_count_dir(p), 0);
 }
 
 /* Leftovers of a crash: tmp/ files and a message without an envelope go
@@ -271,9 +256,9 @@ test_cleanup(void **state)
 	spool_free(&fx->sp);
 	assert_int_equal(spool_open(fx->dir, &fx->sp, &err), 0);
 	fmt_path(p, "%s/tmp", fx->dir);
-	assert_int_equal(count_dir(p), 0);
+	assert_int_equal(md_count_dir(p), 0);
 	fmt_path(p, "%s/msg", fx->dir);
-	assert_int_equal(count_dir(p), 1);
+	assert_int_equal(md_count_dir(p), 1);
 	fmt_path(p, "%s/msg/%s", fx->dir, id);
 	assert_int_equal(access(p, F_OK), 0);
 }
@@ -364,9 +349,9 @@ test_kill(void **state)
 	free(ids);
 	char p[PATH_MAX];
 	fmt_path(p, "%s/msg", fx->dir);
-	assert_int_equal(count_dir(p), n);
+	assert_int_equal(md_count_dir(p), n);
 	fmt_path(p, "%s/tmp", fx->dir);
-	assert_int_equal(count_dir(p), 0);
+	assert_int_equal(md_count_dir(p), 0);
 }
 
 static int
