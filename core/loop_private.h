@@ -198,6 +198,10 @@ struct loop {
 	struct op op_wake;
 	pthread_mutex_t msg_lock;
 	struct loop_msg *msgs;
+	/* the thread inside loop_run(): its own posts skip the eventfd and
+	 * run at the end of the current batch of completions */
+	pthread_t thread;
+	bool running, self_posted;
 	struct fd_watch *watches; /* loop_watch_fd(), live or cancelled */
 	struct fd_poll *polls;	  /* loop_poll_fd(), live or gone */
 	/* stopping */
