@@ -700,6 +700,7 @@ loop_run(struct loop *l)
 			ts.tv_nsec = (long long)(wait % 1000) * 1000000;
 			tsp = &ts;
 		}
+		conn_flush_pending(l); /* writes made outside a batch */
 		if (l->self_posted) { /* posted outside a batch: run them now */
 			ts.tv_sec = 0;
 			ts.tv_nsec = 0;
@@ -732,6 +733,7 @@ loop_run(struct loop *l)
 			drain_expired(l);
 		listeners_retry(l);
 		rearm_pending(l);
+		conn_flush_pending(l);
 		if (l->sweep_at && l->sweep_at <= l->now)
 			conn_sweep(l);
 		reap(l);
