@@ -49,6 +49,8 @@ static void tls_established(struct conn *c);
 static void tls_failed(struct conn *c, const char *reason);
 static void peer_eof(struct conn *c);
 static void flush(struct conn *c);
+static void flush_later(struct conn *c);
+static void flush_unlist(struct conn *c);
 static void opened(struct conn *c);
 static void teardown(struct conn *c, enum conn_reason why);
 static void cancel_op(struct conn *c, struct op *op);
@@ -439,7 +441,8 @@ conn_sweep(struct loop *l)
 	l->sweep_at = 0;
 	for (; c; c = next) {
 		next = c->hold_next;
-		if ((c->flags & CF_SEND_BUSY) || l->now - c->last_io < SWEEP_MS)
+		if ((c->flags & (CF_SEND_BUSY | CF_FLUSH)) ||
+		    l->now - c->last_io < SWEEP_MS)
 			continue;
 		l->released += c->out.cap + c->pend.cap + c->stash.cap;
 		buf_release(&c->out);
@@ -743,13 +746,12 @@ linger(struct conn *c)
 
 /* ---- sending ------------------------------------------------------ */
 
-static void
-flush(struct conn *c)
+/* The TLS engine's ciphertext into `pend`; -1 when the conn died. */
+static int
+collect(struct conn *c)
 {
-	struct io_uring_sqe *sqe;
-
 	if (c->flags & CF_DEAD)
-		return;
+		return -1;
 	if (c->tls) {
 		const char *p;
 		size_t n = tls_conn_out(c->tls, &p);
@@ -757,11 +759,63 @@ flush(struct conn *c)
 		if (n > 0) {
 			if (buf_append(&c->pend, p, n) == -1) {
 				teardown(c, CR_NOMEM);
-				return;
+				return -1;
 			}
 			tls_conn_out_consume(c->tls, n);
 		}
 	}
+	return 0;
+}
+
+/* A handler's write: the send waits for the end of the loop's batch of
+ * completions, so the lines one event produces (a pipelined ID and
+ * AUTHENTICATE, a reply and the next greeting) leave in one send, not in
+ * one send each behind the previous one's completion. */
+static void
+flush_later(struct conn *c)
+{
+	if (collect(c) == -1 || (c->flags & CF_FLUSH))
+		return;
+	c->flags |= CF_FLUSH;
+	c->flush_next = c->loop->flush;
+	c->loop->flush = c;
+}
+
+static void
+flush_unlist(struct conn *c)
+{
+	struct conn **pp = &c->loop->flush;
+
+	if (!(c->flags & CF_FLUSH))
+		return;
+	while (*pp != NULL && *pp != c)
+		pp = &(*pp)->flush_next;
+	if (*pp == c)
+		*pp = c->flush_next;
+	c->flush_next = NULL;
+	c->flags &= ~CF_FLUSH;
+}
+
+void
+conn_flush_pending(struct loop *l)
+{
+	while (l->flush) {
+		struct conn *c = l->flush;
+
+		l->flush = c->flush_next;
+		c->flush_next = NULL;
+		c->flags &= ~CF_FLUSH;
+		flush(c);
+	}
+}
+
+static void
+flush(struct conn *c)
+{
+	struct io_uring_sqe *sqe;
+
+	if (collect(c) == -1)
+		return;
 	if (c->flags & (CF_SEND_BUSY | CF_CONNECTING))
 		return;
 	if (buf_used(&c->out) == 0) {
@@ -827,7 +881,7 @@ conn_write(struct conn *c, const void *p, size_t n)
 		teardown(c, CR_NOMEM);
 		return -1;
 	}
-	flush(c);
+	flush_later(c);
 	if (conn_out_full(c))
 		c->flags |= CF_WAS_FULL;
 	return 0;
@@ -854,7 +908,7 @@ conn_write_buf(struct conn *c, struct buf *b)
 	*b = t;
 	b->off = b->len = 0;
 	c->bytes_out += n;
-	flush(c);
+	flush_later(c);
 	if (conn_out_full(c))
 		c->flags |= CF_WAS_FULL;
 	return 0;
@@ -1172,6 +1226,7 @@ teardown(struct conn *c, enum conn_reason why)
 	c->reason = why;
 	timer_stop(&c->timer);
 	unhold(c);
+	flush_unlist(c);
 	if ((c->flags & CF_RECV_ARMED) && !(c->flags & CF_CANCEL_SENT))
 		cancel_op(c, &c->op_recv);
 	if (c->flags & CF_SEND_BUSY)

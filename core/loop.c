@@ -333,6 +333,7 @@ loop_post(struct loop *l, void (*fn)(struct loop *, void *), void *arg)
 {
 	struct loop_msg *m = malloc(sizeof(*m)), **tail;
 	uint64_t one = 1;
+	bool self;
 
 	if (m == NULL)
 		return -1;
@@ -343,20 +344,28 @@ loop_post(struct loop *l, void (*fn)(struct loop *, void *), void *arg)
 	for (tail = &l->msgs; *tail; tail = &(*tail)->next)
 		;
 	*tail = m;
+	/* read only by the loop's own thread, written before it runs */
+	self = l->running && pthread_equal(l->thread, pthread_self());
+	if (self)
+		l->self_posted = true;
 	pthread_mutex_unlock(&l->msg_lock);
-	if (write(l->wake_fd, &one, sizeof(one)) == -1 && errno != EAGAIN)
+	/* a post from the loop's own thread (an answer straight from a
+	 * cache) needs no wake-up: loop_run() looks for it */
+	if (!self && write(l->wake_fd, &one, sizeof(one)) == -1 &&
+	    errno != EAGAIN)
 		return -1;
 	return 0;
 }
 
 static void
-wake_handle(struct loop *l, struct io_uring_cqe *cqe)
+msgs_run(struct loop *l)
 {
 	struct loop_msg *m;
 
 	pthread_mutex_lock(&l->msg_lock);
 	m = l->msgs;
 	l->msgs = NULL;
+	l->self_posted = false;
 	pthread_mutex_unlock(&l->msg_lock);
 	while (m) {
 		struct loop_msg *next = m->next;
@@ -365,6 +374,12 @@ wake_handle(struct loop *l, struct io_uring_cqe *cqe)
 		free(m);
 		m = next;
 	}
+}
+
+static void
+wake_handle(struct loop *l, struct io_uring_cqe *cqe)
+{
+	msgs_run(l);
 	wake_arm(l);
 }
 
@@ -656,6 +671,10 @@ loop_stop(struct loop *l, uint64_t drain_ms)
 int
 loop_run(struct loop *l)
 {
+	pthread_mutex_lock(&l->msg_lock);
+	l->thread = pthread_self();
+	l->running = true;
+	pthread_mutex_unlock(&l->msg_lock);
 	for (;;) {
 		struct io_uring_cqe *cqe;
 		struct __kernel_timespec ts, *tsp = NULL;
@@ -681,6 +700,12 @@ loop_run(struct loop *l)
 			ts.tv_nsec = (long long)(wait % 1000) * 1000000;
 			tsp = &ts;
 		}
+		conn_flush_pending(l); /* writes made outside a batch */
+		if (l->self_posted) { /* posted outside a batch: run them now */
+			ts.tv_sec = 0;
+			ts.tv_nsec = 0;
+			tsp = &ts;
+		}
 		if (l->stopping && l->live == NULL && l->dead == NULL)
 			break;
 		rc = io_uring_submit_and_wait_timeout(&l->ring, &cqe, 1, tsp,
@@ -689,6 +714,9 @@ loop_run(struct loop *l)
 		    rc != -EBUSY) {
 			log_error(0, "loop.error", "error=\"%s\"",
 			    strerror(-rc));
+			pthread_mutex_lock(&l->msg_lock);
+			l->running = false;
+			pthread_mutex_unlock(&l->msg_lock);
 			return -1;
 		}
 		l->now = clock_ms();
@@ -697,16 +725,23 @@ loop_run(struct loop *l)
 			count++;
 		}
 		io_uring_cq_advance(&l->ring, count);
+		/* posts from this batch; theirs in turn wait for the next */
+		if (l->self_posted)
+			msgs_run(l);
 		timer_run(l);
 		if (l->drain_deadline && l->drain_deadline <= l->now)
 			drain_expired(l);
 		listeners_retry(l);
 		rearm_pending(l);
+		conn_flush_pending(l);
 		if (l->sweep_at && l->sweep_at <= l->now)
 			conn_sweep(l);
 		reap(l);
 		trim(l);
 	}
+	pthread_mutex_lock(&l->msg_lock);
+	l->running = false;
+	pthread_mutex_unlock(&l->msg_lock);
 	io_uring_submit(&l->ring);
 	return 0;
 }

@@ -63,6 +63,7 @@ enum {
 	CF_POLL_CANCEL = 0x20000, /* its cancel already requested */
 	CF_POLL_WANT = 0x40000,	  /* the handler wants the hangup watch */
 	CF_ONESHOT = 0x80000,	  /* one recv (one buffer) per arm */
+	CF_FLUSH = 0x100000,	  /* on the loop's flush list */
 };
 
 /* A socket address small enough to keep in every conn (no
@@ -96,6 +97,7 @@ struct conn {
 	uint64_t started, bytes_in, bytes_out;
 	struct conn *next, *prev; /* loop's live list, or dead list */
 	struct conn *rearm_next;
+	struct conn *flush_next;	    /* loop's flush list */
 	struct conn *hold_next, *hold_prev; /* holders list */
 	uint64_t last_io;	  /* loop_now() of the last send or TLS input */
 	union conn_addr peer_sa;  /* the client: socket or PROXY header */
@@ -183,6 +185,7 @@ struct loop {
 	struct conn *live, *dead;
 	unsigned nconns;
 	struct conn *rearm;
+	struct conn *flush;   /* conns written to since their last send */
 	struct conn *holders; /* conns whose buffers hold storage */
 	uint64_t sweep_at;    /* 0 = no sweep due */
 	size_t released;      /* bytes freed since the last malloc_trim() */
@@ -198,6 +201,10 @@ struct loop {
 	struct op op_wake;
 	pthread_mutex_t msg_lock;
 	struct loop_msg *msgs;
+	/* the thread inside loop_run(): its own posts skip the eventfd and
+	 * run at the end of the current batch of completions */
+	pthread_t thread;
+	bool running, self_posted;
 	struct fd_watch *watches; /* loop_watch_fd(), live or cancelled */
 	struct fd_poll *polls;	  /* loop_poll_fd(), live or gone */
 	/* stopping */
@@ -222,6 +229,7 @@ struct conn *conn_new(struct loop *l, int fd, struct listener *li,
     const struct conn_handler *h, void *ctx);
 void conn_start(struct conn *c);
 void conn_rearm_recv(struct conn *c);
+void conn_flush_pending(struct loop *l);
 void conn_free(struct conn *c);
 void conn_sweep(struct loop *l);
 void conn_refuse_metrics(struct loop *l, struct listener *li);

@@ -58,7 +58,7 @@ static enum tls_rc conn_error(struct tls_conn *t, int sslerr);
 /* memory BIOs */
 static BIO *bio_new(void);
 static void bio_drain(BIO *b);
-static void bio_trim(BIO *b);
+static void bio_release(BIO *b);
 static int sink_write(BIO *b, const char *p, int n);
 static long sink_ctrl(BIO *b, int cmd, long num, void *ptr);
 static int sink_create(BIO *b);
@@ -213,16 +213,16 @@ bio_drain(BIO *b)
 	(void)BIO_reset(b);
 }
 
-/* b is empty: give a large buffer back to the allocator. */
+/* b is empty and its session idle: give back all of its storage (the
+ * handshake's flights leave ~1 KB in each BIO of every idle session). */
 static void
-bio_trim(BIO *b)
+bio_release(BIO *b)
 {
 	BUF_MEM *bm = NULL;
 	BUF_MEM *fresh;
 
 	BIO_get_mem_ptr(b, &bm);
-	if (bm != NULL && bm->max > TLS_BIO_KEEP &&
-	    (fresh = BUF_MEM_new()) != NULL)
+	if (bm != NULL && bm->max > 0 && (fresh = BUF_MEM_new()) != NULL)
 		BIO_set_mem_buf(b, fresh, BIO_CLOSE);
 }
 
@@ -307,7 +307,10 @@ void
 tls_conn_trim(struct tls_conn *t)
 {
 	if (BIO_ctrl_pending(t->rbio) == 0)
-		bio_trim(t->rbio);
+		bio_release(t->rbio);
+	/* a sink is not a memory BIO: the loop's buffer is its storage */
+	if (t->sink == NULL && BIO_ctrl_pending(t->wbio) == 0)
+		bio_release(t->wbio);
 }
 
 /* ---- connections ---------------------------------------------------- */

@@ -111,7 +111,7 @@ void tls_conn_out_consume(struct tls_conn *t, size_t n);
 struct buf;
 int tls_conn_set_sink(struct tls_conn *t, struct buf *sink);
 
-/* The session is idle: give back the input buffer's storage. */
+/* The session is idle: give back the storage of its emptied BIOs. */
 void tls_conn_trim(struct tls_conn *t);
 
 bool tls_conn_established(const struct tls_conn *t);

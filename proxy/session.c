@@ -40,15 +40,10 @@
 #define CTAIL 16  /* client bytes kept: "QUIT\r\n" */
 #define BTAIL 160 /* back-end bytes kept: "* BYE ...\r\nA OK ...\r\n" */
 
-struct gate_session {
-	struct gate_server *srv;
-	const struct gate_listener *gl;
-	struct gate_worker *w;
-	struct loop *loop;
-	uint64_t sid;
-	enum gate_proto proto;
-	char user[257], mech[32], tag[LOGIN_TAG_MAX + 1];
-	char peer[64], version[24], cipher[64], sni[128], alpn[16];
+/* What only the login at the back end needs: freed at the hand-off, so
+ * an idle relayed session does not carry it. */
+struct gs_login {
+	char tag[LOGIN_TAG_MAX + 1];
 	char host[256]; /* the user entry's host= ("" for none) */
 	char helo[256]; /* SMTP: the client's EHLO name ("" for none) */
 	struct sockaddr_storage client, local;
@@ -56,6 +51,21 @@ struct gate_session {
 	    *id; /* IMAP: the client's ID pairs (login session's) */
 	unsigned nid;
 	bool have_client, have_local;
+};
+
+struct gate_session {
+	struct gate_server *srv;
+	const struct gate_listener *gl;
+	struct gate_worker *w;
+	struct loop *loop;
+	uint64_t sid;
+	enum gate_proto proto;
+	struct gs_login *lp; /* until the hand-off */
+	char *user;
+	char mech[32], peer[64], alpn[16];
+	/* OpenSSL's static names ("TLSv1.3", "TLS_AES_128_GCM_SHA256") */
+	const char *version, *cipher;
+	char *sni; /* NULL for none */
 	const struct route_backend *be;
 	struct route_backend any; /* route.auth_http_any: the hook's address */
 	struct route_req *rreq;
@@ -130,11 +140,15 @@ gate_session_begin(struct login_session *s, const struct login_user *u)
 	const struct sockaddr *sa;
 	socklen_t len = 0;
 	struct route_query q;
+	struct gs_login *lp;
 
-	if (gs == NULL) {
+	if (gs == NULL || (gs->lp = calloc(1, sizeof(*gs->lp))) == NULL ||
+	    (gs->user = strdup(u->user)) == NULL) {
+		gs_free(gs);
 		login_session_refuse(s, LOGIN_FAIL_TEMP, "out of memory");
 		return;
 	}
+	lp = gs->lp;
 	gs->srv = gl->srv;
 	gs->gl = gl;
 	gs->w = w;
@@ -142,34 +156,33 @@ gate_session_begin(struct login_session *s, const struct login_user *u)
 	gs->sid = login_session_sid(s);
 	gs->proto = gl->proto;
 	gs->started = conn_started(c);
-	snprintf(gs->user, sizeof(gs->user), "%s", u->user);
 	snprintf(gs->mech, sizeof(gs->mech), "%s", u->mech);
-	snprintf(gs->tag, sizeof(gs->tag), "%s", u->tag);
+	snprintf(lp->tag, sizeof(lp->tag), "%s", u->tag);
 	snprintf(gs->peer, sizeof(gs->peer), "%s", conn_peer(c));
 	if (gl->proto == GATE_SMTP)
-		snprintf(gs->helo, sizeof(gs->helo), "%s",
+		snprintf(lp->helo, sizeof(lp->helo), "%s",
 		    login_session_helo(s));
 	if (t != NULL) {
-		const char *v = tls_conn_version(t), *ci = tls_conn_cipher(t);
 		const char *sn = tls_conn_sni(t), *al = tls_conn_alpn(t);
 
-		snprintf(gs->version, sizeof(gs->version), "%s", v ? v : "");
-		snprintf(gs->cipher, sizeof(gs->cipher), "%s", ci ? ci : "");
-		snprintf(gs->sni, sizeof(gs->sni), "%s", sn ? sn : "");
+		gs->version = tls_conn_version(t);
+		gs->cipher = tls_conn_cipher(t);
+		/* a name that will not copy is left out of the log line */
+		gs->sni = sn != NULL && sn[0] != '\0' ? strdup(sn) : NULL;
 		snprintf(gs->alpn, sizeof(gs->alpn), "%s", al ? al : "");
 	}
 	if ((sa = conn_peer_addr(c, &len)) != NULL &&
-	    len <= sizeof(gs->client)) {
-		memcpy(&gs->client, sa, len);
-		gs->have_client = true;
+	    len <= sizeof(lp->client)) {
+		memcpy(&lp->client, sa, len);
+		lp->have_client = true;
 	}
 	if ((sa = conn_local_addr(c, &len)) != NULL &&
-	    len <= sizeof(gs->local)) {
-		memcpy(&gs->local, sa, len);
-		gs->have_local = true;
+	    len <= sizeof(lp->local)) {
+		memcpy(&lp->local, sa, len);
+		lp->have_local = true;
 	}
 	if (gl->proto == GATE_IMAP)
-		gs->nid = login_session_client_id(s, &gs->id);
+		lp->nid = login_session_client_id(s, &lp->id);
 	/* the HTTP hook's route is always "server:port"; a user entry's
 	 * host= is back-end names, which have no ':' (route.c) */
 	if (login_session_auth_host(s) != NULL &&
@@ -179,7 +192,7 @@ gate_session_begin(struct login_session *s, const struct login_user *u)
 	}
 	user_host(gs);
 	q = (struct route_query){ .user = gs->user,
-		.host_field = gs->host[0] ? gs->host : NULL,
+		.host_field = lp->host[0] ? lp->host : NULL,
 		.proto = (enum route_proto)gs->proto,
 		.sid = gs->sid };
 	route_lookup(w->route, &q, route_done, gs, &gs->rreq);
@@ -200,8 +213,8 @@ user_host(struct gate_session *gs)
 		return;
 	if (auth_lookup(b, gs->user, &e, &error) != AUTH_LOOKUP_FOUND)
 		return;
-	if (e->host != NULL && strlen(e->host) < sizeof(gs->host))
-		memcpy(gs->host, e->host, strlen(e->host) + 1);
+	if (e->host != NULL && strlen(e->host) < sizeof(gs->lp->host))
+		memcpy(gs->lp->host, e->host, strlen(e->host) + 1);
 	auth_entry_unref(&e);
 }
 
@@ -267,6 +280,7 @@ route_done(void *ctx, const struct route_result *res)
 	struct gate_session *gs = ctx;
 	struct login_session *s = login_session_find(gs->w->login, gs->sid);
 	const struct proxy_config *cf = gs->srv->cf;
+	const struct gs_login *lp = gs->lp;
 	struct ul_params p;
 	const char *error = NULL;
 
@@ -292,19 +306,21 @@ route_done(void *ctx, const struct route_result *res)
 		.user = gs->user,
 		.master_user = cf->backend_login.master_user,
 		.master_pass = cf->backend_login.master_password,
-		.client = gs->have_client ? (struct sockaddr *)&gs->client :
-					    NULL,
-		.local = gs->have_local ? (struct sockaddr *)&gs->local : NULL,
+		.client = lp->have_client ?
+		    (const struct sockaddr *)&lp->client :
+		    NULL,
+		.local = lp->have_local ? (const struct sockaddr *)&lp->local :
+					  NULL,
 		.tls = (enum ul_tls)gs->be->tls,
 		.tls_ctx = gs->srv->backend_tls,
 		.sni = gs->be->sni[0] ? gs->be->sni : NULL,
 		.proxy_v2 = cf->backend_login.proxy_v2,
 		.xclient = cf->backend_login.xclient,
 		.helo = cf->backend_login.helo,
-		.client_helo = gs->helo[0] ? gs->helo : NULL,
+		.client_helo = lp->helo[0] ? lp->helo : NULL,
 		/* the login session (and its ID) lives until the hand-off */
-		.client_id = gs->nid ? gs->id : NULL,
-		.client_id_n = gs->nid,
+		.client_id = lp->nid ? lp->id : NULL,
+		.client_id_n = lp->nid,
 		.timeout_ms = cf->backend_login.timeout,
 		.sid = gs->sid };
 	gs->ul = upstream_login_start(gs->loop, res->addr, res->len, &p,
@@ -364,9 +380,14 @@ refuse(struct gate_session *gs, struct login_session *s, const char *why)
 static void
 gs_free(struct gate_session *gs)
 {
+	if (gs == NULL)
+		return;
 	route_cancel(&gs->rreq);
 	if (gs->ul != NULL)
 		upstream_login_cancel(gs->ul);
+	free(gs->lp);
+	free(gs->user);
+	free(gs->sni);
 	free(gs);
 }
 
@@ -397,6 +418,8 @@ start_relay(struct gate_session *gs, struct login_session *s,
 	metrics_add(ms, gs->srv->m.sessions[gs->proto], 1);
 	metrics_gauge_add(ms, gs->srv->m.active[gs->proto], 1);
 	answer(gs, c, r);
+	free(gs->lp);
+	gs->lp = NULL;
 	/* written straight: nothing here may close a side under us (the
 	 * loop tears a conn down inside conn_close) */
 	if (r->rest_len > 0 && conn_write(c, r->rest, r->rest_len) == 0)
@@ -424,11 +447,11 @@ answer(struct gate_session *gs, struct conn *c, const struct ul_result *r)
 	case GATE_IMAP:
 		if (r->capability[0] != '\0')
 			n = snprintf(line, sizeof(line),
-			    "%s OK [CAPABILITY %s] Logged in\r\n", gs->tag,
+			    "%s OK [CAPABILITY %s] Logged in\r\n", gs->lp->tag,
 			    r->capability);
 		else
 			n = snprintf(line, sizeof(line), "%s OK Logged in\r\n",
-			    gs->tag);
+			    gs->lp->tag);
 		break;
 	case GATE_POP3:
 		n = snprintf(line, sizeof(line), "+OK Logged in.\r\n");
@@ -660,12 +683,11 @@ session_end(struct gate_session *gs)
 	    "mech=%s user=%s backend=%s client_to_backend=%llu "
 	    "backend_to_client=%llu duration=%.3f end=%s",
 	    gate_proto_names[gs->proto], gs->gl->conf->name, gs->peer,
-	    gs->version[0] ? gs->version : "none",
-	    gs->cipher[0] ? gs->cipher : "-", gs->sni[0] ? gs->sni : "-",
-	    gs->alpn[0] ? gs->alpn : "-", gs->mech,
+	    gs->version ? gs->version : "none", gs->cipher ? gs->cipher : "-",
+	    gs->sni ? gs->sni : "-", gs->alpn[0] ? gs->alpn : "-", gs->mech,
 	    log_quote(quser, sizeof(quser), gs->user, (size_t)-1),
 	    gs->be ? gs->be->name : "-", (unsigned long long)gs->c2b,
 	    (unsigned long long)gs->b2c, (double)(now - gs->started) / 1000.0,
 	    gs->end[0] ? gs->end : "?");
-	free(gs);
+	gs_free(gs);
 }
