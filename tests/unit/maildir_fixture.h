@@ -20,7 +20,7 @@
 #include "store/maildir.h"
 
 /* vsnprintf into a PATH_MAX buffer; the fixtures' paths are short. */
-static inline void
+static inline void __attribute__((format(printf, 2, 3)))
 fmt_path(char *buf, const char *fmt, ...)
 {
 	va_list ap;

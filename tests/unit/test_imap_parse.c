@@ -41,7 +41,7 @@ static const struct imap_limits test_limits = {
 static char storage[8192];
 static struct imap_arg argv_store[256];
 
-static void
+static void __attribute__((format(printf, 2, 3)))
 tprintf(struct trace *t, const char *fmt, ...)
 {
 	va_list ap;

@@ -909,8 +909,7 @@ test_scram_malformed_first(void **state)
 		"n,,n=us\x7fr,r=abc",
 		"n,,n=us\xc2\x9fr,r=abc",
 		"n,,n=us\xffr,r=abc",
-		"n,,n=user,r=a\x7f"
-		"b",
+		"n,,n=user,r=a\177b",
 		"n,,n=user,r=a\xc3\xa9",
 		"n,,m=ext,n=user,r=abc",
 		"n,a=,n=user,r=abc",
