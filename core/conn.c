@@ -926,6 +926,20 @@ conn_out_full(const struct conn *c)
 	return conn_out_queued(c) >= c->loop->conf.out_high;
 }
 
+int
+conn_forward(struct conn *from, struct conn *to, const void *p, size_t n)
+{
+	if (to == NULL || conn_closing(to)) {
+		conn_close(from);
+		return -1;
+	}
+	if (conn_write(to, p, n) == -1)
+		return -1;
+	if (conn_out_full(to))
+		conn_pause(from);
+	return 0;
+}
+
 /* ---- connecting --------------------------------------------------- */
 
 struct conn *

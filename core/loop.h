@@ -193,6 +193,11 @@ int conn_write(struct conn *c, const void *p, size_t n);
 int conn_write_buf(struct conn *c, struct buf *b);
 size_t conn_out_queued(const struct conn *c);
 bool conn_out_full(const struct conn *c);
+/* A relay's step: write p[0..n) to `to` and pause `from` while `to`'s
+ * output is over its mark (resume `from` in `to`'s on_drain). 0, or -1
+ * when `to` is gone or closing: `from` is then closed, or `to`'s own
+ * on_close ends the pair. */
+int conn_forward(struct conn *from, struct conn *to, const void *p, size_t n);
 
 /* Stop / restart delivering on_data (back-pressure toward this peer). */
 void conn_pause(struct conn *c);

@@ -144,14 +144,8 @@ static void
 forward(struct relay_session *s, struct conn *from, struct conn *to,
     const char *p, size_t n)
 {
-	if (to == NULL || conn_closing(to)) {
-		conn_close(from);
+	if (conn_forward(from, to, p, n) == -1)
 		return;
-	}
-	if (conn_write(to, p, n) == -1)
-		return; /* `to` is being torn down; its on_close ends us */
-	if (conn_out_full(to))
-		conn_pause(from);
 	conn_set_timer(s->client, s->rl->idle_ms);
 	if (s->up_open)
 		conn_set_timer(s->upstream, s->rl->idle_ms);

@@ -522,14 +522,8 @@ forward(struct gate_session *gs, struct conn *from, struct conn *to,
 {
 	uint64_t idle = gs->srv->cf->limits.idle_timeout;
 
-	if (to == NULL || conn_closing(to)) {
-		conn_close(from);
+	if (conn_forward(from, to, p, n) == -1)
 		return;
-	}
-	if (conn_write(to, p, n) == -1)
-		return; /* `to` is being torn down; its on_close ends us */
-	if (conn_out_full(to))
-		conn_pause(from);
 	conn_set_timer(gs->cc, idle);
 	conn_set_timer(gs->bc, idle);
 }

@@ -415,7 +415,7 @@ class TestSession(SubmitCase):
         self.assertEqual(code, 530)
 
     def test_swaks_submission(self):
-        if SWAKS is None:
+        if SWAKS is None and not h.IN_CI:
             self.skipTest("swaks not installed")
         p = subprocess.run(
             [SWAKS, "--server", "127.0.0.1:%d" % self.port("sub"), "--tls",
@@ -566,7 +566,7 @@ class TestPolicyClamd(SubmitCase):
     submits."""
 
     def configure(self, cfg):
-        if not clamd_harness.available() or SWAKS is None:
+        if (not clamd_harness.available() or SWAKS is None) and not h.IN_CI:
             self.skipTest("clamd or swaks not installed")
         c = clamd_harness.Clamd(self.dir)
         c.start()

@@ -31,6 +31,7 @@
 #include <hiredis.h>
 
 #include "auth/auth.h"
+#include "tests/unit/redis_fixture.h"
 #include "tests/unit/server_helpers.h"
 
 #define PASSWORD "correct horse battery"
@@ -38,93 +39,18 @@
 
 /* The running server and what every test shares. */
 struct rctx {
-	char dir[64];
-	uint16_t port;
-	pid_t pid;
+	struct redis_srv srv; /* redis_fixture.h */
 	struct auth_scheme_opts schemes;
 	char *hash, *dummy;
 };
 
 static struct rctx rc;
 
-static bool
-in_path(const char *prog)
-{
-	const char *path = getenv("PATH");
-	char buf[4096];
-
-	if (path == NULL)
-		path = "/usr/bin:/bin";
-	while (*path != '\0') {
-		size_t n = strcspn(path, ":");
-
-		snprintf(buf, sizeof(buf), "%.*s/%s", (int)n, path, prog);
-		if (access(buf, X_OK) == 0)
-			return true;
-		path += n + (path[n] == ':');
-	}
-	return false;
-}
-
-static redisContext *
-admin_conn(void)
-{
-	struct timeval tv = { .tv_sec = 1 };
-	redisContext *c = redisConnectWithTimeout("127.0.0.1", rc.port, tv);
-
-	if (c != NULL && c->err != 0) {
-		redisFree(c);
-		return NULL;
-	}
-	return c;
-}
-
-static void
-start_redis(void)
-{
-	char port[8];
-	redisContext *c = NULL;
-
-	snprintf(port, sizeof(port), "%u", rc.port);
-	rc.pid = fork();
-	assert_int_not_equal(rc.pid, -1);
-	if (rc.pid == 0) {
-		int null = open("/dev/null", O_RDWR);
-
-		dup2(null, 1);
-		dup2(null, 2);
-		execlp("redis-server", "redis-server", "--port", port, "--bind",
-		    "127.0.0.1", "--save", "", "--appendonly", "no", "--dir",
-		    rc.dir, "--daemonize", "no", (char *)NULL);
-		_exit(127);
-	}
-	for (int i = 0; i < 100 && c == NULL; i++) {
-		struct timespec ts = { .tv_nsec = 50 * 1000 * 1000 };
-
-		if ((c = admin_conn()) == NULL)
-			nanosleep(&ts, NULL);
-	}
-	if (c == NULL)
-		fail_msg("redis-server did not come up on port %u", rc.port);
-	redisFree(c);
-}
-
-static void
-stop_redis(void)
-{
-	if (rc.pid <= 0)
-		return;
-	kill(rc.pid, SIGCONT);
-	kill(rc.pid, SIGKILL);
-	waitpid(rc.pid, NULL, 0);
-	rc.pid = 0;
-}
-
 /* One command on a short-lived admin connection; must not fail. */
 static void
 cmd(const char *fmt, ...)
 {
-	redisContext *c = admin_conn();
+	redisContext *c = redis_srv_conn(&rc.srv);
 	redisReply *reply;
 	va_list ap;
 
@@ -161,11 +87,11 @@ group_setup(void **state)
 {
 	const char *err = NULL;
 
-	snprintf(rc.dir, sizeof(rc.dir), "/tmp/rg-redis-XXXXXX");
-	if (mkdtemp(rc.dir) == NULL)
+	snprintf(rc.srv.dir, sizeof(rc.srv.dir), "/tmp/rg-redis-XXXXXX");
+	if (mkdtemp(rc.srv.dir) == NULL)
 		return -1;
-	rc.port = free_port();
-	start_redis();
+	rc.srv.port = free_port();
+	redis_srv_start(&rc.srv);
 	rc.schemes.sha_rounds = 1000;
 	auth_scheme_opts_default(&rc.schemes);
 	if (auth_scheme_hash(AUTH_SCHEME_SHA512_CRYPT, PASSWORD,
@@ -182,8 +108,8 @@ group_teardown(void **state)
 {
 	char buf[128];
 
-	stop_redis();
-	snprintf(buf, sizeof(buf), "rm -rf '%s'", rc.dir);
+	redis_srv_stop(&rc.srv);
+	snprintf(buf, sizeof(buf), "rm -rf '%s'", rc.srv.dir);
 	if (system(buf) != 0)
 		return -1;
 	free(rc.hash);
@@ -195,7 +121,7 @@ static struct auth_redis *
 open_redis(const char *password, unsigned db)
 {
 	struct auth_redis_conf conf = {
-		.port = rc.port,
+		.port = rc.srv.port,
 		.password = password,
 		.db = db,
 		.connect_timeout_ms = COMMAND_TIMEOUT_MS,
@@ -377,7 +303,7 @@ test_down_and_back(void **state)
 	/* Leave kept connections behind, then take the server away. */
 	assert_int_equal(look(r, "bob@example.org", &e), AUTH_LOOKUP_FOUND);
 	auth_entry_unref(&e);
-	stop_redis();
+	redis_srv_stop(&rc.srv);
 	assert_int_equal(
 	    auth_lookup(auth_redis_backend(r), "bob@example.org", &e, &err),
 	    AUTH_LOOKUP_TEMPFAIL);
@@ -389,7 +315,7 @@ test_down_and_back(void **state)
 	verify(r, "nobody@example.org", PASSWORD, "192.0.2.1", &res);
 	assert_int_equal(res.status, AUTH_TEMPFAIL);
 
-	start_redis();
+	redis_srv_start(&rc.srv);
 	populate();
 	verify(r, "alice@example.org", PASSWORD, "192.0.2.1", &res);
 	assert_int_equal(res.status, AUTH_OK);
@@ -397,8 +323,8 @@ test_down_and_back(void **state)
 
 	/* Kept connections to a restarted server are dead: the very first
 	 * lookup afterwards still succeeds. */
-	stop_redis();
-	start_redis();
+	redis_srv_stop(&rc.srv);
+	redis_srv_start(&rc.srv);
 	populate();
 	assert_int_equal(look(r, "bob@example.org", &e), AUTH_LOOKUP_FOUND);
 	auth_entry_unref(&e);
@@ -416,8 +342,8 @@ test_frozen(void **state)
 
 	assert_int_equal(look(r, "bob@example.org", &e), AUTH_LOOKUP_FOUND);
 	auth_entry_unref(&e);
-	kill(rc.pid, SIGSTOP);
-	wait_stopped(rc.pid);
+	kill(rc.srv.pid, SIGSTOP);
+	wait_stopped(rc.srv.pid);
 	t0 = now_ms();
 	assert_int_equal(
 	    auth_lookup(auth_redis_backend(r), "bob@example.org", &e, &err),
@@ -426,7 +352,7 @@ test_frozen(void **state)
 	assert_string_equal(err, "redis: timed out");
 	assert_true(dt >= COMMAND_TIMEOUT_MS - 50);
 	assert_true(dt < 3 * COMMAND_TIMEOUT_MS);
-	kill(rc.pid, SIGCONT);
+	kill(rc.srv.pid, SIGCONT);
 	assert_int_equal(look(r, "bob@example.org", &e), AUTH_LOOKUP_FOUND);
 	auth_entry_unref(&e);
 	auth_redis_free(&r);
@@ -440,7 +366,7 @@ test_auth_and_select(void **state)
 	const char *err = NULL;
 
 	{
-		redisContext *c = admin_conn();
+		redisContext *c = redis_srv_conn(&rc.srv);
 		redisReply *reply;
 
 		assert_non_null(c);
@@ -462,7 +388,7 @@ test_auth_and_select(void **state)
 	auth_redis_free(&r);
 
 	{
-		struct auth_redis_conf conf = { .port = rc.port,
+		struct auth_redis_conf conf = { .port = rc.srv.port,
 			.password = "s3cret",
 			.db = 3,
 			.prefix = "t:" };
@@ -515,7 +441,7 @@ main(void)
 		cmocka_unit_test(test_auth_and_select),
 	};
 
-	if (!in_path("redis-server")) {
+	if (!redis_in_path("redis-server")) {
 		if (getenv("CI") != NULL) {
 			fprintf(stderr,
 			    "redis-server missing under CI; "

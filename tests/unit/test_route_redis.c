@@ -33,89 +33,15 @@
 #include "proxy/route.h"
 #include "proxy/route_private.h"
 
+#include "redis_fixture.h"
 #include "server_helpers.h"
 
-static struct {
-	pid_t pid;
-	uint16_t port;
-	char dir[64];
-} rs;
-
-static bool
-in_path(const char *prog)
-{
-	const char *path = getenv("PATH");
-	char buf[512];
-
-	while (path != NULL && *path != '\0') {
-		size_t n = strcspn(path, ":");
-
-		snprintf(buf, sizeof(buf), "%.*s/%s", (int)n, path, prog);
-		if (access(buf, X_OK) == 0)
-			return true;
-		path += n + (path[n] == ':');
-	}
-	return false;
-}
-
-static redisContext *
-admin_conn(void)
-{
-	struct timeval tv = { .tv_sec = 1 };
-	redisContext *c = redisConnectWithTimeout("127.0.0.1", rs.port, tv);
-
-	if (c != NULL && c->err != 0) {
-		redisFree(c);
-		return NULL;
-	}
-	return c;
-}
-
-static void
-start_redis(void)
-{
-	char port[8];
-	redisContext *c = NULL;
-
-	snprintf(port, sizeof(port), "%u", rs.port);
-	rs.pid = fork();
-	assert_int_not_equal(rs.pid, -1);
-	if (rs.pid == 0) {
-		int null = open("/dev/null", O_RDWR);
-
-		dup2(null, 1);
-		dup2(null, 2);
-		execlp("redis-server", "redis-server", "--port", port, "--bind",
-		    "127.0.0.1", "--save", "", "--appendonly", "no", "--dir",
-		    rs.dir, "--daemonize", "no", (char *)NULL);
-		_exit(127);
-	}
-	for (int i = 0; i < 100 && c == NULL; i++) {
-		struct timespec ts = { .tv_nsec = 50 * 1000 * 1000 };
-
-		if ((c = admin_conn()) == NULL)
-			nanosleep(&ts, NULL);
-	}
-	if (c == NULL)
-		fail_msg("redis-server did not come up on port %u", rs.port);
-	redisFree(c);
-}
-
-static void
-stop_redis(void)
-{
-	if (rs.pid <= 0)
-		return;
-	kill(rs.pid, SIGCONT);
-	kill(rs.pid, SIGKILL);
-	waitpid(rs.pid, NULL, 0);
-	rs.pid = 0;
-}
+static struct redis_srv rs;
 
 static void
 cmd(const char *fmt, ...)
 {
-	redisContext *c = admin_conn();
+	redisContext *c = redis_srv_conn(&rs);
 	redisReply *reply;
 	va_list ap;
 
@@ -137,7 +63,7 @@ group_setup(void **state)
 	if (mkdtemp(rs.dir) == NULL)
 		return -1;
 	rs.port = free_port();
-	start_redis();
+	redis_srv_start(&rs);
 	return 0;
 }
 
@@ -145,7 +71,7 @@ static int
 group_teardown(void **state)
 {
 	(void)state;
-	stop_redis();
+	redis_srv_stop(&rs);
 	rmdir(rs.dir);
 	return 0;
 }
@@ -590,7 +516,7 @@ fb_timed_out(struct rt *t)
 	assert_string_equal(t->be_name, hashed("frank"));
 	assert_int_equal(
 	    counter("route_redis_fallback_total", "reason=\"down\""), 1);
-	stop_redis();
+	redis_srv_stop(&rs);
 	rt_pause(t, 1100); /* past the reconnect delay */
 }
 
@@ -612,7 +538,7 @@ fb_dead_checked(struct rt *t)
 		counter("route_redis_fallback_total", "reason=\"down\"") +
 		counter("route_redis_fallback_total", "reason=\"error\""),
 	    3);
-	start_redis();
+	redis_srv_start(&rs);
 	cmd("SET rg:route:gina %s", not_hashed("gina"));
 	rt_pause(t, 1100);
 }
@@ -651,7 +577,7 @@ main(void)
 		cmocka_unit_test(test_redis_fallback),
 	};
 
-	if (!in_path("redis-server")) {
+	if (!redis_in_path("redis-server")) {
 		if (getenv("CI") != NULL) {
 			fprintf(stderr,
 			    "redis-server missing under CI; "
