@@ -71,7 +71,8 @@ struct gate_session {
 	const char *version, *cipher;
 	char *sni; /* NULL for none */
 	const struct route_backend *be;
-	struct route_backend any; /* route.auth_http_any: the hook's address */
+	/* route.auth_http_any: the hook's address (allocated only then) */
+	struct route_backend *any;
 	struct route_req *rreq;
 	struct upstream_login *ul;
 	struct conn *cc, *bc; /* client, back end (after the hand-off) */
@@ -258,14 +259,18 @@ auth_http_route(struct gate_session *gs, struct login_session *s,
 		return;
 	}
 	if (be == NULL) {
-		snprintf(gs->any.name, sizeof(gs->any.name), "auth_http:%.50s",
-		    hostport);
-		gs->any.index = UINT32_MAX;
-		gs->any.tls = ROUTE_TLS_NONE;
-		gs->any.addr[p].ss = a.ss;
-		gs->any.addr[p].len = a.len;
-		atomic_init(&gs->any.up[p], true);
-		be = &gs->any;
+		if ((gs->any = calloc(1, sizeof(*gs->any))) == NULL) {
+			refuse(gs, s, "out of memory");
+			return;
+		}
+		snprintf(gs->any->name, sizeof(gs->any->name),
+		    "auth_http:%.50s", hostport);
+		gs->any->index = UINT32_MAX;
+		gs->any->tls = ROUTE_TLS_NONE;
+		gs->any->addr[p].ss = a.ss;
+		gs->any->addr[p].len = a.len;
+		atomic_init(&gs->any->up[p], true);
+		be = gs->any;
 	}
 	res.be = be;
 	if (!route_backend_up(be, p)) {
@@ -350,7 +355,7 @@ login_done(void *ctx, struct conn *backend, const struct ul_result *r)
 	gs->ul = NULL;
 	metrics_add(loop_shard(gs->loop),
 	    gs->srv->m.backend_login[gs->proto][st], 1);
-	if (r->status == UL_TEMP && gs->be != &gs->any)
+	if (r->status == UL_TEMP && gs->be != gs->any)
 		route_report_connect(gs->w->route, gs->be,
 		    (enum route_proto)gs->proto, false, 0);
 	if (r->status != UL_OK) {
@@ -395,6 +400,7 @@ gs_free(struct gate_session *gs)
 	free(gs->user);
 	free(gs->sni);
 	free(gs->meter);
+	free(gs->any);
 	free(gs);
 }
 
