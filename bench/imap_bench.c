@@ -15,8 +15,12 @@
  *       COUNT APPENDs (synchronizing literals) of generated 2-6 KiB
  *       messages into BOX (created first if missing), one connection
  *   ringbench-imap login  -t ADDR -u USER -w PASS [-c CONC] [-d SECS] [-T]
+ *       [-b SRC]
  *       CONC threads, each looping connect, greeting, LOGIN, LOGOUT,
- *       close for SECS seconds; -T speaks TLS (no verification, ALPN imap)
+ *       close for SECS seconds; -T speaks TLS (no verification, ALPN imap);
+ *       -b binds each connection to SRC (127.0.0.0/8: one box plays many
+ *       clients); with a wrong -w every cycle is a failed login (an
+ *       attacker), counted in failed=
  *   ringbench-imap idle   -t ADDR -u USER -w PASS -n N [-c CONC] [-d SECS]
  *       [-T]  open N sessions (CONC threads opening them), each LOGIN and
  *       IDLE, hold them SECS seconds, close them all; prints the accounted
@@ -102,6 +106,8 @@ struct opts {
 	enum mode mode;
 	struct sockaddr_storage ss;
 	socklen_t sslen;
+	struct sockaddr_in src; /* -b: the source address (port 0) */
+	bool bind_src;
 	const char *user, *pass, *mailbox;
 	unsigned runs, count, conc;
 	double secs;
@@ -404,6 +410,9 @@ io_connect(struct io *io)
 	setsockopt(io->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(io->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	setsockopt(io->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (O.bind_src &&
+	    bind(io->fd, (struct sockaddr *)&O.src, sizeof(O.src)) == -1)
+		goto fail;
 	if (connect(io->fd, (struct sockaddr *)&O.ss, O.sslen) == -1)
 		goto fail;
 	if (!O.tls)
@@ -1134,7 +1143,7 @@ usage(void)
 	    "       ringbench-imap append -t ADDR -u USER -w PASS [-n COUNT] "
 	    "[-m BOX] [ACCT...]\n"
 	    "       ringbench-imap login -t ADDR -u USER -w PASS [-c CONC] "
-	    "[-d SECS] [-T] [ACCT...]\n"
+	    "[-d SECS] [-T] [-b SRC] [ACCT...]\n"
 	    "       ringbench-imap idle -t ADDR -u USER -w PASS -n N [-c CONC] "
 	    "[-d SECS] [-T] [ACCT...]\n"
 	    "ACCT: -p [NAME=]PID (a process), -I [NAME=]PID (newest imap "
@@ -1174,7 +1183,7 @@ main(int argc, char **argv)
 	O.secs = 5;
 	O.mailbox = "Bench";
 	optind = 2;
-	while ((ch = getopt(argc, argv, "t:u:w:n:m:c:d:Tp:I:D:")) != -1) {
+	while ((ch = getopt(argc, argv, "t:u:w:n:m:c:d:Tb:p:I:D:")) != -1) {
 		switch (ch) {
 		case 't':
 			if (parse_target(optarg) == -1) {
@@ -1204,6 +1213,19 @@ main(int argc, char **argv)
 			break;
 		case 'T':
 			O.tls = true;
+			break;
+		case 'b':
+			/* a loopback source, so one box plays many clients
+			 * (the throttle bench's attackers) */
+			O.src.sin_family = AF_INET;
+			if (inet_pton(AF_INET, optarg, &O.src.sin_addr) != 1 ||
+			    (ntohl(O.src.sin_addr.s_addr) >> 24) != 127) {
+				fprintf(stderr,
+				    "ringbench-imap: -b must be an "
+				    "address in 127.0.0.0/8\n");
+				return 2;
+			}
+			O.bind_src = true;
 			break;
 		case 'p':
 		case 'I':
