@@ -31,6 +31,8 @@ static void on_open(struct conn *c);
 static void on_data(struct conn *c, const char *p, size_t n);
 static void on_drain(struct conn *c);
 static void on_close(struct conn *c, enum conn_reason why);
+static bool evictable(const struct conn *c);
+static bool admitted(struct login_session *s);
 
 static struct login_session *session_new(struct conn *c);
 static void session_free(struct login_session *s);
@@ -49,6 +51,8 @@ static const struct conn_handler handler = {
 	.on_data = on_data,
 	.on_drain = on_drain,
 	.on_close = on_close,
+	.on_over = on_open, /* it asks admitted() and says "try later" */
+	.evictable = evictable,
 };
 
 const struct conn_handler *
@@ -260,7 +264,6 @@ static void
 on_open(struct conn *c)
 {
 	struct login_session *s = conn_ctx(c);
-	const struct login_hooks *h;
 
 	if (s != NULL) {
 		/* the STARTTLS handshake is done; the client speaks next */
@@ -276,7 +279,6 @@ on_open(struct conn *c)
 		return;
 	}
 	conn_set_ctx(c, s);
-	h = s->li->hooks;
 	log_info(s->sid, "login.open", "proto=%s listener=%s client=%s tls=%s",
 	    s->li->proto->name, s->li->set->listener->name, conn_peer(c),
 	    s->tls ? "yes" : "no");
@@ -287,7 +289,7 @@ on_open(struct conn *c)
 	}
 	idle_rearm(s);
 	login_call_begin(s);
-	if (h->admit != NULL && h->admit(s) == -1) {
+	if (!admitted(s)) {
 		goodbye(s, LOGIN_BYE_REFUSED);
 	} else {
 		s->greeted = true;
@@ -347,6 +349,29 @@ on_close(struct conn *c, enum conn_reason why)
 	timer_stop(&s->idle);
 	if (s->calls == 0 && !s->verifying)
 		session_free(s);
+}
+
+/* Over a session cap (core/conn_limit.h: the loop calls on_over instead
+ * of on_open), or refused by the daemon's admit hook: the protocol's
+ * "try again later" instead of its greeting. */
+static bool
+admitted(struct login_session *s)
+{
+	const struct login_hooks *h = s->li->hooks;
+
+	if (conn_over_limit(s->c))
+		return false;
+	return h->admit == NULL || h->admit(s) == 0;
+}
+
+/* At the descriptor cap the loop cuts the oldest connection not logged
+ * in: never one whose login is on the verify pool or at the back end. */
+static bool
+evictable(const struct conn *c)
+{
+	const struct login_session *s = conn_ctx(c);
+
+	return s == NULL || (s->state != LS_VERIFY && s->state != LS_HANDOFF);
 }
 
 /* Run commands while one may run; then pause or resume reading. */

@@ -17,6 +17,7 @@
 #include "auth/auth_service.h"
 #include "core/buf.h"
 #include "core/config.h"
+#include "core/conn_limit.h"
 #include "core/daemon.h"
 #include "core/listen_set.h"
 #include "core/log.h"
@@ -46,6 +47,7 @@ struct gate {
 	struct login_listener *logins;
 	struct login_settings *login_sets;
 	struct login_worker **login_workers; /* by worker index */
+	struct conn_limits limits; /* sessions and descriptors, all workers */
 };
 
 static struct tls_server **build_tls_all(const struct proxy_config *cf,
@@ -429,6 +431,10 @@ main(int argc, char **argv)
 	d.nworkers = daemon_conf_workers(&g.cf.daemon);
 	if (daemon_metrics_new(&d) == -1)
 		fatal("out of memory");
+	/* two descriptors a session: the client's and its back end's */
+	if (conn_limits_init(&g.limits, "ringgate", g.cf.limits.max_sessions,
+		g.cf.limits.fd_reserve, 2, d.metrics, &error) == -1)
+		goto failed;
 	if (start_fronts(&g, d.metrics, &error) == -1 ||
 	    open_listeners(&g, &d, tls, &error) == -1)
 		goto failed;
@@ -448,6 +454,7 @@ main(int argc, char **argv)
 	daemon_conf_loop(&g.cf.daemon, &d.loop_conf);
 	d.loop_conf.out_high = g.cf.limits.output_buffer;
 	d.loop_conf.handshake_timeout_ms = g.cf.limits.handshake_timeout;
+	d.loop_conf.limits = &g.limits;
 	log_info(0, "daemon.config",
 	    "file=%s relays=%u imap=%u pop3=%u submission=%u backends=%u "
 	    "workers=%u",
