@@ -22,15 +22,16 @@
 #include "core/loop_private.h"
 #include "core/metrics.h"
 
-#define EVICT_SCAN 32	   /* young conns looked at per eviction */
-#define FD_CAP_MIN 16	   /* fewer connections than this: refuse to run */
+#define EVICT_SCAN 32 /* young conns looked at per eviction */
+#define FD_CAP_MIN 16 /* fewer connections than this: refuse to run */
 #define NOFILE_MAX (1u << 24)
 #define LOG_EVERY_MS 10000 /* summary lines of refusals, per listener */
 
-/* sessions_refused_total's reasons, in listener->m_limit order */
-enum { LIM_LISTENER = 0, LIM_DAEMON, LIM_FD, LIM_NREASONS };
-static const char *const limit_reasons[LIM_NREASONS] = { "listener_max",
-	"daemon_max", "fd_reserve" };
+/* sessions_refused_total's reasons, in listener->m_limit order; then
+ * LIM_EVICT, which only names the summary line of evictions */
+enum { LIM_LISTENER = 0, LIM_DAEMON, LIM_FD, LIM_NREASONS, LIM_EVICT = 3 };
+static const char *const limit_reasons[LIM_NREASONS + 1] = { "listener_max",
+	"daemon_max", "fd_reserve", "fd_reserve_evicted" };
 
 static unsigned nofile_raise(void);
 static void collect(struct metrics *m, void *arg);
@@ -96,8 +97,7 @@ conn_limits_init(struct conn_limits *cl, const char *daemon,
 		    "max_sessions=%llu fd_cap=%u nofile=%u fd_reserve=%u "
 		    "note=\"max_sessions above what the descriptors allow: "
 		    "the descriptor cap rules\"",
-		    (unsigned long long)max_sessions, cap, nofile,
-		    cl->reserve);
+		    (unsigned long long)max_sessions, cap, nofile, cl->reserve);
 	else
 		cl->sessions.max = (unsigned)max_sessions;
 	log_info(0, "limits.sessions",
@@ -196,8 +196,7 @@ conn_limit_admit(struct conn *c)
 	n = atomic_fetch_add(&cl->conns.cur, 1) + 1;
 	c->flags |= CF_LIM_CONN;
 	young_add(c);
-	if (cl->conns.max != 0 && n > cl->conns.max &&
-	    !evict_one(c->loop, c)) {
+	if (cl->conns.max != 0 && n > cl->conns.max && !evict_one(c->loop, c)) {
 		metrics_add(c->loop->shard, li->m_limit[LIM_FD], 1);
 		refused_log(c, LIM_FD);
 		conn_abort(c, CR_LIMIT);
@@ -229,23 +228,25 @@ over(struct conn *c, int why)
 }
 
 /* Each refusal at debug; at most one summary line per listener per
- * LOG_EVERY_MS at warn, with how many went since the last one. */
+ * LOG_EVERY_MS at warn, with how many went (refused, or made room for
+ * by an eviction) since the last one. */
 static void
 refused_log(struct conn *c, int why)
 {
 	struct listener *li = c->li;
 	struct loop *l = c->loop;
 
-	log_debug(c->sid, "conn.over_limit", "listener=%s peer=%s limit=%s",
-	    li->name, c->peer, limit_reasons[why]);
+	if (why != LIM_EVICT)
+		log_debug(c->sid, "conn.over_limit",
+		    "listener=%s peer=%s limit=%s", li->name, c->peer,
+		    limit_reasons[why]);
 	li->limit_refused++;
 	if (li->limit_log_at != 0 && l->now < li->limit_log_at)
 		return;
 	log_warn(0, "sessions.limit",
 	    "listener=%s limit=%s refused=%llu sessions=%u max=%u "
 	    "listener_sessions=%u listener_max=%u conns=%u fd_cap=%u",
-	    li->name, limit_reasons[why],
-	    (unsigned long long)li->limit_refused,
+	    li->name, limit_reasons[why], (unsigned long long)li->limit_refused,
 	    atomic_load(&l->conf.limits->sessions.cur),
 	    l->conf.limits->sessions.max, atomic_load(&li->gauge->cur),
 	    li->gauge->max, atomic_load(&l->conf.limits->conns.cur),
@@ -339,6 +340,7 @@ evict_one(struct loop *l, struct conn *self)
 		    c->li ? c->li->name : "-", c->peer,
 		    (unsigned long long)(l->now - c->started));
 		conn_abort(c, CR_LIMIT);
+		refused_log(self, LIM_EVICT);
 		return true;
 	}
 	return false;

@@ -64,11 +64,12 @@ enum {
 	CF_POLL_WANT = 0x40000,	  /* the handler wants the hangup watch */
 	CF_ONESHOT = 0x80000,	  /* one recv (one buffer) per arm */
 	CF_FLUSH = 0x100000,	  /* on the loop's flush list */
+
 	/* conn_limit.c */
-	CF_OVER = 0x200000,	  /* over a cap: on_over instead of on_open */
-	CF_LIM_CONN = 0x400000,	  /* counted in the daemon's conns */
-	CF_LIM_SESS = 0x800000,	  /* counted in sessions (and listener's) */
-	CF_YOUNG = 0x1000000,	  /* on the loop's young list */
+	CF_OVER = 0x200000,	/* over a cap: on_over instead of on_open */
+	CF_LIM_CONN = 0x400000, /* counted in the daemon's conns */
+	CF_LIM_SESS = 0x800000, /* counted in sessions (and listener's) */
+	CF_YOUNG = 0x1000000,	/* on the loop's young list */
 };
 
 /* A socket address small enough to keep in every conn (no
@@ -104,7 +105,9 @@ struct conn {
 	struct conn *rearm_next;
 	struct conn *flush_next;	    /* loop's flush list */
 	struct conn *hold_next, *hold_prev; /* holders list */
-	struct conn *young_next, *young_prev; /* young list (conn_limit.c) */
+
+	/* the loop's young list (conn_limit.c) */
+	struct conn *young_next, *young_prev;
 	uint64_t last_io;	  /* loop_now() of the last send or TLS input */
 	union conn_addr peer_sa;  /* the client: socket or PROXY header */
 	union conn_addr local_sa; /* what it connected to (ditto) */
@@ -143,6 +146,7 @@ struct listener {
 	int m_closed[CR_MAX];
 	int *m_hs_fail;	  /* one per tls_reasons[] entry, plus "timeout" */
 	int m_refused[4]; /* conn.c's refuse_reasons; -1 = not counted */
+
 	int m_accept_pause; /* accept_pauses_total */
 	int m_limit[3];	    /* sessions_refused_total by conn_limit.c reason */
 	int m_evicted;	    /* sessions_evicted_total */
@@ -204,13 +208,13 @@ struct loop {
 	struct conn *rearm;
 	struct conn *flush;   /* conns written to since their last send */
 	struct conn *holders; /* conns whose buffers hold storage */
-	/* accepted conns not (yet) logged in, oldest first: who is cut at
-	 * the descriptor cap (conn_limit.c) */
-	struct conn *young_head, *young_tail;
 	uint64_t sweep_at;    /* 0 = no sweep due */
 	size_t released;      /* bytes freed since the last malloc_trim() */
 	uint64_t trim_at;     /* earliest next malloc_trim() */
 	uint64_t sid_key, sid_next;
+	/* accepted conns not (yet) logged in, oldest first: who is cut at
+	 * the descriptor cap (conn_limit.c) */
+	struct conn *young_head, *young_tail;
 	/* timers: binary min-heap of every timer of the loop (timer.c) */
 	struct timer **heap;
 	unsigned heap_len, heap_cap;
