@@ -16,7 +16,8 @@ itself once the flood is gone.
 TestSessionCaps: per listener max_sessions (IMAP, POP3, submission and
 implicit TLS): the connection over it gets `* BYE [UNAVAILABLE]`, `-ERR
 [SYS/TEMP]`, `421 4.7.0`; limits.max_sessions across listeners; a slot
-given back is used again. TestConfig: -t names a bad value's line.
+given back is used again. TestStoreCaps: ringstore's IMAP and LMTP
+(`421 4.3.2`) listeners. TestConfig: -t names a bad value's line.
 """
 
 import imaplib
@@ -328,6 +329,35 @@ class TestSessionCaps(unittest.TestCase):
         finally:
             rs.logout_quietly(m)
         g.assert_alive()
+
+
+class TestStoreCaps(unittest.TestCase):
+    """ringstore's listeners take max_sessions too; LMTP's answer."""
+
+    def test_imap_and_lmtp(self):
+        d = tmpdir(self)
+        rs.write_passwd(os.path.join(d, "passwd"), {USER: PASSWORD})
+        lmtp_port = h.free_port()
+        cfg = rs.store_config(d, h.free_port(), h.free_port(), lmtp=[{
+            "name": "lmtp", "trusted": True, "max_sessions": 1,
+            "listen": "127.0.0.1:%d" % lmtp_port}])
+        cfg["imap"][0]["max_sessions"] = 1
+        st = gf.start_proc(rs.Ringstore(d, cfg), self)
+        for port, ok, refusal in ((st.port("imap"), "* OK", "* BYE "
+                                   "[UNAVAILABLE]"),
+                                  (lmtp_port, "220 ", "421 4.3.2")):
+            a = socket.create_connection(("127.0.0.1", port), 10)
+            self.addCleanup(a.close)
+            self.assertTrue(a.makefile("rb").readline().decode()
+                            .startswith(ok))
+            b = socket.create_connection(("127.0.0.1", port), 10)
+            self.addCleanup(b.close)
+            f = b.makefile("rb")
+            self.assertTrue(f.readline().decode().startswith(refusal))
+            self.assertEqual(f.read(), b"")
+        self.assertEqual(metric_sum(st, "sessions_refused_total",
+                                    reason="listener_max"), 2)
+        st.assert_alive()
 
 
 class TestConfig(unittest.TestCase):
