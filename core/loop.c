@@ -30,6 +30,8 @@
 #define LOOP_BGID 1
 #define ACCEPT_RETRY_MS 50 /* first pause after an accept failure */
 #define ACCEPT_BACKOFF_MAX_MS 1000
+/* accepts without a failure for this long end an episode */
+#define ACCEPT_QUIET_MS 1000
 #define TRIM_BYTES (4u << 20) /* freed since the last trim */
 #define TRIM_EVERY_MS 1000
 
@@ -41,6 +43,7 @@ static void accept_arm(struct listener *li);
 static void accept_handle(struct listener *li, struct io_uring_cqe *cqe);
 static void accept_failed(struct listener *li, int err);
 static void accept_resumed(struct listener *li);
+static uint64_t accept_due(const struct listener *li);
 static void listener_metrics(struct loop *l, struct listener *li);
 static void listener_close(struct listener *li);
 static void dispatch(struct loop *l, struct io_uring_cqe *cqe);
@@ -531,8 +534,9 @@ accept_arm(struct listener *li)
 /* accept() failed (EMFILE, ENFILE, ENOBUFS, ENOMEM...): the listener
  * pauses, backing off from ACCEPT_RETRY_MS up to ACCEPT_BACKOFF_MAX_MS,
  * and listeners_retry() re-arms it; sessions already running are not
- * touched. One line when the episode starts, one when it ends, each
- * failure counted in between. */
+ * touched. An episode runs from the first failure until accepts have
+ * gone ACCEPT_QUIET_MS without one (a descriptor freed now and then
+ * does not end it): one line at each end, every failure counted. */
 static void
 accept_failed(struct listener *li, int err)
 {
@@ -540,6 +544,7 @@ accept_failed(struct listener *li, int err)
 
 	metrics_add(l->shard, li->m_accept_err, 1);
 	li->refused_accepts++;
+	li->resumed_at = 0;
 	if (li->paused_since == 0) {
 		li->paused_since = l->now;
 		li->backoff_ms = ACCEPT_RETRY_MS;
@@ -563,7 +568,8 @@ accept_failed(struct listener *li, int err)
 	}
 }
 
-/* The first connection accepted after a pause ends the episode. */
+/* The episode is over: accepts went ACCEPT_QUIET_MS without a failure
+ * since the first one that worked. */
 static void
 accept_resumed(struct listener *li)
 {
@@ -572,10 +578,22 @@ accept_resumed(struct listener *li)
 	log_warn(0, "accept.resumed",
 	    "listener=%s worker=%u refused_accepts=%llu paused_ms=%llu",
 	    li->name, l->conf.index, (unsigned long long)li->refused_accepts,
-	    (unsigned long long)(l->now - li->paused_since));
-	li->paused_since = 0;
+	    (unsigned long long)(li->resumed_at - li->paused_since));
+	li->paused_since = li->resumed_at = 0;
 	li->backoff_ms = 0;
 	li->refused_accepts = 0;
+}
+
+/* When li next needs the loop: a retry, or the end of an episode. */
+static uint64_t
+accept_due(const struct listener *li)
+{
+	uint64_t due = li->retry_at;
+
+	if (li->resumed_at != 0 &&
+	    (due == 0 || li->resumed_at + ACCEPT_QUIET_MS < due))
+		due = li->resumed_at + ACCEPT_QUIET_MS;
+	return due;
 }
 
 static void
@@ -595,8 +613,8 @@ accept_handle(struct listener *li, struct io_uring_cqe *cqe)
 		loop_close_fd(l, cqe->res);
 		return;
 	}
-	if (li->paused_since != 0)
-		accept_resumed(li);
+	if (li->paused_since != 0 && li->resumed_at == 0)
+		li->resumed_at = l->now;
 	metrics_add(l->shard, li->m_accepted, 1);
 	/* the conn starts with no ctx of its own: on_open sets one, and
 	 * listener_ctx(conn_listener(c)) reaches the listener's */
@@ -613,11 +631,15 @@ accept_handle(struct listener *li, struct io_uring_cqe *cqe)
 static void
 listeners_retry(struct loop *l)
 {
-	for (struct listener *li = l->listeners; li; li = li->next)
+	for (struct listener *li = l->listeners; li; li = li->next) {
 		if (!li->armed && !li->closed && li->retry_at <= l->now) {
 			li->retry_at = 0;
 			accept_arm(li);
 		}
+		if (li->resumed_at != 0 &&
+		    li->resumed_at + ACCEPT_QUIET_MS <= l->now)
+			accept_resumed(li);
+	}
 }
 
 static void
@@ -753,9 +775,12 @@ loop_run(struct loop *l)
 		if (l->drain_deadline &&
 		    (next == 0 || l->drain_deadline < next))
 			next = l->drain_deadline;
-		for (struct listener *li = l->listeners; li; li = li->next)
-			if (li->retry_at && (next == 0 || li->retry_at < next))
-				next = li->retry_at;
+		for (struct listener *li = l->listeners; li; li = li->next) {
+			uint64_t due = accept_due(li);
+
+			if (due && (next == 0 || due < next))
+				next = due;
+		}
 		if (l->sweep_at && (next == 0 || l->sweep_at < next))
 			next = l->sweep_at;
 		if (l->released >= TRIM_BYTES &&

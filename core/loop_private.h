@@ -135,9 +135,10 @@ struct listener {
 	struct listener *next;
 	/* session caps (conn_limit.c): NULL = exempt */
 	struct conn_gauge *gauge;
-	/* accept failures (EMFILE...): an episode from the first failure to
-	 * the next accepted connection, logged at both ends */
-	uint64_t paused_since, backoff_ms, refused_accepts;
+	/* accept failures (EMFILE...): an episode from the first failure
+	 * until accepts go a while without one (loop.c), logged at both
+	 * ends; resumed_at: the first accept since the last failure */
+	uint64_t paused_since, resumed_at, backoff_ms, refused_accepts;
 	/* refusals at the caps since the last summary line, and when the
 	 * next one may be written */
 	uint64_t limit_refused, limit_log_at;

@@ -209,6 +209,9 @@ class TestEmfile(unittest.TestCase):
         close_all(socks)
         # the listener accepts again by itself: the next client is served
         self.login()
+        # the episode ends once accepts went a second without a failure
+        h.wait_for(lambda: log_count(st, "accept.resumed") >= 1,
+                   what="accept.resumed")
         resumed = re.findall(r"event=accept\.resumed listener=imap .*"
                              r"refused_accepts=(\d+)", st.stderr())
         self.assertEqual(len(resumed), 1)
