@@ -31,8 +31,8 @@ static void on_open(struct conn *c);
 static void on_data(struct conn *c, const char *p, size_t n);
 static void on_drain(struct conn *c);
 static void on_close(struct conn *c, enum conn_reason why);
+static void on_over(struct conn *c);
 static bool evictable(const struct conn *c);
-static bool admitted(struct login_session *s);
 
 static struct login_session *session_new(struct conn *c);
 static void session_free(struct login_session *s);
@@ -51,7 +51,7 @@ static const struct conn_handler handler = {
 	.on_data = on_data,
 	.on_drain = on_drain,
 	.on_close = on_close,
-	.on_over = on_open, /* it asks admitted() and says "try later" */
+	.on_over = on_over,
 	.evictable = evictable,
 };
 
@@ -264,6 +264,7 @@ static void
 on_open(struct conn *c)
 {
 	struct login_session *s = conn_ctx(c);
+	const struct login_hooks *h;
 
 	if (s != NULL) {
 		/* the STARTTLS handshake is done; the client speaks next */
@@ -279,6 +280,7 @@ on_open(struct conn *c)
 		return;
 	}
 	conn_set_ctx(c, s);
+	h = s->li->hooks;
 	log_info(s->sid, "login.open", "proto=%s listener=%s client=%s tls=%s",
 	    s->li->proto->name, s->li->set->listener->name, conn_peer(c),
 	    s->tls ? "yes" : "no");
@@ -289,7 +291,7 @@ on_open(struct conn *c)
 	}
 	idle_rearm(s);
 	login_call_begin(s);
-	if (!admitted(s)) {
+	if (h->admit != NULL && h->admit(s) == -1) {
 		goodbye(s, LOGIN_BYE_REFUSED);
 	} else {
 		s->greeted = true;
@@ -351,27 +353,37 @@ on_close(struct conn *c, enum conn_reason why)
 		session_free(s);
 }
 
-/* Over a session cap (core/conn_limit.h: the loop calls on_over instead
- * of on_open), or refused by the daemon's admit hook: the protocol's
- * "try again later" instead of its greeting. */
-static bool
-admitted(struct login_session *s)
+/* Over a session cap (core/conn_limit.h), instead of on_open: a session
+ * only to say the protocol's "try again later" (no admit hook, no
+ * greeting) and close. */
+static void
+on_over(struct conn *c)
 {
-	const struct login_hooks *h = s->li->hooks;
+	struct login_session *s = session_new(c);
 
-	if (conn_over_limit(s->c))
-		return false;
-	return h->admit == NULL || h->admit(s) == 0;
+	if (s == NULL) {
+		conn_abort(c, CR_NOMEM);
+		return;
+	}
+	conn_set_ctx(c, s);
+	log_debug(s->sid, "login.over_limit", "proto=%s listener=%s client=%s",
+	    s->li->proto->name, s->li->set->listener->name, conn_peer(c));
+	login_call_begin(s);
+	goodbye(s, LOGIN_BYE_REFUSED);
+	login_call_end(s);
 }
 
 /* At the descriptor cap the loop cuts the oldest connection not logged
- * in: never one whose login is on the verify pool or at the back end. */
+ * in: one reading commands, holding a failure's answer or saying goodbye
+ * may go; one whose login is on its way (the verify pool, the back end,
+ * or any state added later) is kept. */
 static bool
 evictable(const struct conn *c)
 {
 	const struct login_session *s = conn_ctx(c);
 
-	return s == NULL || (s->state != LS_VERIFY && s->state != LS_HANDOFF);
+	return s == NULL || s->state == LS_ACTIVE || s->state == LS_DELAY ||
+	    s->state == LS_CLOSING;
 }
 
 /* Run commands while one may run; then pause or resume reading. */

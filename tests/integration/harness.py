@@ -368,16 +368,6 @@ class Ringgate:
             raise
         return self
 
-    def _preexec(self):
-        n = self.rlimit_nofile
-        if n is None:
-            return None
-
-        def limit():
-            import resource
-            resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
-        return limit
-
     def wait_ready(self, timeout=START_TIMEOUT):
         """Wait until /healthz answers 200. The relay sockets are bound
         before the admin one, so they accept by then; probing them with
@@ -401,6 +391,17 @@ class Ringgate:
 
     def reload(self):
         self.signal(signal.SIGHUP)
+
+    def _preexec(self):
+        """Popen's preexec_fn: RLIMIT_NOFILE in the child, if set."""
+        n = self.rlimit_nofile
+        if n is None:
+            return None
+
+        def limit():
+            import resource
+            resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
+        return limit
 
     def stop(self, timeout=STOP_TIMEOUT):
         """SIGTERM, then SIGKILL after timeout. Returns the exit code
