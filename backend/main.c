@@ -128,6 +128,7 @@ open_auth(const struct rs_config *cf, const char **error_r)
 static int
 test_config(struct store_daemon *sd, const char *path)
 {
+	char note[200];
 	struct tls_server **tls;
 	const char *error = NULL;
 	unsigned n = listener_count(&sd->cf);
@@ -156,6 +157,12 @@ test_config(struct store_daemon *sd, const char *path)
 	printf("ringstore: configuration file %s test is successful (%zu "
 	       "users)\n",
 	    path, auth_service_count(sd->srv.auth));
+	/* a warning only: the service's own limit counts at start-up */
+	if (conn_limits_plan(sd->cf.limits.max_sessions,
+		sd->cf.limits.fd_reserve, 1, note, sizeof(note), &error) == -1)
+		fprintf(stderr, "ringstore: warning: %s\n", error);
+	else
+		printf("ringstore: %s\n", note);
 	return 0;
 }
 

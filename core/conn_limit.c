@@ -34,6 +34,8 @@ static const char *const limit_reasons[LIM_NREASONS + 1] = { "listener_max",
 	"daemon_max", "fd_reserve", "fd_reserve_evicted" };
 
 static unsigned nofile_raise(void);
+static unsigned cap_of(unsigned nofile, uint64_t fd_reserve,
+    unsigned fds_per_conn, const char **error_r);
 static void collect(struct metrics *m, void *arg);
 static bool gauge_take(struct conn_gauge *g);
 static void gauge_give(struct conn_gauge *g);
@@ -66,6 +68,49 @@ nofile_raise(void)
 	return rl.rlim_cur > NOFILE_MAX ? NOFILE_MAX : (unsigned)rl.rlim_cur;
 }
 
+/* The cap of accepted connections for nofile descriptors, or 0 with
+ * *error_r when the reserve leaves fewer than FD_CAP_MIN. */
+static unsigned
+cap_of(unsigned nofile, uint64_t fd_reserve, unsigned fds_per_conn,
+    const char **error_r)
+{
+	if (fd_reserve >= nofile ||
+	    (nofile - fd_reserve) / fds_per_conn < FD_CAP_MIN) {
+		snprintf(limit_errbuf, sizeof(limit_errbuf),
+		    "RLIMIT_NOFILE %u leaves fewer than %u connections after "
+		    "limits.fd_reserve %llu: raise it (LimitNOFILE= under "
+		    "systemd) or lower fd_reserve",
+		    nofile, FD_CAP_MIN, (unsigned long long)fd_reserve);
+		*error_r = limit_errbuf;
+		return 0;
+	}
+	return (unsigned)((nofile - fd_reserve) / fds_per_conn);
+}
+
+int
+conn_limits_plan(uint64_t max_sessions, uint64_t fd_reserve,
+    unsigned fds_per_conn, char *note, size_t size, const char **error_r)
+{
+	struct rlimit rl;
+	unsigned nofile = 1024, cap;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+		nofile = rl.rlim_max > NOFILE_MAX ? NOFILE_MAX :
+						    (unsigned)rl.rlim_max;
+	if (fds_per_conn == 0)
+		fds_per_conn = 1;
+	if ((cap = cap_of(nofile, fd_reserve, fds_per_conn, error_r)) == 0)
+		return -1;
+	snprintf(note, size,
+	    "at most %u sessions at once (RLIMIT_NOFILE %u here - fd_reserve "
+	    "%llu) / %u%s",
+	    max_sessions > 0 && max_sessions < cap ? (unsigned)max_sessions :
+						     cap,
+	    nofile, (unsigned long long)fd_reserve, fds_per_conn,
+	    max_sessions > cap ? "; max_sessions is above that" : "");
+	return 0;
+}
+
 int
 conn_limits_init(struct conn_limits *cl, const char *daemon,
     uint64_t max_sessions, uint64_t fd_reserve, unsigned fds_per_conn,
@@ -78,17 +123,8 @@ conn_limits_init(struct conn_limits *cl, const char *daemon,
 	atomic_init(&cl->conns.cur, 0);
 	if (fds_per_conn == 0)
 		fds_per_conn = 1;
-	if (fd_reserve >= nofile ||
-	    (nofile - fd_reserve) / fds_per_conn < FD_CAP_MIN) {
-		snprintf(limit_errbuf, sizeof(limit_errbuf),
-		    "RLIMIT_NOFILE %u leaves fewer than %u connections after "
-		    "limits.fd_reserve %llu: raise it (LimitNOFILE= under "
-		    "systemd) or lower fd_reserve",
-		    nofile, FD_CAP_MIN, (unsigned long long)fd_reserve);
-		*error_r = limit_errbuf;
+	if ((cap = cap_of(nofile, fd_reserve, fds_per_conn, error_r)) == 0)
 		return -1;
-	}
-	cap = (unsigned)((nofile - fd_reserve) / fds_per_conn);
 	cl->nofile = nofile;
 	cl->reserve = (unsigned)fd_reserve;
 	cl->conns.max = cap;

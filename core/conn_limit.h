@@ -25,6 +25,7 @@
 #define RG_CORE_CONN_LIMIT_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct conn;
@@ -55,6 +56,12 @@ struct conn_limits {
 int conn_limits_init(struct conn_limits *cl, const char *daemon,
     uint64_t max_sessions, uint64_t fd_reserve, unsigned fds_per_conn,
     struct metrics *m, const char **error_r);
+
+/* -t: what conn_limits_init() would make of this process's hard limit
+ * (the daemon raises its soft limit to it), worded into note. 0, or -1
+ * with *error_r as conn_limits_init() would fail. */
+int conn_limits_plan(uint64_t max_sessions, uint64_t fd_reserve,
+    unsigned fds_per_conn, char *note, size_t size, const char **error_r);
 
 /* ---- for the loop (loop.c, conn.c) ------------------------------------ */
 

@@ -63,6 +63,7 @@ static unsigned listener_count(const struct proxy_config *cf);
 static void tick(struct daemon *d);
 static void reload(struct daemon *d);
 static int test_fronts(struct gate *g, const char *path);
+static void test_limits(const struct proxy_config *cf);
 static void export_expiry(struct gate *g, struct metrics *m);
 static void gate_free(struct gate *g, struct daemon *d);
 
@@ -331,7 +332,24 @@ test_fronts(struct gate *g, const char *path)
 		}
 	}
 	printf("ringgate: configuration file %s test is successful\n", path);
+	test_limits(&g->cf);
 	return 0;
+}
+
+/* -t: the session cap this config gives under this process's limit; a
+ * warning, not a failure: the service's own limit (LimitNOFILE=) is what
+ * counts at start-up. */
+static void
+test_limits(const struct proxy_config *cf)
+{
+	char note[200];
+	const char *error = NULL;
+
+	if (conn_limits_plan(cf->limits.max_sessions, cf->limits.fd_reserve, 2,
+		note, sizeof(note), &error) == -1)
+		fprintf(stderr, "ringgate: warning: %s\n", error);
+	else
+		printf("ringgate: %s\n", note);
 }
 
 /* SIGHUP: re-read the certificate files named by the config file. A

@@ -17,7 +17,8 @@ TestSessionCaps: per listener max_sessions (IMAP, POP3, submission and
 implicit TLS): the connection over it gets `* BYE [UNAVAILABLE]`, `-ERR
 [SYS/TEMP]`, `421 4.7.0`; limits.max_sessions across listeners; a slot
 given back is used again. TestStoreCaps: ringstore's IMAP and LMTP
-(`421 4.3.2`) listeners. TestConfig: -t names a bad value's line.
+(`421 4.3.2`) listeners. TestConfig: -t names a bad value's line and
+tells the cap.
 """
 
 import imaplib
@@ -382,6 +383,36 @@ class TestConfig(unittest.TestCase):
             line = h.line_of(h.config_text(cfg), "%s = " % field)
             self.assertIn("bad.conf:%d" % line, r.stderr)
             self.assertIn(field, r.stderr)
+
+    def test_cap_told(self):
+        """-t says the cap the config gives under this process's hard
+        limit, and warns (without failing) when the reserve eats it."""
+        import resource
+        d = tmpdir(self)
+        cert, key = h.make_cert(d, "ec", stem="server")
+        cfg = h.base_config([(cert, key)], [{
+            "name": "r", "listen": "127.0.0.1:%d" % h.free_port(),
+            "upstream": "127.0.0.1:%d" % h.free_port()}], h.free_port())
+        cfg["limits"]["max_sessions"] = 50
+        path = os.path.join(d, "ok.conf")
+        with open(path, "w") as f:
+            f.write(h.config_text(cfg))
+
+        def limit(n):
+            return lambda: resource.setrlimit(resource.RLIMIT_NOFILE,
+                                              (n, n))
+        r = subprocess.run([h.RINGGATE, "-t", "-c", path],
+                           capture_output=True, text=True, timeout=30,
+                           preexec_fn=limit(256))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("at most 50 sessions at once (RLIMIT_NOFILE 256 here "
+                      "- fd_reserve 64) / 2", r.stdout)
+        r = subprocess.run([h.RINGGATE, "-t", "-c", path],
+                           capture_output=True, text=True, timeout=30,
+                           preexec_fn=limit(80))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("warning: RLIMIT_NOFILE 80 leaves fewer than 16",
+                      r.stderr)
 
 
 if __name__ == "__main__":
