@@ -49,6 +49,13 @@ static const struct cfg_field limits_fields[] = {
 	{ "line_max_login", CFG_SIZE, F(limits.line_max_login), 0, "8k", 1024,
 	    1 << 20 },
 	{ "line_max", CFG_SIZE, F(limits.line_max), 0, "64k", 1024, 16 << 20 },
+	{ "max_sessions", CFG_INT, F(limits.max_sessions), 0, "0", 0, 10000000,
+	    .hint = "sessions at once in the daemon, over it new connections "
+		    "are told to try later; 0 = what the descriptors allow" },
+	{ "fd_reserve", CFG_INT, F(limits.fd_reserve), 0, "128", 0, 1000000,
+	    .hint =
+		"descriptors of RLIMIT_NOFILE kept for mail files, the relay and listeners, never "
+		"taken by accepted connections" },
 	{ "command_max", CFG_SIZE, F(limits.command_max), 0, "256k", 4096,
 	    64 << 20 },
 	{ "append_max", CFG_SIZE, F(limits.append_max), 0, "50M", 1024,

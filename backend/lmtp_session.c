@@ -93,6 +93,7 @@ struct deliver_job {
 
 static void on_open(struct conn *c);
 static void on_close_early(struct conn *c, enum conn_reason why);
+static void on_over(struct conn *c);
 static void h_rcpt(struct smtp_txn *t, const struct smtp_path *to,
     const struct smtp_params *params);
 static void h_data_end(struct smtp_txn *t, struct deliver_msg *msg,
@@ -111,6 +112,7 @@ static void count_refusal(struct lmtp_session *s, unsigned reason);
 static const struct conn_handler lmtp_handler = {
 	.on_open = on_open,
 	.on_close = on_close_early,
+	.on_over = on_over,
 };
 
 static const struct smtp_txn_hooks lmtp_hooks = {
@@ -184,6 +186,18 @@ on_close_early(struct conn *c, enum conn_reason why)
 {
 	(void)c;
 	(void)why;
+}
+
+/* Over a session cap (core/conn_limit.h): the MTA keeps the message and
+ * tries again later. */
+static void
+on_over(struct conn *c)
+{
+	static const char busy[] = "421 4.3.2 ringstore busy, try again "
+				   "later\r\n";
+
+	conn_write(c, busy, sizeof(busy) - 1);
+	conn_close(c);
 }
 
 static void

@@ -26,6 +26,7 @@
 #include "core/buf.h"
 #include "core/config.h"
 #include "core/daemon.h"
+#include "core/conn_limit.h"
 #include "core/listen_set.h"
 #include "core/log.h"
 #include "core/loop.h"
@@ -62,6 +63,7 @@ struct store_daemon {
 	struct tls_server **tls; /* per listener, as the main thread set */
 	struct metrics *metrics;
 	struct sd_metrics am;
+	struct conn_limits limits; /* sessions and descriptors, all workers */
 };
 
 /* How each service's listeners are served (enum rs_service_id). */
@@ -126,6 +128,7 @@ open_auth(const struct rs_config *cf, const char **error_r)
 static int
 test_config(struct store_daemon *sd, const char *path)
 {
+	char note[200];
 	struct tls_server **tls;
 	const char *error = NULL;
 	unsigned n = listener_count(&sd->cf);
@@ -154,6 +157,12 @@ test_config(struct store_daemon *sd, const char *path)
 	printf("ringstore: configuration file %s test is successful (%zu "
 	       "users)\n",
 	    path, auth_service_count(sd->srv.auth));
+	/* a warning only: the service's own limit counts at start-up */
+	if (conn_limits_plan(sd->cf.limits.max_sessions,
+		sd->cf.limits.fd_reserve, 1, note, sizeof(note), &error) == -1)
+		fprintf(stderr, "ringstore: warning: %s\n", error);
+	else
+		printf("ringstore: %s\n", note);
 	return 0;
 }
 
@@ -610,6 +619,10 @@ main(int argc, char **argv)
 	    register_folder_metrics(&sd, d.metrics) == -1)
 		fatal("metrics registry: out of memory");
 	sd.metrics = d.metrics;
+	/* one descriptor a session; mail files come out of the reserve */
+	if (conn_limits_init(&sd.limits, "ringstore", sd.cf.limits.max_sessions,
+		sd.cf.limits.fd_reserve, 1, d.metrics, &error) == -1)
+		goto failed;
 	if (start_relay(&sd, d.metrics, &error) == -1 ||
 	    open_listeners(&sd, &d, &error) == -1 ||
 	    daemon_admin(&d, &sd.cf.admin.listen, NULL, NULL, &error) == -1)
@@ -625,6 +638,7 @@ main(int argc, char **argv)
 	daemon_conf_loop(&sd.cf.daemon, &d.loop_conf);
 	d.loop_conf.out_high = sd.cf.limits.output_buffer;
 	d.loop_conf.handshake_timeout_ms = sd.cf.limits.handshake_timeout;
+	d.loop_conf.limits = &sd.limits;
 	log_info(0, "daemon.config",
 	    "file=%s listeners=%u workers=%u mail_root=%s", args.config, sd.n,
 	    d.nworkers, sd.cf.storage.mail_root);

@@ -63,6 +63,8 @@ struct rs_config {
 		uint64_t message_max;	/* SIZE: bytes of one message */
 		int64_t recipients_max; /* accepted RCPTs per message */
 		uint64_t smtp_line_max; /* a command line, CRLF included */
+		/* sessions at once (core/conn_limit.h) */
+		int64_t max_sessions, fd_reserve;
 	} limits;
 	struct auth_conf auth;	      /* auth/auth_conf.h */
 	struct content_policy policy; /* backend/policy.h */

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/conn_limit.h"
 #include "core/log.h"
 #include "core/loop_private.h"
 #include "core/metrics.h"
@@ -80,6 +81,7 @@ static const char *const reason_names[CR_MAX] = {
 	[CR_CONNECT] = "connect",
 	[CR_PROXY] = "proxy",
 	[CR_REFUSED] = "refused",
+	[CR_LIMIT] = "limit",
 };
 
 /* connections_refused_total's reasons, in listener->m_refused order */
@@ -238,6 +240,13 @@ static void
 opened(struct conn *c)
 {
 	c->flags |= CF_OPEN;
+	if (c->flags & CF_OVER) { /* over a cap: "try later" (conn_limit.c) */
+		if (c->h->on_over)
+			c->h->on_over(c);
+		else
+			teardown(c, CR_LIMIT);
+		return;
+	}
 	if (c->h->on_open)
 		c->h->on_open(c);
 }
@@ -1265,6 +1274,7 @@ teardown(struct conn *c, enum conn_reason why)
 	c->next = l->dead;
 	l->dead = c;
 	l->nconns--;
+	conn_limit_release(c);
 	if (c->li) {
 		metrics_gauge_add(l->shard, c->li->m_open, -1);
 		metrics_add(l->shard, c->li->m_closed[why], 1);
@@ -1313,6 +1323,8 @@ conn_set_handler(struct conn *c, const struct conn_handler *h, void *ctx)
 {
 	c->h = h;
 	c->ctx = ctx;
+	if (h->evictable == NULL) /* logged in: never cut for room */
+		conn_limit_grown(c);
 }
 
 uint64_t

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "core/config.h"
+#include "core/conn_limit.h"
 #include "core/daemon.h"
 #include "core/listen_set.h"
 #include "core/listener_conf.h"
@@ -27,6 +28,9 @@ struct listen_set {
 	struct tls_server **tls;    /* main thread's view, [r] */
 	struct tls_server **wtls;   /* worker i's view, [i * n + r] */
 	struct listener **lis;	    /* [i * n + r], set by worker i */
+	/* each entry's sessions across the workers, and its max_sessions
+	 * (core/conn_limit.h) */
+	struct conn_gauge *gauges; /* [r] */
 };
 
 /* A swap on its way to every worker. */
@@ -54,7 +58,8 @@ listen_set_open(struct daemon *d, const struct listen_set_entry *e, unsigned n,
 	    (ls->fds = calloc(cells + 1, sizeof(*ls->fds))) == NULL ||
 	    (ls->tls = calloc(n + 1, sizeof(*ls->tls))) == NULL ||
 	    (ls->wtls = calloc(cells + 1, sizeof(*ls->wtls))) == NULL ||
-	    (ls->lis = calloc(cells + 1, sizeof(*ls->lis))) == NULL) {
+	    (ls->lis = calloc(cells + 1, sizeof(*ls->lis))) == NULL ||
+	    (ls->gauges = calloc(n + 1, sizeof(*ls->gauges))) == NULL) {
 		*error_r = "out of memory";
 		goto fail;
 	}
@@ -64,6 +69,12 @@ listen_set_open(struct daemon *d, const struct listen_set_entry *e, unsigned n,
 		memcpy(ls->e, e, n * sizeof(*e));
 	for (size_t c = 0; c < cells; c++)
 		ls->fds[c] = -1;
+	for (unsigned r = 0; r < n; r++) {
+		atomic_init(&ls->gauges[r].cur, 0);
+		ls->gauges[r].max = e[r].conf != NULL ?
+		    (unsigned)e[r].conf->max_sessions :
+		    0;
+	}
 	if (check_tls(ls, tls, error_r) == -1)
 		goto fail;
 	for (unsigned r = 0; r < n; r++) {
@@ -117,6 +128,7 @@ listen_set_worker(struct listen_set *ls, struct loop *l, unsigned i)
 		*fd = -1;
 		if (e->conf != NULL)
 			listener_conf_apply(e->conf, li);
+		listener_set_limit(li, &ls->gauges[r]);
 		/* the main thread waits for the workers: its view is still */
 		slot_set(&ls->wtls[cell], ls->tls[r]);
 		if (e->tls)
@@ -232,6 +244,7 @@ listen_set_free(struct listen_set **lsp)
 	free(ls->tls);
 	free(ls->wtls);
 	free(ls->lis);
+	free(ls->gauges);
 	free(ls);
 	*lsp = NULL;
 }

@@ -36,6 +36,9 @@ const struct cfg_field listener_conf_fields[] = {
 		    "header from a load balancer in proxy_nets" },
 	{ "proxy_nets", CFG_NETLIST, F(proxy_nets), 0,
 	    .count_offset = F(nproxy_nets) },
+	{ "max_sessions", CFG_INT, F(max_sessions), 0, "0", 0, 10000000,
+	    .hint = "sessions at once on this listener, over it \"try "
+		    "later\"; 0 = only the daemon's limits" },
 	{ NULL },
 };
 

@@ -8,6 +8,7 @@
 #define RG_CORE_LISTENER_CONF_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "core/config.h"
 
@@ -30,6 +31,9 @@ struct listener_conf {
 	bool proxy_protocol;
 	struct net *proxy_nets;
 	unsigned nproxy_nets;
+	/* sessions at once on this listener (all workers); over it a new
+	 * connection is told to try later; 0 = no cap of its own */
+	int64_t max_sessions;
 };
 
 /* Fields of struct listener_conf, for a CFG_LIST of them. */

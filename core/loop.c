@@ -21,13 +21,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/conn_limit.h"
 #include "core/log.h"
 #include "core/loop_private.h"
 #include "core/metrics.h"
 #include "core/tls.h"
 
 #define LOOP_BGID 1
-#define ACCEPT_RETRY_MS 100
+#define ACCEPT_RETRY_MS 50 /* first pause after an accept failure */
+#define ACCEPT_BACKOFF_MAX_MS 1000
+/* accepts without a failure for this long end an episode */
+#define ACCEPT_QUIET_MS 1000
 #define TRIM_BYTES (4u << 20) /* freed since the last trim */
 #define TRIM_EVERY_MS 1000
 
@@ -37,6 +41,9 @@ static void wake_arm(struct loop *l);
 static void wake_handle(struct loop *l, struct io_uring_cqe *cqe);
 static void accept_arm(struct listener *li);
 static void accept_handle(struct listener *li, struct io_uring_cqe *cqe);
+static void accept_failed(struct listener *li, int err);
+static void accept_resumed(struct listener *li);
+static uint64_t accept_due(const struct listener *li);
 static void listener_metrics(struct loop *l, struct listener *li);
 static void listener_close(struct listener *li);
 static void dispatch(struct loop *l, struct io_uring_cqe *cqe);
@@ -393,6 +400,9 @@ listener_metrics(struct loop *l, struct listener *li)
 	unsigned n = 0;
 
 	li->m_accepted = li->m_open = li->m_hs_ok = li->m_accept_err = -1;
+	li->m_accept_pause = li->m_evicted = -1;
+	for (size_t i = 0; i < sizeof(li->m_limit) / sizeof(int); i++)
+		li->m_limit[i] = -1; /* listener_set_limit() when used */
 	for (size_t i = 0; i < sizeof(li->m_refused) / sizeof(int); i++)
 		li->m_refused[i] = -1; /* conn_refuse_metrics() when used */
 	for (int r = 0; r < CR_MAX; r++)
@@ -413,6 +423,10 @@ listener_metrics(struct loop *l, struct listener *li)
 	    "Connections open now.", labels);
 	li->m_accept_err = metrics_counter(m, "accept_errors_total",
 	    "accept() failures (e.g. out of file descriptors).", labels);
+	li->m_accept_pause = metrics_counter(m, "accept_pauses_total",
+	    "Episodes of accept() failures: the listener paused accepting "
+	    "and resumed by itself.",
+	    labels);
 	li->m_hs_ok = metrics_counter(m, "tls_handshakes_total",
 	    "TLS handshakes completed.", labels);
 	for (int r = 0; r < CR_MAX; r++) {
@@ -486,6 +500,13 @@ listener_set_allow(struct listener *li, const struct net *nets, unsigned n)
 	li->nallow_nets = n;
 }
 
+void
+listener_set_limit(struct listener *li, struct conn_gauge *g)
+{
+	li->gauge = g;
+	conn_limit_metrics(li);
+}
+
 const char *
 listener_name(const struct listener *li)
 {
@@ -510,6 +531,71 @@ accept_arm(struct listener *li)
 	li->armed = true;
 }
 
+/* accept() failed (EMFILE, ENFILE, ENOBUFS, ENOMEM...): the listener
+ * pauses, backing off from ACCEPT_RETRY_MS up to ACCEPT_BACKOFF_MAX_MS,
+ * and listeners_retry() re-arms it; sessions already running are not
+ * touched. An episode runs from the first failure until accepts have
+ * gone ACCEPT_QUIET_MS without one (a descriptor freed now and then
+ * does not end it): one line at each end, every failure counted. */
+static void
+accept_failed(struct listener *li, int err)
+{
+	struct loop *l = li->loop;
+
+	metrics_add(l->shard, li->m_accept_err, 1);
+	li->refused_accepts++;
+	li->resumed_at = 0;
+	if (li->paused_since == 0) {
+		li->paused_since = l->now;
+		li->backoff_ms = ACCEPT_RETRY_MS;
+		metrics_add(l->shard, li->m_accept_pause, 1);
+		log_warn(0, "accept.paused",
+		    "listener=%s worker=%u error=\"%s\" backoff_ms=%llu "
+		    "open=%u",
+		    li->name, l->conf.index, strerror(err),
+		    (unsigned long long)li->backoff_ms, l->nconns);
+	} else if (li->backoff_ms < ACCEPT_BACKOFF_MAX_MS) {
+		li->backoff_ms *= 2;
+		if (li->backoff_ms > ACCEPT_BACKOFF_MAX_MS)
+			li->backoff_ms = ACCEPT_BACKOFF_MAX_MS;
+	}
+	li->retry_at = l->now + li->backoff_ms;
+	if (li->armed) { /* a multishot that goes on: stop it for the pause */
+		struct io_uring_sqe *sqe = loop_sqe(l);
+
+		io_uring_prep_cancel64(sqe, (uintptr_t)&li->op_accept, 0);
+		io_uring_sqe_set_data64(sqe, 0);
+	}
+}
+
+/* The episode is over: accepts went ACCEPT_QUIET_MS without a failure
+ * since the first one that worked. */
+static void
+accept_resumed(struct listener *li)
+{
+	struct loop *l = li->loop;
+
+	log_warn(0, "accept.resumed",
+	    "listener=%s worker=%u refused_accepts=%llu paused_ms=%llu",
+	    li->name, l->conf.index, (unsigned long long)li->refused_accepts,
+	    (unsigned long long)(li->resumed_at - li->paused_since));
+	li->paused_since = li->resumed_at = 0;
+	li->backoff_ms = 0;
+	li->refused_accepts = 0;
+}
+
+/* When li next needs the loop: a retry, or the end of an episode. */
+static uint64_t
+accept_due(const struct listener *li)
+{
+	uint64_t due = li->retry_at;
+
+	if (li->resumed_at != 0 &&
+	    (due == 0 || li->resumed_at + ACCEPT_QUIET_MS < due))
+		due = li->resumed_at + ACCEPT_QUIET_MS;
+	return due;
+}
+
 static void
 accept_handle(struct listener *li, struct io_uring_cqe *cqe)
 {
@@ -519,18 +605,16 @@ accept_handle(struct listener *li, struct io_uring_cqe *cqe)
 	if (!(cqe->flags & IORING_CQE_F_MORE))
 		li->armed = false;
 	if (cqe->res < 0) {
-		if (cqe->res != -ECANCELED && !li->closed) {
-			metrics_add(l->shard, li->m_accept_err, 1);
-			log_warn(0, "accept.error", "listener=%s error=\"%s\"",
-			    li->name, strerror(-cqe->res));
-			li->retry_at = l->now + ACCEPT_RETRY_MS;
-		}
+		if (cqe->res != -ECANCELED && !li->closed)
+			accept_failed(li, -cqe->res);
 		return;
 	}
 	if (li->closed || l->stopping) {
 		loop_close_fd(l, cqe->res);
 		return;
 	}
+	if (li->paused_since != 0 && li->resumed_at == 0)
+		li->resumed_at = l->now;
 	metrics_add(l->shard, li->m_accepted, 1);
 	/* the conn starts with no ctx of its own: on_open sets one, and
 	 * listener_ctx(conn_listener(c)) reaches the listener's */
@@ -539,17 +623,23 @@ accept_handle(struct listener *li, struct io_uring_cqe *cqe)
 		loop_close_fd(l, cqe->res);
 		return;
 	}
+	if (conn_limit_admit(c) == -1)
+		return; /* closed at a cap */
 	conn_start(c);
 }
 
 static void
 listeners_retry(struct loop *l)
 {
-	for (struct listener *li = l->listeners; li; li = li->next)
+	for (struct listener *li = l->listeners; li; li = li->next) {
 		if (!li->armed && !li->closed && li->retry_at <= l->now) {
 			li->retry_at = 0;
 			accept_arm(li);
 		}
+		if (li->resumed_at != 0 &&
+		    li->resumed_at + ACCEPT_QUIET_MS <= l->now)
+			accept_resumed(li);
+	}
 }
 
 static void
@@ -685,9 +775,12 @@ loop_run(struct loop *l)
 		if (l->drain_deadline &&
 		    (next == 0 || l->drain_deadline < next))
 			next = l->drain_deadline;
-		for (struct listener *li = l->listeners; li; li = li->next)
-			if (li->retry_at && (next == 0 || li->retry_at < next))
-				next = li->retry_at;
+		for (struct listener *li = l->listeners; li; li = li->next) {
+			uint64_t due = accept_due(li);
+
+			if (due && (next == 0 || due < next))
+				next = due;
+		}
 		if (l->sweep_at && (next == 0 || l->sweep_at < next))
 			next = l->sweep_at;
 		if (l->released >= TRIM_BYTES &&

@@ -32,6 +32,8 @@
 
 struct buf;
 struct conn;
+struct conn_gauge;
+struct conn_limits;
 struct fd_poll;
 struct fd_watch;
 struct listener;
@@ -56,6 +58,7 @@ enum conn_reason {
 	CR_CONNECT,  /* outgoing connect failed */
 	CR_PROXY,    /* PROXY header missing, broken or from a stranger */
 	CR_REFUSED,  /* client outside the listener's allow-list */
+	CR_LIMIT,    /* over a session or descriptor cap (conn_limit.h) */
 	CR_MAX
 };
 const char *conn_reason_name(enum conn_reason r);
@@ -73,6 +76,14 @@ struct conn_handler {
 	void (*on_timer)(struct conn *c);
 	/* Last call for c, once, from the teardown path. */
 	void (*on_close)(struct conn *c, enum conn_reason why);
+	/* c is over a session limit (core/conn_limit.h): called instead of
+	 * on_open, to say the protocol's "try again later" and close. NULL:
+	 * such connections are closed at accept without a word. */
+	void (*on_over)(struct conn *c);
+	/* May the open c be cut to make room when the daemon is at its
+	 * descriptor cap? True for a session before login that is not
+	 * waiting for its login's answer. NULL: never (logged in). */
+	bool (*evictable)(const struct conn *c);
 };
 
 struct loop_conf {
@@ -83,6 +94,8 @@ struct loop_conf {
 	size_t out_high;       /* output queue high-water; 0 = 256 KiB */
 	uint64_t handshake_timeout_ms; /* TLS handshake on accept; 0 = 10 s */
 	struct metrics *metrics;
+	/* the daemon's caps, shared by the workers (NULL: none) */
+	struct conn_limits *limits;
 };
 
 /* Create a loop for the calling thread. Returns NULL with *error_r set;
@@ -162,6 +175,10 @@ void listener_set_proxy(struct listener *li, const struct net *nets,
  * may use li; others are closed at accept and counted. n = 0: anyone. */
 void listener_set_allow(struct listener *li, const struct net *nets,
     unsigned n);
+/* Count li's connections against the daemon's caps (loop_conf.limits)
+ * and g, shared by the workers' listeners of one configured listener
+ * (g->max 0: no cap of its own). Listeners without this are exempt. */
+void listener_set_limit(struct listener *li, struct conn_gauge *g);
 const char *listener_name(const struct listener *li);
 void *listener_ctx(const struct listener *li);
 
@@ -227,6 +244,9 @@ bool conn_closing(const struct conn *c);
  * on every read: re-arming does not touch the kernel. */
 void conn_set_timer(struct conn *c, uint64_t ms);
 
+/* c is over a session cap (core/conn_limit.h): on_over, not on_open, was
+ * called, and the handler's answer is "try again later". */
+bool conn_over_limit(const struct conn *c);
 void *conn_ctx(const struct conn *c);
 void conn_set_ctx(struct conn *c, void *ctx);
 /* Hand c to another handler (a session taking over from the login

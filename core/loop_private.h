@@ -64,6 +64,12 @@ enum {
 	CF_POLL_WANT = 0x40000,	  /* the handler wants the hangup watch */
 	CF_ONESHOT = 0x80000,	  /* one recv (one buffer) per arm */
 	CF_FLUSH = 0x100000,	  /* on the loop's flush list */
+
+	/* conn_limit.c */
+	CF_OVER = 0x200000,	/* over a cap: on_over instead of on_open */
+	CF_LIM_CONN = 0x400000, /* counted in the daemon's conns */
+	CF_LIM_SESS = 0x800000, /* counted in sessions (and listener's) */
+	CF_YOUNG = 0x1000000,	/* on the loop's young list */
 };
 
 /* A socket address small enough to keep in every conn (no
@@ -99,6 +105,9 @@ struct conn {
 	struct conn *rearm_next;
 	struct conn *flush_next;	    /* loop's flush list */
 	struct conn *hold_next, *hold_prev; /* holders list */
+
+	/* the loop's young list (conn_limit.c) */
+	struct conn *young_next, *young_prev;
 	uint64_t last_io;	  /* loop_now() of the last send or TLS input */
 	union conn_addr peer_sa;  /* the client: socket or PROXY header */
 	union conn_addr local_sa; /* what it connected to (ditto) */
@@ -124,11 +133,24 @@ struct listener {
 	const struct net *allow_nets;
 	unsigned nallow_nets;
 	struct listener *next;
+	/* session caps (conn_limit.c): NULL = exempt */
+	struct conn_gauge *gauge;
+	/* accept failures (EMFILE...): an episode from the first failure
+	 * until accepts go a while without one (loop.c), logged at both
+	 * ends; resumed_at: the first accept since the last failure */
+	uint64_t paused_since, resumed_at, backoff_ms, refused_accepts;
+	/* refusals at the caps since the last summary line, and when the
+	 * next one may be written */
+	uint64_t limit_refused, limit_log_at;
 	/* metric ids */
 	int m_accepted, m_open, m_hs_ok, m_accept_err;
 	int m_closed[CR_MAX];
 	int *m_hs_fail;	  /* one per tls_reasons[] entry, plus "timeout" */
 	int m_refused[4]; /* conn.c's refuse_reasons; -1 = not counted */
+
+	int m_accept_pause; /* accept_pauses_total */
+	int m_limit[3];	    /* sessions_refused_total by conn_limit.c reason */
+	int m_evicted;	    /* sessions_evicted_total */
 };
 
 /* A readable fd watched by loop_watch_fd(): one READ in flight at a time
@@ -191,6 +213,9 @@ struct loop {
 	size_t released;      /* bytes freed since the last malloc_trim() */
 	uint64_t trim_at;     /* earliest next malloc_trim() */
 	uint64_t sid_key, sid_next;
+	/* accepted conns not (yet) logged in, oldest first: who is cut at
+	 * the descriptor cap (conn_limit.c) */
+	struct conn *young_head, *young_tail;
 	/* timers: binary min-heap of every timer of the loop (timer.c) */
 	struct timer **heap;
 	unsigned heap_len, heap_cap;

@@ -31,6 +31,8 @@ static void on_open(struct conn *c);
 static void on_data(struct conn *c, const char *p, size_t n);
 static void on_drain(struct conn *c);
 static void on_close(struct conn *c, enum conn_reason why);
+static void on_over(struct conn *c);
+static bool evictable(const struct conn *c);
 
 static struct login_session *session_new(struct conn *c);
 static void session_free(struct login_session *s);
@@ -49,6 +51,8 @@ static const struct conn_handler handler = {
 	.on_data = on_data,
 	.on_drain = on_drain,
 	.on_close = on_close,
+	.on_over = on_over,
+	.evictable = evictable,
 };
 
 const struct conn_handler *
@@ -347,6 +351,39 @@ on_close(struct conn *c, enum conn_reason why)
 	timer_stop(&s->idle);
 	if (s->calls == 0 && !s->verifying)
 		session_free(s);
+}
+
+/* Over a session cap (core/conn_limit.h), instead of on_open: a session
+ * only to say the protocol's "try again later" (no admit hook, no
+ * greeting) and close. */
+static void
+on_over(struct conn *c)
+{
+	struct login_session *s = session_new(c);
+
+	if (s == NULL) {
+		conn_abort(c, CR_NOMEM);
+		return;
+	}
+	conn_set_ctx(c, s);
+	log_debug(s->sid, "login.over_limit", "proto=%s listener=%s client=%s",
+	    s->li->proto->name, s->li->set->listener->name, conn_peer(c));
+	login_call_begin(s);
+	goodbye(s, LOGIN_BYE_REFUSED);
+	login_call_end(s);
+}
+
+/* At the descriptor cap the loop cuts the oldest connection not logged
+ * in: one reading commands, holding a failure's answer or saying goodbye
+ * may go; one whose login is on its way (the verify pool, the back end,
+ * or any state added later) is kept. */
+static bool
+evictable(const struct conn *c)
+{
+	const struct login_session *s = conn_ctx(c);
+
+	return s == NULL || s->state == LS_ACTIVE || s->state == LS_DELAY ||
+	    s->state == LS_CLOSING;
 }
 
 /* Run commands while one may run; then pause or resume reading. */

@@ -60,6 +60,13 @@ static const struct cfg_field limits_fields[] = {
 		    "closed" },
 	{ "line_max_login", CFG_SIZE, FC(limits.line_max_login), 0, "8k", 1024,
 	    1 << 20 },
+	{ "max_sessions", CFG_INT, FC(limits.max_sessions), 0, "0", 0, 10000000,
+	    .hint = "sessions at once in the daemon, over it new connections "
+		    "are told to try later; 0 = what the descriptors allow" },
+	{ "fd_reserve", CFG_INT, FC(limits.fd_reserve), 0, "64", 0, 1000000,
+	    .hint =
+		"descriptors of RLIMIT_NOFILE kept for back-end connections, log and listeners, never "
+		"taken by accepted connections" },
 	{ "message_max", CFG_SIZE, FC(limits.message_max), 0, "50M", 0,
 	    (int64_t)1 << 31,
 	    .hint = "submission: the SIZE announced in EHLO (the back end "

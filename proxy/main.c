@@ -17,6 +17,7 @@
 #include "auth/auth_service.h"
 #include "core/buf.h"
 #include "core/config.h"
+#include "core/conn_limit.h"
 #include "core/daemon.h"
 #include "core/listen_set.h"
 #include "core/log.h"
@@ -46,6 +47,7 @@ struct gate {
 	struct login_listener *logins;
 	struct login_settings *login_sets;
 	struct login_worker **login_workers; /* by worker index */
+	struct conn_limits limits; /* sessions and descriptors, all workers */
 };
 
 static struct tls_server **build_tls_all(const struct proxy_config *cf,
@@ -61,6 +63,7 @@ static unsigned listener_count(const struct proxy_config *cf);
 static void tick(struct daemon *d);
 static void reload(struct daemon *d);
 static int test_fronts(struct gate *g, const char *path);
+static void test_limits(const struct proxy_config *cf);
 static void export_expiry(struct gate *g, struct metrics *m);
 static void gate_free(struct gate *g, struct daemon *d);
 
@@ -329,7 +332,24 @@ test_fronts(struct gate *g, const char *path)
 		}
 	}
 	printf("ringgate: configuration file %s test is successful\n", path);
+	test_limits(&g->cf);
 	return 0;
+}
+
+/* -t: the session cap this config gives under this process's limit; a
+ * warning, not a failure: the service's own limit (LimitNOFILE=) is what
+ * counts at start-up. */
+static void
+test_limits(const struct proxy_config *cf)
+{
+	char note[200];
+	const char *error = NULL;
+
+	if (conn_limits_plan(cf->limits.max_sessions, cf->limits.fd_reserve, 2,
+		note, sizeof(note), &error) == -1)
+		fprintf(stderr, "ringgate: warning: %s\n", error);
+	else
+		printf("ringgate: %s\n", note);
 }
 
 /* SIGHUP: re-read the certificate files named by the config file. A
@@ -429,6 +449,10 @@ main(int argc, char **argv)
 	d.nworkers = daemon_conf_workers(&g.cf.daemon);
 	if (daemon_metrics_new(&d) == -1)
 		fatal("out of memory");
+	/* two descriptors a session: the client's and its back end's */
+	if (conn_limits_init(&g.limits, "ringgate", g.cf.limits.max_sessions,
+		g.cf.limits.fd_reserve, 2, d.metrics, &error) == -1)
+		goto failed;
 	if (start_fronts(&g, d.metrics, &error) == -1 ||
 	    open_listeners(&g, &d, tls, &error) == -1)
 		goto failed;
@@ -448,6 +472,7 @@ main(int argc, char **argv)
 	daemon_conf_loop(&g.cf.daemon, &d.loop_conf);
 	d.loop_conf.out_high = g.cf.limits.output_buffer;
 	d.loop_conf.handshake_timeout_ms = g.cf.limits.handshake_timeout;
+	d.loop_conf.limits = &g.limits;
 	log_info(0, "daemon.config",
 	    "file=%s relays=%u imap=%u pop3=%u submission=%u backends=%u "
 	    "workers=%u",

@@ -49,6 +49,9 @@ struct proxy_config {
 		uint64_t login_idle_timeout;
 		int64_t login_fails, bad_commands;
 		uint64_t line_max_login, message_max;
+		/* sessions at once (core/conn_limit.h): 0 = the fd cap;
+		 * descriptors kept for back ends and files */
+		int64_t max_sessions, fd_reserve;
 	} limits;
 	struct proxy_relay_conf *relay;
 	unsigned nrelay;

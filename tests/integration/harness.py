@@ -320,6 +320,9 @@ class Ringgate:
         self.dir = directory
         self.cfg = cfg
         self.binary = binary or RINGGATE
+        # RLIMIT_NOFILE (soft and hard) set in the child before exec;
+        # None: inherited
+        self.rlimit_nofile = None
         self.conf_path = os.path.join(directory, "ringgate.conf")
         self.stderr_path = os.path.join(directory, "ringgate.stderr")
         self.proc = None
@@ -355,7 +358,8 @@ class Ringgate:
                                      stdin=subprocess.DEVNULL,
                                      stdout=self._stderr,
                                      stderr=self._stderr,
-                                     cwd=self.dir)
+                                     cwd=self.dir,
+                                     preexec_fn=self._preexec())
         if testcase is not None:
             testcase.addCleanup(self.stop_checked)
         try:
@@ -407,6 +411,17 @@ class Ringgate:
 
     def reload(self):
         self.signal(signal.SIGHUP)
+
+    def _preexec(self):
+        """Popen's preexec_fn: RLIMIT_NOFILE in the child, if set."""
+        n = self.rlimit_nofile
+        if n is None:
+            return None
+
+        def limit():
+            import resource
+            resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
+        return limit
 
     def stop(self, timeout=STOP_TIMEOUT):
         """SIGTERM, then SIGKILL after timeout. Returns the exit code
