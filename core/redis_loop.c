@@ -9,7 +9,10 @@
  * means the connection is dropped and everything pending fails.
  *
  * Sentinel: a second hiredis context (a "link", like the master's) asks
- * one sentinel at a time, with its own timer; until a master is known,
+ * one sentinel at a time, with its own timer; a third stays subscribed to
+ * the last good sentinel's +switch-master channel, so an operator's
+ * failover, after which the old master may take writes for seconds
+ * before the sentinel demotes it, moves us at once. Until a master is known,
  * commands are kept formatted in our own queue (their deadlines still
  * run) and handed to hiredis when the master connection opens. A link's
  * context is only ever freed by us outside hiredis's callbacks, or by
@@ -93,6 +96,8 @@ struct redis_loop {
 	struct timer stimer; /* its deadline, or "ask the next one now" */
 	bool sdropping;	     /* we are freeing sl ourselves */
 	bool sfailing;	     /* the last round failed (logged once) */
+	struct rl_link xl;   /* subscribed to +switch-master */
+	uint64_t xretry_at;  /* no resubscribe before this */
 };
 
 /* configuration */
@@ -122,7 +127,11 @@ static void on_sentinel_reply(redisAsyncContext *ac, void *reply,
     void *privdata);
 static int sentinel_master(struct redis_loop *rl, const redisReply *r);
 static void on_sentinel_timer(struct timer *t, void *arg);
+static int set_master(struct redis_loop *rl, const char *host, size_t hostlen,
+    const char *port, const char *why);
 static void master_flush(struct redis_loop *rl);
+static void switch_subscribe(struct redis_loop *rl);
+static void on_switch(redisAsyncContext *ac, void *reply, void *privdata);
 /* commands */
 static void on_reply(redisAsyncContext *ac, void *reply, void *privdata);
 static void req_fail(struct redis_loop_req *req, const char *error);
@@ -210,6 +219,7 @@ redis_loop_new(struct loop *l, const struct redis_loop_conf *conf,
 	rl->retry_ms = conf->retry_ms ? conf->retry_ms : 1000;
 	rl->ml.rl = rl;
 	rl->sl.rl = rl;
+	rl->xl.rl = rl;
 	timer_init(&rl->timer, l, on_timeout, rl);
 	timer_init(&rl->stimer, l, on_sentinel_timer, rl);
 	if (conf->nsentinels > 0) {
@@ -250,6 +260,8 @@ redis_loop_free(struct redis_loop **rlp)
 		rl->sdropping = true;
 		redisAsyncFree(rl->sl.ac);
 	}
+	if (rl->xl.ac != NULL)
+		redisAsyncFree(rl->xl.ac);
 	timer_stop(&rl->timer);
 	timer_stop(&rl->stimer);
 	free(rl->master.path);
@@ -474,8 +486,8 @@ sentinel_fail(struct redis_loop *rl, const char *error)
 	timer_stop(&rl->stimer);
 	rl->retry_at = loop_now(rl->loop) + rl->retry_ms;
 	if (!rl->sfailing)
-		log_warn(0, "redis.sentinel_failed", "master_name=%s error=\"%s\"",
-		    rl->master_name, error);
+		log_warn(0, "redis.sentinel_failed",
+		    "master_name=%s error=\"%s\"", rl->master_name, error);
 	rl->sfailing = true;
 	while ((q = rl->head) != NULL && q->fmt != NULL)
 		req_fail(q, error);
@@ -499,6 +511,7 @@ on_sentinel_reply(redisAsyncContext *ac, void *reply, void *privdata)
 		rl->sfailing = false;
 		timer_stop(&rl->stimer);
 		master_flush(rl);
+		switch_subscribe(rl);
 		return;
 	}
 	/* the next sentinel, from the timer: this context is not gone yet */
@@ -509,43 +522,48 @@ on_sentinel_reply(redisAsyncContext *ac, void *reply, void *privdata)
 static int
 sentinel_master(struct redis_loop *rl, const redisReply *r)
 {
-	struct rl_addr a;
-	char text[80];
-	const char *err;
-	long port;
-	char *end;
-	bool same;
-
 	if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
 	    r->element[0]->type != REDIS_REPLY_STRING ||
 	    r->element[1]->type != REDIS_REPLY_STRING)
 		return -1; /* nil: the sentinel does not know master_name */
-	port = strtol(r->element[1]->str, &end, 10);
-	if (*end != '\0' || port < 1 || port > 65535 ||
-	    r->element[0]->len >= sizeof(a.host))
-		return -1;
-	/* numeric only: a host name would need a blocking resolver */
+	return set_master(rl, r->element[0]->str, r->element[0]->len,
+	    r->element[1]->str, "asked");
+}
+
+/* host (hostlen bytes) and port (a string) from a sentinel become the
+ * master. 0, or -1 when they are not a numeric address. */
+static int
+set_master(struct redis_loop *rl, const char *host, size_t hostlen,
+    const char *port, const char *why)
+{
+	struct rl_addr a;
+	char text[96];
+	const char *err;
+	long p;
+	char *end;
+
+	p = strtol(port, &end, 10);
+	if (*end != '\0' || p < 1 || p > 65535 || hostlen >= sizeof(a.host))
+		goto bad;
 	snprintf(text, sizeof(text),
-	    strchr(r->element[0]->str, ':') ? "[%s]:%ld" : "%s:%ld",
-	    r->element[0]->str, port);
+	    memchr(host, ':', hostlen) ? "[%.*s]:%ld" : "%.*s:%ld",
+	    (int)hostlen, host, p);
+	/* numeric only: a host name would need a blocking resolver */
 	memset(&a, 0, sizeof(a));
-	if (parse_addr(&a, text, &err) == -1 || a.path != NULL) {
-		free(a.path);
-		log_warn(0, "redis.sentinel_bad_master",
-		    "master_name=%s master=\"%.64s\" error=\"not a numeric "
-		    "address\"",
-		    rl->master_name, r->element[0]->str);
-		return -1;
-	}
-	same = strcmp(a.host, rl->master.host) == 0 &&
-	    a.port == rl->master.port;
-	if (!same)
+	if (text[0] == '/' || parse_addr(&a, text, &err) == -1)
+		goto bad;
+	if (strcmp(a.host, rl->master.host) != 0 || a.port != rl->master.port)
 		log_info(0, "redis.sentinel_master",
-		    "master_name=%s master=%s:%d", rl->master_name, a.host,
-		    a.port);
+		    "master_name=%s master=%s:%d why=%s", rl->master_name,
+		    a.host, a.port, why);
 	rl->master = a;
 	rl->master_known = true;
 	return 0;
+bad:
+	log_warn(0, "redis.sentinel_bad_master",
+	    "master_name=%s error=\"not a numeric host:port\"",
+	    rl->master_name);
+	return -1;
 }
 
 /* The sentinel being asked is late, or failed: the next one. */
@@ -597,6 +615,58 @@ master_flush(struct redis_loop *rl)
 	}
 }
 
+/* Listen for failovers on the last good sentinel, unless we already do
+ * or it failed less than retry_ms ago. */
+static void
+switch_subscribe(struct redis_loop *rl)
+{
+	const char *argv[2] = { "SUBSCRIBE", "+switch-master" };
+	const char *err;
+
+	if (rl->nsentinels == 0 || rl->xl.ac != NULL ||
+	    loop_now(rl->loop) < rl->xretry_at)
+		return;
+	rl->xretry_at = loop_now(rl->loop) + rl->retry_ms;
+	if (link_open(&rl->xl, &rl->sentinels[rl->sfirst], &err) == -1)
+		return;
+	if (redisAsyncCommandArgv(rl->xl.ac, on_switch, NULL, 2, argv, NULL) !=
+	    REDIS_OK)
+		redisAsyncFree(rl->xl.ac);
+}
+
+/* "+switch-master <name> <old ip> <old port> <new ip> <new port>": ours
+ * moved, so the connection to the old one goes now. */
+static void
+on_switch(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	struct redis_loop *rl = ac->data;
+	const redisReply *r = reply;
+	const char *msg, *f[5];
+	size_t flen[5];
+	unsigned n = 0;
+
+	(void)privdata;
+	if (rl == NULL || r == NULL || r->type != REDIS_REPLY_ARRAY ||
+	    r->elements != 3 || r->element[2]->type != REDIS_REPLY_STRING ||
+	    strcmp(r->element[0]->str, "message") != 0)
+		return; /* the subscription's confirmation, or going away */
+	msg = r->element[2]->str;
+	while (n < 5 && *msg != '\0') {
+		f[n] = msg;
+		flen[n] = strcspn(msg, " ");
+		msg += flen[n];
+		msg += strspn(msg, " ");
+		n++;
+	}
+	if (n < 5 || flen[0] != strlen(rl->master_name) ||
+	    memcmp(f[0], rl->master_name, flen[0]) != 0)
+		return;
+	if (rl->ml.ac != NULL &&
+	    !(rl->ml.ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING)))
+		rl_drop(rl, "master switched");
+	set_master(rl, f[3], flen[3], f[4], "switch-master");
+}
+
 /* ---- commands ---- */
 
 /* With sentinels and no master yet: keep the command for later. */
@@ -632,6 +702,7 @@ redis_loop_cmd(struct redis_loop *rl, int argc, const char **argv,
 		*error_r = "closing";
 		return NULL;
 	}
+	switch_subscribe(rl);
 	if (rl->ml.ac == NULL && !rl->master_known) {
 		if ((req = req_queue(rl, argc, argv, lens, error_r)) == NULL)
 			return NULL;
@@ -691,8 +762,9 @@ on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 	if (r != NULL && r->type == REDIS_REPLY_ERROR && rl->nsentinels > 0 &&
 	    strncmp(r->str, "READONLY", 8) == 0 && rl->ml.ac == ac &&
 	    !(ac->c.flags & REDIS_FREEING)) {
-		log_warn(0, "redis.master_readonly", "master_name=%s master=%s:%d",
-		    rl->master_name, rl->master.host, rl->master.port);
+		log_warn(0, "redis.master_readonly",
+		    "master_name=%s master=%s:%d", rl->master_name,
+		    rl->master.host, rl->master.port);
 		rl->why = "master became read-only";
 		redisAsyncFree(ac); /* after this callback returns */
 	}
