@@ -179,9 +179,11 @@ class TestScaleOut(unittest.TestCase):
 
     # -- tests
     def test_round_robin_with_client_addresses(self):
-        for i in range(4):
-            self.login_via_haproxy("127.0.0.5", "five@example.test")
-            self.login_via_haproxy("127.0.0.6", "six@example.test")
+        # each source twice in a row, so both reach both instances
+        for src in ("5", "5", "6", "6") * 2:
+            self.login_via_haproxy("127.0.0." + src,
+                                   "five@example.test" if src == "5" else
+                                   "six@example.test")
         # round robin (haproxy's start-up probe took one turn)
         self.assertEqual(self.logins_ok(self.a) + self.logins_ok(self.b), 8)
         self.assertGreaterEqual(self.logins_ok(self.a), 3)
