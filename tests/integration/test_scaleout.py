@@ -15,7 +15,8 @@ gives, each step a SIGHUP: a new key appended everywhere (old tickets
 still resume, new ones are still made with the old key), then moved
 first (tickets made with it resume everywhere, old ones still resume),
 then the old key dropped (its tickets give a full handshake, nothing
-fails).
+fails), done with scripts/ticket-keys.sh. A broken key file: `ringgate -t`
+names it and the fix; a SIGHUP keeps the running keys.
 """
 
 import imaplib
@@ -33,6 +34,8 @@ from test_gate_front import (MASTER, MASTER_PW, fresh_port, gate_cfg,
 from test_proxy_protocol import connect_from, v2_header
 
 HAPROXY = h.which("haproxy")
+TOOL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                    "scripts", "ticket-keys.sh")
 USERS = {"five@example.test": "pw-five", "six@example.test": "pw-six"}
 KEY_LEN = 80  # name 16 + HMAC 32 + AES 32
 
@@ -174,6 +177,9 @@ class TestScaleOut(unittest.TestCase):
         finally:
             rs.logout_quietly(m)
 
+    def tool(self, cmd, path=None):
+        return h.run(["sh", TOOL, cmd, path or self.keyfile]).stdout.split()
+
     def logins_ok(self, gate):
         return gate.metric("ringgate_imap_logins_total", result="ok") or 0
 
@@ -210,32 +216,66 @@ class TestScaleOut(unittest.TestCase):
             self.assertFalse(self.resumes(self.a, c, ctx), v)
 
     def test_rotation(self):
+        """The three steps of scripts/ticket-keys.sh, each a SIGHUP."""
         ctx = self.ctx()
+        old_name = self.tool("list")
         before, _ = self.session(self.a, ctx)  # made with the old key
-        # 1. the new key appended everywhere: it decrypts, the old one
+        # 1. add: the new key appended everywhere decrypts, the old one
         # still encrypts, so a ticket of either instance resumes on both
-        new = new_key()
-        self.write_keys(self.keys + [new])
+        self.tool("add")
+        names = self.tool("list")
+        self.assertEqual(names[0], old_name[0])
+        self.assertEqual(len(names), 2)
         self.reload(self.a, self.b)
         self.assertTrue(self.session(self.b, ctx, session=before)[1])
         self.assertTrue(self.resumes(self.a, self.b, ctx))
         during, _ = self.session(self.b, ctx)  # still the old key
-        # 2. moved first: new tickets are made with it and resume on both;
-        # tickets made before still resume
-        self.write_keys([new] + self.keys)
+        # 2. promote: new tickets are made with the new key and resume on
+        # both; tickets made before still resume
+        self.tool("promote")
+        self.assertEqual(self.tool("list"), names[::-1])
         self.reload(self.a, self.b)
         self.assertTrue(self.resumes(self.b, self.a, ctx))
         self.assertTrue(self.session(self.a, ctx, session=during)[1])
-        old, _ = self.session(self.a, ctx)
-        # 3. the old key dropped (once its tickets have expired): a ticket
-        # under it is a full handshake, nothing fails; new ones resume
-        self.write_keys([new])
+        new, _ = self.session(self.a, ctx)
+        # 3. drop (once the old key's tickets have expired): a ticket under
+        # it is a full handshake, nothing fails; new ones resume
+        self.tool("drop")
+        self.assertEqual(self.tool("list"), names[1:])
+        self.assertEqual(os.stat(self.keyfile).st_mode & 0o777, 0o600)
         self.reload(self.a, self.b)
         self.assertFalse(self.session(self.b, ctx, session=before)[1])
-        self.assertTrue(self.session(self.b, ctx, session=old)[1])
+        self.assertTrue(self.session(self.b, ctx, session=new)[1])
         self.assertTrue(self.resumes(self.a, self.b, ctx))
         for g in (self.a, self.b):
             g.assert_alive()
+
+    def test_tool_and_errors(self):
+        """ticket-keys.sh new makes one key and never overwrites; a broken file
+        stops `ringgate -t` with the path and the fix."""
+        path = os.path.join(self.dir, "made.key")
+        self.tool("new", path)
+        self.assertEqual(os.path.getsize(path), KEY_LEN)
+        self.assertNotEqual(h.run(["sh", TOOL, "new", path],
+                                  check=False).returncode, 0)
+        with open(path, "ab") as f:
+            f.write(b"x")
+        self.a.cfg["tls"]["ticket_key_file"] = path
+        self.a.write_config()
+        r = h.run([h.RINGGATE, "-t", "-c", self.a.conf_path], check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn(path, r.stderr)
+        self.assertIn("openssl rand 80 >", r.stderr)
+        # SIGHUP with the broken file: the running keys stay
+        n = self.a.stderr().count("event=reload.failed")
+        self.a.reload()
+        h.wait_for(lambda: self.a.stderr().count("event=reload.failed") > n,
+                   what="the reload refused")
+        self.assertIn(path, self.a.stderr())
+        ctx = self.ctx()
+        self.assertTrue(self.resumes(self.a, self.b, ctx))
+        self.assertTrue(self.resumes(self.b, self.a, ctx))
+        self.a.assert_alive()
 
 
 if __name__ == "__main__":
