@@ -293,5 +293,40 @@ class TestSentinelRoute(unittest.TestCase):
         self.gate.assert_alive()
 
 
+class TestSentinelConfig(unittest.TestCase):
+    """`ringgate -t`: the sentinel options' mistakes name file:line."""
+
+    def check(self, route):
+        d = h.temp_dir(self)
+        cert, key = h.make_cert(d, "ec", stem="server")
+        cfg = gate_cfg(d, [(cert, key)], store_cfg(d, [(cert, key)]))
+        cfg["route"] = route
+        path = os.path.join(d, "ringgate.conf")
+        text = h.config_text(cfg)
+        with open(path, "w") as f:
+            f.write(text)
+        r = h.run([h.RINGGATE, "-t", "-c", path], check=False)
+        return r.returncode, r.stderr, "%s:%d:" % (path,
+                                                   h.line_of(text, "route ="))
+
+    def test_errors(self):
+        for route, want in (
+                ({"sentinels": ["127.0.0.1:1"]}, "needs route.master_name"),
+                ({"sentinels": ["localhost:26379"], "master_name": "m"},
+                 "numeric host"),
+                ({"sentinels": ["127.0.0.1:1"], "master_name": "m",
+                  "redis": "127.0.0.1:2"}, "exclude each other"),
+                ({"master_name": "m"}, "needs route.sentinels")):
+            code, err, where = self.check(route)
+            self.assertNotEqual(code, 0, route)
+            self.assertIn(want, err, route)
+            self.assertIn(where, err, route)
+        # an array works as well as a list
+        code, err, _ = self.check({"sentinels": h.Raw('["127.0.0.1:26379", '
+                                                      '"[::1]:26379"]'),
+                                   "master_name": "mymaster"})
+        self.assertEqual(code, 0, err)
+
+
 if __name__ == "__main__":
     unittest.main()
