@@ -96,6 +96,7 @@ struct redis_loop {
 	struct timer stimer; /* its deadline, or "ask the next one now" */
 	bool sdropping;	     /* we are freeing sl ourselves */
 	bool sfailing;	     /* the last round failed (logged once) */
+	const char *serror;  /* why the last sentinel asked gave nothing */
 	struct rl_link xl;   /* subscribed to +switch-master */
 	uint64_t xretry_at;  /* no resubscribe before this */
 };
@@ -442,6 +443,7 @@ sentinel_start(struct redis_loop *rl, const char **error_r)
 	}
 	rl->sstate = RS_ASKING;
 	rl->sasked = 0;
+	rl->serror = "no sentinel";
 	if (sentinel_ask_next(rl, error_r) == -1) {
 		rl->sstate = RS_IDLE;
 		rl->retry_at = loop_now(rl->loop) + rl->retry_ms;
@@ -460,8 +462,10 @@ sentinel_ask_next(struct redis_loop *rl, const char **error_r)
 	while (rl->sasked < rl->nsentinels) {
 		unsigned i = (rl->sfirst + rl->sasked++) % rl->nsentinels;
 
-		if (link_open(&rl->sl, &rl->sentinels[i], error_r) == -1)
+		if (link_open(&rl->sl, &rl->sentinels[i], error_r) == -1) {
+			rl->serror = "sentinel: connect failed";
 			continue;
+		}
 		if (redisAsyncCommandArgv(rl->sl.ac, on_sentinel_reply,
 			(void *)(uintptr_t)i, 3, argv, NULL) != REDIS_OK) {
 			rl->sdropping = true;
@@ -514,6 +518,8 @@ on_sentinel_reply(redisAsyncContext *ac, void *reply, void *privdata)
 		switch_subscribe(rl);
 		return;
 	}
+	rl->serror = reply == NULL ? "sentinel: connection failed" :
+				     "no sentinel knows the master";
 	/* the next sentinel, from the timer: this context is not gone yet */
 	timer_set(&rl->stimer, 1);
 }
@@ -577,6 +583,8 @@ on_sentinel_timer(struct timer *t, void *arg)
 	if (rl->sstate != RS_ASKING)
 		return;
 	if (rl->sl.ac != NULL) {
+		/* no answer in time: like a command, a "timeout" */
+		rl->serror = "timeout";
 		rl->sdropping = true;
 		redisAsyncFree(rl->sl.ac);
 		rl->sdropping = false;
@@ -587,7 +595,7 @@ on_sentinel_timer(struct timer *t, void *arg)
 		return;
 	}
 	if (sentinel_ask_next(rl, &err) == -1)
-		sentinel_fail(rl, "no sentinel knows the master");
+		sentinel_fail(rl, rl->serror);
 }
 
 /* The master is known: connect and hand it what waited. */
