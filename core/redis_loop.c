@@ -97,8 +97,11 @@ struct redis_loop {
 	bool sdropping;	     /* we are freeing sl ourselves */
 	bool sfailing;	     /* the last round failed (logged once) */
 	const char *serror;  /* why the last sentinel asked gave nothing */
+	bool sanswered;	     /* some sentinel has answered */
 	struct rl_link xl;   /* subscribed to +switch-master */
-	uint64_t xretry_at;  /* no resubscribe before this */
+	unsigned xidx;	     /* the sentinel it is (to be) subscribed to */
+	struct timer xtimer; /* resubscribe after a failure */
+	bool freeing;	     /* redis_loop_free() is running */
 };
 
 /* configuration */
@@ -132,6 +135,7 @@ static int set_master(struct redis_loop *rl, const char *host, size_t hostlen,
     const char *port, const char *why);
 static void master_flush(struct redis_loop *rl);
 static void switch_subscribe(struct redis_loop *rl);
+static void on_switch_timer(struct timer *t, void *arg);
 static void on_switch(redisAsyncContext *ac, void *reply, void *privdata);
 /* commands */
 static void on_reply(redisAsyncContext *ac, void *reply, void *privdata);
@@ -223,6 +227,7 @@ redis_loop_new(struct loop *l, const struct redis_loop_conf *conf,
 	rl->xl.rl = rl;
 	timer_init(&rl->timer, l, on_timeout, rl);
 	timer_init(&rl->stimer, l, on_sentinel_timer, rl);
+	timer_init(&rl->xtimer, l, on_switch_timer, rl);
 	if (conf->nsentinels > 0) {
 		if (sentinels_init(rl, conf, error_r) == -1)
 			goto fail;
@@ -247,6 +252,7 @@ redis_loop_free(struct redis_loop **rlp)
 	if (rl == NULL)
 		return;
 	*rlp = NULL;
+	rl->freeing = true;
 	for (q = rl->head; q != NULL; q = q->next)
 		q->cb = NULL;
 	if (rl->ml.ac != NULL)
@@ -265,6 +271,7 @@ redis_loop_free(struct redis_loop **rlp)
 		redisAsyncFree(rl->xl.ac);
 	timer_stop(&rl->timer);
 	timer_stop(&rl->stimer);
+	timer_stop(&rl->xtimer);
 	free(rl->master.path);
 	for (i = 0; i < rl->nsentinels; i++)
 		free(rl->sentinels[i].path);
@@ -511,6 +518,9 @@ on_sentinel_reply(redisAsyncContext *ac, void *reply, void *privdata)
 		redisAsyncFree(ac);
 	if (reply != NULL && sentinel_master(rl, reply) == 0) {
 		rl->sfirst = i;
+		if (!rl->sanswered)
+			rl->xidx = i;
+		rl->sanswered = true;
 		rl->sstate = RS_IDLE;
 		rl->sfailing = false;
 		timer_stop(&rl->stimer);
@@ -623,23 +633,32 @@ master_flush(struct redis_loop *rl)
 	}
 }
 
-/* Listen for failovers on the last good sentinel, unless we already do
- * or it failed less than retry_ms ago. */
+/* Listen for failovers, once some sentinel has answered, unless we
+ * already do. A failure tries the next sentinel after retry_ms. */
 static void
 switch_subscribe(struct redis_loop *rl)
 {
 	const char *argv[2] = { "SUBSCRIBE", "+switch-master" };
 	const char *err;
 
-	if (rl->nsentinels == 0 || rl->xl.ac != NULL ||
-	    loop_now(rl->loop) < rl->xretry_at)
+	if (rl->nsentinels == 0 || !rl->sanswered || rl->xl.ac != NULL ||
+	    rl->freeing)
 		return;
-	rl->xretry_at = loop_now(rl->loop) + rl->retry_ms;
-	if (link_open(&rl->xl, &rl->sentinels[rl->sfirst], &err) == -1)
+	if (link_open(&rl->xl, &rl->sentinels[rl->xidx], &err) == -1) {
+		rl->xidx = (rl->xidx + 1) % rl->nsentinels;
+		timer_set(&rl->xtimer, rl->retry_ms);
 		return;
+	}
 	if (redisAsyncCommandArgv(rl->xl.ac, on_switch, NULL, 2, argv, NULL) !=
 	    REDIS_OK)
-		redisAsyncFree(rl->xl.ac);
+		redisAsyncFree(rl->xl.ac); /* on_switch(NULL) retries */
+}
+
+static void
+on_switch_timer(struct timer *t, void *arg)
+{
+	(void)t;
+	switch_subscribe(arg);
 }
 
 /* "+switch-master <name> <old ip> <old port> <new ip> <new port>": ours
@@ -654,6 +673,12 @@ on_switch(redisAsyncContext *ac, void *reply, void *privdata)
 	unsigned n = 0;
 
 	(void)privdata;
+	if (rl != NULL && r == NULL && !rl->freeing) {
+		/* the subscription is gone: another sentinel, later */
+		rl->xidx = (rl->xidx + 1) % rl->nsentinels;
+		timer_set(&rl->xtimer, rl->retry_ms);
+		return;
+	}
 	if (rl == NULL || r == NULL || r->type != REDIS_REPLY_ARRAY ||
 	    r->elements != 3 || r->element[2]->type != REDIS_REPLY_STRING ||
 	    strcmp(r->element[0]->str, "message") != 0)
@@ -710,7 +735,6 @@ redis_loop_cmd(struct redis_loop *rl, int argc, const char **argv,
 		*error_r = "closing";
 		return NULL;
 	}
-	switch_subscribe(rl);
 	if (rl->ml.ac == NULL && !rl->master_known) {
 		if ((req = req_queue(rl, argc, argv, lens, error_r)) == NULL)
 			return NULL;
