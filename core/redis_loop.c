@@ -131,8 +131,9 @@ static void on_sentinel_reply(redisAsyncContext *ac, void *reply,
     void *privdata);
 static int sentinel_master(struct redis_loop *rl, const redisReply *r);
 static void on_sentinel_timer(struct timer *t, void *arg);
+static int port_parse(const char *s, size_t n, uint16_t *port_r);
 static int set_master(struct redis_loop *rl, const char *host, size_t hostlen,
-    const char *port, const char *why);
+    uint16_t port, const char *why);
 static void master_flush(struct redis_loop *rl);
 static void switch_subscribe(struct redis_loop *rl);
 static void on_switch_timer(struct timer *t, void *arg);
@@ -538,32 +539,81 @@ on_sentinel_reply(redisAsyncContext *ac, void *reply, void *privdata)
 static int
 sentinel_master(struct redis_loop *rl, const redisReply *r)
 {
+	uint16_t port;
+
 	if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
 	    r->element[0]->type != REDIS_REPLY_STRING ||
 	    r->element[1]->type != REDIS_REPLY_STRING)
 		return -1; /* nil: the sentinel does not know master_name */
-	return set_master(rl, r->element[0]->str, r->element[0]->len,
-	    r->element[1]->str, "asked");
+	if (port_parse(r->element[1]->str, r->element[1]->len, &port) == -1)
+		port = 0; /* refused, and logged, below */
+	return set_master(rl, r->element[0]->str, r->element[0]->len, port,
+	    "asked");
 }
 
-/* host (hostlen bytes) and port (a string) from a sentinel become the
- * master. 0, or -1 when they are not a numeric address. */
+/* Decimal 1..65535, exactly n bytes. 0 or -1. */
+static int
+port_parse(const char *s, size_t n, uint16_t *port_r)
+{
+	unsigned v = 0;
+
+	if (n == 0 || n > 5)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (unsigned)(s[i] - '0');
+	}
+	if (v < 1 || v > 65535)
+		return -1;
+	*port_r = (uint16_t)v;
+	return 0;
+}
+
+int
+redis_switch_parse(const char *msg, size_t len, struct redis_switch *out)
+{
+	const char *f[5];
+	size_t flen[5], i = 0;
+	unsigned n;
+
+	if (memchr(msg, '\0', len) != NULL)
+		return -1;
+	for (n = 0; n < 5; n++) {
+		const char *sp = memchr(msg + i, ' ', len - i);
+		size_t end = sp ? (size_t)(sp - msg) : len;
+
+		if (end == i || (n < 4) != (sp != NULL))
+			return -1; /* an empty field, or not five */
+		f[n] = msg + i;
+		flen[n] = end - i;
+		i = end + 1;
+	}
+	if (flen[3] >= 64 || port_parse(f[4], flen[4], &out->port) == -1)
+		return -1;
+	out->name = f[0];
+	out->name_len = flen[0];
+	out->host = f[3];
+	out->host_len = flen[3];
+	return 0;
+}
+
+/* host (hostlen bytes) and port from a sentinel become the master. 0,
+ * or -1 when they are not a numeric address (port 0: no valid port). */
 static int
 set_master(struct redis_loop *rl, const char *host, size_t hostlen,
-    const char *port, const char *why)
+    uint16_t port, const char *why)
 {
 	struct rl_addr a;
 	char text[96];
 	const char *err;
-	long p;
-	char *end;
 
-	p = strtol(port, &end, 10);
-	if (*end != '\0' || p < 1 || p > 65535 || hostlen >= sizeof(a.host))
+	if (port == 0 || hostlen == 0 || hostlen >= sizeof(a.host) ||
+	    memchr(host, '\0', hostlen) != NULL)
 		goto bad;
 	snprintf(text, sizeof(text),
-	    memchr(host, ':', hostlen) ? "[%.*s]:%ld" : "%.*s:%ld",
-	    (int)hostlen, host, p);
+	    memchr(host, ':', hostlen) ? "[%.*s]:%u" : "%.*s:%u", (int)hostlen,
+	    host, (unsigned)port);
 	/* numeric only: a host name would need a blocking resolver */
 	memset(&a, 0, sizeof(a));
 	if (text[0] == '/' || parse_addr(&a, text, &err) == -1)
@@ -668,9 +718,7 @@ on_switch(redisAsyncContext *ac, void *reply, void *privdata)
 {
 	struct redis_loop *rl = ac->data;
 	const redisReply *r = reply;
-	const char *msg, *f[5];
-	size_t flen[5];
-	unsigned n = 0;
+	struct redis_switch sw;
 
 	(void)privdata;
 	if (rl != NULL && r == NULL && !rl->freeing) {
@@ -683,21 +731,20 @@ on_switch(redisAsyncContext *ac, void *reply, void *privdata)
 	    r->elements != 3 || r->element[2]->type != REDIS_REPLY_STRING ||
 	    strcmp(r->element[0]->str, "message") != 0)
 		return; /* the subscription's confirmation, or going away */
-	msg = r->element[2]->str;
-	while (n < 5 && *msg != '\0') {
-		f[n] = msg;
-		flen[n] = strcspn(msg, " ");
-		msg += flen[n];
-		msg += strspn(msg, " ");
-		n++;
-	}
-	if (n < 5 || flen[0] != strlen(rl->master_name) ||
-	    memcmp(f[0], rl->master_name, flen[0]) != 0)
+	if (redis_switch_parse(r->element[2]->str, r->element[2]->len, &sw) ==
+	    -1) {
+		log_warn(0, "redis.sentinel_bad_switch",
+		    "master_name=%s error=\"malformed +switch-master\"",
+		    rl->master_name);
 		return;
+	}
+	if (sw.name_len != strlen(rl->master_name) ||
+	    memcmp(sw.name, rl->master_name, sw.name_len) != 0)
+		return; /* another master of the same sentinels */
 	if (rl->ml.ac != NULL &&
 	    !(rl->ml.ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING)))
 		rl_drop(rl, "master switched");
-	set_master(rl, f[3], flen[3], f[4], "switch-master");
+	set_master(rl, sw.host, sw.host_len, sw.port, "switch-master");
 }
 
 /* ---- commands ---- */

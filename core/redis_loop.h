@@ -73,4 +73,20 @@ void redis_loop_cancel(struct redis_loop_req **req);
 /* Commands waiting for their reply now. */
 unsigned redis_loop_pending(const struct redis_loop *rl);
 
+/* A Sentinel "+switch-master" message: which master moved, and where. */
+struct redis_switch {
+	const char *name; /* master name, name_len bytes */
+	size_t name_len;
+	const char *host; /* the new master's address, host_len bytes */
+	size_t host_len;
+	uint16_t port;
+};
+
+/* Split a "+switch-master" payload, "<name> <old ip> <old port> <new ip>
+ * <new port>" (msg, len bytes: five fields, single spaces, no NUL), into
+ * out, whose pointers then point into msg. Ports are decimal 1..65535,
+ * the new host 1 to 63 bytes. Pure, no I/O (also the fuzzer's entry).
+ * 0, or -1 when msg is anything else. */
+int redis_switch_parse(const char *msg, size_t len, struct redis_switch *out);
+
 #endif

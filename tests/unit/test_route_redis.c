@@ -324,6 +324,34 @@ test_redis_loop(void **state)
 
 /* ---- redis_loop through a Sentinel ---- */
 
+static void
+test_switch_parse(void **state)
+{
+	static const char *const bad[] = { "", "m", "m a 1 b", "m a 1 b 2 x",
+		"m  a 1 b 2", "m a 1 b 2 ", " m a 1 b 2", "m a 1 b 0",
+		"m a 1 b 65536", "m a 1 b 6379x", "m a 1 b -1", "m a 1  2",
+		"m a 1 "
+		"0123456789012345678901234567890123456789012345678901234567890123"
+		" 2" };
+	const char *ok = "mymaster 127.0.0.1 6379 ::1 26380";
+	struct redis_switch sw;
+
+	(void)state;
+	assert_int_equal(redis_switch_parse(ok, strlen(ok), &sw), 0);
+	assert_int_equal(sw.name_len, 8);
+	assert_memory_equal(sw.name, "mymaster", 8);
+	assert_int_equal(sw.host_len, 3);
+	assert_memory_equal(sw.host, "::1", 3);
+	assert_int_equal(sw.port, 26380);
+	/* a NUL inside is refused, the length is what counts */
+	assert_int_equal(redis_switch_parse("m a 1 b\0 2", 10, &sw), -1);
+	assert_int_equal(redis_switch_parse(ok, strlen(ok) - 1, &sw), 0);
+	assert_int_equal(sw.port, 2638);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (redis_switch_parse(bad[i], strlen(bad[i]), &sw) != -1)
+			fail_msg("accepted \"%s\"", bad[i]);
+}
+
 static struct redis_srv sn; /* the sentinel */
 
 static void
@@ -695,6 +723,7 @@ main(void)
 		cmocka_unit_test(test_redis_loop),
 		cmocka_unit_test(test_route_entry),
 		cmocka_unit_test(test_redis_fallback),
+		cmocka_unit_test(test_switch_parse),
 		cmocka_unit_test(test_sentinel),
 	};
 
