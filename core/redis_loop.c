@@ -744,7 +744,9 @@ on_switch(redisAsyncContext *ac, void *reply, void *privdata)
 	if (rl->ml.ac != NULL &&
 	    !(rl->ml.ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING)))
 		rl_drop(rl, "master switched");
-	set_master(rl, sw.host, sw.host_len, sw.port, "switch-master");
+	/* a new master: no reason to wait out the old one's retry delay */
+	if (set_master(rl, sw.host, sw.host_len, sw.port, "switch-master") == 0)
+		rl->retry_at = 0;
 }
 
 /* ---- commands ---- */
