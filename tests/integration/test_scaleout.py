@@ -141,10 +141,11 @@ class TestScaleOut(unittest.TestCase):
         return h.client_context(cafiles=[self.cert], min_version=version,
                                 max_version=version)
 
-    def session(self, gate, ctx, session=None, src="127.0.0.7"):
+    def session(self, gate, ctx, session=None, src="127.0.0.7", user=None):
         """A TLS connection straight to gate's PROXY listener (the header
-        as haproxy would send it), greeting read and LOGOUT done with a
-        clean close_notify. Returns (new session, was it resumed)."""
+        as haproxy would send it), greeting read, LOGIN as user if given,
+        LOGOUT done with a clean close_notify. Returns (new session, was
+        it resumed)."""
         raw = connect_from("127.0.0.1", imaps_port(gate))
         raw.sendall(v2_header(src, 40000, "127.0.0.1", 993))
         s = ctx.wrap_socket(raw, server_hostname="localhost",
@@ -152,6 +153,13 @@ class TestScaleOut(unittest.TestCase):
         try:
             f = s.makefile("rb")
             self.assertTrue(f.readline().startswith(b"* OK"))
+            if user is not None:
+                s.sendall(b'l LOGIN "%s" "%s"\r\n' %
+                          (user.encode(), USERS[user].encode()))
+                line = f.readline()
+                while not line.startswith(b"l "):
+                    line = f.readline()
+                self.assertTrue(line.startswith(b"l OK"), line)
             s.sendall(b"a LOGOUT\r\n")
             while not f.readline().startswith(b"a "):
                 pass
@@ -268,6 +276,20 @@ class TestScaleOut(unittest.TestCase):
             self.assertTrue(self.resumes(self.b, self.a, ctx), v)
             # another key file: a full handshake, which works
             self.assertFalse(self.resumes(self.a, c, ctx), v)
+        # the audit line says so: a full handshake on A, resumed on B
+        ctx = self.ctx()
+        sess, _ = self.session(self.a, ctx, user="five@example.test")
+        self.assertTrue(self.session(self.b, ctx, session=sess,
+                                     user="five@example.test")[1])
+
+        def audit(g):
+            return [x for x in g.stderr().splitlines()
+                    if "event=gate.session" in x]
+        h.wait_for(lambda: audit(self.a) and audit(self.b),
+                   what="the audit lines")
+        self.assertIn(" resumed=no ", audit(self.a)[-1])
+        self.assertIn(" resumed=yes ", audit(self.b)[-1])
+        self.assertIn(" client=127.0.0.7:", audit(self.b)[-1])
 
     def test_rotation(self):
         """The three steps of scripts/ticket-keys.sh, each a SIGHUP."""
