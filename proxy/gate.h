@@ -45,6 +45,10 @@ struct gate_metrics {
 	int backend_lost[GATE_PROTOS];	   /* back end went mid-session */
 	int master_refused;
 	int duration;
+	/* submission: messages by the store's verdict ([0] accepted, [1]
+	 * refused) and the accepted ones' content bytes */
+	int messages[2];
+	int message_bytes;
 	/* the HTTP auth hook named an address that is no back end */
 	int auth_http_refused[GATE_PROTOS];
 };

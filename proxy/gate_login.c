@@ -146,6 +146,18 @@ gate_metrics_init(struct gate_server *srv, struct metrics *m)
 	x->duration = metrics_histogram(m, "session_duration_seconds",
 	    "Relayed session duration, login to end.", NULL, dur_buckets,
 	    sizeof(dur_buckets) / sizeof(dur_buckets[0]));
+	for (unsigned r = 0; r < 2; r++) {
+		x->messages[r] = metrics_counter(m, "submission_messages_total",
+		    "Messages submitted through relayed submission sessions, "
+		    "by the store's final reply.",
+		    r == 0 ? "result=\"accepted\"" : "result=\"refused\"");
+		bad |= x->messages[r] < 0;
+	}
+	x->message_bytes = metrics_counter(m, "submission_message_bytes_total",
+	    "Content bytes of the messages the store accepted (DATA as "
+	    "sent, dot-stuffing included; BDAT chunks).",
+	    NULL);
+	bad |= x->message_bytes < 0;
 	return bad || x->master_refused < 0 || x->duration < 0 ? -1 : 0;
 }
 

@@ -15,9 +15,12 @@
  * The relay is relay.c's: when one side's output queue passes the mark we
  * stop reading the other side until it drains, so a session costs at most
  * one output queue per direction whatever either side does; bytes are
- * never parsed. To tell a back end that died from one that said goodbye
- * we keep only the last few bytes each way (IMAP's "* BYE", a client's
- * QUIT).
+ * never changed or held. To tell a back end that died from one that said
+ * goodbye we keep only the last few bytes each way (IMAP's "* BYE", a
+ * POP3 client's QUIT). Submission sessions also feed copies of both
+ * directions to proto/smtp_meter.c, which counts the messages submitted,
+ * their sizes and the store's verdicts (metrics and the audit line) and
+ * knows a QUIT command from a "QUIT" line in a message.
  *
  * Never: touches a conn after its on_close, or answers a client twice.
  */
@@ -33,6 +36,7 @@
 #include "core/loop.h"
 #include "core/metrics.h"
 #include "core/tls.h"
+#include "proto/smtp_meter.h"
 #include "proxy/gate.h"
 #include "proxy/route.h"
 #include "proxy/upstream_login.h"
@@ -77,6 +81,7 @@ struct gate_session {
 	bool lost; /* the back end went without a goodbye */
 	char ctail[CTAIL], btail[BTAIL];
 	size_t nctail, nbtail;
+	struct smtp_meter *meter; /* submission, after the hand-off */
 };
 
 static void user_host(struct gate_session *gs);
@@ -98,6 +103,7 @@ static bool said_goodbye(const struct gate_session *gs);
 static void set_end(struct gate_session *gs, const char *who,
     enum conn_reason why);
 
+static void meter_server(struct gate_session *gs, const char *p, size_t n);
 static void c_data(struct conn *c, const char *p, size_t n);
 static void c_drain(struct conn *c);
 static void c_eof(struct conn *c);
@@ -390,6 +396,7 @@ gs_free(struct gate_session *gs)
 	free(gs->lp);
 	free(gs->user);
 	free(gs->sni);
+	free(gs->meter);
 	free(gs);
 }
 
@@ -412,6 +419,10 @@ start_relay(struct gate_session *gs, struct login_session *s,
 	}
 	conn_set_handler(c, &client_handler, gs);
 	gs->cc = c;
+	/* without memory for it a submission session is relayed uncounted */
+	if (gs->proto == GATE_SMTP &&
+	    (gs->meter = malloc(sizeof(*gs->meter))) != NULL)
+		smtp_meter_init(gs->meter);
 	/* a pause stops each side within one receive buffer: what a session
 	 * holds is its output queues, whatever either side does */
 	conn_bounded_reads(c);
@@ -424,11 +435,17 @@ start_relay(struct gate_session *gs, struct login_session *s,
 	gs->lp = NULL;
 	/* written straight: nothing here may close a side under us (the
 	 * loop tears a conn down inside conn_close) */
-	if (r->rest_len > 0 && conn_write(c, r->rest, r->rest_len) == 0)
+	if (r->rest_len > 0 && conn_write(c, r->rest, r->rest_len) == 0) {
 		gs->b2c += r->rest_len;
+		meter_server(gs, r->rest, r->rest_len);
+	}
 	if (buf_used(&rest) > 0 &&
-	    conn_write(backend, buf_head(&rest), buf_used(&rest)) == 0)
+	    conn_write(backend, buf_head(&rest), buf_used(&rest)) == 0) {
 		gs->c2b += buf_used(&rest);
+		if (gs->meter != NULL)
+			smtp_meter_client(gs->meter, buf_head(&rest),
+			    buf_used(&rest));
+	}
 	buf_free(&rest);
 	if (gs->cc != NULL)
 		conn_set_timer(gs->cc, idle);
@@ -498,6 +515,8 @@ said_goodbye(const struct gate_session *gs)
 				return true;
 		return false;
 	}
+	if (gs->meter != NULL)
+		return gs->meter->quit;
 	size_t n = gs->nctail;
 
 	while (n > 0 && (gs->ctail[n - 1] == '\n' || gs->ctail[n - 1] == '\r'))
@@ -537,9 +556,34 @@ c_data(struct conn *c, const char *p, size_t n)
 
 	gs->c2b += n;
 	metrics_add(loop_shard(gs->loop), gs->srv->m.bytes[gs->proto][0], n);
-	if (gs->proto != GATE_IMAP)
+	if (gs->meter != NULL)
+		smtp_meter_client(gs->meter, p, n);
+	else if (gs->proto != GATE_IMAP)
 		keep_tail(gs->ctail, &gs->nctail, CTAIL, p, n);
 	forward(gs, c, gs->bc, p, n);
+}
+
+/* Back-end bytes of a submission session: the verdicts on messages. */
+static void
+meter_server(struct gate_session *gs, const char *p, size_t n)
+{
+	struct smtp_meter *m = gs->meter;
+	struct metrics_shard *ms = loop_shard(gs->loop);
+	uint64_t acc, ref, bytes;
+
+	if (m == NULL)
+		return;
+	acc = m->accepted;
+	ref = m->refused;
+	bytes = m->accepted_bytes;
+	smtp_meter_server(m, p, n);
+	if (m->accepted != acc)
+		metrics_add(ms, gs->srv->m.messages[0], m->accepted - acc);
+	if (m->refused != ref)
+		metrics_add(ms, gs->srv->m.messages[1], m->refused - ref);
+	if (m->accepted_bytes != bytes)
+		metrics_add(ms, gs->srv->m.message_bytes,
+		    m->accepted_bytes - bytes);
 }
 
 static void
@@ -551,6 +595,7 @@ b_data(struct conn *c, const char *p, size_t n)
 	metrics_add(loop_shard(gs->loop), gs->srv->m.bytes[gs->proto][1], n);
 	if (gs->proto == GATE_IMAP)
 		keep_tail(gs->btail, &gs->nbtail, BTAIL, p, n);
+	meter_server(gs, p, n);
 	forward(gs, c, gs->cc, p, n);
 }
 
@@ -667,26 +712,30 @@ session_end(struct gate_session *gs)
 {
 	struct metrics_shard *ms = loop_shard(gs->loop);
 	uint64_t now = loop_now(gs->loop);
-	char quser[600];
+	char quser[600], sub[128] = "";
 
 	if (gs->relayed != 0) {
 		metrics_gauge_add(ms, gs->srv->m.active[gs->proto], -1);
 		metrics_observe(ms, gs->srv->m.duration,
 		    (double)(now - gs->relayed) / 1000.0);
 	}
+	if (gs->meter != NULL)
+		snprintf(sub, sizeof(sub),
+		    " messages=%llu messages_refused=%llu message_bytes=%llu",
+		    (unsigned long long)gs->meter->accepted,
+		    (unsigned long long)gs->meter->refused,
+		    (unsigned long long)gs->meter->accepted_bytes);
 	log_info(gs->sid, "gate.session",
 	    "proto=%s listener=%s client=%s tls=%s cipher=%s sni=%s alpn=%s "
 	    "resumed=%s mech=%s user=%s backend=%s client_to_backend=%llu "
-	    "backend_to_client=%llu duration=%.3f end=%s",
+	    "backend_to_client=%llu%s duration=%.3f end=%s",
 	    gate_proto_names[gs->proto], gs->gl->conf->name, gs->peer,
 	    gs->version ? gs->version : "none", gs->cipher ? gs->cipher : "-",
 	    gs->sni ? gs->sni : "-", gs->alpn[0] ? gs->alpn : "-",
-	    gs->version == NULL ? "-" :
-		gs->resumed	? "yes" :
-				  "no",
-	    gs->mech, log_quote(quser, sizeof(quser), gs->user, (size_t)-1),
+	    !gs->version ? "-" : (gs->resumed ? "yes" : "no"), gs->mech,
+	    log_quote(quser, sizeof(quser), gs->user, (size_t)-1),
 	    gs->be ? gs->be->name : "-", (unsigned long long)gs->c2b,
-	    (unsigned long long)gs->b2c, (double)(now - gs->started) / 1000.0,
-	    gs->end[0] ? gs->end : "?");
+	    (unsigned long long)gs->b2c, sub,
+	    (double)(now - gs->started) / 1000.0, gs->end[0] ? gs->end : "?");
 	gs_free(gs);
 }

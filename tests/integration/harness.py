@@ -347,6 +347,8 @@ class Ringgate:
         if not os.access(self.binary, os.X_OK):
             raise AssertionError("%s is not built (RG_BUILD_DIR=%s)" %
                                  (self.binary, BUILD_DIR))
+        if self.proc is not None:
+            self._wait_ports_released()
         self.write_config()
         self._stderr = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen([self.binary, "-c", self.conf_path],
@@ -363,6 +365,24 @@ class Ringgate:
                 self.stop()
             raise
         return self
+
+    def _wait_ports_released(self, timeout=10.0):
+        """Before a restart: wait until the last process's listeners are
+        gone. A process killed with SIGKILL exits before its io_uring is
+        torn down; the kernel's ring exit work drops the files that a
+        pending multishot accept holds a moment later, and until then
+        the admin port (bound without SO_REUSEPORT) is still in use."""
+        for port in _listen_ports(self.cfg):
+            def free(port=port):
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    try:
+                        s.bind(("127.0.0.1", port))
+                    except OSError:
+                        return False
+                return True
+            wait_for(free, timeout=timeout,
+                     what="port %d released by the last process" % port)
 
     def wait_ready(self, timeout=START_TIMEOUT):
         """Wait until /healthz answers 200. The relay sockets are bound
@@ -489,6 +509,22 @@ class Ringgate:
 
 
 # ---------------------------------------------------------------- upstreams
+
+def _listen_ports(cfg):
+    """The 127.0.0.1 ports of every `listen` value in a config dict."""
+    ports = []
+    if isinstance(cfg, dict):
+        for k, v in cfg.items():
+            if (k == "listen" and isinstance(v, str) and
+                    v.startswith("127.0.0.1:")):
+                ports.append(int(v.rsplit(":", 1)[1]))
+            else:
+                ports.extend(_listen_ports(v))
+    elif isinstance(cfg, (list, tuple)):
+        for v in cfg:
+            ports.extend(_listen_ports(v))
+    return ports
+
 
 def pattern(offset, n):
     """n bytes of the endless source pattern starting at offset."""

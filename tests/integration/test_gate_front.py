@@ -622,6 +622,41 @@ class TestFront(GateCase):
             direction="backend_to_client"), 0)
 
 
+    def test_submission_messages_counted(self):
+        """The submission relay counts messages by the store's verdict:
+        one accepted with a body line "QUIT" and a dot-stuffed line, one
+        refused at end of data (a From: that is not the user's), then a
+        QUIT that ends the session as a logout, not a lost back end."""
+        def count(result):
+            return self.gate.metric("ringgate_submission_messages_total",
+                                    result=result) or 0
+        acc, ref = count("accepted"), count("refused")
+        body = "first line\r\nQUIT\r\n.dot-stuffed\r\n"
+        good = message(USER, BOB, "metered", body)
+        s = self.smtp("submissions")
+        s.sendmail(USER, [BOB], good)
+        with self.assertRaises(smtplib.SMTPDataError) as e:
+            s.sendmail(USER, [BOB], message("someone@else.example", BOB,
+                                            "not mine"))
+        self.assertEqual(e.exception.smtp_code // 100, 5)
+        s.quit()
+
+        def logged():
+            return [l for l in self.gate.stderr().splitlines()
+                    if "gate.session" in l and "proto=submission" in l and
+                    " messages_refused=1 " in l]
+        h.wait_for(logged, what="the submission audit line")
+        line = logged()[-1]
+        self.assertIn(" messages=1 ", line)
+        # the bytes as sent: dot-stuffing doubles the leading dot
+        self.assertIn(" message_bytes=%d " % (len(good) + 1), line)
+        self.assertIn("end=logout", line)
+        self.assertEqual(count("accepted"), acc + 1)
+        self.assertEqual(count("refused"), ref + 1)
+        self.assertGreaterEqual(self.gate.metric(
+            "ringgate_submission_message_bytes_total"), len(good) + 1)
+
+
 class TestBackendDown(GateCase):
     """The back end goes away: each test kills or stops the class's
     ringstore, so each starts its own pair."""
