@@ -6,9 +6,10 @@
  * entry cached too, an unknown back-end name or a Redis that is down or
  * frozen falls back to hashing and is counted, host= still wins); and
  * redis_loop with Redis Sentinel (a real redis-server --sentinel): the
- * master asked for while commands wait, a dead sentinel skipped, a frozen
- * one timing commands out without holding the loop, an unknown master
- * name failing them.
+ * master asked for while commands wait, a dead sentinel skipped, a master
+ * demoted under a connection (-READONLY: dropped, asked again), a frozen
+ * sentinel timing commands out without holding the loop, an unknown
+ * master name failing them.
  *
  * Each test is a script of steps run on one loop: a step starts an
  * action; the next runs once the answer is in (or a wait has passed).
@@ -202,7 +203,11 @@ on_redis(void *ctx, const struct redisReply *reply, const char *error)
 	t->rreq = NULL;
 	t->type = reply ? reply->type : -1;
 	snprintf(t->str, sizeof(t->str), "%s",
-	    reply && reply->type == REDIS_REPLY_STRING ? reply->str : "");
+	    reply &&
+		    (reply->type == REDIS_REPLY_STRING ||
+			reply->type == REDIS_REPLY_ERROR) ?
+		reply->str :
+		"");
 	snprintf(t->error, sizeof(t->error), "%s", error ? error : "");
 }
 
@@ -398,6 +403,31 @@ sn_set(struct rt *t)
 }
 
 static void
+sn_readonly(struct rt *t)
+{
+	static const char *const argv[] = { "SET", "sk", "sv" };
+	static const size_t lens[] = { 3, 2, 2 };
+
+	assert_int_equal(t->type, REDIS_REPLY_STRING);
+	assert_string_equal(t->str, "sv");
+	/* the master demoted under our connection: writes say READONLY */
+	cmd("REPLICAOF 127.0.0.1 %u", free_port());
+	send_cmd(t, 3, (const char **)argv, lens);
+	assert_non_null(t->rreq);
+}
+
+static void
+sn_after_readonly(struct rt *t)
+{
+	assert_int_equal(t->type, REDIS_REPLY_ERROR);
+	assert_memory_equal(t->str, "READONLY", 8);
+	/* that connection was dropped: the next command asks again and
+	 * finds the (restored) master */
+	cmd("REPLICAOF NO ONE");
+	sn_get(t);
+}
+
+static void
 sn_freeze(struct rt *t)
 {
 	assert_int_equal(t->type, REDIS_REPLY_STRING);
@@ -449,8 +479,9 @@ sn_check_unknown(struct rt *t)
 static void
 test_sentinel(void **state)
 {
-	static step_fn *const steps[] = { sn_set, sn_freeze, sn_after_timeout,
-		sn_get, sn_unknown, sn_check_unknown, NULL };
+	static step_fn *const steps[] = { sn_set, sn_readonly,
+		sn_after_readonly, sn_freeze, sn_after_timeout, sn_get,
+		sn_unknown, sn_check_unknown, NULL };
 
 	char conf[128];
 
