@@ -97,6 +97,7 @@ struct redis_loop {
 	bool sdropping;	     /* we are freeing sl ourselves */
 	bool sfailing;	     /* the last round failed (logged once) */
 	const char *serror;  /* why the last sentinel asked gave nothing */
+	bool sbad_logged;    /* a bad address was logged (once per episode) */
 	bool sanswered;	     /* some sentinel has answered */
 	struct rl_link xl;   /* subscribed to +switch-master */
 	unsigned xidx;	     /* the sentinel it is (to be) subscribed to */
@@ -529,8 +530,8 @@ on_sentinel_reply(redisAsyncContext *ac, void *reply, void *privdata)
 		switch_subscribe(rl);
 		return;
 	}
-	rl->serror = reply == NULL ? "sentinel: connection failed" :
-				     "no sentinel knows the master";
+	if (reply == NULL)
+		rl->serror = "sentinel: connection failed";
 	/* the next sentinel, from the timer: this context is not gone yet */
 	timer_set(&rl->stimer, 1);
 }
@@ -543,8 +544,14 @@ sentinel_master(struct redis_loop *rl, const redisReply *r)
 
 	if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
 	    r->element[0]->type != REDIS_REPLY_STRING ||
-	    r->element[1]->type != REDIS_REPLY_STRING)
-		return -1; /* nil: the sentinel does not know master_name */
+	    r->element[1]->type != REDIS_REPLY_STRING) {
+		/* nil: the sentinel does not know master_name */
+		rl->serror = r->type == REDIS_REPLY_ERROR ?
+		    "sentinel: an error reply (is it a sentinel?)" :
+		    "no sentinel knows the master";
+		return -1;
+	}
+	rl->serror = "sentinel: master address not numeric";
 	if (port_parse(r->element[1]->str, r->element[1]->len, &port) == -1)
 		port = 0; /* refused, and logged, below */
 	return set_master(rl, r->element[0]->str, r->element[0]->len, port,
@@ -624,11 +631,15 @@ set_master(struct redis_loop *rl, const char *host, size_t hostlen,
 		    a.host, a.port, why);
 	rl->master = a;
 	rl->master_known = true;
+	rl->sbad_logged = false;
 	return 0;
 bad:
-	log_warn(0, "redis.sentinel_bad_master",
-	    "master_name=%s error=\"not a numeric host:port\"",
-	    rl->master_name);
+	if (!rl->sbad_logged)
+		log_warn(0, "redis.sentinel_bad_master",
+		    "master_name=%s error=\"not a numeric host:port (run the "
+		    "sentinels without resolve-hostnames)\"",
+		    rl->master_name);
+	rl->sbad_logged = true;
 	return -1;
 }
 
