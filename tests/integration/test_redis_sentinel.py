@@ -223,8 +223,8 @@ class TestSentinelRoute(unittest.TestCase):
     def wait_switched(self, mark, master):
         """ringgate logged master as the new one after mark (a length of
         its stderr); probe logins make it ask when it has not heard."""
-        want = "event=redis.sentinel_master master_name=%s master=127.0.0.1:%d" \
-            % (MASTER_NAME, master.port)
+        want = ("event=redis.sentinel_master master_name=%s "
+                "master=127.0.0.1:%d" % (MASTER_NAME, master.port))
 
         def seen():
             if want in self.gate.stderr()[mark:]:
