@@ -10,11 +10,12 @@
  *
  * Sentinel: a second hiredis context (a "link", like the master's) asks
  * one sentinel at a time, with its own timer; a third stays subscribed to
- * the last good sentinel's +switch-master channel, so an operator's
- * failover, after which the old master may take writes for seconds
- * before the sentinel demotes it, moves us at once. Until a master is known,
- * commands are kept formatted in our own queue (their deadlines still
- * run) and handed to hiredis when the master connection opens. A link's
+ * a sentinel's +switch-master channel (the first that answered, the next
+ * one after a failure), so an operator's failover, after which the old
+ * master may take writes for seconds before the sentinel demotes it,
+ * moves us at once. Until a master is known, commands are kept formatted
+ * in our own queue (their deadlines still run) and handed to hiredis when
+ * the master connection opens. A link's
  * context is only ever freed by us outside hiredis's callbacks, or by
  * hiredis itself after the callback that asked for it returns; the next
  * sentinel is asked from the timer, never from inside a callback, so a
@@ -711,8 +712,10 @@ switch_subscribe(struct redis_loop *rl)
 		return;
 	}
 	if (redisAsyncCommandArgv(rl->xl.ac, on_switch, NULL, 2, argv, NULL) !=
-	    REDIS_OK)
-		redisAsyncFree(rl->xl.ac); /* on_switch(NULL) retries */
+	    REDIS_OK) {
+		redisAsyncFree(rl->xl.ac);
+		timer_set(&rl->xtimer, rl->retry_ms);
+	}
 }
 
 static void
