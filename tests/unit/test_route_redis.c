@@ -483,8 +483,6 @@ test_sentinel(void **state)
 		sn_after_readonly, sn_freeze, sn_after_timeout, sn_get,
 		sn_unknown, sn_check_unknown, NULL };
 
-	char conf[128];
-
 	(void)state;
 	/* redis-server --sentinel: no need for the redis-sentinel package */
 	memcpy(sn.dir, rs.dir, sizeof(sn.dir));
@@ -492,9 +490,19 @@ test_sentinel(void **state)
 	redis_sentinel_start(&sn, "m1", rs.port);
 	rt_run(NULL, steps);
 	rt_done();
+}
+
+/* Also after a failed assertion: no sentinel left running. */
+static int
+sentinel_teardown(void **state)
+{
+	char conf[128];
+
+	(void)state;
 	redis_srv_stop(&sn);
 	snprintf(conf, sizeof(conf), "%s/sentinel-%u.conf", sn.dir, sn.port);
 	unlink(conf);
+	return 0;
 }
 
 /* ---- routing with Redis ---- */
@@ -755,7 +763,7 @@ main(void)
 		cmocka_unit_test(test_route_entry),
 		cmocka_unit_test(test_redis_fallback),
 		cmocka_unit_test(test_switch_parse),
-		cmocka_unit_test(test_sentinel),
+		cmocka_unit_test_teardown(test_sentinel, sentinel_teardown),
 	};
 
 	if (!redis_in_path("redis-server")) {
