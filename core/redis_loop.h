@@ -11,6 +11,14 @@
  * replies come in order, so when the oldest one is late the connection is
  * dropped and every pending command fails with "timeout".
  *
+ * With Redis Sentinel (sentinels and master_name set), the target is not
+ * configured but asked for: before each (re)connect the sentinels are
+ * asked in turn, on the loop, with SENTINEL get-master-addr-by-name;
+ * commands issued meanwhile wait (each within its own deadline) and go to
+ * the master once it is known. Any loss of the master connection, and a
+ * -READONLY reply (a demoted master), makes the next connect ask again,
+ * which is how a failover is followed.
+ *
  * One loop, one thread: everything here runs on the loop's thread.
  */
 #ifndef RG_CORE_REDIS_LOOP_H
@@ -29,6 +37,12 @@ struct redis_loop_conf {
 	uint64_t timeout_ms; /* connect and each command; 0 = 1000 */
 	uint64_t retry_ms;   /* no reconnect before this after a failure;
 			      * 0 = 1000 */
+	/* Sentinel: with nsentinels > 0 the master of master_name is asked
+	 * from these ("host:port", numeric) and target is ignored. Both are
+	 * copied; NULL/0 = a plain target, as before. */
+	const char *const *sentinels;
+	unsigned nsentinels;
+	const char *master_name;
 };
 
 /* The answer: reply (a hiredis reply, valid only during the call; may be
@@ -38,7 +52,8 @@ typedef void redis_loop_cb(void *ctx, const struct redisReply *reply,
     const char *error);
 
 /* A connection for l (nothing is opened yet). NULL with *error_r when the
- * target is malformed or memory ran out. */
+ * target or a sentinel is malformed, master_name is missing, or memory ran
+ * out. */
 struct redis_loop *redis_loop_new(struct loop *l,
     const struct redis_loop_conf *conf, const char **error_r);
 /* Pending commands are dropped without callbacks. Not from inside a
@@ -57,5 +72,21 @@ void redis_loop_cancel(struct redis_loop_req **req);
 
 /* Commands waiting for their reply now. */
 unsigned redis_loop_pending(const struct redis_loop *rl);
+
+/* A Sentinel "+switch-master" message: which master moved, and where. */
+struct redis_switch {
+	const char *name; /* master name, name_len bytes */
+	size_t name_len;
+	const char *host; /* the new master's address, host_len bytes */
+	size_t host_len;
+	uint16_t port;
+};
+
+/* Split a "+switch-master" payload, "<name> <old ip> <old port> <new ip>
+ * <new port>" (msg, len bytes: five fields, single spaces, no NUL), into
+ * out, whose pointers then point into msg. Ports are decimal 1..65535,
+ * the new host 1 to 63 bytes. Pure, no I/O (also the fuzzer's entry).
+ * 0, or -1 when msg is anything else. */
+int redis_switch_parse(const char *msg, size_t len, struct redis_switch *out);
 
 #endif

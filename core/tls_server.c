@@ -575,8 +575,10 @@ ticket_keys_load(struct tls_server *ts, const char *file, const char **error_r)
 	unsigned i;
 
 	if ((fp = fopen(file, "rb")) == NULL) {
-		*error_r = errf(false, "ticket key file %s: %s", file,
-		    strerror(errno));
+		*error_r = errf(false,
+		    "ticket key file %s: %s (make one with: openssl rand %d > "
+		    "%s; chmod 600 it)",
+		    file, strerror(errno), TICKET_KEY_LEN, file);
 		return -1;
 	}
 	if (fstat(fileno(fp), &st) == -1) {
@@ -588,9 +590,10 @@ ticket_keys_load(struct tls_server *ts, const char *file, const char **error_r)
 	    st.st_size / TICKET_KEY_LEN > TICKET_KEYS_MAX) {
 		*error_r = errf(false,
 		    "ticket key file %s: size %lld is not a multiple of %d "
-		    "(1 to %d keys)",
+		    "(1 to %d keys of name 16, HMAC 32, AES 32 bytes); make "
+		    "one with: openssl rand %d > %s (docs/scale-out.md)",
 		    file, (long long)st.st_size, TICKET_KEY_LEN,
-		    TICKET_KEYS_MAX);
+		    TICKET_KEYS_MAX, TICKET_KEY_LEN, file);
 		goto fail;
 	}
 	ts->nkeys = (unsigned)(st.st_size / TICKET_KEY_LEN);

@@ -53,6 +53,12 @@ const struct cfg_field route_redis_fields[] = {
 	{ "", CFG_LOC, F(struct route_redis_conf, loc) },
 	{ "redis", CFG_STRING, F(struct route_redis_conf, redis),
 	    .hint = "\"127.0.0.1:6379\" or a unix socket path" },
+	{ "sentinels", CFG_STRLIST, F(struct route_redis_conf, sentinels),
+	    .count_offset = F(struct route_redis_conf, nsentinels),
+	    .hint = "[\"127.0.0.1:26379\", ...]: Redis Sentinels asked for "
+		    "the master of master_name" },
+	{ "master_name", CFG_STRING, F(struct route_redis_conf, master_name),
+	    .hint = "the name the sentinels monitor the master by" },
 	{ "redis_timeout", CFG_DURATION,
 	    F(struct route_redis_conf, redis_timeout), 0, "200ms", 1, 60000 },
 	{ "cache_ttl", CFG_DURATION, F(struct route_redis_conf, cache_ttl), 0,
@@ -84,6 +90,9 @@ struct router {
 	unsigned nbe;
 	struct route_hash_node *nodes; /* one per back end, same order */
 	char *redis, *prefix;
+	char **sentinels; /* nsentinels > 0: Sentinel instead of redis */
+	unsigned nsentinels;
+	char *master_name;
 	uint64_t redis_timeout, cache_ttl;
 	unsigned cache_size;
 
@@ -155,6 +164,48 @@ static void cache_put(struct route_worker *w, const char *user, uint64_t hash,
 
 /* ---- configuration ---- */
 
+/* Sentinel: numeric "host:port" each, a master name, and not with redis. */
+static int
+route_sentinel_check(const struct route_redis_conf *c, struct cfg_error *err)
+{
+	struct cfg_addr a;
+
+	if (c->nsentinels == 0) {
+		if (c->master_name == NULL)
+			return 0;
+		cfg_error_at(err, &c->loc,
+		    "route.master_name needs route.sentinels = "
+		    "[\"host:port\", ...]");
+		return -1;
+	}
+	if (c->redis != NULL) {
+		cfg_error_at(err, &c->loc,
+		    "route.redis and route.sentinels exclude each other: "
+		    "with sentinels the master is asked for, drop redis");
+		return -1;
+	}
+	if (c->master_name == NULL || c->master_name[0] == '\0') {
+		cfg_error_at(err, &c->loc,
+		    "route.sentinels needs route.master_name (the name in "
+		    "the sentinels' \"sentinel monitor <name> ...\" line)");
+		return -1;
+	}
+	if (c->nsentinels > 16) {
+		cfg_error_at(err, &c->loc, "route.sentinels: at most 16");
+		return -1;
+	}
+	for (unsigned i = 0; i < c->nsentinels; i++) {
+		if (cfg_parse_addr(c->sentinels[i], &a) == -1) {
+			cfg_error_at(err, &c->loc,
+			    "route.sentinels: '%s' must be \"host:port\" with "
+			    "a numeric host",
+			    c->sentinels[i]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static bool
 name_ok(const char *s)
 {
@@ -213,6 +264,8 @@ route_conf_check(const struct route_conf *rc, struct cfg_error *err)
 			return -1;
 		}
 	}
+	if (route_sentinel_check(&rc->route, err) == -1)
+		return -1;
 	if (rc->route.key_prefix != NULL &&
 	    strlen(rc->route.key_prefix) > 128) {
 		cfg_error_at(err, &rc->route.loc,
@@ -268,6 +321,18 @@ router_new(const struct route_conf *rc, struct metrics *m, const char **error_r)
 	if (rc->route.redis != NULL &&
 	    (r->redis = strdup(rc->route.redis)) == NULL)
 		goto nomem;
+	if (rc->route.nsentinels > 0) {
+		r->sentinels = calloc(rc->route.nsentinels, sizeof(char *));
+		r->master_name = strdup(rc->route.master_name);
+		if (r->sentinels == NULL || r->master_name == NULL)
+			goto nomem;
+		for (unsigned i = 0; i < rc->route.nsentinels; i++) {
+			r->sentinels[i] = strdup(rc->route.sentinels[i]);
+			if (r->sentinels[i] == NULL)
+				goto nomem;
+			r->nsentinels = i + 1;
+		}
+	}
 	r->prefix = strdup(
 	    rc->route.key_prefix ? rc->route.key_prefix : "rg:route:");
 	if (r->prefix == NULL)
@@ -392,6 +457,10 @@ router_free(struct router **rp)
 	free(r->be);
 	free(r->nodes);
 	free(r->redis);
+	for (unsigned i = 0; i < r->nsentinels; i++)
+		free(r->sentinels[i]);
+	free(r->sentinels);
+	free(r->master_name);
 	free(r->prefix);
 	free(r->m_up);
 	free(r->m_connect);
@@ -519,10 +588,13 @@ route_worker_new(struct router *r, struct loop *l)
 		return NULL;
 	w->r = r;
 	w->loop = l;
-	if (r->redis != NULL) {
+	if (r->redis != NULL || r->nsentinels > 0) {
 		struct redis_loop_conf rc = { .target = r->redis,
 			.timeout_ms = r->redis_timeout,
-			.retry_ms = 1000 };
+			.retry_ms = 1000,
+			.sentinels = (const char *const *)r->sentinels,
+			.nsentinels = r->nsentinels,
+			.master_name = r->master_name };
 		const char *err;
 
 		if ((w->redis = redis_loop_new(l, &rc, &err)) == NULL)

@@ -60,6 +60,11 @@ struct route_backend_conf {
 struct route_redis_conf {
 	struct cfg_loc loc;
 	char *redis; /* "host:port" or a unix socket path; NULL = no Redis */
+	/* or Redis Sentinel: the master of master_name, asked from these
+	 * ("host:port"); exclusive with redis */
+	char **sentinels;
+	unsigned nsentinels;
+	char *master_name;
 	uint64_t redis_timeout; /* ms, connect and each command */
 	uint64_t cache_ttl;	/* ms */
 	int64_t cache_size;	/* entries per worker */

@@ -69,7 +69,8 @@ struct gate_session {
 	char mech[32], peer[64], alpn[16];
 	/* OpenSSL's static names ("TLSv1.3", "TLS_AES_128_GCM_SHA256") */
 	const char *version, *cipher;
-	char *sni; /* NULL for none */
+	bool resumed; /* the TLS session was resumed (a ticket) */
+	char *sni;    /* NULL for none */
 	const struct route_backend *be;
 	/* route.auth_http_any: the hook's address (allocated only then) */
 	struct route_backend *any;
@@ -174,6 +175,7 @@ gate_session_begin(struct login_session *s, const struct login_user *u)
 
 		gs->version = tls_conn_version(t);
 		gs->cipher = tls_conn_cipher(t);
+		gs->resumed = tls_conn_resumed(t);
 		/* a name that will not copy is left out of the log line */
 		gs->sni = sn != NULL && sn[0] != '\0' ? strdup(sn) : NULL;
 		snprintf(gs->alpn, sizeof(gs->alpn), "%s", al ? al : "");
@@ -731,11 +733,12 @@ session_end(struct gate_session *gs)
 		    (unsigned long long)gs->meter->accepted_bytes);
 	log_info(gs->sid, "gate.session",
 	    "proto=%s listener=%s client=%s tls=%s cipher=%s sni=%s alpn=%s "
-	    "mech=%s user=%s backend=%s client_to_backend=%llu "
+	    "resumed=%s mech=%s user=%s backend=%s client_to_backend=%llu "
 	    "backend_to_client=%llu%s duration=%.3f end=%s",
 	    gate_proto_names[gs->proto], gs->gl->conf->name, gs->peer,
 	    gs->version ? gs->version : "none", gs->cipher ? gs->cipher : "-",
-	    gs->sni ? gs->sni : "-", gs->alpn[0] ? gs->alpn : "-", gs->mech,
+	    gs->sni ? gs->sni : "-", gs->alpn[0] ? gs->alpn : "-",
+	    !gs->version ? "-" : (gs->resumed ? "yes" : "no"), gs->mech,
 	    log_quote(quser, sizeof(quser), gs->user, (size_t)-1),
 	    gs->be ? gs->be->name : "-", (unsigned long long)gs->c2b,
 	    (unsigned long long)gs->b2c, sub,

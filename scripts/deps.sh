@@ -12,7 +12,7 @@ RG_DEPS=(
 	build-essential cmake pkg-config
 	liburing-dev libssl-dev libhiredis-dev libconfig-dev libcmocka-dev
 	libargon2-dev libsodium-dev libcrypt-dev libldap-dev
-	redis-server slapd ldap-utils curl swaks python3 openssl clang
+	redis-server redis-sentinel slapd ldap-utils curl swaks python3 openssl clang
 	clang-format # scripts/format.sh; .clang-format is tuned for its 14
 	isync # mbsync, a real IMAP client for ringstore's tests
 	gsasl # GNU SASL's client: SCRAM-SHA-256(-PLUS) against ringstore

@@ -91,6 +91,47 @@ redis_srv_start(struct redis_srv *r)
 	redisFree(c);
 }
 
+/* Start a Sentinel (redis-server --sentinel) on r->port watching
+ * 127.0.0.1:master_port as master_name, its config file in r->dir, and
+ * wait until it answers. */
+static inline void
+redis_sentinel_start(struct redis_srv *r, const char *master_name,
+    uint16_t master_port)
+{
+	char conf[128];
+	redisContext *c = NULL;
+	FILE *fp;
+
+	snprintf(conf, sizeof(conf), "%s/sentinel-%u.conf", r->dir, r->port);
+	fp = fopen(conf, "w");
+	assert_non_null(fp);
+	fprintf(fp,
+	    "port %u\nbind 127.0.0.1\ndir %s\n"
+	    "sentinel monitor %s 127.0.0.1 %u 1\n",
+	    r->port, r->dir, master_name, master_port);
+	fclose(fp);
+	r->pid = fork();
+	assert_int_not_equal(r->pid, -1);
+	if (r->pid == 0) {
+		int null = open("/dev/null", O_RDWR);
+
+		dup2(null, 1);
+		dup2(null, 2);
+		execlp("redis-server", "redis-server", conf, "--sentinel",
+		    (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 100 && c == NULL; i++) {
+		struct timespec ts = { .tv_nsec = 50 * 1000 * 1000 };
+
+		if ((c = redis_srv_conn(r)) == NULL)
+			nanosleep(&ts, NULL);
+	}
+	if (c == NULL)
+		fail_msg("redis sentinel did not come up on port %u", r->port);
+	redisFree(c);
+}
+
 /* Kill it (a frozen one too: SIGCONT first) and reap it. */
 static inline void
 redis_srv_stop(struct redis_srv *r)

@@ -4,7 +4,12 @@
  * a frozen server, fast failure while down, reconnect) and proxy/route's
  * use of it (entry wins over hashing, per-worker cache with its TTL, no
  * entry cached too, an unknown back-end name or a Redis that is down or
- * frozen falls back to hashing and is counted, host= still wins).
+ * frozen falls back to hashing and is counted, host= still wins); and
+ * redis_loop with Redis Sentinel (a real redis-server --sentinel): the
+ * master asked for while commands wait, a dead sentinel skipped, a master
+ * demoted under a connection (-READONLY: dropped, asked again), a frozen
+ * sentinel timing commands out without holding the loop, an unknown
+ * master name failing them.
  *
  * Each test is a script of steps run on one loop: a step starts an
  * action; the next runs once the answer is in (or a wait has passed).
@@ -198,7 +203,11 @@ on_redis(void *ctx, const struct redisReply *reply, const char *error)
 	t->rreq = NULL;
 	t->type = reply ? reply->type : -1;
 	snprintf(t->str, sizeof(t->str), "%s",
-	    reply && reply->type == REDIS_REPLY_STRING ? reply->str : "");
+	    reply &&
+		    (reply->type == REDIS_REPLY_STRING ||
+			reply->type == REDIS_REPLY_ERROR) ?
+		reply->str :
+		"");
 	snprintf(t->error, sizeof(t->error), "%s", error ? error : "");
 }
 
@@ -316,6 +325,184 @@ test_redis_loop(void **state)
 	(void)state;
 	rt_run(NULL, steps);
 	rt_done();
+}
+
+/* ---- redis_loop through a Sentinel ---- */
+
+static void
+test_switch_parse(void **state)
+{
+	static const char *const bad[] = { "", "m", "m a 1 b", "m a 1 b 2 x",
+		"m  a 1 b 2", "m a 1 b 2 ", " m a 1 b 2", "m a 1 b 0",
+		"m a 1 b 65536", "m a 1 b 6379x", "m a 1 b -1", "m a 1  2",
+		"m a 1 "
+		"0123456789012345678901234567890123456789012345678901234567890123"
+		" 2" };
+	const char *ok = "mymaster 127.0.0.1 6379 ::1 26380";
+	struct redis_switch sw;
+
+	(void)state;
+	assert_int_equal(redis_switch_parse(ok, strlen(ok), &sw), 0);
+	assert_int_equal(sw.name_len, 8);
+	assert_memory_equal(sw.name, "mymaster", 8);
+	assert_int_equal(sw.host_len, 3);
+	assert_memory_equal(sw.host, "::1", 3);
+	assert_int_equal(sw.port, 26380);
+	/* a NUL inside is refused, the length is what counts */
+	assert_int_equal(redis_switch_parse("m a 1 b\0 2", 10, &sw), -1);
+	assert_int_equal(redis_switch_parse(ok, strlen(ok) - 1, &sw), 0);
+	assert_int_equal(sw.port, 2638);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (redis_switch_parse(bad[i], strlen(bad[i]), &sw) != -1)
+			fail_msg("accepted \"%s\"", bad[i]);
+}
+
+static struct redis_srv sn; /* the sentinel */
+
+static void
+sn_new(struct rt *t, const char *master_name, bool with_dead)
+{
+	char live[32], dead[32];
+	const char *list[2] = { dead, live };
+	struct redis_loop_conf c = { .timeout_ms = 300, .retry_ms = 500 };
+	const char *err = NULL;
+
+	redis_loop_free(&t->rl);
+	snprintf(live, sizeof(live), "127.0.0.1:%u", sn.port);
+	snprintf(dead, sizeof(dead), "127.0.0.1:%u", free_port());
+	c.sentinels = with_dead ? list : list + 1;
+	c.nsentinels = with_dead ? 2 : 1;
+	c.master_name = master_name;
+	t->rl = redis_loop_new(t->l, &c, &err);
+	assert_non_null(t->rl);
+}
+
+static void
+sn_get(struct rt *t)
+{
+	static const char *const argv[] = { "GET", "sk" };
+	static const size_t lens[] = { 3, 2 };
+
+	send_cmd(t, 2, (const char **)argv, lens);
+	assert_non_null(t->rreq);
+}
+
+static void
+sn_set(struct rt *t)
+{
+	static const char *const argv[] = { "SET", "sk", "sv" };
+	static const size_t lens[] = { 3, 2, 2 };
+
+	/* the first sentinel listed is dead: the second answers */
+	sn_new(t, "m1", true);
+	send_cmd(t, 3, (const char **)argv, lens);
+	assert_non_null(t->rreq);
+	/* two commands wait for the master, in order */
+	sn_get(t);
+	assert_int_equal(redis_loop_pending(t->rl), 2);
+}
+
+static void
+sn_readonly(struct rt *t)
+{
+	static const char *const argv[] = { "SET", "sk", "sv" };
+	static const size_t lens[] = { 3, 2, 2 };
+
+	assert_int_equal(t->type, REDIS_REPLY_STRING);
+	assert_string_equal(t->str, "sv");
+	/* the master demoted under our connection: writes say READONLY */
+	cmd("REPLICAOF 127.0.0.1 %u", free_port());
+	send_cmd(t, 3, (const char **)argv, lens);
+	assert_non_null(t->rreq);
+}
+
+static void
+sn_after_readonly(struct rt *t)
+{
+	assert_int_equal(t->type, REDIS_REPLY_ERROR);
+	assert_memory_equal(t->str, "READONLY", 8);
+	/* that connection was dropped: the next command asks again and
+	 * finds the (restored) master */
+	cmd("REPLICAOF NO ONE");
+	sn_get(t);
+}
+
+static void
+sn_freeze(struct rt *t)
+{
+	assert_int_equal(t->type, REDIS_REPLY_STRING);
+	assert_string_equal(t->str, "sv");
+	/* a fresh connection must ask; the sentinel takes it, never answers */
+	kill(sn.pid, SIGSTOP);
+	wait_stopped(sn.pid);
+	sn_new(t, "m1", false);
+	sn_get(t);
+}
+
+static void
+sn_after_timeout(struct rt *t)
+{
+	assert_int_equal(t->type, -1);
+	assert_string_equal(t->error, "timeout");
+	kill(sn.pid, SIGCONT);
+	rt_pause(t, 600); /* past retry_ms */
+}
+
+static void
+sn_unknown(struct rt *t)
+{
+	assert_int_equal(t->type, REDIS_REPLY_STRING);
+	assert_string_equal(t->str, "sv");
+	sn_new(t, "nosuch", false);
+	sn_get(t);
+}
+
+static void
+sn_get_refused(struct rt *t)
+{
+	static const char *const argv[] = { "GET", "sk" };
+	static const size_t lens[] = { 3, 2 };
+
+	send_cmd(t, 2, (const char **)argv, lens);
+	assert_int_equal(t->type, -2);
+}
+
+static void
+sn_check_unknown(struct rt *t)
+{
+	assert_int_equal(t->type, -1);
+	assert_string_equal(t->error, "no sentinel knows the master");
+	/* within retry_ms: refused at once */
+	sn_get_refused(t);
+}
+
+static void
+test_sentinel(void **state)
+{
+	static step_fn *const steps[] = { sn_set, sn_readonly,
+		sn_after_readonly, sn_freeze, sn_after_timeout, sn_get,
+		sn_unknown, sn_check_unknown, NULL };
+
+	(void)state;
+	/* redis-server --sentinel: no need for the redis-sentinel package */
+	memcpy(sn.dir, rs.dir, sizeof(sn.dir));
+	sn.port = free_port();
+	redis_sentinel_start(&sn, "m1", rs.port);
+	rt_run(NULL, steps);
+	rt_done();
+}
+
+/* Also after a failed assertion: no sentinel left running. */
+static int
+sentinel_teardown(void **state)
+{
+	char conf[128];
+
+	(void)state;
+	redis_srv_stop(&sn);
+	snprintf(conf, sizeof(conf), "%s/sentinel-%u.conf", sn.dir, sn.port);
+	unlink(conf);
+	return 0;
 }
 
 /* ---- routing with Redis ---- */
@@ -575,6 +762,8 @@ main(void)
 		cmocka_unit_test(test_redis_loop),
 		cmocka_unit_test(test_route_entry),
 		cmocka_unit_test(test_redis_fallback),
+		cmocka_unit_test(test_switch_parse),
+		cmocka_unit_test_teardown(test_sentinel, sentinel_teardown),
 	};
 
 	if (!redis_in_path("redis-server")) {
