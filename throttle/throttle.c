@@ -1,0 +1,873 @@
+/*
+ * throttle.c - the throttle's decisions on a worker's loop: the rules on
+ * the local counters first (always kept, under the instance's mutex),
+ * then, where a Redis is configured, the same rules on the shared
+ * counters in one script call (throttle_redis.c) whose answer wins. A
+ * Redis that does not answer within the timeout, or is known down, leaves
+ * the local answer (fail-open) or a refusal (fail_closed); each worker
+ * logs its Redis going down and coming back once per change and a ping
+ * every second notices the return without waiting for traffic.
+ *
+ * Relies on core/redis_loop.h for the connection (deadline per command,
+ * reconnect back-off, commands failing at once while Redis is down), on
+ * the caller to find its session by id when an answer comes late.
+ *
+ * Must never: block the loop, keep a client waiting past the timeout for
+ * a dead Redis, throttle an allow-listed or non-IP peer, or hold the
+ * mutex across anything but the local table.
+ */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+
+#include "core/buf.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/metrics.h"
+#include "core/net.h"
+#include "core/redis_loop.h"
+#include "core/timer.h"
+#include "throttle/throttle_private.h"
+
+#define TICK_MS 1000	 /* the health ping and the local sweep */
+#define SWEEP_BUDGET 512 /* expired local keys dropped per tick */
+#define MAX_KEYS (2 * THR_SCOPES + 2)
+#define MAX_ARGS 8
+
+/* Decisions by rule and result (throttle_decisions_total). */
+enum m_dec {
+	D_ADMITTED,
+	D_ALLOWED,
+	D_CONNS_IP,
+	D_CONNS_NET,
+	D_RATE_IP,
+	D_RATE_NET,
+	D_CLOSED,
+	D_LOGIN_PASSED,
+	D_LOGIN_DELAYED,
+	D_LOGIN_BLOCKED,
+	D_FAIL_COUNTED,
+	D_BAD_COUNTED,
+	D_N
+};
+
+static const char *const dec_labels[D_N] = {
+	[D_ADMITTED] = "rule=\"connection\",result=\"admitted\"",
+	[D_ALLOWED] = "rule=\"allow_nets\",result=\"admitted\"",
+	[D_CONNS_IP] = "rule=\"conns_ip\",result=\"refused\"",
+	[D_CONNS_NET] = "rule=\"conns_net\",result=\"refused\"",
+	[D_RATE_IP] = "rule=\"rate_ip\",result=\"refused\"",
+	[D_RATE_NET] = "rule=\"rate_net\",result=\"refused\"",
+	[D_CLOSED] = "rule=\"fail_closed\",result=\"refused\"",
+	[D_LOGIN_PASSED] = "rule=\"login\",result=\"passed\"",
+	[D_LOGIN_DELAYED] = "rule=\"tarpit\",result=\"delayed\"",
+	[D_LOGIN_BLOCKED] = "rule=\"block\",result=\"refused\"",
+	[D_FAIL_COUNTED] = "rule=\"failed_login\",result=\"counted\"",
+	[D_BAD_COUNTED] = "rule=\"bad_commands\",result=\"counted\"",
+};
+
+enum m_err { E_TIMEOUT, E_DOWN, E_ERROR, E_N };
+static const char *const err_labels[E_N] = { "reason=\"timeout\"",
+	"reason=\"down\"", "reason=\"error\"" };
+
+struct throttle {
+	const struct throttle_conf *cf;
+	pthread_mutex_t mu;
+	struct thr_local *local;
+	char sha[41];
+	struct metrics *m;
+	atomic_uint down; /* workers whose Redis is down now */
+	int m_up, m_tracked, m_local;
+	int m_dec[D_N], m_err[E_N];
+};
+
+enum req_kind { RQ_ADMIT, RQ_LOGIN, RQ_FIRE };
+
+/* One decision out on Redis (or a fire-and-forget update). */
+struct thr_req {
+	struct throttle_worker *w;
+	struct thr_req *prev, *next;
+	enum req_kind kind;
+	enum throttle_service svc;
+	uint64_t sid;
+	struct thr_source src;
+	bool ok;	 /* a login that succeeded */
+	bool evaled;	 /* the script was sent whole after NOSCRIPT */
+	bool held_local; /* admit: the local counters hold this one */
+	struct thr_login_counts local;	/* the local answer, for a fallback */
+	struct thr_admit_result ladmit; /* admit: the local verdict */
+	throttle_admit_cb *acb;
+	throttle_login_cb *lcb;
+	void *ctx;
+	struct redis_loop_req *rreq;
+	int nkeys, nargs;
+	char keys[MAX_KEYS][THR_KEY_MAX];
+	char args[MAX_ARGS][24];
+};
+
+struct throttle_worker {
+	struct throttle *t;
+	struct loop *loop;
+	struct redis_loop *redis; /* NULL: local counters only */
+	bool down;
+	struct timer tick;
+	struct redis_loop_req *ping;
+	struct thr_req *reqs;
+};
+
+struct throttle_conn {
+	struct throttle_worker *w;
+	enum throttle_service svc;
+	struct thr_source src;
+	bool local, shared; /* which counters hold it */
+};
+
+static void count(struct throttle_worker *w, int id);
+static void backend_state(struct throttle_worker *w, bool up,
+    const char *error);
+static void tick_fired(struct timer *tm, void *arg);
+static void on_ping(void *ctx, const struct redisReply *r, const char *error);
+static struct thr_req *req_new(struct throttle_worker *w, enum req_kind kind,
+    enum throttle_service svc, uint64_t sid, const struct thr_source *src);
+static void req_free(struct thr_req *q);
+static void req_arg(struct thr_req *q, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static int req_send(struct thr_req *q);
+static void on_reply(void *ctx, const struct redisReply *r, const char *error);
+static void login_keys(struct thr_req *q, const char *mode, const char *user);
+static void admit_answer(struct thr_req *q, const struct redisReply *r);
+static void login_answer(struct thr_req *q, const struct redisReply *r);
+static void admit_finish(struct throttle_worker *w, struct thr_req *q,
+    enum thr_admit v, unsigned scope, bool shared);
+static void login_finish(struct throttle_worker *w, enum throttle_service svc,
+    uint64_t sid, const struct thr_login_counts *c, bool closed,
+    throttle_login_cb *cb, void *ctx);
+static bool allowed(const struct throttle *t, const struct sockaddr *sa);
+
+/* ---- the instance -------------------------------------------------------- */
+
+static int
+metrics_init(struct throttle *t, struct metrics *m)
+{
+	int bad = 0;
+
+	t->m_up = metrics_gauge_set(m, "throttle_backend_up",
+	    "1 while every worker reaches the throttle's Redis, 0 when one "
+	    "decides on local counters (or no Redis is configured).",
+	    NULL);
+	t->m_tracked = metrics_gauge_set(m, "throttle_tracked",
+	    "Local throttle counters held now.", NULL);
+	t->m_local = metrics_counter(m, "throttle_local_decisions_total",
+	    "Throttle decisions made on local counters because Redis did "
+	    "not answer.",
+	    NULL);
+	for (unsigned i = 0; i < D_N; i++) {
+		t->m_dec[i] = metrics_counter(m, "throttle_decisions_total",
+		    "Throttle decisions, by rule and result.", dec_labels[i]);
+		bad |= t->m_dec[i] < 0;
+	}
+	for (unsigned i = 0; i < E_N; i++) {
+		t->m_err[i] = metrics_counter(m,
+		    "throttle_backend_errors_total",
+		    "Throttle Redis calls that failed, by reason.",
+		    err_labels[i]);
+		bad |= t->m_err[i] < 0;
+	}
+	return bad || t->m_up < 0 || t->m_tracked < 0 || t->m_local < 0 ? -1 :
+									  0;
+}
+
+static void
+collect(struct metrics *m, void *arg)
+{
+	struct throttle *t = arg;
+	size_t n;
+
+	pthread_mutex_lock(&t->mu);
+	n = thr_local_count(t->local);
+	pthread_mutex_unlock(&t->mu);
+	metrics_set(m, t->m_tracked, (double)n);
+}
+
+struct throttle *
+throttle_new(const struct throttle_conf *cf, struct metrics *m,
+    const char **error_r)
+{
+	struct throttle *t = calloc(1, sizeof(*t));
+
+	if (t == NULL ||
+	    (t->local = thr_local_new((size_t)cf->max_tracked)) == NULL) {
+		free(t);
+		*error_r = "out of memory";
+		return NULL;
+	}
+	t->cf = cf;
+	pthread_mutex_init(&t->mu, NULL);
+	thr_redis_sha(t->sha);
+	atomic_init(&t->down, 0);
+	t->m_up = t->m_tracked = t->m_local = -1;
+	for (unsigned i = 0; i < D_N; i++)
+		t->m_dec[i] = -1;
+	for (unsigned i = 0; i < E_N; i++)
+		t->m_err[i] = -1;
+	if (m != NULL) {
+		t->m = m;
+		if (metrics_init(t, m) == -1 ||
+		    metrics_collector(m, collect, t) == -1) {
+			throttle_free(&t);
+			*error_r = "metrics registry full";
+			return NULL;
+		}
+		metrics_set(m, t->m_up, cf->redis != NULL ? 1 : 0);
+	}
+	log_info(0, "throttle.start",
+	    "redis=%s timeout_ms=%llu fail_closed=%s allow_nets=%u",
+	    cf->redis ? cf->redis : "none", (unsigned long long)cf->timeout,
+	    cf->fail_closed ? "yes" : "no", cf->nallow_nets);
+	return t;
+}
+
+void
+throttle_free(struct throttle **tp)
+{
+	struct throttle *t = *tp;
+
+	*tp = NULL;
+	if (t == NULL)
+		return;
+	thr_local_free(&t->local);
+	pthread_mutex_destroy(&t->mu);
+	free(t);
+}
+
+unsigned
+throttle_bad_commands(const struct throttle *t, enum throttle_service svc)
+{
+	return (unsigned)t->cf->svc[svc].bad_commands;
+}
+
+static bool
+allowed(const struct throttle *t, const struct sockaddr *sa)
+{
+	return net_list_match(t->cf->allow_nets, t->cf->nallow_nets, sa);
+}
+
+/* ---- the worker ---------------------------------------------------------- */
+
+struct throttle_worker *
+throttle_worker_new(struct throttle *t, struct loop *l, const char **error_r)
+{
+	struct throttle_worker *w = calloc(1, sizeof(*w));
+
+	if (w == NULL) {
+		*error_r = "out of memory";
+		return NULL;
+	}
+	w->t = t;
+	w->loop = l;
+	timer_init(&w->tick, l, tick_fired, w);
+	if (t->cf->redis != NULL) {
+		struct redis_loop_conf rc = { .target = t->cf->redis,
+			.timeout_ms = t->cf->timeout,
+			.retry_ms = t->cf->retry };
+
+		if ((w->redis = redis_loop_new(l, &rc, error_r)) == NULL) {
+			free(w);
+			return NULL;
+		}
+	}
+	/* the first ping soon: the gauge tells the truth from the start */
+	(void)timer_set(&w->tick, 10);
+	return w;
+}
+
+void
+throttle_worker_free(struct throttle_worker **wp)
+{
+	struct throttle_worker *w = *wp;
+
+	*wp = NULL;
+	if (w == NULL)
+		return;
+	timer_stop(&w->tick);
+	redis_loop_cancel(&w->ping);
+	while (w->reqs != NULL) {
+		struct thr_req *q = w->reqs;
+
+		redis_loop_cancel(&q->rreq);
+		if (q->kind == RQ_ADMIT && q->held_local) {
+			pthread_mutex_lock(&w->t->mu);
+			thr_rules_release(w->t->local, q->svc, &q->src);
+			pthread_mutex_unlock(&w->t->mu);
+		}
+		req_free(q);
+	}
+	if (w->down)
+		atomic_fetch_sub(&w->t->down, 1);
+	redis_loop_free(&w->redis);
+	free(w);
+}
+
+static void
+count(struct throttle_worker *w, int id)
+{
+	metrics_add(loop_shard(w->loop), id, 1);
+}
+
+/* Redis came back or went away for this worker: logged once per change,
+ * the gauge follows every worker. */
+static void
+backend_state(struct throttle_worker *w, bool up, const char *error)
+{
+	unsigned down;
+
+	if (w->redis == NULL || up == !w->down)
+		return;
+	w->down = !up;
+	if (up) {
+		down = atomic_fetch_sub(&w->t->down, 1) - 1;
+		log_info(0, "throttle.backend", "state=up worker=%u redis=%s",
+		    loop_index(w->loop), w->t->cf->redis);
+	} else {
+		down = atomic_fetch_add(&w->t->down, 1) + 1;
+		log_warn(0, "throttle.backend",
+		    "state=down worker=%u redis=%s error=\"%s\" decide=%s",
+		    loop_index(w->loop), w->t->cf->redis, error ? error : "?",
+		    w->t->cf->fail_closed ? "refuse" : "local");
+	}
+	if (w->t->m != NULL)
+		metrics_set(w->t->m, w->t->m_up, down == 0 ? 1 : 0);
+}
+
+static void
+tick_fired(struct timer *tm, void *arg)
+{
+	struct throttle_worker *w = arg;
+	const char *argv[] = { "PING" };
+	size_t lens[] = { 4 };
+	const char *err = NULL;
+
+	(void)tm;
+	pthread_mutex_lock(&w->t->mu);
+	thr_local_sweep(w->t->local, loop_now(w->loop), SWEEP_BUDGET);
+	pthread_mutex_unlock(&w->t->mu);
+	if (w->redis != NULL && w->ping == NULL) {
+		w->ping = redis_loop_cmd(w->redis, 1, argv, lens, on_ping, w,
+		    &err);
+		if (w->ping == NULL)
+			backend_state(w, false, err);
+	}
+	(void)timer_set(&w->tick, TICK_MS);
+}
+
+static void
+on_ping(void *ctx, const struct redisReply *r, const char *error)
+{
+	struct throttle_worker *w = ctx;
+
+	w->ping = NULL;
+	backend_state(w, r != NULL, error);
+}
+
+/* ---- requests ------------------------------------------------------------ */
+
+static struct thr_req *
+req_new(struct throttle_worker *w, enum req_kind kind,
+    enum throttle_service svc, uint64_t sid, const struct thr_source *src)
+{
+	struct thr_req *q = calloc(1, sizeof(*q));
+
+	if (q == NULL)
+		return NULL;
+	q->w = w;
+	q->kind = kind;
+	q->svc = svc;
+	q->sid = sid;
+	q->src = *src;
+	q->next = w->reqs;
+	if (w->reqs != NULL)
+		w->reqs->prev = q;
+	w->reqs = q;
+	return q;
+}
+
+static void
+req_free(struct thr_req *q)
+{
+	struct throttle_worker *w = q->w;
+
+	if (q->prev != NULL)
+		q->prev->next = q->next;
+	else
+		w->reqs = q->next;
+	if (q->next != NULL)
+		q->next->prev = q->prev;
+	free(q);
+}
+
+static void
+req_arg(struct thr_req *q, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (q->nargs >= MAX_ARGS)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(q->args[q->nargs++], sizeof(q->args[0]), fmt, ap);
+	va_end(ap);
+}
+
+static void
+req_key(struct thr_req *q, const char *kind, int svc, const char *scope)
+{
+	thr_key(q->keys[q->nkeys++], THR_KEY_MAX, q->w->t->cf->key_prefix, kind,
+	    svc, scope);
+}
+
+/* EVALSHA (or EVAL after a NOSCRIPT) with q's keys and args. 0, or -1
+ * with Redis known down (the caller decides without it). */
+static int
+req_send(struct thr_req *q)
+{
+	const char *argv[3 + MAX_KEYS + MAX_ARGS];
+	size_t lens[3 + MAX_KEYS + MAX_ARGS];
+	char nk[8];
+	const char *err = NULL;
+	int n = 0;
+
+	snprintf(nk, sizeof(nk), "%d", q->nkeys);
+	argv[n++] = q->evaled ? "EVAL" : "EVALSHA";
+	argv[n++] = q->evaled ? thr_redis_script : q->w->t->sha;
+	argv[n++] = nk;
+	for (int i = 0; i < q->nkeys; i++)
+		argv[n++] = q->keys[i];
+	for (int i = 0; i < q->nargs; i++)
+		argv[n++] = q->args[i];
+	for (int i = 0; i < n; i++)
+		lens[i] = strlen(argv[i]);
+	q->rreq = redis_loop_cmd(q->w->redis, n, argv, lens, on_reply, q, &err);
+	if (q->rreq != NULL)
+		return 0;
+	count(q->w, q->w->t->m_err[E_DOWN]);
+	backend_state(q->w, false, err);
+	return -1;
+}
+
+static void
+on_reply(void *ctx, const struct redisReply *r, const char *error)
+{
+	struct thr_req *q = ctx;
+	struct throttle_worker *w = q->w;
+
+	q->rreq = NULL;
+	if (r != NULL && r->type == REDIS_REPLY_ERROR && !q->evaled &&
+	    strncmp(r->str, "NOSCRIPT", 8) == 0) {
+		/* a Redis that restarted or was flushed: load it again */
+		q->evaled = true;
+		if (req_send(q) == 0)
+			return;
+		r = NULL;
+		error = "closed";
+	}
+	if (r == NULL) {
+		count(w,
+		    w->t->m_err[error && strcmp(error, "timeout") == 0 ?
+			    E_TIMEOUT :
+			    E_DOWN]);
+		backend_state(w, false, error);
+	} else if (r->type == REDIS_REPLY_ERROR) {
+		count(w, w->t->m_err[E_ERROR]);
+		log_warn(q->sid, "throttle.redis_error", "error=\"%.*s\"",
+		    (int)r->len, r->str);
+		r = NULL;
+	} else {
+		backend_state(w, true, NULL);
+	}
+	if (q->kind == RQ_ADMIT)
+		admit_answer(q, r);
+	else if (q->kind == RQ_LOGIN)
+		login_answer(q, r);
+	req_free(q);
+}
+
+/* An integer element of an array reply, or -1. */
+static long long
+elem(const struct redisReply *r, size_t i)
+{
+	if (r == NULL || r->type != REDIS_REPLY_ARRAY || i >= r->elements ||
+	    r->element[i]->type != REDIS_REPLY_INTEGER)
+		return -1;
+	return r->element[i]->integer;
+}
+
+/* ---- admission ------------------------------------------------------------ */
+
+void
+throttle_admit(struct throttle_worker *w, enum throttle_service svc,
+    uint64_t sid, const struct sockaddr *sa, throttle_admit_cb *cb, void *ctx)
+{
+	struct throttle *t = w->t;
+	const struct throttle_rules *r = &t->cf->svc[svc];
+	struct thr_admit_result lr;
+	struct thr_source src;
+	struct thr_req *q;
+
+	if (thr_source_of(t->cf, sa, &src) == -1 || allowed(t, sa)) {
+		count(w, t->m_dec[D_ALLOWED]);
+		cb(ctx, sid, true, NULL);
+		return;
+	}
+	pthread_mutex_lock(&t->mu);
+	lr = thr_rules_admit(t->local, t->cf, svc, &src, loop_now(w->loop));
+	pthread_mutex_unlock(&t->mu);
+	if ((q = req_new(w, RQ_ADMIT, svc, sid, &src)) == NULL) {
+		/* out of memory: refuse, holding nothing */
+		if (lr.verdict == THR_ADMIT_OK) {
+			pthread_mutex_lock(&t->mu);
+			thr_rules_release(t->local, svc, &src);
+			pthread_mutex_unlock(&t->mu);
+		}
+		cb(ctx, sid, false, NULL);
+		return;
+	}
+	q->held_local = lr.verdict == THR_ADMIT_OK;
+	q->ladmit = lr;
+	q->acb = cb;
+	q->ctx = ctx;
+	if (w->redis != NULL) {
+		for (unsigned i = 0; i < src.nscopes; i++)
+			req_key(q, "r", (int)svc, src.scope[i]);
+		for (unsigned i = 0; i < src.nscopes; i++)
+			req_key(q, "c", (int)svc, src.scope[i]);
+		req_arg(q, "a");
+		req_arg(q, "%u", src.nscopes);
+		req_arg(q, "%lld", (long long)r->conns_ip);
+		req_arg(q, "%lld", (long long)r->conns_net);
+		req_arg(q, "%lld", (long long)r->rate_ip);
+		req_arg(q, "%lld", (long long)r->rate_net);
+		req_arg(q, "%llu", (unsigned long long)r->rate_interval);
+		req_arg(q, "%llu", (unsigned long long)t->cf->conn_ttl);
+		if (req_send(q) == 0)
+			return;
+		admit_answer(q, NULL);
+	} else {
+		admit_finish(w, q, lr.verdict, lr.scope, false);
+	}
+	req_free(q);
+}
+
+/* Redis's verdict (r), or none: the local one or, fail-closed, a
+ * refusal. */
+static void
+admit_answer(struct thr_req *q, const struct redisReply *r)
+{
+	struct throttle_worker *w = q->w;
+	long long v = elem(r, 0), scope = elem(r, 1);
+
+	if (v < 0 || scope < 0) {
+		if (w->redis != NULL && w->t->cf->fail_closed) {
+			count(w, w->t->m_dec[D_CLOSED]);
+			admit_finish(w, q, THR_ADMIT_CONNS, 0, false);
+			return;
+		}
+		count(w, w->t->m_local);
+		admit_finish(w, q, q->ladmit.verdict, q->ladmit.scope, false);
+		return;
+	}
+	admit_finish(w, q, (enum thr_admit)v, (unsigned)scope, true);
+}
+
+static void
+admit_finish(struct throttle_worker *w, struct thr_req *q, enum thr_admit v,
+    unsigned scope, bool shared)
+{
+	struct throttle *t = w->t;
+	struct throttle_conn *tc = NULL;
+	char a[THR_SCOPE_MAX];
+
+	if (v == THR_ADMIT_OK && (tc = calloc(1, sizeof(*tc))) == NULL)
+		v = THR_ADMIT_CONNS;
+	if (v != THR_ADMIT_OK) {
+		if (q->held_local) {
+			pthread_mutex_lock(&t->mu);
+			thr_rules_release(t->local, q->svc, &q->src);
+			pthread_mutex_unlock(&t->mu);
+		}
+		count(w,
+		    t->m_dec[v == THR_ADMIT_RATE ?
+			    (scope == 0 ? D_RATE_IP : D_RATE_NET) :
+			    (scope == 0 ? D_CONNS_IP : D_CONNS_NET)]);
+		snprintf(a, sizeof(a), "%s",
+		    q->src.scope[scope < q->src.nscopes ? scope : 0]);
+		log_info(q->sid, "throttle.refused",
+		    "service=%s rule=%s%s scope=%s",
+		    throttle_service_names[q->svc],
+		    v == THR_ADMIT_RATE ? "rate" : "conns",
+		    scope == 0 ? "_ip" : "_net", a);
+		q->acb(q->ctx, q->sid, false, NULL);
+		return;
+	}
+	tc->w = w;
+	tc->svc = q->svc;
+	tc->src = q->src;
+	tc->local = q->held_local;
+	tc->shared = shared;
+	count(w, t->m_dec[D_ADMITTED]);
+	q->acb(q->ctx, q->sid, true, tc);
+}
+
+void
+throttle_conn_end(struct throttle_conn **tcp)
+{
+	struct throttle_conn *tc = *tcp;
+	struct throttle_worker *w;
+	struct thr_req *q;
+
+	*tcp = NULL;
+	if (tc == NULL)
+		return;
+	w = tc->w;
+	if (tc->local) {
+		pthread_mutex_lock(&w->t->mu);
+		thr_rules_release(w->t->local, tc->svc, &tc->src);
+		pthread_mutex_unlock(&w->t->mu);
+	}
+	if (tc->shared && w->redis != NULL &&
+	    (q = req_new(w, RQ_FIRE, tc->svc, 0, &tc->src)) != NULL) {
+		for (unsigned i = 0; i < tc->src.nscopes; i++)
+			req_key(q, "c", (int)tc->svc, tc->src.scope[i]);
+		req_arg(q, "r");
+		req_arg(q, "%u", tc->src.nscopes);
+		/* Redis down: the count lingers until conn_ttl */
+		if (req_send(q) == -1)
+			req_free(q);
+	}
+	free(tc);
+}
+
+/* ---- logins ---------------------------------------------------------------- */
+
+/* q's keys and args for mode "f" or "o" (throttle_redis.c). */
+static void
+login_keys(struct thr_req *q, const char *mode, const char *user)
+{
+	const struct throttle_rules *r = &q->w->t->cf->svc[q->svc];
+	const char *prefix = q->w->t->cf->key_prefix;
+	char u[THR_USER_MAX + 1];
+
+	thr_user_norm(user, u);
+	for (unsigned i = 0; i < q->src.nscopes; i++)
+		req_key(q, "f", -1, q->src.scope[i]);
+	for (unsigned i = 0; i < q->src.nscopes; i++)
+		req_key(q, "b", -1, q->src.scope[i]);
+	if (u[0] != '\0') {
+		thr_key_user(q->keys[q->nkeys++], THR_KEY_MAX, prefix, u, NULL);
+		thr_key_user(q->keys[q->nkeys++], THR_KEY_MAX, prefix, u,
+		    q->src.scope[0]);
+	}
+	req_arg(q, "%s", mode);
+	req_arg(q, "%u", q->src.nscopes);
+	if (mode[0] == 'f') {
+		req_arg(q, "%llu", (unsigned long long)r->fail_window);
+		req_arg(q, "%lld", (long long)r->block_fails);
+		req_arg(q, "%lld", (long long)r->block_fails_net);
+		req_arg(q, "%llu", (unsigned long long)r->block_time);
+	}
+	req_arg(q, "%d", u[0] != '\0');
+}
+
+static void
+login_start(struct throttle_worker *w, enum req_kind kind,
+    enum throttle_service svc, uint64_t sid, const struct sockaddr *sa,
+    const char *user, bool ok, throttle_login_cb *cb, void *ctx)
+{
+	struct throttle *t = w->t;
+	struct thr_login_counts c;
+	struct thr_source src;
+	struct thr_req *q;
+	uint64_t now = loop_now(w->loop);
+
+	if (thr_source_of(t->cf, sa, &src) == -1 || allowed(t, sa)) {
+		if (cb != NULL)
+			cb(ctx, sid, 0, false);
+		return;
+	}
+	pthread_mutex_lock(&t->mu);
+	c = ok ? thr_rules_ok(t->local, &src, user, now) :
+		 thr_rules_fail(t->local, t->cf, svc, &src, user, now);
+	pthread_mutex_unlock(&t->mu);
+	if (!ok)
+		count(w,
+		    t->m_dec[kind == RQ_FIRE ? D_BAD_COUNTED : D_FAIL_COUNTED]);
+	if (w->redis == NULL ||
+	    (q = req_new(w, kind, svc, sid, &src)) == NULL) {
+		if (cb != NULL)
+			login_finish(w, svc, sid, &c, false, cb, ctx);
+		return;
+	}
+	q->ok = ok;
+	q->local = c;
+	q->lcb = cb;
+	q->ctx = ctx;
+	login_keys(q, ok ? "o" : "f", user);
+	if (req_send(q) == 0)
+		return;
+	if (cb != NULL)
+		login_answer(q, NULL);
+	req_free(q);
+}
+
+void
+throttle_login(struct throttle_worker *w, enum throttle_service svc,
+    uint64_t sid, const struct sockaddr *sa, const char *user, bool ok,
+    throttle_login_cb *cb, void *ctx)
+{
+	login_start(w, RQ_LOGIN, svc, sid, sa, user, ok, cb, ctx);
+}
+
+void
+throttle_bad(struct throttle_worker *w, enum throttle_service svc, uint64_t sid,
+    const struct sockaddr *sa)
+{
+	login_start(w, RQ_FIRE, svc, sid, sa, "", false, NULL, NULL);
+}
+
+static void
+login_answer(struct thr_req *q, const struct redisReply *r)
+{
+	struct thr_login_counts c;
+
+	if (elem(r, 4) < 0) {
+		if (q->w->t->cf->fail_closed) {
+			login_finish(q->w, q->svc, q->sid, &q->local, true,
+			    q->lcb, q->ctx);
+			return;
+		}
+		count(q->w, q->w->t->m_local);
+		login_finish(q->w, q->svc, q->sid, &q->local, false, q->lcb,
+		    q->ctx);
+		return;
+	}
+	c = (struct thr_login_counts){ .ipf = elem(r, 0),
+		.netf = elem(r, 1),
+		.uf = elem(r, 2),
+		.uipf = elem(r, 3),
+		.blocked = elem(r, 4) > 0 };
+	login_finish(q->w, q->svc, q->sid, &c, false, q->lcb, q->ctx);
+}
+
+static void
+login_finish(struct throttle_worker *w, enum throttle_service svc, uint64_t sid,
+    const struct thr_login_counts *c, bool closed, throttle_login_cb *cb,
+    void *ctx)
+{
+	const struct throttle_rules *r = &w->t->cf->svc[svc];
+	uint64_t d = thr_rules_delay(r, c);
+
+	if (closed) {
+		count(w, w->t->m_dec[D_CLOSED]);
+		cb(ctx, sid, d > r->delay ? d : r->delay, true);
+		return;
+	}
+	count(w,
+	    w->t->m_dec[c->blocked ? D_LOGIN_BLOCKED :
+		    d > 0	   ? D_LOGIN_DELAYED :
+				     D_LOGIN_PASSED]);
+	if (c->blocked || d > 0)
+		log_info(sid, "throttle.login",
+		    "service=%s delay_ms=%llu blocked=%s fails_ip=%lld "
+		    "fails_net=%lld fails_user=%lld",
+		    throttle_service_names[svc], (unsigned long long)d,
+		    c->blocked ? "yes" : "no", (long long)c->ipf,
+		    (long long)c->netf, (long long)c->uf);
+	cb(ctx, sid, d, c->blocked);
+}
+
+/* ---- operators ------------------------------------------------------------- */
+
+struct dump {
+	struct buf *out;
+	unsigned max, nblocked, ncount;
+	uint64_t now;
+	int rc;
+	bool blocked_pass;
+};
+
+static void
+dump_one(void *arg, const char *key, int64_t v, uint64_t expires)
+{
+	struct dump *d = arg;
+	bool b = strncmp(key, "b:", 2) == 0;
+	unsigned *n = d->blocked_pass ? &d->nblocked : &d->ncount;
+
+	if (b != d->blocked_pass || *n >= d->max || d->rc == -1)
+		return;
+	/* keys are our own text: scopes and normalized user names; quote
+	 * the only bytes JSON cares about */
+	if (buf_printf(d->out, "%s{\"key\":\"", *n ? "," : "") == -1)
+		d->rc = -1;
+	for (const char *p = key; *p && d->rc == 0; p++) {
+		unsigned char ch = (unsigned char)*p;
+
+		if (ch == '"' || ch == '\\' || ch < 0x20 || ch >= 0x7f)
+			d->rc = buf_printf(d->out, "\\u%04x", ch);
+		else
+			d->rc = buf_append(d->out, p, 1);
+	}
+	if (d->rc == 0 &&
+	    buf_printf(d->out, "\",\"value\":%lld,\"ttl_ms\":%llu}",
+		(long long)v, (unsigned long long)(expires - d->now)) == -1)
+		d->rc = -1;
+	(*n)++;
+}
+
+int
+throttle_dump(struct throttle *t, uint64_t now, unsigned max, struct buf *out)
+{
+	struct dump d = { .out = out, .max = max, .now = now };
+
+	pthread_mutex_lock(&t->mu);
+	d.rc = buf_printf(out, "{\"blocked\":[");
+	d.blocked_pass = true;
+	thr_local_each(t->local, now, dump_one, &d);
+	if (d.rc == 0)
+		d.rc = buf_printf(out, "],\"counters\":[");
+	d.blocked_pass = false;
+	thr_local_each(t->local, now, dump_one, &d);
+	if (d.rc == 0)
+		d.rc = buf_printf(out, "],\"tracked\":%zu}\n",
+		    thr_local_count(t->local));
+	pthread_mutex_unlock(&t->mu);
+	return d.rc;
+}
+
+int
+throttle_unblock(struct throttle *t, struct throttle_worker *w, const char *ip)
+{
+	struct thr_source src;
+	struct thr_req *q;
+
+	if (thr_source_parse(ip, &src, t->cf) == -1)
+		return -1;
+	pthread_mutex_lock(&t->mu);
+	thr_rules_unblock(t->local, &src);
+	pthread_mutex_unlock(&t->mu);
+	log_info(0, "throttle.unblock", "scope=%s", src.scope[0]);
+	if (w == NULL || w->redis == NULL ||
+	    (q = req_new(w, RQ_FIRE, THROTTLE_IMAP, 0, &src)) == NULL)
+		return 0;
+	for (unsigned i = 0; i < src.nscopes; i++)
+		req_key(q, "f", -1, src.scope[i]);
+	for (unsigned i = 0; i < src.nscopes; i++)
+		req_key(q, "b", -1, src.scope[i]);
+	req_arg(q, "u");
+	req_arg(q, "%u", src.nscopes);
+	if (req_send(q) == -1)
+		req_free(q);
+	return 0;
+}

@@ -1,0 +1,139 @@
+/*
+ * throttle.h - badguy throttling (PRODUCT.md §5, the MeterMaid idea):
+ * per client address and network, concurrent and new connections; per
+ * address, network and user name, failed logins that slow (tarpit) and
+ * then block a source. Counters are shared by every instance through one
+ * Redis (one atomic script call per decision) and kept locally too, so a
+ * slow or dead Redis costs a client at most the timeout and decisions go
+ * on from the local counters (fail-open, or fail-closed by config).
+ *
+ * Three objects: struct throttle, one per daemon (its config, the local
+ * counters behind a mutex, the metrics); struct throttle_worker, one per
+ * loop (its Redis connection and the requests out on it); struct
+ * throttle_conn, one admitted connection's hold on the concurrency
+ * counters, released with throttle_conn_end() when the connection ends.
+ *
+ * Answers come through callbacks keyed by the caller's session id, maybe
+ * before the call returns (no Redis, Redis known down), otherwise later on
+ * the loop: the caller finds its session again by id and drops an answer
+ * for a session that has gone (releasing a ticket it gets).
+ */
+#ifndef RG_THROTTLE_THROTTLE_H
+#define RG_THROTTLE_THROTTLE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "core/config.h"
+
+struct buf;
+struct loop;
+struct metrics;
+struct net;
+struct throttle;
+struct throttle_conn;
+struct throttle_worker;
+
+enum throttle_service {
+	THROTTLE_IMAP = 0,
+	THROTTLE_POP3,
+	THROTTLE_SUBMISSION,
+	THROTTLE_SERVICES,
+};
+
+/* One service's rules (throttle.imap { ... }). 0 turns a limit off. */
+struct throttle_rules {
+	int64_t conns_ip, conns_net; /* concurrent connections */
+	int64_t rate_ip, rate_net;   /* new connections per rate_interval */
+	uint64_t rate_interval;	     /* ms */
+	uint64_t delay, delay_max;   /* tarpit: delay * 2^(n-1), capped */
+	int64_t block_fails;	     /* failures from an address: block */
+	int64_t block_fails_net;     /* failures from a network: block */
+	uint64_t fail_window;	     /* ms the failure counters live */
+	uint64_t block_time;	     /* ms a block lasts */
+	int64_t bad_commands;	     /* per session; reaching it = 1 fail */
+};
+
+struct throttle_conf {
+	struct cfg_loc loc; /* line 0: no throttle group in the file */
+	bool enabled;
+	char *redis;	  /* "127.0.0.1:6379", a socket path, NULL: local */
+	uint64_t timeout; /* ms a decision waits for Redis */
+	uint64_t retry;	  /* ms before reconnecting after a failure */
+	bool fail_closed; /* Redis down: refuse instead of local counters */
+	char *key_prefix; /* "rg:thr:" */
+	struct net *allow_nets;
+	unsigned nallow_nets;
+	int64_t net4_prefix, net6_prefix, net6_wide_prefix;
+	int64_t max_tracked; /* local counters kept at most */
+	uint64_t conn_ttl;   /* ms a concurrency counter outlives its last
+			       * new connection (a crashed instance's holds) */
+	struct throttle_rules svc[THROTTLE_SERVICES];
+};
+
+extern const struct cfg_field throttle_conf_fields[];
+extern const char *const throttle_service_names[];
+
+/* A throttle group was written (and not disabled). */
+bool throttle_conf_enabled(const struct throttle_conf *cf);
+/* Cross-field checks (the Redis address). 0, or -1 with err. */
+int throttle_conf_check(const struct throttle_conf *cf, struct cfg_error *err);
+
+/* At start-up: the local counters and the metrics. NULL with *error_r. */
+struct throttle *throttle_new(const struct throttle_conf *cf, struct metrics *m,
+    const char **error_r);
+/* After every worker is gone. Nulls *t. */
+void throttle_free(struct throttle **t);
+/* A service's bad commands per session (the login core's max_bad). */
+unsigned throttle_bad_commands(const struct throttle *t,
+    enum throttle_service svc);
+
+/* On l's thread: its Redis connection (opened on first use) and a health
+ * ping. NULL with *error_r. */
+struct throttle_worker *throttle_worker_new(struct throttle *t, struct loop *l,
+    const char **error_r);
+/* On l's thread after the loop stopped: requests still out are dropped
+ * (their tickets released locally). Nulls *w. */
+void throttle_worker_free(struct throttle_worker **w);
+
+/* ---- decisions --------------------------------------------------------- */
+
+/* A connection from sa may be served (ok) or is refused with the
+ * protocol's temporary error. When ok, tc is the connection's hold on the
+ * counters (NULL for an allow-listed or non-IP peer): the receiver owns
+ * it and ends it with throttle_conn_end(). */
+typedef void throttle_admit_cb(void *ctx, uint64_t sid, bool ok,
+    struct throttle_conn *tc);
+void throttle_admit(struct throttle_worker *w, enum throttle_service svc,
+    uint64_t sid, const struct sockaddr *sa, throttle_admit_cb *cb, void *ctx);
+/* The connection ended: its concurrency counts go. Nulls *tc. */
+void throttle_conn_end(struct throttle_conn **tc);
+
+/* A login from sa for user ("" when unknown) was ok (the password was
+ * right) or failed: the answer waits delay_ms; refuse turns a right
+ * password into a wrong one (a blocked source). A failure is counted; a
+ * success clears the user's failures from this source. */
+typedef void throttle_login_cb(void *ctx, uint64_t sid, uint64_t delay_ms,
+    bool refuse);
+void throttle_login(struct throttle_worker *w, enum throttle_service svc,
+    uint64_t sid, const struct sockaddr *sa, const char *user, bool ok,
+    throttle_login_cb *cb, void *ctx);
+/* A session reached the service's bad commands: one failure on sa's
+ * score (no user). No answer. */
+void throttle_bad(struct throttle_worker *w, enum throttle_service svc,
+    uint64_t sid, const struct sockaddr *sa);
+
+/* ---- operators (the admin listener) -------------------------------------- */
+
+/* GET /throttle's JSON: the blocked sources and the biggest local
+ * counters (at most max of each). 0, or -1 out of memory. */
+int throttle_dump(struct throttle *t, uint64_t now, unsigned max,
+    struct buf *out);
+/* Forget everything about address or network text ip locally (blocks,
+ * failures) and, with a worker, in Redis too. 0, or -1 when ip is no
+ * address. */
+int throttle_unblock(struct throttle *t, struct throttle_worker *w,
+    const char *ip);
+
+#endif
