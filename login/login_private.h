@@ -69,6 +69,10 @@ enum login_state {
 	LS_VERIFY,     /* a password is on the verify pool */
 	LS_DELAY,      /* a failed login waits for its answer */
 	LS_HANDOFF,    /* the daemon is taking over */
+	LS_ADMIT,      /* admit() has not answered yet: not greeted */
+	LS_JUDGE,      /* judge() has not answered yet */
+	LS_TARPIT,     /* a right password's answer waits the throttle's
+			* delay */
 	LS_CLOSING,    /* goodbye said */
 };
 
@@ -96,6 +100,12 @@ struct login_session {
 	struct buf in; /* received, not yet taken by the protocol */
 	struct timer deadline, delay, idle;
 	enum login_fail delayed; /* the answer the delay holds back */
+	uint64_t hold;		 /* a failure's own delay, until judged */
+	bool judging_ok;	 /* LS_JUDGE for a right password */
+	bool in_judge;		 /* inside judge(): answer without input */
+	bool bad_bye;		 /* closed for too many bad commands */
+	void *data;		 /* the daemon's (login_session_data()) */
+	char authcid[257];	 /* a right password's prover, until judged */
 	struct sasl_server *sasl;
 	char cert_id[SASL_NAME_MAX + 1]; /* EXTERNAL: the client cert's CN */
 	int reason;	/* enum auth_reason of the last failure, for logs */

@@ -248,7 +248,7 @@ smtp_bye(struct login_session *s, enum login_bye why)
 		[LOGIN_BYE_TIMEOUT] = "4.4.2",
 		[LOGIN_BYE_FAILS] = "4.7.0",
 		[LOGIN_BYE_BAD] = "4.7.0",
-		[LOGIN_BYE_REFUSED] = "4.3.2",
+		[LOGIN_BYE_REFUSED] = "4.7.0",
 		[LOGIN_BYE_INTERNAL] = "4.3.0",
 		[LOGIN_BYE_IDLE] = "4.4.2",
 	};

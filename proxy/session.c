@@ -70,6 +70,7 @@ struct gate_session {
 	struct route_backend any; /* route.auth_http_any: the hook's address */
 	struct route_req *rreq;
 	struct upstream_login *ul;
+	struct gate_thr *thr; /* the throttle's hold, from the hand-off */
 	struct conn *cc, *bc; /* client, back end (after the hand-off) */
 	uint64_t c2b, b2c, started, relayed;
 	char end[48];
@@ -383,6 +384,7 @@ gs_free(struct gate_session *gs)
 	if (gs == NULL)
 		return;
 	route_cancel(&gs->rreq);
+	gate_thr_end(&gs->thr);
 	if (gs->ul != NULL)
 		upstream_login_cancel(gs->ul);
 	free(gs->lp);
@@ -402,6 +404,7 @@ start_relay(struct gate_session *gs, struct login_session *s,
 	struct buf rest = { 0 };
 	struct conn *c;
 
+	gs->thr = gate_thr_take(s);
 	if ((c = login_session_handoff(s, &rest)) == NULL) {
 		buf_free(&rest);
 		set_end(gs, "client_gone", CR_NONE);

@@ -1,0 +1,332 @@
+"""test_throttle.py - badguy throttling through real ringgates sharing a
+real redis-server, one real ringstore behind them.
+
+Clients speak raw IMAP, POP3 and SMTP over trusted plaintext listeners
+from chosen loopback source addresses (127.0.0.x), so each test is its
+own set of "attackers" and "users". Covered: failed logins through
+instance A block that address on instance B while a good user from
+another address keeps logging in, and the block expires; concurrency,
+connection-rate and per-service limits answer with the protocol's
+temporary error; the allow-list is never throttled; Redis killed ->
+fail-open on local counters, backend_up 0, restarted -> shared counting
+resumes without restarting ringgate; Redis SIGSTOPped behaves like down
+within the timeout; fail_closed refuses; 1,000 connections held in
+tarpit delays do not hold up another client's good login. Skips without
+redis-server.
+"""
+
+import os
+import select
+import shutil
+import signal
+import socket
+import tempfile
+import unittest
+
+import harness as h
+import rs_harness as rs
+from test_gate_front import (BOB, BOB_PW, MASTER, MASTER_PW, PASSWORD,
+                             USER, fresh_port, gate_cfg, start_proc,
+                             store_cfg)
+from test_gate_route_redis import REDIS, Redis
+
+TIMEOUT = 20
+
+
+def trusted(name):
+    return {"name": name, "listen": "127.0.0.1:%d" % fresh_port(),
+            "tls": False, "starttls": False, "trusted": True,
+            "trusted_nets": ["127.0.0.0/8"]}
+
+
+def port(gate, section):
+    return int(gate.cfg[section][0]["listen"].rsplit(":", 1)[1])
+
+
+def connect(gate, section, src):
+    s = socket.create_connection(("127.0.0.1", port(gate, section)),
+                                 TIMEOUT, source_address=(src, 0))
+    return s, s.makefile("rb")
+
+
+def imap_login(gate, src, user, password):
+    """'OK', 'NO', or the first line when not greeted ('* BYE ...')."""
+    s, f = connect(gate, "imap", src)
+    try:
+        first = f.readline().decode().strip()
+        if not first.startswith("* OK"):
+            return first
+        s.sendall(b'a LOGIN "%s" "%s"\r\n' % (user.encode(),
+                                               password.encode()))
+        while True:
+            line = f.readline().decode()
+            if not line:
+                return "closed"
+            if line.startswith("a "):
+                break
+        if line.startswith("a OK"):
+            s.sendall(b"b LOGOUT\r\n")
+            return "OK"
+        return line.split()[1]
+    finally:
+        s.close()
+
+
+def greeting(gate, section, src):
+    """The first line a new connection hears, and the open socket."""
+    s, f = connect(gate, section, src)
+    return f.readline().decode().strip(), s
+
+
+def gate_dir(base, name):
+    d = os.path.join(base, name)
+    os.mkdir(d)
+    return d
+
+
+def throttle_cfg(redis_port, **over):
+    t = {
+        "redis": "127.0.0.1:%d" % redis_port,
+        "timeout": "300ms",
+        "retry": "300ms",
+        "allow_nets": ["127.0.0.200"],
+        "imap": {"delay": "50ms", "delay_max": "200ms", "block_fails": 3,
+                 "block_time": "3s", "fail_window": "1m", "conns_ip": 5,
+                 "rate_ip": 1000, "rate_net": 10000, "conns_net": 1000},
+        "pop3": {"rate_ip": 4, "rate_interval": "30s", "rate_net": 1000},
+        "submission": {"conns_ip": 2, "rate_ip": 1000, "rate_net": 10000},
+    }
+    t.update(over)
+    return t
+
+
+@unittest.skipUnless(REDIS or h.IN_CI, "redis-server not installed")
+class TestThrottle(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="rg-throttle-")
+        cls.redis = Redis(cls.dir)
+        cls.redis.start()
+        cls.cert, cls.key = h.make_cert(cls.dir, "ec", stem="server")
+        sd = gate_dir(cls.dir, "store")
+        rs.write_passwd(os.path.join(sd, "passwd"),
+                        {USER: PASSWORD, BOB: BOB_PW, MASTER: MASTER_PW})
+        cls.store = rs.Ringstore(sd, store_cfg(sd, [(cls.cert, cls.key)]))
+        cls.store.start()
+        cls.gates = []
+        cls.a = cls.make_gate("a", throttle_cfg(cls.redis.port))
+        cls.b = cls.make_gate("b", throttle_cfg(cls.redis.port))
+
+    @classmethod
+    def make_gate(cls, name, throttle):
+        d = gate_dir(cls.dir, name)
+        cfg = gate_cfg(d, [(cls.cert, cls.key)], cls.store.cfg)
+        cfg["imap"] = [trusted("imap")]
+        cfg["pop3"] = [trusted("pop3")]
+        cfg["submission"] = [trusted("submission")]
+        cfg["throttle"] = throttle
+        g = h.Ringgate(d, cfg)
+        start_proc(g)
+        cls.gates.append(g)
+        return g
+
+    @classmethod
+    def tearDownClass(cls):
+        for g in cls.gates:
+            g.stop()
+        cls.store.stop()
+        cls.redis.stop()
+        shutil.rmtree(cls.dir, True)
+
+    def redis_back(self):
+        if self.redis.proc is None or self.redis.proc.poll() is not None:
+            self.redis.start()
+        for g in (self.a, self.b):
+            g.wait_metric("ringgate_throttle_backend_up", 1, timeout=15)
+
+    def setUp(self):
+        self.redis_back()
+
+    def decisions(self, gate, rule, result):
+        return gate.metric("ringgate_throttle_decisions_total", rule=rule,
+                           result=result) or 0
+
+    # ------------------------------------------------------------ logins
+
+    def test_block_through_a_holds_on_b_and_expires(self):
+        for _ in range(3):
+            self.assertEqual(imap_login(self.a, "127.0.0.11", USER, "bad"),
+                             "NO")
+        # the right password from the blocked address: a wrong one's
+        # answer, on the other instance
+        self.assertEqual(imap_login(self.b, "127.0.0.11", USER, PASSWORD),
+                         "NO")
+        self.assertGreaterEqual(self.decisions(self.b, "block", "refused"),
+                                1)
+        # a good user elsewhere is not touched
+        self.assertEqual(imap_login(self.b, "127.0.0.12", BOB, BOB_PW), "OK")
+        # the block ends by itself (block_time 3s)
+        h.wait_for(lambda: imap_login(self.b, "127.0.0.11", USER,
+                                      PASSWORD) == "OK",
+                   timeout=30, interval=0.5, what="block expired")
+        self.assertGreaterEqual(self.decisions(self.a, "failed_login",
+                                               "counted"), 3)
+
+    def test_spraying_never_locks_out_a_clean_source(self):
+        for i in range(6):
+            src = "127.0.9.%d" % (i + 1)
+            self.assertEqual(imap_login(self.a, src, BOB, "guess%d" % i),
+                             "NO")
+        self.assertEqual(imap_login(self.b, "127.0.8.1", BOB, BOB_PW), "OK")
+
+    # --------------------------------------------------------- admission
+
+    def test_concurrency_shared_and_per_service_limits(self):
+        held = []
+        try:
+            # imap: 5 per address, counted across both instances
+            for gate in (self.a, self.a, self.a, self.b, self.b):
+                line, s = greeting(gate, "imap", "127.0.0.21")
+                held.append(s)
+                self.assertTrue(line.startswith("* OK"), line)
+            line, s = greeting(self.b, "imap", "127.0.0.21")
+            held.append(s)
+            self.assertTrue(line.startswith("* BYE [UNAVAILABLE]"), line)
+            self.assertEqual(s.recv(64), b"")  # and closed
+            # submission: 2 per address
+            for _ in range(2):
+                line, s = greeting(self.a, "submission", "127.0.0.23")
+                held.append(s)
+                self.assertTrue(line.startswith("220 "), line)
+            line, s = greeting(self.a, "submission", "127.0.0.23")
+            held.append(s)
+            self.assertTrue(line.startswith("421 4.7.0"), line)
+        finally:
+            for s in held:
+                s.close()
+        self.assertGreaterEqual(self.decisions(self.b, "conns_ip",
+                                               "refused"), 1)
+        # the holds went with the connections
+        def room():
+            line, s = greeting(self.a, "imap", "127.0.0.21")
+            s.close()
+            return line.startswith("* OK")
+        h.wait_for(room, timeout=10, what="imap room again")
+
+    def test_connection_rate_and_allow_list(self):
+        for i in range(4):
+            line, s = greeting(self.a if i % 2 else self.b, "pop3",
+                               "127.0.0.22")
+            s.close()
+            self.assertTrue(line.startswith("+OK"), line)
+        line, s = greeting(self.a, "pop3", "127.0.0.22")
+        s.close()
+        self.assertTrue(line.startswith("-ERR [SYS/TEMP]"), line)
+        self.assertGreaterEqual(self.decisions(self.a, "rate_ip",
+                                               "refused"), 1)
+        # the allow-list is never throttled, however many
+        held = []
+        try:
+            for _ in range(12):
+                line, s = greeting(self.a, "pop3", "127.0.0.200")
+                held.append(s)
+                self.assertTrue(line.startswith("+OK"), line)
+        finally:
+            for s in held:
+                s.close()
+        for _ in range(6):
+            self.assertEqual(imap_login(self.a, "127.0.0.200", USER, "x"),
+                             "NO")
+        self.assertEqual(imap_login(self.a, "127.0.0.200", USER, PASSWORD),
+                         "OK")
+        self.assertGreaterEqual(self.decisions(self.a, "allow_nets",
+                                               "admitted"), 12)
+
+    # ---------------------------------------------------- Redis failures
+
+    def test_redis_killed_fail_open_then_restarted(self):
+        self.redis.stop()
+        self.a.wait_metric("ringgate_throttle_backend_up", 0, timeout=15)
+        # fail-open: a good login works at once
+        self.assertEqual(imap_login(self.a, "127.0.0.31", USER, PASSWORD),
+                         "OK")
+        # and the local counters still block on this instance
+        for _ in range(3):
+            self.assertEqual(imap_login(self.a, "127.0.0.32", USER, "bad"),
+                             "NO")
+        self.assertEqual(imap_login(self.a, "127.0.0.32", USER, PASSWORD),
+                         "NO")
+        self.assertGreaterEqual(
+            self.a.metric("ringgate_throttle_local_decisions_total") or 0, 1)
+        # back: shared counting resumes (the script is loaded again)
+        self.redis.start()
+        self.redis_back()
+        for _ in range(3):
+            self.assertEqual(imap_login(self.a, "127.0.0.33", USER, "bad"),
+                             "NO")
+        self.assertEqual(imap_login(self.b, "127.0.0.33", USER, PASSWORD),
+                         "NO")
+
+    def test_redis_stopped_behaves_like_down(self):
+        self.redis.proc.send_signal(signal.SIGSTOP)
+        try:
+            self.assertEqual(imap_login(self.a, "127.0.0.41", USER,
+                                        PASSWORD), "OK")
+            self.a.wait_metric("ringgate_throttle_backend_up", 0,
+                               timeout=15)
+            self.assertGreaterEqual(self.a.metric(
+                "ringgate_throttle_backend_errors_total",
+                reason="timeout") or 0, 1)
+            self.assertEqual(imap_login(self.a, "127.0.0.42", BOB, BOB_PW),
+                             "OK")
+        finally:
+            self.redis.proc.send_signal(signal.SIGCONT)
+        self.redis_back()
+
+    def test_fail_closed_refuses(self):
+        dead = fresh_port()  # nothing listens there
+        g = self.make_gate("closed", throttle_cfg(dead, fail_closed=True))
+        self.addCleanup(g.stop)
+        line, s = greeting(g, "imap", "127.0.0.51")
+        s.close()
+        self.assertTrue(line.startswith("* BYE [UNAVAILABLE]"), line)
+        self.assertGreaterEqual(self.decisions(g, "fail_closed", "refused"),
+                                1)
+        self.assertEqual(g.metric("ringgate_throttle_backend_up"), 0)
+        # the allow-list still gets in
+        self.assertEqual(imap_login(g, "127.0.0.200", USER, PASSWORD), "OK")
+
+    # ------------------------------------------------------------ tarpit
+
+    def test_thousand_tarpitted_do_not_hold_up_a_good_login(self):
+        tp = throttle_cfg(self.redis.port)
+        tp["imap"] = {"delay": "15s", "delay_max": "15s", "block_fails": 0,
+                      "block_fails_net": 0, "conns_ip": 0, "conns_net": 0,
+                      "rate_ip": 0, "rate_net": 0}
+        g = self.make_gate("tarpit", tp)
+        self.addCleanup(g.stop)
+        held = []
+        try:
+            for i in range(1000):
+                src = "127.0.%d.%d" % (20 + i // 200, 1 + i % 200)
+                s, f = connect(g, "imap", src)
+                held.append((s, f))
+                s.sendall(b'a LOGIN "%s" "wrong"\r\n' % USER.encode())
+            for s, f in held:
+                self.assertTrue(f.readline().startswith(b"* OK"))
+            # every one of them is now held for 15 s
+            g.wait_metric("ringgate_throttle_decisions_total",
+                          lambda v: (v or 0) >= 1000, timeout=30,
+                          rule="tarpit", result="delayed")
+            self.assertEqual(imap_login(g, "127.0.40.1", USER, PASSWORD),
+                             "OK")
+            waiting = [s for s, f in held
+                       if not select.select([s], [], [], 0)[0]]
+            self.assertGreater(len(waiting), 900)
+        finally:
+            for s, f in held:
+                s.close()
+
+
+if __name__ == "__main__":
+    unittest.main()
