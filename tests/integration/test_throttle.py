@@ -40,6 +40,11 @@ def trusted(name):
 
 
 def port(gate, section):
+    """The first listener of section, or the one named "imap_lb"."""
+    if section == "imap_lb":
+        for l in gate.cfg["imap"]:
+            if l["name"] == "imap_lb":
+                return int(l["listen"].rsplit(":", 1)[1])
     return int(gate.cfg[section][0]["listen"].rsplit(":", 1)[1])
 
 
@@ -121,7 +126,10 @@ class TestThrottle(unittest.TestCase):
     def make_gate(cls, name, throttle):
         d = gate_dir(cls.dir, name)
         cfg = gate_cfg(d, [(cls.cert, cls.key)], cls.store.cfg)
-        cfg["imap"] = [trusted("imap")]
+        cfg["imap"] = [trusted("imap"),
+                       dict(trusted("imap_lb"), proxy_protocol=True,
+                            proxy_nets=["127.0.0.61"],
+                            trusted_nets=["127.0.0.0/8", "192.0.2.0/24"])]
         cfg["pop3"] = [trusted("pop3")]
         cfg["submission"] = [trusted("submission")]
         cfg["throttle"] = throttle
@@ -296,6 +304,33 @@ class TestThrottle(unittest.TestCase):
         # the allow-list still gets in
         self.assertEqual(imap_login(g, "127.0.0.200", USER, PASSWORD), "OK")
 
+    def test_client_address_from_proxy_header(self):
+        """Behind a load balancer the PROXY header's address is the one
+        counted: blocking 192.0.2.7 leaves 192.0.2.8 alone."""
+        tp = throttle_cfg(self.redis.port)
+        g = self.make_gate("lb", tp)
+        self.addCleanup(g.stop)
+
+        def lb_login(client, password):
+            s, f = connect(g, "imap_lb", "127.0.0.61")
+            try:
+                s.sendall(b"PROXY TCP4 %s 127.0.0.1 5555 143\r\n" %
+                          client.encode())
+                if not f.readline().startswith(b"* OK"):
+                    return "refused"
+                s.sendall(b'a LOGIN "%s" "%s"\r\n' % (USER.encode(),
+                                                       password.encode()))
+                line = f.readline()
+                while line and not line.startswith(b"a "):
+                    line = f.readline()
+                return line.split()[1].decode() if line else "closed"
+            finally:
+                s.close()
+        for _ in range(3):
+            self.assertEqual(lb_login("192.0.2.7", "bad"), "NO")
+        self.assertEqual(lb_login("192.0.2.7", PASSWORD), "NO")
+        self.assertEqual(lb_login("192.0.2.8", PASSWORD), "OK")
+
     # ------------------------------------------------------------ tarpit
 
     def test_thousand_tarpitted_do_not_hold_up_a_good_login(self):
@@ -332,6 +367,37 @@ class TestThrottle(unittest.TestCase):
         finally:
             for s, f in held:
                 s.close()
+
+
+class TestThrottleConfig(unittest.TestCase):
+    """`ringgate -t` checks the throttle group: mistakes name FILE:LINE."""
+
+    def setUp(self):
+        import test_gate_front as gf
+        self.case = gf.TestConfigCheck("test_good")
+        self.case.setUp()
+        self.addCleanup(self.case.doCleanups)
+
+    def with_throttle(self, t):
+        return dict(self.case.cfg, throttle=t)
+
+    def test_good_and_mistakes(self):
+        _, code, out = self.case.check(self.with_throttle(
+            throttle_cfg(6379, allow_nets=["10.0.0.0/8", "::1"])))
+        self.assertEqual(code, 0, out)
+        self.assertIn("test is successful", out)
+        self.case.assert_error_at(self.with_throttle(
+            {"redis": "localhost:6379"}), "throttle = {", "throttle.redis")
+        self.case.assert_error_at(self.with_throttle(
+            {"imap": {"conns_ipp": 3}}), "conns_ipp", "did you mean")
+        self.case.assert_error_at(self.with_throttle(
+            {"allow_nets": ["10.1.2.3/8"]}), None, "allow_nets",
+            "ringgate.conf:")
+        self.case.assert_error_at(self.with_throttle(
+            {"pop3": {"delay": "20s", "delay_max": "1s"}}), "throttle = {",
+            "delay_max")
+        self.case.assert_error_at(self.with_throttle(
+            {"timeout": "soon"}), "\"soon\"", "throttle.timeout")
 
 
 if __name__ == "__main__":
