@@ -79,7 +79,7 @@ struct gate_worker {
 	struct loop *loop;
 	struct login_worker *login;
 	struct route_worker *route;
-	struct health *health; /* worker 0 only */
+	struct health *health;		  /* worker 0 only */
 	struct throttle_worker *throttle; /* NULL: no throttle */
 };
 

@@ -140,8 +140,8 @@ admit(struct login_session *s)
 	login_session_set_data(s, gt);
 	throttle_admit(w->throttle, (enum throttle_service)gl->proto,
 	    login_session_sid(s),
-	    gt->have_peer ? (const struct sockaddr *)&gt->peer : NULL,
-	    admitted, w);
+	    gt->have_peer ? (const struct sockaddr *)&gt->peer : NULL, admitted,
+	    w);
 	return LOGIN_ADMIT_PENDING;
 }
 
@@ -175,8 +175,8 @@ judge(struct login_session *s, const char *user, bool ok)
 	keep_peer(gt, s);
 	throttle_login(gt->w->throttle, (enum throttle_service)gl->proto,
 	    login_session_sid(s),
-	    gt->have_peer ? (const struct sockaddr *)&gt->peer : NULL, user,
-	    ok, judged, gt->w);
+	    gt->have_peer ? (const struct sockaddr *)&gt->peer : NULL, user, ok,
+	    judged, gt->w);
 }
 
 static void

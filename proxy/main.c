@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "auth/auth_service.h"
+#include "core/admin.h"
 #include "core/buf.h"
 #include "core/config.h"
 #include "core/daemon.h"
@@ -459,6 +460,10 @@ main(int argc, char **argv)
 	export_expiry(&g, d.metrics);
 	if (daemon_admin(&d, &g.cf.admin.listen, NULL, NULL, &error) == -1)
 		goto failed;
+	/* GET /throttle, POST /throttle/unblock?ip= (ringgate-ctl) */
+	if (g.srv.throttle != NULL)
+		admin_set_route(d.admin, "/throttle", throttle_admin_route,
+		    g.srv.throttle);
 	d.pid_file = g.cf.daemon.pid_file;
 
 	d.drain_ms = g.cf.daemon.drain_timeout;

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <hiredis/hiredis.h>
 
@@ -82,6 +83,8 @@ struct throttle {
 	char sha[41];
 	struct metrics *m;
 	atomic_uint down; /* workers whose Redis is down now */
+	/* worker 0's, for the admin's unblock (its thread only) */
+	struct throttle_worker *w0;
 	int m_up, m_tracked, m_local;
 	int m_dec[D_N], m_err[E_N];
 };
@@ -281,6 +284,8 @@ throttle_worker_new(struct throttle *t, struct loop *l, const char **error_r)
 			return NULL;
 		}
 	}
+	if (loop_index(l) == 0)
+		t->w0 = w;
 	/* the first ping soon: the gauge tells the truth from the start */
 	(void)timer_set(&w->tick, 10);
 	return w;
@@ -309,6 +314,8 @@ throttle_worker_free(struct throttle_worker **wp)
 	}
 	if (w->down)
 		atomic_fetch_sub(&w->t->down, 1);
+	if (w->t->w0 == w)
+		w->t->w0 = NULL;
 	redis_loop_free(&w->redis);
 	free(w);
 }
@@ -790,70 +797,118 @@ login_finish(struct throttle_worker *w, enum throttle_service svc, uint64_t sid,
 
 /* ---- operators ------------------------------------------------------------- */
 
+struct dump_entry {
+	int64_t value;
+	uint64_t expires;
+	char key[THR_KEY_MAX];
+};
+
 struct dump {
-	struct buf *out;
-	unsigned max, nblocked, ncount;
-	uint64_t now;
-	int rc;
-	bool blocked_pass;
+	struct dump_entry *e;
+	size_t n, cap;
 };
 
 static void
-dump_one(void *arg, const char *key, int64_t v, uint64_t expires)
+dump_keep(void *arg, const char *key, int64_t v, uint64_t expires)
 {
 	struct dump *d = arg;
-	bool b = strncmp(key, "b:", 2) == 0;
-	unsigned *n = d->blocked_pass ? &d->nblocked : &d->ncount;
 
-	if (b != d->blocked_pass || *n >= d->max || d->rc == -1)
-		return;
-	/* keys are our own text: scopes and normalized user names; quote
-	 * the only bytes JSON cares about */
-	if (buf_printf(d->out, "%s{\"key\":\"", *n ? "," : "") == -1)
-		d->rc = -1;
-	for (const char *p = key; *p && d->rc == 0; p++) {
-		unsigned char ch = (unsigned char)*p;
-
-		if (ch == '"' || ch == '\\' || ch < 0x20 || ch >= 0x7f)
-			d->rc = buf_printf(d->out, "\\u%04x", ch);
-		else
-			d->rc = buf_append(d->out, p, 1);
+	if (d->n < d->cap) {
+		d->e[d->n].value = v;
+		d->e[d->n].expires = expires;
+		snprintf(d->e[d->n].key, sizeof(d->e[0].key), "%s", key);
+		d->n++;
 	}
-	if (d->rc == 0 &&
-	    buf_printf(d->out, "\",\"value\":%lld,\"ttl_ms\":%llu}",
-		(long long)v, (unsigned long long)(expires - d->now)) == -1)
-		d->rc = -1;
-	(*n)++;
+}
+
+static int
+by_value(const void *a, const void *b)
+{
+	const struct dump_entry *x = a, *y = b;
+
+	return x->value < y->value ? 1 : x->value > y->value ? -1 : 0;
+}
+
+/* One list of d's entries whose key starts (blocked) or does not start
+ * with "b:"; keys are our own text (scopes, normalized names) but are
+ * escaped for JSON all the same. */
+static int
+dump_list(struct buf *out, const struct dump *d, bool blocked, unsigned max,
+    uint64_t now)
+{
+	unsigned n = 0;
+
+	for (size_t i = 0; i < d->n && n < max; i++) {
+		const struct dump_entry *e = &d->e[i];
+
+		if ((strncmp(e->key, "b:", 2) == 0) != blocked)
+			continue;
+		if (buf_printf(out, "%s{\"key\":\"", n++ ? "," : "") == -1)
+			return -1;
+		for (const char *p = e->key; *p; p++) {
+			unsigned char ch = (unsigned char)*p;
+			int rc = ch == '"' || ch == '\\' || ch < 0x20 ||
+				ch >= 0x7f ?
+			    buf_printf(out, "\\u%04x", ch) :
+			    buf_append(out, p, 1);
+
+			if (rc == -1)
+				return -1;
+		}
+		if (buf_printf(out, "\",\"value\":%lld,\"ttl_ms\":%llu}",
+			(long long)e->value,
+			(unsigned long long)(e->expires > now ?
+				e->expires - now :
+				0)) == -1)
+			return -1;
+	}
+	return 0;
 }
 
 int
-throttle_dump(struct throttle *t, uint64_t now, unsigned max, struct buf *out)
+throttle_dump(struct throttle *t, unsigned max, struct buf *out)
 {
-	struct dump d = { .out = out, .max = max, .now = now };
+	struct dump d = { 0 };
+	struct timespec ts;
+	uint64_t now;
+	size_t tracked;
+	int rc = -1;
 
+	clock_gettime(CLOCK_MONOTONIC, &ts); /* loop_now()'s clock */
+	now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 	pthread_mutex_lock(&t->mu);
-	d.rc = buf_printf(out, "{\"blocked\":[");
-	d.blocked_pass = true;
-	thr_local_each(t->local, now, dump_one, &d);
-	if (d.rc == 0)
-		d.rc = buf_printf(out, "],\"counters\":[");
-	d.blocked_pass = false;
-	thr_local_each(t->local, now, dump_one, &d);
-	if (d.rc == 0)
-		d.rc = buf_printf(out, "],\"tracked\":%zu}\n",
-		    thr_local_count(t->local));
+	tracked = thr_local_count(t->local);
+	d.cap = tracked;
+	d.e = tracked ? calloc(tracked, sizeof(*d.e)) : NULL;
+	if (d.e != NULL || tracked == 0)
+		thr_local_each(t->local, now, dump_keep, &d);
 	pthread_mutex_unlock(&t->mu);
-	return d.rc;
+	if (tracked > 0 && d.e == NULL)
+		return -1;
+	qsort(d.e, d.n, sizeof(*d.e), by_value);
+	if (buf_printf(out, "{\"blocked\":[") == 0 &&
+	    dump_list(out, &d, true, max, now) == 0 &&
+	    buf_printf(out, "],\"counters\":[") == 0 &&
+	    dump_list(out, &d, false, max, now) == 0 &&
+	    buf_printf(out, "],\"tracked\":%zu,\"backend\":\"%s\"}\n", tracked,
+		t->cf->redis == NULL	       ? "none" :
+		    atomic_load(&t->down) == 0 ? "up" :
+						 "down") == 0)
+		rc = 0;
+	free(d.e);
+	return rc;
 }
 
 int
-throttle_unblock(struct throttle *t, struct throttle_worker *w, const char *ip)
+throttle_unblock(struct throttle *t, char *ip)
 {
+	struct throttle_worker *w = t->w0;
 	struct thr_source src;
 	struct thr_req *q;
 
 	if (thr_source_parse(ip, &src, t->cf) == -1)
 		return -1;
+	snprintf(ip, THROTTLE_IP_MAX, "%s", src.scope[0]);
 	pthread_mutex_lock(&t->mu);
 	thr_rules_unblock(t->local, &src);
 	pthread_mutex_unlock(&t->mu);

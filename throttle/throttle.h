@@ -22,6 +22,7 @@
 #define RG_THROTTLE_THROTTLE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -124,16 +125,24 @@ void throttle_login(struct throttle_worker *w, enum throttle_service svc,
 void throttle_bad(struct throttle_worker *w, enum throttle_service svc,
     uint64_t sid, const struct sockaddr *sa);
 
-/* ---- operators (the admin listener) -------------------------------------- */
+/* ---- operators (the admin listener, throttle_admin.c) -------------------- */
 
-/* GET /throttle's JSON: the blocked sources and the biggest local
- * counters (at most max of each). 0, or -1 out of memory. */
-int throttle_dump(struct throttle *t, uint64_t now, unsigned max,
-    struct buf *out);
-/* Forget everything about address or network text ip locally (blocks,
- * failures) and, with a worker, in Redis too. 0, or -1 when ip is no
- * address. */
-int throttle_unblock(struct throttle *t, struct throttle_worker *w,
-    const char *ip);
+/* The blocked sources and the biggest local counters (at most max of
+ * each, biggest first) as JSON. 0, or -1 out of memory. */
+int throttle_dump(struct throttle *t, unsigned max, struct buf *out);
+/* Forget the blocks and failures of address or network ip ("192.0.2.7",
+ * "2001:db8::/64") here and, through worker 0, in Redis; its normalized
+ * text into ip (THROTTLE_IP_MAX bytes). On worker 0's thread (the
+ * admin's). 0, or -1 when ip is neither. */
+#define THROTTLE_IP_MAX 64
+int throttle_unblock(struct throttle *t, char *ip);
+/* core/admin.h's admin_route_fn for "/throttle" (arg: the throttle). */
+int throttle_admin_route(void *arg, const char *method, size_t mlen,
+    const char *target, size_t tlen, struct buf *body, const char **ctype_r);
+/* The value of name in a query string q[0..n) ("ip=192.0.2.7&x=1"),
+ * %-decoded, into out (cap bytes, NUL-terminated): 0, or -1 when it is
+ * absent, empty, malformed, longer than cap - 1 or not printable ASCII. */
+int throttle_admin_query(const char *q, size_t n, const char *name, char *out,
+    size_t cap);
 
 #endif

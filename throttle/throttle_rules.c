@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/net.h"
 #include "throttle/throttle_private.h"
 
 static void net_text(int family, const uint8_t *addr, unsigned prefix,
@@ -96,31 +97,24 @@ thr_source_parse(const char *text, struct thr_source *src,
     const struct throttle_conf *cf)
 {
 	uint8_t a[16];
-	char host[INET6_ADDRSTRLEN];
-	const char *slash = strchr(text, '/');
-	size_t n = slash ? (size_t)(slash - text) : strlen(text);
+	struct net net;
 
-	if (n == 0 || n >= sizeof(host))
-		return -1;
-	memcpy(host, text, n);
-	host[n] = '\0';
-	if (inet_pton(AF_INET, host, a) == 1) {
-		if (source_bytes(cf, AF_INET, a, src) == -1)
+	if (strchr(text, '/') != NULL) {
+		/* a network is the one scope to clear: no host bits below
+		 * its prefix, in its canonical text */
+		if (net_parse(text, strlen(text), &net) == -1)
 			return -1;
-	} else if (inet_pton(AF_INET6, host, a) == 1) {
-		if (source_bytes(cf, AF_INET6, a, src) == -1)
-			return -1;
-	} else {
-		return -1;
-	}
-	if (slash != NULL) {
-		/* a network: it is the only scope to clear */
-		if (strlen(text) >= THR_SCOPE_MAX)
-			return -1;
-		snprintf(src->scope[0], sizeof(src->scope[0]), "%s", text);
+		memset(src, 0, sizeof(*src));
 		src->nscopes = 1;
+		net_text(net.family, net.addr, net.prefix, src->scope[0],
+		    sizeof(src->scope[0]));
+		return 0;
 	}
-	return 0;
+	if (inet_pton(AF_INET, text, a) == 1)
+		return source_bytes(cf, AF_INET, a, src);
+	if (inet_pton(AF_INET6, text, a) == 1)
+		return source_bytes(cf, AF_INET6, a, src);
+	return -1;
 }
 
 void

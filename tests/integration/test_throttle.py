@@ -15,6 +15,7 @@ tarpit delays do not hold up another client's good login. Skips without
 redis-server.
 """
 
+import json
 import os
 import select
 import shutil
@@ -31,6 +32,9 @@ from test_gate_front import (BOB, BOB_PW, MASTER, MASTER_PW, PASSWORD,
 from test_gate_route_redis import REDIS, Redis
 
 TIMEOUT = 20
+CTL = os.path.join(os.environ.get("RG_SOURCE_DIR") or os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", ".."),
+    "proxy", "ringgate-ctl")
 
 
 def trusted(name):
@@ -303,6 +307,40 @@ class TestThrottle(unittest.TestCase):
         self.assertEqual(g.metric("ringgate_throttle_backend_up"), 0)
         # the allow-list still gets in
         self.assertEqual(imap_login(g, "127.0.0.200", USER, PASSWORD), "OK")
+
+    def test_admin_view_and_unblock(self):
+        for _ in range(3):
+            self.assertEqual(imap_login(self.a, "127.0.0.71", USER, "bad"),
+                             "NO")
+        st, _, body = h.http_get(self.a.admin_port, "/throttle")
+        self.assertEqual(st, 200)
+        view = json.loads(body)
+        self.assertIn("b:127.0.0.71", [e["key"] for e in view["blocked"]])
+        self.assertEqual(view["backend"], "up")
+        self.assertEqual(imap_login(self.b, "127.0.0.71", USER, PASSWORD),
+                         "NO")
+        # through the tool, on A: Redis forgets it too, so B lets it in
+        out = h.run([CTL, "-a", "127.0.0.1:%d" % self.a.admin_port,
+                     "unblock", "127.0.0.71"])
+        self.assertIn("127.0.0.71", out.stdout)
+        self.assertEqual(imap_login(self.b, "127.0.0.71", USER, PASSWORD),
+                         "OK")
+        out = h.run([CTL, "-a", "127.0.0.1:%d" % self.a.admin_port,
+                     "throttle"])
+        self.assertNotIn("b:127.0.0.71", out.stdout)
+        # what the endpoint refuses
+        for path, method, want in (
+                ("/throttle/unblock?ip=nonsense", "POST", 400),
+                ("/throttle/unblock?ip=10.1.2.3/8", "POST", 400),
+                ("/throttle/unblock", "POST", 400),
+                ("/throttle/unblock?ip=1.2.3.4", "GET", 405),
+                ("/throttle", "POST", 405),
+                ("/throttle/other", "GET", 404)):
+            st = h.http_get(self.a.admin_port, path, method=method)[0]
+            self.assertEqual(st, want, (path, method))
+        out = h.run([CTL, "-a", "127.0.0.1:%d" % self.a.admin_port,
+                     "unblock", "2001:db8::/64"])
+        self.assertIn("2001:db8::/64", out.stdout)
 
     def test_client_address_from_proxy_header(self):
         """Behind a load balancer the PROXY header's address is the one
