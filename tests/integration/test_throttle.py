@@ -369,6 +369,58 @@ class TestThrottle(unittest.TestCase):
         self.assertEqual(lb_login("192.0.2.7", PASSWORD), "NO")
         self.assertEqual(lb_login("192.0.2.8", PASSWORD), "OK")
 
+    def test_ipv6_address_and_64_rules(self):
+        """::1 directly, and IPv6 clients behind PROXY headers: the /64
+        is one network, another /48 is not."""
+        tp = throttle_cfg(self.redis.port)
+        tp["imap"] = dict(tp["imap"], conns_ip=2, conns_net=3)
+        d = gate_dir(self.dir, "v6")
+        cfg = gate_cfg(d, [(self.cert, self.key)], self.store.cfg)
+        v6port, lbport = fresh_port(), fresh_port()
+        cfg["imap"] = [
+            {"name": "imap6", "listen": "[::1]:%d" % v6port, "tls": False,
+             "starttls": False, "trusted": True, "trusted_nets": ["::1"]},
+            {"name": "imap_lb", "listen": "127.0.0.1:%d" % lbport,
+             "tls": False, "starttls": False, "trusted": True,
+             "trusted_nets": ["2001:db8::/32"], "proxy_protocol": True,
+             "proxy_nets": ["127.0.0.62"]}]
+        cfg["pop3"] = [trusted("pop3")]
+        cfg["submission"] = [trusted("submission")]
+        cfg["throttle"] = tp
+        g = start_proc(h.Ringgate(d, cfg))
+        self.addCleanup(g.stop)
+        held = []
+
+        def v6():
+            s = socket.create_connection(("::1", v6port), TIMEOUT)
+            held.append(s)
+            return s.makefile("rb").readline().decode()
+
+        def lb(client):
+            s = socket.create_connection(("127.0.0.1", lbport), TIMEOUT,
+                                         source_address=("127.0.0.62", 0))
+            held.append(s)
+            s.sendall(b"PROXY TCP6 %s 2001:db8::ffff 5555 143\r\n" %
+                      client.encode())
+            return s.makefile("rb").readline().decode()
+        try:
+            self.assertTrue(v6().startswith("* OK"))
+            self.assertTrue(v6().startswith("* OK"))
+            self.assertTrue(v6().startswith("* BYE [UNAVAILABLE]"))
+            # three addresses of one /64 fill it; a fourth is refused
+            for a in ("2001:db8:1:1::1", "2001:db8:1:1::2",
+                      "2001:db8:1:1::3"):
+                self.assertTrue(lb(a).startswith("* OK"), a)
+            self.assertTrue(lb("2001:db8:1:1::4").startswith("* BYE"))
+            # another /64 of the same /48: the /48 is full too
+            self.assertTrue(lb("2001:db8:1:2::1").startswith("* BYE"))
+            # another /48 is free
+            self.assertTrue(lb("2001:db8:2::1").startswith("* OK"))
+        finally:
+            for s in held:
+                s.close()
+        self.assertGreaterEqual(self.decisions(g, "conns_net", "refused"), 2)
+
     # ------------------------------------------------------------ tarpit
 
     def test_thousand_tarpitted_do_not_hold_up_a_good_login(self):
