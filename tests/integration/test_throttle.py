@@ -144,11 +144,16 @@ class TestThrottle(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        for g in cls.gates:
-            g.stop()
-        cls.store.stop()
+        errors = []
+        for p in cls.gates + [cls.store]:
+            try:
+                p.stop_checked()
+            except AssertionError as e:
+                errors.append(str(e))
         cls.redis.stop()
         shutil.rmtree(cls.dir, True)
+        if errors:
+            raise AssertionError("\n".join(errors))
 
     def redis_back(self):
         if self.redis.proc is None or self.redis.proc.poll() is not None:
@@ -298,7 +303,7 @@ class TestThrottle(unittest.TestCase):
     def test_fail_closed_refuses(self):
         dead = fresh_port()  # nothing listens there
         g = self.make_gate("closed", throttle_cfg(dead, fail_closed=True))
-        self.addCleanup(g.stop)
+        self.addCleanup(g.stop_checked)
         line, s = greeting(g, "imap", "127.0.0.51")
         s.close()
         self.assertTrue(line.startswith("* BYE [UNAVAILABLE]"), line)
@@ -347,7 +352,7 @@ class TestThrottle(unittest.TestCase):
         counted: blocking 192.0.2.7 leaves 192.0.2.8 alone."""
         tp = throttle_cfg(self.redis.port)
         g = self.make_gate("lb", tp)
-        self.addCleanup(g.stop)
+        self.addCleanup(g.stop_checked)
 
         def lb_login(client, password):
             s, f = connect(g, "imap_lb", "127.0.0.61")
@@ -388,7 +393,7 @@ class TestThrottle(unittest.TestCase):
         cfg["submission"] = [trusted("submission")]
         cfg["throttle"] = tp
         g = start_proc(h.Ringgate(d, cfg))
-        self.addCleanup(g.stop)
+        self.addCleanup(g.stop_checked)
         held = []
 
         def v6():
@@ -429,7 +434,7 @@ class TestThrottle(unittest.TestCase):
                       "block_fails_net": 0, "conns_ip": 0, "conns_net": 0,
                       "rate_ip": 0, "rate_net": 0}
         g = self.make_gate("tarpit", tp)
-        self.addCleanup(g.stop)
+        self.addCleanup(g.stop_checked)
         held = []
         try:
             # in batches, so the verify pool's queue never overflows
