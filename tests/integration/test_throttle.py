@@ -300,6 +300,46 @@ class TestThrottle(unittest.TestCase):
             self.redis.proc.send_signal(signal.SIGCONT)
         self.redis_back()
 
+    def test_clients_hanging_up_while_decided(self):
+        """Clients that leave while their admission or their login's
+        verdict is out on a frozen Redis, or while held in the tarpit:
+        nothing leaks (the holds on the concurrency counters included)
+        and the instance serves on."""
+        self.redis.proc.send_signal(signal.SIGSTOP)
+        try:
+            for i in range(20):
+                s = socket.create_connection(
+                    ("127.0.0.1", port(self.a, "imap")), TIMEOUT,
+                    source_address=("127.0.0.81", 0))
+                s.close()
+            for i in range(5):
+                s, f = connect(self.a, "imap", "127.0.0.82")
+                f.readline()
+                s.sendall(b'a LOGIN "%s" "bad"\r\n' % USER.encode())
+                s.close()
+        finally:
+            self.redis.proc.send_signal(signal.SIGCONT)
+        self.redis_back()
+        # tarpitted, then gone
+        for i in range(3):
+            s, f = connect(self.a, "imap", "127.0.0.83")
+            f.readline()
+            s.sendall(b'a LOGIN "%s" "bad"\r\n' % USER.encode())
+            s.close()
+        # the address's five connections are all free again
+        held = []
+        try:
+            for _ in range(5):
+                line, s = greeting(self.a, "imap", "127.0.0.81")
+                held.append(s)
+                self.assertTrue(line.startswith("* OK"), line)
+        finally:
+            for s in held:
+                s.close()
+        self.assertEqual(imap_login(self.a, "127.0.0.84", USER, PASSWORD),
+                         "OK")
+        self.a.assert_alive()
+
     def test_fail_closed_refuses(self):
         dead = fresh_port()  # nothing listens there
         g = self.make_gate("closed", throttle_cfg(dead, fail_closed=True))
