@@ -117,6 +117,11 @@ struct login_hooks {
 	 * daemon took what it needed first). bad: it was closed for too
 	 * many bad commands. NULL: nothing to do. */
 	void (*ended)(struct login_session *s, bool bad);
+	/* SMTP: a MAIL command came before any login. The daemon may vouch
+	 * for a user (POP/IMAP-before-SMTP) with login_session_vouched(),
+	 * maybe before this returns; meanwhile the session reads nothing.
+	 * NULL: such a command is refused (530). */
+	void (*vouch)(struct login_session *s);
 	/* authcid's password was right and it asks to act as authzid (not
 	 * empty, different): SASL_V_OK, SASL_V_AUTHZID (not allowed to) or
 	 * SASL_V_FAIL (a target that cannot log in: answered like a wrong
@@ -211,6 +216,12 @@ void login_session_admitted(struct login_session *s, bool ok);
  * wrong one (counted and answered as one). */
 void login_session_judged(struct login_session *s, uint64_t delay_ms,
     bool refuse);
+/* The daemon's answer to vouch(): user logs in without a password (its
+ * entry's policy still applies) and the command that asked is replayed
+ * to whoever takes the session over; NULL refuses the command as
+ * before. */
+void login_session_vouched(struct login_session *s, const char *user);
+
 /* One pointer the daemon keeps with the session (NULL at first); the
  * daemon frees what it points to (ended() is its last chance). */
 void login_session_set_data(struct login_session *s, void *data);

@@ -240,6 +240,7 @@ session_free(struct login_session *s)
 	login_clear_id(s);
 	s->li->proto->free(s);
 	buf_free(&s->in);
+	buf_free(&s->replay);
 	free(s->proto_state);
 	free(s);
 }
@@ -643,8 +644,12 @@ login_session_handoff(struct login_session *s, struct buf *rest)
 
 	login_count(s, s->li->metrics->logins_ok, 1);
 	if (c != NULL) {
-		if (buf_append(rest, buf_head(&s->in), buf_used(&s->in)) ==
-		    -1) {
+		/* a vouched-for command first, then what followed it */
+		if ((buf_used(&s->replay) > 0 &&
+			buf_append(rest, buf_head(&s->replay),
+			    buf_used(&s->replay)) == -1) ||
+		    buf_append(rest, buf_head(&s->in), buf_used(&s->in)) ==
+			-1) {
 			conn_abort(c, CR_NOMEM);
 			return NULL;
 		}
@@ -838,6 +843,52 @@ login_log_failed(struct login_session *s, const char *error)
 	snprintf(ev, sizeof(ev), "%s.auth_failed", s->li->proto->name);
 	log_info(s->sid, ev, "mech=%s user=%s error=%s", s->mech,
 	    log_quote(q, sizeof(q), s->user, (size_t)-1), error);
+}
+
+/* ---- POP/IMAP-before-SMTP --------------------------------------------- */
+
+bool
+login_vouch(struct login_session *s, const char *line, size_t n)
+{
+	if (s->li->hooks->vouch == NULL || s->li->proto->vouch_refused == NULL)
+		return false;
+	buf_free(&s->replay);
+	if (buf_append(&s->replay, line, n) == -1 ||
+	    buf_append(&s->replay, "\r\n", 2) == -1) {
+		buf_free(&s->replay);
+		return false;
+	}
+	s->state = LS_VOUCH;
+	login_flow(s);
+	s->in_vouch = true;
+	s->li->hooks->vouch(s);
+	s->in_vouch = false;
+	return true;
+}
+
+void
+login_session_vouched(struct login_session *s, const char *user)
+{
+	bool inside = s->in_vouch;
+
+	if (s->c == NULL || s->state != LS_VOUCH)
+		return;
+	login_call_begin(s);
+	s->state = LS_ACTIVE;
+	if (user == NULL || user[0] == '\0') {
+		buf_free(&s->replay);
+		s->li->proto->vouch_refused(s);
+	} else {
+		log_info(s->sid, "login.vouched", "proto=%s",
+		    s->li->proto->name);
+		login_assert_user(s, user, strlen(user), "BEFORE-SMTP");
+		if (s->state == LS_ACTIVE)
+			buf_free(&s->replay); /* refused after all */
+	}
+	/* inside vouch() the protocol's input loop goes on by itself */
+	if (!inside && s->c != NULL)
+		run_input(s);
+	login_call_end(s);
 }
 
 /* ---- accessors for the daemon ---------------------------------------- */

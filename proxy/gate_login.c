@@ -38,6 +38,10 @@ struct gate_thr {
 	struct throttle_conn *tc; /* the concurrency counters' hold */
 	struct sockaddr_storage peer;
 	bool have_peer;
+	/* POP/IMAP-before-SMTP: the login being judged was a right password
+	 * for a mailbox, of this user */
+	bool mailbox_ok;
+	char user[257];
 };
 
 static enum sasl_verdict authorize(struct login_session *s, const char *authcid,
@@ -51,11 +55,14 @@ static void judge(struct login_session *s, const char *user, bool ok);
 static void judged(void *ctx, uint64_t sid, uint64_t delay_ms, bool refuse);
 static void ended(struct login_session *s, bool bad);
 static void keep_peer(struct gate_thr *gt, struct login_session *s);
+static void vouch(struct login_session *s);
+static void vouched(void *ctx, uint64_t sid, const char *user);
 
 const struct login_hooks gate_login_hooks = {
 	.admit = admit,
 	.judge = judge,
 	.ended = ended,
+	.vouch = vouch,
 	.authorize = authorize,
 	.logged_in = logged_in,
 	.tls = starttls_server,
@@ -173,6 +180,10 @@ judge(struct login_session *s, const char *user, bool ok)
 	}
 	/* XCLIENT may have named another client since the accept */
 	keep_peer(gt, s);
+	gt->mailbox_ok = ok && gl->proto != GATE_SMTP &&
+	    throttle_before_smtp_on(gt->w->srv->throttle);
+	if (gt->mailbox_ok)
+		snprintf(gt->user, sizeof(gt->user), "%s", user);
 	throttle_login(gt->w->throttle, (enum throttle_service)gl->proto,
 	    login_session_sid(s),
 	    gt->have_peer ? (const struct sockaddr *)&gt->peer : NULL, user, ok,
@@ -184,9 +195,41 @@ judged(void *ctx, uint64_t sid, uint64_t delay_ms, bool refuse)
 {
 	struct gate_worker *w = ctx;
 	struct login_session *s = login_session_find(w->login, sid);
+	struct gate_thr *gt = s ? login_session_data(s) : NULL;
+
+	if (s == NULL)
+		return;
+	/* a mailbox login lets its address submit for a while */
+	if (gt != NULL && gt->mailbox_ok && !refuse && gt->have_peer)
+		throttle_mailbox_login(w->throttle,
+		    (const struct sockaddr *)&gt->peer, gt->user);
+	login_session_judged(s, delay_ms, refuse);
+}
+
+/* SMTP MAIL before AUTH: POP/IMAP-before-SMTP where it is on. */
+static void
+vouch(struct login_session *s)
+{
+	struct gate_thr *gt = login_session_data(s);
+
+	if (gt == NULL || !throttle_before_smtp_on(gt->w->srv->throttle)) {
+		login_session_vouched(s, NULL);
+		return;
+	}
+	keep_peer(gt, s);
+	throttle_before_smtp(gt->w->throttle, login_session_sid(s),
+	    gt->have_peer ? (const struct sockaddr *)&gt->peer : NULL, vouched,
+	    gt->w);
+}
+
+static void
+vouched(void *ctx, uint64_t sid, const char *user)
+{
+	struct gate_worker *w = ctx;
+	struct login_session *s = login_session_find(w->login, sid);
 
 	if (s != NULL)
-		login_session_judged(s, delay_ms, refuse);
+		login_session_vouched(s, user);
 }
 
 static void

@@ -460,6 +460,10 @@ answer(struct gate_session *gs, struct conn *c, const struct ul_result *r)
 		n = snprintf(line, sizeof(line), "+OK Logged in.\r\n");
 		break;
 	default:
+		/* POP/IMAP-before-SMTP: no AUTH to answer; the client's MAIL
+		 * goes to the back end, whose answer is the client's */
+		if (strcmp(gs->mech, "BEFORE-SMTP") == 0)
+			return;
 		n = snprintf(line, sizeof(line),
 		    "235 2.7.0 Authentication successful\r\n");
 		break;

@@ -39,6 +39,7 @@
 #define SWEEP_BUDGET 512 /* expired local keys dropped per tick */
 #define MAX_KEYS (2 * THR_SCOPES + 2)
 #define MAX_ARGS 8
+#define BACKLOG_MAX 10000 /* releases kept for Redis's return, per worker */
 
 /* Decisions by rule and result (throttle_decisions_total). */
 enum m_dec {
@@ -89,7 +90,7 @@ struct throttle {
 	int m_dec[D_N], m_err[E_N];
 };
 
-enum req_kind { RQ_ADMIT, RQ_LOGIN, RQ_FIRE };
+enum req_kind { RQ_ADMIT, RQ_LOGIN, RQ_FIRE, RQ_VOUCH };
 
 /* One decision out on Redis (or a fire-and-forget update). */
 struct thr_req {
@@ -101,11 +102,14 @@ struct thr_req {
 	struct thr_source src;
 	bool ok;	 /* a login that succeeded */
 	bool evaled;	 /* the script was sent whole after NOSCRIPT */
+	bool maybe;	 /* no answer, but Redis may still apply it */
 	bool held_local; /* admit: the local counters hold this one */
 	struct thr_login_counts local;	/* the local answer, for a fallback */
 	struct thr_admit_result ladmit; /* admit: the local verdict */
 	throttle_admit_cb *acb;
 	throttle_login_cb *lcb;
+	throttle_vouch_cb *vcb;
+	char user[THR_USER_MAX + 1]; /* vouch: the local answer, "" none */
 	void *ctx;
 	struct redis_loop_req *rreq;
 	int nkeys, nargs;
@@ -113,11 +117,21 @@ struct thr_req {
 	char args[MAX_ARGS][24];
 };
 
+/* A release Redis must still get (it was down when the connection
+ * ended). */
+struct thr_backlog {
+	enum throttle_service svc;
+	struct thr_source src;
+};
+
 struct throttle_worker {
 	struct throttle *t;
 	struct loop *loop;
 	struct redis_loop *redis; /* NULL: local counters only */
 	bool down;
+	struct thr_backlog *backlog; /* sent when Redis is back */
+	size_t nbacklog;
+	bool backlog_full_logged;
 	struct timer tick;
 	struct redis_loop_req *ping;
 	struct thr_req *reqs;
@@ -151,6 +165,10 @@ static void login_finish(struct throttle_worker *w, enum throttle_service svc,
     uint64_t sid, const struct thr_login_counts *c, bool closed,
     throttle_login_cb *cb, void *ctx);
 static bool allowed(const struct throttle *t, const struct sockaddr *sa);
+static void shared_release(struct throttle_worker *w, enum throttle_service svc,
+    const struct thr_source *src);
+static void backlog_flush(struct throttle_worker *w);
+static void vouch_answer(struct thr_req *q, const struct redisReply *r);
 
 /* ---- the instance -------------------------------------------------------- */
 
@@ -316,6 +334,7 @@ throttle_worker_free(struct throttle_worker **wp)
 		atomic_fetch_sub(&w->t->down, 1);
 	if (w->t->w0 == w)
 		w->t->w0 = NULL;
+	free(w->backlog);
 	redis_loop_free(&w->redis);
 	free(w);
 }
@@ -338,8 +357,10 @@ backend_state(struct throttle_worker *w, bool up, const char *error)
 	w->down = !up;
 	if (up) {
 		down = atomic_fetch_sub(&w->t->down, 1) - 1;
-		log_info(0, "throttle.backend", "state=up worker=%u redis=%s",
-		    loop_index(w->loop), w->t->cf->redis);
+		log_info(0, "throttle.backend",
+		    "state=up worker=%u redis=%s releases=%zu",
+		    loop_index(w->loop), w->t->cf->redis, w->nbacklog);
+		backlog_flush(w);
 	} else {
 		down = atomic_fetch_add(&w->t->down, 1) + 1;
 		log_warn(0, "throttle.backend",
@@ -486,6 +507,8 @@ on_reply(void *ctx, const struct redisReply *r, const char *error)
 		    w->t->m_err[error && strcmp(error, "timeout") == 0 ?
 			    E_TIMEOUT :
 			    E_DOWN]);
+		/* sent but not answered: a stalled Redis may still run it */
+		q->maybe = error == NULL || strstr(error, "refused") == NULL;
 		backend_state(w, false, error);
 	} else if (r->type == REDIS_REPLY_ERROR) {
 		count(w, w->t->m_err[E_ERROR]);
@@ -499,6 +522,8 @@ on_reply(void *ctx, const struct redisReply *r, const char *error)
 		admit_answer(q, r);
 	else if (q->kind == RQ_LOGIN)
 		login_answer(q, r);
+	else if (q->kind == RQ_VOUCH)
+		vouch_answer(q, r);
 	req_free(q);
 }
 
@@ -577,13 +602,19 @@ admit_answer(struct thr_req *q, const struct redisReply *r)
 	long long v = elem(r, 0), scope = elem(r, 1);
 
 	if (v < 0 || scope < 0) {
-		if (w->redis != NULL && w->t->cf->fail_closed) {
+		bool closed = w->redis != NULL && w->t->cf->fail_closed;
+		enum thr_admit lv = closed ? THR_ADMIT_CONNS :
+					     q->ladmit.verdict;
+
+		if (closed)
 			count(w, w->t->m_dec[D_CLOSED]);
-			admit_finish(w, q, THR_ADMIT_CONNS, 0, false);
-			return;
-		}
-		count(w, w->t->m_local);
-		admit_finish(w, q, q->ladmit.verdict, q->ladmit.scope, false);
+		else
+			count(w, w->t->m_local);
+		/* Redis may count it late: an admitted connection releases
+		 * it when it ends, a refused one now */
+		if (q->maybe && lv != THR_ADMIT_OK)
+			shared_release(w, q->svc, &q->src);
+		admit_finish(w, q, lv, closed ? 0 : q->ladmit.scope, q->maybe);
 		return;
 	}
 	admit_finish(w, q, (enum thr_admit)v, (unsigned)scope, true);
@@ -633,7 +664,6 @@ throttle_conn_end(struct throttle_conn **tcp)
 {
 	struct throttle_conn *tc = *tcp;
 	struct throttle_worker *w;
-	struct thr_req *q;
 
 	*tcp = NULL;
 	if (tc == NULL)
@@ -644,17 +674,57 @@ throttle_conn_end(struct throttle_conn **tcp)
 		thr_rules_release(w->t->local, tc->svc, &tc->src);
 		pthread_mutex_unlock(&w->t->mu);
 	}
-	if (tc->shared && w->redis != NULL &&
-	    (q = req_new(w, RQ_FIRE, tc->svc, 0, &tc->src)) != NULL) {
-		for (unsigned i = 0; i < tc->src.nscopes; i++)
-			req_key(q, "c", (int)tc->svc, tc->src.scope[i]);
-		req_arg(q, "r");
-		req_arg(q, "%u", tc->src.nscopes);
-		/* Redis down: the count lingers until conn_ttl */
-		if (req_send(q) == -1)
-			req_free(q);
-	}
+	if (tc->shared)
+		shared_release(w, tc->svc, &tc->src);
 	free(tc);
+}
+
+/* One connection off src's shared counts: now, or when Redis is back. */
+static void
+shared_release(struct throttle_worker *w, enum throttle_service svc,
+    const struct thr_source *src)
+{
+	struct thr_req *q;
+
+	if (w->redis == NULL)
+		return;
+	if (!w->down && (q = req_new(w, RQ_FIRE, svc, 0, src)) != NULL) {
+		for (unsigned i = 0; i < src->nscopes; i++)
+			req_key(q, "c", (int)svc, src->scope[i]);
+		req_arg(q, "r");
+		req_arg(q, "%u", src->nscopes);
+		req_arg(q, "%llu", (unsigned long long)w->t->cf->conn_ttl);
+		if (req_send(q) == 0)
+			return;
+		req_free(q);
+	}
+	if (w->backlog == NULL &&
+	    (w->backlog = calloc(BACKLOG_MAX, sizeof(*w->backlog))) == NULL)
+		return;
+	if (w->nbacklog >= BACKLOG_MAX) {
+		/* the count lingers until conn_ttl */
+		if (!w->backlog_full_logged)
+			log_warn(0, "throttle.backlog_full", "worker=%u",
+			    loop_index(w->loop));
+		w->backlog_full_logged = true;
+		return;
+	}
+	w->backlog[w->nbacklog++] = (struct thr_backlog){ svc, *src };
+}
+
+/* Redis is back: the releases it missed. */
+static void
+backlog_flush(struct throttle_worker *w)
+{
+	size_t n = w->nbacklog;
+	struct thr_backlog *b = w->backlog;
+
+	w->backlog = NULL;
+	w->nbacklog = 0;
+	w->backlog_full_logged = false;
+	for (size_t i = 0; i < n; i++)
+		shared_release(w, b[i].svc, &b[i].src);
+	free(b);
 }
 
 /* ---- logins ---------------------------------------------------------------- */
@@ -793,6 +863,116 @@ login_finish(struct throttle_worker *w, enum throttle_service svc, uint64_t sid,
 		    c->blocked ? "yes" : "no", (long long)c->ipf,
 		    (long long)c->netf, (long long)c->uf);
 	cb(ctx, sid, d, c->blocked);
+}
+
+/* ---- POP/IMAP-before-SMTP ------------------------------------------------------ */
+
+bool
+throttle_before_smtp_on(const struct throttle *t)
+{
+	return t->cf->before_smtp > 0;
+}
+
+/* A plain command (SET, GET) for q: argv as given. */
+static int
+req_plain(struct thr_req *q, int argc, const char **argv)
+{
+	size_t lens[4];
+	const char *err = NULL;
+
+	for (int i = 0; i < argc; i++)
+		lens[i] = strlen(argv[i]);
+	q->rreq = redis_loop_cmd(q->w->redis, argc, argv, lens, on_reply, q,
+	    &err);
+	if (q->rreq != NULL)
+		return 0;
+	count(q->w, q->w->t->m_err[E_DOWN]);
+	backend_state(q->w, false, err);
+	return -1;
+}
+
+void
+throttle_mailbox_login(struct throttle_worker *w, const struct sockaddr *sa,
+    const char *user)
+{
+	struct throttle *t = w->t;
+	char key[THR_KEY_MAX], u[THR_USER_MAX + 1], px[24];
+	struct thr_source src;
+	struct thr_req *q;
+
+	if (t->cf->before_smtp == 0 || user[0] == '\0' ||
+	    thr_source_of(t->cf, sa, &src) == -1)
+		return;
+	snprintf(u, sizeof(u), "%s", user);
+	thr_key(key, sizeof(key), "", "pbs", -1, src.scope[0]);
+	pthread_mutex_lock(&t->mu);
+	thr_local_set_str(t->local, key, u, t->cf->before_smtp,
+	    loop_now(w->loop));
+	pthread_mutex_unlock(&t->mu);
+	if (w->redis == NULL ||
+	    (q = req_new(w, RQ_FIRE, THROTTLE_SUBMISSION, 0, &src)) == NULL)
+		return;
+	req_key(q, "pbs", -1, src.scope[0]);
+	snprintf(px, sizeof(px), "%llu",
+	    (unsigned long long)t->cf->before_smtp);
+	if (req_plain(q, 5,
+		(const char *[]){ "SET", q->keys[0], u, "PX", px }) == -1)
+		req_free(q);
+}
+
+void
+throttle_before_smtp(struct throttle_worker *w, uint64_t sid,
+    const struct sockaddr *sa, throttle_vouch_cb *cb, void *ctx)
+{
+	struct throttle *t = w->t;
+	char key[THR_KEY_MAX], u[THR_USER_MAX + 1] = "";
+	struct thr_source src;
+	const char *v;
+	struct thr_req *q;
+
+	if (t->cf->before_smtp == 0 || thr_source_of(t->cf, sa, &src) == -1) {
+		cb(ctx, sid, NULL);
+		return;
+	}
+	thr_key(key, sizeof(key), "", "pbs", -1, src.scope[0]);
+	pthread_mutex_lock(&t->mu);
+	if ((v = thr_local_get_str(t->local, key, loop_now(w->loop))) != NULL)
+		snprintf(u, sizeof(u), "%s", v);
+	pthread_mutex_unlock(&t->mu);
+	if (w->redis == NULL ||
+	    (q = req_new(w, RQ_VOUCH, THROTTLE_SUBMISSION, sid, &src)) ==
+		NULL) {
+		cb(ctx, sid, u[0] ? u : NULL);
+		return;
+	}
+	memcpy(q->user, u, sizeof(u));
+	q->vcb = cb;
+	q->ctx = ctx;
+	req_key(q, "pbs", -1, src.scope[0]);
+	if (req_plain(q, 2, (const char *[]){ "GET", q->keys[0] }) == 0)
+		return;
+	vouch_answer(q, NULL);
+	req_free(q);
+}
+
+/* Redis's answer wins; without one, the local. */
+static void
+vouch_answer(struct thr_req *q, const struct redisReply *r)
+{
+	char u[THR_USER_MAX + 1];
+
+	if (r != NULL && r->type == REDIS_REPLY_STRING && r->len > 0 &&
+	    r->len <= THR_USER_MAX) {
+		memcpy(u, r->str, r->len);
+		u[r->len] = '\0';
+		q->vcb(q->ctx, q->sid, u);
+		return;
+	}
+	if (r != NULL && r->type == REDIS_REPLY_NIL) {
+		q->vcb(q->ctx, q->sid, NULL);
+		return;
+	}
+	q->vcb(q->ctx, q->sid, q->user[0] ? q->user : NULL);
 }
 
 /* ---- operators ------------------------------------------------------------- */

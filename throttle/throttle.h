@@ -67,9 +67,11 @@ struct throttle_conf {
 	struct net *allow_nets;
 	unsigned nallow_nets;
 	int64_t net4_prefix, net6_prefix, net6_wide_prefix;
-	int64_t max_tracked; /* local counters kept at most */
-	uint64_t conn_ttl;   /* ms a concurrency counter outlives its last
+	int64_t max_tracked;  /* local counters kept at most */
+	uint64_t conn_ttl;    /* ms a concurrency counter outlives its last
 			       * new connection (a crashed instance's holds) */
+	uint64_t before_smtp; /* POP/IMAP-before-SMTP: ms a mailbox login
+			       * lets its address submit; 0: off */
 	struct throttle_rules svc[THROTTLE_SERVICES];
 };
 
@@ -124,6 +126,21 @@ void throttle_login(struct throttle_worker *w, enum throttle_service svc,
  * score (no user). No answer. */
 void throttle_bad(struct throttle_worker *w, enum throttle_service svc,
     uint64_t sid, const struct sockaddr *sa);
+
+/* ---- POP/IMAP-before-SMTP (legacy, off unless before_smtp) ------------- */
+
+/* Whether before_smtp is on. */
+bool throttle_before_smtp_on(const struct throttle *t);
+/* user logged in to a mailbox (IMAP, POP3) from sa: for before_smtp its
+ * address may submit as user without AUTH. Locally and in Redis. */
+void throttle_mailbox_login(struct throttle_worker *w,
+    const struct sockaddr *sa, const char *user);
+/* Who logged in to a mailbox from sa within before_smtp: cb gets the
+ * user, or NULL for nobody (allow-listed or not, an unknown address is
+ * nobody), maybe before this returns. */
+typedef void throttle_vouch_cb(void *ctx, uint64_t sid, const char *user);
+void throttle_before_smtp(struct throttle_worker *w, uint64_t sid,
+    const struct sockaddr *sa, throttle_vouch_cb *cb, void *ctx);
 
 /* ---- operators (the admin listener, throttle_admin.c) -------------------- */
 

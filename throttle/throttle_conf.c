@@ -74,6 +74,10 @@ const struct cfg_field throttle_conf_fields[] = {
 	    .hint = "local counters kept at most (memory: about 100 bytes "
 		    "each)" },
 	{ "conn_ttl", CFG_DURATION, F(conn_ttl), 0, "1h", 1000, 604800000 },
+	{ "before_smtp", CFG_DURATION, F(before_smtp), 0, "0", 0, 86400000,
+	    .hint = "a duration like \"10m\": after an IMAP or POP3 login "
+		    "its address may submit as that user without AUTH for "
+		    "this long (legacy POP-before-SMTP); 0 = off" },
 	{ "imap", CFG_GROUP, F(svc[THROTTLE_IMAP]), .sub = rules_fields },
 	{ "pop3", CFG_GROUP, F(svc[THROTTLE_POP3]), .sub = rules_fields },
 	{ "submission", CFG_GROUP, F(svc[THROTTLE_SUBMISSION]),

@@ -20,6 +20,7 @@
 
 struct thr_entry {
 	struct thr_entry *next;
+	char *str; /* thr_local_set_str()'s value, or NULL */
 	int64_t value;
 	uint64_t expires; /* now > expires: gone */
 	char key[];
@@ -65,6 +66,7 @@ thr_local_free(struct thr_local **tp)
 	for (size_t i = 0; i < t->nb; i++)
 		for (struct thr_entry *e = t->b[i], *nx; e; e = nx) {
 			nx = e->next;
+			free(e->str);
 			free(e);
 		}
 	free(t->b);
@@ -126,6 +128,7 @@ thr_local_add(struct thr_local *t, const char *key, int64_t by, uint64_t ttl,
 			return by;
 		memcpy(e->key, key, klen);
 		e->next = NULL;
+		e->str = NULL;
 		e->value = 0;
 		e->expires = now + ttl;
 		*p = e;
@@ -157,8 +160,35 @@ thr_local_del(struct thr_local *t, const char *key)
 	if (e == NULL)
 		return;
 	*p = e->next;
+	free(e->str);
 	free(e);
 	t->n--;
+}
+
+void
+thr_local_set_str(struct thr_local *t, const char *key, const char *str,
+    uint64_t ttl, uint64_t now)
+{
+	struct thr_entry *e;
+	char *copy = strdup(str);
+
+	if (copy == NULL)
+		return;
+	thr_local_del(t, key);
+	thr_local_add(t, key, 1, ttl, true, now);
+	if ((e = live(t, key, now)) == NULL) {
+		free(copy);
+		return;
+	}
+	e->str = copy;
+}
+
+const char *
+thr_local_get_str(struct thr_local *t, const char *key, uint64_t now)
+{
+	struct thr_entry *e = live(t, key, now);
+
+	return e != NULL ? e->str : NULL;
 }
 
 size_t
@@ -181,6 +211,7 @@ thr_local_sweep(struct thr_local *t, uint64_t now, size_t budget)
 
 			if (now > e->expires) {
 				*p = e->next;
+				free(e->str);
 				free(e);
 				t->n--;
 				budget--;

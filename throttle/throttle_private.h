@@ -13,6 +13,7 @@
  *   fu:<user>         failed logins against user    TTL fail_window
  *   fui:<user>|<ip>   ... of user from this address TTL fail_window
  *   b:<scope>         blocked                       TTL block_time
+ *   pbs:<ip>          user of a recent mailbox login TTL before_smtp
  * where <scope> is an address ("192.0.2.7", "2001:db8::1") or a network
  * ("192.0.2.0/24", "2001:db8::/64", "2001:db8::/48").
  */
@@ -70,6 +71,13 @@ int64_t thr_local_add(struct thr_local *t, const char *key, int64_t by,
 void thr_local_set_nx(struct thr_local *t, const char *key, int64_t v,
     uint64_t ttl, uint64_t now);
 void thr_local_del(struct thr_local *t, const char *key);
+/* A string value (POP-before-SMTP's user), replacing key; read back with
+ * thr_local_get_str() (NULL: absent or expired; valid until the table
+ * changes, so copy it under the caller's lock). */
+void thr_local_set_str(struct thr_local *t, const char *key, const char *str,
+    uint64_t ttl, uint64_t now);
+const char *thr_local_get_str(struct thr_local *t, const char *key,
+    uint64_t now);
 /* Keys held now (expired ones not yet swept included). */
 size_t thr_local_count(const struct thr_local *t);
 /* Drop up to budget expired keys. */

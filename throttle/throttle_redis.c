@@ -10,7 +10,9 @@
  * decision's keys are in several slots, see docs/throttling.md):
  *   a  admit:   KEYS r[1..n] c[1..n]; ARGV conns_ip conns_net rate_ip
  *               rate_net rate_interval conn_ttl -> {verdict, scope}
- *   r  release: KEYS c[1..n] -> 0
+ *   r  release: KEYS c[1..n]; ARGV conn_ttl -> 0 (a count may go below
+ *               zero: a release whose admission Redis applies late, after
+ *               a stall, must still cancel it, in either order)
  *   f  failure: KEYS f[1..n] b[1..n] fu fui; ARGV fail_window block_fails
  *               block_fails_net block_time has_user
  *               -> {ipf, netf, uf, uipf, blocked}
@@ -67,7 +69,12 @@ const char thr_redis_script[] =
     "  return {0, 0}\n"
     "end\n"
     "if mode == 'r' then\n"
-    "  for i = 1, n do off(KEYS[i], 1) end\n"
+    "  for i = 1, n do\n"
+    "    local v = redis.call('DECR', KEYS[i])\n"
+    "    if v == 0 then redis.call('DEL', KEYS[i])\n"
+    "    elseif v < 0 then redis.call('PEXPIRE', KEYS[i], tonumber(ARGV[3]))\n"
+    "    end\n"
+    "  end\n"
     "  return 0\n"
     "end\n"
     "if mode == 'f' then\n"

@@ -11,7 +11,9 @@ temporary error; the allow-list is never throttled; Redis killed ->
 fail-open on local counters, backend_up 0, restarted -> shared counting
 resumes without restarting ringgate; Redis SIGSTOPped behaves like down
 within the timeout; fail_closed refuses; 1,000 connections held in
-tarpit delays do not hold up another client's good login. Skips without
+tarpit delays do not hold up another client's good login; the admin's
+view and unblock (through ringgate-ctl); IPv6 and its /64 and /48;
+POP/IMAP-before-SMTP across two instances. Skips without
 redis-server.
 """
 
@@ -465,6 +467,52 @@ class TestThrottle(unittest.TestCase):
             for s in held:
                 s.close()
         self.assertGreaterEqual(self.decisions(g, "conns_net", "refused"), 2)
+
+    # ------------------------------------------------- POP-before-SMTP
+
+    def test_mailbox_login_lets_its_address_submit(self):
+        tp = throttle_cfg(self.redis.port, before_smtp="1m")
+        p1 = self.make_gate("pbs1", tp)
+        p2 = self.make_gate("pbs2", tp)
+        self.addCleanup(p1.stop_checked)
+        self.addCleanup(p2.stop_checked)
+
+        def mail(gate, src, rcpt=BOB):
+            """The answers to EHLO, MAIL and then RCPT (when MAIL was
+            taken), then the rest of a message and QUIT."""
+            s, f = connect(gate, "submission", src)
+            try:
+                f.readline()
+                s.sendall(b"EHLO client.example\r\n")
+                line = f.readline()
+                while line.startswith(b"250-"):
+                    line = f.readline()
+                s.sendall(b"MAIL FROM:<%s>\r\n" % USER.encode())
+                m = f.readline().decode()
+                if not m.startswith("250"):
+                    return m
+                s.sendall(b"RCPT TO:<%s>\r\nDATA\r\n" % rcpt.encode())
+                r, d = f.readline().decode(), f.readline().decode()
+                s.sendall(b"Subject: before smtp\r\n\r\nhello\r\n.\r\n"
+                          b"QUIT\r\n")
+                return " | ".join((m.strip(), r.strip(), d.strip(),
+                                   f.readline().decode().strip()))
+            finally:
+                s.close()
+        # nobody logged in from here: as without the feature
+        self.assertTrue(mail(p1, "127.0.0.91").startswith("530 5.7.0"))
+        # a mailbox login on one instance ...
+        self.assertEqual(imap_login(p1, "127.0.0.91", USER, PASSWORD), "OK")
+        # ... lets its address submit through the other, as that user
+        out = mail(p2, "127.0.0.91")
+        self.assertTrue(out.startswith("250"), out)
+        self.assertIn("354", out)
+        self.assertTrue(out.split(" | ")[-1].startswith("250 2.0.0"), out)
+        # another address, and an instance with the feature off: no
+        self.assertTrue(mail(p2, "127.0.0.92").startswith("530"))
+        self.assertEqual(imap_login(self.a, "127.0.0.93", USER, PASSWORD),
+                         "OK")
+        self.assertTrue(mail(self.a, "127.0.0.93").startswith("530"))
 
     # ------------------------------------------------------------ tarpit
 

@@ -180,7 +180,36 @@ release_both(struct thr_local *t, const struct thr_source *s)
 		key(&c, "c", THROTTLE_IMAP, s->scope[i]);
 	arg(&c, "r");
 	arg(&c, "%u", s->nscopes);
+	arg(&c, "%llu", 3600000ULL);
 	freeReplyObject(eval(&c));
+}
+
+/* A stalled Redis may run an admission after the release that was meant
+ * to cancel it: the two commute, the count ends where it started. */
+static void
+test_late_admission_after_release(void **state)
+{
+	struct throttle_conf cf;
+	struct thr_local *t = thr_local_new(1000);
+	struct thr_local *scratch = thr_local_new(1000);
+	struct thr_source a;
+	redisReply *r;
+
+	(void)state;
+	conf_defaults(&cf);
+	a = src_of(&cf, "100.64.0.5");
+	release_both(t, &a); /* Redis: -1, with a TTL */
+	r = redisCommand(rc, "PTTL " PREFIX "c:imap:100.64.0.5");
+	assert_true(r->integer > 0);
+	freeReplyObject(r);
+	/* the late admission: counted from -1, so 0 */
+	admit_both(scratch, &cf, &a);
+	r = redisCommand(rc, "GET " PREFIX "c:imap:100.64.0.5");
+	assert_int_equal(r->type, REDIS_REPLY_STRING);
+	assert_string_equal(r->str, "0");
+	freeReplyObject(r);
+	thr_local_free(&t);
+	thr_local_free(&scratch);
 }
 
 static struct call
@@ -362,6 +391,7 @@ main(void)
 		cmocka_unit_test(test_admission_parity),
 		cmocka_unit_test(test_login_parity),
 		cmocka_unit_test(test_unblock_and_ttls),
+		cmocka_unit_test(test_late_admission_after_release),
 	};
 
 	if (!redis_in_path("redis-server")) {
