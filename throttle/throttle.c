@@ -877,9 +877,11 @@ throttle_before_smtp_on(const struct throttle *t)
 static int
 req_plain(struct thr_req *q, int argc, const char **argv)
 {
-	size_t lens[4];
+	size_t lens[8];
 	const char *err = NULL;
 
+	if (argc > 8)
+		return -1;
 	for (int i = 0; i < argc; i++)
 		lens[i] = strlen(argv[i]);
 	q->rreq = redis_loop_cmd(q->w->redis, argc, argv, lens, on_reply, q,
