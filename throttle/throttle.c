@@ -22,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <hiredis/hiredis.h>
 
@@ -35,28 +34,9 @@
 #include "core/timer.h"
 #include "throttle/throttle_private.h"
 
-#define TICK_MS 1000	 /* the health ping and the local sweep */
-#define SWEEP_BUDGET 512 /* expired local keys dropped per tick */
-#define MAX_KEYS (2 * THR_SCOPES + 2)
-#define MAX_ARGS 8
+#define TICK_MS 1000	  /* the health ping and the local sweep */
+#define SWEEP_BUDGET 512  /* expired local keys dropped per tick */
 #define BACKLOG_MAX 10000 /* releases kept for Redis's return, per worker */
-
-/* Decisions by rule and result (throttle_decisions_total). */
-enum m_dec {
-	D_ADMITTED,
-	D_ALLOWED,
-	D_CONNS_IP,
-	D_CONNS_NET,
-	D_RATE_IP,
-	D_RATE_NET,
-	D_CLOSED,
-	D_LOGIN_PASSED,
-	D_LOGIN_DELAYED,
-	D_LOGIN_BLOCKED,
-	D_FAIL_COUNTED,
-	D_BAD_COUNTED,
-	D_N
-};
 
 static const char *const dec_labels[D_N] = {
 	[D_ADMITTED] = "rule=\"connection\",result=\"admitted\"",
@@ -73,89 +53,13 @@ static const char *const dec_labels[D_N] = {
 	[D_BAD_COUNTED] = "rule=\"bad_commands\",result=\"counted\"",
 };
 
-enum m_err { E_TIMEOUT, E_DOWN, E_ERROR, E_N };
 static const char *const err_labels[E_N] = { "reason=\"timeout\"",
 	"reason=\"down\"", "reason=\"error\"" };
 
-struct throttle {
-	const struct throttle_conf *cf;
-	pthread_mutex_t mu;
-	struct thr_local *local;
-	char sha[41];
-	struct metrics *m;
-	atomic_uint down; /* workers whose Redis is down now */
-	/* worker 0's, for the admin's unblock (its thread only) */
-	struct throttle_worker *w0;
-	int m_up, m_tracked, m_local;
-	int m_dec[D_N], m_err[E_N];
-};
-
-enum req_kind { RQ_ADMIT, RQ_LOGIN, RQ_FIRE, RQ_VOUCH };
-
-/* One decision out on Redis (or a fire-and-forget update). */
-struct thr_req {
-	struct throttle_worker *w;
-	struct thr_req *prev, *next;
-	enum req_kind kind;
-	enum throttle_service svc;
-	uint64_t sid;
-	struct thr_source src;
-	bool ok;	 /* a login that succeeded */
-	bool evaled;	 /* the script was sent whole after NOSCRIPT */
-	bool maybe;	 /* no answer, but Redis may still apply it */
-	bool held_local; /* admit: the local counters hold this one */
-	struct thr_login_counts local;	/* the local answer, for a fallback */
-	struct thr_admit_result ladmit; /* admit: the local verdict */
-	throttle_admit_cb *acb;
-	throttle_login_cb *lcb;
-	throttle_vouch_cb *vcb;
-	char user[THR_USER_MAX + 1]; /* vouch: the local answer, "" none */
-	void *ctx;
-	struct redis_loop_req *rreq;
-	int nkeys, nargs;
-	char keys[MAX_KEYS][THR_KEY_MAX];
-	char args[MAX_ARGS][24];
-};
-
-/* A release Redis must still get (it was down when the connection
- * ended). */
-struct thr_backlog {
-	enum throttle_service svc;
-	struct thr_source src;
-};
-
-struct throttle_worker {
-	struct throttle *t;
-	struct loop *loop;
-	struct redis_loop *redis; /* NULL: local counters only */
-	bool down;
-	struct thr_backlog *backlog; /* sent when Redis is back */
-	size_t nbacklog;
-	bool backlog_full_logged;
-	struct timer tick;
-	struct redis_loop_req *ping;
-	struct thr_req *reqs;
-};
-
-struct throttle_conn {
-	struct throttle_worker *w;
-	enum throttle_service svc;
-	struct thr_source src;
-	bool local, shared; /* which counters hold it */
-};
-
-static void count(struct throttle_worker *w, int id);
-static void backend_state(struct throttle_worker *w, bool up,
-    const char *error);
 static void tick_fired(struct timer *tm, void *arg);
 static void on_ping(void *ctx, const struct redisReply *r, const char *error);
-static struct thr_req *req_new(struct throttle_worker *w, enum req_kind kind,
-    enum throttle_service svc, uint64_t sid, const struct thr_source *src);
-static void req_free(struct thr_req *q);
-static void req_arg(struct thr_req *q, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static int req_send(struct thr_req *q);
-static void on_reply(void *ctx, const struct redisReply *r, const char *error);
+static void thr_on_reply(void *ctx, const struct redisReply *r,
+    const char *error);
 static void login_keys(struct thr_req *q, const char *mode, const char *user);
 static void admit_answer(struct thr_req *q, const struct redisReply *r);
 static void login_answer(struct thr_req *q, const struct redisReply *r);
@@ -164,11 +68,9 @@ static void admit_finish(struct throttle_worker *w, struct thr_req *q,
 static void login_finish(struct throttle_worker *w, enum throttle_service svc,
     uint64_t sid, const struct thr_login_counts *c, bool closed,
     throttle_login_cb *cb, void *ctx);
-static bool allowed(const struct throttle *t, const struct sockaddr *sa);
 static void shared_release(struct throttle_worker *w, enum throttle_service svc,
     const struct thr_source *src);
 static void backlog_flush(struct throttle_worker *w);
-static void vouch_answer(struct thr_req *q, const struct redisReply *r);
 
 /* ---- the instance -------------------------------------------------------- */
 
@@ -272,8 +174,8 @@ throttle_bad_commands(const struct throttle *t, enum throttle_service svc)
 	return (unsigned)t->cf->svc[svc].bad_commands;
 }
 
-static bool
-allowed(const struct throttle *t, const struct sockaddr *sa)
+bool
+thr_allowed(const struct throttle *t, const struct sockaddr *sa)
 {
 	return net_list_match(t->cf->allow_nets, t->cf->nallow_nets, sa);
 }
@@ -328,7 +230,7 @@ throttle_worker_free(struct throttle_worker **wp)
 			thr_rules_release(w->t->local, q->svc, &q->src);
 			pthread_mutex_unlock(&w->t->mu);
 		}
-		req_free(q);
+		thr_req_free(q);
 	}
 	if (w->down)
 		atomic_fetch_sub(&w->t->down, 1);
@@ -339,16 +241,16 @@ throttle_worker_free(struct throttle_worker **wp)
 	free(w);
 }
 
-static void
-count(struct throttle_worker *w, int id)
+void
+thr_count(struct throttle_worker *w, int id)
 {
 	metrics_add(loop_shard(w->loop), id, 1);
 }
 
 /* Redis came back or went away for this worker: logged once per change,
  * the gauge follows every worker. */
-static void
-backend_state(struct throttle_worker *w, bool up, const char *error)
+void
+thr_backend_state(struct throttle_worker *w, bool up, const char *error)
 {
 	unsigned down;
 
@@ -388,7 +290,7 @@ tick_fired(struct timer *tm, void *arg)
 		w->ping = redis_loop_cmd(w->redis, 1, argv, lens, on_ping, w,
 		    &err);
 		if (w->ping == NULL)
-			backend_state(w, false, err);
+			thr_backend_state(w, false, err);
 	}
 	(void)timer_set(&w->tick, TICK_MS);
 }
@@ -399,13 +301,13 @@ on_ping(void *ctx, const struct redisReply *r, const char *error)
 	struct throttle_worker *w = ctx;
 
 	w->ping = NULL;
-	backend_state(w, r != NULL, error);
+	thr_backend_state(w, r != NULL, error);
 }
 
 /* ---- requests ------------------------------------------------------------ */
 
-static struct thr_req *
-req_new(struct throttle_worker *w, enum req_kind kind,
+struct thr_req *
+thr_req_new(struct throttle_worker *w, enum req_kind kind,
     enum throttle_service svc, uint64_t sid, const struct thr_source *src)
 {
 	struct thr_req *q = calloc(1, sizeof(*q));
@@ -424,8 +326,8 @@ req_new(struct throttle_worker *w, enum req_kind kind,
 	return q;
 }
 
-static void
-req_free(struct thr_req *q)
+void
+thr_req_free(struct thr_req *q)
 {
 	struct throttle_worker *w = q->w;
 
@@ -438,20 +340,20 @@ req_free(struct thr_req *q)
 	free(q);
 }
 
-static void
-req_arg(struct thr_req *q, const char *fmt, ...)
+void
+thr_req_arg(struct thr_req *q, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (q->nargs >= MAX_ARGS)
+	if (q->nargs >= THR_MAX_ARGS)
 		return;
 	va_start(ap, fmt);
 	vsnprintf(q->args[q->nargs++], sizeof(q->args[0]), fmt, ap);
 	va_end(ap);
 }
 
-static void
-req_key(struct thr_req *q, const char *kind, int svc, const char *scope)
+void
+thr_req_key(struct thr_req *q, const char *kind, int svc, const char *scope)
 {
 	thr_key(q->keys[q->nkeys++], THR_KEY_MAX, q->w->t->cf->key_prefix, kind,
 	    svc, scope);
@@ -459,11 +361,11 @@ req_key(struct thr_req *q, const char *kind, int svc, const char *scope)
 
 /* EVALSHA (or EVAL after a NOSCRIPT) with q's keys and args. 0, or -1
  * with Redis known down (the caller decides without it). */
-static int
-req_send(struct thr_req *q)
+int
+thr_req_send(struct thr_req *q)
 {
-	const char *argv[3 + MAX_KEYS + MAX_ARGS];
-	size_t lens[3 + MAX_KEYS + MAX_ARGS];
+	const char *argv[3 + THR_MAX_KEYS + THR_MAX_ARGS];
+	size_t lens[3 + THR_MAX_KEYS + THR_MAX_ARGS];
 	char nk[8];
 	const char *err = NULL;
 	int n = 0;
@@ -478,16 +380,17 @@ req_send(struct thr_req *q)
 		argv[n++] = q->args[i];
 	for (int i = 0; i < n; i++)
 		lens[i] = strlen(argv[i]);
-	q->rreq = redis_loop_cmd(q->w->redis, n, argv, lens, on_reply, q, &err);
+	q->rreq = redis_loop_cmd(q->w->redis, n, argv, lens, thr_on_reply, q,
+	    &err);
 	if (q->rreq != NULL)
 		return 0;
-	count(q->w, q->w->t->m_err[E_DOWN]);
-	backend_state(q->w, false, err);
+	thr_count(q->w, q->w->t->m_err[E_DOWN]);
+	thr_backend_state(q->w, false, err);
 	return -1;
 }
 
 static void
-on_reply(void *ctx, const struct redisReply *r, const char *error)
+thr_on_reply(void *ctx, const struct redisReply *r, const char *error)
 {
 	struct thr_req *q = ctx;
 	struct throttle_worker *w = q->w;
@@ -497,34 +400,34 @@ on_reply(void *ctx, const struct redisReply *r, const char *error)
 	    strncmp(r->str, "NOSCRIPT", 8) == 0) {
 		/* a Redis that restarted or was flushed: load it again */
 		q->evaled = true;
-		if (req_send(q) == 0)
+		if (thr_req_send(q) == 0)
 			return;
 		r = NULL;
 		error = "closed";
 	}
 	if (r == NULL) {
-		count(w,
+		thr_count(w,
 		    w->t->m_err[error && strcmp(error, "timeout") == 0 ?
 			    E_TIMEOUT :
 			    E_DOWN]);
 		/* sent but not answered: a stalled Redis may still run it */
 		q->maybe = error == NULL || strstr(error, "refused") == NULL;
-		backend_state(w, false, error);
+		thr_backend_state(w, false, error);
 	} else if (r->type == REDIS_REPLY_ERROR) {
-		count(w, w->t->m_err[E_ERROR]);
+		thr_count(w, w->t->m_err[E_ERROR]);
 		log_warn(q->sid, "throttle.redis_error", "error=\"%.*s\"",
 		    (int)r->len, r->str);
 		r = NULL;
 	} else {
-		backend_state(w, true, NULL);
+		thr_backend_state(w, true, NULL);
 	}
 	if (q->kind == RQ_ADMIT)
 		admit_answer(q, r);
 	else if (q->kind == RQ_LOGIN)
 		login_answer(q, r);
 	else if (q->kind == RQ_VOUCH)
-		vouch_answer(q, r);
-	req_free(q);
+		thr_vouch_answer(q, r);
+	thr_req_free(q);
 }
 
 /* An integer element of an array reply, or -1. */
@@ -549,15 +452,15 @@ throttle_admit(struct throttle_worker *w, enum throttle_service svc,
 	struct thr_source src;
 	struct thr_req *q;
 
-	if (thr_source_of(t->cf, sa, &src) == -1 || allowed(t, sa)) {
-		count(w, t->m_dec[D_ALLOWED]);
+	if (thr_source_of(t->cf, sa, &src) == -1 || thr_allowed(t, sa)) {
+		thr_count(w, t->m_dec[D_ALLOWED]);
 		cb(ctx, sid, true, NULL);
 		return;
 	}
 	pthread_mutex_lock(&t->mu);
 	lr = thr_rules_admit(t->local, t->cf, svc, &src, loop_now(w->loop));
 	pthread_mutex_unlock(&t->mu);
-	if ((q = req_new(w, RQ_ADMIT, svc, sid, &src)) == NULL) {
+	if ((q = thr_req_new(w, RQ_ADMIT, svc, sid, &src)) == NULL) {
 		/* out of memory: refuse, holding nothing */
 		if (lr.verdict == THR_ADMIT_OK) {
 			pthread_mutex_lock(&t->mu);
@@ -573,24 +476,24 @@ throttle_admit(struct throttle_worker *w, enum throttle_service svc,
 	q->ctx = ctx;
 	if (w->redis != NULL) {
 		for (unsigned i = 0; i < src.nscopes; i++)
-			req_key(q, "r", (int)svc, src.scope[i]);
+			thr_req_key(q, "r", (int)svc, src.scope[i]);
 		for (unsigned i = 0; i < src.nscopes; i++)
-			req_key(q, "c", (int)svc, src.scope[i]);
-		req_arg(q, "a");
-		req_arg(q, "%u", src.nscopes);
-		req_arg(q, "%lld", (long long)r->conns_ip);
-		req_arg(q, "%lld", (long long)r->conns_net);
-		req_arg(q, "%lld", (long long)r->rate_ip);
-		req_arg(q, "%lld", (long long)r->rate_net);
-		req_arg(q, "%llu", (unsigned long long)r->rate_interval);
-		req_arg(q, "%llu", (unsigned long long)t->cf->conn_ttl);
-		if (req_send(q) == 0)
+			thr_req_key(q, "c", (int)svc, src.scope[i]);
+		thr_req_arg(q, "a");
+		thr_req_arg(q, "%u", src.nscopes);
+		thr_req_arg(q, "%lld", (long long)r->conns_ip);
+		thr_req_arg(q, "%lld", (long long)r->conns_net);
+		thr_req_arg(q, "%lld", (long long)r->rate_ip);
+		thr_req_arg(q, "%lld", (long long)r->rate_net);
+		thr_req_arg(q, "%llu", (unsigned long long)r->rate_interval);
+		thr_req_arg(q, "%llu", (unsigned long long)t->cf->conn_ttl);
+		if (thr_req_send(q) == 0)
 			return;
 		admit_answer(q, NULL);
 	} else {
 		admit_finish(w, q, lr.verdict, lr.scope, false);
 	}
-	req_free(q);
+	thr_req_free(q);
 }
 
 /* Redis's verdict (r), or none: the local one or, fail-closed, a
@@ -607,9 +510,9 @@ admit_answer(struct thr_req *q, const struct redisReply *r)
 					     q->ladmit.verdict;
 
 		if (closed)
-			count(w, w->t->m_dec[D_CLOSED]);
+			thr_count(w, w->t->m_dec[D_CLOSED]);
 		else
-			count(w, w->t->m_local);
+			thr_count(w, w->t->m_local);
 		/* Redis may count it late: an admitted connection releases
 		 * it when it ends, a refused one now */
 		if (q->maybe && lv != THR_ADMIT_OK)
@@ -636,7 +539,7 @@ admit_finish(struct throttle_worker *w, struct thr_req *q, enum thr_admit v,
 			thr_rules_release(t->local, q->svc, &q->src);
 			pthread_mutex_unlock(&t->mu);
 		}
-		count(w,
+		thr_count(w,
 		    t->m_dec[v == THR_ADMIT_RATE ?
 			    (scope == 0 ? D_RATE_IP : D_RATE_NET) :
 			    (scope == 0 ? D_CONNS_IP : D_CONNS_NET)]);
@@ -655,7 +558,7 @@ admit_finish(struct throttle_worker *w, struct thr_req *q, enum thr_admit v,
 	tc->src = q->src;
 	tc->local = q->held_local;
 	tc->shared = shared;
-	count(w, t->m_dec[D_ADMITTED]);
+	thr_count(w, t->m_dec[D_ADMITTED]);
 	q->acb(q->ctx, q->sid, true, tc);
 }
 
@@ -688,15 +591,15 @@ shared_release(struct throttle_worker *w, enum throttle_service svc,
 
 	if (w->redis == NULL)
 		return;
-	if (!w->down && (q = req_new(w, RQ_FIRE, svc, 0, src)) != NULL) {
+	if (!w->down && (q = thr_req_new(w, RQ_FIRE, svc, 0, src)) != NULL) {
 		for (unsigned i = 0; i < src->nscopes; i++)
-			req_key(q, "c", (int)svc, src->scope[i]);
-		req_arg(q, "r");
-		req_arg(q, "%u", src->nscopes);
-		req_arg(q, "%llu", (unsigned long long)w->t->cf->conn_ttl);
-		if (req_send(q) == 0)
+			thr_req_key(q, "c", (int)svc, src->scope[i]);
+		thr_req_arg(q, "r");
+		thr_req_arg(q, "%u", src->nscopes);
+		thr_req_arg(q, "%llu", (unsigned long long)w->t->cf->conn_ttl);
+		if (thr_req_send(q) == 0)
 			return;
-		req_free(q);
+		thr_req_free(q);
 	}
 	if (w->backlog == NULL &&
 	    (w->backlog = calloc(BACKLOG_MAX, sizeof(*w->backlog))) == NULL)
@@ -739,23 +642,23 @@ login_keys(struct thr_req *q, const char *mode, const char *user)
 
 	thr_user_norm(user, u);
 	for (unsigned i = 0; i < q->src.nscopes; i++)
-		req_key(q, "f", -1, q->src.scope[i]);
+		thr_req_key(q, "f", -1, q->src.scope[i]);
 	for (unsigned i = 0; i < q->src.nscopes; i++)
-		req_key(q, "b", -1, q->src.scope[i]);
+		thr_req_key(q, "b", -1, q->src.scope[i]);
 	if (u[0] != '\0') {
 		thr_key_user(q->keys[q->nkeys++], THR_KEY_MAX, prefix, u, NULL);
 		thr_key_user(q->keys[q->nkeys++], THR_KEY_MAX, prefix, u,
 		    q->src.scope[0]);
 	}
-	req_arg(q, "%s", mode);
-	req_arg(q, "%u", q->src.nscopes);
+	thr_req_arg(q, "%s", mode);
+	thr_req_arg(q, "%u", q->src.nscopes);
 	if (mode[0] == 'f') {
-		req_arg(q, "%llu", (unsigned long long)r->fail_window);
-		req_arg(q, "%lld", (long long)r->block_fails);
-		req_arg(q, "%lld", (long long)r->block_fails_net);
-		req_arg(q, "%llu", (unsigned long long)r->block_time);
+		thr_req_arg(q, "%llu", (unsigned long long)r->fail_window);
+		thr_req_arg(q, "%lld", (long long)r->block_fails);
+		thr_req_arg(q, "%lld", (long long)r->block_fails_net);
+		thr_req_arg(q, "%llu", (unsigned long long)r->block_time);
 	}
-	req_arg(q, "%d", u[0] != '\0');
+	thr_req_arg(q, "%d", u[0] != '\0');
 }
 
 static void
@@ -769,7 +672,7 @@ login_start(struct throttle_worker *w, enum req_kind kind,
 	struct thr_req *q;
 	uint64_t now = loop_now(w->loop);
 
-	if (thr_source_of(t->cf, sa, &src) == -1 || allowed(t, sa)) {
+	if (thr_source_of(t->cf, sa, &src) == -1 || thr_allowed(t, sa)) {
 		if (cb != NULL)
 			cb(ctx, sid, 0, false);
 		return;
@@ -779,10 +682,10 @@ login_start(struct throttle_worker *w, enum req_kind kind,
 		 thr_rules_fail(t->local, t->cf, svc, &src, user, now);
 	pthread_mutex_unlock(&t->mu);
 	if (!ok)
-		count(w,
+		thr_count(w,
 		    t->m_dec[kind == RQ_FIRE ? D_BAD_COUNTED : D_FAIL_COUNTED]);
 	if (w->redis == NULL ||
-	    (q = req_new(w, kind, svc, sid, &src)) == NULL) {
+	    (q = thr_req_new(w, kind, svc, sid, &src)) == NULL) {
 		if (cb != NULL)
 			login_finish(w, svc, sid, &c, false, cb, ctx);
 		return;
@@ -792,11 +695,11 @@ login_start(struct throttle_worker *w, enum req_kind kind,
 	q->lcb = cb;
 	q->ctx = ctx;
 	login_keys(q, ok ? "o" : "f", user);
-	if (req_send(q) == 0)
+	if (thr_req_send(q) == 0)
 		return;
 	if (cb != NULL)
 		login_answer(q, NULL);
-	req_free(q);
+	thr_req_free(q);
 }
 
 void
@@ -825,7 +728,7 @@ login_answer(struct thr_req *q, const struct redisReply *r)
 			    q->lcb, q->ctx);
 			return;
 		}
-		count(q->w, q->w->t->m_local);
+		thr_count(q->w, q->w->t->m_local);
 		login_finish(q->w, q->svc, q->sid, &q->local, false, q->lcb,
 		    q->ctx);
 		return;
@@ -847,11 +750,11 @@ login_finish(struct throttle_worker *w, enum throttle_service svc, uint64_t sid,
 	uint64_t d = thr_rules_delay(r, c);
 
 	if (closed) {
-		count(w, w->t->m_dec[D_CLOSED]);
+		thr_count(w, w->t->m_dec[D_CLOSED]);
 		cb(ctx, sid, d > r->delay ? d : r->delay, true);
 		return;
 	}
-	count(w,
+	thr_count(w,
 	    w->t->m_dec[c->blocked ? D_LOGIN_BLOCKED :
 		    d > 0	   ? D_LOGIN_DELAYED :
 				     D_LOGIN_PASSED]);
@@ -865,17 +768,9 @@ login_finish(struct throttle_worker *w, enum throttle_service svc, uint64_t sid,
 	cb(ctx, sid, d, c->blocked);
 }
 
-/* ---- POP/IMAP-before-SMTP ------------------------------------------------------ */
-
-bool
-throttle_before_smtp_on(const struct throttle *t)
-{
-	return t->cf->before_smtp > 0;
-}
-
 /* A plain command (SET, GET) for q: argv as given. */
-static int
-req_plain(struct thr_req *q, int argc, const char **argv)
+int
+thr_req_plain(struct thr_req *q, int argc, const char **argv)
 {
 	size_t lens[8];
 	const char *err = NULL;
@@ -884,227 +779,11 @@ req_plain(struct thr_req *q, int argc, const char **argv)
 		return -1;
 	for (int i = 0; i < argc; i++)
 		lens[i] = strlen(argv[i]);
-	q->rreq = redis_loop_cmd(q->w->redis, argc, argv, lens, on_reply, q,
+	q->rreq = redis_loop_cmd(q->w->redis, argc, argv, lens, thr_on_reply, q,
 	    &err);
 	if (q->rreq != NULL)
 		return 0;
-	count(q->w, q->w->t->m_err[E_DOWN]);
-	backend_state(q->w, false, err);
+	thr_count(q->w, q->w->t->m_err[E_DOWN]);
+	thr_backend_state(q->w, false, err);
 	return -1;
-}
-
-void
-throttle_mailbox_login(struct throttle_worker *w, const struct sockaddr *sa,
-    const char *user)
-{
-	struct throttle *t = w->t;
-	char key[THR_KEY_MAX], u[THR_USER_MAX + 1], px[24];
-	struct thr_source src;
-	struct thr_req *q;
-
-	if (t->cf->before_smtp == 0 || user[0] == '\0' ||
-	    thr_source_of(t->cf, sa, &src) == -1)
-		return;
-	snprintf(u, sizeof(u), "%s", user);
-	thr_key(key, sizeof(key), "", "pbs", -1, src.scope[0]);
-	pthread_mutex_lock(&t->mu);
-	thr_local_set_str(t->local, key, u, t->cf->before_smtp,
-	    loop_now(w->loop));
-	pthread_mutex_unlock(&t->mu);
-	if (w->redis == NULL ||
-	    (q = req_new(w, RQ_FIRE, THROTTLE_SUBMISSION, 0, &src)) == NULL)
-		return;
-	req_key(q, "pbs", -1, src.scope[0]);
-	snprintf(px, sizeof(px), "%llu",
-	    (unsigned long long)t->cf->before_smtp);
-	if (req_plain(q, 5,
-		(const char *[]){ "SET", q->keys[0], u, "PX", px }) == -1)
-		req_free(q);
-}
-
-void
-throttle_before_smtp(struct throttle_worker *w, uint64_t sid,
-    const struct sockaddr *sa, throttle_vouch_cb *cb, void *ctx)
-{
-	struct throttle *t = w->t;
-	char key[THR_KEY_MAX], u[THR_USER_MAX + 1] = "";
-	struct thr_source src;
-	const char *v;
-	struct thr_req *q;
-
-	if (t->cf->before_smtp == 0 || thr_source_of(t->cf, sa, &src) == -1) {
-		cb(ctx, sid, NULL);
-		return;
-	}
-	thr_key(key, sizeof(key), "", "pbs", -1, src.scope[0]);
-	pthread_mutex_lock(&t->mu);
-	if ((v = thr_local_get_str(t->local, key, loop_now(w->loop))) != NULL)
-		snprintf(u, sizeof(u), "%s", v);
-	pthread_mutex_unlock(&t->mu);
-	if (w->redis == NULL ||
-	    (q = req_new(w, RQ_VOUCH, THROTTLE_SUBMISSION, sid, &src)) ==
-		NULL) {
-		cb(ctx, sid, u[0] ? u : NULL);
-		return;
-	}
-	memcpy(q->user, u, sizeof(u));
-	q->vcb = cb;
-	q->ctx = ctx;
-	req_key(q, "pbs", -1, src.scope[0]);
-	if (req_plain(q, 2, (const char *[]){ "GET", q->keys[0] }) == 0)
-		return;
-	vouch_answer(q, NULL);
-	req_free(q);
-}
-
-/* Redis's answer wins; without one, the local. */
-static void
-vouch_answer(struct thr_req *q, const struct redisReply *r)
-{
-	char u[THR_USER_MAX + 1];
-
-	if (r != NULL && r->type == REDIS_REPLY_STRING && r->len > 0 &&
-	    r->len <= THR_USER_MAX) {
-		memcpy(u, r->str, r->len);
-		u[r->len] = '\0';
-		q->vcb(q->ctx, q->sid, u);
-		return;
-	}
-	if (r != NULL && r->type == REDIS_REPLY_NIL) {
-		q->vcb(q->ctx, q->sid, NULL);
-		return;
-	}
-	q->vcb(q->ctx, q->sid, q->user[0] ? q->user : NULL);
-}
-
-/* ---- operators ------------------------------------------------------------- */
-
-struct dump_entry {
-	int64_t value;
-	uint64_t expires;
-	char key[THR_KEY_MAX];
-};
-
-struct dump {
-	struct dump_entry *e;
-	size_t n, cap;
-};
-
-static void
-dump_keep(void *arg, const char *key, int64_t v, uint64_t expires)
-{
-	struct dump *d = arg;
-
-	if (d->n < d->cap) {
-		d->e[d->n].value = v;
-		d->e[d->n].expires = expires;
-		snprintf(d->e[d->n].key, sizeof(d->e[0].key), "%s", key);
-		d->n++;
-	}
-}
-
-static int
-by_value(const void *a, const void *b)
-{
-	const struct dump_entry *x = a, *y = b;
-
-	return x->value < y->value ? 1 : x->value > y->value ? -1 : 0;
-}
-
-/* One list of d's entries whose key starts (blocked) or does not start
- * with "b:"; keys are our own text (scopes, normalized names) but are
- * escaped for JSON all the same. */
-static int
-dump_list(struct buf *out, const struct dump *d, bool blocked, unsigned max,
-    uint64_t now)
-{
-	unsigned n = 0;
-
-	for (size_t i = 0; i < d->n && n < max; i++) {
-		const struct dump_entry *e = &d->e[i];
-
-		if ((strncmp(e->key, "b:", 2) == 0) != blocked)
-			continue;
-		if (buf_printf(out, "%s{\"key\":\"", n++ ? "," : "") == -1)
-			return -1;
-		for (const char *p = e->key; *p; p++) {
-			unsigned char ch = (unsigned char)*p;
-			int rc = ch == '"' || ch == '\\' || ch < 0x20 ||
-				ch >= 0x7f ?
-			    buf_printf(out, "\\u%04x", ch) :
-			    buf_append(out, p, 1);
-
-			if (rc == -1)
-				return -1;
-		}
-		if (buf_printf(out, "\",\"value\":%lld,\"ttl_ms\":%llu}",
-			(long long)e->value,
-			(unsigned long long)(e->expires > now ?
-				e->expires - now :
-				0)) == -1)
-			return -1;
-	}
-	return 0;
-}
-
-int
-throttle_dump(struct throttle *t, unsigned max, struct buf *out)
-{
-	struct dump d = { 0 };
-	struct timespec ts;
-	uint64_t now;
-	size_t tracked;
-	int rc = -1;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts); /* loop_now()'s clock */
-	now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-	pthread_mutex_lock(&t->mu);
-	tracked = thr_local_count(t->local);
-	d.cap = tracked;
-	d.e = tracked ? calloc(tracked, sizeof(*d.e)) : NULL;
-	if (d.e != NULL || tracked == 0)
-		thr_local_each(t->local, now, dump_keep, &d);
-	pthread_mutex_unlock(&t->mu);
-	if (tracked > 0 && d.e == NULL)
-		return -1;
-	qsort(d.e, d.n, sizeof(*d.e), by_value);
-	if (buf_printf(out, "{\"blocked\":[") == 0 &&
-	    dump_list(out, &d, true, max, now) == 0 &&
-	    buf_printf(out, "],\"counters\":[") == 0 &&
-	    dump_list(out, &d, false, max, now) == 0 &&
-	    buf_printf(out, "],\"tracked\":%zu,\"backend\":\"%s\"}\n", tracked,
-		t->cf->redis == NULL	       ? "none" :
-		    atomic_load(&t->down) == 0 ? "up" :
-						 "down") == 0)
-		rc = 0;
-	free(d.e);
-	return rc;
-}
-
-int
-throttle_unblock(struct throttle *t, char *ip)
-{
-	struct throttle_worker *w = t->w0;
-	struct thr_source src;
-	struct thr_req *q;
-
-	if (thr_source_parse(ip, &src, t->cf) == -1)
-		return -1;
-	snprintf(ip, THROTTLE_IP_MAX, "%s", src.scope[0]);
-	pthread_mutex_lock(&t->mu);
-	thr_rules_unblock(t->local, &src);
-	pthread_mutex_unlock(&t->mu);
-	log_info(0, "throttle.unblock", "scope=%s", src.scope[0]);
-	if (w == NULL || w->redis == NULL ||
-	    (q = req_new(w, RQ_FIRE, THROTTLE_IMAP, 0, &src)) == NULL)
-		return 0;
-	for (unsigned i = 0; i < src.nscopes; i++)
-		req_key(q, "f", -1, src.scope[i]);
-	for (unsigned i = 0; i < src.nscopes; i++)
-		req_key(q, "b", -1, src.scope[i]);
-	req_arg(q, "u");
-	req_arg(q, "%u", src.nscopes);
-	if (req_send(q) == -1)
-		req_free(q);
-	return 0;
 }

@@ -2,9 +2,11 @@
  * throttle_private.h - what the throttle's files share: a client's
  * source (its address and networks as key text), the local counter table
  * (throttle_local.c), the rules over it (throttle_rules.c, pure: the clock
- * is an argument, so unit tests drive time), and the Redis script
- * (throttle_redis.c). Nothing outside throttle/ and its unit tests
- * includes this.
+ * is an argument, so unit tests drive time), the Redis script
+ * (throttle_redis.c), and the plumbing of decisions on a worker's loop
+ * (throttle.c: the instance, the worker, requests out on Redis) that
+ * throttle_admin.c and throttle_before_smtp.c use. Nothing outside
+ * throttle/ and its tests includes this.
  *
  * Key layout, the same locally and in Redis (after key_prefix):
  *   c:<svc>:<scope>   concurrent connections        TTL conn_ttl
@@ -25,7 +27,15 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "core/timer.h"
 #include "throttle/throttle.h"
+
+struct redisReply;
+struct redis_loop;
+struct redis_loop_req;
 
 #define THR_SCOPES 3	 /* address, network, wide network (IPv6) */
 #define THR_SCOPE_MAX 64 /* "ffff:...:ffff/128" fits */
@@ -149,5 +159,119 @@ void thr_rules_unblock(struct thr_local *t, const struct thr_source *src);
 extern const char thr_redis_script[];
 /* Its SHA-1 in hex (41 bytes with the NUL). */
 void thr_redis_sha(char out[41]);
+
+/* ---- the decisions' plumbing (throttle.c), for throttle_admin.c and
+ * throttle_before_smtp.c ---- */
+
+#define THR_MAX_KEYS (2 * THR_SCOPES + 2) /* keys of one script call */
+#define THR_MAX_ARGS 8			  /* its arguments */
+
+/* Decisions by rule and result (throttle_decisions_total). */
+enum m_dec {
+	D_ADMITTED,
+	D_ALLOWED,
+	D_CONNS_IP,
+	D_CONNS_NET,
+	D_RATE_IP,
+	D_RATE_NET,
+	D_CLOSED,
+	D_LOGIN_PASSED,
+	D_LOGIN_DELAYED,
+	D_LOGIN_BLOCKED,
+	D_FAIL_COUNTED,
+	D_BAD_COUNTED,
+	D_N
+};
+
+enum m_err { E_TIMEOUT, E_DOWN, E_ERROR, E_N };
+
+struct throttle {
+	const struct throttle_conf *cf;
+	pthread_mutex_t mu;
+	struct thr_local *local;
+	char sha[41];
+	struct metrics *m;
+	atomic_uint down; /* workers whose Redis is down now */
+	/* worker 0's, for the admin's unblock (its thread only) */
+	struct throttle_worker *w0;
+	int m_up, m_tracked, m_local;
+	int m_dec[D_N], m_err[E_N];
+};
+
+enum req_kind { RQ_ADMIT, RQ_LOGIN, RQ_FIRE, RQ_VOUCH };
+
+/* One decision out on Redis (or a fire-and-forget update). */
+struct thr_req {
+	struct throttle_worker *w;
+	struct thr_req *prev, *next;
+	enum req_kind kind;
+	enum throttle_service svc;
+	uint64_t sid;
+	struct thr_source src;
+	bool ok;	 /* a login that succeeded */
+	bool evaled;	 /* the script was sent whole after NOSCRIPT */
+	bool maybe;	 /* no answer, but Redis may still apply it */
+	bool held_local; /* admit: the local counters hold this one */
+	struct thr_login_counts local;	/* the local answer, for a fallback */
+	struct thr_admit_result ladmit; /* admit: the local verdict */
+	throttle_admit_cb *acb;
+	throttle_login_cb *lcb;
+	throttle_vouch_cb *vcb;
+	char user[THR_USER_MAX + 1]; /* vouch: the local answer, "" none */
+	void *ctx;
+	struct redis_loop_req *rreq;
+	int nkeys, nargs;
+	char keys[THR_MAX_KEYS][THR_KEY_MAX];
+	char args[THR_MAX_ARGS][24];
+};
+
+/* A release Redis must still get (it was down when the connection
+ * ended). */
+struct thr_backlog {
+	enum throttle_service svc;
+	struct thr_source src;
+};
+
+struct throttle_worker {
+	struct throttle *t;
+	struct loop *loop;
+	struct redis_loop *redis; /* NULL: local counters only */
+	bool down;
+	struct thr_backlog *backlog; /* sent when Redis is back */
+	size_t nbacklog;
+	bool backlog_full_logged;
+	struct timer tick;
+	struct redis_loop_req *ping;
+	struct thr_req *reqs;
+};
+
+struct throttle_conn {
+	struct throttle_worker *w;
+	enum throttle_service svc;
+	struct thr_source src;
+	bool local, shared; /* which counters hold it */
+};
+
+/* Count one decision or error on w's shard. */
+void thr_count(struct throttle_worker *w, int id);
+/* Redis answered (up) or failed for w: logged and gauged per change. */
+void thr_backend_state(struct throttle_worker *w, bool up, const char *error);
+/* A request on w for src, linked in w's list; NULL out of memory. */
+struct thr_req *thr_req_new(struct throttle_worker *w, enum req_kind kind,
+    enum throttle_service svc, uint64_t sid, const struct thr_source *src);
+void thr_req_free(struct thr_req *q);
+void thr_req_arg(struct thr_req *q, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* One key of kind for svc (-1: none) and scope, with the key prefix. */
+void thr_req_key(struct thr_req *q, const char *kind, int svc,
+    const char *scope);
+/* The script with q's keys and args; or a plain command (at most 8
+ * words). 0, or -1 with Redis known down (nothing will answer). */
+int thr_req_send(struct thr_req *q);
+int thr_req_plain(struct thr_req *q, int argc, const char **argv);
+/* Never throttled: the allow-list. */
+bool thr_allowed(const struct throttle *t, const struct sockaddr *sa);
+/* throttle_before_smtp.c: a vouch request's answer (r NULL: none). */
+void thr_vouch_answer(struct thr_req *q, const struct redisReply *r);
 
 #endif
