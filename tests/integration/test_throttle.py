@@ -17,6 +17,7 @@ POP/IMAP-before-SMTP across two instances. Skips without
 redis-server.
 """
 
+import base64
 import json
 import os
 import select
@@ -102,10 +103,14 @@ def throttle_cfg(redis_port, **over):
         "retry": "300ms",
         "allow_nets": ["127.0.0.200"],
         "imap": {"delay": "50ms", "delay_max": "200ms", "block_fails": 3,
-                 "block_time": "3s", "fail_window": "1m", "conns_ip": 5,
+                 "block_time": "5s", "fail_window": "1m", "conns_ip": 5,
                  "rate_ip": 1000, "rate_net": 10000, "conns_net": 1000},
-        "pop3": {"rate_ip": 4, "rate_interval": "30s", "rate_net": 1000},
-        "submission": {"conns_ip": 2, "rate_ip": 1000, "rate_net": 10000},
+        "pop3": {"rate_ip": 4, "rate_interval": "30s", "rate_net": 1000,
+                 "delay": "50ms", "delay_max": "200ms", "block_fails": 3,
+                 "block_time": "5s"},
+        "submission": {"conns_ip": 2, "rate_ip": 1000, "rate_net": 10000,
+                       "delay": "50ms", "delay_max": "200ms",
+                       "block_fails": 3, "block_time": "5s"},
     }
     t.update(over)
     return t
@@ -184,12 +189,52 @@ class TestThrottle(unittest.TestCase):
                                 1)
         # a good user elsewhere is not touched
         self.assertEqual(imap_login(self.b, "127.0.0.12", BOB, BOB_PW), "OK")
-        # the block ends by itself (block_time 3s)
+        # the block ends by itself (block_time 5s)
         h.wait_for(lambda: imap_login(self.b, "127.0.0.11", USER,
                                       PASSWORD) == "OK",
                    timeout=30, interval=0.5, what="block expired")
         self.assertGreaterEqual(self.decisions(self.a, "failed_login",
                                                "counted"), 3)
+
+    def test_every_login_path_counts_and_blocks(self):
+        """POP3 USER/PASS, SMTP AUTH PLAIN and IMAP AUTHENTICATE go
+        through the same verdict; a block holds across the services."""
+        s, f = connect(self.a, "pop3", "127.0.0.101")
+        f.readline()
+        for _ in range(3):
+            s.sendall(b"USER %s\r\nPASS bad\r\n" % USER.encode())
+            self.assertTrue(f.readline().startswith(b"+OK"))
+            self.assertTrue(f.readline().startswith(b"-ERR"))
+        s.close()
+        self.assertEqual(imap_login(self.b, "127.0.0.101", USER, PASSWORD),
+                         "NO")
+
+        def plain(user, password):
+            return base64.b64encode(b"\0%s\0%s" % (user.encode(),
+                                                   password.encode()))
+        s, f = connect(self.b, "submission", "127.0.0.102")
+        f.readline()
+        s.sendall(b"EHLO x\r\n")
+        line = f.readline()
+        while line.startswith(b"250-"):
+            line = f.readline()
+        for _ in range(3):
+            s.sendall(b"AUTH PLAIN %s\r\n" % plain(USER, "bad"))
+            self.assertTrue(f.readline().startswith(b"535"))
+        s.close()
+        s, f = connect(self.a, "imap", "127.0.0.102")
+        f.readline()
+        s.sendall(b"a AUTHENTICATE PLAIN %s\r\n" % plain(USER, PASSWORD))
+        line = f.readline()
+        s.close()
+        self.assertTrue(line.startswith(b"a NO"), line)
+        # the same, from a clean address
+        s, f = connect(self.a, "imap", "127.0.0.103")
+        f.readline()
+        s.sendall(b"a AUTHENTICATE PLAIN %s\r\n" % plain(USER, PASSWORD))
+        line = f.readline()
+        s.close()
+        self.assertTrue(line.startswith(b"a OK"), line)
 
     def test_spraying_never_locks_out_a_clean_source(self):
         for i in range(6):
