@@ -325,8 +325,7 @@ login_session_admitted(struct login_session *s, bool ok)
 		return;
 	login_call_begin(s);
 	if (!ok) {
-		log_info(s->sid, "login.refused_at_accept",
-		    "proto=%s client=%s", s->li->proto->name, conn_peer(s->c));
+		/* the daemon logged why; login.close follows */
 		goodbye(s, LOGIN_BYE_REFUSED);
 	} else {
 		greet(s);
