@@ -122,6 +122,12 @@ struct login_hooks {
 	 * maybe before this returns; meanwhile the session reads nothing.
 	 * NULL: such a command is refused (530). */
 	void (*vouch)(struct login_session *s);
+	/* A password is about to be verified: true when the client's source
+	 * is known blocked now (answered at once, from memory), so the
+	 * password is not verified at all and the login fails like a wrong
+	 * one (judge() then holds its answer). Saves a blocked guesser's
+	 * hashing. NULL: always verified. */
+	bool (*blocked)(struct login_session *s);
 	/* authcid's password was right and it asks to act as authzid (not
 	 * empty, different): SASL_V_OK, SASL_V_AUTHZID (not allowed to) or
 	 * SASL_V_FAIL (a target that cannot log in: answered like a wrong

@@ -42,6 +42,7 @@ struct gate_thr {
 	 * for a mailbox, of this user */
 	bool mailbox_ok;
 	char user[257];
+	bool unverified; /* blocked() stopped the password's verification */
 };
 
 static enum sasl_verdict authorize(struct login_session *s, const char *authcid,
@@ -56,6 +57,7 @@ static void judged(void *ctx, uint64_t sid, uint64_t delay_ms, bool refuse);
 static void ended(struct login_session *s, bool bad);
 static void keep_peer(struct gate_thr *gt, struct login_session *s);
 static void vouch(struct login_session *s);
+static bool blocked(struct login_session *s);
 static void vouched(void *ctx, uint64_t sid, const char *user);
 
 const struct login_hooks gate_login_hooks = {
@@ -63,6 +65,7 @@ const struct login_hooks gate_login_hooks = {
 	.judge = judge,
 	.ended = ended,
 	.vouch = vouch,
+	.blocked = blocked,
 	.authorize = authorize,
 	.logged_in = logged_in,
 	.tls = starttls_server,
@@ -180,6 +183,16 @@ judge(struct login_session *s, const char *user, bool ok)
 	}
 	/* XCLIENT may have named another client since the accept */
 	keep_peer(gt, s);
+	if (gt->unverified && !ok) {
+		/* answered as blocked, not counted as one more failure */
+		gt->unverified = false;
+		throttle_login_unverified(gt->w->throttle,
+		    (enum throttle_service)gl->proto, login_session_sid(s),
+		    gt->have_peer ? (const struct sockaddr *)&gt->peer : NULL,
+		    judged, gt->w);
+		return;
+	}
+	gt->unverified = false;
 	gt->mailbox_ok = ok && gl->proto != GATE_SMTP &&
 	    throttle_before_smtp_on(gt->w->srv->throttle);
 	if (gt->mailbox_ok)
@@ -204,6 +217,21 @@ judged(void *ctx, uint64_t sid, uint64_t delay_ms, bool refuse)
 		throttle_mailbox_login(w->throttle,
 		    (const struct sockaddr *)&gt->peer, gt->user);
 	login_session_judged(s, delay_ms, refuse);
+}
+
+/* A blocked source's passwords are not worth hashing. */
+static bool
+blocked(struct login_session *s)
+{
+	struct gate_thr *gt = login_session_data(s);
+
+	if (gt == NULL)
+		return false;
+	keep_peer(gt, s);
+	gt->unverified = gt->have_peer &&
+	    throttle_blocked_now(gt->w->throttle,
+		(const struct sockaddr *)&gt->peer);
+	return gt->unverified;
 }
 
 /* SMTP MAIL before AUTH: POP/IMAP-before-SMTP where it is on. */

@@ -37,6 +37,9 @@
 #define TICK_MS 1000	  /* the health ping and the local sweep */
 #define SWEEP_BUDGET 512  /* expired local keys dropped per tick */
 #define BACKLOG_MAX 10000 /* releases kept for Redis's return, per worker */
+/* How long a block Redis reported is believed without asking again (an
+ * unblock through another instance takes this long to reach this one). */
+#define BLOCK_MEMORY_MS 5000
 
 static const char *const dec_labels[D_N] = {
 	[D_ADMITTED] = "rule=\"connection\",result=\"admitted\"",
@@ -51,6 +54,7 @@ static const char *const dec_labels[D_N] = {
 	[D_LOGIN_BLOCKED] = "rule=\"block\",result=\"refused\"",
 	[D_FAIL_COUNTED] = "rule=\"failed_login\",result=\"counted\"",
 	[D_BAD_COUNTED] = "rule=\"bad_commands\",result=\"counted\"",
+	[D_UNVERIFIED] = "rule=\"block\",result=\"not_verified\"",
 };
 
 static const char *const err_labels[E_N] = { "reason=\"timeout\"",
@@ -71,6 +75,10 @@ static void login_finish(struct throttle_worker *w, enum throttle_service svc,
 static void shared_release(struct throttle_worker *w, enum throttle_service svc,
     const struct thr_source *src);
 static void backlog_flush(struct throttle_worker *w);
+static void forget_block(struct throttle_worker *w,
+    const struct thr_source *src);
+static void remember_block(struct throttle_worker *w, enum throttle_service svc,
+    const struct thr_source *src);
 
 /* ---- the instance -------------------------------------------------------- */
 
@@ -664,7 +672,8 @@ login_keys(struct thr_req *q, const char *mode, const char *user)
 static void
 login_start(struct throttle_worker *w, enum req_kind kind,
     enum throttle_service svc, uint64_t sid, const struct sockaddr *sa,
-    const char *user, bool ok, throttle_login_cb *cb, void *ctx)
+    const char *user, bool ok, throttle_login_cb *cb, void *ctx,
+    bool unverified)
 {
 	struct throttle *t = w->t;
 	struct thr_login_counts c;
@@ -691,6 +700,7 @@ login_start(struct throttle_worker *w, enum req_kind kind,
 		return;
 	}
 	q->ok = ok;
+	q->unverified = unverified;
 	q->local = c;
 	q->lcb = cb;
 	q->ctx = ctx;
@@ -707,14 +717,23 @@ throttle_login(struct throttle_worker *w, enum throttle_service svc,
     uint64_t sid, const struct sockaddr *sa, const char *user, bool ok,
     throttle_login_cb *cb, void *ctx)
 {
-	login_start(w, RQ_LOGIN, svc, sid, sa, user, ok, cb, ctx);
+	login_start(w, RQ_LOGIN, svc, sid, sa, user, ok, cb, ctx, false);
+}
+
+/* The counts as they stand ("o" without a user forgives nothing), not
+ * one more failure. */
+void
+throttle_login_unverified(struct throttle_worker *w, enum throttle_service svc,
+    uint64_t sid, const struct sockaddr *sa, throttle_login_cb *cb, void *ctx)
+{
+	login_start(w, RQ_LOGIN, svc, sid, sa, "", true, cb, ctx, true);
 }
 
 void
 throttle_bad(struct throttle_worker *w, enum throttle_service svc, uint64_t sid,
     const struct sockaddr *sa)
 {
-	login_start(w, RQ_FIRE, svc, sid, sa, "", false, NULL, NULL);
+	login_start(w, RQ_FIRE, svc, sid, sa, "", false, NULL, NULL, false);
 }
 
 static void
@@ -738,7 +757,70 @@ login_answer(struct thr_req *q, const struct redisReply *r)
 		.uf = elem(r, 2),
 		.uipf = elem(r, 3),
 		.blocked = elem(r, 4) > 0 };
+	if (c.blocked)
+		remember_block(q->w, q->svc, &q->src);
+	else if (q->unverified)
+		forget_block(q->w, &q->src);
 	login_finish(q->w, q->svc, q->sid, &c, false, q->lcb, q->ctx);
+}
+
+/* Redis says src is blocked: believe it for a while without asking, so
+ * its next passwords are not even verified (throttle_blocked_now()). */
+static void
+remember_block(struct throttle_worker *w, enum throttle_service svc,
+    const struct thr_source *src)
+{
+	const struct throttle_rules *r = &w->t->cf->svc[svc];
+	uint64_t ttl = BLOCK_MEMORY_MS;
+	char key[THR_KEY_MAX];
+
+	if (r->block_time < ttl)
+		ttl = r->block_time;
+	thr_key(key, sizeof(key), "", "rb", -1, src->scope[0]);
+	pthread_mutex_lock(&w->t->mu);
+	thr_local_set_nx(w->t->local, key, 1, ttl, loop_now(w->loop));
+	pthread_mutex_unlock(&w->t->mu);
+}
+
+/* Redis no longer blocks src (unblocked, or the block ran out). */
+static void
+forget_block(struct throttle_worker *w, const struct thr_source *src)
+{
+	char key[THR_KEY_MAX];
+
+	thr_key(key, sizeof(key), "", "rb", -1, src->scope[0]);
+	pthread_mutex_lock(&w->t->mu);
+	thr_local_del(w->t->local, key);
+	pthread_mutex_unlock(&w->t->mu);
+}
+
+bool
+throttle_blocked_now(struct throttle_worker *w, const struct sockaddr *sa)
+{
+	struct throttle *t = w->t;
+	struct thr_source src;
+	char key[THR_KEY_MAX];
+	uint64_t now = loop_now(w->loop);
+	bool b = false;
+
+	if (thr_source_of(t->cf, sa, &src) == -1 || thr_allowed(t, sa))
+		return false;
+	pthread_mutex_lock(&t->mu);
+	if (w->redis != NULL && !w->down) {
+		/* Redis decides; what it said lately stands in for it */
+		thr_key(key, sizeof(key), "", "rb", -1, src.scope[0]);
+		b = thr_local_get(t->local, key, now) > 0;
+	} else {
+		/* this instance's own counts decide */
+		for (unsigned i = 0; i < src.nscopes && !b; i++) {
+			thr_key(key, sizeof(key), "", "b", -1, src.scope[i]);
+			b = thr_local_get(t->local, key, now) > 0;
+		}
+	}
+	pthread_mutex_unlock(&t->mu);
+	if (b)
+		thr_count(w, t->m_dec[D_UNVERIFIED]);
+	return b;
 }
 
 static void

@@ -122,6 +122,19 @@ typedef void throttle_login_cb(void *ctx, uint64_t sid, uint64_t delay_ms,
 void throttle_login(struct throttle_worker *w, enum throttle_service svc,
     uint64_t sid, const struct sockaddr *sa, const char *user, bool ok,
     throttle_login_cb *cb, void *ctx);
+/* Whether sa is blocked now as far as this instance knows (its own
+ * counts and the blocks Redis reported to it): no I/O, any thread. A
+ * blocked source's passwords need not be verified. */
+bool throttle_blocked_now(struct throttle_worker *w, const struct sockaddr *sa);
+
+/* A login from sa failed without its password being verified because
+ * throttle_blocked_now() said so: answered like throttle_login()'s
+ * failure (cb, the delay), but not counted again; a source Redis no
+ * longer blocks is forgotten, so its next password is verified. */
+void throttle_login_unverified(struct throttle_worker *w,
+    enum throttle_service svc, uint64_t sid, const struct sockaddr *sa,
+    throttle_login_cb *cb, void *ctx);
+
 /* A session reached the service's bad commands: one failure on sa's
  * score (no user). No answer. */
 void throttle_bad(struct throttle_worker *w, enum throttle_service svc,

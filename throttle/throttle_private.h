@@ -180,6 +180,7 @@ enum m_dec {
 	D_LOGIN_BLOCKED,
 	D_FAIL_COUNTED,
 	D_BAD_COUNTED,
+	D_UNVERIFIED,
 	D_N
 };
 
@@ -211,6 +212,7 @@ struct thr_req {
 	bool ok;	 /* a login that succeeded */
 	bool evaled;	 /* the script was sent whole after NOSCRIPT */
 	bool maybe;	 /* no answer, but Redis may still apply it */
+	bool unverified; /* a login throttle_blocked_now() stopped */
 	bool held_local; /* admit: the local counters hold this one */
 	struct thr_login_counts local;	/* the local answer, for a fallback */
 	struct thr_admit_result ladmit; /* admit: the local verdict */

@@ -329,6 +329,8 @@ thr_rules_unblock(struct thr_local *t, const struct thr_source *src)
 	for (unsigned i = 0; i < src->nscopes; i++) {
 		thr_key(key, sizeof(key), "", "b", -1, src->scope[i]);
 		thr_local_del(t, key);
+		thr_key(key, sizeof(key), "", "rb", -1, src->scope[i]);
+		thr_local_del(t, key);
 		thr_key(key, sizeof(key), "", "f", -1, src->scope[i]);
 		thr_local_del(t, key);
 	}
