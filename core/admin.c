@@ -39,6 +39,10 @@ struct admin {
 	struct metrics *m;
 	int (*healthy)(void *arg, struct buf *detail);
 	void *arg;
+	/* the daemon's own paths (admin_set_route()), prefix NULL: none */
+	const char *prefix;
+	admin_route_fn *route_fn;
+	void *route_arg;
 };
 
 /* Per connection: the bytes of the request head received so far. */
@@ -62,6 +66,9 @@ static int reply_error(struct buf *out, int status, const char *extra,
 static const char *status_text(int status);
 static bool method_is(const struct http_req *r, const char *m);
 static bool path_is(const struct http_req *r, const char *path);
+static bool path_under(const struct http_req *r, const char *prefix);
+static int serve_route(struct admin *a, const struct http_req *r,
+    struct buf *out, int *status_r);
 
 /* loop glue */
 static void admin_open(struct conn *c);
@@ -87,6 +94,15 @@ admin_new(struct metrics *m, int (*healthy)(void *arg, struct buf *detail),
 	a->healthy = healthy;
 	a->arg = arg;
 	return a;
+}
+
+void
+admin_set_route(struct admin *a, const char *prefix, admin_route_fn *fn,
+    void *arg)
+{
+	a->prefix = prefix;
+	a->route_fn = fn;
+	a->route_arg = arg;
 }
 
 void
@@ -143,6 +159,8 @@ route(struct admin *a, const struct http_req *r, struct buf *out, int *status_r)
 	bool get = method_is(r, "GET"), head = method_is(r, "HEAD");
 	bool metrics = path_is(r, "/metrics"), healthz = path_is(r, "/healthz");
 
+	if (a->prefix != NULL && path_under(r, a->prefix))
+		return serve_route(a, r, out, status_r);
 	if (!metrics && !healthz) {
 		*status_r = 404;
 		return reply_error(out, 404, "", head);
@@ -270,6 +288,45 @@ path_is(const struct http_req *r, const char *path)
 	size_t len = q ? (size_t)(q - r->target) : r->target_len;
 
 	return len == strlen(path) && memcmp(r->target, path, len) == 0;
+}
+
+/* The target's path is prefix or lies under it. */
+static bool
+path_under(const struct http_req *r, const char *prefix)
+{
+	const char *q = memchr(r->target, '?', r->target_len);
+	size_t len = q ? (size_t)(q - r->target) : r->target_len;
+	size_t n = strlen(prefix);
+
+	return len >= n && memcmp(r->target, prefix, n) == 0 &&
+	    (len == n || r->target[n] == '/');
+}
+
+static int
+serve_route(struct admin *a, const struct http_req *r, struct buf *out,
+    int *status_r)
+{
+	struct buf body = { 0 };
+	const char *ctype = NULL;
+	int status, rc;
+
+	status = a->route_fn(a->route_arg, r->method, r->method_len, r->target,
+	    r->target_len, &body, &ctype);
+	if (status == -1) {
+		buf_free(&body);
+		return -1;
+	}
+	*status_r = status;
+	if (status >= 400 && buf_used(&body) == 0) {
+		buf_free(&body);
+		return reply_error(out, status,
+		    status == 405 ? "Allow: GET, POST\r\n" : "", false);
+	}
+	rc = reply(out, status, ctype ? ctype : CT_TEXT, "",
+	    body.data ? buf_head(&body) : "", buf_used(&body),
+	    method_is(r, "HEAD"));
+	buf_free(&body);
+	return rc;
 }
 
 static void

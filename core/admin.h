@@ -31,6 +31,18 @@ void admin_free(struct admin *a);
  * response: drop it and abort). */
 int admin_respond(struct admin *a, const char *req, size_t n, struct buf *out);
 
+/* A daemon's own paths: a request whose path is prefix or starts with
+ * prefix + "/" goes to fn, on the admin's thread (worker 0's loop), with
+ * the method and the whole target (path and query; neither
+ * NUL-terminated). fn appends the body to body, sets *ctype_r (NULL:
+ * text/plain) and returns the status (200, 400, 404, 405...), or -1 out
+ * of memory. A 405 gets "Allow: GET, POST". One route per admin; set it
+ * before the admin serves. */
+typedef int admin_route_fn(void *arg, const char *method, size_t mlen,
+    const char *target, size_t tlen, struct buf *body, const char **ctype_r);
+void admin_set_route(struct admin *a, const char *prefix, admin_route_fn *fn,
+    void *arg);
+
 /* Handler for loop_listen(); pass the admin as the listener ctx. */
 const struct conn_handler *admin_handler(void);
 

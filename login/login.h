@@ -92,11 +92,42 @@ struct login_user {
 	const char *tag;     /* IMAP: the command's tag; else "" */
 };
 
+/* admit()'s answers. */
+enum login_admit {
+	LOGIN_ADMIT_REFUSE = -1, /* the protocol's temporary error, close */
+	LOGIN_ADMIT_OK = 0,	 /* greet it now */
+	LOGIN_ADMIT_PENDING = 1, /* login_session_admitted() says, maybe
+				  * before admit() returns */
+};
+
 struct login_hooks {
-	/* A connection arrived: 0 serves it; -1 refuses it with the
-	 * protocol's temporary error (the throttle hooks in here). NULL:
+	/* A connection arrived: an enum login_admit (the throttle hooks in
+	 * here). While pending the session reads nothing and says nothing;
+	 * the client may hang up meanwhile (find the session by id). NULL:
 	 * everyone is admitted. */
 	int (*admit)(struct login_session *s);
+	/* A login's outcome is known (ok: the password was right; user as
+	 * far as known, maybe "") and its answer waits for the daemon's
+	 * login_session_judged(), maybe before judge() returns: the
+	 * throttle's tarpit and block. Meanwhile the session reads
+	 * nothing. NULL: answered at once (after fail_delay for a
+	 * failure). */
+	void (*judge)(struct login_session *s, const char *user, bool ok);
+	/* The session is being freed (closed, or handed off: then the
+	 * daemon took what it needed first). bad: it was closed for too
+	 * many bad commands. NULL: nothing to do. */
+	void (*ended)(struct login_session *s, bool bad);
+	/* SMTP: a MAIL command came before any login. The daemon may vouch
+	 * for a user (POP/IMAP-before-SMTP) with login_session_vouched(),
+	 * maybe before this returns; meanwhile the session reads nothing.
+	 * NULL: such a command is refused (530). */
+	void (*vouch)(struct login_session *s);
+	/* A password is about to be verified: true when the client's source
+	 * is known blocked now (answered at once, from memory), so the
+	 * password is not verified at all and the login fails like a wrong
+	 * one (judge() then holds its answer). Saves a blocked guesser's
+	 * hashing. NULL: always verified. */
+	bool (*blocked)(struct login_session *s);
 	/* authcid's password was right and it asks to act as authzid (not
 	 * empty, different): SASL_V_OK, SASL_V_AUTHZID (not allowed to) or
 	 * SASL_V_FAIL (a target that cannot log in: answered like a wrong
@@ -182,6 +213,27 @@ unsigned login_session_client_id(const struct login_session *s,
  * hook's Auth-Server:Auth-Port, the entry's host=), or NULL: valid in
  * logged_in() and until the session is handed off. */
 const char *login_session_auth_host(const struct login_session *s);
+
+/* The daemon's answer to admit(): ok greets the client, otherwise it
+ * hears the protocol's temporary error and the connection closes. */
+void login_session_admitted(struct login_session *s, bool ok);
+/* The daemon's answer to judge(): the login's answer waits delay_ms more
+ * (a failure: at least fail_delay); refuse turns a right password into a
+ * wrong one (counted and answered as one). */
+void login_session_judged(struct login_session *s, uint64_t delay_ms,
+    bool refuse);
+/* The daemon's answer to vouch(): user logs in without a password (its
+ * entry's policy still applies) and the command that asked is replayed
+ * to whoever takes the session over; NULL refuses the command as
+ * before. */
+void login_session_vouched(struct login_session *s, const char *user);
+
+/* One pointer the daemon keeps with the session (NULL at first); the
+ * daemon frees what it points to (ended() is its last chance). */
+void login_session_set_data(struct login_session *s, void *data);
+void *login_session_data(const struct login_session *s);
+/* The session's loop (valid while the session is). */
+struct loop *login_session_loop(const struct login_session *s);
 
 /* The daemon finished what logged_in() started: the session's connection
  * and any input the client pipelined after its login command (appended

@@ -62,6 +62,9 @@ struct login_proto {
 	void (*starttls_reply)(struct login_session *s, bool ok);
 	/* The last words before the core closes the connection. */
 	void (*bye)(struct login_session *s, enum login_bye why);
+	/* SMTP: nobody vouched for the command login_vouch() held: refuse
+	 * it as without a daemon (NULL for protocols that never ask). */
+	void (*vouch_refused)(struct login_session *s);
 };
 
 enum login_state {
@@ -69,6 +72,11 @@ enum login_state {
 	LS_VERIFY,     /* a password is on the verify pool */
 	LS_DELAY,      /* a failed login waits for its answer */
 	LS_HANDOFF,    /* the daemon is taking over */
+	LS_ADMIT,      /* admit() has not answered yet: not greeted */
+	LS_JUDGE,      /* judge() has not answered yet */
+	LS_TARPIT,     /* a right password's answer waits the throttle's
+			* delay */
+	LS_VOUCH,      /* vouch() has not answered yet */
 	LS_CLOSING,    /* goodbye said */
 };
 
@@ -96,6 +104,15 @@ struct login_session {
 	struct buf in; /* received, not yet taken by the protocol */
 	struct timer deadline, delay, idle;
 	enum login_fail delayed; /* the answer the delay holds back */
+	uint64_t hold;		 /* a failure's own delay, until judged */
+	bool judging_ok;	 /* LS_JUDGE for a right password */
+	bool in_judge;		 /* inside judge(): answer without input */
+	bool bad_bye;		 /* closed for too many bad commands */
+	void *data;		 /* the daemon's (login_session_data()) */
+	char authcid[257];	 /* a right password's prover, until judged */
+	bool in_vouch;		 /* inside vouch(): answer without input */
+	struct buf replay;	 /* the command vouch() was asked for, for the
+			    * daemon after the hand-off */
 	struct sasl_server *sasl;
 	char cert_id[SASL_NAME_MAX + 1]; /* EXTERNAL: the client cert's CN */
 	int reason;	/* enum auth_reason of the last failure, for logs */
@@ -198,6 +215,12 @@ void login_apop(struct login_session *s, const char *user, size_t ulen,
  * auth_result(). */
 void login_assert_user(struct login_session *s, const char *user, size_t ulen,
     const char *mech);
+
+/* SMTP: a mail command before any login (line[0..n), without its line
+ * end): false when the daemon has no vouch hook (refuse it as usual);
+ * true when the daemon was asked, the answer being a login (the line
+ * replayed after the hand-off) or vouch_refused(). */
+bool login_vouch(struct login_session *s, const char *line, size_t n);
 
 /* ---- login_starttls.c ---- */
 

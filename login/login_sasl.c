@@ -561,7 +561,13 @@ verify(struct login_session *s, const char *user, const char *authzid,
 	s->verifying = true;
 	login_flow(s);
 	pool_outbox_hold(s->w->outbox, &job->base);
-	if (s->w->verify == NULL ||
+	if (s->li->hooks->blocked != NULL && s->li->hooks->blocked(s)) {
+		/* a known-blocked source: its answer is a wrong password's
+		 * whatever it sent, so nothing is hashed */
+		job->status = AUTH_FAIL;
+		job->reason = AUTH_R_PASSWORD;
+		pool_outbox_complete(&job->base);
+	} else if (s->w->verify == NULL ||
 	    auth_pool_submit_login(s->w->verify, NULL, s->sid, user, password,
 		pwlen, conn_peer_addr(s->c, NULL), login_info(s, &info),
 		verify_answer, job) == -1) {

@@ -39,12 +39,16 @@ static void session_free(struct login_session *s);
 static void table_add(struct login_worker *w, struct login_session *s);
 static void table_del(struct login_worker *w, struct login_session *s);
 static void run_input(struct login_session *s);
+static void greet(struct login_session *s);
 static void goodbye(struct login_session *s, enum login_bye why);
 static void deadline_fired(struct timer *t, void *arg);
 static void delay_fired(struct timer *t, void *arg);
 static void idle_fired(struct timer *t, void *arg);
 static void idle_rearm(struct login_session *s);
 static void answer_failure(struct login_session *s, enum login_fail why);
+static void judge(struct login_session *s);
+static void hold_failure(struct login_session *s, uint64_t d);
+static void success_now(struct login_session *s);
 
 static const struct conn_handler handler = {
 	.on_open = on_open,
@@ -229,6 +233,8 @@ session_new(struct conn *c)
 static void
 session_free(struct login_session *s)
 {
+	if (s->li->hooks->ended != NULL)
+		s->li->hooks->ended(s, s->bad_bye);
 	login_count(s, s->li->metrics->sessions, -1);
 	table_del(s->w, s);
 	timer_stop(&s->deadline);
@@ -238,6 +244,7 @@ session_free(struct login_session *s)
 	login_clear_id(s);
 	s->li->proto->free(s);
 	buf_free(&s->in);
+	buf_free(&s->replay);
 	free(s->proto_state);
 	free(s);
 }
@@ -291,12 +298,43 @@ on_open(struct conn *c)
 	}
 	idle_rearm(s);
 	login_call_begin(s);
-	if (h->admit != NULL && h->admit(s) == -1) {
+	if (h->admit == NULL) {
+		greet(s);
+	} else {
+		int r;
+
+		/* nothing is read or said until the daemon answers */
+		s->state = LS_ADMIT;
+		login_flow(s);
+		r = h->admit(s);
+		if (r != LOGIN_ADMIT_PENDING)
+			login_session_admitted(s, r == LOGIN_ADMIT_OK);
+	}
+	login_call_end(s);
+}
+
+static void
+greet(struct login_session *s)
+{
+	s->state = LS_ACTIVE;
+	s->greeted = true;
+	s->li->proto->greet(s);
+	login_flow(s);
+}
+
+void
+login_session_admitted(struct login_session *s, bool ok)
+{
+	if (s->c == NULL || s->state != LS_ADMIT)
+		return;
+	login_call_begin(s);
+	if (!ok) {
+		/* the daemon logged why; login.close follows */
 		goodbye(s, LOGIN_BYE_REFUSED);
 	} else {
-		s->greeted = true;
-		s->li->proto->greet(s);
-		login_flow(s);
+		greet(s);
+		/* what a client pipelined before its greeting */
+		run_input(s);
 	}
 	login_call_end(s);
 }
@@ -468,6 +506,12 @@ delay_fired(struct timer *t, void *arg)
 	struct login_session *s = arg;
 
 	(void)t;
+	if (s->state == LS_TARPIT) {
+		login_call_begin(s);
+		success_now(s);
+		login_call_end(s);
+		return;
+	}
 	if (s->state != LS_DELAY)
 		return;
 	login_call_begin(s);
@@ -519,9 +563,16 @@ login_failed(struct login_session *s, enum login_fail why)
 		if (s->wait_ms > d)
 			d = s->wait_ms;
 		s->wait_ms = 0;
+		s->delayed = why;
+		if (s->li->hooks->judge != NULL) {
+			/* the throttle counts it and may hold it longer */
+			s->hold = d;
+			s->judging_ok = false;
+			judge(s);
+			return;
+		}
 		if (d > 0 && timer_set(&s->delay, d) == 0) {
 			s->state = LS_DELAY;
-			s->delayed = why;
 			login_flow(s);
 			return;
 		}
@@ -529,22 +580,94 @@ login_failed(struct login_session *s, enum login_fail why)
 	answer_failure(s, why);
 }
 
+/* Ask the daemon about this outcome; its answer may come at once. */
+static void
+judge(struct login_session *s)
+{
+	s->state = LS_JUDGE;
+	login_flow(s);
+	s->in_judge = true;
+	s->li->hooks->judge(s, s->user, s->judging_ok);
+	s->in_judge = false;
+}
+
+/* A failure's answer after d ms (now, when d is 0). */
+static void
+hold_failure(struct login_session *s, uint64_t d)
+{
+	if (d > 0 && timer_set(&s->delay, d) == 0) {
+		s->state = LS_DELAY;
+		login_flow(s);
+		return;
+	}
+	s->state = LS_ACTIVE;
+	answer_failure(s, s->delayed);
+	/* inside judge() the protocol's input loop goes on by itself */
+	if (!s->in_judge)
+		run_input(s);
+}
+
+void
+login_session_judged(struct login_session *s, uint64_t delay_ms, bool refuse)
+{
+	if (s->c == NULL || s->state != LS_JUDGE)
+		return;
+	login_call_begin(s);
+	if (s->judging_ok && !refuse) {
+		if (delay_ms > 0 && timer_set(&s->delay, delay_ms) == 0) {
+			s->state = LS_TARPIT;
+			login_flow(s);
+		} else {
+			success_now(s);
+		}
+	} else {
+		if (s->judging_ok) {
+			/* a blocked source: the right password fails like
+			 * a wrong one, counted as one */
+			log_info(s->sid, "login.blocked", "proto=%s user=%s",
+			    s->li->proto->name, s->user[0] ? s->user : "-");
+			s->judging_ok = false;
+			s->fails++;
+			s->bad++;
+			login_count(s, s->li->metrics->logins_fail, 1);
+			s->delayed = LOGIN_FAIL_CREDENTIALS;
+			s->hold = s->li->set->fail_delay;
+		}
+		hold_failure(s, delay_ms > s->hold ? delay_ms : s->hold);
+	}
+	login_call_end(s);
+}
+
 void
 login_succeeded(struct login_session *s, const char *user, const char *authcid)
 {
 	char who[sizeof(s->user)];
+
+	/* both may point into the SASL session (or user into s->user) */
+	snprintf(who, sizeof(who), "%s", authcid);
+	snprintf(s->authcid, sizeof(s->authcid), "%s", who);
+	if (user != s->user)
+		snprintf(s->user, sizeof(s->user), "%s", user);
+	sasl_server_free(&s->sasl);
+	if (s->li->hooks->judge != NULL) {
+		s->judging_ok = true;
+		judge(s);
+		return;
+	}
+	success_now(s);
+}
+
+/* The user is in: the daemon takes over. */
+static void
+success_now(struct login_session *s)
+{
 	struct login_user u = {
 		.user = s->user,
-		.authcid = who,
+		.authcid = s->authcid,
 		.mech = s->mech,
 		.tag = s->tag,
 	};
 
-	/* both may point into the SASL session (or user into s->user) */
-	snprintf(who, sizeof(who), "%s", authcid);
-	if (user != s->user)
-		snprintf(s->user, sizeof(s->user), "%s", user);
-	sasl_server_free(&s->sasl);
 	s->state = LS_HANDOFF;
 	login_flow(s);
 	s->li->hooks->logged_in(s, &u);
@@ -557,8 +680,12 @@ login_session_handoff(struct login_session *s, struct buf *rest)
 
 	login_count(s, s->li->metrics->logins_ok, 1);
 	if (c != NULL) {
-		if (buf_append(rest, buf_head(&s->in), buf_used(&s->in)) ==
-		    -1) {
+		/* a vouched-for command first, then what followed it */
+		if ((buf_used(&s->replay) > 0 &&
+			buf_append(rest, buf_head(&s->replay),
+			    buf_used(&s->replay)) == -1) ||
+		    buf_append(rest, buf_head(&s->in), buf_used(&s->in)) ==
+			-1) {
 			conn_abort(c, CR_NOMEM);
 			return NULL;
 		}
@@ -601,6 +728,7 @@ goodbye(struct login_session *s, enum login_bye why)
 		return;
 	s->li->proto->bye(s, why);
 	login_count(s, s->li->metrics->closed[why], 1);
+	s->bad_bye = why == LOGIN_BYE_BAD;
 	s->state = LS_CLOSING;
 	timer_stop(&s->deadline);
 	timer_stop(&s->delay);
@@ -753,7 +881,71 @@ login_log_failed(struct login_session *s, const char *error)
 	    log_quote(q, sizeof(q), s->user, (size_t)-1), error);
 }
 
+/* ---- POP/IMAP-before-SMTP --------------------------------------------- */
+
+bool
+login_vouch(struct login_session *s, const char *line, size_t n)
+{
+	if (s->li->hooks->vouch == NULL || s->li->proto->vouch_refused == NULL)
+		return false;
+	buf_free(&s->replay);
+	if (buf_append(&s->replay, line, n) == -1 ||
+	    buf_append(&s->replay, "\r\n", 2) == -1) {
+		buf_free(&s->replay);
+		return false;
+	}
+	s->state = LS_VOUCH;
+	login_flow(s);
+	s->in_vouch = true;
+	s->li->hooks->vouch(s);
+	s->in_vouch = false;
+	return true;
+}
+
+void
+login_session_vouched(struct login_session *s, const char *user)
+{
+	bool inside = s->in_vouch;
+
+	if (s->c == NULL || s->state != LS_VOUCH)
+		return;
+	login_call_begin(s);
+	s->state = LS_ACTIVE;
+	if (user == NULL || user[0] == '\0') {
+		buf_free(&s->replay);
+		s->li->proto->vouch_refused(s);
+	} else {
+		log_info(s->sid, "login.vouched", "proto=%s",
+		    s->li->proto->name);
+		login_assert_user(s, user, strlen(user), "BEFORE-SMTP");
+		if (s->state == LS_ACTIVE)
+			buf_free(&s->replay); /* refused after all */
+	}
+	/* inside vouch() the protocol's input loop goes on by itself */
+	if (!inside && s->c != NULL)
+		run_input(s);
+	login_call_end(s);
+}
+
 /* ---- accessors for the daemon ---------------------------------------- */
+
+void
+login_session_set_data(struct login_session *s, void *data)
+{
+	s->data = data;
+}
+
+void *
+login_session_data(const struct login_session *s)
+{
+	return s->data;
+}
+
+struct loop *
+login_session_loop(const struct login_session *s)
+{
+	return s->w->loop;
+}
 
 uint64_t
 login_session_sid(const struct login_session *s)

@@ -59,6 +59,7 @@ static void bad(struct login_session *s, unsigned code, const char *enh,
 static void run_ehlo(struct login_session *s, const struct smtp_cmd *cmd);
 static void run_auth(struct login_session *s, const struct smtp_cmd *cmd);
 static void run_xclient(struct login_session *s, const struct smtp_cmd *cmd);
+static void smtp_vouch_refused(struct login_session *s);
 static bool xclient_allowed(struct login_session *s);
 
 const struct login_proto smtp_login_proto = {
@@ -73,6 +74,7 @@ const struct login_proto smtp_login_proto = {
 	.auth_result = smtp_auth_result,
 	.starttls_reply = smtp_starttls_reply,
 	.bye = smtp_bye,
+	.vouch_refused = smtp_vouch_refused,
 };
 
 /* ---- the table's functions ------------------------------------------- */
@@ -265,6 +267,13 @@ smtp_bye(struct login_session *s, enum login_bye why)
 	    login_settings(s)->server_name, text[why]);
 }
 
+/* Nobody logged in to a mailbox from here lately: MAIL as without. */
+static void
+smtp_vouch_refused(struct login_session *s)
+{
+	bad(s, 530, "5.7.0", "Authentication required");
+}
+
 /* ---- lines ------------------------------------------------------------ */
 
 /* One line: p NULL for one over the limit. A SASL response goes to the
@@ -308,6 +317,11 @@ dispatch(struct login_session *s, const char *p, size_t n)
 
 	switch (cmd->verb) {
 	case SMTP_MAIL:
+		/* POP/IMAP-before-SMTP, where the daemon offers it */
+		if (rc == SMTP_CMD_OK && st->helo && login_vouch(s, p, n))
+			return;
+		bad(s, 530, "5.7.0", "Authentication required");
+		return;
 	case SMTP_RCPT:
 	case SMTP_DATA:
 		bad(s, 530, "5.7.0", "Authentication required");

@@ -143,6 +143,7 @@ static const struct cfg_field root_fields[] = {
 	{ "route", CFG_GROUP, FC(route.route), .sub = route_redis_fields },
 	{ "health", CFG_GROUP, FC(route.health), .sub = route_health_fields },
 	{ "backend_login", CFG_GROUP, 0, .sub = backend_login_fields },
+	{ "throttle", CFG_GROUP, FC(throttle), .sub = throttle_conf_fields },
 	{ NULL },
 };
 
@@ -396,6 +397,7 @@ proxy_config_load(const char *path, struct proxy_config *cf,
 		return -1;
 	if (check_relays(cf, err) == -1 ||
 	    route_conf_check(&cf->route, err) == -1 ||
+	    throttle_conf_check(&cf->throttle, err) == -1 ||
 	    check_fronts(cf, err) == -1) {
 		proxy_config_free(cf);
 		return -1;

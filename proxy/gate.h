@@ -33,6 +33,9 @@ struct metrics;
 struct router;
 struct route_worker;
 struct tls_client;
+struct throttle;
+struct throttle_worker;
+struct gate_thr;
 
 /* ringgate's counters for the front ends (login/'s own are in
  * login_m). */
@@ -61,6 +64,7 @@ struct gate_server {
 	 * when no back end has tls */
 	struct tls_client *backend_tls;
 	struct router *router;
+	struct throttle *throttle; /* NULL: no throttle group */
 	struct login_metrics login_m[GATE_PROTOS];
 	struct gate_metrics m;
 };
@@ -79,7 +83,8 @@ struct gate_worker {
 	struct loop *loop;
 	struct login_worker *login;
 	struct route_worker *route;
-	struct health *health; /* worker 0 only */
+	struct health *health;		  /* worker 0 only */
+	struct throttle_worker *throttle; /* NULL: no throttle */
 };
 
 extern const struct login_hooks gate_login_hooks;
@@ -93,6 +98,12 @@ int gate_metrics_init(struct gate_server *srv, struct metrics *m);
  * *error_r. */
 int gate_backend_tls_build(struct gate_server *srv, const char **error_r);
 void gate_backend_tls_free(struct gate_server *srv);
+
+/* A session's hold on the throttle's counters, taken from the login
+ * session at the hand-off (gate_login.c) and ended with the relayed
+ * session. NULL-safe; gate_thr_end() nulls *gt. */
+struct gate_thr *gate_thr_take(struct login_session *s);
+void gate_thr_end(struct gate_thr **gt);
 
 /* logged_in: route, back-end login, then the relay (session.c). */
 void gate_session_begin(struct login_session *s, const struct login_user *u);

@@ -8,7 +8,12 @@
  * is the protocol tables' and the core's job; ringgate only says who may
  * act as whom (master users, as ringstore does), which certificates
  * STARTTLS uses, and what happens once the user is in (session.c).
- * admit is NULL: the throttle comes with its own issue.
+ * With a throttle group, admit, judge and ended are the throttle's
+ * (throttle/throttle.h): a connection is admitted or refused at accept,
+ * every login's answer waits the throttle's verdict (tarpit, block), a
+ * session closed for bad commands counts against its address, and the
+ * connection's hold on the concurrency counters goes with the session
+ * (or, after the hand-off, with the relayed session: gate_thr_take()).
  *
  * Must never: let a master act for a user outside master_nets, or tell a
  * master whether a target exists.
@@ -25,14 +30,42 @@
 #include "core/metrics.h"
 #include "core/tls.h"
 #include "proxy/gate.h"
+#include "throttle/throttle.h"
+
+/* A login session's throttle state (login_session_data()). */
+struct gate_thr {
+	struct gate_worker *w;
+	struct throttle_conn *tc; /* the concurrency counters' hold */
+	struct sockaddr_storage peer;
+	bool have_peer;
+	/* POP/IMAP-before-SMTP: the login being judged was a right password
+	 * for a mailbox, of this user */
+	bool mailbox_ok;
+	char user[257];
+	bool unverified; /* blocked() stopped the password's verification */
+};
 
 static enum sasl_verdict authorize(struct login_session *s, const char *authcid,
     const char *authzid);
 static void logged_in(struct login_session *s, const struct login_user *u);
 static struct tls_server *starttls_server(struct login_session *s);
+static int admit(struct login_session *s);
+static void admitted(void *ctx, uint64_t sid, bool ok,
+    struct throttle_conn *tc);
+static void judge(struct login_session *s, const char *user, bool ok);
+static void judged(void *ctx, uint64_t sid, uint64_t delay_ms, bool refuse);
+static void ended(struct login_session *s, bool bad);
+static void keep_peer(struct gate_thr *gt, struct login_session *s);
+static void vouch(struct login_session *s);
+static bool blocked(struct login_session *s);
+static void vouched(void *ctx, uint64_t sid, const char *user);
 
 const struct login_hooks gate_login_hooks = {
-	.admit = NULL,
+	.admit = admit,
+	.judge = judge,
+	.ended = ended,
+	.vouch = vouch,
+	.blocked = blocked,
 	.authorize = authorize,
 	.logged_in = logged_in,
 	.tls = starttls_server,
@@ -83,6 +116,184 @@ starttls_server(struct login_session *s)
 
 	return listen_set_worker_tls(gl->srv->lset,
 	    conn_loop(login_session_conn(s)), gl->index);
+}
+
+/* ---- the throttle ------------------------------------------------------ */
+
+static void
+keep_peer(struct gate_thr *gt, struct login_session *s)
+{
+	struct conn *c = login_session_conn(s);
+	const struct sockaddr *sa;
+	socklen_t len = 0;
+
+	if (c != NULL && (sa = conn_peer_addr(c, &len)) != NULL &&
+	    len <= sizeof(gt->peer)) {
+		memcpy(&gt->peer, sa, len);
+		gt->have_peer = true;
+	}
+}
+
+static int
+admit(struct login_session *s)
+{
+	const struct gate_listener *gl = login_session_ctx(s);
+	struct gate_worker *w = loop_ctx(login_session_loop(s));
+	struct gate_thr *gt;
+
+	if (w == NULL || w->throttle == NULL)
+		return LOGIN_ADMIT_OK;
+	if ((gt = calloc(1, sizeof(*gt))) == NULL)
+		return LOGIN_ADMIT_REFUSE;
+	gt->w = w;
+	keep_peer(gt, s);
+	login_session_set_data(s, gt);
+	throttle_admit(w->throttle, (enum throttle_service)gl->proto,
+	    login_session_sid(s),
+	    gt->have_peer ? (const struct sockaddr *)&gt->peer : NULL, admitted,
+	    w);
+	return LOGIN_ADMIT_PENDING;
+}
+
+/* The throttle's verdict, maybe after the client left. */
+static void
+admitted(void *ctx, uint64_t sid, bool ok, struct throttle_conn *tc)
+{
+	struct gate_worker *w = ctx;
+	struct login_session *s = login_session_find(w->login, sid);
+	struct gate_thr *gt = s ? login_session_data(s) : NULL;
+
+	if (gt == NULL) {
+		throttle_conn_end(&tc);
+		return;
+	}
+	gt->tc = tc;
+	login_session_admitted(s, ok);
+}
+
+static void
+judge(struct login_session *s, const char *user, bool ok)
+{
+	const struct gate_listener *gl = login_session_ctx(s);
+	struct gate_thr *gt = login_session_data(s);
+
+	if (gt == NULL) {
+		login_session_judged(s, 0, false);
+		return;
+	}
+	/* XCLIENT may have named another client since the accept */
+	keep_peer(gt, s);
+	if (gt->unverified && !ok) {
+		/* answered as blocked, not counted as one more failure */
+		gt->unverified = false;
+		throttle_login_unverified(gt->w->throttle,
+		    (enum throttle_service)gl->proto, login_session_sid(s),
+		    gt->have_peer ? (const struct sockaddr *)&gt->peer : NULL,
+		    judged, gt->w);
+		return;
+	}
+	gt->unverified = false;
+	gt->mailbox_ok = ok && gl->proto != GATE_SMTP &&
+	    throttle_before_smtp_on(gt->w->srv->throttle);
+	if (gt->mailbox_ok)
+		snprintf(gt->user, sizeof(gt->user), "%s", user);
+	throttle_login(gt->w->throttle, (enum throttle_service)gl->proto,
+	    login_session_sid(s),
+	    gt->have_peer ? (const struct sockaddr *)&gt->peer : NULL, user, ok,
+	    judged, gt->w);
+}
+
+static void
+judged(void *ctx, uint64_t sid, uint64_t delay_ms, bool refuse)
+{
+	struct gate_worker *w = ctx;
+	struct login_session *s = login_session_find(w->login, sid);
+	struct gate_thr *gt = s ? login_session_data(s) : NULL;
+
+	if (s == NULL)
+		return;
+	/* a mailbox login lets its address submit for a while */
+	if (gt != NULL && gt->mailbox_ok && !refuse && gt->have_peer)
+		throttle_mailbox_login(w->throttle,
+		    (const struct sockaddr *)&gt->peer, gt->user);
+	login_session_judged(s, delay_ms, refuse);
+}
+
+/* A blocked source's passwords are not worth hashing. */
+static bool
+blocked(struct login_session *s)
+{
+	struct gate_thr *gt = login_session_data(s);
+
+	if (gt == NULL)
+		return false;
+	keep_peer(gt, s);
+	gt->unverified = gt->have_peer &&
+	    throttle_blocked_now(gt->w->throttle,
+		(const struct sockaddr *)&gt->peer);
+	return gt->unverified;
+}
+
+/* SMTP MAIL before AUTH: POP/IMAP-before-SMTP where it is on. */
+static void
+vouch(struct login_session *s)
+{
+	struct gate_thr *gt = login_session_data(s);
+
+	if (gt == NULL || !throttle_before_smtp_on(gt->w->srv->throttle)) {
+		login_session_vouched(s, NULL);
+		return;
+	}
+	keep_peer(gt, s);
+	throttle_before_smtp(gt->w->throttle, login_session_sid(s),
+	    gt->have_peer ? (const struct sockaddr *)&gt->peer : NULL, vouched,
+	    gt->w);
+}
+
+static void
+vouched(void *ctx, uint64_t sid, const char *user)
+{
+	struct gate_worker *w = ctx;
+	struct login_session *s = login_session_find(w->login, sid);
+
+	if (s != NULL)
+		login_session_vouched(s, user);
+}
+
+static void
+ended(struct login_session *s, bool bad)
+{
+	const struct gate_listener *gl = login_session_ctx(s);
+	struct gate_thr *gt = login_session_data(s);
+
+	if (gt == NULL)
+		return;
+	login_session_set_data(s, NULL);
+	if (bad && gt->have_peer)
+		throttle_bad(gt->w->throttle, (enum throttle_service)gl->proto,
+		    login_session_sid(s), (const struct sockaddr *)&gt->peer);
+	gate_thr_end(&gt);
+}
+
+struct gate_thr *
+gate_thr_take(struct login_session *s)
+{
+	struct gate_thr *gt = login_session_data(s);
+
+	login_session_set_data(s, NULL);
+	return gt;
+}
+
+void
+gate_thr_end(struct gate_thr **gtp)
+{
+	struct gate_thr *gt = *gtp;
+
+	*gtp = NULL;
+	if (gt == NULL)
+		return;
+	throttle_conn_end(&gt->tc);
+	free(gt);
 }
 
 /* ---- metrics --------------------------------------------------------- */

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "auth/auth_service.h"
+#include "core/admin.h"
 #include "core/buf.h"
 #include "core/config.h"
 #include "core/conn_limit.h"
@@ -28,6 +29,7 @@
 #include "proxy/health.h"
 #include "proxy/proxy.h"
 #include "proxy/route.h"
+#include "throttle/throttle.h"
 
 #define DEFAULT_CONFIG "/etc/ringgate/ringgate.conf"
 
@@ -128,7 +130,7 @@ build_tls_all(const struct proxy_config *cf, const char **error_r)
 /* The login core's rules for one front-end listener. */
 static void
 login_settings_of(const struct gate *g, const struct listener_conf *c,
-    struct login_settings *set)
+    unsigned p, struct login_settings *set)
 {
 	const struct proxy_config *cf = &g->cf;
 
@@ -146,6 +148,10 @@ login_settings_of(const struct gate *g, const struct listener_conf *c,
 	};
 	set->scram_secret = auth_service_scram_secret(g->srv.auth,
 	    &set->scram_secret_len);
+	/* the throttle's bad commands per session win over limits' */
+	if (g->srv.throttle != NULL)
+		set->max_bad = throttle_bad_commands(g->srv.throttle,
+		    (enum throttle_service)p);
 }
 
 /* Users, the verify pool, the back ends' TLS, the router: what the front
@@ -169,6 +175,10 @@ start_fronts(struct gate *g, struct metrics *m, const char **error_r)
 		*error_r = "metrics registry full";
 		return -1;
 	}
+	if (throttle_conf_enabled(&g->cf.throttle) &&
+	    (g->srv.throttle = throttle_new(&g->cf.throttle, m, error_r)) ==
+		NULL)
+		return -1;
 	g->srv.router = router_new(&g->cf.route, m, error_r);
 	return g->srv.router ? 0 : -1;
 }
@@ -229,7 +239,7 @@ open_listeners(struct gate *g, struct daemon *d, struct tls_server *const *tls,
 				.conf = c,
 				.proto = (enum gate_proto)p,
 				.index = k };
-			login_settings_of(g, c, &g->login_sets[k]);
+			login_settings_of(g, c, p, &g->login_sets[k]);
 			g->logins[k] = (struct login_listener){
 				.proto = gate_protos[p],
 				.hooks = &gate_login_hooks,
@@ -268,6 +278,17 @@ worker_init(struct daemon *d, struct loop *l, unsigned i)
 			 auth_service_pool(g->srv.auth))) == NULL ||
 		    (w->route = route_worker_new(g->srv.router, l)) == NULL)
 			return -1;
+		if (g->srv.throttle != NULL) {
+			const char *error = NULL;
+
+			w->throttle = throttle_worker_new(g->srv.throttle, l,
+			    &error);
+			if (w->throttle == NULL) {
+				log_error(0, "throttle.failed", "error=\"%s\"",
+				    error ? error : "?");
+				return -1;
+			}
+		}
 		g->login_workers[i] = w->login;
 		/* the health checks run on worker 0 */
 		if (i == 0) {
@@ -300,6 +321,8 @@ worker_exit(struct daemon *d, struct loop *l, unsigned i)
 	health_free(&w->health);
 	route_worker_free(&w->route);
 	login_worker_free(&w->login);
+	/* last: the sessions freed above end their throttle holds */
+	throttle_worker_free(&w->throttle);
 	free(w);
 }
 
@@ -402,6 +425,7 @@ gate_free(struct gate *g, struct daemon *d)
 	free(g->login_workers);
 	daemon_free(d);
 	router_free(&g->srv.router);
+	throttle_free(&g->srv.throttle);
 	gate_backend_tls_free(&g->srv);
 	auth_service_free(&g->srv.auth);
 	proxy_config_free(&g->cf);
@@ -460,6 +484,10 @@ main(int argc, char **argv)
 	export_expiry(&g, d.metrics);
 	if (daemon_admin(&d, &g.cf.admin.listen, NULL, NULL, &error) == -1)
 		goto failed;
+	/* GET /throttle, POST /throttle/unblock?ip= (ringgate-ctl) */
+	if (g.srv.throttle != NULL)
+		admin_set_route(d.admin, "/throttle", throttle_admin_route,
+		    g.srv.throttle);
 	d.pid_file = g.cf.daemon.pid_file;
 
 	d.drain_ms = g.cf.daemon.drain_timeout;

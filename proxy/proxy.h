@@ -18,6 +18,7 @@
 #include "core/listener_conf.h"
 #include "core/tls_conf.h"
 #include "proxy/route.h"
+#include "throttle/throttle.h"
 
 struct conn_handler;
 struct metrics;
@@ -73,6 +74,8 @@ struct proxy_config {
 		bool proxy_v2; /* PROXY v2 preamble with the client address */
 		bool xclient;  /* SMTP: XCLIENT instead of telling nothing */
 	} backend_login;
+	/* badguy throttling of the front ends (throttle/throttle.h) */
+	struct throttle_conf throttle;
 };
 
 /* The listener list of protocol p. */

@@ -76,6 +76,7 @@ struct gate_session {
 	struct route_backend *any;
 	struct route_req *rreq;
 	struct upstream_login *ul;
+	struct gate_thr *thr; /* the throttle's hold, from the hand-off */
 	struct conn *cc, *bc; /* client, back end (after the hand-off) */
 	uint64_t c2b, b2c, started, relayed;
 	char end[48];
@@ -396,6 +397,7 @@ gs_free(struct gate_session *gs)
 	if (gs == NULL)
 		return;
 	route_cancel(&gs->rreq);
+	gate_thr_end(&gs->thr);
 	if (gs->ul != NULL)
 		upstream_login_cancel(gs->ul);
 	free(gs->lp);
@@ -417,6 +419,7 @@ start_relay(struct gate_session *gs, struct login_session *s,
 	struct buf rest = { 0 };
 	struct conn *c;
 
+	gs->thr = gate_thr_take(s);
 	if ((c = login_session_handoff(s, &rest)) == NULL) {
 		buf_free(&rest);
 		set_end(gs, "client_gone", CR_NONE);
@@ -482,6 +485,10 @@ answer(struct gate_session *gs, struct conn *c, const struct ul_result *r)
 		n = snprintf(line, sizeof(line), "+OK Logged in.\r\n");
 		break;
 	default:
+		/* POP/IMAP-before-SMTP: no AUTH to answer; the client's MAIL
+		 * goes to the back end, whose answer is the client's */
+		if (strcmp(gs->mech, "BEFORE-SMTP") == 0)
+			return;
 		n = snprintf(line, sizeof(line),
 		    "235 2.7.0 Authentication successful\r\n");
 		break;

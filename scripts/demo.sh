@@ -153,6 +153,16 @@ backend_login = {
   master_user = "$DEMO_MASTER";
   master_password_file = "$DEMO/master.pw";
 };
+
+# Badguy throttling (docs/throttling.md): counters shared through the
+# demo's private Redis, the documented defaults otherwise (20 connections
+# and 10 new ones a second per address; a growing delay per failed login,
+# blocked for 15 minutes after 10 failures). Try a few wrong passwords and
+# watch ringgate_throttle_* in the metrics.
+throttle = {
+  redis = "127.0.0.1:$REDIS_PORT";
+  timeout = "100ms";
+};
 EOF
 }
 
