@@ -1262,7 +1262,13 @@ teardown(struct conn *c, enum conn_reason why)
 	 * that names the fd (loop_close_fd): in-flight ops hold their own
 	 * file reference, queued ones would otherwise run on whatever file
 	 * another thread gets the number for next */
-	loop_close_fd(l, c->fd);
+	if (c->flags & CF_LIM_CONN) {
+		/* the fd cap's count comes back with the close's completion */
+		c->flags &= ~CF_LIM_CONN;
+		loop_close_fd_counted(l, c->fd);
+	} else {
+		loop_close_fd(l, c->fd);
+	}
 	c->fd = -1;
 	if (c->prev)
 		c->prev->next = c->next;

@@ -312,6 +312,15 @@ conn_limit_release(struct conn *c)
 	c->flags &= ~(CF_LIM_CONN | CF_LIM_SESS);
 }
 
+void
+conn_limit_closed(struct loop *l)
+{
+	struct conn_limits *cl = l->conf.limits;
+
+	if (cl != NULL)
+		gauge_give(&cl->conns);
+}
+
 /* ---- the young list -------------------------------------------------- */
 
 static void

@@ -30,6 +30,7 @@
 
 struct conn;
 struct listener;
+struct loop;
 struct metrics;
 
 /* A count shared by the workers and its cap (0: none). */
@@ -72,8 +73,11 @@ int conn_limit_admit(struct conn *c);
 /* c left the young list for good (it logged in; its new handler has no
  * evictable()). Cheap; safe to call again. */
 void conn_limit_grown(struct conn *c);
-/* c's teardown: give back what it counted. */
+/* c's teardown: give back what it counted, but for its place under the
+ * fd cap, which waits for the close (loop_close_fd_counted()). */
 void conn_limit_release(struct conn *c);
+/* A counted conn's close completed on l: its descriptor is free. */
+void conn_limit_closed(struct loop *l);
 /* Register li's refusal counters (the listener exists, metrics set). */
 void conn_limit_metrics(struct listener *li);
 

@@ -323,6 +323,21 @@ loop_close_fd(struct loop *l, int fd)
 	io_uring_sqe_set_data64(sqe, 0);
 }
 
+/* The same for a conn counted against the fd cap: the count is given
+ * back when the close completes, not before, since the number stays
+ * taken until then (a flood's evictions must not let accepts outrun
+ * the closes and hit EMFILE). */
+void
+loop_close_fd_counted(struct loop *l, int fd)
+{
+	struct io_uring_sqe *sqe = loop_sqe(l);
+
+	l->op_close_cap.kind = OP_CLOSE_CAP;
+	l->op_close_cap.owner = l;
+	io_uring_prep_close(sqe, fd);
+	io_uring_sqe_set_data(sqe, &l->op_close_cap);
+}
+
 static void
 wake_arm(struct loop *l)
 {
@@ -678,6 +693,9 @@ dispatch(struct loop *l, struct io_uring_cqe *cqe)
 		break;
 	case OP_WAKE:
 		wake_handle(l, cqe);
+		break;
+	case OP_CLOSE_CAP:
+		conn_limit_closed(l);
 		break;
 	case OP_FD:
 		fd_watch_handle(op->owner, cqe);

@@ -32,8 +32,9 @@ enum op_kind {
 	OP_CONNECT,
 	OP_WAKE,
 	OP_FD,
-	OP_POLL,   /* loop_poll_fd() */
-	OP_HANGUP, /* conn_watch_hangup() */
+	OP_POLL,      /* loop_poll_fd() */
+	OP_HANGUP,    /* conn_watch_hangup() */
+	OP_CLOSE_CAP, /* the close of a conn counted against the fd cap */
 };
 
 struct op {
@@ -224,6 +225,9 @@ struct loop {
 	int wake_fd;
 	uint64_t wake_val;
 	struct op op_wake;
+	/* user data of every close of a conn counted in the fd cap: its
+	 * completion gives the count back (conn_limit_closed()) */
+	struct op op_close_cap;
 	pthread_mutex_t msg_lock;
 	struct loop_msg *msgs;
 	/* the thread inside loop_run(): its own posts skip the eventfd and
@@ -241,6 +245,7 @@ struct loop {
 /* loop.c */
 struct io_uring_sqe *loop_sqe(struct loop *l);
 void loop_close_fd(struct loop *l, int fd);
+void loop_close_fd_counted(struct loop *l, int fd);
 
 /* loop_fd.c */
 void fd_watch_handle(struct fd_watch *w, struct io_uring_cqe *cqe);

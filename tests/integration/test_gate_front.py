@@ -650,7 +650,9 @@ class TestFront(GateCase):
         self.assertIn(" messages=1 ", line)
         # the bytes as sent: dot-stuffing doubles the leading dot
         self.assertIn(" message_bytes=%d " % (len(good) + 1), line)
-        self.assertIn("end=logout", line)
+        # the client's QUIT was seen as a command: whichever side hangs
+        # up first after the 221, the back end was not lost
+        self.assertRegex(line, r"end=(logout|client_eof)")
         self.assertEqual(count("accepted"), acc + 1)
         self.assertEqual(count("refused"), ref + 1)
         self.assertGreaterEqual(self.gate.metric(
