@@ -12,7 +12,7 @@ failure through B completes the block (block_fails = 3) on b, and the
 right password from that address is refused on both instances (neither
 has three local failures: the block is the shared one). A second
 attacker fails three times after the failover, alternating instances:
-blocked on both too. Meanwhile a good user from another address logs in
+blocked on both too; the admin's unblock clears the first one on b. Meanwhile a good user from another address logs in
 through both ringgates in a loop, and every one of those logins works,
 during the failover as well (fail-open on the timeout). Then the master b
 is killed: the sentinel promotes a, both ringgates follow, the block
@@ -22,6 +22,7 @@ Plus `ringgate -t` mistakes in the throttle's sentinel options. Skips
 without redis-server / redis-sentinel (fails under CI).
 """
 
+import json
 import os
 import threading
 import time
@@ -208,6 +209,18 @@ class TestThrottleSentinel(unittest.TestCase):
         self.assertEqual(self.b.cmd("EXISTS", PREFIX + "b:127.0.0.22"), 1)
         self.assert_blocked("127.0.0.22")
         self.assertEqual(imap_login(A, "127.0.0.30", BOB, BOB_PW), "OK")
+        # the admin's view and unblock reach the new master too
+        st, _, body = h.http_get(A.admin_port, "/throttle")
+        self.assertEqual(st, 200)
+        self.assertEqual(json.loads(body)["backend"], "up")
+        st, _, _ = h.http_get(A.admin_port,
+                              "/throttle/unblock?ip=127.0.0.21", "POST")
+        self.assertEqual(st, 200)
+        h.wait_for(lambda: self.b.cmd("EXISTS",
+                                      PREFIX + "b:127.0.0.21") == 0,
+                   timeout=5, what="the block gone from b")
+        self.assertIsNone(self.get(self.b, "f", "127.0.0.21"))
+        self.assertEqual(imap_login(A, "127.0.0.21", USER, PASSWORD), "OK")
 
         # 2. the master b killed: a promoted. The sentinel would demote a
         # to b's replica by itself, but only some 8 s after it saw a still
