@@ -2,7 +2,8 @@
  * redis_loop.h - one asynchronous Redis connection driven by a worker's
  * io_uring loop: hiredis's async API with its descriptor watched through
  * loop_poll_fd(), so a Redis query never blocks the ring. Used by routing
- * (proxy/route.c) and meant for the throttle's shared counters.
+ * (proxy/route.c) and by the throttle for its shared counters
+ * (throttle/throttle.c).
  *
  * The connection is opened on the first command and again after a
  * failure, but not before retry_ms has passed since the failure: until

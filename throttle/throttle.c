@@ -140,6 +140,12 @@ throttle_new(const struct throttle_conf *cf, struct metrics *m,
 	t->cf = cf;
 	pthread_mutex_init(&t->mu, NULL);
 	thr_redis_sha(t->sha);
+	if (cf->nsentinels > 0)
+		snprintf(t->backend, sizeof(t->backend), "sentinel:%s",
+		    cf->master_name);
+	else
+		snprintf(t->backend, sizeof(t->backend), "%s",
+		    cf->redis ? cf->redis : "none");
 	atomic_init(&t->down, 0);
 	t->m_up = t->m_tracked = t->m_local = -1;
 	for (unsigned i = 0; i < D_N; i++)
@@ -154,12 +160,12 @@ throttle_new(const struct throttle_conf *cf, struct metrics *m,
 			*error_r = "metrics registry full";
 			return NULL;
 		}
-		metrics_set(m, t->m_up, cf->redis != NULL ? 1 : 0);
+		metrics_set(m, t->m_up, throttle_conf_shared(cf) ? 1 : 0);
 	}
 	log_info(0, "throttle.start",
-	    "redis=%s timeout_ms=%llu fail_closed=%s allow_nets=%u",
-	    cf->redis ? cf->redis : "none", (unsigned long long)cf->timeout,
-	    cf->fail_closed ? "yes" : "no", cf->nallow_nets);
+	    "redis=%s timeout_ms=%llu fail_closed=%s allow_nets=%u", t->backend,
+	    (unsigned long long)cf->timeout, cf->fail_closed ? "yes" : "no",
+	    cf->nallow_nets);
 	return t;
 }
 
@@ -202,10 +208,13 @@ throttle_worker_new(struct throttle *t, struct loop *l, const char **error_r)
 	w->t = t;
 	w->loop = l;
 	timer_init(&w->tick, l, tick_fired, w);
-	if (t->cf->redis != NULL) {
+	if (throttle_conf_shared(t->cf)) {
 		struct redis_loop_conf rc = { .target = t->cf->redis,
 			.timeout_ms = t->cf->timeout,
-			.retry_ms = t->cf->retry };
+			.retry_ms = t->cf->retry,
+			.sentinels = (const char *const *)t->cf->sentinels,
+			.nsentinels = t->cf->nsentinels,
+			.master_name = t->cf->master_name };
 
 		if ((w->redis = redis_loop_new(l, &rc, error_r)) == NULL) {
 			free(w);
@@ -269,13 +278,13 @@ thr_backend_state(struct throttle_worker *w, bool up, const char *error)
 		down = atomic_fetch_sub(&w->t->down, 1) - 1;
 		log_info(0, "throttle.backend",
 		    "state=up worker=%u redis=%s releases=%zu",
-		    loop_index(w->loop), w->t->cf->redis, w->nbacklog);
+		    loop_index(w->loop), w->t->backend, w->nbacklog);
 		backlog_flush(w);
 	} else {
 		down = atomic_fetch_add(&w->t->down, 1) + 1;
 		log_warn(0, "throttle.backend",
 		    "state=down worker=%u redis=%s error=\"%s\" decide=%s",
-		    loop_index(w->loop), w->t->cf->redis, error ? error : "?",
+		    loop_index(w->loop), w->t->backend, error ? error : "?",
 		    w->t->cf->fail_closed ? "refuse" : "local");
 	}
 	if (w->t->m != NULL)

@@ -59,7 +59,12 @@ struct throttle_rules {
 struct throttle_conf {
 	struct cfg_loc loc; /* line 0: no throttle group in the file */
 	bool enabled;
-	char *redis;	  /* "127.0.0.1:6379", a socket path, NULL: local */
+	char *redis; /* "127.0.0.1:6379", a socket path, NULL: local */
+	/* or Redis Sentinel: the master of master_name, asked from these
+	 * ("host:port"); exclusive with redis */
+	char **sentinels;
+	unsigned nsentinels;
+	char *master_name;
 	uint64_t timeout; /* ms a decision waits for Redis */
 	uint64_t retry;	  /* ms before reconnecting after a failure */
 	bool fail_closed; /* Redis down: refuse instead of local counters */
@@ -80,8 +85,11 @@ extern const char *const throttle_service_names[];
 
 /* A throttle group was written (and not disabled). */
 bool throttle_conf_enabled(const struct throttle_conf *cf);
-/* Cross-field checks (the Redis address). 0, or -1 with err. */
+/* Cross-field checks (the Redis address or the sentinels). 0, or -1
+ * with err. */
 int throttle_conf_check(const struct throttle_conf *cf, struct cfg_error *err);
+/* Redis is configured, directly or through sentinels. */
+bool throttle_conf_shared(const struct throttle_conf *cf);
 
 /* At start-up: the local counters and the metrics. NULL with *error_r. */
 struct throttle *throttle_new(const struct throttle_conf *cf, struct metrics *m,

@@ -218,7 +218,7 @@ throttle_dump(struct throttle *t, unsigned max, struct buf *out)
 	    buf_printf(out, "],\"counters\":[") == 0 &&
 	    dump_list(out, &d, false, max, now) == 0 &&
 	    buf_printf(out, "],\"tracked\":%zu,\"backend\":\"%s\"}\n", tracked,
-		t->cf->redis == NULL	       ? "none" :
+		!throttle_conf_shared(t->cf)   ? "none" :
 		    atomic_load(&t->down) == 0 ? "up" :
 						 "down") == 0)
 		rc = 0;

@@ -5,6 +5,7 @@
  *
  *   throttle {
  *     redis = "127.0.0.1:6379"; timeout = "100ms"; fail_closed = false;
+ *     # or: sentinels = [ "10.0.0.5:26379", ... ]; master_name = "mymaster";
  *     allow_nets = [ "10.0.0.0/8" ];
  *     imap { conns_ip = 20; rate_ip = 10; block_fails = 10; ... };
  *     pop3 { ... }; submission { ... };
@@ -55,8 +56,13 @@ const struct cfg_field throttle_conf_fields[] = {
 	{ "", CFG_LOC, F(loc) },
 	{ "enabled", CFG_BOOL, F(enabled), 0, "true" },
 	{ "redis", CFG_STRING, F(redis), 0,
-	    .hint = "\"127.0.0.1:6379\" or a unix socket path; absent: "
-		    "this instance's counters only" },
+	    .hint = "\"127.0.0.1:6379\" or a unix socket path; absent "
+		    "(and no sentinels): this instance's counters only" },
+	{ "sentinels", CFG_STRLIST, F(sentinels), .count_offset = F(nsentinels),
+	    .hint = "[\"127.0.0.1:26379\", ...]: Redis Sentinels asked for "
+		    "the master of master_name (instead of redis)" },
+	{ "master_name", CFG_STRING, F(master_name),
+	    .hint = "the name the sentinels monitor the master by" },
 	{ "timeout", CFG_DURATION, F(timeout), 0, "100ms", 1, 60000,
 	    .hint = "a duration like \"100ms\": the longest a decision "
 		    "waits for Redis" },
@@ -92,6 +98,56 @@ throttle_conf_enabled(const struct throttle_conf *cf)
 	return cf->loc.line > 0 && cf->enabled;
 }
 
+bool
+throttle_conf_shared(const struct throttle_conf *cf)
+{
+	return cf->redis != NULL || cf->nsentinels > 0;
+}
+
+/* Sentinel: numeric "host:port" each, a master name, and not with redis
+ * (the same rules as route's, proxy/route.c). */
+static int
+sentinel_check(const struct throttle_conf *cf, struct cfg_error *err)
+{
+	struct cfg_addr a;
+
+	if (cf->nsentinels == 0) {
+		if (cf->master_name == NULL)
+			return 0;
+		cfg_error_at(err, &cf->loc,
+		    "throttle.master_name needs throttle.sentinels = "
+		    "[\"host:port\", ...]");
+		return -1;
+	}
+	if (cf->redis != NULL) {
+		cfg_error_at(err, &cf->loc,
+		    "throttle.redis and throttle.sentinels exclude each "
+		    "other: with sentinels the master is asked for, drop "
+		    "redis");
+		return -1;
+	}
+	if (cf->master_name == NULL || cf->master_name[0] == '\0') {
+		cfg_error_at(err, &cf->loc,
+		    "throttle.sentinels needs throttle.master_name (the name "
+		    "in the sentinels' \"sentinel monitor <name> ...\" line)");
+		return -1;
+	}
+	if (cf->nsentinels > 16) {
+		cfg_error_at(err, &cf->loc, "throttle.sentinels: at most 16");
+		return -1;
+	}
+	for (unsigned i = 0; i < cf->nsentinels; i++) {
+		if (cfg_parse_addr(cf->sentinels[i], &a) == -1) {
+			cfg_error_at(err, &cf->loc,
+			    "throttle.sentinels: '%s' must be \"host:port\" "
+			    "with a numeric host",
+			    cf->sentinels[i]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int
 throttle_conf_check(const struct throttle_conf *cf, struct cfg_error *err)
 {
@@ -99,6 +155,8 @@ throttle_conf_check(const struct throttle_conf *cf, struct cfg_error *err)
 
 	if (!throttle_conf_enabled(cf))
 		return 0;
+	if (sentinel_check(cf, err) == -1)
+		return -1;
 	if (cf->redis != NULL && cf->redis[0] != '/' &&
 	    cfg_parse_addr(cf->redis, &a) == -1) {
 		cfg_error_at(err, &cf->loc,

@@ -191,6 +191,9 @@ struct throttle {
 	pthread_mutex_t mu;
 	struct thr_local *local;
 	char sha[41];
+	/* for the logs: the redis address, "sentinel:<master_name>" or
+	 * "none" */
+	char backend[128];
 	struct metrics *m;
 	atomic_uint down; /* workers whose Redis is down now */
 	/* worker 0's, for the admin's unblock (its thread only) */

@@ -5,8 +5,9 @@
  * concurrent connections per address and network; the tarpit doubling to
  * its cap; the block after N failures and its expiry; a success
  * forgiving only the user's own failures; password spraying slowing the
- * sprayers and never a clean source; the table's bound and sweep. No
- * timing: time is a number the tests move.
+ * sprayers and never a clean source; the table's bound and sweep; the
+ * config's Redis/Sentinel checks. No timing: time is a number the tests
+ * move.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -459,6 +460,48 @@ test_user_norm_and_script(void **state)
 	assert_non_null(strstr(thr_redis_script, "mode == 'a'"));
 }
 
+/* throttle.sentinels/master_name: the checks across fields. */
+static void
+test_conf_sentinels(void **state)
+{
+	struct throttle_conf cf;
+	struct cfg_error err;
+	char *two[] = { "127.0.0.1:26379", "[::1]:26379" };
+	char *named[] = { "localhost:26379" };
+	char redis[] = "127.0.0.1:6379", name[] = "mymaster", empty[] = "";
+
+	(void)state;
+	conf_defaults(&cf);
+	assert_false(throttle_conf_shared(&cf));
+	cf.sentinels = two;
+	cf.nsentinels = 2;
+	cf.master_name = name;
+	assert_int_equal(throttle_conf_check(&cf, &err), 0);
+	assert_true(throttle_conf_shared(&cf));
+	cf.redis = redis;
+	assert_int_equal(throttle_conf_check(&cf, &err), -1);
+	assert_non_null(strstr(err.msg, "exclude each other"));
+	cf.redis = NULL;
+	cf.master_name = NULL;
+	assert_int_equal(throttle_conf_check(&cf, &err), -1);
+	assert_non_null(strstr(err.msg, "needs throttle.master_name"));
+	cf.master_name = empty;
+	assert_int_equal(throttle_conf_check(&cf, &err), -1);
+	cf.master_name = name;
+	cf.sentinels = named;
+	cf.nsentinels = 1;
+	assert_int_equal(throttle_conf_check(&cf, &err), -1);
+	assert_non_null(strstr(err.msg, "numeric host"));
+	cf.sentinels = NULL;
+	cf.nsentinels = 0;
+	assert_int_equal(throttle_conf_check(&cf, &err), -1);
+	assert_non_null(strstr(err.msg, "needs throttle.sentinels"));
+	cf.master_name = NULL;
+	cf.redis = redis;
+	assert_int_equal(throttle_conf_check(&cf, &err), 0);
+	assert_true(throttle_conf_shared(&cf));
+}
+
 int
 main(void)
 {
@@ -474,6 +517,7 @@ main(void)
 		cmocka_unit_test(test_network_block),
 		cmocka_unit_test(test_table_bound_and_sweep),
 		cmocka_unit_test(test_user_norm_and_script),
+		cmocka_unit_test(test_conf_sentinels),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
