@@ -38,7 +38,8 @@
 #define SWEEP_BUDGET 512  /* expired local keys dropped per tick */
 #define BACKLOG_MAX 10000 /* releases kept for Redis's return, per worker */
 /* How long a block Redis reported is believed without asking again (an
- * unblock through another instance takes this long to reach this one). */
+ * unblock through another instance takes this long to reach this one),
+ * never past the block's own end. */
 #define BLOCK_MEMORY_MS 5000
 
 static const char *const dec_labels[D_N] = {
@@ -78,7 +79,7 @@ static void backlog_flush(struct throttle_worker *w);
 static void forget_block(struct throttle_worker *w,
     const struct thr_source *src);
 static void remember_block(struct throttle_worker *w, enum throttle_service svc,
-    const struct thr_source *src);
+    const struct thr_source *src, long long left_ms);
 
 /* ---- the instance -------------------------------------------------------- */
 
@@ -767,17 +768,18 @@ login_answer(struct thr_req *q, const struct redisReply *r)
 		.uipf = elem(r, 3),
 		.blocked = elem(r, 4) > 0 };
 	if (c.blocked)
-		remember_block(q->w, q->svc, &q->src);
+		remember_block(q->w, q->svc, &q->src, elem(r, 4));
 	else if (q->unverified)
 		forget_block(q->w, &q->src);
 	login_finish(q->w, q->svc, q->sid, &c, false, q->lcb, q->ctx);
 }
 
-/* Redis says src is blocked: believe it for a while without asking, so
- * its next passwords are not even verified (throttle_blocked_now()). */
+/* Redis says src is blocked for left_ms more: believe it for a while
+ * without asking, so its next passwords are not even verified
+ * (throttle_blocked_now()), but not once the block has ended. */
 static void
 remember_block(struct throttle_worker *w, enum throttle_service svc,
-    const struct thr_source *src)
+    const struct thr_source *src, long long left_ms)
 {
 	const struct throttle_rules *r = &w->t->cf->svc[svc];
 	uint64_t ttl = BLOCK_MEMORY_MS;
@@ -785,6 +787,8 @@ remember_block(struct throttle_worker *w, enum throttle_service svc,
 
 	if (r->block_time < ttl)
 		ttl = r->block_time;
+	if ((uint64_t)left_ms < ttl)
+		ttl = (uint64_t)left_ms;
 	thr_key(key, sizeof(key), "", "rb", -1, src->scope[0]);
 	pthread_mutex_lock(&w->t->mu);
 	thr_local_set_nx(w->t->local, key, 1, ttl, loop_now(w->loop));

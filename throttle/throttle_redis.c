@@ -17,6 +17,8 @@
  *               block_fails_net block_time has_user
  *               -> {ipf, netf, uf, uipf, blocked}
  *   o  success: KEYS as f; ARGV has_user -> the same, before forgiving
+ *               (blocked: the longest block's milliseconds left, 0 if
+ *               none; a block without a TTL says 2^31-1)
  *   u  unblock: KEYS f[1..n] b[1..n] -> 0
  * Every key the script creates has a TTL; a counter without one (a write
  * the script did not make) gets it at its next increment.
@@ -42,10 +44,13 @@ const char thr_redis_script[] =
     "end\n"
     "local function num(k) return tonumber(redis.call('GET', k) or '0') end\n"
     "local function blocked()\n"
+    "  local left = 0\n"
     "  for i = 1, n do\n"
-    "    if redis.call('EXISTS', KEYS[n + i]) == 1 then return 1 end\n"
+    "    local t = redis.call('PTTL', KEYS[n + i])\n"
+    "    if t == -1 then return 2147483647 end\n"
+    "    if t > left then left = t end\n"
     "  end\n"
-    "  return 0\n"
+    "  return left\n"
     "end\n"
     "if mode == 'a' then\n"
     "  local cl = {tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[4])}\n"
