@@ -70,11 +70,31 @@ format_check() {
 	record format $?
 }
 
-# Run every libFuzzer target for FUZZ_SECONDS over a scratch copy of its
-# seed corpus (so new inputs never land in the repository).
+# One libFuzzer target for FUZZ_SECONDS over a scratch copy of its seed
+# corpus in tmp/name (so new inputs never land in the repository); its
+# output goes to tmp/name/log and its exit code to tmp/name/rc.
+fuzz_one() {
+	local dir=$1 tmp=$2 name=$3 corpus
+	local -a args
+	corpus=$ROOT/tests/fuzz/corpus/${name#fuzz_}
+	mkdir -p "$tmp/$name/corpus" "$tmp/$name/artifacts"
+	if [ -d "$corpus" ]; then
+		cp -r "$corpus"/. "$tmp/$name/corpus/"
+	fi
+	args=(-max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048
+		-print_final_stats=1 -artifact_prefix="$tmp/$name/artifacts/")
+	if [ -f "$ROOT/tests/fuzz/$name.dict" ]; then
+		args+=(-dict="$ROOT/tests/fuzz/$name.dict")
+	fi
+	(cd "$tmp/$name" && "$dir/tests/$name" "${args[@]}" corpus </dev/null \
+		>"$tmp/$name/log" 2>&1)
+	echo $? >"$tmp/$name/rc"
+}
+
+# Run every libFuzzer target (fuzz_one), JOBS at a time.
 fuzz_runs() {
-	local dir=$ROOT/build-fuzz tmp src bin name parser corpus rc=0 n=0
-	local -a args targets=()
+	local dir=$ROOT/build-fuzz tmp src name rc=0 n=0
+	local -a targets=()
 	for src in "$ROOT"/tests/fuzz/fuzz_*.c; do
 		[ -f "$src" ] && targets+=("$(basename "$src" .c)")
 	done
@@ -92,23 +112,22 @@ fuzz_runs() {
 	fi
 	record fuzz-build 0
 	tmp=$(mktemp -d)
+	# JOBS targets at a time (each libFuzzer run takes one core); results
+	# are reported in order once all have run.
+	local -a running=()
 	for name in "${targets[@]}"; do
-		bin=$dir/tests/$name
-		parser=${name#fuzz_}
-		corpus=$ROOT/tests/fuzz/corpus/$parser
-		mkdir -p "$tmp/$name/corpus" "$tmp/$name/artifacts"
-		if [ -d "$corpus" ]; then
-			cp -r "$corpus"/. "$tmp/$name/corpus/"
+		if [ "${#running[@]}" -ge "$JOBS" ]; then
+			wait "${running[0]}"
+			running=("${running[@]:1}")
 		fi
-		args=(-max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048
-			-print_final_stats=1 -artifact_prefix="$tmp/$name/artifacts/")
-		if [ -f "$ROOT/tests/fuzz/$name.dict" ]; then
-			args+=(-dict="$ROOT/tests/fuzz/$name.dict")
-		fi
+		fuzz_one "$dir" "$tmp" "$name" &
+		running+=($!)
+	done
+	wait
+	for name in "${targets[@]}"; do
 		step "fuzz: $name for ${FUZZ_SECONDS}s"
 		n=$((n + 1))
-		if ! (cd "$tmp/$name" && "$bin" "${args[@]}" corpus </dev/null \
-			>"$tmp/$name/log" 2>&1); then
+		if [ "$(cat "$tmp/$name/rc" 2>/dev/null)" != 0 ]; then
 			tail -n 60 "$tmp/$name/log"
 			echo "fuzz: $name FAILED; crashing inputs:" >&2
 			ls -l "$tmp/$name/artifacts/" >&2
