@@ -312,6 +312,18 @@ conn_limit_release(struct conn *c)
 	c->flags &= ~(CF_LIM_CONN | CF_LIM_SESS);
 }
 
+bool
+conn_limit_crowded(const struct listener *li)
+{
+	const struct conn_limits *cl = li->loop->conf.limits;
+	unsigned max;
+
+	if (li->gauge == NULL || cl == NULL || cl->conns.max == 0)
+		return false;
+	max = cl->conns.max;
+	return atomic_load(&cl->conns.cur) >= max - max / 4;
+}
+
 void
 conn_limit_closed(struct loop *l)
 {

@@ -25,6 +25,7 @@
 #define RG_CORE_CONN_LIMIT_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -76,6 +77,9 @@ void conn_limit_grown(struct conn *c);
 /* c's teardown: give back what it counted, but for its place under the
  * fd cap, which waits for the close (loop_close_fd_counted()). */
 void conn_limit_release(struct conn *c);
+/* li counts against the fd cap and the daemon is near it (3/4): accept
+ * one connection at a time. */
+bool conn_limit_crowded(const struct listener *li);
 /* A counted conn's close completed on l: its descriptor is free. */
 void conn_limit_closed(struct loop *l);
 /* Register li's refusal counters (the listener exists, metrics set). */

@@ -41,6 +41,7 @@ static void wake_arm(struct loop *l);
 static void wake_handle(struct loop *l, struct io_uring_cqe *cqe);
 static void accept_arm(struct listener *li);
 static void accept_handle(struct listener *li, struct io_uring_cqe *cqe);
+static bool accept_transient(int err);
 static void accept_failed(struct listener *li, int err);
 static void accept_resumed(struct listener *li);
 static uint64_t accept_due(const struct listener *li);
@@ -540,10 +541,43 @@ accept_arm(struct listener *li)
 	struct io_uring_sqe *sqe = loop_sqe(li->loop);
 
 	/* Accepted sockets inherit TCP_NODELAY from the listener on Linux,
-	 * which the daemon sets, so accept needs no setsockopt of its own. */
-	io_uring_prep_multishot_accept(sqe, li->fd, NULL, NULL, SOCK_CLOEXEC);
+	 * which the daemon sets, so accept needs no setsockopt of its own.
+	 * A multishot accept takes every connection in the backlog, each a
+	 * descriptor, as fast as the kernel can: near the fd cap one at a
+	 * time, so a flood cannot take the reserve before we evict. */
+	li->single = conn_limit_crowded(li);
+	if (li->single)
+		io_uring_prep_accept(sqe, li->fd, NULL, NULL, SOCK_CLOEXEC);
+	else
+		io_uring_prep_multishot_accept(sqe, li->fd, NULL, NULL,
+		    SOCK_CLOEXEC);
 	io_uring_sqe_set_data(sqe, &li->op_accept);
 	li->armed = true;
+	li->cancelling = false;
+}
+
+/* Errors accept(2) passes on from one connection (it went before we took
+ * it, a network error pending on it): the next one may be fine, so no
+ * pause and no episode. */
+static bool
+accept_transient(int err)
+{
+	switch (err) {
+	case ECONNABORTED:
+	case EAGAIN:
+	case EINTR:
+	case EPROTO:
+	case ENETDOWN:
+	case ENOPROTOOPT:
+	case EHOSTDOWN:
+	case ENONET:
+	case EHOSTUNREACH:
+	case EOPNOTSUPP:
+	case ENETUNREACH:
+		return true;
+	default:
+		return false;
+	}
 }
 
 /* accept() failed (EMFILE, ENFILE, ENOBUFS, ENOMEM...): the listener
@@ -620,9 +654,10 @@ accept_handle(struct listener *li, struct io_uring_cqe *cqe)
 	if (!(cqe->flags & IORING_CQE_F_MORE))
 		li->armed = false;
 	if (cqe->res < 0) {
-		if (cqe->res != -ECANCELED && !li->closed)
+		if (cqe->res != -ECANCELED && !li->closed &&
+		    !accept_transient(-cqe->res))
 			accept_failed(li, -cqe->res);
-		return;
+		return; /* transient: listeners_retry() re-arms if it ended */
 	}
 	if (li->closed || l->stopping) {
 		loop_close_fd(l, cqe->res);
@@ -638,9 +673,18 @@ accept_handle(struct listener *li, struct io_uring_cqe *cqe)
 		loop_close_fd(l, cqe->res);
 		return;
 	}
-	if (conn_limit_admit(c) == -1)
-		return; /* closed at a cap */
-	conn_start(c);
+	if (conn_limit_admit(c) == 0)
+		conn_start(c);
+	/* crowded now: stop the multishot accept; listeners_retry() arms a
+	 * single-shot one once its last completion is in */
+	if (li->armed && !li->single && !li->cancelling &&
+	    conn_limit_crowded(li)) {
+		struct io_uring_sqe *sqe = loop_sqe(l);
+
+		io_uring_prep_cancel64(sqe, (uintptr_t)&li->op_accept, 0);
+		io_uring_sqe_set_data64(sqe, 0);
+		li->cancelling = true;
+	}
 }
 
 static void

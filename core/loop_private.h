@@ -125,6 +125,9 @@ struct listener {
 	struct tls_server *tls;
 	struct op op_accept;
 	bool armed, closed;
+	/* near the fd cap the accept is single-shot (one descriptor ahead
+	 * of us at most); cancelling: the multishot one is being stopped */
+	bool single, cancelling;
 	uint64_t retry_at; /* re-arm accept after EMFILE and such */
 	/* PROXY protocol: only these sources, each conn sends a header */
 	const struct net *proxy_nets;
