@@ -924,3 +924,48 @@ on_timeout(struct timer *t, void *arg)
 	rl->retry_at = now + rl->retry_ms;
 	rl_drop(rl, "timeout");
 }
+
+int
+redis_loop_sentinel_check(const char *group, const char *redis,
+    char *const *sentinels, unsigned nsentinels, const char *master_name,
+    const struct cfg_loc *loc, struct cfg_error *err)
+{
+	struct cfg_addr a;
+
+	if (nsentinels == 0) {
+		if (master_name == NULL)
+			return 0;
+		cfg_error_at(err, loc,
+		    "%s.master_name needs %s.sentinels = [\"host:port\", ...]",
+		    group, group);
+		return -1;
+	}
+	if (redis != NULL) {
+		cfg_error_at(err, loc,
+		    "%s.redis and %s.sentinels exclude each other: with "
+		    "sentinels the master is asked for, drop redis",
+		    group, group);
+		return -1;
+	}
+	if (master_name == NULL || master_name[0] == '\0') {
+		cfg_error_at(err, loc,
+		    "%s.sentinels needs %s.master_name (the name in the "
+		    "sentinels' \"sentinel monitor <name> ...\" line)",
+		    group, group);
+		return -1;
+	}
+	if (nsentinels > 16) {
+		cfg_error_at(err, loc, "%s.sentinels: at most 16", group);
+		return -1;
+	}
+	for (unsigned i = 0; i < nsentinels; i++) {
+		if (cfg_parse_addr(sentinels[i], &a) == -1) {
+			cfg_error_at(err, loc,
+			    "%s.sentinels: '%s' must be \"host:port\" with a "
+			    "numeric host",
+			    group, sentinels[i]);
+			return -1;
+		}
+	}
+	return 0;
+}

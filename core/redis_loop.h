@@ -28,6 +28,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct cfg_error;
+struct cfg_loc;
 struct loop;
 struct redis_loop;
 struct redis_loop_req;
@@ -51,6 +53,14 @@ struct redis_loop_conf {
  * "closed"). */
 typedef void redis_loop_cb(void *ctx, const struct redisReply *reply,
     const char *error);
+
+/* Config check for a group that names Redis one way or the other
+ * ("route", "throttle"): sentinels are numeric "host:port", at most 16,
+ * with a master name and without redis; a master name needs sentinels.
+ * 0, or -1 with err set at loc, wording keys as "<group>.<key>". */
+int redis_loop_sentinel_check(const char *group, const char *redis,
+    char *const *sentinels, unsigned nsentinels, const char *master_name,
+    const struct cfg_loc *loc, struct cfg_error *err);
 
 /* A connection for l (nothing is opened yet). NULL with *error_r when the
  * target or a sentinel is malformed, master_name is missing, or memory ran

@@ -164,48 +164,6 @@ static void cache_put(struct route_worker *w, const char *user, uint64_t hash,
 
 /* ---- configuration ---- */
 
-/* Sentinel: numeric "host:port" each, a master name, and not with redis. */
-static int
-route_sentinel_check(const struct route_redis_conf *c, struct cfg_error *err)
-{
-	struct cfg_addr a;
-
-	if (c->nsentinels == 0) {
-		if (c->master_name == NULL)
-			return 0;
-		cfg_error_at(err, &c->loc,
-		    "route.master_name needs route.sentinels = "
-		    "[\"host:port\", ...]");
-		return -1;
-	}
-	if (c->redis != NULL) {
-		cfg_error_at(err, &c->loc,
-		    "route.redis and route.sentinels exclude each other: "
-		    "with sentinels the master is asked for, drop redis");
-		return -1;
-	}
-	if (c->master_name == NULL || c->master_name[0] == '\0') {
-		cfg_error_at(err, &c->loc,
-		    "route.sentinels needs route.master_name (the name in "
-		    "the sentinels' \"sentinel monitor <name> ...\" line)");
-		return -1;
-	}
-	if (c->nsentinels > 16) {
-		cfg_error_at(err, &c->loc, "route.sentinels: at most 16");
-		return -1;
-	}
-	for (unsigned i = 0; i < c->nsentinels; i++) {
-		if (cfg_parse_addr(c->sentinels[i], &a) == -1) {
-			cfg_error_at(err, &c->loc,
-			    "route.sentinels: '%s' must be \"host:port\" with "
-			    "a numeric host",
-			    c->sentinels[i]);
-			return -1;
-		}
-	}
-	return 0;
-}
-
 static bool
 name_ok(const char *s)
 {
@@ -264,7 +222,9 @@ route_conf_check(const struct route_conf *rc, struct cfg_error *err)
 			return -1;
 		}
 	}
-	if (route_sentinel_check(&rc->route, err) == -1)
+	if (redis_loop_sentinel_check("route", rc->route.redis,
+		rc->route.sentinels, rc->route.nsentinels,
+		rc->route.master_name, &rc->route.loc, err) == -1)
 		return -1;
 	if (rc->route.key_prefix != NULL &&
 	    strlen(rc->route.key_prefix) > 128) {

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "core/redis_loop.h"
 #include "throttle/throttle_private.h"
 
 #define F(field) offsetof(struct throttle_conf, field)
@@ -104,50 +105,6 @@ throttle_conf_shared(const struct throttle_conf *cf)
 	return cf->redis != NULL || cf->nsentinels > 0;
 }
 
-/* Sentinel: numeric "host:port" each, a master name, and not with redis
- * (the same rules as route's, proxy/route.c). */
-static int
-sentinel_check(const struct throttle_conf *cf, struct cfg_error *err)
-{
-	struct cfg_addr a;
-
-	if (cf->nsentinels == 0) {
-		if (cf->master_name == NULL)
-			return 0;
-		cfg_error_at(err, &cf->loc,
-		    "throttle.master_name needs throttle.sentinels = "
-		    "[\"host:port\", ...]");
-		return -1;
-	}
-	if (cf->redis != NULL) {
-		cfg_error_at(err, &cf->loc,
-		    "throttle.redis and throttle.sentinels exclude each "
-		    "other: with sentinels the master is asked for, drop "
-		    "redis");
-		return -1;
-	}
-	if (cf->master_name == NULL || cf->master_name[0] == '\0') {
-		cfg_error_at(err, &cf->loc,
-		    "throttle.sentinels needs throttle.master_name (the name "
-		    "in the sentinels' \"sentinel monitor <name> ...\" line)");
-		return -1;
-	}
-	if (cf->nsentinels > 16) {
-		cfg_error_at(err, &cf->loc, "throttle.sentinels: at most 16");
-		return -1;
-	}
-	for (unsigned i = 0; i < cf->nsentinels; i++) {
-		if (cfg_parse_addr(cf->sentinels[i], &a) == -1) {
-			cfg_error_at(err, &cf->loc,
-			    "throttle.sentinels: '%s' must be \"host:port\" "
-			    "with a numeric host",
-			    cf->sentinels[i]);
-			return -1;
-		}
-	}
-	return 0;
-}
-
 int
 throttle_conf_check(const struct throttle_conf *cf, struct cfg_error *err)
 {
@@ -155,7 +112,8 @@ throttle_conf_check(const struct throttle_conf *cf, struct cfg_error *err)
 
 	if (!throttle_conf_enabled(cf))
 		return 0;
-	if (sentinel_check(cf, err) == -1)
+	if (redis_loop_sentinel_check("throttle", cf->redis, cf->sentinels,
+		cf->nsentinels, cf->master_name, &cf->loc, err) == -1)
 		return -1;
 	if (cf->redis != NULL && cf->redis[0] != '/' &&
 	    cfg_parse_addr(cf->redis, &a) == -1) {

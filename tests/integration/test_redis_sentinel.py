@@ -124,6 +124,30 @@ def redis_sentinel(directory, master):
     return p.start()
 
 
+def sentinel_master_port(sentinel):
+    """The master's port as the sentinel names it, or None."""
+    try:
+        r = sentinel.cmd("SENTINEL", "get-master-addr-by-name", MASTER_NAME)
+    except OSError:
+        return None
+    return int(r[1]) if isinstance(r, list) else None
+
+
+def sentinel_has_replica(sentinel, master):
+    """The sentinel sees master as the master and a healthy replica of it
+    (a failover can pick it)."""
+    r = sentinel.cmd("SENTINEL", "replicas", MASTER_NAME)
+    if sentinel_master_port(sentinel) != master.port or \
+            not isinstance(r, list):
+        return False
+    for rep in r:
+        d = dict(zip(rep[::2], rep[1::2]))
+        if ("s_down" not in d.get("flags", "") and
+                d.get("master-link-status") == "ok"):
+            return True
+    return False
+
+
 @unittest.skipUnless((REDIS and SENTINEL) or h.IN_CI,
                      "redis-server or redis-sentinel not installed")
 class TestSentinelRoute(unittest.TestCase):
@@ -193,25 +217,10 @@ class TestSentinelRoute(unittest.TestCase):
                    for r in ("error", "timeout", "down", "unknown_backend"))
 
     def master_port(self):
-        try:
-            r = self.sentinel.cmd("SENTINEL", "get-master-addr-by-name",
-                                  MASTER_NAME)
-        except OSError:
-            return None
-        return int(r[1]) if isinstance(r, list) else None
+        return sentinel_master_port(self.sentinel)
 
     def replicas_known(self, master):
-        """The sentinel sees a healthy replica of master (a failover can
-        pick it)."""
-        r = self.sentinel.cmd("SENTINEL", "replicas", MASTER_NAME)
-        if self.master_port() != master.port or not isinstance(r, list):
-            return False
-        for rep in r:
-            d = dict(zip(rep[::2], rep[1::2]))
-            if ("s_down" not in d.get("flags", "") and
-                    d.get("master-link-status") == "ok"):
-                return True
-        return False
+        return sentinel_has_replica(self.sentinel, master)
 
     def redis_routes(self):
         """A login routed with Redis answering (no fallback counted)."""

@@ -33,6 +33,7 @@ import rs_harness as rs
 from test_gate_front import (BOB, BOB_PW, MASTER, MASTER_PW, PASSWORD,
                              USER, gate_cfg, start_proc, store_cfg)
 from test_redis_sentinel import (MASTER_NAME, REDIS, SENTINEL,
+                                 sentinel_has_replica, sentinel_master_port,
                                  redis_sentinel, redis_server)
 from test_throttle import gate_dir, imap_login, trusted
 
@@ -87,25 +88,10 @@ class TestThrottleSentinel(unittest.TestCase):
 
     # -- helpers
     def master_port(self):
-        try:
-            r = self.sentinel.cmd("SENTINEL", "get-master-addr-by-name",
-                                  MASTER_NAME)
-        except OSError:
-            return None
-        return int(r[1]) if isinstance(r, list) else None
+        return sentinel_master_port(self.sentinel)
 
     def replica_known(self, master):
-        """The sentinel sees a healthy replica of master (a failover can
-        pick it)."""
-        r = self.sentinel.cmd("SENTINEL", "replicas", MASTER_NAME)
-        if self.master_port() != master.port or not isinstance(r, list):
-            return False
-        for rep in r:
-            d = dict(zip(rep[::2], rep[1::2]))
-            if ("s_down" not in d.get("flags", "") and
-                    d.get("master-link-status") == "ok"):
-                return True
-        return False
+        return sentinel_has_replica(self.sentinel, master)
 
     def promoted(self, redis, timeout):
         h.wait_for(lambda: self.master_port() == redis.port,
