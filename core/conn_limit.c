@@ -41,6 +41,8 @@ static bool gauge_take(struct conn_gauge *g);
 static void gauge_give(struct conn_gauge *g);
 static void young_add(struct conn *c);
 static bool evict_one(struct loop *l, struct conn *self);
+static bool evict_elsewhere(struct loop *l, unsigned n);
+static void evict_asked(struct loop *l, void *arg);
 static int over(struct conn *c, int why);
 static void refused_log(struct conn *c, int why);
 
@@ -127,6 +129,7 @@ conn_limits_init(struct conn_limits *cl, const char *daemon,
 		return -1;
 	cl->nofile = nofile;
 	cl->reserve = (unsigned)fd_reserve;
+	cl->slack = cl->reserve / (2 * fds_per_conn);
 	cl->conns.max = cap;
 	if (max_sessions > cap)
 		log_warn(0, "limits.lowered",
@@ -159,6 +162,13 @@ conn_limits_init(struct conn_limits *cl, const char *daemon,
 		return -1;
 	}
 	return 0;
+}
+
+void
+conn_limits_loops(struct conn_limits *cl, struct loop **loops, unsigned n)
+{
+	cl->loops = loops;
+	cl->nloops = n;
 }
 
 static void
@@ -232,11 +242,14 @@ conn_limit_admit(struct conn *c)
 	n = atomic_fetch_add(&cl->conns.cur, 1) + 1;
 	c->flags |= CF_LIM_CONN;
 	young_add(c);
-	if (cl->conns.max != 0 && n > cl->conns.max && !evict_one(c->loop, c)) {
-		metrics_add(c->loop->shard, li->m_limit[LIM_FD], 1);
-		refused_log(c, LIM_FD);
-		conn_abort(c, CR_LIMIT);
-		return -1;
+	if (cl->conns.max != 0 && n > cl->conns.max) {
+		if (!evict_one(c->loop, c) && !evict_elsewhere(c->loop, n)) {
+			metrics_add(c->loop->shard, li->m_limit[LIM_FD], 1);
+			refused_log(c, LIM_FD);
+			conn_abort(c, CR_LIMIT);
+			return -1;
+		}
+		refused_log(c, LIM_EVICT);
 	}
 	if (!gauge_take(&cl->sessions))
 		return over(c, LIM_DAEMON);
@@ -313,12 +326,20 @@ conn_limit_release(struct conn *c)
 }
 
 bool
+conn_limit_governs(const struct listener *li)
+{
+	const struct conn_limits *cl = li->loop->conf.limits;
+
+	return li->gauge != NULL && cl != NULL && cl->conns.max != 0;
+}
+
+bool
 conn_limit_crowded(const struct listener *li)
 {
 	const struct conn_limits *cl = li->loop->conf.limits;
 	unsigned max;
 
-	if (li->gauge == NULL || cl == NULL || cl->conns.max == 0)
+	if (!conn_limit_governs(li))
 		return false;
 	max = cl->conns.max;
 	return atomic_load(&cl->conns.cur) >= max - max / 4;
@@ -397,8 +418,46 @@ evict_one(struct loop *l, struct conn *self)
 		    c->li ? c->li->name : "-", c->peer,
 		    (unsigned long long)(l->now - c->started));
 		conn_abort(c, CR_LIMIT);
-		refused_log(self, LIM_EVICT);
 		return true;
 	}
 	return false;
+}
+
+/* l has nothing young to cut for the n-th connection: while n stays
+ * within the slack, admit it and ask the next worker to cut one of its
+ * own (it passes the request on if it has none either). The reserve
+ * lends the descriptors meanwhile; past the slack, refuse. */
+static bool
+evict_elsewhere(struct loop *l, unsigned n)
+{
+	struct conn_limits *cl = l->conf.limits;
+	struct loop *next;
+
+	if (cl->nloops < 2 || n > cl->conns.max + cl->slack)
+		return false;
+	next = __atomic_load_n(&cl->loops[(l->conf.index + 1) % cl->nloops],
+	    __ATOMIC_ACQUIRE);
+	if (next == NULL)
+		return false;
+	return loop_post(next, evict_asked,
+		   (void *)(uintptr_t)(cl->nloops - 1)) == 0;
+}
+
+/* On another worker's request: cut our oldest young connection while
+ * the daemon is still over its cap, else pass the request on to the
+ * worker after us until every other worker has been asked. */
+static void
+evict_asked(struct loop *l, void *arg)
+{
+	struct conn_limits *cl = l->conf.limits;
+	uintptr_t hops = (uintptr_t)arg;
+	struct loop *next;
+
+	if (atomic_load(&cl->conns.cur) <= cl->conns.max || l->stopping ||
+	    evict_one(l, NULL) || hops <= 1)
+		return;
+	next = __atomic_load_n(&cl->loops[(l->conf.index + 1) % cl->nloops],
+	    __ATOMIC_ACQUIRE);
+	if (next != NULL)
+		(void)loop_post(next, evict_asked, (void *)(hops - 1));
 }

@@ -12,8 +12,11 @@
  *     fds_per_conn over every accepted connection, refusals included: at
  *     it the oldest connection of the worker that has not logged in (a
  *     TLS handshake, a PROXY header, a session before its login command;
- *     never one whose login is on its way) is cut to make room, else the
- *     new one is closed at once. A flood of silent connections thus never
+ *     never one whose login is on its way) is cut to make room; when
+ *     that worker has none, another worker is asked to cut one of its
+ *     own (the new one is admitted over the cap meanwhile, by at most
+ *     `slack`, which the reserve covers), else the new one is closed at
+ *     once. A flood of silent connections thus never
  *     takes the descriptors a login in progress needs, and a new client
  *     always finds a place.
  *
@@ -47,6 +50,9 @@ struct conn_limits {
 	struct conn_gauge conns;    /* every accepted conn; the fd cap */
 	unsigned nofile;	    /* RLIMIT_NOFILE (soft, after raising) */
 	unsigned reserve;	    /* fd_reserve */
+	unsigned slack; /* conns over the fd cap, awaiting another worker */
+	struct loop **loops; /* the workers' (conn_limits_loops()) */
+	unsigned nloops;
 	int m_max, m_fd_cap, m_open, m_nofile; /* gauges (collector) */
 };
 
@@ -58,6 +64,11 @@ struct conn_limits {
 int conn_limits_init(struct conn_limits *cl, const char *daemon,
     uint64_t max_sessions, uint64_t fd_reserve, unsigned fds_per_conn,
     struct metrics *m, const char **error_r);
+
+/* The daemon's loops, slots filled (atomically) by the workers as they
+ * start: where an eviction is asked for when a worker has nothing young
+ * of its own. Set before the workers start. */
+void conn_limits_loops(struct conn_limits *cl, struct loop **loops, unsigned n);
 
 /* -t: what conn_limits_init() would make of this process's hard limit
  * (the daemon raises its soft limit to it), worded into note. 0, or -1
@@ -77,8 +88,11 @@ void conn_limit_grown(struct conn *c);
 /* c's teardown: give back what it counted, but for its place under the
  * fd cap, which waits for the close (loop_close_fd_counted()). */
 void conn_limit_release(struct conn *c);
-/* li counts against the fd cap and the daemon is near it (3/4): accept
- * one connection at a time. */
+/* li's connections count against the fd cap: its accepts must not run
+ * ahead of the count (loop.c keeps a few single-shot ones in flight). */
+bool conn_limit_governs(const struct listener *li);
+/* li is governed and the daemon is near the cap (3/4): accept one
+ * connection at a time. */
 bool conn_limit_crowded(const struct listener *li);
 /* A counted conn's close completed on l: its descriptor is free. */
 void conn_limit_closed(struct loop *l);

@@ -22,6 +22,7 @@
 
 #include "core/admin.h"
 #include "core/config.h"
+#include "core/conn_limit.h"
 #include "core/daemon.h"
 #include "core/log.h"
 #include "core/loop.h"
@@ -211,7 +212,8 @@ worker_main(void *arg)
 		l = NULL;
 	}
 	pthread_mutex_lock(w->lock);
-	d->loops[w->index] = l;
+	/* read by other workers too (conn_limit.c asks them to evict) */
+	__atomic_store_n(&d->loops[w->index], l, __ATOMIC_RELEASE);
 	(*w->ready)++;
 	pthread_cond_signal(w->cond);
 	pthread_mutex_unlock(w->lock);
@@ -399,6 +401,8 @@ daemon_run(struct daemon *d)
 	w = calloc(d->nworkers, sizeof(*w));
 	if (d->loops == NULL || w == NULL)
 		fatal("out of memory");
+	if (d->loop_conf.limits != NULL)
+		conn_limits_loops(d->loop_conf.limits, d->loops, d->nworkers);
 	for (unsigned i = 0; i < d->nworkers; i++) {
 		w[i] = (struct worker){ .d = d,
 			.index = i,
@@ -441,13 +445,19 @@ daemon_run(struct daemon *d)
 		}
 	}
 	daemon_broadcast(d, stop_loop, &stop);
+	/* every worker gone before any loop is freed: a draining one may
+	 * still post to another (an eviction asked for) */
 	for (unsigned i = 0; i < d->nworkers; i++) {
 		pthread_join(w[i].thread, NULL);
 		if (w[i].rc != 0)
 			code = 1;
+	}
+	for (unsigned i = 0; i < d->nworkers; i++) {
 		loop_free(d->loops[i]);
 		d->loops[i] = NULL;
 	}
+	if (d->loop_conf.limits != NULL)
+		conn_limits_loops(d->loop_conf.limits, NULL, 0);
 	free(w);
 	if (d->pid_file)
 		unlink(d->pid_file);

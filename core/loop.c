@@ -29,6 +29,7 @@
 
 #define LOOP_BGID 1
 #define ACCEPT_RETRY_MS 50 /* first pause after an accept failure */
+#define ACCEPT_AHEAD 4	   /* single-shot accepts in flight, under a cap */
 #define ACCEPT_BACKOFF_MAX_MS 1000
 /* accepts without a failure for this long end an episode */
 #define ACCEPT_QUIET_MS 1000
@@ -486,7 +487,8 @@ loop_listen(struct loop *l, int fd, const char *name,
 	}
 	li->next = l->listeners;
 	l->listeners = li;
-	accept_arm(li);
+	/* armed by listeners_retry() before the loop next waits, once the
+	 * caller has said whether the fd cap governs it */
 	return li;
 }
 
@@ -535,25 +537,49 @@ listener_ctx(const struct listener *li)
 	return li->ctx;
 }
 
+/* How many accepts li keeps in the kernel. A multishot accept takes every
+ * connection in the backlog (up to 4096), each a descriptor, as fast as
+ * the kernel can, before we see one of them: only where no fd cap counts
+ * them. Under the cap, ACCEPT_AHEAD single-shot ones, one near it, so at
+ * most (workers x listeners x ACCEPT_AHEAD) descriptors are taken ahead
+ * of the count, well inside the reserve, and eviction keeps up. */
+static unsigned
+accept_want(const struct listener *li)
+{
+	if (!conn_limit_governs(li))
+		return 1;
+	return conn_limit_crowded(li) ? 1 : ACCEPT_AHEAD;
+}
+
 static void
 accept_arm(struct listener *li)
 {
 	struct io_uring_sqe *sqe = loop_sqe(li->loop);
 
 	/* Accepted sockets inherit TCP_NODELAY from the listener on Linux,
-	 * which the daemon sets, so accept needs no setsockopt of its own.
-	 * A multishot accept takes every connection in the backlog, each a
-	 * descriptor, as fast as the kernel can: near the fd cap one at a
-	 * time, so a flood cannot take the reserve before we evict. */
-	li->single = conn_limit_crowded(li);
-	if (li->single)
+	 * which the daemon sets, so accept needs no setsockopt of its own. */
+	if (conn_limit_governs(li))
 		io_uring_prep_accept(sqe, li->fd, NULL, NULL, SOCK_CLOEXEC);
 	else
 		io_uring_prep_multishot_accept(sqe, li->fd, NULL, NULL,
 		    SOCK_CLOEXEC);
 	io_uring_sqe_set_data(sqe, &li->op_accept);
-	li->armed = true;
-	li->cancelling = false;
+	li->accepts++;
+}
+
+/* Stop every accept li has in the kernel (their completions, -ECANCELED,
+ * come back and are counted off). */
+static void
+accept_cancel(struct listener *li)
+{
+	struct io_uring_sqe *sqe;
+
+	if (li->accepts == 0)
+		return;
+	sqe = loop_sqe(li->loop);
+	io_uring_prep_cancel64(sqe, (uintptr_t)&li->op_accept,
+	    IORING_ASYNC_CANCEL_ALL);
+	io_uring_sqe_set_data64(sqe, 0);
 }
 
 /* Errors accept(2) passes on from one connection (it went before we took
@@ -609,12 +635,7 @@ accept_failed(struct listener *li, int err)
 			li->backoff_ms = ACCEPT_BACKOFF_MAX_MS;
 	}
 	li->retry_at = l->now + li->backoff_ms;
-	if (li->armed) { /* a multishot that goes on: stop it for the pause */
-		struct io_uring_sqe *sqe = loop_sqe(l);
-
-		io_uring_prep_cancel64(sqe, (uintptr_t)&li->op_accept, 0);
-		io_uring_sqe_set_data64(sqe, 0);
-	}
+	accept_cancel(li); /* the others would fail alike: pause them all */
 }
 
 /* The episode is over: accepts went ACCEPT_QUIET_MS without a failure
@@ -652,12 +673,12 @@ accept_handle(struct listener *li, struct io_uring_cqe *cqe)
 	struct conn *c;
 
 	if (!(cqe->flags & IORING_CQE_F_MORE))
-		li->armed = false;
+		li->accepts--;
 	if (cqe->res < 0) {
 		if (cqe->res != -ECANCELED && !li->closed &&
 		    !accept_transient(-cqe->res))
 			accept_failed(li, -cqe->res);
-		return; /* transient: listeners_retry() re-arms if it ended */
+		return; /* transient: listeners_retry() re-arms */
 	}
 	if (li->closed || l->stopping) {
 		loop_close_fd(l, cqe->res);
@@ -675,25 +696,19 @@ accept_handle(struct listener *li, struct io_uring_cqe *cqe)
 	}
 	if (conn_limit_admit(c) == 0)
 		conn_start(c);
-	/* crowded now: stop the multishot accept; listeners_retry() arms a
-	 * single-shot one once its last completion is in */
-	if (li->armed && !li->single && !li->cancelling &&
-	    conn_limit_crowded(li)) {
-		struct io_uring_sqe *sqe = loop_sqe(l);
-
-		io_uring_prep_cancel64(sqe, (uintptr_t)&li->op_accept, 0);
-		io_uring_sqe_set_data64(sqe, 0);
-		li->cancelling = true;
-	}
 }
 
 static void
 listeners_retry(struct loop *l)
 {
 	for (struct listener *li = l->listeners; li; li = li->next) {
-		if (!li->armed && !li->closed && li->retry_at <= l->now) {
+		unsigned want = accept_want(li);
+
+		if (!li->closed && li->retry_at <= l->now &&
+		    li->accepts < want) {
 			li->retry_at = 0;
-			accept_arm(li);
+			while (li->accepts < want)
+				accept_arm(li);
 		}
 		if (li->resumed_at != 0 &&
 		    li->resumed_at + ACCEPT_QUIET_MS <= l->now)
@@ -707,12 +722,7 @@ listener_close(struct listener *li)
 	if (li->closed)
 		return;
 	li->closed = true;
-	if (li->armed) {
-		struct io_uring_sqe *sqe = loop_sqe(li->loop);
-
-		io_uring_prep_cancel64(sqe, (uintptr_t)&li->op_accept, 0);
-		io_uring_sqe_set_data64(sqe, 0);
-	}
+	accept_cancel(li);
 	/* The accept op holds its own reference to the socket until its
 	 * cancellation lands, and until then the kernel would keep
 	 * completing handshakes into the backlog. shutdown() stops the
@@ -834,6 +844,7 @@ loop_run(struct loop *l)
 		unsigned head, count = 0;
 		int rc;
 
+		listeners_retry(l); /* new listeners, ended accepts */
 		if (l->drain_deadline &&
 		    (next == 0 || l->drain_deadline < next))
 			next = l->drain_deadline;
@@ -886,7 +897,6 @@ loop_run(struct loop *l)
 		timer_run(l);
 		if (l->drain_deadline && l->drain_deadline <= l->now)
 			drain_expired(l);
-		listeners_retry(l);
 		rearm_pending(l);
 		conn_flush_pending(l);
 		if (l->sweep_at && l->sweep_at <= l->now)

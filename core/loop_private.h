@@ -124,10 +124,12 @@ struct listener {
 	void *ctx;
 	struct tls_server *tls;
 	struct op op_accept;
-	bool armed, closed;
-	/* near the fd cap the accept is single-shot (one descriptor ahead
-	 * of us at most); cancelling: the multishot one is being stopped */
-	bool single, cancelling;
+	bool closed;
+	/* accepts in the kernel, each a descriptor it may take before we
+	 * count it: one multishot on a listener the fd cap does not govern;
+	 * on one it governs, single-shot ones, ACCEPT_AHEAD of them or one
+	 * near the cap (loop.c), so a flood never outruns the count */
+	unsigned accepts;
 	uint64_t retry_at; /* re-arm accept after EMFILE and such */
 	/* PROXY protocol: only these sources, each conn sends a header */
 	const struct net *proxy_nets;
