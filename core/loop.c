@@ -620,6 +620,8 @@ accept_failed(struct listener *li, int err)
 	metrics_add(l->shard, li->m_accept_err, 1);
 	li->refused_accepts++;
 	li->resumed_at = 0;
+	if (li->retry_at > l->now)
+		return; /* another accept in flight failed alike: same pause */
 	if (li->paused_since == 0) {
 		li->paused_since = l->now;
 		li->backoff_ms = ACCEPT_RETRY_MS;
