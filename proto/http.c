@@ -18,10 +18,6 @@
 /* Largest Content-Length we parse; anything bigger is refused anyway. */
 #define HTTP_CL_MAX 1000000000000000LL
 
-static enum http_rc line_next(const char *p, size_t lim, size_t pos,
-    size_t *end_r, size_t *next_r);
-static bool is_tchar(unsigned char c);
-static bool name_is(const char *name, size_t len, const char *lower);
 static enum http_rc request_line(const char *p, size_t len, struct http_req *r);
 static enum http_rc header_line(const char *p, size_t len, struct http_req *r,
     bool *te);
@@ -38,7 +34,7 @@ http_parse_request(const char *p, size_t n, size_t max, struct http_req *r)
 	memset(r, 0, sizeof(*r));
 	r->content_length = -1;
 	for (;;) {
-		rc = line_next(p, lim, pos, &end, &next);
+		rc = http_line_next(p, lim, pos, &end, &next);
 		if (rc == HTTP_AGAIN)
 			return n >= max ? HTTP_TOO_LARGE : HTTP_AGAIN;
 		if (rc != HTTP_OK)
@@ -60,13 +56,11 @@ http_parse_request(const char *p, size_t n, size_t max, struct http_req *r)
 	return HTTP_OK;
 }
 
-/*
- * Find the line starting at pos: *end_r is where its CRLF or LF starts,
- * *next_r the first byte after it. AGAIN if the line is not complete
- * within lim; INVALID on a control byte or a CR not followed by LF.
- */
-static enum http_rc
-line_next(const char *p, size_t lim, size_t pos, size_t *end_r, size_t *next_r)
+/* ---- lexing, shared with http_resp.c --------------------------------- */
+
+enum http_rc
+http_line_next(const char *p, size_t lim, size_t pos, size_t *end_r,
+    size_t *next_r)
 {
 	unsigned char c;
 
@@ -92,18 +86,16 @@ line_next(const char *p, size_t lim, size_t pos, size_t *end_r, size_t *next_r)
 	return HTTP_AGAIN;
 }
 
-/* RFC 9110 tchar: the characters of a method or a header name. */
-static bool
-is_tchar(unsigned char c)
+bool
+http_tchar(unsigned char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
 	    (c >= '0' && c <= '9') ||
 	    (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
 }
 
-/* Case-insensitive ASCII compare of name[0..len) with lowercase lower. */
-static bool
-name_is(const char *name, size_t len, const char *lower)
+bool
+http_token_is(const char *name, size_t len, const char *lower)
 {
 	size_t i;
 
@@ -118,13 +110,15 @@ name_is(const char *name, size_t len, const char *lower)
 	return i == len && lower[i] == '\0';
 }
 
+/* ---- the request head -------------------------------------------------- */
+
 /* method SP request-target SP HTTP-version, nothing else. */
 static enum http_rc
 request_line(const char *p, size_t len, struct http_req *r)
 {
 	size_t i = 0, t;
 
-	while (i < len && is_tchar((unsigned char)p[i]))
+	while (i < len && http_tchar((unsigned char)p[i]))
 		i++;
 	if (i == 0 || i == len || p[i] != ' ')
 		return HTTP_INVALID;
@@ -155,7 +149,7 @@ header_line(const char *p, size_t len, struct http_req *r, bool *te)
 
 	if (++r->nheaders > HTTP_MAX_HEADERS)
 		return HTTP_INVALID;
-	while (i < len && is_tchar((unsigned char)p[i]))
+	while (i < len && http_tchar((unsigned char)p[i]))
 		i++;
 	if (i == 0 || i == len || p[i] != ':')
 		return HTTP_INVALID;
@@ -166,9 +160,9 @@ header_line(const char *p, size_t len, struct http_req *r, bool *te)
 	e = len;
 	while (e > v && (p[e - 1] == ' ' || p[e - 1] == '\t'))
 		e--;
-	if (name_is(p, name_len, "content-length"))
+	if (http_token_is(p, name_len, "content-length"))
 		return content_length(p + v, e - v, r);
-	if (name_is(p, name_len, "transfer-encoding"))
+	if (http_token_is(p, name_len, "transfer-encoding"))
 		*te = true;
 	return HTTP_OK;
 }

@@ -52,4 +52,17 @@ struct http_req {
 enum http_rc http_parse_request(const char *p, size_t n, size_t max,
     struct http_req *r);
 
+/* ---- lexing, for this parser and the response parser (http_resp.c) ---- */
+
+/* The line starting at pos in p[0..lim): *end_r where its CRLF or LF
+ * starts, *next_r the first byte after it. AGAIN when no line end lies
+ * before lim; INVALID on a control byte other than HTAB, or a CR not
+ * followed by LF, wherever the line stops. */
+enum http_rc http_line_next(const char *p, size_t lim, size_t pos,
+    size_t *end_r, size_t *next_r);
+/* RFC 9110 tchar: the characters of a method, a header name, a token. */
+bool http_tchar(unsigned char c);
+/* name[0..len) is lower, ASCII case ignored (lower is lowercase). */
+bool http_token_is(const char *name, size_t len, const char *lower);
+
 #endif

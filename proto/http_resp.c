@@ -18,13 +18,9 @@
 
 #define CL_MAX 1000000000000000LL
 
-static enum http_rc next_line(const char *p, size_t lim, size_t pos,
-    size_t *end_r, size_t *next_r);
-static bool tchar(unsigned char c);
 static enum http_rc status_line(const char *p, size_t len, struct http_resp *r);
 static enum http_rc header(const char *p, size_t len, struct http_resp *r,
     int *conn_r);
-static bool value_is(const char *v, size_t len, const char *lower);
 
 enum http_rc
 http_parse_response(const char *p, size_t n, size_t max, struct http_resp *r)
@@ -36,7 +32,7 @@ http_parse_response(const char *p, size_t n, size_t max, struct http_resp *r)
 	memset(r, 0, sizeof(*r));
 	r->content_length = -1;
 	for (;;) {
-		rc = next_line(p, lim, pos, &end, &next);
+		rc = http_line_next(p, lim, pos, &end, &next);
 		if (rc == HTTP_AGAIN)
 			return n >= max ? HTTP_TOO_LARGE : HTTP_AGAIN;
 		if (rc != HTTP_OK)
@@ -76,41 +72,6 @@ http_resp_header(const struct http_resp *r, const char *name, size_t *len_r)
 	return NULL;
 }
 
-/* The line starting at pos: *end_r where its CRLF or LF starts, *next_r
- * after it. AGAIN when no line end lies before lim. */
-static enum http_rc
-next_line(const char *p, size_t lim, size_t pos, size_t *end_r, size_t *next_r)
-{
-	for (size_t i = pos; i < lim; i++) {
-		unsigned char c = (unsigned char)p[i];
-
-		if (c == '\n') {
-			*end_r = i;
-			*next_r = i + 1;
-			return HTTP_OK;
-		}
-		if (c == '\r') {
-			if (i + 1 == lim)
-				return HTTP_AGAIN;
-			if (p[i + 1] != '\n')
-				return HTTP_INVALID;
-			*end_r = i;
-			*next_r = i + 2;
-			return HTTP_OK;
-		}
-		if ((c < 0x20 && c != '\t') || c == 0x7f)
-			return HTTP_INVALID;
-	}
-	return HTTP_AGAIN;
-}
-
-static bool
-tchar(unsigned char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	    (c >= '0' && c <= '9') || strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
 /* HTTP/1.x SP 3DIGIT [SP reason] */
 static enum http_rc
 status_line(const char *p, size_t len, struct http_resp *r)
@@ -136,7 +97,7 @@ header(const char *p, size_t len, struct http_resp *r, int *conn_r)
 
 	if (p[0] == ' ' || p[0] == '\t')
 		return HTTP_INVALID; /* obs-fold */
-	while (i < len && tchar((unsigned char)p[i]))
+	while (i < len && http_tchar((unsigned char)p[i]))
 		i++;
 	if (i == 0 || i == len || p[i] != ':')
 		return HTTP_INVALID;
@@ -153,7 +114,7 @@ header(const char *p, size_t len, struct http_resp *r, int *conn_r)
 	h->name_len = i;
 	h->value = p + vs;
 	h->value_len = ve - vs;
-	if (i == 14 && strncasecmp(p, "content-length", 14) == 0) {
+	if (http_token_is(p, i, "content-length")) {
 		int64_t v = 0;
 
 		if (r->content_length != -1 || h->value_len == 0)
@@ -166,20 +127,14 @@ header(const char *p, size_t len, struct http_resp *r, int *conn_r)
 			v = v * 10 + (c - '0');
 		}
 		r->content_length = v;
-	} else if (i == 17 && strncasecmp(p, "transfer-encoding", 17) == 0) {
+	} else if (http_token_is(p, i, "transfer-encoding")) {
 		r->chunked = true;
-	} else if (i == 10 && strncasecmp(p, "connection", 10) == 0) {
-		if (value_is(h->value, h->value_len, "close"))
+	} else if (http_token_is(p, i, "connection")) {
+		if (http_token_is(h->value, h->value_len, "close"))
 			*conn_r = 1;
-		else if (value_is(h->value, h->value_len, "keep-alive") &&
+		else if (http_token_is(h->value, h->value_len, "keep-alive") &&
 		    *conn_r == 0)
 			*conn_r = 2;
 	}
 	return HTTP_OK;
-}
-
-static bool
-value_is(const char *v, size_t len, const char *lower)
-{
-	return strlen(lower) == len && strncasecmp(v, lower, len) == 0;
 }
