@@ -18,6 +18,7 @@
 #include <strings.h>
 
 #include "backend/imap_private.h"
+#include "proto/imap_pattern.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "store/maildir.h"
@@ -35,6 +36,7 @@ enum folder_op { OP_CREATE, OP_DELETE, OP_RENAME, OP_SUB, OP_UNSUB };
 #define LIST_SPECIAL 0x01
 #define LIST_SUBSCRIBED 0x02
 #define LIST_LSUB 0x04
+#define LIST_NOTHING 0x08 /* a name no mailbox can have: OK, no lines */
 
 struct mbox_job {
 	struct imap_job base;
@@ -76,12 +78,12 @@ static void list_run(struct pool_job *sj);
 static void status_run(struct pool_job *sj);
 static int output_finish(struct imap_session *s, struct imap_job *job);
 static void reply_error(struct imap_session *s, struct imap_job *job);
-static bool pattern_match(const char *pat, const char *name);
+static bool matches(struct imap_pattern *p, const char *name);
 static void list_line(struct buf *b, const char *verb, unsigned attrs,
     const char *name);
-static void lsub_run(struct mbox_job *job);
-static int lsub_parents(const char *pat, char **subs, size_t n,
-    char ***parents_r, size_t *count_r);
+static void lsub_run(struct mbox_job *job, struct imap_pattern *pat);
+static int lsub_parents(const char *text, struct imap_pattern *pat, char **subs,
+    size_t n, char ***parents_r, size_t *count_r);
 static int cmp_str(const void *a, const void *b);
 
 const struct imap_cmd_def imap_cmds_mailbox[] = {
@@ -170,8 +172,16 @@ check_list(struct imap_session *s, const struct imap_command *cmd)
 		return -1;
 	}
 	if (imap_get_mailbox(s, a, ref, sizeof(ref)) == -1 ||
-	    imap_get_mailbox(s, imap_arg_next(a), pat, sizeof(pat)) == -1)
-		return -1;
+	    imap_get_mailbox(s, imap_arg_next(a), pat, sizeof(pat)) == -1) {
+		if (s->a.refuse == NULL)
+			return -1;
+		/* not modified UTF-7, or longer than any name: it matches
+		 * no mailbox, which is not an error for LIST (RFC 3501
+		 * 6.3.8: NO is for a reference or name it cannot list) */
+		s->a.refuse = NULL;
+		s->a.items |= LIST_NOTHING;
+		ref[0] = pat[0] = '\0';
+	}
 	a = imap_arg_next(imap_arg_next(a));
 	if (a != NULL && !imap_arg_atom_is(a, "RETURN")) {
 		s->error = "Unexpected LIST argument";
@@ -464,6 +474,10 @@ run_list(struct imap_session *s, const struct imap_command *cmd)
 {
 	struct mbox_job *job;
 
+	if (s->a.items & LIST_NOTHING) {
+		imap_reply(s, NULL, "OK Completed");
+		return;
+	}
 	if (s->a.mbox2[0] == '\0') {
 		imap_reply(s, "*", "%s (\\Noselect) \"/\" \"\"",
 		    imap_command_is(cmd, "LSUB") ? "LSUB" : "LIST");
@@ -474,23 +488,11 @@ run_list(struct imap_session *s, const struct imap_command *cmd)
 		imap_job_submit(s, &job->base, list_run);
 }
 
-/* '*' matches anything, '%' anything but the separator. */
+/* LIST wildcards ('*', '%' stopping at '/'): proto/imap_pattern.c. */
 static bool
-pattern_match(const char *pat, const char *name)
+matches(struct imap_pattern *p, const char *name)
 {
-	for (; *pat; pat++, name++) {
-		if (*pat == '*' || *pat == '%') {
-			for (const char *n = name;; n++) {
-				if (pattern_match(pat + 1, n))
-					return true;
-				if (*n == '\0' || (*pat == '%' && *n == '/'))
-					return false;
-			}
-		}
-		if (*pat != *name)
-			return false;
-	}
-	return *name == '\0';
+	return imap_pattern_match(p, name, strlen(name));
 }
 
 static void
@@ -527,21 +529,30 @@ list_run(struct pool_job *sj)
 	const unsigned special = MAILDIR_ATTR_DRAFTS | MAILDIR_ATTR_SENT |
 	    MAILDIR_ATTR_TRASH | MAILDIR_ATTR_JUNK;
 	struct maildir_folder *list = NULL;
+	struct imap_pattern *pat;
 	size_t n = 0;
 
 	errno = 0;
+	pat = imap_pattern_new(job->name2, strlen(job->name2), '/');
+	if (pat == NULL) {
+		job->base.err = ENOMEM;
+		job->base.errtext = "out of memory";
+		return;
+	}
 	if (job->items & LIST_LSUB) {
-		lsub_run(job);
+		lsub_run(job, pat);
+		imap_pattern_free(pat);
 		return;
 	}
 	if (maildir_list(job->maildir, &list, &n, &job->base.errtext) == -1) {
 		job->base.err = errno ? errno : EIO;
+		imap_pattern_free(pat);
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
 		unsigned attrs = list[i].attrs;
 
-		if (!pattern_match(job->name2, list[i].name))
+		if (!matches(pat, list[i].name))
 			continue;
 		if ((job->items & LIST_SPECIAL) && !(attrs & special))
 			continue;
@@ -553,6 +564,7 @@ list_run(struct pool_job *sj)
 		list_line(&job->base.out, "LIST", attrs, list[i].name);
 	}
 	maildir_list_free(list, n);
+	imap_pattern_free(pat);
 }
 
 static int
@@ -567,18 +579,18 @@ cmp_str(const void *a, const void *b)
  * subscribed name the pattern does not match itself, that do match and
  * are not subscribed, sorted and unique into *parents_r. */
 static int
-lsub_parents(const char *pat, char **subs, size_t n, char ***parents_r,
-    size_t *count_r)
+lsub_parents(const char *text, struct imap_pattern *pat, char **subs, size_t n,
+    char ***parents_r, size_t *count_r)
 {
 	char **v = NULL, **nv, pfx[IMAP_MBOX_MAX];
 	size_t cap = 0, k = 0, len;
 
 	*parents_r = NULL;
 	*count_r = 0;
-	if (strchr(pat, '%') == NULL)
+	if (strchr(text, '%') == NULL)
 		return 0;
 	for (size_t i = 0; i < n; i++) {
-		if (pattern_match(pat, subs[i]))
+		if (matches(pat, subs[i]))
 			continue;
 		for (const char *slash = strchr(subs[i], '/'); slash != NULL;
 		     slash = strchr(slash + 1, '/')) {
@@ -586,7 +598,7 @@ lsub_parents(const char *pat, char **subs, size_t n, char ***parents_r,
 				break;
 			memcpy(pfx, subs[i], len);
 			pfx[len] = '\0';
-			if (!pattern_match(pat, pfx))
+			if (!matches(pat, pfx))
 				continue;
 			if (k == cap) {
 				cap = cap ? cap * 2 : 8;
@@ -611,7 +623,7 @@ fail:
 }
 
 static void
-lsub_run(struct mbox_job *job)
+lsub_run(struct mbox_job *job, struct imap_pattern *pat)
 {
 	char **subs = NULL, **parents = NULL, **sorted = NULL;
 	size_t n = 0, np = 0;
@@ -622,9 +634,9 @@ lsub_run(struct mbox_job *job)
 		return;
 	}
 	for (size_t i = 0; i < n; i++)
-		if (pattern_match(job->name2, subs[i]))
+		if (matches(pat, subs[i]))
 			list_line(&job->base.out, "LSUB", 0, subs[i]);
-	if (lsub_parents(job->name2, subs, n, &parents, &np) == -1 ||
+	if (lsub_parents(job->name2, pat, subs, n, &parents, &np) == -1 ||
 	    (sorted = calloc(n + 1, sizeof(*sorted))) == NULL) {
 		job->base.err = ENOMEM;
 		job->base.errtext = "out of memory";

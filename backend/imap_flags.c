@@ -70,10 +70,8 @@ parse_one(struct imap_session *s, const struct imap_arg *f,
 		fl->flags |= system_flags[i].bit & MAILDIR_FLAGS_STORED;
 		return 0;
 	}
-	if (imap_arg_is_nil(f)) {
-		s->error = "NIL is not a flag (no flags is an empty list)";
-		return -1;
-	}
+	/* "NIL" is an atom, so a keyword like any other (RFC 3501's
+	 * flag-keyword); no flags at all is an empty list */
 	for (i = 0; i < f->len; i++)
 		if (!maildir_keyword_valid(f->ptr + i, 1)) {
 			s->error = "Invalid character in keyword";

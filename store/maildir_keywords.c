@@ -58,8 +58,6 @@ maildir_keyword_valid(const char *name, size_t len)
 
 	if (len == 0 || len > MAILDIR_KEYWORD_LEN_MAX)
 		return false;
-	if (len == 3 && strncasecmp(name, "NIL", 3) == 0)
-		return false;
 	for (i = 0; i < len; i++)
 		if (!atom_char((unsigned char)name[i]))
 			return false;

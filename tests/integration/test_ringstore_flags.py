@@ -304,8 +304,7 @@ class TestKeywords(FlagsCase):
         lines = self.command(s, f, b"E3", b"STORE 1 +FLAGS.SILENT ()")
         self.assertEqual(lines, [b"E3 OK STORE completed\r\n"])
         # syntax errors: BAD, nothing changed
-        bad = [b"STORE 1 +FLAGS NIL", b"STORE 1 +FLAGS (NIL)",
-               b"STORE 1 FLAGS nil", b"STORE 1 +FLAGS",
+        bad = [b"STORE 1 +FLAGS",
                b"STORE 1 +FLAGS (\\Seen) $x", b"STORE 1 +FLAGS (\"q\")",
                b"STORE 1 +FLAGS (a]b)", b"STORE 1 +FLAGS (a%b)",
                b"STORE 1 +FLAGS (a*b)", b"STORE 1 +FLAGS (\\Bogus)",
@@ -332,6 +331,16 @@ class TestKeywords(FlagsCase):
         lines = self.command(s, f, b"E4", b"STORE 1 FLAGS ()")
         self.assertEqual(lines, [b"* 1 FETCH (FLAGS ())\r\n",
                                  b"E4 OK STORE completed\r\n"])
+        # NIL is an atom, so a keyword (RFC 3501 flag-keyword = atom)
+        lines = self.command(s, f, b"N1", b"STORE 1 +FLAGS NIL")
+        self.assertEqual(lines[-2:], [b"* 1 FETCH (FLAGS (NIL))\r\n",
+                                      b"N1 OK STORE completed\r\n"])
+        # a new keyword: FLAGS and PERMANENTFLAGS announced first
+        self.assertIn(b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen "
+                      b"\\Draft $k NIL)\r\n", lines)
+        lines = self.command(s, f, b"N2", b"STORE 1 -FLAGS (NIL)")
+        self.assertEqual(lines, [b"* 1 FETCH (FLAGS ())\r\n",
+                                 b"N2 OK STORE completed\r\n"])
         # \Recent cannot be stored: accepted, ignored
         lines = self.command(s, f, b"R", b"STORE 1 +FLAGS (\\Recent)")
         self.assertEqual(lines, [b"* 1 FETCH (FLAGS ())\r\n",
@@ -403,8 +412,11 @@ class TestKeywords(FlagsCase):
         self.append(m, "Trash", message(8), "(\\Flagged %s)" % ("z" * 200))
         m.select("Trash")
         self.assertEqual(self.fetch_flags(m), [{"\\Flagged"}])
-        with self.assertRaises(imaplib.IMAP4.error):
-            m.append("INBOX", "(NIL)", None, message(9))
+        # NIL is a keyword like any other
+        uid = self.append(m, "INBOX", message(9), "(NIL)")
+        m.select("INBOX")
+        typ, data = m.uid("FETCH", str(uid), "(FLAGS)")
+        self.assertEqual(flags_in(data[0]) - {"\\Recent"}, {"NIL"})
 
     def test_copy_move_into_other_letters(self):
         m = self.m
