@@ -187,6 +187,10 @@ check_list(struct imap_session *s, const struct imap_command *cmd)
 		s->error = "Unexpected LIST argument";
 		return -1;
 	}
+	/* an empty mailbox name asks for the delimiter and the root name
+	 * whatever the reference (RFC 3501 6.3.8); one namespace, root "" */
+	if (pat[0] == '\0')
+		ref[0] = '\0';
 	if (snprintf(s->a.mbox2, sizeof(s->a.mbox2), "%s%s", ref, pat) >=
 	    (int)sizeof(s->a.mbox2)) {
 		s->error = "Pattern too long";

@@ -156,6 +156,22 @@ class TestNames(FolderCase):
         typ, data = m.lsub('""', '"' + "*" * 60 + 'x"')
         self.assertEqual((typ, data), ("OK", [None]))
 
+    def test_list_empty_name_gives_delimiter(self):
+        """LIST ref "" gives the delimiter and the root name, whatever
+        the reference (RFC 3501 6.3.8); one namespace, so the root is
+        ""."""
+        m = self.login()
+        self.ok(m.create("a/b"))
+        for ref in ('""', '"a/b"', '"a/"', '"nonexistent"'):
+            typ, data = m.list(ref, '""')
+            self.assertEqual((typ, data), ("OK", [b'(\\Noselect) "/" ""']),
+                             ref)
+        # a non-empty name is still joined to the reference
+        typ, data = m.list('"a/"', '"%"')
+        self.assertEqual(typ, "OK")
+        self.assertEqual([d for d in data if d],
+                         [b'(\\HasNoChildren) "/" a/b'])
+
     def test_invalid_names_answered_no(self):
         s, f = self.raw(login=True)
         bad = [b'"a&Jjo!"', b'"&AGE"', b'"x&-&ZeVnLIqe"',
