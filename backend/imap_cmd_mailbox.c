@@ -452,8 +452,8 @@ folder_run(struct pool_job *sj)
 		break;
 	case OP_SUB:
 	case OP_UNSUB:
-		rc = maildir_subscribe(job->maildir, job->name,
-		    job->op == OP_SUB, e);
+		rc = maildir_subscribe_limited(job->maildir, job->name,
+		    job->op == OP_SUB, &job->lim, e);
 		break;
 	}
 	if (rc == -1)

@@ -223,6 +223,14 @@ int maildir_status(const char *maildir, const char *name,
 int maildir_subscribe(const char *maildir, const char *name, bool subscribe,
     const char **error_r);
 
+/* The same within lim (NULL or 0: no limit): a new subscription fails with
+ * ENAMETOOLONG past lim->max_name bytes and with EMLINK when INBOX plus
+ * lim->max_folders names are subscribed already (names need not exist,
+ * so without a cap one user could grow the file, rewritten whole on every
+ * change, without end). Removing always works. */
+int maildir_subscribe_limited(const char *maildir, const char *name,
+    bool subscribe, const struct maildir_limits *lim, const char **error_r);
+
 /* The subscribed names, in file order. Free with maildir_strings_free(). */
 int maildir_subscriptions(const char *maildir, char ***names_r, size_t *count_r,
     const char **error_r);

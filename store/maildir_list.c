@@ -296,9 +296,17 @@ int
 maildir_subscribe(const char *maildir, const char *name, bool subscribe,
     const char **error_r)
 {
+	return maildir_subscribe_limited(maildir, name, subscribe, NULL,
+	    error_r);
+}
+
+int
+maildir_subscribe_limited(const char *maildir, const char *name, bool subscribe,
+    const struct maildir_limits *lim, const char **error_r)
+{
 	char entry[PATH_MAX], norm[PATH_MAX], path[PATH_MAX], **v = NULL;
 	size_t n = 0, i;
-	int lock, ret = -1;
+	int lock, ret = -1, err = 0;
 	bool changed = false;
 
 	if (md_name_to_entry(name, entry, sizeof(entry), norm, error_r) == -1)
@@ -314,6 +322,19 @@ maildir_subscribe(const char *maildir, const char *name, bool subscribe,
 		goto out;
 	for (i = 0; i < n && strcmp(v[i], norm) != 0; i++)
 		;
+	if (subscribe && i == n && lim != NULL && lim->max_name != 0 &&
+	    strlen(norm) > lim->max_name) {
+		err = ENAMETOOLONG;
+		*error_r = "Mailbox name too long";
+		goto out;
+	}
+	/* INBOX and max_folders folders, each may be subscribed */
+	if (subscribe && i == n && lim != NULL && lim->max_folders != 0 &&
+	    n >= (size_t)lim->max_folders + 1) {
+		err = EMLINK;
+		*error_r = "Too many subscriptions";
+		goto out;
+	}
 	if (subscribe && i == n) {
 		char **nv = reallocarray(v, n + 1, sizeof(*v));
 
@@ -334,10 +355,12 @@ maildir_subscribe(const char *maildir, const char *name, bool subscribe,
 		goto out;
 	ret = 0;
 out:
-	if (ret == -1)
+	if (ret == -1 && err == 0)
 		*error_r = "cannot update subscriptions";
 	maildir_strings_free(v, n);
 	close(lock);
+	if (err != 0)
+		errno = err;
 	return ret;
 }
 

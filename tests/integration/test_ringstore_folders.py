@@ -14,7 +14,10 @@ Issue 9, bug 4 and items 5 and 8, through imaplib and raw sockets:
   selected folder;
 - limits.folders_max, folder_depth_max and folder_name_max: CREATE and
   RENAME beyond them answer NO [LIMIT] and change nothing; sessions
-  creating at once overshoot by at most one folder each.
+  creating at once overshoot by at most one folder each; SUBSCRIBE keeps to
+  INBOX + folders_max names of at most folder_name_max bytes;
+- LIST patterns full of wildcards cost linear time; LIST ref "" gives the
+  delimiter.
 """
 
 import base64
@@ -263,6 +266,21 @@ class TestCountLimit(FolderCase):
         self.assertEqual(self.count(), 20)
         self.assertIn("p/q", self.folders(m))
 
+    def test_subscriptions_bounded(self):
+        """Names need not exist to be subscribed, so the list has the
+        folder cap too (INBOX + folders_max names): a user cannot grow
+        the file, rewritten whole on every change, without end."""
+        m = self.login()  # subscribes INBOX and the four defaults
+        for k in range(16):
+            self.ok(m.subscribe("nosuch%02d" % k))
+        self.no(m.subscribe("one-more"), b"LIMIT")
+        self.ok(m.subscribe("nosuch00"))  # already there: fine
+        self.ok(m.unsubscribe("nosuch00"))
+        self.ok(m.subscribe("one-more"))
+        typ, data = m.lsub()
+        self.assertEqual(typ, "OK")
+        self.assertEqual(len([d for d in data if d]), 21)
+
     def test_concurrent_creators_bounded(self):
         sessions = 4
         errors = []
@@ -320,6 +338,9 @@ class TestShapeLimits(FolderCase):
         self.assertEqual(self.entries(), before)
         self.ok(m.rename("a/b", "x"))
         self.assertIn("x/c/d", self.folders(m))
+        # SUBSCRIBE takes no longer name than CREATE
+        self.ok(m.subscribe("s" * 40))
+        self.no(m.subscribe("s" * 41), b"LIMIT")
 
 
 if __name__ == "__main__":

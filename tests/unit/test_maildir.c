@@ -777,6 +777,39 @@ test_user_init_subscriptions(void **state)
 	assert_string_equal(subs[3], "Junk");
 	assert_string_equal(subs[4], "Gone/x");
 	maildir_strings_free(subs, n);
+
+	/* within limits: 5 subscribed = INBOX + 4 folders, the cap */
+	{
+		const struct maildir_limits lim = { .max_folders = 4,
+			.max_name = 8 };
+
+		errno = 0;
+		assert_int_equal(
+		    maildir_subscribe_limited(fx->md, "More", true, &lim, &err),
+		    -1);
+		assert_int_equal(errno, EMLINK);
+		assert_string_equal(err, "Too many subscriptions");
+		/* already subscribed, and removing: always fine */
+		assert_int_equal(maildir_subscribe_limited(fx->md, "Gone/x",
+				     true, &lim, &err),
+		    0);
+		assert_int_equal(maildir_subscribe_limited(fx->md, "Gone/x",
+				     false, &lim, &err),
+		    0);
+		errno = 0;
+		assert_int_equal(maildir_subscribe_limited(fx->md, "123456789",
+				     true, &lim, &err),
+		    -1);
+		assert_int_equal(errno, ENAMETOOLONG);
+		assert_int_equal(maildir_subscribe_limited(fx->md, "12345678",
+				     true, &lim, &err),
+		    0);
+		assert_int_equal(maildir_subscriptions(fx->md, &subs, &n, &err),
+		    0);
+		assert_int_equal(n, 5);
+		assert_string_equal(subs[4], "12345678");
+		maildir_strings_free(subs, n);
+	}
 }
 
 /* ---- crashes ---- */
