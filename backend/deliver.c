@@ -341,20 +341,15 @@ deliver_one(const struct deliver_env *env, struct deliver_msg *msg,
 	if (maildir_user_dir(env->mail_root, r->user, &dir, error_r) == -1 ||
 	    maildir_user_init(dir, error_r) == -1)
 		goto fail;
-	if (r->has_quota) {
-		uint64_t used = 0;
-
-		if (deliver_usage(dir, &used) == -1) {
-			*error_r = "cannot measure the mailbox";
+	if (r->has_quota &&
+	    deliver_quota_check(dir, r->quota,
+		msg->size + (uint64_t)(n1 + n2) + extra, error_r) == -1) {
+		if (errno != EDQUOT)
 			goto fail;
-		}
-		if (used + msg->size + (uint64_t)(n1 + n2) + extra > r->quota) {
-			free(dir);
-			r->reply = REP_QUOTA;
-			r->err = EDQUOT;
-			*error_r = "over quota";
-			return -1;
-		}
+		free(dir);
+		r->reply = REP_QUOTA;
+		r->err = EDQUOT;
+		return -1;
 	}
 	if (maildir_deliver_begin(dir, "INBOX", NULL, &in, error_r) == -1 ||
 	    maildir_deliver_write(in, head, (size_t)(n1 + n2), error_r) == -1 ||
@@ -451,6 +446,24 @@ usage_dir(int parent, const char *sub, uint64_t *bytes)
 			if (de->d_name[0] != '.')
 				*bytes += name_size(de->d_name, dirfd(d));
 		closedir(d);
+	}
+	return 0;
+}
+
+int
+deliver_quota_check(const char *dir, uint64_t quota, uint64_t add,
+    const char **error_r)
+{
+	uint64_t used = 0;
+
+	if (deliver_usage(dir, &used) == -1) {
+		*error_r = "cannot measure the mailbox";
+		return -1;
+	}
+	if (used + add > quota) {
+		errno = EDQUOT;
+		*error_r = "over quota";
+		return -1;
 	}
 	return 0;
 }

@@ -121,4 +121,10 @@ size_t deliver_run(const struct deliver_env *env, struct deliver_msg *msg,
  * quota. 0 or -1 with errno. */
 int deliver_usage(const char *dir, uint64_t *bytes_r);
 
+/* Pool thread: whether add more bytes keep the Maildir at dir within
+ * quota. 0, or -1 with errno EDQUOT ("over quota") or the error that
+ * stopped the count. */
+int deliver_quota_check(const char *dir, uint64_t quota, uint64_t add,
+    const char **error_r);
+
 #endif

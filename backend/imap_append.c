@@ -31,6 +31,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "backend/deliver.h"
 #include "backend/imap_private.h"
 #include "core/log.h"
 #include "store/maildir.h"
@@ -295,7 +296,10 @@ append_run(struct pool_job *sj)
 	struct append_job *job = (struct append_job *)sj;
 
 	errno = 0;
-	if (maildir_deliver(job->maildir, job->name, buf_head(&job->data),
+	if ((job->base.has_quota &&
+		deliver_quota_check(job->maildir, job->base.quota,
+		    buf_used(&job->data), &job->base.errtext) == -1) ||
+	    maildir_deliver(job->maildir, job->name, buf_head(&job->data),
 		buf_used(&job->data), &job->opt, &job->uidvalidity, &job->uid,
 		&job->base.errtext) == -1)
 		job->base.err = errno ? errno : EIO;
@@ -433,7 +437,10 @@ begin_run(struct pool_job *sj)
 	struct imap_append *app = job->app;
 
 	errno = 0;
-	if (maildir_deliver_begin(job->maildir, app->name, &app->opt, &app->in,
+	if ((job->base.has_quota &&
+		deliver_quota_check(job->maildir, job->base.quota, app->size,
+		    &job->base.errtext) == -1) ||
+	    maildir_deliver_begin(job->maildir, app->name, &app->opt, &app->in,
 		&job->base.errtext) == -1)
 		job->base.err = errno ? errno : EIO;
 }

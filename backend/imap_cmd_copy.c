@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/deliver.h"
 #include "backend/imap_private.h"
 #include "core/log.h"
 #include "store/maildir.h"
@@ -29,7 +30,9 @@ struct copy_job {
 	uint32_t *dst;	/* destination UIDs, 0 where the source was gone */
 	size_t n;
 	uint32_t uidvalidity;
-	bool announce; /* the view changes: MOVE, or COPY into itself */
+	bool announce;	     /* the view changes: MOVE, or COPY into itself */
+	const char *maildir; /* the session's, outlives the job */
+	uint64_t bytes;	     /* a COPY adds these to the Maildir (quota) */
 };
 
 static int check_copy(struct imap_session *s, const struct imap_command *cmd);
@@ -96,8 +99,11 @@ run_copy(struct imap_session *s, const struct imap_command *cmd)
 		return;
 	}
 	msgs = maildir_msgs(s->box, &n);
-	for (size_t k = 0; k < nidx; k++)
+	for (size_t k = 0; k < nidx; k++) {
 		job->uids[k] = msgs[idx[k]].uid;
+		job->bytes += msgs[idx[k]].size;
+	}
+	job->maildir = s->maildir;
 	job->n = nidx;
 	free(idx);
 	job->announce = move || maildir_is_folder(s->box, job->dest);
@@ -112,6 +118,13 @@ copy_run(struct pool_job *sj)
 	struct copy_job *job = (struct copy_job *)sj;
 
 	errno = 0;
+	/* a MOVE within the Maildir adds nothing */
+	if (!job->move && job->base.has_quota &&
+	    deliver_quota_check(job->maildir, job->base.quota, job->bytes,
+		&job->base.errtext) == -1) {
+		job->base.err = errno ? errno : EIO;
+		return;
+	}
 	if (maildir_copy(job->base.box, job->uids, job->n, job->dest, job->move,
 		&job->uidvalidity, job->dst, &job->base.errtext) == -1) {
 		job->base.err = errno ? errno : EIO;
@@ -160,6 +173,11 @@ copy_finish(struct imap_session *s, struct imap_job *ij)
 	ij->box = NULL;
 	if (ij->err == ENOENT) {
 		imap_reply(s, NULL, "NO [TRYCREATE] Mailbox does not exist");
+		return 0;
+	}
+	if (ij->err == EDQUOT || ij->err == ENOSPC) {
+		imap_reply(s, NULL, "NO [OVERQUOTA] %s",
+		    ij->err == EDQUOT ? "Over quota" : "Mailbox full");
 		return 0;
 	}
 	if (ij->err) {

@@ -86,6 +86,8 @@ struct imap_args {
 
 struct imap_session {
 	struct rs_worker *w;
+	bool has_quota; /* the passwd entry's quota=, for APPEND and COPY */
+	uint64_t quota;
 	const struct rs_server *srv;
 	const struct listener_conf *lconf;
 	struct conn *c;
@@ -140,6 +142,8 @@ struct imap_job {
 	struct buf out;	     /* untagged output built on the pool */
 	int err;	     /* errno of a failed store call */
 	const char *errtext;
+	bool has_quota; /* the session's user has quota= bytes */
+	uint64_t quota;
 };
 
 /* ---- imap_session.c ---- */

@@ -24,6 +24,7 @@
 #include <strings.h>
 
 #include "auth/auth.h"
+#include "auth/auth_service.h"
 #include "auth/sasl.h"
 #include "backend/imap_private.h"
 #include "core/log.h"
@@ -65,6 +66,7 @@ static const struct conn_handler handler = {
 	.on_close = on_close,
 };
 
+static void prepare(const struct rs_server *srv, struct rs_ready *r);
 static int session_start(struct rs_worker *w, struct conn *c,
     const struct rs_listener *li, struct rs_ready *r, struct buf *rest);
 
@@ -73,6 +75,7 @@ const struct rs_service rs_imap_service = {
 	.name = "imap",
 	.login = &imap_login_proto,
 	.maildir = true,
+	.prepare = prepare,
 	.start = session_start,
 };
 
@@ -110,6 +113,19 @@ rs_worker_session(struct rs_worker *w, uint64_t sid)
 }
 
 /* ---- life cycle ----------------------------------------------------- */
+
+/* On the login lane: the user's entry, for its quota (APPEND and COPY
+ * keep to it like deliveries). The user has proved who they are; an entry
+ * the back end cannot give now only means no quota for this session. */
+static void
+prepare(const struct rs_server *srv, struct rs_ready *r)
+{
+	const char *err = NULL;
+
+	if (auth_lookup(auth_service_users(srv->auth), r->user, &r->entry,
+		&err) != AUTH_LOOKUP_FOUND)
+		auth_entry_unref(&r->entry);
+}
 
 /*
  * The login core handed over c for r->user (rs_login.c): an authenticated
@@ -149,6 +165,10 @@ session_start(struct rs_worker *w, struct conn *c, const struct rs_listener *li,
 	}
 	s->user = r->user;
 	s->maildir = r->dir;
+	if (r->entry != NULL) {
+		s->has_quota = r->entry->has_quota;
+		s->quota = r->entry->quota;
+	}
 	r->user = r->dir = NULL; /* the session's now */
 	table_add(w, s);
 	conn_set_handler(c, &handler, s);
@@ -600,6 +620,8 @@ imap_job_new(struct imap_session *s, size_t size,
 	job->base.flow = job_flow(s);
 	job->w = s->w;
 	job->finish = finish;
+	job->has_quota = s->has_quota;
+	job->quota = s->quota;
 	return job;
 }
 

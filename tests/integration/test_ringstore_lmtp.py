@@ -13,6 +13,7 @@ commands, 10,000 RCPTs, a DATA that never ends, a pipelined transaction
 sent one byte per send (same answers as in one send).
 """
 
+import imaplib
 import os
 import smtplib
 import socket
@@ -210,6 +211,44 @@ class TestLmtpDelivery(LmtpCase):
         self.assertEqual(len(new_files(self.bobdir)), 1)
         self.assertEqual(self.store.metric(
             "ringstore_lmtp_deliveries_total", result="quota"), 1)
+
+    def test_quota_holds_for_imap_append_and_copy(self):
+        """The quota LMTP keeps to holds for what the user adds over IMAP:
+        APPEND (inline and streamed) and COPY answer NO [OVERQUOTA] past
+        it; MOVE adds nothing and works; a user without quota= has no
+        limit."""
+        m = imaplib.IMAP4("127.0.0.1", self.store.port(),
+                          timeout=h.IO_TIMEOUT)
+        self.addCleanup(m.shutdown)
+        m.login(BOB, BOB_PW)
+        one_k = b"Subject: k\r\n\r\n" + b"k" * 1000 + b"\r\n"
+        typ, data = m.append("INBOX", None, None, one_k)
+        self.assertEqual(typ, "OK", data)
+        for size in (5000, 200000):  # inline, and streamed to tmp/
+            typ, data = m.append("INBOX", None, None,
+                                 b"Subject: b\r\n\r\n" + b"b" * size)
+            self.assertEqual(typ, "NO")
+            self.assertIn(b"[OVERQUOTA]", data[0])
+        self.assertEqual(m.select("INBOX"), ("OK", [b"1"]))
+        answers = [m.copy("1", "INBOX")[0] for _ in range(4)]
+        self.assertEqual(answers[:2], ["OK", "OK"])  # 3 KiB used
+        self.assertEqual(answers[3], "NO")
+        typ, data = m.copy("1", "INBOX")
+        self.assertIn(b"[OVERQUOTA]", data[0])
+        m.create("Archive")
+        typ, data = m._simple_command("MOVE", "1:*", "Archive")
+        self.assertEqual(typ, "OK", data)
+        # nothing half-written anywhere
+        self.assertEqual(
+            [n for n in os.listdir(os.path.join(self.bobdir, "tmp"))], [])
+        # the demo user has no quota=
+        d = imaplib.IMAP4("127.0.0.1", self.store.port(),
+                          timeout=h.IO_TIMEOUT)
+        self.addCleanup(d.shutdown)
+        d.login(rs.DEMO_USER, rs.DEMO_PASSWORD)
+        typ, data = d.append("INBOX", None, None, b"x: y\r\n\r\n" +
+                             b"z" * 200000)
+        self.assertEqual(typ, "OK", data)
 
     def test_idle_wakes_on_delivery(self):
         s, f = rs.raw_connect(self, self.store.port())
