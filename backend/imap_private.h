@@ -86,8 +86,6 @@ struct imap_args {
 
 struct imap_session {
 	struct rs_worker *w;
-	bool has_quota; /* the passwd entry's quota=, for APPEND and COPY */
-	uint64_t quota;
 	const struct rs_server *srv;
 	const struct listener_conf *lconf;
 	struct conn *c;
@@ -114,6 +112,8 @@ struct imap_session {
 	/* after login */
 	char *user;
 	char *maildir;
+	bool has_quota; /* the passwd entry's quota=, for APPEND and COPY */
+	uint64_t quota;
 	/* selected */
 	struct maildir *box;
 	bool readonly;
